@@ -1,0 +1,118 @@
+"""`cnnc`: the command line. Each subcommand lives in `cnnc/commands/<name>.py`.
+
+Exit codes everywhere: 0 success, 1 an error in the user's program or data (with diagnostics),
+2 wrong command-line usage, 70 an internal error (a bug in cnnc: said so, with a saved report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import tempfile
+import traceback
+
+from cnnc.commands.common import INTERNAL_ERROR, OK, USAGE_ERROR, USER_ERROR, UsageError
+
+COMMANDS = (
+    ("check", "check"),
+    ("summary", "summary"),
+    ("fmt", "fmt"),
+    ("explain", "explain"),
+    ("compile", "compile"),
+    ("render", "render"),
+    ("zoo", "zoo"),
+    ("space", "space"),
+    ("search", "search"),
+    ("search-report", "search_report"),
+)
+
+DESCRIPTION = """\
+cnnc compiles .cnn network descriptions: it checks shapes, counts parameters, MACs, memory and
+receptive fields, lowers networks to PyTorch, draws them, and searches over families of them.
+
+examples:
+  cnnc check zoo/vgg16.cnn
+  cnnc summary resnet50 --depth 1
+  cnnc summary zoo/alexnet_2012.cnn --arg towers=2 --format json
+  cnnc fmt my_net.cnn --check
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnnc", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cnnc {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS:
+        try:
+            module = importlib.import_module(f"cnnc.commands.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"cnnc.commands.{module_name}":
+                continue  # not built yet
+            raise
+        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.configure(p)
+        p.set_defaults(run=module.run)
+    return parser
+
+
+def _version() -> str:
+    from cnnc import __version__
+
+    return __version__
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return USAGE_ERROR
+    return run_command(args)
+
+
+def run_command(args) -> int:
+    from cnnc.api import InternalError
+    from cnnc.commands.common import print_diagnostics
+    from cnnc.dsl.diagnostics import CnncError
+
+    try:
+        return args.run(args)
+    except CnncError as exc:
+        print_diagnostics(exc.diagnostics, args)
+        usage = all(d.code in ("E0202", "E0205") and d.span is None for d in exc.diagnostics)
+        return USAGE_ERROR if usage else USER_ERROR
+    except UsageError as exc:
+        print(f"cnnc {args.command}: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return OK
+    except InternalError as exc:
+        return internal_error(exc, exc.dump)
+    except Exception as exc:  # a bug in cnnc: say so, save a report, no traceback
+        if os.environ.get("CNNC_DEBUG"):
+            raise
+        return internal_error(exc, "")
+
+
+def internal_error(exc: BaseException, dump: str) -> int:
+    report = "".join(traceback.format_exception(exc))
+    if dump:
+        report += "\n--- IR dump ---\n" + dump
+    fd, path = tempfile.mkstemp(prefix="cnnc-internal-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        f.write(report)
+    print(f"internal error: {exc}", file=sys.stderr)
+    print("this is a bug in cnnc, not in your file; please report it with the saved details:", file=sys.stderr)
+    print(f"  {path}", file=sys.stderr)
+    return INTERNAL_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

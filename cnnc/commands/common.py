@@ -1,0 +1,82 @@
+"""What the subcommands share: program arguments, diagnostics output, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+OK, USER_ERROR, USAGE_ERROR, INTERNAL_ERROR = 0, 1, 2, 70
+
+
+class UsageError(Exception):
+    """Wrong command-line usage (exit 2)."""
+
+
+def add_program_args(p: argparse.ArgumentParser, input_option: bool = True) -> None:
+    p.add_argument("file", help="a .cnn file, or a zoo model's name (`resnet50`)")
+    p.add_argument("--network", "-n", metavar="NAME", help="which network of the file (default: the file's "
+                   "own name, or its only network)")
+    p.add_argument("--arg", "-a", action="append", default=[], metavar="NAME=VALUE",
+                   help="an argument of a parameterised network, in .cnn syntax (repeatable): "
+                   "--arg towers=2 --arg depths=[3,4,6,3]")
+    if input_option:
+        p.add_argument("--input", "-i", metavar="C,H,W", type=parse_shape,
+                       help="override the declared input shape, e.g. 3,256,256")
+
+
+def add_format_arg(p: argparse.ArgumentParser, choices, default: str) -> None:
+    p.add_argument("--format", "-f", choices=choices, default=default, help=f"output format (default: {default})")
+
+
+def add_color_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour diagnostics (default: auto, when writing to a terminal)")
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(part) for part in text.replace("x", ",").replace("×", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected C,H,W such as 3,224,224, but got {text!r}") from None
+    if len(dims) not in (1, 3) or any(d <= 0 for d in dims):
+        raise argparse.ArgumentTypeError(f"expected C,H,W of positive integers, but got {text!r}")
+    return dims
+
+
+def use_color(args) -> bool:
+    choice = getattr(args, "color", "auto")
+    if choice == "auto":
+        return sys.stderr.isatty() and "NO_COLOR" not in os.environ
+    return choice == "always"
+
+
+def print_diagnostics(diagnostics, args, style: str | None = None) -> None:
+    """Diagnostics to stderr (full, concise) — or stdout as JSON when `--format json` asked for it."""
+    from cnnc.dsl.diagnostics import render
+
+    if not diagnostics:
+        return
+    style = style or ("json" if getattr(args, "format", "") == "json" else getattr(args, "diagnostics", "full"))
+    text = render(diagnostics, style=style, color=use_color(args) and style == "full")
+    print(text, file=sys.stderr)
+
+
+def elaborate_from_args(args, decider=None):
+    """Parse and elaborate the program named by the command line; raises CnncError on syntax errors."""
+    from cnnc.api import elaborate_file, parse_arg_values
+
+    values = parse_arg_values(getattr(args, "arg", ()))
+    return elaborate_file(args.file, args.network, values, getattr(args, "input", None), decider)
+
+
+def graph_from_args(args):
+    """The shaped graph, or CnncError with every error; warnings go to stderr."""
+    from cnnc.dsl.diagnostics import CnncError
+
+    result = elaborate_from_args(args)
+    errors = [d for d in result.diagnostics if d.is_error]
+    if errors:
+        raise CnncError(*result.diagnostics)
+    print_diagnostics(result.diagnostics, args, style="full" if getattr(args, "format", "") == "json" else None)
+    return result.graph

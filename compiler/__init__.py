@@ -1,0 +1,1 @@
+"""AST → shaped graph IR, its analyses, and its lowerings (torch, graphviz)."""

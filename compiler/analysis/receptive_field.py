@@ -1,0 +1,93 @@
+"""Receptive fields over the whole graph, not just a chain.
+
+Per spatial axis, each node gets the standard recurrence's size r, jump j and start s:
+    j' = j·S,  r' = r + (K − 1)·j,  s' = s + ((K − 1)/2 − P)·j
+with K the dilated kernel. Where paths meet (concat, add, mul) the sizes differ: the result keeps the
+smallest and the largest (`r_min`, `r_max`) — a ResNet block's skip path sees less than its main path.
+Global ops (global pooling, Linear, Flatten of a map) see every input position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cnnc.compiler.ir import Graph, Node
+from cnnc.compiler.ops import GLOBAL
+from cnnc.compiler.types import is_error
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    r_min: int
+    r_max: int
+    jump: int
+    start: float
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """Receptive field of one node, along height and width (input pixels)."""
+
+    h: Axis
+    w: Axis
+
+    @property
+    def size(self) -> int:
+        return max(self.h.r_max, self.w.r_max)
+
+    @property
+    def size_min(self) -> int:
+        return max(self.h.r_min, self.w.r_min)
+
+
+def receptive_fields(graph: Graph) -> dict[int, Field]:
+    out: dict[int, Field] = {}
+    for n in graph.nodes_in_order():
+        out[n.id] = _field(graph, n, out)
+    return out
+
+
+def _field(graph: Graph, n: Node, done: dict[int, Field]) -> Field:
+    if n.op == "Input" or not n.inputs:
+        return Field(Axis(1, 1, 1, 0.5), Axis(1, 1, 1, 0.5))
+    ins = [done[i] for i in n.inputs]
+    if len(ins) > 1:
+        return Field(_meet([f.h for f in ins]), _meet([f.w for f in ins]))
+    (inp,) = ins
+    if is_error(n.type) or n.spec.rf is None:
+        return _flatten_global(graph, n, inp) if n.op == "Flatten" else inp
+    step = n.spec.rf(n.args, tuple(graph.node(i).type for i in n.inputs))
+    if step == GLOBAL:
+        return _global(graph, n, inp)
+    return Field(_step(inp.h, step.kernel[0], step.stride[0], step.padding[0]),
+                 _step(inp.w, step.kernel[1], step.stride[1], step.padding[1]))
+
+
+def _step(a: Axis, k: int, s: int, p: int) -> Axis:
+    return Axis(a.r_min + (k - 1) * a.jump, a.r_max + (k - 1) * a.jump, a.jump * s, a.start + ((k - 1) / 2 - p) * a.jump)
+
+
+def _meet(axes: list[Axis]) -> Axis:
+    widest = max(axes, key=lambda a: a.r_max)
+    return Axis(min(a.r_min for a in axes), widest.r_max, max(a.jump for a in axes), widest.start)
+
+
+def _global(graph: Graph, n: Node, inp: Field) -> Field:
+    t = graph.node(n.inputs[0]).type
+    if is_error(t) or t.rank != 3:
+        return inp
+    _, height, width = t.shape
+    return Field(_cover(inp.h, height), _cover(inp.w, width))
+
+
+def _cover(a: Axis, size: int) -> Axis:
+    """Every one of `size` positions, `jump` apart: r + (size − 1)·j."""
+    return Axis(a.r_min + (size - 1) * a.jump, a.r_max + (size - 1) * a.jump, a.jump * size,
+                a.start + (size - 1) / 2 * a.jump)
+
+
+def _flatten_global(graph: Graph, n: Node, inp: Field) -> Field:
+    t = graph.node(n.inputs[0]).type
+    if is_error(t) or t.rank != 3 or t.shape[1:] == (1, 1):
+        return inp
+    return _global(graph, n, inp)

@@ -1,0 +1,129 @@
+"""Graph → Summary: per node and in total, the figures `cnnc summary` prints.
+
+`Summary` is DESIGN.md's JSON contract: network, input, output, params, macs, activations, layers.
+Rows stop at the first node whose shape could not be inferred (`failed_at` names it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cnnc.compiler.analysis.counts import macs, params
+from cnnc.compiler.analysis.memory import DTYPE_BYTES, activations
+from cnnc.compiler.analysis.receptive_field import receptive_fields
+from cnnc.compiler.ir import Graph
+from cnnc.compiler.types import is_error
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    name: str
+    op: str
+    shape: tuple[int, ...] | None  # None where inference failed
+    params: int
+    macs: int
+    activations: int  # elements materialised (batch 1)
+    rf: int  # receptive-field side (largest over paths and axes), input pixels
+    rf_min: int  # the smallest over the paths that meet here
+    node_count: int = 1  # > 1 for a group row (`--depth`)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    network: str
+    input: tuple[int, ...] | None
+    output: tuple[int, ...] | None
+    params: int
+    macs: int
+    activations: int
+    layers: tuple[Row, ...]
+    dtype: str = "float32"
+    failed_at: str | None = None
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def activation_bytes(self) -> int:
+        return self.activations * DTYPE_BYTES[self.dtype]
+
+    @property
+    def training_bytes(self) -> int:
+        """Forward activations kept for the backward pass roughly double the need (the lecture's ×2)."""
+        return 2 * self.activation_bytes
+
+    def to_json(self) -> dict:
+        return {
+            "network": self.network,
+            "input": list(self.input) if self.input else None,
+            "output": list(self.output) if self.output else None,
+            "batch": 1,
+            "dtype": self.dtype,
+            "params": self.params,
+            "macs": self.macs,
+            "flops": self.flops,
+            "activations": self.activations,
+            "activation_bytes": self.activation_bytes,
+            "training_activation_bytes": self.training_bytes,
+            "failed_at": self.failed_at,
+            "layers": [
+                {"name": r.name, "op": r.op, "shape": list(r.shape) if r.shape else None, "params": r.params,
+                 "macs": r.macs, "activations": r.activations, "rf": r.rf, "rf_min": r.rf_min,
+                 **({"nodes": r.node_count} if r.node_count > 1 else {}),
+                 **({"error": r.error} if r.error else {})}
+                for r in self.layers
+            ],
+        }
+
+
+def summarize(graph: Graph, dtype: str = "float32") -> Summary:
+    p, m, a, rf = params(graph), macs(graph), activations(graph), receptive_fields(graph)
+    rows, failed = [], None
+    for n in graph.nodes_in_order():
+        if is_error(n.type):
+            if n.error is not None and failed is None:
+                failed = n.name
+                rows.append(Row(n.name, n.op, None, 0, 0, 0, 0, 0, error=n.error))
+            continue
+        rows.append(Row(n.name, n.op, n.type.shape, p[n.id], m[n.id], a[n.id], rf[n.id].size, rf[n.id].size_min))
+    out = graph.output_type
+    return Summary(
+        network=graph.network,
+        input=graph.input_type.shape if graph.input_type else None,
+        output=None if is_error(out) else out.shape,
+        params=sum(p.values()),
+        macs=sum(m.values()),
+        activations=sum(a.values()),
+        layers=tuple(rows),
+        dtype=dtype,
+        failed_at=failed,
+    )
+
+
+def group(summary: Summary, graph: Graph, depth: int) -> tuple[Row, ...]:
+    """Rows merged by label path to `depth + 1` parts, for nodes inside blocks and sequences.
+
+    `--depth 0` shows a network's stages (`layer1`), `--depth 1` their blocks (`layer1.0`). A group's
+    shape and receptive field are its last node's; its counts are sums.
+    """
+    titles = {".".join(path): s.title for path, s in graph.scopes.items()}
+    out: list[Row] = []
+    keys: list[str] = []
+    for row in summary.layers:
+        parts = row.name.split(".")
+        key = ".".join(parts[: depth + 1])
+        if len(parts) <= depth + 1 or key not in titles:
+            out.append(row)
+            keys.append(row.name)
+            continue
+        if keys and keys[-1] == key:
+            prev = out[-1]
+            out[-1] = Row(key, prev.op, row.shape, prev.params + row.params, prev.macs + row.macs,
+                          prev.activations + row.activations, row.rf, row.rf_min, prev.node_count + 1, row.error)
+        else:
+            out.append(Row(key, titles[key], row.shape, row.params, row.macs, row.activations, row.rf,
+                           row.rf_min, 1, row.error))
+            keys.append(key)
+    return tuple(out)

@@ -1,0 +1,147 @@
+"""Functions and constants every .cnn file can use: `range`, `len`, `make_divisible`, `same`, ….
+
+Each function takes evaluated positional and keyword arguments and returns a plain value, or raises
+`OpError` (E0404 for a wrong kind of argument, E0405 for a bad value, E0306 for a list too long).
+"""
+
+from __future__ import annotations
+
+import math
+
+from cnnc.compiler.ops import OpError
+from cnnc.compiler.values import Builtin, type_name
+
+MAX_LIST = 1_000_000  # longer lists are not meant; they are an expansion error, not an out-of-memory
+
+
+def _number(value, fn: str, what: str = "argument"):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise OpError("E0404", f"`{fn}` needs a number as its {what}, but got {type_name(value)}")
+    return value
+
+
+def _integer(value, fn: str, what: str = "argument") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OpError("E0404", f"`{fn}` needs an integer as its {what}, but got {type_name(value)}")
+    return value
+
+
+def _list(value, fn: str) -> tuple:
+    if not isinstance(value, tuple):
+        raise OpError("E0404", f"`{fn}` needs a list, but got {type_name(value)}")
+    return value
+
+
+def _no_kwargs(fn: str, kwargs: dict) -> None:
+    if kwargs:
+        raise OpError("E0401", f"`{fn}` takes no keyword arguments, but got `{next(iter(kwargs))}`")
+
+
+def _arity(fn: str, args: tuple, low: int, high: int) -> None:
+    if not low <= len(args) <= high:
+        count = f"{low}" if low == high else f"{low} to {high}"
+        raise OpError("E0403" if len(args) > high else "E0402",
+                      f"`{fn}` takes {count} arguments, but got {len(args)}")
+
+
+def b_range(args, kwargs):
+    _no_kwargs("range", kwargs)
+    _arity("range", args, 1, 3)
+    bounds = [_integer(a, "range") for a in args]
+    if len(bounds) == 3 and bounds[2] == 0:
+        raise OpError("E0405", "`range` step must not be zero")
+    values = range(*bounds)
+    if len(values) > MAX_LIST:
+        raise OpError("E0306", f"`range` would make {len(values):,} values, more than {MAX_LIST:,}")
+    return tuple(values)
+
+
+def b_len(args, kwargs):
+    _no_kwargs("len", kwargs)
+    _arity("len", args, 1, 1)
+    return len(_list(args[0], "len"))
+
+
+def _fold(name: str, fn):
+    def builtin(args, kwargs):
+        _no_kwargs(name, kwargs)
+        values = _list(args[0], name) if len(args) == 1 else args
+        if not values:
+            raise OpError("E0405", f"`{name}` of an empty list")
+        return fn(_number(v, name) for v in values)
+
+    return builtin
+
+
+def b_sum(args, kwargs):
+    _no_kwargs("sum", kwargs)
+    _arity("sum", args, 1, 1)
+    return sum(_number(v, "sum", "list's items") for v in _list(args[0], "sum"))
+
+
+def _unary(name: str, fn, integer_result: bool):
+    def builtin(args, kwargs):
+        _no_kwargs(name, kwargs)
+        _arity(name, args, 1, 1)
+        result = fn(_number(args[0], name))
+        return int(result) if integer_result else result
+
+    return builtin
+
+
+def b_make_divisible(args, kwargs):
+    """torchvision's `_make_divisible`: round to the nearest multiple of `divisor`, never below 90 %."""
+    names = ("value", "divisor", "min_value")
+    bound = dict(zip(names, args)) | kwargs
+    unknown = set(bound) - set(names)
+    if unknown:
+        raise OpError("E0401", f"`make_divisible` has no parameter `{unknown.pop()}`")
+    value = _number(bound.get("value"), "make_divisible", "value")
+    divisor = _integer(bound.get("divisor", 8), "make_divisible", "divisor")
+    min_value = bound.get("min_value") or divisor
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+def b_float(args, kwargs):
+    _no_kwargs("float", kwargs)
+    _arity("float", args, 1, 1)
+    return float(_number(args[0], "float"))
+
+
+def b_int(args, kwargs):
+    _no_kwargs("int", kwargs)
+    _arity("int", args, 1, 1)
+    return int(_number(args[0], "int"))
+
+
+def b_round(args, kwargs):
+    _no_kwargs("round", kwargs)
+    _arity("round", args, 1, 2)
+    if len(args) == 2:
+        return round(_number(args[0], "round"), _integer(args[1], "round", "digits"))
+    return int(round(_number(args[0], "round")))
+
+
+BUILTINS = {
+    b.name: b
+    for b in (
+        Builtin("range", b_range),
+        Builtin("len", b_len),
+        Builtin("min", _fold("min", min)),
+        Builtin("max", _fold("max", max)),
+        Builtin("sum", b_sum),
+        Builtin("abs", _unary("abs", abs, False)),
+        Builtin("floor", _unary("floor", math.floor, True)),
+        Builtin("ceil", _unary("ceil", math.ceil, True)),
+        Builtin("sqrt", _unary("sqrt", math.sqrt, False)),
+        Builtin("int", b_int),
+        Builtin("float", b_float),
+        Builtin("round", b_round),
+        Builtin("make_divisible", b_make_divisible),
+    )
+}
+
+CONSTANTS = {"same": "same"}  # `pad = same`

@@ -1,0 +1,77 @@
+"""`choice(…)`: a decision elaboration leaves to a decider (an Optuna trial, or a fixed replay).
+
+Options are evaluated lazily: only the chosen one is elaborated, so choices nested inside an option
+exist only when it is chosen. A choice named with `name = "k"` is one decision wherever it appears; an
+unnamed one is a decision per place and per block instance (`layer1.0@12:20`).
+Without a decider, a choice is E0501: the file is a search space, for `cnnc search`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from cnnc.compiler.values import POISON, show
+from cnnc.dsl import ast
+from cnnc.dsl.diagnostics import error
+from cnnc.dsl.source import Span
+
+
+@dataclass(frozen=True, slots=True)
+class ChoicePoint:
+    name: str
+    labels: tuple[str, ...]  # each option as written (or as a value, for `choice(range(…))`)
+    values: tuple | None  # the options' plain values when every option is a constant
+    span: Span | None
+
+
+class Decider(Protocol):
+    def decide(self, point: ChoicePoint) -> int:
+        """The index of the chosen option."""
+
+
+def decide(el, expr: ast.Choice, env, frame):
+    from cnnc.compiler.elaborate import Fail
+    from cnnc.compiler.evaluate import evaluate
+
+    name = _name(el, expr, env, frame)
+    options = expr.options
+    if not options:
+        raise Fail(error("E0502", "`choice` needs at least one option", expr.span))
+    if len(options) == 1:
+        values = evaluate(el, options[0], env, frame)
+        if values is POISON:
+            return POISON
+        if not isinstance(values, tuple) or not values:
+            raise Fail(error("E0502", "`choice(x)` with one option needs a non-empty list to choose from, "
+                             f"but got {show(values)}", options[0].span,
+                             helps=("write the options out: `choice(3, 5, 7)`, or `choice(range(16, 65, 16))`",)))
+        point = ChoicePoint(name, tuple(show(v) for v in values), values, expr.span)
+    else:
+        literal = all(isinstance(o, (ast.Number, ast.String, ast.Bool)) for o in options)
+        values = tuple(o.value for o in options) if literal else None
+        point = ChoicePoint(name, tuple(" ".join(o.span.text.split()) for o in options), values, expr.span)
+    if el.decider is None:
+        raise Fail(error("E0501", "this file is a search space: `choice(…)` needs a decision", expr.span,
+                         f"{len(point.labels)} options", notes=frame.notes(),
+                         helps=("run `cnnc search FILE` to explore it, or replace the choice with one option",)))
+    index = el.decider.decide(point)
+    if point.values is not None and len(options) == 1:
+        return point.values[index]
+    return evaluate(el, options[index], env, frame)
+
+
+def _name(el, expr: ast.Choice, env, frame) -> str:
+    from cnnc.compiler.elaborate import Fail
+    from cnnc.compiler.evaluate import evaluate
+
+    for kw in expr.kwargs:
+        if kw.name != "name":
+            raise Fail(error("E0401", f"`choice` has no parameter `{kw.name}`", kw.span,
+                             helps=("`choice(a, b, …, name = \"k\")` is its only keyword",)))
+        value = evaluate(el, kw.value, env, frame)
+        if not isinstance(value, str):
+            raise Fail(error("E0404", "a choice's `name` must be a string", kw.value.span))
+        return value
+    where = ".".join(frame.scope) or "network"
+    return f"{where}@{expr.span.line}:{expr.span.col}"

@@ -1,0 +1,335 @@
+"""AST → Graph: evaluate expressions, instantiate blocks, unroll repeats, decide conditionals and
+infer every node's shape as it is made.
+
+Every node of the returned graph has a concrete `TensorType` or `ERROR`, and one diagnostic explains
+each node where inference failed (`Node.error`). Errors that stop a statement (an unknown name, a
+wrong argument) poison that statement's value; independent statements and branches go on, so several
+mistakes are all reported, and one mistake gives one message.
+
+Naming (the contract lowering relies on): a label names what it labels; the unlabelled members of a
+sequence (a list of layers, or a parenthesised chain of layers) are numbered 0, 1, … as nn.Sequential
+numbers them, nested unlabelled sequences flattened; other unlabelled layers take their op's or
+block's lowercase name, with `_1`, `_2`, … when repeated in one scope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from cnnc.compiler import evaluate
+from cnnc.compiler.ir import Graph, Instance, Node, Scope
+from cnnc.compiler.ops import REGISTRY, OpError
+from cnnc.compiler.types import ERROR, TensorType, is_error
+from cnnc.compiler.values import (POISON, BlockLayer, BlockRef, LabeledLayer, MergeLayer, OpLayer,
+                                  SeqLayer, Tensor, show, type_name)
+from cnnc.dsl import ast
+from cnnc.dsl.diagnostics import CnncError, Diagnostic, error
+from cnnc.dsl.imports import Program
+from cnnc.dsl.source import Span
+
+MAX_NODES = 100_000  # an expansion larger than this is not meant: E0306, not a hang
+
+
+class Fail(Exception):
+    """Stops the current statement; its diagnostic is recorded by the statement's catcher."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+class Abort(Fail):
+    """Stops the whole elaboration (the node bound was exceeded)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where layers are being applied: the label path and the block instances around it."""
+
+    scope: tuple[str, ...] = ()
+    instances: tuple[Instance, ...] = ()
+    blocks: tuple[str, ...] = ()  # block names on the instantiation stack (recursion check)
+
+    def notes(self) -> tuple[str, ...]:
+        return tuple(
+            f"in `{'.'.join(i.path)}`, an instance of `{i.call}`"
+            + (f" made at {i.span.where()}" if i.span is not None else "")
+            for i in reversed(self.instances)
+        )
+
+
+@dataclass(frozen=True)
+class Elaboration:
+    graph: Graph | None
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.is_error for d in self.diagnostics)
+
+
+@dataclass
+class Builder:
+    """Scratch state of one elaboration: the nodes made so far and the names taken per scope."""
+
+    nodes: list[Node] = field(default_factory=list)
+    taken: dict[tuple[str, ...], dict[str, bool]] = field(default_factory=dict)  # name → explicit?
+    scopes: list[Scope] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def claim(self, scope: tuple[str, ...], name: str, explicit: bool, span: Span | None) -> tuple[str, ...]:
+        names = self.taken.setdefault(scope, {})
+        if explicit:
+            if name in names:
+                where = ".".join(scope) or "the network"
+                raise Fail(error("E0204", f"the label `{name}` is used twice in `{where}`", span,
+                                 "used again here", helps=("give each layer of a scope its own label",)))
+            names[name] = True
+            return scope + (name,)
+        candidate, k = name, 0
+        while candidate in names:
+            k += 1
+            candidate = f"{name}_{k}"
+        names[candidate] = False
+        return scope + (candidate,)
+
+    def add(self, op: str, args: dict, inputs, type_, path, span, frame: Frame, err=None) -> Tensor:
+        if len(self.nodes) >= MAX_NODES:
+            raise Abort(error("E0306", f"the network expands to more than {MAX_NODES:,} nodes", span,
+                              "while expanding this", notes=frame.notes(),
+                              helps=("check repeat counts and list lengths; real networks have a few thousand",)))
+        node = Node(len(self.nodes), op, MappingProxyType(dict(args)), tuple(t.node for t in inputs), type_,
+                    path, span, frame.instances, err)
+        self.nodes.append(node)
+        return Tensor(node.id, type_)
+
+
+class Elaborator:
+    """Applies layers to tensors, building the graph. Expression evaluation lives in `evaluate`."""
+
+    def __init__(self, decider=None):
+        self.b = Builder()
+        self.decider = decider
+
+    # -- diagnostics ---------------------------------------------------------------------------
+    def report(self, diagnostic: Diagnostic) -> None:
+        self.b.diagnostics.append(diagnostic)
+
+    def guard(self, thunk, on_error=POISON):
+        """Run `thunk`; on `Fail`, record it and return `on_error` (Abort propagates)."""
+        try:
+            return thunk()
+        except Abort:
+            raise
+        except Fail as failure:
+            self.report(failure.diagnostic)
+            return on_error
+
+    # -- application ---------------------------------------------------------------------------
+    def apply(self, layer, x, frame: Frame, name: str | None = None, explicit: bool = False,
+              span: Span | None = None):
+        """Feed tensor `x` through `layer`; returns a Tensor or POISON."""
+        if layer is POISON or x is POISON:
+            return POISON
+        if not isinstance(x, Tensor):
+            raise Fail(error("E0404", f"`->` feeds a tensor into a layer, but its left side is {type_name(x)}",
+                             span, "this is not a tensor"))
+        if isinstance(layer, tuple):
+            layer = SeqLayer(layer, span)
+        if isinstance(layer, BlockRef):
+            layer = evaluate.bind_block(self, layer, (), (), span, Frame())
+        if isinstance(layer, LabeledLayer):
+            return self.apply(layer.layer, x, frame, layer.label, True, layer.span)
+        if isinstance(layer, OpLayer):
+            return self.apply_op(layer, [x], frame, name, explicit)
+        if isinstance(layer, BlockLayer):
+            return self.instantiate(layer, x, frame, name, explicit)
+        if isinstance(layer, SeqLayer):
+            return self.apply_seq(layer, x, frame, name, explicit)
+        if isinstance(layer, MergeLayer):
+            return self.apply_merge(layer, x, frame, name, explicit)
+        what = "a tensor: it is already computed" if isinstance(layer, Tensor) else type_name(layer)
+        raise Fail(error("E0404", f"`->` needs a layer on its right, but got {what}", span,
+                         "not a layer", notes=frame.notes()))
+
+    def apply_op(self, layer: OpLayer, inputs, frame: Frame, name, explicit) -> Tensor:
+        spec = layer.spec
+        path = self.b.claim(frame.scope, name or spec.name.lower(), explicit, layer.span)
+        if any(is_error(t.type) for t in inputs):
+            return self.b.add(spec.name, layer.args, inputs, ERROR, path, layer.span, frame)
+        try:
+            args, out = spec.infer(dict(layer.args), tuple(t.type for t in inputs))
+        except OpError as exc:
+            self.report(op_diagnostic(exc, layer.span, frame, inputs))
+            return self.b.add(spec.name, layer.args, inputs, ERROR, path, layer.span, frame, exc.message)
+        return self.b.add(spec.name, args, inputs, out, path, layer.span, frame)
+
+    def merge(self, op: str, inputs, frame: Frame, span: Span | None, name=None, explicit=False):
+        """A merge node over tensors (concat, +, *); POISON if any input is."""
+        if any(t is POISON for t in inputs):
+            return POISON
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                raise Fail(error("E0404", f"`{MERGE_SYMBOL[op]}` joins tensors, but got {type_name(t)}", span))
+        return self.apply_op(OpLayer(REGISTRY[op], {}, span), list(inputs), frame, name, explicit)
+
+    def apply_merge(self, layer: MergeLayer, x: Tensor, frame: Frame, name, explicit):
+        sub = frame
+        if name is not None:
+            path = self.b.claim(frame.scope, name, explicit, layer.span)
+            self.b.scopes.append(Scope(path, "group", MERGE_SYMBOL[layer.op], layer.span))
+            sub = Frame(path, frame.instances, frame.blocks)
+        outs = [m if isinstance(m, Tensor) else self.guard(lambda m=m: self.apply(m, x, sub, span=layer.span))
+                for m in layer.members]
+        return self.merge(layer.op, outs, sub, layer.span)
+
+    def apply_seq(self, layer: SeqLayer, x: Tensor, frame: Frame, name, explicit):
+        sub = frame
+        if name is not None:
+            path = self.b.claim(frame.scope, name, explicit, layer.span)
+            self.b.scopes.append(Scope(path, "seq", "Sequential", layer.span))
+            sub = Frame(path, frame.instances, frame.blocks)
+        for index, item in enumerate(flatten_seq(layer.items)):
+            if isinstance(item, LabeledLayer):
+                x = self.apply(item, x, sub, span=layer.span)
+            else:
+                x = self.apply(item, x, sub, str(index), False, span=layer.span)
+        return x
+
+    def instantiate(self, layer: BlockLayer, x: Tensor, frame: Frame, name, explicit):
+        block = layer.block
+        if block.name in frame.blocks:
+            chain = " → ".join(frame.blocks + (block.name,))
+            raise Fail(error("E0206", f"block `{block.name}` instantiates itself: {chain}", layer.span,
+                             "recursive instantiation", notes=frame.notes(),
+                             helps=("blocks cannot recurse; repeat a block with a list: `[B(…) for i in range(n)]`",)))
+        path = self.b.claim(frame.scope, name or block.name.lower(), explicit, layer.span)
+        self.b.scopes.append(Scope(path, "block", layer.shown, layer.span))
+        inner = Frame(path, frame.instances + (Instance(path, layer.shown, layer.span),),
+                      frame.blocks + (block.name,))
+        env = evaluate.Env(block.module, dict(layer.args), x)
+        result = evaluate.run_body(self, block.definition, env, inner)
+        if result is POISON or isinstance(result, Tensor):
+            return result
+        return self.apply(result, x, inner, span=layer.span)
+
+
+MERGE_SYMBOL = {"Concat": "concat", "Add": "+", "Mul": "*"}
+
+
+def flatten_seq(items) -> list:
+    """Splice unlabelled nested sequences, as nn.Sequential numbering sees them."""
+    out = []
+    for item in items:
+        if isinstance(item, (tuple, SeqLayer)):
+            out += flatten_seq(item if isinstance(item, tuple) else item.items)
+        else:
+            out.append(item)
+    return out
+
+
+def op_diagnostic(exc: OpError, span: Span | None, frame: Frame, inputs) -> Diagnostic:
+    notes = frame.notes()
+    if exc.code == "E0301" and len(inputs) == 2:
+        a, b = (t.type for t in inputs)
+        if a.rank == b.rank:
+            diffs = [f"{axis} ({x} vs {y})" for axis, x, y in zip(_axes(a.rank), a.shape, b.shape)
+                     if x != y and 1 not in (x, y)]
+            notes += (f"they differ in {_and_list(diffs)}",)
+    helps = (exc.help,) if exc.help else ()
+    if exc.code in ("E0301", "E0302", "E0303", "E0305"):
+        helps += (f"`cnnc explain {exc.code}` walks through this case",)
+    return error(exc.code, exc.message, span, exc.label, notes=notes, helps=helps)
+
+
+def _axes(rank: int) -> tuple[str, ...]:
+    return ("channels", "height", "width") if rank == 3 else tuple(f"dim {i}" for i in range(rank))
+
+
+def _and_list(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+
+
+def elaborate(program: Program, network: str | None = None, args=None, input_shape=None,
+              decider=None) -> Elaboration:
+    """Elaborate one network of `program` (the default one when `network` is None)."""
+    scopes = evaluate.module_scopes(program)
+    main = scopes[program.main]
+    name = network or default_network(program)
+    el = Elaborator(decider)
+    graph = None
+    try:
+        graph = evaluate.run_network(el, main, name, dict(args or {}), input_shape)
+    except Abort as failure:
+        el.report(failure.diagnostic)
+    return Elaboration(graph, tuple(el.b.diagnostics) + evaluate.static_warnings(main))
+
+
+def network_names(program: Program) -> list[tuple[str, bool]]:
+    """(name, concrete) of each network the main file defines; concrete = needs no arguments."""
+    out = []
+    for item in program.main_module.items:
+        if isinstance(item, ast.NetworkAlias):
+            out.append((item.name, True))
+        elif isinstance(item, ast.NetworkDef):
+            required = [p for p in item.params or () if p.default is None]
+            out.append((item.name, not required))
+    return out
+
+
+def default_network(program: Program) -> str:
+    """The file's stem when a network has that name, else its only concrete network."""
+    from pathlib import Path
+
+    names = network_names(program)
+    stem = Path(program.main).stem
+    if any(n == stem for n, _ in names):
+        return stem
+    concrete = [n for n, ok in names if ok]
+    if len(concrete) == 1:
+        return concrete[0]
+    if not names:
+        raise CnncError(error("E0205", f"`{Path(program.main).name}` defines no network", None,
+                              helps=("add `network Name { input [3, 224, 224] return in -> … }`",)))
+    listed = ", ".join(f"`{n}`" for n, _ in names)
+    raise CnncError(error("E0205", f"`{Path(program.main).name}` defines several networks: {listed}", None,
+                          helps=("choose one with `--network NAME`",)))
+
+
+def finish(el: Elaborator, name: str, output, input_type: TensorType | None) -> Graph:
+    """Prune what does not reach the output and freeze the graph."""
+    nodes = el.b.nodes
+    if not isinstance(output, Tensor):
+        keep = {n.id for n in nodes}
+        out_id = None
+    else:
+        keep, stack = set(), [output.node]
+        while stack:
+            nid = stack.pop()
+            if nid not in keep:
+                keep.add(nid)
+                stack.extend(nodes[nid].inputs)
+        out_id = output.node
+    kept = [n for n in nodes if n.id in keep or n.op == "Input"]
+    prefixes = {n.path[:k] for n in kept for k in range(1, len(n.path))}
+    scopes = [s for s in el.b.scopes if s.path in prefixes]
+    return Graph(name, kept, out_id, scopes, input_type)
+
+
+def describe_call(block: BlockRef, bound: dict) -> str:
+    """`Bottleneck(128, stride = 2)`: required parameters positionally, changed defaults by name."""
+    parts = []
+    for param in block.definition.params or ():
+        value = bound.get(param.name)
+        if param.default is None:
+            parts.append(show(value))
+        elif not (isinstance(param.default, (ast.Number, ast.Bool, ast.String, ast.NoneLit))
+                  and getattr(param.default, "value", None) == value
+                  and type(getattr(param.default, "value", None)) is type(value)):
+            parts.append(f"{param.name} = {show(value)}")
+    return f"{block.name}({', '.join(parts)})"

@@ -1,0 +1,695 @@
+"""Expression evaluation for elaboration: names, arithmetic, calls, choices, bodies of blocks.
+
+Values are described in `values.py`; applying layers to tensors is `elaborate.Elaborator`'s job.
+Every user mistake raises `elaborate.Fail` with a located diagnostic.
+"""
+
+from __future__ import annotations
+
+import difflib
+import operator
+from dataclasses import dataclass, field
+
+from cnnc.compiler import builtins
+from cnnc.compiler.ops import REQUIRED, OpError, lookup
+from cnnc.compiler.types import TensorType, is_error
+from cnnc.compiler.values import (POISON, BlockLayer, BlockRef, Builtin, LabeledLayer, MergeLayer,
+                                  OpLayer, SeqLayer, Tensor, is_layer, show, type_name)
+from cnnc.dsl import ast
+from cnnc.dsl.diagnostics import Diagnostic, error, warning
+from cnnc.dsl.source import Span
+
+
+def _fail(code, message, span, label="", **extra):
+    from cnnc.compiler.elaborate import Fail
+
+    return Fail(error(code, message, span, label, **extra))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scopes
+
+
+@dataclass(eq=False)
+class ModuleScope:
+    """The top-level names of one file, and the files it imports (searched in order)."""
+
+    key: str
+    module: ast.Module
+    defs: dict = field(default_factory=dict)
+    imports: list = field(default_factory=list)
+    values: dict = field(default_factory=dict)  # evaluated top-level lets
+    evaluating: set = field(default_factory=set)
+    duplicates: list = field(default_factory=list)
+
+    def find(self, name: str):
+        """The definition of `name` here or in an import, as (scope, item), or None."""
+        if name in self.defs:
+            return self, self.defs[name]
+        for imported in self.imports:
+            if name in imported.defs:
+                return imported, imported.defs[name]
+        return None
+
+
+def module_scopes(program) -> dict[str, ModuleScope]:
+    scopes = {key: ModuleScope(key, module) for key, module in program.modules.items()}
+    for key, scope in scopes.items():
+        for item in scope.module.items:
+            if isinstance(item, ast.Import):
+                continue
+            if item.name in scope.defs:
+                scope.duplicates.append(item)
+            scope.defs.setdefault(item.name, item)
+        scope.imports = [scopes[k] for k in program.imports.get(key, ())]
+    return scopes
+
+
+@dataclass(eq=False)
+class Env:
+    """Local names of one body (parameters and `let`s), the input tensor, and a parent for loops."""
+
+    module: ModuleScope
+    vars: dict
+    input: object = None  # Tensor, POISON or None outside blocks
+    parent: Env | None = None
+
+    def get(self, name: str):
+        env = self
+        while env is not None:
+            if name in env.vars:
+                return env.vars[name]
+            env = env.parent
+        raise KeyError(name)
+
+    def names(self) -> set[str]:
+        out, env = set(), self
+        while env is not None:
+            out |= set(env.vars)
+            env = env.parent
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks and bodies
+
+
+def run_network(el, main: ModuleScope, name: str, args: dict, input_shape):
+    from cnnc.compiler.elaborate import Frame, finish
+
+    found = main.find(name)
+    if found is None or not isinstance(found[1], (ast.NetworkDef, ast.NetworkAlias)):
+        names = [n for n, item in main.defs.items() if isinstance(item, (ast.NetworkDef, ast.NetworkAlias))]
+        raise_usage(f"no network `{name}` in this file", names)
+    scope, item = found
+    env = Env(scope, {})
+    definition, bound = resolve_network(el, scope, item, args, env)
+    if definition is None:
+        return finish(el, name, POISON, None)
+    net_env = Env(definition.module, bound, None)
+    net_env.override = input_shape
+    output = run_body(el, definition.definition, net_env, Frame())
+    input_node = next((n for n in el.b.nodes if n.op == "Input"), None)
+    if is_layer(output) and isinstance(net_env.input, Tensor):
+        output = el.guard(lambda: el.apply(output, net_env.input, Frame()))
+    elif output is not POISON and not isinstance(output, Tensor):
+        ret = _return_stmt(definition.definition)
+        el.report(error("E0404", f"a network must return a tensor, but `{name}` returns {type_name(output)}",
+                        ret.value.span if ret else None))
+        output = POISON
+    return finish(el, name, output, input_node.type if input_node else None)
+
+
+def resolve_network(el, scope: ModuleScope, item, cli_args: dict, env: Env):
+    """(BlockRef of the network, bound parameters), following `network a = B(…)` aliases."""
+    from cnnc.compiler.elaborate import Frame
+
+    if isinstance(item, ast.NetworkDef):
+        ref = BlockRef(item, scope)
+        bound = el.guard(lambda: bind_params(el, ref, (), tuple(cli_args.items()), item.name_span, Frame(),
+                                             from_cli=True), None)
+        return (ref, bound) if bound is not None else (None, None)
+    value = el.guard(lambda: evaluate(el, item.value, env, Frame()))
+    if isinstance(value, BlockLayer) and isinstance(value.block.definition, ast.NetworkDef):
+        bound = dict(value.args)
+        for key, val in cli_args.items():
+            bound[key] = val
+        return value.block, bound
+    if value is not POISON:
+        el.report(error("E0404", f"`network {item.name} = …` must name a network, but got {type_name(value)}",
+                        item.value.span))
+    return None, None
+
+
+def _return_stmt(definition):
+    return next((s for s in definition.body if isinstance(s, ast.Return)), None)
+
+
+def run_body(el, definition, env: Env, frame):
+    """Execute the statements of a block or network body; returns the `return` value."""
+    result, returned = POISON, False
+    for stmt in definition.body:
+        if isinstance(stmt, ast.Let):
+            if stmt.name in env.vars:
+                el.report(error("E0204", f"`{stmt.name}` is defined twice", stmt.name_span, "defined again here"))
+            env.vars[stmt.name] = el.guard(lambda s=stmt: evaluate(el, s.value, env, frame))
+        elif isinstance(stmt, ast.InputDecl):
+            el.guard(lambda s=stmt: declare_input(el, s, env, definition, frame))
+        elif isinstance(stmt, ast.Assert):
+            el.guard(lambda s=stmt: check_assert(el, s, env, frame))
+        elif isinstance(stmt, ast.Return):
+            result = el.guard(lambda s=stmt: evaluate(el, s.value, env, frame))
+            returned = True
+            break
+    if not returned:
+        el.report(error("E0409", f"`{definition.name}` has no `return`", definition.name_span,
+                        "defined here", helps=("end the body with `return in -> …`",)))
+    return result
+
+
+def declare_input(el, stmt: ast.InputDecl, env: Env, definition, frame) -> None:
+    from cnnc.compiler.elaborate import Frame
+
+    if not isinstance(definition, ast.NetworkDef):
+        raise _fail("E0307", "`input` declares a network's input; a block receives `in`", stmt.span)
+    if env.input is not None:
+        raise _fail("E0307", "the input is declared twice", stmt.span)
+    override = getattr(env, "override", None)
+    shape = override if override is not None else evaluate(el, stmt.value, env, frame)
+    if shape is POISON:
+        env.input = POISON
+        return
+    ok = isinstance(shape, tuple) and len(shape) in (1, 3) and all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+    if not ok:
+        env.input = POISON
+        raise _fail("E0307", f"`input` must be [C, H, W] or [N] of positive integers, but got {show(shape)}",
+                    stmt.value.span, helps=("e.g. `input [3, 224, 224]`",))
+    t = TensorType(tuple(shape))
+    path = el.b.claim((), "input", False, stmt.span)
+    env.input = el.b.add("Input", {"type": t}, [], t, path, stmt.span, Frame())
+
+
+def check_assert(el, stmt: ast.Assert, env: Env, frame) -> None:
+    cond = evaluate(el, stmt.cond, env, frame)
+    if cond is POISON:
+        return
+    if not isinstance(cond, bool):
+        raise _fail("E0404", f"`assert` needs a boolean, but got {type_name(cond)}", stmt.cond.span)
+    if not cond:
+        message = stmt.message or f"`{stmt.cond.span.text}` does not hold"
+        raise _fail("E0408", f"assertion failed: {message}", stmt.cond.span, "is false", notes=frame.notes())
+
+
+# ---------------------------------------------------------------------------------------------
+# Expressions
+
+
+def evaluate(el, expr, env: Env, frame):
+    method = _DISPATCH.get(type(expr))
+    if method is None:
+        raise AssertionError(f"no evaluation rule for {type(expr).__name__}")
+    return method(el, expr, env, frame)
+
+
+def ev_literal(el, expr, env, frame):
+    return None if isinstance(expr, ast.NoneLit) else expr.value
+
+
+def ev_name(el, expr: ast.Name, env: Env, frame):
+    try:
+        return env.get(expr.id)
+    except KeyError:
+        pass
+    found = env.module.find(expr.id)
+    if found is not None:
+        return definition_value(el, found[0], found[1], expr.span)
+    spec = lookup(expr.id)
+    if spec is not None and spec.layer:
+        return spec
+    if expr.id in builtins.BUILTINS:
+        return builtins.BUILTINS[expr.id]
+    if expr.id == "concat":
+        return CONCAT
+    if expr.id in builtins.CONSTANTS:
+        return builtins.CONSTANTS[expr.id]
+    raise unknown_name(expr, env)
+
+
+CONCAT = Builtin("concat", None)
+
+
+def unknown_name(expr: ast.Name, env: Env):
+    from cnnc.compiler.ops import dsl_names
+
+    candidates = env.names() | set(env.module.defs) | {n for m in env.module.imports for n in m.defs}
+    candidates |= set(dsl_names()) | set(builtins.BUILTINS) | {"concat", "same"}
+    close = difflib.get_close_matches(expr.id, sorted(candidates), n=1, cutoff=0.75)
+    looks_like_layer = expr.id[:1].isupper()
+    message = f"unknown {'op or block' if looks_like_layer else 'name'} `{expr.id}`"
+    helps = (f"a similar name exists: `{close[0]}`",) if close else ()
+    if not close and looks_like_layer:
+        helps = ("define it with `block " + expr.id + "(…) { … }` or import the file that does",)
+    return _fail("E0201", message, expr.span, "not defined here or in any import", helps=helps)
+
+
+def definition_value(el, scope: ModuleScope, item, span):
+    if isinstance(item, (ast.BlockDef, ast.NetworkDef)):
+        return BlockRef(item, scope)
+    if isinstance(item, ast.NetworkAlias):
+        return evaluate(el, item.value, Env(scope, {}), _top_frame())
+    if item.name in scope.values:
+        return scope.values[item.name]
+    if item.name in scope.evaluating:
+        raise _fail("E0206", f"`{item.name}` is defined in terms of itself", item.span, "this definition")
+    scope.evaluating.add(item.name)
+    try:
+        value = evaluate(el, item.value, Env(scope, {}), _top_frame())
+    finally:
+        scope.evaluating.discard(item.name)
+    scope.values[item.name] = value
+    return value
+
+
+def _top_frame():
+    from cnnc.compiler.elaborate import Frame
+
+    return Frame()
+
+
+def ev_input(el, expr: ast.InputRef, env: Env, frame):
+    e = env
+    while e is not None and e.input is None:
+        e = e.parent
+    if e is None:
+        where = "before `input [C, H, W]` is declared" if _in_network(env) else "outside a block or network"
+        raise _fail("E0201", f"`{expr.keyword}` is used {where}", expr.span,
+                    helps=("declare the input first: `input [3, 224, 224]`",) if _in_network(env) else ())
+    return e.input
+
+
+def _in_network(env: Env) -> bool:
+    return hasattr(env, "override")
+
+
+def ev_list(el, expr: ast.ListExpr, env, frame):
+    return tuple(evaluate(el, item, env, frame) for item in expr.items)
+
+
+def ev_comprehension(el, expr: ast.Comprehension, env: Env, frame):
+    iterable = evaluate(el, expr.iterable, env, frame)
+    if iterable is POISON:
+        return POISON
+    if not isinstance(iterable, tuple):
+        raise _fail("E0404", f"`for` needs a list to walk, but got {type_name(iterable)}", expr.iterable.span)
+    out = []
+    for item in iterable:
+        inner = Env(env.module, {expr.var: item}, env.input, env)
+        if expr.cond is not None:
+            keep = evaluate(el, expr.cond, inner, frame)
+            if keep is POISON:
+                return POISON
+            if not keep:
+                continue
+        out.append(evaluate(el, expr.elt, inner, frame))
+    return tuple(out)
+
+
+def ev_chain(el, expr: ast.Chain, env, frame):
+    first = evaluate(el, expr.elements[0], env, frame)
+    if first is POISON:
+        return POISON
+    if not isinstance(first, Tensor):
+        layers = (first,) + tuple(as_layer(el, e, env, frame) for e in expr.elements[1:])
+        return SeqLayer(layers, expr.span)
+    x = first
+    for element in expr.elements[1:]:
+        layer = as_layer(el, element, env, frame)
+        x = el.apply(layer, x, frame, span=element.span)
+        if x is POISON:
+            return POISON
+    return x
+
+
+def as_layer(el, element, env, frame):
+    value = evaluate(el, element, env, frame)
+    if value is POISON or is_layer(value) or isinstance(value, tuple) or hasattr(value, "infer"):
+        return to_layer(value, element.span)
+    raise _fail("E0404", f"`->` needs a layer on its right, but got {type_name(value)}", element.span,
+                "not a layer")
+
+
+def to_layer(value, span):
+    """An op named without arguments (`ReLU`) is the op with its defaults."""
+    if hasattr(value, "infer"):
+        return bind_op(value, (), (), span)
+    return value
+
+
+def ev_labeled(el, expr: ast.Labeled, env, frame):
+    value = evaluate(el, expr.value, env, frame)
+    if value is POISON:
+        return POISON
+    if isinstance(value, Tensor) or not (is_layer(value) or isinstance(value, tuple) or hasattr(value, "infer")):
+        raise _fail("E0404", f"a label names a layer, but `{expr.label}` labels {type_name(value)}",
+                    expr.label_span, helps=("put the label on the layer: `x -> name: Conv(…)`",))
+    return LabeledLayer(expr.label, to_layer(value, expr.value.span), expr.span)
+
+
+def ev_call(el, expr: ast.Call, env, frame):
+    func = evaluate(el, expr.func, env, frame)
+    if func is POISON:
+        return POISON
+    if func is CONCAT:
+        return concat(el, expr, env, frame)
+    args = tuple(evaluate(el, a, env, frame) for a in expr.args)
+    kwargs = tuple((k.name, evaluate(el, k.value, env, frame), k.span) for k in expr.kwargs)
+    if any(v is POISON for v in args) or any(v is POISON for _, v, _ in kwargs):
+        return POISON
+    if hasattr(func, "infer"):
+        return bind_op(func, args, kwargs, expr.span)
+    if isinstance(func, BlockRef):
+        return bind_block(el, func, args, kwargs, expr.span, frame)
+    if isinstance(func, Builtin):
+        return call_builtin(func, args, kwargs, expr.span)
+    raise _fail("E0404", f"only ops, blocks and functions can be called, but this is {type_name(func)}",
+                expr.func.span, "not callable")
+
+
+def concat(el, expr: ast.Call, env, frame):
+    if expr.kwargs:
+        raise _fail("E0401", "`concat` takes no keyword arguments", expr.kwargs[0].span)
+    members = tuple(el.guard(lambda a=a: evaluate(el, a, env, frame)) for a in expr.args)
+    if len(members) == 1 and isinstance(members[0], tuple):
+        members = members[0]
+    if len(members) < 2:
+        raise _fail("E0402", f"`concat` joins two or more branches, but got {len(members)}", expr.span)
+    if any(m is POISON for m in members):
+        return POISON
+    if all(isinstance(m, Tensor) for m in members):
+        return el.merge("Concat", members, frame, expr.span)
+    return MergeLayer("Concat", tuple(to_layer(m, expr.span) for m in members), expr.span)
+
+
+def bind_op(spec, args, kwargs, span) -> OpLayer:
+    bound = _bind(spec.name, [p.name for p in spec.params], {p.name: p.default for p in spec.params},
+                  args, kwargs, span)
+    values = {}
+    for param in spec.params:
+        try:
+            from cnnc.compiler.coerce import coerce
+
+            values[param.torch_name] = coerce(param, bound[param.name], spec.name)
+        except OpError as exc:
+            raise _fail(exc.code, exc.message, _arg_span(param.name, list(bound), args, kwargs, span),
+                        helps=(exc.help,) if exc.help else ()) from None
+    return OpLayer(spec, values, span)
+
+
+def _arg_span(name: str, order: list[str], args, kwargs, span):
+    for key, _, kspan in kwargs:
+        if key == name:
+            return kspan
+    return span
+
+
+def bind_block(el, ref: BlockRef, args, kwargs, span, frame) -> BlockLayer:
+    bound = bind_params(el, ref, args, tuple((k, v, s) for k, v, s in kwargs) if kwargs and len(kwargs[0]) == 3
+                        else tuple((k, v, span) for k, v in kwargs), span, frame)
+    from cnnc.compiler.elaborate import describe_call
+
+    return BlockLayer(ref, tuple(bound.items()), span, describe_call(ref, bound))
+
+
+def bind_params(el, ref: BlockRef, args, kwargs, span, frame, from_cli: bool = False) -> dict:
+    """Bind call arguments to a block's parameters; defaults may read earlier parameters."""
+    params = ref.definition.params or ()
+    if from_cli:
+        kwargs = tuple((k, v, span) for k, v in kwargs)
+    names = [p.name for p in params]
+    defaults = {p.name: (REQUIRED if p.default is None else p.default) for p in params}
+    given = _bind(ref.name, names, defaults, args, kwargs, span, lazy_defaults=True, cli=from_cli)
+    env = Env(ref.module, {})
+    out = {}
+    for p in params:
+        value = given[p.name]
+        if isinstance(value, ast.Expr):
+            value = evaluate(el, value, env, frame)
+        env.vars[p.name] = value
+        out[p.name] = value
+    return out
+
+
+def _bind(fn: str, names, defaults, args, kwargs, span, lazy_defaults=False, cli=False) -> dict:
+    if len(args) > len(names):
+        raise _fail("E0403", f"`{fn}` takes {len(names)} argument{'s' if len(names) != 1 else ''}, "
+                    f"but got {len(args)}", span, helps=(f"its parameters are: {', '.join(names) or 'none'}",))
+    bound = dict(zip(names, args))
+    for key, value, kspan in kwargs:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean `{close[0]}`?" if close else f"its parameters are: {', '.join(names) or 'none'}"
+            raise _fail("E0401", f"`{fn}` has no parameter `{key}`", kspan, "unknown parameter", helps=(hint,))
+        if key in bound:
+            raise _fail("E0401", f"`{key}` of `{fn}` is given twice", kspan, "given again here")
+        bound[key] = value
+    for name in names:
+        if name not in bound:
+            if defaults[name] is REQUIRED:
+                how = f"pass it with `--arg {name}=…`" if cli else f"e.g. `{fn}(…, {name} = …)`"
+                raise _fail("E0402", f"`{fn}` needs the argument `{name}`", span, "missing an argument",
+                            helps=(how,))
+            bound[name] = defaults[name]
+    return bound
+
+
+def call_builtin(func: Builtin, args, kwargs, span):
+    try:
+        return func.fn(args, {k: v for k, v, _ in kwargs})
+    except OpError as exc:
+        raise _fail(exc.code, exc.message, span, helps=(exc.help,) if exc.help else ()) from None
+    except (ValueError, OverflowError, ZeroDivisionError) as exc:
+        raise _fail("E0405", f"`{func.name}` cannot take these arguments: {exc}", span) from None
+
+
+def ev_index(el, expr: ast.Index, env, frame):
+    value = evaluate(el, expr.value, env, frame)
+    index = evaluate(el, expr.index, env, frame)
+    if value is POISON or index is POISON:
+        return POISON
+    if not isinstance(value, tuple):
+        raise _fail("E0404", f"only lists can be indexed, but this is {type_name(value)}", expr.value.span)
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise _fail("E0404", f"a list index must be an integer, but got {type_name(index)}", expr.index.span)
+    if not -len(value) <= index < len(value):
+        raise _fail("E0407", f"index {index} is out of range for a list of {len(value)}", expr.index.span,
+                    "out of range")
+    return value[index]
+
+
+TENSOR_ATTRS = {
+    "channels": lambda t: t.shape[0],
+    "height": lambda t: t.shape[1],
+    "width": lambda t: t.shape[2],
+    "shape": lambda t: t.shape,
+    "rank": lambda t: t.rank,
+    "numel": lambda t: t.numel,
+}
+
+
+def ev_attr(el, expr: ast.Attr, env, frame):
+    value = evaluate(el, expr.value, env, frame)
+    if value is POISON:
+        return POISON
+    if not isinstance(value, Tensor):
+        raise _fail("E0404", f"`.{expr.name}` reads a tensor's shape, but this is {type_name(value)}",
+                    expr.value.span)
+    if is_error(value.type):
+        return POISON
+    getter = TENSOR_ATTRS.get(expr.name)
+    if getter is None:
+        raise _fail("E0404", f"a tensor has no attribute `{expr.name}`", expr.name_span,
+                    helps=("tensors have `.channels`, `.height`, `.width`, `.shape`, `.rank` and `.numel`",))
+    if expr.name in ("height", "width") and value.type.rank != 3:
+        raise _fail("E0304", f"`.{expr.name}` needs a [C, H, W] tensor, but got {value.type}", expr.span)
+    return getter(value.type)
+
+
+ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+         "//": operator.floordiv, "%": operator.mod}
+COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+           ">=": operator.ge}
+
+
+def ev_binop(el, expr: ast.BinOp, env, frame):
+    if expr.op in ("and", "or"):
+        return boolean(el, expr, env, frame)
+    left = evaluate(el, expr.left, env, frame)
+    right = evaluate(el, expr.right, env, frame)
+    if left is POISON or right is POISON:
+        return POISON
+    if expr.op in COMPARE:
+        return compare(expr, left, right)
+    graphish = (Tensor, OpLayer, BlockLayer, SeqLayer, LabeledLayer, MergeLayer, BlockRef)
+    if expr.op in ("+", "*") and (isinstance(left, graphish) or isinstance(right, graphish)):
+        return graph_binop(el, expr, left, right, frame)
+    return arithmetic(expr, left, right)
+
+
+def graph_binop(el, expr: ast.BinOp, left, right, frame):
+    op = "Add" if expr.op == "+" else "Mul"
+    if isinstance(left, Tensor) and isinstance(right, Tensor):
+        return el.merge(op, (left, right), frame, expr.op_span)
+    for side, value in (("left", left), ("right", right)):
+        if not (isinstance(value, Tensor) or is_layer(value) or hasattr(value, "infer")):
+            raise _fail("E0404", f"`{expr.op}` of a tensor or layer with {type_name(value)}", expr.op_span,
+                        helps=("`+` adds two tensors (or two branches), `*` multiplies them",))
+    return MergeLayer(op, (to_layer(left, expr.left.span), to_layer(right, expr.right.span)), expr.op_span)
+
+
+def arithmetic(expr: ast.BinOp, left, right):
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
+    if numbers:
+        if expr.op in ("/", "//", "%") and right == 0:
+            raise _fail("E0406", "division by zero", expr.right.span, "is zero")
+        return ARITH[expr.op](left, right)
+    if expr.op == "+" and isinstance(left, tuple) and isinstance(right, tuple):
+        return left + right
+    if expr.op == "+" and isinstance(left, str) and isinstance(right, str):
+        return left + right
+    if expr.op == "*" and isinstance(left, tuple) and isinstance(right, int) and not isinstance(right, bool):
+        if len(left) * right > builtins.MAX_LIST:
+            raise _fail("E0306", f"this list would have {len(left) * right:,} items", expr.span)
+        return left * right
+    raise _fail("E0404", f"`{expr.op}` cannot combine {type_name(left)} and {type_name(right)}", expr.op_span,
+                secondary=(), helps=_arith_help(left, right))
+
+
+def _arith_help(left, right) -> tuple[str, ...]:
+    if isinstance(left, bool) or isinstance(right, bool):
+        return ("booleans are not numbers; use `if … then 1 else 0`",)
+    return ()
+
+
+def compare(expr: ast.BinOp, left, right):
+    if expr.op in ("==", "!="):
+        return COMPARE[expr.op](left, right)
+    ordered = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
+    if not ordered:
+        raise _fail("E0404", f"`{expr.op}` compares numbers, but got {type_name(left)} and {type_name(right)}",
+                    expr.op_span)
+    return COMPARE[expr.op](left, right)
+
+
+def boolean(el, expr: ast.BinOp, env, frame):
+    left = _truth(evaluate(el, expr.left, env, frame), expr.op, expr.left.span)
+    if left is POISON:
+        return POISON
+    if (expr.op == "and" and not left) or (expr.op == "or" and left):
+        return left
+    return _truth(evaluate(el, expr.right, env, frame), expr.op, expr.right.span)
+
+
+def _truth(value, op: str, span):
+    if value is POISON or isinstance(value, bool):
+        return value
+    raise _fail("E0404", f"`{op}` needs booleans, but got {type_name(value)}", span)
+
+
+def ev_unary(el, expr: ast.UnaryOp, env, frame):
+    value = evaluate(el, expr.operand, env, frame)
+    if value is POISON:
+        return POISON
+    if expr.op == "not":
+        return not _truth(value, "not", expr.operand.span)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail("E0404", f"`-` negates a number, but got {type_name(value)}", expr.span)
+    return -value
+
+
+def ev_if(el, expr: ast.If, env, frame):
+    cond = evaluate(el, expr.cond, env, frame)
+    if cond is POISON:
+        return POISON
+    if not isinstance(cond, bool):
+        raise _fail("E0404", f"`if` needs a boolean condition, but got {type_name(cond)} {show(cond)}",
+                    expr.cond.span, helps=("compare explicitly, e.g. `if stride != 1 then …`",))
+    return evaluate(el, expr.then if cond else expr.else_, env, frame)
+
+
+def ev_choice(el, expr: ast.Choice, env, frame):
+    from cnnc.compiler import choices
+
+    return choices.decide(el, expr, env, frame)
+
+
+_DISPATCH = {
+    ast.Number: ev_literal, ast.String: ev_literal, ast.Bool: ev_literal, ast.NoneLit: ev_literal,
+    ast.Name: ev_name, ast.InputRef: ev_input, ast.ListExpr: ev_list, ast.Comprehension: ev_comprehension,
+    ast.Chain: ev_chain, ast.Labeled: ev_labeled, ast.Call: ev_call, ast.Index: ev_index,
+    ast.Attr: ev_attr, ast.BinOp: ev_binop, ast.UnaryOp: ev_unary, ast.If: ev_if, ast.Choice: ev_choice,
+}
+
+
+def raise_usage(message: str, names) -> None:
+    from cnnc.dsl.diagnostics import CnncError
+
+    listed = ", ".join(f"`{n}`" for n in names) or "none"
+    raise CnncError(error("E0205", message, None, notes=(f"networks in this file: {listed}",)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Static warnings (per definition, not per instance: a value used in one branch is used)
+
+
+def static_warnings(main: ModuleScope) -> tuple[Diagnostic, ...]:
+    out = [error("E0204", f"`{item.name}` is defined twice in this file", item.name_span or item.span,
+                 "defined again here") for item in main.duplicates]
+    for item in main.module.items:
+        if isinstance(item, (ast.BlockDef, ast.NetworkDef)):
+            out += _unused(item)
+    return tuple(out)
+
+
+def _unused(definition) -> list[Diagnostic]:
+    used = set()
+    for stmt in definition.body:
+        value = getattr(stmt, "value", None) if not isinstance(stmt, ast.Assert) else stmt.cond
+        if value is not None:
+            used |= names_in(value)
+    out = []
+    for stmt in definition.body:
+        if isinstance(stmt, ast.Let) and stmt.name not in used:
+            out.append(warning("W0101", f"`{stmt.name}` is never used", stmt.name_span, "defined here",
+                               helps=("use it, or remove it (its layers are not part of the network)",)))
+    defaults = set()
+    for p in definition.params or ():
+        if p.default is not None:
+            defaults |= names_in(p.default)
+    for p in definition.params or ():
+        if p.name not in used and p.name not in defaults:
+            out.append(warning("W0102", f"parameter `{p.name}` of `{definition.name}` is never used", p.span,
+                               "declared here"))
+    return out
+
+
+def names_in(expr) -> set[str]:
+    """Every name an expression reads (a static walk of the AST)."""
+    out, stack = set(), [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name):
+            out.add(node.id)
+        for value in _children(node):
+            stack.append(value)
+    return out
+
+
+def _children(node):
+    if isinstance(node, (ast.Expr, ast.Kwarg)):
+        for name in node.__dataclass_fields__:
+            value = getattr(node, name)
+            if isinstance(value, (ast.Expr, ast.Kwarg)):
+                yield value
+            elif isinstance(value, tuple):
+                yield from (v for v in value if isinstance(v, (ast.Expr, ast.Kwarg)))

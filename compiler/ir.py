@@ -1,0 +1,169 @@
+"""The graph IR: shaped nodes in a frozen networkx DiGraph.
+
+Node contract (one page, as fx's `Node` docstring):
+- `id`: unique int; every input has a smaller id, so sorting by id is a topological order.
+- `op`: a key of `ops.REGISTRY` (`Input` for the network's input).
+- `args`: the op's arguments under torch.nn's names, completed by `infer` (`in_channels`, …).
+- `inputs`: ids of the nodes whose outputs feed this one, in argument order.
+- `type`: a `TensorType`, or `ERROR` when it could not be inferred; `error` then holds the reason on
+  the node where inference failed (downstream nodes are poisoned silently).
+- `path`: the label path (`("layer2", "0", "conv1")`), unique per node; it becomes the module name.
+- `span`: the source that made the node; `instantiated_at`: the chain of block instances it lies in.
+
+A `Graph` never changes after `elaborate`. Analyses return new mappings keyed by node id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import networkx as nx
+
+from cnnc.compiler.ops import REGISTRY, VARIADIC
+from cnnc.compiler.types import ERROR, TensorType, Type, is_error
+from cnnc.dsl.source import Span
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One block instantiation: where it was made and what it was called with."""
+
+    path: tuple[str, ...]
+    call: str  # `Bottleneck(128, stride = 2)`, with evaluated arguments
+    span: Span | None
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    id: int
+    op: str
+    args: Mapping[str, Any]
+    inputs: tuple[int, ...]
+    type: Type
+    path: tuple[str, ...]
+    span: Span | None = field(default=None, compare=False)
+    instantiated_at: tuple[Instance, ...] = field(default=(), compare=False)
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return ".".join(self.path)
+
+    @property
+    def spec(self):
+        return REGISTRY[self.op]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A named group of nodes: a block instance (`kind="block"`) or a labelled sequence (`"seq"`)."""
+
+    path: tuple[str, ...]
+    kind: str
+    title: str  # `Bottleneck(128, stride = 2)` or `Sequential`
+    span: Span | None = field(default=None, compare=False)
+
+
+class Graph:
+    """A frozen, shaped DAG of `Node`s with one input and one output."""
+
+    def __init__(self, network: str, nodes, output: int | None, scopes=(), input_type=None):
+        self.network = network
+        self._nodes: dict[int, Node] = {n.id: n for n in sorted(nodes, key=lambda n: n.id)}
+        self.output = output
+        self.scopes: Mapping[tuple[str, ...], Scope] = MappingProxyType({s.path: s for s in scopes})
+        self.input_type: TensorType | None = input_type
+        g = nx.DiGraph()
+        for node in self._nodes.values():
+            g.add_node(node.id)
+            for port, src in enumerate(node.inputs):
+                g.add_edge(src, node.id, port=port)
+        self.nx = nx.freeze(g)
+
+    # access
+    def nodes_in_order(self) -> list[Node]:
+        return list(self._nodes.values())
+
+    def node(self, node_id: int) -> Node:
+        return self._nodes[node_id]
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, node_id: int) -> bool:
+        return node_id in self._nodes
+
+    @property
+    def input(self) -> Node | None:
+        return next((n for n in self._nodes.values() if n.op == "Input"), None)
+
+    @property
+    def output_type(self) -> Type:
+        return self._nodes[self.output].type if self.output is not None else ERROR
+
+    def users(self, node_id: int) -> list[int]:
+        return sorted(self.nx.successors(node_id))
+
+    def first_error(self) -> Node | None:
+        return next((n for n in self._nodes.values() if n.error is not None), None)
+
+    @property
+    def ok(self) -> bool:
+        return self.output is not None and all(not is_error(n.type) for n in self._nodes.values())
+
+    # printing
+    def __str__(self) -> str:
+        return "\n".join(format_node(n) for n in self._nodes.values())
+
+    # checking
+    def lint(self) -> list[str]:
+        """Internal invariants; a non-empty result is a bug in cnnc, not in the user's program."""
+        problems = []
+        paths: dict[tuple, int] = {}
+        for n in self._nodes.values():
+            problems += _lint_node(self, n)
+            if n.path in paths:
+                problems.append(f"%{n.id} and %{paths[n.path]} share the path `{n.name}`")
+            paths[n.path] = n.id
+        if self.output is not None and self.output not in self._nodes:
+            problems.append(f"output %{self.output} is not a node")
+        return problems
+
+
+def _lint_node(graph: Graph, n: Node) -> list[str]:
+    problems = []
+    if n.op not in REGISTRY:
+        problems.append(f"%{n.id} has unknown op `{n.op}`")
+        return problems
+    arity = REGISTRY[n.op].arity
+    if arity != VARIADIC and len(n.inputs) != arity:
+        problems.append(f"%{n.id} `{n.op}` takes {arity} inputs, has {len(n.inputs)}")
+    for src in n.inputs:
+        if src not in graph or src >= n.id:
+            problems.append(f"%{n.id} reads %{src}, which is missing or not earlier")
+    if not isinstance(n.type, TensorType) and not is_error(n.type):
+        problems.append(f"%{n.id} has type {n.type!r}")
+    return problems
+
+
+def format_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
+        return format_value(value[0])
+    if isinstance(value, tuple):
+        return "(" + ", ".join(format_value(v) for v in value) + ")"
+    if isinstance(value, TensorType):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    return repr(value)
+
+
+def format_node(n: Node) -> str:
+    """`%7 layer2.0.conv1 = Conv(%6, out_channels=128, kernel_size=3, …) : [128, 28, 28]`."""
+    parts = [f"%{i}" for i in n.inputs]
+    parts += [f"{k}={format_value(v)}" for k, v in n.args.items() if k != "type"]
+    return f"%{n.id} {n.name} = {n.op}({', '.join(parts)}) : {n.type}"

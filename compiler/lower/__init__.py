@@ -1,0 +1,1 @@
+"""Graph → PyTorch. The only room of the compiler that imports torch."""

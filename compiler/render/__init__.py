@@ -1,0 +1,1 @@
+"""Graph → diagrams. The only room of the compiler that imports graphviz."""

@@ -1,0 +1,146 @@
+"""The values a .cnn expression evaluates to during elaboration.
+
+Plain values are Python's: int, float, bool, str, None and tuples (lists). Graph values are
+`Tensor`s (a node's output). Layers are functions from a tensor to a tensor, applied by `->`:
+`OpLayer` (a primitive with bound arguments), `BlockLayer` (a block with bound arguments), `SeqLayer`
+(several in a row, numbered like nn.Sequential), `LabeledLayer` (a label that names what it wraps) and
+`MergeLayer` (branches joined by concat, `+` or `*`). `POISON` stands for a value that could not be
+computed because of an error already reported: every operation on it yields `POISON` silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from cnnc.compiler.types import Type
+from cnnc.dsl import ast
+from cnnc.dsl.source import Span
+
+
+class _Poison:
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "POISON"
+
+
+POISON = _Poison()
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    node: int
+    type: Type
+
+
+@dataclass(frozen=True, slots=True)
+class OpLayer:
+    spec: Any  # OpSpec
+    args: dict  # torch.nn names → coerced values
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    """A block definition together with the module it was defined in (its lexical scope)."""
+
+    definition: ast.BlockDef | ast.NetworkDef
+    module: Any  # elaborate.ModuleScope
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+
+@dataclass(frozen=True, slots=True)
+class BlockLayer:
+    block: BlockRef
+    args: tuple[tuple[str, Any], ...]  # parameter name → bound value, in declaration order
+    span: Span | None = field(default=None, compare=False)
+    shown: str = ""  # `Bottleneck(128, stride = 2)`
+
+
+@dataclass(frozen=True, slots=True)
+class SeqLayer:
+    items: tuple[Any, ...]
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LabeledLayer:
+    label: str
+    layer: Any
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeLayer:
+    """Branches applied to one input and merged; members that are tensors are used as they are."""
+
+    op: str  # Concat | Add | Mul
+    members: tuple[Any, ...]
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Builtin:
+    name: str
+    fn: Callable
+    lazy: bool = False  # receives unevaluated AST arguments (none so far)
+
+
+LAYER_TYPES = (OpLayer, BlockLayer, SeqLayer, LabeledLayer, MergeLayer)
+
+
+def is_layer(value) -> bool:
+    return isinstance(value, LAYER_TYPES) or isinstance(value, BlockRef)
+
+
+def type_name(value) -> str:
+    """How a value's kind is named in messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "`none`"
+    if isinstance(value, tuple):
+        return "a list"
+    if isinstance(value, Tensor):
+        return "a tensor"
+    if isinstance(value, (BlockRef, *LAYER_TYPES)):
+        return "a layer"
+    if isinstance(value, Builtin):
+        return "a function"
+    return type(value).__name__
+
+
+def show(value) -> str:
+    """A value as .cnn source would write it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple):
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    if isinstance(value, Tensor):
+        return f"tensor {value.type}"
+    if isinstance(value, BlockLayer):
+        return value.shown
+    if isinstance(value, OpLayer):
+        return value.spec.name
+    if isinstance(value, BlockRef):
+        return value.name
+    return repr(value)

@@ -1,0 +1,1 @@
+"""The .cnn language: text → AST. Knows nothing of shapes or torch."""

@@ -1,0 +1,241 @@
+"""The AST: frozen dataclasses, each with the `span` of the text that made it.
+
+Spans do not take part in equality, so `parse(format(x)) == parse(x)` compares structure alone.
+Expressions evaluate to numbers, strings, lists, tensors or layers; which is decided in elaboration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cnnc.dsl.source import Span
+
+
+def _span() -> Span:
+    return field(default=None, compare=False, repr=False)  # type: ignore[return-value]
+
+
+# -- expressions ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Expr:
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Number(Expr):
+    value: int | float = 0
+    text: str = field(default="", compare=False)  # as written, so the formatter keeps `1e-4`
+
+
+@dataclass(frozen=True, slots=True)
+class String(Expr):
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Bool(Expr):
+    value: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NoneLit(Expr):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Name(Expr):
+    id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InputRef(Expr):
+    """`in` (a block's or network's input tensor); `input` is a synonym."""
+
+    keyword: str = field(default="in", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ListExpr(Expr):
+    items: tuple[Expr, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Comprehension(Expr):
+    """`[elt for var in iterable if cond]`."""
+
+    elt: Expr = None  # type: ignore[assignment]
+    var: str = ""
+    iterable: Expr = None  # type: ignore[assignment]
+    cond: Expr | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chain(Expr):
+    """`a -> b -> c`: feed each element's output to the next."""
+
+    elements: tuple[Expr, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Labeled(Expr):
+    """`label: value` inside a chain; the label becomes the module name."""
+
+    label: str = ""
+    value: Expr = None  # type: ignore[assignment]
+    label_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Kwarg:
+    name: str
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Expr):
+    func: Expr = None  # type: ignore[assignment]
+    args: tuple[Expr, ...] = ()
+    kwargs: tuple[Kwarg, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Index(Expr):
+    value: Expr = None  # type: ignore[assignment]
+    index: Expr = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class Attr(Expr):
+    """`value.name`, e.g. `in.channels`."""
+
+    value: Expr = None  # type: ignore[assignment]
+    name: str = ""
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp(Expr):
+    """Arithmetic, comparison and boolean operators; `op` is the symbol as written (`+`, `and`)."""
+
+    op: str = ""
+    left: Expr = None  # type: ignore[assignment]
+    right: Expr = None  # type: ignore[assignment]
+    op_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class UnaryOp(Expr):
+    op: str = ""  # `-` or `not`
+    operand: Expr = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class If(Expr):
+    cond: Expr = None  # type: ignore[assignment]
+    then: Expr = None  # type: ignore[assignment]
+    else_: Expr = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class Choice(Expr):
+    """`choice(a, b, …, name = "k")`: a decision left to the search."""
+
+    options: tuple[Expr, ...] = ()
+    kwargs: tuple[Kwarg, ...] = ()
+
+
+# -- statements and definitions ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    default: Expr | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Let:
+    name: str
+    value: Expr
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Return:
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class InputDecl:
+    """`input [3, 224, 224]` in a network: the shape of one sample (no batch)."""
+
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Assert:
+    cond: Expr
+    message: str | None = None
+    span: Span = _span()
+
+
+Stmt = Let | Return | InputDecl | Assert
+
+
+@dataclass(frozen=True, slots=True)
+class BlockDef:
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Stmt, ...]
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkDef:
+    """`network N(params) { … }`; `params` is None when written without parentheses."""
+
+    name: str
+    params: tuple[Param, ...] | None
+    body: tuple[Stmt, ...]
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkAlias:
+    """`network resnet152 = ResNet([3, 8, 36, 3])`."""
+
+    name: str
+    value: Expr
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    path: str
+    span: Span = _span()
+
+
+Item = Import | BlockDef | NetworkDef | NetworkAlias | Let
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    text: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    items: tuple[Item, ...]
+    comments: tuple[Comment, ...] = field(default=(), compare=False)
+    span: Span = _span()

@@ -1,0 +1,236 @@
+"""Diagnostics: what went wrong, where, and how to fix it.
+
+A `Diagnostic` carries a code (E0101…, W0101…), a headline that stands alone (lowercase, no final
+period, facts in it), labelled spans (one primary), notes (what the snippet cannot show) and helps (the
+only place a fix is proposed). `render` prints them in rustc's layout, in one line each (`concise`), or
+as JSON for editors. User-facing code raises `CnncError` (one or more diagnostics), never a bare
+`ValueError`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from cnnc.dsl.source import Span
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    span: Span
+    message: str = ""
+    primary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    code: str
+    message: str
+    labels: tuple[Label, ...] = ()
+    notes: tuple[str, ...] = ()
+    helps: tuple[str, ...] = ()
+    severity: Severity = Severity.ERROR
+
+    @property
+    def span(self) -> Span | None:
+        """The primary span (the first label when none is marked primary)."""
+        for label in self.labels:
+            if label.primary:
+                return label.span
+        return self.labels[0].span if self.labels else None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def with_notes(self, *notes: str) -> Diagnostic:
+        return replace(self, notes=self.notes + tuple(notes))
+
+    def sort_key(self) -> tuple:
+        span = self.span
+        if span is None:
+            return ("", 0, self.code)
+        return (span.file.path, span.start, self.code)
+
+
+def error(code: str, message: str, span: Span | None, label: str = "", **extra) -> Diagnostic:
+    """A diagnostic whose primary label is `span` (skipped when there is no span)."""
+    labels = (Label(span, label, primary=True),) if span is not None else ()
+    labels += tuple(extra.pop("secondary", ()))
+    return Diagnostic(code, message, labels, **extra)
+
+
+def warning(code: str, message: str, span: Span | None, label: str = "", **extra) -> Diagnostic:
+    return replace(error(code, message, span, label, **extra), severity=Severity.WARNING)
+
+
+class CnncError(Exception):
+    """One or more user-facing diagnostics, raised across a stage boundary."""
+
+    def __init__(self, *diagnostics: Diagnostic):
+        super().__init__(diagnostics[0].message if diagnostics else "error")
+        self.diagnostics = tuple(diagnostics)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+class _Style:
+    def __init__(self, color: bool):
+        self.color = color
+
+    def paint(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color and text else text
+
+    def severity(self, d: Diagnostic) -> str:
+        word = f"{d.severity.value}[{d.code}]"
+        return self.paint(word, "1;31" if d.is_error else "1;33")
+
+
+def render(diagnostics, style: str = "full", color: bool = False) -> str:
+    """All diagnostics in one text (`full`, `concise` or `json`), sorted by position, with a count."""
+    diags = sorted(dedupe(diagnostics), key=Diagnostic.sort_key)
+    if style == "json":
+        return json.dumps([to_json(d) for d in diags], indent=2)
+    painter = _Style(color)
+    if style == "concise":
+        body = [render_concise(d) for d in diags]
+    else:
+        body = [render_full(d, painter) for d in diags]
+    tail = count_line(diags)
+    return "\n".join(body + ([tail] if tail else []))
+
+
+def dedupe(diagnostics) -> list[Diagnostic]:
+    """Merge diagnostics with the same code at the same primary span (a block's many instances)."""
+    seen: dict[tuple, Diagnostic] = {}
+    for d in diagnostics:
+        span = d.span
+        key = (d.code, span.file.path if span else None, span.start if span else None, span.end if span else None)
+        if key not in seen:
+            seen[key] = d
+    return list(seen.values())
+
+
+def count_line(diags) -> str:
+    errors = sum(d.is_error for d in diags)
+    warnings = len(diags) - errors
+    files = {d.span.file.path for d in diags if d.span is not None} or {""}
+    parts = []
+    if errors:
+        parts.append(f"{errors} error{'s' if errors != 1 else ''}")
+    if warnings:
+        parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+    if not parts:
+        return ""
+    n = len(files)
+    return f"found {' and '.join(parts)} in {n} file{'s' if n != 1 else ''}"
+
+
+def render_concise(d: Diagnostic) -> str:
+    where = d.span.where() + ": " if d.span is not None else ""
+    return f"{where}{d.severity.value}[{d.code}] {d.message}"
+
+
+def to_json(d: Diagnostic) -> dict:
+    def place(span: Span) -> dict:
+        line, col = span.file.line_col(span.start)
+        end_line, end_col = span.file.line_col(span.end)
+        return {"file": span.file.path, "line": line, "column": col, "end_line": end_line, "end_column": end_col}
+
+    out = {"severity": d.severity.value, "code": d.code, "message": d.message}
+    if d.span is not None:
+        out.update(place(d.span))
+    out["labels"] = [dict(place(lb.span), message=lb.message, primary=lb.primary) for lb in d.labels]
+    out["notes"] = list(d.notes)
+    out["helps"] = list(d.helps)
+    return out
+
+
+def render_full(d: Diagnostic, painter: _Style | None = None) -> str:
+    painter = painter or _Style(False)
+    lines = [f"{painter.severity(d)}{painter.paint(': ' + d.message, '1')}"]
+    primary = d.span
+    if primary is None:
+        lines += [f"  = note: {n}" for n in d.notes] + [f"  = help: {h}" for h in d.helps]
+        return "\n".join(lines)
+    same_file = [lb for lb in d.labels if lb.span.file is primary.file]
+    elsewhere = [lb for lb in d.labels if lb.span.file is not primary.file]
+    by_line = _labels_by_line(same_file)
+    width = len(str(max(by_line)))
+    pad = " " * width
+    lines.append(f"{pad}--> {primary.where()}")
+    lines.append(f"{pad} |")
+    previous = None
+    for line_no in sorted(by_line):
+        if previous is not None and line_no > previous + 1:
+            lines.append(f"{pad} ..." if line_no > previous + 2 else _source_row(primary, previous + 1, width))
+        lines.append(_source_row(primary, line_no, width))
+        lines += [f"{pad} | {row}".rstrip() for row in _marker_rows(primary, line_no, by_line[line_no])]
+        previous = line_no
+    notes = [f"{lb.message} at {lb.span.where()}" for lb in elsewhere] + list(d.notes)
+    if notes or d.helps:
+        lines.append(f"{pad} |")
+    lines += [_tagged(pad, "note", n) for n in notes]
+    lines += [_tagged(pad, "help", h) for h in d.helps]
+    return "\n".join(lines) + "\n"
+
+
+def _tagged(pad: str, tag: str, text: str) -> str:
+    first, *rest = text.split("\n")
+    indent = " " * (len(pad) + len(tag) + 5)
+    return "\n".join([f"{pad} = {tag}: {first}"] + [indent + r for r in rest])
+
+
+def _source_row(primary: Span, line_no: int, width: int) -> str:
+    return f"{line_no:>{width}} | {primary.file.line_text(line_no)}".rstrip()
+
+
+def _labels_by_line(labels) -> dict[int, list[Label]]:
+    out: dict[int, list[Label]] = {}
+    for lb in labels:
+        out.setdefault(lb.span.line, []).append(lb)
+    return out
+
+
+def _extent(label: Label, line_no: int) -> tuple[int, int]:
+    """0-based start column and width of a label's marks on its first line."""
+    span = label.span
+    line_text = span.file.line_text(line_no)
+    start = span.col - 1
+    end_line, end_col = span.file.line_col(span.end)
+    stop = end_col - 1 if end_line == line_no else len(line_text)
+    return start, max(1, stop - start)
+
+
+def _marker_rows(primary: Span, line_no: int, labels: list[Label]) -> list[str]:
+    """rustc-style rows: all marks on one row, the rightmost message beside them, the rest hung below."""
+    placed = sorted(((*_extent(lb, line_no), lb) for lb in labels), key=lambda t: t[0])
+    row = [" "] * (max(s + w for s, w, _ in placed) + 1)
+    for start, width, lb in placed:
+        mark = "^" if lb.primary else "-"
+        for i in range(start, start + width):
+            row[i] = mark
+    first = "".join(row).rstrip()
+    last_msg = placed[-1][2].message
+    rows = [first + (" " + last_msg if last_msg else "")]
+    hanging = [(s, lb) for s, _, lb in placed[:-1] if lb.message]
+    for k in range(len(hanging) - 1, -1, -1):
+        cols = [s for s, _ in hanging[: k + 1]]
+        rows.append(_pipes(cols))
+        rows.append(_pipes(cols[:-1]) + " " * (cols[-1] - len(_pipes(cols[:-1]))) + hanging[k][1].message)
+    return rows
+
+
+def _pipes(cols: list[int]) -> str:
+    row = [" "] * (max(cols) + 1 if cols else 0)
+    for c in cols:
+        row[c] = "|"
+    return "".join(row)

@@ -1,0 +1,1 @@
+"""Architecture search: `choice(...)` spaces, the Optuna driver, evaluators."""

@@ -1,0 +1,1 @@
+"""Evaluators score a compiled candidate: training on real data, or zero-cost proxies."""
