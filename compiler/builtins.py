@@ -125,6 +125,33 @@ def b_round(args, kwargs):
     return int(round(_number(args[0], "round")))
 
 
+def b_str(args, kwargs):
+    _no_kwargs("str", kwargs)
+    _arity("str", args, 1, 1)
+    value = args[0]
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise OpError("E0404", f"`str` makes text of a number, but got {type_name(value)}")
+    return str(value)
+
+
+def b_label(args, kwargs):
+    """`label(name, layer)`: a label computed from values, e.g. `label("denselayer" + str(i + 1), L)`."""
+    from cnnc.compiler.values import LabeledLayer, is_layer
+
+    _no_kwargs("label", kwargs)
+    _arity("label", args, 2, 2)
+    name, layer = args
+    if not isinstance(name, str) or not name or "." in name:
+        raise OpError("E0405", f"a label must be a non-empty string without `.`, but got {name!r}")
+    if hasattr(layer, "infer"):
+        from cnnc.compiler.evaluate import bind_op
+
+        layer = bind_op(layer, (), (), None)
+    if not (is_layer(layer) or isinstance(layer, tuple)):
+        raise OpError("E0404", f"`label` names a layer, but got {type_name(layer)}")
+    return LabeledLayer(name, layer)
+
+
 BUILTINS = {
     b.name: b
     for b in (
@@ -141,6 +168,8 @@ BUILTINS = {
         Builtin("float", b_float),
         Builtin("round", b_round),
         Builtin("make_divisible", b_make_divisible),
+        Builtin("str", b_str),
+        Builtin("label", b_label),
     )
 }
 

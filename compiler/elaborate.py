@@ -175,8 +175,10 @@ class Elaborator:
         return self.apply_op(OpLayer(REGISTRY[op], {}, span), list(inputs), frame, name, explicit)
 
     def apply_merge(self, layer: MergeLayer, x: Tensor, frame: Frame, name, explicit):
+        """Branches share `x`. Only a label makes a scope: a merge is not a module of its own, so an
+        unlabelled merge inside a sequence adds no path level (DenseNet's `denseblock1.denselayer1`)."""
         sub = frame
-        if name is not None:
+        if explicit:
             path = self.b.claim(frame.scope, name, explicit, layer.span)
             self.b.scopes.append(Scope(path, "group", MERGE_SYMBOL[layer.op], layer.span))
             sub = Frame(path, frame.instances, frame.blocks)

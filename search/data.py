@@ -1,7 +1,7 @@
 """Datasets for search: a spec string → normalised train/validation tensors.
 
-Input: a spec (`digits`, `cifar10:DIR`, `folder:DIR`, `npz:FILE`), an optional square `size`, a seed and
-a validation fraction. Output: a `Dataset` whose images are float32 `[N, C, H, W]`, standardised per
+Input: a spec (`digits`, `cifar10:DIR`, `folder:DIR`, `npz:FILE`), an optional square `size`, a
+seed and a validation fraction. Output: a `Dataset` whose images are float32 `[N, C, H, W]`, standardised per
 channel with the *training* part's mean and std, and whose labels are int64 in `0..num_classes-1`.
 
 Invariants:
@@ -68,8 +68,11 @@ def load_dataset(
     raw = _load_raw(kind, arg, size)
     train_idx, val_idx = split_indices(raw.y, val_fraction, seed)
     if len(val_idx) == 0:
-        _fail("E0602", f"`{spec}` has too few samples to hold out a validation set",
-              "give each class at least two samples")
+        _fail(
+            "E0602",
+            f"`{spec}` has too few samples to hold out a validation set",
+            "give each class at least two samples",
+        )
     mean, std = channel_stats(raw.x[train_idx])
     return Dataset(
         train_x=standardise(raw.x[train_idx], mean, std),  # [N_train, C, H, W]
@@ -94,11 +97,17 @@ def _fail(code: str, message: str, *helps: str, notes: tuple[str, ...] = ()) -> 
 
 def _check_options(size: int | None, val_fraction: float) -> None:
     if size is not None and (not isinstance(size, int) or size < 1):
-        _fail("E0603", f"`size` must be a positive integer, but got size={size!r}",
-              "pass e.g. size=32, or leave it out to keep the images' own size")
+        _fail(
+            "E0603",
+            f"`size` must be a positive integer, but got size={size!r}",
+            "pass e.g. size=32, or leave it out to keep the images' own size",
+        )
     if not 0.0 < val_fraction < 1.0:
-        _fail("E0603", f"`val_fraction` must lie strictly between 0 and 1, but got {val_fraction!r}",
-              "pass e.g. val_fraction=0.2")
+        _fail(
+            "E0603",
+            f"`val_fraction` must lie strictly between 0 and 1, but got {val_fraction!r}",
+            "pass e.g. val_fraction=0.2",
+        )
 
 
 def _parse_spec(spec: str) -> tuple[str, str]:
@@ -127,8 +136,12 @@ def _load_raw(kind: str, arg: str, size: int | None) -> _Raw:
 def _existing(path: Path, kind: str, want_dir: bool) -> Path:
     what = "directory" if want_dir else "file"
     if not path.exists():
-        _fail("E0601", f"{kind} {what} `{path}` does not exist", SPEC_HELP,
-              notes=(f"looked in `{path.resolve()}`",))
+        _fail(
+            "E0601",
+            f"{kind} {what} `{path}` does not exist",
+            SPEC_HELP,
+            notes=(f"looked in `{path.resolve()}`",),
+        )
     if want_dir != path.is_dir():
         _fail("E0602", f"{kind} expects a {what}, but `{path}` is not one", SPEC_HELP)
     return path
@@ -153,8 +166,11 @@ def load_cifar10(arg: str) -> _Raw:
     root = _existing(Path(arg), "cifar10", want_dir=True)
     files = sorted(root.glob("data_batch_*"))
     if not files:
-        _fail("E0602", f"no `data_batch_*` files in cifar10 directory `{root}`",
-              "point cifar10: at the extracted `cifar-10-batches-py` directory")
+        _fail(
+            "E0602",
+            f"no `data_batch_*` files in cifar10 directory `{root}`",
+            "point cifar10: at the extracted `cifar-10-batches-py` directory",
+        )
     parts = [_read_cifar_batch(f) for f in files]
     x = torch.cat([p[0] for p in parts])  # [N, 3, 32, 32]
     y = torch.cat([p[1] for p in parts])  # [N]
@@ -167,12 +183,25 @@ def _read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
             batch = pickle.load(fh, encoding="bytes")
         data = np.asarray(_key(batch, "data"), dtype=np.uint8)  # [n, 3072]
         labels = np.asarray(_key(batch, "labels"), dtype=np.int64)  # [n]
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        _fail("E0602", f"`{path}` is not a CIFAR-10 python batch ({type(exc).__name__}: {exc})",
-              "expected a pickled dict with `data` [n, 3072] uint8 and `labels` [n]")
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+    ) as exc:
+        _fail(
+            "E0602",
+            f"`{path}` is not a CIFAR-10 python batch ({type(exc).__name__}: {exc})",
+            "expected a pickled dict with `data` [n, 3072] uint8 and `labels` [n]",
+        )
     if data.ndim != 2 or data.shape[1] != 3 * CIFAR_SIDE**2 or len(labels) != len(data):
-        _fail("E0602", f"`{path}` holds data {list(data.shape)} and {len(labels)} labels",
-              "expected `data` [n, 3072] uint8 and `labels` [n]")
+        _fail(
+            "E0602",
+            f"`{path}` holds data {list(data.shape)} and {len(labels)} labels",
+            "expected `data` [n, 3072] uint8 and `labels` [n]",
+        )
     x = torch.from_numpy(data).float().reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE)  # [n, 3, 32, 32]
     return x, torch.from_numpy(labels)
 
@@ -189,14 +218,24 @@ def load_npz(arg: str) -> _Raw:
         with np.load(path, allow_pickle=False) as arrays:
             x, y = arrays["x"], arrays["y"]
     except KeyError as exc:
-        _fail("E0602", f"`{path}` lacks the array {exc}", "save it with np.savez(path, x=images, y=labels)")
+        _fail(
+            "E0602",
+            f"`{path}` lacks the array {exc}",
+            "save it with np.savez(path, x=images, y=labels)",
+        )
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        _fail("E0602", f"`{path}` is not a readable .npz file ({exc})",
-              "save it with np.savez(path, x=images, y=labels)")
+        _fail(
+            "E0602",
+            f"`{path}` is not a readable .npz file ({exc})",
+            "save it with np.savez(path, x=images, y=labels)",
+        )
     images = _channels_first(x, path)  # [N, C, H, W]
     if len(y) != len(images):
-        _fail("E0602", f"`{path}` has {len(images)} images but {len(y)} labels",
-              "`x` and `y` must have the same first dimension")
+        _fail(
+            "E0602",
+            f"`{path}` has {len(images)} images but {len(y)} labels",
+            "`x` and `y` must have the same first dimension",
+        )
     labels = _checked_labels(np.asarray(y), f"npz:{path}")
     return _Raw(images, labels, int(labels.max()) + 1)
 
@@ -204,8 +243,11 @@ def load_npz(arg: str) -> _Raw:
 def _channels_first(x: np.ndarray, path: Path) -> torch.Tensor:
     """[N, H, W] → [N, 1, H, W]; [N, H, W, C] with C ≤ 4 < H → [N, C, H, W]; else taken as NCHW."""
     if x.dtype.kind not in "biuf" or x.ndim not in (3, 4):
-        _fail("E0602", f"`x` in `{path}` is {x.dtype} with shape {list(x.shape)}",
-              "expected numbers shaped [N, H, W], [N, H, W, C] or [N, C, H, W]")
+        _fail(
+            "E0602",
+            f"`x` in `{path}` is {x.dtype} with shape {list(x.shape)}",
+            "expected numbers shaped [N, H, W], [N, H, W, C] or [N, C, H, W]",
+        )
     t = torch.from_numpy(x.astype(np.float32))
     if t.ndim == 3:
         return t.unsqueeze(1)  # [N, 1, H, W]
@@ -219,8 +261,11 @@ def _checked_labels(y: np.ndarray, source: str) -> torch.Tensor:
     ok = y.ndim == 1 and y.size > 0 and y.dtype.kind in "biuf"
     ok = ok and bool(np.all(y >= 0)) and bool(np.all(np.mod(y, 1) == 0))
     if not ok:
-        _fail("E0602", f"labels in `{source}` must be a non-empty 1-D array of integers >= 0",
-              notes=(f"got dtype {y.dtype}, shape {list(y.shape)}",),)
+        _fail(
+            "E0602",
+            f"labels in `{source}` must be a non-empty 1-D array of integers >= 0",
+            notes=(f"got dtype {y.dtype}, shape {list(y.shape)}",),
+        )
     return torch.from_numpy(y.astype(np.int64))
 
 
@@ -232,7 +277,11 @@ def load_folder(root: Path, size: int | None) -> _Raw:
     root = _existing(root, "folder", want_dir=True)
     classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        _fail("E0602", f"folder `{root}` has no class subfolders", "lay it out as DIR/<class>/<image>.png")
+        _fail(
+            "E0602",
+            f"folder `{root}` has no class subfolders",
+            "lay it out as DIR/<class>/<image>.png",
+        )
     images, labels = [], []
     for label, class_dir in enumerate(classes):
         files = _image_files(class_dir)
@@ -246,8 +295,11 @@ def load_folder(root: Path, size: int | None) -> _Raw:
 def _image_files(class_dir: Path) -> list[Path]:
     files = sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        _fail("E0602", f"class folder `{class_dir}` holds no images",
-              f"images must end in one of {', '.join(IMAGE_SUFFIXES)}")
+        _fail(
+            "E0602",
+            f"class folder `{class_dir}` holds no images",
+            f"images must end in one of {', '.join(IMAGE_SUFFIXES)}",
+        )
     return files
 
 
@@ -278,7 +330,9 @@ def resize(x: torch.Tensor, height: int, width: int | None = None) -> torch.Tens
     return torch.cat(chunks)  # [N, C, height, width]
 
 
-def split_indices(y: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def split_indices(
+    y: torch.Tensor, val_fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded stratified split: shuffle each class, hold out its share, shuffle each part again."""
     gen = torch.Generator().manual_seed(seed)
     train, val = [], []

@@ -1,7 +1,7 @@
 """Zero-cost proxies: score an untrained candidate from one minibatch, without training it.
 
-Input: a `torch.nn.Module` taking `[N, C, H, W]` and returning logits `[N, K]`. Output: floats, larger
-meaning "more promising" for each proxy. Contract: the caller's model is left exactly as it was
+Input: a `torch.nn.Module` taking `[N, C, H, W]` and returning logits `[N, K]`. Output: floats,
+larger meaning "more promising" for each proxy. Contract: the caller's model is left exactly as it was
 (weights, buffers, `.grad`, train/eval mode) because every proxy works on a deep copy, and the
 caller's RNG state is untouched (dropout runs under `torch.random.fork_rng` with a fixed seed).
 
@@ -12,9 +12,10 @@ caller's RNG state is untouched (dropout runs under `torch.random.fork_rng` with
   model runs in it, since R overflows float32 in deep nets.
 - `naswot` (Mellor et al. 2021, "Neural architecture search without training"): each sample's binary
   code says which ReLU units are active; K[i, j] counts the units where samples i and j agree,
-  summed over every ReLU (modules and functional calls alike); score = log |det K|. Train mode, as in
-  the reference code; -inf when two samples share one code.
-- `grad_norm`: the L2 norm of the gradient of the cross-entropy loss over all parameters. Train mode.
+  summed over every ReLU (modules and functional calls alike); score = log |det K|. Train mode, as
+  in the reference code; -inf when two samples share one code.
+- `grad_norm`: the L2 norm of the gradient of the cross-entropy loss over all parameters. Train
+  mode.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ _RELUS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Ten
 _HARDTANHS = {F.hardtanh, F.hardtanh_}  # ReLU-like only when min_val == 0 (ReLU6)
 
 
-def score_all(model: nn.Module, data: Dataset, batch_size: int = 64, seed: int = 0) -> dict[str, float]:
+def score_all(
+    model: nn.Module, data: Dataset, batch_size: int = 64, seed: int = 0
+) -> dict[str, float]:
     """Every proxy on one seeded training minibatch, beside the free baseline `params`."""
     x, y = _minibatch(data, batch_size, seed, model_device(model))  # [B, C, H, W], [B]
     return {
@@ -97,10 +100,10 @@ def agreement(active: torch.Tensor) -> torch.Tensor:
 
 
 class _ReluSpy(TorchFunctionMode):
-    """Calls `sink(output > 0)` [B, ...] for every ReLU computed while active (modules or functional).
+    """Calls `sink(output > 0)` [B, ...] for every ReLU run while active (modules or functional).
 
-    nn.ReLU reaches us as F.relu, whose inner torch.relu runs with the mode off, so nothing is counted
-    twice. In-place ReLUs work too: the code is read from the output, and output > 0 iff input > 0.
+    nn.ReLU reaches us as F.relu, whose inner torch.relu runs with the mode off, so nothing is
+    counted twice. In-place ReLUs work too: the code is read from the output, and output > 0 iff input > 0.
     """
 
     def __init__(self, sink: Callable[[torch.Tensor], None]):
@@ -135,7 +138,9 @@ def grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, seed: int =
 # Helpers
 
 
-def _minibatch(data: Dataset, batch_size: int, seed: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _minibatch(
+    data: Dataset, batch_size: int, seed: int, device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`batch_size` training samples drawn without replacement by `seed`."""
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(data.train_x), generator=gen)[:batch_size]  # [B]

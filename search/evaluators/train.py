@@ -3,14 +3,14 @@
 Input: a `torch.nn.Module` taking `[N, C, H, W]` and returning logits `[N, num_classes]`, and a
 `Dataset`. Output: a `TrainResult`. Contract:
 - the model is trained in place; afterwards it is back on the device it came from, in its original
-  train/eval mode and memory format;
-- a run is a pure function of (model's initial weights, data, options, seed): shuffling uses its own
-  `torch.Generator`, and the global RNG is seeded inside `torch.random.fork_rng`, so the caller's RNG
-  state is untouched;
-- a loss that stops being finite, or running out of memory, ends the run with `failed` set (never an
-  exception); anything `report` raises (e.g. `optuna.TrialPruned`) propagates unchanged; other errors
-  propagate too, after the model and the CUDA cache are cleaned up.
-On CUDA it trains under autocast (bf16 where supported, else fp16 with a GradScaler) in channels_last.
+  train/eval mode, in the default (contiguous) memory format;
+- a run is a pure function of (model's initial weights, data, options, seed): shuffling uses its
+  own `torch.Generator`, and the global RNG is seeded inside `torch.random.fork_rng`, so the
+  caller's RNG state is untouched;
+- a loss that stops being finite, or running out of memory, ends the run with `failed` set (never
+  an exception); anything `report` raises (e.g. `optuna.TrialPruned`) propagates unchanged; other
+  errors propagate too, after the model and the CUDA cache are cleaned up.
+On CUDA it trains under autocast (bf16 where supported, else fp16 with a GradScaler), channels_last.
 """
 
 from __future__ import annotations
@@ -96,9 +96,14 @@ def _check_options(epochs, batch_size, lr, optimizer, label_smoothing) -> None:
     if not isinstance(epochs, int) or epochs < 1:
         _fail(f"`epochs` must be a positive integer, but got {epochs!r}", "pass e.g. epochs=2")
     if not isinstance(batch_size, int) or batch_size < 1:
-        _fail(f"`batch_size` must be a positive integer, but got {batch_size!r}", "pass e.g. batch_size=64")
+        _fail(
+            f"`batch_size` must be a positive integer, but got {batch_size!r}",
+            "pass e.g. batch_size=64",
+        )
     if not lr > 0:
-        _fail(f"`lr` must be positive, but got {lr!r}", "pass e.g. lr=0.05 (sgd) or lr=1e-3 (adamw)")
+        _fail(
+            f"`lr` must be positive, but got {lr!r}", "pass e.g. lr=0.05 (sgd) or lr=1e-3 (adamw)"
+        )
     if optimizer not in OPTIMIZERS:
         _fail(f"unknown optimizer `{optimizer}`", f"expected one of {', '.join(OPTIMIZERS)}")
     if not 0.0 <= label_smoothing < 1.0:
@@ -112,7 +117,9 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        _fail("device `cuda` was asked for, but torch sees no CUDA GPU", "pass device='auto' or 'cpu'")
+        _fail(
+            "device `cuda` was asked for, but torch sees no CUDA GPU", "pass device='auto' or 'cpu'"
+        )
     return torch.device(device)
 
 
@@ -123,8 +130,17 @@ def _make_plan(device, epochs, batch_size, lr, optimizer, label_smoothing, seed)
     if on_gpu:
         amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     memory_format = torch.channels_last if on_gpu else torch.contiguous_format
-    return _Plan(dev, epochs, batch_size, float(lr), optimizer, float(label_smoothing), seed, amp,
-                 memory_format)
+    return _Plan(
+        dev,
+        epochs,
+        batch_size,
+        float(lr),
+        optimizer,
+        float(label_smoothing),
+        seed,
+        amp,
+        memory_format,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +160,7 @@ def _run_guarded(model, data, plan: _Plan, report, history: list[float]) -> str 
             raise
         failed = f"out of memory: {_first_line(exc)}"
     finally:
-        _restore(model, home, was_training, plan)
+        _restore(model, home, was_training, plan.device, collect=failed is not None)
     return failed
 
 
@@ -175,14 +191,21 @@ def cuda_indices(device: torch.device) -> list[int]:
     return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
-def _restore(model: nn.Module, home: torch.device, was_training: bool, plan: _Plan) -> None:
-    """Put the model back where and how it was, and return freed memory to the allocator."""
+def _restore(
+    model: nn.Module, home: torch.device, was_training: bool, device: torch.device, collect: bool
+) -> None:
+    """Put the model back where and how it was, and hand cached GPU memory back.
+
+    `collect` runs the cycle collector, which frees tensors an exception's traceback kept alive; it
+    costs ~0.1 s or more, so only failed runs pay for it.
+    """
     for p in model.parameters():
         p.grad = None
     model.to(device=home, memory_format=torch.contiguous_format)
     model.train(was_training)
-    gc.collect()
-    if plan.device.type == "cuda":
+    if collect:
+        gc.collect()
+    if device.type == "cuda":
         torch.cuda.empty_cache()
 
 
@@ -191,8 +214,11 @@ def _restore(model: nn.Module, home: torch.device, was_training: bool, plan: _Pl
 
 
 def _fit(model, data: Dataset, plan: _Plan, report, history: list[float]) -> str | None:
-    """Train for `plan.epochs`; append each epoch's accuracy to `history`; a failure message or None."""
-    train_x, train_y = data.train_x.to(plan.device), data.train_y.to(plan.device)  # [N, C, H, W], [N]
+    """Train for `plan.epochs`, appending each epoch's accuracy to `history`; why it failed, or None."""
+    train_x, train_y = (
+        data.train_x.to(plan.device),
+        data.train_y.to(plan.device),
+    )  # [N, C, H, W], [N]
     val_x, val_y = data.val_x.to(plan.device), data.val_y.to(plan.device)  # [M, C, H, W], [M]
     model.to(device=plan.device, memory_format=plan.memory_format)
     opt = make_optimizer(model, plan.optimizer, plan.lr)
@@ -206,7 +232,9 @@ def _fit(model, data: Dataset, plan: _Plan, report, history: list[float]) -> str
         bad = _train_epoch(model, train_x, train_y, order, plan, (opt, schedule, scaler, loss_fn))
         if bad is not None:
             return f"loss became {bad} at epoch {epoch}"
-        history.append(evaluate(model, val_x, val_y, plan.batch_size, plan.amp_dtype, plan.memory_format))
+        history.append(
+            evaluate(model, val_x, val_y, plan.batch_size, plan.amp_dtype, plan.memory_format)
+        )
         if report is not None:
             report(epoch, history[-1])
     return None
@@ -215,14 +243,16 @@ def _fit(model, data: Dataset, plan: _Plan, report, history: list[float]) -> str
 def make_optimizer(model: nn.Module, name: str, lr: float) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY
+        )
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr)
     return torch.optim.RMSprop(params, lr=lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
 
 
 def _batch_bounds(n: int, batch_size: int) -> Iterator[tuple[int, int]]:
-    """[start, stop) of each batch; a trailing batch of one sample is dropped (BatchNorm needs two)."""
+    """[start, stop) of each batch; a trailing batch of one is dropped (BatchNorm needs two)."""
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         if stop - start >= 2 or n == 1:
@@ -263,7 +293,9 @@ def _train_step(model, x, y, plan: _Plan, opt, scaler, loss_fn) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model, x, y, batch_size: int, amp_dtype=None, memory_format=torch.contiguous_format) -> float:
+def evaluate(
+    model, x, y, batch_size: int, amp_dtype=None, memory_format=torch.contiguous_format
+) -> float:
     """Top-1 accuracy of `model` (put in eval mode) on `x` [M, C, H, W], `y` [M]."""
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
