@@ -85,3 +85,82 @@ class InternalError(Exception):
     def __init__(self, message: str, dump: str = ""):
         super().__init__(message)
         self.dump = dump
+
+
+def render(path_or_graph, network=None, depth=None, direction="TB", theme="light", args=None,
+           input_shape=None, **options):
+    """A `graphviz.Digraph` of a network (from a .cnn path, a zoo name or a `Graph`); runs no program.
+
+    `args` binds a parameterised network's arguments, as `load` takes them. A program with shape
+    errors is drawn up to the failure (marked in red); syntax errors raise `CnncError`. `options` go to `compiler.render.dot.render` (`fold`, `shapes`). Write an image with
+    `digraph.render(...)` / `.pipe(format="svg")`, or `compiler.render.dot.write(digraph, "x.png")`.
+    """
+    from cnnc.compiler.ir import Graph
+    from cnnc.compiler.render.dot import render as draw
+
+    graph = path_or_graph
+    if not isinstance(graph, Graph):
+        result = elaborate_file(path_or_graph, network, _arg_exprs(args), input_shape)
+        if result.graph is None:
+            raise CnncError(*[d for d in result.diagnostics if d.is_error])
+        graph = result.graph
+    return draw(graph, depth=depth, direction=direction, theme=theme, **options)
+
+
+def diagram(path_or_graph, network=None, depth=None, **options):
+    """`render`'s diagram wrapped for notebooks: shows itself as SVG; `.save("x.png")` writes a file."""
+    from cnnc.compiler.render.dot import Diagram
+
+    return Diagram(render(path_or_graph, network, depth, **options))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lowering to PyTorch (torch is imported only here, inside the functions)
+
+
+def load(path, network=None, input=None, seed=None, args=None):
+    """The network as a `torch.nn.Module`: a torch.fx GraphModule with one straight-line forward.
+
+    `input` overrides the declared input shape (`(3, 256, 256)`); `args` binds a parameterised
+    network's arguments (`{"towers": 2}`, or `["towers=2"]` as on the command line); `seed` makes
+    the weights reproducible. Module names are the program's labels, so state_dict keys are
+    `layer1.0.conv1.weight`. The module keeps its IR (`model.cnnc_graph`) and analysis
+    (`model.cnnc_summary()`); raises `CnncError` when the program has errors.
+    """
+    return _lower(graph(path, network, _arg_exprs(args), input), seed)
+
+
+def compile_source(text, network=None, input=None, seed=None, args=None, path="<source>.cnn"):
+    """`load` for .cnn text instead of a file; imports resolve relative to `path`, then the zoo."""
+    return _lower(graph(path, network, _arg_exprs(args), input, text=text), seed)
+
+
+def _lower(g, seed):
+    from cnnc.compiler.lower.fx import to_graph_module
+
+    check_lint(g)
+    return to_graph_module(g, seed=seed)
+
+
+def _arg_exprs(args) -> dict | None:
+    """Python values (or `name=value` strings) → the AST expressions elaboration binds."""
+    if args is None:
+        return None
+    if isinstance(args, dict):
+        args = [f"{name}={_cnn_literal(value)}" for name, value in args.items()]
+    return parse_arg_values(args)
+
+
+def _cnn_literal(value) -> str:
+    """A Python value written in .cnn syntax: True → `true`, [3, 4] → `[3, 4]`, "M" → `"M"`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_cnn_literal(v) for v in value) + "]"
+    raise TypeError(f"a network argument must be a number, bool, string or list, but got {type(value).__name__}")

@@ -135,14 +135,17 @@ def b_str(args, kwargs):
 
 
 def b_label(args, kwargs):
-    """`label(name, layer)`: a label computed from values, e.g. `label("denselayer" + str(i + 1), L)`."""
+    """`label(name, layer)`: a label computed from values, e.g. `label("denselayer" + str(i + 1), L)`.
+
+    Dots make a path (`label("layer1.0.conv1", Conv(64, 3))`), as a graph written back as text needs.
+    """
     from cnnc.compiler.values import LabeledLayer, is_layer
 
     _no_kwargs("label", kwargs)
     _arity("label", args, 2, 2)
     name, layer = args
-    if not isinstance(name, str) or not name or "." in name:
-        raise OpError("E0405", f"a label must be a non-empty string without `.`, but got {name!r}")
+    if not isinstance(name, str) or not all(name.split(".")):
+        raise OpError("E0405", f"a label must be a non-empty string (dots separate path parts), but got {name!r}")
     if hasattr(layer, "infer"):
         from cnnc.compiler.evaluate import bind_op
 

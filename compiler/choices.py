@@ -74,4 +74,15 @@ def _name(el, expr: ast.Choice, env, frame) -> str:
             raise Fail(error("E0404", "a choice's `name` must be a string", kw.value.span))
         return value
     where = ".".join(frame.scope) or "network"
-    return f"{where}@{expr.span.line}:{expr.span.col}"
+    return f"{where}@{expr.span.line}:{expr.span.col}{_loop_suffix(env)}"
+
+
+def _loop_suffix(env) -> str:
+    """`[i=2]` when the choice sits in a list comprehension: each iteration decides on its own."""
+    loops = []
+    e = env
+    while e is not None:
+        if getattr(e, "loop_var", None) is not None:
+            loops.append(f"{e.loop_var}={show(e.vars[e.loop_var])}")
+        e = e.parent
+    return f"[{','.join(reversed(loops))}]" if loops else ""

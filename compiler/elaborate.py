@@ -24,7 +24,7 @@ from cnnc.compiler.types import ERROR, TensorType, is_error
 from cnnc.compiler.values import (POISON, BlockLayer, BlockRef, LabeledLayer, MergeLayer, OpLayer,
                                   SeqLayer, Tensor, show, type_name)
 from cnnc.dsl import ast
-from cnnc.dsl.diagnostics import CnncError, Diagnostic, error
+from cnnc.dsl.diagnostics import CnncError, Diagnostic, Label, error
 from cnnc.dsl.imports import Program
 from cnnc.dsl.source import Span
 
@@ -79,6 +79,9 @@ class Builder:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     def claim(self, scope: tuple[str, ...], name: str, explicit: bool, span: Span | None) -> tuple[str, ...]:
+        if "." in name:  # a dotted label from `label("a.b", …)`: the last part is the name
+            *parts, name = name.split(".")
+            scope = scope + tuple(parts)
         names = self.taken.setdefault(scope, {})
         if explicit:
             if name in names:
@@ -153,7 +156,7 @@ class Elaborator:
         raise Fail(error("E0404", f"`->` needs a layer on its right, but got {what}", span,
                          "not a layer", notes=frame.notes()))
 
-    def apply_op(self, layer: OpLayer, inputs, frame: Frame, name, explicit) -> Tensor:
+    def apply_op(self, layer: OpLayer, inputs, frame: Frame, name, explicit, operands=()) -> Tensor:
         spec = layer.spec
         path = self.b.claim(frame.scope, name or spec.name.lower(), explicit, layer.span)
         if any(is_error(t.type) for t in inputs):
@@ -161,18 +164,18 @@ class Elaborator:
         try:
             args, out = spec.infer(dict(layer.args), tuple(t.type for t in inputs))
         except OpError as exc:
-            self.report(op_diagnostic(exc, layer.span, frame, inputs))
+            self.report(op_diagnostic(exc, layer.span, frame, inputs, operands))
             return self.b.add(spec.name, layer.args, inputs, ERROR, path, layer.span, frame, exc.message)
         return self.b.add(spec.name, args, inputs, out, path, layer.span, frame)
 
-    def merge(self, op: str, inputs, frame: Frame, span: Span | None, name=None, explicit=False):
+    def merge(self, op: str, inputs, frame: Frame, span: Span | None, name=None, explicit=False, operands=()):
         """A merge node over tensors (concat, +, *); POISON if any input is."""
         if any(t is POISON for t in inputs):
             return POISON
         for t in inputs:
             if not isinstance(t, Tensor):
                 raise Fail(error("E0404", f"`{MERGE_SYMBOL[op]}` joins tensors, but got {type_name(t)}", span))
-        return self.apply_op(OpLayer(REGISTRY[op], {}, span), list(inputs), frame, name, explicit)
+        return self.apply_op(OpLayer(REGISTRY[op], {}, span), list(inputs), frame, name, explicit, operands)
 
     def apply_merge(self, layer: MergeLayer, x: Tensor, frame: Frame, name, explicit):
         """Branches share `x`. Only a label makes a scope: a merge is not a module of its own, so an
@@ -231,8 +234,11 @@ def flatten_seq(items) -> list:
     return out
 
 
-def op_diagnostic(exc: OpError, span: Span | None, frame: Frame, inputs) -> Diagnostic:
+def op_diagnostic(exc: OpError, span: Span | None, frame: Frame, inputs, operands=()) -> Diagnostic:
+    """An op's broken rule as a diagnostic; `operands` (span, tensor) label each side of `+`/`*`."""
     notes = frame.notes()
+    secondary = tuple(Label(s, f"`{' '.join(s.text.split())}` is {t.type}") for s, t in operands
+                      if s is not None and len(s.text) <= 40)
     if exc.code == "E0301" and len(inputs) == 2:
         a, b = (t.type for t in inputs)
         if a.rank == b.rank:
@@ -242,7 +248,8 @@ def op_diagnostic(exc: OpError, span: Span | None, frame: Frame, inputs) -> Diag
     helps = (exc.help,) if exc.help else ()
     if exc.code in ("E0301", "E0302", "E0303", "E0305"):
         helps += (f"`cnnc explain {exc.code}` walks through this case",)
-    return error(exc.code, exc.message, span, exc.label, notes=notes, helps=helps)
+    label = exc.label or ("both sides must have the same shape, or broadcast" if operands else "")
+    return error(exc.code, exc.message, span, label, notes=notes, helps=helps, secondary=secondary)
 
 
 def _axes(rank: int) -> tuple[str, ...]:

@@ -133,7 +133,7 @@ def resolve_network(el, scope: ModuleScope, item, cli_args: dict, env: Env):
     if isinstance(value, BlockLayer) and isinstance(value.block.definition, ast.NetworkDef):
         bound = dict(value.args)
         for key, val in cli_args.items():
-            bound[key] = val
+            bound[key] = evaluate(el, val, env, Frame()) if isinstance(val, ast.Expr) else val
         return value.block, bound
     if value is not POISON:
         el.report(error("E0404", f"`network {item.name} = …` must name a network, but got {type_name(value)}",
@@ -305,6 +305,7 @@ def ev_comprehension(el, expr: ast.Comprehension, env: Env, frame):
     out = []
     for item in iterable:
         inner = Env(env.module, {expr.var: item}, env.input, env)
+        inner.loop_var = expr.var
         if expr.cond is not None:
             keep = evaluate(el, expr.cond, inner, frame)
             if keep is POISON:
@@ -320,6 +321,10 @@ def ev_chain(el, expr: ast.Chain, env, frame):
     if first is POISON:
         return POISON
     if not isinstance(first, Tensor):
+        if not (is_layer(first) or isinstance(first, tuple) or hasattr(first, "infer")):
+            raise _fail("E0404", f"a chain starts with a tensor or a layer, but this is {type_name(first)}",
+                        expr.elements[0].span, "not a tensor or layer")
+        first = to_layer(first, expr.elements[0].span)
         layers = (first,) + tuple(as_layer(el, e, env, frame) for e in expr.elements[1:])
         return SeqLayer(layers, expr.span)
     x = first
@@ -539,7 +544,8 @@ def ev_binop(el, expr: ast.BinOp, env, frame):
 def graph_binop(el, expr: ast.BinOp, left, right, frame):
     op = "Add" if expr.op == "+" else "Mul"
     if isinstance(left, Tensor) and isinstance(right, Tensor):
-        return el.merge(op, (left, right), frame, expr.op_span)
+        operands = ((expr.left.span, left), (expr.right.span, right))
+        return el.merge(op, (left, right), frame, expr.op_span, operands=operands)
     for side, value in (("left", left), ("right", right)):
         if not (isinstance(value, Tensor) or is_layer(value) or hasattr(value, "infer")):
             raise _fail("E0404", f"`{expr.op}` of a tensor or layer with {type_name(value)}", expr.op_span,

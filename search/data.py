@@ -1,8 +1,9 @@
 """Datasets for search: a spec string → normalised train/validation tensors.
 
 Input: a spec (`digits`, `cifar10:DIR`, `folder:DIR`, `npz:FILE`), an optional square `size`, a
-seed and a validation fraction. Output: a `Dataset` whose images are float32 `[N, C, H, W]`, standardised per
-channel with the *training* part's mean and std, and whose labels are int64 in `0..num_classes-1`.
+seed and a validation fraction. Output: a `Dataset` whose images are float32 `[N, C, H, W]`,
+standardised per channel with the *training* part's mean and std, and whose labels are int64 in
+`0..num_classes-1`.
 
 Invariants:
 - the split is a pure function of (labels, seed, val_fraction): the same seed gives the same split;

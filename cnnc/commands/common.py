@@ -57,7 +57,9 @@ def print_diagnostics(diagnostics, args, style: str | None = None) -> None:
 
     if not diagnostics:
         return
-    style = style or ("json" if getattr(args, "format", "") == "json" else getattr(args, "diagnostics", "full"))
+    if style is None:
+        chosen = getattr(args, "format", "full")
+        style = chosen if chosen in ("full", "concise", "json") else "full"
     text = render(diagnostics, style=style, color=use_color(args) and style == "full")
     print(text, file=sys.stderr)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cnnc.compiler.analysis.counts import macs, params
+from cnnc.compiler.analysis.describe import describe
 from cnnc.compiler.analysis.memory import DTYPE_BYTES, activations
 from cnnc.compiler.analysis.receptive_field import receptive_fields
 from cnnc.compiler.ir import Graph
@@ -27,6 +28,7 @@ class Row:
     rf_min: int  # the smallest over the paths that meet here
     node_count: int = 1  # > 1 for a group row (`--depth`)
     error: str | None = None
+    text: str = ""  # `Conv 3×3/2, 64`
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +87,10 @@ def summarize(graph: Graph, dtype: str = "float32") -> Summary:
         if is_error(n.type):
             if n.error is not None and failed is None:
                 failed = n.name
-                rows.append(Row(n.name, n.op, None, 0, 0, 0, 0, 0, error=n.error))
+                rows.append(Row(n.name, n.op, None, 0, 0, 0, 0, 0, error=n.error, text=describe(n)))
             continue
-        rows.append(Row(n.name, n.op, n.type.shape, p[n.id], m[n.id], a[n.id], rf[n.id].size, rf[n.id].size_min))
+        rows.append(Row(n.name, n.op, n.type.shape, p[n.id], m[n.id], a[n.id], rf[n.id].size, rf[n.id].size_min,
+                        text=describe(n)))
     out = graph.output_type
     return Summary(
         network=graph.network,
@@ -121,9 +124,10 @@ def group(summary: Summary, graph: Graph, depth: int) -> tuple[Row, ...]:
         if keys and keys[-1] == key:
             prev = out[-1]
             out[-1] = Row(key, prev.op, row.shape, prev.params + row.params, prev.macs + row.macs,
-                          prev.activations + row.activations, row.rf, row.rf_min, prev.node_count + 1, row.error)
+                          prev.activations + row.activations, row.rf, row.rf_min, prev.node_count + 1,
+                          row.error or prev.error, prev.text)
         else:
             out.append(Row(key, titles[key], row.shape, row.params, row.macs, row.activations, row.rf,
-                           row.rf_min, 1, row.error))
+                           row.rf_min, 1, row.error, titles[key]))
             keys.append(key)
     return tuple(out)

@@ -104,4 +104,4 @@ def expect_rank(inp: TensorType, rank: int, op: str, help: str = "") -> None:
         raise OpError("E0304", f"`{op}` needs {what}, but got {inp}", help)
 
 
-from cnnc.compiler.ops import act, conv, merge, norm, pool, reshape  # noqa: E402,F401  (fills REGISTRY)
+from cnnc.compiler.ops import act, conv, extra, merge, norm, pool, reshape  # noqa: E402,F401  (fills REGISTRY)

@@ -1,8 +1,8 @@
 """Zero-cost proxies: score an untrained candidate from one minibatch, without training it.
 
 Input: a `torch.nn.Module` taking `[N, C, H, W]` and returning logits `[N, K]`. Output: floats,
-larger meaning "more promising" for each proxy. Contract: the caller's model is left exactly as it was
-(weights, buffers, `.grad`, train/eval mode) because every proxy works on a deep copy, and the
+larger meaning "more promising" for each proxy. Contract: the caller's model is left exactly as it
+was (weights, buffers, `.grad`, train/eval mode) because every proxy works on a deep copy, and the
 caller's RNG state is untouched (dropout runs under `torch.random.fork_rng` with a fixed seed).
 
 - `synflow` (Tanaka et al. 2020, "Pruning neural networks without any data by iteratively conserving
@@ -81,7 +81,8 @@ def naswot(model: nn.Module, x: torch.Tensor, *, seed: int = 0) -> float:
 
     def add_codes(active: torch.Tensor) -> None:
         nonlocal kernel
-        kernel = kernel + agreement(active.reshape(len(x), -1))
+        if active.ndim >= 1 and active.shape[0] == len(x):  # a ReLU over the batch, not a weight
+            kernel = kernel + agreement(active.reshape(len(x), -1))  # [B, B]
 
     with torch.random.fork_rng(devices=cuda_indices(x.device)), torch.no_grad():
         torch.manual_seed(seed)
@@ -103,7 +104,8 @@ class _ReluSpy(TorchFunctionMode):
     """Calls `sink(output > 0)` [B, ...] for every ReLU run while active (modules or functional).
 
     nn.ReLU reaches us as F.relu, whose inner torch.relu runs with the mode off, so nothing is
-    counted twice. In-place ReLUs work too: the code is read from the output, and output > 0 iff input > 0.
+    counted twice. In-place ReLUs work too: the code is read from the output, and output > 0 iff
+    input > 0.
     """
 
     def __init__(self, sink: Callable[[torch.Tensor], None]):

@@ -1,0 +1,42 @@
+# Everything from a fresh machine: `make demo` (the main job) and `make test` (the suite).
+# Set-up is idempotent: a virtual environment in .venv, Debian's graphviz for `dot`.
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+OUT ?= out
+
+.PHONY: setup system demo test bench clean
+
+setup: system $(STAMP)
+
+system:
+	@command -v dot >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
+
+# torch and torchvision are pinned for set-up here (the versions this machine serves from disk;
+# torchvision and timm give the zoo tests their reference models); pyproject.toml states the range
+# cnnc supports.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check "torch==2.14.1" "torchvision==0.29.1" "timm>=1.0,<2"
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/cnnc summary resnet50 --depth 0
+	$(BIN)/cnnc compile resnet50 -o $(OUT)/resnet50.py
+	$(BIN)/cnnc render resnet50 --depth 1 -o $(OUT)/resnet50.svg
+	$(BIN)/cnnc search zoo/spaces/tiny.cnn --trials 6 --data digits --epochs 2 --out $(OUT)/search
+	@echo "written: $(OUT)/resnet50.py, $(OUT)/resnet50.svg, $(OUT)/search/ (best.cnn, trials.csv, plots)"
+
+test: setup
+	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
+
+bench: setup
+	$(BIN)/python bench/lowering.py
+	$(BIN)/python bench/search.py
+
+clean:
+	rm -rf $(VENV) $(OUT) runs .pytest_cache .hypothesis

@@ -1,0 +1,94 @@
+"""`cnnc compile`: lower a network to PyTorch and write it as standalone source or an exported program.
+
+Prints a short summary (parameters, MACs, input and output shapes), then writes the artifact the
+`-o` suffix asks for.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from cnnc.commands import common
+
+HELP = "lower a network to standalone PyTorch source (.py) or a torch.export program (.pt)"
+DESCRIPTION = """\
+Lower a network to PyTorch. The output's suffix picks the artifact:
+  OUT.py    standalone source: one nn.Module class that needs only torch (no cnnc), module names as
+            the program's labels, shapes as comments on the forward lines. Same seed, same weights
+            and outputs as `cnnc.load`.
+  OUT.pt    a torch.export program (eval mode, dynamic batch), weights included;
+  OUT.pt2   the same (torch.export's own suffix). Load either with torch.export.load(OUT).module().
+Without -o, writes NETWORK.py in the current directory; `-o -` prints the source to stdout.
+
+examples:
+  cnnc compile zoo/vgg16.cnn -o /tmp/vgg16.py
+  cnnc compile resnet50 -o resnet50.pt --seed 0
+  cnnc compile zoo/alexnet_2012.cnn --arg towers=2 -o -
+"""
+
+SUFFIXES = (".py", ".pt", ".pt2")
+
+
+def configure(p) -> None:
+    common.add_program_args(p)
+    p.add_argument("-o", "--output", metavar="OUT", help="where to write: OUT.py (source), OUT.pt or "
+                   "OUT.pt2 (torch.export program), - (source to stdout); default: ./NETWORK.py")
+    p.add_argument("--seed", type=int, metavar="S", help="seed the weights (.pt) or make S the "
+                   "generated class's default seed (.py); default: unseeded, as torch's own layers")
+    common.add_color_arg(p)
+
+
+def run(args) -> int:
+    from cnnc.compiler.analysis.summary import summarize
+
+    out = output_path(args.output)
+    graph = common.graph_from_args(args)
+    from cnnc.api import check_lint
+
+    check_lint(graph)
+    summary = summarize(graph)
+    report = sys.stderr if out == "-" else sys.stdout
+    print(describe(summary), file=report)
+    if out == "-":
+        print(source(graph, args))
+        return common.OK
+    path = Path(out or f"{graph.network}.py")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    note = write_source(graph, args, path) if path.suffix == ".py" else write_program(graph, args, path)
+    print(f"wrote {path}: {note}", file=report)
+    return common.OK
+
+
+def output_path(out: str | None) -> str | None:
+    if out is not None and out != "-" and Path(out).suffix not in SUFFIXES:
+        raise common.UsageError(f"-o must end in .py, .pt or .pt2 (or be -), but got `{out}`")
+    return out
+
+
+def describe(summary) -> str:
+    """`resnet50: 25,557,032 params, 4.09 G MACs, [3, 224, 224] → [1000]`."""
+    from cnnc.compiler.lower.source import human
+
+    return (f"{summary.network}: {summary.params:,} params, {human(summary.macs)} MACs, "
+            f"{list(summary.input)} → {list(summary.output)}")
+
+
+def source(graph, args) -> str:
+    from cnnc.compiler.lower.source import to_source
+
+    return to_source(graph, seed=args.seed, origin=str(args.file))
+
+
+def write_source(graph, args, path: Path) -> str:
+    from cnnc.compiler.lower.fx import class_name
+
+    path.write_text(source(graph, args))
+    return f"class {class_name(graph.network)}, needs only torch"
+
+
+def write_program(graph, args, path: Path) -> str:
+    from cnnc.compiler.lower.export import export_program
+    from cnnc.compiler.lower.fx import to_graph_module
+
+    return export_program(to_graph_module(graph, seed=args.seed), str(path))

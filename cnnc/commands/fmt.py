@@ -1,0 +1,69 @@
+"""`cnnc fmt`: print a file in the canonical layout, check it, or rewrite it in place."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+
+from cnnc.commands import common
+
+HELP = "print .cnn files in the canonical layout (--check, --write)"
+DESCRIPTION = """\
+Print a .cnn file in the canonical layout (4-space indents, `k = v` spacing, lines of at most 100
+columns, comments kept). The formatted text parses to the same program.
+
+examples:
+  cnnc fmt my_net.cnn            # print the formatted text
+  cnnc fmt --check zoo/*.cnn     # exit 1 and show a diff when a file is not formatted
+  cnnc fmt --write my_net.cnn    # rewrite in place
+"""
+
+
+def configure(p) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help=".cnn files")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="report files that are not formatted (exit 1)")
+    mode.add_argument("--write", "-w", action="store_true", help="rewrite the files in place")
+    common.add_color_arg(p)
+
+
+def run(args) -> int:
+    from cnnc.dsl.diagnostics import CnncError
+    from cnnc.dsl.format import format_module
+    from cnnc.dsl.parse import parse
+    from cnnc.dsl.source import SourceFile
+
+    changed, diagnostics = [], []
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            raise common.UsageError(f"no such file: {name}")
+        source = SourceFile.read(path, name)
+        try:
+            formatted = format_module(parse(source))
+        except CnncError as exc:
+            diagnostics += exc.diagnostics
+            continue
+        if formatted == source.text:
+            continue
+        changed.append(name)
+        if args.check:
+            sys.stdout.writelines(difflib.unified_diff(source.text.splitlines(True), formatted.splitlines(True),
+                                                       name, f"{name} (formatted)"))
+        elif args.write:
+            path.write_text(formatted, encoding="utf-8")
+        else:
+            sys.stdout.write(formatted)
+    if not args.check and not args.write:
+        for name in args.files:
+            if name not in changed and not any(d.span and d.span.file.path == name for d in diagnostics):
+                sys.stdout.write(Path(name).read_text(encoding="utf-8"))
+    if diagnostics:
+        raise CnncError(*diagnostics)
+    if args.check and changed:
+        print(f"{len(changed)} file{'s' if len(changed) != 1 else ''} would be reformatted", file=sys.stderr)
+        return common.USER_ERROR
+    if args.write and changed:
+        print(f"reformatted {len(changed)} file{'s' if len(changed) != 1 else ''}", file=sys.stderr)
+    return common.OK

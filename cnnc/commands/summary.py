@@ -1,0 +1,163 @@
+"""`cnnc summary`: per-layer and total output shape, parameters, MACs, memory and receptive field.
+
+Pure Python: never imports torch. With a shape error the table still prints up to the failing node,
+then the diagnostic, and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from cnnc.commands import common
+
+HELP = "report shapes, parameters, MACs, memory and receptive fields per layer"
+DESCRIPTION = """\
+Print a table like the lecture's VGG-16 table: per layer the output shape, the activation memory
+(elements), the parameters, the multiply-accumulates (conv and linear, batch 1) and the receptive
+field; then totals. FLOPs are reported as 2 × MACs, and labelled as such.
+
+examples:
+  cnnc summary zoo/vgg16.cnn
+  cnnc summary resnet50 --depth 1
+  cnnc summary zoo/alexnet_2012.cnn --arg towers=2 --format json
+  cnnc summary resnet50 --input 3,448,448 --format markdown
+"""
+
+HIDDEN = ("act", "reshape")  # in-place activations and views: hidden from the table unless --all
+
+
+def configure(p) -> None:
+    common.add_program_args(p)
+    p.add_argument("--depth", "-d", type=int, metavar="K",
+                   help="group the layers of blocks nested deeper than K into one row (0 = stages)")
+    common.add_format_arg(p, ("table", "json", "markdown", "csv"), "table")
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16", "float64"), default="float32",
+                   help="element type for memory in bytes (default: float32)")
+    p.add_argument("--all", action="store_true", help="also list in-place activations and views in the table")
+    common.add_color_arg(p)
+
+
+def run(args) -> int:
+    from cnnc.compiler.analysis.summary import group, summarize
+
+    if args.depth is not None and args.depth < 0:
+        raise common.UsageError("--depth must be 0 or more")
+    result = common.elaborate_from_args(args)
+    errors = [d for d in result.diagnostics if d.is_error]
+    if result.graph is None or (errors and len(result.graph) == 0):
+        from cnnc.dsl.diagnostics import CnncError
+
+        raise CnncError(*result.diagnostics)
+    summary = summarize(result.graph, args.dtype)
+    rows = summary.layers if args.depth is None else group(summary, result.graph, args.depth)
+    if args.format == "json":
+        data = summary.to_json()
+        if args.depth is not None:
+            data["groups"] = [_row_json(r) for r in rows]
+        print(json.dumps(data, indent=2))
+    elif args.format == "csv":
+        print(_csv(rows), end="")
+    else:
+        print(_table(summary, rows, args, markdown=args.format == "markdown"))
+    common.print_diagnostics(result.diagnostics, args, style="full")
+    return common.USER_ERROR if errors else common.OK
+
+
+def _row_json(r) -> dict:
+    return {"name": r.name, "op": r.op, "shape": list(r.shape) if r.shape else None, "params": r.params,
+            "macs": r.macs, "activations": r.activations, "rf": r.rf, "nodes": r.node_count}
+
+
+def count(n: int) -> str:
+    """`138,357,544`."""
+    return f"{n:,}"
+
+
+def si(n: float, unit: str = "") -> str:
+    """`138.36 M`, `15.47 G`."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= factor:
+            return f"{n / factor:.2f} {prefix}{unit}"
+    return f"{n:g} {unit}".strip()
+
+
+def mebibytes(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def shape_text(shape) -> str:
+    return "×".join(map(str, shape)) if shape else "?"
+
+
+def _visible(rows, show_all: bool):
+    from cnnc.compiler.ops import REGISTRY
+
+    if show_all:
+        return list(rows), 0
+    shown = [r for r in rows if r.node_count > 1 or r.error or r.op not in REGISTRY
+             or REGISTRY[r.op].family not in HIDDEN or r.op in ("Flatten",)]
+    return shown, len(rows) - len(shown)
+
+
+def _table(summary, rows, args, markdown: bool) -> str:
+    shown, hidden = _visible(rows, args.all)
+    header = ("name", "op", "output", "memory", "params", "MACs", "RF")
+    body = [(r.name, _op_cell(r), shape_text(r.shape), count(r.activations), count(r.params), count(r.macs),
+             str(r.rf) if r.shape else "") for r in shown]
+    title = (f"{summary.network} · input {_shape_list(summary.input)} · batch 1 · {summary.dtype} "
+             f"({summary.activation_bytes // max(1, summary.activations) if summary.activations else 4} bytes)")
+    lines = [title, ""]
+    lines += _markdown(header, body) if markdown else _columns(header, body)
+    if summary.failed_at is not None:
+        lines += ["", f"stops at `{summary.failed_at}`: its shape could not be inferred (the error is below); "
+                  "totals so far:"]
+    lines += ["", *_totals(summary, hidden)]
+    return "\n".join(lines)
+
+
+def _op_cell(row) -> str:
+    return f"{row.text} ({row.node_count} layers)" if row.node_count > 1 else (row.text or row.op)
+
+
+def _shape_list(shape) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]" if shape else "?"
+
+
+def _columns(header, body) -> list[str]:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
+    right = {3, 4, 5, 6}
+
+    def fmt(row):
+        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    return [fmt(header), "  ".join("─" * w for w in widths)] + [fmt(r).rstrip() for r in body]
+
+
+def _markdown(header, body) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 5) + "|"]
+    return out + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in body]
+
+
+def _totals(s, hidden: int) -> list[str]:
+    lines = [
+        f"output       {_shape_list(s.output)}",
+        f"params       {count(s.params)}  ({si(s.params)})",
+        f"MACs         {count(s.macs)}  ({si(s.macs)}MAC; FLOPs = 2 × MACs = {si(s.flops)})",
+        f"activations  {count(s.activations)} elements = {mebibytes(s.activation_bytes)} forward, "
+        f"≈ {mebibytes(s.training_bytes)} to train (×2, kept for the backward pass)",
+        f"weights      {mebibytes(s.params * (s.activation_bytes // max(1, s.activations) if s.activations else 4))}",
+    ]
+    if hidden:
+        lines.append(f"({hidden} in-place activation and view rows hidden; --all shows them)")
+    return lines
+
+
+def _csv(rows) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["name", "op", "shape", "activations", "params", "macs", "rf", "nodes"])
+    for r in rows:
+        w.writerow([r.name, r.op, shape_text(r.shape), r.activations, r.params, r.macs, r.rf, r.node_count])
+    return buf.getvalue()

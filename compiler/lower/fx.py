@@ -1,0 +1,219 @@
+"""Graph IR → `torch.fx.GraphModule`: one straight-line `forward`, modules named by label paths.
+
+Contract of `to_graph_module(graph)`:
+- `graph` has no ERROR node (`graph.ok`); the result is a `CnncModule` (a GraphModule) whose
+  forward takes `[N, *graph.input_type.shape]` and returns `[N, *graph.output_type.shape]`.
+- Every IR node but the input becomes exactly one fx node: `call_module` for ops that are torch
+  modules (registered under the node's path: `layer1.0.conv1`, so state_dict keys are
+  `layer1.0.conv1.weight`), `call_function` for merges (`operator.add`, `operator.mul`,
+  `torch.cat`). `fx_node.meta["cnnc_id"]` holds the IR node id.
+- Path prefixes become containers: a labelled sequence an `nn.Sequential`, a block instance a
+  `Block` that prints with the block's name and arguments (`(0): Bottleneck(64, stride = 2`).
+  Parameter-free modules (ReLU, pools) add no state_dict keys, so the keys are those of a
+  hand-written model with the same names (torchvision's, for the zoo).
+- Weights follow `init.init_parameters`; the same `seed` gives the same state_dict. On the `meta`
+  device nothing is initialised (shape and FLOP checks use that).
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from cnnc.compiler.ir import Graph, Node
+from cnnc.compiler.lower import layers, modules
+from cnnc.compiler.lower.init import init_parameters
+from cnnc.dsl.diagnostics import CnncError, error
+
+_FUNCTIONS = {"operator.add": operator.add, "operator.mul": operator.mul, "torch.cat": torch.cat}
+
+
+class Block(nn.Module):
+    """Holds the modules of one block instance; the network's forward calls them one by one."""
+
+    def __init__(self, title: str):
+        super().__init__()
+        name, _, rest = title.partition("(")
+        self.block_name = name
+        self.block_args = rest.removesuffix(")")
+
+    def _get_name(self) -> str:
+        return self.block_name  # print(model) shows `(0): Bottleneck(` as torchvision does
+
+    def extra_repr(self) -> str:
+        return self.block_args
+
+    def forward(self, *inputs):
+        raise TypeError(f"`{self.block_name}` is a container of the network's modules, not a layer of "
+                        "its own: call the whole network")
+
+
+class CnncModule(fx.GraphModule):
+    """A GraphModule that keeps the IR it came from (`cnnc_graph`) and prints as a module tree."""
+
+    cnnc_graph: Graph
+
+    def cnnc_summary(self):
+        """Static analysis of the IR (params, MACs, per-layer rows); see `analysis.summary`."""
+        from cnnc.compiler.analysis.summary import summarize
+
+        return summarize(self.cnnc_graph)
+
+    def cnnc_source(self, seed: int | None = None) -> str:
+        """The standalone PyTorch source of this network (see `lower.source`)."""
+        from cnnc.compiler.lower.source import to_source
+
+        return to_source(self.cnnc_graph, seed=seed)
+
+    def __str__(self) -> str:
+        return nn.Module.__repr__(self)  # the module tree; `model.code` shows the forward
+
+    def __deepcopy__(self, memo):
+        memo[id(self.cnnc_graph)] = self.cnnc_graph  # frozen: shared, not copied
+        res = super().__deepcopy__(memo)
+        for name, child in self.named_children():
+            setattr(res, name, copy.deepcopy(child, memo))  # memoised: the containers, not plain Modules
+        res.cnnc_graph = self.cnnc_graph
+        return res
+
+
+def to_graph_module(graph: Graph, seed: int | None = None, device=None) -> CnncModule:
+    """See the module docstring. `device` is where the weights live (default CPU)."""
+    if not graph.ok:
+        raise ValueError(f"cannot lower `{graph.network}`: the graph has errors")
+    check_names(graph)
+    device = torch.device(device or "cpu")
+    with torch.device("meta"):
+        root = build_modules(graph)  # no default init: `init_parameters` sets every value once
+    gm = CnncModule(root, build_fx_graph(graph), class_name=class_name(graph.network))
+    for name, child in root.named_children():
+        setattr(gm, name, child)  # GraphModule copied plain containers; keep Sequential and Block
+    gm.cnnc_graph = graph
+    if device.type != "meta":
+        gm.to_empty(device=device)
+        init_parameters(gm, seed)
+        fill_bare_parameters(gm, graph)
+    return gm
+
+
+def class_name(network: str) -> str:
+    """`resnet50` → `Resnet50`, `mobilenet_v2` → `MobilenetV2`: the class name of the lowered network."""
+    parts = "".join(c if c.isalnum() else "_" for c in network).split("_")
+    name = "".join(p[:1].upper() + p[1:] for p in parts if p)
+    return name if name[:1].isalpha() else f"Net{name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Modules
+
+
+def build_modules(graph: Graph) -> nn.Module:
+    """A root module holding every op's module at its path, containers made at first use."""
+    root = nn.Module()
+    for node in graph.nodes_in_order():
+        if modules.kind(node) == "module":
+            parent = container(root, graph, node.path[:-1])
+            parent.add_module(node.path[-1], instantiate(modules.layer(graph, node)))
+        elif modules.kind(node) == "parameter":
+            shape, _ = modules.bare_parameter(node)
+            parent = container(root, graph, node.path[:-1])
+            parent.register_parameter(node.path[-1], nn.Parameter(torch.empty(shape)))
+    return root
+
+
+def fill_bare_parameters(gm: nn.Module, graph: Graph) -> None:
+    """Give each LayerScale its initial value (they draw nothing from the generator)."""
+    with torch.no_grad():
+        for node in graph.nodes_in_order():
+            if modules.kind(node) == "parameter":
+                gm.get_parameter(node.name).fill_(modules.bare_parameter(node)[1])
+
+
+def instantiate(spec: modules.Layer) -> nn.Module:
+    if spec.ctor.startswith("cnnc."):  # an op torch.nn lacks: compiler/lower/layers.py
+        return getattr(layers, spec.ctor.rpartition(".")[2])(*spec.args, **spec.kwargs)
+    return getattr(nn, spec.ctor)(*spec.args, **spec.kwargs)
+
+
+def container(root: nn.Module, graph: Graph, path: tuple[str, ...]) -> nn.Module:
+    """The module at `path`, made (with its parents) if missing."""
+    module = root
+    for depth in range(1, len(path) + 1):
+        name = path[depth - 1]
+        if name not in module._modules:
+            module.add_module(name, new_container(graph, path[:depth]))
+        module = module._modules[name]
+    return module
+
+
+def new_container(graph: Graph, path: tuple[str, ...]) -> nn.Module:
+    scope = graph.scopes.get(path)
+    if scope is not None and scope.kind == "seq":
+        return nn.Sequential()
+    return Block(scope.title if scope is not None else path[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward
+
+
+def build_fx_graph(graph: Graph) -> fx.Graph:
+    """One fx node per IR node, in the IR's (topological) order."""
+    g = fx.Graph()
+    env: dict[int, fx.Node] = {}
+    for node in graph.nodes_in_order():
+        if node.op == "Input":
+            value = g.placeholder("x")
+        elif modules.kind(node) == "merge":
+            value = merge(g, node, [env[i] for i in node.inputs])
+        elif modules.kind(node) == "parameter":
+            scale = g.get_attr(node.name)
+            value = g.create_node("call_function", operator.mul, (env[node.inputs[0]], scale),
+                                  name=node.name.replace(".", "_"))
+        else:
+            value = g.call_module(node.name, (env[node.inputs[0]],))
+        value.meta["cnnc_id"] = node.id
+        env[node.id] = value
+    g.output(env[graph.output])
+    return g
+
+
+def merge(g: fx.Graph, node: Node, inputs: list[fx.Node]) -> fx.Node:
+    fn = _FUNCTIONS[modules.merge_function(node)]
+    name = node.name.replace(".", "_")
+    if fn is torch.cat:
+        return g.create_node("call_function", torch.cat, (inputs,), {"dim": 1}, name=name)
+    value = inputs[0]
+    for other in inputs[1:]:  # a + b + c, folded left as Python evaluates it
+        value = g.create_node("call_function", fn, (value, other), name=name)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+
+
+def reserved_names(top_level: bool) -> set[str]:
+    """Attribute names a submodule may not take: torch's own (`eval`, `forward`, `to`, …)."""
+    names = set(dir(nn.Sequential())) | set(dir(Block("Block")))
+    if top_level:
+        names |= set(dir(fx.GraphModule(nn.Module(), fx.Graph())))
+    return names
+
+
+def check_names(graph: Graph) -> None:
+    """Each part of a module path must be free to become a Python attribute (E0207)."""
+    nested, top = reserved_names(False), reserved_names(True)
+    for node in graph.nodes_in_order():
+        if modules.kind(node) in ("input", "merge"):
+            continue
+        for depth, part in enumerate(node.path):
+            if part in (top if depth == 0 else nested):
+                raise CnncError(error(
+                    "E0207", f"the module name `{part}` (in `{node.name}`) is taken by torch's nn.Module",
+                    node.span, "lowered as a module named here",
+                    helps=(f"choose another label, e.g. `{part}_layer`",)))

@@ -1,0 +1,322 @@
+"""Graph IR → standalone PyTorch source: one `nn.Module` class that needs only torch.
+
+Contract of `to_source(graph)`:
+- The text imports only `math` and `torch`. Its class (`class_name(graph.network)`) registers the
+  same modules under the same names, in the same order, as `fx.to_graph_module(graph)`, and ends
+  its `__init__` with a verbatim copy of `init.init_parameters`: so `Cls(seed=s)` and
+  `to_graph_module(graph, seed=s)` have equal state_dicts and give identical outputs.
+- `forward` is straight-line: one line per IR node, except that a container whose modules form a
+  plain chain (`downsample`, VGG's `features`) is built as one `nn.Sequential(…)` and called in one
+  line. Every line carries the inferred shape (`x = self.layer2[0].conv1(x)  # [N, 128, 28, 28]`)
+  and each block instance opens with a comment naming it (`# layer2.0: Bottleneck(128, stride = 2)`).
+- Values are named from a small pool (`x`, `y`, `z`, …): a result reuses the name of an input that
+  dies at that line, so the main path stays `x` and a branch reads `y`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Mapping
+
+from cnnc.compiler.analysis.summary import summarize
+from cnnc.compiler.ir import Graph, Node
+from cnnc.compiler.lower import init, layers, modules
+from cnnc.compiler.lower.fx import class_name
+
+Path = tuple[str, ...]
+_NAMES = ("x", "y", "z", "w", "v", "u", "t", "s")
+_INDENT = " " * 8
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where each module lives in the generated class."""
+
+    children: Mapping[Path, tuple[str, ...]]  # container path → child names, in registration order
+    chains: Mapping[Path, tuple[int, ...]]  # container built as one nn.Sequential → its node ids
+
+    def indexed(self, path: Path) -> bool:
+        """A container whose children are 0, 1, … in order: an nn.Sequential read as `[i]`."""
+        names = self.children.get(path, ())
+        return bool(names) and names == tuple(str(i) for i in range(len(names)))
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One line of `forward`: a node, or a whole chain container."""
+
+    nodes: tuple[Node, ...]
+    path: Path  # the module path it calls (the chain's container for a chain)
+
+    @property
+    def out(self) -> Node:
+        return self.nodes[-1]
+
+
+def to_source(graph: Graph, seed: int | None = None, origin: str = "") -> str:
+    """See the module docstring. `seed` becomes the constructor's default; `origin` the file named."""
+    if not graph.ok:
+        raise ValueError(f"cannot lower `{graph.network}`: the graph has errors")
+    layout = plan_layout(graph)
+    name = class_name(graph.network)
+    parts = [
+        header(graph, name, origin),
+        f"class {name}(nn.Module):",
+        f'    """`{graph.network}` as cnnc elaborated it: module names are the program\'s labels."""\n',
+        f"    def __init__(self, seed: int | None = {seed!r}):",
+        f"{_INDENT}super().__init__()",
+        *init_lines(graph, layout),
+        f"{_INDENT}init_parameters(self, seed)\n",
+        *forward_lines(graph, layout),
+        "\n",
+        inspect.getsource(init.init_parameters),
+        *custom_classes(graph),
+    ]
+    return "\n".join(parts)
+
+
+def custom_classes(graph: Graph) -> list[str]:
+    """The source of each class of lower/layers.py the network uses, once, in first-use order."""
+    ctors = [modules.layer(graph, n).ctor for n in graph.nodes_in_order() if modules.kind(n) == "module"]
+    used = dict.fromkeys(c.rpartition(".")[2] for c in ctors if "." in c)
+    return ["\n" + inspect.getsource(getattr(layers, name)) for name in used]
+
+
+def header(graph: Graph, name: str, origin: str) -> str:
+    s = summarize(graph)
+    source = f" from `{origin}`" if origin else ""
+    return f'''"""`{graph.network}`, compiled by cnnc{source}. Standalone: needs only torch.
+
+    model = {name}()  # weights as `cnnc.load` makes them; {name}(seed=0) is reproducible
+    y = model(x)  # x: {batched(s.input)} → y: {batched(s.output)}
+
+{s.params:,} parameters, {human(s.macs)} multiply-accumulates per sample at {list(s.input)}.
+The shape comments are for that input size; the batch size N is free.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+'''
+
+
+def human(count: int) -> str:
+    """4089184256 → `4.09 G`."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.2f} {unit}"
+    return str(count)
+
+
+def batched(shape) -> str:
+    return "[" + ", ".join(["N", *map(str, shape)]) + "]"
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout
+
+
+def module_nodes(graph: Graph) -> list[Node]:
+    """The nodes that own something in `__init__`: modules, and LayerScale's bare parameters."""
+    return [n for n in graph.nodes_in_order() if modules.kind(n) in ("module", "parameter")]
+
+
+def plan_layout(graph: Graph) -> Layout:
+    children: dict[Path, list[str]] = {}
+    for node in module_nodes(graph):
+        for depth in range(len(node.path) - (modules.kind(node) == "parameter")):
+            names = children.setdefault(node.path[:depth], [])
+            if node.path[depth] not in names:
+                names.append(node.path[depth])
+    frozen = {path: tuple(names) for path, names in children.items()}
+    chains = {path: ids for path in frozen if path and (ids := chain_ids(graph, path, frozen))}
+    return Layout(frozen, chains)
+
+
+def chain_ids(graph: Graph, path: Path, children) -> tuple[int, ...] | None:
+    """The node ids of container `path` when its modules are 0, 1, … each feeding only the next."""
+    inside = [n for n in graph.nodes_in_order() if n.path[: len(path)] == path]
+    names = tuple(str(i) for i in range(len(inside)))
+    if children[path] != names or any(n.path != path + (name,) for n, name in zip(inside, names)):
+        return None
+    if any(modules.kind(n) != "module" for n in inside):
+        return None
+    for prev, nxt in zip(inside, inside[1:]):
+        if nxt.inputs != (prev.id,) or graph.users(prev.id) != [nxt.id]:
+            return None
+    return tuple(n.id for n in inside)
+
+
+def access(layout: Layout, path: Path) -> str:
+    """`self.layer1[0].conv1`: attribute, index or getattr, as each container allows."""
+    text = "self"
+    for depth, part in enumerate(path):
+        if depth > 0 and part.isdigit() and layout.indexed(path[:depth]):
+            text += f"[{part}]"
+        elif part.isidentifier():
+            text += f".{part}"
+        else:
+            text = f'getattr({text}, "{part}")'
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# __init__
+
+
+def init_lines(graph: Graph, layout: Layout) -> list[str]:
+    lines: list[str] = []
+    made: set[Path] = {()}
+    for node in module_nodes(graph):
+        chain = next((p for p in layout.chains if node.path[: len(p)] == p), None)
+        target = chain if chain is not None else node.path
+        if target in made:
+            continue
+        for depth in range(1, len(target)):
+            if target[:depth] not in made:
+                lines += comment(graph, target[:depth])
+                lines.append(register(layout, target[:depth], container_ctor(layout, target[:depth])))
+                made.add(target[:depth])
+        if chain is not None:
+            lines += comment(graph, chain)
+        if modules.kind(node) == "parameter":
+            lines.append(parameter_line(layout, node))
+        else:
+            value = sequential(graph, layout, chain) if chain else ctor(graph, node)
+            lines.append(register(layout, target, value))
+        made.add(target)
+    return lines
+
+
+def comment(graph: Graph, path: Path) -> list[str]:
+    scope = graph.scopes.get(path)
+    if scope is None or scope.kind != "block":
+        return []
+    return [f"{_INDENT}# {'.'.join(path)}: {scope.title}"]
+
+
+def container_ctor(layout: Layout, path: Path) -> str:
+    return "nn.Sequential()" if layout.indexed(path) else "nn.Module()"
+
+
+def register(layout: Layout, path: Path, value: str) -> str:
+    """The line that puts `value` at `path` (its parent exists)."""
+    parent, name = path[:-1], path[-1]
+    if parent and layout.indexed(parent):
+        return f"{_INDENT}{access(layout, parent)}.append({value})"  # appended in order: 0, 1, …
+    if name.isidentifier():
+        return f"{_INDENT}{access(layout, path)} = {value}"
+    return f'{_INDENT}{access(layout, parent)}.add_module("{name}", {value})'
+
+
+def ctor(graph: Graph, node: Node) -> str:
+    spec = modules.layer(graph, node)
+    args = [literal(a) for a in spec.args] + [f"{k}={literal(v)}" for k, v in spec.kwargs.items()]
+    return f"{class_text(spec.ctor)}({', '.join(args)})"
+
+
+def class_text(ctor: str) -> str:
+    """`nn.Conv2d`, or the bare name of a class of lower/layers.py (copied into the file)."""
+    return ctor.rpartition(".")[2] if "." in ctor else f"nn.{ctor}"
+
+
+def parameter_line(layout: Layout, node: Node) -> str:
+    shape, value = modules.bare_parameter(node)
+    return f"{_INDENT}{access(layout, node.path)} = nn.Parameter(torch.full({shape!r}, {value!r}))"
+
+
+def sequential(graph: Graph, layout: Layout, path: Path) -> str:
+    items = [f"{_INDENT}    {ctor(graph, graph.node(i))},  # {graph.node(i).path[-1]}: "
+             f"{batched(graph.node(i).type.shape)}" for i in layout.chains[path]]
+    return "nn.Sequential(\n" + "\n".join(items) + f"\n{_INDENT})"
+
+
+def literal(value) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# forward
+
+
+def statements(graph: Graph, layout: Layout) -> list[Statement]:
+    """Forward's lines in IR order; a chain container's line sits at its last node."""
+    out, chain_of = [], {i: p for p, ids in layout.chains.items() for i in ids}
+    for node in graph.nodes_in_order():
+        if node.op == "Input":
+            continue
+        path = chain_of.get(node.id)
+        if path is None:
+            out.append(Statement((node,), node.path))
+        elif layout.chains[path][-1] == node.id:
+            out.append(Statement(tuple(graph.node(i) for i in layout.chains[path]), path))
+    return out
+
+
+def forward_lines(graph: Graph, layout: Layout) -> list[str]:
+    stmts = statements(graph, layout)
+    names = allocate_names(graph, stmts)
+    lines = [f"    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: {batched(graph.input_type.shape)}"]
+    open_blocks: tuple[Path, ...] = ()
+    for stmt in stmts:
+        blocks = enclosing_blocks(graph, stmt.path)
+        new = [b for b in blocks if b not in open_blocks]
+        if new:
+            lines.append("")
+            lines += [f"{_INDENT}# {'.'.join(b)}: {graph.scopes[b].title}" for b in new]
+        open_blocks = blocks
+        expr = expression(graph, layout, stmt, names)
+        lines.append(f"{_INDENT}{names[stmt.out.id]} = {expr}  # {batched(stmt.out.type.shape)}")
+    lines.append(f"{_INDENT}return {names[graph.output]}")
+    return lines
+
+
+def enclosing_blocks(graph: Graph, path: Path) -> tuple[Path, ...]:
+    prefixes = (path[:d] for d in range(1, len(path)))
+    return tuple(p for p in prefixes if p in graph.scopes and graph.scopes[p].kind == "block")
+
+
+def expression(graph: Graph, layout: Layout, stmt: Statement, names: dict[int, str]) -> str:
+    node = stmt.out
+    if modules.kind(node) == "parameter":
+        return f"{names[node.inputs[0]]} * {access(layout, stmt.path)}"
+    if modules.kind(node) == "module":
+        return f"{access(layout, stmt.path)}({names[stmt.nodes[0].inputs[0]]})"
+    args = [names[i] for i in node.inputs]
+    if node.op == "Concat":
+        return f"torch.cat([{', '.join(args)}], dim=1)"
+    return (" + " if node.op == "Add" else " * ").join(args)
+
+
+def allocate_names(graph: Graph, stmts: list[Statement]) -> dict[int, str]:
+    """Give each value a variable: the best name its line frees, else the first free one."""
+    last_use = {}
+    for index, stmt in enumerate(stmts):
+        for i in stmt.nodes[0].inputs:
+            last_use[i] = index
+    last_use[graph.output] = len(stmts)
+    names = {graph.input.id: "x"}
+    for index, stmt in enumerate(stmts):
+        live = {names[i] for i, last in last_use.items() if i in names and last > index}
+        freed = {names[i] for i in stmt.nodes[0].inputs if last_use[i] == index} - live
+        names[stmt.out.id] = min(freed, key=rank) if freed else next(n for n in pool() if n not in live)
+    return names
+
+
+def pool():
+    yield from _NAMES
+    k = 1
+    while True:
+        yield f"x{k}"
+        k += 1
+
+
+def rank(name: str) -> int:
+    return _NAMES.index(name) if name in _NAMES else len(_NAMES) + int(name[1:])

@@ -1,0 +1,69 @@
+"""Static == runtime: compare what the checker inferred with what torch computes.
+
+`mismatches(graph)` lowers `graph`, runs one batch through it and returns a readable line for each
+disagreement, so an empty list is the proof for that graph:
+- every IR node's type equals the shape torch produces at its fx node (batch aside);
+- the static parameter count equals `sum(p.numel())`;
+- the static MACs equal `torch.utils.flop_counter.FlopCounterMode`'s total / 2.
+On the `meta` device (the default) nothing is computed, only shapes and FLOP formulas: a ResNet-152
+checks in milliseconds. Pass `device="cpu"` to run real kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnnc.compiler.analysis.summary import summarize
+from cnnc.compiler.ir import Graph
+from cnnc.compiler.lower.fx import to_graph_module
+
+
+class ShapeRecorder(fx.Interpreter):
+    """Runs a lowered module node by node, keeping the output shape of each IR node (by id)."""
+
+    def __init__(self, module: fx.GraphModule):
+        super().__init__(module)
+        self.shapes: dict[int, tuple[int, ...]] = {}
+
+    def run_node(self, n: fx.Node):
+        out = super().run_node(n)
+        if "cnnc_id" in n.meta:
+            self.shapes[n.meta["cnnc_id"]] = tuple(out.shape)
+        return out
+
+
+def runtime_shapes(module: fx.GraphModule, x: torch.Tensor) -> dict[int, tuple[int, ...]]:
+    """IR node id → the shape torch gives its output for input `x` (batch included)."""
+    recorder = ShapeRecorder(module)
+    with torch.no_grad():
+        recorder.run(x)
+    return recorder.shapes
+
+
+def runtime_macs(module: torch.nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates per sample as torch's FlopCounterMode counts them (FLOPs / 2)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(x)
+    return counter.get_total_flops() // (2 * x.shape[0])
+
+
+def mismatches(graph: Graph, device="meta", batch: int = 2) -> list[str]:
+    """See the module docstring; `[]` when static and runtime agree everywhere."""
+    model = to_graph_module(graph, seed=0, device=device).eval()
+    x = torch.zeros(batch, *graph.input_type.shape, device=device)  # [N, C, H, W]
+    problems = []
+    shapes = runtime_shapes(model, x)
+    for node in graph.nodes_in_order():
+        static = (batch, *node.type.shape)
+        if shapes.get(node.id) != static:
+            problems.append(f"{node.name} ({node.op}): static {list(static)}, torch {shapes.get(node.id)}")
+    summary = summarize(graph)
+    params = sum(p.numel() for p in model.parameters())
+    if params != summary.params:
+        problems.append(f"params: static {summary.params:,}, torch {params:,}")
+    macs = runtime_macs(model, x)
+    if macs != summary.macs:
+        problems.append(f"MACs: static {summary.macs:,}, torch {macs:,}")
+    return problems

@@ -1,0 +1,298 @@
+"""Graph → diagram: a `graphviz.Digraph` (DOT text), and images through Graphviz's `dot` program.
+
+`render(graph, …)` is pure: it decides a `View` (see `view.py`) and writes it as DOT; it runs nothing.
+`write(digraph, path)` writes `.dot`/`.gv` text itself and runs `dot` only for `.svg`, `.png` and
+`.pdf`; where `dot` is missing it raises `DotNotFound`, whose `help` says how to install it.
+
+What a diagram shows: one node per layer (`Conv 3×3/2, 64`, its label and parameters), each edge
+marked with the producer's output shape (`64×56×56`), fills by op family, merges as small circles
+(⊕ add, ⊗ mul, ‖ concat), scopes as nested clusters titled `layer2.0: Bottleneck(128, stride = 2)`,
+collapsed scopes as one box with their shapes, parameters and MACs. A failed shape inference is drawn
+in red: the failing node with its headline and the edges entering it; downstream nodes dashed grey.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import graphviz
+
+from cnnc.compiler.ir import Graph, Node, format_node
+from cnnc.compiler.render.labels import (
+    MERGE_GLYPHS,
+    clip,
+    display_name,
+    html,
+    human,
+    op_label,
+    range_name,
+    shown_name,
+    wrap,
+)
+from cnnc.compiler.render.theme import THEMES, Theme
+from cnnc.compiler.render.view import Box, Edge, View, build_view
+from cnnc.compiler.types import is_error
+
+FORMATS = {".dot": None, ".gv": None, ".svg": "svg", ".png": "png", ".pdf": "pdf"}  # suffix → dot -T
+DIRECTIONS = ("TB", "LR")
+SHAPE_MODES = ("changes", "all")
+OUTPUT_KEY = "output"  # the sink drawn after the graph's output; box keys are `n…` or `s_…`
+INSTALL_HELP = ("install Graphviz (`apt-get install graphviz`, `brew install graphviz` or "
+                "`conda install graphviz`), or write DOT text instead with `-o FILE.dot`")
+
+
+class DotNotFound(Exception):
+    """An image was asked for, but Graphviz's `dot` program is not on PATH."""
+
+    def __init__(self, fmt: str):
+        super().__init__(f"writing a .{fmt} image needs Graphviz's `dot` program, but it is not on PATH")
+        self.help = INSTALL_HELP
+
+
+def render(graph: Graph, depth: int | None = None, direction: str = "TB", theme: str = "light",
+           fold: bool = True, shapes: str = "changes") -> graphviz.Digraph:
+    """The diagram of `graph`: scopes deeper than `depth` collapsed, runs of identical blocks ×N.
+
+    `shapes="changes"` labels the edges where a shape is new (it leaves an op that changes it, a
+    collapsed box, or a cluster); `"all"` labels every edge. Every edge carries its shape as a tooltip.
+    """
+    if shapes not in SHAPE_MODES:
+        raise ValueError(f"`shapes` must be one of {SHAPE_MODES}, but got {shapes!r}")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"`direction` must be one of {DIRECTIONS}, but got {direction!r}")
+    if theme not in THEMES:
+        raise ValueError(f"`theme` must be one of {tuple(THEMES)}, but got {theme!r}")
+    if depth is not None and depth < 0:
+        raise ValueError(f"`depth` must be 0 or more (or None for everything), but got {depth}")
+    return draw(build_view(graph, depth, fold), THEMES[theme], direction, shapes)
+
+
+def to_dot(graph: Graph, **options) -> str:
+    """DOT text of `render(graph, **options)`."""
+    return render(graph, **options).source
+
+
+# -- drawing ----------------------------------------------------------------------------------
+
+
+def draw(view: View, theme: Theme, direction: str = "TB", shapes: str = "changes") -> graphviz.Digraph:
+    """View → Digraph: clusters nested as the scopes nest, then edges, then the output sink."""
+    g = graphviz.Digraph(view.graph.network, graph_attr=_graph_attrs(view, theme, direction),
+                         node_attr=_node_defaults(theme), edge_attr=_edge_defaults(theme))
+    by_parent: dict[tuple, list[Box]] = {}
+    for box in view.boxes:
+        by_parent.setdefault(box.parent, []).append(box)
+    _draw_level(g, view, (), by_parent, theme, level=0)
+    for edge in view.edges:
+        g.edge(edge.src, edge.dst, **_edge_attrs(edge, theme, quiet=edge.quiet and shapes == "changes"))
+    if view.output is not None:
+        _draw_output(g, view, theme)
+    return g
+
+
+def _draw_level(g, view: View, path: tuple, by_parent, theme: Theme, level: int) -> None:
+    """Draw the boxes and clusters inside `path`; `level` counts the filled clusters around them."""
+    for box in by_parent.get(path, ()):
+        g.node(box.key, **_box_attrs(box, view.graph, theme))
+    for child, parent in view.clusters.items():
+        if parent == path:
+            with g.subgraph(name="cluster_" + ".".join(child)) as sub:
+                sub.attr(**_cluster_attrs(view, child, theme, level))
+                filled = view.graph.scopes[child].kind != "seq"
+                _draw_level(sub, view, child, by_parent, theme, level + filled)
+
+
+def _draw_output(g, view: View, theme: Theme) -> None:
+    """A sink after the graph's output, so that the final shape sits on an edge like every other."""
+    out = view.graph.node(view.graph.output)
+    g.node(OUTPUT_KEY, label="<<B>output</B>>", fillcolor=theme.fill("io"))
+    known = not is_error(out.type)
+    edge = Edge(view.output, OUTPUT_KEY, out.type.short(), "ok" if known else "unknown")
+    g.edge(edge.src, edge.dst, **_edge_attrs(edge, theme))
+
+
+# -- attributes -------------------------------------------------------------------------------
+
+
+def _graph_attrs(view: View, theme: Theme, direction: str) -> dict:
+    return {"rankdir": direction, "bgcolor": theme.background, "fontname": theme.font,
+            "fontcolor": theme.text, "fontsize": "13", "label": _title(view), "labelloc": "t",
+            "labeljust": "l", "nodesep": "0.25", "ranksep": "0.3", "newrank": "true",
+            "tooltip": view.graph.network}
+
+
+def _node_defaults(theme: Theme) -> dict:
+    return {"fontname": theme.font, "fontsize": "11", "fontcolor": theme.text, "color": theme.line,
+            "shape": "box", "style": "rounded,filled", "height": "0.3", "margin": "0.1,0.04"}
+
+
+def _edge_defaults(theme: Theme) -> dict:
+    return {"fontname": theme.font, "fontsize": "9", "fontcolor": theme.muted, "color": theme.edge,
+            "arrowsize": "0.6"}
+
+
+def _title(view: View) -> str:
+    total_params = sum(b.params for b in view.boxes)
+    total_macs = sum(b.macs for b in view.boxes)
+    text = f"<B>{html(view.graph.network)}</B>   {human(total_params)} params · {human(total_macs)} MACs"
+    failing = view.graph.first_error()
+    if failing is not None:
+        text += f" · shape error at {html(failing.name)}"
+    return f"<{text}>"
+
+
+def _box_attrs(box: Box, graph: Graph, theme: Theme) -> dict:
+    if box.scope is not None:
+        attrs = _scope_box_attrs(box, graph, theme)
+    else:
+        attrs = _node_attrs(graph.node(box.members[0]), box.params, theme)
+    if box.error is not None:
+        attrs.update(color=theme.error, fillcolor=theme.error_fill, penwidth="2")
+    elif box.poisoned:
+        attrs.update(color=theme.unknown, fontcolor=theme.unknown, style=_dashed(attrs))
+    return attrs
+
+
+def _dashed(attrs: dict) -> str:
+    return attrs.get("style", "rounded,filled").replace("filled", "dashed")
+
+
+def _node_attrs(node: Node, params: int, theme: Theme) -> dict:
+    tooltip = format_node(node)
+    if node.op in MERGE_GLYPHS:
+        return _merge_attrs(node, theme, tooltip)
+    if node.op == "Input":
+        return {"label": "<<B>input</B>>", "fillcolor": theme.fill("io"), "tooltip": tooltip}
+    small = " · ".join(x for x in (shown_name(node), f"{human(params)} params" if params else "") if x)
+    return {"label": _html_label([_op_line(node)], [html(small)], node.error, theme),
+            "fillcolor": theme.fill(node.spec.family), "tooltip": tooltip}
+
+
+def _op_line(node: Node) -> str:
+    """`<B>Conv</B> 3×3/2, 64`: the op's name in bold, its attributes plain."""
+    text = op_label(node)
+    cut = min((i for i in (text.find(" "), text.find(",")) if i >= 0), default=len(text))
+    return f"<B>{html(text[:cut])}</B>{html(text[cut:])}"
+
+
+def _merge_attrs(node: Node, theme: Theme, tooltip: str) -> dict:
+    attrs = {"label": MERGE_GLYPHS[node.op], "shape": "circle", "style": "filled", "fixedsize": "true",
+             "width": "0.32", "fontsize": "15", "fillcolor": theme.fill("merge"), "tooltip": tooltip}
+    if node.error is not None:
+        attrs.update(shape="box", style="rounded,filled", fixedsize="false", fontsize="11",
+                     label=_html_label([f"<B>{html(MERGE_GLYPHS[node.op])}</B>"], [], node.error, theme))
+    return attrs
+
+
+def _scope_box_attrs(box: Box, graph: Graph, theme: Theme) -> dict:
+    name = range_name(box.names) if box.repeat > 1 else display_name(box.scope.path, box.parent)
+    title = f"<B>{html(name)}</B>: {html(clip(_scope_title(box, graph)))}"
+    if box.repeat > 1:
+        title += f"  <B>×{box.repeat}</B>"
+    shapes = f"{html(' + '.join(box.in_shapes) or '·')} → {html(box.out_shape)}"
+    return {"label": _html_label([title, shapes], [_counts(box)], box.error, theme),
+            "fillcolor": theme.block_fill, "tooltip": f"{', '.join(box.names)}: {box.scope.title}"}
+
+
+def _scope_title(box: Box, graph: Graph) -> str:
+    """A block's call (`Bottleneck(128, stride = 2)`); for a sequence, what it holds."""
+    if box.scope.kind != "seq":
+        return box.scope.title
+    return seq_contents(graph, box.scope.path, box.members)
+
+
+def seq_contents(graph: Graph, path: tuple, members) -> str:
+    """`Conv → BatchNorm → ReLU6` for a short run of ops, `4 × InvertedResidual` for repeated blocks."""
+    items = []
+    for node_id in members:
+        node = graph.node(node_id)
+        child = node.path[: len(path) + 1]
+        scope = graph.scopes.get(child) if len(node.path) > len(path) + 1 else None
+        items.append((child, scope.title.partition("(")[0] if scope else node.op))
+    names = list(dict(items).values())  # one name per child, in order
+    if len(set(names)) == 1 and len(names) > 1:
+        return f"{len(names)} × {names[0]}"
+    return " → ".join(names) if len(names) <= 4 else f"{len(names)} layers"
+
+
+def _counts(box: Box) -> str:
+    each = " each" if box.repeat > 1 else ""
+    n = box.repeat
+    return f"{human(box.params // n)} params · {human(box.macs // n)} MACs{each}"
+
+
+def _html_label(lines: list[str], small: list[str], error: str | None, theme: Theme) -> str:
+    """An HTML-like label: main lines, then small muted ones, then an error headline in red."""
+    parts = list(lines)
+    parts += [f'<FONT POINT-SIZE="9" COLOR="{theme.muted}">{s}</FONT>' for s in small if s]
+    if error is not None:
+        parts += [f'<FONT POINT-SIZE="9" COLOR="{theme.error}">{html(x)}</FONT>' for x in wrap(error)]
+    return "<" + "<BR/>".join(parts) + ">"
+
+
+def _edge_attrs(edge: Edge, theme: Theme, quiet: bool = False) -> dict:
+    attrs = {"label": "" if quiet or edge.role == "unknown" else edge.shape, "tooltip": edge.shape}
+    if edge.role == "error":
+        attrs.update(color=theme.error, fontcolor=theme.error, penwidth="1.8")
+    elif edge.role == "unknown":
+        attrs.update(color=theme.unknown, fontcolor=theme.unknown, style="dashed")
+    return attrs
+
+
+def _cluster_attrs(view: View, path: tuple, theme: Theme, level: int) -> dict:
+    scope = view.graph.scopes[path]
+    name = html(display_name(path, view.clusters[path]))
+    label = f"<<B>{name}</B>>" if scope.kind == "seq" else f"<<B>{name}</B>: {html(clip(scope.title))}>"
+    attrs = {"label": label, "labeljust": "l", "fontsize": "11", "fontcolor": theme.text,
+             "color": theme.cluster_line, "style": "rounded,filled", "fillcolor": theme.cluster_fill(level),
+             "tooltip": f"{'.'.join(path)}: {scope.title}"}
+    if scope.kind == "seq":  # a light frame, in its parent's colour: sequences only name a run of layers
+        parent_fill = theme.cluster_fill(level - 1) if level else theme.background
+        attrs.update(style="rounded,dashed,filled", fillcolor=parent_fill)
+    failing = view.graph.first_error()
+    if failing is not None and failing.path[: len(path)] == path:
+        attrs.update(color=theme.error, penwidth="1.5")
+    return attrs
+
+
+# -- files and images -------------------------------------------------------------------------
+
+
+def image(digraph: graphviz.Digraph, fmt: str) -> bytes:
+    """Run `dot -T<fmt>` on the diagram; `DotNotFound` when Graphviz is not installed."""
+    try:
+        return digraph.pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise DotNotFound(fmt) from None
+
+
+def write(digraph: graphviz.Digraph, path: str | Path) -> Path:
+    """Write DOT text (`.dot`, `.gv`) or an image (`.svg`, `.png`, `.pdf`) chosen by the suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"the output must end in one of {', '.join(FORMATS)}, but got `{path.name}`")
+    fmt = FORMATS[suffix]
+    if fmt is None:
+        path.write_text(digraph.source, encoding="utf-8")
+    else:
+        path.write_bytes(image(digraph, fmt))
+    return path
+
+
+@dataclass(frozen=True, eq=False)
+class Diagram:
+    """A rendered network for notebooks: shows itself as SVG; `save` writes a file."""
+
+    digraph: graphviz.Digraph
+
+    @property
+    def source(self) -> str:
+        return self.digraph.source
+
+    def _repr_svg_(self) -> str:
+        return image(self.digraph, "svg").decode("utf-8")
+
+    def save(self, path: str | Path) -> Path:
+        return write(self.digraph, path)

@@ -1,0 +1,141 @@
+"""The words on a diagram: one short line per op (`Conv 3×3/2, 64`), counts (`25.6M`), range names.
+
+Pure text, no graphviz. Labels read `node.args` (torch.nn's names) and never recompute shapes. A node
+where inference failed still has the arguments as written, so every lookup here tolerates a missing key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from html import escape
+from typing import Any
+
+from cnnc.compiler.ir import Node
+
+MERGE_GLYPHS = {"Add": "⊕", "Mul": "⊗", "Concat": "‖"}
+SHORT_NAMES = {"LocalResponseNorm": "LRN"}
+
+
+def human(count: int) -> str:
+    """3 significant digits with a K/M/G/T suffix: 9408 → `9.41K`, 25_557_032 → `25.6M`."""
+    value = float(count)
+    for suffix in ("", "K", "M", "G", "T"):
+        if abs(value) < 1000 or suffix == "T":
+            return f"{value:.3g}{suffix}" if suffix else str(count)
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def pair(value: Any) -> tuple[Any, Any]:
+    """An argument that torch accepts as int or (h, w), as a pair."""
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return value[0], value[1]
+    return value, value
+
+
+def window(kernel: Any, stride: Any = 1) -> str:
+    """`3×3/2`: the kernel, then the stride when it is not 1 (`/2×1` when it differs per axis)."""
+    kh, kw = pair(kernel)
+    sh, sw = pair(kernel if stride is None else stride)
+    text = f"{kh}×{kw}"
+    if (sh, sw) != (1, 1):
+        text += f"/{sh}" if sh == sw else f"/{sh}×{sw}"
+    return text
+
+
+def op_label(node: Node) -> str:
+    """The op and its key attributes: `Conv 3×3/2, 64`, `MaxPool 3×3/2`, `Linear, 1000`, `ReLU`."""
+    describe = _DESCRIBE.get(node.op)
+    detail = describe(node.args) if describe else ""
+    name = SHORT_NAMES.get(node.op, node.op)
+    return f"{name} {detail}".rstrip() if not detail.startswith(",") else f"{name}{detail}"
+
+
+def _conv(args: Mapping) -> str:
+    text = f"{window(args.get('kernel_size', '?'), args.get('stride', 1))}, {args.get('out_channels', '?')}"
+    groups, dilation = args.get("groups", 1), pair(args.get("dilation", 1))
+    if groups != 1:
+        text += ", dw" if groups == args.get("in_channels") else f", g{groups}"
+    if dilation != (1, 1):
+        text += f", d{dilation[0]}" if dilation[0] == dilation[1] else f", d{dilation[0]}×{dilation[1]}"
+    return text
+
+
+def _pool(args: Mapping) -> str:
+    text = window(args.get("kernel_size", "?"), args.get("stride"))
+    return text + (" ceil" if args.get("ceil_mode") else "")
+
+
+def _adaptive(args: Mapping) -> str:
+    h, w = pair(args.get("output_size", "?"))
+    return f"{h}×{w}"
+
+
+_DESCRIBE = {
+    "Conv": _conv,
+    "Linear": lambda args: f", {args.get('out_features', '?')}",
+    "MaxPool": _pool,
+    "AvgPool": _pool,
+    "AdaptiveAvgPool": _adaptive,
+    "AdaptiveMaxPool": _adaptive,
+    "Dropout": lambda args: f"{args.get('p', '')}",
+    "ChannelShuffle": lambda args: f"{args.get('groups', '')}",
+    "LocalResponseNorm": lambda args: f"{args.get('size', '')}",
+    "LeakyReLU": lambda args: f"{args.get('negative_slope', '')}",
+}
+
+
+def shown_name(node: Node) -> str:
+    """The node's own label when the program gave one (`conv1`), else `` for generated names.
+
+    Generated names are sequence positions (`0`, `1`) and lowercased op names (`relu`, `relu_1`); they
+    add nothing the op line does not already say.
+    """
+    if not node.path:
+        return ""
+    last = node.path[-1]
+    stem, _, suffix = last.rpartition("_")
+    generated = last.isdigit() or last == node.op.lower() or (stem == node.op.lower() and suffix.isdigit())
+    return "" if generated else last
+
+
+def display_name(path: tuple[str, ...], parent: tuple[str, ...]) -> str:
+    """A scope's name inside the cluster `parent`: relative (`branch1` in `inception3a`) unless that is
+    only a number, which says little alone (`layer2.0` stays whole)."""
+    rest = path[len(parent):] if path[: len(parent)] == parent else path
+    if not parent or all(part.isdigit() for part in rest):
+        return ".".join(path)
+    return ".".join(rest)
+
+
+def range_name(names: tuple[str, ...]) -> str:
+    """`layer3.1–5` for consecutive numbered siblings, else `first … last`."""
+    if len(names) == 1:
+        return names[0]
+    first, last = names[0], names[-1]
+    head, _, a = first.rpartition(".")
+    head_b, _, b = last.rpartition(".")
+    if head == head_b and a.isdigit() and b.isdigit():
+        return f"{first}–{b}"
+    return f"{first} … {last}"
+
+
+def clip(text: str, width: int = 64) -> str:
+    """`text`, cut to `width` characters with `…` (long block calls would widen a whole cluster)."""
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def wrap(text: str, width: int = 52) -> list[str]:
+    """Greedy word wrap for error headlines inside a node."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
+
+def html(text: str) -> str:
+    """Text escaped for a Graphviz HTML-like label."""
+    return escape(str(text), quote=False)

@@ -1,0 +1,158 @@
+"""Graph → a concrete `.cnn` program: a search's winner written back with every choice resolved.
+
+Input: a shaped `Graph` with no errors. Output: canonical `.cnn` text (printed by `dsl.format`) of one
+network whose every layer is `label("module.path", Op(args))` in graph order, so that the program
+elaborates to the same layers — same paths, ops, arguments and shapes, hence the same parameters and
+state_dict keys. Runs of single-use layers become one chain; merges are written `concat(a, b)`,
+`a + b`, `a * b` (merges are not modules, so their own node names may differ). `same_layers` checks
+that contract for a rewritten graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cnnc.compiler.coerce import coerce
+from cnnc.compiler.ops import REQUIRED, OpError
+
+MERGE_JOIN = {"Add": " + ", "Mul": " * "}
+
+
+@dataclass
+class _Statement:
+    """One `xN = head -> layer -> …` line being built (scratch, inside `to_cnn` only)."""
+
+    head: str
+    layers: list[str] = field(default_factory=list)
+    last: int = -1  # the node whose value the statement's name holds
+
+    def text(self) -> str:
+        return " -> ".join([self.head, *self.layers])
+
+
+def to_cnn(graph, name: str = "best", comments: tuple[str, ...] = ()) -> str:
+    """The canonical text of a program with one network `name` equal to `graph` (see module doc)."""
+    from cnnc.dsl.format import format_module
+    from cnnc.dsl.parse import parse_text
+
+    body = [f"input {_list(graph.input_type.shape)}"] + _statements(graph)
+    body.append(f"return {_var(graph.output)}")
+    lines = [f"# {c}" if c else "#" for c in comments]
+    lines += [f"network {name} {{", *("    " + s for s in body), "}"]
+    return format_module(parse_text("\n".join(lines) + "\n", path=f"{name}.cnn"))
+
+
+def _statements(graph) -> list[str]:
+    done: list[_Statement] = []
+    open_: _Statement | None = None
+    for node in graph.nodes_in_order():
+        if node.op == "Input":
+            continue
+        if open_ is not None and _continues(graph, open_, node):
+            open_.layers.append(layer_text(node))
+            open_.last = node.id
+            continue
+        if open_ is not None:
+            done.append(open_)
+        open_ = _start(graph, node)
+    if open_ is not None:
+        done.append(open_)
+    return [f"{_var(s.last)} = {s.text()}" for s in done]
+
+
+def _continues(graph, statement: _Statement, node) -> bool:
+    """A one-input layer fed only by the statement's last value extends its chain."""
+    if node.spec.family == "merge" or node.inputs != (statement.last,):
+        return False
+    return graph.users(statement.last) == [node.id]
+
+
+def _start(graph, node) -> _Statement:
+    if node.spec.family == "merge":
+        operands = [_var(i) for i in node.inputs]
+        head = f"concat({', '.join(operands)})" if node.op == "Concat" else MERGE_JOIN[node.op].join(operands)
+        return _Statement(head if node.op == "Concat" else f"({head})", [], node.id)
+    (source,) = node.inputs
+    return _Statement(_var(source, graph), [layer_text(node)], node.id)
+
+
+def _var(node_id: int, graph=None) -> str:
+    if graph is not None and graph.node(node_id).op == "Input":
+        return "in"
+    return f"x{node_id}"
+
+
+def layer_text(node) -> str:
+    """`label("layer1.0.conv1", Conv(64, 3, pad = 1, bias = false))`."""
+    args = _arguments(node)
+    call = f"{node.spec.name}({', '.join(args)})" if args else node.spec.name
+    return f'label("{node.name}", {call})'
+
+
+def _arguments(node) -> list[str]:
+    """The op's DSL arguments: required ones by position, the others by name unless at their default."""
+    out = []
+    for p in node.spec.params:
+        value = node.args.get(p.torch_name)
+        if p.default is REQUIRED:
+            out.append(literal(value))
+        elif not _is_default(node, p, value):
+            out.append(f"{p.name} = {literal(value)}")
+    return out
+
+
+def _is_default(node, p, value) -> bool:
+    if p.kind == "pair_or_none" and value == node.args.get("kernel_size"):
+        return True  # a pool's stride defaults to its kernel
+    try:
+        return coerce(p, p.default, node.op) == value
+    except OpError:
+        return False
+
+
+def literal(value) -> str:
+    """A value as .cnn source writes it: `3`, `[3, 5]`, `true`, `same`, `1e-05`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        if len(value) == 2 and value[0] == value[1]:
+            return literal(value[0])
+        return _list(value)
+    if isinstance(value, str):
+        return value if value == "same" else f'"{value}"'
+    return repr(value)
+
+
+def _list(values) -> str:
+    return "[" + ", ".join(literal(v) for v in values) + "]"
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking the round trip
+
+
+def same_layers(original, rewritten) -> list[str]:
+    """Differences that matter between two graphs (empty when the rewrite is faithful): the layers'
+    paths, ops, arguments and shapes in order, the input and output types, params and MACs."""
+    from cnnc.compiler.analysis.summary import summarize
+
+    problems = []
+    if original.input_type != rewritten.input_type or original.output_type != rewritten.output_type:
+        problems.append(f"input/output {original.input_type}→{original.output_type} became "
+                        f"{rewritten.input_type}→{rewritten.output_type}")
+    a, b = _layers(original), _layers(rewritten)
+    if len(a) != len(b):
+        problems.append(f"{len(a)} layers became {len(b)}")
+    for x, y in zip(a, b):
+        if (x.path, x.op, dict(x.args), x.type) != (y.path, y.op, dict(y.args), y.type):
+            problems.append(f"`{x.name}` {x.op} {x.type} became `{y.name}` {y.op} {y.type}")
+    s, t = summarize(original), summarize(rewritten)
+    if (s.params, s.macs) != (t.params, t.macs):
+        problems.append(f"params/MACs {s.params}/{s.macs} became {t.params}/{t.macs}")
+    return problems
+
+
+def _layers(graph) -> list:
+    return [n for n in graph.nodes_in_order() if n.op != "Input" and n.spec.family != "merge"]

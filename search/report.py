@@ -1,0 +1,143 @@
+"""A study's trials as rows: the `trials.csv` file, the printed table, the one-line trial reports.
+
+Input: trial-like objects (optuna's `FrozenTrial`, read by attribute: `number`, `state.name`, `values`,
+`user_attrs`, `duration`) and the study's objective names. Output: `Row`s and text. No optuna import:
+`driver.py` alone talks to optuna.
+
+The user attributes `driver.py` records on every trial: `status` (trained | scored | infeasible |
+invalid | reused | pruned | failed), `reason`, `decisions` ({decision: option label}), `hash`,
+`params`, `macs`, `seconds`, `proxies` ({proxy: score}), `reused_from`, `history`.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROXY_NAMES = ("synflow", "naswot", "grad_norm")
+CSV_COLUMNS = ("number", "state", "status", "values", "params", "macs", "seconds", "hash", "reused",
+               "reason", "decisions", *PROXY_NAMES)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    number: int
+    state: str  # optuna's: COMPLETE, PRUNED, FAIL, RUNNING
+    status: str
+    values: tuple[float, ...] | None
+    params: int | None
+    macs: int | None
+    seconds: float | None
+    hash: str
+    reused_from: int | None
+    reason: str
+    decisions: dict = field(default_factory=dict)
+    proxies: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, trial) -> Row:
+        a = trial.user_attrs
+        seconds = a.get("seconds")
+        if seconds is None and trial.duration is not None:
+            seconds = trial.duration.total_seconds()
+        return cls(trial.number, trial.state.name, a.get("status", trial.state.name.lower()),
+                   tuple(trial.values) if trial.values else None, a.get("params"), a.get("macs"), seconds,
+                   a.get("hash", ""), a.get("reused_from"), a.get("reason", ""), dict(a.get("decisions", {})),
+                   dict(a.get("proxies", {})))
+
+    def decisions_text(self, sep: str = "; ") -> str:
+        return sep.join(f"{k}={v}" for k, v in self.decisions.items())
+
+
+def rows(trials) -> list[Row]:
+    return [Row.of(t) for t in trials]
+
+
+def write_csv(table: list[Row], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_COLUMNS)
+        for r in table:
+            w.writerow([r.number, r.state, r.status, ";".join(f"{v:.6g}" for v in r.values or ()),
+                        _blank(r.params), _blank(r.macs), "" if r.seconds is None else f"{r.seconds:.3f}",
+                        r.hash, _blank(r.reused_from), r.reason, r.decisions_text(),
+                        *(_number(r.proxies.get(p)) for p in PROXY_NAMES)])
+
+
+def _blank(value) -> str:
+    return "" if value is None else str(value)
+
+
+def _number(value) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Text
+
+
+def si(n: float | None) -> str:
+    """`1.23 M`, `45.6 K`, `812`."""
+    if n is None:
+        return "?"
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= factor:
+            return f"{n / factor:.2f} {prefix}"
+    return f"{n:g}"
+
+
+def value_text(name: str, value: float) -> str:
+    if name in ("params", "macs"):
+        return f"{name} {si(value)}"
+    if math.isinf(value) or math.isnan(value):
+        return f"{name} {value}"
+    return f"{name} {value:.4f}" if abs(value) < 100 else f"{name} {value:.4g}"
+
+
+def trial_line(r: Row, objectives: tuple[str, ...], width: int = 80) -> str:
+    """`#3  trained  accuracy 0.9805  12.3 K params  1.20 M MACs  1.1 s  width=8 depth=1`."""
+    parts = [f"#{r.number:<3}", f"{r.status:<10}"]
+    if r.values and r.status not in ("infeasible", "invalid"):
+        parts.append("  ".join(value_text(n, v) for n, v in zip(objectives, r.values) if n not in ("params", "macs")))
+    if r.params is not None:
+        parts.append(f"{si(r.params)} params  {si(r.macs)} MACs")
+    if r.proxies and not (r.values and objectives[0] in r.proxies):
+        parts.append(" ".join(f"{k} {v:.4g}" for k, v in r.proxies.items()))
+    if r.seconds is not None and r.status in ("trained", "scored", "pruned", "failed"):
+        parts.append(f"{r.seconds:.1f} s")
+    if r.reused_from is not None:
+        parts.append(f"same architecture as #{r.reused_from}: result reused")
+    if r.reason and r.status != "reused":
+        parts.append(r.reason)
+    choices = r.decisions_text(" ")
+    if choices and len(choices) <= width:
+        parts.append(f"[{choices}]")
+    return "  ".join(p for p in parts if p)
+
+
+def table(table_rows: list[Row], objectives: tuple[str, ...]) -> str:
+    """The printed table of `cnnc search-report`: one line per trial, columns aligned."""
+    header = ("#", "status", *objectives, "params", "MACs", "seconds", "note")
+    body = []
+    for r in table_rows:
+        values = [f"{v:.4g}" if n not in ("params", "macs") else si(v) for n, v in zip(objectives, r.values or ())]
+        values += [""] * (len(objectives) - len(values))
+        note = f"= #{r.reused_from}" if r.reused_from is not None else r.reason
+        body.append((str(r.number), r.status, *values, si(r.params) if r.params is not None else "",
+                     si(r.macs) if r.macs is not None else "",
+                     f"{r.seconds:.1f}" if r.seconds is not None else "", note))
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *body]]
+    lines.insert(1, "  ".join("─" * w for w in widths))
+    return "\n".join(lines)
+
+
+def counts_text(table_rows: list[Row]) -> str:
+    """`8 trials: 6 trained, 1 infeasible, 1 reused`."""
+    counts: dict[str, int] = {}
+    for r in table_rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    listed = ", ".join(f"{n} {status}" for status, n in counts.items())
+    return f"{len(table_rows)} trial{'s' if len(table_rows) != 1 else ''}" + (f": {listed}" if listed else "")

@@ -1,0 +1,312 @@
+"""Search spaces: the decisions a `.cnn` file leaves open, how many members it has, what they cost.
+
+Input: a program with `choice(…)`s (a `Space`). Output: its `Decision`s in the order elaboration meets
+them, its size, and statistics of seeded random members analysed statically (pure Python, no torch).
+
+Contracts:
+- a *member* is one complete assignment: each decision met while elaborating gets an option, and
+  decisions inside options not taken are never met (they are conditional). A named choice is one
+  decision wherever it appears; the same name with other options is E0503.
+- the size counts members by walking the decision tree depth-first, one elaboration per member. It is
+  exact when the walk ends within its budget; otherwise it is a lower bound (members seen plus the
+  subtrees not yet entered, each holding at least one), shown `≥ N`, beside an estimate from random
+  paths (Knuth's estimator: the mean product of the option counts met along a uniform random path).
+- a member's architecture is identified by `graph_hash`: sha256 of the graph's stable text dump.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from cnnc.compiler.analysis.summary import summarize
+from cnnc.compiler.choices import ChoicePoint
+from cnnc.dsl.diagnostics import CnncError, Label, error, render_concise
+
+EXPLORE_LIMIT = 5_000  # members the size walk elaborates at most
+EXPLORE_SECONDS = 3.0  # and its time budget
+
+
+# ---------------------------------------------------------------------------------------------
+# Deciders
+
+
+class Memo:
+    """A decider that answers each decision once and records what it met.
+
+    `choose(point) -> index` is asked only for a decision not met before in this elaboration; a
+    named choice met again gets the same index. `points` and `picks` keep the order of first meeting.
+    """
+
+    def __init__(self, choose: Callable[[ChoicePoint], int]):
+        self.choose = choose
+        self.points: dict[str, ChoicePoint] = {}
+        self.picks: dict[str, int] = {}
+
+    def decide(self, point: ChoicePoint) -> int:
+        known = self.points.get(point.name)
+        if known is None:
+            index = self.choose(point)
+            self.points[point.name] = point
+            self.picks[point.name] = index
+            return index
+        if known.labels != point.labels:
+            raise CnncError(conflict(known, point))
+        return self.picks[point.name]
+
+    def assignment(self) -> dict[str, str]:
+        """{decision: chosen option's label}, in the order met."""
+        return {name: self.points[name].labels[i] for name, i in self.picks.items()}
+
+
+def conflict(first: ChoicePoint, again: ChoicePoint):
+    secondary = (Label(first.span, "first named here"),) if first.span is not None else ()
+    return error("E0503", f"the choice `{first.name}` is named twice with different options: "
+                 f"{' | '.join(first.labels)} vs {' | '.join(again.labels)}", again.span,
+                 "named again here", secondary=secondary,
+                 helps=("give one name to one list of options, or give the two choices different names",))
+
+
+def replay(prefix: tuple[int, ...]) -> Memo:
+    """Decides the k-th new decision as `prefix[k]`, then option 0 beyond the prefix."""
+    def choose(point: ChoicePoint) -> int:
+        k = len(memo.picks)
+        return prefix[k] if k < len(prefix) else 0
+
+    memo = Memo(choose)
+    return memo
+
+
+def uniform(rng: random.Random) -> Memo:
+    return Memo(lambda point: rng.randrange(len(point.labels)))
+
+
+def fixed(picks: Mapping[str, str]) -> Memo:
+    """Decides by label, as recorded in a trial (`{name: label}`); unknown names take option 0."""
+    def choose(point: ChoicePoint) -> int:
+        label = picks.get(point.name)
+        return point.labels.index(label) if label in point.labels else 0
+
+    return Memo(choose)
+
+
+# ---------------------------------------------------------------------------------------------
+# Spaces and members
+
+
+@dataclass(frozen=True, eq=False)
+class Space:
+    """A parsed program and how to elaborate it (network, arguments, input shape override)."""
+
+    program: object  # dsl.imports.Program
+    network: str | None = None
+    args: Mapping | None = None
+    input_shape: tuple[int, ...] | None = None
+
+    def elaborate(self, decider):
+        from cnnc.compiler.elaborate import elaborate
+
+        return elaborate(self.program, self.network, self.args, self.input_shape, decider)
+
+    def member(self, decider: Memo) -> Member:
+        result = self.elaborate(decider)
+        return Member.of(result, decider)
+
+
+def load_space(path, network=None, args=None, input_shape=None, text=None) -> Space:
+    """Parse a file (syntax errors raise `CnncError`)."""
+    from cnnc.api import load_program
+
+    return Space(load_program(path, text), network, args, input_shape)
+
+
+@dataclass(frozen=True, eq=False)
+class Member:
+    """One elaborated member: its decisions, its graph, and why it is invalid (None when valid)."""
+
+    picks: tuple[tuple[str, int], ...]  # (decision, option index), in the order met
+    points: tuple[ChoicePoint, ...]
+    graph: object | None  # compiler.ir.Graph
+    invalid: str | None  # the first error's one-line form
+    diagnostics: tuple = field(default=(), repr=False)
+
+    @classmethod
+    def of(cls, result, memo: Memo) -> Member:
+        errors = [d for d in result.diagnostics if d.is_error]
+        invalid = render_concise(errors[0]) if errors else None
+        if invalid is None and (result.graph is None or result.graph.output is None):
+            invalid = "the network has no output"
+        return cls(tuple(memo.picks.items()), tuple(memo.points.values()), result.graph, invalid,
+                   tuple(result.diagnostics))
+
+    @property
+    def ok(self) -> bool:
+        return self.invalid is None
+
+    def labels(self) -> dict[str, str]:
+        return {p.name: p.labels[i] for p, (_, i) in zip(self.points, self.picks)}
+
+    def branching(self) -> int:
+        """The product of the option counts met: this path's weight in Knuth's estimator."""
+        product = 1
+        for p in self.points:
+            product *= len(p.labels)
+        return product
+
+
+def graph_hash(graph) -> str:
+    """sha256 of the graph's one-line-per-node dump: equal architectures, equal hashes."""
+    return hashlib.sha256(str(graph).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Decisions and size
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    name: str
+    labels: tuple[str, ...]
+    values: tuple | None
+    span: object | None  # Span
+    when: tuple[str, tuple[str, ...]] | None = None  # (decision, options) it appears under; None: always
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    members: int  # exact when `exact`, else a lower bound
+    exact: bool
+    distinct: int | None  # distinct architectures (graph hashes) among the members, when exact
+    estimate: float | None  # Knuth's estimate from random paths (None without samples)
+    seconds: float
+
+    def text(self) -> str:
+        if self.exact:
+            same = "" if self.distinct in (None, self.members) else f" ({self.distinct:,} distinct architectures)"
+            return f"{self.members:,} members{same}"
+        guess = f", ≈ {_big(self.estimate)} estimated from random paths" if self.estimate else ""
+        return f"≥ {self.members:,} members (walk stopped after {self.seconds:.1f} s{guess})"
+
+
+def _big(x: float) -> str:
+    return f"{x:,.0f}" if x < 1e9 else f"{x:.2e}"
+
+
+def walk(space: Space, limit: int = EXPLORE_LIMIT, seconds: float = EXPLORE_SECONDS,
+         keep: bool = False) -> tuple[Size, list[Member]]:
+    """Depth-first over the decision tree: every member once, until `limit` or `seconds` runs out.
+
+    Returns the size and, with `keep`, the members met (with their graphs dropped when not kept).
+    """
+    start = time.perf_counter()
+    stack: list[tuple[int, ...]] = [()]
+    members, hashes = [], set()
+    while stack and len(members) < limit and time.perf_counter() - start < seconds:
+        prefix = stack.pop()
+        member = space.member(replay(prefix))
+        members.append(member if keep else _light(member))
+        hashes.add(graph_hash(member.graph) if member.ok else f"invalid:{member.picks}")
+        picks = tuple(i for _, i in member.picks)
+        for k in range(len(prefix), len(member.points)):  # deepest pushed last: popped first
+            stack += [picks[:k] + (i,) for i in range(len(member.points[k].labels) - 1, 0, -1)]
+    exact = not stack
+    count = len(members) + len(stack)
+    size = Size(count, exact, len(hashes) if exact else None, None, time.perf_counter() - start)
+    return size, members
+
+
+def _light(member: Member) -> Member:
+    return Member(member.picks, member.points, None, member.invalid)
+
+
+def decisions(members: list[Member]) -> list[Decision]:
+    """Every decision met, in elaboration order, each with the condition it appears under."""
+    order = _merged_order(members)
+    points = {p.name: p for m in members for p in m.points}
+    return [Decision(n, points[n].labels, points[n].values, points[n].span, _condition(n, order, members, points))
+            for n in order]
+
+
+def _merged_order(members: list[Member]) -> list[str]:
+    """Names in the order met; a name first met later is placed after its predecessor on that path."""
+    order: list[str] = []
+    for m in members:
+        previous = None
+        for name, _ in m.picks:
+            if name not in order:
+                order.insert(order.index(previous) + 1 if previous is not None else 0, name)
+            previous = name
+    return order
+
+
+def _condition(name: str, order: list[str], members: list[Member], points) -> tuple | None:
+    """The nearest earlier decision whose options decide whether `name` is met, or None (always met)."""
+    picks = [dict(m.picks) for m in members]
+    having = [p for p in picks if name in p]
+    if len(having) == len(picks):
+        return None
+    for earlier in reversed(order[: order.index(name)]):
+        if not all(earlier in p for p in having):
+            continue
+        with_it = {p[earlier] for p in having}
+        overall = {p[earlier] for p in picks if earlier in p}
+        if with_it < overall:
+            labels = points[earlier].labels
+            return earlier, tuple(labels[i] for i in sorted(with_it))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling and statistics
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    samples: int
+    invalid: int
+    over_budget: int  # among the valid ones
+    distinct: int  # distinct architectures among the valid ones
+    params: tuple[int, int, int] | None  # min, median, max over the valid ones
+    macs: tuple[int, int, int] | None
+    reasons: tuple[tuple[str, int], ...]  # the commonest invalid reasons, with their counts
+    estimate: float  # Knuth's estimate of the number of members
+
+
+def sample(space: Space, n: int, seed: int = 0) -> list[Member]:
+    rng = random.Random(seed)
+    return [space.member(uniform(rng)) for _ in range(n)]
+
+
+def over_budget(params: int, macs: int, max_params: int | None, max_macs: int | None) -> str | None:
+    """Why a member breaks the static budget, or None."""
+    if max_params is not None and params > max_params:
+        return f"{params:,} params > --max-params {max_params:,}"
+    if max_macs is not None and macs > max_macs:
+        return f"{macs:,} MACs > --max-macs {max_macs:,}"
+    return None
+
+
+def stats(members: list[Member], max_params=None, max_macs=None) -> Stats:
+    valid = [m for m in members if m.ok]
+    sums = [summarize(m.graph) for m in valid]
+    params = sorted(s.params for s in sums)
+    macs = sorted(s.macs for s in sums)
+    over = sum(over_budget(s.params, s.macs, max_params, max_macs) is not None for s in sums)
+    reasons: dict[str, int] = {}
+    for m in members:
+        if not m.ok:
+            reasons[m.invalid] = reasons.get(m.invalid, 0) + 1
+    common = tuple(sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
+    estimate = statistics.fmean(m.branching() for m in members) if members else 0.0
+    return Stats(len(members), len(members) - len(valid), over, len({graph_hash(m.graph) for m in valid}),
+                 _spread(params), _spread(macs), common, estimate)
+
+
+def _spread(values: list[int]) -> tuple[int, int, int] | None:
+    if not values:
+        return None
+    return values[0], int(statistics.median(values)), values[-1]

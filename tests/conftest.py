@@ -1,0 +1,39 @@
+"""Shared test fixtures; `pytest --bless` rewrites golden files instead of comparing them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--bless", action="store_true", help="rewrite golden files (review the diff like code)")
+
+
+@pytest.fixture
+def bless(request) -> bool:
+    return request.config.getoption("--bless")
+
+
+@pytest.fixture
+def in_root(monkeypatch):
+    """Run with the repository root as the working directory (paths in goldens are relative)."""
+    monkeypatch.chdir(ROOT)
+    return ROOT
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    """`cnnc ARGS` in-process: (exit code, stdout, stderr)."""
+    from cnnc.cli import main
+
+    os.environ["NO_COLOR"] = "1"
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -1,0 +1,130 @@
+"""Rules that hold for all inputs (hypothesis).
+
+- the formatter: parse(format(x)) == parse(x), and format is idempotent;
+- the shape rule: for random conv and pool arguments and input sizes, the inferred shape equals the
+  shape torch produces, and cnnc rejects exactly when torch raises.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from cnnc.dsl.format import format_module
+from cnnc.dsl.parse import parse_text
+
+names = st.sampled_from(["a", "b", "width", "x1", "stride", "k"])
+numbers = st.one_of(st.integers(0, 999).map(str), st.sampled_from(["0.5", "1e-4", "2.0", "1_000"]))
+atoms = st.one_of(names, numbers, st.sampled_from(["in", "true", "false", "none", '"M"', "same"]))
+
+
+def expressions(depth: int = 3):
+    if depth == 0:
+        return atoms
+    sub = expressions(depth - 1)
+    return st.one_of(
+        atoms,
+        st.tuples(sub, st.sampled_from(["+", "-", "*", "//", "%", "==", "<", "and", "or"]), sub)
+        .map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(st.sampled_from(["Conv", "B", "MaxPool", "concat"]), st.lists(sub, max_size=3),
+                  st.lists(st.tuples(names, sub), max_size=2))
+        .map(lambda t: f"{t[0]}({', '.join(t[1] + [f'{k} = {v}' for k, v in t[2]])})"),
+        st.lists(sub, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
+        st.lists(st.tuples(st.one_of(st.none(), names), sub), min_size=2, max_size=4)
+        .map(lambda xs: "(" + " -> ".join(f"{l}: {e}" if l else e for l, e in xs) + ")"),
+        st.tuples(sub, sub, sub).map(lambda t: f"(if {t[0]} then {t[1]} else {t[2]})"),
+        st.tuples(sub, names, sub).map(lambda t: f"[{t[0]} for {t[1]} in {t[2]}]"),
+        st.tuples(sub, st.sampled_from(["channels", "height"])).map(lambda t: f"({t[0]}).{t[1]}"),
+        st.tuples(sub, sub).map(lambda t: f"({t[0]})[{t[1]}]"),
+        st.lists(sub, min_size=1, max_size=3).map(lambda xs: f"choice({', '.join(xs)})"),
+        sub.map(lambda e: f"(-{e})"),
+        sub.map(lambda e: f"(not {e})"),
+    )
+
+
+programs = st.tuples(st.lists(st.tuples(names, expressions()), max_size=4), expressions()).map(
+    lambda t: "block B(a, b = 1) {\n" + "".join(f"    {n} = {e}  # c\n" for n, e in t[0])
+    + f"    return {t[1]}\n}}\n\nnetwork N = B(1)\n"
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs)
+def test_format_round_trips(text):
+    module = parse_text(text)
+    once = format_module(module)
+    assert parse_text(once) == module
+    assert format_module(parse_text(once)) == once
+    assert once.count("# c") == text.count("# c")  # comments are kept
+
+
+def test_zoo_files_round_trip():
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).resolve().parent.parent.joinpath("zoo").rglob("*.cnn")):
+        module = parse_text(path.read_text(), str(path))
+        once = format_module(module)
+        assert parse_text(once) == module, path
+        assert format_module(parse_text(once)) == once, path
+
+
+# ---------------------------------------------------------------------------------------------
+# The shape rule against torch
+
+torch = pytest.importorskip("torch")
+
+from cnnc.api import elaborate_file  # noqa: E402
+
+
+def cnnc_shape(layer: str, shape):
+    text = f"network N {{\n    input [{', '.join(map(str, shape))}]\n    return in -> {layer}\n}}\n"
+    result = elaborate_file("p.cnn", text=text)
+    if not result.ok:
+        return None
+    return result.graph.output_type.shape
+
+
+def torch_shape(module, shape):
+    try:
+        with torch.no_grad():
+            return tuple(module(torch.zeros(1, *shape)).shape[1:])
+    except (RuntimeError, ValueError):
+        return None
+
+
+conv_args = st.fixed_dictionaries({
+    "c_in": st.sampled_from([1, 2, 3, 4, 6]), "c_out": st.sampled_from([1, 2, 4, 6]),
+    "k": st.integers(1, 7), "s": st.integers(1, 4), "p": st.integers(0, 4), "d": st.integers(1, 3),
+    "g": st.sampled_from([1, 2, 3]), "h": st.integers(1, 24), "w": st.integers(1, 24),
+})
+
+
+@settings(max_examples=200, deadline=None)
+@given(conv_args)
+def test_conv_shape_matches_torch(a):
+    layer = f"Conv({a['c_out']}, {a['k']}, stride = {a['s']}, pad = {a['p']}, dilation = {a['d']}, groups = {a['g']})"
+    ours = cnnc_shape(layer, (a["c_in"], a["h"], a["w"]))
+    try:
+        module = torch.nn.Conv2d(a["c_in"], a["c_out"], a["k"], a["s"], a["p"], a["d"], a["g"])
+    except ValueError:
+        assert ours is None  # torch refuses the groups: so does cnnc
+        return
+    assert ours == torch_shape(module, (a["c_in"], a["h"], a["w"]))
+
+
+pool_args = st.fixed_dictionaries({
+    "k": st.integers(1, 6), "s": st.integers(1, 4), "p": st.integers(0, 3), "ceil": st.booleans(),
+    "h": st.integers(1, 20), "w": st.integers(1, 20), "kind": st.sampled_from(["MaxPool", "AvgPool"]),
+})
+
+
+@settings(max_examples=200, deadline=None)
+@given(pool_args)
+def test_pool_shape_matches_torch(a):
+    ceil = "true" if a["ceil"] else "false"
+    layer = f"{a['kind']}({a['k']}, stride = {a['s']}, pad = {a['p']}, ceil_mode = {ceil})"
+    ours = cnnc_shape(layer, (2, a["h"], a["w"]))
+    cls = torch.nn.MaxPool2d if a["kind"] == "MaxPool" else torch.nn.AvgPool2d
+    module = cls(a["k"], a["s"], a["p"], ceil_mode=a["ceil"])
+    assert ours == torch_shape(module, (2, a["h"], a["w"]))
