@@ -143,4 +143,8 @@ def show(value) -> str:
         return value.spec.name
     if isinstance(value, BlockRef):
         return value.name
+    if hasattr(value, "infer"):  # an OpSpec named without arguments (`act = ReLU6`)
+        return value.name
+    if isinstance(value, Builtin):
+        return value.name
     return repr(value)

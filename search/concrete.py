@@ -129,6 +129,26 @@ def _list(values) -> str:
     return "[" + ", ".join(literal(v) for v in values) + "]"
 
 
+def write_program(path, graph, name: str = "best", comments: tuple[str, ...] = ()) -> str:
+    """Write `to_cnn(graph)` to `path` after checking that it elaborates back to the same layers.
+
+    A rewrite that does not is a bug in cnnc: `InternalError`, with both graphs in the report.
+    """
+    from pathlib import Path
+
+    from cnnc.api import InternalError, elaborate_file
+
+    text = to_cnn(graph, name, comments)
+    again = elaborate_file(Path(path), text=text)
+    problems = ["; ".join(d.message for d in again.diagnostics if d.is_error)] if not again.ok else []
+    problems = problems or same_layers(graph, again.graph)
+    if problems:
+        raise InternalError("the concrete program does not rebuild the architecture: " + problems[0],
+                            dump=f"{graph}\n--- program ---\n{text}")
+    Path(path).write_text(text)
+    return text
+
+
 # ---------------------------------------------------------------------------------------------
 # Checking the round trip
 

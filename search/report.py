@@ -75,6 +75,33 @@ def _number(value) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# The best trials
+
+
+def best_rows(table: list[Row], names: tuple[str, ...]) -> list[Row]:
+    """The best complete trial (one objective), or the Pareto front (best score first).
+
+    The first objective is maximised, the others (params, MACs) minimised; ties go to fewer params,
+    then to the earlier trial. An architecture met twice counts once (its first trial).
+    """
+    done = [r for r in table if r.state == "COMPLETE" and r.values and all(math.isfinite(v) for v in r.values)]
+    firsts: dict[str, Row] = {}
+    for r in done:
+        firsts.setdefault(r.hash or str(r.number), r)
+    candidates = sorted(firsts.values(), key=lambda r: (-r.values[0], r.params or 0, r.number))
+    if len(names) == 1:
+        return candidates[:1]
+    return [r for r in candidates if not any(_dominates(o, r) for o in candidates)]
+
+
+def _dominates(a: Row, b: Row) -> bool:
+    """`a` is at least as good as `b` everywhere and better somewhere (maximise the first value)."""
+    x = (-a.values[0], *a.values[1:])
+    y = (-b.values[0], *b.values[1:])
+    return all(p <= q for p, q in zip(x, y)) and x != y
+
+
+# ---------------------------------------------------------------------------------------------
 # Text
 
 

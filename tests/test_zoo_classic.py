@@ -9,6 +9,7 @@ MACs are multiply-accumulates of Conv and Linear layers at batch 1: out_h·out_w
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -37,6 +38,11 @@ def reference(model: str) -> dict:
 
 def zoo(model: str) -> Path:
     return ROOT / "zoo" / f"{model}.cnn"
+
+
+@functools.cache
+def graph(model: str):
+    return api.graph(zoo(model))
 
 
 # -- hand arithmetic for the paper-only models --------------------------------------------------------
@@ -182,7 +188,7 @@ def test_elaborates_without_diagnostics(model):
 @pytest.mark.parametrize("model", REFERENCE_MODELS)
 def test_counts_match_reference(model):
     ref = reference(model)
-    g = api.graph(zoo(model))
+    g = graph(model)
     s = summarize(g)
     assert (s.params, s.macs) == (ref["params"], ref["macs"])
     assert list(g.input_type.shape) == ref["input"]
@@ -191,7 +197,7 @@ def test_counts_match_reference(model):
 
 @pytest.mark.parametrize("model", PAPER_MODELS)
 def test_counts_match_hand_arithmetic(model):
-    s = summarize(api.graph(zoo(model)))
+    s = summarize(graph(model))
     assert (s.params, s.macs) == PAPER[model]
 
 
@@ -213,7 +219,7 @@ def test_state_dict_and_output_shape_match_reference(model):
     if model in LARGEST:  # keys and shapes only: lowered on the meta device, nothing initialised
         from cnnc.compiler.lower.fx import to_graph_module
 
-        net = to_graph_module(api.graph(zoo(model)), device="meta")
+        net = to_graph_module(graph(model), device="meta")
     else:
         net = load(zoo(model), seed=0)
     assert [[k, list(v.shape)] for k, v in net.state_dict().items()] == ref["state_dict"]
@@ -222,7 +228,7 @@ def test_state_dict_and_output_shape_match_reference(model):
     net.eval()
     with torch.no_grad():
         out = net(torch.zeros(1, *ref["input"]))
-    assert list(out.shape) == ref["output"] == [1, *api.graph(zoo(model)).output_type.shape]
+    assert list(out.shape) == ref["output"] == [1, *graph(model).output_type.shape]
 
 
 @pytest.mark.parametrize("model", PAPER_MODELS)
@@ -230,7 +236,7 @@ def test_paper_models_lower_and_run(model):
     torch = pytest.importorskip("torch")
     load = _load()
     torch.set_num_threads(2)
-    g = api.graph(zoo(model))
+    g = graph(model)
     net = load(zoo(model), seed=0).eval()
     assert sum(p.numel() for p in net.parameters()) == PAPER[model][0]
     with torch.no_grad():

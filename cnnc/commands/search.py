@@ -1,0 +1,223 @@
+"""`cnnc search`: explore a search space with Optuna, training (or scoring) each sampled member.
+
+Prints one line per trial on stdout and a live progress line on stderr; writes the study (SQLite),
+`best.cnn`, `trials.csv` and plots to `--out`. The trial contract is `search/driver.py`'s.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from cnnc.commands import common
+
+HELP = "search a space of networks with Optuna (train or score each member)"
+DESCRIPTION = """\
+Sample members of a search space (a .cnn file with `choice(…)`), check each statically, and train
+the valid ones on a data set (or score them with a zero-cost proxy). Shape-invalid members and
+members over --max-params/--max-macs are recorded with the reason and never trained; an
+architecture sampled twice reuses its first result. The study is kept in SQLite: running again
+resumes it, and --trials N runs until the study holds N trials.
+
+Writes to --out (default runs/<file stem>): study.db, best.cnn (the winner as a plain .cnn program,
+for `cnnc check` and `cnnc compile`), trials.csv and PNG plots.
+
+examples:
+  cnnc search zoo/spaces/tiny.cnn --trials 8 --epochs 2 --out runs/t
+  cnnc search zoo/spaces/tiny.cnn --trials 12 --out runs/t             # 4 more in the same study
+  cnnc search zoo/spaces/mobilenet_space.cnn --size 32 --max-params 200K --objective accuracy,params
+  cnnc search zoo/spaces/resnet_space.cnn --evaluator proxy --trials 100
+"""
+
+
+def configure(p) -> None:
+    common.add_program_args(p, input_option=False)
+    p.add_argument("--trials", type=int, default=20, metavar="N",
+                   help="run until the study holds N trials (default: 20)")
+    p.add_argument("--sampler", choices=("tpe", "random", "nsga2", "grid"), default="tpe",
+                   help="how members are chosen (default: tpe; grid needs an enumerable space)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the data split and the weights")
+    p.add_argument("--objective", default="accuracy", metavar="LIST",
+                   help="accuracy, or accuracy,params / accuracy,macs for a Pareto front (default: accuracy)")
+    p.add_argument("--max-params", type=count, metavar="N", help="skip members with more parameters (e.g. 200K)")
+    p.add_argument("--max-macs", type=count, metavar="N", help="skip members with more MACs (e.g. 5M)")
+    p.add_argument("--evaluator", choices=("train", "proxy"), default="train",
+                   help="train each member, or score it untrained with a zero-cost proxy (default: train)")
+    p.add_argument("--proxy", choices=("naswot", "synflow", "grad_norm"), default="naswot",
+                   help="the proxy --evaluator proxy maximises (default: naswot); all are recorded")
+    p.add_argument("--data", default="digits", help="digits, cifar10:DIR, folder:DIR or npz:FILE (default: digits)")
+    p.add_argument("--size", type=int, metavar="S", help="resize images to S×S (digits are 8×8)")
+    p.add_argument("--epochs", type=int, default=2, help="training epochs per member (default: 2)")
+    p.add_argument("--batch-size", type=int, default=64, help="(default: 64)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 0.05 sgd, 0.001 otherwise)")
+    p.add_argument("--optimizer", choices=("sgd", "adamw", "rmsprop"), default="sgd", help="(default: sgd)")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="(default: 0)")
+    p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
+                   help="stop poor runs early from their per-epoch accuracy (default: median; one objective only)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for torch (default: 1; small members train fastest on one)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="where results go (default: runs/<file stem>)")
+    p.add_argument("--storage", metavar="URL", help="Optuna storage (default: sqlite:///<out>/study.db)")
+    p.add_argument("--study", metavar="NAME", help="study name (default: the file's stem)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="start no trial after this long")
+
+
+def count(text: str) -> int:
+    """`200K`, `1.5M`, `2e6`, `1_000_000` → an int."""
+    import argparse
+
+    factors = {"k": 10**3, "m": 10**6, "g": 10**9}
+    t = text.strip().lower().replace("_", "").replace(",", "")
+    factor = factors.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if factor != 1 else t) * factor
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count such as 200K, 1.5M or 2000000, but got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive count, but got {text!r}")
+    return int(value)
+
+
+def settings_from(args):
+    from cnnc.search.driver import DIRECTIONS, Settings
+
+    objectives = tuple(o.strip() for o in args.objective.split(","))
+    if objectives[0] != "accuracy" or any(o not in DIRECTIONS for o in objectives) or len(set(objectives)) < len(objectives):
+        raise common.UsageError(f"--objective must be accuracy, optionally followed by params and/or macs "
+                                f"(accuracy,params), but got {args.objective!r}")
+    for name in ("trials", "epochs", "batch_size", "threads"):
+        if getattr(args, name) < 1:
+            raise common.UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
+    out = args.out or Path("runs") / Path(args.file).stem
+    return Settings(file=args.file, network=args.network, args=tuple(args.arg), trials=args.trials,
+                    sampler=args.sampler, seed=args.seed, objectives=objectives, max_params=args.max_params,
+                    max_macs=args.max_macs, evaluator=args.evaluator, proxy=args.proxy, epochs=args.epochs,
+                    batch_size=args.batch_size, lr=lr, optimizer=args.optimizer,
+                    label_smoothing=args.label_smoothing, pruner=args.pruner, device=args.device,
+                    data=args.data, size=args.size, out=out, storage=args.storage, study=args.study,
+                    timeout=args.timeout, threads=args.threads)
+
+
+def run(args) -> int:
+    import torch
+
+    from cnnc.api import resolve_path
+    from cnnc.search import driver
+    from cnnc.search.space import walk
+
+    args.file = str(resolve_path(args.file))
+    settings = settings_from(args)
+    torch.set_num_threads(settings.threads)
+    data = driver.load_data(settings)
+    space = driver.space_for(settings, data.input_shape, data.num_classes)
+    size, _ = walk(space, seconds=1.0)
+    evaluator = (driver.proxy_evaluator if settings.evaluator == "proxy" else driver.train_evaluator)(settings, data)
+    console = Console(settings)
+    console.header(settings, data, size)
+    try:
+        result = driver.run(settings, space, evaluator, console, data.num_classes)
+    finally:
+        console.close()
+    print_result(result, settings)
+    return common.OK
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+class Console:
+    """Trial lines on stdout; the live progress line on stderr (rewritten in place on a terminal)."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.live = sys.stderr.isatty()
+        self.start = time.perf_counter()
+        self.done = 0  # trials finished in this run
+        self.held = None  # trials the study held at the start; set by the first trial
+        self.number = 0
+        self.best: tuple[float, int] | None = None
+        self.shown = False
+
+    def header(self, settings, data, size) -> None:
+        shape = "×".join(map(str, data.input_shape))
+        print(f"search space {settings.file}: {size.text()}")
+        print(f"data {data.name} {shape}, {data.num_classes} classes, {len(data.train_y):,} train / "
+              f"{len(data.val_y):,} validation · {settings.evaluator} · {settings.sampler} sampler, seed "
+              f"{settings.seed} · study `{settings.study_name}` in {settings.storage_url}", flush=True)
+
+    def trial_started(self, number: int) -> None:
+        if self.held is None:
+            self.held = number
+        self.number = number
+        self.status(f"trial {number + 1}/{self.settings.trials}")
+
+    def epoch(self, number: int, epoch: int, accuracy: float) -> None:
+        if self.live:
+            self.status(f"trial {number + 1}/{self.settings.trials} · epoch {epoch}/{self.settings.epochs} "
+                        f"({accuracy:.4f})")
+
+    def finished(self, row) -> None:
+        from cnnc.search.report import trial_line
+
+        self.done += 1
+        if row.state == "COMPLETE" and row.values and (self.best is None or row.values[0] > self.best[0]):
+            self.best = (row.values[0], row.number)
+        self.clear()
+        print(trial_line(row, self.settings.names), flush=True)
+        self.status(f"trial {row.number + 1}/{self.settings.trials} done", final=not self.live)
+
+    def status(self, what: str, final: bool = False) -> None:
+        if not (self.live or final):
+            return
+        elapsed = time.perf_counter() - self.start
+        best = f" · best {self.best[0]:.4f} (#{self.best[1]})" if self.best else ""
+        text = f"{what}{best} · {clock(elapsed)} elapsed{self.eta(elapsed)}"
+        sys.stderr.write(("\r\x1b[K" + text) if self.live else text + "\n")
+        sys.stderr.flush()
+        self.shown = self.live
+
+    def eta(self, elapsed: float) -> str:
+        if not self.done:
+            return ""
+        left = self.settings.trials - (self.held or 0) - self.done
+        seconds = elapsed / self.done * max(0, left)
+        if self.settings.timeout is not None:
+            seconds = min(seconds, max(0.0, self.settings.timeout - elapsed))
+        return f" · ETA {clock(seconds)}"
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.shown = False
+
+    def close(self) -> None:
+        self.clear()
+
+
+def clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def print_result(result, settings) -> None:
+    from cnnc.search.report import counts_text, si, value_text
+
+    print()
+    print(f"{counts_text(result.rows)} in study `{settings.study_name}`")
+    if not result.best:
+        print("no member completed: nothing to call best")
+    title = "best" if len(settings.names) == 1 else f"Pareto front ({len(result.best)} trials)"
+    for i, row in enumerate(result.best):
+        figures = "  ".join(value_text(n, v) for n, v in zip(settings.names, row.values) if n not in ("params", "macs"))
+        print(f"{title if i == 0 else ' ' * len(title)}: #{row.number}  {figures}  {si(row.params)} params  "
+              f"{si(row.macs)} MACs  [{row.decisions_text(' ')}]")
+    for path in result.files:
+        print(f"wrote {path}")
+    for note in result.notes:
+        print(f"note: {note}")

@@ -1,0 +1,505 @@
+"""The Optuna driver: a study over a search space, one trial per sampled member.
+
+Input: `Settings` (what the command line says) and a `Space`. Output: a `Result` — the study, its
+trials as rows, the best trial(s) — with `best.cnn`, `trials.csv` and plots written to `settings.out`.
+This is the only module of `search` that imports optuna.
+
+Contract of one trial, in this order (nothing is lowered or trained before the checks pass):
+1. elaborate the space with an Optuna decider: a decision whose options are an increasing arithmetic
+   progression of ints is `suggest_int(name, lo, hi, step)`, any other `suggest_categorical(name,
+   labels)`; the trial records `decisions` ({name: label}).
+2. a member with an error, or whose output does not match the data's classes, is `invalid`; one
+   over `max_params`/`max_macs` is `infeasible`. Both are recorded as PRUNED with the reason.
+3. its `hash` (sha256 of the graph's text) is compared with earlier trials': an architecture met
+   before reuses that trial's result (status `reused`, `reused_from`) and is not evaluated again.
+4. the evaluator trains it (per-epoch validation accuracy feeds the pruner) or scores it with a
+   zero-cost proxy. A failed run (NaN loss, out of memory) is recorded as FAIL with its reason, and
+   the study goes on.
+The study lives in `storage` (default `sqlite:///<out>/study.db`); opening it again resumes it, and
+`trials` counts every trial the study holds, so `trials = 12` after 8 runs 4 more.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import optuna
+
+from cnnc.compiler.analysis.summary import summarize
+from cnnc.dsl.diagnostics import CnncError, error
+from cnnc.search import report
+from cnnc.search.space import Memo, Space, fixed, graph_hash, over_budget, walk
+
+DIRECTIONS = {"accuracy": "maximize", "params": "minimize", "macs": "minimize"}
+SAMPLERS = ("tpe", "random", "nsga2", "grid")
+PRUNERS = ("median", "hyperband", "none")
+EVALUATORS = ("train", "proxy")
+PROXIES = report.PROXY_NAMES
+GRID_LIMIT = 100_000  # members a grid search may have
+
+
+@dataclass(frozen=True)
+class Settings:
+    file: str
+    network: str | None = None
+    args: tuple[str, ...] = ()  # `name=value`, .cnn syntax
+    trials: int = 20  # until the study holds this many
+    sampler: str = "tpe"
+    seed: int = 0
+    objectives: tuple[str, ...] = ("accuracy",)
+    max_params: int | None = None
+    max_macs: int | None = None
+    evaluator: str = "train"
+    proxy: str = "naswot"  # the score the proxy evaluator maximises
+    epochs: int = 2
+    batch_size: int = 64
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    label_smoothing: float = 0.0
+    pruner: str = "median"
+    device: str = "auto"
+    data: str = "digits"
+    size: int | None = None
+    out: Path = Path("runs/search")
+    storage: str | None = None
+    study: str | None = None
+    timeout: float | None = None
+    threads: int | None = 1  # CPU threads for torch; None leaves torch's default
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(Path(self.out) / 'study.db').resolve()}"
+
+    @property
+    def study_name(self) -> str:
+        return self.study or Path(self.file).stem
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Objective names as shown: `accuracy` is the proxy's name under the proxy evaluator."""
+        score = self.proxy if self.evaluator == "proxy" else "accuracy"
+        return tuple(score if o == "accuracy" else o for o in self.objectives)
+
+    def recorded(self) -> dict:
+        """What the study remembers of the run that created it (a resume compares with it)."""
+        return {"file": str(self.file), "network": self.network, "objectives": list(self.names),
+                "evaluator": self.evaluator, "data": self.data, "size": self.size, "epochs": self.epochs,
+                "max_params": self.max_params, "max_macs": self.max_macs}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an evaluator says of one candidate."""
+
+    score: float  # validation accuracy, or the proxy's score
+    seconds: float
+    failed: str | None = None
+    proxies: dict = field(default_factory=dict)
+    history: tuple[float, ...] = ()
+
+
+Evaluator = Callable[..., Outcome]  # (graph, report(epoch, accuracy)) -> Outcome
+
+
+class Events(Protocol):
+    def trial_started(self, number: int) -> None: ...
+    def epoch(self, number: int, epoch: int, accuracy: float) -> None: ...
+    def finished(self, row: report.Row) -> None: ...
+
+
+@dataclass(frozen=True)
+class Result:
+    study: object  # optuna.Study
+    rows: list[report.Row]
+    best: list[report.Row]  # the best trial, or the Pareto front (best accuracy first)
+    files: list[Path]
+    notes: list[str]
+
+
+class TrialFailed(Exception):
+    """A candidate's run failed (NaN, out of memory): the trial is FAIL and the study goes on."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Decisions → Optuna parameters
+
+
+def int_range(values) -> tuple[int, int, int] | None:
+    """(low, high, step) when `values` are ≥ 2 ints in increasing arithmetic progression."""
+    if values is None or len(values) < 2 or any(type(v) is not int for v in values):
+        return None
+    step = values[1] - values[0]
+    if step <= 0 or any(b - a != step for a, b in zip(values, values[1:])):
+        return None
+    return values[0], values[-1], step
+
+
+def optuna_decider(trial) -> Memo:
+    """A decider whose choices are the trial's suggestions (see the module docstring)."""
+    def choose(point) -> int:
+        bounds = int_range(point.values)
+        if bounds is not None:
+            low, high, step = bounds
+            return (trial.suggest_int(point.name, low, high, step=step) - low) // step
+        try:
+            label = trial.suggest_categorical(point.name, point.labels)
+        except ValueError:  # options that depend on other decisions: one parameter per option list
+            label = trial.suggest_categorical(f"{point.name}{{{'|'.join(point.labels)}}}", point.labels)
+        return point.labels.index(label)
+
+    return Memo(choose)
+
+
+def grid_values(decision) -> list:
+    bounds = int_range(decision.values)
+    if bounds is not None:
+        return list(decision.values)
+    return list(decision.labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# The study
+
+
+def open_study(settings: Settings, space: Space):
+    """Create the study, or load it when it exists (a resume); its objectives must not change."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if settings.storage is None:
+        Path(settings.out).mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(storage=settings.storage_url, study_name=settings.study_name,
+                                directions=[DIRECTIONS[o] for o in settings.objectives],
+                                sampler=make_sampler(settings, space), pruner=make_pruner(settings),
+                                load_if_exists=True)
+    recorded = study.user_attrs.get("settings")
+    if recorded is None:
+        study.set_user_attr("settings", settings.recorded())
+    elif recorded.get("objectives") != list(settings.names):
+        raise CnncError(error("E0604", f"study `{settings.study_name}` optimises {', '.join(recorded['objectives'])}, "
+                              f"not {', '.join(settings.names)}", None,
+                              helps=("start another study with `--study NAME`, or keep its objectives",)))
+    return study
+
+
+def make_sampler(settings: Settings, space: Space):
+    seed = settings.seed
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if settings.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if settings.sampler == "grid":
+        return optuna.samplers.GridSampler(grid_space(space), seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def grid_space(space: Space) -> dict:
+    """Every decision with its values, for a grid; the space must be walked to its end."""
+    from cnnc.search.space import decisions
+
+    size, members = walk(space, limit=GRID_LIMIT, seconds=60.0)
+    if not size.exact:
+        raise CnncError(error("E0605", f"grid search needs a space it can enumerate, but this one has "
+                              f"{size.text()}", None, helps=("use `--sampler tpe` or `random`",)))
+    return {d.name: grid_values(d) for d in decisions(members)}
+
+
+def make_pruner(settings: Settings):
+    if settings.pruner == "none" or len(settings.objectives) > 1:
+        return optuna.pruners.NopPruner()
+    if settings.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=settings.epochs)
+    return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# One trial
+
+
+class Objective:
+    """`study.optimize`'s objective: one trial's contract (module docstring)."""
+
+    def __init__(self, settings: Settings, space: Space, evaluator: Evaluator, events: Events,
+                 num_classes: int | None, study):
+        self.settings, self.space, self.evaluate, self.events = settings, space, evaluator, events
+        self.num_classes = num_classes
+        self.seen = {t.user_attrs["hash"]: t for t in study.trials if _evaluated(t)}
+
+    def __call__(self, trial):
+        self.events.trial_started(trial.number)
+        member = self.space.member(optuna_decider(trial))
+        trial.set_user_attr("decisions", member.labels())
+        if not member.ok:
+            return _reject(trial, "invalid", member.invalid)
+        s = summarize(member.graph)
+        digest = graph_hash(member.graph)
+        for key, value in (("hash", digest), ("params", s.params), ("macs", s.macs)):
+            trial.set_user_attr(key, value)
+        problem = self.output_problem(member.graph)
+        if problem:
+            return _reject(trial, "invalid", problem)
+        budget = over_budget(s.params, s.macs, self.settings.max_params, self.settings.max_macs)
+        if budget:
+            return _reject(trial, "infeasible", budget)
+        if digest in self.seen:
+            return self.reuse(trial, self.seen[digest], s)
+        return self.run(trial, member.graph, s)
+
+    def output_problem(self, graph) -> str | None:
+        shape = graph.output_type.shape
+        if self.num_classes is not None and shape != (self.num_classes,):
+            return f"the output is {list(shape)}, but the data has {self.num_classes} classes"
+        return None
+
+    def values(self, score: float, s) -> list[float]:
+        return [score if o == "accuracy" else float(getattr(s, o)) for o in self.settings.objectives]
+
+    def run(self, trial, graph, s):
+        single = len(self.settings.objectives) == 1
+        outcome = self.evaluate(graph, self.reporter(trial, prune=single))
+        trial.set_user_attr("seconds", outcome.seconds)
+        trial.set_user_attr("history", list(outcome.history))
+        if outcome.proxies:
+            trial.set_user_attr("proxies", outcome.proxies)
+        if outcome.failed or math.isnan(outcome.score):
+            reason = outcome.failed or "the score is NaN"
+            _set(trial, "failed", reason)
+            raise TrialFailed(reason)
+        trial.set_user_attr("status", "scored" if self.settings.evaluator == "proxy" else "trained")
+        return self.values(outcome.score, s)
+
+    def reporter(self, trial, prune: bool):
+        def report_epoch(epoch: int, accuracy: float) -> None:
+            self.events.epoch(trial.number, epoch, accuracy)
+            if not prune:
+                return
+            trial.report(accuracy, epoch)
+            if trial.should_prune():
+                _set(trial, "pruned", f"pruned after epoch {epoch} at accuracy {accuracy:.4f}")
+                raise optuna.TrialPruned()
+
+        return report_epoch
+
+    def reuse(self, trial, earlier, s):
+        for key in ("proxies", "history", "seconds"):
+            if key in earlier.user_attrs:
+                trial.set_user_attr(key, earlier.user_attrs[key])
+        trial.set_user_attr("reused_from", earlier.number)
+        _set(trial, "reused", earlier.user_attrs.get("reason", ""))
+        if earlier.state == optuna.trial.TrialState.PRUNED:
+            raise optuna.TrialPruned()
+        if earlier.state == optuna.trial.TrialState.FAIL:
+            raise TrialFailed(earlier.user_attrs.get("reason", "failed"))
+        return list(earlier.values)
+
+    def after(self, study, frozen) -> None:
+        """`study.optimize`'s callback: remember what was evaluated, tell the events."""
+        if _evaluated(frozen) and frozen.user_attrs["hash"] not in self.seen:
+            self.seen[frozen.user_attrs["hash"]] = frozen
+        self.events.finished(report.Row.of(frozen))
+
+
+def _evaluated(trial) -> bool:
+    """A trial whose architecture went through the evaluator (its result may be reused)."""
+    return trial.user_attrs.get("status") in ("trained", "scored", "pruned", "failed") and "hash" in trial.user_attrs
+
+
+def _set(trial, status: str, reason: str) -> None:
+    trial.set_user_attr("status", status)
+    if reason:
+        trial.set_user_attr("reason", reason)
+
+
+def _reject(trial, status: str, reason: str):
+    _set(trial, status, reason)
+    raise optuna.TrialPruned(reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a study
+
+
+def run(settings: Settings, space: Space, evaluator: Evaluator, events: Events,
+        num_classes: int | None = None) -> Result:
+    """Run trials until the study holds `settings.trials` (or the timeout ends); write the results.
+
+    The results are written even when the run is interrupted (Ctrl-C) or an error stops it.
+    """
+    study = open_study(settings, space)
+    objective = Objective(settings, space, evaluator, events, num_classes, study)
+    remaining = settings.trials - len(study.trials)
+    try:
+        if remaining > 0:
+            study.optimize(objective, n_trials=remaining, timeout=settings.timeout, catch=(TrialFailed,),
+                           callbacks=[objective.after], gc_after_trial=False)
+    finally:
+        result = finish(settings, space, study)
+    return result
+
+
+def finish(settings: Settings, space: Space | None, study) -> Result:
+    """Rows, the best trial(s), and the files: trials.csv, best.cnn (when a space is given), plots."""
+    rows = report.rows(study.trials)
+    best = report.best_rows(rows, settings.names)
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_csv(rows, out / "trials.csv")
+    files, notes = [out / "trials.csv"], []
+    if space is not None and best:
+        files.append(write_best(space, best[0], settings, study.study_name, out / "best.cnn"))
+    plotted, plot_notes = plot_study(study, settings.names, out)
+    return Result(study, rows, best, files + plotted, notes + plot_notes)
+
+
+def write_best(space: Space, row: report.Row, settings: Settings, study_name: str, path: Path) -> Path:
+    """Replay the best trial's decisions and write its architecture as a concrete program."""
+    from cnnc.search.concrete import write_program
+
+    member = space.member(fixed(row.decisions))
+    if not member.ok or graph_hash(member.graph) != row.hash:
+        raise RuntimeError(f"replaying trial {row.number}'s decisions gave another architecture")
+    figures = ", ".join(report.value_text(n, v) for n, v in zip(settings.names, row.values or ()))
+    comments = (f"The best member of the search space `{settings.file}`, written by `cnnc search`:",
+                f"trial {row.number} of study `{study_name}`: {figures}; {row.params:,} params, "
+                f"{row.macs:,} MACs", f"({settings.data}, {settings.evaluator}"
+                + (f", {settings.epochs} epochs)" if settings.evaluator == "train" else ")"),
+                "", "decisions:", *(f"  {k} = {v}" for k, v in row.decisions.items()))
+    write_program(path, member.graph, "best", comments)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+
+
+def plot_study(study, names: tuple[str, ...], out: Path) -> tuple[list[Path], list[str]]:
+    """history.png, pareto.png (two objectives) and importances.png, each skipped with a note when
+    the study cannot give it (too few complete trials, one parameter, …)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import optuna.visualization.matplotlib as vis
+
+    multi = len(names) > 1
+    first = (lambda t: t.values[0]) if multi else None
+    plots = [("history.png", lambda: vis.plot_optimization_history(study, target=first, target_name=names[0]))]
+    if len(names) == 2:
+        plots.append(("pareto.png", lambda: vis.plot_pareto_front(study, target_names=list(names))))
+    plots.append(("importances.png",
+                  lambda: vis.plot_param_importances(study, target=first, target_name=names[0])))
+    files, notes = [], []
+    for name, draw in plots:
+        problem = _draw(draw, out / name)
+        if problem is None:
+            files.append(out / name)
+        else:
+            notes.append(f"no {name}: {problem}")
+    return files, notes
+
+
+def _draw(draw, path: Path) -> str | None:
+    import matplotlib.pyplot as plt
+
+    completed = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            axes = draw()
+        figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        completed = True
+    except Exception as exc:  # optuna refuses some studies (one trial, no common parameters, …)
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    finally:
+        plt.close("all")
+    return None if completed else "nothing to draw"
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluators (torch is imported here, inside the functions)
+
+
+def train_evaluator(settings: Settings, data) -> Evaluator:
+    """Lower the graph (weights seeded by `settings.seed`) and train it; the score is accuracy."""
+    from cnnc.compiler.lower.fx import to_graph_module
+    from cnnc.search.evaluators.train import train_and_evaluate
+
+    def evaluate(graph, report_epoch) -> Outcome:
+        model = to_graph_module(graph, seed=settings.seed)
+        r = train_and_evaluate(model, data, epochs=settings.epochs, batch_size=settings.batch_size,
+                               lr=settings.lr, optimizer=settings.optimizer,
+                               label_smoothing=settings.label_smoothing, device=settings.device,
+                               seed=settings.seed, report=report_epoch)
+        return Outcome(r.accuracy, r.seconds, r.failed, {}, r.history)
+
+    return evaluate
+
+
+def proxy_evaluator(settings: Settings, data) -> Evaluator:
+    """Lower the graph and score it untrained; the score is `settings.proxy`, all proxies recorded."""
+    from cnnc.compiler.lower.fx import to_graph_module
+    from cnnc.search.evaluators.proxy import score_all
+    from cnnc.search.evaluators.train import is_out_of_memory, resolve_device
+
+    device = resolve_device(settings.device)
+
+    def evaluate(graph, report_epoch) -> Outcome:
+        start = time.perf_counter()
+        model = to_graph_module(graph, seed=settings.seed, device=device)
+        try:
+            scores = score_all(model, data, seed=settings.seed)
+        except (RuntimeError, MemoryError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            return Outcome(math.nan, time.perf_counter() - start, f"out of memory: {exc}".splitlines()[0])
+        proxies = {k: v for k, v in scores.items() if k in PROXIES}
+        return Outcome(scores[settings.proxy], time.perf_counter() - start, None, proxies)
+
+    return evaluate
+
+
+def load_data(settings: Settings):
+    from cnnc.search.data import load_dataset
+
+    return load_dataset(settings.data, settings.size, settings.seed)
+
+
+def space_for(settings: Settings, input_shape, num_classes: int | None) -> Space:
+    """The space of `settings.file` at the data's input shape; a network parameter `classes` not
+    given with `--arg` is bound to the data's number of classes."""
+    from cnnc.api import load_program, parse_arg_values
+    from cnnc.compiler.elaborate import default_network
+
+    program = load_program(settings.file)
+    network = settings.network or default_network(program)
+    args = list(settings.args)
+    given = {a.partition("=")[0].strip() for a in args}
+    if num_classes is not None and "classes" not in given and "classes" in _network_params(program, network):
+        args.append(f"classes={num_classes}")
+    return Space(program, network, parse_arg_values(args), input_shape)
+
+
+def _network_params(program, network: str) -> set[str]:
+    from cnnc.dsl import ast
+
+    for item in program.main_module.items:
+        if isinstance(item, ast.NetworkDef) and item.name == network:
+            return {p.name for p in item.params or ()}
+    return set()
+
+
+def load_study(storage: str, name: str | None):
+    """An existing study (`cnnc search-report`); the only one in `storage` when `name` is None."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    names = optuna.get_all_study_names(storage=storage)
+    if name is None and len(names) == 1:
+        name = names[0]
+    if name not in names:
+        listed = ", ".join(f"`{n}`" for n in names) or "none"
+        raise CnncError(error("E0604", f"no study `{name}` in {storage} (studies there: {listed})", None,
+                              helps=("name one with `--study NAME`",)))
+    return optuna.load_study(study_name=name, storage=storage)
