@@ -60,7 +60,26 @@ def elaborate_file(path, network=None, args=None, input_shape=None, decider=None
     from cnnc.compiler.elaborate import elaborate
 
     program = load_program(path, text)
-    return elaborate(program, network, args, input_shape, decider)
+    result = elaborate(program, network, args, input_shape, decider)
+    _debug_and_lint(program, result)
+    return result
+
+
+def _debug_and_lint(program, result) -> None:
+    """`CNNC_DEBUG=1` dumps each stage's output to stderr; `CNNC_LINT=1` lints the graph (a failure is
+    an internal error, not the user's)."""
+    import os
+    import sys
+
+    if os.environ.get("CNNC_DEBUG"):
+        for key, module in program.modules.items():
+            print(f"--- AST of {key}: {len(module.items)} items", file=sys.stderr)
+            for item in module.items:
+                print(f"  {item!r}"[:400], file=sys.stderr)
+        if result.graph is not None:
+            print(f"--- graph `{result.graph.network}`\n{result.graph}", file=sys.stderr)
+    if os.environ.get("CNNC_LINT") and result.graph is not None:
+        check_lint(result.graph)
 
 
 def graph(path, network=None, args=None, input_shape=None, decider=None, text=None):

@@ -155,6 +155,25 @@ def b_label(args, kwargs):
     return LabeledLayer(name, layer)
 
 
+def b_pow(args, kwargs):
+    _no_kwargs("pow", kwargs)
+    _arity("pow", args, 2, 2)
+    base, exponent = (_number(a, "pow") for a in args)
+    if abs(exponent) > 64:
+        raise OpError("E0405", f"`pow` exponent {exponent} is out of range (at most 64 in size)")
+    return base**exponent
+
+
+def b_log(args, kwargs):
+    _no_kwargs("log", kwargs)
+    _arity("log", args, 1, 2)
+    value = _number(args[0], "log")
+    base = _number(args[1], "log", "base") if len(args) == 2 else math.e
+    if value <= 0 or base <= 0 or base == 1:
+        raise OpError("E0405", f"`log` needs a positive value and a positive base other than 1, but got {value}, {base}")
+    return math.log(value, base)
+
+
 BUILTINS = {
     b.name: b
     for b in (
@@ -171,6 +190,9 @@ BUILTINS = {
         Builtin("float", b_float),
         Builtin("round", b_round),
         Builtin("make_divisible", b_make_divisible),
+        Builtin("pow", b_pow),
+        Builtin("log", b_log),
+        Builtin("exp", _unary("exp", math.exp, False)),
         Builtin("str", b_str),
         Builtin("label", b_label),
     )

@@ -142,6 +142,8 @@ class Elaborator:
             layer = SeqLayer(layer, span)
         if isinstance(layer, BlockRef):
             layer = evaluate.bind_block(self, layer, (), (), span, Frame())
+        if hasattr(layer, "infer"):  # an op named without arguments, e.g. in a list: `[Conv(8, 3), ReLU]`
+            layer = evaluate.bind_op(layer, (), (), span)
         if isinstance(layer, LabeledLayer):
             return self.apply(layer.layer, x, frame, layer.label, True, layer.span)
         if isinstance(layer, OpLayer):

@@ -118,7 +118,7 @@ def type_name(value) -> str:
         return "a list"
     if isinstance(value, Tensor):
         return "a tensor"
-    if isinstance(value, (BlockRef, *LAYER_TYPES)):
+    if isinstance(value, (BlockRef, *LAYER_TYPES)) or hasattr(value, "infer"):
         return "a layer"
     if isinstance(value, Builtin):
         return "a function"

@@ -2,14 +2,15 @@
 
 Input: `Settings` (what the command line says) and a `Space`. Output: a `Result` — the study, its
 trials as rows, the best trial(s) — with `best.cnn`, `trials.csv` and plots written to `settings.out`.
-This is the only module of `search` that imports optuna.
+This module and `report.py` (its plots) are the only ones of `search` that import optuna.
 
 Contract of one trial, in this order (nothing is lowered or trained before the checks pass):
 1. elaborate the space with an Optuna decider: a decision whose options are an increasing arithmetic
    progression of ints is `suggest_int(name, lo, hi, step)`, any other `suggest_categorical(name,
    labels)`; the trial records `decisions` ({name: label}).
 2. a member with an error, or whose output does not match the data's classes, is `invalid`; one
-   over `max_params`/`max_macs` is `infeasible`. Both are recorded as PRUNED with the reason.
+   over `max_params`/`max_macs` is `infeasible`. Both are recorded as PRUNED, the reason (for an
+   error, its diagnostic's one-line form) in the user attribute `infeasible`.
 3. its `hash` (sha256 of the graph's text) is compared with earlier trials': an architecture met
    before reuses that trial's result (status `reused`, `reused_from`) and is not evaluated again.
 4. the evaluator trains it (per-epoch validation accuracy feeds the pruner) or scores it with a
@@ -22,6 +23,7 @@ The study lives in `storage` (default `sqlite:///<out>/study.db`); opening it ag
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -107,6 +109,7 @@ Evaluator = Callable[..., Outcome]  # (graph, report(epoch, accuracy)) -> Outcom
 
 
 class Events(Protocol):
+    def started(self, rows: list[report.Row]) -> None: ...
     def trial_started(self, number: int) -> None: ...
     def epoch(self, number: int, epoch: int, accuracy: float) -> None: ...
     def finished(self, row: report.Row) -> None: ...
@@ -172,10 +175,11 @@ def open_study(settings: Settings, space: Space):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if settings.storage is None:
         Path(settings.out).mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(storage=settings.storage_url, study_name=settings.study_name,
+    study = optuna.create_study(storage=storage(settings.storage_url), study_name=settings.study_name,
                                 directions=[DIRECTIONS[o] for o in settings.objectives],
-                                sampler=make_sampler(settings, space), pruner=make_pruner(settings),
-                                load_if_exists=True)
+                                pruner=make_pruner(settings), load_if_exists=True)
+    # a resume draws new random numbers: seeded by the trials already held, not as the first run was
+    study.sampler = make_sampler(settings, space, settings.seed + len(study.trials))
     recorded = study.user_attrs.get("settings")
     if recorded is None:
         study.set_user_attr("settings", settings.recorded())
@@ -186,8 +190,24 @@ def open_study(settings: Settings, space: Space):
     return study
 
 
-def make_sampler(settings: Settings, space: Space):
-    seed = settings.seed
+def storage(url: str):
+    """Optuna's storage for `url`. SQLite runs in WAL mode with synchronous=NORMAL: each of a trial's
+    dozen small writes then costs ~1 ms instead of an fsync (~20 ms); a crash of the process loses
+    nothing, a power cut at most the last writes."""
+    if not url.startswith("sqlite:///"):
+        return url
+    path = url.removeprefix("sqlite:///")
+
+    def connect():
+        connection = sqlite3.connect(path, check_same_thread=False, timeout=60)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    return optuna.storages.RDBStorage(url, engine_kwargs={"creator": connect})
+
+
+def make_sampler(settings: Settings, space: Space, seed: int):
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if settings.sampler == "nsga2":
@@ -275,8 +295,8 @@ class Objective:
     def reporter(self, trial, prune: bool):
         def report_epoch(epoch: int, accuracy: float) -> None:
             self.events.epoch(trial.number, epoch, accuracy)
-            if not prune:
-                return
+            if not prune or epoch >= self.settings.epochs:
+                return  # the last epoch's accuracy is the result: nothing left to save by pruning
             trial.report(accuracy, epoch)
             if trial.should_prune():
                 _set(trial, "pruned", f"pruned after epoch {epoch} at accuracy {accuracy:.4f}")
@@ -285,7 +305,7 @@ class Objective:
         return report_epoch
 
     def reuse(self, trial, earlier, s):
-        for key in ("proxies", "history", "seconds"):
+        for key in ("proxies", "history"):
             if key in earlier.user_attrs:
                 trial.set_user_attr(key, earlier.user_attrs[key])
         trial.set_user_attr("reused_from", earlier.number)
@@ -315,7 +335,9 @@ def _set(trial, status: str, reason: str) -> None:
 
 
 def _reject(trial, status: str, reason: str):
-    _set(trial, status, reason)
+    """Never evaluated: PRUNED, with the reason under the user attribute `infeasible`."""
+    trial.set_user_attr("status", status)
+    trial.set_user_attr("infeasible", reason)
     raise optuna.TrialPruned(reason)
 
 
@@ -332,6 +354,7 @@ def run(settings: Settings, space: Space, evaluator: Evaluator, events: Events,
     study = open_study(settings, space)
     objective = Objective(settings, space, evaluator, events, num_classes, study)
     remaining = settings.trials - len(study.trials)
+    events.started(report.rows(study.trials))
     try:
         if remaining > 0:
             study.optimize(objective, n_trials=remaining, timeout=settings.timeout, catch=(TrialFailed,),
@@ -351,7 +374,7 @@ def finish(settings: Settings, space: Space | None, study) -> Result:
     files, notes = [out / "trials.csv"], []
     if space is not None and best:
         files.append(write_best(space, best[0], settings, study.study_name, out / "best.cnn"))
-    plotted, plot_notes = plot_study(study, settings.names, out)
+    plotted, plot_notes = report.plot_study(study, settings.names, out)
     return Result(study, rows, best, files + plotted, notes + plot_notes)
 
 
@@ -362,61 +385,14 @@ def write_best(space: Space, row: report.Row, settings: Settings, study_name: st
     member = space.member(fixed(row.decisions))
     if not member.ok or graph_hash(member.graph) != row.hash:
         raise RuntimeError(f"replaying trial {row.number}'s decisions gave another architecture")
-    figures = ", ".join(report.value_text(n, v) for n, v in zip(settings.names, row.values or ()))
+    score = (f"validation accuracy {row.values[0]:.4f} on {settings.data} after {settings.epochs} epochs"
+             if settings.evaluator == "train" else f"{settings.proxy} score {row.values[0]:.4g} on {settings.data}")
     comments = (f"The best member of the search space `{settings.file}`, written by `cnnc search`:",
-                f"trial {row.number} of study `{study_name}`: {figures}; {row.params:,} params, "
-                f"{row.macs:,} MACs", f"({settings.data}, {settings.evaluator}"
-                + (f", {settings.epochs} epochs)" if settings.evaluator == "train" else ")"),
-                "", "decisions:", *(f"  {k} = {v}" for k, v in row.decisions.items()))
+                f"trial {row.number} of study `{study_name}`, {score};",
+                f"{row.params:,} params, {row.macs:,} MACs.", "", "decisions:",
+                *(f"  {k} = {v}" for k, v in row.decisions.items()))
     write_program(path, member.graph, "best", comments)
     return path
-
-
-# ---------------------------------------------------------------------------------------------
-# Plots
-
-
-def plot_study(study, names: tuple[str, ...], out: Path) -> tuple[list[Path], list[str]]:
-    """history.png, pareto.png (two objectives) and importances.png, each skipped with a note when
-    the study cannot give it (too few complete trials, one parameter, …)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import optuna.visualization.matplotlib as vis
-
-    multi = len(names) > 1
-    first = (lambda t: t.values[0]) if multi else None
-    plots = [("history.png", lambda: vis.plot_optimization_history(study, target=first, target_name=names[0]))]
-    if len(names) == 2:
-        plots.append(("pareto.png", lambda: vis.plot_pareto_front(study, target_names=list(names))))
-    plots.append(("importances.png",
-                  lambda: vis.plot_param_importances(study, target=first, target_name=names[0])))
-    files, notes = [], []
-    for name, draw in plots:
-        problem = _draw(draw, out / name)
-        if problem is None:
-            files.append(out / name)
-        else:
-            notes.append(f"no {name}: {problem}")
-    return files, notes
-
-
-def _draw(draw, path: Path) -> str | None:
-    import matplotlib.pyplot as plt
-
-    completed = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            axes = draw()
-        figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
-        figure.savefig(path, dpi=110, bbox_inches="tight")
-        completed = True
-    except Exception as exc:  # optuna refuses some studies (one trial, no common parameters, …)
-        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    finally:
-        plt.close("all")
-    return None if completed else "nothing to draw"
 
 
 # ---------------------------------------------------------------------------------------------

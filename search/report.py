@@ -1,18 +1,20 @@
 """A study's trials as rows: the `trials.csv` file, the printed table, the one-line trial reports.
 
 Input: trial-like objects (optuna's `FrozenTrial`, read by attribute: `number`, `state.name`, `values`,
-`user_attrs`, `duration`) and the study's objective names. Output: `Row`s and text. No optuna import:
-`driver.py` alone talks to optuna.
+`user_attrs`, `duration`) and the study's objective names. Output: `Row`s, text, and PNG plots drawn
+by `optuna.visualization.matplotlib` (imported only inside `plot_study`).
 
 The user attributes `driver.py` records on every trial: `status` (trained | scored | infeasible |
-invalid | reused | pruned | failed), `reason`, `decisions` ({decision: option label}), `hash`,
-`params`, `macs`, `seconds`, `proxies` ({proxy: score}), `reused_from`, `history`.
+invalid | reused | pruned | failed), `decisions` ({decision: option label}), `hash`, `params`, `macs`,
+`seconds`, `history`, `proxies` ({proxy: score}), `reused_from`, and why: `infeasible` for a member
+never evaluated, `reason` for a pruned or failed run.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +46,8 @@ class Row:
             seconds = trial.duration.total_seconds()
         return cls(trial.number, trial.state.name, a.get("status", trial.state.name.lower()),
                    tuple(trial.values) if trial.values else None, a.get("params"), a.get("macs"), seconds,
-                   a.get("hash", ""), a.get("reused_from"), a.get("reason", ""), dict(a.get("decisions", {})),
+                   a.get("hash", ""), a.get("reused_from"), a.get("reason") or a.get("infeasible", ""),
+                   dict(a.get("decisions", {})),
                    dict(a.get("proxies", {})))
 
     def decisions_text(self, sep: str = "; ") -> str:
@@ -168,3 +171,50 @@ def counts_text(table_rows: list[Row]) -> str:
         counts[r.status] = counts.get(r.status, 0) + 1
     listed = ", ".join(f"{n} {status}" for status, n in counts.items())
     return f"{len(table_rows)} trial{'s' if len(table_rows) != 1 else ''}" + (f": {listed}" if listed else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+
+
+def plot_study(study, names: tuple[str, ...], out: Path) -> tuple[list[Path], list[str]]:
+    """history.png, pareto.png (two objectives) and importances.png, each skipped with a note when
+    the study cannot give it (too few complete trials, one parameter, …)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import optuna.visualization.matplotlib as vis
+
+    multi = len(names) > 1
+    first = (lambda t: t.values[0]) if multi else None
+    plots = [("history.png", lambda: vis.plot_optimization_history(study, target=first, target_name=names[0]))]
+    if len(names) == 2:
+        plots.append(("pareto.png", lambda: vis.plot_pareto_front(study, target_names=list(names))))
+    plots.append(("importances.png",
+                  lambda: vis.plot_param_importances(study, target=first, target_name=names[0])))
+    files, notes = [], []
+    for name, draw in plots:
+        problem = _draw(draw, out / name)
+        if problem is None:
+            files.append(out / name)
+        else:
+            notes.append(f"no {name}: {problem}")
+    return files, notes
+
+
+def _draw(draw, path: Path) -> str | None:
+    import matplotlib.pyplot as plt
+
+    completed = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            axes = draw()
+        figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        completed = True
+    except Exception as exc:  # optuna refuses some studies (one trial, no common parameters, …)
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    finally:
+        plt.close("all")
+    return None if completed else "nothing to draw"

@@ -220,7 +220,7 @@ def walk(space: Space, limit: int = EXPLORE_LIMIT, seconds: float = EXPLORE_SECO
 
 
 def _light(member: Member) -> Member:
-    return Member(member.picks, member.points, None, member.invalid)
+    return Member(member.picks, member.points, None, member.invalid, member.diagnostics)
 
 
 def decisions(members: list[Member]) -> list[Decision]:

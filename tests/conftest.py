@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("CNNC_LINT", "1")  # every graph the tests build is linted (STYLE.md rule 12)
 
 
 def pytest_addoption(parser):

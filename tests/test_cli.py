@@ -135,3 +135,13 @@ def test_summary_never_imports_torch():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["params"] == 60_192_808
+
+
+def test_zoo_lists_models_with_figures_and_sources(tmp_path, capsys):
+    code, out, _ = run_cli(["zoo", "--format", "json", "--plot", tmp_path / "zoo.png"], capsys)
+    rows = {r["model"]: r for r in json.loads(out)}
+    assert code == 0
+    assert rows["resnet50"]["params"] == 25_557_032 and rows["resnet50"]["macs"] == 4_089_184_256
+    assert rows["resnet50"]["top1"] == 76.13 and "torchvision" in rows["resnet50"]["source"]
+    assert rows["senet154"]["source"].startswith("Hu et al.")
+    assert (tmp_path / "zoo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

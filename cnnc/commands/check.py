@@ -27,7 +27,7 @@ def configure(p) -> None:
 
 
 def run(args) -> int:
-    from cnnc.api import load_program, parse_arg_values
+    from cnnc.api import _debug_and_lint, load_program, parse_arg_values
     from cnnc.compiler.elaborate import elaborate, network_names
 
     program = load_program(args.file)
@@ -38,6 +38,7 @@ def run(args) -> int:
     diagnostics, checked = [], []
     for name in names:
         result = elaborate(program, name, values, args.input)
+        _debug_and_lint(program, result)
         diagnostics += result.diagnostics
         if result.ok and result.graph is not None:
             checked.append(result.graph)

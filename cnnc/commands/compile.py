@@ -1,4 +1,4 @@
-"""`cnnc compile`: lower a network to PyTorch and write it as standalone source or an exported program.
+"""`cnnc compile`: lower a network to PyTorch; write standalone source or an exported program.
 
 Prints a short summary (parameters, MACs, input and output shapes), then writes the artifact the
 `-o` suffix asks for.
@@ -32,10 +32,20 @@ SUFFIXES = (".py", ".pt", ".pt2")
 
 def configure(p) -> None:
     common.add_program_args(p)
-    p.add_argument("-o", "--output", metavar="OUT", help="where to write: OUT.py (source), OUT.pt or "
-                   "OUT.pt2 (torch.export program), - (source to stdout); default: ./NETWORK.py")
-    p.add_argument("--seed", type=int, metavar="S", help="seed the weights (.pt) or make S the "
-                   "generated class's default seed (.py); default: unseeded, as torch's own layers")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="where to write: OUT.py (source), OUT.pt or "
+        "OUT.pt2 (torch.export program), - (source to stdout); default: ./NETWORK.py",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="seed the weights (.pt) or make S the "
+        "generated class's default seed (.py); default: unseeded, as torch's own layers",
+    )
     common.add_color_arg(p)
 
 
@@ -55,7 +65,11 @@ def run(args) -> int:
         return common.OK
     path = Path(out or f"{graph.network}.py")
     path.parent.mkdir(parents=True, exist_ok=True)
-    note = write_source(graph, args, path) if path.suffix == ".py" else write_program(graph, args, path)
+    note = (
+        write_source(graph, args, path)
+        if path.suffix == ".py"
+        else write_program(graph, args, path)
+    )
     print(f"wrote {path}: {note}", file=report)
     return common.OK
 
@@ -70,8 +84,10 @@ def describe(summary) -> str:
     """`resnet50: 25,557,032 params, 4.09 G MACs, [3, 224, 224] → [1000]`."""
     from cnnc.compiler.lower.source import human
 
-    return (f"{summary.network}: {summary.params:,} params, {human(summary.macs)} MACs, "
-            f"{list(summary.input)} → {list(summary.output)}")
+    return (
+        f"{summary.network}: {summary.params:,} params, {human(summary.macs)} MACs, "
+        f"{list(summary.input)} → {list(summary.output)}"
+    )
 
 
 def source(graph, args) -> str:

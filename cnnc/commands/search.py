@@ -105,6 +105,7 @@ def run(args) -> int:
     import torch
 
     from cnnc.api import resolve_path
+    from cnnc.dsl.diagnostics import CnncError
     from cnnc.search import driver
     from cnnc.search.space import walk
 
@@ -113,7 +114,9 @@ def run(args) -> int:
     torch.set_num_threads(settings.threads)
     data = driver.load_data(settings)
     space = driver.space_for(settings, data.input_shape, data.num_classes)
-    size, _ = walk(space, seconds=1.0)
+    size, walked = walk(space, seconds=1.0)
+    if size.exact and not any(m.ok for m in walked):  # not a choice that fails: the program does
+        raise CnncError(*walked[0].diagnostics)
     evaluator = (driver.proxy_evaluator if settings.evaluator == "proxy" else driver.train_evaluator)(settings, data)
     console = Console(settings)
     console.header(settings, data, size)
@@ -137,7 +140,7 @@ class Console:
         self.live = sys.stderr.isatty()
         self.start = time.perf_counter()
         self.done = 0  # trials finished in this run
-        self.held = None  # trials the study held at the start; set by the first trial
+        self.held = 0  # trials the study held at the start
         self.number = 0
         self.best: tuple[float, int] | None = None
         self.shown = False
@@ -147,11 +150,19 @@ class Console:
         print(f"search space {settings.file}: {size.text()}")
         print(f"data {data.name} {shape}, {data.num_classes} classes, {len(data.train_y):,} train / "
               f"{len(data.val_y):,} validation · {settings.evaluator} · {settings.sampler} sampler, seed "
-              f"{settings.seed} · study `{settings.study_name}` in {settings.storage_url}", flush=True)
+              f"{settings.seed} · study `{settings.study_name}` in {where(settings)}", flush=True)
+
+    def started(self, rows) -> None:
+        from cnnc.search.report import best_rows
+
+        self.held = len(rows)
+        best = best_rows(rows, self.settings.names)
+        if best:
+            self.best = (best[0].values[0], best[0].number)
+        if rows:
+            print(f"resuming: the study holds {len(rows)} trial{'s' if len(rows) != 1 else ''}", flush=True)
 
     def trial_started(self, number: int) -> None:
-        if self.held is None:
-            self.held = number
         self.number = number
         self.status(f"trial {number + 1}/{self.settings.trials}")
 
@@ -197,6 +208,10 @@ class Console:
 
     def close(self) -> None:
         self.clear()
+
+
+def where(settings) -> str:
+    return settings.storage or str(Path(settings.out) / "study.db")
 
 
 def clock(seconds: float) -> str:

@@ -1,7 +1,7 @@
-"""A lowered network → a saved `torch.export` program (the `.pt` / `.pt2` artifact of `cnnc compile`).
+"""A lowered network → a saved `torch.export` program (the `.pt` artifact of `cnnc compile`).
 
-`export_program(model, path)` traces `model` in eval mode with the batch dimension dynamic (the other
-dimensions are those of the IR's input) and writes the archive that `torch.export.load(path)` reads.
+`export_program(model, path)` traces `model` in eval mode with the batch dimension dynamic (the
+other dimensions are those of the IR's input) and writes the archive `torch.export.load` reads.
 Where torch.export cannot trace the model it falls back to TorchScript (`torch.jit.trace`, loaded
 with `torch.jit.load`), and says so in the returned note.
 """
@@ -16,7 +16,9 @@ def export_program(model, path: str) -> str:
     example = torch.randn(2, *model.cnnc_graph.input_type.shape)  # batch 2: 1 would be specialised
     model = model.eval()
     try:
-        program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+        program = torch.export.export(
+            model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},)
+        )
     except Exception as exc:  # noqa: BLE001  any tracing failure: fall back, and say why
         with torch.no_grad():
             torch.jit.save(torch.jit.trace(model, example), path)
@@ -24,4 +26,6 @@ def export_program(model, path: str) -> str:
         return f"TorchScript (torch.export failed: {reason}); load with torch.jit.load"
     with open(path, "wb") as f:  # a file object: torch.export warns about suffixes other than .pt2
         torch.export.save(program, f)
-    return "torch.export program, batch dimension dynamic; load with torch.export.load(path).module()"
+    return (
+        "torch.export program, batch dimension dynamic; load with torch.export.load(path).module()"
+    )

@@ -6,7 +6,8 @@ Contract of `to_graph_module(graph)`:
 - Every IR node but the input becomes exactly one fx node: `call_module` for ops that are torch
   modules (registered under the node's path: `layer1.0.conv1`, so state_dict keys are
   `layer1.0.conv1.weight`), `call_function` for merges (`operator.add`, `operator.mul`,
-  `torch.cat`). `fx_node.meta["cnnc_id"]` holds the IR node id.
+  `torch.cat`; an `Add` whose input nothing else reads is `add_` into it, as torchvision's
+  `out += identity`). `fx_node.meta["cnnc_id"]` holds the IR node id.
 - Path prefixes become containers: a labelled sequence an `nn.Sequential`, a block instance a
   `Block` that prints with the block's name and arguments (`(0): Bottleneck(64, stride = 2`).
   Parameter-free modules (ReLU, pools) add no state_dict keys, so the keys are those of a
@@ -21,8 +22,7 @@ import copy
 import operator
 
 import torch
-import torch.fx as fx
-from torch import nn
+from torch import fx, nn
 
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.lower import layers, modules
@@ -48,8 +48,10 @@ class Block(nn.Module):
         return self.block_args
 
     def forward(self, *inputs):
-        raise TypeError(f"`{self.block_name}` is a container of the network's modules, not a layer of "
-                        "its own: call the whole network")
+        raise TypeError(
+            f"`{self.block_name}` is a container of the network's modules, not a layer of "
+            "its own: call the whole network"
+        )
 
 
 class CnncModule(fx.GraphModule):
@@ -76,7 +78,9 @@ class CnncModule(fx.GraphModule):
         memo[id(self.cnnc_graph)] = self.cnnc_graph  # frozen: shared, not copied
         res = super().__deepcopy__(memo)
         for name, child in self.named_children():
-            setattr(res, name, copy.deepcopy(child, memo))  # memoised: the containers, not plain Modules
+            setattr(
+                res, name, copy.deepcopy(child, memo)
+            )  # memoised: the containers, not plain Modules
         res.cnnc_graph = self.cnnc_graph
         return res
 
@@ -101,7 +105,7 @@ def to_graph_module(graph: Graph, seed: int | None = None, device=None) -> CnncM
 
 
 def class_name(network: str) -> str:
-    """`resnet50` → `Resnet50`, `mobilenet_v2` → `MobilenetV2`: the class name of the lowered network."""
+    """The class of a lowered network: `resnet50` → `Resnet50`, `mobilenet_v2` → `MobilenetV2`."""
     parts = "".join(c if c.isalnum() else "_" for c in network).split("_")
     name = "".join(p[:1].upper() + p[1:] for p in parts if p)
     return name if name[:1].isalpha() else f"Net{name}"
@@ -169,11 +173,15 @@ def build_fx_graph(graph: Graph) -> fx.Graph:
         if node.op == "Input":
             value = g.placeholder("x")
         elif modules.kind(node) == "merge":
-            value = merge(g, node, [env[i] for i in node.inputs])
+            value = merge(g, graph, node, [env[i] for i in node.inputs])
         elif modules.kind(node) == "parameter":
             scale = g.get_attr(node.name)
-            value = g.create_node("call_function", operator.mul, (env[node.inputs[0]], scale),
-                                  name=node.name.replace(".", "_"))
+            value = g.create_node(
+                "call_function",
+                operator.mul,
+                (env[node.inputs[0]], scale),
+                name=node.name.replace(".", "_"),
+            )
         else:
             value = g.call_module(node.name, (env[node.inputs[0]],))
         value.meta["cnnc_id"] = node.id
@@ -182,11 +190,17 @@ def build_fx_graph(graph: Graph) -> fx.Graph:
     return g
 
 
-def merge(g: fx.Graph, node: Node, inputs: list[fx.Node]) -> fx.Node:
+def merge(g: fx.Graph, graph: Graph, node: Node, inputs: list[fx.Node]) -> fx.Node:
     fn = _FUNCTIONS[modules.merge_function(node)]
     name = node.name.replace(".", "_")
     if fn is torch.cat:
         return g.create_node("call_function", torch.cat, (inputs,), {"dim": 1}, name=name)
+    target = modules.add_target(graph, node)
+    if target is not None:  # `out += identity`: accumulate into an input nothing else reads
+        value = inputs[target]
+        for other in inputs[:target] + inputs[target + 1 :]:
+            value = g.create_node("call_method", "add_", (value, other), name=name)
+        return value
     value = inputs[0]
     for other in inputs[1:]:  # a + b + c, folded left as Python evaluates it
         value = g.create_node("call_function", fn, (value, other), name=name)
@@ -213,7 +227,12 @@ def check_names(graph: Graph) -> None:
             continue
         for depth, part in enumerate(node.path):
             if part in (top if depth == 0 else nested):
-                raise CnncError(error(
-                    "E0207", f"the module name `{part}` (in `{node.name}`) is taken by torch's nn.Module",
-                    node.span, "lowered as a module named here",
-                    helps=(f"choose another label, e.g. `{part}_layer`",)))
+                raise CnncError(
+                    error(
+                        "E0207",
+                        f"the module name `{part}` (in `{node.name}`) is taken by nn.Module",
+                        node.span,
+                        "lowered as a module named here",
+                        helps=(f"choose another label, e.g. `{part}_layer`",),
+                    )
+                )

@@ -26,7 +26,9 @@ class StochasticDepth(nn.Module):
         if not self.training or self.p == 0.0:
             return x
         survival = 1.0 - self.p
-        keep = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device)  # [N, 1, 1, 1]
+        keep = torch.empty(
+            [x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device
+        )  # [N, 1, 1, 1]
         keep = keep.bernoulli_(survival)
         if survival > 0.0:
             keep = keep.div_(survival)
@@ -37,7 +39,7 @@ class StochasticDepth(nn.Module):
 
 
 class Chunk(nn.Module):
-    """Channel group `index` of `chunks` equal groups: `x.chunk(chunks, dim=1)[index]` (ShuffleNetV2)."""
+    """Channel group `index` of `chunks` equal groups: `x.chunk(chunks, dim=1)[index]`."""
 
     def __init__(self, chunks: int, index: int):
         super().__init__()

@@ -15,13 +15,15 @@ Contract:
   `operator.mul` (both folded left over more than two inputs) or `torch.cat` (on dim 1).
 - `runs_in_place(graph, node)` says when an activation may overwrite its input (`inplace=True`, as
   torchvision writes it): only where nothing else reads that input, and where no backward pass needs
-  it (see `_SAFE_TO_OVERWRITE`).
+  it (see `_SAFE_TO_OVERWRITE`). `add_target(graph, node)` likewise picks the input an `Add` may
+  accumulate into (`out += identity`, as torchvision's ResNet does): no fresh tensor per block.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.ops.extra import BARE_PARAMETER
@@ -31,7 +33,9 @@ MERGES = frozenset({"Add", "Mul", "Concat"})
 # Producers whose output no backward formula reads (their backward needs only their inputs), so an
 # in-place activation after them is safe for autograd. Activations are absent on purpose: ReLU's
 # backward reads its output, so a second in-place op on it would break `backward()`.
-_SAFE_TO_OVERWRITE = frozenset({"Conv", "Linear", "BatchNorm", "Add", "Mul", "Concat", "MaxPool", "AvgPool"})
+_SAFE_TO_OVERWRITE = frozenset(
+    {"Conv", "Linear", "BatchNorm", "Add", "Mul", "Concat", "MaxPool", "AvgPool"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +66,9 @@ def layer(graph: Graph, node: Node) -> Layer:
 
 
 def bare_parameter(node: Node) -> tuple[tuple[int, ...], float]:
-    """(shape, initial value) of a LayerScale's parameter, kept on the enclosing module under the
-    node's own name and multiplied in: `x * self.features[1][0].layer_scale` (torchvision's ConvNeXt)."""
+    """(shape, initial value) of a LayerScale's parameter. It is kept on the enclosing module under
+    the node's own name and multiplied in, `x * self.features[1][0].layer_scale`, as torchvision's
+    ConvNeXt does."""
     assert node.op in BARE_PARAMETER
     return (node.args["channels"], 1, 1), node.args["init"]
 
@@ -78,6 +83,25 @@ def runs_in_place(graph: Graph, node: Node) -> bool:
         return False
     producer = graph.node(node.inputs[0])
     return producer.op in _SAFE_TO_OVERWRITE and graph.users(producer.id) == [node.id]
+
+
+def add_target(graph: Graph, node: Node) -> int | None:
+    """The position of the input an `Add` may overwrite with the sum, or None (a fresh tensor).
+
+    That input must be read by nothing else, come from an op whose backward does not need its
+    output, and already have the sum's shape (no broadcasting into it).
+    """
+    if node.op != "Add" or len(set(node.inputs)) != len(node.inputs):
+        return None
+    for position, source in enumerate(node.inputs):
+        producer = graph.node(source)
+        if (
+            producer.op in _SAFE_TO_OVERWRITE
+            and graph.users(source) == [node.id]
+            and producer.type == node.type
+        ):
+            return position
+    return None
 
 
 def single(value):
@@ -149,10 +173,24 @@ _BUILDERS: dict[str, Callable[[Graph, Node], tuple[tuple, dict]]] = {
     "AvgPool": _window({"padding": 0, "ceil_mode": False, "count_include_pad": True}),
     "AdaptiveAvgPool": _positional("output_size"),
     "AdaptiveMaxPool": _positional("output_size"),
-    "GlobalAvgPool": _positional("output_size"),  # AdaptiveAvgPool2d((1, 1)), as torchvision writes it
+    "GlobalAvgPool": _positional(
+        "output_size"
+    ),  # AdaptiveAvgPool2d((1, 1)), as torchvision writes it
     "Softmax": _softmax,
-    **dict.fromkeys(("ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh", "Hardswish", "Hardsigmoid", "SiLU",
-                     "GELU"), _activation),
+    **dict.fromkeys(
+        (
+            "ReLU",
+            "ReLU6",
+            "LeakyReLU",
+            "Sigmoid",
+            "Tanh",
+            "Hardswish",
+            "Hardsigmoid",
+            "SiLU",
+            "GELU",
+        ),
+        _activation,
+    ),
     "Flatten": _positional(),
     "Dropout": lambda graph, n: ((), _kw(n.args, {"p": 0.5})),
     "Identity": _positional(),

@@ -8,7 +8,7 @@ Contract of `to_source(graph)`:
 - `forward` is straight-line: one line per IR node, except that a container whose modules form a
   plain chain (`downsample`, VGG's `features`) is built as one `nn.Sequential(…)` and called in one
   line. Every line carries the inferred shape (`x = self.layer2[0].conv1(x)  # [N, 128, 28, 28]`)
-  and each block instance opens with a comment naming it (`# layer2.0: Bottleneck(128, stride = 2)`).
+  and each block instance opens with a comment naming it (`# layer2.0: Bottleneck(128, …)`).
 - Values are named from a small pool (`x`, `y`, `z`, …): a result reuses the name of an input that
   dies at that line, so the main path stays `x` and a branch reads `y`.
 """
@@ -16,13 +16,14 @@ Contract of `to_source(graph)`:
 from __future__ import annotations
 
 import inspect
+import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.lower import init, layers, modules
-from cnnc.compiler.lower.fx import class_name
+from cnnc.compiler.lower.fx import check_names, class_name
 
 Path = tuple[str, ...]
 _NAMES = ("x", "y", "z", "w", "v", "u", "t", "s")
@@ -55,15 +56,16 @@ class Statement:
 
 
 def to_source(graph: Graph, seed: int | None = None, origin: str = "") -> str:
-    """See the module docstring. `seed` becomes the constructor's default; `origin` the file named."""
+    """See the module docstring. `seed` becomes the constructor's default; `origin` is cited."""
     if not graph.ok:
         raise ValueError(f"cannot lower `{graph.network}`: the graph has errors")
+    check_names(graph)
     layout = plan_layout(graph)
     name = class_name(graph.network)
     parts = [
         header(graph, name, origin),
         f"class {name}(nn.Module):",
-        f'    """`{graph.network}` as cnnc elaborated it: module names are the program\'s labels."""\n',
+        f'    """`{graph.network}` as cnnc elaborated it; module names are its labels."""\n',
         f"    def __init__(self, seed: int | None = {seed!r}):",
         f"{_INDENT}super().__init__()",
         *init_lines(graph, layout),
@@ -78,7 +80,9 @@ def to_source(graph: Graph, seed: int | None = None, origin: str = "") -> str:
 
 def custom_classes(graph: Graph) -> list[str]:
     """The source of each class of lower/layers.py the network uses, once, in first-use order."""
-    ctors = [modules.layer(graph, n).ctor for n in graph.nodes_in_order() if modules.kind(n) == "module"]
+    ctors = [
+        modules.layer(graph, n).ctor for n in graph.nodes_in_order() if modules.kind(n) == "module"
+    ]
     used = dict.fromkeys(c.rpartition(".")[2] for c in ctors if "." in c)
     return ["\n" + inspect.getsource(getattr(layers, name)) for name in used]
 
@@ -146,7 +150,7 @@ def chain_ids(graph: Graph, path: Path, children) -> tuple[int, ...] | None:
         return None
     if any(modules.kind(n) != "module" for n in inside):
         return None
-    for prev, nxt in zip(inside, inside[1:]):
+    for prev, nxt in itertools.pairwise(inside):
         if nxt.inputs != (prev.id,) or graph.users(prev.id) != [nxt.id]:
             return None
     return tuple(n.id for n in inside)
@@ -180,7 +184,9 @@ def init_lines(graph: Graph, layout: Layout) -> list[str]:
         for depth in range(1, len(target)):
             if target[:depth] not in made:
                 lines += comment(graph, target[:depth])
-                lines.append(register(layout, target[:depth], container_ctor(layout, target[:depth])))
+                lines.append(
+                    register(layout, target[:depth], container_ctor(layout, target[:depth]))
+                )
                 made.add(target[:depth])
         if chain is not None:
             lines += comment(graph, chain)
@@ -197,7 +203,13 @@ def comment(graph: Graph, path: Path) -> list[str]:
     scope = graph.scopes.get(path)
     if scope is None or scope.kind != "block":
         return []
-    return [f"{_INDENT}# {'.'.join(path)}: {scope.title}"]
+    return [heading(graph, path)]
+
+
+def heading(graph: Graph, path: Path, width: int = 100) -> str:
+    """`        # layer2.0: Bottleneck(128, stride = 2)`, cut to `width` columns."""
+    text = f"{_INDENT}# {'.'.join(path)}: {graph.scopes[path].title}"
+    return text if len(text) <= width else text[: width - 2] + "…)"
 
 
 def container_ctor(layout: Layout, path: Path) -> str:
@@ -231,8 +243,11 @@ def parameter_line(layout: Layout, node: Node) -> str:
 
 
 def sequential(graph: Graph, layout: Layout, path: Path) -> str:
-    items = [f"{_INDENT}    {ctor(graph, graph.node(i))},  # {graph.node(i).path[-1]}: "
-             f"{batched(graph.node(i).type.shape)}" for i in layout.chains[path]]
+    items = [
+        f"{_INDENT}    {ctor(graph, graph.node(i))},  # {graph.node(i).path[-1]}: "
+        f"{batched(graph.node(i).type.shape)}"
+        for i in layout.chains[path]
+    ]
     return "nn.Sequential(\n" + "\n".join(items) + f"\n{_INDENT})"
 
 
@@ -263,14 +278,15 @@ def statements(graph: Graph, layout: Layout) -> list[Statement]:
 def forward_lines(graph: Graph, layout: Layout) -> list[str]:
     stmts = statements(graph, layout)
     names = allocate_names(graph, stmts)
-    lines = [f"    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: {batched(graph.input_type.shape)}"]
+    shape = batched(graph.input_type.shape)
+    lines = [f"    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: {shape}"]
     open_blocks: tuple[Path, ...] = ()
     for stmt in stmts:
         blocks = enclosing_blocks(graph, stmt.path)
         new = [b for b in blocks if b not in open_blocks]
         if new:
             lines.append("")
-            lines += [f"{_INDENT}# {'.'.join(b)}: {graph.scopes[b].title}" for b in new]
+            lines += [heading(graph, b) for b in new]
         open_blocks = blocks
         expr = expression(graph, layout, stmt, names)
         lines.append(f"{_INDENT}{names[stmt.out.id]} = {expr}  # {batched(stmt.out.type.shape)}")
@@ -292,6 +308,10 @@ def expression(graph: Graph, layout: Layout, stmt: Statement, names: dict[int, s
     args = [names[i] for i in node.inputs]
     if node.op == "Concat":
         return f"torch.cat([{', '.join(args)}], dim=1)"
+    target = modules.add_target(graph, node)
+    if target is not None:  # `y.add_(x)`: the sum overwrites y, which nothing else reads
+        others = args[:target] + args[target + 1 :]
+        return args[target] + "".join(f".add_({a})" for a in others)
     return (" + " if node.op == "Add" else " * ").join(args)
 
 
@@ -306,7 +326,9 @@ def allocate_names(graph: Graph, stmts: list[Statement]) -> dict[int, str]:
     for index, stmt in enumerate(stmts):
         live = {names[i] for i, last in last_use.items() if i in names and last > index}
         freed = {names[i] for i in stmt.nodes[0].inputs if last_use[i] == index} - live
-        names[stmt.out.id] = min(freed, key=rank) if freed else next(n for n in pool() if n not in live)
+        names[stmt.out.id] = (
+            min(freed, key=rank) if freed else next(n for n in pool() if n not in live)
+        )
     return names
 
 

@@ -12,7 +12,7 @@ checks in milliseconds. Pass `device="cpu"` to run real kernels.
 from __future__ import annotations
 
 import torch
-import torch.fx as fx
+from torch import fx
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnc.compiler.analysis.summary import summarize
@@ -54,16 +54,21 @@ def mismatches(graph: Graph, device="meta", batch: int = 2) -> list[str]:
     model = to_graph_module(graph, seed=0, device=device).eval()
     x = torch.zeros(batch, *graph.input_type.shape, device=device)  # [N, C, H, W]
     problems = []
-    shapes = runtime_shapes(model, x)
+    recorder = ShapeRecorder(model)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        recorder.run(x)  # one pass: shapes and FLOPs
+    shapes = recorder.shapes
     for node in graph.nodes_in_order():
         static = (batch, *node.type.shape)
         if shapes.get(node.id) != static:
-            problems.append(f"{node.name} ({node.op}): static {list(static)}, torch {shapes.get(node.id)}")
+            problems.append(
+                f"{node.name} ({node.op}): static {list(static)}, torch {shapes.get(node.id)}"
+            )
     summary = summarize(graph)
     params = sum(p.numel() for p in model.parameters())
     if params != summary.params:
         problems.append(f"params: static {summary.params:,}, torch {params:,}")
-    macs = runtime_macs(model, x)
+    macs = counter.get_total_flops() // (2 * batch)
     if macs != summary.macs:
         problems.append(f"MACs: static {summary.macs:,}, torch {macs:,}")
     return problems

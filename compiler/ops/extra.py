@@ -1,10 +1,11 @@
 """Ops the modern zoo needs: stochastic depth, channel split, constant and learned scaling, channel
 LayerNorm and per-position Linear layers (EfficientNet, ShuffleNetV2, Inception-ResNet, ConvNeXt).
 
-Every op here keeps the tensor in [C, H, W]: ConvNeXt's channels-last layers (torchvision permutes to
-[N, H, W, C], applies nn.LayerNorm / nn.Linear, and permutes back) are described by what they compute
-per position, so shapes, counts and receptive fields read like those of 1×1 convolutions. Their
-parameters are shaped as torch's (`weight` [C_out, C_in] for a Linear), so weights load unchanged.
+Every op here keeps the tensor in [C, H, W]: ConvNeXt's channels-last layers (torchvision permutes
+to [N, H, W, C], applies nn.LayerNorm / nn.Linear, and permutes back) are described by what they
+compute per position, so shapes, counts and receptive fields read like those of 1×1 convolutions.
+Their parameters are shaped as torch's (`weight` [C_out, C_in] for a Linear), so weights load
+unchanged.
 
 The torch modules that run these ops live in `compiler/lower/layers.py`.
 """
@@ -17,7 +18,8 @@ from cnnc.compiler.types import TensorType
 LAYERS = "cnnc.compiler.lower.layers."  # where the torch modules of these ops are defined
 
 # Ops whose one parameter is registered directly on the enclosing module under the op's own name
-# (torchvision's ConvNeXt keeps `layer_scale` as a bare nn.Parameter of its block), not in a submodule.
+# (torchvision's ConvNeXt keeps `layer_scale` as a bare nn.Parameter of its block), not in a
+# submodule.
 BARE_PARAMETER = frozenset({"LayerScale"})
 
 
@@ -29,7 +31,8 @@ def infer_same(args: dict, inputs) -> tuple[dict, TensorType]:
 def infer_probability(args: dict, inputs) -> tuple[dict, TensorType]:
     (inp,) = inputs
     if not 0.0 <= args["p"] <= 1.0:
-        raise OpError("E0405", f"`StochasticDepth` drop probability must lie in [0, 1], but got {args['p']}")
+        raise OpError("E0405", "`StochasticDepth` drop probability must lie in [0, 1], "
+                      f"but got {args['p']}")
     return dict(args), inp
 
 
@@ -38,8 +41,8 @@ def infer_chunk(args: dict, inputs) -> tuple[dict, TensorType]:
     expect_rank(inp, 3, "Chunk")
     chunks, index = args["chunks"], args["index"]
     if inp.channels % chunks:
-        raise OpError("E0305", f"`chunks` must divide the channels of `Chunk`, but got channels={inp.channels}, "
-                      f"chunks={chunks}")
+        raise OpError("E0305", "`chunks` must divide the channels of `Chunk`, but got "
+                      f"channels={inp.channels}, chunks={chunks}")
     if index >= chunks:
         raise OpError("E0405", f"`Chunk` index must be below `chunks` ({chunks}), but got {index}",
                       help=f"the chunks are numbered 0 to {chunks - 1}")
@@ -65,11 +68,12 @@ def infer_layer_scale(args: dict, inputs) -> tuple[dict, TensorType]:
 
 
 def pointwise_params(args, inputs, out) -> int:
-    return args["in_features"] * args["out_features"] + (args["out_features"] if args["bias"] else 0)
+    bias = args["out_features"] if args["bias"] else 0
+    return args["in_features"] * args["out_features"] + bias
 
 
 def pointwise_macs(args, inputs, out) -> int:
-    """H·W·C_in·C_out: one Linear per position, as torch's matmul over [N·H·W, C_in] counts it."""
+    """H·W·C_in·C_out: a Linear per position, as torch's matmul over [N·H·W, C_in] counts it."""
     return out.numel * args["in_features"]
 
 
@@ -81,18 +85,21 @@ register(
         family="reshape",
         torch_ctor=LAYERS + "StochasticDepth",
         view=True,
-        doc="drops a whole residual branch per sample with probability `p` while training (mode \"row\", "
-        "Huang et al. 2016); the identity at inference: `StochasticDepth(p)`",
+        doc="drops a whole residual branch per sample with probability `p` while training "
+        "(mode \"row\", Huang et al. 2016); the identity at inference: `StochasticDepth(p)`",
     ),
     OpSpec(
         name="Chunk",
-        params=(ParamSpec("chunks", "chunks", "int", minimum=1), ParamSpec("index", "index", "int", minimum=0)),
+        params=(
+            ParamSpec("chunks", "chunks", "int", minimum=1),
+            ParamSpec("index", "index", "int", minimum=0),
+        ),
         infer=infer_chunk,
         family="reshape",
         torch_ctor=LAYERS + "Chunk",
         view=True,
-        doc="one of `chunks` equal channel groups, `x.chunk(chunks, dim=1)[index]` (ShuffleNetV2's split): "
-        "`Chunk(chunks, index)`",
+        doc="one of `chunks` equal channel groups, `x.chunk(chunks, dim=1)[index]` "
+        "(ShuffleNetV2's split): `Chunk(chunks, index)`",
     ),
     OpSpec(
         name="Scale",
@@ -109,7 +116,8 @@ register(
         family="norm",
         torch_ctor=LAYERS + "LayerNorm2d",
         count_params=lambda args, inputs, out: 2 * args["normalized_shape"],
-        doc="layer normalisation over the channels of each position (ConvNeXt): `LayerNorm2d(eps = 1e-6)`",
+        doc="layer normalisation over the channels of each position (ConvNeXt): "
+        "`LayerNorm2d(eps = 1e-6)`",
     ),
     OpSpec(
         name="PointwiseLinear",
@@ -122,8 +130,8 @@ register(
         torch_ctor=LAYERS + "PointwiseLinear",
         count_params=pointwise_params,
         count_macs=pointwise_macs,
-        doc="a Linear applied at every position, [C, H, W] → [out_features, H, W], weights shaped as "
-        "nn.Linear's (ConvNeXt's channels-last MLP): `PointwiseLinear(out_features, bias = true)`",
+        doc="a Linear applied at every position, [C, H, W] → [out_features, H, W], weights shaped "
+        "as nn.Linear's (ConvNeXt's channels-last MLP): `PointwiseLinear(out_features, bias = true)`",
     ),
     OpSpec(
         name="LayerScale",
@@ -132,6 +140,7 @@ register(
         family="norm",
         torch_ctor=LAYERS + "LayerScale",
         count_params=lambda args, inputs, out: args["channels"],
-        doc="a learned per-channel scale [C, 1, 1] starting at `init` (CaiT, ConvNeXt): `LayerScale(init = 1e-6)`",
+        doc="a learned per-channel scale [C, 1, 1] starting at `init` (CaiT, ConvNeXt): "
+        "`LayerScale(init = 1e-6)`",
     ),
 )

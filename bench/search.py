@@ -1,0 +1,164 @@
+"""Benchmark: cnnc's own cost per search trial, against the cost of training one.
+
+For a ResNet-50-sized member of a space over `zoo/families/resnet.cnn` (depths around [3, 4, 6, 3],
+Wide-ResNet widths) and for a typical small member (`zoo/spaces/tiny.cnn`), it times each stage
+cnnc adds to a trial — sample (TPE suggestions), elaborate, check (lint), analyse (summary and
+hash), lower (torch.fx, on the meta device: cnnc's work without torch's weight initialisation) —
+then the whole bookkeeping of one trial through `study.optimize` on SQLite with a no-op evaluator,
+and one epoch of training the small member on digits. Medians of `--repeat` runs.
+
+    .venv/bin/python bench/search.py [--repeat 7] [--threads 1]
+
+Goal (issue 6): the overhead below 50 ms, and below 2 % of a trial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import torch
+
+from cnnc.compiler.analysis.summary import summarize
+from cnnc.compiler.lower.fx import to_graph_module
+from cnnc.search import driver
+from cnnc.search.data import load_dataset
+from cnnc.search.space import graph_hash, load_space, replay
+from cnnc.search.evaluators.train import train_and_evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+RESNET_SPACE = """\
+import "families/resnet.cnn"
+
+network resnet50_space = ResNet([choice(2, 3, 4), choice(3, 4, 5), choice(5, 6, 7), choice(2, 3, 4)],
+                                base_width = choice(64, 96, 128))
+"""
+TINY = ROOT / "zoo" / "spaces" / "tiny.cnn"
+MOBILE = ROOT / "zoo" / "spaces" / "mobilenet_space.cnn"
+TINY_MEMBER = {"width": "16", "depth": 2, "kernel0": 3, "kernel1": 3, "pool": "MaxPool(2)"}
+
+
+def median_ms(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def warm_study(prior: int = 20):
+    """An in-memory TPE study holding `prior` finished trials, as a search midway has."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    return study, prior
+
+
+def stages(space, picks: dict, repeat: int) -> dict[str, float]:
+    """Milliseconds per stage for the member `picks` (`{}`: the first option everywhere)."""
+    study, prior = warm_study()
+    fixed = optuna.trial.FixedTrial(picks) if picks else None
+    member = space.member(driver.optuna_decider(fixed) if fixed else replay(()))
+    graph = member.graph
+    for _ in range(prior):  # give TPE a history of members to model
+        trial = study.ask()
+        space.member(driver.optuna_decider(trial))
+        study.tell(trial, 0.5)
+    elaborate = median_ms(lambda: space.member(driver.optuna_decider(fixed) if fixed else replay(())), repeat)
+
+    def sample_and_elaborate():
+        trial = study.ask()
+        space.member(driver.optuna_decider(trial))
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+
+    sampled = median_ms(sample_and_elaborate, repeat)
+    return {
+        "sample (TPE, 20 prior trials)": max(0.0, sampled - elaborate),
+        "elaborate": elaborate,
+        "check (lint)": median_ms(graph.lint, repeat),
+        "analyse (summary + hash)": median_ms(lambda: (summarize(graph), graph_hash(graph)), repeat),
+        "lower (fx, meta device)": median_ms(lambda: to_graph_module(graph, device="meta"), repeat),
+    }, graph
+
+
+def bookkeeping_ms(settings_file: str, text_space, repeat: int) -> float:
+    """One whole trial through `study.optimize` on SQLite with an evaluator that does nothing."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = driver.Settings(file=settings_file, trials=1, out=Path(tmp), pruner="none")
+        study = driver.open_study(settings, text_space)
+
+        class Quiet:
+            def started(self, rows): ...
+            def trial_started(self, number): ...
+            def epoch(self, number, epoch, accuracy): ...
+            def finished(self, row): ...
+
+        objective = driver.Objective(settings, text_space, lambda g, r: driver.Outcome(0.5, 0.0), Quiet(),
+                                     None, study)
+        objective.seen = {}
+        return median_ms(lambda: study.optimize(objective, n_trials=1, callbacks=[objective.after]), repeat)
+
+
+def epoch_seconds(data, graph, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        model = to_graph_module(graph, seed=0)
+        times.append(train_and_evaluate(model, data, epochs=1, device="cpu").seconds)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    big = load_space(ROOT / "bench" / "resnet50_space.cnn", text=RESNET_SPACE)
+    tiny = load_space(TINY)
+    mobile = load_space(MOBILE)
+    resnet_picks = {"network@3:34": 3, "network@3:51": 4, "network@3:68": 6, "network@3:85": 3,
+                    "network@4:46": 64}  # ResNet-50's depths and width
+    columns = {}
+    for label, space, picks, file in (("ResNet-50-sized", big, resnet_picks, "resnet50_space.cnn"),
+                                      ("tiny", tiny, TINY_MEMBER, "tiny.cnn"),
+                                      ("mobilenet_space", mobile, {}, "mobilenet_space.cnn")):
+        times, graph = stages(space, picks, args.repeat)
+        whole = bookkeeping_ms(file, space, args.repeat)
+        times["study storage (SQLite)"] = max(0.0, whole - times["sample (TPE, 20 prior trials)"]
+                                              - times["elaborate"] - times["analyse (summary + hash)"])
+        columns[label] = (times, graph)
+    data = load_dataset("digits")
+    epochs = {label: 1e3 * epoch_seconds(data, columns[label][1], 3) for label in ("tiny", "mobilenet_space")}
+    report(columns, epochs, args)
+
+
+def report(columns, epochs, args) -> None:
+    print(f"cnnc's overhead per search trial, median of {args.repeat} runs (torch threads: {args.threads})")
+    for label, (_, graph) in columns.items():
+        s = summarize(graph)
+        print(f"  {label + ' member:':<25}{s.params / 1e6:7.3f} M params {s.macs / 1e6:9.2f} M MACs  {len(graph)} nodes")
+    print()
+    print(f"  {'stage':<32}" + "".join(f"{label:>18}" for label in columns))
+    for name in next(iter(columns.values()))[0]:
+        print(f"  {name:<32}" + "".join(f"{times[name]:>15.1f} ms" for times, _ in columns.values()))
+    cnnc = {label: sum(v for k, v in times.items() if not k.startswith(("sample", "study")))
+            for label, (times, _) in columns.items()}
+    total = {label: sum(times.values()) for label, (times, _) in columns.items()}
+    print(f"  {'cnnc (elaborate … lower)':<32}" + "".join(f"{cnnc[k]:>15.1f} ms" for k in columns))
+    print(f"  {'all (with Optuna and SQLite)':<32}" + "".join(f"{total[k]:>15.1f} ms" for k in columns))
+    print()
+    for label, epoch in epochs.items():
+        trial = 2 * epoch + total[label]
+        print(f"one epoch on digits, {label} member: {epoch:.0f} ms; a 2-epoch trial ≈ {trial:.0f} ms, of which "
+              f"cnnc {100 * cnnc[label] / trial:.1f} % and all overhead {100 * total[label] / trial:.1f} %")
+    big = cnnc["ResNet-50-sized"]
+    print(f"goal < 50 ms for the ResNet-50-sized member: cnnc {big:.1f} ms "
+          f"({'met' if big < 50 else 'missed'}); with Optuna and SQLite {total['ResNet-50-sized']:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

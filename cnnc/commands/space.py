@@ -1,0 +1,112 @@
+"""`cnnc space`: a search space's decisions, its size, and what its members cost. Never imports torch."""
+
+from __future__ import annotations
+
+import json
+
+from cnnc.commands import common
+
+HELP = "list a search space's decisions, count its members and sample their cost"
+DESCRIPTION = """\
+Show what a search space (a .cnn file with `choice(…)`) leaves open: each decision with its
+options (a decision met only under some option of another is marked `only when …`), the number of
+members (exact when the decision tree can be walked within a few seconds, else a lower bound and an
+estimate), and statistics of seeded random members analysed statically: parameters, MACs, the share
+that fails shape checking and the share over a budget. Runs no model.
+
+examples:
+  cnnc space zoo/spaces/tiny.cnn
+  cnnc space zoo/spaces/mobilenet_space.cnn --samples 500 --max-params 300K
+  cnnc space zoo/spaces/resnet_space.cnn --input 3,64,64 --format json
+"""
+
+
+def configure(p) -> None:
+    from cnnc.commands.search import count
+
+    common.add_program_args(p)
+    p.add_argument("--samples", type=int, default=200, metavar="N", help="random members to analyse (default: 200)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the random members (default: 0)")
+    p.add_argument("--max-params", type=count, metavar="N", help="a parameter budget (e.g. 200K) to measure against")
+    p.add_argument("--max-macs", type=count, metavar="N", help="a MAC budget (e.g. 5M) to measure against")
+    p.add_argument("--walk-seconds", type=float, default=3.0, metavar="S",
+                   help="time allowed for counting the members exactly (default: 3)")
+    common.add_format_arg(p, ("text", "json"), "text")
+
+
+def run(args) -> int:
+    from cnnc.api import parse_arg_values
+    from cnnc.search.space import decisions, load_space, sample, stats, walk
+
+    if args.samples < 0:
+        raise common.UsageError("--samples must be 0 or more")
+    space = load_space(args.file, args.network, parse_arg_values(args.arg), args.input)
+    size, walked = walk(space, seconds=args.walk_seconds)
+    members = sample(space, args.samples, args.seed)
+    figures = stats(members, args.max_params, args.max_macs)
+    size = _with_estimate(size, figures)
+    found = decisions(walked + members)
+    if args.format == "json":
+        print(json.dumps(_json(found, size, figures, args), indent=2))
+    else:
+        print("\n".join(_text(args.file, found, size, figures, args)))
+    return common.OK
+
+
+def _with_estimate(size, figures):
+    from dataclasses import replace
+
+    return replace(size, estimate=figures.estimate if figures.samples else None)
+
+
+def _text(path, found, size, figures, args) -> list[str]:
+    from cnnc.search.report import si
+
+    conditional = sum(d.when is not None for d in found)
+    lines = [f"{path}: {len(found)} decision{'s' if len(found) != 1 else ''}"
+             + (f" ({conditional} conditional)" if conditional else "")]
+    rows = [(d.name, " | ".join(d.labels), d.span.where() if d.span else "", _when(d)) for d in found]
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths + [0])).rstrip() for r in rows]
+    lines += ["", f"size: {size.text()}"]
+    if not figures.samples:
+        return lines
+    n = figures.samples
+    lines += ["", f"{n} random members (seed {args.seed}), analysed statically:"]
+    if figures.params:
+        lines.append("  params  " + "  ".join(f"{k} {si(v)}" for k, v in zip(("min", "median", "max"), figures.params)))
+        lines.append("  MACs    " + "  ".join(f"{k} {si(v)}" for k, v in zip(("min", "median", "max"), figures.macs)))
+    lines.append(f"  shape-invalid  {_share(figures.invalid, n)}")
+    for reason, k in figures.reasons:
+        lines.append(f"    {k} × {reason}")
+    if args.max_params is not None or args.max_macs is not None:
+        budget = " and ".join(f"{flag} {si(v)}" for flag, v in (("--max-params", args.max_params),
+                                                                  ("--max-macs", args.max_macs)) if v is not None)
+        lines.append(f"  over budget    {_share(figures.over_budget, n - figures.invalid)} of the valid ({budget})")
+    lines.append(f"  distinct       {figures.distinct} architectures among {n - figures.invalid} valid")
+    return lines
+
+
+def _when(d) -> str:
+    if d.when is None:
+        return ""
+    name, labels = d.when
+    return f"only when {name} = {' | '.join(labels)}"
+
+
+def _share(k: int, n: int) -> str:
+    return f"{k}/{n} ({100 * k / n:.0f} %)" if n else "0"
+
+
+def _json(found, size, figures, args) -> dict:
+    return {
+        "decisions": [{"name": d.name, "options": list(d.labels), "where": d.span.where() if d.span else None,
+                       "when": {"decision": d.when[0], "options": list(d.when[1])} if d.when else None}
+                      for d in found],
+        "size": {"members": size.members, "exact": size.exact, "distinct": size.distinct, "estimate": size.estimate},
+        "samples": {"count": figures.samples, "seed": args.seed, "invalid": figures.invalid,
+                    "over_budget": figures.over_budget, "distinct": figures.distinct,
+                    "params": list(figures.params) if figures.params else None,
+                    "macs": list(figures.macs) if figures.macs else None,
+                    "invalid_reasons": [{"reason": r, "count": k} for r, k in figures.reasons]},
+    }

@@ -1,0 +1,72 @@
+"""`cnnc space`, `cnnc search` and `cnnc search-report` end to end, in-process."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+TINY = ROOT / "zoo" / "spaces" / "tiny.cnn"
+
+
+def test_space_lists_decisions_size_and_costs(capsys):
+    code, out, _ = run_cli(["space", TINY, "--samples", "30", "--max-params", "20K"], capsys)
+    assert code == 0
+    assert "5 decisions (1 conditional)" in out and "size: 36 members" in out
+    assert "kernel1  3 | 5" in out and "only when depth = 2" in out
+    assert "shape-invalid  0/30 (0 %)" in out and "of the valid (--max-params 20.00 K)" in out
+
+
+def test_space_json(capsys):
+    import json
+
+    code, out, _ = run_cli(["space", TINY, "--samples", "5", "--format", "json"], capsys)
+    data = json.loads(out)
+    assert code == 0 and data["size"].pop("estimate") > 0  # Knuth's, from 5 random paths
+    assert data["size"] == {"members": 36, "exact": True, "distinct": 36}
+    assert data["decisions"][3]["when"] == {"decision": "depth", "options": ["2"]}
+
+
+def test_search_resume_report_and_best_program(tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["search", TINY, "--evaluator", "proxy", "--device", "cpu", "--out", out]
+    code, stdout, stderr = run_cli([*common, "--trials", "3"], capsys)
+    assert code == 0, stderr
+    assert "search space" in stdout and "36 members" in stdout and "#0 " in stdout
+    assert "trial 3/3 done" in stderr and "elapsed" in stderr
+    for name in ("study.db", "best.cnn", "trials.csv", "history.png"):
+        assert (out / name).is_file()
+    code, stdout, _ = run_cli([*common, "--trials", "5"], capsys)
+    assert code == 0 and "resuming: the study holds 3 trials" in stdout
+    with open(out / "trials.csv") as f:
+        assert len(list(csv.DictReader(f))) == 5
+    code, stdout, _ = run_cli(["search-report", out, "--out", tmp_path / "report"], capsys)
+    assert code == 0 and "study `tiny`" in stdout and "naswot" in stdout
+    assert (tmp_path / "report" / "history.png").is_file()
+    assert run_cli(["check", out / "best.cnn"], capsys)[0] == 0
+    code, _, err = run_cli(["compile", out / "best.cnn", "-o", tmp_path / "best.py"], capsys)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--objective", "params"], "--objective must be accuracy"),
+    (["--objective", "accuracy,flops"], "--objective must be accuracy"),
+    (["--trials", "0"], "--trials must be at least 1"),
+])
+def test_search_usage_errors(tmp_path, capsys, args, message):
+    code, _, err = run_cli(["search", TINY, "--out", tmp_path, *args], capsys)
+    assert code == 2 and message in err
+
+
+def test_search_on_a_file_with_a_syntax_error(tmp_path, capsys):
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("network bad { input [1, 8, 8] return in -> Conv(8, 3 }\n")
+    code, _, err = run_cli(["search", bad, "--out", tmp_path / "o", "--evaluator", "proxy"], capsys)
+    assert code == 1 and "error[E01" in err
+
+
+def test_search_report_needs_a_study(tmp_path, capsys):
+    code, _, err = run_cli(["search-report", tmp_path], capsys)
+    assert code == 2 and "no study.db" in err

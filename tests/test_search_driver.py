@@ -1,0 +1,225 @@
+"""search/driver.py: the Optuna decider, studies in a temporary SQLite file (resume, infeasible and
+invalid members never evaluated, duplicate reuse, failures), best.cnn and trials.csv; one short study
+with each real evaluator on digits."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import optuna
+import pytest
+import torch
+
+from conftest import ROOT
+from cnnc.api import elaborate_file
+from cnnc.dsl.diagnostics import CnncError
+from cnnc.search import driver
+from cnnc.search.concrete import same_layers
+from cnnc.search.space import graph_hash, load_space
+
+TINY = ROOT / "zoo" / "spaces" / "tiny.cnn"
+HEAD = "-> GlobalAvgPool -> Flatten -> fc: Linear(classes)"
+
+
+class Quiet:
+    def started(self, rows): ...
+    def trial_started(self, number): ...
+    def epoch(self, number, epoch, accuracy): ...
+    def finished(self, row): ...
+
+
+class Counting:
+    """A fake evaluator: a score from the parameter count; remembers every graph it was given."""
+
+    def __init__(self, fail_when=None):
+        self.graphs = []
+        self.fail_when = fail_when
+
+    def __call__(self, graph, report):
+        from cnnc.compiler.analysis.summary import summarize
+
+        self.graphs.append(graph)
+        params = summarize(graph).params
+        if self.fail_when and self.fail_when(params):
+            return driver.Outcome(math.nan, 0.01, "loss became NaN at epoch 1")
+        report(1, 0.5)
+        return driver.Outcome(1 - 1 / math.log(params), 0.01)
+
+
+def study(tmp_path, file=TINY, evaluator=None, **options):
+    settings = driver.Settings(file=str(file), out=tmp_path / "out", **options)
+    space = driver.space_for(settings, (1, 8, 8), 10)
+    return driver.run(settings, space, evaluator or Counting(), Quiet(), num_classes=10)
+
+
+def write(tmp_path, name: str, body: str):
+    path = tmp_path / name
+    path.write_text(f"network {path.stem}(classes = 10) {{\n    input [1, 8, 8]\n    {body}\n}}\n")
+    return path
+
+
+def statuses(result) -> list[str]:
+    return [r.status for r in result.rows]
+
+
+@pytest.mark.parametrize("values, expected", [
+    ((16, 32, 48, 64), (16, 64, 16)),
+    ((3, 5, 7), (3, 7, 2)),
+    ((1, 2), (1, 2, 1)),
+    ((8, 16, 32), None),  # not a progression
+    ((7, 5, 3), None),  # decreasing: keep the written order as categories
+    ((False, True), None),
+    ((1.0, 2.0), None),
+    ((3,), None),
+    (None, None),
+])
+def test_int_range(values, expected):
+    assert driver.int_range(values) == expected
+
+
+def test_optuna_decider_maps_progressions_to_ints_and_the_rest_to_labels():
+    space = load_space("s.cnn", text=f"""network s(classes = 10) {{
+        input [1, 8, 8]
+        return in -> c: Conv(choice(range(16, 65, 16), name = "w"), 3) -> choice(ReLU, Sigmoid, name = "act")
+                  -> d: Conv(8, choice(8, 16, 32, name = "k"), pad = same) {HEAD}
+    }}""")
+    trial = optuna.create_study().ask()
+    member = space.member(driver.optuna_decider(trial))
+    assert trial.distributions["w"] == optuna.distributions.IntDistribution(16, 64, step=16)
+    assert trial.distributions["act"] == optuna.distributions.CategoricalDistribution(("ReLU", "Sigmoid"))
+    assert trial.distributions["k"] == optuna.distributions.CategoricalDistribution(("8", "16", "32"))
+    fixed = space.member(driver.optuna_decider(optuna.trial.FixedTrial({"w": 48, "act": "Sigmoid", "k": "16"})))
+    assert fixed.labels() == {"w": "48", "act": "Sigmoid", "k": "16"}
+    conv = next(n for n in fixed.graph.nodes_in_order() if n.name == "c")
+    assert conv.args["out_channels"] == 48 and member.ok
+
+
+def test_resume_continues_the_count_in_the_same_database(tmp_path):
+    first = study(tmp_path, trials=2)
+    assert len(first.rows) == 2
+    again = study(tmp_path, trials=4)
+    assert [r.number for r in again.rows] == [0, 1, 2, 3]
+    assert (tmp_path / "out" / "study.db").is_file()
+    # a resume draws new members: the sampler is seeded by the trials already held
+    assert again.rows[2].decisions != first.rows[0].decisions
+
+
+def test_infeasible_members_are_recorded_and_never_evaluated(tmp_path):
+    evaluator = Counting()
+    result = study(tmp_path, trials=10, sampler="random", max_params=6_000, evaluator=evaluator)
+    infeasible = [r for r in result.rows if r.status == "infeasible"]
+    assert infeasible and all(r.state == "PRUNED" and "> --max-params 6,000" in r.reason for r in infeasible)
+    assert all(r.params > 6_000 for r in infeasible)
+    from cnnc.compiler.analysis.summary import summarize
+
+    assert all(summarize(g).params <= 6_000 for g in evaluator.graphs)
+    assert len(evaluator.graphs) == sum(r.status == "trained" for r in result.rows)
+
+
+def test_shape_invalid_members_are_recorded_with_the_headline(tmp_path):
+    file = write(tmp_path, "bad.cnn", f'return in -> Conv(8, choice(3, 9, name = "k")) {HEAD}')
+    evaluator = Counting()
+    result = study(tmp_path, file=file, trials=2, sampler="grid", evaluator=evaluator)
+    assert sorted(statuses(result)) == ["invalid", "trained"]
+    bad = next(r for r in result.rows if r.status == "invalid")
+    assert bad.decisions == {"k": "9"} and "error[E0303]" in bad.reason and "bad.cnn:3:18" in bad.reason
+    assert len(evaluator.graphs) == 1
+
+
+def test_an_architecture_met_twice_reuses_its_result(tmp_path):
+    file = write(tmp_path, "dup.cnn", "return in -> choice(Conv(8, 3, pad = 1), Conv(8, 3, pad = same), "
+                 f'name = "conv") {HEAD}')
+    evaluator = Counting()
+    result = study(tmp_path, file=file, trials=2, sampler="grid", evaluator=evaluator)
+    first, second = result.rows
+    assert len(evaluator.graphs) == 1
+    assert (second.status, second.reused_from, second.values) == ("reused", first.number, first.values)
+    assert first.hash == second.hash == graph_hash(evaluator.graphs[0])
+    assert first.decisions != second.decisions
+
+
+def test_failed_runs_are_recorded_and_the_study_goes_on(tmp_path):
+    result = study(tmp_path, trials=6, sampler="random", evaluator=Counting(fail_when=lambda p: p > 10_000))
+    failed = [r for r in result.rows if r.status == "failed"]
+    assert failed and all(r.state == "FAIL" and r.reason == "loss became NaN at epoch 1" for r in failed)
+    assert len(result.rows) == 6
+
+
+def test_objectives_of_a_study_cannot_change_on_resume(tmp_path):
+    study(tmp_path, trials=1)
+    with pytest.raises(CnncError) as info:
+        study(tmp_path, trials=2, objectives=("accuracy", "params"))
+    assert info.value.diagnostics[0].code == "E0604"
+
+
+def test_two_objectives_give_a_pareto_front(tmp_path):
+    result = study(tmp_path, trials=8, sampler="nsga2", objectives=("accuracy", "params"))
+    front = result.best
+    assert front and all(len(r.values) == 2 and r.values[1] == r.params for r in front)
+    # the fake score grows with params: the front is every complete architecture, best score first
+    assert [r.values[0] for r in front] == sorted((r.values[0] for r in front), reverse=True)
+    assert (tmp_path / "out" / "pareto.png").is_file()
+
+
+def test_best_cnn_and_trials_csv(tmp_path):
+    result = study(tmp_path, trials=5)
+    out = tmp_path / "out"
+    best = result.best[0]
+    rebuilt = elaborate_file(out / "best.cnn")
+    original = driver.space_for(driver.Settings(file=str(TINY)), (1, 8, 8), 10)
+    from cnnc.search.space import fixed
+
+    graph = original.member(fixed(best.decisions)).graph
+    assert rebuilt.ok and same_layers(graph, rebuilt.graph) == []
+    assert graph_hash(rebuilt.graph) == best.hash  # no merges in tiny: even the text dump is equal
+    from cnnc.compiler.lower.fx import to_graph_module
+
+    a, b = to_graph_module(graph, seed=0).state_dict(), to_graph_module(rebuilt.graph, seed=0).state_dict()
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+    with open(out / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["number"]) for r in rows] == [0, 1, 2, 3, 4]
+    assert {"state", "values", "params", "macs", "hash", "reused", "reason", "decisions"} <= set(rows[0])
+    assert rows[best.number]["hash"] == best.hash and "width=" in rows[0]["decisions"]
+    assert (out / "history.png").is_file()
+
+
+def test_best_cnn_of_a_space_with_merges_rebuilds_the_same_layers(tmp_path):
+    result = study(tmp_path, file=ROOT / "zoo" / "spaces" / "inception_space.cnn", trials=3, sampler="random",
+                   size=16)
+    assert result.best
+    text = (tmp_path / "out" / "best.cnn").read_text()
+    assert "concat(" in text and "decisions:" in text
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from cnnc.search.data import load_dataset
+
+    return load_dataset("digits")
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_real_proxy_study(tmp_path, digits, one_thread):
+    settings = driver.Settings(file=str(TINY), out=tmp_path, trials=3, evaluator="proxy", device="cpu")
+    space = driver.space_for(settings, digits.input_shape, digits.num_classes)
+    result = driver.run(settings, space, driver.proxy_evaluator(settings, digits), Quiet(), digits.num_classes)
+    scored = [r for r in result.rows if r.status == "scored"]
+    assert scored and all(set(r.proxies) == {"synflow", "naswot", "grad_norm"} for r in scored)
+    assert all(r.values[0] == r.proxies["naswot"] for r in scored)
+
+
+def test_a_real_training_study_on_digits(tmp_path, digits, one_thread):
+    settings = driver.Settings(file=str(TINY), out=tmp_path, trials=2, epochs=1, device="cpu", pruner="none")
+    space = driver.space_for(settings, digits.input_shape, digits.num_classes)
+    result = driver.run(settings, space, driver.train_evaluator(settings, digits), Quiet(), digits.num_classes)
+    assert statuses(result) in (["trained", "trained"], ["trained", "reused"])
+    assert result.best[0].values[0] > 0.5

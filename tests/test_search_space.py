@@ -1,0 +1,168 @@
+"""search/space.py: decisions in order, exact sizes counted by hand, conditional and named choices,
+bounded walks, and the statistics of sampled members. Pure Python: no torch, no optuna."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from conftest import ROOT
+from cnnc.dsl.diagnostics import CnncError
+from cnnc.search.space import decisions, fixed, graph_hash, load_space, over_budget, sample, stats, uniform, walk
+
+HEAD = "-> GlobalAvgPool -> Flatten -> Linear(10)"
+
+# 3 widths × 3 kernels × 2 activations = 18 members, no conditions
+FLAT = f"""
+network flat {{
+    input [3, 8, 8]
+    return in -> Conv(choice(4, 8, 16), choice(1, 3, 5), pad = same) -> choice(ReLU, Sigmoid) {HEAD}
+}}
+"""
+
+# 2 widths × (2 + 2² + 2³) per-iteration kernels = 28; the kernel of block i exists when depth > i
+LOOP = f"""
+block B(c, k) {{ return in -> conv: Conv(c, k, pad = same) -> ReLU }}
+network loop {{
+    input [3, 8, 8]
+    c = choice(4, 8, name = "width")
+    return in -> blocks: [B(c, choice(3, 5)) for i in range(choice(1, 2, 3, name = "depth"))] {HEAD}
+}}
+"""
+
+# a choice inside an option: Conv (with 2 kernels) or a pool = 3 members
+NESTED = f"""
+network nested {{
+    input [3, 8, 8]
+    return in -> choice(Conv(8, choice(1, 3), pad = same), MaxPool(2, stride = 1)) {HEAD}
+}}
+"""
+
+# one named decision used in two places: 2 members, and both convs always agree
+SHARED = f"""
+network shared {{
+    input [3, 8, 8]
+    return in -> a: Conv(8, choice(3, 5, name = "k"), pad = same) -> b: Conv(8, choice(3, 5, name = "k"), pad = same)
+              {HEAD}
+}}
+"""
+
+# kernel 9 does not fit an 8×8 input without padding (E0303): half the members are invalid
+INVALID = f"""
+network invalid {{
+    input [3, 8, 8]
+    return in -> Conv(choice(8, 64, name = "width"), choice(3, 9, name = "k")) {HEAD}
+}}
+"""
+
+
+def space(text: str, name: str = "space.cnn"):
+    return load_space(name, text=text)
+
+
+@pytest.mark.parametrize("text, members", [(FLAT, 18), (LOOP, 28), (NESTED, 3), (SHARED, 2), (INVALID, 4)])
+def test_sizes_counted_by_hand(text, members):
+    size, _ = walk(space(text))
+    assert size.exact and size.members == members
+    assert size.text() == f"{members} members"
+
+
+def test_decisions_in_order_with_their_options():
+    found = decisions(walk(space(FLAT))[1])
+    assert [d.labels for d in found] == [("4", "8", "16"), ("1", "3", "5"), ("ReLU", "Sigmoid")]
+    assert found[0].values == (4, 8, 16) and found[2].values is None  # layers are not plain values
+    assert all(d.when is None for d in found)
+    assert found[0].span.where() == "space.cnn:4:23"
+
+
+def test_per_iteration_choices_are_conditional_on_the_depth():
+    found = {d.name: d for d in decisions(walk(space(LOOP))[1])}
+    kernels = sorted(n for n in found if n.startswith("network@"))
+    assert [n[-5:] for n in kernels] == ["[i=0]", "[i=1]", "[i=2]"]
+    assert found[kernels[0]].when is None
+    assert found[kernels[1]].when == ("depth", ("2", "3"))
+    assert found[kernels[2]].when == ("depth", ("3",))
+    assert found["width"].when is None
+
+
+def test_a_choice_inside_an_option_exists_only_under_it():
+    found = decisions(walk(space(NESTED))[1])
+    outer, inner = found
+    assert inner.when == (outer.name, ("Conv(8, choice(1, 3), pad = same)",))
+
+
+def test_a_named_choice_is_one_decision_wherever_it_appears():
+    _, members = walk(space(SHARED), keep=True)
+    for m in members:
+        a, b = (n for n in m.graph.nodes_in_order() if n.name in ("a", "b"))
+        assert a.args["kernel_size"] == b.args["kernel_size"]
+        assert [name for name, _ in m.picks] == ["k"]
+
+
+def test_a_name_with_two_option_lists_is_an_error():
+    text = FLAT.replace("choice(4, 8, 16)", 'choice(4, 8, name = "k")').replace("choice(1, 3, 5)", 'choice(1, 3, name = "k")')
+    with pytest.raises(CnncError) as info:
+        walk(space(text))
+    (d,) = info.value.diagnostics
+    assert d.code == "E0503" and "named twice" in d.message and "4 | 8 vs 1 | 3" in d.message
+
+
+def test_a_walk_over_budget_gives_a_lower_bound():
+    size, members = walk(space(FLAT), limit=5)
+    assert not size.exact and len(members) == 5
+    assert 5 < size.members <= 18  # seen members plus subtrees not entered, each at least one
+    assert size.text().startswith(f"≥ {size.members} members")
+
+
+def test_knuth_estimate_is_exact_for_a_product_space():
+    assert stats(sample(space(FLAT), 10)).estimate == 18.0
+
+
+def test_samples_are_seeded():
+    a = [m.picks for m in sample(space(LOOP), 20, seed=3)]
+    b = [m.picks for m in sample(space(LOOP), 20, seed=3)]
+    assert a == b and len(set(a)) > 5
+
+
+def test_statistics_count_invalid_and_over_budget_members():
+    members = [space(INVALID).member(fixed({"width": w, "k": k})) for w in ("8", "64") for k in ("3", "9")]
+    s = stats(members, max_params=1_000)
+    assert (s.samples, s.invalid, s.distinct) == (4, 2, 2)
+    assert s.over_budget == 1  # width 64, kernel 3: 3·64·9 + 64 + 650 = 2,442 params
+    assert s.params == (224 + 90, (314 + 2_442) // 2, 2_442)
+    ((reason, count),) = s.reasons
+    assert count == 2 and "E0303" in reason and "space.cnn:4:18" in reason
+
+
+def test_over_budget_says_which_budget():
+    assert over_budget(2_000, 10, 1_000, None) == "2,000 params > --max-params 1,000"
+    assert over_budget(10, 2_000, None, 1_000) == "2,000 MACs > --max-macs 1,000"
+    assert over_budget(10, 10, 1_000, 1_000) is None
+
+
+def test_equal_architectures_have_equal_hashes():
+    text = FLAT.replace("choice(ReLU, Sigmoid)", "ReLU").replace(
+        "Conv(choice(4, 8, 16), choice(1, 3, 5), pad = same)", "choice(Conv(8, 3, pad = 1), Conv(8, 3, pad = same))")
+    size, members = walk(space(text), keep=True)
+    assert (size.members, size.distinct) == (2, 1)
+    assert graph_hash(members[0].graph) == graph_hash(members[1].graph)
+
+
+@pytest.mark.parametrize("file, members, named", [
+    ("tiny.cnn", 36, ["width", "depth", "kernel0", "kernel1", "pool"]),
+    ("resnet_space.cnn", 243, ["unit", "expansion", "width", "depth1", "depth2", "depth3"]),
+])
+def test_zoo_spaces_have_the_sizes_their_comments_claim(file, members, named):
+    size, walked = walk(load_space(ROOT / "zoo" / "spaces" / file), seconds=60)
+    assert size.exact and size.members == members
+    assert [d.name for d in decisions(walked)] == named
+
+
+@pytest.mark.parametrize("file", ["tiny.cnn", "resnet_space.cnn", "mobilenet_space.cnn", "inception_space.cnn"])
+def test_zoo_spaces_sample_valid_members_at_16(file):
+    sp = load_space(ROOT / "zoo" / "spaces" / file, input_shape=(1, 16, 16))
+    rng = random.Random(0)
+    members = [sp.member(uniform(rng)) for _ in range(8)]
+    assert all(m.ok for m in members), [m.invalid for m in members if not m.ok]
+    assert all(m.graph.output_type.shape == (10,) for m in members)
