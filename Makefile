@@ -11,8 +11,11 @@ OUT ?= out
 
 setup: system $(STAMP)
 
+# Debian packages: graphviz for `dot`; PostgreSQL's server for the shared-study test (which starts
+# a throwaway server of its own).
 system:
-	@command -v dot >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
+	@command -v dot >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz postgresql >/dev/null; }
 
 # torch and torchvision are pinned for set-up here (the versions this machine serves from disk;
 # torchvision and timm give the zoo tests their reference models); pyproject.toml states the range
@@ -20,7 +23,7 @@ system:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check "torch==2.14.1" "torchvision==0.29.1" "timm>=1.0,<2"
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev]"
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,postgres]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

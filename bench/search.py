@@ -27,8 +27,8 @@ from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.lower.fx import to_graph_module
 from cnnc.search import driver
 from cnnc.search.data import load_dataset
-from cnnc.search.space import graph_hash, load_space, replay
 from cnnc.search.evaluators.train import train_and_evaluate
+from cnnc.search.space import graph_hash, load_space, replay
 
 ROOT = Path(__file__).resolve().parents[1]
 RESNET_SPACE = """\
@@ -68,7 +68,9 @@ def stages(space, picks: dict, repeat: int) -> dict[str, float]:
         trial = study.ask()
         space.member(driver.optuna_decider(trial))
         study.tell(trial, 0.5)
-    elaborate = median_ms(lambda: space.member(driver.optuna_decider(fixed) if fixed else replay(())), repeat)
+    elaborate = median_ms(
+        lambda: space.member(driver.optuna_decider(fixed) if fixed else replay(())), repeat
+    )
 
     def sample_and_elaborate():
         trial = study.ask()
@@ -80,7 +82,9 @@ def stages(space, picks: dict, repeat: int) -> dict[str, float]:
         "sample (TPE, 20 prior trials)": max(0.0, sampled - elaborate),
         "elaborate": elaborate,
         "check (lint)": median_ms(graph.lint, repeat),
-        "analyse (summary + hash)": median_ms(lambda: (summarize(graph), graph_hash(graph)), repeat),
+        "analyse (summary + hash)": median_ms(
+            lambda: (summarize(graph), graph_hash(graph)), repeat
+        ),
         "lower (fx, meta device)": median_ms(lambda: to_graph_module(graph, device="meta"), repeat),
     }, graph
 
@@ -92,15 +96,18 @@ def bookkeeping_ms(settings_file: str, text_space, repeat: int) -> float:
         study = driver.open_study(settings, text_space)
 
         class Quiet:
-            def started(self, rows): ...
+            def started(self, rows, notes): ...
             def trial_started(self, number): ...
             def epoch(self, number, epoch, accuracy): ...
             def finished(self, row): ...
 
-        objective = driver.Objective(settings, text_space, lambda g, r: driver.Outcome(0.5, 0.0), Quiet(),
-                                     None, study)
+        objective = driver.Objective(
+            settings, text_space, lambda g, r: driver.Outcome(0.5, 0.0), Quiet(), None, study
+        )
         objective.seen = {}
-        return median_ms(lambda: study.optimize(objective, n_trials=1, callbacks=[objective.after]), repeat)
+        return median_ms(
+            lambda: study.optimize(objective, n_trials=1, callbacks=[objective.after]), repeat
+        )
 
 
 def epoch_seconds(data, graph, repeat: int) -> float:
@@ -120,44 +127,74 @@ def main() -> None:
     big = load_space(ROOT / "bench" / "resnet50_space.cnn", text=RESNET_SPACE)
     tiny = load_space(TINY)
     mobile = load_space(MOBILE)
-    resnet_picks = {"network@3:34": 3, "network@3:51": 4, "network@3:68": 6, "network@3:85": 3,
-                    "network@4:46": 64}  # ResNet-50's depths and width
+    resnet_picks = {
+        "network@3:34": 3,
+        "network@3:51": 4,
+        "network@3:68": 6,
+        "network@3:85": 3,
+        "network@4:46": 64,
+    }  # ResNet-50's depths and width
     columns = {}
-    for label, space, picks, file in (("ResNet-50-sized", big, resnet_picks, "resnet50_space.cnn"),
-                                      ("tiny", tiny, TINY_MEMBER, "tiny.cnn"),
-                                      ("mobilenet_space", mobile, {}, "mobilenet_space.cnn")):
+    for label, space, picks, file in (
+        ("ResNet-50-sized", big, resnet_picks, "resnet50_space.cnn"),
+        ("tiny", tiny, TINY_MEMBER, "tiny.cnn"),
+        ("mobilenet_space", mobile, {}, "mobilenet_space.cnn"),
+    ):
         times, graph = stages(space, picks, args.repeat)
         whole = bookkeeping_ms(file, space, args.repeat)
-        times["study storage (SQLite)"] = max(0.0, whole - times["sample (TPE, 20 prior trials)"]
-                                              - times["elaborate"] - times["analyse (summary + hash)"])
+        times["study storage (SQLite)"] = max(
+            0.0,
+            whole
+            - times["sample (TPE, 20 prior trials)"]
+            - times["elaborate"]
+            - times["analyse (summary + hash)"],
+        )
         columns[label] = (times, graph)
     data = load_dataset("digits")
-    epochs = {label: 1e3 * epoch_seconds(data, columns[label][1], 3) for label in ("tiny", "mobilenet_space")}
+    epochs = {
+        label: 1e3 * epoch_seconds(data, columns[label][1], 3)
+        for label in ("tiny", "mobilenet_space")
+    }
     report(columns, epochs, args)
 
 
 def report(columns, epochs, args) -> None:
-    print(f"cnnc's overhead per search trial, median of {args.repeat} runs (torch threads: {args.threads})")
+    print(
+        f"cnnc's overhead per search trial, median of {args.repeat} runs (torch threads: {args.threads})"
+    )
     for label, (_, graph) in columns.items():
         s = summarize(graph)
-        print(f"  {label + ' member:':<25}{s.params / 1e6:7.3f} M params {s.macs / 1e6:9.2f} M MACs  {len(graph)} nodes")
+        print(
+            f"  {label + ' member:':<25}{s.params / 1e6:7.3f} M params {s.macs / 1e6:9.2f} M MACs  {len(graph)} nodes"
+        )
     print()
     print(f"  {'stage':<32}" + "".join(f"{label:>18}" for label in columns))
     for name in next(iter(columns.values()))[0]:
-        print(f"  {name:<32}" + "".join(f"{times[name]:>15.1f} ms" for times, _ in columns.values()))
-    cnnc = {label: sum(v for k, v in times.items() if not k.startswith(("sample", "study")))
-            for label, (times, _) in columns.items()}
+        print(
+            f"  {name:<32}" + "".join(f"{times[name]:>15.1f} ms" for times, _ in columns.values())
+        )
+    cnnc = {
+        label: sum(v for k, v in times.items() if not k.startswith(("sample", "study")))
+        for label, (times, _) in columns.items()
+    }
     total = {label: sum(times.values()) for label, (times, _) in columns.items()}
     print(f"  {'cnnc (elaborate … lower)':<32}" + "".join(f"{cnnc[k]:>15.1f} ms" for k in columns))
-    print(f"  {'all (with Optuna and SQLite)':<32}" + "".join(f"{total[k]:>15.1f} ms" for k in columns))
+    print(
+        f"  {'all (with Optuna and SQLite)':<32}"
+        + "".join(f"{total[k]:>15.1f} ms" for k in columns)
+    )
     print()
     for label, epoch in epochs.items():
         trial = 2 * epoch + total[label]
-        print(f"one epoch on digits, {label} member: {epoch:.0f} ms; a 2-epoch trial ≈ {trial:.0f} ms, of which "
-              f"cnnc {100 * cnnc[label] / trial:.1f} % and all overhead {100 * total[label] / trial:.1f} %")
+        print(
+            f"one epoch on digits, {label} member: {epoch:.0f} ms; a 2-epoch trial ≈ {trial:.0f} ms, of which "
+            f"cnnc {100 * cnnc[label] / trial:.1f} % and all overhead {100 * total[label] / trial:.1f} %"
+        )
     big = cnnc["ResNet-50-sized"]
-    print(f"goal < 50 ms for the ResNet-50-sized member: cnnc {big:.1f} ms "
-          f"({'met' if big < 50 else 'missed'}); with Optuna and SQLite {total['ResNet-50-sized']:.1f} ms")
+    print(
+        f"goal < 50 ms for the ResNet-50-sized member: cnnc {big:.1f} ms "
+        f"({'met' if big < 50 else 'missed'}); with Optuna and SQLite {total['ResNet-50-sized']:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from cnnc.compiler.values import (POISON, BlockLayer, BlockRef, Builtin, Labeled
                                   OpLayer, SeqLayer, Tensor, is_layer, show, type_name)
 from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import Diagnostic, error, warning
-from cnnc.dsl.source import Span
 
 
 def _fail(code, message, span, label="", **extra):

@@ -10,7 +10,7 @@ as JSON for editors. User-facing code raises `CnncError` (one or more diagnostic
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from cnnc.dsl.source import Span

@@ -104,7 +104,6 @@ class _Loader:
 
 
 def _cycle(item: ast.Import, stack, start: int) -> Diagnostic:
-    steps = [imp for _, imp in stack[start:]]
     labels = [Label(item.span, "this import closes the cycle", primary=True)]
     notes = tuple(f"`{Path(k).name}` imports `{imp.path}` at {imp.span.where()}" for k, imp in stack[start:])
     return Diagnostic("E0203", f"import cycle through `{item.path}`", tuple(labels), notes=notes,

@@ -36,7 +36,7 @@ def to_cnn(graph, name: str = "best", comments: tuple[str, ...] = ()) -> str:
     from cnnc.dsl.parse import parse_text
 
     body = [f"input {_list(graph.input_type.shape)}"] + _statements(graph)
-    body.append(f"return {_var(graph.output)}")
+    body.append(f"return {_var(graph.output, graph)}")
     lines = [f"# {c}" if c else "#" for c in comments]
     lines += [f"network {name} {{", *("    " + s for s in body), "}"]
     return format_module(parse_text("\n".join(lines) + "\n", path=f"{name}.cnn"))
@@ -69,8 +69,12 @@ def _continues(graph, statement: _Statement, node) -> bool:
 
 def _start(graph, node) -> _Statement:
     if node.spec.family == "merge":
-        operands = [_var(i) for i in node.inputs]
-        head = f"concat({', '.join(operands)})" if node.op == "Concat" else MERGE_JOIN[node.op].join(operands)
+        operands = [_var(i, graph) for i in node.inputs]
+        head = (
+            f"concat({', '.join(operands)})"
+            if node.op == "Concat"
+            else MERGE_JOIN[node.op].join(operands)
+        )
         return _Statement(head if node.op == "Concat" else f"({head})", [], node.id)
     (source,) = node.inputs
     return _Statement(_var(source, graph), [layer_text(node)], node.id)
@@ -140,11 +144,15 @@ def write_program(path, graph, name: str = "best", comments: tuple[str, ...] = (
 
     text = to_cnn(graph, name, comments)
     again = elaborate_file(Path(path), text=text)
-    problems = ["; ".join(d.message for d in again.diagnostics if d.is_error)] if not again.ok else []
+    problems = (
+        ["; ".join(d.message for d in again.diagnostics if d.is_error)] if not again.ok else []
+    )
     problems = problems or same_layers(graph, again.graph)
     if problems:
-        raise InternalError("the concrete program does not rebuild the architecture: " + problems[0],
-                            dump=f"{graph}\n--- program ---\n{text}")
+        raise InternalError(
+            "the concrete program does not rebuild the architecture: " + problems[0],
+            dump=f"{graph}\n--- program ---\n{text}",
+        )
     Path(path).write_text(text)
     return text
 
@@ -160,8 +168,10 @@ def same_layers(original, rewritten) -> list[str]:
 
     problems = []
     if original.input_type != rewritten.input_type or original.output_type != rewritten.output_type:
-        problems.append(f"input/output {original.input_type}→{original.output_type} became "
-                        f"{rewritten.input_type}→{rewritten.output_type}")
+        problems.append(
+            f"input/output {original.input_type}→{original.output_type} became "
+            f"{rewritten.input_type}→{rewritten.output_type}"
+        )
     a, b = _layers(original), _layers(rewritten)
     if len(a) != len(b):
         problems.append(f"{len(a)} layers became {len(b)}")

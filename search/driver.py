@@ -22,13 +22,15 @@ The study lives in `storage` (default `sqlite:///<out>/study.db`); opening it ag
 
 from __future__ import annotations
 
+import itertools
 import math
 import sqlite3
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import optuna
 
@@ -38,9 +40,6 @@ from cnnc.search import report
 from cnnc.search.space import Memo, Space, fixed, graph_hash, over_budget, walk
 
 DIRECTIONS = {"accuracy": "maximize", "params": "minimize", "macs": "minimize"}
-SAMPLERS = ("tpe", "random", "nsga2", "grid")
-PRUNERS = ("median", "hyperband", "none")
-EVALUATORS = ("train", "proxy")
 PROXIES = report.PROXY_NAMES
 GRID_LIMIT = 100_000  # members a grid search may have
 
@@ -71,7 +70,9 @@ class Settings:
     storage: str | None = None
     study: str | None = None
     timeout: float | None = None
-    threads: int | None = 1  # CPU threads for torch; None leaves torch's default
+    threads: int | None = (
+        1  # CPU threads for torch (`cnnc search` sets them); None: torch's default
+    )
 
     @property
     def storage_url(self) -> str:
@@ -89,9 +90,17 @@ class Settings:
 
     def recorded(self) -> dict:
         """What the study remembers of the run that created it (a resume compares with it)."""
-        return {"file": str(self.file), "network": self.network, "objectives": list(self.names),
-                "evaluator": self.evaluator, "data": self.data, "size": self.size, "epochs": self.epochs,
-                "max_params": self.max_params, "max_macs": self.max_macs}
+        return {
+            "file": str(self.file),
+            "network": self.network,
+            "objectives": list(self.names),
+            "evaluator": self.evaluator,
+            "data": self.data,
+            "size": self.size,
+            "epochs": self.epochs,
+            "max_params": self.max_params,
+            "max_macs": self.max_macs,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +118,7 @@ Evaluator = Callable[..., Outcome]  # (graph, report(epoch, accuracy)) -> Outcom
 
 
 class Events(Protocol):
-    def started(self, rows: list[report.Row]) -> None: ...
+    def started(self, rows: list[report.Row], notes: list[str]) -> None: ...
     def trial_started(self, number: int) -> None: ...
     def epoch(self, number: int, epoch: int, accuracy: float) -> None: ...
     def finished(self, row: report.Row) -> None: ...
@@ -137,25 +146,30 @@ def int_range(values) -> tuple[int, int, int] | None:
     if values is None or len(values) < 2 or any(type(v) is not int for v in values):
         return None
     step = values[1] - values[0]
-    if step <= 0 or any(b - a != step for a, b in zip(values, values[1:])):
+    if step <= 0 or any(b - a != step for a, b in itertools.pairwise(values)):
         return None
     return values[0], values[-1], step
 
 
 def optuna_decider(trial) -> Memo:
     """A decider whose choices are the trial's suggestions (see the module docstring)."""
+
     def choose(point) -> int:
-        bounds = int_range(point.values)
-        if bounds is not None:
-            low, high, step = bounds
-            return (trial.suggest_int(point.name, low, high, step=step) - low) // step
         try:
-            label = trial.suggest_categorical(point.name, point.labels)
+            return suggest(trial, point.name, point)
         except ValueError:  # options that depend on other decisions: one parameter per option list
-            label = trial.suggest_categorical(f"{point.name}{{{'|'.join(point.labels)}}}", point.labels)
-        return point.labels.index(label)
+            return suggest(trial, f"{point.name}{{{'|'.join(point.labels)}}}", point)
 
     return Memo(choose)
+
+
+def suggest(trial, name: str, point) -> int:
+    """The index of the option `trial` suggests for `point`, asked under `name`."""
+    bounds = int_range(point.values)
+    if bounds is not None:
+        low, high, step = bounds
+        return (trial.suggest_int(name, low, high, step=step) - low) // step
+    return point.labels.index(trial.suggest_categorical(name, point.labels))
 
 
 def grid_values(decision) -> list:
@@ -175,19 +189,40 @@ def open_study(settings: Settings, space: Space):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if settings.storage is None:
         Path(settings.out).mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(storage=storage(settings.storage_url), study_name=settings.study_name,
-                                directions=[DIRECTIONS[o] for o in settings.objectives],
-                                pruner=make_pruner(settings), load_if_exists=True)
+    study = optuna.create_study(
+        storage=storage(settings.storage_url),
+        study_name=settings.study_name,
+        directions=[DIRECTIONS[o] for o in settings.objectives],
+        pruner=make_pruner(settings),
+        load_if_exists=True,
+    )
     # a resume draws new random numbers: seeded by the trials already held, not as the first run was
     study.sampler = make_sampler(settings, space, settings.seed + len(study.trials))
     recorded = study.user_attrs.get("settings")
     if recorded is None:
         study.set_user_attr("settings", settings.recorded())
     elif recorded.get("objectives") != list(settings.names):
-        raise CnncError(error("E0604", f"study `{settings.study_name}` optimises {', '.join(recorded['objectives'])}, "
-                              f"not {', '.join(settings.names)}", None,
-                              helps=("start another study with `--study NAME`, or keep its objectives",)))
+        raise CnncError(
+            error(
+                "E0604",
+                f"study `{settings.study_name}` optimises {', '.join(recorded['objectives'])}, "
+                f"not {', '.join(settings.names)}",
+                None,
+                helps=("start another study with `--study NAME`, or keep its objectives",),
+            )
+        )
     return study
+
+
+def changes(study, settings: Settings) -> list[str]:
+    """How this run's settings differ from those the study was created with (results may not compare)."""
+    recorded = study.user_attrs.get("settings", {})
+    now = settings.recorded()
+    return [
+        f"the study was made with {key} = {recorded[key]}, this run has {now[key]}"
+        for key in now
+        if key in recorded and recorded[key] != now[key]
+    ]
 
 
 def storage(url: str):
@@ -223,8 +258,14 @@ def grid_space(space: Space) -> dict:
 
     size, members = walk(space, limit=GRID_LIMIT, seconds=60.0)
     if not size.exact:
-        raise CnncError(error("E0605", f"grid search needs a space it can enumerate, but this one has "
-                              f"{size.text()}", None, helps=("use `--sampler tpe` or `random`",)))
+        raise CnncError(
+            error(
+                "E0605",
+                f"grid search needs a space it can enumerate, but this one has {size.text()}",
+                None,
+                helps=("use `--sampler tpe` or `random`",),
+            )
+        )
     return {d.name: grid_values(d) for d in decisions(members)}
 
 
@@ -233,7 +274,10 @@ def make_pruner(settings: Settings):
         return optuna.pruners.NopPruner()
     if settings.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=settings.epochs)
-    return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
+    # not before half the epochs: a deep net with batch norm can sit at chance after one epoch
+    # and still win (MobileNet members on digits: 10 % → 96 % → 99.4 %)
+    warmup = max(2, (settings.epochs + 1) // 2)  # the first epoch it may prune after
+    return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=warmup)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,8 +287,15 @@ def make_pruner(settings: Settings):
 class Objective:
     """`study.optimize`'s objective: one trial's contract (module docstring)."""
 
-    def __init__(self, settings: Settings, space: Space, evaluator: Evaluator, events: Events,
-                 num_classes: int | None, study):
+    def __init__(
+        self,
+        settings: Settings,
+        space: Space,
+        evaluator: Evaluator,
+        events: Events,
+        num_classes: int | None,
+        study,
+    ):
         self.settings, self.space, self.evaluate, self.events = settings, space, evaluator, events
         self.num_classes = num_classes
         self.seen = {t.user_attrs["hash"]: t for t in study.trials if _evaluated(t)}
@@ -276,7 +327,9 @@ class Objective:
         return None
 
     def values(self, score: float, s) -> list[float]:
-        return [score if o == "accuracy" else float(getattr(s, o)) for o in self.settings.objectives]
+        return [
+            score if o == "accuracy" else float(getattr(s, o)) for o in self.settings.objectives
+        ]
 
     def run(self, trial, graph, s):
         single = len(self.settings.objectives) == 1
@@ -325,7 +378,10 @@ class Objective:
 
 def _evaluated(trial) -> bool:
     """A trial whose architecture went through the evaluator (its result may be reused)."""
-    return trial.user_attrs.get("status") in ("trained", "scored", "pruned", "failed") and "hash" in trial.user_attrs
+    return (
+        trial.user_attrs.get("status") in ("trained", "scored", "pruned", "failed")
+        and "hash" in trial.user_attrs
+    )
 
 
 def _set(trial, status: str, reason: str) -> None:
@@ -345,8 +401,13 @@ def _reject(trial, status: str, reason: str):
 # Running a study
 
 
-def run(settings: Settings, space: Space, evaluator: Evaluator, events: Events,
-        num_classes: int | None = None) -> Result:
+def run(
+    settings: Settings,
+    space: Space,
+    evaluator: Evaluator,
+    events: Events,
+    num_classes: int | None = None,
+) -> Result:
     """Run trials until the study holds `settings.trials` (or the timeout ends); write the results.
 
     The results are written even when the run is interrupted (Ctrl-C) or an error stops it.
@@ -354,11 +415,17 @@ def run(settings: Settings, space: Space, evaluator: Evaluator, events: Events,
     study = open_study(settings, space)
     objective = Objective(settings, space, evaluator, events, num_classes, study)
     remaining = settings.trials - len(study.trials)
-    events.started(report.rows(study.trials))
+    events.started(report.rows(study.trials), changes(study, settings))
     try:
         if remaining > 0:
-            study.optimize(objective, n_trials=remaining, timeout=settings.timeout, catch=(TrialFailed,),
-                           callbacks=[objective.after], gc_after_trial=False)
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                timeout=settings.timeout,
+                catch=(TrialFailed,),
+                callbacks=[objective.after],
+                gc_after_trial=False,
+            )
     finally:
         result = finish(settings, space, study)
     return result
@@ -378,19 +445,28 @@ def finish(settings: Settings, space: Space | None, study) -> Result:
     return Result(study, rows, best, files + plotted, notes + plot_notes)
 
 
-def write_best(space: Space, row: report.Row, settings: Settings, study_name: str, path: Path) -> Path:
+def write_best(
+    space: Space, row: report.Row, settings: Settings, study_name: str, path: Path
+) -> Path:
     """Replay the best trial's decisions and write its architecture as a concrete program."""
     from cnnc.search.concrete import write_program
 
     member = space.member(fixed(row.decisions))
     if not member.ok or graph_hash(member.graph) != row.hash:
         raise RuntimeError(f"replaying trial {row.number}'s decisions gave another architecture")
-    score = (f"validation accuracy {row.values[0]:.4f} on {settings.data} after {settings.epochs} epochs"
-             if settings.evaluator == "train" else f"{settings.proxy} score {row.values[0]:.4g} on {settings.data}")
-    comments = (f"The best member of the search space `{settings.file}`, written by `cnnc search`:",
-                f"trial {row.number} of study `{study_name}`, {score};",
-                f"{row.params:,} params, {row.macs:,} MACs.", "", "decisions:",
-                *(f"  {k} = {v}" for k, v in row.decisions.items()))
+    score = (
+        f"validation accuracy {row.values[0]:.4f} on {settings.data} after {settings.epochs} epochs"
+        if settings.evaluator == "train"
+        else f"{settings.proxy} score {row.values[0]:.4g} on {settings.data}"
+    )
+    comments = (
+        f"The best member of the search space `{settings.file}`, written by `cnnc search`:",
+        f"trial {row.number} of study `{study_name}`, {score};",
+        f"{row.params:,} params, {row.macs:,} MACs.",
+        "",
+        "decisions:",
+        *(f"  {k} = {v}" for k, v in row.decisions.items()),
+    )
     write_program(path, member.graph, "best", comments)
     return path
 
@@ -406,10 +482,18 @@ def train_evaluator(settings: Settings, data) -> Evaluator:
 
     def evaluate(graph, report_epoch) -> Outcome:
         model = to_graph_module(graph, seed=settings.seed)
-        r = train_and_evaluate(model, data, epochs=settings.epochs, batch_size=settings.batch_size,
-                               lr=settings.lr, optimizer=settings.optimizer,
-                               label_smoothing=settings.label_smoothing, device=settings.device,
-                               seed=settings.seed, report=report_epoch)
+        r = train_and_evaluate(
+            model,
+            data,
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            lr=settings.lr,
+            optimizer=settings.optimizer,
+            label_smoothing=settings.label_smoothing,
+            device=settings.device,
+            seed=settings.seed,
+            report=report_epoch,
+        )
         return Outcome(r.accuracy, r.seconds, r.failed, {}, r.history)
 
     return evaluate
@@ -431,7 +515,9 @@ def proxy_evaluator(settings: Settings, data) -> Evaluator:
         except (RuntimeError, MemoryError) as exc:
             if not is_out_of_memory(exc):
                 raise
-            return Outcome(math.nan, time.perf_counter() - start, f"out of memory: {exc}".splitlines()[0])
+            return Outcome(
+                math.nan, time.perf_counter() - start, f"out of memory: {exc}".splitlines()[0]
+            )
         proxies = {k: v for k, v in scores.items() if k in PROXIES}
         return Outcome(scores[settings.proxy], time.perf_counter() - start, None, proxies)
 
@@ -454,7 +540,11 @@ def space_for(settings: Settings, input_shape, num_classes: int | None) -> Space
     network = settings.network or default_network(program)
     args = list(settings.args)
     given = {a.partition("=")[0].strip() for a in args}
-    if num_classes is not None and "classes" not in given and "classes" in _network_params(program, network):
+    if (
+        num_classes is not None
+        and "classes" not in given
+        and "classes" in _network_params(program, network)
+    ):
         args.append(f"classes={num_classes}")
     return Space(program, network, parse_arg_values(args), input_shape)
 
@@ -476,6 +566,12 @@ def load_study(storage: str, name: str | None):
         name = names[0]
     if name not in names:
         listed = ", ".join(f"`{n}`" for n in names) or "none"
-        raise CnncError(error("E0604", f"no study `{name}` in {storage} (studies there: {listed})", None,
-                              helps=("name one with `--study NAME`",)))
+        raise CnncError(
+            error(
+                "E0604",
+                f"no study `{name}` in {storage} (studies there: {listed})",
+                None,
+                helps=("name one with `--study NAME`",),
+            )
+        )
     return optuna.load_study(study_name=name, storage=storage)

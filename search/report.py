@@ -19,8 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROXY_NAMES = ("synflow", "naswot", "grad_norm")
-CSV_COLUMNS = ("number", "state", "status", "values", "params", "macs", "seconds", "hash", "reused",
-               "reason", "decisions", *PROXY_NAMES)
+CSV_COLUMNS = (
+    "number",
+    "state",
+    "status",
+    "values",
+    "params",
+    "macs",
+    "seconds",
+    "hash",
+    "reused",
+    "reason",
+    "decisions",
+    *PROXY_NAMES,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +56,20 @@ class Row:
         seconds = a.get("seconds")
         if seconds is None and trial.duration is not None:
             seconds = trial.duration.total_seconds()
-        return cls(trial.number, trial.state.name, a.get("status", trial.state.name.lower()),
-                   tuple(trial.values) if trial.values else None, a.get("params"), a.get("macs"), seconds,
-                   a.get("hash", ""), a.get("reused_from"), a.get("reason") or a.get("infeasible", ""),
-                   dict(a.get("decisions", {})),
-                   dict(a.get("proxies", {})))
+        return cls(
+            trial.number,
+            trial.state.name,
+            a.get("status", trial.state.name.lower()),
+            tuple(trial.values) if trial.values else None,
+            a.get("params"),
+            a.get("macs"),
+            seconds,
+            a.get("hash", ""),
+            a.get("reused_from"),
+            a.get("reason") or a.get("infeasible", ""),
+            dict(a.get("decisions", {})),
+            dict(a.get("proxies", {})),
+        )
 
     def decisions_text(self, sep: str = "; ") -> str:
         return sep.join(f"{k}={v}" for k, v in self.decisions.items())
@@ -63,10 +84,22 @@ def write_csv(table: list[Row], path: Path) -> None:
         w = csv.writer(f)
         w.writerow(CSV_COLUMNS)
         for r in table:
-            w.writerow([r.number, r.state, r.status, ";".join(f"{v:.6g}" for v in r.values or ()),
-                        _blank(r.params), _blank(r.macs), "" if r.seconds is None else f"{r.seconds:.3f}",
-                        r.hash, _blank(r.reused_from), r.reason, r.decisions_text(),
-                        *(_number(r.proxies.get(p)) for p in PROXY_NAMES)])
+            w.writerow(
+                [
+                    r.number,
+                    r.state,
+                    r.status,
+                    ";".join(f"{v:.6g}" for v in r.values or ()),
+                    _blank(r.params),
+                    _blank(r.macs),
+                    "" if r.seconds is None else f"{r.seconds:.3f}",
+                    r.hash,
+                    _blank(r.reused_from),
+                    r.reason,
+                    r.decisions_text(),
+                    *(_number(r.proxies.get(p)) for p in PROXY_NAMES),
+                ]
+            )
 
 
 def _blank(value) -> str:
@@ -87,7 +120,11 @@ def best_rows(table: list[Row], names: tuple[str, ...]) -> list[Row]:
     The first objective is maximised, the others (params, MACs) minimised; ties go to fewer params,
     then to the earlier trial. An architecture met twice counts once (its first trial).
     """
-    done = [r for r in table if r.state == "COMPLETE" and r.values and all(math.isfinite(v) for v in r.values)]
+    done = [
+        r
+        for r in table
+        if r.state == "COMPLETE" and r.values and all(math.isfinite(v) for v in r.values)
+    ]
     firsts: dict[str, Row] = {}
     for r in done:
         firsts.setdefault(r.hash or str(r.number), r)
@@ -130,7 +167,13 @@ def trial_line(r: Row, objectives: tuple[str, ...], width: int = 80) -> str:
     """`#3  trained  accuracy 0.9805  12.3 K params  1.20 M MACs  1.1 s  width=8 depth=1`."""
     parts = [f"#{r.number:<3}", f"{r.status:<10}"]
     if r.values and r.status not in ("infeasible", "invalid"):
-        parts.append("  ".join(value_text(n, v) for n, v in zip(objectives, r.values) if n not in ("params", "macs")))
+        parts.append(
+            "  ".join(
+                value_text(n, v)
+                for n, v in zip(objectives, r.values)
+                if n not in ("params", "macs")
+            )
+        )
     if r.params is not None:
         parts.append(f"{si(r.params)} params  {si(r.macs)} MACs")
     if r.proxies and not (r.values and objectives[0] in r.proxies):
@@ -152,12 +195,23 @@ def table(table_rows: list[Row], objectives: tuple[str, ...]) -> str:
     header = ("#", "status", *objectives, "params", "MACs", "seconds", "note")
     body = []
     for r in table_rows:
-        values = [f"{v:.4g}" if n not in ("params", "macs") else si(v) for n, v in zip(objectives, r.values or ())]
+        values = [
+            f"{v:.4g}" if n not in ("params", "macs") else si(v)
+            for n, v in zip(objectives, r.values or ())
+        ]
         values += [""] * (len(objectives) - len(values))
         note = f"= #{r.reused_from}" if r.reused_from is not None else r.reason
-        body.append((str(r.number), r.status, *values, si(r.params) if r.params is not None else "",
-                     si(r.macs) if r.macs is not None else "",
-                     f"{r.seconds:.1f}" if r.seconds is not None else "", note))
+        body.append(
+            (
+                str(r.number),
+                r.status,
+                *values,
+                si(r.params) if r.params is not None else "",
+                si(r.macs) if r.macs is not None else "",
+                f"{r.seconds:.1f}" if r.seconds is not None else "",
+                note,
+            )
+        )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *body]]
     lines.insert(1, "  ".join("─" * w for w in widths))
@@ -170,7 +224,9 @@ def counts_text(table_rows: list[Row]) -> str:
     for r in table_rows:
         counts[r.status] = counts.get(r.status, 0) + 1
     listed = ", ".join(f"{n} {status}" for status, n in counts.items())
-    return f"{len(table_rows)} trial{'s' if len(table_rows) != 1 else ''}" + (f": {listed}" if listed else "")
+    return f"{len(table_rows)} trial{'s' if len(table_rows) != 1 else ''}" + (
+        f": {listed}" if listed else ""
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,11 +243,20 @@ def plot_study(study, names: tuple[str, ...], out: Path) -> tuple[list[Path], li
 
     multi = len(names) > 1
     first = (lambda t: t.values[0]) if multi else None
-    plots = [("history.png", lambda: vis.plot_optimization_history(study, target=first, target_name=names[0]))]
+    plots = [
+        (
+            "history.png",
+            lambda: vis.plot_optimization_history(study, target=first, target_name=names[0]),
+        )
+    ]
     if len(names) == 2:
         plots.append(("pareto.png", lambda: vis.plot_pareto_front(study, target_names=list(names))))
-    plots.append(("importances.png",
-                  lambda: vis.plot_param_importances(study, target=first, target_name=names[0])))
+    plots.append(
+        (
+            "importances.png",
+            lambda: vis.plot_param_importances(study, target=first, target_name=names[0]),
+        )
+    )
     files, notes = [], []
     for name, draw in plots:
         problem = _draw(draw, out / name)
@@ -213,7 +278,7 @@ def _draw(draw, path: Path) -> str | None:
         figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
         figure.savefig(path, dpi=110, bbox_inches="tight")
         completed = True
-    except Exception as exc:  # optuna refuses some studies (one trial, no common parameters, …)
+    except Exception as exc:  # noqa: BLE001 — optuna refuses some studies (one trial, no common parameters, …)
         return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     finally:
         plt.close("all")

@@ -20,8 +20,8 @@ import hashlib
 import random
 import statistics
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.choices import ChoicePoint
@@ -65,14 +65,20 @@ class Memo:
 
 def conflict(first: ChoicePoint, again: ChoicePoint):
     secondary = (Label(first.span, "first named here"),) if first.span is not None else ()
-    return error("E0503", f"the choice `{first.name}` is named twice with different options: "
-                 f"{' | '.join(first.labels)} vs {' | '.join(again.labels)}", again.span,
-                 "named again here", secondary=secondary,
-                 helps=("give one name to one list of options, or give the two choices different names",))
+    return error(
+        "E0503",
+        f"the choice `{first.name}` is named twice with different options: "
+        f"{' | '.join(first.labels)} vs {' | '.join(again.labels)}",
+        again.span,
+        "named again here",
+        secondary=secondary,
+        helps=("give one name to one list of options, or give the two choices different names",),
+    )
 
 
 def replay(prefix: tuple[int, ...]) -> Memo:
     """Decides the k-th new decision as `prefix[k]`, then option 0 beyond the prefix."""
+
     def choose(point: ChoicePoint) -> int:
         k = len(memo.picks)
         return prefix[k] if k < len(prefix) else 0
@@ -87,6 +93,7 @@ def uniform(rng: random.Random) -> Memo:
 
 def fixed(picks: Mapping[str, str]) -> Memo:
     """Decides by label, as recorded in a trial (`{name: label}`); unknown names take option 0."""
+
     def choose(point: ChoicePoint) -> int:
         label = picks.get(point.name)
         return point.labels.index(label) if label in point.labels else 0
@@ -140,8 +147,13 @@ class Member:
         invalid = render_concise(errors[0]) if errors else None
         if invalid is None and (result.graph is None or result.graph.output is None):
             invalid = "the network has no output"
-        return cls(tuple(memo.picks.items()), tuple(memo.points.values()), result.graph, invalid,
-                   tuple(result.diagnostics))
+        return cls(
+            tuple(memo.picks.items()),
+            tuple(memo.points.values()),
+            result.graph,
+            invalid,
+            tuple(result.diagnostics),
+        )
 
     @property
     def ok(self) -> bool:
@@ -173,7 +185,8 @@ class Decision:
     labels: tuple[str, ...]
     values: tuple | None
     span: object | None  # Span
-    when: tuple[str, tuple[str, ...]] | None = None  # (decision, options) it appears under; None: always
+    # (decision, options) under which it is met; None: met in every member
+    when: tuple[str, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +199,9 @@ class Size:
 
     def text(self) -> str:
         if self.exact:
-            same = "" if self.distinct in (None, self.members) else f" ({self.distinct:,} distinct architectures)"
-            return f"{self.members:,} members{same}"
+            if self.distinct in (None, self.members):
+                return f"{self.members:,} members"
+            return f"{self.members:,} members ({self.distinct:,} distinct architectures)"
         guess = f", ≈ {_big(self.estimate)} estimated from random paths" if self.estimate else ""
         return f"≥ {self.members:,} members (walk stopped after {self.seconds:.1f} s{guess})"
 
@@ -196,11 +210,12 @@ def _big(x: float) -> str:
     return f"{x:,.0f}" if x < 1e9 else f"{x:.2e}"
 
 
-def walk(space: Space, limit: int = EXPLORE_LIMIT, seconds: float = EXPLORE_SECONDS,
-         keep: bool = False) -> tuple[Size, list[Member]]:
+def walk(
+    space: Space, limit: int = EXPLORE_LIMIT, seconds: float = EXPLORE_SECONDS, keep: bool = False
+) -> tuple[Size, list[Member]]:
     """Depth-first over the decision tree: every member once, until `limit` or `seconds` runs out.
 
-    Returns the size and, with `keep`, the members met (with their graphs dropped when not kept).
+    Returns the size and the members met, their graphs kept only with `keep` (memory).
     """
     start = time.perf_counter()
     stack: list[tuple[int, ...]] = [()]
@@ -227,8 +242,16 @@ def decisions(members: list[Member]) -> list[Decision]:
     """Every decision met, in elaboration order, each with the condition it appears under."""
     order = _merged_order(members)
     points = {p.name: p for m in members for p in m.points}
-    return [Decision(n, points[n].labels, points[n].values, points[n].span, _condition(n, order, members, points))
-            for n in order]
+    return [
+        Decision(
+            n,
+            points[n].labels,
+            points[n].values,
+            points[n].span,
+            _condition(n, order, members, points),
+        )
+        for n in order
+    ]
 
 
 def _merged_order(members: list[Member]) -> list[str]:
@@ -302,8 +325,16 @@ def stats(members: list[Member], max_params=None, max_macs=None) -> Stats:
             reasons[m.invalid] = reasons.get(m.invalid, 0) + 1
     common = tuple(sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
     estimate = statistics.fmean(m.branching() for m in members) if members else 0.0
-    return Stats(len(members), len(members) - len(valid), over, len({graph_hash(m.graph) for m in valid}),
-                 _spread(params), _spread(macs), common, estimate)
+    return Stats(
+        len(members),
+        len(members) - len(valid),
+        over,
+        len({graph_hash(m.graph) for m in valid}),
+        _spread(params),
+        _spread(macs),
+        common,
+        estimate,
+    )
 
 
 def _spread(values: list[int]) -> tuple[int, int, int] | None:

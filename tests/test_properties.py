@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnnc.dsl.format import format_module
@@ -32,7 +32,7 @@ def expressions(depth: int = 3):
         .map(lambda t: f"{t[0]}({', '.join(t[1] + [f'{k} = {v}' for k, v in t[2]])})"),
         st.lists(sub, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
         st.lists(st.tuples(st.one_of(st.none(), names), sub), min_size=2, max_size=4)
-        .map(lambda xs: "(" + " -> ".join(f"{l}: {e}" if l else e for l, e in xs) + ")"),
+        .map(lambda xs: "(" + " -> ".join(f"{lab}: {e}" if lab else e for lab, e in xs) + ")"),
         st.tuples(sub, sub, sub).map(lambda t: f"(if {t[0]} then {t[1]} else {t[2]})"),
         st.tuples(sub, names, sub).map(lambda t: f"[{t[0]} for {t[1]} in {t[2]}]"),
         st.tuples(sub, st.sampled_from(["channels", "height"])).map(lambda t: f"({t[0]}).{t[1]}"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 
 import pytest
-
 from conftest import ROOT, run_cli
 
 TINY = ROOT / "zoo" / "spaces" / "tiny.cnn"
@@ -50,11 +49,14 @@ def test_search_resume_report_and_best_program(tmp_path, capsys):
     assert code == 0, err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--objective", "params"], "--objective must be accuracy"),
-    (["--objective", "accuracy,flops"], "--objective must be accuracy"),
-    (["--trials", "0"], "--trials must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--objective", "params"], "--objective must be accuracy"),
+        (["--objective", "accuracy,flops"], "--objective must be accuracy"),
+        (["--trials", "0"], "--trials must be at least 1"),
+    ],
+)
 def test_search_usage_errors(tmp_path, capsys, args, message):
     code, _, err = run_cli(["search", TINY, "--out", tmp_path, *args], capsys)
     assert code == 2 and message in err

@@ -10,8 +10,8 @@ import math
 import optuna
 import pytest
 import torch
-
 from conftest import ROOT
+
 from cnnc.api import elaborate_file
 from cnnc.dsl.diagnostics import CnncError
 from cnnc.search import driver
@@ -23,7 +23,7 @@ HEAD = "-> GlobalAvgPool -> Flatten -> fc: Linear(classes)"
 
 
 class Quiet:
-    def started(self, rows): ...
+    def started(self, rows, notes): ...
     def trial_started(self, number): ...
     def epoch(self, number, epoch, accuracy): ...
     def finished(self, row): ...
@@ -63,33 +63,45 @@ def statuses(result) -> list[str]:
     return [r.status for r in result.rows]
 
 
-@pytest.mark.parametrize("values, expected", [
-    ((16, 32, 48, 64), (16, 64, 16)),
-    ((3, 5, 7), (3, 7, 2)),
-    ((1, 2), (1, 2, 1)),
-    ((8, 16, 32), None),  # not a progression
-    ((7, 5, 3), None),  # decreasing: keep the written order as categories
-    ((False, True), None),
-    ((1.0, 2.0), None),
-    ((3,), None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ((16, 32, 48, 64), (16, 64, 16)),
+        ((3, 5, 7), (3, 7, 2)),
+        ((1, 2), (1, 2, 1)),
+        ((8, 16, 32), None),  # not a progression
+        ((7, 5, 3), None),  # decreasing: keep the written order as categories
+        ((False, True), None),
+        ((1.0, 2.0), None),
+        ((3,), None),
+        (None, None),
+    ],
+)
 def test_int_range(values, expected):
     assert driver.int_range(values) == expected
 
 
 def test_optuna_decider_maps_progressions_to_ints_and_the_rest_to_labels():
-    space = load_space("s.cnn", text=f"""network s(classes = 10) {{
+    space = load_space(
+        "s.cnn",
+        text=f"""network s(classes = 10) {{
         input [1, 8, 8]
         return in -> c: Conv(choice(range(16, 65, 16), name = "w"), 3) -> choice(ReLU, Sigmoid, name = "act")
                   -> d: Conv(8, choice(8, 16, 32, name = "k"), pad = same) {HEAD}
-    }}""")
+    }}""",
+    )
     trial = optuna.create_study().ask()
     member = space.member(driver.optuna_decider(trial))
     assert trial.distributions["w"] == optuna.distributions.IntDistribution(16, 64, step=16)
-    assert trial.distributions["act"] == optuna.distributions.CategoricalDistribution(("ReLU", "Sigmoid"))
-    assert trial.distributions["k"] == optuna.distributions.CategoricalDistribution(("8", "16", "32"))
-    fixed = space.member(driver.optuna_decider(optuna.trial.FixedTrial({"w": 48, "act": "Sigmoid", "k": "16"})))
+    assert trial.distributions["act"] == optuna.distributions.CategoricalDistribution(
+        ("ReLU", "Sigmoid")
+    )
+    assert trial.distributions["k"] == optuna.distributions.CategoricalDistribution(
+        ("8", "16", "32")
+    )
+    fixed = space.member(
+        driver.optuna_decider(optuna.trial.FixedTrial({"w": 48, "act": "Sigmoid", "k": "16"}))
+    )
     assert fixed.labels() == {"w": "48", "act": "Sigmoid", "k": "16"}
     conv = next(n for n in fixed.graph.nodes_in_order() if n.name == "c")
     assert conv.args["out_channels"] == 48 and member.ok
@@ -109,7 +121,9 @@ def test_infeasible_members_are_recorded_and_never_evaluated(tmp_path):
     evaluator = Counting()
     result = study(tmp_path, trials=10, sampler="random", max_params=6_000, evaluator=evaluator)
     infeasible = [r for r in result.rows if r.status == "infeasible"]
-    assert infeasible and all(r.state == "PRUNED" and "> --max-params 6,000" in r.reason for r in infeasible)
+    assert infeasible and all(
+        r.state == "PRUNED" and "> --max-params 6,000" in r.reason for r in infeasible
+    )
     assert all(r.params > 6_000 for r in infeasible)
     from cnnc.compiler.analysis.summary import summarize
 
@@ -123,26 +137,41 @@ def test_shape_invalid_members_are_recorded_with_the_headline(tmp_path):
     result = study(tmp_path, file=file, trials=2, sampler="grid", evaluator=evaluator)
     assert sorted(statuses(result)) == ["invalid", "trained"]
     bad = next(r for r in result.rows if r.status == "invalid")
-    assert bad.decisions == {"k": "9"} and "error[E0303]" in bad.reason and "bad.cnn:3:18" in bad.reason
+    assert (
+        bad.decisions == {"k": "9"}
+        and "error[E0303]" in bad.reason
+        and "bad.cnn:3:18" in bad.reason
+    )
     assert len(evaluator.graphs) == 1
 
 
 def test_an_architecture_met_twice_reuses_its_result(tmp_path):
-    file = write(tmp_path, "dup.cnn", "return in -> choice(Conv(8, 3, pad = 1), Conv(8, 3, pad = same), "
-                 f'name = "conv") {HEAD}')
+    file = write(
+        tmp_path,
+        "dup.cnn",
+        f'return in -> choice(Conv(8, 3, pad = 1), Conv(8, 3, pad = same), name = "conv") {HEAD}',
+    )
     evaluator = Counting()
     result = study(tmp_path, file=file, trials=2, sampler="grid", evaluator=evaluator)
     first, second = result.rows
     assert len(evaluator.graphs) == 1
-    assert (second.status, second.reused_from, second.values) == ("reused", first.number, first.values)
+    assert (second.status, second.reused_from, second.values) == (
+        "reused",
+        first.number,
+        first.values,
+    )
     assert first.hash == second.hash == graph_hash(evaluator.graphs[0])
     assert first.decisions != second.decisions
 
 
 def test_failed_runs_are_recorded_and_the_study_goes_on(tmp_path):
-    result = study(tmp_path, trials=6, sampler="random", evaluator=Counting(fail_when=lambda p: p > 10_000))
+    result = study(
+        tmp_path, trials=6, sampler="random", evaluator=Counting(fail_when=lambda p: p > 10_000)
+    )
     failed = [r for r in result.rows if r.status == "failed"]
-    assert failed and all(r.state == "FAIL" and r.reason == "loss became NaN at epoch 1" for r in failed)
+    assert failed and all(
+        r.state == "FAIL" and r.reason == "loss became NaN at epoch 1" for r in failed
+    )
     assert len(result.rows) == 6
 
 
@@ -175,19 +204,29 @@ def test_best_cnn_and_trials_csv(tmp_path):
     assert graph_hash(rebuilt.graph) == best.hash  # no merges in tiny: even the text dump is equal
     from cnnc.compiler.lower.fx import to_graph_module
 
-    a, b = to_graph_module(graph, seed=0).state_dict(), to_graph_module(rebuilt.graph, seed=0).state_dict()
+    a, b = (
+        to_graph_module(graph, seed=0).state_dict(),
+        to_graph_module(rebuilt.graph, seed=0).state_dict(),
+    )
     assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
     with open(out / "trials.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["number"]) for r in rows] == [0, 1, 2, 3, 4]
-    assert {"state", "values", "params", "macs", "hash", "reused", "reason", "decisions"} <= set(rows[0])
+    assert {"state", "values", "params", "macs", "hash", "reused", "reason", "decisions"} <= set(
+        rows[0]
+    )
     assert rows[best.number]["hash"] == best.hash and "width=" in rows[0]["decisions"]
     assert (out / "history.png").is_file()
 
 
 def test_best_cnn_of_a_space_with_merges_rebuilds_the_same_layers(tmp_path):
-    result = study(tmp_path, file=ROOT / "zoo" / "spaces" / "inception_space.cnn", trials=3, sampler="random",
-                   size=16)
+    result = study(
+        tmp_path,
+        file=ROOT / "zoo" / "spaces" / "inception_space.cnn",
+        trials=3,
+        sampler="random",
+        size=16,
+    )
     assert result.best
     text = (tmp_path / "out" / "best.cnn").read_text()
     assert "concat(" in text and "decisions:" in text
@@ -209,17 +248,52 @@ def one_thread():
 
 
 def test_a_real_proxy_study(tmp_path, digits, one_thread):
-    settings = driver.Settings(file=str(TINY), out=tmp_path, trials=3, evaluator="proxy", device="cpu")
+    settings = driver.Settings(
+        file=str(TINY), out=tmp_path, trials=3, evaluator="proxy", device="cpu"
+    )
     space = driver.space_for(settings, digits.input_shape, digits.num_classes)
-    result = driver.run(settings, space, driver.proxy_evaluator(settings, digits), Quiet(), digits.num_classes)
+    result = driver.run(
+        settings, space, driver.proxy_evaluator(settings, digits), Quiet(), digits.num_classes
+    )
     scored = [r for r in result.rows if r.status == "scored"]
     assert scored and all(set(r.proxies) == {"synflow", "naswot", "grad_norm"} for r in scored)
     assert all(r.values[0] == r.proxies["naswot"] for r in scored)
 
 
 def test_a_real_training_study_on_digits(tmp_path, digits, one_thread):
-    settings = driver.Settings(file=str(TINY), out=tmp_path, trials=2, epochs=1, device="cpu", pruner="none")
+    settings = driver.Settings(
+        file=str(TINY), out=tmp_path, trials=2, epochs=1, device="cpu", pruner="none"
+    )
     space = driver.space_for(settings, digits.input_shape, digits.num_classes)
-    result = driver.run(settings, space, driver.train_evaluator(settings, digits), Quiet(), digits.num_classes)
+    result = driver.run(
+        settings, space, driver.train_evaluator(settings, digits), Quiet(), digits.num_classes
+    )
     assert statuses(result) in (["trained", "trained"], ["trained", "reused"])
     assert result.best[0].values[0] > 0.5
+
+
+def test_options_that_depend_on_another_decision_get_a_parameter_per_option_list():
+    space = load_space(
+        "s.cnn",
+        text=f"""network s(classes = 10) {{
+        input [1, 8, 8]
+        a = choice(false, true, name = "a")
+        return in -> Conv(choice(if a then [8, 16, 32] else [8, 24], name = "w"), 3) {HEAD}
+    }}""",
+    )
+    s = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(8):
+        trial = s.ask()
+        assert space.member(driver.optuna_decider(trial)).ok
+        s.tell(trial, 0.5)
+    names = {name for t in s.trials for name in t.params}
+    assert names == {"a", "w", "w{8|16|32}"} or names == {"a", "w", "w{8|24}"}
+
+
+def test_changes_of_settings_on_resume_are_noted(tmp_path):
+    study(tmp_path, trials=1)
+    settings = driver.Settings(file=str(TINY), out=tmp_path / "out", epochs=3)
+    opened = driver.open_study(settings, driver.space_for(settings, (1, 8, 8), 10))
+    assert driver.changes(opened, settings) == [
+        "the study was made with epochs = 2, this run has 3"
+    ]

@@ -6,10 +6,20 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from conftest import ROOT
+
 from cnnc.dsl.diagnostics import CnncError
-from cnnc.search.space import decisions, fixed, graph_hash, load_space, over_budget, sample, stats, uniform, walk
+from cnnc.search.space import (
+    decisions,
+    fixed,
+    graph_hash,
+    load_space,
+    over_budget,
+    sample,
+    stats,
+    uniform,
+    walk,
+)
 
 HEAD = "-> GlobalAvgPool -> Flatten -> Linear(10)"
 
@@ -61,7 +71,9 @@ def space(text: str, name: str = "space.cnn"):
     return load_space(name, text=text)
 
 
-@pytest.mark.parametrize("text, members", [(FLAT, 18), (LOOP, 28), (NESTED, 3), (SHARED, 2), (INVALID, 4)])
+@pytest.mark.parametrize(
+    "text, members", [(FLAT, 18), (LOOP, 28), (NESTED, 3), (SHARED, 2), (INVALID, 4)]
+)
 def test_sizes_counted_by_hand(text, members):
     size, _ = walk(space(text))
     assert size.exact and size.members == members
@@ -101,7 +113,9 @@ def test_a_named_choice_is_one_decision_wherever_it_appears():
 
 
 def test_a_name_with_two_option_lists_is_an_error():
-    text = FLAT.replace("choice(4, 8, 16)", 'choice(4, 8, name = "k")').replace("choice(1, 3, 5)", 'choice(1, 3, name = "k")')
+    text = FLAT.replace("choice(4, 8, 16)", 'choice(4, 8, name = "k")').replace(
+        "choice(1, 3, 5)", 'choice(1, 3, name = "k")'
+    )
     with pytest.raises(CnncError) as info:
         walk(space(text))
     (d,) = info.value.diagnostics
@@ -126,7 +140,9 @@ def test_samples_are_seeded():
 
 
 def test_statistics_count_invalid_and_over_budget_members():
-    members = [space(INVALID).member(fixed({"width": w, "k": k})) for w in ("8", "64") for k in ("3", "9")]
+    members = [
+        space(INVALID).member(fixed({"width": w, "k": k})) for w in ("8", "64") for k in ("3", "9")
+    ]
     s = stats(members, max_params=1_000)
     assert (s.samples, s.invalid, s.distinct) == (4, 2, 2)
     assert s.over_budget == 1  # width 64, kernel 3: 3·64·9 + 64 + 650 = 2,442 params
@@ -143,26 +159,54 @@ def test_over_budget_says_which_budget():
 
 def test_equal_architectures_have_equal_hashes():
     text = FLAT.replace("choice(ReLU, Sigmoid)", "ReLU").replace(
-        "Conv(choice(4, 8, 16), choice(1, 3, 5), pad = same)", "choice(Conv(8, 3, pad = 1), Conv(8, 3, pad = same))")
+        "Conv(choice(4, 8, 16), choice(1, 3, 5), pad = same)",
+        "choice(Conv(8, 3, pad = 1), Conv(8, 3, pad = same))",
+    )
     size, members = walk(space(text), keep=True)
     assert (size.members, size.distinct) == (2, 1)
     assert graph_hash(members[0].graph) == graph_hash(members[1].graph)
 
 
-@pytest.mark.parametrize("file, members, named", [
-    ("tiny.cnn", 36, ["width", "depth", "kernel0", "kernel1", "pool"]),
-    ("resnet_space.cnn", 243, ["unit", "expansion", "width", "depth1", "depth2", "depth3"]),
-])
+@pytest.mark.parametrize(
+    "file, members, named",
+    [
+        ("tiny.cnn", 36, ["width", "depth", "kernel0", "kernel1", "pool"]),
+        ("resnet_space.cnn", 243, ["unit", "expansion", "width", "depth1", "depth2", "depth3"]),
+    ],
+)
 def test_zoo_spaces_have_the_sizes_their_comments_claim(file, members, named):
     size, walked = walk(load_space(ROOT / "zoo" / "spaces" / file), seconds=60)
     assert size.exact and size.members == members
     assert [d.name for d in decisions(walked)] == named
 
 
-@pytest.mark.parametrize("file", ["tiny.cnn", "resnet_space.cnn", "mobilenet_space.cnn", "inception_space.cnn"])
+@pytest.mark.parametrize(
+    "file", ["tiny.cnn", "resnet_space.cnn", "mobilenet_space.cnn", "inception_space.cnn"]
+)
 def test_zoo_spaces_sample_valid_members_at_16(file):
     sp = load_space(ROOT / "zoo" / "spaces" / file, input_shape=(1, 16, 16))
     rng = random.Random(0)
     members = [sp.member(uniform(rng)) for _ in range(8)]
     assert all(m.ok for m in members), [m.invalid for m in members if not m.ok]
     assert all(m.graph.output_type.shape == (10,) for m in members)
+
+
+def test_concrete_program_of_merges_on_the_input():
+    from cnnc.api import elaborate_file
+    from cnnc.search.concrete import same_layers, to_cnn
+
+    text = """network m {
+        input [3, 8, 8]
+        return concat((in -> a: Conv(3, 3, pad = 1)) + in, in * in, in -> s: Softmax(dim = -1))
+               -> d: Dropout(0.25) -> l: LeakyReLU(negative_slope = 0.2) -> b: BatchNorm(eps = 0.001)
+    }"""
+    graph = load_space("m.cnn", text=text).member(fixed({})).graph
+    program = to_cnn(graph, "best")
+    for line in (
+        "x2 = x1 + in",
+        "x3 = in * in",
+        'x8 = concat(x2, x3, x4) -> label("d", Dropout(p = 0.25))',
+    ):
+        assert line in program
+    rebuilt = elaborate_file("best.cnn", text=program)
+    assert rebuilt.ok and same_layers(graph, rebuilt.graph) == []

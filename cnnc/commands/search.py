@@ -33,35 +33,93 @@ examples:
 
 def configure(p) -> None:
     common.add_program_args(p, input_option=False)
-    p.add_argument("--trials", type=int, default=20, metavar="N",
-                   help="run until the study holds N trials (default: 20)")
-    p.add_argument("--sampler", choices=("tpe", "random", "nsga2", "grid"), default="tpe",
-                   help="how members are chosen (default: tpe; grid needs an enumerable space)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the data split and the weights")
-    p.add_argument("--objective", default="accuracy", metavar="LIST",
-                   help="accuracy, or accuracy,params / accuracy,macs for a Pareto front (default: accuracy)")
-    p.add_argument("--max-params", type=count, metavar="N", help="skip members with more parameters (e.g. 200K)")
-    p.add_argument("--max-macs", type=count, metavar="N", help="skip members with more MACs (e.g. 5M)")
-    p.add_argument("--evaluator", choices=("train", "proxy"), default="train",
-                   help="train each member, or score it untrained with a zero-cost proxy (default: train)")
-    p.add_argument("--proxy", choices=("naswot", "synflow", "grad_norm"), default="naswot",
-                   help="the proxy --evaluator proxy maximises (default: naswot); all are recorded")
-    p.add_argument("--data", default="digits", help="digits, cifar10:DIR, folder:DIR or npz:FILE (default: digits)")
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=20,
+        metavar="N",
+        help="run until the study holds N trials (default: 20)",
+    )
+    p.add_argument(
+        "--sampler",
+        choices=("tpe", "random", "nsga2", "grid"),
+        default="tpe",
+        help="how members are chosen (default: tpe; grid needs an enumerable space)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seeds the sampler, the data split and the weights"
+    )
+    p.add_argument(
+        "--objective",
+        default="accuracy",
+        metavar="LIST",
+        help="accuracy, or accuracy,params / accuracy,macs for a Pareto front (default: accuracy)",
+    )
+    p.add_argument(
+        "--max-params",
+        type=count,
+        metavar="N",
+        help="skip members with more parameters (e.g. 200K)",
+    )
+    p.add_argument(
+        "--max-macs", type=count, metavar="N", help="skip members with more MACs (e.g. 5M)"
+    )
+    p.add_argument(
+        "--evaluator",
+        choices=("train", "proxy"),
+        default="train",
+        help="train each member, or score it untrained with a zero-cost proxy (default: train)",
+    )
+    p.add_argument(
+        "--proxy",
+        choices=("naswot", "synflow", "grad_norm"),
+        default="naswot",
+        help="the proxy --evaluator proxy maximises (default: naswot); all are recorded",
+    )
+    p.add_argument(
+        "--data",
+        default="digits",
+        help="digits, cifar10:DIR, folder:DIR or npz:FILE (default: digits)",
+    )
     p.add_argument("--size", type=int, metavar="S", help="resize images to S×S (digits are 8×8)")
     p.add_argument("--epochs", type=int, default=2, help="training epochs per member (default: 2)")
     p.add_argument("--batch-size", type=int, default=64, help="(default: 64)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 0.05 sgd, 0.001 otherwise)")
-    p.add_argument("--optimizer", choices=("sgd", "adamw", "rmsprop"), default="sgd", help="(default: sgd)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="peak learning rate (default: 0.05 sgd, 0.001 otherwise)",
+    )
+    p.add_argument(
+        "--optimizer", choices=("sgd", "adamw", "rmsprop"), default="sgd", help="(default: sgd)"
+    )
     p.add_argument("--label-smoothing", type=float, default=0.0, help="(default: 0)")
-    p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
-                   help="stop poor runs early from their per-epoch accuracy (default: median; one objective only)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads for torch (default: 1; small members train fastest on one)")
-    p.add_argument("--out", type=Path, metavar="DIR", help="where results go (default: runs/<file stem>)")
-    p.add_argument("--storage", metavar="URL", help="Optuna storage (default: sqlite:///<out>/study.db)")
+    p.add_argument(
+        "--pruner",
+        choices=("median", "hyperband", "none"),
+        default="median",
+        help="stop poor runs early from their per-epoch accuracy (default: median, from half the "
+        "epochs on; one objective only)",
+    )
+    p.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for torch (default: 1; small members train fastest on one)",
+    )
+    p.add_argument(
+        "--out", type=Path, metavar="DIR", help="where results go (default: runs/<file stem>)"
+    )
+    p.add_argument(
+        "--storage", metavar="URL", help="Optuna storage (default: sqlite:///<out>/study.db)"
+    )
     p.add_argument("--study", metavar="NAME", help="study name (default: the file's stem)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="start no trial after this long")
+    p.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="start no trial after this long"
+    )
 
 
 def count(text: str) -> int:
@@ -74,7 +132,9 @@ def count(text: str) -> int:
     try:
         value = float(t[:-1] if factor != 1 else t) * factor
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a count such as 200K, 1.5M or 2000000, but got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a count such as 200K, 1.5M or 2000000, but got {text!r}"
+        ) from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive count, but got {text!r}")
     return int(value)
@@ -84,21 +144,47 @@ def settings_from(args):
     from cnnc.search.driver import DIRECTIONS, Settings
 
     objectives = tuple(o.strip() for o in args.objective.split(","))
-    if objectives[0] != "accuracy" or any(o not in DIRECTIONS for o in objectives) or len(set(objectives)) < len(objectives):
-        raise common.UsageError(f"--objective must be accuracy, optionally followed by params and/or macs "
-                                f"(accuracy,params), but got {args.objective!r}")
+    if (
+        objectives[0] != "accuracy"
+        or any(o not in DIRECTIONS for o in objectives)
+        or len(set(objectives)) < len(objectives)
+    ):
+        raise common.UsageError(
+            f"--objective must be accuracy, optionally followed by params and/or macs "
+            f"(accuracy,params), but got {args.objective!r}"
+        )
     for name in ("trials", "epochs", "batch_size", "threads"):
         if getattr(args, name) < 1:
             raise common.UsageError(f"--{name.replace('_', '-')} must be at least 1")
     lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
     out = args.out or Path("runs") / Path(args.file).stem
-    return Settings(file=args.file, network=args.network, args=tuple(args.arg), trials=args.trials,
-                    sampler=args.sampler, seed=args.seed, objectives=objectives, max_params=args.max_params,
-                    max_macs=args.max_macs, evaluator=args.evaluator, proxy=args.proxy, epochs=args.epochs,
-                    batch_size=args.batch_size, lr=lr, optimizer=args.optimizer,
-                    label_smoothing=args.label_smoothing, pruner=args.pruner, device=args.device,
-                    data=args.data, size=args.size, out=out, storage=args.storage, study=args.study,
-                    timeout=args.timeout, threads=args.threads)
+    return Settings(
+        file=args.file,
+        network=args.network,
+        args=tuple(args.arg),
+        trials=args.trials,
+        sampler=args.sampler,
+        seed=args.seed,
+        objectives=objectives,
+        max_params=args.max_params,
+        max_macs=args.max_macs,
+        evaluator=args.evaluator,
+        proxy=args.proxy,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=lr,
+        optimizer=args.optimizer,
+        label_smoothing=args.label_smoothing,
+        pruner=args.pruner,
+        device=args.device,
+        data=args.data,
+        size=args.size,
+        out=out,
+        storage=args.storage,
+        study=args.study,
+        timeout=args.timeout,
+        threads=args.threads,
+    )
 
 
 def run(args) -> int:
@@ -117,7 +203,9 @@ def run(args) -> int:
     size, walked = walk(space, seconds=1.0)
     if size.exact and not any(m.ok for m in walked):  # not a choice that fails: the program does
         raise CnncError(*walked[0].diagnostics)
-    evaluator = (driver.proxy_evaluator if settings.evaluator == "proxy" else driver.train_evaluator)(settings, data)
+    evaluator = (
+        driver.proxy_evaluator if settings.evaluator == "proxy" else driver.train_evaluator
+    )(settings, data)
     console = Console(settings)
     console.header(settings, data, size)
     try:
@@ -143,24 +231,34 @@ class Console:
         self.held = 0  # trials the study held at the start
         self.number = 0
         self.best: tuple[float, int] | None = None
+        self.rows = []  # every finished trial of the study
         self.shown = False
 
     def header(self, settings, data, size) -> None:
         shape = "×".join(map(str, data.input_shape))
         print(f"search space {settings.file}: {size.text()}")
-        print(f"data {data.name} {shape}, {data.num_classes} classes, {len(data.train_y):,} train / "
-              f"{len(data.val_y):,} validation · {settings.evaluator} · {settings.sampler} sampler, seed "
-              f"{settings.seed} · study `{settings.study_name}` in {where(settings)}", flush=True)
+        print(
+            f"data {data.name} {shape}, {data.num_classes} classes, {len(data.train_y):,} train / "
+            f"{len(data.val_y):,} validation · {settings.evaluator} · {settings.sampler} sampler, seed "
+            f"{settings.seed} · study `{settings.study_name}` in {where(settings)}",
+            flush=True,
+        )
 
-    def started(self, rows) -> None:
+    def started(self, rows, notes) -> None:
         from cnnc.search.report import best_rows
 
         self.held = len(rows)
+        self.rows = list(rows)
         best = best_rows(rows, self.settings.names)
         if best:
             self.best = (best[0].values[0], best[0].number)
         if rows:
-            print(f"resuming: the study holds {len(rows)} trial{'s' if len(rows) != 1 else ''}", flush=True)
+            print(
+                f"resuming: the study holds {len(rows)} trial{'s' if len(rows) != 1 else ''}",
+                flush=True,
+            )
+        for note in notes:
+            print(f"note: {note}", flush=True)
 
     def trial_started(self, number: int) -> None:
         self.number = number
@@ -168,15 +266,19 @@ class Console:
 
     def epoch(self, number: int, epoch: int, accuracy: float) -> None:
         if self.live:
-            self.status(f"trial {number + 1}/{self.settings.trials} · epoch {epoch}/{self.settings.epochs} "
-                        f"({accuracy:.4f})")
+            self.status(
+                f"trial {number + 1}/{self.settings.trials} · epoch {epoch}/{self.settings.epochs} "
+                f"({accuracy:.4f})"
+            )
 
     def finished(self, row) -> None:
-        from cnnc.search.report import trial_line
+        from cnnc.search.report import best_rows, trial_line
 
         self.done += 1
-        if row.state == "COMPLETE" and row.values and (self.best is None or row.values[0] > self.best[0]):
-            self.best = (row.values[0], row.number)
+        self.rows.append(row)
+        best = best_rows(self.rows, self.settings.names)  # as the final report ranks them
+        if best:
+            self.best = (best[0].values[0], best[0].number)
         self.clear()
         print(trial_line(row, self.settings.names), flush=True)
         self.status(f"trial {row.number + 1}/{self.settings.trials} done", final=not self.live)
@@ -215,7 +317,7 @@ def where(settings) -> str:
 
 
 def clock(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
+    m, s = divmod(round(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
@@ -227,11 +329,19 @@ def print_result(result, settings) -> None:
     print(f"{counts_text(result.rows)} in study `{settings.study_name}`")
     if not result.best:
         print("no member completed: nothing to call best")
-    title = "best" if len(settings.names) == 1 else f"Pareto front ({len(result.best)} trials)"
-    for i, row in enumerate(result.best):
-        figures = "  ".join(value_text(n, v) for n, v in zip(settings.names, row.values) if n not in ("params", "macs"))
-        print(f"{title if i == 0 else ' ' * len(title)}: #{row.number}  {figures}  {si(row.params)} params  "
-              f"{si(row.macs)} MACs  [{row.decisions_text(' ')}]")
+    if len(settings.names) > 1 and result.best:
+        print(f"Pareto front ({len(result.best)} trials; best.cnn is the first):")
+    for row in result.best:
+        figures = "  ".join(
+            value_text(n, v)
+            for n, v in zip(settings.names, row.values)
+            if n not in ("params", "macs")
+        )
+        lead = "best: " if len(settings.names) == 1 else "  "
+        print(
+            f"{lead}#{row.number:<4}{figures}  {si(row.params)} params  {si(row.macs)} MACs  "
+            f"[{row.decisions_text(' ')}]"
+        )
     for path in result.files:
         print(f"wrote {path}")
     for note in result.notes:

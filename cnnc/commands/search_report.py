@@ -20,9 +20,15 @@ examples:
 
 def configure(p) -> None:
     p.add_argument("dir", nargs="?", type=Path, help="a `cnnc search --out` folder (its study.db)")
-    p.add_argument("--storage", metavar="URL", help="Optuna storage (default: sqlite:///DIR/study.db)")
-    p.add_argument("--study", metavar="NAME", help="study name (default: the only study in the storage)")
-    p.add_argument("--out", type=Path, metavar="DIR", help="where trials.csv and the plots go (default: DIR)")
+    p.add_argument(
+        "--storage", metavar="URL", help="Optuna storage (default: sqlite:///DIR/study.db)"
+    )
+    p.add_argument(
+        "--study", metavar="NAME", help="study name (default: the only study in the storage)"
+    )
+    p.add_argument(
+        "--out", type=Path, metavar="DIR", help="where trials.csv and the plots go (default: DIR)"
+    )
 
 
 def run(args) -> int:
@@ -31,9 +37,14 @@ def run(args) -> int:
     storage, out = _locations(args)
     study = driver.load_study(storage, args.study)
     recorded = study.user_attrs.get("settings", {})
-    names = tuple(recorded.get("objectives") or [f"objective {i}" for i in range(len(study.directions))])
+    names = tuple(
+        recorded.get("objectives") or [f"objective {i}" for i in range(len(study.directions))]
+    )
     rows = report.rows(study.trials)
-    print(f"study `{study.study_name}` in {storage}" + (f" · space {recorded['file']}" if "file" in recorded else ""))
+    print(
+        f"study `{study.study_name}` in {storage}"
+        + (f" · space {recorded['file']}" if "file" in recorded else "")
+    )
     print(report.table(rows, names))
     print()
     print(report.counts_text(rows))
@@ -52,12 +63,17 @@ def run(args) -> int:
 
 def _locations(args) -> tuple[str, Path]:
     if args.storage is None and args.dir is None:
-        raise common.UsageError("give a search folder (`cnnc search-report runs/t`) or --storage URL")
+        raise common.UsageError(
+            "give a search folder (`cnnc search-report runs/t`) or --storage URL"
+        )
     if args.storage is None:
         db = args.dir / "study.db"
         if not db.is_file():
             raise common.UsageError(f"no study.db in `{args.dir}`")
         return f"sqlite:///{db.resolve()}", args.out or args.dir
-    if args.storage.startswith("sqlite:///") and not Path(args.storage.removeprefix("sqlite:///")).is_file():
+    if (
+        args.storage.startswith("sqlite:///")
+        and not Path(args.storage.removeprefix("sqlite:///")).is_file()
+    ):
         raise common.UsageError(f"no SQLite file at {args.storage.removeprefix('sqlite:///')}")
     return args.storage, args.out or args.dir or Path("runs") / (args.study or "report")

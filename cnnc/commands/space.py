@@ -25,12 +25,30 @@ def configure(p) -> None:
     from cnnc.commands.search import count
 
     common.add_program_args(p)
-    p.add_argument("--samples", type=int, default=200, metavar="N", help="random members to analyse (default: 200)")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=200,
+        metavar="N",
+        help="random members to analyse (default: 200)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seeds the random members (default: 0)")
-    p.add_argument("--max-params", type=count, metavar="N", help="a parameter budget (e.g. 200K) to measure against")
-    p.add_argument("--max-macs", type=count, metavar="N", help="a MAC budget (e.g. 5M) to measure against")
-    p.add_argument("--walk-seconds", type=float, default=3.0, metavar="S",
-                   help="time allowed for counting the members exactly (default: 3)")
+    p.add_argument(
+        "--max-params",
+        type=count,
+        metavar="N",
+        help="a parameter budget (e.g. 200K) to measure against",
+    )
+    p.add_argument(
+        "--max-macs", type=count, metavar="N", help="a MAC budget (e.g. 5M) to measure against"
+    )
+    p.add_argument(
+        "--walk-seconds",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="time allowed for counting the members exactly (default: 3)",
+    )
     common.add_format_arg(p, ("text", "json"), "text")
 
 
@@ -63,9 +81,13 @@ def _text(path, found, size, figures, args) -> list[str]:
     from cnnc.search.report import si
 
     conditional = sum(d.when is not None for d in found)
-    lines = [f"{path}: {len(found)} decision{'s' if len(found) != 1 else ''}"
-             + (f" ({conditional} conditional)" if conditional else "")]
-    rows = [(d.name, " | ".join(d.labels), d.span.where() if d.span else "", _when(d)) for d in found]
+    lines = [
+        f"{path}: {len(found)} decision{'s' if len(found) != 1 else ''}"
+        + (f" ({conditional} conditional)" if conditional else "")
+    ]
+    rows = [
+        (d.name, " | ".join(d.labels), d.span.where() if d.span else "", _when(d)) for d in found
+    ]
     widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths + [0])).rstrip() for r in rows]
     lines += ["", f"size: {size.text()}"]
@@ -74,16 +96,29 @@ def _text(path, found, size, figures, args) -> list[str]:
     n = figures.samples
     lines += ["", f"{n} random members (seed {args.seed}), analysed statically:"]
     if figures.params:
-        lines.append("  params  " + "  ".join(f"{k} {si(v)}" for k, v in zip(("min", "median", "max"), figures.params)))
-        lines.append("  MACs    " + "  ".join(f"{k} {si(v)}" for k, v in zip(("min", "median", "max"), figures.macs)))
+        lines.append(
+            "  params  "
+            + "  ".join(f"{k} {si(v)}" for k, v in zip(("min", "median", "max"), figures.params))
+        )
+        lines.append(
+            "  MACs    "
+            + "  ".join(f"{k} {si(v)}" for k, v in zip(("min", "median", "max"), figures.macs))
+        )
     lines.append(f"  shape-invalid  {_share(figures.invalid, n)}")
     for reason, k in figures.reasons:
         lines.append(f"    {k} × {reason}")
     if args.max_params is not None or args.max_macs is not None:
-        budget = " and ".join(f"{flag} {si(v)}" for flag, v in (("--max-params", args.max_params),
-                                                                  ("--max-macs", args.max_macs)) if v is not None)
-        lines.append(f"  over budget    {_share(figures.over_budget, n - figures.invalid)} of the valid ({budget})")
-    lines.append(f"  distinct       {figures.distinct} architectures among {n - figures.invalid} valid")
+        budget = " and ".join(
+            f"{flag} {si(v)}"
+            for flag, v in (("--max-params", args.max_params), ("--max-macs", args.max_macs))
+            if v is not None
+        )
+        lines.append(
+            f"  over budget    {_share(figures.over_budget, n - figures.invalid)} of the valid ({budget})"
+        )
+    lines.append(
+        f"  distinct       {figures.distinct} architectures among {n - figures.invalid} valid"
+    )
     return lines
 
 
@@ -100,13 +135,29 @@ def _share(k: int, n: int) -> str:
 
 def _json(found, size, figures, args) -> dict:
     return {
-        "decisions": [{"name": d.name, "options": list(d.labels), "where": d.span.where() if d.span else None,
-                       "when": {"decision": d.when[0], "options": list(d.when[1])} if d.when else None}
-                      for d in found],
-        "size": {"members": size.members, "exact": size.exact, "distinct": size.distinct, "estimate": size.estimate},
-        "samples": {"count": figures.samples, "seed": args.seed, "invalid": figures.invalid,
-                    "over_budget": figures.over_budget, "distinct": figures.distinct,
-                    "params": list(figures.params) if figures.params else None,
-                    "macs": list(figures.macs) if figures.macs else None,
-                    "invalid_reasons": [{"reason": r, "count": k} for r, k in figures.reasons]},
+        "decisions": [
+            {
+                "name": d.name,
+                "options": list(d.labels),
+                "where": d.span.where() if d.span else None,
+                "when": {"decision": d.when[0], "options": list(d.when[1])} if d.when else None,
+            }
+            for d in found
+        ],
+        "size": {
+            "members": size.members,
+            "exact": size.exact,
+            "distinct": size.distinct,
+            "estimate": size.estimate,
+        },
+        "samples": {
+            "count": figures.samples,
+            "seed": args.seed,
+            "invalid": figures.invalid,
+            "over_budget": figures.over_budget,
+            "distinct": figures.distinct,
+            "params": list(figures.params) if figures.params else None,
+            "macs": list(figures.macs) if figures.macs else None,
+            "invalid_reasons": [{"reason": r, "count": k} for r, k in figures.reasons],
+        },
     }
