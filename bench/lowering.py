@@ -123,17 +123,18 @@ def main() -> None:
     cnnc.load(path)  # warm the imports and caches of both sides before timing
     ResNet50()
     build = {"cnnc": [], "hand": []}
-    for first in alternate(args.rounds):
-        for side in first:
-            build[side].append(seconds(lambda: cnnc.load(path) if side == "cnnc" else ResNet50()))
+    for order in alternate(args.rounds):
+        for side in order:
+            make = (lambda: cnnc.load(path)) if side == "cnnc" else ResNet50
+            build[side].append(seconds(make))
     ours, theirs = cnnc.load(path, seed=0).eval(), ResNet50().eval()
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
     x = torch.randn(8, 3, 224, 224)  # [N, 3, 224, 224]
     forward = {"cnnc": [], "hand": []}
     with torch.inference_mode():
         ours(x), theirs(x)  # warm-up
-        for first in alternate(args.rounds):
-            for side in first:
+        for order in alternate(args.rounds):
+            for side in order:
                 forward[side].append(forward_time(ours if side == "cnnc" else theirs, x, 3))
     report(path, build, forward)
 

@@ -146,12 +146,12 @@ def load(path, network=None, input=None, seed=None, args=None):
     `layer1.0.conv1.weight`. The module keeps its IR (`model.cnnc_graph`) and analysis
     (`model.cnnc_summary()`); raises `CnncError` when the program has errors.
     """
-    return _lower(graph(path, network, _arg_exprs(args), input), seed)
+    return _lower(graph(path, network, _arg_exprs(args), _shape(input)), seed)
 
 
 def compile_source(text, network=None, input=None, seed=None, args=None, path="<source>.cnn"):
     """`load` for .cnn text instead of a file; imports resolve relative to `path`, then the zoo."""
-    return _lower(graph(path, network, _arg_exprs(args), input, text=text), seed)
+    return _lower(graph(path, network, _arg_exprs(args), _shape(input), text=text), seed)
 
 
 def _lower(g, seed):
@@ -159,6 +159,10 @@ def _lower(g, seed):
 
     check_lint(g)
     return to_graph_module(g, seed=seed)
+
+
+def _shape(input) -> tuple[int, ...] | None:
+    return None if input is None else tuple(input)
 
 
 def _arg_exprs(args) -> dict | None:
@@ -182,4 +186,5 @@ def _cnn_literal(value) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_cnn_literal(v) for v in value) + "]"
-    raise TypeError(f"a network argument must be a number, bool, string or list, but got {type(value).__name__}")
+    kind = type(value).__name__
+    raise TypeError(f"a network argument must be a number, bool, string or list, but got {kind}")

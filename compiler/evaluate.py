@@ -128,16 +128,35 @@ def resolve_network(el, scope: ModuleScope, item, cli_args: dict, env: Env):
         bound = el.guard(lambda: bind_params(el, ref, (), tuple(cli_args.items()), item.name_span, Frame(),
                                              from_cli=True), None)
         return (ref, bound) if bound is not None else (None, None)
+    call = item.value
+    func = el.guard(lambda: evaluate(el, call.func, env, Frame())) if isinstance(call, ast.Call) else None
+    if isinstance(func, BlockRef) and isinstance(func.definition, ast.NetworkDef):
+        bound = _rebind_alias(el, func, call, cli_args, env)
+        return (func, bound) if bound is not None else (None, None)
     value = el.guard(lambda: evaluate(el, item.value, env, Frame()))
     if isinstance(value, BlockLayer) and isinstance(value.block.definition, ast.NetworkDef):
-        bound = dict(value.args)
-        for key, val in cli_args.items():
-            bound[key] = evaluate(el, val, env, Frame()) if isinstance(val, ast.Expr) else val
-        return value.block, bound
+        return value.block, dict(value.args)
     if value is not POISON:
         el.report(error("E0404", f"`network {item.name} = …` must name a network, but got {type_name(value)}",
                         item.value.span))
     return None, None
+
+
+def _rebind_alias(el, ref: BlockRef, call: ast.Call, cli_args: dict, env: Env):
+    """`network resnet50 = ResNet([3, 4, 6, 3])` with `--arg` values on top, bound in one go, so an
+    unknown `--arg` is E0401 and defaults that read other parameters see the overrides."""
+    from cnnc.compiler.elaborate import Frame
+
+    def bind():
+        names = [p.name for p in ref.definition.params or ()]
+        if len(call.args) > len(names):
+            raise _fail("E0403", f"`{ref.name}` takes {len(names)} arguments, but got {len(call.args)}", call.span)
+        given = {name: evaluate(el, a, env, Frame()) for name, a in zip(names, call.args)}
+        given |= {k.name: evaluate(el, k.value, env, Frame()) for k in call.kwargs}
+        given |= cli_args  # .cnn expressions from the command line, evaluated while binding
+        return bind_params(el, ref, (), tuple(given.items()), call.span, Frame(), from_cli=True)
+
+    return el.guard(bind, None)
 
 
 def _return_stmt(definition):

@@ -257,6 +257,9 @@ class _ToAst(Transformer):
     def chain(self, meta, children):
         return ast.Chain(self._span(meta), tuple(children))
 
+    def label_name(self, meta, children):
+        return children[0]
+
     def labeled(self, meta, children):
         name, value = children
         return ast.Labeled(self._span(meta), str(name), value, self._tok(name))

@@ -212,7 +212,7 @@ def test_batch_size_is_free_and_inputs_may_be_other_sizes():
 
 
 def test_declared_input_can_be_overridden_and_arguments_bound():
-    model = cnnc.compile_source(SMALL, input=(3, 64, 64), args={"classes": 7}, seed=0)
+    model = cnnc.compile_source(SMALL, input=[3, 64, 64], args={"classes": 7}, seed=0)
     assert model.cnnc_graph.input_type.shape == (3, 64, 64)
     assert model(torch.randn(2, 3, 64, 64)).shape == (2, 7)
     assert cnnc.compile_source(SMALL, args=["classes=5"]).cnnc_graph.output_type.shape == (5,)

@@ -19,6 +19,7 @@ Contract of `to_graph_module(graph)`:
 from __future__ import annotations
 
 import copy
+import functools
 import operator
 
 import torch
@@ -77,10 +78,8 @@ class CnncModule(fx.GraphModule):
     def __deepcopy__(self, memo):
         memo[id(self.cnnc_graph)] = self.cnnc_graph  # frozen: shared, not copied
         res = super().__deepcopy__(memo)
-        for name, child in self.named_children():
-            setattr(
-                res, name, copy.deepcopy(child, memo)
-            )  # memoised: the containers, not plain Modules
+        for name, child in self.named_children():  # memoised copies: Sequential and Block kept
+            setattr(res, name, copy.deepcopy(child, memo))
         res.cnnc_graph = self.cnnc_graph
         return res
 
@@ -98,9 +97,12 @@ def to_graph_module(graph: Graph, seed: int | None = None, device=None) -> CnncM
         setattr(gm, name, child)  # GraphModule copied plain containers; keep Sequential and Block
     gm.cnnc_graph = graph
     if device.type != "meta":
-        gm.to_empty(device=device)
+        gm.to_empty(
+            device="cpu"
+        )  # initialised on the CPU: the same seed, the same weights anywhere
         init_parameters(gm, seed)
         fill_bare_parameters(gm, graph)
+        gm.to(device)
     return gm
 
 
@@ -211,12 +213,13 @@ def merge(g: fx.Graph, graph: Graph, node: Node, inputs: list[fx.Node]) -> fx.No
 # Names
 
 
-def reserved_names(top_level: bool) -> set[str]:
+@functools.cache
+def reserved_names(top_level: bool) -> frozenset[str]:
     """Attribute names a submodule may not take: torch's own (`eval`, `forward`, `to`, …)."""
     names = set(dir(nn.Sequential())) | set(dir(Block("Block")))
     if top_level:
-        names |= set(dir(fx.GraphModule(nn.Module(), fx.Graph())))
-    return names
+        names |= set(dir(CnncModule(nn.Module(), fx.Graph()))) | {"cnnc_graph"}
+    return frozenset(names)
 
 
 def check_names(graph: Graph) -> None:
