@@ -10,16 +10,12 @@ MACs are multiply-accumulates of Conv and Linear layers at batch 1: out_h·out_w
 from __future__ import annotations
 
 import functools
-import json
-from pathlib import Path
 
 import pytest
+from zoo_support import check_same_output_as_reference, check_state_dict_and_output, reference, zoo
 
 import cnnc.api as api
 from cnnc.compiler.analysis.summary import summarize
-
-ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT / "tests" / "reference"
 
 REFERENCE_MODELS = [
     "alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19", "vgg19_bn",
@@ -30,14 +26,6 @@ PAPER_MODELS = ["zfnet", "lenet5", "nin", "googlenet_2014", "inception_v2"]
 # Building these two in full would take most of the file's time (random init of ~140 M weights and a
 # 20 G-MAC forward): their state_dicts are checked on the meta device, their forward is not run.
 LARGEST = {"vgg19", "vgg19_bn"}
-
-
-def reference(model: str) -> dict:
-    return json.loads((REFERENCE / f"{model}.json").read_text())
-
-
-def zoo(model: str) -> Path:
-    return ROOT / "zoo" / f"{model}.cnn"
 
 
 @functools.cache
@@ -203,74 +191,30 @@ def test_counts_match_hand_arithmetic(model):
 
 # -- lowering -----------------------------------------------------------------------------------------
 
-def _load():
-    load = getattr(api, "load", None)
-    if load is None:
-        pytest.skip("cnnc.api.load is not there yet")
-    return load
-
-
 @pytest.mark.parametrize("model", REFERENCE_MODELS)
 def test_state_dict_and_output_shape_match_reference(model):
-    torch = pytest.importorskip("torch")
-    load = _load()
-    ref = reference(model)
-    torch.set_num_threads(2)
-    if model in LARGEST:  # keys and shapes only: lowered on the meta device, nothing initialised
-        from cnnc.compiler.lower.fx import to_graph_module
-
-        net = to_graph_module(graph(model), device="meta")
-    else:
-        net = load(zoo(model), seed=0)
-    assert [[k, list(v.shape)] for k, v in net.state_dict().items()] == ref["state_dict"]
-    if model in LARGEST:
-        return
-    net.eval()
-    with torch.no_grad():
-        out = net(torch.zeros(1, *ref["input"]))
-    assert list(out.shape) == ref["output"] == [1, *graph(model).output_type.shape]
+    check_state_dict_and_output(model, forward=model not in LARGEST)
 
 
 @pytest.mark.parametrize("model", PAPER_MODELS)
 def test_paper_models_lower_and_run(model):
     torch = pytest.importorskip("torch")
-    load = _load()
     torch.set_num_threads(2)
     g = graph(model)
-    net = load(zoo(model), seed=0).eval()
+    net = api.load(zoo(model), seed=0).eval()
     assert sum(p.numel() for p in net.parameters()) == PAPER[model][0]
     with torch.no_grad():
-        out = net(torch.zeros(1, *g.input_type.shape))
+        out = net(torch.zeros(1, *g.input_type.shape))  # [1, classes]
     assert list(out.shape) == [1, *g.output_type.shape]
 
 
-# -- torchvision as the oracle (reference venv only) ----------------------------------------------------
+# -- torchvision as the oracle (where it is installed) ------------------------------------------------
 
 EQUIVALENCE = ["resnet50", "googlenet", "inception_v3", "vgg16_bn", "alexnet", "vgg11", "squeezenet1_0",
                "squeezenet1_1", "densenet121", "resnext50_32x4d", "wide_resnet50_2"]
-TORCHVISION_KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False},
-                      "inception_v3": {"aux_logits": False, "init_weights": False}}
 
 
 @pytest.mark.parametrize("model", EQUIVALENCE)
 def test_torchvision_weights_give_the_same_output(model):
-    torch = pytest.importorskip("torch")
-    torchvision = pytest.importorskip("torchvision")
-    load = _load()
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
-    theirs = getattr(torchvision.models, model)(weights=None, **TORCHVISION_KWARGS.get(model, {})).eval()
-    with torch.no_grad():  # non-trivial batch-norm statistics, so a swapped BN would show
-        for m in theirs.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
-    ours = load(zoo(model), seed=0).eval()
-    ours.load_state_dict(theirs.state_dict(), strict=True)
-    x = torch.randn(1, *reference(model)["input"])
-    with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert got.shape == expected.shape
-    assert (got - expected).abs().max().item() <= 1e-5
+    pytest.importorskip("torchvision")
+    check_same_output_as_reference(model)

@@ -8,16 +8,11 @@ the same output on random input.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
+from zoo_support import check_same_output_as_reference, check_state_dict_and_output, reference, zoo
 
 from cnnc import api
 from cnnc.compiler.analysis.summary import summarize
-
-ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT / "tests" / "reference"
 
 MODELS = [
     "mobilenetv1_100", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
@@ -43,14 +38,6 @@ FIGURES = {
 # Too slow to initialise and run on two CPU threads within this file's budget (≈ 115 M weights,
 # 20.7 G MACs; 13.2 G for Inception-ResNet): their state_dicts are checked on the meta device.
 NO_FORWARD = {"senet154", "inception_resnet_v2"}
-
-
-def reference(model: str) -> dict:
-    return json.loads((REFERENCE / f"{model}.json").read_text())
-
-
-def zoo(model: str) -> Path:
-    return ROOT / "zoo" / f"{model}.cnn"
 
 
 # -- elaboration and counts -----------------------------------------------------------------------
@@ -81,75 +68,15 @@ def test_every_model_file_names_its_paper_and_reference():
 
 # -- lowering -------------------------------------------------------------------------------------
 
-def _load():
-    load = getattr(api, "load", None)
-    if load is None:
-        pytest.skip("cnnc.api.load is not there yet")
-    return load
-
-
 @pytest.mark.parametrize("model", MODELS)
 def test_state_dict_and_output_shape_match_reference(model):
-    torch = pytest.importorskip("torch")
-    load = _load()
-    ref = reference(model)
-    torch.set_num_threads(2)
-    if model in NO_FORWARD:  # keys and shapes only: lowered on the meta device, nothing initialised
-        from cnnc.compiler.lower.fx import to_graph_module
-
-        net = to_graph_module(api.graph(zoo(model)), device="meta")
-    else:
-        net = load(zoo(model), seed=0)
-    assert [[k, list(v.shape)] for k, v in net.state_dict().items()] == ref["state_dict"]
-    if model in NO_FORWARD:
-        return
-    net.eval()
-    with torch.no_grad():
-        out = net(torch.zeros(1, *ref["input"]))
-    assert list(out.shape) == ref["output"] == [1, *api.graph(zoo(model)).output_type.shape]
+    check_state_dict_and_output(model, forward=model not in NO_FORWARD)
 
 
-# -- torchvision and timm as the oracle (reference venv only) -------------------------------------
-
-def build_reference(model: str):
-    """The reference model, by the constructor call recorded in its JSON file."""
-    ctor = reference(model)["ctor"]
-    lib = pytest.importorskip(ctor.split(".")[0])
-    if ctor.startswith("timm.create_model("):
-        name = ctor.split("'")[1]
-        return lib.create_model(name, pretrained=False)
-    assert ctor.startswith("torchvision.models.") and ctor.endswith("(weights=None)")
-    return getattr(lib.models, ctor.removeprefix("torchvision.models.").split("(")[0])(weights=None)
-
-
-def randomise_normalisation(torch, net) -> None:
-    """Non-trivial norm statistics and affine terms, and layer scales away from ConvNeXt's 1e-6, so
-    a swapped or mis-configured normalisation (an eps of 1e-5 for 1e-3) would show in the output."""
-    with torch.no_grad():
-        for name, tensor in net.state_dict().items():
-            leaf = name.rsplit(".", 1)[-1]
-            if leaf == "running_mean":
-                tensor.uniform_(-0.1, 0.1)
-            elif leaf == "running_var" or leaf == "layer_scale":
-                tensor.uniform_(0.5, 1.5)
-            elif tensor.is_floating_point() and tensor.dim() == 1 and leaf in ("weight", "bias"):
-                tensor.add_(torch.empty_like(tensor).uniform_(-0.1, 0.1))
-
+# -- torchvision and timm as the oracle (where they are installed) ---------------------------------
 
 @pytest.mark.parametrize("model", MODELS)
 def test_reference_weights_give_the_same_output(model):
-    torch = pytest.importorskip("torch")
     pytest.importorskip("torchvision")
     pytest.importorskip("timm")
-    load = _load()
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
-    theirs = build_reference(model).eval()
-    randomise_normalisation(torch, theirs)
-    ours = load(zoo(model), seed=0).eval()
-    ours.load_state_dict(theirs.state_dict(), strict=True)
-    x = torch.randn(1, *reference(model)["input"])
-    with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert got.shape == expected.shape
-    assert (got - expected).abs().max().item() <= 1e-5
+    check_same_output_as_reference(model)
