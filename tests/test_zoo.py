@@ -22,6 +22,7 @@ def test_zoo_network_checks_and_runs(path, network):
     result = api.elaborate_file(path, network)
     assert result.diagnostics == ()
     g = result.graph
+    assert g.network == network
     model = api.load(path, network, seed=0).eval()
     with torch.no_grad():
         out = model(torch.randn(2, *g.input_type.shape))  # [2, *output]

@@ -40,14 +40,6 @@ FIGURES = {
 # -- elaboration and counts -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("model", MODELS)
-def test_elaborates_without_diagnostics(model):
-    result = api.elaborate_file(zoo(model))
-    assert result.graph is not None
-    assert result.diagnostics == ()
-    assert result.graph.network == model
-
-
-@pytest.mark.parametrize("model", MODELS)
 def test_counts_match_reference(model):
     ref = reference(model)
     g = api.graph(zoo(model))
