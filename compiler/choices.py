@@ -82,7 +82,7 @@ def _loop_suffix(env) -> str:
     loops = []
     e = env
     while e is not None:
-        if getattr(e, "loop_var", None) is not None:
+        if e.loop_var is not None:
             loops.append(f"{e.loop_var}={show(e.vars[e.loop_var])}")
         e = e.parent
     return f"[{','.join(reversed(loops))}]" if loops else ""

@@ -10,6 +10,10 @@ Naming (the contract lowering relies on): a label names what it labels; the unla
 sequence (a list of layers, or a parenthesised chain of layers) are numbered 0, 1, … as nn.Sequential
 numbers them, nested unlabelled sequences flattened; other unlabelled layers take their op's or
 block's lowercase name, with `_1`, `_2`, … when repeated in one scope.
+
+The room's other files, each one concern: `scopes` (names), `evaluate` (expressions), `bodies`
+(statements, networks), `choices` (decisions), `builtins`, `values`, `coerce` (op arguments) and
+`unused` (static warnings). They, and this file, are the only readers of the AST.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from cnnc.compiler import evaluate
+from cnnc.compiler import bodies, evaluate, scopes, unused
 from cnnc.compiler.ir import Graph, Instance, Node, Scope
 from cnnc.compiler.ops import REGISTRY, OpError
 from cnnc.compiler.types import ERROR, TensorType, is_error
@@ -215,8 +219,8 @@ class Elaborator:
         self.b.scopes.append(Scope(path, "block", layer.shown, layer.span))
         inner = Frame(path, frame.instances + (Instance(path, layer.shown, layer.span),),
                       frame.blocks + (block.name,))
-        env = evaluate.Env(block.module, dict(layer.args), x)
-        result = evaluate.run_body(self, block.definition, env, inner)
+        env = scopes.Env(block.module, dict(layer.args), x)
+        result = bodies.run_body(self, block.definition, env, inner)
         if result is POISON or isinstance(result, Tensor):
             return result
         return self.apply(result, x, inner, span=layer.span)
@@ -269,16 +273,15 @@ def _and_list(words: list[str]) -> str:
 def elaborate(program: Program, network: str | None = None, args=None, input_shape=None,
               decider=None) -> Elaboration:
     """Elaborate one network of `program` (the default one when `network` is None)."""
-    scopes = evaluate.module_scopes(program)
-    main = scopes[program.main]
+    main = scopes.module_scopes(program)[program.main]
     name = network or default_network(program)
     el = Elaborator(decider)
     graph = None
     try:
-        graph = evaluate.run_network(el, main, name, dict(args or {}), input_shape)
+        graph = bodies.run_network(el, main, name, dict(args or {}), input_shape)
     except Abort as failure:
         el.report(failure.diagnostic)
-    return Elaboration(graph, tuple(el.b.diagnostics) + evaluate.static_warnings(main))
+    return Elaboration(graph, tuple(el.b.diagnostics) + unused.static_warnings(main))
 
 
 def network_names(program: Program) -> list[tuple[str, bool]]:
@@ -328,8 +331,8 @@ def finish(el: Elaborator, name: str, output, input_type: TensorType | None) -> 
         out_id = output.node
     kept = [n for n in nodes if n.id in keep or n.op == "Input"]
     prefixes = {n.path[:k] for n in kept for k in range(1, len(n.path))}
-    scopes = [s for s in el.b.scopes if s.path in prefixes]
-    return Graph(name, kept, out_id, scopes, input_type)
+    kept_scopes = [s for s in el.b.scopes if s.path in prefixes]
+    return Graph(name, kept, out_id, kept_scopes, input_type)
 
 
 def describe_call(block: BlockRef, bound: dict) -> str:

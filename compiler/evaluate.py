@@ -1,4 +1,4 @@
-"""Expression evaluation for elaboration: names, arithmetic, calls, choices, bodies of blocks.
+"""Expression evaluation for elaboration: names, arithmetic, calls, comprehensions, choices.
 
 Values are described in `values.py`; applying layers to tensors is `elaborate.Elaborator`'s job.
 Every user mistake raises `elaborate.Fail` with a located diagnostic.
@@ -8,219 +8,20 @@ from __future__ import annotations
 
 import difflib
 import operator
-from dataclasses import dataclass, field
-
 from cnnc.compiler import builtins
 from cnnc.compiler.ops import REQUIRED, OpError, lookup
-from cnnc.compiler.types import TensorType, is_error
+from cnnc.compiler.scopes import Env, ModuleScope
+from cnnc.compiler.types import is_error
 from cnnc.compiler.values import (POISON, BlockLayer, BlockRef, Builtin, LabeledLayer, MergeLayer,
                                   OpLayer, SeqLayer, Tensor, is_layer, show, type_name)
 from cnnc.dsl import ast
-from cnnc.dsl.diagnostics import Diagnostic, error, warning
+from cnnc.dsl.diagnostics import error
 
 
 def _fail(code, message, span, label="", **extra):
     from cnnc.compiler.elaborate import Fail
 
     return Fail(error(code, message, span, label, **extra))
-
-
-# ---------------------------------------------------------------------------------------------
-# Scopes
-
-
-@dataclass(eq=False)
-class ModuleScope:
-    """The top-level names of one file, and the files it imports (searched in order)."""
-
-    key: str
-    module: ast.Module
-    defs: dict = field(default_factory=dict)
-    imports: list = field(default_factory=list)
-    values: dict = field(default_factory=dict)  # evaluated top-level lets
-    evaluating: set = field(default_factory=set)
-    duplicates: list = field(default_factory=list)
-
-    def find(self, name: str):
-        """The definition of `name` here or in an import, as (scope, item), or None."""
-        if name in self.defs:
-            return self, self.defs[name]
-        for imported in self.imports:
-            if name in imported.defs:
-                return imported, imported.defs[name]
-        return None
-
-
-def module_scopes(program) -> dict[str, ModuleScope]:
-    scopes = {key: ModuleScope(key, module) for key, module in program.modules.items()}
-    for key, scope in scopes.items():
-        for item in scope.module.items:
-            if isinstance(item, ast.Import):
-                continue
-            if item.name in scope.defs:
-                scope.duplicates.append(item)
-            scope.defs.setdefault(item.name, item)
-        scope.imports = [scopes[k] for k in program.imports.get(key, ())]
-    return scopes
-
-
-@dataclass(eq=False)
-class Env:
-    """Local names of one body (parameters and `let`s), the input tensor, and a parent for loops."""
-
-    module: ModuleScope
-    vars: dict
-    input: object = None  # Tensor, POISON or None outside blocks
-    parent: Env | None = None
-
-    def get(self, name: str):
-        env = self
-        while env is not None:
-            if name in env.vars:
-                return env.vars[name]
-            env = env.parent
-        raise KeyError(name)
-
-    def names(self) -> set[str]:
-        out, env = set(), self
-        while env is not None:
-            out |= set(env.vars)
-            env = env.parent
-        return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Networks and bodies
-
-
-def run_network(el, main: ModuleScope, name: str, args: dict, input_shape):
-    from cnnc.compiler.elaborate import Frame, finish
-
-    found = main.find(name)
-    if found is None or not isinstance(found[1], (ast.NetworkDef, ast.NetworkAlias)):
-        names = [n for n, item in main.defs.items() if isinstance(item, (ast.NetworkDef, ast.NetworkAlias))]
-        raise_usage(f"no network `{name}` in this file", names)
-    scope, item = found
-    env = Env(scope, {})
-    definition, bound = resolve_network(el, scope, item, args, env)
-    if definition is None:
-        return finish(el, name, POISON, None)
-    net_env = Env(definition.module, bound, None)
-    net_env.override = input_shape
-    output = run_body(el, definition.definition, net_env, Frame())
-    input_node = next((n for n in el.b.nodes if n.op == "Input"), None)
-    if is_layer(output) and isinstance(net_env.input, Tensor):
-        output = el.guard(lambda: el.apply(output, net_env.input, Frame()))
-    elif output is not POISON and not isinstance(output, Tensor):
-        ret = _return_stmt(definition.definition)
-        el.report(error("E0404", f"a network must return a tensor, but `{name}` returns {type_name(output)}",
-                        ret.value.span if ret else None))
-        output = POISON
-    return finish(el, name, output, input_node.type if input_node else None)
-
-
-def resolve_network(el, scope: ModuleScope, item, cli_args: dict, env: Env):
-    """(BlockRef of the network, bound parameters), following `network a = B(…)` aliases."""
-    from cnnc.compiler.elaborate import Frame
-
-    if isinstance(item, ast.NetworkDef):
-        ref = BlockRef(item, scope)
-        bound = el.guard(lambda: bind_params(el, ref, (), tuple(cli_args.items()), item.name_span, Frame(),
-                                             from_cli=True), None)
-        return (ref, bound) if bound is not None else (None, None)
-    call = item.value
-    func = el.guard(lambda: evaluate(el, call.func, env, Frame())) if isinstance(call, ast.Call) else None
-    if isinstance(func, BlockRef) and isinstance(func.definition, ast.NetworkDef):
-        bound = _rebind_alias(el, func, call, cli_args, env)
-        return (func, bound) if bound is not None else (None, None)
-    value = el.guard(lambda: evaluate(el, item.value, env, Frame()))
-    if isinstance(value, BlockLayer) and isinstance(value.block.definition, ast.NetworkDef):
-        return value.block, dict(value.args)
-    if value is not POISON:
-        el.report(error("E0404", f"`network {item.name} = …` must name a network, but got {type_name(value)}",
-                        item.value.span))
-    return None, None
-
-
-def _rebind_alias(el, ref: BlockRef, call: ast.Call, cli_args: dict, env: Env):
-    """`network resnet50 = ResNet([3, 4, 6, 3])` with `--arg` values on top, bound in one go, so an
-    unknown `--arg` is E0401 and defaults that read other parameters see the overrides."""
-    from cnnc.compiler.elaborate import Frame
-
-    def bind():
-        names = [p.name for p in ref.definition.params or ()]
-        if len(call.args) > len(names):
-            raise _fail("E0403", f"`{ref.name}` takes {len(names)} arguments, but got {len(call.args)}", call.span)
-        given = {name: evaluate(el, a, env, Frame()) for name, a in zip(names, call.args)}
-        given |= {k.name: evaluate(el, k.value, env, Frame()) for k in call.kwargs}
-        given |= cli_args  # .cnn expressions from the command line, evaluated while binding
-        return bind_params(el, ref, (), tuple(given.items()), call.span, Frame(), from_cli=True)
-
-    return el.guard(bind, None)
-
-
-def _return_stmt(definition):
-    return next((s for s in definition.body if isinstance(s, ast.Return)), None)
-
-
-def run_body(el, definition, env: Env, frame):
-    """Execute the statements of a block or network body; returns the `return` value."""
-    result, returned = POISON, False
-    for stmt in definition.body:
-        if isinstance(stmt, ast.Let):
-            if stmt.name in env.vars:
-                el.report(error("E0204", f"`{stmt.name}` is defined twice", stmt.name_span, "defined again here"))
-            env.vars[stmt.name] = el.guard(lambda s=stmt: evaluate(el, s.value, env, frame))
-        elif isinstance(stmt, ast.InputDecl):
-            el.guard(lambda s=stmt: declare_input(el, s, env, definition, frame))
-        elif isinstance(stmt, ast.Assert):
-            el.guard(lambda s=stmt: check_assert(el, s, env, frame))
-        elif isinstance(stmt, ast.Return):
-            result = el.guard(lambda s=stmt: evaluate(el, s.value, env, frame))
-            returned = True
-            break
-    if not returned:
-        el.report(error("E0409", f"`{definition.name}` has no `return`", definition.name_span,
-                        "defined here", helps=("end the body with `return in -> …`",)))
-    return result
-
-
-def declare_input(el, stmt: ast.InputDecl, env: Env, definition, frame) -> None:
-    from cnnc.compiler.elaborate import Frame
-
-    if not isinstance(definition, ast.NetworkDef):
-        raise _fail("E0307", "`input` declares a network's input; a block receives `in`", stmt.span)
-    if env.input is not None:
-        raise _fail("E0307", "the input is declared twice", stmt.span)
-    override = getattr(env, "override", None)
-    shape = override if override is not None else evaluate(el, stmt.value, env, frame)
-    if shape is POISON:
-        env.input = POISON
-        return
-    ok = isinstance(shape, tuple) and len(shape) in (1, 3) and all(
-        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
-    if not ok:
-        env.input = POISON
-        raise _fail("E0307", f"`input` must be [C, H, W] or [N] of positive integers, but got {show(shape)}",
-                    stmt.value.span, helps=("e.g. `input [3, 224, 224]`",))
-    t = TensorType(tuple(shape))
-    path = el.b.claim((), "input", False, stmt.span)
-    env.input = el.b.add("Input", {"type": t}, [], t, path, stmt.span, Frame())
-
-
-def check_assert(el, stmt: ast.Assert, env: Env, frame) -> None:
-    cond = evaluate(el, stmt.cond, env, frame)
-    if cond is POISON:
-        return
-    if not isinstance(cond, bool):
-        raise _fail("E0404", f"`assert` needs a boolean, but got {type_name(cond)}", stmt.cond.span)
-    if not cond:
-        message = stmt.message or f"`{stmt.cond.span.text}` does not hold"
-        raise _fail("E0408", f"assertion failed: {message}", stmt.cond.span, "is false", notes=frame.notes())
-
-
-# ---------------------------------------------------------------------------------------------
-# Expressions
 
 
 def evaluate(el, expr, env: Env, frame):
@@ -307,7 +108,9 @@ def ev_input(el, expr: ast.InputRef, env: Env, frame):
 
 
 def _in_network(env: Env) -> bool:
-    return hasattr(env, "override")
+    while env is not None and not env.network:
+        env = env.parent
+    return env is not None
 
 
 def ev_list(el, expr: ast.ListExpr, env, frame):
@@ -322,8 +125,7 @@ def ev_comprehension(el, expr: ast.Comprehension, env: Env, frame):
         raise _fail("E0404", f"`for` needs a list to walk, but got {type_name(iterable)}", expr.iterable.span)
     out = []
     for item in iterable:
-        inner = Env(env.module, {expr.var: item}, env.input, env)
-        inner.loop_var = expr.var
+        inner = Env(env.module, {expr.var: item}, env.input, env, loop_var=expr.var)
         if expr.cond is not None:
             keep = evaluate(el, expr.cond, inner, frame)
             if keep is POISON:
@@ -653,67 +455,3 @@ _DISPATCH = {
     ast.Chain: ev_chain, ast.Labeled: ev_labeled, ast.Call: ev_call, ast.Index: ev_index,
     ast.Attr: ev_attr, ast.BinOp: ev_binop, ast.UnaryOp: ev_unary, ast.If: ev_if, ast.Choice: ev_choice,
 }
-
-
-def raise_usage(message: str, names) -> None:
-    from cnnc.dsl.diagnostics import CnncError
-
-    listed = ", ".join(f"`{n}`" for n in names) or "none"
-    raise CnncError(error("E0205", message, None, notes=(f"networks in this file: {listed}",)))
-
-
-# ---------------------------------------------------------------------------------------------
-# Static warnings (per definition, not per instance: a value used in one branch is used)
-
-
-def static_warnings(main: ModuleScope) -> tuple[Diagnostic, ...]:
-    out = [error("E0204", f"`{item.name}` is defined twice in this file", item.name_span or item.span,
-                 "defined again here") for item in main.duplicates]
-    for item in main.module.items:
-        if isinstance(item, (ast.BlockDef, ast.NetworkDef)):
-            out += _unused(item)
-    return tuple(out)
-
-
-def _unused(definition) -> list[Diagnostic]:
-    used = set()
-    for stmt in definition.body:
-        value = getattr(stmt, "value", None) if not isinstance(stmt, ast.Assert) else stmt.cond
-        if value is not None:
-            used |= names_in(value)
-    out = []
-    for stmt in definition.body:
-        if isinstance(stmt, ast.Let) and stmt.name not in used:
-            out.append(warning("W0101", f"`{stmt.name}` is never used", stmt.name_span, "defined here",
-                               helps=("use it, or remove it (its layers are not part of the network)",)))
-    defaults = set()
-    for p in definition.params or ():
-        if p.default is not None:
-            defaults |= names_in(p.default)
-    for p in definition.params or ():
-        if p.name not in used and p.name not in defaults:
-            out.append(warning("W0102", f"parameter `{p.name}` of `{definition.name}` is never used", p.span,
-                               "declared here"))
-    return out
-
-
-def names_in(expr) -> set[str]:
-    """Every name an expression reads (a static walk of the AST)."""
-    out, stack = set(), [expr]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Name):
-            out.add(node.id)
-        for value in _children(node):
-            stack.append(value)
-    return out
-
-
-def _children(node):
-    if isinstance(node, (ast.Expr, ast.Kwarg)):
-        for name in node.__dataclass_fields__:
-            value = getattr(node, name)
-            if isinstance(value, (ast.Expr, ast.Kwarg)):
-                yield value
-            elif isinstance(value, tuple):
-                yield from (v for v in value if isinstance(v, (ast.Expr, ast.Kwarg)))

@@ -1,0 +1,72 @@
+"""Name scopes of elaboration: a file's top-level definitions (`ModuleScope`) and the local names of
+one body (`Env`). A name is looked up in the body, its enclosing loops, the file, its imports, and
+then among the built-ins (ops, functions, constants)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cnnc.dsl import ast
+
+
+@dataclass(eq=False)
+class ModuleScope:
+    """The top-level names of one file, and the files it imports (searched in order)."""
+
+    key: str
+    module: ast.Module
+    defs: dict = field(default_factory=dict)
+    imports: list = field(default_factory=list)
+    values: dict = field(default_factory=dict)  # evaluated top-level lets
+    evaluating: set = field(default_factory=set)
+    duplicates: list = field(default_factory=list)
+
+    def find(self, name: str):
+        """The definition of `name` here or in an import, as (scope, item), or None."""
+        if name in self.defs:
+            return self, self.defs[name]
+        for imported in self.imports:
+            if name in imported.defs:
+                return imported, imported.defs[name]
+        return None
+
+
+def module_scopes(program) -> dict[str, ModuleScope]:
+    scopes = {key: ModuleScope(key, module) for key, module in program.modules.items()}
+    for key, scope in scopes.items():
+        for item in scope.module.items:
+            if isinstance(item, ast.Import):
+                continue
+            if item.name in scope.defs:
+                scope.duplicates.append(item)
+            scope.defs.setdefault(item.name, item)
+        scope.imports = [scopes[k] for k in program.imports.get(key, ())]
+    return scopes
+
+
+@dataclass(eq=False)
+class Env:
+    """Local names of one body (parameters and `let`s), the input tensor, and a parent for loops."""
+
+    module: ModuleScope
+    vars: dict
+    input: object = None  # Tensor, POISON or None outside blocks
+    parent: Env | None = None
+    loop_var: str | None = None  # the variable of the list comprehension this Env is one step of
+    network: bool = False  # a network's body (its `input [...]` makes `in`)
+    override: tuple | None = None  # `--input C,H,W`, replacing the network's declared input
+
+    def get(self, name: str):
+        env = self
+        while env is not None:
+            if name in env.vars:
+                return env.vars[name]
+            env = env.parent
+        raise KeyError(name)
+
+    def names(self) -> set[str]:
+        out, env = set(), self
+        while env is not None:
+            out |= set(env.vars)
+            env = env.parent
+        return out
