@@ -226,6 +226,10 @@ def layout(expr, prefix: str, indent: str, context: int) -> list[Line]:
         return head + [Line(tail + "]", *_src(expr.iterable))]
     if isinstance(expr, ast.Labeled):
         return layout(expr.value, f"{prefix}{expr.label}: ", indent, OR)
+    if isinstance(expr, ast.BinOp) and _BINOP_LEVEL[expr.op] != CMP:
+        level = _BINOP_LEVEL[expr.op]
+        left = layout(expr.left, prefix, indent, level)
+        return left + layout(expr.right, f"{indent}{expr.op} ", indent + INDENT, level + 1)
     return [Line(one, first, last)]
 
 
