@@ -285,7 +285,8 @@ def forward_lines(graph: Graph, layout: Layout) -> list[str]:
         blocks = enclosing_blocks(graph, stmt.path)
         new = [b for b in blocks if b not in open_blocks]
         if new:
-            lines.append("")
+            if len(lines) > 1:  # a blank line between sections, none right after `def forward`
+                lines.append("")
             lines += [heading(graph, b) for b in new]
         open_blocks = blocks
         expr = expression(graph, layout, stmt, names)
