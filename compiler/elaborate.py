@@ -26,7 +26,7 @@ from cnnc.compiler.ir import Graph, Instance, Node, Scope
 from cnnc.compiler.ops import REGISTRY, OpError
 from cnnc.compiler.types import ERROR, TensorType, is_error
 from cnnc.compiler.values import (POISON, BlockLayer, BlockRef, LabeledLayer, MergeLayer, OpLayer,
-                                  SeqLayer, Tensor, show, type_name)
+                                  Partial, SeqLayer, Tensor, show, type_name)
 from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import CnncError, Diagnostic, Label, error
 from cnnc.dsl.imports import Program
@@ -146,6 +146,8 @@ class Elaborator:
             layer = SeqLayer(layer, span)
         if isinstance(layer, BlockRef):
             layer = evaluate.bind_block(self, layer, (), (), span, Frame())
+        if isinstance(layer, Partial):
+            layer = evaluate.call_partial(self, layer, (), (), span, Frame())
         if hasattr(layer, "infer"):  # an op named without arguments, e.g. in a list: `[Conv(8, 3), ReLU]`
             layer = evaluate.bind_op(layer, (), (), span)
         if isinstance(layer, LabeledLayer):

@@ -13,7 +13,7 @@ from cnnc.compiler.ops import REQUIRED, OpError, lookup
 from cnnc.compiler.scopes import Env, ModuleScope
 from cnnc.compiler.types import is_error
 from cnnc.compiler.values import (POISON, BlockLayer, BlockRef, Builtin, LabeledLayer, MergeLayer,
-                                  OpLayer, SeqLayer, Tensor, is_layer, show, type_name)
+                                  OpLayer, Partial, SeqLayer, Tensor, is_layer, show, type_name)
 from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import error
 
@@ -77,6 +77,8 @@ def definition_value(el, scope: ModuleScope, item, span):
         return BlockRef(item, scope)
     if isinstance(item, ast.NetworkAlias):
         return evaluate(el, item.value, Env(scope, {}), _top_frame())
+    if isinstance(item, ast.BlockAlias):
+        return partial_block(el, scope, item)
     if item.name in scope.values:
         return scope.values[item.name]
     if item.name in scope.evaluating:
@@ -88,6 +90,40 @@ def definition_value(el, scope: ModuleScope, item, span):
         scope.evaluating.discard(item.name)
     scope.values[item.name] = value
     return value
+
+
+def partial_block(el, scope: ModuleScope, item: ast.BlockAlias) -> Partial:
+    """`block B2 = B(k = 5)` (or `= B`): B with those arguments fixed; its callers give the rest."""
+    env, frame = Env(scope, {}), _top_frame()
+    call = item.value
+    target = evaluate(el, call.func if isinstance(call, ast.Call) else call, env, frame)
+    if not isinstance(target, (BlockRef, Partial)):
+        raise _fail("E0404", f"`block {item.name} = …` names a block (with some of its arguments), but this is "
+                    f"{type_name(target)}", item.value.span, helps=("e.g. `block Inception5 = Inception(k5 = 5)`",))
+    base = target if isinstance(target, Partial) else Partial(target, (), (), target.name)
+    if not isinstance(call, ast.Call):
+        return Partial(base.block, base.args, base.kwargs, item.name)
+    args = tuple(evaluate(el, a, env, frame) for a in call.args)
+    kwargs = dict(base.kwargs) | {k.name: evaluate(el, k.value, env, frame) for k in call.kwargs}
+    names = [p.name for p in base.block.definition.params or ()]
+    _check_partial(base.block.name, names, base.args + args, kwargs, call.span)
+    return Partial(base.block, base.args + args, tuple(kwargs.items()), item.name)
+
+
+def _check_partial(fn: str, names, args, kwargs: dict, span) -> None:
+    if len(args) > len(names):
+        raise _fail("E0403", f"`{fn}` takes {len(names)} arguments, but got {len(args)}", span)
+    for key in kwargs:
+        if key not in names:
+            raise _fail("E0401", f"`{fn}` has no parameter `{key}`", span,
+                        helps=(f"its parameters are: {', '.join(names) or 'none'}",))
+
+
+def call_partial(el, partial: Partial, args, kwargs, span, frame) -> BlockLayer:
+    """A partial block called: its fixed arguments first, then the call's (which may override keywords)."""
+    given = {k: v for k, v, _ in kwargs}
+    fixed = tuple((k, v, span) for k, v in partial.kwargs if k not in given)
+    return bind_block(el, partial.block, partial.args + tuple(args), fixed + tuple(kwargs), span, frame)
 
 
 def _top_frame():
@@ -195,6 +231,8 @@ def ev_call(el, expr: ast.Call, env, frame):
         return bind_op(func, args, kwargs, expr.span)
     if isinstance(func, BlockRef):
         return bind_block(el, func, args, kwargs, expr.span, frame)
+    if isinstance(func, Partial):
+        return call_partial(el, func, args, kwargs, expr.span, frame)
     if isinstance(func, Builtin):
         return call_builtin(func, args, kwargs, expr.span)
     raise _fail("E0404", f"only ops, blocks and functions can be called, but this is {type_name(func)}",
@@ -355,7 +393,7 @@ def ev_binop(el, expr: ast.BinOp, env, frame):
         return POISON
     if expr.op in COMPARE:
         return compare(expr, left, right)
-    graphish = (Tensor, OpLayer, BlockLayer, SeqLayer, LabeledLayer, MergeLayer, BlockRef)
+    graphish = (Tensor, OpLayer, BlockLayer, SeqLayer, LabeledLayer, MergeLayer, BlockRef, Partial)
     if expr.op in ("+", "*") and (isinstance(left, graphish) or isinstance(right, graphish)):
         return graph_binop(el, expr, left, right, frame)
     return arithmetic(expr, left, right)

@@ -59,6 +59,16 @@ class BlockRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Partial:
+    """A block with some arguments fixed (`block B2 = B(k = 5)`); calling it supplies the rest."""
+
+    block: BlockRef
+    args: tuple  # positional values, first
+    kwargs: tuple[tuple[str, Any], ...]  # keyword values
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class BlockLayer:
     block: BlockRef
     args: tuple[tuple[str, Any], ...]  # parameter name → bound value, in declaration order
@@ -99,7 +109,7 @@ LAYER_TYPES = (OpLayer, BlockLayer, SeqLayer, LabeledLayer, MergeLayer)
 
 
 def is_layer(value) -> bool:
-    return isinstance(value, LAYER_TYPES) or isinstance(value, BlockRef)
+    return isinstance(value, (*LAYER_TYPES, BlockRef, Partial))
 
 
 def type_name(value) -> str:
@@ -118,7 +128,7 @@ def type_name(value) -> str:
         return "a list"
     if isinstance(value, Tensor):
         return "a tensor"
-    if isinstance(value, (BlockRef, *LAYER_TYPES)) or hasattr(value, "infer"):
+    if isinstance(value, (BlockRef, Partial, *LAYER_TYPES)) or hasattr(value, "infer"):
         return "a layer"
     if isinstance(value, Builtin):
         return "a function"
@@ -141,7 +151,7 @@ def show(value) -> str:
         return value.shown
     if isinstance(value, OpLayer):
         return value.spec.name
-    if isinstance(value, BlockRef):
+    if isinstance(value, (BlockRef, Partial)):
         return value.name
     if hasattr(value, "infer"):  # an OpSpec named without arguments (`act = ReLU6`)
         return value.name

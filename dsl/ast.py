@@ -220,12 +220,22 @@ class NetworkAlias:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockAlias:
+    """`block Inception2014 = Inception(unit = ConvReLU, k5 = 5)`: a block with some arguments fixed."""
+
+    name: str
+    value: Expr
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Import:
     path: str
     span: Span = _span()
 
 
-Item = Import | BlockDef | NetworkDef | NetworkAlias | Let
+Item = Import | BlockDef | NetworkDef | NetworkAlias | BlockAlias | Let
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,6 +124,8 @@ def _item(item, comments: _Comments) -> list[Line]:
         return [_line(f"import {_string(item.path)}", item)]
     if isinstance(item, ast.NetworkAlias):
         return _stmt(f"network {item.name} = ", item.value, "", item)
+    if isinstance(item, ast.BlockAlias):
+        return _stmt(f"block {item.name} = ", item.value, "", item)
     if isinstance(item, ast.Let):
         return _stmt(f"{item.name} = ", item.value, "", item)
     keyword = "block" if isinstance(item, ast.BlockDef) else "network"

@@ -236,6 +236,10 @@ class _ToAst(Transformer):
         name, value = children
         return ast.NetworkAlias(str(name), value, self._span(meta), self._tok(name))
 
+    def block_alias(self, meta, children):
+        name, value = children
+        return ast.BlockAlias(str(name), value, self._span(meta), self._tok(name))
+
     def let_stmt(self, meta, children):
         name, value = children
         return ast.Let(str(name), value, self._span(meta), self._tok(name))

@@ -161,3 +161,21 @@ def test_graph_prints_one_line_per_node_and_lints():
     assert str(g).splitlines()[1] == ("%1 c = Conv(%0, out_channels=8, kernel_size=3, stride=2, padding=1, "
                                       "dilation=1, groups=1, bias=true, in_channels=3) : [8, 16, 16]")
     assert g.lint() == []
+
+
+def test_block_alias_fixes_some_arguments():
+    defs = """block Unit(c, k = 3, act = ReLU) { return in -> conv: Conv(c, k, pad = same) -> act }
+    block Unit5 = Unit(k = 5)
+    block Wide = Unit5(64)"""
+    g = graph("t.cnn", text=net("return in -> a: Unit5(8) -> b: Unit5(8, k = 7) -> c: Wide -> Unit5(4)", defs=defs))
+    convs = [n for n in g.nodes_in_order() if n.op == "Conv"]
+    assert [(n.name, n.args["kernel_size"], n.args["out_channels"]) for n in convs] == [
+        ("a.conv", (5, 5), 8), ("b.conv", (7, 7), 8), ("c.conv", (5, 5), 64), ("unit.conv", (5, 5), 4)]
+    assert g.scopes[("b",)].title == "Unit(8, k = 7, act = ReLU)"
+
+
+def test_block_alias_errors():
+    defs = "block U(c) { return in -> Conv(c, 1) }\nblock V = U(nope = 3)"
+    assert codes(net("return in -> V", defs=defs)) == ["E0401"]
+    assert codes(net("return in -> W", defs="block W = 7")) == ["E0404"]
+    assert codes(net("return in -> X(1)", defs="block U(c) { return in -> Conv(c, 1) }\nblock X = U(4)")) == ["E0403"]

@@ -45,7 +45,7 @@ def expressions(depth: int = 3):
 
 programs = st.tuples(st.lists(st.tuples(names, expressions()), max_size=4), expressions()).map(
     lambda t: "block B(a, b = 1) {\n" + "".join(f"    {n} = {e}  # c\n" for n, e in t[0])
-    + f"    return {t[1]}\n}}\n\nnetwork N = B(1)\n"
+    + f"    return {t[1]}\n}}\n\nblock C = B(b = 2)\nnetwork N = C(1)\n"
 )
 
 
