@@ -337,13 +337,16 @@ def finish(el: Elaborator, name: str, output, input_type: TensorType | None) -> 
     return Graph(name, kept, out_id, kept_scopes, input_type)
 
 
-def describe_call(block: BlockRef, bound: dict) -> str:
-    """`Bottleneck(128, stride = 2)`: required parameters positionally, changed defaults by name."""
+def describe_call(block: BlockRef, bound: dict, given=None) -> str:
+    """`Bottleneck(128, stride = 2)`: required parameters positionally, then the optional ones the
+    call gave (`given`; all when None) whose value differs from a literal default."""
     parts = []
     for param in block.definition.params or ():
         value = bound.get(param.name)
         if param.default is None:
             parts.append(show(value))
+        elif given is not None and param.name not in given:
+            continue
         elif not (isinstance(param.default, (ast.Number, ast.Bool, ast.String, ast.NoneLit))
                   and getattr(param.default, "value", None) == value
                   and type(getattr(param.default, "value", None)) is type(value)):

@@ -277,11 +277,13 @@ def _arg_span(name: str, order: list[str], args, kwargs, span):
 
 
 def bind_block(el, ref: BlockRef, args, kwargs, span, frame) -> BlockLayer:
-    bound = bind_params(el, ref, args, tuple((k, v, s) for k, v, s in kwargs) if kwargs and len(kwargs[0]) == 3
-                        else tuple((k, v, span) for k, v in kwargs), span, frame)
+    """`kwargs` are (name, value, span) triples."""
     from cnnc.compiler.elaborate import describe_call
 
-    return BlockLayer(ref, tuple(bound.items()), span, describe_call(ref, bound))
+    bound = bind_params(el, ref, args, tuple(kwargs), span, frame)
+    names = [p.name for p in ref.definition.params or ()]
+    given = set(names[: len(args)]) | {k for k, _, _ in kwargs}
+    return BlockLayer(ref, tuple(bound.items()), span, describe_call(ref, bound, given))
 
 
 def bind_params(el, ref: BlockRef, args, kwargs, span, frame, from_cli: bool = False) -> dict:
