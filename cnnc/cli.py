@@ -37,6 +37,11 @@ examples:
   cnnc summary resnet50 --depth 1
   cnnc summary zoo/alexnet_2012.cnn --arg towers=2 --format json
   cnnc fmt my_net.cnn --check
+  cnnc compile resnet50 -o resnet50.py
+  cnnc render googlenet --depth 1 -o googlenet.svg
+  cnnc search zoo/spaces/tiny.cnn --trials 8 --out runs/tiny
+
+`cnnc COMMAND --help` explains each command; `cnnc explain CODE` explains a diagnostic.
 """
 
 

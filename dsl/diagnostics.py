@@ -122,7 +122,7 @@ def dedupe(diagnostics) -> list[Diagnostic]:
 def count_line(diags) -> str:
     errors = sum(d.is_error for d in diags)
     warnings = len(diags) - errors
-    files = {d.span.file.path for d in diags if d.span is not None} or {""}
+    files = {d.span.file.path for d in diags if d.span is not None}
     parts = []
     if errors:
         parts.append(f"{errors} error{'s' if errors != 1 else ''}")
@@ -131,7 +131,8 @@ def count_line(diags) -> str:
     if not parts:
         return ""
     n = len(files)
-    return f"found {' and '.join(parts)} in {n} file{'s' if n != 1 else ''}"
+    where = f" in {n} file{'s' if n != 1 else ''}" if n else ""
+    return f"found {' and '.join(parts)}{where}"
 
 
 def render_concise(d: Diagnostic) -> str:

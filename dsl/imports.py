@@ -36,11 +36,22 @@ def shown_path(path: Path) -> str:
         return str(path)
 
 
+def read_source(path: Path, shown: str, span=None) -> SourceFile:
+    """A file's text as a `SourceFile`; a file that is not UTF-8 text is E0105, located at `span`."""
+    try:
+        return SourceFile.read(path, shown)
+    except UnicodeDecodeError as exc:
+        raise CnncError(error("E0105", f"`{shown}` is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at "
+                              f"offset {exc.start}", span, helps=(".cnn files are UTF-8 text",))) from None
+    except OSError as exc:
+        raise CnncError(error("E0105", f"cannot read `{shown}`: {exc.strerror}", span)) from None
+
+
 def load(path: str | Path, search_paths=(), text: str | None = None) -> Program:
     """Parse `path` and everything it imports. Raises `CnncError` with all problems found."""
     loader = _Loader(tuple(Path(p) for p in search_paths))
     main = Path(path).resolve() if text is None else Path(path)
-    source = SourceFile(str(path), text) if text is not None else SourceFile.read(main, shown_path(main))
+    source = SourceFile(str(path), text) if text is not None else read_source(main, shown_path(main))
     key = loader.visit(source, main, ())
     if loader.diagnostics:
         raise CnncError(*loader.diagnostics)
@@ -92,7 +103,12 @@ class _Loader:
             self.diagnostics.append(_cycle(item, stack, chain.index(key)))
             return None
         if key not in self.modules:
-            self.visit(SourceFile.read(target, shown_path(target)), target, stack)
+            try:
+                source = read_source(target, shown_path(target), item.span)
+            except CnncError as exc:
+                self.diagnostics += exc.diagnostics
+                return None
+            self.visit(source, target, stack)
         return key
 
     def resolve(self, name: str, here: Path) -> Path | None:

@@ -128,3 +128,32 @@ def test_pool_shape_matches_torch(a):
     cls = torch.nn.MaxPool2d if a["kind"] == "MaxPool" else torch.nn.AvgPool2d
     module = cls(a["k"], a["s"], a["p"], ceil_mode=a["ceil"])
     assert ours == torch_shape(module, (2, a["h"], a["w"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Robustness: any text gets diagnostics, never a crash (an internal error is a bug in cnnc)
+
+source_text = st.lists(st.sampled_from(list("abcin0123456789 \n()[]{}->:=,.+-*/%<>#\"'_")
+                                      + ["network N ", "block B", "input ", "return ", "if ", " then ",
+                                         " else ", "Conv", "choice", " for ", " in "]),
+                       max_size=60).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(source_text)
+def test_parser_never_crashes(text):
+    from cnnc.dsl.diagnostics import CnncError
+
+    try:
+        parse_text(text)
+    except CnncError as exc:
+        assert all(d.code.startswith("E01") for d in exc.diagnostics)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs)
+def test_elaboration_never_crashes(text):
+    """Random programs are mostly wrong: each must give diagnostics (or a graph), never an exception."""
+    result = elaborate_file("p.cnn", text=text)
+    assert result.graph is None or result.graph.lint() == []
+    assert result.ok or any(d.is_error for d in result.diagnostics)

@@ -32,18 +32,19 @@ def run(args) -> int:
     from cnnc.dsl.diagnostics import CnncError
     from cnnc.dsl.format import format_module
     from cnnc.dsl.parse import parse
-    from cnnc.dsl.source import SourceFile
+    from cnnc.dsl.imports import read_source
 
-    changed, diagnostics = [], []
+    changed, diagnostics, failed = [], [], set()
     for name in args.files:
         path = Path(name)
         if not path.is_file():
             raise common.UsageError(f"no such file: {name}")
-        source = SourceFile.read(path, name)
         try:
+            source = read_source(path, name)
             formatted = format_module(parse(source))
         except CnncError as exc:
             diagnostics += exc.diagnostics
+            failed.add(name)
             continue
         if formatted == source.text:
             continue
@@ -57,7 +58,7 @@ def run(args) -> int:
             sys.stdout.write(formatted)
     if not args.check and not args.write:
         for name in args.files:
-            if name not in changed and not any(d.span and d.span.file.path == name for d in diagnostics):
+            if name not in changed and name not in failed:
                 sys.stdout.write(Path(name).read_text(encoding="utf-8"))
     if diagnostics:
         raise CnncError(*diagnostics)
