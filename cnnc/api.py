@@ -126,6 +126,17 @@ def render(path_or_graph, network=None, depth=None, direction="TB", theme="light
     return draw(graph, depth=depth, direction=direction, theme=theme, **options)
 
 
+def _svg(g) -> str:
+    return diagram(g, depth=1)._repr_svg_()
+
+
+def _plug_diagrams() -> None:
+    """Graphs and compiled models show their diagrams in Jupyter (see `compiler.ir.DIAGRAM_HOOK`)."""
+    from cnnc.compiler import ir
+
+    ir.DIAGRAM_HOOK = _svg
+
+
 def diagram(path_or_graph, network=None, depth=None, **options):
     """`render`'s diagram wrapped for notebooks: shows itself as SVG; `.save("x.png")` writes a file."""
     from cnnc.compiler.render.dot import Diagram
@@ -188,3 +199,6 @@ def _cnn_literal(value) -> str:
         return "[" + ", ".join(_cnn_literal(v) for v in value) + "]"
     kind = type(value).__name__
     raise TypeError(f"a network argument must be a number, bool, string or list, but got {kind}")
+
+
+_plug_diagrams()

@@ -66,6 +66,11 @@ class Scope:
     span: Span | None = field(default=None, compare=False)
 
 
+# Graph → SVG text, for notebooks. The render room draws; the IR may not import it (STYLE.md §3),
+# so `cnnc.api` plugs the renderer in here when it is imported.
+DIAGRAM_HOOK = None
+
+
 class Graph:
     """A frozen, shaped DAG of `Node`s with one input and one output."""
 
@@ -116,6 +121,10 @@ class Graph:
     # printing
     def __str__(self) -> str:
         return "\n".join(format_node(n) for n in self._nodes.values())
+
+    def _repr_svg_(self):
+        """Jupyter shows the graph as its diagram (depth 1) when a renderer is plugged in."""
+        return DIAGRAM_HOOK(self) if DIAGRAM_HOOK is not None else None
 
     # checking
     def lint(self) -> list[str]:

@@ -473,3 +473,16 @@ def test_every_zoo_network_renders_at_depth_1(path, tmp_path):
         assert len(dot.nodes) == len(view.boxes) + 1
         if HAS_DOT:
             write(digraph, tmp_path / f"{name}.svg")
+
+
+def test_graphs_and_compiled_models_show_their_diagram_in_notebooks():
+    import xml.etree.ElementTree as ET
+
+    import cnnc
+
+    g = cnnc.graph("resnet18")
+    svg = g._repr_svg_()
+    assert ET.fromstring(svg.encode()).tag.endswith("svg")
+    pytest.importorskip("torch")
+    model = cnnc.load("resnet18", seed=0)
+    assert model._repr_svg_() == svg

@@ -75,6 +75,10 @@ class CnncModule(fx.GraphModule):
     def __str__(self) -> str:
         return nn.Module.__repr__(self)  # the module tree; `model.code` shows the forward
 
+    def _repr_svg_(self):
+        """Jupyter shows a compiled model as the diagram of its network."""
+        return self.cnnc_graph._repr_svg_()
+
     def __deepcopy__(self, memo):
         memo[id(self.cnnc_graph)] = self.cnnc_graph  # frozen: shared, not copied
         res = super().__deepcopy__(memo)
