@@ -35,7 +35,7 @@ demo: setup
 	@echo "written: $(OUT)/resnet50.py, $(OUT)/resnet50.svg, $(OUT)/search/ (best.cnn, trials.csv, plots)"
 
 test: setup
-	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
 bench: setup
 	$(BIN)/python bench/lowering.py
