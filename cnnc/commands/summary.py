@@ -102,12 +102,13 @@ def _visible(rows, show_all: bool):
 
 
 def _table(summary, rows, args, markdown: bool) -> str:
+    from cnnc.compiler.analysis.memory import DTYPE_BYTES
     shown, hidden = _visible(rows, args.all)
     header = ("name", "op", "output", "memory", "params", "MACs", "RF")
     body = [(r.name, _op_cell(r), shape_text(r.shape), count(r.activations), count(r.params), count(r.macs),
              str(r.rf) if r.shape else "") for r in shown]
     title = (f"{summary.network} · input {_shape_list(summary.input)} · batch 1 · {summary.dtype} "
-             f"({summary.activation_bytes // max(1, summary.activations) if summary.activations else 4} bytes)")
+             f"({DTYPE_BYTES[summary.dtype]} bytes)")
     lines = [title, ""]
     lines += _markdown(header, body) if markdown else _columns(header, body)
     if summary.failed_at is not None:
@@ -141,13 +142,14 @@ def _markdown(header, body) -> list[str]:
 
 
 def _totals(s, hidden: int) -> list[str]:
+    from cnnc.compiler.analysis.memory import DTYPE_BYTES
     lines = [
         f"output       {_shape_list(s.output)}",
         f"params       {count(s.params)}  ({si(s.params)})",
         f"MACs         {count(s.macs)}  ({si(s.macs)}MAC; FLOPs = 2 × MACs = {si(s.flops)})",
         f"activations  {count(s.activations)} elements = {mebibytes(s.activation_bytes)} forward, "
         f"≈ {mebibytes(s.training_bytes)} to train (×2, kept for the backward pass)",
-        f"weights      {mebibytes(s.params * (s.activation_bytes // max(1, s.activations) if s.activations else 4))}",
+        f"weights      {mebibytes(s.params * DTYPE_BYTES[s.dtype])}",
     ]
     if hidden:
         lines.append(f"({hidden} in-place activation and view rows hidden; --all shows them)")
