@@ -4,13 +4,13 @@ the places users run a model (devices, channels_last, autocast, torch.compile, t
 from __future__ import annotations
 
 import copy
-import json
 import operator
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
+from zoo_support import reference
 
 import cnnc
 from cnnc import api
@@ -20,15 +20,8 @@ from cnnc.dsl.diagnostics import CnncError
 ROOT = Path(__file__).resolve().parents[1]
 
 SMALL = """
-block Basic(width, stride = 1) {
-    main = in -> conv1: Conv(width, 3, stride = stride, pad = 1, bias = false)
-              -> bn1: BatchNorm -> ReLU
-              -> conv2: Conv(width, 3, pad = 1, bias = false) -> bn2: BatchNorm
-    skip = if stride != 1 or in.channels != width
-           then in -> downsample: (Conv(width, 1, stride = stride, bias = false) -> BatchNorm)
-           else in
-    return (main + skip) -> ReLU
-}
+import "families/resnet.cnn"  # Basic: the residual block of ResNet-18/34
+
 block SE(c) {
     return in * (in -> GlobalAvgPool -> fc1: Conv(c // 2, 1) -> ReLU -> fc2: Conv(c, 1) -> Sigmoid)
 }
@@ -55,8 +48,6 @@ def small(**kwargs) -> nn.Module:
     return cnnc.compile_source(SMALL, **kwargs)
 
 
-def reference(model: str) -> dict:
-    return json.loads((ROOT / "tests" / "reference" / f"{model}.json").read_text())
 
 
 # -- structure ------------------------------------------------------------------------------------

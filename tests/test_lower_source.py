@@ -19,15 +19,8 @@ from cnnc.compiler.lower.source import to_source
 ROOT = Path(__file__).resolve().parents[1]
 
 RESIDUAL = """
-block Basic(width, stride = 1) {
-    main = in -> conv1: Conv(width, 3, stride = stride, pad = 1, bias = false)
-              -> bn1: BatchNorm -> ReLU
-              -> conv2: Conv(width, 3, pad = 1, bias = false) -> bn2: BatchNorm
-    skip = if stride != 1 or in.channels != width
-           then in -> downsample: (Conv(width, 1, stride = stride, bias = false) -> BatchNorm)
-           else in
-    return (main + skip) -> ReLU
-}
+import "families/resnet.cnn"  # Basic: the residual block of ResNet-18/34
+
 network tiny_resnet {
     input [3, 16, 16]
     return in -> conv1: Conv(8, 3, pad = 1, bias = false) -> bn1: BatchNorm -> relu: ReLU
