@@ -27,6 +27,16 @@ def in_root(monkeypatch):
     return ROOT
 
 
+@pytest.fixture
+def one_thread():
+    """Small tensors run fastest on one thread: more threads only add synchronisation."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def run_cli(args, capsys) -> tuple[int, str, str]:
     """`cnnc ARGS` in-process: (exit code, stdout, stderr)."""
     from cnnc.cli import main

@@ -28,12 +28,7 @@ def program(tmp_path):
     return path
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
 
 
 def test_writes_source_and_prints_a_summary(program, tmp_path, capsys):

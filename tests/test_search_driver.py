@@ -9,7 +9,6 @@ import math
 
 import optuna
 import pytest
-import torch
 from conftest import ROOT
 
 from cnnc.api import elaborate_file
@@ -237,14 +236,6 @@ def digits():
     from cnnc.search.data import load_dataset
 
     return load_dataset("digits")
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_a_real_proxy_study(tmp_path, digits, one_thread):
