@@ -68,7 +68,7 @@ def test_tiny_cnn_learns_digits(digits):
     result = train_and_evaluate(tiny_cnn(), digits, epochs=3, device="cpu")
     assert result.failed is None and len(result.history) == 3
     assert result.accuracy == result.history[-1] > 0.8
-    assert 0 < result.seconds < 20
+    assert result.seconds > 0  # how fast is bench/search.py's question, not a test's
 
 
 def test_training_is_seeded_and_leaves_global_rng_alone(digits):
