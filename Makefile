@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 OUT ?= out
 
-.PHONY: setup system demo test bench clean
+.PHONY: setup system demo test bench fuzz clean
 
 setup: system $(STAMP)
 
@@ -40,6 +40,12 @@ test: setup
 bench: setup
 	$(BIN)/python bench/lowering.py
 	$(BIN)/python bench/search.py
+
+# Fuzzing for a time budget: mutants of the zoo and generated programs through check → summary → load
+# → forward; outcomes classified, failing inputs saved to $(OUT)/fuzz/bugs/. FUZZ_SECONDS=3600 for a long run.
+FUZZ_SECONDS ?= 300
+fuzz: setup
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS) --workers 2 --out $(OUT)/fuzz
 
 clean:
 	rm -rf $(VENV) $(OUT) runs .pytest_cache .hypothesis

@@ -1,0 +1,174 @@
+"""The fuzzer's worker: runs one input through check → summary → load → forward (→ .py artefact)
+and says how it ended. It reads one JSON request a line on stdin and answers one JSON line on stdout.
+
+It runs in its own process so that the driver (`fuzz/run.py`) can kill it on a hang or when its memory
+grows past the budget. While an input runs, an audit hook watches for what a `.cnn` file must never
+cause: files opened outside the sandbox and the interpreter's own tree, processes started, sockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+RUN_MACS = 300_000_000  # forward only networks this cheap (batch 1): the fuzzer's time goes to breadth
+RUN_PARAMS = 20_000_000
+RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+LEAKS = ("root:x:0:0", "root:*:0:0", "PATH=/", "HOME=/")
+FORBIDDEN_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+                    "socket.connect", "socket.bind", "os.remove", "os.unlink", "os.rename", "shutil.rmtree",
+                    "ctypes.dlopen")
+
+
+class Watch:
+    """An audit hook that records forbidden events while `active`; the driver classifies them."""
+
+    def __init__(self, allowed_roots: tuple[str, ...]):
+        self.allowed = allowed_roots
+        self.active = False
+        self.events: list[str] = []
+        sys.addaudithook(self.hook)
+
+    def hook(self, event: str, args) -> None:
+        if not self.active:
+            return
+        if event == "open":
+            path = args[0]
+            if isinstance(path, (str, bytes, os.PathLike)):
+                path = os.fsdecode(path)
+                real = os.path.realpath(path) if path else path
+                if not real.startswith(self.allowed):
+                    self.events.append(f"open {path!r}")
+        elif event.startswith(FORBIDDEN_EVENTS):
+            self.events.append(event)
+
+
+def quiet_cli(argv: list[str]) -> tuple[int, str, str]:
+    """`cnnc ARGV` in this process: (exit code, stdout, stderr); an escaping exception is rc -1."""
+    from cnnc.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(argv)
+        except SystemExit as exc:
+            rc = exc.code if isinstance(exc.code, int) else 2
+        except BaseException as exc:  # noqa: BLE001 — the point is to see every escape
+            return -1, out.getvalue(), f"{type(exc).__name__}: {exc}"
+    return rc, out.getvalue(), err.getvalue()
+
+
+def stderr_problem(err: str) -> str:
+    if RAW_CONTROL.search(err):
+        return "raw control character in diagnostics"
+    if any(leak in err for leak in LEAKS):
+        return "diagnostics show a file's contents"
+    if any(len(line) > 1000 for line in err.splitlines()):
+        return "diagnostic line over 1000 characters"
+    return ""
+
+
+def run_case(path: Path, deep: bool) -> tuple[str, str]:
+    """(outcome, detail): outcome `bug:*` is a failure of cnnc; anything else is an expected ending."""
+    rc, out, err = quiet_cli(["check", str(path)])
+    problem = stderr_problem(err)
+    if problem:
+        return "bug:diagnostics", problem
+    if rc == -1 or rc == 70:
+        return "bug:internal", _first(err)
+    if rc != 0:
+        codes = re.findall(r"error\[(\w+)\]", err)
+        return ("rejected", codes[0] if codes else f"exit {rc}")
+    rc, out, err = quiet_cli(["summary", str(path), "--format", "json"])
+    if rc == 2:
+        return "accepted", "no single concrete network (summary needs --network)"
+    if rc != 0:
+        return "bug:summary", f"check accepted, summary exit {rc}: {_first(err)}"
+    try:
+        summary = json.loads(out)
+    except ValueError:
+        return "bug:summary", "summary --format json printed no JSON"
+    if summary.get("macs", 0) > RUN_MACS or summary.get("params", 0) > RUN_PARAMS:
+        return "accepted", "static only (large)"
+    return run_forward(path, summary, deep)
+
+
+def run_forward(path: Path, summary: dict, deep: bool) -> tuple[str, str]:
+    import torch
+
+    import cnnc
+
+    try:
+        model = cnnc.load(path, seed=0).eval()
+        x = torch.randn(1, *summary["input"])
+        with torch.inference_mode():
+            y = model(x)
+    except Exception as exc:  # noqa: BLE001
+        return "bug:run", f"check accepted, load/forward failed: {type(exc).__name__}: {_first(str(exc))}"
+    if list(y.shape[1:]) != list(summary["output"]):
+        return "bug:run", f"output {list(y.shape)} but summary said {summary['output']}"
+    if deep:
+        problem = compare_source(model, x, y)
+        if problem:
+            return "bug:source", problem
+    return "ran", ""
+
+
+def compare_source(model, x, y) -> str:
+    """The standalone .py artefact gives the same output for the same seed."""
+    import torch
+
+    namespace: dict = {"__name__": "cnnc_fuzz_generated"}
+    try:
+        exec(compile(model.cnnc_source(seed=0), "<generated>", "exec"), namespace)  # noqa: S102 — our own emitter's output is what is tested
+        (cls,) = [v for v in namespace.values()
+                  if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == "cnnc_fuzz_generated"]
+        with torch.inference_mode():
+            z = cls(seed=0).eval()(x)
+    except Exception as exc:  # noqa: BLE001
+        return f"standalone source failed: {type(exc).__name__}: {_first(str(exc))}"
+    if z.shape != y.shape or not torch.allclose(z, y, rtol=1e-4, atol=1e-5):
+        return "standalone source gives another output"
+    return ""
+
+
+def _first(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0][:300] if lines else ""
+
+
+def serve(sandbox: Path) -> None:
+    import torch
+
+    import cnnc.api  # noqa: F401 — imported before the watch starts: these opens are ours
+
+    torch.set_num_threads(1)
+    roots = tuple({str(Path(p).resolve()) for p in (sandbox, sys.prefix, sys.base_prefix,
+                                                     Path(cnnc.api.__file__).parents[1])} | {"/dev/null"})
+    watch = Watch(roots)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        path = sandbox / request["name"]
+        path.write_text(request["text"], encoding="utf-8", errors="surrogatepass")
+        watch.events.clear()
+        watch.active = True
+        try:
+            outcome, detail = run_case(path, request.get("deep", False))
+        finally:
+            watch.active = False
+        if watch.events:
+            outcome, detail = "bug:escape", "; ".join(watch.events[:3])
+        if (sandbox / "cnnc-fuzz-canary").exists():
+            outcome, detail = "bug:escape", "a payload ran: the canary file exists"
+        print(json.dumps({"id": request["id"], "outcome": outcome, "detail": detail}), flush=True)
+
+
+if __name__ == "__main__":
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
+    serve(Path(sys.argv[1]))
