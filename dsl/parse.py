@@ -8,8 +8,11 @@ secondary label.
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import re
 from importlib import resources
+from pathlib import Path
 
 import lark
 from lark import Token, Transformer, v_args
@@ -27,9 +30,26 @@ _COMMENTS: list[Token] = []  # filled by the lexer during one parse; parse() cop
 @functools.cache
 def _parser() -> lark.Lark:
     grammar = resources.files("cnnc.dsl").joinpath("cnn.lark").read_text(encoding="utf-8")
-    # LALR: linear time and a parser state per error, which the messages below rely on.
+    # LALR: linear time and a parser state per error, which the messages below rely on. The
+    # analysed tables come from lark's cache (building them costs more than a whole `cnnc check`).
     return lark.Lark(grammar, start="module", parser="lalr", propagate_positions=True,
-                     maybe_placeholders=True, lexer="basic", lexer_callbacks={"COMMENT": _COMMENTS.append})
+                     maybe_placeholders=True, lexer="basic", lexer_callbacks={"COMMENT": _COMMENTS.append},
+                     cache=_cache_file(grammar))
+
+
+def _cache_file(grammar: str) -> str | bool:
+    """A file in the user's cache dir named by the grammar's hash (so checkouts with different
+    grammars do not overwrite each other); `False` (no cache) where that dir cannot be made. lark
+    itself re-checks the hash and lark's version, and carries on silently when it cannot write.
+    The file is a pickle: it lives beside the user's other caches, never beside a .cnn file."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = Path(base) / "cnnc"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    digest = hashlib.sha256(f"{grammar}{lark.__version__}".encode()).hexdigest()[:16]
+    return str(folder / f"grammar-{digest}.lark")
 
 
 def parse(source: SourceFile) -> ast.Module:
