@@ -1,4 +1,4 @@
-"""The graph IR: shaped nodes in a frozen networkx DiGraph.
+"""The graph IR: shaped nodes, with a frozen networkx DiGraph of them made on first use.
 
 Node contract (one page, as fx's `Node` docstring):
 - `id`: unique int; every input has a smaller id, so sorting by id is a topological order.
@@ -16,10 +16,9 @@ A `Graph` never changes after `elaborate`. Analyses return new mappings keyed by
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Mapping
-
-import networkx as nx
 
 from cnnc.compiler.ops import REGISTRY, VARIADIC
 from cnnc.compiler.types import ERROR, TensorType, Type, is_error
@@ -80,12 +79,23 @@ class Graph:
         self.output = output
         self.scopes: Mapping[tuple[str, ...], Scope] = MappingProxyType({s.path: s for s in scopes})
         self.input_type: TensorType | None = input_type
+        self._users: dict[int, list[int]] = {i: [] for i in self._nodes}
+        for node in self._nodes.values():  # in id order, so each list comes out sorted
+            for src in dict.fromkeys(node.inputs):
+                self._users.setdefault(src, []).append(node.id)
+
+    @cached_property
+    def nx(self):
+        """The graph as a frozen networkx DiGraph, for graph algorithms. Built on first use: importing
+        networkx costs more than checking a whole network, and the analysis path needs none."""
+        import networkx as nx
+
         g = nx.DiGraph()
         for node in self._nodes.values():
             g.add_node(node.id)
             for port, src in enumerate(node.inputs):
                 g.add_edge(src, node.id, port=port)
-        self.nx = nx.freeze(g)
+        return nx.freeze(g)
 
     # access
     def nodes_in_order(self) -> list[Node]:
@@ -109,7 +119,7 @@ class Graph:
         return self._nodes[self.output].type if self.output is not None else ERROR
 
     def users(self, node_id: int) -> list[int]:
-        return sorted(self.nx.successors(node_id))
+        return list(self._users.get(node_id, ()))
 
     def first_error(self) -> Node | None:
         return next((n for n in self._nodes.values() if n.error is not None), None)
