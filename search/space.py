@@ -206,8 +206,13 @@ class Size:
         return f"≥ {self.members:,} members (walk stopped after {self.seconds:.1f} s{guess})"
 
 
-def _big(x: float) -> str:
-    return f"{x:,.0f}" if x < 1e9 else f"{x:.2e}"
+def _big(x: float | int) -> str:
+    if x < 1e9:
+        return f"{x:,.0f}"
+    if isinstance(x, int):  # beyond a float's range: the digits give the exponent
+        digits = str(x)
+        return f"{digits[0]}.{digits[1:3]}e+{len(digits) - 1}"
+    return f"{x:.2e}"
 
 
 def walk(
@@ -324,7 +329,7 @@ def stats(members: list[Member], max_params=None, max_macs=None) -> Stats:
         if not m.ok:
             reasons[m.invalid] = reasons.get(m.invalid, 0) + 1
     common = tuple(sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
-    estimate = statistics.fmean(m.branching() for m in members) if members else 0.0
+    estimate = _mean([m.branching() for m in members]) if members else 0.0
     return Stats(
         len(members),
         len(members) - len(valid),
@@ -335,6 +340,14 @@ def stats(members: list[Member], max_params=None, max_macs=None) -> Stats:
         common,
         estimate,
     )
+
+
+def _mean(values: list[int]) -> float | int:
+    """The mean as a float; as an int when it is beyond a float's range (a product of many choices)."""
+    try:
+        return sum(values) / len(values)
+    except OverflowError:
+        return sum(values) // len(values)
 
 
 def _spread(values: list[int]) -> tuple[int, int, int] | None:
