@@ -255,13 +255,17 @@ def concat(el, expr: ast.Call, env, frame):
 
 
 def bind_op(spec, args, kwargs, span) -> OpLayer:
+    from cnnc.compiler.coerce import coerce, habit
+
+    slip = habit(spec, args, kwargs)  # `BatchNorm(64)`, `Linear(512, 10)`: torch's conventions
+    if slip is not None:
+        exc, where = slip
+        raise _fail(exc.code, exc.message, where or span, helps=(exc.help,) if exc.help else ())
     bound = _bind(spec.name, [p.name for p in spec.params], {p.name: p.default for p in spec.params},
                   args, kwargs, span)
     values = {}
     for param in spec.params:
         try:
-            from cnnc.compiler.coerce import coerce
-
             values[param.torch_name] = coerce(param, bound[param.name], spec.name)
         except OpError as exc:
             raise _fail(exc.code, exc.message, _arg_span(param.name, list(bound), args, kwargs, span),

@@ -76,10 +76,20 @@ def infer_conv(args: dict, inputs) -> tuple[dict, TensorType]:
     return args, TensorType((out_channels, *spatial))
 
 
-def _common_divisors(a: int, b: int) -> str:
+def _common_divisors(a: int, b: int, shown: int = 8) -> str:
+    """The smallest common divisors of a and b: trial division up to √gcd, never up to the gcd."""
     g = math.gcd(a, b)
-    divisors = [d for d in range(1, g + 1) if g % d == 0]
-    return ", ".join(map(str, divisors[:8])) + (", …" if len(divisors) > 8 else "")
+    small, large = [], []
+    d = 1
+    while d * d <= g and len(small) < shown:
+        if g % d == 0:
+            small.append(d)
+            if d * d != g:
+                large.append(g // d)
+        d += 1
+    divisors = sorted(set(small + large))
+    more = len(divisors) > shown or d * d <= g
+    return ", ".join(map(str, divisors[:shown])) + (", …" if more else "")
 
 
 def conv_params(args, inputs, out) -> int:
@@ -135,6 +145,7 @@ register(
         count_macs=conv_macs,
         rf=conv_rf,
         doc="2-D convolution: `Conv(out_channels, kernel_size, stride = 1, pad = 0 | same, dilation = 1, groups = 1, bias = true)`",
+        inferred="in_channels",
     ),
     OpSpec(
         name="Linear",
@@ -149,5 +160,6 @@ register(
         count_macs=linear_macs,
         rf=lambda args, inputs: GLOBAL,
         doc="fully connected layer on a vector: `Linear(out_features, bias = true)`",
+        inferred="in_features",
     ),
 )

@@ -28,14 +28,6 @@ def infer_same(args: dict, inputs) -> tuple[dict, TensorType]:
     return dict(args), inp
 
 
-def infer_probability(args: dict, inputs) -> tuple[dict, TensorType]:
-    (inp,) = inputs
-    if not 0.0 <= args["p"] <= 1.0:
-        raise OpError("E0405", "`StochasticDepth` drop probability must lie in [0, 1], "
-                      f"but got {args['p']}")
-    return dict(args), inp
-
-
 def infer_chunk(args: dict, inputs) -> tuple[dict, TensorType]:
     (inp,) = inputs
     expect_rank(inp, 3, "Chunk")
@@ -80,8 +72,8 @@ def pointwise_macs(args, inputs, out) -> int:
 register(
     OpSpec(
         name="StochasticDepth",
-        params=(ParamSpec("p", "p", "float", 0.0, minimum=0),),
-        infer=infer_probability,
+        params=(ParamSpec("p", "p", "float", 0.0, minimum=0, maximum=1),),
+        infer=infer_same,
         family="reshape",
         torch_ctor=LAYERS + "StochasticDepth",
         view=True,
@@ -111,13 +103,15 @@ register(
     ),
     OpSpec(
         name="LayerNorm2d",
-        params=(ParamSpec("eps", "eps", "float", 1e-6, minimum=0),),
+        params=(ParamSpec("eps", "eps", "float", 1e-6, above=0),),
         infer=infer_channel_norm,
         family="norm",
         torch_ctor=LAYERS + "LayerNorm2d",
         count_params=lambda args, inputs, out: 2 * args["normalized_shape"],
         doc="layer normalisation over the channels of each position (ConvNeXt): "
         "`LayerNorm2d(eps = 1e-6)`",
+        positional=0,
+        inferred="normalized_shape",
     ),
     OpSpec(
         name="PointwiseLinear",
@@ -132,6 +126,7 @@ register(
         count_macs=pointwise_macs,
         doc="a Linear applied at every position, [C, H, W] → [out_features, H, W], weights shaped "
         "as nn.Linear's (ConvNeXt's channels-last MLP): `PointwiseLinear(out_features, bias = true)`",
+        inferred="in_features",
     ),
     OpSpec(
         name="LayerScale",

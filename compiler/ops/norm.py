@@ -28,8 +28,8 @@ register(
     OpSpec(
         name="BatchNorm",
         params=(
-            ParamSpec("eps", "eps", "float", 1e-5, minimum=0),
-            ParamSpec("momentum", "momentum", "float", 0.1, minimum=0),
+            ParamSpec("eps", "eps", "float", 1e-5, above=0),  # torch: positive while training
+            ParamSpec("momentum", "momentum", "float", 0.1, minimum=0, maximum=1),
             ParamSpec("affine", "affine", "bool", True),
         ),
         infer=infer_batchnorm,
@@ -38,6 +38,8 @@ register(
         count_params=batchnorm_params,
         aliases=("BN",),
         doc="batch normalisation over channels: `BatchNorm(eps = 1e-5, momentum = 0.1, affine = true)`",
+        positional=0,
+        inferred="num_features",
     ),
     OpSpec(
         name="LocalResponseNorm",
@@ -45,7 +47,7 @@ register(
             ParamSpec("size", "size", "int", minimum=1),
             ParamSpec("alpha", "alpha", "float", 1e-4),
             ParamSpec("beta", "beta", "float", 0.75),
-            ParamSpec("k", "k", "float", 1.0),
+            ParamSpec("k", "k", "float", 1.0, above=0),  # k = 0 divides by zero on a zero input
         ),
         infer=infer_lrn,
         family="norm",

@@ -28,7 +28,7 @@ def infer_shuffle(args: dict, inputs) -> tuple[dict, TensorType]:
 register(
     OpSpec(name="Flatten", params=(), infer=infer_flatten, family="reshape",
            torch_ctor="torch.nn.Flatten", view=True, doc="[C, H, W] → [C·H·W]"),
-    OpSpec(name="Dropout", params=(ParamSpec("p", "p", "float", 0.5, minimum=0),), infer=infer_same,
+    OpSpec(name="Dropout", params=(ParamSpec("p", "p", "float", 0.5, minimum=0, maximum=1),), infer=infer_same,
            family="reshape", torch_ctor="torch.nn.Dropout", view=True,
            doc="zeroes a share `p` of elements while training; the identity at inference"),
     OpSpec(name="Identity", params=(), infer=infer_same, family="reshape", torch_ctor="torch.nn.Identity",
