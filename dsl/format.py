@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cnnc.dsl import ast
+from cnnc.dsl.literals import escape_string
 
 WIDTH = 100
 INDENT = "    "
@@ -367,5 +368,4 @@ def _flat(expr) -> str:
 
 
 def _string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
+    return escape_string(value)

@@ -19,6 +19,7 @@ from lark import Token, Transformer, v_args
 
 from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import CnncError, Label, error
+from cnnc.dsl.literals import decode_string, float_value, int_value
 from cnnc.dsl.source import SourceFile, Span
 
 MAX_NESTING = 200  # deeper expressions are not written by hand; guard the recursive passes
@@ -62,7 +63,12 @@ def parse(source: SourceFile) -> ast.Module:
     comments = list(_COMMENTS)
     _COMMENTS.clear()
     _check_nesting(source, tree)
-    module = _ToAst(source).transform(tree)
+    try:
+        module = _ToAst(source).transform(tree)
+    except lark.exceptions.VisitError as exc:  # a literal refused by dsl/literals.py
+        if isinstance(exc.orig_exc, CnncError):
+            raise exc.orig_exc from None
+        raise
     kept = tuple(ast.Comment(str(c), Span(source, c.start_pos, c.end_pos)) for c in comments)
     return ast.Module(module.items, kept, Span(source, 0, len(source.text)))
 
@@ -227,12 +233,15 @@ class _ToAst(Transformer):
     def _tok(self, token: Token) -> Span:
         return Span(self.source, token.start_pos, token.end_pos)
 
+    def _unquote(self, token: Token) -> str:
+        return decode_string(self.source, token.start_pos, str(token))
+
     # definitions
     def module(self, meta, items):
         return ast.Module(tuple(items))
 
     def import_stmt(self, meta, children):
-        return ast.Import(_unquote(children[0]), self._span(meta))
+        return ast.Import(self._unquote(children[0]), self._span(meta))
 
     def params(self, meta, children):
         return tuple(children)
@@ -272,7 +281,7 @@ class _ToAst(Transformer):
 
     def assert_stmt(self, meta, children):
         cond, message = children
-        return ast.Assert(cond, _unquote(message) if message is not None else None, self._span(meta))
+        return ast.Assert(cond, self._unquote(message) if message is not None else None, self._span(meta))
 
     # expressions
     def if_expr(self, meta, children):
@@ -322,14 +331,14 @@ class _ToAst(Transformer):
 
     def int_(self, meta, children):
         text = str(children[0])
-        return ast.Number(self._span(meta), int(text.replace("_", "")), text)
+        return ast.Number(self._span(meta), int_value(self._span(meta), text), text)
 
     def float_(self, meta, children):
         text = str(children[0])
-        return ast.Number(self._span(meta), float(text.replace("_", "")), text)
+        return ast.Number(self._span(meta), float_value(self._span(meta), text), text)
 
     def string(self, meta, children):
-        return ast.String(self._span(meta), _unquote(children[0]))
+        return ast.String(self._span(meta), self._unquote(children[0]))
 
     def true(self, meta, children):
         return ast.Bool(self._span(meta), True)
@@ -381,8 +390,3 @@ def _split_args(args) -> tuple[tuple, tuple]:
     positional = tuple(a for a in args if not isinstance(a, ast.Kwarg))
     keywords = tuple(a for a in args if isinstance(a, ast.Kwarg))
     return positional, keywords
-
-
-def _unquote(token) -> str:
-    text = str(token)[1:-1]
-    return text.encode("utf-8").decode("unicode_escape") if "\\" in text else text
