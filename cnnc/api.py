@@ -17,24 +17,29 @@ def zoo_dir() -> Path:
 
 
 def resolve_path(name: str | Path) -> Path:
-    """A file path, or a zoo model named without its path (`resnet152`)."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    for candidate in (zoo_dir() / f"{name}.cnn", zoo_dir() / name):
-        if candidate.is_file():
+    """A file path, or a zoo model named without its path (`resnet152`); a `zoo/…` path with no such
+    local file names the installed zoo, so `zoo/resnet18.cnn` works outside the checkout too."""
+    from cnnc.commands.files import is_file, zoo_suggestion
+
+    if is_file(name):
+        return Path(name)
+    inside = str(name).removeprefix("zoo/")
+    for candidate in (zoo_dir() / f"{inside}.cnn", zoo_dir() / inside):
+        if is_file(candidate):
             return candidate
-    raise CnncError(error("E0202", f"no file `{name}`, and no zoo model of that name", None,
-                          helps=("give a path to a .cnn file, or a model listed by `cnnc zoo`",)))
+    helps = (*zoo_suggestion(str(name)), "give a path to a .cnn file, or a model listed by `cnnc zoo`")
+    raise CnncError(error("E0202", f"no file `{name}`, and no zoo model of that name", None, helps=helps))
 
 
-def load_program(path: str | Path, text: str | None = None):
-    """Parse a file and its imports (imports resolve relative to the file, then in the zoo)."""
-    from cnnc.dsl.imports import load
+def load_program(path: str | Path, text: str | None = None, allow_import=()):
+    """Parse a file and its imports. Imports resolve relative to the file, then in the `allow_import`
+    directories, those of `CNNC_PATH` and the zoo, and may reach nothing outside those and the file's
+    own directory tree (see `cnnc.dsl.imports`)."""
+    from cnnc.dsl.imports import env_search_path, load
 
     if text is None:
         path = resolve_path(path)
-    return load(path, search_paths=(zoo_dir(),), text=text)
+    return load(path, search_paths=(*allow_import, *env_search_path(), zoo_dir()), text=text)
 
 
 def parse_arg_values(pairs) -> dict:
@@ -55,11 +60,12 @@ def parse_arg_values(pairs) -> dict:
     return out
 
 
-def elaborate_file(path, network=None, args=None, input_shape=None, decider=None, text=None):
+def elaborate_file(path, network=None, args=None, input_shape=None, decider=None, text=None,
+                   allow_import=()):
     """Parse and elaborate; returns an `Elaboration` (graph + diagnostics). Syntax errors raise."""
     from cnnc.compiler.elaborate import elaborate
 
-    program = load_program(path, text)
+    program = load_program(path, text, allow_import)
     result = elaborate(program, network, args, input_shape, decider)
     _debug_and_lint(program, result)
     return result
@@ -82,13 +88,23 @@ def _debug_and_lint(program, result) -> None:
         check_lint(result.graph)
 
 
-def graph(path, network=None, args=None, input_shape=None, decider=None, text=None):
-    """The shaped graph of a network; raises `CnncError` if the program has errors."""
-    result = elaborate_file(path, network, args, input_shape, decider, text)
+def graph(path, network=None, args=None, input_shape=None, decider=None, text=None, allow_import=()):
+    """The shaped graph of a network; raises `CnncError` if the program has errors.
+
+    `allow_import` names directories of shared blocks that imports may also reach."""
+    result = elaborate_file(path, network, args, input_shape, decider, text, allow_import)
     errors: list[Diagnostic] = [d for d in result.diagnostics if d.is_error]
     if errors:
         raise CnncError(*errors)
     return result.graph
+
+
+def summary(path, network=None, args=None, input=None, dtype="float32"):
+    """The analysis of a network (`cnnc summary`'s figures): params, MACs, activations and one row
+    per layer; `.to_json()` gives the JSON contract. Runs no model and never imports torch."""
+    from cnnc.compiler.analysis.summary import summarize
+
+    return summarize(graph(path, network, _arg_exprs(args), _shape(input)), dtype)
 
 
 def check_lint(g) -> None:
@@ -148,16 +164,17 @@ def diagram(path_or_graph, network=None, depth=None, **options):
 # Lowering to PyTorch (torch is imported only here, inside the functions)
 
 
-def load(path, network=None, input=None, seed=None, args=None):
+def load(path, network=None, input=None, seed=None, args=None, allow_import=()):
     """The network as a `torch.nn.Module`: a torch.fx GraphModule with one straight-line forward.
 
     `input` overrides the declared input shape (`(3, 256, 256)`); `args` binds a parameterised
     network's arguments (`{"towers": 2}`, or `["towers=2"]` as on the command line); `seed` makes
-    the weights reproducible. Module names are the program's labels, so state_dict keys are
-    `layer1.0.conv1.weight`. The module keeps its IR (`model.cnnc_graph`) and analysis
+    the weights reproducible; `allow_import` names directories outside the file's own tree that
+    its imports may reach (as `--allow-import`). Module names are the program's labels, so
+    state_dict keys are `layer1.0.conv1.weight`. The module keeps its IR (`model.cnnc_graph`) and analysis
     (`model.cnnc_summary()`); raises `CnncError` when the program has errors.
     """
-    return _lower(graph(path, network, _arg_exprs(args), _shape(input)), seed)
+    return _lower(graph(path, network, _arg_exprs(args), _shape(input), allow_import=allow_import), seed)
 
 
 def compile_source(text, network=None, input=None, seed=None, args=None, path="<source>.cnn"):
