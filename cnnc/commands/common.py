@@ -23,6 +23,15 @@ def add_program_args(p: argparse.ArgumentParser, input_option: bool = True) -> N
     if input_option:
         p.add_argument("--input", "-i", metavar="C,H,W", type=parse_shape,
                        help="override the declared input shape, e.g. 3,256,256")
+    p.add_argument("--allow-import", action="append", default=[], metavar="DIR", type=import_dir,
+                   help="a directory outside the file's own folder that its imports may reach (repeatable; "
+                   "the CNNC_PATH environment variable lists more)")
+
+
+def import_dir(text: str) -> str:
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
+    return text
 
 
 def add_format_arg(p: argparse.ArgumentParser, choices, default: str) -> None:
@@ -69,7 +78,8 @@ def elaborate_from_args(args, decider=None):
     from cnnc.api import elaborate_file, parse_arg_values
 
     values = parse_arg_values(getattr(args, "arg", ()))
-    return elaborate_file(args.file, args.network, values, getattr(args, "input", None), decider)
+    return elaborate_file(args.file, args.network, values, getattr(args, "input", None), decider,
+                          allow_import=getattr(args, "allow_import", ()))
 
 
 def graph_from_args(args):
