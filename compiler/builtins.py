@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from cnnc.compiler.names import label_problem
 from cnnc.compiler.ops import OpError
 from cnnc.compiler.values import Builtin, type_name
 
@@ -146,6 +147,9 @@ def b_label(args, kwargs):
     name, layer = args
     if not isinstance(name, str) or not all(name.split(".")):
         raise OpError("E0405", f"a label must be a non-empty string (dots separate path parts), but got {name!r}")
+    problem = label_problem(name)  # an identifier or a number per part, not a keyword: E0208, E0209
+    if problem is not None:
+        raise OpError(problem.code, problem.message, problem.help)
     if hasattr(layer, "infer"):
         from cnnc.compiler.evaluate import bind_op
 

@@ -23,6 +23,8 @@ from types import MappingProxyType
 
 from cnnc.compiler import bodies, evaluate, scopes, unused
 from cnnc.compiler.ir import Graph, Instance, Node, Scope
+from cnnc.compiler.names import path_problem
+from cnnc.compiler.names import usable as usable_name
 from cnnc.compiler.ops import REGISTRY, OpError
 from cnnc.compiler.types import ERROR, TensorType, is_error
 from cnnc.compiler.values import (POISON, BlockLayer, BlockRef, LabeledLayer, MergeLayer, OpLayer,
@@ -86,6 +88,11 @@ class Builder:
         if "." in name:  # a dotted label from `label("a.b", …)`: the last part is the name
             *parts, name = name.split(".")
             scope = scope + tuple(parts)
+        if not explicit:  # a block's or op's own name, e.g. `class` of `block Class`: made usable
+            name = usable_name(name, not scope)
+        elif (problem := path_problem(scope + (name,))) is not None:  # a label: E0208, E0209
+            raise Fail(error(problem.code, problem.message, span, "the label of this layer",
+                             helps=(problem.help,)))
         names = self.taken.setdefault(scope, {})
         if explicit:
             if name in names:

@@ -112,9 +112,20 @@ def test_deepcopy_keeps_containers_and_graph():
     assert torch.equal(model(x), clone(x))
 
 
-def test_a_label_taken_by_nn_module_is_e0207():
+def test_a_label_taken_by_nn_module_is_e0209_at_check():
     with pytest.raises(CnncError) as err:
         cnnc.compile_source("network n { input [3, 8, 8] return in -> forward: Conv(4, 3) }")
+    assert err.value.diagnostics[0].code == "E0209"
+    assert "forward" in err.value.diagnostics[0].message
+
+
+def test_a_name_the_installed_torch_reserves_is_e0207_at_lowering(monkeypatch):
+    from cnnc.compiler import names
+
+    monkeypatch.setattr(names, "MODULE_ATTRIBUTES", frozenset())  # as if torch gained `forward`
+    graph = api.graph("n.cnn", text="network n { input [3, 8, 8] return in -> forward: Conv(4, 3) }")
+    with pytest.raises(CnncError) as err:
+        to_graph_module(graph)
     assert err.value.diagnostics[0].code == "E0207"
     assert "forward" in err.value.diagnostics[0].message
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import keyword
 import operator
 
 import torch
@@ -28,6 +29,7 @@ from torch import fx, nn
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.lower import layers, modules
 from cnnc.compiler.lower.init import init_parameters
+from cnnc.compiler.names import path_problem
 from cnnc.dsl.diagnostics import CnncError, error
 
 _FUNCTIONS = {"operator.add": operator.add, "operator.mul": operator.mul, "torch.cat": torch.cat}
@@ -111,10 +113,12 @@ def to_graph_module(graph: Graph, seed: int | None = None, device=None) -> CnncM
 
 
 def class_name(network: str) -> str:
-    """The class of a lowered network: `resnet50` → `Resnet50`, `mobilenet_v2` → `MobilenetV2`."""
-    parts = "".join(c if c.isalnum() else "_" for c in network).split("_")
+    """The class of a lowered network: `resnet50` → `Resnet50`, `mobilenet_v2` → `MobilenetV2`.
+    Always an ASCII identifier that is no keyword (`network none` is `NetNone`, not `None`)."""
+    parts = "".join(c if c.isascii() and c.isalnum() else "_" for c in network).split("_")
     name = "".join(p[:1].upper() + p[1:] for p in parts if p)
-    return name if name[:1].isalpha() else f"Net{name}"
+    usable = name[:1].isalpha() and not keyword.iskeyword(name)
+    return name if usable else f"Net{name}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,11 +231,17 @@ def reserved_names(top_level: bool) -> frozenset[str]:
 
 
 def check_names(graph: Graph) -> None:
-    """Each part of a module path must be free to become a Python attribute (E0207)."""
+    """Each part of a module path must be a whitelisted name (E0208, E0209: torch.fx pastes it
+    into `forward` unescaped, so this is what keeps a crafted graph from running code) and free to
+    become a Python attribute of this torch (E0207)."""
     nested, top = reserved_names(False), reserved_names(True)
     for node in graph.nodes_in_order():
         if modules.kind(node) in ("input", "merge"):
             continue
+        problem = path_problem(node.path)
+        if problem is not None:
+            raise CnncError(error(problem.code, problem.message, node.span,
+                                  "lowered as a module named here", helps=(problem.help,)))
         for depth, part in enumerate(node.path):
             if part in (top if depth == 0 else nested):
                 raise CnncError(

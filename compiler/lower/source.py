@@ -9,6 +9,10 @@ Contract of `to_source(graph)`:
   plain chain (`downsample`, VGG's `features`) is built as one `nn.Sequential(…)` and called in one
   line. Every line carries the inferred shape (`x = self.layer2[0].conv1(x)  # [N, 128, 28, 28]`)
   and each block instance opens with a comment naming it (`# layer2.0: Bottleneck(128, …)`).
+- Nothing from the `.cnn` file reaches the text unescaped (STYLE §13): literals are `repr`s, a
+  module name is written `.name` only when `names.is_attribute` allows it (else `getattr(…, 'n')`
+  and `add_module('n', …)`), and titles, labels and file names in comments and docstrings pass
+  through `plain` (one line, no quote or backslash that could end the string).
 - Values are named from a small pool (`x`, `y`, `z`, …): a result reuses the name of an input that
   dies at that line, so the main path stays `x` and a branch reads `y`.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -24,6 +29,7 @@ from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.lower import init, layers, modules
 from cnnc.compiler.lower.fx import check_names, class_name
+from cnnc.compiler.names import is_attribute
 
 Path = tuple[str, ...]
 _NAMES = ("x", "y", "z", "w", "v", "u", "t", "s")
@@ -62,10 +68,11 @@ def to_source(graph: Graph, seed: int | None = None, origin: str = "") -> str:
     check_names(graph)
     layout = plan_layout(graph)
     name = class_name(graph.network)
+    network = in_docstring(graph.network)
     parts = [
         header(graph, name, origin),
         f"class {name}(nn.Module):",
-        f'    """`{graph.network}` as cnnc elaborated it; module names are its labels."""\n',
+        f'    """`{network}` as cnnc elaborated it; module names are its labels."""\n',
         f"    def __init__(self, seed: int | None = {seed!r}):",
         f"{_INDENT}super().__init__()",
         *init_lines(graph, layout),
@@ -89,8 +96,9 @@ def custom_classes(graph: Graph) -> list[str]:
 
 def header(graph: Graph, name: str, origin: str) -> str:
     s = summarize(graph)
-    source = f" from `{origin}`" if origin else ""
-    return f'''"""`{graph.network}`, compiled by cnnc{source}. Standalone: needs only torch.
+    source = f" from `{in_docstring(origin)}`" if origin else ""
+    network = in_docstring(graph.network)
+    return f'''"""`{network}`, compiled by cnnc{source}. Standalone: needs only torch.
 
     model = {name}()  # weights as `cnnc.load` makes them; {name}(seed=0) is reproducible
     y = model(x)  # x: {batched(s.input)} → y: {batched(s.output)}
@@ -160,12 +168,12 @@ def access(layout: Layout, path: Path) -> str:
     """`self.layer1[0].conv1`: attribute, index or getattr, as each container allows."""
     text = "self"
     for depth, part in enumerate(path):
-        if depth > 0 and part.isdigit() and layout.indexed(path[:depth]):
-            text += f"[{part}]"
-        elif part.isidentifier():
+        if depth > 0 and part.isascii() and part.isdigit() and layout.indexed(path[:depth]):
+            text += f"[{int(part)}]"
+        elif is_attribute(part):
             text += f".{part}"
         else:
-            text = f'getattr({text}, "{part}")'
+            text = f"getattr({text}, {part!r})"
     return text
 
 
@@ -208,7 +216,7 @@ def comment(graph: Graph, path: Path) -> list[str]:
 
 def heading(graph: Graph, path: Path, width: int = 100) -> str:
     """`        # layer2.0: Bottleneck(128, stride = 2)`, cut to `width` columns."""
-    text = f"{_INDENT}# {'.'.join(path)}: {graph.scopes[path].title}"
+    text = f"{_INDENT}# {plain('.'.join(path))}: {plain(graph.scopes[path].title)}"
     return text if len(text) <= width else text[: width - 2] + "…)"
 
 
@@ -221,9 +229,9 @@ def register(layout: Layout, path: Path, value: str) -> str:
     parent, name = path[:-1], path[-1]
     if parent and layout.indexed(parent):
         return f"{_INDENT}{access(layout, parent)}.append({value})"  # appended in order: 0, 1, …
-    if name.isidentifier():
+    if is_attribute(name):
         return f"{_INDENT}{access(layout, path)} = {value}"
-    return f'{_INDENT}{access(layout, parent)}.add_module("{name}", {value})'
+    return f"{_INDENT}{access(layout, parent)}.add_module({name!r}, {value})"
 
 
 def ctor(graph: Graph, node: Node) -> str:
@@ -239,12 +247,13 @@ def class_text(ctor: str) -> str:
 
 def parameter_line(layout: Layout, node: Node) -> str:
     shape, value = modules.bare_parameter(node)
-    return f"{_INDENT}{access(layout, node.path)} = nn.Parameter(torch.full({shape!r}, {value!r}))"
+    target = access(layout, node.path)
+    return f"{_INDENT}{target} = nn.Parameter(torch.full({literal(shape)}, {literal(value)}))"
 
 
 def sequential(graph: Graph, layout: Layout, path: Path) -> str:
     items = [
-        f"{_INDENT}    {ctor(graph, graph.node(i))},  # {graph.node(i).path[-1]}: "
+        f"{_INDENT}    {ctor(graph, graph.node(i))},  # {plain(graph.node(i).path[-1])}: "
         f"{batched(graph.node(i).type.shape)}"
         for i in layout.chains[path]
     ]
@@ -252,9 +261,36 @@ def sequential(graph: Graph, layout: Layout, path: Path) -> str:
 
 
 def literal(value) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    return repr(value)
+    """Python text that evaluates to `value`; only plain data is accepted."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({str(value)!r})"  # `inf` and `nan` are no Python literals
+    if isinstance(value, (tuple, list)):
+        items = [literal(v) for v in value]
+        if isinstance(value, list):
+            return "[" + ", ".join(items) + "]"
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    raise TypeError(f"no literal for a {type(value).__name__} in generated source")
+
+
+def in_docstring(text: str) -> str:
+    return plain(text, quotes='"')
+
+
+def plain(text: str, quotes: str = "") -> str:
+    """`text` made safe inside a comment, or with `quotes='"'` inside a docstring: one line of
+    printable characters, backslashes and those quotes escaped (nothing can end the string or
+    start a line of code)."""
+    out = []
+    for char in text:
+        if char == "\\" or char in quotes:
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        else:  # newlines, ESC, surrogates, line separators: their escape, not the character
+            out.append(ascii(char)[1:-1])
+    return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------------
