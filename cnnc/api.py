@@ -19,8 +19,6 @@ def zoo_dir() -> Path:
 def resolve_path(name: str | Path) -> Path:
     """A file path, or a zoo model named without its path (`resnet152`); a `zoo/…` path with no such
     local file names the installed zoo, so `zoo/resnet18.cnn` works outside the checkout too."""
-    from cnnc.commands.files import is_file, zoo_suggestion
-
     if is_file(name):
         return Path(name)
     inside = str(name).removeprefix("zoo/")
@@ -29,6 +27,24 @@ def resolve_path(name: str | Path) -> Path:
             return candidate
     helps = (*zoo_suggestion(str(name)), "give a path to a .cnn file, or a model listed by `cnnc zoo`")
     raise CnncError(error("E0202", f"no file `{name}`, and no zoo model of that name", None, helps=helps))
+
+
+def is_file(name: str | Path) -> bool:
+    """`Path.is_file`, but a name the OS cannot take (too long, a NUL) is simply not a file."""
+    try:
+        return Path(name).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def zoo_suggestion(name: str) -> tuple[str, ...]:
+    """A help line naming the zoo model closest to `name`, when one is close (Elm's `Suggest`)."""
+    import difflib
+
+    stem = Path(name).name.removesuffix(".cnn")
+    models = sorted(p.stem for p in zoo_dir().glob("*.cnn"))
+    close = difflib.get_close_matches(stem, models, n=1, cutoff=0.75)
+    return (f"a zoo model of a similar name exists: `{close[0]}`",) if close else ()
 
 
 def load_program(path: str | Path, text: str | None = None, allow_import=()):

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import traceback
 
-from cnnc.commands.common import INTERNAL_ERROR, OK, USAGE_ERROR, USER_ERROR, UsageError
+from cnnc.commands.common import INTERNAL_ERROR, OK, USAGE_ERROR, USER_ERROR, UsageError, UserError
 
 COMMANDS = (
     ("check", "check"),
@@ -72,6 +72,9 @@ def _version() -> str:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if unknown_command(parser, argv):
+        return USAGE_ERROR
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
@@ -79,20 +82,40 @@ def main(argv=None) -> int:
     return run_command(args)
 
 
+def unknown_command(parser, argv: list[str]) -> bool:
+    """A misspelt command gets a did-you-mean (argparse lists the choices but suggests none)."""
+    import difflib
+
+    names = [name for name, _ in COMMANDS]
+    if not argv or argv[0].startswith("-") or argv[0] in names:
+        return False
+    close = difflib.get_close_matches(argv[0], names, n=1, cutoff=0.6)
+    parser.print_usage(sys.stderr)
+    hint = f"did you mean `{close[0]}`?" if close else f"the commands are {', '.join(names)}"
+    print(f"cnnc: error: unknown command `{argv[0]}`: {hint}", file=sys.stderr)
+    return True
+
+
 def run_command(args) -> int:
     from cnnc.api import InternalError
     from cnnc.commands.common import print_diagnostics
+    from cnnc.commands.files import is_usage
     from cnnc.dsl.diagnostics import CnncError
 
     try:
+        prepare_file(args)
         return args.run(args)
     except CnncError as exc:
         print_diagnostics(exc.diagnostics, args)
-        usage = all(d.code in ("E0202", "E0205") and d.span is None for d in exc.diagnostics)
-        return USAGE_ERROR if usage else USER_ERROR
+        return USAGE_ERROR if is_usage(exc.diagnostics) else USER_ERROR
     except UsageError as exc:
         print(f"cnnc {args.command}: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for line in exc.helps:
+            print(f"  = help: {line}", file=sys.stderr)
+        return USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -104,6 +127,16 @@ def run_command(args) -> int:
         if os.environ.get("CNNC_DEBUG"):
             raise
         return internal_error(exc, "")
+
+
+def prepare_file(args) -> None:
+    """`FILE:NETWORK` names one network of a file (as `cnnc zoo` lists them); a path that falls back
+    to the zoo is said so. `cnnc check` takes several files and does this per file."""
+    from cnnc.commands.files import note_zoo_fallback, split_model
+
+    if isinstance(getattr(args, "file", None), str):
+        args.file, args.network = split_model(args.file, getattr(args, "network", None))
+        note_zoo_fallback(args.file)
 
 
 def internal_error(exc: BaseException, dump: str) -> int:

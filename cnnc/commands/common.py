@@ -13,8 +13,21 @@ class UsageError(Exception):
     """Wrong command-line usage (exit 2)."""
 
 
-def add_program_args(p: argparse.ArgumentParser, input_option: bool = True) -> None:
-    p.add_argument("file", help="a .cnn file, or a zoo model's name (`resnet50`)")
+class UserError(Exception):
+    """A problem with the user's files, folders or storage that no diagnostic locates (exit 1):
+    printed as `error: MESSAGE` and a `= help:` line per help."""
+
+    def __init__(self, message: str, *helps: str):
+        super().__init__(message)
+        self.helps = helps
+
+
+def add_program_args(p: argparse.ArgumentParser, input_option: bool = True, many: bool = False) -> None:
+    if many:
+        p.add_argument("files", nargs="+", metavar="FILE", help="a .cnn file, a zoo model's name "
+                       "(`resnet50`, `inception_module:naive`) or - for stdin; several allowed")
+    else:
+        p.add_argument("file", help="a .cnn file, or a zoo model's name (`resnet50`, `inception_module:naive`)")
     p.add_argument("--network", "-n", metavar="NAME", help="which network of the file (default: the file's "
                    "own name, or its only network)")
     p.add_argument("--arg", "-a", action="append", default=[], metavar="NAME=VALUE",
@@ -78,8 +91,24 @@ def elaborate_from_args(args, decider=None):
     from cnnc.api import elaborate_file, parse_arg_values
 
     values = parse_arg_values(getattr(args, "arg", ()))
-    return elaborate_file(args.file, args.network, values, getattr(args, "input", None), decider,
-                          allow_import=getattr(args, "allow_import", ()))
+    result = elaborate_file(args.file, args.network, values, getattr(args, "input", None), decider,
+                            allow_import=getattr(args, "allow_import", ()))
+    if decider is None and any(d.code == "E0303" for d in result.diagnostics):
+        result = _with_smallest_input(result, args, values)
+    return result
+
+
+def _with_smallest_input(result, args, values):
+    """An input too small gets a help line with the smallest that works (the program is read again:
+    only on this failure path)."""
+    from dataclasses import replace
+
+    from cnnc.api import load_program
+    from cnnc.commands import hints
+
+    program = load_program(args.file, allow_import=getattr(args, "allow_import", ()))
+    found = hints.with_smallest_input(result, program, args.network, values)
+    return replace(result, diagnostics=found)
 
 
 def graph_from_args(args):
