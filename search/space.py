@@ -124,11 +124,11 @@ class Space:
         return Member.of(result, decider)
 
 
-def load_space(path, network=None, args=None, input_shape=None, text=None) -> Space:
-    """Parse a file (syntax errors raise `CnncError`)."""
+def load_space(path, network=None, args=None, input_shape=None, text=None, allow_import=()) -> Space:
+    """Parse a file (syntax errors raise `CnncError`); `allow_import` as in `cnnc.api.load_program`."""
     from cnnc.api import load_program
 
-    return Space(load_program(path, text), network, args, input_shape)
+    return Space(load_program(path, text, allow_import), network, args, input_shape)
 
 
 @dataclass(frozen=True, eq=False)

@@ -58,7 +58,8 @@ def run(args) -> int:
 
     if args.samples < 0:
         raise common.UsageError("--samples must be 0 or more")
-    space = load_space(args.file, args.network, parse_arg_values(args.arg), args.input)
+    space = load_space(args.file, args.network, parse_arg_values(args.arg), args.input,
+                       allow_import=args.allow_import)
     size, walked = walk(space, seconds=args.walk_seconds)
     members = sample(space, args.samples, args.seed)
     figures = stats(members, args.max_params, args.max_macs)
