@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import operator
-from cnnc.compiler import builtins
+from cnnc.compiler import builtins, estimate, limits
 from cnnc.compiler.ops import REQUIRED, OpError, lookup
 from cnnc.compiler.scopes import Env, ModuleScope
 from cnnc.compiler.types import is_error
@@ -28,11 +28,46 @@ def evaluate(el, expr, env: Env, frame):
     method = _DISPATCH.get(type(expr))
     if method is None:
         raise AssertionError(f"no evaluation rule for {type(expr).__name__}")
-    return method(el, expr, env, frame)
+    b = el.b
+    if b.depth >= limits.MAX_DEPTH:
+        raise _fail("E0705", f"evaluation nests deeper than {limits.MAX_DEPTH:,} levels here", expr.span,
+                    "too deep", notes=frame.notes()[:3],
+                    helps=("blocks inside blocks and values defined through other values nest; build "
+                           "repeats with a list, `[B(i) for i in range(n)]`",))
+    b.depth += 1
+    try:
+        return method(el, expr, env, frame)
+    finally:
+        b.depth -= 1
 
 
 def ev_literal(el, expr, env, frame):
+    if isinstance(expr, ast.Number):
+        check_int(expr.value, expr.span)
     return None if isinstance(expr, ast.NoneLit) else expr.value
+
+
+def check_int(value, span, what: str = "this integer"):
+    """Integers are bounded in size (`limits.MAX_INT_BITS`), so arithmetic on them stays cheap."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > limits.MAX_INT_BITS:
+        raise int_too_large(value.bit_length(), span, what)
+    return value
+
+
+def int_too_large(bits: int, span, what: str, verb: str = "has"):
+    return _fail("E0704", f"{what} {verb} {bits:,} bits, more than the {limits.MAX_INT_BITS} an integer may have",
+                 span, "too large", helps=("channel counts and sizes are small numbers; check the arithmetic",))
+
+
+def charge(el, items: int, span, what: str) -> None:
+    """Count list items and characters an elaboration makes (`limits.MAX_ITEMS`), before making them."""
+    if items > limits.MAX_LIST:
+        raise _fail("E0702", f"{what} would have {items:,} items, more than the {limits.MAX_LIST:,} a list may have",
+                    span, "too long", helps=("check the ranges and repeat counts",))
+    el.b.items += items
+    if el.b.items > limits.MAX_ITEMS:
+        raise _fail("E0707", f"the program makes more than {limits.MAX_ITEMS:,} list items and characters in all",
+                    span, "while making this", helps=("check nested comprehensions and lists copied in loops",))
 
 
 def ev_name(el, expr: ast.Name, env: Env, frame):
@@ -75,21 +110,41 @@ def unknown_name(expr: ast.Name, env: Env):
 def definition_value(el, scope: ModuleScope, item, span):
     if isinstance(item, (ast.BlockDef, ast.NetworkDef)):
         return BlockRef(item, scope)
-    if isinstance(item, ast.NetworkAlias):
-        return evaluate(el, item.value, Env(scope, {}), _top_frame())
-    if isinstance(item, ast.BlockAlias):
-        return partial_block(el, scope, item)
     if item.name in scope.values:
         return scope.values[item.name]
     if item.name in scope.evaluating:
-        raise _fail("E0206", f"`{item.name}` is defined in terms of itself", item.span, "this definition")
+        raise self_reference(scope, item, span)
     scope.evaluating.add(item.name)
     try:
+        if isinstance(item, ast.NetworkAlias):
+            return evaluate(el, item.value, Env(scope, {}), _top_frame())
+        if isinstance(item, ast.BlockAlias):
+            return partial_block(el, scope, item)
         value = evaluate(el, item.value, Env(scope, {}), _top_frame())
     finally:
         scope.evaluating.discard(item.name)
     scope.values[item.name] = value
     return value
+
+
+def self_reference(scope: ModuleScope, item, span):
+    """A top-level definition reached again while it is evaluated: a cycle, or an alias that meant
+    the imported definition its name hides (`network MobileNetV2 = MobileNetV2(width = 1.0)`)."""
+    if isinstance(item, ast.Let):
+        return _fail("E0206", f"`{item.name}` is defined in terms of itself", item.span, "this definition")
+    kind = "network" if isinstance(item, ast.NetworkAlias) else "block"
+    if any(item.name in imported.defs for imported in scope.imports):
+        return _fail("E0216", f"`{kind} {item.name} = …` hides the imported `{item.name}` it refers to",
+                     item.name_span or item.span, "this name is taken here by the alias itself",
+                     notes=(f"inside the alias, `{item.name}` means the alias, not the import",),
+                     helps=(f"give the alias a name of its own, e.g. `{kind} {_other_name(item.name)} = …`",))
+    return _fail("E0215", f"`{kind} {item.name}` is defined in terms of itself", span or item.span,
+                 "refers back to the alias being defined",
+                 helps=(f"`{kind} {item.name} = …` must name a {kind} defined elsewhere",))
+
+
+def _other_name(name: str) -> str:
+    return name.lower() if name.lower() != name else name + "_1"
 
 
 def partial_block(el, scope: ModuleScope, item: ast.BlockAlias) -> Partial:
@@ -150,6 +205,7 @@ def _in_network(env: Env) -> bool:
 
 
 def ev_list(el, expr: ast.ListExpr, env, frame):
+    charge(el, len(expr.items), expr.span, "this list")
     return tuple(evaluate(el, item, env, frame) for item in expr.items)
 
 
@@ -159,6 +215,7 @@ def ev_comprehension(el, expr: ast.Comprehension, env: Env, frame):
         return POISON
     if not isinstance(iterable, tuple):
         raise _fail("E0404", f"`for` needs a list to walk, but got {type_name(iterable)}", expr.iterable.span)
+    before_iterating(el, expr, env, frame, len(iterable))
     out = []
     for item in iterable:
         inner = Env(env.module, {expr.var: item}, env.input, env, loop_var=expr.var)
@@ -170,6 +227,50 @@ def ev_comprehension(el, expr: ast.Comprehension, env: Env, frame):
                 continue
         out.append(evaluate(el, expr.elt, inner, frame))
     return tuple(out)
+
+
+def before_iterating(el, expr: ast.Comprehension, env, frame, count: int) -> None:
+    """Charge a comprehension's steps and items, and its nodes' lower bound, before it runs:
+    nested comprehensions are charged as each inner one starts, so their product is bounded."""
+    b = el.b
+    if expr.cond is None:  # (with a condition, items may be filtered out: no lower bound on nodes)
+        per_item = estimate.expr_nodes(expr.elt, env, {expr.var}, b.node_bounds)
+        if per_item:
+            b.need(per_item * count, f"this list of {count:,} layers", expr.span, frame)
+    steps = nested_steps(el, expr, env, frame, count, frozenset((expr.var,)))
+    if b.steps + steps > limits.MAX_STEPS:
+        raise _fail("E0706", f"the program repeats more than {limits.MAX_STEPS:,} comprehension steps in all",
+                    expr.span, f"{steps:,} steps here", notes=frame.notes()[:3],
+                    helps=("check the ranges of nested comprehensions; a network needs far fewer",))
+    b.steps += count  # inner comprehensions charge their own steps as they start
+    charge(el, count, expr.span, "this list")
+
+
+def nested_steps(el, expr: ast.Comprehension, env, frame, count: int, bound: frozenset) -> int:
+    """Steps of a comprehension and of those directly inside it whose range is known before the
+    outer one iterates (it reads none of the loop variables): the product is checked up front."""
+    inner = expr.elt
+    if expr.cond is not None or not isinstance(inner, ast.Comprehension) or not _closed(inner.iterable, bound):
+        return count
+    iterable = evaluate(el, inner.iterable, env, frame)
+    if not isinstance(iterable, tuple):
+        return count
+    return count * (1 + nested_steps(el, inner, env, frame, len(iterable), bound | {inner.var}))
+
+
+def _closed(expr, bound: frozenset) -> bool:
+    """Plain arithmetic over numbers and names not in `bound`, with `range` and `len` calls."""
+    if isinstance(expr, ast.Number):
+        return True
+    if isinstance(expr, ast.Name):
+        return expr.id not in bound
+    if isinstance(expr, ast.BinOp):
+        return _closed(expr.left, bound) and _closed(expr.right, bound)
+    if isinstance(expr, ast.UnaryOp):
+        return _closed(expr.operand, bound)
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id in ("range", "len"):
+        return not expr.kwargs and all(_closed(a, bound) for a in expr.args)
+    return False
 
 
 def ev_chain(el, expr: ast.Chain, env, frame):
@@ -234,7 +335,7 @@ def ev_call(el, expr: ast.Call, env, frame):
     if isinstance(func, Partial):
         return call_partial(el, func, args, kwargs, expr.span, frame)
     if isinstance(func, Builtin):
-        return call_builtin(func, args, kwargs, expr.span)
+        return call_builtin(el, func, args, kwargs, expr.span)
     raise _fail("E0404", f"only ops, blocks and functions can be called, but this is {type_name(func)}",
                 expr.func.span, "not callable")
 
@@ -303,10 +404,27 @@ def bind_params(el, ref: BlockRef, args, kwargs, span, frame, from_cli: bool = F
     for p in params:
         value = given[p.name]
         if isinstance(value, ast.Expr):
-            value = evaluate(el, value, env, frame)
+            value = argument_value(el, ref, p, value, env, frame)
         env.vars[p.name] = value
         out[p.name] = value
     return out
+
+
+def argument_value(el, ref: BlockRef, param, expr, env: Env, frame):
+    """Evaluate a default (or an `--arg`) unless it is already being evaluated: `block A(x = A())`
+    would need the default of `x` to compute the default of `x`."""
+    key = (id(ref.definition), param.name)
+    active = el.b.defaults
+    if key in active:
+        raise _fail("E0217", f"the default of `{param.name}` in `{ref.name}` depends on itself", expr.span,
+                    f"needs `{ref.name}` with this default again",
+                    helps=(f"give `{param.name}` a default that does not call `{ref.name}`, or pass "
+                           f"`{param.name}` in the inner call",))
+    active.add(key)
+    try:
+        return evaluate(el, expr, env, frame)
+    finally:
+        active.discard(key)
 
 
 def _bind(fn: str, names, defaults, args, kwargs, span, lazy_defaults=False, cli=False) -> dict:
@@ -332,13 +450,17 @@ def _bind(fn: str, names, defaults, args, kwargs, span, lazy_defaults=False, cli
     return bound
 
 
-def call_builtin(func: Builtin, args, kwargs, span):
+def call_builtin(el, func: Builtin, args, kwargs, span):
     try:
-        return func.fn(args, {k: v for k, v, _ in kwargs})
+        made = builtins.items_made(func.name, args)  # `range`'s length, known before it is made
+        if made:
+            charge(el, made, span, f"`{func.name}`")
+        result = func.fn(args, {k: v for k, v, _ in kwargs})
     except OpError as exc:
         raise _fail(exc.code, exc.message, span, helps=(exc.help,) if exc.help else ()) from None
     except (ValueError, OverflowError, ZeroDivisionError) as exc:
         raise _fail("E0405", f"`{func.name}` cannot take these arguments: {exc}", span) from None
+    return check_int(result, span, f"the result of `{func.name}`")
 
 
 def ev_index(el, expr: ast.Index, env, frame):
@@ -402,7 +524,7 @@ def ev_binop(el, expr: ast.BinOp, env, frame):
     graphish = (Tensor, OpLayer, BlockLayer, SeqLayer, LabeledLayer, MergeLayer, BlockRef, Partial)
     if expr.op in ("+", "*") and (isinstance(left, graphish) or isinstance(right, graphish)):
         return graph_binop(el, expr, left, right, frame)
-    return arithmetic(expr, left, right)
+    return arithmetic(el, expr, left, right)
 
 
 def graph_binop(el, expr: ast.BinOp, left, right, frame):
@@ -417,19 +539,31 @@ def graph_binop(el, expr: ast.BinOp, left, right, frame):
     return MergeLayer(op, (to_layer(left, expr.left.span), to_layer(right, expr.right.span)), expr.op_span)
 
 
-def arithmetic(expr: ast.BinOp, left, right):
+def arithmetic(el, expr: ast.BinOp, left, right):
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
     if numbers:
         if expr.op in ("/", "//", "%") and right == 0:
             raise _fail("E0406", "division by zero", expr.right.span, "is zero")
-        return ARITH[expr.op](left, right)
+        if isinstance(left, int) and isinstance(right, int) and expr.op != "/":
+            bits = limits.int_bits_after(expr.op, left, right)
+            if bits > limits.MAX_INT_BITS:
+                raise int_too_large(bits, expr.span, f"the result of `{expr.op}`", "would have up to")
+        try:
+            return ARITH[expr.op](left, right)
+        except OverflowError:  # a float too large for the integer's conversion: `/` of huge values
+            raise _fail("E0704", f"`{expr.op}` overflows: its operands are too large", expr.span) from None
     if expr.op == "+" and isinstance(left, tuple) and isinstance(right, tuple):
+        charge(el, len(left) + len(right), expr.span, "this list")
         return left + right
     if expr.op == "+" and isinstance(left, str) and isinstance(right, str):
+        if len(left) + len(right) > limits.MAX_STRING:
+            raise _fail("E0703", f"this string would have {len(left) + len(right):,} characters, more than the "
+                        f"{limits.MAX_STRING:,} a string may have", expr.span, "too long",
+                        helps=("labels and names are short; check a `+` repeated in a loop",))
+        charge(el, len(left) + len(right), expr.span, "this string")
         return left + right
     if expr.op == "*" and isinstance(left, tuple) and isinstance(right, int) and not isinstance(right, bool):
-        if len(left) * right > builtins.MAX_LIST:
-            raise _fail("E0306", f"this list would have {len(left) * right:,} items", expr.span)
+        charge(el, len(left) * max(right, 0), expr.span, "this list")
         return left * right
     raise _fail("E0404", f"`{expr.op}` cannot combine {type_name(left)} and {type_name(right)}", expr.op_span,
                 secondary=(), helps=_arith_help(left, right))

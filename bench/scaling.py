@@ -1,0 +1,121 @@
+"""Benchmark (not a test): elaboration and analysis are linear in the number of nodes.
+
+Three synthetic programs of about 1k, 10k and 100k layers each — a flat chain written out
+(`in -> ReLU -> ReLU -> …`, the numbering `relu_1`, `relu_2`, … of one scope), a deep stack of
+residual blocks and a wide concat of 1×1 convolutions — are parsed once, then elaborated, checked
+(diagnostics, `Graph.lint`) and summarised. Printed per program: the node count, the seconds of
+elaboration + analysis, the microseconds and the peak bytes (tracemalloc, a second run) per node,
+and the ratio of each per-node figure to the 1k program's. Goal: both ratios stay within 2× up to
+100k. Parsing is shown apart (the grammar's room, not elaboration's).
+
+    python bench/scaling.py [--sizes 1000,10000,100000] [--render 1000,10000]
+
+`--render` also times DOT rendering and lowering to a torch.fx module at the given sizes (the
+other rooms' linearity, checked quickly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+import tracemalloc
+
+from cnnc.compiler.analysis.summary import summarize
+from cnnc.compiler.elaborate import elaborate
+from cnnc.dsl.imports import load
+
+
+def chain(n: int) -> str:
+    return "network N {\n    input [3, 8, 8]\n    return in" + " -> ReLU" * n + "\n}\n"
+
+
+def residual(n: int) -> str:
+    """n layers as n/3 blocks of Conv, ReLU and `+`."""
+    return ("block Res {\n    return (in -> Conv(8, 3, pad = 1) -> ReLU) + in\n}\n"
+            f"network N {{\n    input [8, 8, 8]\n    return in -> [Res for i in range({n // 3})]\n}}\n")
+
+
+def concat(n: int) -> str:
+    """n 1×1 convolutions side by side, joined by one concat."""
+    return ("network N {\n    input [3, 4, 4]\n"
+            f"    return concat([in -> Conv(1, 1) for i in range({n})])\n}}\n")
+
+
+PROGRAMS = {"chain": chain, "residual": residual, "concat": concat}
+
+
+def parse(text: str, tmp_name: str):
+    from pathlib import Path
+
+    path = Path("/tmp") / tmp_name
+    path.write_text(text)
+    return load(path, text=text)
+
+
+def work(program) -> int:
+    """Elaborate, check and analyse; returns the node count."""
+    result = elaborate(program)
+    assert result.ok, [d.message for d in result.diagnostics if d.is_error][:3]
+    assert not result.graph.lint()
+    summarize(result.graph)
+    return len(result.graph)
+
+
+def measure(program) -> tuple[int, float, int]:
+    gc.collect()
+    start = time.perf_counter()
+    nodes = work(program)
+    seconds = time.perf_counter() - start
+    gc.collect()
+    tracemalloc.start()
+    work(program)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return nodes, seconds, peak
+
+
+def other_rooms(program) -> tuple[float, float]:
+    """Seconds to render DOT and to lower to an fx GraphModule (torch imported beforehand)."""
+    from cnnc.compiler.lower.fx import to_graph_module
+    from cnnc.compiler.render.dot import to_dot
+
+    graph = elaborate(program).graph
+    start = time.perf_counter()
+    to_dot(graph)
+    dot = time.perf_counter() - start
+    start = time.perf_counter()
+    to_graph_module(graph)
+    return dot, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--render", default="", help="sizes at which to time DOT and fx lowering too")
+    parser.add_argument("--programs", default=",".join(PROGRAMS))
+    opts = parser.parse_args()
+    sizes = [int(s) for s in opts.sizes.split(",")]
+    print(f"{'program':<9} {'layers':>7} {'nodes':>7} {'parse s':>8} {'elab+an s':>10} {'µs/node':>8} "
+          f"{'B/node':>7} {'time ×':>7} {'mem ×':>6}")
+    for name in opts.programs.split(","):
+        base = None
+        for n in sizes:
+            start = time.perf_counter()
+            program = parse(PROGRAMS[name](n), f"cnnc_scaling_{name}_{n}.cnn")
+            parse_s = time.perf_counter() - start
+            nodes, seconds, peak = measure(program)
+            per = (seconds / nodes * 1e6, peak / nodes)
+            base = base or per
+            print(f"{name:<9} {n:>7} {nodes:>7} {parse_s:>8.2f} {seconds:>10.2f} {per[0]:>8.1f} {per[1]:>7.0f} "
+                  f"{per[0] / base[0]:>7.2f} {per[1] / base[1]:>6.2f}", flush=True)
+    for n in [int(s) for s in opts.render.split(",") if s]:
+        for name in opts.programs.split(","):
+            program = parse(PROGRAMS[name](n), f"cnnc_scaling_{name}_{n}.cnn")
+            dot, fx = other_rooms(program)
+            print(f"{name:<9} {n:>7} DOT {dot:.2f} s ({dot / n * 1e6:.1f} µs/layer), "
+                  f"fx {fx:.2f} s ({fx / n * 1e6:.1f} µs/layer)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
