@@ -49,6 +49,7 @@ class Settings:
     file: str
     network: str | None = None
     args: tuple[str, ...] = ()  # `name=value`, .cnn syntax
+    allow_import: tuple[str, ...] = ()  # directories the space's imports may reach (--allow-import)
     trials: int = 20  # until the study holds this many
     sampler: str = "tpe"
     seed: int = 0
@@ -536,7 +537,7 @@ def space_for(settings: Settings, input_shape, num_classes: int | None) -> Space
     from cnnc.api import load_program, parse_arg_values
     from cnnc.compiler.elaborate import default_network
 
-    program = load_program(settings.file)
+    program = load_program(settings.file, allow_import=settings.allow_import)
     network = settings.network or default_network(program)
     args = list(settings.args)
     given = {a.partition("=")[0].strip() for a in args}

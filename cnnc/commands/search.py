@@ -162,6 +162,7 @@ def settings_from(args):
         file=args.file,
         network=args.network,
         args=tuple(args.arg),
+        allow_import=tuple(args.allow_import),
         trials=args.trials,
         sampler=args.sampler,
         seed=args.seed,
