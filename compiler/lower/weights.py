@@ -1,0 +1,176 @@
+"""Checkpoints → a compiled module's parameters, with a report a person can read.
+
+Contract of `load_weights(model, path, strict=True) -> WeightReport`:
+- `path` is a `state_dict` saved as `.pt`/`.pth` (read with `torch.load(weights_only=True)`: loading
+  never runs code from the file), possibly nested under `"state_dict"` or `"model"`, or a
+  `.safetensors` file.
+- Keys are compared with the model's by name and shape. A `module.` prefix on every key
+  (`nn.DataParallel`) is stripped; the auxiliary classifiers torchvision's GoogLeNet and Inception v3
+  checkpoints carry for training (`aux1`, `aux2`, `AuxLogits`) are skipped. Both are said in `notes`.
+- `strict=True` (the default): any missing, unexpected or differently shaped key raises `CnncError`
+  (E0901) whose notes group the keys by module and name the likely cause; nothing is loaded then.
+  `strict=False` loads every key that matches and reports the rest: the model's own values stay
+  (newly initialised) for missing or reshaped keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnnc.dsl.diagnostics import CnncError, error
+
+NESTED = ("state_dict", "model")  # where training scripts put the weights inside a checkpoint
+AUXILIARY = ("aux1.", "aux2.", "AuxLogits.")  # torchvision's training-only heads
+SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+LISTED = 6  # modules named one by one in a report before "and N more"
+
+
+@dataclass(frozen=True)
+class WeightReport:
+    loaded: tuple[str, ...]
+    missing: tuple[str, ...]  # the model has them, the checkpoint does not
+    unexpected: tuple[str, ...]  # the checkpoint has them, the model does not
+    reshaped: tuple[tuple[str, tuple, tuple], ...]  # (key, checkpoint shape, model shape)
+    notes: tuple[str, ...]
+    head: str = ""  # the network's last module with weights: where a replaced head shows
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.reshaped)
+
+    @property
+    def new(self) -> tuple[str, ...]:
+        """Keys that keep the model's own (freshly initialised) values."""
+        return tuple(sorted(self.missing + tuple(k for k, _, _ in self.reshaped)))
+
+    def lines(self) -> list[str]:
+        """The report as lines: what loaded, then each kind of mismatch grouped by module."""
+        out = [f"loaded {len(self.loaded):,} tensors", *self.notes]
+        if self.reshaped:
+            out.append("of another shape: " + _group_shapes(self.reshaped))
+        if self.missing:
+            out.append("missing from the checkpoint: " + _group(self.missing))
+        if self.unexpected:
+            out.append("in the checkpoint but not in the network: " + _group(self.unexpected))
+        return out
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file; a user error (E0902) for anything that is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CnncError(error("E0902", f"no checkpoint file `{path}`", None,
+                              helps=("give the path of a .pt, .pth or .safetensors file",)))
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return dict(load_file(str(path), device="cpu"))
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 — every reader failure is the file's, said in one line
+        raise CnncError(error("E0902", f"`{path}` is not a checkpoint cnnc can read: {_first_line(exc)}", None,
+                              notes=("cnnc reads state_dicts only (torch.load with weights_only=True), "
+                                     "never pickled objects, so opening a checkpoint runs no code",),
+                              helps=("save the weights with torch.save(model.state_dict(), PATH) or "
+                                     "safetensors.torch.save_file",))) from None
+    return _state_dict(data, path)
+
+
+def _state_dict(data, path: Path) -> dict[str, torch.Tensor]:
+    for key in NESTED:
+        if isinstance(data, dict) and isinstance(data.get(key), dict):
+            data = data[key]
+            break
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise CnncError(error("E0902", f"`{path}` holds no state_dict (a mapping of names to tensors)", None,
+                              helps=("save the weights with torch.save(model.state_dict(), PATH)",)))
+    return {str(k): v for k, v in data.items()}
+
+
+def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> WeightReport:
+    """Load a checkpoint into `model` (see the module docstring); returns what happened."""
+    state, notes = normalise(read_checkpoint(path), model.state_dict())
+    report = compare(model.state_dict(), state, notes)
+    if strict and not report.ok:
+        raise CnncError(mismatch_error(report, path))
+    matching = {k: state[k] for k in report.loaded}
+    with torch.no_grad():
+        model.load_state_dict(matching, strict=False)
+    return report
+
+
+def normalise(state: dict, own: dict) -> tuple[dict, tuple[str, ...]]:
+    """Strip DataParallel's `module.` prefix and drop training-only auxiliary heads, saying so."""
+    notes = []
+    if state and all(k.startswith("module.") for k in state) and not any(k.startswith("module.") for k in own):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+        notes.append("stripped the `module.` prefix nn.DataParallel writes")
+    aux = [k for k in state if k.startswith(AUXILIARY) and k not in own]
+    if aux:
+        heads = sorted({k.split(".")[0] for k in aux})
+        notes.append(f"skipped {len(aux)} tensors of the training-only auxiliary classifiers "
+                     f"{', '.join(f'`{h}`' for h in heads)}")
+        state = {k: v for k, v in state.items() if k not in set(aux)}
+    return state, tuple(notes)
+
+
+def compare(own: dict, state: dict, notes: tuple[str, ...]) -> WeightReport:
+    loaded, reshaped = [], []
+    for key, value in state.items():
+        if key in own:
+            if tuple(own[key].shape) == tuple(value.shape):
+                loaded.append(key)
+            else:
+                reshaped.append((key, tuple(value.shape), tuple(own[key].shape)))
+    missing = tuple(k for k in own if k not in state)
+    unexpected = tuple(k for k in state if k not in own)
+    head = next(reversed(own)).rpartition(".")[0] if own else ""
+    return WeightReport(tuple(loaded), missing, unexpected, tuple(reshaped), notes, head)
+
+
+def mismatch_error(report: WeightReport, path) -> object:
+    counts = [f"{len(report.missing)} missing" if report.missing else "",
+              f"{len(report.unexpected)} unexpected" if report.unexpected else "",
+              f"{len(report.reshaped)} of another shape" if report.reshaped else ""]
+    headline = f"the checkpoint `{Path(path).name}` does not fit the network: " + ", ".join(c for c in counts if c)
+    return error("E0901", headline, None, notes=tuple(report.lines()[1:]) + tuple(causes(report)),
+                 helps=("load what matches and keep the rest newly initialised with strict=False "
+                        "(`--weights-partial` on the command line)",))
+
+
+def causes(report: WeightReport) -> list[str]:
+    """The likely reasons, from the shape of the mismatch."""
+    out = []
+    if report.reshaped and {k.rpartition(".")[0] for k, _, _ in report.reshaped} == {report.head}:
+        (key, theirs, ours) = report.reshaped[0]
+        out.append(f"likely cause: a replaced head — `{key}` is {list(theirs)} in the checkpoint and "
+                   f"{list(ours)} here (another number of classes)")
+    if report.missing and report.unexpected:
+        out.append("likely cause: the checkpoint names modules differently (another architecture, or "
+                   "labels that differ from the reference's)")
+    return out
+
+
+def _group(keys) -> str:
+    modules: dict[str, list[str]] = {}
+    for key in keys:
+        module, _, leaf = key.rpartition(".")
+        modules.setdefault(module or "(top)", []).append(leaf)
+    shown = [f"`{m}` ({', '.join(leaves)})" for m, leaves in list(modules.items())[:LISTED]]
+    more = len(modules) - LISTED
+    return "; ".join(shown) + (f"; and {more} more modules" if more > 0 else "")
+
+
+def _group_shapes(items) -> str:
+    shown = [f"`{k}` {list(theirs)} in the checkpoint, {list(ours)} here" for k, theirs, ours in items[:LISTED]]
+    more = len(items) - LISTED
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
