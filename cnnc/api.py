@@ -180,7 +180,7 @@ def diagram(path_or_graph, network=None, depth=None, **options):
 # Lowering to PyTorch (torch is imported only here, inside the functions)
 
 
-def load(path, network=None, input=None, seed=None, args=None, allow_import=()):
+def load(path, network=None, input=None, seed=None, args=None, allow_import=(), weights=None, strict=True):
     """The network as a `torch.nn.Module`: a torch.fx GraphModule with one straight-line forward.
 
     `input` overrides the declared input shape (`(3, 256, 256)`); `args` binds a parameterised
@@ -189,8 +189,21 @@ def load(path, network=None, input=None, seed=None, args=None, allow_import=()):
     its imports may reach (as `--allow-import`). Module names are the program's labels, so
     state_dict keys are `layer1.0.conv1.weight`. The module keeps its IR (`model.cnnc_graph`) and analysis
     (`model.cnnc_summary()`); raises `CnncError` when the program has errors.
+
+    `weights` loads a checkpoint (a state_dict in .pt/.pth, read with `weights_only=True`, or
+    .safetensors) by key; `strict=False` loads what matches and keeps the rest newly initialised.
+    What happened is in `model.cnnc_weights` (a `WeightReport`; see `compiler.lower.weights`).
     """
-    return _lower(graph(path, network, _arg_exprs(args), _shape(input), allow_import=allow_import), seed)
+    model = _lower(graph(path, network, _arg_exprs(args), _shape(input), allow_import=allow_import), seed)
+    return model if weights is None else with_weights(model, weights, strict)
+
+
+def with_weights(model, weights, strict: bool = True):
+    """Load a checkpoint into a compiled module; the report is kept as `model.cnnc_weights`."""
+    from cnnc.compiler.lower.weights import load_weights
+
+    model.cnnc_weights = load_weights(model, weights, strict=strict)
+    return model
 
 
 def compile_source(text, network=None, input=None, seed=None, args=None, path="<source>.cnn"):

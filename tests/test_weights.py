@@ -149,3 +149,10 @@ def test_unreadable_checkpoints_are_user_errors(tmp_path, content):
     with pytest.raises(CnncError) as caught:
         read_checkpoint(path)
     assert caught.value.diagnostics[0].code == "E0902"
+
+
+def test_load_takes_weights(resnet18_file, one_thread):
+    reference, path = resnet18_file
+    model = cnnc.load("resnet18", weights=path)
+    assert model.cnnc_weights.ok and len(model.cnnc_weights.loaded) == 122
+    assert same_output(model, reference)
