@@ -1,7 +1,8 @@
 """Functions and constants every .cnn file can use: `range`, `len`, `make_divisible`, `same`, ….
 
 Each function takes evaluated positional and keyword arguments and returns a plain value, or raises
-`OpError` (E0404 for a wrong kind of argument, E0405 for a bad value, E0306 for a list too long).
+`OpError` (E0404 for a wrong kind of argument, E0405 for a bad value, E0702 for a list too long,
+E0704 for an integer too large: the budgets of `limits`).
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 import math
 
 from cnnc.compiler.names import label_problem
+from cnnc.compiler import limits
 from cnnc.compiler.ops import OpError
 from cnnc.compiler.values import Builtin, type_name
 
-MAX_LIST = 1_000_000  # longer lists are not meant; they are an expansion error, not an out-of-memory
+MAX_LIST = limits.MAX_LIST  # longer lists are not meant; they are an expansion error, not an out-of-memory
 
 
 def _number(value, fn: str, what: str = "argument"):
@@ -52,9 +54,23 @@ def b_range(args, kwargs):
     if len(bounds) == 3 and bounds[2] == 0:
         raise OpError("E0405", "`range` step must not be zero")
     values = range(*bounds)
-    if len(values) > MAX_LIST:
-        raise OpError("E0306", f"`range` would make {len(values):,} values, more than {MAX_LIST:,}")
+    count = _range_length(values)
+    if count > MAX_LIST:
+        raise OpError("E0702", f"`range` would make {count:,} values, more than the {MAX_LIST:,} a list may have")
     return tuple(values)
+
+
+def _range_length(values: range) -> int:
+    """`len(range)` without its OverflowError beyond sys.maxsize."""
+    return max(0, (values.stop - values.start + values.step - (1 if values.step > 0 else -1)) // values.step)
+
+
+def items_made(name: str, args) -> int:
+    """How many list items a call makes, where known before the call (`range`): the caller charges
+    them to the budget first."""
+    if name == "range" and 1 <= len(args) <= 3 and all(type(a) is int for a in args) and (len(args) < 3 or args[2]):
+        return min(_range_length(range(*args)), MAX_LIST + 1)
+    return 0
 
 
 def b_len(args, kwargs):
@@ -165,6 +181,12 @@ def b_pow(args, kwargs):
     base, exponent = (_number(a, "pow") for a in args)
     if abs(exponent) > 64:
         raise OpError("E0405", f"`pow` exponent {exponent} is out of range (at most 64 in size)")
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
+        bits = limits.pow_bits(base, exponent)
+        if bits > limits.MAX_INT_BITS:
+            raise OpError("E0704", f"`pow` would make an integer of up to {bits:,} bits, more than the "
+                          f"{limits.MAX_INT_BITS} an integer may have",
+                          "channel counts and sizes are small numbers; check the arithmetic")
     return base**exponent
 
 

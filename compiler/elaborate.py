@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from cnnc.compiler import bodies, evaluate, scopes, unused
+from cnnc.compiler import bodies, estimate, evaluate, limits, scopes, unused
 from cnnc.compiler.ir import Graph, Instance, Node, Scope
 from cnnc.compiler.names import path_problem
 from cnnc.compiler.names import usable as usable_name
@@ -33,8 +33,6 @@ from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import CnncError, Diagnostic, Label, error
 from cnnc.dsl.imports import Program
 from cnnc.dsl.source import Span
-
-MAX_NODES = 100_000  # an expansion larger than this is not meant: E0306, not a hang
 
 
 class Fail(Exception):
@@ -81,8 +79,28 @@ class Builder:
 
     nodes: list[Node] = field(default_factory=list)
     taken: dict[tuple[str, ...], dict[str, bool]] = field(default_factory=dict)  # name → explicit?
+    # the last `_k` suffix given per (scope, base name), so numbering resumes instead of rescanning
+    # `relu_1`, `relu_2`, … from the start (which made a chain of n layers cost n² steps)
+    suffix: dict[tuple[tuple[str, ...], str], int] = field(default_factory=dict)
     scopes: list[Scope] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # budgets (`limits`): evaluation depth now, comprehension steps and list items made so far
+    depth: int = 0
+    steps: int = 0
+    items: int = 0
+    node_bounds: dict = field(default_factory=dict)  # block → at least how many nodes it makes
+    defaults: set = field(default_factory=set)  # (block, parameter) whose default is being evaluated
+
+    def room(self) -> int:
+        """Nodes that may still be made."""
+        return limits.MAX_NODES - len(self.nodes)
+
+    def need(self, nodes: int, what: str, span: Span | None, frame: Frame) -> None:
+        """Refuse, before building anything, what needs more nodes than the budget has left."""
+        if nodes > self.room():
+            raise Fail(error("E0701", f"{what} needs at least {nodes:,} nodes, more than the "
+                             f"{limits.MAX_NODES:,} a network may have", span, "expands too far",
+                             notes=frame.notes()[:3], helps=(NODES_HELP,)))
 
     def claim(self, scope: tuple[str, ...], name: str, explicit: bool, span: Span | None) -> tuple[str, ...]:
         if "." in name:  # a dotted label from `label("a.b", …)`: the last part is the name
@@ -101,22 +119,29 @@ class Builder:
                                  "used again here", helps=("give each layer of a scope its own label",)))
             names[name] = True
             return scope + (name,)
-        candidate, k = name, 0
-        while candidate in names:
+        candidate, k = name, self.suffix.get((scope, name), 0)
+        if k or candidate in names:
             k += 1
             candidate = f"{name}_{k}"
+            while candidate in names:
+                k += 1
+                candidate = f"{name}_{k}"
+            self.suffix[(scope, name)] = k
         names[candidate] = False
         return scope + (candidate,)
 
     def add(self, op: str, args: dict, inputs, type_, path, span, frame: Frame, err=None) -> Tensor:
-        if len(self.nodes) >= MAX_NODES:
-            raise Abort(error("E0306", f"the network expands to more than {MAX_NODES:,} nodes", span,
-                              "while expanding this", notes=frame.notes(),
-                              helps=("check repeat counts and list lengths; real networks have a few thousand",)))
+        if len(self.nodes) >= limits.MAX_NODES:
+            raise Abort(error("E0701", f"the network expands to more than {limits.MAX_NODES:,} nodes", span,
+                              "while expanding this", notes=frame.notes()[:3], helps=(NODES_HELP,)))
         node = Node(len(self.nodes), op, MappingProxyType(dict(args)), tuple(t.node for t in inputs), type_,
                     path, span, frame.instances, err)
         self.nodes.append(node)
         return Tensor(node.id, type_)
+
+
+NODES_HELP = "check repeat counts and list lengths; real networks have a few thousand nodes"
+DEPTH_HELP = "build repeats with a list, `[B(i) for i in range(n)]`, rather than by nesting"
 
 
 class Elaborator:
@@ -206,11 +231,14 @@ class Elaborator:
 
     def apply_seq(self, layer: SeqLayer, x: Tensor, frame: Frame, name, explicit):
         sub = frame
+        items = flatten_seq(layer.items)
+        self.b.need(estimate.value_nodes(items, self.b.node_bounds), f"this sequence of {len(items):,} layers",
+                    layer.span, frame)
         if name is not None:
             path = self.b.claim(frame.scope, name, explicit, layer.span)
             self.b.scopes.append(Scope(path, "seq", "Sequential", layer.span))
             sub = Frame(path, frame.instances, frame.blocks)
-        for index, item in enumerate(flatten_seq(layer.items)):
+        for index, item in enumerate(items):
             if isinstance(item, LabeledLayer):
                 x = self.apply(item, x, sub, span=layer.span)
             else:
@@ -286,10 +314,14 @@ def elaborate(program: Program, network: str | None = None, args=None, input_sha
     name = network or default_network(program)
     el = Elaborator(decider)
     graph = None
+    limits.ensure_recursion_room()
     try:
         graph = bodies.run_network(el, main, name, dict(args or {}), input_shape)
     except Abort as failure:
         el.report(failure.diagnostic)
+    except RecursionError:  # a value nested by thousands of statements; depth is bounded per expression
+        el.report(error("E0705", "the program nests values too deeply to elaborate", None,
+                        helps=(DEPTH_HELP,)))
     return Elaboration(graph, tuple(el.b.diagnostics) + unused.static_warnings(main))
 
 
