@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from cnnc.commands import common
+from cnnc.commands.files import check_output, writing
 
 HELP = "lower a network to standalone PyTorch source (.py) or a torch.export program (.pt)"
 DESCRIPTION = """\
@@ -63,13 +64,14 @@ def run(args) -> int:
     if out == "-":
         print(source(graph, args))
         return common.OK
-    path = Path(out or f"{graph.network}.py")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    note = (
-        write_source(graph, args, path)
-        if path.suffix == ".py"
-        else write_program(graph, args, path)
-    )
+    path = check_output(out or f"{graph.network}.py")
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        note = (
+            write_source(graph, args, path)
+            if path.suffix == ".py"
+            else write_program(graph, args, path)
+        )
     print(f"wrote {path}: {note}", file=report)
     return common.OK
 
@@ -77,6 +79,8 @@ def run(args) -> int:
 def output_path(out: str | None) -> str | None:
     if out is not None and out != "-" and Path(out).suffix not in SUFFIXES:
         raise common.UsageError(f"-o must end in .py, .pt or .pt2 (or be -), but got `{out}`")
+    if out is not None and out != "-":
+        check_output(out)  # before the work: a folder or a path under a file
     return out
 
 

@@ -76,14 +76,14 @@ def check_output(path: str | Path, what: str = "-o") -> Path:
 
 
 @contextmanager
-def writing(path: str | Path, what: str = "-o"):
+def writing(path: str | Path, what: str = "-o", fix: str | None = None):
     """Turn a failure to write `path` (no permission, a read-only or full disk) into a user error."""
     try:
         yield
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise UserError(f"cannot write `{path}`: {reason}",
-                        f"choose a place you can write to with {what}") from None
+                        fix or f"choose a place you can write to with {what}") from None
 
 
 def is_usage(diagnostics) -> bool:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from cnnc.commands import common
+from cnnc.commands.files import writing
 
 HELP = "print .cnn files in the canonical layout (--check, --write)"
 DESCRIPTION = """\
@@ -53,7 +54,8 @@ def run(args) -> int:
             sys.stdout.writelines(difflib.unified_diff(source.text.splitlines(True), formatted.splitlines(True),
                                                        name, f"{name} (formatted)"))
         elif args.write:
-            path.write_text(formatted, encoding="utf-8")
+            with writing(path, fix="make the file writable, or print the formatted text without --write"):
+                path.write_text(formatted, encoding="utf-8")
         else:
             sys.stdout.write(formatted)
     if not args.check and not args.write:

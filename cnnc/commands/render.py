@@ -14,6 +14,7 @@ from cnnc.commands.common import (
     add_program_args,
     print_diagnostics,
 )
+from cnnc.commands.files import check_output, writing
 
 HELP = "draw a network as a diagram (SVG, PNG, PDF or DOT) with Graphviz"
 DESCRIPTION = """\
@@ -62,6 +63,8 @@ def run(args) -> int:
 
     if args.output is not None and args.output.suffix.lower() not in FORMATS:
         raise UsageError(f"`-o {args.output}`: the suffix picks the format, one of {', '.join(FORMATS)}")
+    if args.output is not None:
+        check_output(args.output)  # before the work: a folder or a path under a file
     result = elaborate_from_args(args)
     print_diagnostics(result.diagnostics, args)
     if result.graph is None:  # elaboration stopped before a graph existed; the errors are printed
@@ -80,4 +83,6 @@ def _emit(digraph, output: Path | None, write) -> None:
     if output is None:
         sys.stdout.write(digraph.source)
         return
-    write(digraph, output)
+    with writing(output):
+        output.parent.mkdir(parents=True, exist_ok=True)  # as `cnnc compile` does
+        write(digraph, output)

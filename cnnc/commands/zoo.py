@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from cnnc.commands import common
 
@@ -51,14 +52,24 @@ def entries() -> list[dict]:
     return out
 
 
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff")  # matplotlib's
+
+
 def run(args) -> int:
+    from cnnc.commands.files import check_output, writing
+
+    if args.plot:  # before the work: a wrong suffix, a folder, a path under a file
+        if Path(args.plot).suffix.lower() not in PLOT_SUFFIXES:
+            raise common.UsageError(f"--plot must end in one of {', '.join(PLOT_SUFFIXES)}, but got `{args.plot}`")
+        check_output(args.plot, "--plot")
     rows = entries()
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:
         print(_table(rows))
     if args.plot:
-        plot(rows, args.plot)
+        with writing(args.plot, "--plot"):
+            plot(rows, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     return common.OK
 
