@@ -85,8 +85,8 @@ def load(path: str | Path, search_paths=(), text: str | None = None) -> Program:
     file's directory are the only places an import may reach. A main file that defines nothing
     (empty, or only comments) is E0107.
     """
-    main = Path(path).resolve() if text is None else Path(path)
-    roots = _roots((main.resolve().parent, *(Path(p) for p in search_paths)))
+    main = _real(path) if text is None else Path(path)
+    roots = _roots((_real(main).parent, *(Path(p) for p in search_paths)))
     loader = _Loader(tuple(Path(p) for p in search_paths), roots)
     source = SourceFile(str(path), text) if text is not None else read_source(main, shown_path(main))
     key = loader.visit(source, main, ())
@@ -97,11 +97,16 @@ def load(path: str | Path, search_paths=(), text: str | None = None) -> Program:
     return Program(key, loader.modules, loader.edges)
 
 
+def _real(path) -> Path:
+    """The path with every link resolved; unlike `Path.resolve`, a link loop does not raise."""
+    return Path(os.path.realpath(path))
+
+
 def _roots(paths) -> tuple[Path, ...]:
     out = []
     for p in paths:
         try:
-            out.append(Path(os.path.realpath(p)))
+            out.append(_real(p))
         except (OSError, ValueError):
             continue  # an unusable search path allows nothing
     return tuple(out)
@@ -185,7 +190,7 @@ class _Loader:
 
     def admit(self, candidate: Path, info: os.stat_result, item: ast.Import) -> Path:
         """`candidate` (which exists) as a resolved path, if it is a regular .cnn file in a root."""
-        target = Path(os.path.realpath(candidate))
+        target = _real(candidate)
         if not any(target == r or r in target.parents for r in self.roots):
             raise CnncError(error(
                 "E0210", f"the import `{item.path}` leads outside the allowed directories", item.span,
