@@ -2,7 +2,8 @@
 
 Input: `Settings` (what the command line says) and a `Space`. Output: a `Result` — the study, its
 trials as rows, the best trial(s) — with `best.cnn`, `trials.csv` and plots written to `settings.out`.
-This module and `report.py` (its plots) are the only ones of `search` that import optuna.
+This module, `worker.py`, `storage.py` and `report.py` (its plots) are the ones of `search` that
+import optuna.
 
 Contract of one trial, in this order (nothing is lowered or trained before the checks pass):
 1. elaborate the space with an Optuna decider: a decision whose options are an increasing arithmetic
@@ -11,20 +12,23 @@ Contract of one trial, in this order (nothing is lowered or trained before the c
 2. a member with an error, or whose output does not match the data's classes, is `invalid`; one
    over `max_params`/`max_macs` is `infeasible`. Both are recorded as PRUNED, the reason (for an
    error, its diagnostic's one-line form) in the user attribute `infeasible`.
-3. its `hash` (sha256 of the graph's text) is compared with earlier trials': an architecture met
-   before reuses that trial's result (status `reused`, `reused_from`) and is not evaluated again.
+3. its `hash` (sha256 of the graph's text) is compared with the study's trials, every worker's: an
+   architecture met before reuses that trial's result (status `reused`, `reused_from`) and is not
+   evaluated again; one that another worker is evaluating now is waited for, then reused.
 4. the evaluator trains it (per-epoch validation accuracy feeds the pruner) or scores it with a
-   zero-cost proxy. A failed run (NaN loss, out of memory) is recorded as FAIL with its reason, and
-   the study goes on.
-The study lives in `storage` (default `sqlite:///<out>/study.db`); opening it again resumes it, and
-`trials` counts every trial the study holds, so `trials = 12` after 8 runs 4 more.
+   zero-cost proxy. A member too large for the device's free memory, a failed run (NaN loss, out of
+   memory) or any exception is recorded as FAIL with its reason, and the study goes on.
+The study lives in `storage` (default `sqlite:///<out>/study.db`, or a journal file for several
+workers; `storage.py`); opening it again resumes it, and `trials` counts the study's finished
+trials over every worker (`worker.py`), so `trials = 12` after 8 runs 4 more. A resume with another
+space (its fingerprint, kept in the study's user attributes) is refused (E0607).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
-import sqlite3
 import time
 import warnings
 from collections.abc import Callable
@@ -37,11 +41,13 @@ import optuna
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search import report
+from cnnc.search import storage as stores
 from cnnc.search.space import Memo, Space, fixed, graph_hash, over_budget, walk
 
 DIRECTIONS = {"accuracy": "maximize", "params": "minimize", "macs": "minimize"}
 PROXIES = report.PROXY_NAMES
 GRID_LIMIT = 100_000  # members a grid search may have
+PROXY_BATCH = 64  # the minibatch the zero-cost proxies score (`evaluators.proxy.score_all`'s default)
 
 
 @dataclass(frozen=True)
@@ -74,10 +80,20 @@ class Settings:
     threads: int | None = (
         1  # CPU threads for torch (`cnnc search` sets them); None: torch's default
     )
+    heartbeat: int = 10  # seconds between a trial's heartbeats; stale after three missed
+    workers: int = 1  # processes on this machine (`cnnc search --workers`)
+    worker: int = 0  # which of them this process is (seeds its sampler apart from the others)
 
     @property
     def storage_url(self) -> str:
-        return self.storage or f"sqlite:///{(Path(self.out) / 'study.db').resolve()}"
+        """`--storage`, else the folder's study: SQLite for one worker, a journal file for several
+        (an existing one of either kind is kept, so a resume finds its trials)."""
+        if self.storage:
+            return self.storage
+        out = Path(self.out).resolve()
+        if (out / "study.db").exists() or (self.workers == 1 and not (out / "study.journal").exists()):
+            return f"sqlite:///{out / 'study.db'}"
+        return f"journal:///{out / 'study.journal'}"
 
     @property
     def study_name(self) -> str:
@@ -132,6 +148,7 @@ class Result:
     best: list[report.Row]  # the best trial, or the Pareto front (best accuracy first)
     files: list[Path]
     notes: list[str]
+    stopped: str = "done"  # done | timeout | interrupted (`worker.Worker.work`)
 
 
 class TrialFailed(Exception):
@@ -185,24 +202,40 @@ def grid_values(decision) -> list:
 
 
 def open_study(settings: Settings, space: Space):
-    """Create the study, or load it when it exists (a resume); its objectives must not change."""
+    """Create the study, or load it when it exists (a resume); its objectives and space must not change."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if settings.storage is None:
-        Path(settings.out).mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(
-        storage=storage(settings.storage_url),
-        study_name=settings.study_name,
-        directions=[DIRECTIONS[o] for o in settings.objectives],
-        pruner=make_pruner(settings),
-        load_if_exists=True,
-    )
-    # a resume draws new random numbers: seeded by the trials already held, not as the first run was
-    study.sampler = make_sampler(settings, space, settings.seed + len(study.trials))
-    recorded = study.user_attrs.get("settings")
-    if recorded is None:
-        study.set_user_attr("settings", settings.recorded())
-    elif recorded.get("objectives") != list(settings.names):
+    warnings.filterwarnings("ignore", message=".*heartbeat.*")
+    if settings.storage is None or stores.kind(settings.storage_url) in ("sqlite", "journal"):
+        stores.file_path(settings.storage_url).parent.mkdir(parents=True, exist_ok=True)
+
+    def create():
+        return optuna.create_study(
+            storage=stores.open_storage(settings.storage_url, settings.heartbeat),
+            study_name=settings.study_name,
+            directions=[DIRECTIONS[o] for o in settings.objectives],
+            pruner=make_pruner(settings),
+            load_if_exists=True,
+        )
+
+    study = stores.retrying(create, lambda text: None)
+    # a resume draws new random numbers: seeded by the trials already held (and, with several
+    # workers, by the process: two workers must not propose the same sequence)
+    study.sampler = make_sampler(settings, space, settings.seed + len(study.trials) + settings.worker)
+    fingerprint = space_fingerprint(space)
+    with stores.StudyLock(settings.storage_url, settings.study_name):  # two workers creating it at once
+        recorded = study.user_attrs.get("settings")
+        if recorded is None:
+            study.set_user_attr("settings", settings.recorded())
+            study.set_user_attr("space", fingerprint)
+    if recorded is not None:
+        check_same_study(settings, recorded, study.user_attrs.get("space"), fingerprint)
+    return study
+
+
+def check_same_study(settings: Settings, recorded: dict, space: str | None, fingerprint: str) -> None:
+    """A resume must keep the objectives and the space (E0604, E0607)."""
+    if recorded.get("objectives") != list(settings.names):
         raise CnncError(
             error(
                 "E0604",
@@ -212,7 +245,32 @@ def open_study(settings: Settings, space: Space):
                 helps=("start another study with `--study NAME`, or keep its objectives",),
             )
         )
-    return study
+    if space is not None and space != fingerprint:
+        raise CnncError(
+            error(
+                "E0607",
+                f"study `{settings.study_name}` was made from another search space than "
+                f"`{settings.file}` is now (the space's text, imports or arguments changed)",
+                None,
+                helps=(
+                    "its trials' decisions would mean other architectures: start another study with "
+                    "`--study NAME` (or another --out), or restore the space the study was made from",
+                ),
+            )
+        )
+
+
+def space_fingerprint(space: Space) -> str:
+    """sha256 of what decides the members: every module's canonical text, the network, its arguments
+    and the input shape. Comments and layout do not count (the formatter drops them)."""
+    from cnnc.dsl.format import format_module
+
+    h = hashlib.sha256()
+    program = space.program
+    for key in sorted(program.modules, key=lambda k: (k != program.main, k)):
+        h.update(format_module(program.modules[key]).encode())
+    h.update(repr((space.network, sorted((space.args or {}).items(), key=str), space.input_shape)).encode())
+    return h.hexdigest()
 
 
 def changes(study, settings: Settings) -> list[str]:
@@ -226,31 +284,22 @@ def changes(study, settings: Settings) -> list[str]:
     ]
 
 
-def storage(url: str):
-    """Optuna's storage for `url`. SQLite runs in WAL mode with synchronous=NORMAL: each of a trial's
-    dozen small writes then costs ~1 ms instead of an fsync (~20 ms); a crash of the process loses
-    nothing, a power cut at most the last writes."""
-    if not url.startswith("sqlite:///"):
-        return url
-    path = url.removeprefix("sqlite:///")
-
-    def connect():
-        connection = sqlite3.connect(path, check_same_thread=False, timeout=60)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        return connection
-
-    return optuna.storages.RDBStorage(url, engine_kwargs={"creator": connect})
-
-
 def make_sampler(settings: Settings, space: Space, seed: int):
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if settings.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if settings.sampler == "grid":
-        return optuna.samplers.GridSampler(grid_space(space), seed=seed)
+        return Grid(grid_space(space), seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
+
+
+class Grid(optuna.samplers.GridSampler):
+    """Optuna's grid, minus its `study.stop()` at the end (valid only inside `study.optimize`):
+    the worker stops by itself when `is_exhausted`."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
 
 
 def grid_space(space: Space) -> dict:
@@ -286,7 +335,9 @@ def make_pruner(settings: Settings):
 
 
 class Objective:
-    """`study.optimize`'s objective: one trial's contract (module docstring)."""
+    """One trial's contract (module docstring), called by `worker.Worker` with each trial it claims."""
+
+    failure = TrialFailed  # what a member's own failure raises (already recorded on the trial)
 
     def __init__(
         self,
@@ -299,7 +350,8 @@ class Objective:
     ):
         self.settings, self.space, self.evaluate, self.events = settings, space, evaluator, events
         self.num_classes = num_classes
-        self.seen = {t.user_attrs["hash"]: t for t in study.trials if _evaluated(t)}
+        # (trial, hash) -> the earlier trial to reuse, or None to evaluate; the worker sets it
+        self.claims: Callable = lambda trial, digest: None
 
     def __call__(self, trial):
         self.events.trial_started(trial.number)
@@ -317,8 +369,9 @@ class Objective:
         budget = over_budget(s.params, s.macs, self.settings.max_params, self.settings.max_macs)
         if budget:
             return _reject(trial, "infeasible", budget)
-        if digest in self.seen:
-            return self.reuse(trial, self.seen[digest], s)
+        earlier = self.claims(trial, digest)
+        if earlier is not None:
+            return self.reuse(trial, earlier, s)
         return self.run(trial, member.graph, s)
 
     def output_problem(self, graph) -> str | None:
@@ -371,18 +424,8 @@ class Objective:
         return list(earlier.values)
 
     def after(self, study, frozen) -> None:
-        """`study.optimize`'s callback: remember what was evaluated, tell the events."""
-        if _evaluated(frozen) and frozen.user_attrs["hash"] not in self.seen:
-            self.seen[frozen.user_attrs["hash"]] = frozen
+        """Called with each trial the worker recorded: tell the events."""
         self.events.finished(report.Row.of(frozen))
-
-
-def _evaluated(trial) -> bool:
-    """A trial whose architecture went through the evaluator (its result may be reused)."""
-    return (
-        trial.user_attrs.get("status") in ("trained", "scored", "pruned", "failed")
-        and "hash" in trial.user_attrs
-    )
 
 
 def _set(trial, status: str, reason: str) -> None:
@@ -408,33 +451,36 @@ def run(
     evaluator: Evaluator,
     events: Events,
     num_classes: int | None = None,
+    write: bool = True,
 ) -> Result:
-    """Run trials until the study holds `settings.trials` (or the timeout ends); write the results.
+    """Work on the study until it holds `settings.trials` finished trials (counted over every worker,
+    see `worker.py`), the timeout ends or a signal stops this worker; then write the results (unless
+    `write` is false: a worker started by `--workers` leaves that to its parent).
 
-    The results are written even when the run is interrupted (Ctrl-C) or an error stops it.
+    The results are written even when an error stops the run.
     """
+    from cnnc.search.worker import Worker
+
     study = open_study(settings, space)
     objective = Objective(settings, space, evaluator, events, num_classes, study)
-    remaining = settings.trials - len(study.trials)
     events.started(report.rows(study.trials), changes(study, settings))
+    stopped = "done"
     try:
-        if remaining > 0:
-            study.optimize(
-                objective,
-                n_trials=remaining,
-                timeout=settings.timeout,
-                catch=(TrialFailed,),
-                callbacks=[objective.after],
-                gc_after_trial=False,
-            )
+        stopped = Worker(study, settings, objective, lambda text: _say(events, text)).work()
     finally:
-        result = finish(settings, space, study)
+        result = finish(settings, space, study, stopped) if write else Result(study, [], [], [], [], stopped)
     return result
 
 
-def finish(settings: Settings, space: Space | None, study) -> Result:
+def _say(events, text: str) -> None:
+    note = getattr(events, "note", None)
+    if note is not None:
+        note(text)
+
+
+def finish(settings: Settings, space: Space | None, study, stopped: str = "done") -> Result:
     """Rows, the best trial(s), and the files: trials.csv, best.cnn (when a space is given), plots."""
-    rows = report.rows(study.trials)
+    rows = report.rows(stores.retrying(lambda: study.trials, lambda text: None))
     best = report.best_rows(rows, settings.names)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -443,7 +489,7 @@ def finish(settings: Settings, space: Space | None, study) -> Result:
     if space is not None and best:
         files.append(write_best(space, best[0], settings, study.study_name, out / "best.cnn"))
     plotted, plot_notes = report.plot_study(study, settings.names, out)
-    return Result(study, rows, best, files + plotted, notes + plot_notes)
+    return Result(study, rows, best, files + plotted, notes + plot_notes, stopped)
 
 
 def write_best(
@@ -481,7 +527,15 @@ def train_evaluator(settings: Settings, data) -> Evaluator:
     from cnnc.compiler.lower.fx import to_graph_module
     from cnnc.search.evaluators.train import train_and_evaluate
 
+    from cnnc.search.evaluators.fit import too_large
+    from cnnc.search.evaluators.train import resolve_device
+
+    device = resolve_device(settings.device)
+
     def evaluate(graph, report_epoch) -> Outcome:
+        large = too_large(graph, device, settings.batch_size, settings.optimizer)
+        if large:
+            return Outcome(math.nan, 0.0, large)
         model = to_graph_module(graph, seed=settings.seed)
         r = train_and_evaluate(
             model,
@@ -503,6 +557,7 @@ def train_evaluator(settings: Settings, data) -> Evaluator:
 def proxy_evaluator(settings: Settings, data) -> Evaluator:
     """Lower the graph and score it untrained; the score is `settings.proxy`, all proxies recorded."""
     from cnnc.compiler.lower.fx import to_graph_module
+    from cnnc.search.evaluators.fit import too_large
     from cnnc.search.evaluators.proxy import score_all
     from cnnc.search.evaluators.train import is_out_of_memory, resolve_device
 
@@ -510,6 +565,9 @@ def proxy_evaluator(settings: Settings, data) -> Evaluator:
 
     def evaluate(graph, report_epoch) -> Outcome:
         start = time.perf_counter()
+        large = too_large(graph, device, PROXY_BATCH)
+        if large:
+            return Outcome(math.nan, 0.0, large)
         model = to_graph_module(graph, seed=settings.seed, device=device)
         try:
             scores = score_all(model, data, seed=settings.seed)

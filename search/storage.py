@@ -1,0 +1,235 @@
+"""Where a study lives: storage URLs, the study lock, stale trials, and connections that drop.
+
+Input: a storage URL — `sqlite:///PATH` (one machine, the default), `journal:///PATH` (Optuna's
+journal file: several processes on one machine, no server), or a database URL such as
+`postgresql://USER@HOST/DB` (several machines). Output: Optuna storage objects and `StudyLock`, the
+mutual exclusion that makes "claim a trial slot" and "claim an architecture" atomic across workers.
+
+Contracts:
+- RDB storages (SQLite, PostgreSQL, …) record Optuna's trial heartbeat every `heartbeat` seconds; a
+  RUNNING trial whose heartbeat is older than `3 × heartbeat` is stale. Journal files have no
+  heartbeat in Optuna: a RUNNING trial there is stale when the process recorded in its `worker`
+  attribute (same host) no longer exists. Either way `fail_stale` marks it FAIL and enqueues its
+  parameters again (Optuna's `RetryFailedTrialCallback`).
+- `StudyLock` is a file lock (`flock`) beside a SQLite or journal file and a PostgreSQL advisory lock
+  (held by a connection of its own, released by the server when the holder dies) for PostgreSQL.
+  Other databases get no lock: their workers may overshoot `--trials` by a trial in a race.
+- `retrying(step)` runs a step that talks to the storage; a dropped connection is said and retried
+  with back-off (1 s doubling to 60 s) for up to `RETRY_SECONDS`, then it is E0606.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+
+from cnnc.dsl.diagnostics import CnncError, error
+
+RETRY_SECONDS = 600.0  # how long a worker waits for a storage that dropped its connection
+MAX_RETRY = 3  # how often a trial killed with its worker is tried again
+HOST = socket.gethostname()
+
+
+def kind(url: str) -> str:
+    """`sqlite`, `journal`, `postgresql` or `other`."""
+    for name in ("sqlite", "journal", "postgresql"):
+        if url.startswith(name + ":") or url.startswith(name + "+"):
+            return name
+    return "other"
+
+
+def file_path(url: str) -> Path:
+    """The file of a `sqlite:///…` or `journal:///…` URL (three slashes, then the path)."""
+    return Path(url.split(":///", 1)[1])
+
+
+def open_storage(url: str, heartbeat: int):
+    """Optuna's storage for `url` (see the module docstring for the heartbeat)."""
+    retry = optuna.storages.RetryFailedTrialCallback(max_retry=MAX_RETRY, inherit_intermediate_values=False)
+    beats = {"heartbeat_interval": heartbeat, "grace_period": 3 * heartbeat, "failed_trial_callback": retry}
+    if kind(url) == "journal":
+        path = str(file_path(url))
+        backend = optuna.storages.journal.JournalFileBackend(
+            path, lock_obj=optuna.storages.journal.JournalFileOpenLock(path)
+        )
+        return optuna.storages.JournalStorage(backend)
+    if kind(url) == "sqlite":
+        return optuna.storages.RDBStorage(url, engine_kwargs={"creator": _sqlite(file_path(url))}, **beats)
+    # pre-ping: a connection the server dropped while idle is replaced instead of failing the next call
+    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **beats)
+
+
+def _sqlite(path: Path):
+    """SQLite in WAL mode with synchronous=NORMAL: each of a trial's dozen small writes costs ~1 ms
+    instead of an fsync (~20 ms); a crash of the process loses nothing, a power cut the last writes."""
+
+    def connect():
+        connection = sqlite3.connect(path, check_same_thread=False, timeout=60)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    return connect
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers and stale trials
+
+
+def this_worker() -> dict:
+    """What a trial records of the process running it (`worker` user attribute)."""
+    return {"host": HOST, "pid": os.getpid(), "started": _process_start(os.getpid())}
+
+
+def _process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (tells a reused pid from the original)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def is_alive(worker: dict | None) -> bool:
+    """Whether the process a trial recorded still runs (unknown hosts count as alive)."""
+    if not worker or worker.get("host") != HOST:
+        return True
+    pid = worker.get("pid")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError):
+        return True
+    return worker.get("started") is None or _process_start(pid) == worker.get("started")
+
+
+def fail_stale(study, url: str) -> list[int]:
+    """Mark stale RUNNING trials FAIL and enqueue their parameters again; the numbers failed."""
+    if kind(url) != "journal":
+        before = {t.number for t in study.get_trials(deepcopy=False, states=(_RUNNING(),))}
+        optuna.storages.fail_stale_trials(study)
+        after = {t.number for t in study.get_trials(deepcopy=False, states=(_RUNNING(),))}
+        return sorted(before - after - _finished_normally(study, before - after))
+    failed = []
+    storage = study._storage  # the public Study API cannot change another worker's trial
+    retry = optuna.storages.RetryFailedTrialCallback(max_retry=MAX_RETRY, inherit_intermediate_values=False)
+    for t in study.get_trials(deepcopy=False, states=(_RUNNING(),)):
+        if is_alive(t.user_attrs.get("worker")):
+            continue
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            if storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL):
+                retry(study, storage.get_trial(t._trial_id))
+                failed.append(t.number)
+    return failed
+
+
+def _RUNNING():  # noqa: N802 (a constant, looked up late)
+    return optuna.trial.TrialState.RUNNING
+
+
+def _finished_normally(study, numbers: set[int]) -> set[int]:
+    """Of trials that left RUNNING meanwhile, those their own worker finished (not found stale)."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    return {n for n in numbers if trials[n].state != optuna.trial.TrialState.FAIL or "status" in trials[n].user_attrs}
+
+
+# ---------------------------------------------------------------------------------------------
+# The study lock
+
+
+class StudyLock:
+    """Mutual exclusion between the workers of one study (module docstring)."""
+
+    def __init__(self, url: str, study_name: str):
+        self.url, self.study_name = url, study_name
+        self._file = None
+        self._engine = self._connection = None
+        # a stable 63-bit key per study: advisory locks are per database, studies share one
+        digest = hashlib.sha256(f"cnnc study {study_name}".encode()).digest()
+        self._key = int.from_bytes(digest[:8], "big") >> 1
+
+    def __enter__(self):
+        k = kind(self.url)
+        if k in ("sqlite", "journal"):
+            import fcntl
+
+            path = file_path(self.url)
+            self._file = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        elif k == "postgresql":
+            import sqlalchemy
+
+            if self._engine is None:
+                self._engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+            self._connection = self._engine.connect()
+            self._connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            self._file.close()  # closing releases the flock
+            self._file = None
+        if self._connection is not None:
+            with contextlib.suppress(Exception):  # a dead connection released its lock already
+                import sqlalchemy
+
+                self._connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+            self._connection.close()
+            self._connection = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Connections that drop
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """A storage that cannot be reached now (as opposed to a bug or a bad request)."""
+    try:
+        import sqlalchemy.exc
+    except ImportError:  # pragma: no cover - optuna depends on sqlalchemy
+        return False
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+        )
+    return isinstance(exc, (sqlalchemy.exc.OperationalError, ConnectionError, TimeoutError))
+
+
+def retrying(step: Callable, say: Callable[[str], None], limit: float = RETRY_SECONDS):
+    """`step()`, retried with back-off while the storage's connection is down (module docstring)."""
+    start, delay = time.monotonic(), 1.0
+    while True:
+        try:
+            return step()
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+            waited = time.monotonic() - start
+            if waited + delay > limit:
+                raise CnncError(
+                    error(
+                        "E0606",
+                        f"lost the connection to the study's storage and could not get it back in "
+                        f"{waited:.0f} s: {first_line(exc)}",
+                        None,
+                        helps=("check that the database server runs and is reachable, then run the "
+                               "same command again: the study resumes",),
+                    )
+                ) from None
+            say(f"lost the connection to the study's storage ({first_line(exc)}); retrying in {delay:.0f} s")
+            time.sleep(delay)
+            delay = min(2 * delay, 60.0)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
