@@ -23,7 +23,7 @@ system:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check "torch==2.14.1" "torchvision==0.29.1" "timm>=1.0,<2"
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,postgres]"
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,postgres,onnx]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

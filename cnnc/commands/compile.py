@@ -20,15 +20,19 @@ Lower a network to PyTorch. The output's suffix picks the artifact:
             and outputs as `cnnc.load`.
   OUT.pt    a torch.export program (eval mode, dynamic batch), weights included;
   OUT.pt2   the same (torch.export's own suffix). Load either with torch.export.load(OUT).module().
+  OUT.onnx  ONNX (opset 18, dynamic batch, input `x`, output `y`), weights included.
+--weights PATH loads a checkpoint (a state_dict in .pt/.pth, or .safetensors) into the .pt/.onnx
+artifact, strictly by key; --weights-partial loads what matches and keeps the rest newly initialised.
 Without -o, writes NETWORK.py in the current directory; `-o -` prints the source to stdout.
 
 examples:
   cnnc compile zoo/vgg16.cnn -o /tmp/vgg16.py
   cnnc compile resnet50 -o resnet50.pt --seed 0
+  cnnc compile resnet18 --weights resnet18.pth -o resnet18.onnx
   cnnc compile zoo/alexnet_2012.cnn --arg towers=2 -o -
 """
 
-SUFFIXES = (".py", ".pt", ".pt2")
+SUFFIXES = (".py", ".pt", ".pt2", ".onnx")
 
 
 def configure(p) -> None:
@@ -47,6 +51,10 @@ def configure(p) -> None:
         help="seed the weights (.pt) or make S the "
         "generated class's default seed (.py); default: unseeded, as torch's own layers",
     )
+    p.add_argument("--weights", metavar="PATH", help="load a checkpoint into the .pt/.onnx artifact "
+                   "(a state_dict in .pt/.pth, or .safetensors), strictly by key")
+    p.add_argument("--weights-partial", action="store_true", help="with --weights: load the tensors that "
+                   "match and keep the rest newly initialised (a new head), listing them")
     common.add_color_arg(p)
 
 
@@ -54,6 +62,9 @@ def run(args) -> int:
     from cnnc.compiler.analysis.summary import summarize
 
     out = output_path(args.output)
+    if args.weights and (out is None or out == "-" or Path(out).suffix == ".py"):
+        raise common.UsageError("--weights needs a .pt, .pt2 or .onnx output: standalone source holds no "
+                                "weights (load the checkpoint into its class with load_state_dict)")
     graph = common.graph_from_args(args)
     from cnnc.api import check_lint
 
@@ -78,7 +89,7 @@ def run(args) -> int:
 
 def output_path(out: str | None) -> str | None:
     if out is not None and out != "-" and Path(out).suffix not in SUFFIXES:
-        raise common.UsageError(f"-o must end in .py, .pt or .pt2 (or be -), but got `{out}`")
+        raise common.UsageError(f"-o must end in .py, .pt, .pt2 or .onnx (or be -), but got `{out}`")
     if out is not None and out != "-":
         check_output(out)  # before the work: a folder or a path under a file
     return out
@@ -110,5 +121,21 @@ def write_source(graph, args, path: Path) -> str:
 def write_program(graph, args, path: Path) -> str:
     from cnnc.compiler.lower.export import export_program
     from cnnc.compiler.lower.fx import to_graph_module
+    from cnnc.compiler.lower.onnx_export import export_onnx
 
-    return export_program(to_graph_module(graph, seed=args.seed), str(path))
+    model = to_graph_module(graph, seed=args.seed)
+    if args.weights:
+        load_checkpoint(model, args)
+    write = export_onnx if path.suffix == ".onnx" else export_program
+    return write(model, str(path))
+
+
+def load_checkpoint(model, args) -> None:
+    """`--weights`: strict unless `--weights-partial`; what was newly initialised is said."""
+    from cnnc.api import with_weights
+
+    report = with_weights(model, args.weights, strict=not args.weights_partial).cnnc_weights
+    for line in report.lines():
+        print(f"weights: {line}", file=sys.stderr)
+    if report.new:
+        print(f"weights: newly initialised: {', '.join(report.new)}", file=sys.stderr)
