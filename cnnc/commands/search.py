@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from cnnc.commands import common
+from cnnc.commands import common, files
 
 HELP = "search a space of networks with Optuna (train or score each member)"
 DESCRIPTION = """\
@@ -198,6 +198,8 @@ def run(args) -> int:
 
     args.file = str(resolve_path(args.file))
     settings = settings_from(args)
+    files.make_folder(settings.out, "--out")  # before the work: the storage and the folder must do
+    files.check_storage(settings.storage_url)
     torch.set_num_threads(settings.threads)
     data = driver.load_data(settings)
     space = driver.space_for(settings, data.input_shape, data.num_classes)
@@ -210,7 +212,8 @@ def run(args) -> int:
     console = Console(settings)
     console.header(settings, data, size)
     try:
-        result = driver.run(settings, space, evaluator, console, data.num_classes)
+        with files.storage_errors(settings.storage_url):
+            result = driver.run(settings, space, evaluator, console, data.num_classes)
     finally:
         console.close()
     print_result(result, settings)

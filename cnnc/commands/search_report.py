@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnc.commands import common
+from cnnc.commands import common, files
 
 HELP = "print a search study's trials and redraw its plots"
 DESCRIPTION = """\
@@ -32,10 +32,17 @@ def configure(p) -> None:
 
 
 def run(args) -> int:
-    from cnnc.search import driver, report
+    from cnnc.search import driver
 
     storage, out = _locations(args)
-    study = driver.load_study(storage, args.study)
+    files.check_storage(storage)
+    with files.storage_errors(storage):  # a damaged or read-only study fails while being read
+        return report_study(driver.load_study(storage, args.study), storage, out)
+
+
+def report_study(study, storage: str, out: Path) -> int:
+    from cnnc.search import report
+
     recorded = study.user_attrs.get("settings", {})
     names = tuple(
         recorded.get("objectives") or [f"objective {i}" for i in range(len(study.directions))]
@@ -51,10 +58,11 @@ def run(args) -> int:
     for row in report.best_rows(rows, names):
         figures = "  ".join(report.value_text(n, v) for n, v in zip(names, row.values))
         print(f"best #{row.number}: {figures}  [{row.decisions_text(' ')}]")
-    out.mkdir(parents=True, exist_ok=True)
-    report.write_csv(rows, out / "trials.csv")
-    files, notes = report.plot_study(study, names, out)
-    for path in [out / "trials.csv", *files]:
+    with files.writing(out, "--out"):
+        out.mkdir(parents=True, exist_ok=True)
+        report.write_csv(rows, out / "trials.csv")
+        written, notes = report.plot_study(study, names, out)
+    for path in [out / "trials.csv", *written]:
         print(f"wrote {path}")
     for note in notes:
         print(f"note: {note}")
