@@ -2,7 +2,8 @@
 
 A label becomes a module name, a `state_dict` key part and an attribute of generated Python, and
 a `.cnn` file is untrusted data (STYLE §13). So each dot-separated part of a label is an ASCII
-identifier or a number (`[A-Za-z_][A-Za-z0-9_]*` or `[0-9]+`, as state_dict keys are: E0208), and
+identifier or a number (`[A-Za-z_][A-Za-z0-9_-]*` or `[0-9]+`, as state_dict keys are: E0208; the
+hyphen is there because torchvision's RegNet names its blocks `block1-0`), and
 is neither a Python keyword nor an attribute every torch module already has (E0209): what
 `cnnc check` accepts then compiles and runs in `cnnc.load`, the `.py` and the `.pt` alike.
 
@@ -16,12 +17,12 @@ import keyword
 import re
 from dataclasses import dataclass
 
-_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*|[0-9]+")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 RULE = (
     "each part of a label (between dots) is an identifier "
-    "(`[A-Za-z_][A-Za-z0-9_]*`) or a number"
+    "(`[A-Za-z_][A-Za-z0-9_-]*`) or a number"
 )
 
 # Attributes of nn.Module, nn.Sequential and cnnc's block container: a submodule cannot take them.
@@ -69,7 +70,8 @@ class Problem:
 
 
 def is_part(part: str) -> bool:
-    """An identifier or a number in ASCII: the whitelist of E0208."""
+    """An identifier (hyphens allowed after the first character) or a number in ASCII: the whitelist
+    of E0208."""
     return _PART.fullmatch(part) is not None
 
 
