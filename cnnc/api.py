@@ -26,7 +26,16 @@ def resolve_path(name: str | Path) -> Path:
         if is_file(candidate):
             return candidate
     helps = (*zoo_suggestion(str(name)), "give a path to a .cnn file, or a model listed by `cnnc zoo`")
+    if _is_dir(name):
+        helps = (f"`{name}` is a folder: name a .cnn file in it",)
     raise CnncError(error("E0202", f"no file `{name}`, and no zoo model of that name", None, helps=helps))
+
+
+def _is_dir(name) -> bool:
+    try:
+        return Path(name).is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def is_file(name: str | Path) -> bool:

@@ -63,15 +63,16 @@ def read_stdin() -> str:
 def check_output(path: str | Path, what: str = "-o") -> Path:
     """Refuse, before any work, an output path that names a folder or sits under a file."""
     path = Path(path)
-    if path.is_dir():
-        raise UserError(f"`{path}` is a folder, but {what} needs a file name",
-                        f"name a file inside it, e.g. `{what} {path / ('out' + path.suffix)}`")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"cannot write `{path}`: `{parent}` is a file, not a folder",
-                                f"choose another place for {what}")
-            break
+    with writing(path, what):  # a name the OS refuses (too long) fails already here
+        if path.is_dir():
+            raise UserError(f"`{path}` is a folder, but {what} needs a file name",
+                            f"name a file inside it, e.g. `{what} {path / ('out' + path.suffix)}`")
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise UserError(f"cannot write `{path}`: `{parent}` is a file, not a folder",
+                                    f"choose another place for {what}")
+                break
     return path
 
 
@@ -125,6 +126,13 @@ def check_storage(url: str) -> None:
 
 
 def _check_study_file(path: Path, sqlite: bool) -> None:
+    try:
+        _check_study_path(path, sqlite)
+    except OSError as exc:  # a name the OS refuses (too long, a loop of links)
+        raise UserError(f"cannot use the study file `{path}`: {exc.strerror or exc}", STUDY_FILE_HELP) from None
+
+
+def _check_study_path(path: Path, sqlite: bool) -> None:
     if path.is_dir():
         raise UserError(f"the study file `{path}` is a folder", STUDY_FILE_HELP)
     if not path.exists():

@@ -70,18 +70,20 @@ def report_study(study, storage: str, out: Path) -> int:
 
 
 def _locations(args) -> tuple[str, Path]:
+    from cnnc.api import is_file
+
     if args.storage is None and args.dir is None:
         raise common.UsageError(
             "give a search folder (`cnnc search-report runs/t`) or --storage URL"
         )
     if args.storage is None:
         db = args.dir / "study.db"
-        if not db.is_file():
+        if not is_file(db):
             raise common.UsageError(f"no study.db in `{args.dir}`")
         return f"sqlite:///{db.resolve()}", args.out or args.dir
     if (
         args.storage.startswith("sqlite:///")
-        and not Path(args.storage.removeprefix("sqlite:///")).is_file()
+        and not is_file(args.storage.removeprefix("sqlite:///"))
     ):
         raise common.UsageError(f"no SQLite file at {args.storage.removeprefix('sqlite:///')}")
     return args.storage, args.out or args.dir or Path("runs") / (args.study or "report")
