@@ -1,37 +1,25 @@
 """AST → canonical text (`cnnc fmt`).
 
 The canonical form: 4-space indents, spaces around `=` (also in keyword arguments and defaults) and
-binary operators, one blank line between definitions (single blank lines inside bodies are kept),
-and lines of at most 100 columns — a long chain breaks before `->`, a long call puts one argument on
-each line. Comments are kept: a comment ends a line, so a chain element with a comment after it ends
-its line. Invariants (tested as properties): `parse(format(m)) == m` and `format` is idempotent.
+binary operators, strings in double quotes with invisible characters escaped, one blank line between
+definitions (single blank lines inside bodies are kept), and lines of at most 100 columns where a
+break can make them so (`dsl/layout.py` says where lines break and how continuations align; the
+line breaks an author made between parts are kept). Comments are kept: a comment ends a line, and a
+trailing comment keeps its column when the line has room (a column of shapes beside a chain stays
+a column). Invariants (tested as properties): `parse(format(m)) == m` and `format` is idempotent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cnnc.dsl import ast
+from cnnc.dsl.flat import IF, OR, flat
+from cnnc.dsl.layout import INDENT, WIDTH, Line, Part, comment_room, fill, layout, reset_budget
 from cnnc.dsl.literals import escape_string
-
-WIDTH = 100
-INDENT = "    "
-
-# precedence levels, loosest first (see cnn.lark)
-IF, CHAIN, OR, AND, NOT, CMP, SUM, PRODUCT, UNARY, POSTFIX, ATOM = range(11)
-_BINOP_LEVEL = {"or": OR, "and": AND, "+": SUM, "-": SUM, "*": PRODUCT, "/": PRODUCT, "//": PRODUCT,
-                "%": PRODUCT, "==": CMP, "!=": CMP, "<": CMP, "<=": CMP, ">": CMP, ">=": CMP}
-
-
-@dataclass
-class Line:
-    text: str
-    first: int  # source lines the content came from (for placing comments); 0 = unknown
-    last: int
 
 
 def format_module(module: ast.Module) -> str:
     """The canonical text of a parsed file, comments included."""
+    reset_budget()
     out: list[Line] = []
     previous = None
     comments = _Comments(module)
@@ -109,7 +97,12 @@ def _place(lines: list[Line], c: ast.Comment) -> list[Line]:
     if _trailing(c):
         hosts = [i for i, ln in enumerate(lines) if ln.first and ln.first <= line <= ln.last]
         i = hosts[-1] if hosts else len(lines) - 1
-        lines[i] = Line(f"{lines[i].text}  {c.text}", lines[i].first, lines[i].last)
+        text = lines[i].text.rstrip()
+        # a comment keeps its column (a column of shapes beside a chain stays a column) when it fits
+        pad = max(2, c.span.col - 1 - len(text))
+        if len(text) + pad + len(c.text) > WIDTH:
+            pad = 2
+        lines[i] = Line(text + " " * pad + c.text, lines[i].first, lines[i].last)
         return lines
     after = next((i for i, ln in enumerate(lines) if ln.first > line), len(lines) - 1)
     indent = lines[after].text[: len(lines[after].text) - len(lines[after].text.lstrip())]
@@ -122,18 +115,14 @@ def _place(lines: list[Line], c: ast.Comment) -> list[Line]:
 
 def _item(item, comments: _Comments) -> list[Line]:
     if isinstance(item, ast.Import):
-        return [_line(f"import {_string(item.path)}", item)]
+        return [_line(f"import {escape_string(item.path)}", item)]
     if isinstance(item, ast.NetworkAlias):
         return _stmt(f"network {item.name} = ", item.value, "", item)
     if isinstance(item, ast.BlockAlias):
         return _stmt(f"block {item.name} = ", item.value, "", item)
     if isinstance(item, ast.Let):
         return _stmt(f"{item.name} = ", item.value, "", item)
-    keyword = "block" if isinstance(item, ast.BlockDef) else "network"
-    header = f"{keyword} {item.name}"
-    if item.params is not None:
-        header += "(" + ", ".join(_param(p) for p in item.params) + ")"
-    lines = [Line(header + " {", item.span.line, item.span.line)]
+    lines = _header(item)
     previous = None
     for stmt in item.body:
         if previous is not None and _source_gap(previous.span, stmt.span):
@@ -146,8 +135,25 @@ def _item(item, comments: _Comments) -> list[Line]:
     return lines + [Line("}", end, end)]
 
 
-def _param(p: ast.Param) -> str:
-    return p.name if p.default is None else f"{p.name} = {flat(p.default, OR)}"
+def _header(item) -> list[Line]:
+    """`block Name(params) {`, the parameters aligned after `(` when they do not fit on one line."""
+    keyword = "block" if isinstance(item, ast.BlockDef) else "network"
+    head = f"{keyword} {item.name}"
+    line = item.span.line
+    if not item.params:
+        return [Line(head + ("()" if item.params is not None else "") + " {", line, line)]
+    params = item.params
+    parts = []
+    for i, p in enumerate(params):
+        suffix = ") {" if i == len(params) - 1 else ","
+        text = p.name if p.default is None else f"{p.name} = {flat(p.default, OR)}"
+        parts.append(Part(p, text + suffix, lambda prefix, tail, t=text + suffix: [Line(prefix + t, line, line)],
+                           i > 0 and _source_break(params[i - 1], p), 0, "" if i == 0 else " "))
+    return fill(parts, Line(head + "(", line, line), len(head) + 1, squeeze=False, refill=True)
+
+
+def _source_break(a, b) -> bool:
+    return a.span is not None and b.span is not None and "\n" in a.span.file.text[a.span.end : b.span.start]
 
 
 def _statement(stmt) -> list[Line]:
@@ -157,8 +163,9 @@ def _statement(stmt) -> list[Line]:
         return _stmt(f"{INDENT}return ", stmt.value, INDENT, stmt)
     if isinstance(stmt, ast.InputDecl):
         return _stmt(f"{INDENT}input ", stmt.value, INDENT, stmt)
-    message = f", {_string(stmt.message)}" if stmt.message is not None else ""
-    return [_line(f"{INDENT}assert {flat(stmt.cond, IF)}{message}", stmt)]
+    message = f", {escape_string(stmt.message)}" if stmt.message is not None else ""
+    lines = layout(stmt.cond, f"{INDENT}assert ", len(message) + comment_room(stmt), IF)
+    return lines[:-1] + [Line(lines[-1].text + message, lines[-1].first, lines[-1].last)]
 
 
 def _line(text: str, node) -> Line:
@@ -167,205 +174,4 @@ def _line(text: str, node) -> Line:
 
 
 def _stmt(prefix: str, value, indent: str, node) -> list[Line]:
-    lines = layout(value, prefix, indent + INDENT, IF)
-    return lines
-
-
-# ---------------------------------------------------------------------------------------------
-# Expressions: `flat` prints one line; `layout` breaks lines when a line would be too long or a
-# comment sits inside the expression.
-
-
-def _has_comment(expr) -> bool:
-    text = expr.span.text if expr.span is not None else ""
-    return "#" in text and any(ch == "#" for ch in _strip_strings(text))
-
-
-def _strip_strings(text: str) -> str:
-    out, quote = [], None
-    for ch in text:
-        if quote:
-            if ch == quote:
-                quote = None
-            continue
-        if ch in "\"'":
-            quote = ch
-            continue
-        out.append(ch)
-    return "".join(out)
-
-
-def _src(expr) -> tuple[int, int]:
-    if expr.span is None:
-        return 0, 0
-    return expr.span.line, expr.span.file.line_col(expr.span.end)[0]
-
-
-def layout(expr, prefix: str, indent: str, context: int) -> list[Line]:
-    """`prefix` + the expression, over as many lines as needed; continuation lines at `indent`."""
-    first, last = _src(expr)
-    one = prefix + flat(expr, context)
-    if len(one) <= WIDTH and not _has_comment(expr):
-        return [Line(one, first, last)]
-    needs_parens = _level(expr) < context
-    if needs_parens:
-        inner = layout(expr, prefix + "(", indent, IF)
-        inner[-1] = Line(inner[-1].text + ")", inner[-1].first, inner[-1].last)
-        return inner
-    if isinstance(expr, ast.Chain):
-        return _layout_chain(expr, prefix, indent)
-    if isinstance(expr, ast.If):
-        head = layout(expr.cond, prefix + "if ", indent, IF)
-        then = layout(expr.then, indent + "then ", indent + INDENT, IF)
-        other = layout(expr.else_, indent + "else ", indent + INDENT, IF)
-        return head + then + other
-    if isinstance(expr, (ast.Call, ast.Choice, ast.ListExpr)) and _arguments(expr):
-        return _layout_args(expr, prefix, indent)
-    if isinstance(expr, ast.Comprehension):
-        head = layout(expr.elt, prefix + "[", indent + " ", IF)
-        tail = f"{indent}for {expr.var} in {flat(expr.iterable, OR)}"
-        if expr.cond is not None:
-            tail += f" if {flat(expr.cond, OR)}"
-        return head + [Line(tail + "]", *_src(expr.iterable))]
-    if isinstance(expr, ast.Labeled):
-        return layout(expr.value, f"{prefix}{expr.label}: ", indent, OR)
-    if isinstance(expr, ast.BinOp) and _BINOP_LEVEL[expr.op] != CMP:
-        level = _BINOP_LEVEL[expr.op]
-        left = layout(expr.left, prefix, indent, level)
-        return left + layout(expr.right, f"{indent}{expr.op} ", indent + INDENT, level + 1)
-    return [Line(one, first, last)]
-
-
-def _layout_chain(expr: ast.Chain, prefix: str, indent: str) -> list[Line]:
-    lines: list[Line] = []
-    current = prefix
-    first = _src(expr.elements[0])[0]
-    last = first
-    for i, element in enumerate(expr.elements):
-        piece = ("-> " if i else "") + _element(element)
-        joiner = " " if i and current.strip() else ""
-        el_first, el_last = _src(element)
-        fits = len(current) + len(joiner) + len(piece) <= WIDTH
-        if i and (not fits or _comment_after(lines, current, expr, i)):
-            lines.append(Line(current, first, last))
-            current, joiner, first = indent, "", el_first
-        if len(current) + len(joiner) + len(piece) > WIDTH or _has_comment(element):
-            sub = layout(element, current + joiner + ("-> " if i else ""), indent + INDENT, CHAIN)
-            lines += sub[:-1]
-            current, first, last = sub[-1].text, sub[-1].first, sub[-1].last
-            continue
-        current += joiner + piece
-        last = el_last
-    lines.append(Line(current, first, last))
-    return lines
-
-
-def _comment_after(lines, current, expr: ast.Chain, i: int) -> bool:
-    """Whether the source has a comment between element i − 1 and element i (it must end a line)."""
-    prev, nxt = expr.elements[i - 1], expr.elements[i]
-    between = prev.span.file.text[prev.span.end : nxt.span.start]
-    return "#" in between
-
-
-def _arguments(expr) -> list[str]:
-    if isinstance(expr, ast.ListExpr):
-        return [flat(i, IF) for i in expr.items]
-    items = [flat(a, IF) for a in (expr.options if isinstance(expr, ast.Choice) else expr.args)]
-    return items + [f"{k.name} = {flat(k.value, OR if not isinstance(k.value, ast.If) else IF)}" for k in expr.kwargs]
-
-
-def _layout_args(expr, prefix: str, indent: str) -> list[Line]:
-    if isinstance(expr, ast.ListExpr):
-        opener, closer, nodes = "[", "]", list(expr.items)
-    else:
-        head = "choice" if isinstance(expr, ast.Choice) else flat(expr.func, POSTFIX)
-        opener, closer = head + "(", ")"
-        nodes = list(expr.options if isinstance(expr, ast.Choice) else expr.args) + list(expr.kwargs)
-    first, last = _src(expr)
-    lines = [Line(prefix + opener, first, first)]
-    for node in nodes:
-        if isinstance(node, ast.Kwarg):
-            sub = layout(node.value, f"{indent}{node.name} = ", indent + INDENT,
-                         IF if isinstance(node.value, ast.If) else OR)
-        else:
-            sub = layout(node, indent, indent + INDENT, IF)
-        sub[-1] = Line(sub[-1].text + ",", sub[-1].first, sub[-1].last)
-        lines += sub
-    lines.append(Line(indent[: -len(INDENT)] + closer if len(indent) >= len(INDENT) else closer, last, last))
-    return lines
-
-
-def _element(expr) -> str:
-    """A chain element; arithmetic is parenthesised for the reader (`(main + skip) -> ReLU`)."""
-    if isinstance(expr, ast.Labeled):
-        return _flat(expr)
-    return flat(expr, ATOM if isinstance(expr, ast.BinOp) else OR)
-
-
-def _level(expr) -> int:
-    if isinstance(expr, ast.If):
-        return IF
-    if isinstance(expr, (ast.Chain, ast.Labeled)):
-        return CHAIN
-    if isinstance(expr, ast.BinOp):
-        return _BINOP_LEVEL[expr.op]
-    if isinstance(expr, ast.UnaryOp):
-        return NOT if expr.op == "not" else UNARY
-    if isinstance(expr, (ast.Call, ast.Index, ast.Attr)):
-        return POSTFIX
-    if isinstance(expr, ast.Number) and isinstance(expr.value, (int, float)) and expr.value < 0:
-        return UNARY
-    return ATOM
-
-
-def flat(expr, context: int = IF) -> str:
-    """One-line text of an expression, parenthesised when it binds looser than `context` needs."""
-    text = _flat(expr)
-    return f"({text})" if _level(expr) < context else text
-
-
-def _flat(expr) -> str:
-    if isinstance(expr, ast.Number):
-        return expr.text or repr(expr.value)
-    if isinstance(expr, ast.String):
-        return _string(expr.value)
-    if isinstance(expr, ast.Bool):
-        return "true" if expr.value else "false"
-    if isinstance(expr, ast.NoneLit):
-        return "none"
-    if isinstance(expr, ast.Name):
-        return expr.id
-    if isinstance(expr, ast.InputRef):
-        return expr.keyword or "in"
-    if isinstance(expr, ast.ListExpr):
-        return "[" + ", ".join(flat(i, IF) for i in expr.items) + "]"
-    if isinstance(expr, ast.Comprehension):
-        cond = f" if {flat(expr.cond, OR)}" if expr.cond is not None else ""
-        return f"[{flat(expr.elt, IF)} for {expr.var} in {flat(expr.iterable, OR)}{cond}]"
-    if isinstance(expr, ast.Chain):
-        return " -> ".join(_element(e) for e in expr.elements)
-    if isinstance(expr, ast.Labeled):
-        return f"{expr.label}: {flat(expr.value, OR)}"
-    if isinstance(expr, ast.Call):
-        return f"{flat(expr.func, POSTFIX)}({', '.join(_arguments(expr))})"
-    if isinstance(expr, ast.Choice):
-        return f"choice({', '.join(_arguments(expr))})"
-    if isinstance(expr, ast.Index):
-        return f"{flat(expr.value, POSTFIX)}[{flat(expr.index, IF)}]"
-    if isinstance(expr, ast.Attr):
-        return f"{flat(expr.value, POSTFIX)}.{expr.name}"
-    if isinstance(expr, ast.BinOp):
-        level = _BINOP_LEVEL[expr.op]
-        left_ctx = level + 1 if level == CMP else level
-        return f"{flat(expr.left, left_ctx)} {expr.op} {flat(expr.right, level + 1)}"
-    if isinstance(expr, ast.UnaryOp):
-        if expr.op == "not":
-            return f"not {flat(expr.operand, NOT)}"
-        return f"-{flat(expr.operand, UNARY)}"
-    if isinstance(expr, ast.If):
-        return f"if {flat(expr.cond, IF)} then {flat(expr.then, IF)} else {flat(expr.else_, IF)}"
-    raise AssertionError(f"cannot format {type(expr).__name__}")
-
-
-def _string(value: str) -> str:
-    return escape_string(value)
+    return layout(value, prefix, comment_room(node), IF)

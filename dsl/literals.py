@@ -18,7 +18,6 @@ string without surrogates.
 from __future__ import annotations
 
 import math
-import unicodedata
 
 from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.dsl.source import SourceFile, Span
@@ -75,14 +74,16 @@ def _escape(source: SourceFile, base: int, body: str, at: int) -> tuple[str, int
 
 
 def escape_string(value: str) -> str:
-    """`value` as a double-quoted literal: backslash, quote and invisible characters escaped."""
+    """`value` as a double-quoted literal: backslash, quote and every character Python does not
+    call printable (controls, bidi marks, no-break and other odd spaces) escaped; a file the formatter
+    writes shows every character of its strings."""
     out = []
     for ch in value:
         if ch == "\\" or ch == '"':
             out.append("\\" + ch)
         elif ch in _SHORT:
             out.append(_SHORT[ch])
-        elif unicodedata.category(ch) in _INVISIBLE:
+        elif not ch.isprintable():  # controls, format and bidi marks, odd spaces, unassigned
             out.append(_hex_escape(ord(ch)))
         else:
             out.append(ch)
@@ -94,8 +95,6 @@ def _hex_escape(code: int) -> str:
 
 
 _SHORT = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
-# controls, format and bidi marks, line and paragraph separators, surrogates, private use, unassigned
-_INVISIBLE = frozenset(("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"))
 
 
 def int_value(span: Span, text: str) -> int:

@@ -1,11 +1,15 @@
 """Rules that hold for all inputs (hypothesis).
 
-- the formatter: parse(format(x)) == parse(x), and format is idempotent;
+- the formatter: parse(format(x)) == parse(x), and format is idempotent, also with the line breaks
+  an author may put between parts; any string survives format → parse (escapes, control characters,
+  quotes, backslashes, non-ASCII), and a number literal means what its digits say;
 - the shape rule: for random conv and pool arguments and input sizes, the inferred shape equals the
   shape torch produces, and cnnc rejects exactly when torch raises.
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -57,6 +61,73 @@ def test_format_round_trips(text):
     assert parse_text(once) == module
     assert format_module(parse_text(once)) == once
     assert once.count("# c") == text.count("# c")  # comments are kept
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs, st.data())
+def test_format_keeps_author_breaks(text, data):
+    """Newlines are insignificant: wherever an author breaks a line between parts, fmt keeps the
+    meaning, and its output is a fixed point."""
+    separators = (" -> ", ", ", " + ", " - ", " and ", " then ", " else ", " for ")
+    pieces = re.split("(" + "|".join(re.escape(s) for s in separators) + ")", text)
+    broken = "".join(p + "\n        " if p in separators and data.draw(st.booleans()) else p
+                     for p in pieces)
+    module = parse_text(broken)
+    assert module == parse_text(text)
+    once = format_module(module)
+    assert parse_text(once) == module
+    assert format_module(parse_text(once)) == once
+
+
+# strings: any text but lone surrogates (which no file can hold)
+any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_text)
+def test_strings_round_trip_through_escapes(value):
+    from cnnc.dsl.literals import escape_string
+
+    literal = escape_string(value)
+    module = parse_text(f"x = {literal}\nblock B {{\n    assert true, {literal}\n    return in\n}}\n")
+    assert module.items[0].value.value == value
+    once = format_module(module)
+    assert parse_text(once) == module
+    assert format_module(parse_text(once)) == once
+    assert all(ch == "\n" or ch.isprintable() or ch == " " for ch in once)  # nothing invisible
+
+
+@settings(max_examples=200, deadline=None)
+@given(any_text.filter(lambda s: not set(s) & set('"\\\n\r')))
+def test_strings_as_written_keep_their_text(value):
+    """Text between quotes is taken as written, non-ASCII and controls included (`"é"` is é)."""
+    module = parse_text(f'x = "{value}"\n')
+    assert module.items[0].value.value == value
+    assert parse_text(format_module(module)) == module
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**120), st.booleans())
+def test_integer_literals_mean_their_digits(n, underscores):
+    from cnnc.dsl.diagnostics import CnncError
+    from cnnc.dsl.literals import MAX_DIGITS
+
+    text = f"{n:_}" if underscores else str(n)
+    if len(str(n)) > MAX_DIGITS:
+        with pytest.raises(CnncError) as exc:
+            parse_text(f"x = {text}\n")
+        assert exc.value.diagnostics[0].code == "E0112"
+        return
+    module = parse_text(f"x = {text}\n")
+    assert module.items[0].value.value == n
+    assert format_module(module) == f"x = {text}\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(min_value=0, allow_nan=False, allow_infinity=False))
+def test_float_literals_mean_their_digits(x):
+    text = repr(x) if "e" in repr(x) or "." in repr(x) else repr(x) + ".0"
+    assert parse_text(f"x = {text}\n").items[0].value.value == x
 
 
 def test_zoo_files_round_trip():
