@@ -34,7 +34,7 @@ def coerce(spec: ParamSpec, value, op: str):
         return value
     else:
         raise AssertionError(f"unknown parameter kind {kind}")
-    _check_range(spec, result, op)
+    _check_range(spec, result, op, value)
     return result
 
 
@@ -68,17 +68,17 @@ def _pair(spec: ParamSpec, value, op: str) -> tuple[int, int]:
     return (value, value)
 
 
-def _check_range(spec: ParamSpec, value, op: str) -> None:
+def _check_range(spec: ParamSpec, value, op: str, written) -> None:
     values = value if isinstance(value, tuple) else (value,)
     if spec.kind != "float" and any(abs(v) > MAX_SIZE for v in values):
         raise OpError("E0415", f"`{spec.name}` of `{op}` must be at most {MAX_SIZE:,} (cnnc's bound on "
-                      f"a size), but got {_show(value)}", help="a layer this large is not meant; "
+                      f"a size), but got {_show(written)}", help="a layer this large is not meant; "
                       "check the arithmetic that computed it")
     low_ok = spec.minimum is None or all(v >= spec.minimum for v in values)
     high_ok = spec.maximum is None or all(v <= spec.maximum for v in values)
     above_ok = spec.above is None or all(v > spec.above for v in values)
     if not (low_ok and high_ok and above_ok):
-        raise OpError("E0405", f"`{spec.name}` of `{op}` must be {_range_text(spec)}, but got {_show(value)}")
+        raise OpError("E0405", f"`{spec.name}` of `{op}` must be {_range_text(spec)}, but got {_show(written)}")
 
 
 def _range_text(spec: ParamSpec) -> str:
@@ -135,14 +135,18 @@ def habit(spec: OpSpec, args: tuple, kwargs) -> tuple[OpError, object] | None:
         return OpError("E0412", f"{call} reads like torch's `nn.Linear(in_features, out_features)`, "
                        "but cnnc infers `in_features` from the input",
                        help=f"write `{spec.name}({_show(args[1])})`"), None
-    if spec.inferred == "in_channels" and len(args) >= 3 and all(_whole(a) for a in args[:3]):
-        if args[1] > LARGEST_KERNEL:
-            return OpError("E0413", f"{call} reads like torch's `nn.Conv2d(in_channels, out_channels, "
-                           f"kernel_size)`; cnnc infers `in_channels` from the input, so this would be "
-                           f"a {args[1]}×{args[1]} kernel at stride {args[2]}",
-                           help=f"write `{spec.name}({_show(args[1])}, {_show(args[2])})`; for a kernel "
-                           f"that large, give it by name: `kernel_size = {_show(args[1])}`"), None
+    if spec.inferred == "in_channels" and _looks_like_in_channels(args):
+        return OpError("E0413", f"{call} reads like torch's `nn.Conv2d(in_channels, out_channels, "
+                       f"kernel_size)`; cnnc infers `in_channels` from the input, so this would be "
+                       f"a {args[1]}×{args[1]} kernel at stride {args[2]}",
+                       help=f"write `{spec.name}({_show(args[1])}, {_show(args[2])})`; for a kernel "
+                       f"that large, give it by name: `kernel_size = {_show(args[1])}`"), None
     return None
+
+
+def _looks_like_in_channels(args: tuple) -> bool:
+    """`Conv(3, 64, 3)`: three positional integers, the would-be kernel larger than any classic one."""
+    return len(args) >= 3 and all(_whole(a) for a in args[:3]) and args[1] > LARGEST_KERNEL
 
 
 def _whole(value) -> bool:

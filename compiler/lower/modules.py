@@ -14,9 +14,9 @@ Contract:
 - `merge_function(node)` names the function a merge applies to its inputs: `operator.add`,
   `operator.mul` (both folded left over more than two inputs) or `torch.cat` (on dim 1).
 - `runs_in_place(graph, node)` says when an activation may overwrite its input (`inplace=True`, as
-  torchvision writes it): only where nothing else reads that input, and where no backward pass needs
-  it (see `_SAFE_TO_OVERWRITE`). `add_target(graph, node)` likewise picks the input an `Add` may
-  accumulate into (`out += identity`, as torchvision's ResNet does): no fresh tensor per block.
+  torchvision writes it), and `add_target(graph, node)` picks the input an `Add` may accumulate into
+  (`out += identity`, as torchvision's ResNet does). Both are the memory analysis's rule
+  (`compiler/analysis/memory.py`), re-exported here: the memory column and the module agree.
 """
 
 from __future__ import annotations
@@ -25,17 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cnnc.compiler.analysis.memory import add_target, runs_in_place
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.ops.extra import BARE_PARAMETER
 
-MERGES = frozenset({"Add", "Mul", "Concat"})
+__all__ = ["Layer", "add_target", "bare_parameter", "kind", "layer", "merge_function", "runs_in_place"]
 
-# Producers whose output no backward formula reads (their backward needs only their inputs), so an
-# in-place activation after them is safe for autograd. Activations are absent on purpose: ReLU's
-# backward reads its output, so a second in-place op on it would break `backward()`.
-_SAFE_TO_OVERWRITE = frozenset(
-    {"Conv", "Linear", "BatchNorm", "Add", "Mul", "Concat", "MaxPool", "AvgPool"}
-)
+MERGES = frozenset({"Add", "Mul", "Concat"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,32 +72,6 @@ def bare_parameter(node: Node) -> tuple[tuple[int, ...], float]:
 def merge_function(node: Node) -> str:
     """`operator.add`, `operator.mul` or `torch.cat`, as the registry names it."""
     return node.spec.torch_ctor
-
-
-def runs_in_place(graph: Graph, node: Node) -> bool:
-    if not node.spec.in_place:
-        return False
-    producer = graph.node(node.inputs[0])
-    return producer.op in _SAFE_TO_OVERWRITE and graph.users(producer.id) == [node.id]
-
-
-def add_target(graph: Graph, node: Node) -> int | None:
-    """The position of the input an `Add` may overwrite with the sum, or None (a fresh tensor).
-
-    That input must be read by nothing else, come from an op whose backward does not need its
-    output, and already have the sum's shape (no broadcasting into it).
-    """
-    if node.op != "Add" or len(set(node.inputs)) != len(node.inputs):
-        return None
-    for position, source in enumerate(node.inputs):
-        producer = graph.node(source)
-        if (
-            producer.op in _SAFE_TO_OVERWRITE
-            and graph.users(source) == [node.id]
-            and producer.type == node.type
-        ):
-            return position
-    return None
 
 
 def single(value):

@@ -45,7 +45,7 @@ register(
         name="LocalResponseNorm",
         params=(
             ParamSpec("size", "size", "int", minimum=1),
-            ParamSpec("alpha", "alpha", "float", 1e-4),
+            ParamSpec("alpha", "alpha", "float", 1e-4, minimum=0),  # k + α·Σx² must stay positive
             ParamSpec("beta", "beta", "float", 0.75),
             ParamSpec("k", "k", "float", 1.0, above=0),  # k = 0 divides by zero on a zero input
         ),

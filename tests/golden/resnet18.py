@@ -227,7 +227,7 @@ def init_parameters(model: nn.Module, seed: int | None = None) -> None:
                 nn.init.uniform_(module.weight, -bound, bound, generator=generator)
                 if module.bias is not None:
                     nn.init.uniform_(module.bias, -bound, bound, generator=generator)
-            elif any(True for _ in module.children()):
-                continue  # a container: its own parameters (LayerScale) keep their constant value
+            elif module is model or any(True for _ in module.children()):
+                continue  # a container or the root: its LayerScale parameters keep their value
             elif any(True for _ in module.parameters(recurse=False)):
                 raise TypeError(f"no initialisation rule for {type(module).__name__}")
