@@ -204,6 +204,8 @@ class Elaborator:
         try:
             args, out = spec.infer(dict(layer.args), tuple(t.type for t in inputs))
         except OpError as exc:
+            if exc.describe_inputs is not None:  # a merge names its branches by label and span
+                exc = exc.describe_inputs([self.b.nodes[t.node] for t in inputs])
             self.report(op_diagnostic(exc, layer.span, frame, inputs, operands))
             return self.b.add(spec.name, layer.args, inputs, ERROR, path, layer.span, frame, exc.message)
         return self.b.add(spec.name, args, inputs, out, path, layer.span, frame)
@@ -279,9 +281,10 @@ def flatten_seq(items) -> list:
 
 def op_diagnostic(exc: OpError, span: Span | None, frame: Frame, inputs, operands=()) -> Diagnostic:
     """An op's broken rule as a diagnostic; `operands` (span, tensor) label each side of `+`/`*`."""
-    notes = frame.notes()
-    secondary = tuple(Label(s, f"`{' '.join(s.text.split())}` is {t.type}") for s, t in operands
-                      if s is not None and len(s.text) <= 40)
+    notes = frame.notes() + exc.notes
+    span = exc.span or span
+    secondary = exc.secondary + tuple(Label(s, f"`{' '.join(s.text.split())}` is {t.type}")
+                                      for s, t in operands if s is not None and len(s.text) <= 40)
     if exc.code == "E0301" and len(inputs) == 2:
         a, b = (t.type for t in inputs)
         if a.rank == b.rank:

@@ -32,14 +32,25 @@ MAX_LAYER_PARAMS = 2**31  # parameters of one layer (a Linear on a huge Flatten,
 
 
 class OpError(Exception):
-    """A rule of an op is broken. `code` is the diagnostic code; `help` proposes a fix."""
+    """A rule of an op is broken. `code` is the diagnostic code; `help` proposes a fix.
 
-    def __init__(self, code: str, message: str, help: str = "", label: str = ""):
+    A merge names the inputs at fault by position (`culprits`); the elaborator, which knows each
+    input's node, turns them into labels (`describe_inputs`), filling `span` (the primary span, the
+    first culprit's layer), `secondary` labels and `notes`.
+    """
+
+    def __init__(self, code: str, message: str, help: str = "", label: str = "",
+                 culprits: tuple[int, ...] = (), describe_inputs: Callable | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
         self.help = help
         self.label = label
+        self.culprits = culprits
+        self.describe_inputs = describe_inputs  # (nodes of the inputs) -> OpError with spans
+        self.span = None
+        self.secondary: tuple = ()
+        self.notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,20 +6,55 @@ They are written as `concat(a, b)`, `a + b` and `a * b` in .cnn files, not calle
 from __future__ import annotations
 
 from cnnc.compiler.ops import VARIADIC, OpError, OpSpec, register
+from cnnc.dsl.diagnostics import Label
 from cnnc.compiler.types import TensorType
 
 
 def infer_concat(args: dict, inputs) -> tuple[dict, TensorType]:
-    first = inputs[0]
-    for other in inputs[1:]:
-        if other.rank != first.rank or other.spatial != first.spatial:
-            raise OpError(
-                "E0302",
-                f"`concat` needs equal spatial sizes, but got {first} and {other}",
-                help="pad or stride the branches so they agree, e.g. `pad = 1` for a 3×3 at stride 1",
-            )
+    culprits, reference = concat_mismatches(inputs)
+    if culprits:
+        first = culprits[0]
+        raise OpError(
+            "E0302",
+            f"`concat` needs equal spatial sizes, but branch {first} is {inputs[first]} and branch "
+            f"{reference} is {inputs[reference]}",
+            help="pad or stride the branches so they agree, e.g. `pad = 1` for a 3×3 at stride 1",
+            label=f"branch {first} is {inputs[first]}",
+            culprits=culprits,
+            describe_inputs=lambda nodes: _concat_report(inputs, culprits, reference, nodes),
+        )
     channels = sum(t.channels for t in inputs)
-    return dict(args), TensorType((channels, *first.spatial))
+    return dict(args), TensorType((channels, *inputs[0].spatial))
+
+
+def concat_mismatches(inputs) -> tuple[tuple[int, ...], int]:
+    """(branches that differ from the reference, the reference): the reference is the first branch
+    of the most common rank and spatial size, so one odd branch out of four is the one named."""
+    keys = [(t.rank, t.spatial) for t in inputs]
+    common = max(keys, key=keys.count)  # ties: the earliest, by max's first-wins rule
+    reference = keys.index(common)
+    return tuple(i for i, key in enumerate(keys) if key != common), reference
+
+
+def _concat_report(inputs, culprits, reference, nodes) -> OpError:
+    """The E0302 error with each branch named by its label and underlined where its layer is."""
+
+    def name(i: int) -> str:
+        label = nodes[i].name
+        return f"branch {i} (`{label}`)" if label else f"branch {i}"
+
+    first = culprits[0]
+    exc = OpError("E0302", f"`concat` needs equal spatial sizes, but {name(first)} is {inputs[first]} "
+                  f"and {name(reference)} is {inputs[reference]}",
+                  help="pad or stride the branches so they agree, e.g. `pad = 1` for a 3×3 at stride 1",
+                  label=f"{name(first)} is {inputs[first]}")
+    exc.span = nodes[first].span
+    shown = (reference,) + culprits[1:]
+    exc.secondary = tuple(Label(nodes[i].span, f"{name(i)} is {inputs[i]}") for i in shown
+                          if nodes[i].span is not None and nodes[i].span != exc.span)
+    exc.notes = tuple(f"{name(i)} is {inputs[i]}, {name(reference)} is {inputs[reference]}"
+                      for i in culprits) if len(culprits) > 1 else ()
+    return exc
 
 
 def broadcast(op: str, a: TensorType, b: TensorType) -> TensorType:
