@@ -93,7 +93,7 @@ def test_json_diagnostics(in_root, capsys):
     data = json.loads(out)
     assert code == 1 and not data["ok"]
     (d,) = data["diagnostics"]
-    assert (d["code"], d["line"], d["column"], d["severity"]) == ("E0302", 3, 44, "error")  # the offending branch
+    assert (d["code"], d["line"], d["column"], d["severity"]) == ("E0302", 3, 44, "error")
 
 
 def test_input_override(capsys):

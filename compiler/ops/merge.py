@@ -6,8 +6,8 @@ They are written as `concat(a, b)`, `a + b` and `a * b` in .cnn files, not calle
 from __future__ import annotations
 
 from cnnc.compiler.ops import VARIADIC, OpError, OpSpec, register
-from cnnc.dsl.diagnostics import Label
 from cnnc.compiler.types import TensorType
+from cnnc.dsl.diagnostics import Label
 
 
 def infer_concat(args: dict, inputs) -> tuple[dict, TensorType]:
