@@ -1,0 +1,96 @@
+"""The inference rewrite (`compiler/lower/optimize.py`): same outputs, fewer modules, frozen weights."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import cnnc  # noqa: E402
+from cnnc.compiler.lower.optimize import for_inference  # noqa: E402
+from conftest import ROOT  # noqa: E402
+
+# Zoo models with every rewrite between them: BN after conv (all), BN after a pointwise conv that a
+# residual add reads (mobilenet_v2), Dropout (vgg11_bn, googlenet, mobilenet_v2), concat branches
+# (googlenet), SE gates and Hardswish (mobilenet_v3_small). Small inputs keep the suite fast.
+ZOO = [("resnet18", 64), ("mobilenet_v2", 64), ("googlenet", 64), ("vgg11_bn", 32),
+       ("mobilenet_v3_small", 64), ("densenet121", 64)]
+
+
+def trained_looking(model):
+    """Non-trivial BatchNorm statistics, so folding them changes the weights."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=generator) - 0.5)  # [C]
+                m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)  # [C]
+                m.weight.copy_(torch.rand(n, generator=generator) + 0.5)  # [C]
+                m.bias.copy_(torch.rand(n, generator=generator) - 0.5)  # [C]
+    return model.eval()
+
+
+def relative_error(a, b) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@pytest.mark.parametrize("name,side", ZOO)
+def test_zoo_outputs_equal_the_plain_models_within_1e_4(name, side, one_thread):
+    plain = trained_looking(cnnc.load(ROOT / "zoo" / f"{name}.cnn", input=[3, side, side], seed=0))
+    fast = for_inference(plain)
+    x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(1))  # [N, 3, H, W]
+    with torch.inference_mode():
+        assert relative_error(fast(x), plain(x)) < 1e-4
+    norms = [m for m in fast.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    dropped = [m for m in fast.modules() if isinstance(m, (torch.nn.Dropout, torch.nn.Identity))]
+    assert dropped == []
+    assert len(norms) < sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+
+
+def test_resnet18_folds_every_batchnorm_and_keeps_the_convolutions(one_thread):
+    plain = cnnc.load(ROOT / "zoo" / "resnet18.cnn", seed=0).eval()
+    fast = for_inference(plain)
+    modules = dict(fast.named_modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in modules.values())
+    assert "layer1.0.bn1" not in modules and "layer1.0.conv1" in modules
+    assert modules["layer1.0.conv1"].bias is not None  # the folded shift
+    assert "layer1.0.bn1.weight" in plain.state_dict()  # the original is left alone
+    assert all(not p.requires_grad for p in fast.parameters())
+    assert not fast.training
+
+
+def test_a_batchnorm_whose_convolution_has_another_reader_is_kept(one_thread):
+    model = cnnc.compile_source(
+        """network n { input [3, 8, 8]
+        a = in -> c: Conv(4, 3, pad = 1)
+        return (a -> b: BatchNorm) + a }""",
+        seed=0,
+    )
+    fast = for_inference(trained_looking(model))
+    assert isinstance(fast.get_submodule("b"), torch.nn.BatchNorm2d)
+    x = torch.randn(2, 3, 8, 8)  # [N, 3, 8, 8]
+    assert relative_error(fast(x), model(x)) < 1e-6
+
+
+def test_batchnorm_after_linear_folds_too(one_thread):
+    model = cnnc.compile_source(
+        "network n { input [6] return in -> l: Linear(5) -> b: BatchNorm -> ReLU }", seed=0
+    )
+    fast = for_inference(trained_looking(model))
+    assert "b" not in dict(fast.named_modules())
+    x = torch.randn(3, 6)  # [N, 6]
+    assert relative_error(fast(x), model(x)) < 1e-5
+
+
+def test_channels_last_is_chosen_for_convolutions_only(one_thread):
+    conv = for_inference(cnnc.compile_source(
+        "network n { input [3, 8, 8] return in -> c: Conv(4, 3) }", seed=0))
+    assert conv.c.weight.is_contiguous(memory_format=torch.channels_last)
+    assert "channels_last" in conv.code
+    dense = for_inference(cnnc.compile_source(
+        "network n { input [6] return in -> l: Linear(5) }", seed=0))
+    assert "channels_last" not in dense.code
+    plain = for_inference(cnnc.compile_source(
+        "network n { input [3, 8, 8] return in -> c: Conv(4, 3) }", seed=0), channels_last=False)
+    assert "channels_last" not in plain.code
