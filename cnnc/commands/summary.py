@@ -23,6 +23,7 @@ examples:
   cnnc summary resnet50 --depth 1
   cnnc summary zoo/alexnet_2012.cnn --arg towers=2 --format json
   cnnc summary resnet50 --input 3,448,448 --format markdown
+  cnnc summary resnet50 --train --batch 32 --optimizer adam   # peak memory of a training step
 """
 
 HIDDEN = ("act", "reshape")  # in-place activations and views: hidden from the table unless --all
@@ -36,6 +37,12 @@ def configure(p) -> None:
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16", "float64"), default="float32",
                    help="element type for memory in bytes (default: float32)")
     p.add_argument("--all", action="store_true", help="also list in-place activations and views in the table")
+    p.add_argument("--train", action="store_true",
+                   help="also estimate the peak memory of one training step (weights, gradients, "
+                   "optimiser state, saved activations)")
+    p.add_argument("--batch", type=int, metavar="B", help="batch size of the --train estimate (default: 1)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                   help="optimiser of the --train estimate: SGD with momentum or Adam (default: sgd)")
     common.add_color_arg(p)
 
 
@@ -44,6 +51,7 @@ def run(args) -> int:
 
     if args.depth is not None and args.depth < 0:
         raise common.UsageError("--depth must be 0 or more")
+    _check_training_args(args)
     result = common.elaborate_from_args(args)
     errors = [d for d in result.diagnostics if d.is_error]
     if result.graph is None or (errors and len(result.graph) == 0):
@@ -52,17 +60,49 @@ def run(args) -> int:
         raise CnncError(*result.diagnostics)
     summary = summarize(result.graph, args.dtype)
     rows = summary.layers if args.depth is None else group(summary, result.graph, args.depth)
+    training = _training(result.graph, summary, args)
     if args.format == "json":
         data = summary.to_json()
         if args.depth is not None:
             data["groups"] = [_row_json(r) for r in rows]
+        if training is not None:
+            data["training"] = training.to_json()
         print(json.dumps(data, indent=2))
     elif args.format == "csv":
         print(_csv(rows), end="")
     else:
         print(_table(summary, rows, args, markdown=args.format == "markdown"))
+        if training is not None:
+            print("\n" + "\n".join(_training_lines(training)))
     common.print_diagnostics(result.diagnostics, args, style="full")
     return common.USER_ERROR if errors else common.OK
+
+
+def _check_training_args(args) -> None:
+    if args.batch is not None and args.batch < 1:
+        raise common.UsageError(f"--batch must be 1 or more, but got {args.batch}")
+    if not args.train and (args.batch is not None or args.optimizer != "sgd"):
+        raise common.UsageError("--batch and --optimizer size the training estimate: add --train")
+
+
+def _training(graph, summary, args):
+    """The training-memory estimate, when asked for and the network is whole."""
+    if not args.train or summary.failed_at is not None or summary.output is None:
+        return None
+    from cnnc.compiler.analysis.training_memory import training_memory
+
+    return training_memory(graph, args.batch or 1, args.optimizer, args.dtype)
+
+
+def _training_lines(t) -> list[str]:
+    """The estimate's parts, largest first after the total."""
+    optimizer = {"sgd": "SGD with momentum", "adam": "Adam"}[t.optimizer]
+    return [
+        f"training     ≈ {mebibytes(t.total)} peak, batch {t.batch}, {optimizer}, {t.dtype}:",
+        f"  weights {mebibytes(t.weights)} + gradients {mebibytes(t.gradients)} + optimiser state "
+        f"{mebibytes(t.optimizer_state)}",
+        f"  + saved activations {mebibytes(t.activations)} + gradients in flight {mebibytes(t.workspace)}",
+    ]
 
 
 def _row_json(r) -> dict:
