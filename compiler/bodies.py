@@ -50,6 +50,8 @@ def resolve_network(el, scope: ModuleScope, item, cli_args: dict, env: Env):
         return (ref, bound) if bound is not None else (None, None)
     call = item.value
     func = el.guard(lambda: evaluate(el, call.func, env, Frame())) if isinstance(call, ast.Call) else None
+    if func is POISON:  # already reported; evaluating the whole call would report it again
+        return None, None
     if isinstance(func, BlockRef) and isinstance(func.definition, ast.NetworkDef):
         bound = _rebind_alias(el, func, call, cli_args, env)
         return (func, bound) if bound is not None else (None, None)

@@ -52,7 +52,9 @@ def int_bits_after(op: str, left: int, right: int) -> int:
         return a + b
     if op in ("+", "-"):
         return max(a, b) + 1
-    return a  # `//` and `%` never grow their left operand (nor exceed the right one, for `%`)
+    if op == "//":
+        return a + 1  # |a // b| ≤ |a| + 1 (flooring a negative quotient adds one)
+    return max(a, b)  # `%`: smaller than the divisor, or the dividend when it is smaller
 
 
 def pow_bits(base: int, exponent: int) -> int:

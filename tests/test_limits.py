@@ -1,0 +1,160 @@
+"""Budgets (compiler/limits.py): what a .cnn file may cost is checked before the cost is paid, and
+every runaway ends in one located error (exit 1), never a hang, an out-of-memory or an internal
+error. The figures of time and memory are measured by hand (`/usr/bin/time -v`), not asserted."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cnnc.api import elaborate_file
+from cnnc.compiler import limits
+from cnnc.compiler.builtins import _range_length
+from conftest import ROOT, run_cli
+
+
+def net(body: str, defs: str = "", input_shape: str = "[3, 8, 8]") -> str:
+    return f"{defs}\nnetwork N {{\n    input {input_shape}\n    {body}\n}}\n"
+
+
+def errors(text: str) -> list[tuple[str, int]]:
+    """(code, line) of each error."""
+    result = elaborate_file("t.cnn", text=text)
+    return [(d.code, d.span.line if d.span else 0)
+            for d in result.diagnostics if d.is_error]
+
+
+def codes(text: str) -> list[str]:
+    return [code for code, _ in errors(text)]
+
+
+def doubling(start: str, times: int) -> str:
+    lines = [f"v0 = {start}"] + [f"v{i} = v{i - 1} + v{i - 1}" for i in range(1, times + 1)]
+    return "\n    ".join(lines)
+
+
+RESIDUAL = "block Res { return (in -> Conv(8, 3, pad = 1) -> ReLU) + in }"
+
+# The resource cases of the issue, each with the budget that stops it and the line it points at.
+RUNAWAYS = [
+    pytest.param(net("x = [[[i * j * k for i in range(1000)] for j in range(1000)] for k in range(1000)]\n"
+                     "    return in -> Conv(len(x), 1)"), "E0706", 4, id="nested-comprehension-product"),
+    pytest.param(net("x = [[i for i in range(100000)] for j in range(100)]\n    return in -> Conv(len(x), 1)"),
+                 "E0706", 4, id="comprehension-product-over-the-steps"),
+    pytest.param(net(doubling("[0]", 28) + "\n    return in -> Conv(len(v28), 1)"), "E0702", 24, id="list-doubling"),
+    pytest.param(net(doubling('"ab"', 28) + "\n    return in -> label(v28, ReLU)"), "E0703", 20,
+                 id="string-doubling"),
+    pytest.param(net("x = pow(pow(pow(pow(10, 64), 64), 64), 64)\n    return in -> Conv(x, 1)"), "E0704", 4,
+                 id="pow-tower"),
+    pytest.param(net(doubling("3", 40).replace(" + ", " * ") + "\n    return in -> Conv(v40, 1)"), "E0704", 13,
+                 id="repeated-squaring"),
+    pytest.param(net("x = [0] * 600000 + [1] * 600000\n    return in -> Conv(len(x), 1)"), "E0702", 4,
+                 id="list-plus"),
+    pytest.param(net("big = range(999999)\n    x = [big + [i] for i in range(100)]\n"
+                     "    return in -> Conv(len(x), 1)"), "E0707", 5, id="copies-in-a-loop"),
+    pytest.param(net("return in -> [Res for i in range(200000)]", RESIDUAL, "[8, 8, 8]"), "E0701", 4,
+                 id="list-of-blocks"),
+    pytest.param(net("return in -> [ReLU] * 300000"), "E0701", 4, id="repeated-list-applied"),
+    pytest.param(net("return in -> [Conv(8, 1) for i in range(300000)]"), "E0701", 4, id="comprehension-of-ops"),
+]
+
+
+@pytest.mark.parametrize("text, code, line", RUNAWAYS)
+def test_runaways_stop_with_one_located_error(text, code, line):
+    assert errors(text) == [(code, line)]
+
+
+def test_a_zoo_model_with_a_million_blocks_is_refused_before_building_them():
+    text = 'import "families/resnet.cnn"\nnetwork r = ResNet([3, 1000000, 6, 3])\n'
+    result = elaborate_file(ROOT / "zoo" / "x.cnn", text=text)
+    (d,) = [d for d in result.diagnostics if d.is_error]
+    assert d.code == "E0701"
+    assert "1,000,000 layers needs at least 9,000,000 nodes" in d.message
+    # refused by the estimate: only the stem and the first stage were built, not 250,000 nodes
+    assert len(result.graph) < 100
+
+
+def test_the_exit_code_of_a_runaway_is_1(tmp_path, capsys):
+    path = tmp_path / "big.cnn"
+    path.write_text(net(doubling("[0]", 28) + "\n    return in -> Conv(len(v28), 1)"))
+    code, _, err = run_cli(["check", path], capsys)
+    assert code == 1
+    assert "error[E0702]" in err
+
+
+def test_a_comprehension_with_a_condition_is_not_refused_for_items_it_filters_out():
+    text = net("return in -> [Conv(8, 1) for i in range(400000) if i < 3]")
+    assert codes(text) == []
+
+
+def test_a_hundred_thousand_layer_chain_fits_the_node_budget():
+    assert limits.MAX_NODES >= 100_001
+
+
+def test_integer_literals_and_results_are_bounded():
+    assert codes(net("return in -> Conv(pow(pow(2, 60), 5) * pow(pow(2, 60), 5), 1)")) == ["E0704"]
+    assert codes(net("return in -> Conv(int(1e300), 1)")) == ["E0704"]
+    assert codes(net("return in -> Conv(pow(pow(2, 60), 5) // pow(pow(2, 58), 5), 1)")) == []  # 1024 channels
+
+
+@pytest.mark.parametrize("text, code", [
+    ("network a = a", "E0215"),
+    ("network a = b\nnetwork b = a", "E0215"),
+    ("block P = P\n" + net("return in -> P"), "E0215"),
+    ('import "families/mobilenet.cnn"\nnetwork MobileNetV2 = MobileNetV2(width = 1.0)', "E0216"),
+    ("block A(x = A()) { return in -> Conv(x, 1) }\n" + net("return in -> A()"), "E0217"),
+    ("block A(x = B()) { return in -> Conv(x, 1) }\nblock B(y = A()) { return in }\n" + net("return in -> A()"),
+     "E0217"),
+])
+def test_cycles_among_definitions_are_located_errors(text, code):
+    result = elaborate_file(ROOT / "zoo" / "x.cnn", text=text, network="a" if text.startswith("network a") else None)
+    assert [d.code for d in result.diagnostics if d.is_error] == [code]
+
+
+def blocks_nested(depth: int) -> str:
+    defs = ["block B0 { return in -> ReLU }"] + [f"block B{i} {{ return in -> B{i - 1} }}" for i in range(1, depth)]
+    return net(f"return in -> B{depth - 1}", "\n".join(defs))
+
+
+def lets_chained(count: int) -> str:
+    lines = ["a0 = 1"] + [f"a{i} = a{i - 1} + 1" for i in range(1, count + 1)]
+    return "\n".join(lines) + "\n" + net(f"return in -> Conv(a{count}, 1)")
+
+
+def test_deep_but_reasonable_nesting_elaborates():
+    assert codes(blocks_nested(200)) == []
+    assert codes(lets_chained(300)) == []
+
+
+def test_nesting_beyond_the_depth_budget_is_a_located_error():
+    assert errors(blocks_nested(1200))[0][0] == "E0705"
+    assert errors(lets_chained(700))[0][0] == "E0705"
+
+
+def test_values_nested_by_thousands_of_statements_are_an_error_not_a_crash():
+    lines = ["x0 = a: ReLU"] + [f"x{i} = a: x{i - 1}" for i in range(1, 30_001)]
+    text = net("\n    ".join(lines) + "\n    return in -> x30000")
+    assert "E0705" in codes(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["+", "-", "*", "//", "%"]), st.integers(-(2 ** 600), 2 ** 600),
+       st.integers(-(2 ** 600), 2 ** 600))
+def test_the_bits_bound_holds_for_every_operation(op, a, b):
+    if op in ("//", "%") and b == 0:
+        return
+    result = {"+": a + b, "-": a - b, "*": a * b, "//": a // b if b else 0, "%": a % b if b else 0}[op]
+    assert abs(result).bit_length() <= limits.int_bits_after(op, a, b)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2 ** 40), st.integers(1, 64))
+def test_the_pow_bound_holds(base, exponent):
+    assert (base ** exponent).bit_length() <= limits.pow_bits(base, exponent) or base < 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-50, 50), st.integers(-50, 50), st.integers(-7, 7).filter(bool))
+def test_range_length_matches_len(start, stop, step):
+    assert _range_length(range(start, stop, step)) == len(range(start, stop, step))
