@@ -189,7 +189,8 @@ def diagram(path_or_graph, network=None, depth=None, **options):
 # Lowering to PyTorch (torch is imported only here, inside the functions)
 
 
-def load(path, network=None, input=None, seed=None, args=None, allow_import=(), weights=None, strict=True):
+def load(path, network=None, input=None, seed=None, args=None, allow_import=(), weights=None, strict=True,
+         optimize=None):
     """The network as a `torch.nn.Module`: a torch.fx GraphModule with one straight-line forward.
 
     `input` overrides the declared input shape (`(3, 256, 256)`); `args` binds a parameterised
@@ -202,9 +203,35 @@ def load(path, network=None, input=None, seed=None, args=None, allow_import=(), 
     `weights` loads a checkpoint (a state_dict in .pt/.pth, read with `weights_only=True`, or
     .safetensors) by key; `strict=False` loads what matches and keeps the rest newly initialised.
     What happened is in `model.cnnc_weights` (a `WeightReport`; see `compiler.lower.weights`).
+
+    `optimize="inference"` returns the model rewritten to run inference faster, after the weights
+    are loaded: eval mode, frozen, BatchNorm folded into the preceding convolution, Dropout and
+    Identity dropped, channels_last (see `compiler.lower.optimize`).
     """
+    _check_optimize(optimize)
     model = _lower(graph(path, network, _arg_exprs(args), _shape(input), allow_import=allow_import), seed)
-    return model if weights is None else with_weights(model, weights, strict)
+    model = model if weights is None else with_weights(model, weights, strict)
+    return optimized(model, optimize)
+
+
+OPTIMIZE = ("inference",)  # the values of `optimize=` and `cnnc compile --optimize`
+
+
+def _check_optimize(optimize) -> None:
+    if optimize is not None and optimize not in OPTIMIZE:
+        raise ValueError(f"`optimize` must be None or \"inference\", but got {optimize!r}")
+
+
+def optimized(model, optimize):
+    """`model`, or its rewrite for `optimize` ("inference"); a loaded weight report is kept."""
+    if optimize is None:
+        return model
+    from cnnc.compiler.lower.optimize import for_inference
+
+    fast = for_inference(model)
+    if hasattr(model, "cnnc_weights"):
+        fast.cnnc_weights = model.cnnc_weights
+    return fast
 
 
 def with_weights(model, weights, strict: bool = True):
@@ -215,9 +242,11 @@ def with_weights(model, weights, strict: bool = True):
     return model
 
 
-def compile_source(text, network=None, input=None, seed=None, args=None, path="<source>.cnn"):
+def compile_source(text, network=None, input=None, seed=None, args=None, path="<source>.cnn",
+                   optimize=None):
     """`load` for .cnn text instead of a file; imports resolve relative to `path`, then the zoo."""
-    return _lower(graph(path, network, _arg_exprs(args), _shape(input), text=text), seed)
+    _check_optimize(optimize)
+    return optimized(_lower(graph(path, network, _arg_exprs(args), _shape(input), text=text), seed), optimize)
 
 
 def _lower(g, seed):

@@ -94,3 +94,18 @@ def test_channels_last_is_chosen_for_convolutions_only(one_thread):
     plain = for_inference(cnnc.compile_source(
         "network n { input [3, 8, 8] return in -> c: Conv(4, 3) }", seed=0), channels_last=False)
     assert "channels_last" not in plain.code
+
+
+def test_load_with_optimize_inference_is_the_rewrite_of_load(one_thread):
+    plain = cnnc.load("resnet18", input=[3, 32, 32], seed=0).eval()
+    fast = cnnc.load("resnet18", input=[3, 32, 32], seed=0, optimize="inference")
+    assert type(fast).__name__ == "Resnet18"
+    assert "layer1.0.bn1" not in dict(fast.named_modules())
+    x = torch.randn(2, 3, 32, 32)  # [N, 3, 32, 32]
+    with torch.inference_mode():
+        assert relative_error(fast(x), plain(x)) < 1e-4
+
+
+def test_load_rejects_an_unknown_optimize_value():
+    with pytest.raises(ValueError, match='`optimize` must be None or "inference", but got \'fast\''):
+        cnnc.load("resnet18", optimize="fast")

@@ -32,6 +32,7 @@ _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 def for_inference(model: fx.GraphModule, channels_last: bool | None = None) -> fx.GraphModule:
     """See the module docstring. `channels_last=None` chooses: on where the network has a Conv2d."""
     gm = copy.deepcopy(model).eval()
+    type(gm).__name__ = type(model).__name__  # fx gives each instance a class: keep `Resnet50`
     fold_batch_norms(gm)
     drop_identities(gm)
     if channels_last is None:
