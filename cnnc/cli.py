@@ -26,6 +26,7 @@ COMMANDS = (
     ("space", "space"),
     ("search", "search"),
     ("search-report", "search_report"),
+    ("train", "train"),
 )
 
 DESCRIPTION = """\

@@ -1,0 +1,176 @@
+"""`cnnc train`: train a network on a data set; write its weights, its records and the program."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from cnnc.commands import common
+
+HELP = "train a network on a data set (weights, checkpoints, metrics, curves)"
+DESCRIPTION = """\
+Train a network on real data, from scratch or from a checkpoint (--weights), optionally with parts
+frozen (--freeze LABEL: those parameters are not trained, and their BatchNorm layers keep their
+statistics). SGD (Nesterov) or AdamW, linear warm-up then a cosine schedule; AMP and channels_last
+on CUDA. Data sets: digits (scikit-learn's 8×8 digits), folder:DIR (one sub-folder per class;
+ImageNet normalisation and random crops and flips by default), cifar10:DIR (the python batches),
+npz:FILE (arrays x [N, C, H, W] or [N, H, W, C] and y). Images are resized to the network's input.
+
+Writes into --out: checkpoint.pt after every epoch (--resume goes on from it), metrics.csv and
+curves.png, and at the end model.pt (the weights) and network.cnn with run.json (the program and
+the arguments it was trained with), so that `cnnc compile OUT/network.cnn --weights OUT/model.pt`
+rebuilds the trained model.
+
+examples:
+  cnnc train my_net.cnn --data digits --epochs 5 --out runs/digits
+  cnnc train pets.cnn --data folder:~/pets --weights resnet18.pth --weights-partial \\
+             --freeze conv1 --freeze bn1 --freeze layer1 --freeze layer2 --freeze layer3 --epochs 3 --out runs/pets
+"""
+
+
+def configure(p) -> None:
+    common.add_program_args(p)
+    p.add_argument("--data", required=True, metavar="SPEC", help="digits, folder:DIR, cifar10:DIR or npz:FILE")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="where the run's files go")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 0.05 for sgd, 1e-3 for adamw)")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--warmup", type=float, default=0.0, metavar="EPOCHS", help="epochs of linear warm-up")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--augment", choices=("auto", "on", "off"), default="auto",
+                   help="random crops and flips (auto: on for folder: and cifar10:)")
+    p.add_argument("--normalize", choices=("auto", "data", "imagenet"), default="auto",
+                   help="per-channel statistics of the training set, or ImageNet's (auto: imagenet for folder:)")
+    p.add_argument("--weights", metavar="PATH", help="start from a checkpoint (a state_dict in .pt/.pth or .safetensors)")
+    p.add_argument("--weights-partial", action="store_true", help="with --weights: load what matches, keep the rest new")
+    p.add_argument("--freeze", action="append", default=[], metavar="LABEL",
+                   help="do not train the parameters under this label (repeatable)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.pt")
+    common.add_color_arg(p)
+
+
+def run(args) -> int:
+    import torch
+
+    from cnnc.commands.files import make_folder, writing
+    from cnnc.compiler.lower.fx import to_graph_module
+    from cnnc.search.training import TrainOptions, freeze, train_run
+
+    graph = common.graph_from_args(args)
+    torch.manual_seed(args.seed)
+    model = to_graph_module(graph, seed=args.seed)
+    if args.weights:
+        from cnnc.commands.compile import load_checkpoint
+
+        load_checkpoint(model, args)
+    frozen = freeze(model, args.freeze)
+    data = load_data(args, graph)
+    check_classes(graph, data)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    print(f"{graph.network}: {total:,} params, {trainable:,} trainable, {total - trainable:,} frozen "
+          f"({len(frozen)} tensors); {data.name}: {len(data.train_x):,} train / {len(data.val_x):,} validation "
+          f"images of {list(data.input_shape)}, {data.num_classes} classes", file=sys.stderr)
+    options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size,
+                           lr=args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3),
+                           optimizer=args.optimizer, weight_decay=args.weight_decay, warmup=args.warmup,
+                           label_smoothing=args.label_smoothing, augment=augmenting(args), device=args.device,
+                           seed=args.seed)
+    out = make_folder(args.out, "--out")
+    with writing(out, "--out"):
+        rows = train_run(model, data, options, out, resume=args.resume)
+        program = save_program(args, graph, out)
+    last = rows[-1]
+    print(f"validation accuracy {100 * last['val_acc']:.2f} % after {last['epoch']} epochs", file=sys.stderr)
+    print(f"wrote {out}/model.pt, {out}/checkpoint.pt, {out}/metrics.csv, {out}/curves.png, {program}",
+          file=sys.stderr)
+    print(f"rebuild: cnnc compile {' '.join([str(program), *rebuild_args(args, graph)])} --weights {out}/model.pt "
+          "-o model.pt", file=sys.stderr)
+    return common.OK
+
+
+def augmenting(args) -> bool:
+    if args.augment != "auto":
+        return args.augment == "on"
+    return args.data.startswith(("folder:", "cifar10:"))
+
+
+def load_data(args, graph):
+    from cnnc.dsl.diagnostics import CnncError, error
+    from cnnc.search.data import load_dataset
+
+    c, h, w = graph.input_type.shape
+    data = load_dataset(args.data, size=h if h == w else None, seed=args.seed)
+    if data.input_shape != (c, h, w):
+        raise CnncError(error("E0603", f"`{graph.network}` takes {[c, h, w]}, but the images of `{args.data}` are "
+                              f"{list(data.input_shape)}", None,
+                              helps=(f"pass --input {data.input_shape[0]},{h},{w} (a network infers its "
+                                     "first layer's channels from its input)",)))
+    if args.normalize == "imagenet" or (args.normalize == "auto" and args.data.startswith("folder:")):
+        data = imagenet_normalised(data)
+    return data
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def imagenet_normalised(data):
+    """Undo the data set's own standardisation and apply ImageNet's (on pixels scaled to [0, 1])."""
+    import dataclasses
+
+    import torch
+
+    if data.input_shape[0] != 3:
+        return data
+    own_m, own_s = (torch.tensor(v).view(1, 3, 1, 1) for v in (data.mean, data.std))
+    m, s = (torch.tensor(v).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+
+    def renorm(x):  # [N, 3, H, W]
+        return ((x * own_s + own_m) / 255 - m) / s
+
+    return dataclasses.replace(data, train_x=renorm(data.train_x), val_x=renorm(data.val_x),
+                               mean=tuple(255 * v for v in IMAGENET_MEAN), std=tuple(255 * v for v in IMAGENET_STD))
+
+
+def check_classes(graph, data) -> None:
+    from cnnc.dsl.diagnostics import CnncError, error
+
+    out = graph.output_type.shape
+    if len(out) != 1 or out[0] != data.num_classes:
+        raise CnncError(error("E0603", f"`{graph.network}` outputs {list(out)}, but `{data.name}` has "
+                              f"{data.num_classes} classes: training needs logits [{data.num_classes}]", None,
+                              helps=(f"give the network a head of {data.num_classes} classes, e.g. "
+                                     f"--arg classes={data.num_classes}",)))
+
+
+def save_program(args, graph, out: Path) -> Path:
+    """Copy the program (and the imports of its own folder) and record how it was instantiated."""
+    from cnnc.api import load_program
+
+    program = load_program(args.file)
+    main = Path(program.main)
+    root = main.parent
+    for key in program.modules:
+        path = Path(key)
+        if path != main and path.is_relative_to(root):
+            target = out / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    shutil.copyfile(main, out / "network.cnn")
+    record = {"network": graph.network, "args": list(args.arg), "input": list(graph.input_type.shape),
+              "data": args.data, "epochs": args.epochs, "weights": args.weights, "freeze": args.freeze}
+    (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    return out / "network.cnn"
+
+
+def rebuild_args(args, graph) -> list[str]:
+    words = [f"--network {graph.network}", *(f"--arg {a}" for a in args.arg)]
+    if getattr(args, "input", None):
+        words.append(f"--input {','.join(map(str, args.input))}")
+    return words
