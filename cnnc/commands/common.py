@@ -56,6 +56,20 @@ def add_color_arg(p: argparse.ArgumentParser) -> None:
                    help="colour diagnostics (default: auto, when writing to a terminal)")
 
 
+MAX_SEED = 2**32 - 1  # numpy's bound (the search's data split); torch and random take it too
+
+
+def seed(text: str) -> int:
+    """`--seed S`: a whole number 0 … 2³² − 1, for every seeded library alike."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED}, but got {text!r}")
+    return value
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
     try:
         dims = tuple(int(part) for part in text.replace("x", ",").replace("×", ",").split(","))

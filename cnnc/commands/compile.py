@@ -46,7 +46,7 @@ def configure(p) -> None:
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=common.seed,
         metavar="S",
         help="seed the weights (.pt) or make S the "
         "generated class's default seed (.py); default: unseeded, as torch's own layers",

@@ -47,7 +47,7 @@ def configure(p) -> None:
         help="how members are chosen (default: tpe; grid needs an enumerable space)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="seeds the sampler, the data split and the weights"
+        "--seed", type=common.seed, default=0, help="seeds the sampler, the data split and the weights"
     )
     p.add_argument(
         "--objective",

@@ -21,6 +21,9 @@ examples:
 """
 
 
+MAX_SAMPLES = 100_000  # each member is elaborated and analysed: 100k take minutes, more is a typo
+
+
 def configure(p) -> None:
     from cnnc.commands.search import count
 
@@ -32,7 +35,7 @@ def configure(p) -> None:
         metavar="N",
         help="random members to analyse (default: 200)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seeds the random members (default: 0)")
+    p.add_argument("--seed", type=common.seed, default=0, help="seeds the random members (default: 0)")
     p.add_argument(
         "--max-params",
         type=count,
@@ -56,8 +59,8 @@ def run(args) -> int:
     from cnnc.api import parse_arg_values
     from cnnc.search.space import decisions, load_space, sample, stats, walk
 
-    if args.samples < 0:
-        raise common.UsageError("--samples must be 0 or more")
+    if not 0 <= args.samples <= MAX_SAMPLES:
+        raise common.UsageError(f"--samples must be from 0 to {MAX_SAMPLES:,}, but got {args.samples:,}")
     space = load_space(args.file, args.network, parse_arg_values(args.arg), args.input,
                        allow_import=args.allow_import)
     size, walked = walk(space, seconds=args.walk_seconds)
