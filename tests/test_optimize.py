@@ -109,3 +109,36 @@ def test_load_with_optimize_inference_is_the_rewrite_of_load(one_thread):
 def test_load_rejects_an_unknown_optimize_value():
     with pytest.raises(ValueError, match='`optimize` must be None or "inference", but got \'fast\''):
         cnnc.load("resnet18", optimize="fast")
+
+
+SMALL = ("network small { input [3, 16, 16] return in -> c: Conv(8, 3, pad = 1, bias = false) "
+         "-> b: BatchNorm -> ReLU -> GlobalAvgPool -> Flatten -> Dropout(0.5) -> fc: Linear(4) }")
+
+
+def test_compile_optimize_inference_writes_the_rewritten_program(tmp_path, capsys, one_thread):
+    from conftest import run_cli
+
+    source = tmp_path / "small.cnn"
+    source.write_text(SMALL)
+    out = tmp_path / "small.pt2"
+    code, stdout, _ = run_cli(["compile", source, "--optimize", "inference", "--seed", "0", "-o", out], capsys)
+    assert code == 0
+    assert stdout.splitlines()[-1].endswith("; optimised for inference")
+    program = torch.export.load(str(out)).module()
+    assert not any("b." in key for key in program.state_dict())  # the BatchNorm is folded away
+    plain = cnnc.compile_source(SMALL, seed=0).eval()
+    x = torch.randn(2, 3, 16, 16)  # [N, 3, 16, 16]
+    with torch.no_grad():
+        assert relative_error(program(x), plain(x)) < 1e-4
+
+
+@pytest.mark.parametrize("output", [[], ["-o", "-"], ["-o", "small.py"]])
+def test_compile_optimize_to_source_is_a_usage_error(output, tmp_path, capsys, monkeypatch):
+    from conftest import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "small.cnn").write_text(SMALL)
+    code, _, err = run_cli(["compile", "small.cnn", "--optimize", "inference", *output], capsys)
+    assert code == 2
+    assert "--optimize needs a .pt, .pt2 or .onnx output" in err
+    assert not (tmp_path / "small.py").exists()

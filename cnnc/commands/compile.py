@@ -23,12 +23,15 @@ Lower a network to PyTorch. The output's suffix picks the artifact:
   OUT.onnx  ONNX (opset 18, dynamic batch, input `x`, output `y`), weights included.
 --weights PATH loads a checkpoint (a state_dict in .pt/.pth, or .safetensors) into the .pt/.onnx
 artifact, strictly by key; --weights-partial loads what matches and keeps the rest newly initialised.
+--optimize inference rewrites the .pt/.onnx model for inference after the weights are loaded:
+BatchNorm folded into the preceding convolution, Dropout and Identity dropped.
 Without -o, writes NETWORK.py in the current directory; `-o -` prints the source to stdout.
 
 examples:
   cnnc compile zoo/vgg16.cnn -o /tmp/vgg16.py
   cnnc compile resnet50 -o resnet50.pt --seed 0
   cnnc compile resnet18 --weights resnet18.pth -o resnet18.onnx
+  cnnc compile resnet50 --optimize inference -o resnet50.pt2
   cnnc compile zoo/alexnet_2012.cnn --arg towers=2 -o -
 """
 
@@ -55,6 +58,8 @@ def configure(p) -> None:
                    "(a state_dict in .pt/.pth, or .safetensors), strictly by key")
     p.add_argument("--weights-partial", action="store_true", help="with --weights: load the tensors that "
                    "match and keep the rest newly initialised (a new head), listing them")
+    p.add_argument("--optimize", choices=("inference",), help="rewrite the .pt/.onnx model to run "
+                   "inference faster: BatchNorm folded into convolutions, Dropout dropped")
     common.add_color_arg(p)
 
 
@@ -65,6 +70,9 @@ def run(args) -> int:
     if args.weights and (out is None or out == "-" or Path(out).suffix == ".py"):
         raise common.UsageError("--weights needs a .pt, .pt2 or .onnx output: standalone source holds no "
                                 "weights (load the checkpoint into its class with load_state_dict)")
+    if args.optimize and (out is None or out == "-" or Path(out).suffix == ".py"):
+        raise common.UsageError("--optimize needs a .pt, .pt2 or .onnx output: folding BatchNorm changes "
+                                "the weights, which standalone source does not hold")
     graph = common.graph_from_args(args)
     from cnnc.api import check_lint
 
@@ -126,8 +134,15 @@ def write_program(graph, args, path: Path) -> str:
     model = to_graph_module(graph, seed=args.seed)
     if args.weights:
         load_checkpoint(model, args)
+    if args.optimize:
+        from cnnc.compiler.lower.optimize import for_inference
+
+        # Weights stay contiguous: torch.export's archive warns about channels_last ones, and the
+        # layout is the loading runtime's choice (`.to(memory_format=torch.channels_last)`).
+        model = for_inference(model, channels_last=False)
     write = export_onnx if path.suffix == ".onnx" else export_program
-    return write(model, str(path))
+    note = write(model, str(path))
+    return f"{note}; optimised for {args.optimize}" if args.optimize else note
 
 
 def load_checkpoint(model, args) -> None:
