@@ -233,7 +233,11 @@ class Elaborator:
 
     def apply_seq(self, layer: SeqLayer, x: Tensor, frame: Frame, name, explicit):
         sub = frame
-        items = flatten_seq(layer.items)
+        items = flatten_seq(layer.items, self.b.room())
+        if items is None:  # (a list shared k times at each of n levels spreads into kⁿ layers)
+            raise Fail(error("E0701", f"this sequence has more layers than the {self.b.room():,} nodes left of the "
+                             f"{limits.MAX_NODES:,} a network may have", layer.span, "expands too far",
+                             notes=frame.notes()[:3], helps=(NODES_HELP,)))
         self.b.need(estimate.value_nodes(items, self.b.node_bounds), f"this sequence of {len(items):,} layers",
                     layer.span, frame)
         if name is not None:
@@ -268,15 +272,24 @@ class Elaborator:
 MERGE_SYMBOL = {"Concat": "concat", "Add": "+", "Mul": "*"}
 
 
-def flatten_seq(items) -> list:
-    """Splice unlabelled nested sequences, as nn.Sequential numbering sees them."""
-    out = []
-    for item in items:
-        if isinstance(item, (tuple, SeqLayer)):
-            out += flatten_seq(item if isinstance(item, tuple) else item.items)
+def flatten_seq(items, limit: int | None = None) -> list | None:
+    """Splice unlabelled nested sequences, as nn.Sequential numbering sees them; None when there would
+    be more than `limit` (a list shared k times at each of n levels spreads into kⁿ layers)."""
+    out, stack = [], [iter(items)]
+    while stack:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, (tuple, SeqLayer)):
+            stack.append(iter(item if isinstance(item, tuple) else item.items))
         else:
             out.append(item)
+            if limit is not None and len(out) > limit:
+                return None
     return out
+
+
+_END = object()
 
 
 def op_diagnostic(exc: OpError, span: Span | None, frame: Frame, inputs, operands=()) -> Diagnostic:

@@ -16,23 +16,38 @@ from cnnc.compiler.values import (BlockLayer, BlockRef, LabeledLayer, MergeLayer
 from cnnc.dsl import ast
 
 
-def value_nodes(value, cache: dict) -> int:
-    """At least how many nodes applying the layer `value` makes (0 for anything else)."""
+def value_nodes(value, cache: dict, scan: int | None = None, seen: dict | None = None) -> int:
+    """At least how many nodes applying the layer `value` makes (0 for anything else). With `scan`,
+    only a list's first `scan` items are counted (still a lower bound), so that an estimate made
+    at every evaluation of an expression does not walk a long list each time. A list shared by
+    several others is counted once per call (`seen`): sharing cannot make the walk exponential."""
     if isinstance(value, OpLayer) or hasattr(value, "infer"):
         return 1
-    if isinstance(value, tuple):
-        return sum(value_nodes(v, cache) for v in value)
-    if isinstance(value, SeqLayer):
-        return sum(value_nodes(v, cache) for v in value.items)
-    if isinstance(value, LabeledLayer):
-        return value_nodes(value.layer, cache)
-    if isinstance(value, MergeLayer):
-        return 1 + sum(value_nodes(m, cache) for m in value.members if not isinstance(m, Tensor))
+    seen = {} if seen is None else seen
+    if isinstance(value, (tuple, SeqLayer, LabeledLayer, MergeLayer)):
+        if id(value) not in seen:
+            seen[id(value)] = (value, _composite_nodes(value, cache, scan, seen))  # keeps the id alive
+        return seen[id(value)][1]
     if isinstance(value, (BlockLayer, Partial)):
         return block_nodes(value.block, cache)
     if isinstance(value, BlockRef):
         return block_nodes(value, cache)
     return 0
+
+
+def _composite_nodes(value, cache: dict, scan, seen: dict) -> int:
+    if isinstance(value, tuple):
+        items = value if scan is None else value[:scan]
+    elif isinstance(value, SeqLayer):
+        items = value.items
+    elif isinstance(value, LabeledLayer):
+        items = (value.layer,)
+    else:  # a merge: one node, and its branches
+        return 1 + sum(value_nodes(m, cache, scan, seen) for m in value.members if not isinstance(m, Tensor))
+    return min(sum(value_nodes(v, cache, scan, seen) for v in items), CAP)
+
+
+CAP = 1 << 62  # counts stop growing here: far past any budget, and cheap to add
 
 
 def block_nodes(ref: BlockRef, cache: dict) -> int:
@@ -115,6 +130,9 @@ class _Static:
         return 1 if spec is not None and spec.layer else 0
 
 
+SCAN = 64  # list items a runtime estimate looks at
+
+
 class _Runtime(_Static):
     """Counts an expression about to be evaluated: names are read from the environment."""
 
@@ -136,7 +154,7 @@ class _Runtime(_Static):
         if name in self.bound:
             return 0
         try:
-            return value_nodes(self.env.get(name), self.cache)
+            return value_nodes(self.env.get(name), self.cache, SCAN)
         except KeyError:
             return self.callee(name)
 
@@ -144,6 +162,6 @@ class _Runtime(_Static):
         if name in self.bound:
             return 0
         try:
-            return value_nodes(self.env.get(name), self.cache)
+            return value_nodes(self.env.get(name), self.cache, SCAN)
         except KeyError:
             return super().callee(name)

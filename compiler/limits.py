@@ -7,7 +7,8 @@ is made, and breaking one is a located user error (exit 1) with its own code and
 - `MAX_NODES` (E0701): nodes of one network. Real networks have a few thousand; a 100k-layer chain
   still fits. Checked as each node is made, and earlier from a lower bound (`estimate`): a list of
   layers, a comprehension that makes layers and a sequence about to be applied are refused at once
-  when they need more nodes than are left, before any is built (`ResNet([3, 1000000, 6, 3])`).
+  when they need more nodes than are left, before any is built (`ResNet([3, 1000000, 6, 3])`); a
+  sequence may not have more layers than nodes are left, even layers that make none.
 - `MAX_LIST` (E0702): items of one list, from a list literal, `range`, a comprehension, `+` or `*`.
 - `MAX_STRING` (E0703): characters of one string, checked before `+` joins two.
 - `MAX_INT_BITS` (E0704): the size of an integer; `+ - * // %` and `pow` are checked from their

@@ -135,16 +135,33 @@ def type_name(value) -> str:
     return type(value).__name__
 
 
-def show(value) -> str:
-    """A value as .cnn source would write it."""
+SHOW_LIMIT = 200  # characters: a longer value is cut with `…` (block titles, messages)
+
+
+def show(value, limit: int = SHOW_LIMIT) -> str:
+    """A value as .cnn source would write it, cut after `limit` characters: a long list (or a list
+    shared many times over) must not make each block title cost as much as the list."""
+    if isinstance(value, tuple):
+        parts, size = [], 0
+        for v in value:
+            if size > limit:
+                parts.append("…")
+                break
+            parts.append(show(v, limit - size))
+            size += len(parts[-1]) + 2
+        text = "[" + ", ".join(parts) + "]"
+        return text if len(text) <= limit + 2 else text[:limit] + "…"
+    text = _show_one(value)
+    return text if len(text) <= max(limit, 0) + 2 else text[:max(limit, 0)] + "…"
+
+
+def _show_one(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "none"
     if isinstance(value, str):
         return f'"{value}"'
-    if isinstance(value, tuple):
-        return "[" + ", ".join(show(v) for v in value) + "]"
     if isinstance(value, Tensor):
         return f"tensor {value.type}"
     if isinstance(value, BlockLayer):

@@ -158,3 +158,18 @@ def test_the_pow_bound_holds(base, exponent):
 @given(st.integers(-50, 50), st.integers(-50, 50), st.integers(-7, 7).filter(bool))
 def test_range_length_matches_len(start, stop, step):
     assert _range_length(range(start, stop, step)) == len(range(start, stop, step))
+
+
+def test_a_list_shared_at_every_level_is_refused_before_it_is_spread():
+    lines = ["a0 = [ReLU] * 64"] + [f"a{i} = [a{i - 1}] * 64" for i in range(1, 11)]  # 64¹¹ layers
+    assert errors(net("\n    ".join(lines) + "\n    return in -> a10")) == [("E0701", 15)]
+
+
+def test_long_values_are_shown_cut():
+    from cnnc.compiler.values import SHOW_LIMIT, show
+
+    shared = (1,) * 64
+    for _ in range(10):
+        shared = (shared,) * 64
+    assert len(show(shared)) <= SHOW_LIMIT + 1
+    assert show(tuple(range(3))) == "[0, 1, 2]"
