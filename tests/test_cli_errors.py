@@ -207,6 +207,21 @@ def test_space_too_large_for_a_float(tmp_path, capsys):
     assert "≈ 1.00e+310 estimated from random paths" in out  # 10 options, 310 times
 
 
+@pytest.mark.parametrize("args", [
+    ["compile", "lenet5", "--seed", "99999999999999999999999", "-o", "lenet5.pt"],  # torch: overflow
+    ["search", "lenet5", "--seed", "-1"],  # numpy: 0 … 2³² − 1
+    ["space", "lenet5", "--seed", str(2**32)],
+])
+def test_seed_out_of_range_is_a_usage_error(args, capsys):
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and "--seed: expected a whole number from 0 to 4294967295" in err
+
+
+def test_space_samples_bounded(capsys):
+    code, _, err = run_cli(["space", "spaces/tiny.cnn", "--samples", "99999999999"], capsys)
+    assert code == 2 and "--samples must be from 0 to 100,000, but got 99,999,999,999" in err
+
+
 # ---------------------------------------------------------------------------------------------
 # Names: zoo models, FILE:NETWORK, zoo/ paths, did-you-mean
 
