@@ -163,7 +163,8 @@ class StudyLock:
             import fcntl
 
             path = file_path(self.url)
-            self._file = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115
+            # not `<file>.lock`: that is the name of Optuna's own journal lock
+            self._file = open(path.with_name(path.name + ".cnnc-lock"), "a")  # noqa: SIM115
             fcntl.flock(self._file, fcntl.LOCK_EX)
         elif k == "postgresql":
             import sqlalchemy

@@ -6,6 +6,7 @@ Prints one line per trial on stdout and a live progress line on stderr; writes t
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -120,6 +121,21 @@ def configure(p) -> None:
     p.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="start no trial after this long"
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="K",
+        help="worker processes on this machine, one study (default: 1; one GPU each when several)",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=10,
+        metavar="SECONDS",
+        help="a running trial's heartbeat; one silent for 3 beats is failed and run again (default: 10)",
+    )
+    p.add_argument("--worker-settings", help=argparse.SUPPRESS)  # a `--workers` process's settings
 
 
 def count(text: str) -> int:
@@ -153,7 +169,7 @@ def settings_from(args):
             f"--objective must be accuracy, optionally followed by params and/or macs "
             f"(accuracy,params), but got {args.objective!r}"
         )
-    for name in ("trials", "epochs", "batch_size", "threads"):
+    for name in ("trials", "epochs", "batch_size", "threads", "workers", "heartbeat"):
         if getattr(args, name) < 1:
             raise common.UsageError(f"--{name.replace('_', '-')} must be at least 1")
     lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
@@ -185,6 +201,8 @@ def settings_from(args):
         study=args.study,
         timeout=args.timeout,
         threads=args.threads,
+        heartbeat=args.heartbeat,
+        workers=args.workers,
     )
 
 
@@ -193,11 +211,16 @@ def run(args) -> int:
 
     from cnnc.api import resolve_path
     from cnnc.dsl.diagnostics import CnncError
-    from cnnc.search import driver
+    from cnnc.search import driver, launch
     from cnnc.search.space import walk
 
     args.file = str(resolve_path(args.file))
-    settings = settings_from(args)
+    child = args.worker_settings is not None  # one of the processes `--workers` started
+    settings = (
+        launch.settings_from_json(args.worker_settings, driver.Settings)
+        if child
+        else settings_from(args)
+    )
     files.make_folder(settings.out, "--out")  # before the work: the storage and the folder must do
     files.check_storage(settings.storage_url)
     torch.set_num_threads(settings.threads)
@@ -206,17 +229,50 @@ def run(args) -> int:
     size, walked = walk(space, seconds=1.0)
     if size.exact and not any(m.ok for m in walked):  # not a choice that fails: the program does
         raise CnncError(*walked[0].diagnostics)
+    console = Console(settings, child)
+    if not child:
+        console.header(settings, data, size)
+    if settings.workers > 1 and not child:
+        return run_workers(settings, space, console)
     evaluator = (
         driver.proxy_evaluator if settings.evaluator == "proxy" else driver.train_evaluator
     )(settings, data)
-    console = Console(settings)
-    console.header(settings, data, size)
     try:
         with files.storage_errors(settings.storage_url):
-            result = driver.run(settings, space, evaluator, console, data.num_classes)
+            result = driver.run(
+                settings, space, evaluator, console, data.num_classes, write=not child
+            )
     finally:
         console.close()
+    if not child:
+        print_result(result, settings)
+    return INTERRUPTED if result.stopped == "interrupted" else common.OK
+
+
+INTERRUPTED = 130  # as a shell reports a process stopped by SIGINT
+
+
+def run_workers(settings, space, console) -> int:
+    """`--workers K`: the study is opened here first (so K processes do not race to create it),
+    then K worker processes share it (`search/launch.py`); the results are written when all stop."""
+    from cnnc.search import driver, launch, report
+    from cnnc.search.worker import finished_count
+
+    study = driver.open_study(settings, space)
+    console.started(report.rows(study.trials), driver.changes(study, settings))
+    codes = launch.run_workers(settings, console.note)
+    result = driver.finish(settings, space, study)
     print_result(result, settings)
+    done = finished_count(study.trials)
+    if INTERRUPTED in codes or -2 in codes:
+        return INTERRUPTED
+    if done < settings.trials and not any(code == 0 for code in codes):
+        print(
+            f"the study holds {done} of {settings.trials} finished trials: run the same command "
+            "again to go on",
+            file=sys.stderr,
+        )
+        return common.USER_ERROR
     return common.OK
 
 
@@ -227,9 +283,9 @@ def run(args) -> int:
 class Console:
     """Trial lines on stdout; the live progress line on stderr (rewritten in place on a terminal)."""
 
-    def __init__(self, settings):
-        self.settings = settings
-        self.live = sys.stderr.isatty()
+    def __init__(self, settings, child: bool = False):
+        self.settings, self.child = settings, child
+        self.live = sys.stderr.isatty() and not child  # a worker process shows no progress line
         self.start = time.perf_counter()
         self.done = 0  # trials finished in this run
         self.held = 0  # trials the study held at the start
@@ -256,7 +312,7 @@ class Console:
         best = best_rows(rows, self.settings.names)
         if best:
             self.best = (best[0].values[0], best[0].number)
-        if rows:
+        if rows and not self.child:
             print(
                 f"resuming: the study holds {len(rows)} trial{'s' if len(rows) != 1 else ''}",
                 flush=True,
@@ -287,8 +343,12 @@ class Console:
         print(trial_line(row, self.settings.names), flush=True)
         self.status(f"trial {row.number + 1}/{self.settings.trials} done", final=not self.live)
 
+    def note(self, text: str) -> None:
+        self.clear()
+        print(f"note: {text}", file=sys.stderr, flush=True)
+
     def status(self, what: str, final: bool = False) -> None:
-        if not (self.live or final):
+        if not (self.live or final) or self.child:
             return
         elapsed = time.perf_counter() - self.start
         best = f" · best {self.best[0]:.4f} (#{self.best[1]})" if self.best else ""
@@ -317,7 +377,8 @@ class Console:
 
 
 def where(settings) -> str:
-    return settings.storage or str(Path(settings.out) / "study.db")
+    url = settings.storage_url
+    return url.split(":///", 1)[1] if url.startswith(("sqlite:///", "journal:///")) else url
 
 
 def clock(seconds: float) -> str:
