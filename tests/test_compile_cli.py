@@ -88,5 +88,5 @@ def test_usage_and_user_errors(program, tmp_path, capsys):
     bad = tmp_path / "bad.cnn"
     bad.write_text("network bad { input [3, 8, 8] return in -> forward: Conv(4, 3) }")
     code, _, stderr = run_cli(["compile", bad, "-o", tmp_path / "bad.py"], capsys)
-    assert code == 1 and "E0207" in stderr
+    assert code == 1 and "error[E0209]: the label `forward` is taken" in stderr  # at check time
     assert not (tmp_path / "bad.py").exists()
