@@ -391,4 +391,13 @@ def test_building_and_running_a_hostile_graph_touches_no_file(tmp_path):
     assert audited(act, prepare=prepare) == []
 
 
+def test_the_audit_sees_a_file_opened():
+    assert [event for event, _ in audited("open('/dev/null').close()")] == ["open"]
+
+
+def test_print_of_a_model_shows_control_characters_escaped(benign):
+    model = to_graph_module(hostile(benign, title='Unit("\x1b[2J\n")'), device="meta")
+    assert '"\\x1b[2J\\n"' in str(model) and "\x1b" not in str(model)
+
+
 NO_DOT = 'x"); __import__("os"); ("'  # torch refuses a module name with a dot

@@ -40,6 +40,8 @@ class Block(nn.Module):
 
     def __init__(self, title: str):
         super().__init__()
+        # `print(model)` shows the title: a control character in a string argument stays escaped
+        title = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in title)
         name, _, rest = title.partition("(")
         self.block_name = name
         self.block_args = rest.removesuffix(")")
