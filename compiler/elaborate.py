@@ -90,6 +90,8 @@ class Builder:
     items: int = 0
     node_bounds: dict = field(default_factory=dict)  # block → at least how many nodes it makes
     defaults: set = field(default_factory=set)  # (block, parameter) whose default is being evaluated
+    bound_ops: dict = field(default_factory=dict)  # `evaluate.bind_op_cached`
+    usable: dict = field(default_factory=dict)  # (implicit name, top level?) → the name made usable
 
     def room(self) -> int:
         """Nodes that may still be made."""
@@ -107,7 +109,10 @@ class Builder:
             *parts, name = name.split(".")
             scope = scope + tuple(parts)
         if not explicit:  # a block's or op's own name, e.g. `class` of `block Class`: made usable
-            name = usable_name(name, not scope)
+            key = (name, not scope)
+            if key not in self.usable:
+                self.usable[key] = usable_name(name, not scope)
+            name = self.usable[key]
         elif (problem := path_problem(scope + (name,))) is not None:  # a label: E0208, E0209
             raise Fail(error(problem.code, problem.message, span, "the label of this layer",
                              helps=(problem.help,)))
@@ -181,7 +186,7 @@ class Elaborator:
         if isinstance(layer, Partial):
             layer = evaluate.call_partial(self, layer, (), (), span, Frame())
         if hasattr(layer, "infer"):  # an op named without arguments, e.g. in a list: `[Conv(8, 3), ReLU]`
-            layer = evaluate.bind_op(layer, (), (), span)
+            layer = evaluate.bind_op_cached(self, layer, (), (), span)
         if isinstance(layer, LabeledLayer):
             return self.apply(layer.layer, x, frame, layer.label, True, layer.span)
         if isinstance(layer, OpLayer):
@@ -258,6 +263,8 @@ class Elaborator:
             raise Fail(error("E0206", f"block `{block.name}` instantiates itself: {chain}", layer.span,
                              "recursive instantiation", notes=frame.notes(),
                              helps=("blocks cannot recurse; repeat a block with a list: `[B(…) for i in range(n)]`",)))
+        self.b.need(estimate.block_nodes(block, self.b.node_bounds), f"an instance of `{block.name}`", layer.span,
+                    frame)
         path = self.b.claim(frame.scope, name or block.name.lower(), explicit, layer.span)
         self.b.scopes.append(Scope(path, "block", layer.shown, layer.span))
         inner = Frame(path, frame.instances + (Instance(path, layer.shown, layer.span),),

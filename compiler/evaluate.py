@@ -329,7 +329,7 @@ def ev_call(el, expr: ast.Call, env, frame):
     if any(v is POISON for v in args) or any(v is POISON for _, v, _ in kwargs):
         return POISON
     if hasattr(func, "infer"):
-        return bind_op(func, args, kwargs, expr.span)
+        return bind_op_cached(el, func, args, kwargs, expr.span)
     if isinstance(func, BlockRef):
         return bind_block(el, func, args, kwargs, expr.span, frame)
     if isinstance(func, Partial):
@@ -353,6 +353,27 @@ def concat(el, expr: ast.Call, env, frame):
     if all(isinstance(m, Tensor) for m in members):
         return el.merge("Concat", members, frame, expr.span)
     return MergeLayer("Concat", tuple(to_layer(m, expr.span) for m in members), expr.span)
+
+
+def bind_op_cached(el, spec, args, kwargs, span) -> OpLayer:
+    """`bind_op`, remembered per call site and argument values: a layer repeated a thousand times
+    (`[Conv(8, 3) for i in range(1000)]`) is checked and coerced once."""
+    try:
+        key = (spec.name, id(span), _typed(args), tuple((k, _typed(v)) for k, v, _ in kwargs))
+        hash(key)
+    except TypeError:  # an argument that is a layer or a dict: not worth remembering
+        return bind_op(spec, args, kwargs, span)
+    cache = el.b.bound_ops
+    if key not in cache:
+        cache[key] = (span, bind_op(spec, args, kwargs, span))  # the span kept alive with its id
+    return cache[key][1]
+
+
+def _typed(value):
+    """A hashable key that tells 1, 1.0 and true apart (they are equal in Python, not to coerce)."""
+    if isinstance(value, tuple):
+        return tuple(_typed(v) for v in value)
+    return (type(value), value)
 
 
 def bind_op(spec, args, kwargs, span) -> OpLayer:
