@@ -233,6 +233,8 @@ def test_zoo_name_with_a_network(capsys):
     assert code == 0 and '"network": "naive"' in out
     code, _, err = run_cli(["summary", "inception_module:naive", "--network", "other"], capsys)
     assert code == 2 and "names the network `naive`, but --network names `other`" in err
+    code, _, err = run_cli(["check", "no_such_model:naive"], capsys)  # missing: named as written
+    assert code == 2 and "no file `no_such_model:naive`" in err
 
 
 def test_zoo_fallback_is_said(tmp_path, monkeypatch, capsys):

@@ -21,11 +21,22 @@ STDIN_NAME = "<stdin>"  # how diagnostics name the text read from stdin; imports
 def split_model(name: str, network: str | None) -> tuple[str, str | None]:
     """`inception_module:naive` (as `cnnc zoo` lists a file's several networks) → file and network."""
     head, sep, tail = name.rpartition(":")
-    if name == STDIN or not sep or not tail.isidentifier() or is_file(name):
-        return name, network
+    if name == STDIN or not sep or not tail.isidentifier() or is_file(name) or not _resolves(head):
+        return name, network  # not FILE:NETWORK: the command says what is missing, by the whole name
     if network is not None and network != tail:
         raise UsageError(f"`{name}` names the network `{tail}`, but --network names `{network}`")
     return head, tail
+
+
+def _resolves(name: str) -> bool:
+    from cnnc.api import resolve_path
+    from cnnc.dsl.diagnostics import CnncError
+
+    try:
+        resolve_path(name)
+    except CnncError:
+        return False
+    return True
 
 
 def note_zoo_fallback(name: str) -> None:
