@@ -173,3 +173,18 @@ def test_long_values_are_shown_cut():
         shared = (shared,) * 64
     assert len(show(shared)) <= SHOW_LIMIT + 1
     assert show(tuple(range(3))) == "[0, 1, 2]"
+
+
+def test_blocks_that_double_at_each_level_are_refused_before_building():
+    defs = ["block B0 { return in -> ReLU }"] + [f"block B{i} {{ return in -> B{i - 1} -> B{i - 1} }}"
+                                                 for i in range(1, 31)]  # 2³⁰ ReLUs
+    result = elaborate_file("t.cnn", text=net("return in -> B30", "\n".join(defs)))
+    (d,) = [d for d in result.diagnostics if d.is_error]
+    assert d.code == "E0701"
+    assert "at least 1,073,741,824 nodes" in d.message
+    assert len(result.graph) <= 2
+
+
+def test_a_repeated_op_is_bound_once_and_still_checked_per_kind_of_value():
+    assert codes(net("return in -> [Conv(8, 1) for i in range(3)] -> Conv(8.0, 1)")) == ["E0404"]
+    assert codes(net("return in -> [Conv(8, 1, bias = true) for i in range(2)] -> Conv(8, 1, bias = 1)")) == ["E0404"]
