@@ -83,12 +83,22 @@ def _report(args, unchecked, names, diagnostics, checked) -> int:
 
     diagnostics = dedupe(diagnostics)
     errors = [d for d in diagnostics if d.is_error]
-    status = (common.USAGE_ERROR if is_usage(errors) else common.USER_ERROR) if errors else common.OK
+    status = common.OK
+    if errors:  # only files named on the command line that do not exist: a usage error, as for one
+        status = common.USAGE_ERROR if is_usage(errors) else common.USER_ERROR
     if args.format == "json":
         from cnnc.dsl.diagnostics import to_json
 
-        print(json.dumps({"ok": not errors, "networks": names,
-                          "diagnostics": [to_json(d) for d in diagnostics]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "ok": not errors,
+                    "networks": names,
+                    "diagnostics": [to_json(d) for d in diagnostics],
+                },
+                indent=2,
+            )
+        )
         return status
     common.print_diagnostics(diagnostics, args, style=args.format)
     for g in checked:

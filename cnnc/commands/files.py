@@ -11,27 +11,30 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from cnnc.api import is_file
+from cnnc.api import is_file, resolve_path
 from cnnc.commands.common import UsageError, UserError
+from cnnc.dsl.diagnostics import CnncError, error
 
 STDIN = "-"
-STDIN_NAME = "<stdin>"  # how diagnostics name the text read from stdin; imports resolve from the cwd
+STDIN_NAME = (
+    "<stdin>"  # how diagnostics name the text read from stdin; imports resolve from the cwd
+)
 
 
 def split_model(name: str, network: str | None) -> tuple[str, str | None]:
     """`inception_module:naive` (as `cnnc zoo` lists a file's several networks) → file and network."""
     head, sep, tail = name.rpartition(":")
     if name == STDIN or not sep or not tail.isidentifier() or is_file(name) or not _resolves(head):
-        return name, network  # not FILE:NETWORK: the command says what is missing, by the whole name
+        return (
+            name,
+            network,
+        )  # not FILE:NETWORK: the command says what is missing, by the whole name
     if network is not None and network != tail:
         raise UsageError(f"`{name}` names the network `{tail}`, but --network names `{network}`")
     return head, tail
 
 
 def _resolves(name: str) -> bool:
-    from cnnc.api import resolve_path
-    from cnnc.dsl.diagnostics import CnncError
-
     try:
         resolve_path(name)
     except CnncError:
@@ -42,9 +45,6 @@ def _resolves(name: str) -> bool:
 def note_zoo_fallback(name: str) -> None:
     """A file path that does not exist here but names a zoo file (`resnet152.cnn`, `zoo/x.cnn`)
     falls back to the installed zoo: one line on stderr says which file is used."""
-    from cnnc.api import resolve_path
-    from cnnc.dsl.diagnostics import CnncError
-
     looks_like_path = name.endswith(".cnn") or "/" in name or os.sep in name
     if name == STDIN or not looks_like_path or is_file(name):
         return
@@ -57,18 +57,29 @@ def note_zoo_fallback(name: str) -> None:
 
 def read_stdin() -> str:
     """The program text on stdin, bounded as a file is (E0106), UTF-8 (E0105)."""
-    from cnnc.dsl.diagnostics import CnncError, error
     from cnnc.dsl.source import MAX_SOURCE_BYTES
 
     data = sys.stdin.buffer.read(MAX_SOURCE_BYTES + 1)
     if len(data) > MAX_SOURCE_BYTES:
-        raise CnncError(error("E0106", f"stdin holds over {MAX_SOURCE_BYTES:,} bytes, the limit for "
-                              "a .cnn file", None))
+        raise CnncError(
+            error(
+                "E0106",
+                f"stdin holds over {MAX_SOURCE_BYTES:,} bytes, the limit for a .cnn file",
+                None,
+            )
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CnncError(error("E0105", f"stdin is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} "
-                              f"at offset {exc.start}", None, helps=(".cnn files are UTF-8 text",))) from None
+        raise CnncError(
+            error(
+                "E0105",
+                f"stdin is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} "
+                f"at offset {exc.start}",
+                None,
+                helps=(".cnn files are UTF-8 text",),
+            )
+        ) from None
 
 
 def check_output(path: str | Path, what: str = "-o") -> Path:
@@ -76,13 +87,17 @@ def check_output(path: str | Path, what: str = "-o") -> Path:
     path = Path(path)
     with writing(path, what):  # a name the OS refuses (too long) fails already here
         if path.is_dir():
-            raise UserError(f"`{path}` is a folder, but {what} needs a file name",
-                            f"name a file inside it, e.g. `{what} {path / ('out' + path.suffix)}`")
+            raise UserError(
+                f"`{path}` is a folder, but {what} needs a file name",
+                f"name a file inside it, e.g. `{what} {path / ('out' + path.suffix)}`",
+            )
         for parent in path.parents:
             if parent.exists():
                 if not parent.is_dir():
-                    raise UserError(f"cannot write `{path}`: `{parent}` is a file, not a folder",
-                                    f"choose another place for {what}")
+                    raise UserError(
+                        f"cannot write `{path}`: `{parent}` is a file, not a folder",
+                        f"choose another place for {what}",
+                    )
                 break
     return path
 
@@ -94,8 +109,10 @@ def writing(path: str | Path, what: str = "-o", fix: str | None = None):
         yield
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise UserError(f"cannot write `{path}`: {reason}",
-                        fix or f"choose a place you can write to with {what}") from None
+        raise UserError(
+            f"cannot write `{path}`: {reason}",
+            fix or f"choose a place you can write to with {what}",
+        ) from None
 
 
 def is_usage(diagnostics) -> bool:
@@ -109,8 +126,12 @@ def is_usage(diagnostics) -> bool:
 
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
 STORAGE_HELP = "e.g. `--storage sqlite:///runs/t/study.db` or `--storage postgresql://USER@HOST/DB`"
-STUDY_FILE_HELP = "move it away to start a new study there, or name another place with --out or --storage"
-READ_ONLY_HELP = "make the file and its folder writable, or copy the folder and point --out at the copy"
+STUDY_FILE_HELP = (
+    "move it away to start a new study there, or name another place with --out or --storage"
+)
+READ_ONLY_HELP = (
+    "make the file and its folder writable, or copy the folder and point --out at the copy"
+)
 
 
 def check_storage(url: str) -> None:
@@ -128,19 +149,25 @@ def check_storage(url: str) -> None:
         dialect.import_dbapi()
     except sqlalchemy.exc.NoSuchModuleError:  # before ArgumentError, its base class
         kind = url.partition(":")[0]
-        raise UserError(f"--storage `{url}`: `{kind}` is not a kind of database cnnc knows", STORAGE_HELP) from None
+        raise UserError(
+            f"--storage `{url}`: `{kind}` is not a kind of database cnnc knows", STORAGE_HELP
+        ) from None
     except sqlalchemy.exc.ArgumentError:
         raise UserError(f"--storage `{url}` is not a database URL", STORAGE_HELP) from None
     except ImportError as exc:
-        raise UserError(f"--storage `{url}`: its database driver (the module `{exc.name}`) is not installed",
-                        f"install that driver, or use SQLite: {STORAGE_HELP}") from None
+        raise UserError(
+            f"--storage `{url}`: its database driver (the module `{exc.name}`) is not installed",
+            f"install that driver, or use SQLite: {STORAGE_HELP}",
+        ) from None
 
 
 def _check_study_file(path: Path, sqlite: bool) -> None:
     try:
         _check_study_path(path, sqlite)
     except OSError as exc:  # a name the OS refuses (too long, a loop of links)
-        raise UserError(f"cannot use the study file `{path}`: {exc.strerror or exc}", STUDY_FILE_HELP) from None
+        raise UserError(
+            f"cannot use the study file `{path}`: {exc.strerror or exc}", STUDY_FILE_HELP
+        ) from None
 
 
 def _check_study_path(path: Path, sqlite: bool) -> None:
@@ -152,13 +179,19 @@ def _check_study_path(path: Path, sqlite: bool) -> None:
         with open(path, "rb") as f:
             head = f.read(len(SQLITE_MAGIC))
     except OSError as exc:
-        raise UserError(f"cannot read the study file `{path}`: {exc.strerror or exc}", STUDY_FILE_HELP) from None
+        raise UserError(
+            f"cannot read the study file `{path}`: {exc.strerror or exc}", STUDY_FILE_HELP
+        ) from None
     if sqlite and head and head != SQLITE_MAGIC:
-        raise UserError(f"the study file `{path}` is not a SQLite database (damaged, or another kind of file)",
-                        STUDY_FILE_HELP)
+        raise UserError(
+            f"the study file `{path}` is not a SQLite database (damaged, or another kind of file)",
+            STUDY_FILE_HELP,
+        )
     if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
-        raise UserError(f"the study file `{path}` is read-only: a study writes to its file and beside it",
-                        READ_ONLY_HELP)
+        raise UserError(
+            f"the study file `{path}` is read-only: a study writes to its file and beside it",
+            READ_ONLY_HELP,
+        )
 
 
 @contextmanager
@@ -175,8 +208,12 @@ def storage_errors(url: str):
     except (sqlalchemy.exc.DBAPIError, sqlite3.DatabaseError) as exc:
         if not _storage_failure(exc):
             raise
-        reason = (str(getattr(exc, "orig", None) or exc).splitlines() or ["no reason given"])[0][:200]
-        raise UserError(f"the study storage `{url}` failed: {reason}", _storage_help(reason)) from None
+        reason = (str(getattr(exc, "orig", None) or exc).splitlines() or ["no reason given"])[0][
+            :200
+        ]
+        raise UserError(
+            f"the study storage `{url}` failed: {reason}", _storage_help(reason)
+        ) from None
 
 
 def _storage_help(reason: str) -> str:
@@ -194,7 +231,10 @@ def _storage_failure(exc) -> bool:
 
     if isinstance(exc, (sa.OperationalError, sa.InterfaceError, sqlite3.OperationalError)):
         return True
-    return type(exc) in (sa.DatabaseError, sqlite3.DatabaseError)  # "file is not a database", "malformed"
+    return type(exc) in (
+        sa.DatabaseError,
+        sqlite3.DatabaseError,
+    )  # "file is not a database", "malformed"
 
 
 def make_folder(path: str | Path, what: str) -> Path:
@@ -204,8 +244,12 @@ def make_folder(path: str | Path, what: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise UserError(f"`{path}` is a file, but {what} needs a folder", f"name a folder with {what}") from None
+        raise UserError(
+            f"`{path}` is a file, but {what} needs a folder", f"name a folder with {what}"
+        ) from None
     except OSError as exc:
-        raise UserError(f"cannot make the folder `{path}`: {exc.strerror or exc}",
-                        f"choose a place you can write to with {what}") from None
+        raise UserError(
+            f"cannot make the folder `{path}`: {exc.strerror or exc}",
+            f"choose a place you can write to with {what}",
+        ) from None
     return path

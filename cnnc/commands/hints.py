@@ -25,7 +25,9 @@ def with_smallest_input(result, program, network, values) -> tuple:
     if declared is None or len(declared.shape) != 3:
         return result.diagnostics
     channels, height, width = declared.shape
-    side = smallest_side(lambda s: _accepts(program, network, values, (channels, s, s)), min(height, width))
+    side = smallest_side(
+        lambda s: _accepts(program, network, values, (channels, s, s)), min(height, width)
+    )
     if side is None:
         return result.diagnostics
     text = f"the smallest input this network accepts is [{channels}, {side}, {side}]"
