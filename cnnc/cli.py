@@ -27,6 +27,8 @@ COMMANDS = (
     ("search", "search"),
     ("search-report", "search_report"),
     ("train", "train"),
+    ("features", "features"),
+    ("neighbors", "neighbors"),
 )
 
 DESCRIPTION = """\

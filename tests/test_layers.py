@@ -30,6 +30,10 @@ RULES = [
     ("cnnc.search.data", ("cnnc.search", "cnnc.dsl"), ("torch", "numpy", "sklearn", "PIL")),
     ("cnnc.search.driver", ("cnnc.search", "cnnc.compiler", "cnnc.dsl"), ("optuna", "torch")),
     ("cnnc.search.report", ("cnnc.search", "cnnc.compiler", "cnnc.dsl"), ("optuna", "matplotlib")),
+    # a training run, its features and their pictures run models on tensors, like the evaluators
+    ("cnnc.search.training", ("cnnc.search", "cnnc.dsl"), ("torch", "matplotlib")),
+    ("cnnc.search.features", ("cnnc.search", "cnnc.dsl"), ("torch", "numpy")),
+    ("cnnc.search.pictures", ("cnnc.search",), ("numpy", "matplotlib", "sklearn")),
     ("cnnc.search", ("cnnc.search", "cnnc.compiler", "cnnc.dsl"), ()),
     ("cnnc", ("cnnc",), ()),  # the API and CLI import everything, lazily (checked below)
 ]
