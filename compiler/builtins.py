@@ -69,7 +69,7 @@ def items_made(name: str, args) -> int:
     """How many list items a call makes, where known before the call (`range`): the caller charges
     them to the budget first."""
     if name == "range" and 1 <= len(args) <= 3 and all(type(a) is int for a in args) and (len(args) < 3 or args[2]):
-        return min(_range_length(range(*args)), MAX_LIST + 1)
+        return _range_length(range(*args))
     return 0
 
 
@@ -187,7 +187,10 @@ def b_pow(args, kwargs):
             raise OpError("E0704", f"`pow` would make an integer of up to {bits:,} bits, more than the "
                           f"{limits.MAX_INT_BITS} an integer may have",
                           "channel counts and sizes are small numbers; check the arithmetic")
-    return base**exponent
+    result = base**exponent
+    if isinstance(result, complex):  # a negative base to a fractional power
+        raise OpError("E0405", f"`pow({base}, {exponent})` has no real value")
+    return result
 
 
 def b_log(args, kwargs):

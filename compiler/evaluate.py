@@ -59,10 +59,15 @@ def int_too_large(bits: int, span, what: str, verb: str = "has"):
                  span, "too large", helps=("channel counts and sizes are small numbers; check the arithmetic",))
 
 
+def _count(n: int) -> str:
+    """`1,200,000`, or `about 10^40` for a number too long to read."""
+    return f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
+
+
 def charge(el, items: int, span, what: str) -> None:
     """Count list items and characters an elaboration makes (`limits.MAX_ITEMS`), before making them."""
     if items > limits.MAX_LIST:
-        raise _fail("E0702", f"{what} would have {items:,} items, more than the {limits.MAX_LIST:,} a list may have",
+        raise _fail("E0702", f"{what} would have {_count(items)} items, more than the {limits.MAX_LIST:,} a list may have",
                     span, "too long", helps=("check the ranges and repeat counts",))
     el.b.items += items
     if el.b.items > limits.MAX_ITEMS:
