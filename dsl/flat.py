@@ -34,8 +34,58 @@ def level(expr) -> int:
 
 def flat(expr, context: int = IF) -> str:
     """One-line text of an expression, parenthesised when it binds looser than `context` needs."""
-    text = _flat(expr)
+    text = memo(_flat, expr)
     return f"({text})" if level(expr) < context else text
+
+
+def prime(expr) -> None:
+    """Compute the text of every node under `expr`, innermost first and without recursion, so that
+    `flat` on a 200-deep expression finds its parts' text already there."""
+    order, stack = [], [expr]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(_children(node))
+    for node in reversed(order):
+        memo(_flat, node)
+
+
+def _children(expr) -> list:
+    if isinstance(expr, ast.Chain):
+        return list(expr.elements)
+    if isinstance(expr, (ast.Call, ast.Choice, ast.ListExpr)):
+        head = [expr.func] if isinstance(expr, ast.Call) else []
+        return head + [a.value if isinstance(a, ast.Kwarg) else a for a in arg_nodes(expr)]
+    if isinstance(expr, ast.Comprehension):
+        return [expr.elt, expr.iterable] + ([expr.cond] if expr.cond is not None else [])
+    if isinstance(expr, ast.If):
+        return [expr.cond, expr.then, expr.else_]
+    if isinstance(expr, ast.BinOp):
+        return [expr.left, expr.right]
+    if isinstance(expr, ast.Index):
+        return [expr.value, expr.index]
+    if isinstance(expr, (ast.Attr, ast.Labeled)):
+        return [expr.value]
+    if isinstance(expr, ast.UnaryOp):
+        return [expr.operand]
+    return []
+
+
+_MEMO: dict = {}
+
+
+def memo(fn, node):
+    """`fn(node)`, computed once per node: the formatter asks for the same text at every level of
+    an expression, which would cost the file's size times its depth."""
+    key = (fn, id(node))
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is node:  # the node itself is kept, so its id is never reused
+        return hit[1]
+    if len(_MEMO) > 200_000:
+        _MEMO.clear()
+    value = fn(node)
+    _MEMO[key] = (node, value)
+    return value
 
 
 def element_context(expr) -> int:

@@ -12,7 +12,7 @@ a column). Invariants (tested as properties): `parse(format(m)) == m` and `forma
 from __future__ import annotations
 
 from cnnc.dsl import ast
-from cnnc.dsl.flat import IF, OR, flat
+from cnnc.dsl.flat import IF, OR, flat, prime
 from cnnc.dsl.layout import INDENT, WIDTH, Line, Part, comment_room, fill, layout, reset_budget
 from cnnc.dsl.literals import escape_string
 
@@ -20,6 +20,8 @@ from cnnc.dsl.literals import escape_string
 def format_module(module: ast.Module) -> str:
     """The canonical text of a parsed file, comments included."""
     reset_budget()
+    for item in module.items:
+        _prime(item)
     out: list[Line] = []
     previous = None
     comments = _Comments(module)
@@ -31,6 +33,15 @@ def format_module(module: ast.Module) -> str:
         previous = item
     out += comments.rest("")
     return "\n".join(line.text.rstrip() for line in out).strip("\n") + "\n"
+
+
+def _prime(node) -> None:
+    """Every expression's one-line text, computed bottom-up before the recursive layout asks."""
+    for value in (getattr(node, "value", None), getattr(node, "cond", None), getattr(node, "default", None)):
+        if isinstance(value, ast.Expr):
+            prime(value)
+    for child in (*(getattr(node, "body", None) or ()), *(getattr(node, "params", None) or ())):
+        _prime(child)
 
 
 def _blank_between(previous, item, module) -> bool:

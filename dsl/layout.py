@@ -36,6 +36,7 @@ from cnnc.dsl.flat import (
     for_clause,
     kwarg_context,
     level,
+    memo,
     opener,
 )
 
@@ -83,6 +84,10 @@ def _opened_on_own_line(expr, first) -> bool:
 
 def own_breaks(expr) -> bool:
     """Whether the author broke a line between the parts of `expr` (not inside a part)."""
+    return memo(_own_breaks, expr)
+
+
+def _own_breaks(expr) -> bool:
     parts = _parts(expr)
     brackets = isinstance(expr, (ast.Call, ast.Choice, ast.ListExpr))
     if parts and brackets and _opened_on_own_line(expr, parts[0]):
@@ -105,6 +110,10 @@ def _parts(expr) -> list:
 
 
 def has_comment(node) -> bool:
+    return memo(_has_comment, node)
+
+
+def _has_comment(node) -> bool:
     span = getattr(node, "span", None)
     return span is not None and "#" in span.text and "#" in _strip_strings(span.text)
 
@@ -130,11 +139,24 @@ def comment_room(node) -> int:
     span = getattr(node, "span", None)
     if span is None:
         return 0
-    text = span.file.line_text(span.file.line_col(span.end)[0])
+    return _comment_width(span.file, span.file.line_col(span.end)[0])
+
+
+_LINES: dict = {}
+
+
+def _comment_width(file, line: int) -> int:
+    """Cached per source line: a 4 MB one-line file is scanned once, not once per node."""
+    hit = _LINES.get((id(file), line))
+    if hit is not None and hit[0] is file:
+        return hit[1]
+    text = file.line_text(line)
     at = _hash_column(text)
-    if at >= len(text) or not text[:at].strip():
-        return 0
-    return 2 + len(text[at:].rstrip())
+    width = 0 if at >= len(text) or not text[:at].strip() else 2 + len(text[at:].rstrip())
+    if len(_LINES) > 100_000:
+        _LINES.clear()
+    _LINES[(id(file), line)] = (file, width)
+    return width
 
 
 def _hash_column(text: str) -> int:
@@ -157,20 +179,37 @@ def _hash_column(text: str) -> int:
 # ---------------------------------------------------------------------------------------------
 # Over several lines
 
-_BUDGET = 20_000  # layouts tried per file; past it no alternative is tried (hostile nesting stays linear)
-_tried = [0]
+MAX_DEPTH = 50  # deeper expressions stay on one line: no recursion limit, and none is hand-written
+# Choosing between two layouts renders both; only the outer levels choose (the inner ones take the
+# first), so the work stays linear in the file whatever its nesting, and the choice is a function of
+# the text alone (formatting twice gives the same).
+CHOICE_DEPTH = 6
+_depth = [0]
 
 
 def reset_budget() -> None:
-    _tried[0] = 0
+    _depth[0] = 0
+
+
+def _choosing() -> bool:
+    return _depth[0] <= CHOICE_DEPTH
 
 
 def layout(expr, prefix: str, tail: int = 0, context: int = IF) -> list[Line]:
     """`prefix` + the expression, over as many lines as needed; `tail` columns follow its end."""
-    _tried[0] += 1
     one = prefix + flat(expr, context)
     if len(one) + tail <= WIDTH and not has_comment(expr) and not own_breaks(expr):
         return [Line(one, *src(expr))]
+    if _depth[0] >= MAX_DEPTH:
+        return [Line(one, *src(expr))]
+    _depth[0] += 1
+    try:
+        return _broken_layout(expr, prefix, tail, context, one)
+    finally:
+        _depth[0] -= 1
+
+
+def _broken_layout(expr, prefix: str, tail: int, context: int, one: str) -> list[Line]:
     if level(expr) < context:
         return _close(layout(expr, prefix + "(", tail + 1, IF), ")")
     if isinstance(expr, ast.Chain):
@@ -194,19 +233,6 @@ def _close(lines: list[Line], text: str) -> list[Line]:
 
 def _overflow(lines: list[Line]) -> int:
     return sum(max(0, len(line.text) - WIDTH) for line in lines)
-
-
-def _best(*candidates: Callable[[], list[Line]]) -> list[Line]:
-    """The first candidate layout with no line over `WIDTH`, else the one that overflows least."""
-    if _tried[0] > _BUDGET:
-        return candidates[0]()
-    tried = []
-    for make in candidates:
-        lines = make()
-        if not _overflow(lines):
-            return lines
-        tried.append(lines)
-    return min(tried, key=_overflow)
 
 
 @dataclass(frozen=True)
@@ -269,7 +295,7 @@ def _squeezed(part: Part, current: Line, col: int, must: bool) -> list[Line]:
         sub = part.render(current.text + part.joiner, part.tail)
         return [Line(sub[0].text, current.first or sub[0].first, sub[0].last)] + sub[1:]
 
-    if must or _tried[0] > _BUDGET:
+    if must or not _choosing():
         return here()
     squeezed = here()
     fresh = [current] + part.render(" " * col, part.tail)
@@ -313,7 +339,8 @@ def _element_lines(e, prefix: str, tail: int) -> list[Line]:
 
 
 def _if(expr: ast.If, prefix: str, tail: int) -> list[Line]:
-    """`if c then a else b`; an `else if` continues the same column (`then`, `else` under `if`)."""
+    """`if c then a` / `else b` on lines of their own, `else` under `if`; an `else if` continues
+    the same column, and a `then` joins its condition's line when it fits."""
     arms = []  # (keyword, node, source node before it)
     node = expr
     while True:
@@ -327,8 +354,10 @@ def _if(expr: ast.If, prefix: str, tail: int) -> list[Line]:
     for i, (word, arm, before) in enumerate(arms):
         last = i == len(arms) - 1
         room = tail if last else comment_room(arm) if _broken(arm, arms[i + 1][1]) else 0
+        # `then` may stay on its condition's line; each `else` starts one
+        forced = _broken(before, arm) or word != "then"
         parts.append(Part(arm, f"{word} {arm_text(arm)}", lambda p, t, w=word, a=arm: layout(a, f"{p}{w} ", t, IF),
-                          _broken(before, arm), room, pinned=_commented(before, arm), alone=f"{word} {flat(arm, IF)}"))
+                          forced, room, pinned=_commented(before, arm), alone=f"{word} {flat(arm, IF)}"))
     head = layout(expr.cond, prefix + "if ", 0, IF)
     return head[:-1] + fill(parts, head[-1], len(prefix), squeeze=False)
 
@@ -367,7 +396,14 @@ def _arguments(expr, prefix: str, tail: int) -> list[Line]:
     closer = "]" if isinstance(expr, ast.ListExpr) else ")"
     if _opened_on_own_line(expr, nodes[0]):
         return _hanging(expr, nodes, head, closer)
-    return _best(lambda: _aligned(expr, nodes, head, closer, tail), lambda: _hanging(expr, nodes, head, closer))
+    if not _choosing():  # deep inside: no trial, the column alone decides
+        if len(head) > WIDTH // 2:
+            return _hanging(expr, nodes, head, closer)
+        return _aligned(expr, nodes, head, closer, tail)
+    aligned = _aligned(expr, nodes, head, closer, tail)
+    if not _overflow(aligned) and all(_indent(line.text) >= len(head) for line in aligned[1:]):
+        return aligned  # fits, and nothing inside had to hang left of the column
+    return min(_hanging(expr, nodes, head, closer), aligned, key=_overflow)
 
 
 def _aligned(expr, nodes, head: str, closer: str, tail: int) -> list[Line]:
