@@ -192,3 +192,12 @@ def test_fmt_check_reports_a_file_that_is_not_canonical(tmp_path, capsys):
     assert code == 1
     assert "+x = Conv(64, 3)" in out
     assert "1 file would be reformatted" in err
+
+
+def test_fmt_prints_every_file_in_order(tmp_path, capsys):
+    files = []
+    for name, text in (("a.cnn", "x=1\n"), ("b.cnn", "y = 2\n"), ("c.cnn", "z=3\n")):
+        (tmp_path / name).write_text(text)
+        files.append(tmp_path / name)
+    code, out, err = run_cli(["fmt", *files], capsys)
+    assert (code, out) == (0, "x = 1\ny = 2\nz = 3\n")

@@ -12,7 +12,8 @@ from cnnc.commands.files import writing
 HELP = "print .cnn files in the canonical layout (--check, --write)"
 DESCRIPTION = """\
 Print a .cnn file in the canonical layout (4-space indents, `k = v` spacing, lines of at most 100
-columns, comments kept). The formatted text parses to the same program.
+columns where a break can make them so, the line breaks you made between parts and your comments
+kept). The formatted text parses to the same program, and formatting it again changes nothing.
 
 examples:
   cnnc fmt my_net.cnn            # print the formatted text
@@ -32,10 +33,10 @@ def configure(p) -> None:
 def run(args) -> int:
     from cnnc.dsl.diagnostics import CnncError
     from cnnc.dsl.format import format_module
-    from cnnc.dsl.parse import parse
     from cnnc.dsl.imports import read_source
+    from cnnc.dsl.parse import parse
 
-    changed, diagnostics, failed = [], [], set()
+    changed, diagnostics = [], []
     for name in args.files:
         path = Path(name)
         if not path.is_file():
@@ -45,8 +46,9 @@ def run(args) -> int:
             formatted = format_module(parse(source))
         except CnncError as exc:
             diagnostics += exc.diagnostics
-            failed.add(name)
             continue
+        if not args.check and not args.write:
+            sys.stdout.write(formatted)  # every file in the order given, changed or not
         if formatted == source.text:
             continue
         changed.append(name)
@@ -56,12 +58,6 @@ def run(args) -> int:
         elif args.write:
             with writing(path, fix="make the file writable, or print the formatted text without --write"):
                 path.write_text(formatted, encoding="utf-8")
-        else:
-            sys.stdout.write(formatted)
-    if not args.check and not args.write:
-        for name in args.files:
-            if name not in changed and name not in failed:
-                sys.stdout.write(Path(name).read_text(encoding="utf-8"))
     if diagnostics:
         raise CnncError(*diagnostics)
     if args.check and changed:
