@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import builtins
 import dataclasses
+import keyword
 import subprocess
 import sys
 import textwrap
@@ -196,6 +197,29 @@ def test_check_rejects_a_hostile_label_at_its_place(label, tmp_path, capsys):
     line = err.splitlines()[0]  # at the label, or at the escape a string cannot hold (E0111)
     assert line.startswith(f"{path}:3:") and line.split("]")[0][-5:] in (
         "E0208", "E0209", "E0405", "E0111")
+
+
+LABELS = st.one_of(
+    TEXT,
+    st.from_regex(r"[A-Za-z_][A-Za-z0-9_-]{0,8}(\.[A-Za-z0-9_-]{1,4}){0,2}", fullmatch=True),
+    st.sampled_from(keyword.kwlist + sorted(names.MODULE_ATTRIBUTES | names.NETWORK_ATTRIBUTES)),
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(LABELS)
+def test_whatever_label_check_accepts_lowers_and_the_rest_is_a_located_error(text):
+    program = f"network n {{ input [3, 8, 8] return in -> label({escape_string(text)}, Conv(4, 3)) }}"
+    try:
+        graph = api.graph("n.cnn", text=program)
+    except CnncError as err:
+        first = err.diagnostics[0]
+        assert first.code in ("E0208", "E0209", "E0405", "E0111") and first.labels
+        return
+    assert all(names.path_problem(n.path) is None for n in graph.nodes_in_order())
+    model = to_graph_module(graph, device="meta")
+    assert model(torch.empty(1, 3, 8, 8, device="meta")).shape == (1, 4, 6, 6)
+    compile(source.to_source(graph), "<generated>", "exec")
 
 
 @pytest.mark.parametrize("label", ["class", "lambda", "None", "forward", "training"])
