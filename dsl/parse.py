@@ -196,8 +196,7 @@ def _unclosed(source: SourceFile, offset: int) -> tuple[Label, ...]:
             i = offset if newline < 0 else newline
             continue
         if ch in "\"'":
-            end = text.find(ch, i + 1)
-            i = offset if end < 0 else end + 1
+            i = _string_end(text, i, offset)
             continue
         if ch in _CLOSERS:
             stack.append(i)
@@ -208,6 +207,22 @@ def _unclosed(source: SourceFile, offset: int) -> tuple[Label, ...]:
         return ()
     start = stack[-1]
     return (Label(Span(source, start, start + 1), f"this `{text[start]}` is not closed"),)
+
+
+def _string_end(text: str, start: int, limit: int) -> int:
+    """Where the string literal opened at `start` ends (escapes skipped; it ends at its line)."""
+    i = start + 1
+    while i < limit:
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == text[start]:
+            return i + 1
+        if ch == "\n":
+            return i
+        i += 1
+    return limit
 
 
 # ---------------------------------------------------------------------------------------------

@@ -201,3 +201,12 @@ def test_fmt_prints_every_file_in_order(tmp_path, capsys):
         files.append(tmp_path / name)
     code, out, err = run_cli(["fmt", *files], capsys)
     assert (code, out) == (0, "x = 1\ny = 2\nz = 3\n")
+
+
+def test_an_escaped_quote_does_not_end_a_string_for_the_unclosed_bracket_label():
+    text = 'network N {\n    input [3, 8, 8]\n    return in -> label("a\\"b(", ReLU\n}\n'
+    with pytest.raises(CnncError) as exc:
+        parse_text(text)
+    (diagnostic,) = exc.value.diagnostics
+    opened = [label for label in diagnostic.labels if not label.primary]
+    assert [(label.span.line, label.span.col) for label in opened] == [(3, 23)]
