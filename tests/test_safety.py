@@ -415,6 +415,18 @@ def test_building_and_running_a_hostile_graph_touches_no_file(tmp_path):
     assert audited(act, prepare=prepare) == []
 
 
+def test_loading_a_file_opens_that_file_only(tmp_path):
+    """`cnnc.load` of the injected-string program, a forward and a summary: the one open is the
+    file itself (torch and cnnc's lazy imports are done beforehand, on another file)."""
+    (tmp_path / "warm.cnn").write_text(BENIGN)
+    (tmp_path / "injected.cnn").write_text(INJECTED_STRING)
+    warm = (f"import torch, cnnc; w = cnnc.load({str(tmp_path / 'warm.cnn')!r}, seed=0); "
+            "w(torch.ones(1, 3, 8, 8)); w.cnnc_summary()")
+    act = (f"m = cnnc.load({str(tmp_path / 'injected.cnn')!r}, seed=0); m(torch.ones(1, 3, 8, 8)); "
+           "m.cnnc_summary()")
+    assert audited(act, warm=warm) == []
+
+
 def test_the_audit_sees_a_file_opened():
     assert [event for event, _ in audited("open('/dev/null').close()")] == ["open"]
 
@@ -425,3 +437,25 @@ def test_print_of_a_model_shows_control_characters_escaped(benign):
 
 
 NO_DOT = 'x"); __import__("os"); ("'  # torch refuses a module name with a dot
+
+
+@pytest.mark.parametrize("text, comment, docstring", [
+    ("a\nb", "a\\nb", "a\\nb"),
+    ('say """hi"""', 'say """hi"""', 'say \\"\\"\\"hi\\"\\"\\"'),
+    ("end\\", "end\\\\", "end\\\\"),
+    ("\x1b[2J\u2028\ud800\x00", "\\x1b[2J\\u2028\\ud800\\x00", "\\x1b[2J\\u2028\\ud800\\x00"),
+    ("é ✓", "é ✓", "é ✓"),
+])
+def test_text_in_comments_and_docstrings_is_one_printable_line(text, comment, docstring):
+    assert source.plain(text) == comment
+    assert source.in_docstring(text) == docstring
+
+
+@pytest.mark.parametrize("value, text", [
+    (float("inf"), "float('inf')"), (float("-inf"), "float('-inf')"), (float("nan"), "float('nan')"),
+    ((1,), "(1,)"), ([1.5, None, True], "[1.5, None, True]"), ('a"\n', "'a\"\\n'"),
+    ((2, (float("inf"),)), "(2, (float('inf'),))"),
+])
+def test_literals_are_python_that_evaluates_to_the_value(value, text):
+    assert source.literal(value) == text
+    assert repr(eval(text, {"__builtins__": {"float": float}})) == repr(value)
