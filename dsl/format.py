@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from cnnc.dsl import ast
 from cnnc.dsl.flat import IF, OR, flat, prime
-from cnnc.dsl.layout import INDENT, WIDTH, Line, Part, comment_room, fill, layout, reset_budget
+from cnnc.dsl.layout import INDENT, WIDTH, Line, Part, comment_room, fill, layout, reset_depth
 from cnnc.dsl.literals import escape_string
 
 
 def format_module(module: ast.Module) -> str:
     """The canonical text of a parsed file, comments included."""
-    reset_budget()
+    reset_depth()
     for item in module.items:
         _prime(item)
     out: list[Line] = []

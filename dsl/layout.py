@@ -10,9 +10,10 @@ The rules, in order:
   before `then`/`else`, before an operator and before `for`, filling each line greedily.
 - continuation lines align with what they continue: `->` under the first `->` after a bare name
   (`in -> a` / `   -> b`), otherwise under the chain's first element; arguments and items after
-  their `(` or `[`; `then`/`else` under `if`; an operator under its left operand. Where that column
-  leaves too little room, or the author broke the line right after the bracket, the arguments hang
-  instead: one per line, 4 columns in from the line's indent, the bracket closing on its own line.
+  their `(` or `[`; `then`/`else` under `if` (each `else` on a line of its own); an operator under
+  its left operand. Where that column leaves too little room, or the author broke the line right
+  after the bracket, the arguments hang instead: one per line, 4 columns in from the line's indent,
+  the bracket closing on its own line.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ from cnnc.dsl.flat import (
 WIDTH = 100
 INDENT = "    "
 ROOM = 40  # a part that must break anyway may start on the current line if this much is left
-
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,8 @@ CHOICE_DEPTH = 6
 _depth = [0]
 
 
-def reset_budget() -> None:
+def reset_depth() -> None:
+    """A fresh start for each file (an exception may have left the count behind)."""
     _depth[0] = 0
 
 
