@@ -1,4 +1,5 @@
-"""The lecture's figures as test cases (../shared/seed/cnn-architectures-lecture.txt).
+"""The lecture's figures as test cases: the CNN-architectures lecture the project started from,
+described in README's "The lecture's figures".
 
 Where a printed total does not follow from the lecture's own rows, the test asserts the true figure
 and says which lecture figure is off and why (README, "What the lecture gets wrong").

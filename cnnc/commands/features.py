@@ -28,7 +28,7 @@ def configure(p) -> None:
     p.add_argument("--out", required=True, type=Path, metavar="FILE.npz")
     p.add_argument("--weights", metavar="PATH", help="a checkpoint (state_dict in .pt/.pth or .safetensors)")
     p.add_argument("--weights-partial", action="store_true", help="with --weights: load what matches")
-    p.add_argument("--seed", type=int, default=0, help="the split's seed (as `cnnc train` used)")
+    p.add_argument("--seed", type=common.seed, default=0, help="the split's seed (as `cnnc train` used)")
     p.add_argument("-k", type=int, default=5, help="neighbours that vote in the kNN accuracy (default 5)")
     common.add_color_arg(p)
 

@@ -50,7 +50,7 @@ def configure(p) -> None:
     p.add_argument("--freeze", action="append", default=[], metavar="LABEL",
                    help="do not train the parameters under this label (repeatable)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=common.seed, default=0, help="weights, split and shuffles (0 … 2³² − 1)")
     p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.pt")
     common.add_color_arg(p)
 
