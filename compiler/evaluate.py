@@ -351,6 +351,8 @@ def concat(el, expr: ast.Call, env, frame):
     members = tuple(el.guard(lambda a=a: evaluate(el, a, env, frame)) for a in expr.args)
     if len(members) == 1 and isinstance(members[0], tuple):
         members = members[0]
+    if any(m is POISON for m in members):  # already reported (before counting the branches)
+        return POISON
     if len(members) < 2:
         raise _fail("E0402", f"`concat` joins two or more branches, but got {len(members)}", expr.span)
     if any(m is POISON for m in members):
