@@ -26,7 +26,7 @@ RULE = (
 )
 
 # Attributes of nn.Module, nn.Sequential and cnnc's block container: a submodule cannot take them.
-MODULE_ATTRIBUTES = frozenset("""
+_MODULE_WORDS = """
     T_destination _apply _backward_hooks _backward_pre_hooks _buffers _call_impl
     _compiled_call_impl _forward_hooks _forward_hooks_always_called _forward_hooks_with_kwargs
     _forward_pre_hooks _forward_pre_hooks_with_kwargs _get_backward_hooks _get_backward_pre_hooks
@@ -45,10 +45,11 @@ MODULE_ATTRIBUTES = frozenset("""
     register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
     set_extra_state set_submodule share_memory state_dict to to_empty train training type xpu
     zero_grad
-""".split())
+"""
+MODULE_ATTRIBUTES = frozenset(_MODULE_WORDS.split())
 
 # Attributes of the compiled network itself (a torch.fx GraphModule): taken at the top level only.
-NETWORK_ATTRIBUTES = frozenset("""
+_NETWORK_WORDS = """
     _boxed_call _code _create_node_hooks _deepcopy_hooks _deepcopy_init _erase_node_hooks _graph
     _lineno_map _prologue_start _recompile_submodules _register_create_node_hook
     _register_deepcopy_hook _register_erase_node_hook _register_replace_node_hook _replace_hooks
@@ -57,7 +58,8 @@ NETWORK_ATTRIBUTES = frozenset("""
     _wrapped_call add_submodule cnnc_graph cnnc_source cnnc_summary code
     delete_all_unused_submodules delete_submodule graph meta print_readable recompile shape_env
     to_folder
-""".split())
+"""
+NETWORK_ATTRIBUTES = frozenset(_NETWORK_WORDS.split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,12 @@ def is_attribute(part: str) -> bool:
 def is_reserved(part: str, top_level: bool) -> bool:
     """Is `part` already an attribute of the module that would hold it?"""
     dunder = len(part) > 4 and part.startswith("__") and part.endswith("__")
-    return dunder or part in MODULE_ATTRIBUTES or (top_level and part in NETWORK_ATTRIBUTES)
+    return dunder or part in MODULE_ATTRIBUTES or (top_level and network_attribute(part))
+
+
+def network_attribute(part: str) -> bool:
+    """`cnnc_*` is cnnc's own on the network (`cnnc_graph`, `cnnc_weights`, and those to come)."""
+    return part in NETWORK_ATTRIBUTES or part.startswith("cnnc_")
 
 
 def part_problem(part: str, top_level: bool) -> Problem | None:
@@ -100,7 +107,7 @@ def part_problem(part: str, top_level: bool) -> Problem | None:
         return Problem("E0209", f"the label `{part}` is a Python keyword, so no generated code "
                        "could name the module", f"choose another label, e.g. `{part}_layer`")
     if is_reserved(part, top_level):
-        owner = "the compiled network" if part in NETWORK_ATTRIBUTES else "every torch module"
+        owner = "the compiled network" if network_attribute(part) else "every torch module"
         return Problem("E0209", f"the label `{part}` is taken: {owner} has an attribute `{part}`",
                        f"choose another label, e.g. `{part.strip('_')}_layer`")
     return None
