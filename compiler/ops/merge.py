@@ -5,6 +5,8 @@ They are written as `concat(a, b)`, `a + b` and `a * b` in .cnn files, not calle
 
 from __future__ import annotations
 
+from collections import Counter
+
 from cnnc.compiler.ops import VARIADIC, OpError, OpSpec, register
 from cnnc.compiler.types import TensorType
 from cnnc.dsl.diagnostics import Label
@@ -31,7 +33,8 @@ def concat_mismatches(inputs) -> tuple[tuple[int, ...], int]:
     """(branches that differ from the reference, the reference): the reference is the first branch
     of the most common rank and spatial size, so one odd branch out of four is the one named."""
     keys = [(t.rank, t.spatial) for t in inputs]
-    common = max(keys, key=keys.count)  # ties: the earliest, by max's first-wins rule
+    counts = Counter(keys)  # one pass: `keys.count` per key made a wide concat quadratic
+    common = max(counts, key=counts.__getitem__)  # ties: the earliest (insertion order, max's first-wins rule)
     reference = keys.index(common)
     return tuple(i for i, key in enumerate(keys) if key != common), reference
 
