@@ -53,14 +53,18 @@ def _float(spec: ParamSpec, value, op: str) -> float:
     except OverflowError:  # an integer beyond any float
         result = math.inf if value > 0 else -math.inf
     if not math.isfinite(result):
-        raise OpError("E0405", f"`{spec.name}` of `{op}` must be a finite number, but got {_show(value)}")
+        raise OpError(
+            "E0405", f"`{spec.name}` of `{op}` must be a finite number, but got {_show(value)}"
+        )
     return result
 
 
 def _pair(spec: ParamSpec, value, op: str) -> tuple[int, int]:
     wanted = "an integer or a pair of integers" + (" or `same`" if spec.kind == "pad" else "")
     if isinstance(value, tuple):
-        if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if len(value) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
             raise _kind_error(spec, value, op, wanted)
         return (value[0], value[1])
     if isinstance(value, bool) or not isinstance(value, int):
@@ -71,14 +75,20 @@ def _pair(spec: ParamSpec, value, op: str) -> tuple[int, int]:
 def _check_range(spec: ParamSpec, value, op: str, written) -> None:
     values = value if isinstance(value, tuple) else (value,)
     if spec.kind != "float" and any(abs(v) > MAX_SIZE for v in values):
-        raise OpError("E0415", f"`{spec.name}` of `{op}` must be at most {MAX_SIZE:,} (cnnc's bound on "
-                      f"a size), but got {_show(written)}", help="a layer this large is not meant; "
-                      "check the arithmetic that computed it")
+        raise OpError(
+            "E0415",
+            f"`{spec.name}` of `{op}` must be at most {MAX_SIZE:,} (cnnc's bound on "
+            f"a size), but got {_show(written)}",
+            help="a layer this large is not meant; check the arithmetic that computed it",
+        )
     low_ok = spec.minimum is None or all(v >= spec.minimum for v in values)
     high_ok = spec.maximum is None or all(v <= spec.maximum for v in values)
     above_ok = spec.above is None or all(v > spec.above for v in values)
     if not (low_ok and high_ok and above_ok):
-        raise OpError("E0405", f"`{spec.name}` of `{op}` must be {_range_text(spec)}, but got {_show(written)}")
+        raise OpError(
+            "E0405",
+            f"`{spec.name}` of `{op}` must be {_range_text(spec)}, but got {_show(written)}",
+        )
 
 
 def _range_text(spec: ParamSpec) -> str:
@@ -96,8 +106,11 @@ def _range_text(spec: ParamSpec) -> str:
 def _kind_error(spec: ParamSpec, value, op: str, wanted: str, hint: str = "") -> OpError:
     from cnnc.compiler.values import type_name
 
-    return OpError("E0404", f"`{spec.name}` of `{op}` must be {wanted}, but got {type_name(value)} "
-                   f"{_show(value)}", help=hint)
+    return OpError(
+        "E0404",
+        f"`{spec.name}` of `{op}` must be {wanted}, but got {type_name(value)} {_show(value)}",
+        help=hint,
+    )
 
 
 def _show(value) -> str:
@@ -122,30 +135,41 @@ def habit(spec: OpSpec, args: tuple, kwargs) -> tuple[OpError, object] | None:
     """(error, span of the offending keyword or None for the whole call) for a PyTorch habit."""
     for key, value, span in kwargs:
         if key in INFERRED and spec.param(key) is None:
-            return OpError("E0414", f"`{key}` is not an argument of `{spec.name}`: cnnc infers it "
-                           f"from {INFERRED[key]}",
-                           help=f"remove `{key} = {_show(value)}`; the input decides it"), span
+            return OpError(
+                "E0414",
+                f"`{key}` is not an argument of `{spec.name}`: cnnc infers it from {INFERRED[key]}",
+                help=f"remove `{key} = {_show(value)}`; the input decides it",
+            ), span
     call = f"`{spec.name}({', '.join(_show(a) for a in args)})`"
     if spec.positional is not None and len(args) > spec.positional:
-        return OpError("E0411", f"{call} passes a number by position, but `{spec.name}` takes its "
-                       f"settings by name: cnnc infers `{spec.inferred}` from the input",
-                       help=f"write `{spec.name}`; set the rest by name, e.g. "
-                       f"`{spec.name}({spec.params[0].name} = {_show(spec.params[0].default)})`"), None
+        return OpError(
+            "E0411",
+            f"{call} passes a number by position, but `{spec.name}` takes its "
+            f"settings by name: cnnc infers `{spec.inferred}` from the input",
+            help=f"write `{spec.name}`; set the rest by name, e.g. "
+            f"`{spec.name}({spec.params[0].name} = {_show(spec.params[0].default)})`",
+        ), None
     if spec.inferred == "in_features" and len(args) >= 2 and _whole(args[1]):
-        return OpError("E0412", f"{call} reads like torch's `nn.Linear(in_features, out_features)`, "
-                       "but cnnc infers `in_features` from the input",
-                       help=f"write `{spec.name}({_show(args[1])})`"), None
+        return OpError(
+            "E0412",
+            f"{call} reads like torch's `nn.Linear(in_features, out_features)`, "
+            "but cnnc infers `in_features` from the input",
+            help=f"write `{spec.name}({_show(args[1])})`",
+        ), None
     if spec.inferred == "in_channels" and _looks_like_in_channels(args):
-        return OpError("E0413", f"{call} reads like torch's `nn.Conv2d(in_channels, out_channels, "
-                       f"kernel_size)`; cnnc infers `in_channels` from the input, so this would be "
-                       f"a {args[1]}×{args[1]} kernel at stride {args[2]}",
-                       help=f"write `{spec.name}({_show(args[1])}, {_show(args[2])})`; for a kernel "
-                       f"that large, give it by name: `kernel_size = {_show(args[1])}`"), None
+        return OpError(
+            "E0413",
+            f"{call} reads like torch's `nn.Conv2d(in_channels, out_channels, "
+            f"kernel_size)`; cnnc infers `in_channels` from the input, so this would be "
+            f"a {args[1]}×{args[1]} kernel at stride {args[2]}",
+            help=f"write `{spec.name}({_show(args[1])}, {_show(args[2])})`; for a kernel "
+            f"that large, give it by name: `kernel_size = {_show(args[1])}`",
+        ), None
     return None
 
 
 def _looks_like_in_channels(args: tuple) -> bool:
-    """`Conv(3, 64, 3)`: three positional integers, the would-be kernel larger than any classic one."""
+    """`Conv(3, 64, 3)`: three positional integers, the would-be kernel over any classic one."""
     return len(args) >= 3 and all(_whole(a) for a in args[:3]) and args[1] > LARGEST_KERNEL
 
 

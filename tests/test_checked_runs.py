@@ -35,7 +35,7 @@ ZOO_FILES = sorted(p for p in (ROOT / "zoo").glob("**/*.cnn") if p.parent.name !
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
 
 
-# -- the memory column equals what lowering emits ---------------------------------------------------
+# -- the memory column equals what lowering emits -------------------------------------------------
 
 
 def concrete_graphs(path: Path):
@@ -59,9 +59,9 @@ def test_memory_counts_in_place_exactly_what_lowering_runs_in_place(path):
 def test_the_built_module_has_the_in_place_activations_the_summary_counts():
     text = """network n {
         input [3, 8, 8]
-        a = in -> Conv(4, 3) -> Sigmoid -> ReLU        # after Sigmoid: its backward reads its output
-        b = in -> Conv(4, 3) -> BatchNorm -> ReLU      # after BatchNorm: in place
-        return concat(a, b) -> ReLU                    # after concat: in place
+        a = in -> Conv(4, 3) -> Sigmoid -> ReLU    # after Sigmoid: its backward reads its output
+        b = in -> Conv(4, 3) -> BatchNorm -> ReLU  # after BatchNorm: in place
+        return concat(a, b) -> ReLU                # after concat: in place
     }"""
     g = api.graph("inplace.cnn", text=text)
     model = to_graph_module(g, seed=0)
@@ -72,7 +72,7 @@ def test_the_built_module_has_the_in_place_activations_the_summary_counts():
     assert [memory[n.id] for n in relus] == [4 * 6 * 6, 0, 0]
 
 
-# -- checked programs run ---------------------------------------------------------------------------
+# -- checked programs run -------------------------------------------------------------------------
 
 
 def build_source(g, seed: int):
@@ -115,8 +115,16 @@ MUTANT_FILES = {
     "mnasnet1_0": (3, 64, 64),
 }
 NUMBER = re.compile(r"(?<![\w.])\d+(\.\d+)?(?![\w.])")
-SWAPS = [("ReLU", "Sigmoid"), ("ReLU", "Hardswish"), ("BatchNorm", "LayerNorm2d"), ("MaxPool", "AvgPool"),
-         ("Conv(", "PointwiseLinear("), ("Linear(", "PointwiseLinear("), ("+", "*"), ("concat(", "concat(in, ")]
+SWAPS = [
+    ("ReLU", "Sigmoid"),
+    ("ReLU", "Hardswish"),
+    ("BatchNorm", "LayerNorm2d"),
+    ("MaxPool", "AvgPool"),
+    ("Conv(", "PointwiseLinear("),
+    ("Linear(", "PointwiseLinear("),
+    ("+", "*"),
+    ("concat(", "concat(in, "),
+]
 
 
 def code_positions(text: str, pattern: re.Pattern) -> list[re.Match]:
@@ -145,9 +153,22 @@ def zoo_mutants(draw):
         assume(numbers)
         m = draw(st.sampled_from(numbers))
         old = m.group()
-        new = draw(st.sampled_from(["0", "1", "2", "3", "-1", "0.5", "7", str(int(float(old)) * 2),
-                                    str(max(int(float(old)) // 2, 1))]))
-        text = text[: m.start()] + new + text[m.end():]
+        new = draw(
+            st.sampled_from(
+                [
+                    "0",
+                    "1",
+                    "2",
+                    "3",
+                    "-1",
+                    "0.5",
+                    "7",
+                    str(int(float(old)) * 2),
+                    str(max(int(float(old)) // 2, 1)),
+                ]
+            )
+        )
+        text = text[: m.start()] + new + text[m.end() :]
     else:
         a, b = draw(st.sampled_from(SWAPS))
         if draw(st.booleans()):
@@ -155,7 +176,7 @@ def zoo_mutants(draw):
         spots = code_positions(text, re.compile(re.escape(a)))
         assume(spots)
         m = draw(st.sampled_from(spots))
-        text = text[: m.start()] + b + text[m.end():]
+        text = text[: m.start()] + b + text[m.end() :]
     return f"zoo/{name}.cnn", text, MUTANT_FILES[name]
 
 
@@ -169,16 +190,42 @@ def test_zoo_mutants_that_check_also_run(mutant):
 
 
 # Layers drawn with arguments on both sides of their bounds: check decides which are kept
-LAYERS = st.sampled_from([
-    "Conv({c}, {k})", "Conv({c}, {k}, stride = {s}, pad = {p})", "Conv({c}, {k}, groups = {g})",
-    "Conv({c}, {k}, dilation = {s}, pad = same)", "BatchNorm", "BatchNorm(eps = {f}, momentum = {f})",
-    "LocalResponseNorm({k})", "MaxPool({k}, stride = {s}, pad = {p})", "AvgPool({k}, ceil_mode = true)",
-    "AdaptiveAvgPool({k})", "AdaptiveMaxPool([{k}, {s}])", "ReLU", "ReLU6", "Sigmoid", "Tanh",
-    "LeakyReLU({f})", "Hardswish", "Hardsigmoid", "SiLU", "GELU", "Softmax({g})", "Dropout({f})",
-    "Identity", "ChannelShuffle({g})", "StochasticDepth({f})", "Chunk({g}, {s})", "Scale({f})",
-    "LayerNorm2d(eps = {f})", "PointwiseLinear({c})", "LayerScale({f})",
-    "Flatten -> Linear({c})", "Flatten -> Linear({c}) -> BatchNorm",
-])
+LAYERS = st.sampled_from(
+    [
+        "Conv({c}, {k})",
+        "Conv({c}, {k}, stride = {s}, pad = {p})",
+        "Conv({c}, {k}, groups = {g})",
+        "Conv({c}, {k}, dilation = {s}, pad = same)",
+        "BatchNorm",
+        "BatchNorm(eps = {f}, momentum = {f})",
+        "LocalResponseNorm({k})",
+        "MaxPool({k}, stride = {s}, pad = {p})",
+        "AvgPool({k}, ceil_mode = true)",
+        "AdaptiveAvgPool({k})",
+        "AdaptiveMaxPool([{k}, {s}])",
+        "ReLU",
+        "ReLU6",
+        "Sigmoid",
+        "Tanh",
+        "LeakyReLU({f})",
+        "Hardswish",
+        "Hardsigmoid",
+        "SiLU",
+        "GELU",
+        "Softmax({g})",
+        "Dropout({f})",
+        "Identity",
+        "ChannelShuffle({g})",
+        "StochasticDepth({f})",
+        "Chunk({g}, {s})",
+        "Scale({f})",
+        "LayerNorm2d(eps = {f})",
+        "PointwiseLinear({c})",
+        "LayerScale({f})",
+        "Flatten -> Linear({c})",
+        "Flatten -> Linear({c}) -> BatchNorm",
+    ]
+)
 
 
 @st.composite

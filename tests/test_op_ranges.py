@@ -3,7 +3,8 @@
 For each op family, hypothesis draws argument values on both sides of every bound (zero, negative,
 fractional, non-finite) and an input; "torch accepts" means its constructor and a forward pass on a
 batch of two, in training mode, both succeed and give a non-empty, finite output. cnnc must accept
-exactly then — except where cnnc is stricter on purpose, each case named in `stricter` with its reason
+exactly then — except where cnnc is stricter on purpose, each case named in `stricter` with its
+reason
 (torch accepts a value that makes a model silently wrong).
 
 The first arguments are written by position, in the op's documented order, the rest by name: the
@@ -79,8 +80,10 @@ floats = st.one_of(
 @SETTINGS
 @given(shape=maps, out=small, k=pairs, s=pairs, p=pairs, d=pairs, groups=small)
 def test_conv(shape, out, k, s, p, d, groups):
-    layer = (f"Conv({out}, {pair_text(k)}, {pair_text(s)}, pad = {pair_text(p)}, "
-             f"dilation = {pair_text(d)}, groups = {groups})")
+    layer = (
+        f"Conv({out}, {pair_text(k)}, {pair_text(s)}, pad = {pair_text(p)}, "
+        f"dilation = {pair_text(d)}, groups = {groups})"
+    )
     agree(layer, lambda: nn.Conv2d(shape[0], out, k, s, p, d, groups), shape)
 
 
@@ -92,21 +95,35 @@ def test_linear(n, out, bias):
 
 
 @SETTINGS
-@given(shape=maps, k=pairs, s=pairs, p=pairs, d=st.tuples(st.integers(0, 2), st.integers(0, 2)),
-       ceil=st.booleans(), avg=st.booleans())
+@given(
+    shape=maps,
+    k=pairs,
+    s=pairs,
+    p=pairs,
+    d=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    ceil=st.booleans(),
+    avg=st.booleans(),
+)
 def test_window_pools(shape, k, s, p, d, ceil, avg):
     args = f"{pair_text(k)}, {pair_text(s)}, pad = {pair_text(p)}, ceil_mode = {str(ceil).lower()}"
     if avg:
         agree(f"AvgPool({args})", lambda: nn.AvgPool2d(k, s, p, ceil_mode=ceil), shape)
     else:
-        agree(f"MaxPool({args}, dilation = {pair_text(d)})",
-              lambda: nn.MaxPool2d(k, s, p, d, ceil_mode=ceil), shape)
+        agree(
+            f"MaxPool({args}, dilation = {pair_text(d)})",
+            lambda: nn.MaxPool2d(k, s, p, d, ceil_mode=ceil),
+            shape,
+        )
 
 
 @SETTINGS
 @given(shape=maps, size=pairs, avg=st.booleans())
 def test_adaptive_pools(shape, size, avg):
-    op, build = ("AdaptiveAvgPool", nn.AdaptiveAvgPool2d) if avg else ("AdaptiveMaxPool", nn.AdaptiveMaxPool2d)
+    op, build = (
+        ("AdaptiveAvgPool", nn.AdaptiveAvgPool2d)
+        if avg
+        else ("AdaptiveMaxPool", nn.AdaptiveMaxPool2d)
+    )
     agree(f"{op}({pair_text(size)})", lambda: build(size), shape)
 
 
@@ -130,7 +147,12 @@ def test_layer_norm_2d(eps):
     # torch's layer_norm never checks eps: eps <= 0 gives NaN or inf wherever a position's variance
     # is at most -eps (equal channels: a constant input), an infinite eps zeroes every output
     stricter = "" if 0 < eps < math.inf else "eps <= 0 or infinite"
-    agree(f"LayerNorm2d(eps = {cnn_number(eps)})", lambda: LayerNorm2d(3, eps=eps), (3, 4, 4), stricter)
+    agree(
+        f"LayerNorm2d(eps = {cnn_number(eps)})",
+        lambda: LayerNorm2d(3, eps=eps),
+        (3, 4, 4),
+        stricter,
+    )
 
 
 # LRN's output divides by (k + α·mean x²)^β in float32: a tiny k underflows there, so the values
@@ -177,21 +199,24 @@ def test_channel_shuffle(channels, groups):
 # -- bounds torch does not have: checked before anything is allocated ---------------------------
 
 
-@pytest.mark.parametrize("layer, code", [
-    (f"Conv({MAX_SIZE + 1}, 1)", "E0415"),
-    ("Conv(3000000000, 1, groups = 3)", "E0415"),  # was a divisor loop up to the gcd
-    (f"Conv(8, 1, stride = {MAX_SIZE + 1})", "E0415"),
-    (f"AdaptiveAvgPool({MAX_SIZE})", "E0308"),  # 3·2**40 elements
-    ("Conv(1000000, 1) -> Conv(1000000, 1)", "E0308"),  # 10**12 weights
-    ("Conv(4096, 1) -> Flatten -> Linear(600000)", "E0308"),  # 262,144 · 600,000 weights
-    ("Dropout(1e300 * 1e300)", "E0405"),
-    ("Dropout(2.0)", "E0405"),
-    ("BatchNorm(eps = 0)", "E0405"),
-    ("LeakyReLU(1e300 * 1e300 - 1e300 * 1e300)", "E0405"),
-    ("StochasticDepth(1.5)", "E0405"),
-    ("Scale(1e300 * 1e300)", "E0405"),
-    ("LayerScale(-1e300 * 1e300)", "E0405"),
-])
+@pytest.mark.parametrize(
+    "layer, code",
+    [
+        (f"Conv({MAX_SIZE + 1}, 1)", "E0415"),
+        ("Conv(3000000000, 1, groups = 3)", "E0415"),  # was a divisor loop up to the gcd
+        (f"Conv(8, 1, stride = {MAX_SIZE + 1})", "E0415"),
+        (f"AdaptiveAvgPool({MAX_SIZE})", "E0308"),  # 3·2**40 elements
+        ("Conv(1000000, 1) -> Conv(1000000, 1)", "E0308"),  # 10**12 weights
+        ("Conv(4096, 1) -> Flatten -> Linear(600000)", "E0308"),  # 262,144 · 600,000 weights
+        ("Dropout(1e300 * 1e300)", "E0405"),
+        ("Dropout(2.0)", "E0405"),
+        ("BatchNorm(eps = 0)", "E0405"),
+        ("LeakyReLU(1e300 * 1e300 - 1e300 * 1e300)", "E0405"),
+        ("StochasticDepth(1.5)", "E0405"),
+        ("Scale(1e300 * 1e300)", "E0405"),
+        ("LayerScale(-1e300 * 1e300)", "E0405"),
+    ],
+)
 def test_out_of_range_is_a_located_error(layer, code):
     text = f"network n {{ input [3, 8, 8] return in -> {layer} }}"
     with pytest.raises(CnncError) as info:
@@ -204,18 +229,40 @@ def test_bounds_are_what_the_explain_pages_say():
     assert (MAX_SIZE, MAX_ELEMENTS) == (2**20, 2**31)
 
 
-@pytest.mark.parametrize("layer, code, help", [
-    ("BatchNorm(64)", "E0411", "write `BatchNorm`; set the rest by name, e.g. `BatchNorm(eps = 1e-05)`"),
-    ("BN(64)", "E0411", "write `BatchNorm`; set the rest by name, e.g. `BatchNorm(eps = 1e-05)`"),
-    ("LayerNorm2d(1e-6)", "E0411", "write `LayerNorm2d`; set the rest by name, e.g. `LayerNorm2d(eps = 1e-06)`"),
-    ("Flatten -> Linear(192, 10)", "E0412", "write `Linear(10)`"),
-    ("PointwiseLinear(3, 16)", "E0412", "write `PointwiseLinear(16)`"),
-    ("Conv(3, 64, 3)", "E0413",
-     "write `Conv(64, 3)`; for a kernel that large, give it by name: `kernel_size = 64`"),
-    ("Conv(64, 3, in_channels = 3)", "E0414", "remove `in_channels = 3`; the input decides it"),
-    ("Flatten -> Linear(10, in_features = 192)", "E0414", "remove `in_features = 192`; the input decides it"),
-    ("BatchNorm(num_features = 3)", "E0414", "remove `num_features = 3`; the input decides it"),
-])
+@pytest.mark.parametrize(
+    "layer, code, help",
+    [
+        (
+            "BatchNorm(64)",
+            "E0411",
+            "write `BatchNorm`; set the rest by name, e.g. `BatchNorm(eps = 1e-05)`",
+        ),
+        (
+            "BN(64)",
+            "E0411",
+            "write `BatchNorm`; set the rest by name, e.g. `BatchNorm(eps = 1e-05)`",
+        ),
+        (
+            "LayerNorm2d(1e-6)",
+            "E0411",
+            "write `LayerNorm2d`; set the rest by name, e.g. `LayerNorm2d(eps = 1e-06)`",
+        ),
+        ("Flatten -> Linear(192, 10)", "E0412", "write `Linear(10)`"),
+        ("PointwiseLinear(3, 16)", "E0412", "write `PointwiseLinear(16)`"),
+        (
+            "Conv(3, 64, 3)",
+            "E0413",
+            "write `Conv(64, 3)`; for a kernel that large, give it by name: `kernel_size = 64`",
+        ),
+        ("Conv(64, 3, in_channels = 3)", "E0414", "remove `in_channels = 3`; the input decides it"),
+        (
+            "Flatten -> Linear(10, in_features = 192)",
+            "E0414",
+            "remove `in_features = 192`; the input decides it",
+        ),
+        ("BatchNorm(num_features = 3)", "E0414", "remove `num_features = 3`; the input decides it"),
+    ],
+)
 def test_pytorch_habits_get_the_fix(layer, code, help):
     text = f"network n {{ input [3, 8, 8] return in -> {layer} }}"
     with pytest.raises(CnncError) as info:
@@ -225,13 +272,16 @@ def test_pytorch_habits_get_the_fix(layer, code, help):
     assert "infers" in d.message
 
 
-@pytest.mark.parametrize("layer", [
-    "Conv(64, 3, 2)",  # out_channels, kernel_size, stride: cnnc's own order
-    "Conv(96, 11, 4)",  # AlexNet's first layer: a kernel of 11 is still a kernel
-    "Conv(8, kernel_size = 15, stride = 2)",
-    "BatchNorm(eps = 1e-3, momentum = 0.01)",
-    "LocalResponseNorm(5, 1e-4, 0.75, 2.0)",
-])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        "Conv(64, 3, 2)",  # out_channels, kernel_size, stride: cnnc's own order
+        "Conv(96, 11, 4)",  # AlexNet's first layer: a kernel of 11 is still a kernel
+        "Conv(8, kernel_size = 15, stride = 2)",
+        "BatchNorm(eps = 1e-3, momentum = 0.01)",
+        "LocalResponseNorm(5, 1e-4, 0.75, 2.0)",
+    ],
+)
 def test_what_looks_like_a_habit_but_is_not(layer):
     text = f"network n {{ input [3, 32, 32] return in -> {layer} }}"
     api.graph("habits.cnn", text=text)

@@ -21,7 +21,9 @@ DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 # in-place activation after them is safe for autograd. Activations are absent on purpose: ReLU's
 # backward reads its output, so a second in-place op on it would break `backward()`. The input is
 # absent too: overwriting the caller's tensor would be a surprise.
-SAFE_TO_OVERWRITE = frozenset({"Conv", "Linear", "BatchNorm", "Add", "Mul", "Concat", "MaxPool", "AvgPool"})
+SAFE_TO_OVERWRITE = frozenset(
+    {"Conv", "Linear", "BatchNorm", "Add", "Mul", "Concat", "MaxPool", "AvgPool"}
+)
 
 
 def runs_in_place(graph: Graph, node: Node) -> bool:

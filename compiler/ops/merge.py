@@ -47,24 +47,38 @@ def _concat_report(inputs, culprits, reference, nodes) -> OpError:
         return f"branch {i} (`{label}`)" if label else f"branch {i}"
 
     first = culprits[0]
-    exc = OpError("E0302", f"`concat` needs equal spatial sizes, but {name(first)} is {inputs[first]} "
-                  f"and {name(reference)} is {inputs[reference]}",
-                  help="pad or stride the branches so they agree, e.g. `pad = 1` for a 3×3 at stride 1",
-                  label=f"{name(first)} is {inputs[first]}")
+    exc = OpError(
+        "E0302",
+        f"`concat` needs equal spatial sizes, but {name(first)} is {inputs[first]} "
+        f"and {name(reference)} is {inputs[reference]}",
+        help="pad or stride the branches so they agree, e.g. `pad = 1` for a 3×3 at stride 1",
+        label=f"{name(first)} is {inputs[first]}",
+    )
     exc.span = nodes[first].span
     shown = (reference,) + culprits[1:]
-    exc.secondary = tuple(Label(nodes[i].span, f"{name(i)} is {inputs[i]}") for i in shown
-                          if nodes[i].span is not None and nodes[i].span != exc.span)
-    exc.notes = tuple(f"{name(i)} is {inputs[i]}, {name(reference)} is {inputs[reference]}"
-                      for i in culprits) if len(culprits) > 1 else ()
+    exc.secondary = tuple(
+        Label(nodes[i].span, f"{name(i)} is {inputs[i]}")
+        for i in shown
+        if nodes[i].span is not None and nodes[i].span != exc.span
+    )
+    exc.notes = (
+        tuple(
+            f"{name(i)} is {inputs[i]}, {name(reference)} is {inputs[reference]}" for i in culprits
+        )
+        if len(culprits) > 1
+        else ()
+    )
     return exc
 
 
 def broadcast(op: str, a: TensorType, b: TensorType) -> TensorType:
     """torch's rule, batch aside: align from the right; each pair of sizes is equal or has a 1."""
     if a.rank != b.rank:
-        raise OpError("E0301", f"shape mismatch in `{op}`: {a} vs {b}",
-                      help="both sides must have the same rank; use `Flatten` or pooling to match them")
+        raise OpError(
+            "E0301",
+            f"shape mismatch in `{op}`: {a} vs {b}",
+            help="both sides must have the same rank; use `Flatten` or pooling to match them",
+        )
     out = []
     for x, y in zip(a.shape, b.shape):
         if x != y and 1 not in (x, y):
@@ -84,12 +98,44 @@ def _infer_elementwise(op: str):
 
 
 register(
-    OpSpec(name="Concat", params=(), infer=infer_concat, family="merge", torch_ctor="torch.cat",
-           arity=VARIADIC, layer=False, doc="joins tensors along channels: `concat(a, b, …)`"),
-    OpSpec(name="Add", params=(), infer=_infer_elementwise("+"), family="merge", torch_ctor="operator.add",
-           arity=VARIADIC, layer=False, doc="elementwise sum with broadcasting: `a + b`"),
-    OpSpec(name="Mul", params=(), infer=_infer_elementwise("*"), family="merge", torch_ctor="operator.mul",
-           arity=VARIADIC, layer=False, doc="elementwise product with broadcasting: `a * b` (SE gates)"),
-    OpSpec(name="Input", params=(), infer=lambda args, inputs: (dict(args), args["type"]), family="io",
-           torch_ctor="", arity=0, layer=False, doc="the network's input"),
+    OpSpec(
+        name="Concat",
+        params=(),
+        infer=infer_concat,
+        family="merge",
+        torch_ctor="torch.cat",
+        arity=VARIADIC,
+        layer=False,
+        doc="joins tensors along channels: `concat(a, b, …)`",
+    ),
+    OpSpec(
+        name="Add",
+        params=(),
+        infer=_infer_elementwise("+"),
+        family="merge",
+        torch_ctor="operator.add",
+        arity=VARIADIC,
+        layer=False,
+        doc="elementwise sum with broadcasting: `a + b`",
+    ),
+    OpSpec(
+        name="Mul",
+        params=(),
+        infer=_infer_elementwise("*"),
+        family="merge",
+        torch_ctor="operator.mul",
+        arity=VARIADIC,
+        layer=False,
+        doc="elementwise product with broadcasting: `a * b` (SE gates)",
+    ),
+    OpSpec(
+        name="Input",
+        params=(),
+        infer=lambda args, inputs: (dict(args), args["type"]),
+        family="io",
+        torch_ctor="",
+        arity=0,
+        layer=False,
+        doc="the network's input",
+    ),
 )
