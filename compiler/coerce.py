@@ -144,7 +144,7 @@ def habit(spec: OpSpec, args: tuple, kwargs) -> tuple[OpError, object] | None:
     if spec.positional is not None and len(args) > spec.positional:
         return OpError(
             "E0411",
-            f"{call} passes a number by position, but `{spec.name}` takes its "
+            f"{call} passes an argument by position, but `{spec.name}` takes its "
             f"settings by name: cnnc infers `{spec.inferred}` from the input",
             help=f"write `{spec.name}`; set the rest by name, e.g. "
             f"`{spec.name}({spec.params[0].name} = {_show(spec.params[0].default)})`",
