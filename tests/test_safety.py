@@ -465,3 +465,34 @@ def test_text_in_comments_and_docstrings_is_one_printable_line(text, comment, do
 def test_literals_are_python_that_evaluates_to_the_value(value, text):
     assert source.literal(value) == text
     assert repr(eval(text, {"__builtins__": {"float": float}})) == repr(value)
+
+
+EDGE_LABELS = """
+block Unit {
+    return in -> __mangled: Conv(3, 3, pad = 1) -> label("a-b", ReLU)
+}
+network edge {
+    input [3, 8, 8]
+    return in -> label("stage.007", Unit) -> label("x-1.0", Conv(4, 1)) -> _: ReLU -> match: Flatten
+}
+"""
+
+
+def test_labels_at_the_edge_of_the_rule_run_alike_in_fx_the_source_and_the_export(tmp_path):
+    """`__x` (mangled in a class body), hyphens, `007` and soft keywords: check accepts them, so
+    cnnc.load, the standalone class and the torch.export program must all build and agree."""
+    from cnnc.compiler.lower.export import export_program
+
+    graph = api.graph("edge.cnn", text=EDGE_LABELS)
+    model = to_graph_module(graph, seed=0).eval()
+    namespace = {}
+    exec(compile(source.to_source(graph), "<edge>", "exec"), namespace)  # noqa: S102  the point
+    standalone = namespace["Edge"](seed=0).eval()
+    export_program(model, str(tmp_path / "edge.pt2"))
+    exported = torch.export.load(str(tmp_path / "edge.pt2")).module()
+    x = torch.randn(2, 3, 8, 8)
+    assert list(model.state_dict()) == list(standalone.state_dict())
+    assert "stage.007.__mangled.weight" in model.state_dict()
+    with torch.no_grad():
+        assert torch.equal(model(x), standalone(x))
+        assert torch.allclose(model(x), exported(x))
