@@ -7,19 +7,22 @@ import json
 import pytest
 
 import cnnc.api
-from cnnc.compiler.analysis.training_memory import saved_elements, storages, training_memory
+from cnnc.compiler.analysis.training_memory import saved_total, storages, training_memory
 from conftest import run_cli
 
 # conv → BN → ReLU (in place) → 2×2 max pool → flatten (a view) → linear, at [3, 8, 8].
 TINY = ("network t { input [3, 8, 8] return in -> c: Conv(4, 3, pad = 1, bias = false) "
         "-> b: BatchNorm -> ReLU -> MaxPool(2) -> Flatten -> fc: Linear(10) }")
 # By hand: params 4·3·9 (conv) + 2·4 (BN) + 64·10 + 10 (fc) = 766, so 3,064 bytes of weights.
-# Saved per sample: the input 192 (conv), the conv's output 256 (BN), the BN output the ReLU
-# overwrote 256 (ReLU and the pool), the pool's output 64 (fc, through the flatten view): 768
-# floats = 3,072 bytes, plus the pool's int64 indices 64 · 8 = 512 bytes. Largest tensor: 256.
+# Saved per sample, with its earliest reader: the input 192 floats (c), the conv's output 256 (b),
+# the BN output the ReLU overwrote 256 (relu, then the pool), the pool's int64 indices 64 · 8 bytes
+# (maxpool), the pool's output 64 (fc, through the flatten view): 3,584 bytes.
 WEIGHTS = 3064
-PER_SAMPLE = 768 * 4 + 64 * 8
-LARGEST = 256
+PER_SAMPLE = 192 * 4 + 256 * 4 + 256 * 4 + 64 * 8 + 64 * 4
+# The backward sweep at batch 4 peaks at the ReLU: the fc's gradients (2,600 bytes) are written;
+# the input, the conv's output and the ReLU's output (768 + 1,024 + 1,024 bytes a sample) are still
+# needed; the gradients of its output and input (256 + 256 floats a sample) are in flight.
+PEAK = {"gradients": 2600, "activations": 4 * (768 + 1024 + 1024), "workspace": 4 * 4 * (256 + 256)}
 
 
 def tiny():
@@ -27,7 +30,7 @@ def tiny():
 
 
 def test_saved_tensors_are_counted_once_each():
-    assert saved_elements(tiny()) == (768, LARGEST)
+    assert saved_total(tiny()) == PER_SAMPLE == 3584
 
 
 def test_in_place_activations_and_views_share_their_inputs_storage():
@@ -42,23 +45,40 @@ def test_in_place_activations_and_views_share_their_inputs_storage():
 @pytest.mark.parametrize("optimizer,buffers", [("sgd", 1), ("adam", 2)])
 def test_the_estimate_adds_up_by_hand(optimizer, buffers):
     t = training_memory(tiny(), batch=4, optimizer=optimizer)
-    assert (t.weights, t.gradients, t.optimizer_state) == (WEIGHTS, WEIGHTS, buffers * WEIGHTS)
-    assert t.activations == 4 * PER_SAMPLE == 14_336
-    assert t.workspace == 4 * 2 * LARGEST * 4 == 8_192
-    assert t.total == (2 + buffers) * WEIGHTS + 14_336 + 8_192
+    assert (t.weights, t.optimizer_state) == (WEIGHTS, buffers * WEIGHTS)
+    assert (t.gradients, t.activations, t.workspace) == tuple(PEAK.values()) == (2600, 11264, 8192)
+    assert t.total == (1 + buffers) * WEIGHTS + 2600 + 11264 + 8192
+
+
+def test_the_first_layer_holds_every_gradient_when_weights_dominate():
+    g = cnnc.api.graph("w.cnn", text="network w { input [8] return in -> l: Linear(4096) "
+                                      "-> ReLU -> m: Linear(4096) }")
+    t = training_memory(g, batch=1)
+    # at `l`: all gradients written; only the input's 8 floats still saved (the ReLU's output went
+    # with the ReLU's backward); the gradients of l's output (4,096) and input (8) in flight
+    assert (t.gradients, t.activations, t.workspace) == (t.weights, 8 * 4, (4096 + 8) * 4)
 
 
 def test_dropout_is_a_tensor_and_a_mask_in_training():
     g = cnnc.api.graph("d.cnn", text="network d { input [10] return in -> l: Linear(20) -> "
                                       "Dropout(0.5) -> m: Linear(5) }")
     # saved: the input 10 (l), the dropout's output 20 (m); its bool mask 20 bytes beside.
-    assert training_memory(g, batch=1).activations == (10 + 20) * 4 + 20
+    assert saved_total(g) == (10 + 20) * 4 + 20
 
 
-def test_half_precision_halves_the_bytes():
+def test_an_in_place_relu6_saves_a_copy_of_its_input():
+    g = cnnc.api.graph("r.cnn", text="network r { input [3, 4, 4] return in -> c: Conv(2, 1) "
+                                      "-> ReLU6 -> d: Conv(2, 1) }")
+    # the input 48 floats (c), the clone of the conv's output 32 (relu6), its output 32 (d)
+    assert saved_total(g) == (48 + 32 + 32) * 4
+
+
+def test_half_precision_halves_the_floats_but_not_the_indices():
     full, half = training_memory(tiny(), 4), training_memory(tiny(), 4, dtype="float16")
-    assert half.weights * 2 == full.weights
-    assert half.workspace * 2 == full.workspace
+    assert (half.weights * 2, half.optimizer_state * 2) == (full.weights, full.optimizer_state)
+    # the sweep's peak moves to the pool, whose int64 indices keep their 8 bytes: 4 samples ×
+    # (768 + 1,024 + 1,024 float bytes halved + 512 index bytes)
+    assert half.activations == 4 * ((768 + 1024 + 1024) // 2 + 512) == 7680
 
 
 def test_cli_prints_the_estimate_as_json(tmp_path, capsys):
@@ -69,8 +89,8 @@ def test_cli_prints_the_estimate_as_json(tmp_path, capsys):
     assert code == 0
     assert json.loads(out)["training"] == {
         "batch": 4, "dtype": "float32", "optimizer": "adam", "weights": WEIGHTS,
-        "gradients": WEIGHTS, "optimizer_state": 2 * WEIGHTS, "activations": 14_336,
-        "workspace": 8_192, "total": 4 * WEIGHTS + 14_336 + 8_192,
+        "gradients": 2600, "optimizer_state": 2 * WEIGHTS, "activations": 11_264,
+        "workspace": 8_192, "total": 3 * WEIGHTS + 2600 + 11_264 + 8_192,
     }
 
 

@@ -1,19 +1,23 @@
 """Graph → the peak memory of one training step at batch B (`cnnc summary --train`), pure Python.
 
 The step is PyTorch's usual one: forward, `loss.backward()`, `optimizer.step()`,
-`optimizer.zero_grad()` (grads set to None), measured once the optimiser has its state. The peak
-comes early in the backward pass, when nearly every tensor the forward saved is still alive and the
-gradients of the last layers (in most networks, most of the weights) are already written. So:
+`optimizer.zero_grad()` (grads set to None), once the optimiser has its state. Weights and the
+optimiser's state (momentum SGD keeps one buffer per parameter, Adam two) live throughout; on top,
+the step allocates:
 
-    peak = weights + gradients + optimiser state + saved activations + workspace
-
-- weights and gradients: every parameter once each; optimiser state: momentum SGD keeps one buffer
-  per parameter, Adam two.
 - saved activations: the distinct tensors autograd keeps for the backward pass, at batch B. Each op
   saves its input, its output or nothing (`SAVES`, from PyTorch's derivative formulas); a tensor
-  saved by several readers, or shared through an in-place op or a view, counts once. Max pools also
-  keep their indices (int64) and Dropout its mask (bool).
-- workspace: the gradients in flight, the incoming and outgoing one of the largest tensor.
+  saved by several readers, or shared through an in-place op or a view, counts once. An in-place
+  activation whose backward needs its input (ReLU6, Hardswish, SiLU, …) saves a copy of it first.
+  Max pools also keep their indices (int64) and Dropout its mask (bool).
+- gradients: written as the backward pass reaches each layer, last layer first;
+- workspace: the gradients in flight, of the output and the inputs of the node being differentiated.
+
+The backward pass is swept in reverse order: before node n is differentiated, the saved tensors
+still needed (those some node ≤ n saved), the gradients of the layers after it and its workspace
+are alive; a saved tensor is freed once its earliest reader is done. The peak is the largest such
+sum; the sweep ends with every gradient written, which is also what the optimiser step holds (Adam's
+temporaries aside). It is linear in the nodes.
 
 Dropout and StochasticDepth make tensors of their own here, unlike the inference figures of
 `memory.activations`, because in training they are not the identity.
@@ -41,6 +45,9 @@ SAVES = {
     "ReLU6": "input", "LeakyReLU": "input", "Hardswish": "input", "Hardsigmoid": "input",
     "SiLU": "input", "GELU": "input",
 }
+# In place, these save a clone of their input (the input is about to be overwritten); ReLU and
+# LeakyReLU need only their result, which the in-place version keeps in the input's storage.
+CLONED_IN_PLACE = frozenset({"ReLU6", "Hardswish", "Hardsigmoid", "SiLU"})
 # Bytes kept per output element beside the saved tensors: pool indices, dropout masks, and LRN's
 # intermediate tensors (its square, the pooled sum and the power: float each).
 EXTRA_BYTES = {"MaxPool": 8, "AdaptiveMaxPool": 8, "Dropout": 1}
@@ -51,16 +58,16 @@ _TRAINING_TENSORS = frozenset({"Dropout", "StochasticDepth"})
 
 @dataclass(frozen=True, slots=True)
 class TrainingMemory:
-    """Bytes at the peak of one training step; `total` is the estimate `cnnc summary --train` prints."""
+    """Bytes alive at the peak of one training step; `total` is what `cnnc summary --train` prints."""
 
     batch: int
     dtype: str
     optimizer: str
     weights: int
-    gradients: int
     optimizer_state: int
-    activations: int  # saved for the backward pass, at `batch`
-    workspace: int  # gradients in flight
+    gradients: int  # written by the peak
+    activations: int  # saved for the backward pass and still needed at the peak
+    workspace: int  # gradients in flight at the peak
 
     @property
     def total(self) -> int:
@@ -77,33 +84,62 @@ def training_memory(graph: Graph, batch: int, optimizer: str = "sgd",
     """See the module docstring. `graph` has no ERROR node."""
     size = DTYPE_BYTES[dtype]
     weights = sum(params(graph).values()) * size
-    saved, largest = saved_elements(graph)
-    extra = sum(_extra_bytes(n, size) for n in graph.nodes_in_order())
-    return TrainingMemory(
-        batch=batch,
-        dtype=dtype,
-        optimizer=optimizer,
-        weights=weights,
-        gradients=weights,
-        optimizer_state=OPTIMIZER_BUFFERS[optimizer] * weights,
-        activations=batch * (saved * size + extra),
-        workspace=batch * 2 * largest * size,
-    )
+    gradients, activations, workspace = backward_peak(graph, batch, size)
+    return TrainingMemory(batch, dtype, optimizer, weights, OPTIMIZER_BUFFERS[optimizer] * weights,
+                          gradients, activations, workspace)
 
 
-def saved_elements(graph: Graph) -> tuple[int, int]:
-    """(elements of the distinct tensors saved for backward, elements of the largest tensor), at
-    batch 1."""
+def backward_peak(graph: Graph, batch: int, size: int) -> tuple[int, int, int]:
+    """(gradients, saved activations, workspace) in bytes at the largest moment of the sweep."""
+    weights = params(graph)
+    saved = saved_bytes(graph, size)
+    freed_after: dict[int, int] = {}
+    for nbytes, earliest in saved.values():
+        freed_after[earliest] = freed_after.get(earliest, 0) + nbytes
+    alive = sum(nbytes for nbytes, _ in saved.values())
+    gradients, best, best_total = 0, (0, 0, 0), -1
+    for n in reversed(graph.nodes_in_order()):
+        gradients += weights[n.id] * size
+        moment = (gradients, batch * alive, batch * size * _in_flight(graph, n))
+        if sum(moment) > best_total:
+            best, best_total = moment, sum(moment)
+        alive -= freed_after.get(n.id, 0)
+    return best
+
+
+def _in_flight(graph: Graph, n: Node) -> int:
+    """Elements of the gradients differentiating `n` holds: its output's and its inputs'."""
+    return n.type.numel + sum(graph.node(i).type.numel for i in dict.fromkeys(n.inputs))
+
+
+def saved_bytes(graph: Graph, size: int) -> dict[object, tuple[int, int]]:
+    """What the forward pass keeps, at batch 1: key → (bytes, id of its earliest reader). A key is a
+    storage (a node id, see `storages`) or an op's private tensor (a clone, indices, a mask)."""
     storage = storages(graph)
-    kept: set[int] = set()
+    out: dict[object, tuple[int, int]] = {}
+
+    def keep(key, nbytes: int, reader: int) -> None:
+        out[key] = (nbytes, min(reader, out[key][1]) if key in out else reader)
+
     for n in graph.nodes_in_order():
         what = SAVES.get(n.op)
-        if what in ("input", "both"):
-            kept.update(storage[i] for i in n.inputs)
+        if n.op in CLONED_IN_PLACE and runs_in_place(graph, n):
+            keep(("clone", n.id), n.type.numel * size, n.id)
+        elif what in ("input", "both"):
+            for i in n.inputs:
+                keep(storage[i], graph.node(storage[i]).type.numel * size, n.id)
         if what in ("output", "both"):
-            kept.add(storage[n.id])
-    numel = {n.id: n.type.numel for n in graph.nodes_in_order() if not is_error(n.type)}
-    return sum(numel[s] for s in kept), max(numel.values(), default=0)
+            keep(storage[n.id], graph.node(storage[n.id]).type.numel * size, n.id)
+        extra = _extra_bytes(n, size)
+        if extra:
+            keep(("extra", n.id), extra, n.id)
+    return out
+
+
+def saved_total(graph: Graph) -> int:
+    """Bytes of everything the forward pass keeps for the backward, at batch 1 in float32 — the
+    figure autograd's saved-tensor hooks see."""
+    return sum(nbytes for nbytes, _ in saved_bytes(graph, 4).values())
 
 
 def storages(graph: Graph) -> dict[int, int]:
