@@ -1,0 +1,130 @@
+"""Benchmark (not a test): cnnc's static analysis against the tools that measure a built model.
+
+1. Whole processes, as a user types them: `cnnc summary zoo/resnet152.cnn` against torchinfo's
+   `summary` of torchvision's resnet152 (goal: ≥ 50× faster), with `cnnc check`, a bare Python and
+   `import torch` as floors.
+2. The same MAC count in one process: cnnc (parse, elaborate, analyse) against torch's
+   `FlopCounterMode` over a forward pass, and fvcore's `FlopCountAnalysis` where it is installed.
+3. `cnnc check` of every zoo model in one warm process: the work after start-up (goal: < 150 ms).
+
+    python bench/analysis.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+from pathlib import Path
+
+from timing import PYTHON, ROOT, interleaved, machine, median, ms, process, seconds, table
+
+RESNET152 = "zoo/resnet152.cnn"
+TORCHINFO = ("import torchvision; from torchinfo import summary; "
+             "print(summary(torchvision.models.resnet152(), (1, 3, 224, 224), verbose=0))")
+
+
+def cnnc_command() -> list[str]:
+    script = Path(PYTHON).with_name("cnnc")
+    return [str(script)] if script.exists() else [PYTHON, "-m", "cnnc.cli"]
+
+
+def whole_processes(rounds: int) -> None:
+    cnnc = cnnc_command()
+    contenders = {
+        "cnnc summary resnet152": process([*cnnc, "summary", RESNET152]),
+        "cnnc check resnet152": process([*cnnc, "check", RESNET152]),
+        "torchinfo summary(resnet152)": process([PYTHON, "-c", TORCHINFO]),
+        "python -c pass": process([PYTHON, "-c", "pass"]),
+        "python -c 'import torch'": process([PYTHON, "-c", "import torch"]),
+    }
+    for fn in contenders.values():
+        fn()  # warm-up: bytecode caches, lark's grammar cache, the OS's file cache
+    times = {name: median(t) for name, t in interleaved(contenders, rounds).items()}
+    ours = times["cnnc summary resnet152"]
+    rows = [[name, ms(t), f"{t / ours:.1f}×"] for name, t in times.items()]
+    print(f"\n## Whole processes (median of {rounds}, interleaved)\n")
+    print(table(["process", "wall", "÷ cnnc summary"], rows))
+    speedup = times["torchinfo summary(resnet152)"] / ours
+    print(f"\ncnnc summary is {speedup:.1f}× faster than torchinfo (goal ≥ 50×: "
+          f"{'met' if speedup >= 50 else 'not met'})")
+
+
+def mac_counters(rounds: int) -> None:
+    import torch
+    import torchvision
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import cnnc.api
+    from cnnc.compiler.analysis.summary import summarize
+
+    torch.set_num_threads(2)
+    model = torchvision.models.resnet152().eval()
+    x = torch.randn(1, 3, 224, 224)  # [1, 3, 224, 224]
+    found: dict[str, int] = {}
+
+    def ours():
+        found["cnnc (parse, elaborate, analyse)"] = summarize(cnnc.api.graph(ROOT / RESNET152)).macs
+
+    def flop_counter():
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+        found["torch FlopCounterMode (forward)"] = counter.get_total_flops() // 2
+
+    contenders = {"cnnc (parse, elaborate, analyse)": ours, "torch FlopCounterMode (forward)": flop_counter}
+    fvcore = _fvcore_counter(model, x, found)
+    if fvcore is not None:
+        contenders["fvcore FlopCountAnalysis (trace)"] = fvcore
+    for fn in contenders.values():
+        fn()
+    times = {name: median(t) for name, t in interleaved(contenders, rounds).items()}
+    base = times["cnnc (parse, elaborate, analyse)"]
+    rows = [[name, f"{found[name]:,}", ms(t), f"{t / base:.1f}×"] for name, t in times.items()]
+    print(f"\n## MACs of ResNet-152 in one process (median of {rounds}; the model already built)\n")
+    print(table(["counter", "MACs", "time", "÷ cnnc"], rows))
+    if fvcore is None:
+        print("(fvcore is not installed: `pip install fvcore` adds its row)")
+
+
+def _fvcore_counter(model, x, found):
+    try:
+        from fvcore.nn import FlopCountAnalysis
+    except ImportError:
+        return None
+
+    def count():
+        analysis = FlopCountAnalysis(model, x).unsupported_ops_warnings(False)
+        found["fvcore FlopCountAnalysis (trace)"] = int(analysis.total())  # fvcore's "flop" is a MAC
+
+    return count
+
+
+def zoo_checks() -> None:
+    from cnnc.cli import main
+
+    files = sorted((ROOT / "zoo").glob("*.cnn"))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        main(["check", str(ROOT / "zoo" / "lenet5.cnn")])  # imports and the grammar, once
+        times = {f.stem: _check_seconds(main, f) for f in files}
+    slowest = sorted(times.items(), key=lambda kv: -kv[1])[:5]
+    print(f"\n## cnnc check in a warm process: {len(files)} zoo files (goal < 150 ms each)\n")
+    print(table(["file", "check"], [[name, ms(t)] for name, t in slowest]))
+    print(f"\nslowest {ms(slowest[0][1])}; median {ms(median(list(times.values())))}")
+
+
+def _check_seconds(main, path: Path) -> float:
+    return seconds(lambda: main(["check", str(path)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of each contender")
+    args = parser.parse_args()
+    print(f"# Analysis benchmark · {machine()}")
+    whole_processes(args.rounds)
+    mac_counters(args.rounds)
+    zoo_checks()
+
+
+if __name__ == "__main__":
+    main()
