@@ -37,8 +37,12 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
+# Side-by-side ratio tables (a few minutes on 2 cores); BENCHMARKS.md records the latest figures.
 bench: setup
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[bench]"
+	$(BIN)/python bench/analysis.py
 	$(BIN)/python bench/lowering.py
+	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/search.py
 
 # Fuzzing for a time budget: mutants of the zoo and generated programs through check → summary → load
