@@ -7,16 +7,19 @@ is made, and breaking one is a located user error (exit 1) with its own code and
 - `MAX_NODES` (E0701): nodes of one network. Real networks have a few thousand; a 100k-layer chain
   still fits. Checked as each node is made, and earlier from a lower bound (`estimate`): a list of
   layers, a comprehension that makes layers and a sequence about to be applied are refused at once
-  when they need more nodes than are left, before any is built (`ResNet([3, 1000000, 6, 3])`); a
-  sequence may not have more layers than nodes are left, even layers that make none.
+  when they need more nodes than are left, before any is built (`ResNet([3, 1000000, 6, 3])`), and
+  so is a block instance (blocks that double at each level); a sequence may not have more layers
+  than nodes are left, even layers that make none.
 - `MAX_LIST` (E0702): items of one list, from a list literal, `range`, a comprehension, `+` or `*`.
 - `MAX_STRING` (E0703): characters of one string, checked before `+` joins two.
 - `MAX_INT_BITS` (E0704): the size of an integer; `+ - * // %` and `pow` are checked from their
   operands' sizes, so repeated squaring and `pow` towers stop before the big number is computed.
 - `MAX_DEPTH` (E0705): how deeply evaluation nests — blocks inside blocks, values defined through
-  other values. Deeper programs stop with a located error instead of Python's RecursionError.
+  other values. Deeper programs stop with a located error instead of Python's RecursionError; a
+  value nested by thousands of statements that still exhausts the stack is E0705 without a place.
 - `MAX_STEPS` (E0706): comprehension steps of one elaboration in all (the repeat counts), charged
-  before each comprehension iterates, so nested comprehensions are bounded by their product.
+  before each comprehension iterates; where an inner comprehension's range is known before the
+  outer one iterates, their product is checked at once.
 - `MAX_ITEMS` (E0707): list items and string characters one elaboration makes in all, charged before
   they are made, so a loop that copies a long list or string at each step is bounded by the copies.
 """
@@ -34,7 +37,8 @@ MAX_DEPTH = 1_000
 MAX_STEPS = 500_000
 
 # Python frames one level of evaluation takes at most (a block instance: evaluate → chain → apply →
-# instantiate → body → guard → …), so MAX_DEPTH levels fit under the interpreter's recursion limit.
+# instantiate → body → guard → …; 11 measured for labelled nested blocks), so that MAX_DEPTH levels
+# fit under the interpreter's recursion limit.
 FRAMES_PER_LEVEL = 16
 
 
