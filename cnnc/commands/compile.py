@@ -122,7 +122,7 @@ def source(graph, args) -> str:
 def write_source(graph, args, path: Path) -> str:
     from cnnc.compiler.lower.fx import class_name
 
-    path.write_text(source(graph, args))
+    path.write_text(source(graph, args), encoding="utf-8")  # the header and titles hold non-ASCII text
     return f"class {class_name(graph.network)}, needs only torch"
 
 
