@@ -128,8 +128,9 @@ def compare_source(model, x, y) -> str:
     namespace: dict = {"__name__": "cnnc_fuzz_generated"}
     try:
         exec(compile(model.cnnc_source(seed=0), "<generated>", "exec"), namespace)  # noqa: S102 — our own emitter's output is what is tested
-        (cls,) = [v for v in namespace.values()
-                  if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == "cnnc_fuzz_generated"]
+        from cnnc.compiler.lower.fx import class_name
+
+        cls = namespace[class_name(model.cnnc_graph.network)]  # helpers (Chunk, Block, …) are classes too
         with torch.inference_mode():
             z = cls(seed=0).eval()(x)
     except Exception as exc:  # noqa: BLE001
