@@ -26,6 +26,7 @@ space (its fingerprint, kept in the study's user attributes) is refused (E0607).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import math
@@ -261,16 +262,25 @@ def check_same_study(settings: Settings, recorded: dict, space: str | None, fing
 
 
 def space_fingerprint(space: Space) -> str:
-    """sha256 of what decides the members: every module's canonical text, the network, its arguments
-    and the input shape. Comments and layout do not count (the formatter drops them)."""
-    from cnnc.dsl.format import format_module
-
+    """sha256 of what decides the members: every module's syntax tree (without source positions and
+    comments: layout and comments do not count), the network, its arguments and the input shape."""
     h = hashlib.sha256()
     program = space.program
     for key in sorted(program.modules, key=lambda k: (k != program.main, k)):
-        h.update(format_module(program.modules[key]).encode())
+        h.update(repr(_tree(program.modules[key])).encode())
     h.update(repr((space.network, sorted((space.args or {}).items(), key=str), space.input_shape)).encode())
     return h.hexdigest()
+
+
+def _tree(node):
+    """An AST as nested tuples of what it means: the compared fields, spans left out."""
+    if dataclasses.is_dataclass(node):
+        return (type(node).__name__,) + tuple(
+            _tree(getattr(node, f.name)) for f in dataclasses.fields(node) if f.compare and f.name != "span"
+        )
+    if isinstance(node, (list, tuple)):
+        return tuple(_tree(x) for x in node)
+    return node
 
 
 def changes(study, settings: Settings) -> list[str]:

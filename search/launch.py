@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -85,13 +86,16 @@ def run_workers(settings, say: Callable[[str], None]) -> list[int]:
     if threading.current_thread() is threading.main_thread():
         restore = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        codes = []
-        for i, p in enumerate(procs):
-            codes.append(p.wait())
-            if codes[-1] < 0:
-                name = signal.Signals(-codes[-1]).name
-                say(f"worker {i} (pid {p.pid}) was killed by {name}: the others run its trial again")
-        return codes
+        codes: dict[int, int] = {}
+        while len(codes) < len(procs):  # reap each as it ends: a zombie would look alive to the others
+            for i, p in enumerate(procs):
+                if i not in codes and p.poll() is not None:
+                    codes[i] = p.returncode
+                    if p.returncode < 0:
+                        name = signal.Signals(-p.returncode).name
+                        say(f"worker {i} (pid {p.pid}) was killed by {name}: the others run its trial again")
+            time.sleep(0.1)
+        return [codes[i] for i in range(len(procs))]
     finally:
         for s, old in restore.items():
             signal.signal(s, old)

@@ -10,7 +10,7 @@ Contracts:
   RUNNING trial whose heartbeat is older than `3 × heartbeat` is stale. Journal files have no
   heartbeat in Optuna: a RUNNING trial there is stale when the process recorded in its `worker`
   attribute (same host) no longer exists. Either way `fail_stale` marks it FAIL and enqueues its
-  parameters again (Optuna's `RetryFailedTrialCallback`).
+  parameters again (`requeue`: the new trial's user attribute `retry_of` names the failed one).
 - `StudyLock` is a file lock (`flock`) beside a SQLite or journal file and a PostgreSQL advisory lock
   (held by a connection of its own, released by the server when the holder dies) for PostgreSQL.
   Other databases get no lock: their workers may overshoot `--trials` by a trial in a race.
@@ -53,8 +53,7 @@ def file_path(url: str) -> Path:
 
 def open_storage(url: str, heartbeat: int):
     """Optuna's storage for `url` (see the module docstring for the heartbeat)."""
-    retry = optuna.storages.RetryFailedTrialCallback(max_retry=MAX_RETRY, inherit_intermediate_values=False)
-    beats = {"heartbeat_interval": heartbeat, "grace_period": 3 * heartbeat, "failed_trial_callback": retry}
+    beats = {"heartbeat_interval": heartbeat, "grace_period": 3 * heartbeat, "failed_trial_callback": requeue}
     if kind(url) == "journal":
         path = str(file_path(url))
         backend = optuna.storages.journal.JournalFileBackend(
@@ -65,6 +64,15 @@ def open_storage(url: str, heartbeat: int):
         return optuna.storages.RDBStorage(url, engine_kwargs={"creator": _sqlite(file_path(url))}, **beats)
     # pre-ping: a connection the server dropped while idle is replaced instead of failing the next call
     return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **beats)
+
+
+def requeue(study, trial) -> None:
+    """Enqueue a failed trial's parameters again (at most `MAX_RETRY` times along one chain), marked
+    `retry_of`. Optuna's `RetryFailedTrialCallback` would copy every user attribute — the old
+    status and reason would stick to the new trial."""
+    retries = trial.user_attrs.get("retries", 0)
+    if retries < MAX_RETRY:
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "retries": retries + 1})
 
 
 def _sqlite(path: Path):
@@ -90,12 +98,13 @@ def this_worker() -> dict:
 
 
 def _process_start(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (tells a reused pid from the original)."""
+    """The process's start time in clock ticks since boot (tells a reused pid from the original);
+    `dead` for a zombie (killed, not yet reaped by its parent)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    return "dead" if fields[0] in ("Z", "X") else fields[19]
 
 
 def is_alive(worker: dict | None) -> bool:
@@ -109,7 +118,8 @@ def is_alive(worker: dict | None) -> bool:
         return False
     except (PermissionError, TypeError):
         return True
-    return worker.get("started") is None or _process_start(pid) == worker.get("started")
+    started = _process_start(pid)
+    return started != "dead" and (worker.get("started") is None or started == worker.get("started"))
 
 
 def fail_stale(study, url: str) -> list[int]:
@@ -121,13 +131,12 @@ def fail_stale(study, url: str) -> list[int]:
         return sorted(before - after - _finished_normally(study, before - after))
     failed = []
     storage = study._storage  # the public Study API cannot change another worker's trial
-    retry = optuna.storages.RetryFailedTrialCallback(max_retry=MAX_RETRY, inherit_intermediate_values=False)
     for t in study.get_trials(deepcopy=False, states=(_RUNNING(),)):
         if is_alive(t.user_attrs.get("worker")):
             continue
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             if storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL):
-                retry(study, storage.get_trial(t._trial_id))
+                requeue(study, storage.get_trial(t._trial_id))
                 failed.append(t.number)
     return failed
 

@@ -228,8 +228,7 @@ class Worker:
                 trial.set_user_attr("status", status)
                 trial.set_user_attr("reason", reason)
                 frozen = self.study.tell(trial, state=TrialState.FAIL)
-                retry = optuna.storages.RetryFailedTrialCallback(max_retry=stores.MAX_RETRY, inherit_intermediate_values=False)
-                retry(self.study, frozen)
+                stores.requeue(self.study, frozen)
                 self.objective.after(self.study, frozen)
 
         self.retrying(record)

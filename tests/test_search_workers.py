@@ -1,0 +1,265 @@
+"""Several workers on one study (search/worker.py, storage.py, launch.py): what counts toward
+`--trials`, stale trials, failures that do not stop a worker, a changed space, races between
+workers, and `cnnc search --workers 3` on a journal file with one worker SIGKILLed mid-trial.
+
+`kill_one_worker_and_check` is shared with the PostgreSQL test (tests/test_search_postgres.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import optuna
+import pytest
+from conftest import ROOT
+from test_search_driver import TINY, Counting, Quiet, write
+
+from cnnc.dsl.diagnostics import CnncError
+from cnnc.search import driver, storage, worker
+from cnnc.search.space import fixed, graph_hash
+
+COMPLETE, FAIL, PRUNED = (optuna.trial.TrialState[s] for s in ("COMPLETE", "FAIL", "PRUNED"))
+
+
+def settings(tmp_path, **options):
+    return driver.Settings(file=str(options.pop("file", TINY)), out=tmp_path / "out", **options)
+
+
+def run(s, evaluator=None):
+    space = driver.space_for(s, (1, 8, 8), 10)
+    return driver.run(s, space, evaluator or Counting(), Quiet(), num_classes=10)
+
+
+class _Trial:
+    def __init__(self, state, status=None):
+        self.state, self.user_attrs = state, ({"status": status} if status else {})
+
+
+@pytest.mark.parametrize(
+    "state, status, counted",
+    [
+        (COMPLETE, "scored", True),
+        (PRUNED, "infeasible", True),
+        (FAIL, "failed", True),  # the member's own failure is its result
+        (FAIL, "reused", True),
+        (FAIL, "interrupted", False),  # stopped by a signal: run again
+        (FAIL, "lost", False),
+        (FAIL, None, False),  # found stale: its worker died
+        (optuna.trial.TrialState.RUNNING, None, False),
+    ],
+)
+def test_what_counts_toward_trials(state, status, counted):
+    assert worker.counts(_Trial(state, status)) is counted
+
+
+def test_an_evaluator_that_raises_is_recorded_and_the_worker_goes_on(tmp_path):
+    class Raising(Counting):
+        def __call__(self, graph, report):
+            if len(self.graphs) % 2 == 0:
+                self.graphs.append(graph)
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+            return super().__call__(graph, report)
+
+    result = run(settings(tmp_path, trials=5, sampler="random"), Raising())
+    failed = [r for r in result.rows if r.status == "failed"]
+    assert failed and all(
+        r.state == "FAIL" and r.reason == "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
+        for r in failed
+    )
+    assert len(result.rows) == 5 and result.stopped == "done"
+
+
+def test_a_member_too_large_for_the_machine_is_a_failed_trial_not_a_crash(tmp_path, monkeypatch, one_thread):
+    from cnnc.search.data import load_dataset
+    from cnnc.search.evaluators import fit
+
+    monkeypatch.setattr(fit, "available_bytes", lambda device: 2**30)  # a machine with 1 GiB free
+    big = write(tmp_path, "big.cnn", 'return in -> Conv(choice(8, 65536, name = "c"), 3, pad = 1) '
+                '-> GlobalAvgPool -> Flatten -> fc: Linear(classes)')
+    s = settings(tmp_path, file=big, trials=2, sampler="grid", evaluator="proxy", device="cpu")
+    result = run(s, driver.proxy_evaluator(s, load_dataset("digits")))
+    by_width = {r.decisions["c"]: r for r in result.rows}
+    assert by_width["8"].status == "scored"
+    large = by_width["65536"]
+    assert (large.state, large.status) == ("FAIL", "failed")
+    assert large.reason == (
+        "too large for this machine: needs about 2.0 GiB (1,310,730 params, 4,259,914 activations "
+        "per sample × batch 64), 1.0 GiB free on cpu"
+    )
+
+
+def test_a_changed_space_is_not_resumed(tmp_path):
+    space = write(tmp_path, "s.cnn", 'return in -> Conv(choice(8, 16, name = "c"), 3) '
+                  '-> GlobalAvgPool -> Flatten -> fc: Linear(classes)')
+    run(settings(tmp_path, file=space, trials=1))
+    space.write_text(space.read_text().replace("# ", "#") + "# a comment changes nothing\n")
+    run(settings(tmp_path, file=space, trials=2))
+    space.write_text(space.read_text().replace("choice(8, 16", "choice(8, 16, 32"))
+    with pytest.raises(CnncError) as info:
+        run(settings(tmp_path, file=space, trials=3))
+    d = info.value.diagnostics[0]
+    assert d.code == "E0607" and "was made from another search space" in d.message
+
+
+def test_a_journal_trial_whose_process_is_gone_is_failed_and_queued_again(tmp_path):
+    url = f"journal:///{tmp_path / 'study.journal'}"
+    study = optuna.create_study(storage=storage.open_storage(url, 10), study_name="s")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    trial = study.ask({"w": optuna.distributions.CategoricalDistribution(["8", "16"])})
+    trial.set_user_attr("worker", {"host": storage.HOST, "pid": gone.pid, "started": None})
+    alive = study.ask()
+    alive.set_user_attr("worker", storage.this_worker())
+    assert storage.fail_stale(study, url) == [trial.number]
+    states = {t.number: t.state for t in study.trials}
+    assert states[trial.number] == FAIL and states[alive.number] == optuna.trial.TrialState.RUNNING
+    (queued,) = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert queued.system_attrs["fixed_params"] == trial.params  # taken when a worker asks for a trial
+    assert queued.user_attrs == {"retry_of": trial.number, "retries": 1}
+
+
+def test_workers_in_threads_stop_at_exactly_the_trials_asked(tmp_path):
+    """Three workers race for the last slots of one SQLite study: none overshoots, none is lost."""
+    s = settings(tmp_path, trials=7, sampler="random")
+    space = driver.space_for(s, (1, 8, 8), 10)
+    driver.open_study(s, space)
+    errors = []
+
+    def one(i):
+        try:
+            mine = driver.Settings(**{**s.__dict__, "worker": i})
+            driver.run(mine, space, Counting(), Quiet(), num_classes=10, write=False)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    trials = optuna.load_study(study_name="tiny", storage=s.storage_url).trials
+    assert len(trials) == 7 and worker.finished_count(trials) == 7
+    scored = [t.user_attrs["hash"] for t in trials if t.user_attrs.get("status") == "trained"]
+    assert len(scored) == len(set(scored))  # each architecture evaluated once, by one worker
+
+
+# ---------------------------------------------------------------------------------------------
+# A worker SIGKILLed mid-trial (shared with the PostgreSQL test)
+
+
+def wait_for_running_trial(load, pids, timeout=120.0):
+    """A RUNNING trial being evaluated by one of `pids()`: (trial number, pid)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        ours = pids()
+        try:
+            trials = load().get_trials(deepcopy=False)
+        except Exception:  # noqa: BLE001 - the study is not created yet
+            trials = []
+        for t in trials:
+            pid = t.user_attrs.get("worker", {}).get("pid")
+            if t.state == optuna.trial.TrialState.RUNNING and "evaluating" in t.user_attrs and pid in ours:
+                return t.number, pid
+        time.sleep(0.05)
+    raise AssertionError("no worker started evaluating a trial")
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(stat))
+    return found
+
+
+def check_killed_study(study, killed: int, trials: int, space_settings) -> None:
+    """The issue's assertions on a study after one of its workers was killed during `killed`."""
+    all_ = study.trials
+    assert sum(t.state == COMPLETE for t in all_) == trials
+    assert worker.finished_count(all_) == trials
+    assert not [t for t in all_ if t.state == optuna.trial.TrialState.RUNNING]
+    dead = all_[killed]
+    assert dead.state == FAIL and "status" not in dead.user_attrs
+    retried = [t for t in all_ if t.user_attrs.get("retry_of") == killed]
+    assert retried and retried[0].params == dead.params and retried[0].state == COMPLETE
+    # no architecture evaluated twice at once: the evaluations of one hash never overlap
+    spans: dict[str, list] = {}
+    for t in all_:
+        if t.user_attrs.get("status") in ("scored", "trained") or t.number == killed:
+            spans.setdefault(t.user_attrs["hash"], []).append((t.datetime_start, t.datetime_complete))
+    for hash_, runs in spans.items():
+        runs.sort()
+        assert all(a[1] is not None and a[1] <= b[0] for a, b in zip(runs, runs[1:])), hash_
+    scored = [t.user_attrs["hash"] for t in all_ if t.user_attrs.get("status") in ("scored", "trained")]
+    assert len(scored) == len(set(scored))
+    # every complete trial replays to the architecture it recorded
+    space = driver.space_for(space_settings, (1, 8, 8), 10)
+    from cnnc.compiler.analysis.summary import summarize
+
+    for t in all_:
+        if t.state == COMPLETE:
+            member = space.member(fixed(t.user_attrs["decisions"]))
+            s = summarize(member.graph)
+            assert (graph_hash(member.graph), s.params, s.macs) == (
+                t.user_attrs["hash"], t.user_attrs["params"], t.user_attrs["macs"]
+            )
+
+
+def test_search_with_three_workers_on_a_journal_survives_a_sigkill(tmp_path):
+    out, trials = tmp_path / "run", 6
+    command = [sys.executable, "-c", "import sys; from cnnc.cli import main; sys.exit(main())",
+               "search", TINY, "--workers", "3", "--trials", str(trials), "--epochs", "1",
+               "--pruner", "none", "--device", "cpu", "--out", out, "--heartbeat", "1"]
+    parent = subprocess.Popen([str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        journal = out / "study.journal"
+        end = time.monotonic() + 120
+        while not journal.exists() and time.monotonic() < end:
+            time.sleep(0.1)
+        url = f"journal:///{journal}"
+        load = lambda: optuna.load_study(study_name="tiny", storage=storage.open_storage(url, 1))  # noqa: E731
+        killed, pid = wait_for_running_trial(load, lambda: children_of(parent.pid))
+        os.kill(pid, signal.SIGKILL)
+        stdout, stderr = parent.communicate(timeout=300)
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+            parent.wait()
+    assert parent.returncode == 0, stderr
+    assert f"(pid {pid}) was killed by SIGKILL" in stderr
+    assert f"trial {killed}'s worker stopped answering" in stderr
+    check_killed_study(load(), killed, trials, driver.Settings(file=str(TINY)))
+    assert (out / "best.cnn").is_file()
+
+
+def test_a_signal_stops_a_worker_after_recording_its_trial(tmp_path):
+    """SIGTERM mid-trial: the trial is FAIL (interrupted), its parameters queued, the worker stops."""
+    s = settings(tmp_path, trials=50, sampler="random")
+
+    class Slow(Counting):
+        def __call__(self, graph, report):
+            if len(self.graphs) == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # interrupted long before this ends
+            return super().__call__(graph, report)
+
+    result = run(s, Slow())
+    assert result.stopped == "interrupted"
+    interrupted = [r for r in result.rows if r.status == "interrupted"]
+    assert len(interrupted) == 1 and interrupted[0].state == "FAIL"
+    assert interrupted[0].reason == "the worker was stopped (SIGTERM)"
+    study = optuna.load_study(study_name="tiny", storage=s.storage_url)
+    waiting = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert [w.user_attrs["retry_of"] for w in waiting] == [interrupted[0].number]
