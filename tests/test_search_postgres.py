@@ -65,3 +65,62 @@ def test_study_in_postgresql_resumes(postgres, tmp_path, capsys):
     study = optuna.load_study(study_name="shared", storage=postgres)
     assert len(study.trials) == 5
     assert all(t.user_attrs.get("hash") for t in study.trials)
+
+
+SLOW_WORKER = """
+import sys, time
+from cnnc.search import driver
+from cnnc.search.data import load_dataset
+
+storage, out, trials, index = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+settings = driver.Settings(file=sys.argv[5], out=out, trials=trials, evaluator="proxy", device="cpu",
+                           storage=storage, study="killed", heartbeat=1, worker=index)
+data = load_dataset("digits")
+proxy = driver.proxy_evaluator(settings, data)
+
+def slow(graph, report):  # the proxy takes milliseconds: half a second gives the test time to kill
+    time.sleep(0.5)
+    return proxy(graph, report)
+
+space = driver.space_for(settings, data.input_shape, data.num_classes)
+class Quiet:
+    def started(self, rows, notes): ...
+    def trial_started(self, number): ...
+    def epoch(self, number, epoch, accuracy): ...
+    def finished(self, row): ...
+    def note(self, text): print(text, file=sys.stderr, flush=True)
+
+driver.run(settings, space, slow, Quiet(), data.num_classes, write=False)
+"""
+
+
+def test_three_workers_on_postgresql_survive_a_sigkill(postgres, tmp_path):
+    """3 processes on one study; one is SIGKILLed during a trial: its trial is failed by the others
+    once its heartbeat is 3 s old, run again, and the study ends with exactly 6 complete trials.
+    (The fixture stops the server and removes its folder whatever happens.)"""
+    import signal
+    import sys
+
+    import optuna
+    from test_search_workers import check_killed_study, wait_for_running_trial
+
+    from cnnc.search import driver
+
+    trials = 6
+    procs = [subprocess.Popen([sys.executable, "-c", SLOW_WORKER, postgres, str(tmp_path), str(trials), str(i),
+                               str(ROOT / "zoo" / "spaces" / "tiny.cnn")], stderr=subprocess.PIPE, text=True)
+             for i in range(3)]
+    try:
+        load = lambda: optuna.load_study(study_name="killed", storage=postgres)  # noqa: E731
+        killed, pid = wait_for_running_trial(load, lambda: {p.pid for p in procs})
+        os.kill(pid, signal.SIGKILL)
+        errors = [p.communicate(timeout=300)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [-signal.SIGKILL, 0, 0], errors
+    assert any(f"trial {killed}'s worker stopped answering" in e for e in errors), errors
+    check_killed_study(load(), killed, trials, driver.Settings(file=str(ROOT / "zoo" / "spaces" / "tiny.cnn")))
