@@ -122,6 +122,11 @@ class Graph:
         return list(self._users.get(node_id, ()))
 
     def first_error(self) -> Node | None:
+        """The first node where inference failed; found once (renderers ask per cluster)."""
+        return self._first_error
+
+    @cached_property
+    def _first_error(self) -> Node | None:
         return next((n for n in self._nodes.values() if n.error is not None), None)
 
     @property
