@@ -179,3 +179,8 @@ def test_block_alias_errors():
     assert codes(net("return in -> V", defs=defs)) == ["E0401"]
     assert codes(net("return in -> W", defs="block W = 7")) == ["E0404"]
     assert codes(net("return in -> X(1)", defs="block U(c) { return in -> Conv(c, 1) }\nblock X = U(4)")) == ["E0403"]
+
+
+def test_numbering_resumes_and_skips_names_taken_by_labels():
+    text = net("return in -> relu_2: ReLU -> ReLU -> ReLU -> ReLU -> ReLU")
+    assert names(text) == ["input", "relu_2", "relu", "relu_1", "relu_3", "relu_4"]
