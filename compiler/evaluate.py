@@ -255,7 +255,8 @@ def nested_steps(el, expr: ast.Comprehension, env, frame, count: int, bound: fro
     """Steps of a comprehension and of those directly inside it whose range is known before the
     outer one iterates (it reads none of the loop variables): the product is checked up front."""
     inner = expr.elt
-    if expr.cond is not None or not isinstance(inner, ast.Comprehension) or not _closed(inner.iterable, bound):
+    if count == 0 or expr.cond is not None or not isinstance(inner, ast.Comprehension) \
+            or not _closed(inner.iterable, bound):  # (an empty loop never evaluates its element)
         return count
     iterable = evaluate(el, inner.iterable, env, frame)
     if not isinstance(iterable, tuple):
