@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from cnnc.compiler.coerce import coerce
 from cnnc.compiler.ops import REQUIRED, OpError
+from cnnc.dsl.literals import escape_string
 
 MERGE_JOIN = {"Add": " + ", "Mul": " * "}
 
@@ -37,7 +38,7 @@ def to_cnn(graph, name: str = "best", comments: tuple[str, ...] = ()) -> str:
 
     body = [f"input {_list(graph.input_type.shape)}"] + _statements(graph)
     body.append(f"return {_var(graph.output, graph)}")
-    lines = [f"# {c}" if c else "#" for c in comments]
+    lines = comment_lines(comments)
     lines += [f"network {name} {{", *("    " + s for s in body), "}"]
     return format_module(parse_text("\n".join(lines) + "\n", path=f"{name}.cnn"))
 
@@ -90,7 +91,7 @@ def layer_text(node) -> str:
     """`label("layer1.0.conv1", Conv(64, 3, pad = 1, bias = false))`."""
     args = _arguments(node)
     call = f"{node.spec.name}({', '.join(args)})" if args else node.spec.name
-    return f'label("{node.name}", {call})'
+    return f"label({escape_string(node.name)}, {call})"
 
 
 def _arguments(node) -> list[str]:
@@ -125,8 +126,18 @@ def literal(value) -> str:
             return literal(value[0])
         return _list(value)
     if isinstance(value, str):
-        return value if value == "same" else f'"{value}"'
+        return value if value == "same" else escape_string(value)
     return repr(value)
+
+
+def comment_lines(comments) -> list[str]:
+    """`# …` lines: one per comment, never broken by a newline in it, control characters escaped
+    (a comment is the one place text of the user's reaches best.cnn without a literal's quotes)."""
+    out = []
+    for c in comments:
+        text = "".join(ch if ch.isprintable() else escape_string(ch)[1:-1] for ch in str(c))
+        out.append(f"# {text}" if text else "#")
+    return out
 
 
 def _list(values) -> str:
@@ -140,14 +151,10 @@ def write_program(path, graph, name: str = "best", comments: tuple[str, ...] = (
     """
     from pathlib import Path
 
-    from cnnc.api import InternalError, elaborate_file
+    from cnnc.api import InternalError
 
     text = to_cnn(graph, name, comments)
-    again = elaborate_file(Path(path), text=text)
-    problems = (
-        ["; ".join(d.message for d in again.diagnostics if d.is_error)] if not again.ok else []
-    )
-    problems = problems or same_layers(graph, again.graph)
+    problems = rebuild_problems(path, text, graph)
     if problems:
         raise InternalError(
             "the concrete program does not rebuild the architecture: " + problems[0],
@@ -155,6 +162,49 @@ def write_program(path, graph, name: str = "best", comments: tuple[str, ...] = (
         )
     Path(path).write_text(text)
     return text
+
+
+def write_member(path, space, member, name: str = "best", comments: tuple[str, ...] = ()) -> tuple[str, str | None]:
+    """Write `member` as its space with the choices resolved (`structured.py`), formatted; where that
+    cannot be done or does not rebuild the same layers, the flat form (`write_program`). Returns the
+    text and, for the flat form, why."""
+    from pathlib import Path
+
+    from cnnc.dsl.format import format_module
+    from cnnc.dsl.parse import parse_text
+    from cnnc.search.structured import structured_text
+
+    why = "a choice in an imported file, or an unnamed choice that differs between its uses"
+    stem = Path(path).stem  # the default network of a file is the one named as the file
+    raw = structured_text(space, member, stem if stem.isidentifier() else name, comments)
+    if raw is not None:
+        try:
+            text = format_module(parse_text(raw, path=str(path)))
+        except Exception as exc:  # noqa: BLE001 - the flat form below is always possible
+            text, why = None, f"the rewritten space does not parse: {exc}"
+        problems = rebuild_problems(path, text, member.graph) if text is not None else [why]
+        if not problems:
+            Path(path).write_text(text)
+            return text, None
+        why = problems[0]
+    return write_program(path, member.graph, name, comments), why
+
+
+def rebuild_problems(path, text: str, graph) -> list[str]:
+    """Why `text`, read as the file `path`, does not elaborate to `graph`'s layers (empty: it does)."""
+    from pathlib import Path
+
+    from cnnc.api import elaborate_file
+
+    from cnnc.dsl.diagnostics import CnncError
+
+    try:
+        again = elaborate_file(Path(path), text=text)
+    except CnncError as exc:
+        return [exc.diagnostics[0].message]
+    if not again.ok:
+        return ["; ".join(d.message for d in again.diagnostics if d.is_error)]
+    return same_layers(graph, again.graph)
 
 
 # ---------------------------------------------------------------------------------------------

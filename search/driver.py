@@ -497,35 +497,40 @@ def finish(settings: Settings, space: Space | None, study, stopped: str = "done"
     report.write_csv(rows, out / "trials.csv")
     files, notes = [out / "trials.csv"], []
     if space is not None and best:
-        files.append(write_best(space, best[0], settings, study.study_name, out / "best.cnn"))
+        path, flat = write_best(space, best[0], settings, study.study_name, out / "best.cnn")
+        files.append(path)
+        if flat:
+            notes.append(f"best.cnn lists the layers one by one (the space could not be kept: {flat})")
     plotted, plot_notes = report.plot_study(study, settings.names, out)
     return Result(study, rows, best, files + plotted, notes + plot_notes, stopped)
 
 
 def write_best(
     space: Space, row: report.Row, settings: Settings, study_name: str, path: Path
-) -> Path:
-    """Replay the best trial's decisions and write its architecture as a concrete program."""
-    from cnnc.search.concrete import write_program
+) -> tuple[Path, str | None]:
+    """Replay a trial's decisions and write its architecture as the space with its choices resolved
+    (or flat, saying why: `concrete.write_member`)."""
+    from cnnc.search.concrete import write_member
 
     member = space.member(fixed(row.decisions))
     if not member.ok or graph_hash(member.graph) != row.hash:
         raise RuntimeError(f"replaying trial {row.number}'s decisions gave another architecture")
-    score = (
-        f"validation accuracy {row.values[0]:.4f} on {settings.data} after {settings.epochs} epochs"
-        if settings.evaluator == "train"
-        else f"{settings.proxy} score {row.values[0]:.4g} on {settings.data}"
-    )
+    values = row.values or ()
+    if row.state != "COMPLETE" or not values:
+        score = f"{row.status}: {row.reason}" if row.reason else row.status
+    elif settings.evaluator == "train":
+        score = f"validation accuracy {values[0]:.4f} on {settings.data} after {settings.epochs} epochs"
+    else:
+        score = f"{settings.proxy} score {values[0]:.4g} on {settings.data}"
     comments = (
-        f"The best member of the search space `{settings.file}`, written by `cnnc search`:",
+        f"A member of the search space `{Path(settings.file).name}`, written by cnnc:",
         f"trial {row.number} of study `{study_name}`, {score};",
         f"{row.params:,} params, {row.macs:,} MACs.",
+        "decisions: " + ", ".join(f"{k} = {v}" for k, v in row.decisions.items()),
         "",
-        "decisions:",
-        *(f"  {k} = {v}" for k, v in row.decisions.items()),
     )
-    write_program(path, member.graph, "best", comments)
-    return path
+    _, flat = write_member(path, space, member, "best", comments)
+    return path, flat
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,192 @@
+"""A member of a space written as the space itself: its text with each `choice(…)` replaced by the
+option the member took — same blocks, imports, labels and comments, so it reads like the space.
+
+Input: a `Space` and a `Member` (the replay of a trial's decisions). Output: `.cnn` text (not yet
+formatted: `concrete.write_member` formats and checks it) whose default network `best` is the
+member, or None when the member cannot be written so (then the caller writes the flat form).
+
+Contracts:
+- a choice met once, or met several times with one option, becomes that option's text; a choice
+  named by a constant takes its decision's option wherever it stands; one never met (in a branch
+  the member does not take) becomes its first option, never evaluated;
+- a named choice met several times with different options (`choice(3, 5, name = "k" + str(i))` in
+  a loop) becomes `if NAME == "k0" then 3 else 5`, NAME being the choice's own name expression;
+- `choice(range(…))` / `choice(list)` becomes the chosen value as a literal;
+- the network the search elaborated is bound as `network best = Net(arg = value, …)` (its
+  `--arg`s and the `classes` bound from the data), and its `input` statement gets the data's shape;
+- None when a choice lies in an imported file (that file would need rewriting too), when an
+  unnamed choice differs between its uses, or when the file already has a network `best`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from cnnc.dsl import ast
+from cnnc.search.concrete import literal
+
+SIMPLE = re.compile(r'^(?:[A-Za-z_][\w.]*(?:\(.*\))?|-?[\d.]+(?:e[+-]?\d+)?|"[^"]*"|\[.*\])$', re.S)
+
+
+def structured_text(space, member, name: str = "best", comments: tuple[str, ...] = ()) -> str | None:
+    module = space.program.main_module
+    choices = [n for n in _walk(module) if isinstance(n, ast.Choice)]
+    if not module.items:
+        return None
+    source = module.items[0].span.file
+    if any(p.span is None or p.span.file is not source for p in member.points):
+        return None  # a choice in an imported file, or one without a place in the main file
+    if any(item.name == name for item in module.items if isinstance(item, (ast.NetworkDef, ast.NetworkAlias))):
+        return None
+    met = _met(member)
+    edits = {}
+    for node in choices:
+        text = _replacement(node, met.get((node.span.start, node.span.end)) or _shared(node, member))
+        if text is None:
+            return None
+        edits[(node.span.start, node.span.end)] = text
+    network = _network(space, module)
+    if network is None:
+        return None
+    shape = _input_edit(network, space.input_shape)
+    if shape:
+        edits[shape[0]] = shape[1]
+    body = _render(source.text, 0, len(source.text), edits)
+    head = "".join(f"# {c}\n" if c else "#\n" for c in comments)
+    return f"{head}{body.rstrip()}\n\n{_alias(name, network.name, space.args)}\n"
+
+
+def _walk(node):
+    """Every AST node under `node`, parents before children."""
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        if isinstance(node, (ast.Expr, ast.Module)) or hasattr(node, "span"):
+            yield node
+        for f in dataclasses.fields(node):
+            if f.name not in ("span", "comments", "label_span", "name_span"):
+                yield from _walk(getattr(node, f.name))
+    elif isinstance(node, (list, tuple)):
+        for x in node:
+            yield from _walk(x)
+
+
+def _met(member) -> dict[tuple[int, int], list]:
+    """(start, end) of a choice → [(decision name, option index, point)] for each decision it made."""
+    out: dict[tuple[int, int], list] = {}
+    for point, (decision, index) in zip(member.points, member.picks):
+        out.setdefault((point.span.start, point.span.end), []).append((decision, index, point))
+    return out
+
+
+def _shared(node: ast.Choice, member) -> list:
+    """A choice named by a constant met first elsewhere (one decision in several places) takes
+    that decision's option; [] when it was never met."""
+    name = next((kw.value for kw in node.kwargs if kw.name == "name"), None)
+    if not isinstance(name, ast.String):
+        return []
+    for point, (decision, index) in zip(member.points, member.picks):
+        if decision == name.value:
+            return [(decision, index, point)]
+    return []
+
+
+def _replacement(node: ast.Choice, met: list):
+    """The text that replaces `node` (module docstring), with placeholders for nested choices."""
+    indices = {i for _, i, _ in met}
+    if len(indices) <= 1:
+        index = next(iter(indices), 0)
+        return _option(node, index, met[0][2] if met else None)
+    name = next((kw.value for kw in node.kwargs if kw.name == "name"), None)
+    if name is None:
+        return None
+    options = [_option(node, i, p) for _, i, p in met]
+    if any(o is None for o in options):
+        return None
+    options = [["(", *o, ")"] if isinstance(o[0], _Span) else o for o in options]
+    key = _Span(name.span.start, name.span.end)
+    text = options[-1]
+    for (decision, _, _), option in zip(reversed(met[:-1]), reversed(options[:-1])):
+        text = [f"if ", key, f' == "{decision}" then ', option, " else ", text]
+    return ["(", *_flat(text), ")"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Span:
+    """Source text to copy (with its own nested choices replaced) inside a replacement."""
+
+    start: int
+    end: int
+
+
+def _option(node: ast.Choice, index: int, point):
+    """Option `index` of `node`: its source (nested choices replaced), or a value as a literal."""
+    if len(node.options) == 1:  # choice(range(…)) or choice(list): the value itself
+        if point is None or point.values is None:
+            return None
+        value = point.values[index]
+        if not isinstance(value, (bool, int, float, str, tuple)) and value is not None:
+            return None
+        return [literal(value)]
+    option = node.options[index]
+    return [_Span(option.span.start, option.span.end)]
+
+
+def _flat(parts):
+    for p in parts:
+        if isinstance(p, list):
+            yield from _flat(p)
+        else:
+            yield p
+
+
+def _render(text: str, start: int, end: int, edits: dict) -> str:
+    """`text[start:end]` with every outermost edited span inside it replaced."""
+    out, at = [], start
+    for (s, e) in sorted(k for k in edits if start <= k[0] and k[1] <= end and k != (start, end)):
+        if s < at:
+            continue  # inside an edit already made
+        out.append(text[at:s])
+        out.append(_parts(text, edits[(s, e)], edits))
+        at = e
+    out.append(text[at:end])
+    return "".join(out)
+
+
+def _parts(text: str, parts, edits: dict) -> str:
+    if isinstance(parts, str):
+        return parts
+    pieces = [p if isinstance(p, str) else _render(text, p.start, p.end, edits) for p in _flat(parts)]
+    joined = "".join(pieces)
+    if len(parts) == 1 and not isinstance(parts[0], str) and not SIMPLE.match(" ".join(joined.split())):
+        return f"({joined})"
+    return joined
+
+
+def _network(space, module):
+    from cnnc.compiler.elaborate import default_network
+
+    wanted = space.network or default_network(space.program)
+    return next((i for i in module.items if isinstance(i, ast.NetworkDef) and i.name == wanted), None)
+
+
+def _input_edit(network, shape):
+    """((start, end), text) that gives the network's `input` statement the data's shape."""
+    if shape is None:
+        return None
+    for stmt in network.body:
+        if isinstance(stmt, ast.InputDecl):
+            return (stmt.value.span.start, stmt.value.span.end), "[" + ", ".join(map(str, shape)) + "]"
+    return None
+
+
+def _alias(name: str, network: str, args) -> str:
+    if not args:
+        return f"network {name} = {network}"
+    given = ", ".join(f"{k} = {_arg(v)}" for k, v in args.items())
+    return f"network {name} = {network}({given})"
+
+
+def _arg(value) -> str:
+    """An `--arg` value: its .cnn source (an AST expression), or a plain value as a literal."""
+    span = getattr(value, "span", None)
+    return f"({span.text})" if span is not None and span.file is not None else literal(value)
