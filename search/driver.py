@@ -118,6 +118,7 @@ class Settings:
             "epochs": self.epochs,
             "max_params": self.max_params,
             "max_macs": self.max_macs,
+            "allow_import": list(self.allow_import),
         }
 
 
@@ -229,9 +230,53 @@ def open_study(settings: Settings, space: Space):
         if recorded is None:
             study.set_user_attr("settings", settings.recorded())
             study.set_user_attr("space", fingerprint)
+            study.set_user_attr("binding", binding(space))
     if recorded is not None:
         check_same_study(settings, recorded, study.user_attrs.get("space"), fingerprint)
+    if study.user_attrs.get("trials") != settings.trials:
+        study.set_user_attr("trials", settings.trials)  # the latest --trials, for search-report
     return study
+
+
+def binding(space: Space) -> dict:
+    """How the study elaborates its space (for `search-report --export`, which has no data set)."""
+    args = {k: getattr(v, "span", None) and v.span.text for k, v in (space.args or {}).items()}
+    return {"network": space.network, "args": [f"{k}={t}" for k, t in args.items() if t],
+            "input_shape": list(space.input_shape) if space.input_shape else None}
+
+
+def space_of_study(study) -> Space:
+    """The space a study was made from, bound as it was, refused (E0607) when the file changed since."""
+    from cnnc.api import load_program, parse_arg_values
+
+    recorded, bound = study.user_attrs.get("settings", {}), study.user_attrs.get("binding")
+    if bound is None or "file" not in recorded:
+        raise CnncError(error("E0604", f"study `{study.study_name}` does not record its space", None,
+                              helps=("studies made by an older cnnc cannot be exported; run the search again",)))
+    program = load_program(recorded["file"], allow_import=tuple(recorded.get("allow_import") or ()))
+    shape = tuple(bound["input_shape"]) if bound["input_shape"] else None
+    space = Space(program, bound["network"], parse_arg_values(bound["args"]), shape)
+    fingerprint = study.user_attrs.get("space")
+    if fingerprint is not None and fingerprint != space_fingerprint(space):
+        raise CnncError(error("E0607", f"study `{study.study_name}` was made from another search space than "
+                              f"`{recorded['file']}` is now", None,
+                              helps=("restore the space the study was made from to export its trials",)))
+    return space
+
+
+def export_trial(study, number: int, path: Path) -> tuple[Path, str | None]:
+    """Write trial `number` of `study` as its space with the choices resolved (`write_best`)."""
+    rows = {r.number: r for r in report.rows(study.trials)}
+    row = rows.get(number)
+    if row is None or not row.hash:
+        what = "no such trial" if row is None else f"it is {row.status}: {row.reason or 'never elaborated'}"
+        raise CnncError(error("E0604", f"study `{study.study_name}` has no architecture for trial {number} ({what})",
+                              None, helps=("`cnnc search-report` lists the trials and their status",)))
+    recorded = study.user_attrs["settings"]
+    settings = Settings(file=recorded["file"], evaluator=recorded.get("evaluator", "train"),
+                        data=recorded.get("data", "digits"), epochs=recorded.get("epochs", 2),
+                        proxy=(recorded.get("objectives") or ["naswot"])[0])
+    return write_best(space_of_study(study), row, settings, study.study_name, path)
 
 
 def check_same_study(settings: Settings, recorded: dict, space: str | None, fingerprint: str) -> None:
@@ -632,9 +677,10 @@ def _network_params(program, network: str) -> set[str]:
     return set()
 
 
-def load_study(storage: str, name: str | None):
-    """An existing study (`cnnc search-report`); the only one in `storage` when `name` is None."""
+def load_study(url: str, name: str | None):
+    """An existing study (`cnnc search-report`); the only one in `url` when `name` is None."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = stores.retrying(lambda: stores.open_storage(url, 10), lambda text: None)
     names = optuna.get_all_study_names(storage=storage)
     if name is None and len(names) == 1:
         name = names[0]
@@ -643,7 +689,7 @@ def load_study(storage: str, name: str | None):
         raise CnncError(
             error(
                 "E0604",
-                f"no study `{name}` in {storage} (studies there: {listed})",
+                f"no study `{name}` in {url} (studies there: {listed})",
                 None,
                 helps=("name one with `--study NAME`",),
             )

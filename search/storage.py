@@ -53,17 +53,23 @@ def file_path(url: str) -> Path:
 
 def open_storage(url: str, heartbeat: int):
     """Optuna's storage for `url` (see the module docstring for the heartbeat)."""
-    beats = {"heartbeat_interval": heartbeat, "grace_period": 3 * heartbeat, "failed_trial_callback": requeue}
+    import inspect
+    import warnings
+
+    renamed = "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
+    callback = "heartbeat_stale_trial_callback" if renamed else "failed_trial_callback"  # Optuna 4.9
+    beats = {"heartbeat_interval": heartbeat, "grace_period": 3 * heartbeat, callback: requeue}
     if kind(url) == "journal":
         path = str(file_path(url))
         backend = optuna.storages.journal.JournalFileBackend(
             path, lock_obj=optuna.storages.journal.JournalFileOpenLock(path)
         )
         return optuna.storages.JournalStorage(backend)
-    if kind(url) == "sqlite":
-        return optuna.storages.RDBStorage(url, engine_kwargs={"creator": _sqlite(file_path(url))}, **beats)
-    # pre-ping: a connection the server dropped while idle is replaced instead of failing the next call
-    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **beats)
+    engine = {"creator": _sqlite(file_path(url))} if kind(url) == "sqlite" else {"pool_pre_ping": True}
+    # (pre-ping: a connection the server dropped while idle is replaced instead of failing a call)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the heartbeat is "experimental" since Optuna 2.9; it works
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **beats)
 
 
 def requeue(study, trial) -> None:

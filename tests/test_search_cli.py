@@ -71,4 +71,49 @@ def test_search_on_a_file_with_a_syntax_error(tmp_path, capsys):
 
 def test_search_report_needs_a_study(tmp_path, capsys):
     code, _, err = run_cli(["search-report", tmp_path], capsys)
-    assert code == 2 and "no study.db" in err
+    assert code == 2 and "no study.db or study.journal" in err
+
+
+def test_search_report_exports_any_trial_and_lists_progress_and_failures(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run_cli(["search", TINY, "--evaluator", "proxy", "--device", "cpu", "--out", out,
+                            "--trials", "3"], capsys)
+    assert code == 0, err
+    import optuna
+
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+    trial = study.ask()  # a trial left running, as a worker elsewhere would leave it
+    failed = study.ask()
+    failed.set_user_attr("status", "failed")
+    failed.set_user_attr("reason", "loss became NaN at epoch 1")
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+    code, stdout, _ = run_cli(["search-report", out, "--out", tmp_path / "r"], capsys)
+    assert code == 0
+    assert "progress: 4 of 3 finished · 1 running" in stdout
+    assert "best so far #" in stdout
+    assert f"failures (1):\n  #{failed.number} failed: loss became NaN at epoch 1" in stdout
+    assert trial.number == 3
+    code, stdout, _ = run_cli(["search-report", out, "--export", "1", "-o", tmp_path / "one.cnn"], capsys)
+    assert code == 0 and stdout == f"wrote {tmp_path / 'one.cnn'}\n"
+    text = (tmp_path / "one.cnn").read_text()
+    assert "trial 1 of study `tiny`" in text and "block Unit(c, k)" in text
+    assert "network one = tiny(classes = 10)" in text
+    assert run_cli(["fmt", "--check", tmp_path / "one.cnn"], capsys)[0] == 0
+    assert run_cli(["check", tmp_path / "one.cnn"], capsys)[0] == 0
+    code, _, err = run_cli(["search-report", out, "--export", "3"], capsys)
+    assert code == 1 and "has no architecture for trial 3" in err
+
+
+def test_search_report_reads_a_journal_folder(tmp_path, capsys):
+    from cnnc.search import storage
+
+    import optuna
+
+    out = tmp_path / "run"
+    out.mkdir()
+    url = f"journal:///{out / 'study.journal'}"
+    study = optuna.create_study(storage=storage.open_storage(url, 10), study_name="j")
+    study.tell(study.ask(), 1.0)
+    code, stdout, err = run_cli(["search-report", out], capsys)
+    assert code == 0, err
+    assert f"study `j` in {url}" in stdout and "progress: 1 finished" in stdout

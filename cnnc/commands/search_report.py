@@ -8,13 +8,17 @@ from cnnc.commands import common, files
 
 HELP = "print a search study's trials and redraw its plots"
 DESCRIPTION = """\
-Read a study that `cnnc search` stored, print one row per trial (status, objectives, params, MACs,
-time, reason) and the best trial (or the Pareto front), write trials.csv and redraw the plots
-(history.png, pareto.png, importances.png) into --out.
+Read a study that `cnnc search` stored — finished, or still running on any number of machines —
+and print one row per trial (status, objectives, params, MACs, time, reason), the progress toward
+--trials, the best trial so far (or the Pareto front), and the failures with their reasons; write
+trials.csv and redraw the plots (history.png, pareto.png, importances.png) into --out. --export N
+writes trial N as a program instead: the space with each choice replaced by the option taken.
 
 examples:
   cnnc search-report runs/t
   cnnc search-report --storage sqlite:///runs/t/study.db --study tiny --out /tmp/report
+  cnnc search-report --storage postgresql://search@db.lan/nas --study resnet
+  cnnc search-report runs/t --export 7 -o trial7.cnn
 """
 
 
@@ -29,6 +33,14 @@ def configure(p) -> None:
     p.add_argument(
         "--out", type=Path, metavar="DIR", help="where trials.csv and the plots go (default: DIR)"
     )
+    p.add_argument(
+        "--export",
+        type=int,
+        metavar="N",
+        help="write trial N as a program: the space with each choice replaced by the option taken",
+    )
+    p.add_argument("-o", dest="output", type=Path, metavar="FILE",
+                   help="where --export writes (default: trial_N.cnn in --out)")
 
 
 def run(args) -> int:
@@ -37,7 +49,22 @@ def run(args) -> int:
     storage, out = _locations(args)
     files.check_storage(storage)
     with files.storage_errors(storage):  # a damaged or read-only study fails while being read
-        return report_study(driver.load_study(storage, args.study), storage, out)
+        study = driver.load_study(storage, args.study)
+        if args.export is not None:
+            return export(study, args.export, args.output or out / f"trial_{args.export}.cnn")
+        return report_study(study, storage, out)
+
+
+def export(study, number: int, path: Path) -> int:
+    from cnnc.search import driver
+
+    with files.writing(path, "-o"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written, flat = driver.export_trial(study, number, path)
+    print(f"wrote {written}")
+    if flat:
+        print(f"note: the layers are listed one by one (the space could not be kept: {flat})")
+    return common.OK
 
 
 def report_study(study, storage: str, out: Path) -> int:
@@ -55,9 +82,19 @@ def report_study(study, storage: str, out: Path) -> int:
     print(report.table(rows, names))
     print()
     print(report.counts_text(rows))
-    for row in report.best_rows(rows, names):
+    print(report.progress_text(study.trials, study.user_attrs.get("trials")))
+    best = report.best_rows(rows, names)
+    if len(names) > 1 and best:
+        print(f"Pareto front so far ({len(best)} trials):")
+    for row in best:
         figures = "  ".join(report.value_text(n, v) for n, v in zip(names, row.values))
-        print(f"best #{row.number}: {figures}  [{row.decisions_text(' ')}]")
+        lead = "best so far" if len(names) == 1 else " "
+        print(f"{lead} #{row.number}: {figures}  [{row.decisions_text(' ')}]")
+    failures = [r for r in rows if r.state == "FAIL"]
+    if failures:
+        print(f"failures ({len(failures)}):")
+    for row in failures:
+        print(f"  #{row.number} {row.status}: {row.reason or 'its worker stopped answering'}")
     with files.writing(out, "--out"):
         out.mkdir(parents=True, exist_ok=True)
         report.write_csv(rows, out / "trials.csv")
@@ -77,10 +114,12 @@ def _locations(args) -> tuple[str, Path]:
             "give a search folder (`cnnc search-report runs/t`) or --storage URL"
         )
     if args.storage is None:
-        db = args.dir / "study.db"
-        if not is_file(db):
-            raise common.UsageError(f"no study.db in `{args.dir}`")
-        return f"sqlite:///{db.resolve()}", args.out or args.dir
+        db, journal = args.dir / "study.db", args.dir / "study.journal"
+        if is_file(db):
+            return f"sqlite:///{db.resolve()}", args.out or args.dir
+        if is_file(journal):
+            return f"journal:///{journal.resolve()}", args.out or args.dir
+        raise common.UsageError(f"no study.db or study.journal in `{args.dir}`")
     if (
         args.storage.startswith("sqlite:///")
         and not is_file(args.storage.removeprefix("sqlite:///"))
