@@ -263,3 +263,36 @@ def test_a_signal_stops_a_worker_after_recording_its_trial(tmp_path):
     study = optuna.load_study(study_name="tiny", storage=s.storage_url)
     waiting = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
     assert [w.user_attrs["retry_of"] for w in waiting] == [interrupted[0].number]
+
+
+def test_a_dropped_connection_is_said_and_retried_with_back_off(monkeypatch):
+    import sqlalchemy.exc
+
+    waits, said, calls = [], [], []
+    monkeypatch.setattr(storage.time, "sleep", waits.append)
+
+    def step():
+        calls.append(1)
+        if len(calls) < 4:
+            raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return "ok"
+
+    assert storage.retrying(step, said.append) == "ok"
+    assert waits == [1.0, 2.0, 4.0]
+    assert said[0] == ("lost the connection to the study's storage ((builtins.Exception) server closed the "
+                       "connection); retrying in 1 s")
+    with pytest.raises(ValueError):  # not a connection problem: not retried
+        storage.retrying(lambda: int("x"), said.append)
+
+
+def test_a_storage_that_stays_away_is_e0606(monkeypatch):
+    import sqlalchemy.exc
+
+    monkeypatch.setattr(storage.time, "sleep", lambda s: None)
+
+    def down():
+        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("could not connect to server"))
+
+    with pytest.raises(CnncError) as info:
+        storage.retrying(down, lambda text: None, limit=0.5)
+    assert info.value.diagnostics[0].code == "E0606"
