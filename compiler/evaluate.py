@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 import operator
-from cnnc.compiler import builtins, estimate, limits
+
+from cnnc.compiler import budget, builtins, limits
 from cnnc.compiler.ops import REQUIRED, OpError, lookup
 from cnnc.compiler.scopes import Env, ModuleScope
 from cnnc.compiler.types import is_error
@@ -32,8 +33,7 @@ def evaluate(el, expr, env: Env, frame):
     if b.depth >= limits.MAX_DEPTH:
         raise _fail("E0705", f"evaluation nests deeper than {limits.MAX_DEPTH:,} levels here", expr.span,
                     "too deep", notes=frame.notes()[:3],
-                    helps=("blocks inside blocks and values defined through other values nest; build "
-                           "repeats with a list, `[B(i) for i in range(n)]`",))
+                    helps=(DEPTH_HELP,))
     b.depth += 1
     try:
         return method(el, expr, env, frame)
@@ -41,38 +41,14 @@ def evaluate(el, expr, env: Env, frame):
         b.depth -= 1
 
 
+DEPTH_HELP = ("blocks inside blocks and values defined through other values nest; build repeats with a list, "
+              "`[B(i) for i in range(n)]`")
+
+
 def ev_literal(el, expr, env, frame):
     if isinstance(expr, ast.Number):
-        check_int(expr.value, expr.span)
+        budget.check_int(expr.value, expr.span)
     return None if isinstance(expr, ast.NoneLit) else expr.value
-
-
-def check_int(value, span, what: str = "this integer"):
-    """Integers are bounded in size (`limits.MAX_INT_BITS`), so arithmetic on them stays cheap."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > limits.MAX_INT_BITS:
-        raise int_too_large(value.bit_length(), span, what)
-    return value
-
-
-def int_too_large(bits: int, span, what: str, verb: str = "has"):
-    return _fail("E0704", f"{what} {verb} {bits:,} bits, more than the {limits.MAX_INT_BITS} an integer may have",
-                 span, "too large", helps=("channel counts and sizes are small numbers; check the arithmetic",))
-
-
-def _count(n: int) -> str:
-    """`1,200,000`, or `about 10^40` for a number too long to read."""
-    return f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
-
-
-def charge(el, items: int, span, what: str) -> None:
-    """Count list items and characters an elaboration makes (`limits.MAX_ITEMS`), before making them."""
-    if items > limits.MAX_LIST:
-        raise _fail("E0702", f"{what} would have {_count(items)} items, more than the {limits.MAX_LIST:,} a list may have",
-                    span, "too long", helps=("check the ranges and repeat counts",))
-    el.b.items += items
-    if el.b.items > limits.MAX_ITEMS:
-        raise _fail("E0707", f"the program makes more than {limits.MAX_ITEMS:,} list items and characters in all",
-                    span, "while making this", helps=("check nested comprehensions and lists copied in loops",))
 
 
 def ev_name(el, expr: ast.Name, env: Env, frame):
@@ -210,7 +186,7 @@ def _in_network(env: Env) -> bool:
 
 
 def ev_list(el, expr: ast.ListExpr, env, frame):
-    charge(el, len(expr.items), expr.span, "this list")
+    budget.charge(el, len(expr.items), expr.span, "this list")
     return tuple(evaluate(el, item, env, frame) for item in expr.items)
 
 
@@ -220,7 +196,7 @@ def ev_comprehension(el, expr: ast.Comprehension, env: Env, frame):
         return POISON
     if not isinstance(iterable, tuple):
         raise _fail("E0404", f"`for` needs a list to walk, but got {type_name(iterable)}", expr.iterable.span)
-    before_iterating(el, expr, env, frame, len(iterable))
+    budget.before_iterating(el, expr, env, frame, len(iterable))
     out = []
     for item in iterable:
         inner = Env(env.module, {expr.var: item}, env.input, env, loop_var=expr.var)
@@ -232,51 +208,6 @@ def ev_comprehension(el, expr: ast.Comprehension, env: Env, frame):
                 continue
         out.append(evaluate(el, expr.elt, inner, frame))
     return tuple(out)
-
-
-def before_iterating(el, expr: ast.Comprehension, env, frame, count: int) -> None:
-    """Charge a comprehension's steps and items, and its nodes' lower bound, before it runs:
-    nested comprehensions are charged as each inner one starts, so their product is bounded."""
-    b = el.b
-    if expr.cond is None:  # (with a condition, items may be filtered out: no lower bound on nodes)
-        per_item = estimate.expr_nodes(expr.elt, env, {expr.var}, b.node_bounds)
-        if per_item:
-            b.need(per_item * count, f"this list of {count:,} layers", expr.span, frame)
-    steps = nested_steps(el, expr, env, frame, count, frozenset((expr.var,)))
-    if b.steps + steps > limits.MAX_STEPS:
-        raise _fail("E0706", f"the program repeats more than {limits.MAX_STEPS:,} comprehension steps in all",
-                    expr.span, f"{steps:,} steps here", notes=frame.notes()[:3],
-                    helps=("check the ranges of nested comprehensions; a network needs far fewer",))
-    b.steps += count  # inner comprehensions charge their own steps as they start
-    charge(el, count, expr.span, "this list")
-
-
-def nested_steps(el, expr: ast.Comprehension, env, frame, count: int, bound: frozenset) -> int:
-    """Steps of a comprehension and of those directly inside it whose range is known before the
-    outer one iterates (it reads none of the loop variables): the product is checked up front."""
-    inner = expr.elt
-    if count == 0 or expr.cond is not None or not isinstance(inner, ast.Comprehension) \
-            or not _closed(inner.iterable, bound):  # (an empty loop never evaluates its element)
-        return count
-    iterable = evaluate(el, inner.iterable, env, frame)
-    if not isinstance(iterable, tuple):
-        return count
-    return count * (1 + nested_steps(el, inner, env, frame, len(iterable), bound | {inner.var}))
-
-
-def _closed(expr, bound: frozenset) -> bool:
-    """Plain arithmetic over numbers and names not in `bound`, with `range` and `len` calls."""
-    if isinstance(expr, ast.Number):
-        return True
-    if isinstance(expr, ast.Name):
-        return expr.id not in bound
-    if isinstance(expr, ast.BinOp):
-        return _closed(expr.left, bound) and _closed(expr.right, bound)
-    if isinstance(expr, ast.UnaryOp):
-        return _closed(expr.operand, bound)
-    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id in ("range", "len"):
-        return not expr.kwargs and all(_closed(a, bound) for a in expr.args)
-    return False
 
 
 def ev_chain(el, expr: ast.Chain, env, frame):
@@ -483,13 +414,13 @@ def call_builtin(el, func: Builtin, args, kwargs, span):
     try:
         made = builtins.items_made(func.name, args)  # `range`'s length, known before it is made
         if made:
-            charge(el, made, span, f"`{func.name}`")
+            budget.charge(el, made, span, f"`{func.name}`")
         result = func.fn(args, {k: v for k, v, _ in kwargs})
     except OpError as exc:
         raise _fail(exc.code, exc.message, span, helps=(exc.help,) if exc.help else ()) from None
     except (ValueError, OverflowError, ZeroDivisionError) as exc:
         raise _fail("E0405", f"`{func.name}` cannot take these arguments: {exc}", span) from None
-    return check_int(result, span, f"the result of `{func.name}`")
+    return budget.check_int(result, span, f"the result of `{func.name}`")
 
 
 def ev_index(el, expr: ast.Index, env, frame):
@@ -576,23 +507,23 @@ def arithmetic(el, expr: ast.BinOp, left, right):
         if isinstance(left, int) and isinstance(right, int) and expr.op != "/":
             bits = limits.int_bits_after(expr.op, left, right)
             if bits > limits.MAX_INT_BITS:
-                raise int_too_large(bits, expr.span, f"the result of `{expr.op}`", "would have up to")
+                raise budget.int_too_large(bits, expr.span, f"the result of `{expr.op}`", "would have up to")
         try:
             return ARITH[expr.op](left, right)
         except OverflowError:  # a float too large for the integer's conversion: `/` of huge values
             raise _fail("E0704", f"`{expr.op}` overflows: its operands are too large", expr.span) from None
     if expr.op == "+" and isinstance(left, tuple) and isinstance(right, tuple):
-        charge(el, len(left) + len(right), expr.span, "this list")
+        budget.charge(el, len(left) + len(right), expr.span, "this list")
         return left + right
     if expr.op == "+" and isinstance(left, str) and isinstance(right, str):
         if len(left) + len(right) > limits.MAX_STRING:
             raise _fail("E0703", f"this string would have {len(left) + len(right):,} characters, more than the "
                         f"{limits.MAX_STRING:,} a string may have", expr.span, "too long",
                         helps=("labels and names are short; check a `+` repeated in a loop",))
-        charge(el, len(left) + len(right), expr.span, "this string")
+        budget.charge(el, len(left) + len(right), expr.span, "this string")
         return left + right
     if expr.op == "*" and isinstance(left, tuple) and isinstance(right, int) and not isinstance(right, bool):
-        charge(el, len(left) * max(right, 0), expr.span, "this list")
+        budget.charge(el, len(left) * max(right, 0), expr.span, "this list")
         return left * right
     raise _fail("E0404", f"`{expr.op}` cannot combine {type_name(left)} and {type_name(right)}", expr.op_span,
                 secondary=(), helps=_arith_help(left, right))
