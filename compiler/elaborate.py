@@ -12,8 +12,10 @@ numbers them, nested unlabelled sequences flattened; other unlabelled layers tak
 block's lowercase name, with `_1`, `_2`, … when repeated in one scope.
 
 The room's other files, each one concern: `scopes` (names), `evaluate` (expressions), `bodies`
-(statements, networks), `choices` (decisions), `builtins`, `values`, `coerce` (op arguments) and
-`unused` (static warnings). They, and this file, are the only readers of the AST.
+(statements, networks), `choices` (decisions), `builtins`, `values`, `coerce` (op arguments),
+`unused` (static warnings), `limits` (the budgets a file may spend), `budget` (their checks during
+evaluation) and `estimate` (lower bounds on nodes, to refuse a runaway before building it). They,
+and this file, are the only readers of the AST.
 """
 
 from __future__ import annotations
