@@ -44,6 +44,7 @@ bench: setup
 	$(BIN)/python bench/lowering.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/scaling.py
 
 # Fuzzing for a time budget: mutants of the zoo and generated programs through check → summary → load
 # → forward; outcomes classified, failing inputs saved to $(OUT)/fuzz/bugs/. FUZZ_SECONDS=3600 for a long run.
