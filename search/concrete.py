@@ -195,7 +195,6 @@ def rebuild_problems(path, text: str, graph) -> list[str]:
     from pathlib import Path
 
     from cnnc.api import elaborate_file
-
     from cnnc.dsl.diagnostics import CnncError
 
     try:

@@ -26,11 +26,8 @@ space (its fingerprint, kept in the study's user attributes) is refused (E0607).
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import itertools
 import math
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +40,7 @@ from cnnc.compiler.analysis.summary import summarize
 from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search import report
 from cnnc.search import storage as stores
+from cnnc.search.resume import binding, changes, check_same_study, space_fingerprint, space_of_study
 from cnnc.search.space import Memo, Space, fixed, graph_hash, over_budget, walk
 
 DIRECTIONS = {"accuracy": "maximize", "params": "minimize", "macs": "minimize"}
@@ -238,32 +236,6 @@ def open_study(settings: Settings, space: Space):
     return study
 
 
-def binding(space: Space) -> dict:
-    """How the study elaborates its space (for `search-report --export`, which has no data set)."""
-    args = {k: getattr(v, "span", None) and v.span.text for k, v in (space.args or {}).items()}
-    return {"network": space.network, "args": [f"{k}={t}" for k, t in args.items() if t],
-            "input_shape": list(space.input_shape) if space.input_shape else None}
-
-
-def space_of_study(study) -> Space:
-    """The space a study was made from, bound as it was, refused (E0607) when the file changed since."""
-    from cnnc.api import load_program, parse_arg_values
-
-    recorded, bound = study.user_attrs.get("settings", {}), study.user_attrs.get("binding")
-    if bound is None or "file" not in recorded:
-        raise CnncError(error("E0604", f"study `{study.study_name}` does not record its space", None,
-                              helps=("studies made by an older cnnc cannot be exported; run the search again",)))
-    program = load_program(recorded["file"], allow_import=tuple(recorded.get("allow_import") or ()))
-    shape = tuple(bound["input_shape"]) if bound["input_shape"] else None
-    space = Space(program, bound["network"], parse_arg_values(bound["args"]), shape)
-    fingerprint = study.user_attrs.get("space")
-    if fingerprint is not None and fingerprint != space_fingerprint(space):
-        raise CnncError(error("E0607", f"study `{study.study_name}` was made from another search space than "
-                              f"`{recorded['file']}` is now", None,
-                              helps=("restore the space the study was made from to export its trials",)))
-    return space
-
-
 def export_trial(study, number: int, path: Path) -> tuple[Path, str | None]:
     """Write trial `number` of `study` as its space with the choices resolved (`write_best`)."""
     rows = {r.number: r for r in report.rows(study.trials)}
@@ -277,66 +249,6 @@ def export_trial(study, number: int, path: Path) -> tuple[Path, str | None]:
                         data=recorded.get("data", "digits"), epochs=recorded.get("epochs", 2),
                         proxy=(recorded.get("objectives") or ["naswot"])[0])
     return write_best(space_of_study(study), row, settings, study.study_name, path)
-
-
-def check_same_study(settings: Settings, recorded: dict, space: str | None, fingerprint: str) -> None:
-    """A resume must keep the objectives and the space (E0604, E0607)."""
-    if recorded.get("objectives") != list(settings.names):
-        raise CnncError(
-            error(
-                "E0604",
-                f"study `{settings.study_name}` optimises {', '.join(recorded['objectives'])}, "
-                f"not {', '.join(settings.names)}",
-                None,
-                helps=("start another study with `--study NAME`, or keep its objectives",),
-            )
-        )
-    if space is not None and space != fingerprint:
-        raise CnncError(
-            error(
-                "E0607",
-                f"study `{settings.study_name}` was made from another search space than "
-                f"`{settings.file}` is now (the space's text, imports or arguments changed)",
-                None,
-                helps=(
-                    "its trials' decisions would mean other architectures: start another study with "
-                    "`--study NAME` (or another --out), or restore the space the study was made from",
-                ),
-            )
-        )
-
-
-def space_fingerprint(space: Space) -> str:
-    """sha256 of what decides the members: every module's syntax tree (without source positions and
-    comments: layout and comments do not count), the network, its arguments and the input shape."""
-    h = hashlib.sha256()
-    program = space.program
-    for key in sorted(program.modules, key=lambda k: (k != program.main, k)):
-        h.update(repr(_tree(program.modules[key])).encode())
-    h.update(repr((space.network, sorted((space.args or {}).items(), key=str), space.input_shape)).encode())
-    return h.hexdigest()
-
-
-def _tree(node):
-    """An AST as nested tuples of what it means: the compared fields, spans left out."""
-    if dataclasses.is_dataclass(node):
-        return (type(node).__name__,) + tuple(
-            _tree(getattr(node, f.name)) for f in dataclasses.fields(node) if f.compare and f.name != "span"
-        )
-    if isinstance(node, (list, tuple)):
-        return tuple(_tree(x) for x in node)
-    return node
-
-
-def changes(study, settings: Settings) -> list[str]:
-    """How this run's settings differ from those the study was created with (results may not compare)."""
-    recorded = study.user_attrs.get("settings", {})
-    now = settings.recorded()
-    return [
-        f"the study was made with {key} = {recorded[key]}, this run has {now[key]}"
-        for key in now
-        if key in recorded and recorded[key] != now[key]
-    ]
 
 
 def make_sampler(settings: Settings, space: Space, seed: int):
@@ -576,77 +488,6 @@ def write_best(
     )
     _, flat = write_member(path, space, member, "best", comments)
     return path, flat
-
-
-# ---------------------------------------------------------------------------------------------
-# Evaluators (torch is imported here, inside the functions)
-
-
-def train_evaluator(settings: Settings, data) -> Evaluator:
-    """Lower the graph (weights seeded by `settings.seed`) and train it; the score is accuracy."""
-    from cnnc.compiler.lower.fx import to_graph_module
-    from cnnc.search.evaluators.train import train_and_evaluate
-
-    from cnnc.search.evaluators.fit import too_large
-    from cnnc.search.evaluators.train import resolve_device
-
-    device = resolve_device(settings.device)
-
-    def evaluate(graph, report_epoch) -> Outcome:
-        large = too_large(graph, device, settings.batch_size, settings.optimizer)
-        if large:
-            return Outcome(math.nan, 0.0, large)
-        model = to_graph_module(graph, seed=settings.seed)
-        r = train_and_evaluate(
-            model,
-            data,
-            epochs=settings.epochs,
-            batch_size=settings.batch_size,
-            lr=settings.lr,
-            optimizer=settings.optimizer,
-            label_smoothing=settings.label_smoothing,
-            device=settings.device,
-            seed=settings.seed,
-            report=report_epoch,
-        )
-        return Outcome(r.accuracy, r.seconds, r.failed, {}, r.history)
-
-    return evaluate
-
-
-def proxy_evaluator(settings: Settings, data) -> Evaluator:
-    """Lower the graph and score it untrained; the score is `settings.proxy`, all proxies recorded."""
-    from cnnc.compiler.lower.fx import to_graph_module
-    from cnnc.search.evaluators.fit import too_large
-    from cnnc.search.evaluators.proxy import score_all
-    from cnnc.search.evaluators.train import is_out_of_memory, resolve_device
-
-    device = resolve_device(settings.device)
-
-    def evaluate(graph, report_epoch) -> Outcome:
-        start = time.perf_counter()
-        large = too_large(graph, device, PROXY_BATCH)
-        if large:
-            return Outcome(math.nan, 0.0, large)
-        model = to_graph_module(graph, seed=settings.seed, device=device)
-        try:
-            scores = score_all(model, data, seed=settings.seed)
-        except (RuntimeError, MemoryError) as exc:
-            if not is_out_of_memory(exc):
-                raise
-            return Outcome(
-                math.nan, time.perf_counter() - start, f"out of memory: {exc}".splitlines()[0]
-            )
-        proxies = {k: v for k, v in scores.items() if k in PROXIES}
-        return Outcome(scores[settings.proxy], time.perf_counter() - start, None, proxies)
-
-    return evaluate
-
-
-def load_data(settings: Settings):
-    from cnnc.search.data import load_dataset
-
-    return load_dataset(settings.data, settings.size, settings.seed)
 
 
 def space_for(settings: Settings, input_shape, num_classes: int | None) -> Space:

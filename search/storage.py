@@ -41,7 +41,7 @@ HOST = socket.gethostname()
 def kind(url: str) -> str:
     """`sqlite`, `journal`, `postgresql` or `other`."""
     for name in ("sqlite", "journal", "postgresql"):
-        if url.startswith(name + ":") or url.startswith(name + "+"):
+        if url.startswith((name + ":", name + "+")):
             return name
     return "other"
 
@@ -147,7 +147,7 @@ def fail_stale(study, url: str) -> list[int]:
     return failed
 
 
-def _RUNNING():  # noqa: N802 (a constant, looked up late)
+def _RUNNING():
     return optuna.trial.TrialState.RUNNING
 
 
@@ -179,7 +179,7 @@ class StudyLock:
 
             path = file_path(self.url)
             # not `<file>.lock`: that is the name of Optuna's own journal lock
-            self._file = open(path.with_name(path.name + ".cnnc-lock"), "a")  # noqa: SIM115
+            self._file = open(path.with_name(path.name + ".cnnc-lock"), "a")
             fcntl.flock(self._file, fcntl.LOCK_EX)
         elif k == "postgresql":
             import sqlalchemy
@@ -237,8 +237,12 @@ def retrying(step: Callable, say: Callable[[str], None], limit: float = RETRY_SE
                         f"lost the connection to the study's storage and could not get it back in "
                         f"{waited:.0f} s: {first_line(exc)}",
                         None,
-                        helps=("check that the database server runs and is reachable, then run the "
-                               "same command again: the study resumes",),
+                        helps=(
+                            (
+                                "check that the database server runs and is reachable, then run "
+                                "the same command again: the study resumes"
+                            ),
+                        ),
                     )
                 ) from None
             say(f"lost the connection to the study's storage ({first_line(exc)}); retrying in {delay:.0f} s")

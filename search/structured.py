@@ -24,9 +24,10 @@ import dataclasses
 import re
 
 from cnnc.dsl import ast
+from cnnc.dsl.literals import escape_string
 from cnnc.search.concrete import literal
 
-SIMPLE = re.compile(r'^(?:[A-Za-z_][\w.]*(?:\(.*\))?|-?[\d.]+(?:e[+-]?\d+)?|"[^"]*"|\[.*\])$', re.S)
+SIMPLE = re.compile(r'^(?:[A-Za-z_][\w.]*(?:\(.*\))?|-?[\d.]+(?:e[+-]?\d+)?|"[^"]*"|\[.*\])$', re.DOTALL)
 
 
 def structured_text(space, member, name: str = "best", comments: tuple[str, ...] = ()) -> str | None:
@@ -106,7 +107,7 @@ def _replacement(node: ast.Choice, met: list):
     key = _Span(name.span.start, name.span.end)
     text = options[-1]
     for (decision, _, _), option in zip(reversed(met[:-1]), reversed(options[:-1])):
-        text = [f"if ", key, f' == "{decision}" then ', option, " else ", text]
+        text = ["if ", key, f" == {escape_string(decision)} then ", option, " else ", text]
     return ["(", *_flat(text), ")"]
 
 

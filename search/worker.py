@@ -199,7 +199,8 @@ class Worker:
                 if stores.is_connection_error(exc):
                     lost = exc
                 elif not isinstance(exc, self.objective.failure):
-                    self.retrying(lambda: _fail(trial, f"{type(exc).__name__}: {stores.first_line(exc)}"))
+                    reason = f"{type(exc).__name__}: {stores.first_line(exc)}"
+                    self.retrying(lambda: _fail(trial, reason))
             finally:
                 self.signals.in_trial = False
         if interrupted is not None or lost is not None:

@@ -105,9 +105,9 @@ def test_search_report_exports_any_trial_and_lists_progress_and_failures(tmp_pat
 
 
 def test_search_report_reads_a_journal_folder(tmp_path, capsys):
-    from cnnc.search import storage
-
     import optuna
+
+    from cnnc.search import storage
 
     out = tmp_path / "run"
     out.mkdir()

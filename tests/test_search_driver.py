@@ -13,7 +13,7 @@ from conftest import ROOT
 
 from cnnc.api import elaborate_file
 from cnnc.dsl.diagnostics import CnncError
-from cnnc.search import driver
+from cnnc.search import driver, evaluate
 from cnnc.search.concrete import same_layers
 from cnnc.search.space import graph_hash, load_space
 
@@ -244,7 +244,7 @@ def test_a_real_proxy_study(tmp_path, digits, one_thread):
     )
     space = driver.space_for(settings, digits.input_shape, digits.num_classes)
     result = driver.run(
-        settings, space, driver.proxy_evaluator(settings, digits), Quiet(), digits.num_classes
+        settings, space, evaluate.proxy_evaluator(settings, digits), Quiet(), digits.num_classes
     )
     scored = [r for r in result.rows if r.status == "scored"]
     assert scored and all(set(r.proxies) == {"synflow", "naswot", "grad_norm"} for r in scored)
@@ -257,7 +257,7 @@ def test_a_real_training_study_on_digits(tmp_path, digits, one_thread):
     )
     space = driver.space_for(settings, digits.input_shape, digits.num_classes)
     result = driver.run(
-        settings, space, driver.train_evaluator(settings, digits), Quiet(), digits.num_classes
+        settings, space, evaluate.train_evaluator(settings, digits), Quiet(), digits.num_classes
     )
     assert statuses(result) in (["trained", "trained"], ["trained", "reused"])
     assert result.best[0].values[0] > 0.5

@@ -41,14 +41,14 @@ def postgres():
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
         shutil.chown(sock, "postgres")
-    run = lambda args: subprocess.run(_as_server_user(args), check=True, capture_output=True, timeout=120)  # noqa: E731
+    run = lambda args: subprocess.run(_as_server_user(args), check=True, capture_output=True, timeout=120)
     run([INITDB, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
     options = f"-p {PORT} -k {sock} -c listen_addresses='' -c fsync=off"
     run([PG_CTL, "-D", str(data), "-o", options, "-w", "-t", "60", "-l", str(folder / "log"), "start"])
     try:
         yield f"postgresql+psycopg2://postgres@/postgres?host={sock}&port={PORT}"
     finally:
-        subprocess.run(_as_server_user([PG_CTL, "-D", str(data), "-m", "immediate", "-w", "stop"]),
+        subprocess.run(_as_server_user([PG_CTL, "-D", str(data), "-m", "immediate", "-w", "stop"]), check=False,
                        capture_output=True, timeout=60)
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -69,14 +69,14 @@ def test_study_in_postgresql_resumes(postgres, tmp_path, capsys):
 
 SLOW_WORKER = """
 import sys, time
-from cnnc.search import driver
+from cnnc.search import driver, evaluate
 from cnnc.search.data import load_dataset
 
 storage, out, trials, index = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 settings = driver.Settings(file=sys.argv[5], out=out, trials=trials, evaluator="proxy", device="cpu",
                            storage=storage, study="killed", heartbeat=1, worker=index)
 data = load_dataset("digits")
-proxy = driver.proxy_evaluator(settings, data)
+proxy = evaluate.proxy_evaluator(settings, data)
 
 def slow(graph, report):  # the proxy takes milliseconds: half a second gives the test time to kill
     time.sleep(0.5)
@@ -111,7 +111,7 @@ def test_three_workers_on_postgresql_survive_a_sigkill(postgres, tmp_path):
                                str(ROOT / "zoo" / "spaces" / "tiny.cnn")], stderr=subprocess.PIPE, text=True)
              for i in range(3)]
     try:
-        load = lambda: optuna.load_study(study_name="killed", storage=postgres)  # noqa: E731
+        load = lambda: optuna.load_study(study_name="killed", storage=postgres)
         killed, pid = wait_for_running_trial(load, lambda: {p.pid for p in procs})
         os.kill(pid, signal.SIGKILL)
         errors = [p.communicate(timeout=300)[1] for p in procs]

@@ -74,9 +74,9 @@ def test_a_member_whose_space_cannot_be_kept_is_written_flat_and_says_why(tmp_pa
 def test_labels_and_comments_are_escaped_whatever_they_hold(text):
     class Node:
         name = text
-        args = {}
+        args: dict = {}  # noqa: RUF012 - a read-only stand-in
 
-        class spec:  # noqa: N801 - a stand-in for an op's spec
+        class spec:
             name = "ReLU"
             params = ()
 

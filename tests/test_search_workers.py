@@ -7,20 +7,21 @@ workers, and `cnnc search --workers 3` on a journal file with one worker SIGKILL
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import optuna
 import pytest
-from conftest import ROOT
 from test_search_driver import TINY, Counting, Quiet, write
 
 from cnnc.dsl.diagnostics import CnncError
-from cnnc.search import driver, storage, worker
+from cnnc.search import driver, evaluate, storage, worker
 from cnnc.search.space import fixed, graph_hash
 
 COMPLETE, FAIL, PRUNED = (optuna.trial.TrialState[s] for s in ("COMPLETE", "FAIL", "PRUNED"))
@@ -82,7 +83,7 @@ def test_a_member_too_large_for_the_machine_is_a_failed_trial_not_a_crash(tmp_pa
     big = write(tmp_path, "big.cnn", 'return in -> Conv(choice(8, 65536, name = "c"), 3, pad = 1) '
                 '-> GlobalAvgPool -> Flatten -> fc: Linear(classes)')
     s = settings(tmp_path, file=big, trials=2, sampler="grid", evaluator="proxy", device="cpu")
-    result = run(s, driver.proxy_evaluator(s, load_dataset("digits")))
+    result = run(s, evaluate.proxy_evaluator(s, load_dataset("digits")))
     by_width = {r.decisions["c"]: r for r in result.rows}
     assert by_width["8"].status == "scored"
     large = by_width["65536"]
@@ -175,7 +176,7 @@ def children_of(pid: int) -> set[int]:
     for stat in os.listdir("/proc"):
         if stat.isdigit():
             try:
-                fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
+                fields = Path(f"/proc/{stat}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
             if int(fields[1]) == pid:
@@ -200,7 +201,7 @@ def check_killed_study(study, killed: int, trials: int, space_settings) -> None:
             spans.setdefault(t.user_attrs["hash"], []).append((t.datetime_start, t.datetime_complete))
     for hash_, runs in spans.items():
         runs.sort()
-        assert all(a[1] is not None and a[1] <= b[0] for a, b in zip(runs, runs[1:])), hash_
+        assert all(a[1] is not None and a[1] <= b[0] for a, b in itertools.pairwise(runs)), hash_
     scored = [t.user_attrs["hash"] for t in all_ if t.user_attrs.get("status") in ("scored", "trained")]
     assert len(scored) == len(set(scored))
     # every complete trial replays to the architecture it recorded
@@ -229,10 +230,10 @@ def test_search_with_three_workers_on_a_journal_survives_a_sigkill(tmp_path):
         while not journal.exists() and time.monotonic() < end:
             time.sleep(0.1)
         url = f"journal:///{journal}"
-        load = lambda: optuna.load_study(study_name="tiny", storage=storage.open_storage(url, 1))  # noqa: E731
+        load = lambda: optuna.load_study(study_name="tiny", storage=storage.open_storage(url, 1))
         killed, pid = wait_for_running_trial(load, lambda: children_of(parent.pid))
         os.kill(pid, signal.SIGKILL)
-        stdout, stderr = parent.communicate(timeout=300)
+        _, stderr = parent.communicate(timeout=300)
     finally:
         if parent.poll() is None:
             os.killpg(parent.pid, signal.SIGKILL)

@@ -211,7 +211,7 @@ def run(args) -> int:
 
     from cnnc.api import resolve_path
     from cnnc.dsl.diagnostics import CnncError
-    from cnnc.search import driver, launch
+    from cnnc.search import driver, evaluate, launch
     from cnnc.search.space import walk
 
     args.file = str(resolve_path(args.file))
@@ -224,7 +224,7 @@ def run(args) -> int:
     files.make_folder(settings.out, "--out")  # before the work: the storage and the folder must do
     files.check_storage(settings.storage_url)
     torch.set_num_threads(settings.threads)
-    data = driver.load_data(settings)
+    data = evaluate.load_data(settings)
     space = driver.space_for(settings, data.input_shape, data.num_classes)
     size, walked = walk(space, seconds=1.0)
     if size.exact and not any(m.ok for m in walked):  # not a choice that fails: the program does
@@ -235,7 +235,7 @@ def run(args) -> int:
     if settings.workers > 1 and not child:
         return run_workers(settings, space, console)
     evaluator = (
-        driver.proxy_evaluator if settings.evaluator == "proxy" else driver.train_evaluator
+        evaluate.proxy_evaluator if settings.evaluator == "proxy" else evaluate.train_evaluator
     )(settings, data)
     try:
         with files.storage_errors(settings.storage_url):
