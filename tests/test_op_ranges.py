@@ -285,3 +285,12 @@ def test_pytorch_habits_get_the_fix(layer, code, help):
 def test_what_looks_like_a_habit_but_is_not(layer):
     text = f"network n {{ input [3, 32, 32] return in -> {layer} }}"
     api.graph("habits.cnn", text=text)
+
+
+def test_a_dilated_max_pool_window_wholly_in_the_padding_is_rejected():
+    # taps at −1 and 1 around a 1-pixel input: torch runs and outputs -inf
+    text = "network n { input [1, 1, 1] return in -> MaxPool(2, 1, pad = 1, dilation = 2) }"
+    with pytest.raises(CnncError) as info:
+        api.graph("ranges.cnn", text=text)
+    (d,) = info.value.diagnostics
+    assert d.code == "E0405" and "wholly in the padding" in d.message

@@ -21,9 +21,31 @@ def _infer_window(op: str):
         dilation = args.get("dilation", (1, 1))
         spatial = window_output(op, inp.spatial, args["kernel_size"], args["stride"], args["padding"],
                                 dilation, args["ceil_mode"])
+        check_windows_see_input(op, inp.spatial, args, dilation, spatial)
         return args, TensorType((inp.channels, *spatial))
 
     return infer
+
+
+def check_windows_see_input(op: str, sizes, args, dilation, outs) -> None:
+    """E0405 when a dilated window falls wholly in the padding (torch outputs -inf there).
+
+    Its taps are `dilation` apart, so only an axis shorter than the dilation can slip between
+    them; pool padding is at most half the kernel, so such an axis has at most size + 1 windows
+    and the loop below is short.
+    """
+    axes = zip(("height", "width"), sizes, args["kernel_size"], args["stride"], args["padding"],
+               dilation, outs)
+    for axis, size, k, s, p, d, out in axes:
+        if size >= d:
+            continue
+        for i in range(out):
+            start = i * s - p
+            first = max(0, -(start // d) if start < 0 else 0)  # the first tap at or after 0
+            if first >= k or start + first * d >= size:
+                raise OpError("E0405", f"`{op}` window {i} along the {axis} lies wholly in the padding: "
+                              f"its taps are {d} apart and the input is {size} wide",
+                              help="use a smaller dilation or padding, or a larger input")
 
 
 def window_rf(args, inputs) -> RFStep:
