@@ -349,11 +349,14 @@ def test_random_programs_static_equals_runtime(text):
 
 
 def torch_shape(module_fn, shape):
+    """The output shape torch gives, or None when it raises or outputs -inf (a max pool window
+    wholly in the padding: the checker rejects that too)."""
     try:
         with torch.no_grad():
-            return tuple(module_fn().eval()(torch.zeros(2, *shape)).shape[1:])
+            out = module_fn().eval()(torch.zeros(2, *shape))
     except (RuntimeError, ValueError):
         return None
+    return tuple(out.shape[1:]) if bool(torch.isfinite(out).all()) else None
 
 
 def checker_shape(layer_text, shape):
