@@ -55,20 +55,22 @@ def _concat_report(inputs, culprits, reference, nodes) -> OpError:
         label=f"{name(first)} is {inputs[first]}",
     )
     exc.span = nodes[first].span
-    shown = (reference,) + culprits[1:]
+    listed = culprits[:SHOWN_BRANCHES]  # a concat of thousands of branches: a readable message
     exc.secondary = tuple(
         Label(nodes[i].span, f"{name(i)} is {inputs[i]}")
-        for i in shown
+        for i in (reference,) + listed[1:]
         if nodes[i].span is not None and nodes[i].span != exc.span
     )
-    exc.notes = (
-        tuple(
-            f"{name(i)} is {inputs[i]}, {name(reference)} is {inputs[reference]}" for i in culprits
+    if len(culprits) > 1:
+        exc.notes = tuple(
+            f"{name(i)} is {inputs[i]}, {name(reference)} is {inputs[reference]}" for i in listed
         )
-        if len(culprits) > 1
-        else ()
-    )
+        if len(culprits) > len(listed):
+            exc.notes += (f"and {len(culprits) - len(listed):,} more branches differ",)
     return exc
+
+
+SHOWN_BRANCHES = 8
 
 
 def broadcast(op: str, a: TensorType, b: TensorType) -> TensorType:
