@@ -4,7 +4,7 @@ For a ResNet-50-sized member of a space over `zoo/families/resnet.cnn` (depths a
 Wide-ResNet widths) and for a typical small member (`zoo/spaces/tiny.cnn`), it times each stage
 cnnc adds to a trial — sample (TPE suggestions), elaborate, check (lint), analyse (summary and
 hash), lower (torch.fx, on the meta device: cnnc's work without torch's weight initialisation) —
-then the whole bookkeeping of one trial through `study.optimize` on SQLite with a no-op evaluator,
+then the whole bookkeeping of one trial through a search worker on SQLite with a no-op evaluator,
 and one epoch of training the small member on digits. Medians of `--repeat` runs.
 
     .venv/bin/python bench/search.py [--repeat 7] [--threads 1]
@@ -28,6 +28,7 @@ from cnnc.compiler.lower.fx import to_graph_module
 from cnnc.search import driver
 from cnnc.search.data import load_dataset
 from cnnc.search.evaluators.train import train_and_evaluate
+from cnnc.search.worker import Worker
 from cnnc.search.space import graph_hash, load_space, replay
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,9 +91,9 @@ def stages(space, picks: dict, repeat: int) -> dict[str, float]:
 
 
 def bookkeeping_ms(settings_file: str, text_space, repeat: int) -> float:
-    """One whole trial through `study.optimize` on SQLite with an evaluator that does nothing."""
+    """One whole trial through a worker on SQLite with an evaluator that does nothing."""
     with tempfile.TemporaryDirectory() as tmp:
-        settings = driver.Settings(file=settings_file, trials=1, out=Path(tmp), pruner="none")
+        settings = driver.Settings(file=settings_file, trials=10**6, out=Path(tmp), pruner="none")
         study = driver.open_study(settings, text_space)
 
         class Quiet:
@@ -104,10 +105,9 @@ def bookkeeping_ms(settings_file: str, text_space, repeat: int) -> float:
         objective = driver.Objective(
             settings, text_space, lambda g, r: driver.Outcome(0.5, 0.0), Quiet(), None, study
         )
-        objective.seen = {}
-        return median_ms(
-            lambda: study.optimize(objective, n_trials=1, callbacks=[objective.after]), repeat
-        )
+        worker = Worker(study, settings, objective, lambda text: None)
+        # a slot claimed under the study lock, the trial run and recorded: what each worker pays
+        return median_ms(lambda: worker.run(worker.claim_slot()), repeat)
 
 
 def epoch_seconds(data, graph, repeat: int) -> float:

@@ -92,6 +92,9 @@ def load_dataset(
 # Spec and options
 
 
+MAX_CLASSES = 1_048_576  # as many outputs as cnnc allows a layer (E0415's bound on a size)
+
+
 def _fail(code: str, message: str, *helps: str, notes: tuple[str, ...] = ()) -> NoReturn:
     raise CnncError(error(code, message, None, helps=helps, notes=notes))
 
@@ -266,6 +269,14 @@ def _checked_labels(y: np.ndarray, source: str) -> torch.Tensor:
             "E0602",
             f"labels in `{source}` must be a non-empty 1-D array of integers >= 0",
             notes=(f"got dtype {y.dtype}, shape {list(y.shape)}",),
+        )
+    top = int(y.max())
+    if top >= MAX_CLASSES:  # one output per label up to the largest: a classifier nobody meant
+        _fail(
+            "E0603",
+            f"labels in `{source}` go up to {top:,}: that makes {top + 1:,} classes "
+            f"({len(np.unique(y)):,} labels are used), more than cnnc's {MAX_CLASSES:,}",
+            "number the classes 0, 1, …, K-1 (e.g. np.unique(y, return_inverse=True)[1])",
         )
     return torch.from_numpy(y.astype(np.int64))
 

@@ -131,6 +131,9 @@ def is_alive(worker: dict | None) -> bool:
 def fail_stale(study, url: str) -> list[int]:
     """Mark stale RUNNING trials FAIL and enqueue their parameters again; the numbers failed."""
     if kind(url) != "journal":
+        stale = getattr(study._storage, "_get_stale_trial_ids", None)  # one query; the usual answer
+        if stale is not None and not stale(study._study_id):
+            return []
         before = {t.number for t in study.get_trials(deepcopy=False, states=(_RUNNING(),))}
         optuna.storages.fail_stale_trials(study)
         after = {t.number for t in study.get_trials(deepcopy=False, states=(_RUNNING(),))}

@@ -164,9 +164,11 @@ class Worker:
 
         While another live trial evaluates the same architecture, wait for its result: no
         architecture is evaluated twice at once."""
+        waited = False
         while True:
             with self.lock:
-                stores.fail_stale(self.study, self.settings.storage_url)
+                if waited:  # the trial waited for may have lost its worker
+                    stores.fail_stale(self.study, self.settings.storage_url)
                 trials = self.study.get_trials(deepcopy=False)
                 earlier = [t for t in trials if _evaluated(t) and t.user_attrs["hash"] == digest]
                 if earlier:
@@ -179,6 +181,7 @@ class Worker:
                     trial.set_user_attr("evaluating", digest)
                     return None
             time.sleep(POLL_SECONDS)
+            waited = True
 
     # -- one trial ---------------------------------------------------------------------------
 

@@ -286,3 +286,15 @@ def test_bad_options_raise_e0603(kwargs):
     with pytest.raises(CnncError) as info:
         load_dataset("digits", **kwargs)
     assert codes(info.value) == ["E0603"]
+
+
+def test_npz_labels_beyond_any_classifier_are_e0603_before_any_model(tmp_path):
+    y = np.zeros(4, dtype=np.int64)
+    y[1] = 10**9  # one stray label would make a billion-way Linear
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 3, 3)), y=y)
+    with pytest.raises(CnncError) as info:
+        load_dataset(f"npz:{tmp_path / 'd.npz'}")
+    d = info.value.diagnostics[0]
+    assert d.code == "E0603"
+    assert d.message.endswith("go up to 1,000,000,000: that makes 1,000,000,001 classes (2 labels are used), "
+                              "more than cnnc's 1,048,576")
