@@ -29,6 +29,10 @@ RULES = [
     # data sets are tensors: the loader is torch-side like the evaluators that consume it
     ("cnnc.search.data", ("cnnc.search", "cnnc.dsl"), ("torch", "numpy", "sklearn", "PIL")),
     ("cnnc.search.driver", ("cnnc.search", "cnnc.compiler", "cnnc.dsl"), ("optuna", "torch")),
+    # the workers of a study: its storage, the loop, and the processes of `--workers` (GPUs counted)
+    ("cnnc.search.storage", ("cnnc.search", "cnnc.dsl"), ("optuna",)),
+    ("cnnc.search.worker", ("cnnc.search", "cnnc.dsl"), ("optuna",)),
+    ("cnnc.search.launch", ("cnnc.search",), ("torch",)),
     ("cnnc.search.report", ("cnnc.search", "cnnc.compiler", "cnnc.dsl"), ("optuna", "matplotlib")),
     # a training run, its features and their pictures run models on tensors, like the evaluators
     ("cnnc.search.training", ("cnnc.search", "cnnc.dsl"), ("torch", "matplotlib")),
