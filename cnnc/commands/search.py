@@ -19,16 +19,23 @@ Sample members of a search space (a .cnn file with `choice(…)`), check each st
 the valid ones on a data set (or score them with a zero-cost proxy). Shape-invalid members and
 members over --max-params/--max-macs are recorded with the reason and never trained; an
 architecture sampled twice reuses its first result. The study is kept in SQLite: running again
-resumes it, and --trials N runs until the study holds N trials.
+resumes it, and --trials N runs until the study holds N finished trials.
 
-Writes to --out (default runs/<file stem>): study.db, best.cnn (the winner as a plain .cnn program,
-for `cnnc check` and `cnnc compile`), trials.csv and PNG plots.
+Writes to --out (default runs/<file stem>): study.db, best.cnn (the winner: the space with each
+choice replaced by the option taken, for `cnnc check` and `cnnc compile`), trials.csv and PNG plots.
+
+--workers K runs K processes on one study (kept in a journal file, study.journal, when they start
+it); --storage postgresql://… --study NAME shares one study between machines, each running the same
+command. --trials counts finished trials over every worker. A worker killed mid-trial loses only that
+trial: the others find it stale after three missed --heartbeat beats and run it again.
 
 examples:
   cnnc search zoo/spaces/tiny.cnn --trials 8 --epochs 2 --out runs/t
   cnnc search zoo/spaces/tiny.cnn --trials 12 --out runs/t             # 4 more in the same study
   cnnc search zoo/spaces/mobilenet_space.cnn --size 32 --max-params 200K --objective accuracy,params
   cnnc search zoo/spaces/resnet_space.cnn --evaluator proxy --trials 100
+  cnnc search zoo/spaces/tiny.cnn --workers 4 --trials 40 --out runs/t4
+  cnnc search zoo/spaces/resnet_space.cnn --storage postgresql://search@db.lan/nas --study r --trials 200
 """
 
 
@@ -39,7 +46,7 @@ def configure(p) -> None:
         type=int,
         default=20,
         metavar="N",
-        help="run until the study holds N trials (default: 20)",
+        help="run until the study holds N finished trials, over every worker (default: 20)",
     )
     p.add_argument(
         "--sampler",
