@@ -6,6 +6,7 @@ Each statement's failure is recorded and poisons only that statement's value (se
 
 from __future__ import annotations
 
+from cnnc.compiler import derive
 from cnnc.compiler.evaluate import _fail, bind_params, evaluate
 from cnnc.compiler.scopes import Env, ModuleScope
 from cnnc.compiler.types import TensorType
@@ -22,6 +23,8 @@ def run_network(el, main: ModuleScope, name: str, args: dict, input_shape):
         names = [n for n, item in main.defs.items() if isinstance(item, (ast.NetworkDef, ast.NetworkAlias))]
         raise_usage(f"no network `{name}` in this file", names)
     scope, item = found
+    if isinstance(item, ast.NetworkAlias) and item.derive:
+        scope, item, el.derivation = derive.collect(scope, item)
     env = Env(scope, {})
     definition, bound = resolve_network(el, scope, item, args, env)
     if definition is None:
@@ -36,7 +39,22 @@ def run_network(el, main: ModuleScope, name: str, args: dict, input_shape):
         el.report(error("E0404", f"a network must return a tensor, but `{name}` returns {type_name(output)}",
                         ret.value.span if ret else None))
         output = POISON
+    if el.derivation is not None:
+        parent = item.value.id if isinstance(item.value, ast.Name) else definition.name
+        output = _derived_output(el, output, parent)
     return finish(el, name, output, input_node.type if input_node else None)
+
+
+def _derived_output(el, output, parent: str):
+    """Cut and freeze a derived network once its parent is elaborated (see `compiler.derive`)."""
+    out_id = output.node if isinstance(output, Tensor) else None
+    new_id, frozen, problems = derive.finish(el.derivation, el.b.nodes, out_id, parent)
+    for problem in problems:
+        el.report(problem)
+    el.derivation.frozen = frozen
+    if new_id is not None and new_id != out_id:
+        return Tensor(new_id, el.b.nodes[new_id].type)
+    return output
 
 
 def resolve_network(el, scope: ModuleScope, item, cli_args: dict, env: Env):
@@ -58,6 +76,10 @@ def resolve_network(el, scope: ModuleScope, item, cli_args: dict, env: Env):
     value = el.guard(lambda: evaluate(el, item.value, env, Frame()))
     if isinstance(value, BlockLayer) and isinstance(value.block.definition, ast.NetworkDef):
         return value.block, dict(value.args)
+    if isinstance(value, BlockRef) and isinstance(value.definition, ast.NetworkDef):  # `network b = a`
+        bound = el.guard(lambda: bind_params(el, value, (), tuple(cli_args.items()), item.value.span, Frame(),
+                                             from_cli=True), None)
+        return (value, bound) if bound is not None else (None, None)
     if value is not POISON:
         el.report(error("E0404", f"`network {item.name} = …` must name a network, but got {type_name(value)}",
                         item.value.span))

@@ -29,7 +29,7 @@ from cnnc.compiler.names import path_problem
 from cnnc.compiler.names import usable as usable_name
 from cnnc.compiler.ops import REGISTRY, OpError
 from cnnc.compiler.types import ERROR, TensorType, is_error
-from cnnc.compiler.values import (POISON, BlockLayer, BlockRef, LabeledLayer, MergeLayer, OpLayer,
+from cnnc.compiler.values import (POISON, BlockLayer, BlockRef, LabeledLayer, MergeLayer, OpLayer, is_layer,
                                   Partial, SeqLayer, Tensor, show, type_name)
 from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import CnncError, Diagnostic, Label, error
@@ -157,6 +157,7 @@ class Elaborator:
     def __init__(self, decider=None):
         self.b = Builder()
         self.decider = decider
+        self.derivation = None  # a derived network's clauses (compiler.derive), while elaborating one
 
     # -- diagnostics ---------------------------------------------------------------------------
     def report(self, diagnostic: Diagnostic) -> None:
@@ -181,6 +182,8 @@ class Elaborator:
         if not isinstance(x, Tensor):
             raise Fail(error("E0404", f"`->` feeds a tensor into a layer, but its left side is {type_name(x)}",
                              span, "this is not a tensor"))
+        if name is not None and self.derivation is not None and self.derivation.replace:
+            layer = self.substitute(layer, x, frame, name)
         if isinstance(layer, tuple):
             layer = SeqLayer(layer, span)
         if isinstance(layer, BlockRef):
@@ -202,6 +205,21 @@ class Elaborator:
         what = "a tensor: it is already computed" if isinstance(layer, Tensor) else type_name(layer)
         raise Fail(error("E0404", f"`->` needs a layer on its right, but got {what}", span,
                          "not a layer", notes=frame.notes()))
+
+    def substitute(self, layer, x: Tensor, frame: Frame, name: str):
+        """A derived network's replacement for the layer about to be applied at `name`, if any."""
+        path = frame.scope + tuple(str(name).split("."))
+        found = self.derivation.replace.pop(path, None)
+        if found is None:
+            return layer
+        clause, scope = found
+        self.derivation.replaced.append(path)
+        value = evaluate.evaluate(self, clause.value, scopes.Env(scope, {}, x), Frame())
+        if isinstance(value, Tensor) or not (is_layer(value) or hasattr(value, "infer") or isinstance(
+                value, (BlockRef, Partial, tuple))):
+            raise Fail(error("E0404", f"`{clause.path.text}` must be replaced by a layer, but got {type_name(value)}",
+                             clause.value.span, "not a layer"))
+        return value
 
     def apply_op(self, layer: OpLayer, inputs, frame: Frame, name, explicit, operands=()) -> Tensor:
         spec = layer.spec
@@ -398,7 +416,10 @@ def finish(el: Elaborator, name: str, output, input_type: TensorType | None) -> 
     kept = [n for n in nodes if n.id in keep or n.op == "Input"]
     prefixes = {n.path[:k] for n in kept for k in range(1, len(n.path))}
     kept_scopes = [s for s in el.b.scopes if s.path in prefixes]
-    return Graph(name, kept, out_id, kept_scopes, input_type)
+    d = el.derivation
+    frozen = d.frozen if d is not None else ()
+    replaced = d.replaced if d is not None else ()
+    return Graph(name, kept, out_id, kept_scopes, input_type, frozen=frozen, replaced=replaced)
 
 
 def describe_call(block: BlockRef, bound: dict, given=None) -> str:

@@ -73,8 +73,13 @@ DIAGRAM_HOOK = None
 class Graph:
     """A frozen, shaped DAG of `Node`s with one input and one output."""
 
-    def __init__(self, network: str, nodes, output: int | None, scopes=(), input_type=None):
+    def __init__(self, network: str, nodes, output: int | None, scopes=(), input_type=None,
+                 frozen=frozenset(), replaced=()):
         self.network = network
+        # a derived network's parts: module paths whose parameters are not trained, and the label
+        # paths whose layers replaced the parent's (a checkpoint of the parent has other tensors there)
+        self.frozen: frozenset[tuple[str, ...]] = frozenset(frozen)
+        self.replaced: tuple[tuple[str, ...], ...] = tuple(replaced)
         self._nodes: dict[int, Node] = {n.id: n for n in sorted(nodes, key=lambda n: n.id)}
         self.output = output
         self.scopes: Mapping[tuple[str, ...], Scope] = MappingProxyType({s.path: s for s in scopes})

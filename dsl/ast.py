@@ -210,13 +210,46 @@ class NetworkDef:
 
 
 @dataclass(frozen=True, slots=True)
+class LabelPath:
+    """`layer4.2.conv3`: a module path written in a derived network."""
+
+    parts: tuple[str, ...]
+    span: Span = _span()
+
+    @property
+    def text(self) -> str:
+        return ".".join(self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """`fc: Linear(37)` inside `with { … }`: the layer labelled `fc` becomes `Linear(37)`."""
+
+    path: LabelPath
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Derive:
+    """One clause after a network alias: `with { … }`, `freeze until P`, `freeze P, Q`, `cut after P`."""
+
+    kind: str  # with | freeze_until | freeze | cut_after
+    replacements: tuple[Replacement, ...] = ()
+    paths: tuple[LabelPath, ...] = ()
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkAlias:
-    """`network resnet152 = ResNet([3, 8, 36, 3])`."""
+    """`network resnet152 = ResNet([3, 8, 36, 3])`, or a derived network:
+    `network pets = resnet50 with { fc: Linear(37) } freeze until layer4`."""
 
     name: str
     value: Expr
     span: Span = _span()
     name_span: Span = _span()
+    derive: tuple[Derive, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

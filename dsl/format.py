@@ -128,7 +128,8 @@ def _item(item, comments: _Comments) -> list[Line]:
     if isinstance(item, ast.Import):
         return [_line(f"import {escape_string(item.path)}", item)]
     if isinstance(item, ast.NetworkAlias):
-        return _stmt(f"network {item.name} = ", item.value, "", item)
+        return _derived(_stmt(f"network {item.name} = ", item.value, "", item.value if item.derive else item),
+                        item.derive)
     if isinstance(item, ast.BlockAlias):
         return _stmt(f"block {item.name} = ", item.value, "", item)
     if isinstance(item, ast.Let):
@@ -144,6 +145,24 @@ def _item(item, comments: _Comments) -> list[Line]:
     lines += comments.before(item.span.end, INDENT)
     end = item.span.file.line_col(item.span.end)[0]
     return lines + [Line("}", end, end)]
+
+
+def _derived(lines: list[Line], clauses) -> list[Line]:
+    """A derived network's clauses after its value: `with { path: layer … }`, `freeze until P`,
+    `freeze P, Q`, `cut after P`, each starting on the line the previous one ended."""
+    for clause in clauses:
+        last = lines[-1]
+        if clause.kind == "with":
+            lines[-1] = Line(last.text + " with {", last.first, last.last)
+            for r in clause.replacements:
+                lines += _stmt(f"{INDENT}{r.path.text}: ", r.value, INDENT, r)
+            end = clause.span.file.line_col(clause.span.end)[0] if clause.span is not None else 0
+            lines.append(Line("}", end, end))
+            continue
+        paths = ", ".join(p.text for p in clause.paths)
+        words = {"freeze_until": "freeze until", "freeze": "freeze", "cut_after": "cut after"}[clause.kind]
+        lines[-1] = Line(f"{last.text} {words} {paths}", last.first, last.last)
+    return lines
 
 
 def _header(item) -> list[Line]:

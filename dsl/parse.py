@@ -277,8 +277,37 @@ class _ToAst(Transformer):
         return ast.NetworkDef(str(name), params, body, self._span(meta), self._tok(name))
 
     def network_alias(self, meta, children):
-        name, value = children
-        return ast.NetworkAlias(str(name), value, self._span(meta), self._tok(name))
+        name, value, *derive = children
+        return ast.NetworkAlias(str(name), value, self._span(meta), self._tok(name), tuple(derive))
+
+    # derived networks
+    def label_path(self, meta, children):
+        parts = []
+        for child in children:
+            text = str(child)
+            if child.type == "FLOAT":  # `.1` of `layer4.1`: a numbered part
+                if not text[1:].isdigit() or not text.startswith("."):
+                    raise CnncError(error("E0101", f"`{text}` is not part of a label path", self._tok(child),
+                                          helps=("write numbered parts as `layer4.1.conv2`",)))
+                text = text[1:]
+            parts.append(text)
+        return ast.LabelPath(tuple(parts), self._span(meta))
+
+    def replacement(self, meta, children):
+        path, value = children
+        return ast.Replacement(path, value, self._span(meta))
+
+    def derive_with(self, meta, children):
+        return ast.Derive("with", replacements=tuple(children), span=self._span(meta))
+
+    def freeze_until(self, meta, children):
+        return ast.Derive("freeze_until", paths=tuple(children), span=self._span(meta))
+
+    def freeze_list(self, meta, children):
+        return ast.Derive("freeze", paths=tuple(children), span=self._span(meta))
+
+    def cut_after(self, meta, children):
+        return ast.Derive("cut_after", paths=tuple(children), span=self._span(meta))
 
     def block_alias(self, meta, children):
         name, value = children

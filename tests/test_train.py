@@ -121,3 +121,17 @@ def test_mistakes_are_user_errors(small, tmp_path, capsys, extra, message):
     args = ["train", str(small), "--data", "digits", "--out", str(tmp_path / "r"), *extra]
     assert main(args) == 1
     assert message in capsys.readouterr().err
+
+
+def test_a_derived_network_trains_with_its_trunk_frozen_by_the_language(tmp_path, one_thread, capsys):
+    path = tmp_path / "head.cnn"
+    path.write_text(SMALL.replace("classes = 10", "classes = 7")
+                    + "network head = small with {\n    fc: Linear(10)\n} freeze until fc\n")
+    out = tmp_path / "run"
+    assert main(["train", str(path), "-n", "head", "--input", "1,16,16", "--data", "digits", "--epochs", "1",
+                 "--out", str(out)]) == 0
+    assert "4,904,650 params, 5,130 trainable, 4,899,520 frozen (36 tensors)" in capsys.readouterr().err
+    before = cnnc.load(path, network="head", input=(1, 16, 16), seed=0).state_dict()
+    after = torch.load(out / "model.pt", weights_only=True)
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("fc."))
+    assert not torch.equal(before["fc.weight"], after["fc.weight"])

@@ -185,7 +185,9 @@ def _totals(s, hidden: int) -> list[str]:
     from cnnc.compiler.analysis.memory import DTYPE_BYTES
     lines = [
         f"output       {_shape_list(s.output)}",
-        f"params       {count(s.params)}  ({si(s.params)})",
+        f"params       {count(s.params)}  ({si(s.params)})" + (
+            f"; {count(s.params - s.frozen_params)} trainable, {count(s.frozen_params)} frozen"
+            if s.frozen_params else ""),
         f"MACs         {count(s.macs)}  ({si(s.macs)}MAC; FLOPs = 2 × MACs = {si(s.flops)})",
         f"activations  {count(s.activations)} elements = {mebibytes(s.activation_bytes)} forward, "
         f"≈ {mebibytes(s.training_bytes)} to train (×2, kept for the backward pass)",

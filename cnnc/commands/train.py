@@ -69,7 +69,8 @@ def run(args) -> int:
         from cnnc.commands.compile import load_checkpoint
 
         load_checkpoint(model, args)
-    frozen = freeze(model, args.freeze)
+    freeze(model, args.freeze)  # on top of the program's own `freeze`
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
     data = load_data(args, graph)
     check_classes(graph, data)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

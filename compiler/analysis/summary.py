@@ -42,6 +42,7 @@ class Summary:
     layers: tuple[Row, ...]
     dtype: str = "float32"
     failed_at: str | None = None
+    frozen_params: int = 0  # a derived network's `freeze`: parameters training leaves as they are
 
     @property
     def flops(self) -> int:
@@ -64,6 +65,8 @@ class Summary:
             "batch": 1,
             "dtype": self.dtype,
             "params": self.params,
+            "trainable_params": self.params - self.frozen_params,
+            "frozen_params": self.frozen_params,
             "macs": self.macs,
             "flops": self.flops,
             "activations": self.activations,
@@ -102,6 +105,7 @@ def summarize(graph: Graph, dtype: str = "float32") -> Summary:
         layers=tuple(rows),
         dtype=dtype,
         failed_at=failed,
+        frozen_params=sum(p[n.id] for n in graph.nodes_in_order() if n.path in graph.frozen),
     )
 
 

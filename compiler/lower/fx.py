@@ -111,7 +111,16 @@ def to_graph_module(graph: Graph, seed: int | None = None, device=None) -> CnncM
         init_parameters(gm, seed)
         fill_bare_parameters(gm, graph)
         gm.to(device)
+    freeze(gm, graph)
     return gm
+
+
+def freeze(gm: nn.Module, graph: Graph) -> None:
+    """A derived network's `freeze`: those modules' parameters do not take gradients."""
+    for path in sorted(graph.frozen):
+        if path:
+            for p in gm.get_submodule(".".join(path)).parameters(recurse=False):
+                p.requires_grad_(False)
 
 
 def class_name(network: str) -> str:

@@ -61,6 +61,16 @@ class Statement:
         return self.nodes[-1]
 
 
+def frozen_lines(graph: Graph) -> list[str]:
+    """A derived network's `freeze`, as `requires_grad_(False)` on those modules' own parameters."""
+    if not graph.frozen:
+        return []
+    names = tuple(".".join(p) for p in sorted(graph.frozen) if p)
+    return [f"{_INDENT}for name in {names!r}:  # frozen: not trained",
+            f"{_INDENT}    for p in self.get_submodule(name).parameters(recurse=False):",
+            f"{_INDENT}        p.requires_grad_(False)\n"]
+
+
 def to_source(graph: Graph, seed: int | None = None, origin: str = "") -> str:
     """See the module docstring. `seed` becomes the constructor's default; `origin` is cited."""
     if not graph.ok:
@@ -77,6 +87,7 @@ def to_source(graph: Graph, seed: int | None = None, origin: str = "") -> str:
         f"{_INDENT}super().__init__()",
         *init_lines(graph, layout),
         f"{_INDENT}init_parameters(self, seed)\n",
+        *frozen_lines(graph),
         *forward_lines(graph, layout),
         "\n",
         inspect.getsource(init.init_parameters),

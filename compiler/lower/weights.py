@@ -37,6 +37,7 @@ class WeightReport:
     reshaped: tuple[tuple[str, tuple, tuple], ...]  # (key, checkpoint shape, model shape)
     notes: tuple[str, ...]
     head: str = ""  # the network's last module with weights: where a replaced head shows
+    replaced: tuple[str, ...] = ()  # keys of a derived network's replaced layers: new by design
 
     @property
     def ok(self) -> bool:
@@ -45,7 +46,7 @@ class WeightReport:
     @property
     def new(self) -> tuple[str, ...]:
         """Keys that keep the model's own (freshly initialised) values."""
-        return tuple(sorted(self.missing + tuple(k for k, _, _ in self.reshaped)))
+        return tuple(sorted(self.missing + tuple(k for k, _, _ in self.reshaped) + self.replaced))
 
     def lines(self) -> list[str]:
         """The report as lines: what loaded, then each kind of mismatch grouped by module."""
@@ -92,15 +93,37 @@ def _state_dict(data, path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> WeightReport:
-    """Load a checkpoint into `model` (see the module docstring); returns what happened."""
+    """Load a checkpoint into `model` (see the module docstring); returns what happened.
+
+    A derived network (`network pets = resnet50 with { fc: Linear(37) }`) loads its parent's
+    checkpoint strictly: the tensors of the layers it replaced are expected to differ, and are
+    reported as newly initialised instead of as a mismatch."""
     state, notes = normalise(read_checkpoint(path), model.state_dict())
     report = compare(model.state_dict(), state, notes)
+    graph = getattr(model, "cnnc_graph", None)
+    replaced = tuple(".".join(p) + "." for p in getattr(graph, "replaced", ()))
+    if replaced:
+        report = set_aside(report, replaced)
     if strict and not report.ok:
         raise CnncError(mismatch_error(report, path))
     matching = {k: state[k] for k in report.loaded}
     with torch.no_grad():
         model.load_state_dict(matching, strict=False)
     return report
+
+
+def set_aside(report: WeightReport, replaced: tuple[str, ...]) -> WeightReport:
+    """Mismatches under the replaced layers are what replacing means: new, not an error."""
+    def mine(key: str) -> bool:
+        return key.startswith(replaced)
+
+    new = tuple(k for k in report.missing if mine(k)) + tuple(k for k, _, _ in report.reshaped if mine(k))
+    dropped = tuple(k for k in report.unexpected if mine(k))
+    notes = report.notes + ((f"replaced layers, newly initialised: {', '.join(sorted(new))}"
+                             + (f"; the parent's {', '.join(dropped)} not used" if dropped else ""),) if new or dropped else ())
+    return WeightReport(report.loaded, tuple(k for k in report.missing if not mine(k)),
+                        tuple(k for k in report.unexpected if not mine(k)),
+                        tuple(r for r in report.reshaped if not mine(r[0])), notes, report.head, new)
 
 
 def normalise(state: dict, own: dict) -> tuple[dict, tuple[str, ...]]:

@@ -151,7 +151,20 @@ def _box_attrs(box: Box, graph: Graph, theme: Theme) -> dict:
         attrs.update(color=theme.error, fillcolor=theme.error_fill, penwidth="2")
     elif box.poisoned:
         attrs.update(color=theme.unknown, fontcolor=theme.unknown, style=_dashed(attrs))
+    elif frozen(graph, box.members) and attrs.get("label", "").endswith(">"):
+        attrs.update(color=FROZEN, penwidth="2", label=attrs["label"][:-1] + _FROZEN_MARK + ">",
+                     tooltip=attrs.get("tooltip", "") + " (frozen)")
     return attrs
+
+
+FROZEN = "#3b7dd8"  # a derived network's frozen parts: a blue frame and a snowflake
+_FROZEN_MARK = f'<BR/><FONT POINT-SIZE="9" COLOR="{FROZEN}">❄ frozen</FONT>'
+
+
+def frozen(graph: Graph, ids) -> bool:
+    """Are the modules among these nodes all frozen (`network … freeze …`)? False when none is."""
+    paths = [graph.node(i).path for i in ids if graph.node(i).spec.layer]
+    return bool(graph.frozen) and bool(paths) and all(p in graph.frozen for p in paths)
 
 
 def _dashed(attrs: dict) -> str:
@@ -253,6 +266,8 @@ def _cluster_attrs(view: View, path: tuple, theme: Theme, level: int) -> dict:
     failing = view.graph.first_error()
     if failing is not None and failing.path[: len(path)] == path:
         attrs.update(color=theme.error, penwidth="1.5")
+    elif frozen(view.graph, [n.id for n in view.graph.nodes_in_order() if n.path[: len(path)] == path]):
+        attrs.update(color=FROZEN, penwidth="2", label=attrs["label"][:-1] + f' <FONT COLOR="{FROZEN}">❄ frozen</FONT>>')
     return attrs
 
 
