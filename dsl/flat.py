@@ -38,19 +38,21 @@ def flat(expr, context: int = IF) -> str:
     return f"({text})" if level(expr) < context else text
 
 
-def prime(expr) -> None:
-    """Compute the text of every node under `expr`, innermost first and without recursion, so that
-    `flat` on a 200-deep expression finds its parts' text already there."""
+def prime(expr, *more) -> None:
+    """Compute the text of every node under `expr` (and each of `more`, functions of a node whose
+    parts are known), innermost first and without recursion, so that `flat` on a 200-deep
+    expression finds its parts' text already there."""
     order, stack = [], [expr]
     while stack:
         node = stack.pop()
         order.append(node)
-        stack.extend(_children(node))
+        stack.extend(children(node))
     for node in reversed(order):
-        memo(_flat, node)
+        for fn in (_flat, *more):
+            memo(fn, node)
 
 
-def _children(expr) -> list:
+def children(expr) -> list:
     if isinstance(expr, ast.Chain):
         return list(expr.elements)
     if isinstance(expr, (ast.Call, ast.Choice, ast.ListExpr)):

@@ -12,14 +12,16 @@ a column). Invariants (tested as properties): `parse(format(m)) == m` and `forma
 from __future__ import annotations
 
 from cnnc.dsl import ast
-from cnnc.dsl.flat import IF, OR, flat, prime
-from cnnc.dsl.layout import INDENT, WIDTH, Line, Part, comment_room, fill, layout, reset_depth
+from cnnc.dsl.breaks import comment_room, know_comments
+from cnnc.dsl.flat import IF, OR, flat
+from cnnc.dsl.layout import INDENT, WIDTH, Line, Part, fill, layout, prime_layout, reset_depth
 from cnnc.dsl.literals import escape_string
 
 
 def format_module(module: ast.Module) -> str:
     """The canonical text of a parsed file, comments included."""
     reset_depth()
+    know_comments(module)
     for item in module.items:
         _prime(item)
     out: list[Line] = []
@@ -39,7 +41,7 @@ def _prime(node) -> None:
     """Every expression's one-line text, computed bottom-up before the recursive layout asks."""
     for value in (getattr(node, "value", None), getattr(node, "cond", None), getattr(node, "default", None)):
         if isinstance(value, ast.Expr):
-            prime(value)
+            prime_layout(value)
     for child in (*(getattr(node, "body", None) or ()), *(getattr(node, "params", None) or ())):
         _prime(child)
 

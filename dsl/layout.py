@@ -20,9 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from itertools import pairwise
 
 from cnnc.dsl import ast
+from cnnc.dsl.breaks import (
+    broken,
+    comment_room,
+    commented,
+    has_comment,
+    opened_on_own_line,
+    own_breaks,
+    src,
+)
 from cnnc.dsl.flat import (
     BINOP_LEVEL,
     CHAIN,
@@ -39,6 +47,7 @@ from cnnc.dsl.flat import (
     level,
     memo,
     opener,
+    prime,
 )
 
 WIDTH = 100
@@ -54,136 +63,13 @@ class Line:
 
 
 # ---------------------------------------------------------------------------------------------
-# What the source says: spans, the author's line breaks, comments
-
-
-def src(node) -> tuple[int, int]:
-    span = getattr(node, "span", None)
-    if span is None:
-        return 0, 0
-    return span.line, span.file.line_col(span.end)[0]
-
-
-def _gap(a, b) -> str:
-    """The source text between two nodes ('' when either has no span)."""
-    if a is None or b is None or a.span is None or b.span is None:
-        return ""
-    return a.span.file.text[a.span.end : b.span.start]
-
-
-def _broken(a, b) -> bool:
-    return "\n" in _gap(a, b)
-
-
-def _opened_on_own_line(expr, first) -> bool:
-    """Whether the author broke the line right after the opening bracket."""
-    if expr.span is None or first.span is None:
-        return False
-    return "\n" in expr.span.file.text[expr.span.start : first.span.start]
-
-
-def own_breaks(expr) -> bool:
-    """Whether the author broke a line between the parts of `expr` (not inside a part)."""
-    return memo(_own_breaks, expr)
-
-
-def _own_breaks(expr) -> bool:
-    parts = _parts(expr)
-    brackets = isinstance(expr, (ast.Call, ast.Choice, ast.ListExpr))
-    if parts and brackets and _opened_on_own_line(expr, parts[0]):
-        return True
-    return any(_broken(a, b) for a, b in pairwise(parts))
-
-
-def _parts(expr) -> list:
-    if isinstance(expr, ast.Chain):
-        return list(expr.elements)
-    if isinstance(expr, (ast.Call, ast.Choice, ast.ListExpr)):
-        return arg_nodes(expr)
-    if isinstance(expr, ast.If):
-        return [expr.cond, expr.then, expr.else_]
-    if isinstance(expr, ast.BinOp) and BINOP_LEVEL[expr.op] != CMP:
-        return [expr.left, expr.right]
-    if isinstance(expr, ast.Comprehension):
-        return [expr.elt, expr.iterable]
-    return []
-
-
-def has_comment(node) -> bool:
-    return memo(_has_comment, node)
-
-
-def _has_comment(node) -> bool:
-    span = getattr(node, "span", None)
-    return span is not None and "#" in span.text and "#" in _strip_strings(span.text)
-
-
-def _strip_strings(text: str) -> str:
-    out, quote, i = [], None, 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            i += 2 if ch == "\\" else 1
-            quote = None if ch == quote else quote
-            continue
-        if ch in "\"'":
-            quote = ch
-        else:
-            out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-def comment_room(node) -> int:
-    """Columns the trailing comment on the line where `node` ends will take (0 when none)."""
-    span = getattr(node, "span", None)
-    if span is None:
-        return 0
-    return _comment_width(span.file, span.file.line_col(span.end)[0])
-
-
-_LINES: dict = {}
-
-
-def _comment_width(file, line: int) -> int:
-    """Cached per source line: a 4 MB one-line file is scanned once, not once per node."""
-    hit = _LINES.get((id(file), line))
-    if hit is not None and hit[0] is file:
-        return hit[1]
-    text = file.line_text(line)
-    at = _hash_column(text)
-    width = 0 if at >= len(text) or not text[:at].strip() else 2 + len(text[at:].rstrip())
-    if len(_LINES) > 100_000:
-        _LINES.clear()
-    _LINES[(id(file), line)] = (file, width)
-    return width
-
-
-def _hash_column(text: str) -> int:
-    """The index of the `#` that starts the comment in a source line (its length when none)."""
-    quote, i = None, 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            i += 2 if ch == "\\" else 1
-            quote = None if ch == quote else quote
-            continue
-        if ch == "#":
-            return i
-        if ch in "\"'":
-            quote = ch
-        i += 1
-    return len(text)
-
-
-# ---------------------------------------------------------------------------------------------
 # Over several lines
 
 MAX_DEPTH = 50  # deeper expressions stay on one line: no recursion limit, and none is hand-written
-# Choosing between two layouts renders both; only the outer levels choose (the inner ones take the
-# first), so the work stays linear in the file whatever its nesting, and the choice is a function of
-# the text alone (formatting twice gives the same).
-CHOICE_DEPTH = 6
+# Choosing between aligned and hanging arguments renders both; only the outer levels choose so (the
+# inner ones decide from the narrowest width each argument can take), so the work stays linear in
+# the file whatever its nesting, and the choice is a function of the text alone.
+CHOICE_DEPTH = 2
 _depth = [0]
 
 
@@ -316,15 +202,11 @@ def _chain(expr: ast.Chain, prefix: str, tail: int) -> list[Line]:
     parts = []
     for i, e in enumerate(els[1:], start=1):
         last = i == len(els) - 1
-        end_of_line = last or _broken(e, els[i + 1])
+        end_of_line = last or broken(e, els[i + 1])
         room = tail if last else comment_room(e) if end_of_line else 0
         parts.append(Part(e, "-> " + element_text(e), lambda p, t, e=e: _element_lines(e, p + "-> ", t),
-                          _broken(els[i - 1], e), room, pinned=_commented(els[i - 1], e)))
+                          broken(els[i - 1], e), room, pinned=commented(els[i - 1], e)))
     return head[:-1] + fill(parts, head[-1], col, squeeze=True)
-
-
-def _commented(a, b) -> bool:
-    return "#" in _gap(a, b)
 
 
 def _column(columns: list[int], widths: list[int]) -> int:
@@ -354,11 +236,11 @@ def _if(expr: ast.If, prefix: str, tail: int) -> list[Line]:
     parts = []
     for i, (word, arm, before) in enumerate(arms):
         last = i == len(arms) - 1
-        room = tail if last else comment_room(arm) if _broken(arm, arms[i + 1][1]) else 0
+        room = tail if last else comment_room(arm) if broken(arm, arms[i + 1][1]) else 0
         # `then` may stay on its condition's line; each `else` starts one
-        forced = _broken(before, arm) or word != "then"
+        forced = broken(before, arm) or word != "then"
         parts.append(Part(arm, f"{word} {arm_text(arm)}", lambda p, t, w=word, a=arm: layout(a, f"{p}{w} ", t, IF),
-                          forced, room, pinned=_commented(before, arm), alone=f"{word} {flat(arm, IF)}"))
+                          forced, room, pinned=commented(before, arm), alone=f"{word} {flat(arm, IF)}"))
     head = layout(expr.cond, prefix + "if ", 0, IF)
     return head[:-1] + fill(parts, head[-1], len(prefix), squeeze=False)
 
@@ -376,17 +258,17 @@ def _binop(expr: ast.BinOp, prefix: str, tail: int) -> list[Line]:
     parts = []
     for i, (op, x) in enumerate(zip(ops, operands, strict=True)):
         last = i == len(ops) - 1
-        room = tail if last else comment_room(x) if _broken(x, operands[i + 1]) else 0
+        room = tail if last else comment_room(x) if broken(x, operands[i + 1]) else 0
         parts.append(Part(x, f"{op} {flat(x, lvl + 1)}",
                           lambda p, t, x=x, op=op: layout(x, f"{p}{op} ", t, lvl + 1),
-                          _broken(previous[i], x), room, pinned=_commented(previous[i], x)))
+                          broken(previous[i], x), room, pinned=commented(previous[i], x)))
     return head[:-1] + fill(parts, head[-1], len(prefix), squeeze=True)
 
 
 def _comprehension(expr: ast.Comprehension, prefix: str, tail: int) -> list[Line]:
     clause = for_clause(expr)
     head = layout(expr.elt, prefix + "[", 0, IF)
-    if not _broken(expr.elt, expr.iterable) and len(head[-1].text) + 1 + len(clause) + 1 + tail <= WIDTH:
+    if not broken(expr.elt, expr.iterable) and len(head[-1].text) + 1 + len(clause) + 1 + tail <= WIDTH:
         return _close(head, f" {clause}]")
     return head + [Line(" " * (len(prefix) + 1) + clause + "]", *src(expr.iterable))]
 
@@ -395,10 +277,11 @@ def _arguments(expr, prefix: str, tail: int) -> list[Line]:
     nodes = arg_nodes(expr)
     head = prefix + opener(expr)
     closer = "]" if isinstance(expr, ast.ListExpr) else ")"
-    if _opened_on_own_line(expr, nodes[0]):
+    if opened_on_own_line(expr, nodes[0]):
         return _hanging(expr, nodes, head, closer)
-    if not _choosing():  # deep inside: no trial, the column alone decides
-        if len(head) > WIDTH // 2:
+    if not _choosing():  # deep inside: no trial; hang when an argument cannot fit at the column
+        hang = _indent(head) + len(INDENT)
+        if _column([len(head), hang], [narrowest(n) + 2 for n in nodes]) != len(head):
             return _hanging(expr, nodes, head, closer)
         return _aligned(expr, nodes, head, closer, tail)
     aligned = _aligned(expr, nodes, head, closer, tail)
@@ -407,17 +290,47 @@ def _arguments(expr, prefix: str, tail: int) -> list[Line]:
     return min(_hanging(expr, nodes, head, closer), aligned, key=_overflow)
 
 
+def prime_layout(expr) -> None:
+    """The one-line text and the narrowest width of every node of `expr`, computed bottom-up."""
+    prime(expr, _narrowest)
+
+
+def narrowest(node) -> int:
+    """About the fewest columns `node` can take when broken: its widest unbreakable piece."""
+    return memo(_narrowest, node)
+
+
+def _narrowest(node) -> int:
+    if isinstance(node, ast.Kwarg):
+        return len(node.name) + 3 + narrowest(node.value)
+    if isinstance(node, (ast.Call, ast.Choice, ast.ListExpr)) and arg_nodes(node):
+        nodes = arg_nodes(node)
+        return max(len(opener(node)) + narrowest(nodes[0]), *(narrowest(n) + 1 for n in nodes[1:]),
+                   len(opener(node)) + 4)
+    if isinstance(node, ast.Chain):
+        return max(3 + narrowest(e) for e in node.elements)
+    if isinstance(node, ast.Labeled):
+        return len(node.label) + 2 + narrowest(node.value)
+    if isinstance(node, ast.BinOp) and BINOP_LEVEL[node.op] != CMP:
+        return max(narrowest(node.left), len(node.op) + 1 + narrowest(node.right))
+    if isinstance(node, ast.Comprehension):
+        return max(1 + narrowest(node.elt), len(for_clause(node)) + 2)
+    if isinstance(node, ast.If):
+        return max(5 + narrowest(part) for part in (node.cond, node.then, node.else_))
+    return len(flat(node))
+
+
 def _aligned(expr, nodes, head: str, closer: str, tail: int) -> list[Line]:
     parts = []
     for i, node in enumerate(nodes):
         last = i == len(nodes) - 1
         suffix = closer if last else ","
-        end_of_line = last or _broken(node, nodes[i + 1])
+        end_of_line = last or broken(node, nodes[i + 1])
         room = tail if last else comment_room(node) if end_of_line else 0
         parts.append(Part(node, arg_text(node) + suffix,
                           lambda p, t, node=node, s=suffix: _close(_arg_lines(node, p, t + len(s)), s),
-                          i > 0 and _broken(nodes[i - 1], node), room, "" if i == 0 else " ",
-                          pinned=i > 0 and _commented(nodes[i - 1], node)))
+                          i > 0 and broken(nodes[i - 1], node), room, "" if i == 0 else " ",
+                          pinned=i > 0 and commented(nodes[i - 1], node)))
     start = Line(head, src(expr)[0], src(expr)[0])
     return fill(parts, start, len(head), squeeze=False, refill=True)
 

@@ -81,6 +81,12 @@ CASES = {
         "              -> MaxPool(2)      # [8, 15, 15]\n}\n",
         "block B() {\n    return in -> Conv(8, 3)      # [8, 30, 30]\n"
         "              -> MaxPool(2)      # [8, 15, 15]\n}\n"),
+    "a `#` in a string is no comment": (
+        'x = f("#1", "say \\"#\\"")  # a real one\n',
+        'x = f("#1", "say \\"#\\"")  # a real one\n'),
+    "a comment between arguments keeps its line": (
+        "y = f(a = 1, # first\n  b = 2)\n",
+        "y = f(a = 1,  # first\n      b = 2)\n"),
     "a comment with no room left moves in to two spaces": (
         "x = Conv(8, 3)" + " " * 80 + "# far out\n",
         "x = Conv(8, 3)  # far out\n"),
