@@ -19,6 +19,7 @@ from pathlib import Path
 RUN_MACS = 300_000_000  # forward only networks this cheap (batch 1): the fuzzer's time goes to breadth
 RUN_PARAMS = 20_000_000
 RUN_LAYERS = 150  # building a module costs ~5 ms a layer: the zoo's giants are checked, not run
+RUN_ACTIVATIONS = 20_000_000  # elements at batch 1 (80 MB): a legitimately large network is not run
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 LEAKS = ("root:x:0:0", "root:*:0:0", "PATH=/", "HOME=/")
 FORBIDDEN_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
@@ -94,7 +95,7 @@ def run_case(path: Path, deep: bool) -> tuple[str, str]:
         summary = json.loads(out)
     except ValueError:
         return "bug:summary", "summary --format json printed no JSON"
-    large = len(summary.get("layers", ())) > RUN_LAYERS
+    large = len(summary.get("layers", ())) > RUN_LAYERS or summary.get("activations", 0) > RUN_ACTIVATIONS
     if large or summary.get("macs", 0) > RUN_MACS or summary.get("params", 0) > RUN_PARAMS:
         return "accepted", "static only (large)"
     return run_forward(path, summary, deep)
