@@ -53,8 +53,29 @@ def _cache_file(grammar: str) -> str | bool:
     return str(folder / f"grammar-{digest}.lark")
 
 
+CACHED_TEXT = 1 << 16  # characters: zoo files are a few KiB; fuzzers' giants are not kept
+
+
 def parse(source: SourceFile) -> ast.Module:
-    """Parse one file. Raises `CnncError` with one E01xx diagnostic on a syntax error."""
+    """Parse one file. Raises `CnncError` with one E01xx diagnostic on a syntax error.
+
+    ASTs are frozen, so a file parsed before in this process (same path, same text) is not parsed
+    again: a search or a benchmark loads the same family files for every network it builds. The
+    AST's spans then point at the first `SourceFile` of that path and text, an equal one."""
+    if len(source.text) > CACHED_TEXT:
+        return _parse(source)
+    key = (source.path, source.text)
+    if key not in _PARSED:
+        _PARSED[key] = _parse(source)
+        while len(_PARSED) > 64:
+            del _PARSED[next(iter(_PARSED))]  # the oldest
+    return _PARSED[key]
+
+
+_PARSED: dict[tuple[str, str], ast.Module] = {}  # (path, text) → AST; SourceFile compares by identity
+
+
+def _parse(source: SourceFile) -> ast.Module:
     _COMMENTS.clear()
     try:
         tree = _parser().parse(source.text)

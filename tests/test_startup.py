@@ -41,10 +41,11 @@ def test_users_without_networkx_equal_networkx_successors():
 
 @pytest.fixture
 def fresh_parser(monkeypatch, tmp_path):
-    """The parser built anew, its cache under `tmp_path`."""
+    """The parser built anew, its cache under `tmp_path`, no AST remembered."""
     from cnnc.dsl import parse
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(parse, "_PARSED", {})
     parse._parser.cache_clear()
     yield parse
     parse._parser.cache_clear()
@@ -57,6 +58,7 @@ def test_the_second_start_loads_the_grammar_from_the_cache(fresh_parser, tmp_pat
     (cached,) = (tmp_path / "cnnc").glob("grammar-*.lark")
     assert cached.stat().st_size > 0
     fresh_parser._parser.cache_clear()
+    fresh_parser._PARSED.clear()
 
     def no_grammar_building(*args, **kwargs):
         raise AssertionError("the grammar was rebuilt instead of read from the cache")
@@ -80,7 +82,22 @@ def test_a_corrupt_cache_file_is_rebuilt(fresh_parser, tmp_path, capfd):
     (cached,) = (tmp_path / "cnnc").glob("grammar-*.lark")
     cached.write_bytes(b"garbage\n")
     fresh_parser._parser.cache_clear()
+    fresh_parser._PARSED.clear()
     module = fresh_parser.parse_text("network n { input [3, 8, 8] return in -> Conv(4, 3) }")
     assert len(module.items) == 1
     assert capfd.readouterr().err == ""
     assert cached.read_bytes() != b"garbage\n"  # written again, whole
+
+
+def test_a_file_parsed_before_in_the_process_is_not_parsed_again():
+    from cnnc.dsl.diagnostics import CnncError
+    from cnnc.dsl.parse import parse_text
+
+    text = "network cached { input [3, 8, 8] return in -> Conv(4, 3) }"
+    first = parse_text(text, path="cached.cnn")
+    assert parse_text(text, path="cached.cnn") is first
+    assert parse_text(text, path="other.cnn") is not first  # spans name the path
+    assert parse_text(text + "\n", path="cached.cnn") is not first
+    for _ in range(2):  # errors are raised each time, never remembered as results
+        with pytest.raises(CnncError):
+            parse_text("network broken { input [3] return in -> }", path="broken.cnn")
