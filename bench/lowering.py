@@ -6,8 +6,10 @@ For ResNet-50, MobileNetV2 and GoogLeNet, at batch 8:
 - train step: forward, cross-entropy, backward, SGD step with momentum, zero_grad;
 - optimised: `cnnc.load(..., optimize="inference")` against torchvision's eager forward.
 Contenders alternate within each round (interleaved) and the medians are compared; a ratio is
-cnnc's time over torchvision's, so below 1.00 is faster. Goals: forward and train step ≤ 1.00
-within noise, build ≤ 1.2, optimised ≤ 1/1.15 = 0.87 for ResNet-50 and MobileNetV2.
+cnnc's time over torchvision's, so below 1.00 is faster. Goals: build, forward and train step
+≤ 1.00 within noise; optimised ≤ 1/1.15 = 0.87 for ResNet-50 and MobileNetV2. cnnc.load parses a
+file once per process (`dsl.parse`), so its build rounds after the first time elaboration and
+lowering, as a search that builds many networks pays them.
 
     python bench/lowering.py [--rounds 3] [--models resnet50,mobilenet_v2,googlenet]
     python bench/lowering.py --device cuda [--amp] [--compile]   # on a GPU: bf16, channels_last
@@ -32,7 +34,7 @@ TORCHVISION = {
     "mobilenet_v2": lambda: torchvision.models.mobilenet_v2(),
     "googlenet": lambda: torchvision.models.googlenet(aux_logits=False, init_weights=True),
 }
-GOALS = {"build": 1.2, "forward": 1.0, "train step": 1.0, "optimised forward": 1 / 1.15}
+GOALS = {"build": 1.0, "forward": 1.0, "train step": 1.0, "optimised forward": 1 / 1.15}
 
 
 class Runner:
