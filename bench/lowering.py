@@ -94,7 +94,10 @@ def train_step(runner: Runner, model, x, target):
 
 def compare(name: str, runner: Runner, rounds: int) -> list[list[str]]:
     path = ROOT / "zoo" / f"{name}.cnn"
-    build = interleaved({"cnnc": lambda: cnnc.load(path), "torchvision": TORCHVISION[name]}, rounds)
+    makers = {"cnnc": lambda: cnnc.load(path), "torchvision": TORCHVISION[name]}
+    for make in makers.values():
+        make()  # warm-up: imports, the parsed file, torch's first-use costs
+    build = interleaved(makers, rounds)
     ours, theirs = runner.prepare(cnnc.load(path, seed=0)), runner.prepare(TORCHVISION[name]())
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
     fast = runner.prepare(cnnc.load(path, seed=0, optimize="inference"))
