@@ -47,6 +47,7 @@ def test_shape_params_and_macs(snippet, shape, out, params, macs):
     ("LayerNorm2d", [8], "E0304"),                   # needs [C, H, W]
     ("PointwiseLinear(4)", [8], "E0304"),            # a vector takes `Linear`
     ("LayerScale", [8], "E0304"),
+    ("LocalResponseNorm(8)", [3, 5, 5], "E0405"),    # torch pads by the size: 2·3 + 1 = 7 at most
 ])
 def test_rule_violations_are_reported(snippet, shape, code):
     with pytest.raises(CnncError) as caught:

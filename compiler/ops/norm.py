@@ -21,6 +21,10 @@ def infer_lrn(args: dict, inputs) -> tuple[dict, TensorType]:
     (inp,) = inputs
     if inp.rank != 3:
         raise OpError("E0304", f"`LocalResponseNorm` needs a [C, H, W] feature map, but got {inp}")
+    widest = 2 * inp.channels + 1
+    if args["size"] > widest:  # torch pads the channels by `size`: a huge window costs memory, not meaning
+        raise OpError("E0405", f"`LocalResponseNorm` size must be at most 2·channels + 1 = {widest} for {inp}, "
+                      f"but got {args['size']}", f"a window of {widest} channels already sees every channel")
     return dict(args), inp
 
 
