@@ -21,8 +21,10 @@ from pathlib import Path
 from timing import PYTHON, ROOT, interleaved, machine, median, ms, process, seconds, table
 
 RESNET152 = "zoo/resnet152.cnn"
-TORCHINFO = ("import torchvision; from torchinfo import summary; "
-             "print(summary(torchvision.models.resnet152(), (1, 3, 224, 224), verbose=0))")
+TORCHINFO = (
+    "import torchvision; from torchinfo import summary; "
+    "print(summary(torchvision.models.resnet152(), (1, 3, 224, 224), verbose=0))"
+)
 
 
 def cnnc_command() -> list[str]:
@@ -47,8 +49,10 @@ def whole_processes(rounds: int) -> None:
     print(f"\n## Whole processes (median of {rounds}, interleaved)\n")
     print(table(["process", "wall", "÷ cnnc summary"], rows))
     speedup = times["torchinfo summary(resnet152)"] / ours
-    print(f"\ncnnc summary is {speedup:.1f}× faster than torchinfo (goal ≥ 50×: "
-          f"{'met' if speedup >= 50 else 'not met'})")
+    print(
+        f"\ncnnc summary is {speedup:.1f}× faster than torchinfo (goal ≥ 50×: "
+        f"{'met' if speedup >= 50 else 'not met'})"
+    )
 
 
 def mac_counters(rounds: int) -> None:
@@ -74,7 +78,10 @@ def mac_counters(rounds: int) -> None:
             model(x)
         found["torch FlopCounterMode (forward)"] = counter.get_total_flops() // 2
 
-    contenders = {"cnnc (parse, elaborate, analyse)": ours, "torch FlopCounterMode (forward)": flop_counter}
+    contenders = {
+        "cnnc (parse, elaborate, analyse)": ours,
+        "torch FlopCounterMode (forward)": flop_counter,
+    }
     fvcore = _fvcore_counter(model, x, found)
     if fvcore is not None:
         contenders["fvcore FlopCountAnalysis (trace)"] = fvcore
@@ -97,7 +104,9 @@ def _fvcore_counter(model, x, found):
 
     def count():
         analysis = FlopCountAnalysis(model, x).unsupported_ops_warnings(False)
-        found["fvcore FlopCountAnalysis (trace)"] = int(analysis.total())  # fvcore's "flop" is a MAC
+        found["fvcore FlopCountAnalysis (trace)"] = int(
+            analysis.total()
+        )  # fvcore's "flop" is a MAC
 
     return count
 
@@ -124,7 +133,9 @@ def _check_seconds(main, path: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of each contender")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of each contender"
+    )
     args = parser.parse_args()
     print(f"# Analysis benchmark · {machine()}")
     whole_processes(args.rounds)

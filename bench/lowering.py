@@ -103,13 +103,19 @@ def compare(name: str, runner: Runner, rounds: int) -> list[list[str]]:
     fast = runner.prepare(cnnc.load(path, seed=0, optimize="inference"))
     x, target = runner.batch()
     ours.eval(), theirs.eval()
-    eager = {"cnnc": forward(runner, ours, x), "torchvision": forward(runner, theirs, x),
-             "optimised": forward(runner, fast, x)}
+    eager = {
+        "cnnc": forward(runner, ours, x),
+        "torchvision": forward(runner, theirs, x),
+        "optimised": forward(runner, fast, x),
+    }
     for fn in eager.values():
         fn()  # warm-up: oneDNN primitives, the allocator, compiled graphs
     forward_times = interleaved(eager, rounds)
     ours.train(), theirs.train()
-    steps = {"cnnc": train_step(runner, ours, x, target), "torchvision": train_step(runner, theirs, x, target)}
+    steps = {
+        "cnnc": train_step(runner, ours, x, target),
+        "torchvision": train_step(runner, theirs, x, target),
+    }
     for fn in steps.values():
         fn()  # warm-up: the optimiser's state
     step_times = interleaved(steps, rounds)
@@ -125,13 +131,22 @@ def _row(model: str, what: str, ours: list[float], theirs: list[float]) -> list[
     r = median(ours) / median(theirs)
     goal = GOALS[what]
     verdict = "ok" if r <= goal else ("noise?" if r <= goal * 1.05 else "over")
-    return [model, what, ms(median(ours)), ms(median(theirs)), ratio(median(ours), median(theirs)),
-            f"≤ {goal:.2f} {verdict}", f"{min(ours) / min(theirs):.3f}"]
+    return [
+        model,
+        what,
+        ms(median(ours)),
+        ms(median(theirs)),
+        ratio(median(ours), median(theirs)),
+        f"≤ {goal:.2f} {verdict}",
+        f"{min(ours) / min(theirs):.3f}",
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of each contender")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of each contender"
+    )
     parser.add_argument("--models", default=",".join(TORCHVISION), help="comma-separated zoo names")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (a GPU run)")
@@ -140,11 +155,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     runner = Runner(args.device, args.amp, args.compile)
-    device = torch.cuda.get_device_name() if runner.device.type == "cuda" else f"CPU, {args.threads} threads"
+    device = (
+        torch.cuda.get_device_name()
+        if runner.device.type == "cuda"
+        else f"CPU, {args.threads} threads"
+    )
     print(f"# Lowering benchmark · {machine()}")
-    print(f"{device}, batch 8, amp={args.amp}, compile={args.compile}, median of {args.rounds} "
-          "interleaved rounds; ratio = cnnc ÷ torchvision\n")
-    rows = [row for name in args.models.split(",") for row in compare(name.strip(), runner, args.rounds)]
+    print(
+        f"{device}, batch 8, amp={args.amp}, compile={args.compile}, median of {args.rounds} "
+        "interleaved rounds; ratio = cnnc ÷ torchvision\n"
+    )
+    rows = [
+        row for name in args.models.split(",") for row in compare(name.strip(), runner, args.rounds)
+    ]
     print(table(["model", "what", "cnnc", "torchvision", "ratio", "goal", "best-of ratio"], rows))
 
 

@@ -45,7 +45,9 @@ def make_step(model, x, optimizer_name: str):
 def resident_bytes(model, optimizer, x) -> int:
     """What lives across steps: weights, buffers, optimiser state, the input batch."""
     tensors = [*model.parameters(), *model.buffers(), x]
-    tensors += [t for state in optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+    tensors += [
+        t for state in optimizer.state.values() for t in state.values() if torch.is_tensor(t)
+    ]
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
@@ -84,8 +86,16 @@ def measure(name: str, batch: int, device: str) -> list[list[str]]:
         estimate = training_memory(graph, batch, optimizer).total
         error = estimate / measured - 1
         verdict = "ok" if abs(error) <= 0.15 else "over"
-        rows.append([name, optimizer, f"{measured / MIB:,.1f} MiB", f"{estimate / MIB:,.1f} MiB",
-                     f"{error:+.1%}", verdict])
+        rows.append(
+            [
+                name,
+                optimizer,
+                f"{measured / MIB:,.1f} MiB",
+                f"{estimate / MIB:,.1f} MiB",
+                f"{error:+.1%}",
+                verdict,
+            ]
+        )
     return rows
 
 
@@ -93,13 +103,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--models", default="resnet18,mobilenet_v2,googlenet")
-    parser.add_argument("--device", default="cpu", help="cpu (profiler) or cuda (max_memory_allocated)")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu (profiler) or cuda (max_memory_allocated)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"# Training-memory benchmark · {machine()}")
     print(f"{args.device}, batch {args.batch}, float32; estimate = `cnnc summary --train`\n")
-    rows = [r for name in args.models.split(",") for r in measure(name.strip(), args.batch, args.device)]
+    rows = [
+        r for name in args.models.split(",") for r in measure(name.strip(), args.batch, args.device)
+    ]
     print(table(["model", "optimiser", "measured peak", "estimate", "error", "goal ±15 %"], rows))
 
 

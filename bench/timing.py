@@ -32,7 +32,7 @@ def interleaved(contenders: dict, rounds: int) -> dict[str, list[float]]:
     names = list(contenders)
     times: dict[str, list[float]] = {name: [] for name in names}
     for i in range(rounds):
-        for name in names[i % len(names):] + names[: i % len(names)]:
+        for name in names[i % len(names) :] + names[: i % len(names)]:
             times[name].append(seconds(contenders[name]))
     return times
 
@@ -52,7 +52,9 @@ def process_env() -> dict[str, str]:
 
 def run_process(argv: list[str]) -> None:
     """Run a command to completion; a failure stops the benchmark with its stderr."""
-    done = subprocess.run(argv, env=process_env(), cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        argv, env=process_env(), cwd=ROOT, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
 
@@ -81,7 +83,10 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
 
     def line(row):
-        cells = [str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        cells = [
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths))
+        ]
         return "  ".join(cells)
 
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])

@@ -1,4 +1,4 @@
-"""The inference rewrite (`compiler/lower/optimize.py`): same outputs, fewer modules, frozen weights."""
+"""The inference rewrite (`compiler/lower/optimize.py`): same outputs, fewer modules, frozen."""
 
 from __future__ import annotations
 
@@ -6,15 +6,22 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import cnnc  # noqa: E402
-from cnnc.compiler.lower.optimize import for_inference  # noqa: E402
-from conftest import ROOT  # noqa: E402
+from conftest import ROOT
+
+import cnnc
+from cnnc.compiler.lower.optimize import for_inference
 
 # Zoo models with every rewrite between them: BN after conv (all), BN after a pointwise conv that a
 # residual add reads (mobilenet_v2), Dropout (vgg11_bn, googlenet, mobilenet_v2), concat branches
 # (googlenet), SE gates and Hardswish (mobilenet_v3_small). Small inputs keep the suite fast.
-ZOO = [("resnet18", 64), ("mobilenet_v2", 64), ("googlenet", 64), ("vgg11_bn", 32),
-       ("mobilenet_v3_small", 64), ("densenet121", 64)]
+ZOO = [
+    ("resnet18", 64),
+    ("mobilenet_v2", 64),
+    ("googlenet", 64),
+    ("vgg11_bn", 32),
+    ("mobilenet_v3_small", 64),
+    ("densenet121", 64),
+]
 
 
 def trained_looking(model):
@@ -84,15 +91,19 @@ def test_batchnorm_after_linear_folds_too(one_thread):
 
 
 def test_channels_last_is_chosen_for_convolutions_only(one_thread):
-    conv = for_inference(cnnc.compile_source(
-        "network n { input [3, 8, 8] return in -> c: Conv(4, 3) }", seed=0))
+    conv = for_inference(
+        cnnc.compile_source("network n { input [3, 8, 8] return in -> c: Conv(4, 3) }", seed=0)
+    )
     assert conv.c.weight.is_contiguous(memory_format=torch.channels_last)
     assert "channels_last" in conv.code
-    dense = for_inference(cnnc.compile_source(
-        "network n { input [6] return in -> l: Linear(5) }", seed=0))
+    dense = for_inference(
+        cnnc.compile_source("network n { input [6] return in -> l: Linear(5) }", seed=0)
+    )
     assert "channels_last" not in dense.code
-    plain = for_inference(cnnc.compile_source(
-        "network n { input [3, 8, 8] return in -> c: Conv(4, 3) }", seed=0), channels_last=False)
+    plain = for_inference(
+        cnnc.compile_source("network n { input [3, 8, 8] return in -> c: Conv(4, 3) }", seed=0),
+        channels_last=False,
+    )
     assert "channels_last" not in plain.code
 
 
@@ -107,12 +118,16 @@ def test_load_with_optimize_inference_is_the_rewrite_of_load(one_thread):
 
 
 def test_load_rejects_an_unknown_optimize_value():
-    with pytest.raises(ValueError, match='`optimize` must be None or "inference", but got \'fast\''):
+    with pytest.raises(
+        ValueError, match="`optimize` must be None or \"inference\", but got 'fast'"
+    ):
         cnnc.load("resnet18", optimize="fast")
 
 
-SMALL = ("network small { input [3, 16, 16] return in -> c: Conv(8, 3, pad = 1, bias = false) "
-         "-> b: BatchNorm -> ReLU -> GlobalAvgPool -> Flatten -> Dropout(0.5) -> fc: Linear(4) }")
+SMALL = (
+    "network small { input [3, 16, 16] return in -> c: Conv(8, 3, pad = 1, bias = false) "
+    "-> b: BatchNorm -> ReLU -> GlobalAvgPool -> Flatten -> Dropout(0.5) -> fc: Linear(4) }"
+)
 
 
 def test_compile_optimize_inference_writes_the_rewritten_program(tmp_path, capsys, one_thread):
@@ -121,7 +136,9 @@ def test_compile_optimize_inference_writes_the_rewritten_program(tmp_path, capsy
     source = tmp_path / "small.cnn"
     source.write_text(SMALL)
     out = tmp_path / "small.pt2"
-    code, stdout, _ = run_cli(["compile", source, "--optimize", "inference", "--seed", "0", "-o", out], capsys)
+    code, stdout, _ = run_cli(
+        ["compile", source, "--optimize", "inference", "--seed", "0", "-o", out], capsys
+    )
     assert code == 0
     assert stdout.splitlines()[-1].endswith("; optimised for inference")
     program = torch.export.load(str(out)).module()

@@ -10,21 +10,28 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 HEAVY = ("torch", "networkx", "optuna", "graphviz", "numpy", "matplotlib", "sklearn")
 
 
 def run_python(code: str, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        env={**os.environ, **env},
+    )
 
 
 @pytest.mark.parametrize("command", ["check", "summary"])
 def test_check_and_summary_import_no_heavy_package(command):
-    code = (f"import sys; from cnnc.cli import main; code = main(['{command}', 'zoo/resnet152.cnn']); "
-            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), code)")
+    code = (
+        f"import sys; from cnnc.cli import main; code = main(['{command}', 'zoo/resnet152.cnn']); "
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), code)"
+    )
     done = run_python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[] 0"

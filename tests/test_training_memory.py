@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_cli
 
 import cnnc.api
 from cnnc.compiler.analysis.training_memory import saved_total, storages, training_memory
-from conftest import run_cli
 
 # conv → BN → ReLU (in place) → 2×2 max pool → flatten (a view) → linear, at [3, 8, 8].
-TINY = ("network t { input [3, 8, 8] return in -> c: Conv(4, 3, pad = 1, bias = false) "
-        "-> b: BatchNorm -> ReLU -> MaxPool(2) -> Flatten -> fc: Linear(10) }")
+TINY = (
+    "network t { input [3, 8, 8] return in -> c: Conv(4, 3, pad = 1, bias = false) "
+    "-> b: BatchNorm -> ReLU -> MaxPool(2) -> Flatten -> fc: Linear(10) }"
+)
 # By hand: params 4·3·9 (conv) + 2·4 (BN) + 64·10 + 10 (fc) = 766, so 3,064 bytes of weights.
 # Saved per sample, with its earliest reader: the input 192 floats (c), the conv's output 256 (b),
 # the BN output the ReLU overwrote 256 (relu, then the pool), the pool's int64 indices 64 · 8 bytes
@@ -51,8 +53,10 @@ def test_the_estimate_adds_up_by_hand(optimizer, buffers):
 
 
 def test_the_first_layer_holds_every_gradient_when_weights_dominate():
-    g = cnnc.api.graph("w.cnn", text="network w { input [8] return in -> l: Linear(4096) "
-                                      "-> ReLU -> m: Linear(4096) }")
+    g = cnnc.api.graph(
+        "w.cnn",
+        text="network w { input [8] return in -> l: Linear(4096) -> ReLU -> m: Linear(4096) }",
+    )
     t = training_memory(g, batch=1)
     # at `l`: all gradients written; only the input's 8 floats still saved (the ReLU's output went
     # with the ReLU's backward); the gradients of l's output (4,096) and input (8) in flight
@@ -60,15 +64,19 @@ def test_the_first_layer_holds_every_gradient_when_weights_dominate():
 
 
 def test_dropout_is_a_tensor_and_a_mask_in_training():
-    g = cnnc.api.graph("d.cnn", text="network d { input [10] return in -> l: Linear(20) -> "
-                                      "Dropout(0.5) -> m: Linear(5) }")
+    g = cnnc.api.graph(
+        "d.cnn",
+        text="network d { input [10] return in -> l: Linear(20) -> Dropout(0.5) -> m: Linear(5) }",
+    )
     # saved: the input 10 (l), the dropout's output 20 (m); its bool mask 20 bytes beside.
     assert saved_total(g) == (10 + 20) * 4 + 20
 
 
 def test_an_in_place_relu6_saves_a_copy_of_its_input():
-    g = cnnc.api.graph("r.cnn", text="network r { input [3, 4, 4] return in -> c: Conv(2, 1) "
-                                      "-> ReLU6 -> d: Conv(2, 1) }")
+    g = cnnc.api.graph(
+        "r.cnn",
+        text="network r { input [3, 4, 4] return in -> c: Conv(2, 1) -> ReLU6 -> d: Conv(2, 1) }",
+    )
     # the input 48 floats (c), the clone of the conv's output 32 (relu6), its output 32 (d)
     assert saved_total(g) == (48 + 32 + 32) * 4
 
@@ -84,13 +92,21 @@ def test_half_precision_halves_the_floats_but_not_the_indices():
 def test_cli_prints_the_estimate_as_json(tmp_path, capsys):
     path = tmp_path / "tiny.cnn"
     path.write_text(TINY)
-    code, out, _ = run_cli(["summary", path, "--train", "--batch", "4", "--optimizer", "adam",
-                            "--format", "json"], capsys)
+    code, out, _ = run_cli(
+        ["summary", path, "--train", "--batch", "4", "--optimizer", "adam", "--format", "json"],
+        capsys,
+    )
     assert code == 0
     assert json.loads(out)["training"] == {
-        "batch": 4, "dtype": "float32", "optimizer": "adam", "weights": WEIGHTS,
-        "gradients": 2600, "optimizer_state": 2 * WEIGHTS, "activations": 11_264,
-        "workspace": 8_192, "total": 3 * WEIGHTS + 2600 + 11_264 + 8_192,
+        "batch": 4,
+        "dtype": "float32",
+        "optimizer": "adam",
+        "weights": WEIGHTS,
+        "gradients": 2600,
+        "optimizer_state": 2 * WEIGHTS,
+        "activations": 11_264,
+        "workspace": 8_192,
+        "total": 3 * WEIGHTS + 2600 + 11_264 + 8_192,
     }
 
 
@@ -104,8 +120,12 @@ def test_cli_table_names_the_parts(tmp_path, capsys):
     assert lines[-1].startswith("  + saved activations 0.0 MiB + gradients in flight")
 
 
-@pytest.mark.parametrize("extra", [["--batch", "4"], ["--optimizer", "adam"], ["--train", "--batch", "0"]])
-def test_cli_training_options_without_train_or_out_of_range_are_usage_errors(extra, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "extra", [["--batch", "4"], ["--optimizer", "adam"], ["--train", "--batch", "0"]]
+)
+def test_cli_training_options_without_train_or_out_of_range_are_usage_errors(
+    extra, tmp_path, capsys
+):
     path = tmp_path / "tiny.cnn"
     path.write_text(TINY)
     code, _, err = run_cli(["summary", path, *extra], capsys)
@@ -117,8 +137,10 @@ def test_summary_with_train_does_not_import_torch(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from cnnc.cli import main; main(['summary', 'resnet18', '--train', "
-            "'--batch', '8']); assert 'torch' not in sys.modules")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    code = (
+        "import sys; from cnnc.cli import main; main(['summary', 'resnet18', '--train', "
+        "'--batch', '8']); assert 'torch' not in sys.modules"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "training     ≈ " in done.stdout

@@ -32,18 +32,35 @@ from cnnc.compiler.analysis.memory import DTYPE_BYTES, add_target, runs_in_place
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.types import is_error
 
-OPTIMIZER_BUFFERS = {"sgd": 1, "adam": 2}  # state tensors per parameter: momentum; exp_avg, exp_avg_sq
+# State tensors per parameter: momentum SGD's momentum buffer; Adam's exp_avg and exp_avg_sq.
+OPTIMIZER_BUFFERS = {"sgd": 1, "adam": 2}
 
 # What each op's backward reads: its "input", its "output", "both", or nothing (absent). From
 # PyTorch's derivatives.yaml; Mul saves both sides (SE gates: both need gradients).
 SAVES = {
-    "Conv": "input", "Linear": "input", "PointwiseLinear": "input", "BatchNorm": "input",
-    "LayerNorm2d": "input", "LocalResponseNorm": "both", "MaxPool": "input", "AvgPool": "input",
-    "AdaptiveAvgPool": "input", "AdaptiveMaxPool": "input", "GlobalAvgPool": "input",
-    "Mul": "input", "LayerScale": "input",
-    "ReLU": "output", "Sigmoid": "output", "Tanh": "output", "Softmax": "output",
-    "ReLU6": "input", "LeakyReLU": "input", "Hardswish": "input", "Hardsigmoid": "input",
-    "SiLU": "input", "GELU": "input",
+    "Conv": "input",
+    "Linear": "input",
+    "PointwiseLinear": "input",
+    "BatchNorm": "input",
+    "LayerNorm2d": "input",
+    "LocalResponseNorm": "both",
+    "MaxPool": "input",
+    "AvgPool": "input",
+    "AdaptiveAvgPool": "input",
+    "AdaptiveMaxPool": "input",
+    "GlobalAvgPool": "input",
+    "Mul": "input",
+    "LayerScale": "input",
+    "ReLU": "output",
+    "Sigmoid": "output",
+    "Tanh": "output",
+    "Softmax": "output",
+    "ReLU6": "input",
+    "LeakyReLU": "input",
+    "Hardswish": "input",
+    "Hardsigmoid": "input",
+    "SiLU": "input",
+    "GELU": "input",
 }
 # In place, these save a clone of their input (the input is about to be overwritten); ReLU and
 # LeakyReLU need only their result, which the in-place version keeps in the input's storage.
@@ -58,7 +75,7 @@ _TRAINING_TENSORS = frozenset({"Dropout", "StochasticDepth"})
 
 @dataclass(frozen=True, slots=True)
 class TrainingMemory:
-    """Bytes alive at the peak of one training step; `total` is what `cnnc summary --train` prints."""
+    """Bytes alive at the peak of one training step; `cnnc summary --train` prints `total`."""
 
     batch: int
     dtype: str
@@ -71,22 +88,41 @@ class TrainingMemory:
 
     @property
     def total(self) -> int:
-        return self.weights + self.gradients + self.optimizer_state + self.activations + self.workspace
+        return (
+            self.weights + self.gradients + self.optimizer_state + self.activations + self.workspace
+        )
 
     def to_json(self) -> dict:
-        parts = ("batch", "dtype", "optimizer", "weights", "gradients", "optimizer_state",
-                 "activations", "workspace")
+        parts = (
+            "batch",
+            "dtype",
+            "optimizer",
+            "weights",
+            "gradients",
+            "optimizer_state",
+            "activations",
+            "workspace",
+        )
         return {name: getattr(self, name) for name in parts} | {"total": self.total}
 
 
-def training_memory(graph: Graph, batch: int, optimizer: str = "sgd",
-                    dtype: str = "float32") -> TrainingMemory:
+def training_memory(
+    graph: Graph, batch: int, optimizer: str = "sgd", dtype: str = "float32"
+) -> TrainingMemory:
     """See the module docstring. `graph` has no ERROR node."""
     size = DTYPE_BYTES[dtype]
     weights = sum(params(graph).values()) * size
     gradients, activations, workspace = backward_peak(graph, batch, size)
-    return TrainingMemory(batch, dtype, optimizer, weights, OPTIMIZER_BUFFERS[optimizer] * weights,
-                          gradients, activations, workspace)
+    return TrainingMemory(
+        batch,
+        dtype,
+        optimizer,
+        weights,
+        OPTIMIZER_BUFFERS[optimizer] * weights,
+        gradients,
+        activations,
+        workspace,
+    )
 
 
 def backward_peak(graph: Graph, batch: int, size: int) -> tuple[int, int, int]:

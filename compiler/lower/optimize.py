@@ -1,9 +1,9 @@
-"""A lowered network → the same function, rewritten to run inference faster (`optimize="inference"`).
+"""A lowered network → the same function, rewritten to run inference faster (`optimize=`).
 
 Contract of `for_inference(model)`:
 - `model` is a `CnncModule` from `fx.to_graph_module`; it is not changed. The result is a new one,
-  in eval mode with every parameter frozen (`requires_grad=False`), whose forward gives the eval-mode
-  outputs of `model` within float rounding (1e-4 relative, tested over the zoo).
+  in eval mode with every parameter frozen (`requires_grad=False`), whose forward gives the
+  eval-mode outputs of `model` within float rounding (1e-4 relative, tested over the zoo).
 - Each BatchNorm that is the only reader of a Conv2d (or Linear) is folded into that layer's weight
   and bias (`torch.nn.utils.fusion`), so its module and its state_dict keys disappear: load weights
   before optimising, not after.
@@ -65,7 +65,11 @@ def _foldable_producer(gm: fx.GraphModule, node: fx.Node) -> fx.Node | None:
     if node.op != "call_module" or not isinstance(gm.get_submodule(node.target), _NORMS):
         return None
     producer = node.args[0]
-    if not isinstance(producer, fx.Node) or producer.op != "call_module" or len(producer.users) != 1:
+    if (
+        not isinstance(producer, fx.Node)
+        or producer.op != "call_module"
+        or len(producer.users) != 1
+    ):
         return None  # another reader needs the un-normalised values
     layer = gm.get_submodule(producer.target)
     norm = gm.get_submodule(node.target)
@@ -82,7 +86,9 @@ def drop_identities(gm: fx.GraphModule) -> int:
     """Remove the modules that are the identity at inference; returns how many."""
     dropped = 0
     for node in list(gm.graph.nodes):
-        if node.op == "call_module" and isinstance(gm.get_submodule(node.target), _IDENTITY_AT_INFERENCE):
+        if node.op == "call_module" and isinstance(
+            gm.get_submodule(node.target), _IDENTITY_AT_INFERENCE
+        ):
             _bypass(gm, node, node.args[0])
             dropped += 1
     return dropped
