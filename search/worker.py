@@ -140,8 +140,7 @@ class Worker:
     def claim_slot(self):
         """A new trial, `wait` or `done` (module docstring), decided under the study lock."""
         with self.lock:
-            for number in stores.fail_stale(self.study, self.settings.storage_url):
-                self.say(f"trial {number}'s worker stopped answering: recorded FAIL, its parameters queued again")
+            self.fail_stale()
             trials = self.study.get_trials(deepcopy=False)
             done = finished_count(trials)
             running = sum(t.state == TrialState.RUNNING for t in trials)
@@ -152,6 +151,10 @@ class Worker:
             trial = self.study.ask()
             trial.set_user_attr("worker", stores.this_worker())
             return trial
+
+    def fail_stale(self) -> None:
+        for number in stores.fail_stale(self.study, self.settings.storage_url):
+            self.say(f"trial {number}'s worker stopped answering: recorded FAIL, its parameters queued again")
 
     def grid_done(self, trials) -> bool:
         """A grid sampler has started every point, and no failed trial waits to be run again."""
@@ -168,7 +171,7 @@ class Worker:
         while True:
             with self.lock:
                 if waited:  # the trial waited for may have lost its worker
-                    stores.fail_stale(self.study, self.settings.storage_url)
+                    self.fail_stale()
                 trials = self.study.get_trials(deepcopy=False)
                 earlier = [t for t in trials if _evaluated(t) and t.user_attrs["hash"] == digest]
                 if earlier:
@@ -179,6 +182,7 @@ class Worker:
                 )
                 if not busy:
                     trial.set_user_attr("evaluating", digest)
+                    trial.set_user_attr("evaluating_since", time.time())  # (seconds since the epoch)
                     return None
             time.sleep(POLL_SECONDS)
             waited = True

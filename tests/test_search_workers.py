@@ -194,11 +194,13 @@ def check_killed_study(study, killed: int, trials: int, space_settings) -> None:
     assert dead.state == FAIL and "status" not in dead.user_attrs
     retried = [t for t in all_ if t.user_attrs.get("retry_of") == killed]
     assert retried and retried[0].params == dead.params and retried[0].state == COMPLETE
-    # no architecture evaluated twice at once: the evaluations of one hash never overlap
+    # no architecture evaluated twice at once: the evaluations of one hash never overlap (an
+    # evaluation runs from its claim to the trial's end; a trial may wait for another's result first)
     spans: dict[str, list] = {}
     for t in all_:
         if t.user_attrs.get("status") in ("scored", "trained") or t.number == killed:
-            spans.setdefault(t.user_attrs["hash"], []).append((t.datetime_start, t.datetime_complete))
+            end = t.datetime_complete.timestamp() if t.datetime_complete else None
+            spans.setdefault(t.user_attrs["hash"], []).append((t.user_attrs["evaluating_since"], end))
     for hash_, runs in spans.items():
         runs.sort()
         assert all(a[1] is not None and a[1] <= b[0] for a, b in itertools.pairwise(runs)), hash_
