@@ -29,7 +29,7 @@ from torch import nn
 
 from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search.data import Dataset
-from cnnc.search.evaluators.train import resolve_device
+from cnnc.search.evaluators.train import optimizer_step, resolve_device
 
 METRICS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s")
 
@@ -190,14 +190,7 @@ def run_epoch(model, data: Dataset, options: TrainOptions, tools, gen, epoch: in
         if not torch.isfinite(loss):
             raise CnncError(error("E0603", f"the loss became {loss.item()} in epoch {epoch}", None,
                                   helps=("lower --lr, or add --warmup",)))
-        opt.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.backward()
-            opt.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+        optimizer_step(loss, opt, scaler)
         schedule.step()
         seen += len(idx)
         loss_sum += loss.item() * len(idx)

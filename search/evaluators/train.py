@@ -280,6 +280,12 @@ def _train_step(model, x, y, plan: _Plan, opt, scaler, loss_fn) -> torch.Tensor:
     with torch.autocast(plan.device.type, dtype=plan.amp_dtype, enabled=plan.amp_dtype is not None):
         logits = model(x)  # [B, K]
     loss = loss_fn(logits.float(), y)  # []
+    optimizer_step(loss, opt, scaler)
+    return loss
+
+
+def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler) -> None:
+    """Backward and one optimiser step; through the GradScaler under fp16 autocast."""
     opt.zero_grad(set_to_none=True)
     if scaler is None:
         loss.backward()
@@ -288,7 +294,6 @@ def _train_step(model, x, y, plan: _Plan, opt, scaler, loss_fn) -> torch.Tensor:
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
-    return loss
 
 
 @torch.no_grad()
