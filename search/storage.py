@@ -210,17 +210,38 @@ class StudyLock:
 # Connections that drop
 
 
+# what database drivers say when the server went away (as opposed to a full disk, a read-only file
+# or a bad query, which waiting does not mend)
+CONNECTION_LOST = (
+    "server closed the connection",
+    "could not connect",
+    "connection refused",
+    "terminating connection",
+    "connection to server",
+    "connection already closed",
+    "ssl connection has been closed",
+    "no route to host",
+    "timeout expired",
+    "could not translate host name",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "lost connection",
+    "gone away",
+)
+
+
 def is_connection_error(exc: BaseException) -> bool:
-    """A storage that cannot be reached now (as opposed to a bug or a bad request)."""
+    """A database server that cannot be reached now (retried), as opposed to any other failure."""
     try:
         import sqlalchemy.exc
     except ImportError:  # pragma: no cover - optuna depends on sqlalchemy
         return False
-    if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(
-            exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
-        )
-    return isinstance(exc, (sqlalchemy.exc.OperationalError, ConnectionError, TimeoutError))
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, ConnectionError)):
+        text = str(exc).lower()
+        return any(words in text for words in CONNECTION_LOST)
+    return False
 
 
 def retrying(step: Callable, say: Callable[[str], None], limit: float = RETRY_SECONDS):

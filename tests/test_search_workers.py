@@ -299,3 +299,19 @@ def test_a_storage_that_stays_away_is_e0606(monkeypatch):
     with pytest.raises(CnncError) as info:
         storage.retrying(down, lambda text: None, limit=0.5)
     assert info.value.diagnostics[0].code == "E0606"
+
+
+@pytest.mark.parametrize(
+    "message, lost",
+    [
+        ("server closed the connection unexpectedly", True),
+        ('connection to server on socket "/tmp/.s.PGSQL.5432" failed: No such file or directory', True),
+        ("attempt to write a readonly database", False),  # waiting does not mend these
+        ("database or disk is full", False),
+        ("no such table: trials", False),
+    ],
+)
+def test_only_a_server_that_went_away_is_retried(message, lost):
+    import sqlalchemy.exc
+
+    assert storage.is_connection_error(sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception(message))) is lost
