@@ -242,7 +242,7 @@ def export_trial(study, number: int, path: Path) -> tuple[Path, str | None]:
     row = rows.get(number)
     if row is None or not row.hash:
         what = "no such trial" if row is None else f"it is {row.status}: {row.reason or 'never elaborated'}"
-        raise CnncError(error("E0604", f"study `{study.study_name}` has no architecture for trial {number} ({what})",
+        raise CnncError(error("E0608", f"study `{study.study_name}` has no architecture for trial {number} ({what})",
                               None, helps=("`cnnc search-report` lists the trials and their status",)))
     recorded = study.user_attrs["settings"]
     settings = Settings(file=recorded["file"], evaluator=recorded.get("evaluator", "train"),

@@ -32,7 +32,7 @@ def space_of_study(study) -> Space:
 
     recorded, bound = study.user_attrs.get("settings", {}), study.user_attrs.get("binding")
     if bound is None or "file" not in recorded:
-        raise CnncError(error("E0604", f"study `{study.study_name}` does not record its space", None,
+        raise CnncError(error("E0608", f"study `{study.study_name}` does not record its space", None,
                               helps=("studies made by an older cnnc cannot be exported; run the search again",)))
     program = load_program(recorded["file"], allow_import=tuple(recorded.get("allow_import") or ()))
     shape = tuple(bound["input_shape"]) if bound["input_shape"] else None

@@ -101,7 +101,7 @@ def test_search_report_exports_any_trial_and_lists_progress_and_failures(tmp_pat
     assert run_cli(["fmt", "--check", tmp_path / "one.cnn"], capsys)[0] == 0
     assert run_cli(["check", tmp_path / "one.cnn"], capsys)[0] == 0
     code, _, err = run_cli(["search-report", out, "--export", "3"], capsys)
-    assert code == 1 and "has no architecture for trial 3" in err
+    assert code == 1 and "error[E0608]: study `tiny` has no architecture for trial 3" in err
 
 
 def test_search_report_reads_a_journal_folder(tmp_path, capsys):
