@@ -262,13 +262,13 @@ INTERRUPTED = 130  # as a shell reports a process stopped by SIGINT
 def run_workers(settings, space, console) -> int:
     """`--workers K`: the study is opened here first (so K processes do not race to create it),
     then K worker processes share it (`search/launch.py`); the results are written when all stop."""
-    from cnnc.search import driver, launch, report
+    from cnnc.search import driver, launch, report, results
     from cnnc.search.worker import finished_count
 
     study = driver.open_study(settings, space)
     console.started(report.rows(study.trials), driver.changes(study, settings))
     codes = launch.run_workers(settings, console.note)
-    result = driver.finish(settings, space, study)
+    result = results.finish(settings, space, study)
     print_result(result, settings)
     done = finished_count(study.trials)
     if INTERRUPTED in codes or -2 in codes:

@@ -56,11 +56,11 @@ def run(args) -> int:
 
 
 def export(study, number: int, path: Path) -> int:
-    from cnnc.search import driver
+    from cnnc.search import results
 
     with files.writing(path, "-o"):
         path.parent.mkdir(parents=True, exist_ok=True)
-        written, flat = driver.export_trial(study, number, path)
+        written, flat = results.export_trial(study, number, path)
     print(f"wrote {written}")
     if flat:
         print(f"note: the layers are listed one by one (the space could not be kept: {flat})")

@@ -1,0 +1,77 @@
+"""What a study leaves in `--out`: trials.csv, best.cnn, the plots — and any trial as a program.
+
+Input: a study (optuna's), its `Settings` and `Space`. Output: `driver.Result` and the files. best.cnn
+(and `search-report --export N`) is the trial's member written as its space with the choices resolved
+(`concrete.write_member`), checked to rebuild the trial's exact layers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cnnc.dsl.diagnostics import CnncError, error
+from cnnc.search import report
+from cnnc.search import storage as stores
+from cnnc.search.driver import Result, Settings
+from cnnc.search.resume import space_of_study
+from cnnc.search.space import Space, fixed, graph_hash
+
+
+def finish(settings: Settings, space: Space | None, study, stopped: str = "done") -> Result:
+    """Rows, the best trial(s), and the files: trials.csv, best.cnn (when a space is given), plots."""
+    rows = report.rows(stores.retrying(lambda: study.trials, lambda text: None))
+    best = report.best_rows(rows, settings.names)
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_csv(rows, out / "trials.csv")
+    files, notes = [out / "trials.csv"], []
+    if space is not None and best:
+        path, flat = write_best(space, best[0], settings, study.study_name, out / "best.cnn")
+        files.append(path)
+        if flat:
+            notes.append(f"best.cnn lists the layers one by one (the space could not be kept: {flat})")
+    plotted, plot_notes = report.plot_study(study, settings.names, out)
+    return Result(study, rows, best, files + plotted, notes + plot_notes, stopped)
+
+
+def write_best(
+    space: Space, row: report.Row, settings: Settings, study_name: str, path: Path
+) -> tuple[Path, str | None]:
+    """Replay a trial's decisions and write its architecture as the space with its choices resolved
+    (or flat, saying why: `concrete.write_member`)."""
+    from cnnc.search.concrete import write_member
+
+    member = space.member(fixed(row.decisions))
+    if not member.ok or graph_hash(member.graph) != row.hash:
+        raise RuntimeError(f"replaying trial {row.number}'s decisions gave another architecture")
+    values = row.values or ()
+    if row.state != "COMPLETE" or not values:
+        score = f"{row.status}: {row.reason}" if row.reason else row.status
+    elif settings.evaluator == "train":
+        score = f"validation accuracy {values[0]:.4f} on {settings.data} after {settings.epochs} epochs"
+    else:
+        score = f"{settings.proxy} score {values[0]:.4g} on {settings.data}"
+    comments = (
+        f"A member of the search space `{Path(settings.file).name}`, written by cnnc:",
+        f"trial {row.number} of study `{study_name}`, {score};",
+        f"{row.params:,} params, {row.macs:,} MACs.",
+        "decisions: " + ", ".join(f"{k} = {v}" for k, v in row.decisions.items()),
+        "",
+    )
+    _, flat = write_member(path, space, member, "best", comments)
+    return path, flat
+
+
+def export_trial(study, number: int, path: Path) -> tuple[Path, str | None]:
+    """Write trial `number` of `study` as its space with the choices resolved (`write_best`)."""
+    rows = {r.number: r for r in report.rows(study.trials)}
+    row = rows.get(number)
+    if row is None or not row.hash:
+        what = "no such trial" if row is None else f"it is {row.status}: {row.reason or 'never elaborated'}"
+        raise CnncError(error("E0608", f"study `{study.study_name}` has no architecture for trial {number} ({what})",
+                              None, helps=("`cnnc search-report` lists the trials and their status",)))
+    recorded = study.user_attrs["settings"]
+    settings = Settings(file=recorded["file"], evaluator=recorded.get("evaluator", "train"),
+                        data=recorded.get("data", "digits"), epochs=recorded.get("epochs", 2),
+                        proxy=(recorded.get("objectives") or ["naswot"])[0])
+    return write_best(space_of_study(study), row, settings, study.study_name, path)
