@@ -11,7 +11,7 @@ cnnc's time over torchvision's, so below 1.00 is faster. Goals: build, forward a
 file once per process (`dsl.parse`), so its build rounds after the first time elaboration and
 lowering, as a search that builds many networks pays them.
 
-    python bench/lowering.py [--rounds 3] [--models resnet50,mobilenet_v2,googlenet]
+    python bench/lowering.py [--rounds 3] [--repeat 2] [--models resnet50,mobilenet_v2,googlenet]
     python bench/lowering.py --device cuda [--amp] [--compile]   # on a GPU: bf16, channels_last
 
 With `--device cuda`, the models run in channels_last with `--amp` (bf16 autocast) and, with
@@ -92,7 +92,7 @@ def train_step(runner: Runner, model, x, target):
     return runner.sync(run)
 
 
-def compare(name: str, runner: Runner, rounds: int) -> list[list[str]]:
+def compare(name: str, runner: Runner, rounds: int, repeat: int) -> list[list[str]]:
     path = ROOT / "zoo" / f"{name}.cnn"
     makers = {"cnnc": lambda: cnnc.load(path), "torchvision": TORCHVISION[name]}
     for make in makers.values():
@@ -110,7 +110,7 @@ def compare(name: str, runner: Runner, rounds: int) -> list[list[str]]:
     }
     for fn in eager.values():
         fn()  # warm-up: oneDNN primitives, the allocator, compiled graphs
-    forward_times = interleaved(eager, rounds)
+    forward_times = interleaved(eager, rounds, repeat)
     ours.train(), theirs.train()
     steps = {
         "cnnc": train_step(runner, ours, x, target),
@@ -118,7 +118,7 @@ def compare(name: str, runner: Runner, rounds: int) -> list[list[str]]:
     }
     for fn in steps.values():
         fn()  # warm-up: the optimiser's state
-    step_times = interleaved(steps, rounds)
+    step_times = interleaved(steps, rounds, repeat)
     return [
         _row(name, "build", build["cnnc"], build["torchvision"]),
         _row(name, "forward", forward_times["cnnc"], forward_times["torchvision"]),
@@ -147,6 +147,9 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="interleaved rounds of each contender"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="runs per round of forward and step; the least counts"
+    )
     parser.add_argument("--models", default=",".join(TORCHVISION), help="comma-separated zoo names")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (a GPU run)")
@@ -163,10 +166,13 @@ def main() -> None:
     print(f"# Lowering benchmark · {machine()}")
     print(
         f"{device}, batch 8, amp={args.amp}, compile={args.compile}, median of {args.rounds} "
-        "interleaved rounds; ratio = cnnc ÷ torchvision\n"
+        f"interleaved rounds (forward and step: the least of {args.repeat} runs each round); "
+        "ratio = cnnc ÷ torchvision\n"
     )
     rows = [
-        row for name in args.models.split(",") for row in compare(name.strip(), runner, args.rounds)
+        row
+        for name in args.models.split(",")
+        for row in compare(name.strip(), runner, args.rounds, args.repeat)
     ]
     print(table(["model", "what", "cnnc", "torchvision", "ratio", "goal", "best-of ratio"], rows))
 

@@ -1,7 +1,8 @@
 """Shared measuring rules of the side-by-side benchmarks (not a benchmark itself).
 
-- Interleaved: each round runs every contender once, the order rotating, so a burst of load from
-  elsewhere hits all of them alike; the figure of each is its median over rounds.
+- Interleaved: each round runs every contender once (or the least of a few back-to-back runs), the
+  order rotating, so a burst of load from elsewhere hits all of them alike; the figure of each is its
+  median over rounds.
 - Whole processes run as a user's would: with bytecode caches (kept under a temporary prefix, so the
   working tree stays clean) and one untimed warm-up each.
 - Every table is printed with the machine's load average, since other work on the cores skews it.
@@ -27,13 +28,15 @@ def seconds(fn) -> float:
     return time.perf_counter() - start
 
 
-def interleaved(contenders: dict, rounds: int) -> dict[str, list[float]]:
-    """{name: fn} → {name: seconds per round}; round i starts at contender i (mod count)."""
+def interleaved(contenders: dict, rounds: int, repeat: int = 1) -> dict[str, list[float]]:
+    """{name: fn} → {name: seconds per round}; round i starts at contender i (mod count). With
+    `repeat` > 1 a round's figure is the least of `repeat` back-to-back runs (timeit's rule: the
+    slower ones measure the machine's other load, not the code)."""
     names = list(contenders)
     times: dict[str, list[float]] = {name: [] for name in names}
     for i in range(rounds):
         for name in names[i % len(names) :] + names[: i % len(names)]:
-            times[name].append(seconds(contenders[name]))
+            times[name].append(min(seconds(contenders[name]) for _ in range(repeat)))
     return times
 
 
