@@ -9,8 +9,8 @@ Contracts:
 - RDB storages (SQLite, PostgreSQL, …) record Optuna's trial heartbeat every `heartbeat` seconds; a
   RUNNING trial whose heartbeat is older than `3 × heartbeat` is stale. Journal files have no
   heartbeat in Optuna: a RUNNING trial there is stale when the process recorded in its `worker`
-  attribute (same host) no longer exists. Either way `fail_stale` marks it FAIL and enqueues its
-  parameters again (`requeue`: the new trial's user attribute `retry_of` names the failed one).
+  attribute (same host) no longer exists. Either way `fail_stale` marks it FAIL (`status` stale)
+  and enqueues its parameters again (`requeue`: the new trial's `retry_of` names the failed one).
 - `StudyLock` is a file lock (`flock`) beside a SQLite or journal file and a PostgreSQL advisory lock
   (held by a connection of its own, released by the server when the holder dies) for PostgreSQL.
   Other databases get no lock: their workers may overshoot `--trials` by a trial in a race.
@@ -53,12 +53,10 @@ def file_path(url: str) -> Path:
 
 def open_storage(url: str, heartbeat: int):
     """Optuna's storage for `url` (see the module docstring for the heartbeat)."""
-    import inspect
     import warnings
 
-    renamed = "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
-    callback = "heartbeat_stale_trial_callback" if renamed else "failed_trial_callback"  # Optuna 4.9
-    beats = {"heartbeat_interval": heartbeat, "grace_period": 3 * heartbeat, callback: requeue}
+    # stale trials are failed and queued again by `fail_stale`, not by a callback of Optuna's
+    beats = {"heartbeat_interval": heartbeat, "grace_period": 3 * heartbeat}
     if kind(url) == "journal":
         path = str(file_path(url))
         backend = optuna.storages.journal.JournalFileBackend(
@@ -129,35 +127,30 @@ def is_alive(worker: dict | None) -> bool:
 
 
 def fail_stale(study, url: str) -> list[int]:
-    """Mark stale RUNNING trials FAIL and enqueue their parameters again; the numbers failed."""
-    if kind(url) != "journal":
-        stale = getattr(study._storage, "_get_stale_trial_ids", None)  # one query; the usual answer
-        if stale is not None and not stale(study._study_id):
-            return []
-        before = {t.number for t in study.get_trials(deepcopy=False, states=(_RUNNING(),))}
-        optuna.storages.fail_stale_trials(study)
-        after = {t.number for t in study.get_trials(deepcopy=False, states=(_RUNNING(),))}
-        return sorted(before - after - _finished_normally(study, before - after))
-    failed = []
+    """Mark stale RUNNING trials FAIL (`status` stale, with the reason) and enqueue their parameters
+    again; the numbers failed. Done here rather than by Optuna's `fail_stale_trials`, so that the
+    trial says why: a worker killed after its result was set would otherwise leave `trained` on a
+    failed trial."""
     storage = study._storage  # the public Study API cannot change another worker's trial
-    for t in study.get_trials(deepcopy=False, states=(_RUNNING(),)):
-        if is_alive(t.user_attrs.get("worker")):
-            continue
-        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            if storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL):
-                requeue(study, storage.get_trial(t._trial_id))
-                failed.append(t.number)
+    if kind(url) == "journal":
+        ids = [t._trial_id for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+               if not is_alive(t.user_attrs.get("worker"))]
+    else:
+        stale = getattr(storage, "_get_stale_trial_ids", None)  # RDB storages with a heartbeat
+        ids = list(stale(study._study_id)) if stale is not None else []
+    failed = []
+    for trial_id in ids:
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # another worker was first
+            storage.set_trial_user_attr(trial_id, "status", "stale")
+            storage.set_trial_user_attr(trial_id, "reason", STALE_REASON)
+            if storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+                frozen = storage.get_trial(trial_id)
+                requeue(study, frozen)
+                failed.append(frozen.number)
     return failed
 
 
-def _RUNNING():
-    return optuna.trial.TrialState.RUNNING
-
-
-def _finished_normally(study, numbers: set[int]) -> set[int]:
-    """Of trials that left RUNNING meanwhile, those their own worker finished (not found stale)."""
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    return {n for n in numbers if trials[n].state != optuna.trial.TrialState.FAIL or "status" in trials[n].user_attrs}
+STALE_REASON = "its worker stopped answering (killed, out of memory, or its machine lost)"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ class _Trial:
         (FAIL, "reused", True),
         (FAIL, "interrupted", False),  # stopped by a signal: run again
         (FAIL, "lost", False),
-        (FAIL, None, False),  # found stale: its worker died
+        (FAIL, "stale", False),  # its worker died
         (optuna.trial.TrialState.RUNNING, None, False),
     ],
 )
@@ -191,7 +191,7 @@ def check_killed_study(study, killed: int, trials: int, space_settings) -> None:
     assert worker.finished_count(all_) == trials
     assert not [t for t in all_ if t.state == optuna.trial.TrialState.RUNNING]
     dead = all_[killed]
-    assert dead.state == FAIL and "status" not in dead.user_attrs
+    assert (dead.state, dead.user_attrs["status"]) == (FAIL, "stale")
     retried = [t for t in all_ if t.user_attrs.get("retry_of") == killed]
     assert retried and retried[0].params == dead.params and retried[0].state == COMPLETE
     # no architecture evaluated twice at once: the evaluations of one hash never overlap (an
