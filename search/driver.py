@@ -26,8 +26,10 @@ space (its fingerprint, kept in the study's user attributes) is refused (E0607).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -219,9 +221,12 @@ def open_study(settings: Settings, space: Space):
         )
 
     study = stores.retrying(create, lambda text: None)
-    # a resume draws new random numbers: seeded by the trials already held (and, with several
-    # workers, by the process: two workers must not propose the same sequence)
-    study.sampler = make_sampler(settings, space, settings.seed + len(study.trials) + settings.worker)
+    # a resume draws new random numbers: seeded by the trials already held; and two workers must
+    # not propose the same sequence, nor two machines that start together (a shared --storage)
+    salt = 1009 * settings.worker
+    if settings.storage is not None:
+        salt += int.from_bytes(hashlib.sha256(f"{stores.HOST}:{os.getpid()}".encode()).digest()[:3], "big")
+    study.sampler = make_sampler(settings, space, settings.seed + len(study.trials) + salt)
     fingerprint = space_fingerprint(space)
     with stores.StudyLock(settings.storage_url, settings.study_name):  # two workers creating it at once
         recorded = study.user_attrs.get("settings")
@@ -243,7 +248,10 @@ def make_sampler(settings: Settings, space: Space, seed: int):
         return optuna.samplers.NSGAIISampler(seed=seed)
     if settings.sampler == "grid":
         return Grid(grid_space(space), seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    # the constant liar: a running trial counts as a poor result, so that workers sharing a study
+    # do not all propose the member that looks best now
+    shared = settings.workers > 1 or settings.storage is not None
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=shared)
 
 
 class Grid(optuna.samplers.GridSampler):
