@@ -137,3 +137,13 @@ def test_layer_scale_is_a_bare_parameter_of_its_enclosing_module():
     with torch.no_grad():
         assert torch.equal(net.b.op, torch.full((8, 1, 1), 0.25))
         assert torch.allclose(net(x), x * 0.25)
+
+
+def test_an_se_gate_does_not_stretch_the_grid():
+    """A broadcast gate sees every position but has no grid: the jump stays the main path's (2), so a
+    3×3 conv after the gate adds 2·2 pixels, not 2·32 (a deep SE stack used to overflow)."""
+    text = ("network se {\n    input [3, 32, 32]\n    x = in -> Conv(8, 3, stride = 2, pad = 1)\n"
+            "    gate = x -> GlobalAvgPool -> Conv(8, 1) -> Sigmoid\n"
+            "    return (x * gate) -> last: Conv(8, 3, pad = 1)\n}\n")
+    last = summarize(api.graph("se.cnn", text=text)).layers[-1]
+    assert (last.name, last.rf, last.rf_min) == ("last", 33 + 2 * 2, 3 + 2 * 2)

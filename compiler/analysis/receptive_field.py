@@ -52,7 +52,8 @@ def _field(graph: Graph, n: Node, done: dict[int, Field]) -> Field:
         return Field(Axis(1, 1, 1, 0.5), Axis(1, 1, 1, 0.5))
     ins = [done[i] for i in n.inputs]
     if len(ins) > 1:
-        return Field(_meet([f.h for f in ins]), _meet([f.w for f in ins]))
+        grid = _grid_inputs(graph, n, ins)
+        return Field(_meet([f.h for f in ins], [f.h for f in grid]), _meet([f.w for f in ins], [f.w for f in grid]))
     (inp,) = ins
     if is_error(n.type) or n.spec.rf is None:
         return _flatten_global(graph, n, inp) if n.op == "Flatten" else inp
@@ -67,9 +68,22 @@ def _step(a: Axis, k: int, s: int, p: int) -> Axis:
     return Axis(a.r_min + (k - 1) * a.jump, a.r_max + (k - 1) * a.jump, a.jump * s, a.start + ((k - 1) / 2 - p) * a.jump)
 
 
-def _meet(axes: list[Axis]) -> Axis:
+def _grid_inputs(graph: Graph, n: Node, ins: list[Field]) -> list[Field]:
+    """The inputs that keep the output's positions: a broadcast [C, 1, 1] (an SE gate) sees every
+    position but has no grid of its own, so its jump and start do not carry over (a stack of SE
+    blocks would otherwise multiply the jump by the map's size at every block)."""
+    out = n.type
+    if is_error(out) or out.rank != 3:
+        return ins
+    same = [f for i, f in zip(n.inputs, ins)
+            if not is_error(graph.node(i).type) and graph.node(i).type.shape[1:] == out.shape[1:]]
+    return same or ins
+
+
+def _meet(axes: list[Axis], grid: list[Axis]) -> Axis:
     widest = max(axes, key=lambda a: a.r_max)
-    return Axis(min(a.r_min for a in axes), widest.r_max, max(a.jump for a in axes), widest.start)
+    placed = max(grid, key=lambda a: a.r_max)
+    return Axis(min(a.r_min for a in axes), widest.r_max, max(a.jump for a in grid), placed.start)
 
 
 def _global(graph: Graph, n: Node, inp: Field) -> Field:
