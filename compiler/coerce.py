@@ -56,7 +56,15 @@ def _float(spec: ParamSpec, value, op: str) -> float:
         raise OpError(
             "E0405", f"`{spec.name}` of `{op}` must be a finite number, but got {_show(value)}"
         )
+    if abs(result) > FLOAT32_MAX:  # torch casts the scalar to the tensor's float32 when it runs
+        raise OpError(
+            "E0405", f"`{spec.name}` of `{op}` must fit in float32 (at most about 3.4e38 in size), "
+            f"but got {_show(value)}"
+        )
     return result
+
+
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _pair(spec: ParamSpec, value, op: str) -> tuple[int, int]:

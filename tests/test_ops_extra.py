@@ -48,6 +48,7 @@ def test_shape_params_and_macs(snippet, shape, out, params, macs):
     ("PointwiseLinear(4)", [8], "E0304"),            # a vector takes `Linear`
     ("LayerScale", [8], "E0304"),
     ("LocalResponseNorm(8)", [3, 5, 5], "E0405"),    # torch pads by the size: 2·3 + 1 = 7 at most
+    ("LeakyReLU(1e300)", [8, 5, 5], "E0405"),        # finite, but not as the float32 torch casts it to
 ])
 def test_rule_violations_are_reported(snippet, shape, code):
     with pytest.raises(CnncError) as caught:
