@@ -37,6 +37,12 @@ from cnnc.dsl.imports import Program
 from cnnc.dsl.source import Span
 
 
+def numbered(name: str, k: int) -> str:
+    """The k-th other name for a taken implicit name: `relu_1`; a taken sequence number counts on
+    (`0` → `3` after a first sequence took 0…2), since `0_1` could not name a module."""
+    return str(int(name) + k) if name.isdigit() else f"{name}_{k}"
+
+
 class Fail(Exception):
     """Stops the current statement; its diagnostic is recorded by the statement's catcher."""
 
@@ -129,10 +135,10 @@ class Builder:
         candidate, k = name, self.suffix.get((scope, name), 0)
         if k or candidate in names:
             k += 1
-            candidate = f"{name}_{k}"
+            candidate = numbered(name, k)
             while candidate in names:
                 k += 1
-                candidate = f"{name}_{k}"
+                candidate = numbered(name, k)
             self.suffix[(scope, name)] = k
         names[candidate] = False
         return scope + (candidate,)

@@ -184,3 +184,13 @@ def test_block_alias_errors():
 def test_numbering_resumes_and_skips_names_taken_by_labels():
     text = net("return in -> relu_2: ReLU -> ReLU -> ReLU -> ReLU -> ReLU")
     assert names(text) == ["input", "relu_2", "relu", "relu_1", "relu_3", "relu_4"]
+
+
+def test_two_unlabelled_sequences_in_one_scope_number_on():
+    """`0_1` could name no module: the second sequence's members continue the numbering."""
+    from cnnc import api
+
+    text = ("network n {\n    input [4, 8, 8]\n"
+            "    return in -> [Conv(4, 1) for i in range(3)] -> [BatchNorm for i in range(2)]\n}\n")
+    names = [node.name for node in api.graph("n.cnn", text=text).nodes_in_order()]
+    assert names == ["input", "0", "1", "2", "3", "4"]
