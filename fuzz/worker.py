@@ -23,8 +23,8 @@ RUN_ACTIVATIONS = 20_000_000  # elements at batch 1 (80 MB): a legitimately larg
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 LEAKS = ("root:x:0:0", "root:*:0:0", "PATH=/", "HOME=/")
 FORBIDDEN_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-                    "socket.connect", "socket.bind", "os.remove", "os.unlink", "os.rename", "shutil.rmtree",
-                    "ctypes.dlopen")
+                    "socket.connect", "socket.bind", "ctypes.dlopen")
+FILE_EVENTS = ("open", "os.remove", "os.unlink", "os.rename", "shutil.rmtree")  # allowed inside the sandbox
 
 
 class Watch:
@@ -39,13 +39,13 @@ class Watch:
     def hook(self, event: str, args) -> None:
         if not self.active:
             return
-        if event == "open":
+        if event in FILE_EVENTS:
             path = args[0]
             if isinstance(path, (str, bytes, os.PathLike)):
                 path = os.fsdecode(path)
                 real = os.path.realpath(path) if path else path
                 if not real.startswith(self.allowed):
-                    self.events.append(f"open {path!r}")
+                    self.events.append(f"{event} {path!r}")
         elif event.startswith(FORBIDDEN_EVENTS):
             self.events.append(event)
 
