@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from mutate import generate, mutate  # noqa: E402
+from mutate import generate, mutate
 
 
 def corpus() -> list[str]:

@@ -8,11 +8,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import cnnc  # noqa: E402
-from cnnc.cli import main  # noqa: E402
-from cnnc.search import features as feats  # noqa: E402
-from cnnc.search.data import load_dataset  # noqa: E402
-from cnnc.search.training import TrainOptions, train_run  # noqa: E402
+import cnnc
+from cnnc.cli import main
+from cnnc.search import features as feats
+from cnnc.search.data import load_dataset
+from cnnc.search.training import TrainOptions, train_run
 
 TINY = ("network tiny {\n    input [1, 8, 8]\n    return in -> conv: Conv(16, 3, pad = 1) -> bn: BatchNorm -> ReLU\n"
         "              -> body: (Conv(32, 3, pad = 1) -> ReLU) -> GlobalAvgPool -> Flatten -> fc: Linear(10)\n}\n")

@@ -7,12 +7,11 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "fuzz"))
 
-import run as fuzz_run  # noqa: E402
+import run as fuzz_run
 
 
 @pytest.mark.parametrize("seed", [7])

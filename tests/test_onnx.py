@@ -9,8 +9,8 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-import cnnc  # noqa: E402
-from cnnc.cli import main  # noqa: E402
+import cnnc
+from cnnc.cli import main
 
 
 def run_onnx(path, x):

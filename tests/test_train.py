@@ -10,10 +10,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import cnnc  # noqa: E402
-from cnnc.cli import main  # noqa: E402
-from cnnc.search.data import load_dataset  # noqa: E402
-from cnnc.search.training import TrainOptions, train_run  # noqa: E402
+import cnnc
+from cnnc.cli import main
+from cnnc.search.data import load_dataset
+from cnnc.search.training import TrainOptions, train_run
 
 SMALL = 'import "families/resnet.cnn"\n\nnetwork small = ResNet([1, 1, 1, 1], unit = Basic, classes = 10)\n'
 SEVEN = 'network seven = ResNet([1, 1, 1, 1], unit = Basic, classes = 7)\n'
@@ -46,7 +46,8 @@ def test_frozen_trunk_is_bit_identical_and_the_head_learns(small, tmp_path, one_
     assert len(trunk) == 72  # BatchNorm statistics included: frozen BatchNorm layers stay in eval mode
     assert all(torch.equal(before[k], after[k]) for k in trunk)
     assert not torch.equal(before["fc.weight"], after["fc.weight"])
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert float(rows[-1]["val_acc"]) > 0.2  # random features, a trained linear head: twice chance at least
     assert (out / "curves.png").stat().st_size > 10_000

@@ -10,9 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 tv = pytest.importorskip("torchvision.models")
 
-import cnnc  # noqa: E402
-from cnnc.compiler.lower.weights import load_weights, read_checkpoint  # noqa: E402
-from cnnc.dsl.diagnostics import CnncError  # noqa: E402
+import cnnc
+from cnnc.compiler.lower.weights import load_weights, read_checkpoint
+from cnnc.dsl.diagnostics import CnncError
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,7 @@ def print_table(query, found, dist, data) -> None:
         print(f"{rank:>4}  {i:>6}  {labels[i]:>5}  {d:>9.4f}  {paths[i]}")
 
 
-def embed_image(path: Path, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+def embed_image(path: Path, meta: dict) -> tuple:
     """An outside image embedded as the file's images were: same program, weights, label and
     normalisation. Returns (feature vector [D], thumbnail [h, w, C] uint8)."""
     import torch
