@@ -149,7 +149,7 @@ def _first(text: str) -> str:
 def serve(sandbox: Path) -> None:
     import torch
 
-    import cnnc.api
+    import cnnc.api  # imported before the watch starts: these opens are ours
 
     torch.set_num_threads(1)
     roots = tuple({str(Path(p).resolve()) for p in (sandbox, sys.prefix, sys.base_prefix,
