@@ -37,6 +37,7 @@ def run(args) -> int:
     import torch
 
     from cnnc.commands.files import writing
+    from cnnc.commands.train import check_images
     from cnnc.compiler.lower.fx import to_graph_module
     from cnnc.search.features import extract, knn_accuracy, load_images, save
 
@@ -48,12 +49,7 @@ def run(args) -> int:
         load_checkpoint(model, args)
     c, h, w = graph.input_type.shape
     images = load_images(args.data, size=h if h == w else None, seed=args.seed)
-    if tuple(images.x.shape[1:]) != (c, h, w):
-        from cnnc.dsl.diagnostics import CnncError, error
-
-        raise CnncError(error("E0603", f"`{graph.network}` takes {[c, h, w]}, but the images of `{args.data}` are "
-                              f"{list(images.x.shape[1:])}", None,
-                              helps=(f"pass --input {images.x.shape[1]},{h},{w}",)))
+    check_images(graph, args.data, images.x.shape[1:])
     torch.manual_seed(args.seed)
     features = extract(model, args.at, images.x)  # [N, D]
     accuracy = knn_accuracy(features, images.y.numpy(), images.split, k=args.k)

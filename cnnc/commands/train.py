@@ -103,19 +103,26 @@ def augmenting(args) -> bool:
 
 
 def load_data(args, graph):
-    from cnnc.dsl.diagnostics import CnncError, error
     from cnnc.search.data import load_dataset
 
-    c, h, w = graph.input_type.shape
+    _, h, w = graph.input_type.shape
     data = load_dataset(args.data, size=h if h == w else None, seed=args.seed)
-    if data.input_shape != (c, h, w):
-        raise CnncError(error("E0603", f"`{graph.network}` takes {[c, h, w]}, but the images of `{args.data}` are "
-                              f"{list(data.input_shape)}", None,
-                              helps=(f"pass --input {data.input_shape[0]},{h},{w} (a network infers its "
-                                     "first layer's channels from its input)",)))
+    check_images(graph, args.data, data.input_shape)
     if args.normalize == "imagenet" or (args.normalize == "auto" and args.data.startswith("folder:")):
         data = imagenet_normalised(data)
     return data
+
+
+def check_images(graph, spec: str, shape) -> None:
+    """The data set's images must be what the network takes (after resizing to its side)."""
+    from cnnc.dsl.diagnostics import CnncError, error
+
+    c, h, w = graph.input_type.shape
+    if tuple(shape) != (c, h, w):
+        raise CnncError(error("E0603", f"`{graph.network}` takes {[c, h, w]}, but the images of `{spec}` are "
+                              f"{list(shape)}", None,
+                              helps=(f"pass --input {shape[0]},{h},{w} (a network infers its "
+                                     "first layer's channels from its input)",)))
 
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
