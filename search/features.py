@@ -72,10 +72,11 @@ def tap(model: fx.GraphModule, label: str) -> fx.GraphModule:
     graph = model.cnnc_graph
     ids = [n.id for n in graph.nodes_in_order() if tuple(n.path[: len(prefix)]) == prefix]
     if not ids:
-        paths = sorted({".".join(n.path[:k]) for n in graph.nodes_in_order() for k in range(1, len(n.path) + 1)})
         from difflib import get_close_matches
 
-        near = get_close_matches(label, paths, n=3)
+        from cnnc.compiler.derive import labels
+
+        near = get_close_matches(label, labels(graph.nodes_in_order()), n=3)
         raise CnncError(error("E0603", f"--at names no layer `{label}` of `{graph.network}`", None,
                               helps=(f"labels near it: {', '.join(near)}",) if near else
                               ("`cnnc summary FILE` lists the labels",)))
