@@ -20,6 +20,7 @@ COMMANDS = (
     ("summary", "summary"),
     ("fmt", "fmt"),
     ("explain", "explain"),
+    ("ops", "ops"),
     ("compile", "compile"),
     ("render", "render"),
     ("zoo", "zoo"),
@@ -40,6 +41,7 @@ examples:
   cnnc summary resnet50 --depth 1
   cnnc summary zoo/alexnet_2012.cnn --arg towers=2 --format json
   cnnc fmt my_net.cnn --check
+  cnnc ops Conv                 # the op reference: parameters, shape rule, counts
   cnnc compile resnet50 -o resnet50.py
   cnnc render googlenet --depth 1 -o googlenet.svg
   cnnc search zoo/spaces/tiny.cnn --trials 8 --out runs/tiny

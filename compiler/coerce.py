@@ -1,8 +1,11 @@
 """Argument coercion: a DSL value → the value an op's parameter holds, by `ParamSpec.kind`.
 
-Kinds: `int`, `float`, `bool`, `pair` (int or [a, b] → (a, b)), `pair_or_none`, `pad` (a pair or
-`same`). Each failure is an `OpError` with E0404 (wrong kind), E0405 (outside the range torch
-accepts: `ParamSpec`'s bounds; every float finite) or E0415 (an integer over `MAX_SIZE`).
+One rule per `ParamKind` (`_RULES`): integers, numbers, booleans, pairs (int or [a, b] → (a, b)),
+`pad` (a pair or `same`), factors per axis, the four sides of a padding, a target shape, a string
+among the parameter's choices, a tensor (used for its size). A parameter whose default is None
+also takes `none` (not given). Each failure is an `OpError` with E0404 (wrong kind), E0405
+(outside the range torch accepts: `ParamSpec`'s bounds; every float finite) or E0415 (an integer
+over `MAX_SIZE`).
 
 `habit` recognises PyTorch's calling conventions (`BatchNorm(64)`, `Linear(512, 10)`,
 `Conv(3, 64, 3)`, `in_channels = 3`) before the arguments are bound: bound as cnnc reads them they
@@ -13,29 +16,76 @@ from __future__ import annotations
 
 import math
 
-from cnnc.compiler.ops import MAX_SIZE, OpError, OpSpec, ParamSpec
+from cnnc.compiler.ops import MAX_SIZE, OpError, OpSpec, ParamKind, ParamSpec
+from cnnc.compiler.ops.text import range_text
 
 
 def coerce(spec: ParamSpec, value, op: str):
-    kind = spec.kind
-    if kind == "pair_or_none" and value is None:
-        return None
-    if kind == "pad" and value == "same":
+    if value is None and spec.default is None:
+        return None  # an optional parameter left out (`stride = none` of a pool: the kernel)
+    if spec.kind is ParamKind.PAD and value == "same":
         return "same"
-    if kind in ("pair", "pair_or_none", "pad"):
-        result = _pair(spec, value, op)
-    elif kind == "int":
-        result = _int(spec, value, op)
-    elif kind == "float":
-        result = _float(spec, value, op)
-    elif kind == "bool":
-        if not isinstance(value, bool):
-            raise _kind_error(spec, value, op, "`true` or `false`")
-        return value
-    else:
-        raise AssertionError(f"unknown parameter kind {kind}")
-    _check_range(spec, result, op, value)
+    result = _RULES[spec.kind](spec, value, op)
+    if spec.kind in _RANGED:
+        _check_range(spec, result, op, value)
     return result
+
+
+def _bool(spec: ParamSpec, value, op: str) -> bool:
+    if not isinstance(value, bool):
+        raise _kind_error(spec, value, op, "`true` or `false`")
+    return value
+
+
+def _choice(spec: ParamSpec, value, op: str) -> str:
+    listed = ", ".join(f'"{c}"' for c in spec.choices)
+    if not isinstance(value, str):
+        raise _kind_error(spec, value, op, f"one of {listed}")
+    if value not in spec.choices:
+        import difflib
+
+        close = difflib.get_close_matches(value, spec.choices, n=1)
+        raise OpError("E0405", f"`{spec.name}` of `{op}` must be one of {listed}, but got {_show(value)}",
+                      help=f'did you mean "{close[0]}"?' if close else "")
+    return value
+
+
+def _tensor(spec: ParamSpec, value, op: str):
+    from cnnc.compiler.values import Tensor
+
+    if not isinstance(value, Tensor):
+        raise _kind_error(spec, value, op, "a tensor", "name a tensor computed earlier, e.g. `like = skip`")
+    return value
+
+
+def _floats(spec: ParamSpec, value, op: str) -> tuple[float, float]:
+    """A number or [h, w] of numbers: a factor per axis."""
+    items = value if isinstance(value, tuple) else (value, value)
+    if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in items):
+        raise _kind_error(spec, value, op, "a number or a pair of numbers")
+    return tuple(_float(spec, v, op) for v in items)
+
+
+def _sides(spec: ParamSpec, value, op: str) -> tuple[int, int, int, int]:
+    """An integer for every side, or [left, right, top, bottom] as F.pad orders them."""
+    items = value if isinstance(value, tuple) else (value,) * 4
+    if len(items) != 4 or not all(_whole(v) for v in items):
+        raise _kind_error(spec, value, op, "an integer or [left, right, top, bottom]")
+    return tuple(items)
+
+
+def _shape(spec: ParamSpec, value, op: str) -> tuple[int, ...]:
+    """A list of positive integers, at most one of them -1 (computed from the rest)."""
+    items = value if isinstance(value, tuple) else (value,)
+    if not items or not all(_whole(v) for v in items):
+        raise _kind_error(spec, value, op, "a list of integers")
+    if items.count(-1) > 1 or any(v < 1 and v != -1 for v in items):
+        raise OpError("E0405", f"`{spec.name}` of `{op}` must hold positive sizes and at most one -1, "
+                      f"but got {_show(value)}", help="one -1 stands for what the other sizes leave")
+    if any(v > MAX_SIZE for v in items):
+        raise OpError("E0415", f"`{spec.name}` of `{op}` must hold sizes of at most {MAX_SIZE:,} (cnnc's "
+                      f"bound on a size), but got {_show(value)}")
+    return tuple(items)
 
 
 def _int(spec: ParamSpec, value, op: str) -> int:
@@ -68,7 +118,7 @@ FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _pair(spec: ParamSpec, value, op: str) -> tuple[int, int]:
-    wanted = "an integer or a pair of integers" + (" or `same`" if spec.kind == "pad" else "")
+    wanted = "an integer or a pair of integers" + (" or `same`" if spec.kind is ParamKind.PAD else "")
     if isinstance(value, tuple):
         if len(value) != 2 or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
@@ -82,7 +132,7 @@ def _pair(spec: ParamSpec, value, op: str) -> tuple[int, int]:
 
 def _check_range(spec: ParamSpec, value, op: str, written) -> None:
     values = value if isinstance(value, tuple) else (value,)
-    if spec.kind != "float" and any(abs(v) > MAX_SIZE for v in values):
+    if spec.kind not in (ParamKind.FLOAT, ParamKind.FLOATS) and any(abs(v) > MAX_SIZE for v in values):
         raise OpError(
             "E0415",
             f"`{spec.name}` of `{op}` must be at most {MAX_SIZE:,} (cnnc's bound on "
@@ -95,20 +145,25 @@ def _check_range(spec: ParamSpec, value, op: str, written) -> None:
     if not (low_ok and high_ok and above_ok):
         raise OpError(
             "E0405",
-            f"`{spec.name}` of `{op}` must be {_range_text(spec)}, but got {_show(written)}",
+            f"`{spec.name}` of `{op}` must be {range_text(spec)}, but got {_show(written)}",
         )
 
 
-def _range_text(spec: ParamSpec) -> str:
-    if spec.minimum is not None and spec.maximum is not None:
-        return f"within [{spec.minimum}, {spec.maximum}]"
-    if spec.above == 0:
-        return "positive"
-    if spec.above is not None:
-        return f"above {spec.above}"
-    if spec.maximum is not None:
-        return f"at most {spec.maximum}"
-    return "positive" if spec.minimum == 1 else f"at least {spec.minimum}"
+_RULES = {
+    ParamKind.INT: _int,
+    ParamKind.FLOAT: _float,
+    ParamKind.BOOL: _bool,
+    ParamKind.PAIR: _pair,
+    ParamKind.PAIR_OR_NONE: _pair,
+    ParamKind.PAD: _pair,
+    ParamKind.FLOATS: _floats,
+    ParamKind.SIDES: _sides,
+    ParamKind.SHAPE: _shape,
+    ParamKind.CHOICE: _choice,
+    ParamKind.TENSOR: _tensor,
+}
+_RANGED = frozenset({ParamKind.INT, ParamKind.FLOAT, ParamKind.PAIR, ParamKind.PAIR_OR_NONE, ParamKind.PAD,
+                     ParamKind.FLOATS, ParamKind.SIDES})
 
 
 def _kind_error(spec: ParamSpec, value, op: str, wanted: str, hint: str = "") -> OpError:
@@ -134,6 +189,7 @@ INFERRED = {
     "in_channels": "the input's channels",
     "in_features": "the input's features",
     "num_features": "the input's channels",
+    "num_channels": "the input's channels",
     "normalized_shape": "the input's channels",
 }
 LARGEST_KERNEL = 11  # AlexNet's: a larger positional kernel before a positional stride is a slip
@@ -150,12 +206,16 @@ def habit(spec: OpSpec, args: tuple, kwargs) -> tuple[OpError, object] | None:
             ), span
     call = f"`{spec.name}({', '.join(_show(a) for a in args)})`"
     if spec.positional is not None and len(args) > spec.positional:
+        kept = args[: spec.positional]
+        named = spec.params[spec.positional]
+        written = f"{spec.name}({', '.join(_show(a) for a in kept)})" if kept else spec.name
         return OpError(
             "E0411",
-            f"{call} passes an argument by position, but `{spec.name}` takes its "
-            f"settings by name: cnnc infers `{spec.inferred}` from the input",
-            help=f"write `{spec.name}`; set the rest by name, e.g. "
-            f"`{spec.name}({spec.params[0].name} = {_show(spec.params[0].default)})`",
+            f"{call} passes {'an argument' if not kept else 'more arguments'} by position, but "
+            f"`{spec.name}` takes {'its' if not kept else 'the rest of its'} settings by name: "
+            f"cnnc infers `{spec.inferred}` from the input",
+            help=f"write `{written}`; set the rest by name, e.g. "
+            f"`{spec.name}({''.join(_show(a) + ', ' for a in kept)}{named.name} = {_show(named.default)})`",
         ), None
     if spec.inferred == "in_features" and len(args) >= 2 and _whole(args[1]):
         return OpError(

@@ -72,7 +72,8 @@ def m_op(rng, text, corpus, ops):
 def m_keyword(rng, text, corpus, ops):
     """A keyword argument a user might try: torch's names, edge values, repeated ones."""
     names = ("in_channels", "in_features", "num_features", "eps", "p", "groups", "stride", "pad",
-             "dilation", "bias", "momentum", "kernel_size", "negative_slope", "output_size", "ceil_mode")
+             "dilation", "bias", "momentum", "kernel_size", "negative_slope", "output_size", "ceil_mode",
+             "like", "mode", "scale_factor", "size", "output_padding", "align_corners", "shape")
     return _replace_match(rng, text, CALL,
                           lambda m: f"{m.group(0)}{rng.choice(names)} = {rng.choice(INTERESTING)}, ")
 

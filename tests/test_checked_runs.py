@@ -24,6 +24,7 @@ from cnnc import api
 from cnnc.compiler.analysis.memory import activations
 from cnnc.compiler.elaborate import network_names
 from cnnc.compiler.lower import modules
+from cnnc.compiler.ops import Lowering
 from cnnc.compiler.lower.fx import class_name, to_graph_module
 from cnnc.compiler.lower.source import to_source
 from cnnc.compiler.lower.verify import mismatches
@@ -50,7 +51,7 @@ def test_memory_counts_in_place_exactly_what_lowering_runs_in_place(path):
     for g in concrete_graphs(path):
         memory = activations(g)
         for node in g.nodes_in_order():
-            if modules.kind(node) != "module" or node.spec.view:
+            if modules.kind(node) is not Lowering.MODULE or node.spec.view:
                 continue
             lowered = modules.layer(g, node).kwargs.get("inplace", False)
             assert lowered == (memory[node.id] == 0), (g.network, node.name, node.op)

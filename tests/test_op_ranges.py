@@ -57,7 +57,7 @@ def torch_accepts(build, shape) -> bool:
         module = build().train()
         with torch.no_grad():
             out = module(torch.randn(2, *shape))  # [2, *shape]: two samples, as BatchNorm needs
-    except (RuntimeError, ValueError, IndexError, TypeError):
+    except (RuntimeError, ValueError, IndexError, TypeError, ZeroDivisionError):
         return False
     return out.numel() > 0 and bool(torch.isfinite(out).all())
 
@@ -194,6 +194,160 @@ def test_softmax(dim):
 @given(channels=st.integers(1, 6), groups=small)
 def test_channel_shuffle(channels, groups):
     agree(f"ChannelShuffle({groups})", lambda: nn.ChannelShuffle(groups), (channels, 2, 2))
+
+
+# -- the ops of resizing, and the newer norms and activations -------------------------------------
+
+FEWER = settings(max_examples=30, deadline=None)  # the file stays well under 30 s on two cores
+
+
+@FEWER
+@given(shape=maps, out=small, k=pairs, s=pairs, p=pairs, op=pairs, d=pairs, groups=small)
+def test_conv_transpose(shape, out, k, s, p, op, d, groups):
+    layer = (f"ConvTranspose({out}, {pair_text(k)}, {pair_text(s)}, pad = {pair_text(p)}, "
+             f"output_padding = {pair_text(op)}, groups = {groups}, dilation = {pair_text(d)})")
+    agree(layer, lambda: nn.ConvTranspose2d(shape[0], out, k, s, p, op, groups, True, d), shape)
+
+
+scales = st.sampled_from([0.0, -1.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, math.inf, math.nan])
+
+
+@FEWER
+@given(shape=maps, size=st.none() | pairs, scale=st.none() | scales, bilinear=st.booleans(),
+       corners=st.booleans())
+def test_upsample(shape, size, scale, bilinear, corners):
+    mode = "bilinear" if bilinear else "nearest"
+    args = [f"size = {pair_text(size)}"] if size is not None else []
+    args += [f"scale_factor = {cnn_number(scale)}"] if scale is not None else []
+    args += [f'mode = "{mode}"', f"align_corners = {str(corners).lower()}"]
+    layer = f"Upsample({', '.join(args)})"
+    ac = corners if bilinear else (True if corners else None)  # torch refuses align_corners with nearest
+    # nn.Upsample reads a scale factor of 0 as none given (`if scale_factor`)
+    stricter = "scale_factor 0" if scale == 0 and size is not None else ""
+    agree(layer, lambda: nn.Upsample(size, scale, mode, ac), shape, stricter)
+
+
+@FEWER
+@given(shape=maps, t=maps, crop=st.booleans(), flat=st.booleans())
+def test_resize_and_crop_to_another_tensor(shape, t, crop, flat):
+    like = "in -> AdaptiveAvgPool([{}, {}])".format(*t[1:]) + (" -> Flatten" if flat else "")
+    op = "Crop(like = t)" if crop else "Upsample(like = t)"
+    text = f"network n {{ input [{', '.join(map(str, shape))}] t = {like} return in -> {op} }}"
+    try:
+        api.graph("ranges.cnn", text=text)
+        accepted = True
+    except CnncError:
+        accepted = False
+    # torch's truth: the crop's slices, or interpolate, give the size of `t`, a [N, C, H, W] map
+    fits = not flat and (not crop or (t[1] <= shape[1] and t[2] <= shape[2]))
+    assert accepted == fits, text
+
+
+@FEWER
+@given(shape=maps, sides=st.one_of(small, st.tuples(small, small, small, small)),
+       mode=st.sampled_from(["constant", "reflect", "replicate"]), value=floats)
+def test_pad(shape, sides, mode, value):
+    written = str(sides) if isinstance(sides, int) else f"[{', '.join(map(str, sides))}]"
+    layer = f'Pad({written}, mode = "{mode}", value = {cnn_number(value)})'
+    build = {"constant": lambda: nn.ConstantPad2d(sides, value), "reflect": lambda: nn.ReflectionPad2d(sides),
+             "replicate": lambda: nn.ReplicationPad2d(sides)}[mode]
+    values = (sides,) * 4 if isinstance(sides, int) else sides
+    # torch crops on a negative side (that is `Crop`'s work); and a value has no meaning beyond
+    # mode constant, where torch's module for the mode ignores it
+    stricter = "negative padding" if min(values) < 0 else ""
+    stricter = stricter or ("a value for a mode without one" if mode != "constant" and value != 0 else "")
+    agree(layer, build, shape, stricter)
+
+
+# a norm's eps is added in float32: a positive eps below float32's range is 0 there, and a group of
+# one element then divides by it; eps is drawn from sign-and-bound cases
+eps_floats = st.sampled_from([-1.0, 0.0, 1e-5, 0.1, 1.0, math.inf, math.nan])
+
+
+@FEWER
+@given(channels=st.integers(1, 6), groups=small, eps=eps_floats, vector=st.booleans())
+def test_group_norm(channels, groups, eps, vector):
+    shape = (channels,) if vector else (channels, 3, 3)
+    stricter = "" if 0 < eps < math.inf else "eps <= 0 or infinite"  # NaN on a constant group
+    agree(f"GroupNorm({groups}, eps = {cnn_number(eps)})", lambda: nn.GroupNorm(groups, channels, eps), shape,
+          stricter)
+
+
+@FEWER
+@given(shape=maps, eps=eps_floats, momentum=floats, track=st.booleans(), affine=st.booleans())
+def test_instance_norm(shape, eps, momentum, track, affine):
+    layer = (f"InstanceNorm(eps = {cnn_number(eps)}, momentum = {cnn_number(momentum)}, "
+             f"affine = {str(affine).lower()}, track_running_stats = {str(track).lower()})")
+    stricter = "" if 0 < eps < math.inf else "eps <= 0 or infinite"
+    stricter = stricter or ("" if 0 <= momentum <= 1 else "momentum outside [0, 1]")
+    agree(layer, lambda: nn.InstanceNorm2d(shape[0], eps, momentum, affine, track), shape, stricter)
+
+
+@FEWER
+@given(eps=eps_floats, vector=st.booleans(), affine=st.booleans(), bias=st.booleans())
+def test_layer_norm(eps, vector, affine, bias):
+    from cnnc.compiler.lower.layers import LayerNorm2d
+
+    shape = (5,) if vector else (3, 4, 4)
+    build = nn.LayerNorm if vector else LayerNorm2d
+    layer = f"LayerNorm(eps = {cnn_number(eps)}, elementwise_affine = {str(affine).lower()}, bias = {str(bias).lower()})"
+    stricter = "" if 0 < eps < math.inf else "eps <= 0 or infinite"
+    agree(layer, lambda: build(shape[0], eps, affine, bias), shape, stricter)
+
+
+@FEWER
+@given(eps=eps_floats)
+def test_frozen_batch_norm(eps):
+    import torchvision
+
+    # torchvision's module computes (var + eps)^(-1/2): a negative eps above -1 runs on its
+    # unit variance, and gives NaN on any real one below |eps|
+    stricter = "" if 0 < eps < math.inf else "eps <= 0 or infinite"
+    agree(f"FrozenBatchNorm(eps = {cnn_number(eps)})",
+          lambda: torchvision.ops.misc.FrozenBatchNorm2d(3, eps), (3, 4, 4), stricter)
+
+
+@FEWER
+@given(channels=st.integers(1, 6), n=small, init=floats, vector=st.booleans())
+def test_prelu(channels, n, init, vector):
+    shape = (channels,) if vector else (channels, 3, 3)
+    agree(f"PReLU({n}, init = {cnn_number(init)})", lambda: nn.PReLU(n, init), shape)
+
+
+@FEWER
+@given(alpha=floats)
+def test_elu(alpha):
+    agree(f"ELU({cnn_number(alpha)})", lambda: nn.ELU(alpha), (3, 4, 4))
+
+
+# softplus divides by beta in float32: a tiny positive beta overflows there, so beta is drawn from
+# sign-and-bound cases, as LRN's floats are
+@FEWER
+@given(beta=lrn_floats, threshold=floats)
+def test_softplus(beta, threshold):
+    # a negative beta runs and is no softplus (it is bounded above); cnnc takes no infinite float
+    stricter = "" if beta > 0 and math.isfinite(beta) else "beta <= 0 or not finite"
+    stricter = stricter or ("" if math.isfinite(threshold) else "threshold not finite")
+    agree(f"Softplus({cnn_number(beta)}, {cnn_number(threshold)})", lambda: nn.Softplus(beta, threshold),
+          (3, 4, 4), stricter)
+
+
+@FEWER
+@given(c=st.integers(1, 3), r=small, side=st.integers(1, 3))
+def test_pixel_shuffle(c, r, side):
+    channels = c * max(r, 1) ** 2 + (c - 1)  # sometimes a multiple of r², sometimes not
+    agree(f"PixelShuffle({r})", lambda: nn.PixelShuffle(r), (channels, side, side + 1))
+
+
+@FEWER
+@given(shape=maps, target=st.lists(st.integers(-2, 8), min_size=0, max_size=4))
+def test_reshape(shape, target):
+    from cnnc.compiler.lower.layers import Reshape
+
+    # torch takes a 0-sized or a rank-2/4 target; cnnc's ops take [N] or [C, H, W] of positive sizes
+    ok_rank = len(target) in (1, 3) and 0 not in target
+    stricter = "" if ok_rank else "a target other than [N] or [C, H, W] of positive sizes"
+    agree(f"Reshape([{', '.join(map(str, target))}])", lambda: Reshape(target), shape, stricter)
 
 
 # -- bounds torch does not have: checked before anything is allocated ---------------------------

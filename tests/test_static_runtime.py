@@ -120,6 +120,18 @@ PROGRAMS = {
                    -> LeakyReLU(0.2) -> Sigmoid -> Hardsigmoid
                    -> GlobalAvgPool -> Flatten -> Linear(10) -> ReLU
         }""",
+    "resize_and_norms": """
+        network n {
+            input [8, 13, 10]
+            a = in -> Conv(8, 3, stride = 2, pad = 1) -> GroupNorm(4) -> PReLU(8) -> ELU -> Mish
+                   -> Softplus(beta = 2) -> InstanceNorm(affine = true, track_running_stats = true)
+            b = a -> ConvTranspose(8, 3, stride = 2, pad = 1, output_padding = 1) -> Crop(like = in)
+                  -> FrozenBatchNorm -> LayerNorm
+            c = (a -> Upsample(like = in, mode = "bilinear")) + b
+            d = c -> Pad([1, 0, 2, 1], mode = "replicate") -> Upsample(scale_factor = 2) -> Conv(16, 1)
+                  -> PixelShuffle(2) -> Upsample(size = [9, 7], mode = "bilinear", align_corners = true)
+            return d -> GlobalMaxPool -> Reshape([-1]) -> LayerNorm -> Linear(5)
+        }""",
 }
 
 

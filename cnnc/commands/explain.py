@@ -1,4 +1,5 @@
-"""`cnnc explain CODE`: the page for a diagnostic code — a failing example, why, and the fix."""
+"""`cnnc explain CODE`: the page for a diagnostic code — a failing example, why, and the fix — or,
+given an op's name (`cnnc explain Conv`), the op's reference page, as `cnnc ops` prints it."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from importlib import resources
 
 from cnnc.commands import common
 
-HELP = "explain a diagnostic code, e.g. `cnnc explain E0301`"
+HELP = "explain a diagnostic code or an op, e.g. `cnnc explain E0301`, `cnnc explain Conv`"
 
 
 def configure(p) -> None:
-    p.add_argument("code", nargs="?", help="a code such as E0301 (omit to list all codes)")
+    p.add_argument("code", nargs="?", help="a code such as E0301, or an op such as Conv (omit to list all codes)")
 
 
 def pages() -> dict[str, str]:
@@ -26,6 +27,23 @@ def run(args) -> int:
         return common.OK
     code = args.code.upper()
     if code not in all_pages:
-        raise common.UsageError(f"no such code `{args.code}`; `cnnc explain` lists them")
+        from cnnc.commands import ops
+
+        spec = ops.find(args.code)
+        if spec is None:
+            raise common.UsageError(unknown(args.code, all_pages))
+        print(ops.page(spec))
+        return common.OK
     print(all_pages[code].rstrip())
     return common.OK
+
+
+def unknown(text: str, all_pages) -> str:
+    """No code and no op of that name: the nearest op if it looks like one, else how to list both."""
+    from cnnc.commands import ops
+
+    if text[:1].isalpha() and not (text[:1] in "EW" and text[1:].isdigit()):
+        hint = ops.unknown(text)
+        if "did you mean" in hint:
+            return f"no such code or op `{text}`; " + hint.split("; ", 1)[1]
+    return f"no such code or op `{text}`; `cnnc explain` lists the codes, `cnnc ops` the ops"

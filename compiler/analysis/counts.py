@@ -1,7 +1,9 @@
 """Parameters and multiply-accumulates per node, read from the op registry.
 
-MACs count the multiply-accumulates of Conv and Linear at batch 1 (bias additions excluded, as
-torch's FlopCounterMode does); FLOPs are 2 × MACs. Nodes with an ERROR type count 0.
+MACs count the multiply-accumulates of convolutions (transposed ones too) and Linear layers at
+batch 1 (bias additions excluded, as torch's FlopCounterMode does), each op's `count_macs`; pools,
+norms, activations, interpolation and padding count 0, as FlopCounterMode counts nothing for them.
+FLOPs are 2 × MACs. Nodes with an ERROR type count 0.
 """
 
 from __future__ import annotations

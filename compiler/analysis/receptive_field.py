@@ -2,25 +2,33 @@
 
 Per spatial axis, each node gets the standard recurrence's size r, jump j and start s:
     j' = j·S,  r' = r + (K − 1)·j,  s' = s + ((K − 1)/2 − P)·j
-with K the dilated kernel. Where paths meet (concat, add, mul) the sizes differ: the result keeps the
-smallest and the largest (`r_min`, `r_max`) — a ResNet block's skip path sees less than its main path.
-Global ops (global pooling, Linear, Flatten of a map) see every input position.
+with K the dilated kernel. Each op's rule is its registry entry's `rf` (`OpSpec.step`): a step
+(K, S, P), `POINTWISE` (the field is unchanged), `GLOBAL` (global pooling, Linear, Flatten of a map:
+every input position), `MEET` (merges) or `ORIGIN` (an input: one pixel). Where paths meet (concat,
+add, mul) the sizes differ: the result keeps the smallest and the largest (`r_min`, `r_max`) — a
+ResNet block's skip path sees less than its main path. An op reading a second tensor for its size
+only (`Upsample(like = t)`, `Crop`) steps from its first input.
+
+Sizes are in input pixels. An op that scales up has a fractional stride (upsampling by 2: S = 1/2),
+so jumps and sizes may be fractions (`Fraction`, exact); `Field.size` rounds up to whole pixels.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from cnnc.compiler.ir import Graph, Node
-from cnnc.compiler.ops import GLOBAL
+from cnnc.compiler.ops import GLOBAL, MEET, ORIGIN, POINTWISE
 from cnnc.compiler.types import is_error
 
 
 @dataclass(frozen=True, slots=True)
 class Axis:
-    r_min: int
-    r_max: int
-    jump: int
+    r_min: int | Fraction
+    r_max: int | Fraction
+    jump: int | Fraction
     start: float
 
 
@@ -33,11 +41,11 @@ class Field:
 
     @property
     def size(self) -> int:
-        return max(self.h.r_max, self.w.r_max)
+        return math.ceil(max(self.h.r_max, self.w.r_max))
 
     @property
     def size_min(self) -> int:
-        return max(self.h.r_min, self.w.r_min)
+        return math.ceil(max(self.h.r_min, self.w.r_min))
 
 
 def receptive_fields(graph: Graph) -> dict[int, Field]:
@@ -48,24 +56,38 @@ def receptive_fields(graph: Graph) -> dict[int, Field]:
 
 
 def _field(graph: Graph, n: Node, done: dict[int, Field]) -> Field:
-    if n.op == "Input" or not n.inputs:
+    if not n.inputs:
         return Field(Axis(1, 1, 1, 0.5), Axis(1, 1, 1, 0.5))
     ins = [done[i] for i in n.inputs]
-    if len(ins) > 1:
-        grid = _grid_inputs(graph, n, ins)
-        return Field(_meet([f.h for f in ins], [f.h for f in grid]), _meet([f.w for f in ins], [f.w for f in grid]))
-    (inp,) = ins
-    if is_error(n.type) or n.spec.rf is None:
-        return _flatten_global(graph, n, inp) if n.op == "Flatten" else inp
-    step = n.spec.rf(n.args, tuple(graph.node(i).type for i in n.inputs))
-    if step == GLOBAL:
+    if is_error(n.type):
+        return _meet_all(graph, n, ins) if len(ins) > 1 else ins[0]
+    step = n.spec.step(n.args, tuple(graph.node(i).type for i in n.inputs))
+    if step is ORIGIN:
+        return Field(Axis(1, 1, 1, 0.5), Axis(1, 1, 1, 0.5))
+    if step is MEET:
+        return _meet_all(graph, n, ins)
+    inp = ins[0]  # a second input (`like = t`) gives a size, not a field
+    if step is POINTWISE:
+        return inp
+    if step is GLOBAL:
         return _global(graph, n, inp)
     return Field(_step(inp.h, step.kernel[0], step.stride[0], step.padding[0]),
                  _step(inp.w, step.kernel[1], step.stride[1], step.padding[1]))
 
 
-def _step(a: Axis, k: int, s: int, p: int) -> Axis:
-    return Axis(a.r_min + (k - 1) * a.jump, a.r_max + (k - 1) * a.jump, a.jump * s, a.start + ((k - 1) / 2 - p) * a.jump)
+def _meet_all(graph: Graph, n: Node, ins: list[Field]) -> Field:
+    grid = _grid_inputs(graph, n, ins)
+    return Field(_meet([f.h for f in ins], [f.h for f in grid]), _meet([f.w for f in ins], [f.w for f in grid]))
+
+
+def _step(a: Axis, k, s, p) -> Axis:
+    start = a.start + float((Fraction(k) - 1) / 2 - Fraction(p)) * float(a.jump)
+    return Axis(_exact(a.r_min + (k - 1) * a.jump), _exact(a.r_max + (k - 1) * a.jump), _exact(a.jump * s), start)
+
+
+def _exact(value):
+    """A whole Fraction as an int, so the usual integer fields stay ints."""
+    return int(value) if isinstance(value, Fraction) and value.denominator == 1 else value
 
 
 def _grid_inputs(graph: Graph, n: Node, ins: list[Field]) -> list[Field]:
@@ -98,10 +120,3 @@ def _cover(a: Axis, size: int) -> Axis:
     """Every one of `size` positions, `jump` apart: r + (size − 1)·j."""
     return Axis(a.r_min + (size - 1) * a.jump, a.r_max + (size - 1) * a.jump, a.jump * size,
                 a.start + (size - 1) / 2 * a.jump)
-
-
-def _flatten_global(graph: Graph, n: Node, inp: Field) -> Field:
-    t = graph.node(n.inputs[0]).type
-    if is_error(t) or t.rank != 3 or t.shape[1:] == (1, 1):
-        return inp
-    return _global(graph, n, inp)

@@ -1,8 +1,9 @@
-"""The torch modules of ops that torch.nn lacks (see `compiler/ops/extra.py`).
+"""The torch modules of ops that torch.nn lacks (the registry's `torch_ctor`s that name this file).
 
 Each class is self-contained (it uses only `torch` and `nn`): `source.py` copies the ones a network
-uses into its standalone file. Parameters are shaped and named as the reference implementations'
-(torchvision's ConvNeXt and EfficientNet), so their weights load unchanged.
+uses into its standalone file. Parameters and buffers are shaped and named as the reference
+implementations' (torchvision's ConvNeXt, EfficientNet and FrozenBatchNorm2d), so their weights load
+unchanged. `Resize` and `Crop` take a second tensor and read its size when they run.
 
 `LayerScale` has no class: its one parameter sits on the enclosing module under the op's own name
 (`features.1.0.layer_scale`, as torchvision keeps it), and forward multiplies by it.
@@ -82,3 +83,82 @@ class PointwiseLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = nn.functional.linear(x.permute(0, 2, 3, 1), self.weight, self.bias)  # [N, H, W, C_out]
         return x.permute(0, 3, 1, 2)  # [N, C_out, H, W]
+
+
+class Resize(nn.Module):
+    """Resizes x to the spatial size of a second tensor, read when the network runs:
+    `F.interpolate(x, size=t.shape[-2:], …)`, as torchvision's FCN, DeepLab and FPN do."""
+
+    def __init__(self, mode: str = "nearest", align_corners: bool | None = None):
+        super().__init__()
+        self.mode = mode
+        self.align_corners = align_corners
+
+    def forward(self, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        size = like.shape[-2:]  # [h, w] of `like`
+        return nn.functional.interpolate(x, size=size, mode=self.mode, align_corners=self.align_corners)
+
+    def extra_repr(self) -> str:
+        corners = "" if self.align_corners is None else f", align_corners={self.align_corners}"
+        return f"mode={self.mode!r}{corners}"
+
+
+class Crop(nn.Module):
+    """The centre of x with the spatial size of a second tensor, from row (H − h) // 2 and
+    column (W − w) // 2 (U-Net's cropped skip connections)."""
+
+    def forward(self, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        h, w = like.shape[-2:]
+        top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+        return x[..., top : top + h, left : left + w]  # [N, C, h, w]
+
+
+class Reshape(nn.Module):
+    """Each sample reshaped to `shape` (one dimension may be -1), the batch kept."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)  # [N, *shape]
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """BatchNorm2d with fixed statistics and affine, all buffers (torchvision.ops.FrozenBatchNorm2d:
+    the same state_dict keys, no `num_batches_tracked`, nothing trained)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def reset_parameters(self) -> None:
+        """Identity statistics: weight 1, bias 0, mean 0, variance 1."""
+        with torch.no_grad():
+            for name, value in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+                getattr(self, name).fill_(value)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        state_dict.pop(prefix + "num_batches_tracked", None)  # a BatchNorm2d's checkpoint loads too
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight.reshape(1, -1, 1, 1)  # [1, C, 1, 1]
+        b = self.bias.reshape(1, -1, 1, 1)
+        rv = self.running_var.reshape(1, -1, 1, 1)
+        rm = self.running_mean.reshape(1, -1, 1, 1)
+        scale = w * (rv + self.eps).rsqrt()
+        bias = b - rm * scale
+        return x * scale + bias
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"

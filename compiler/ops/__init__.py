@@ -1,25 +1,41 @@
 """The op registry: every primitive is described once, here and in its family file.
 
-An `OpSpec` holds an op's DSL parameters (with `torch.nn`'s names beside the DSL spelling), its shape
-rule, its parameter and MAC counts, its receptive-field step, its drawing family and the name of the
-torch constructor that lowering uses (a string: the registry never imports torch). Adding an op means
-adding one entry and its tests.
+An `OpSpec` is everything cnnc knows about an op, and every other table (lowering, display, the op
+reference `cnnc ops` prints) is read from it:
+- its DSL parameters (`ParamSpec`: the DSL name, torch.nn's name, a `ParamKind`, default, range);
+- its shape rule `infer(args, inputs) -> (args, TensorType)`, which completes the arguments with
+  what the inputs decide (`in_channels`, `num_features`, resolved `padding`) or raises `OpError`;
+- its parameter and MAC counts (`count_params`, `count_macs`: `NO_PARAMS` / `NO_MACS` say zero);
+- its receptive-field rule `rf` (required: `POINTWISE` for ops that keep each position, `GLOBAL`,
+  or a function giving an `RFStep`, whose stride may be a fraction for an op that scales up);
+- how it lowers (`lowering`: a `Lowering`) and, for modules, the torch constructor and the function
+  `build(node) -> Layer` that maps the IR's arguments onto it;
+- how it reads on a table or a diagram (`label(args)`, `short`), its family (a `Family`) and the
+  formulas and example of its reference page.
 
-`infer(args, inputs) -> (args, TensorType)` completes the arguments with what the inputs decide
-(`in_channels`, `num_features`, resolved `padding`) and returns the output type, or raises `OpError`.
-`register` wraps every `infer` with the size bounds below, so no op can make a tensor or a layer
-that the checker accepts and torch cannot allocate.
+`register` checks each spec (`check_spec`: no piece may be missing) and wraps its `infer` with the
+size bounds below, so no op can make a tensor or a layer that the checker accepts and torch cannot
+allocate. The registry never imports torch: constructors are named by strings.
 
 Ranges: a parameter's value must lie where torch's constructor *and* forward accept it (a Dropout
 `p` in [0, 1], a positive finite `eps`, …); `coerce.py` enforces `ParamSpec`'s bounds, the shape
 rules the rest. Sizes are bounded by the named limits here (the registry keeps them: they are the
 ops' own rules), checked before any work proportional to them is done.
+
+An op may take a second tensor as a keyword argument (`Upsample(like = skip)`, `Crop(like = x)`: a
+`ParamKind.TENSOR` parameter, used for its size only). The node then reads `(x, t)`, x first, and
+its `args` do not hold the tensor; `infer` and `rf` receive both types; the module's forward takes
+`(x, t)`. `arity` counts x and every TENSOR parameter; `OpSpec.takes(n)` says whether a node may
+read n inputs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from fractions import Fraction
+from typing import Any
 
 from cnnc.compiler.types import TensorType
 
@@ -53,51 +69,166 @@ class OpError(Exception):
         self.notes: tuple[str, ...] = ()
 
 
+class ParamKind(enum.Enum):
+    """How a DSL value becomes a parameter's value (`coerce.py` has one rule per kind)."""
+
+    INT = "an integer"
+    FLOAT = "a number"
+    BOOL = "`true` or `false`"
+    PAIR = "an integer or [h, w]"
+    PAIR_OR_NONE = "an integer, [h, w] or `none`"
+    PAD = "an integer, [h, w] or `same`"
+    FLOATS = "a number or [h, w]"  # a scale factor per axis
+    SIDES = "an integer or [left, right, top, bottom]"  # F.pad's order
+    SHAPE = "a list of integers, one of them -1 at most"
+    CHOICE = "one of the strings listed"
+    TENSOR = "a tensor (only its size is used)"
+
+
 @dataclass(frozen=True, slots=True)
 class ParamSpec:
-    """One DSL parameter. `kind` names its coercion rule (see `coerce.py`)."""
+    """One DSL parameter. `kind` names its coercion rule (see `coerce.py`); a default of None
+    means "not given" (a `none` in the program is then accepted too)."""
 
     name: str  # as written in .cnn files
     torch_name: str  # as torch.nn spells it; the IR uses this one
-    kind: str
+    kind: ParamKind
     default: Any = REQUIRED
     minimum: int | float | None = None  # the value must be >= minimum
     maximum: int | float | None = None  # the value must be <= maximum
     above: float | None = None  # the value must be > above (a positive `eps`)
+    choices: tuple[str, ...] = ()  # the strings a CHOICE takes
+
+
+class Family(enum.StrEnum):
+    """What an op is, for grouping (`cnnc ops`), colour (render's themes) and the summary table."""
+
+    CONV = "conv"
+    LINEAR = "linear"
+    NORM = "norm"
+    ACT = "act"
+    POOL = "pool"
+    RESIZE = "resize"  # changes the spatial grid: upsampling, padding, cropping, pixel shuffle
+    MERGE = "merge"
+    RESHAPE = "reshape"
+    IO = "io"
+
+
+FAMILY_TITLES = {
+    Family.CONV: "convolutions",
+    Family.LINEAR: "fully connected",
+    Family.NORM: "normalisation",
+    Family.ACT: "activations",
+    Family.POOL: "pooling",
+    Family.RESIZE: "resizing",
+    Family.MERGE: "merges (written `+`, `*`, `concat(…)`)",
+    Family.RESHAPE: "shape plumbing",
+    Family.IO: "the network's input",
+}
+
+
+class Lowering(enum.StrEnum):
+    """How a node becomes PyTorch."""
+
+    INPUT = "input"  # a forward argument
+    MERGE = "merge"  # a function of its inputs (`torch_ctor`: operator.add, operator.mul, torch.cat)
+    PARAMETER = "parameter"  # a bare nn.Parameter on the enclosing module, multiplied in (LayerScale)
+    MODULE = "module"  # an nn.Module built by `build`, called on the node's inputs
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """`<ctor>(*args, **kwargs)`: a torch.nn class name (`Conv2d`) or a class of lower/layers.py
+    by its dotted path. For a PARAMETER op: `ctor` "Parameter", args (shape, initial value)."""
+
+    ctor: str
+    args: tuple
+    kwargs: Mapping[str, Any]
+
+
+# -- receptive fields ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class RFStep:
-    """How an op moves the receptive field along one axis pair: kernel, stride, padding (h, w)."""
+    """How an op moves the receptive field along (height, width): kernel, stride, padding.
 
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
+    In units of the op's input grid. An op that scales up has a fractional stride (upsampling by 2:
+    stride 1/2), so the jump between output positions, measured in network-input pixels, shrinks.
+    """
+
+    kernel: tuple[Fraction | int, Fraction | int]
+    stride: tuple[Fraction | int, Fraction | int]
+    padding: tuple[Fraction | int | float, Fraction | int | float]
 
 
-GLOBAL = "global"  # an op whose output sees every input position (global pooling, Linear)
+class RFRule(enum.Enum):
+    """Receptive-field rules that are constants rather than functions of the arguments."""
+
+    POINTWISE = "each output position sees the same input position (elementwise, per-position ops)"
+    GLOBAL = "each output sees every input position (global pooling, Linear, Flatten)"
+    MEET = "the meet of the inputs' fields (merges)"
+    ORIGIN = "a network input: one pixel"
 
 
-def _zero(args, inputs, out) -> int:
+POINTWISE = RFRule.POINTWISE
+GLOBAL = RFRule.GLOBAL
+MEET = RFRule.MEET
+ORIGIN = RFRule.ORIGIN
+
+
+def no_params(args, inputs, out) -> int:
+    """Ops without trainable parameters."""
     return 0
+
+
+def no_macs(args, inputs, out) -> int:
+    """Ops whose work is no multiply-accumulate of a conv, transposed conv, linear or matmul:
+    FlopCounterMode counts none for them (pools, norms, activations, interpolation), nor does cnnc."""
+    return 0
+
+
+NO_PARAMS = no_params
+NO_MACS = no_macs
+
+
+def not_a_module(node) -> Layer:
+    """`build` of ops that lower to no module (merges and the input)."""
+    raise TypeError(f"`{node.op}` lowers to no module")
+
+
+def no_detail(args) -> str:
+    """`label` of ops whose name says everything (`ReLU`, `BatchNorm`)."""
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
 class OpSpec:
+    """One op; see the module docstring. Every field without a default is a required piece."""
+
     name: str
+    doc: str  # one line, for `cnnc ops` and the page's title
+    family: Family
     params: tuple[ParamSpec, ...]
-    infer: Callable
-    family: str  # conv | linear | norm | act | pool | merge | reshape | io: colour and grouping
-    torch_ctor: str
-    count_params: Callable = _zero
-    count_macs: Callable = _zero
-    rf: Callable | None = None  # (args, inputs) -> RFStep | GLOBAL; None: position-preserving
-    arity: int = 1
+    infer: Callable  # (args, inputs) -> (args, TensorType), or raises OpError
+    count_params: Callable  # (args, inputs, out) -> trainable parameters (`numel`)
+    count_macs: Callable  # (args, inputs, out) -> multiply-accumulates at batch 1
+    rf: Callable | RFRule  # (args, inputs) -> RFStep | RFRule, or a constant RFRule
+    lowering: Lowering
+    torch_ctor: str  # "torch.nn.Conv2d", a lower/layers.py class, a merge's function; "" for Input
+    build: Callable  # (node) -> Layer, for MODULE and PARAMETER ops; `not_a_module` otherwise
+    label: Callable  # (args) -> the detail after the name: `3×3/2, 64`; tolerates missing keys
+    shape_rule: str  # the shape rule as a formula, for the reference page
+    params_rule: str  # the parameter count as a formula
+    macs_rule: str  # the MAC count as a formula
+    example: str  # a .cnn expression using the op, e.g. `Conv(64, 3, stride = 2, pad = 1)`
+    arity: int = 1  # inputs of a node with every TENSOR parameter given; VARIADIC for merges
     in_place: bool = False  # an elementwise activation torch can run in place: no new activation memory
     view: bool = False  # output aliases the input (Flatten, Identity, Dropout at inference)
     layer: bool = True  # callable by name in a .cnn file (merges are written `+`, `*`, `concat`)
     aliases: tuple[str, ...] = field(default=())
-    doc: str = ""
+    short: str = ""  # the name on tables and diagrams when shorter than `name` (`LRN`)
+    glyph: str = ""  # a merge's symbol on diagrams (`⊕`)
     # How many parameters may be passed by position (None: all, in `params` order). The norms take
     # none: torch's first positional argument is the feature count, which cnnc infers.
     positional: int | None = None
@@ -106,12 +237,83 @@ class OpSpec:
     def param(self, name: str) -> ParamSpec | None:
         return next((p for p in self.params if p.name == name), None)
 
+    @property
+    def tensor_params(self) -> tuple[ParamSpec, ...]:
+        return tuple(p for p in self.params if p.kind is ParamKind.TENSOR)
+
+    def takes(self, count: int) -> bool:
+        """Whether a node of this op may read `count` inputs: x, and each TENSOR parameter given
+        (every one for `arity`, fewer when some are optional)."""
+        if self.arity == VARIADIC:
+            return True
+        optional = sum(1 for p in self.tensor_params if p.default is not REQUIRED)
+        return self.arity - optional <= count <= self.arity
+
+    def step(self, args, inputs) -> RFStep | RFRule:
+        """The receptive-field rule, applied: an `RFStep` or a constant `RFRule`."""
+        return self.rf if isinstance(self.rf, RFRule) else self.rf(args, inputs)
+
+    @property
+    def display_name(self) -> str:
+        return self.short or self.name
+
+
+class SpecError(Exception):
+    """An OpSpec misses a piece or contradicts itself: a bug in cnnc's registry."""
+
+
+def _required_pieces() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(OpSpec) if f.default is MISSING and f.default_factory is MISSING)
+
+
+REQUIRED_PIECES = _required_pieces()
+
+
+def check_spec(spec: OpSpec) -> None:
+    """Raise `SpecError` naming each piece `spec` lacks or gets wrong (see the module docstring)."""
+    problems = [f"`{piece}` is missing" for piece in REQUIRED_PIECES if _missing(spec, piece)]
+    if not problems:
+        problems += _contradictions(spec)
+    if problems:
+        raise SpecError(f"op `{spec.name}`: " + "; ".join(dict.fromkeys(problems)))
+
+
+def _missing(spec: OpSpec, piece: str) -> bool:
+    value = getattr(spec, piece, None)
+    if piece == "torch_ctor" and spec.lowering is Lowering.INPUT:
+        return value is None  # the input is a forward argument: no constructor
+    return value is None or value == ""
+
+
+def _contradictions(spec: OpSpec) -> list[str]:
+    out = []
+    for piece, kind in (("family", Family), ("lowering", Lowering)):
+        if not isinstance(getattr(spec, piece), kind):
+            out.append(f"`{piece}` must be a {kind.__name__}")
+    for piece in ("infer", "count_params", "count_macs", "build", "label"):
+        if not callable(getattr(spec, piece)):
+            out.append(f"`{piece}` must be a function")
+    if not (isinstance(spec.rf, RFRule) or callable(spec.rf)):
+        out.append("`rf` must be an RFRule or a function")
+    modules = spec.lowering in (Lowering.MODULE, Lowering.PARAMETER)
+    if modules == (spec.build is not_a_module):
+        out.append("`build` must describe the module of a MODULE or PARAMETER op, and only of those")
+    for p in spec.params:
+        if not isinstance(p.kind, ParamKind):
+            out.append(f"parameter `{p.name}`: `kind` must be a ParamKind")
+        if (p.kind is ParamKind.CHOICE) != bool(p.choices):
+            out.append(f"parameter `{p.name}`: a CHOICE lists its choices, and only a CHOICE")
+    if spec.tensor_params and spec.arity != 1 + len(spec.tensor_params):
+        out.append("`arity` must count x and each TENSOR parameter")
+    return out
+
 
 REGISTRY: dict[str, OpSpec] = {}
 
 
 def register(*specs: OpSpec) -> None:
     for spec in specs:
+        check_spec(spec)
         REGISTRY[spec.name] = replace(spec, infer=_bounded(spec))
 
 
@@ -129,6 +331,7 @@ def _bounded(spec: OpSpec) -> Callable:
                           help="reduce the channels or features, or pool before the layer")
         return args, out
 
+    bounded_infer.__wrapped__ = infer
     return bounded_infer
 
 
@@ -151,10 +354,31 @@ def dsl_names() -> list[str]:
     return [n for s in REGISTRY.values() if s.layer for n in (s.name, *s.aliases)]
 
 
+def describe(op: str, args: Mapping) -> str:
+    """The one short description of a node, on tables and diagrams: `Conv 3×3/2, 64`, `LRN 5`,
+    `Linear, 1000`, `+` (a merge). Reads torch.nn's argument names; tolerates missing ones (a node
+    whose inference failed keeps the arguments as written)."""
+    spec = lookup(op)
+    if spec is None:
+        return op
+    detail = spec.label(args)
+    name = spec.display_name
+    return f"{name}{detail}" if detail.startswith(",") else f"{name} {detail}".rstrip()
+
+
 def expect_rank(inp: TensorType, rank: int, op: str, help: str = "") -> None:
     if inp.rank != rank:
         what = {3: "a [C, H, W] feature map", 1: "a vector [N]"}[rank]
         raise OpError("E0304", f"`{op}` needs {what}, but got {inp}", help)
 
 
-from cnnc.compiler.ops import act, conv, extra, merge, norm, pool, reshape  # noqa: E402,F401  (fills REGISTRY)
+from cnnc.compiler.ops import (  # noqa: F401  (fills REGISTRY)
+    act,
+    conv,
+    extra,
+    merge,
+    norm,
+    pool,
+    reshape,
+    resize,
+)

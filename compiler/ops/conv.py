@@ -1,14 +1,30 @@
-"""Conv and Linear: the layers that carry weights and multiply-accumulates.
+"""Conv, ConvTranspose and Linear: the layers that carry weights and multiply-accumulates.
 
 The output-size rule of every sliding window lives here, in `output_size` — the lecture's
-W' = floor((W − F + 2P) / S) + 1, with the dilated kernel F = D·(K − 1) + 1 and, for pools, ceil mode.
+W' = floor((W − F + 2P) / S) + 1, with the dilated kernel F = D·(K − 1) + 1 and, for pools, ceil mode
+— and its inverse for the transposed convolution, W' = (W − 1)·S − 2P + D·(K − 1) + P_out + 1.
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
-from cnnc.compiler.ops import GLOBAL, OpError, OpSpec, ParamSpec, RFStep, expect_rank, register
+from cnnc.compiler.ops import (
+    GLOBAL,
+    Family,
+    Layer,
+    Lowering,
+    OpError,
+    OpSpec,
+    ParamKind,
+    ParamSpec,
+    RFStep,
+    expect_rank,
+    register,
+)
+from cnnc.compiler.ops.build import changed, single
+from cnnc.compiler.ops.text import pair, window
 from cnnc.compiler.types import TensorType
 
 
@@ -104,6 +120,7 @@ def conv_macs(args, inputs, out) -> int:
 
 
 def conv_rf(args, inputs) -> RFStep:
+    """A window of the dilated kernel D·(K − 1) + 1, moved by the stride, shifted by the padding."""
     kh, kw = args["kernel_size"]
     dh, dw = args["dilation"]
     padding = args["padding"]
@@ -126,40 +143,170 @@ def linear_macs(args, inputs, out) -> int:
     return args["in_features"] * args["out_features"]
 
 
+
+def conv_label(args) -> str:
+    """`3×3/2, 64`, then `, dw` (depthwise) or `, g4`, then `, d2` (dilation)."""
+    text = f"{window(args.get('kernel_size', '?'), args.get('stride', 1))}, {args.get('out_channels', '?')}"
+    groups, dilation = args.get("groups", 1), pair(args.get("dilation", 1))
+    if groups != 1:
+        text += ", dw" if groups == args.get("in_channels") else f", g{groups}"
+    if dilation != (1, 1):
+        text += f", d{dilation[0]}" if dilation[0] == dilation[1] else f", d{dilation[0]}×{dilation[1]}"
+    return text
+
+
+def build_conv(node) -> Layer:
+    a = node.args
+    kwargs = {"kernel_size": single(a["kernel_size"])}
+    kwargs |= changed(a, {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True})
+    return Layer("Conv2d", (a["in_channels"], a["out_channels"]), kwargs)
+
+
+# -- ConvTranspose ---------------------------------------------------------------------------------
+
+
+def transposed_size(size: int, kernel: int, stride: int, pad: int, dilation: int, output_padding: int) -> int:
+    """W' = (W − 1)·S − 2P + D·(K − 1) + P_out + 1: where the last tap of the last input lands."""
+    return (size - 1) * stride - 2 * pad + dilation * (kernel - 1) + output_padding + 1
+
+
+def infer_conv_transpose(args: dict, inputs) -> tuple[dict, TensorType]:
+    (inp,) = inputs
+    expect_rank(inp, 3, "ConvTranspose", help="a ConvTranspose runs on feature maps")
+    in_channels, groups, out_channels = inp.channels, args["groups"], args["out_channels"]
+    if in_channels % groups or out_channels % groups:
+        raise OpError("E0305", "`groups` must divide `in_channels` and `out_channels`, but got "
+                      f"in_channels={in_channels}, out_channels={out_channels}, groups={groups}",
+                      help=f"choose groups among the common divisors of {in_channels} and {out_channels}: "
+                      f"{_common_divisors(in_channels, out_channels)}")
+    axes = zip(("height", "width"), inp.spatial, args["kernel_size"], args["stride"], args["padding"],
+               args["dilation"], args["output_padding"])
+    spatial = []
+    for axis, size, k, s, p, d, op in axes:
+        if op >= s and op >= d:
+            raise OpError("E0405", f"`output_padding` of `ConvTranspose` must be smaller than the stride "
+                          f"or the dilation, but got output_padding {op}, stride {s}, dilation {d}",
+                          help="output_padding only picks among the sizes a stride > 1 leaves open: "
+                          f"use at most {max(s, d) - 1}")
+        o = transposed_size(size, k, s, p, d, op)
+        if o <= 0:
+            raise OpError("E0303", f"`ConvTranspose` shrinks the {axis} to {o}: "
+                          f"({size} − 1)·{s} − 2·{p} + {d}·({k} − 1) + {op} + 1 ≤ 0",
+                          help="use less padding or a larger kernel")
+        spatial.append(o)
+    return dict(args, in_channels=in_channels), TensorType((out_channels, *spatial))
+
+
+def conv_transpose_params(args, inputs, out) -> int:
+    kh, kw = args["kernel_size"]
+    weight = args["in_channels"] * (args["out_channels"] // args["groups"]) * kh * kw  # [C_in, C_out / g, kh, kw]
+    return weight + (args["out_channels"] if args["bias"] else 0)
+
+
+def conv_transpose_macs(args, inputs, out) -> int:
+    """Each input element meets (C_out / g)·kh·kw weights: torch's count for a transposed conv."""
+    kh, kw = args["kernel_size"]
+    return inputs[0].numel * (args["out_channels"] // args["groups"]) * kh * kw
+
+
+def conv_transpose_rf(args, inputs) -> RFStep:
+    """A transposed conv is a stride-1 conv over the input spread `stride` apart: in input pixels,
+    the jump shrinks by the stride and the dilated kernel spans D·(K − 1) / S of them."""
+    kernel, stride, padding = [], [], []
+    for k, s, p, d in zip(args["kernel_size"], args["stride"], args["padding"], args["dilation"]):
+        kernel.append(1 + Fraction(d * (k - 1), s))
+        stride.append(Fraction(1, s))
+        padding.append(Fraction(d * (k - 1) - p, s))
+    return RFStep(tuple(kernel), tuple(stride), tuple(padding))
+
+
+def build_conv_transpose(node) -> Layer:
+    a = node.args
+    kwargs = {"kernel_size": single(a["kernel_size"])}
+    kwargs |= changed(a, {"stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "bias": True,
+                          "dilation": 1})
+    return Layer("ConvTranspose2d", (a["in_channels"], a["out_channels"]), kwargs)
+
+
 register(
     OpSpec(
         name="Conv",
+        doc="2-D convolution",
+        family=Family.CONV,
         params=(
-            ParamSpec("out_channels", "out_channels", "int", minimum=1),
-            ParamSpec("kernel_size", "kernel_size", "pair", minimum=1),
-            ParamSpec("stride", "stride", "pair", 1, minimum=1),
-            ParamSpec("pad", "padding", "pad", 0, minimum=0),
-            ParamSpec("dilation", "dilation", "pair", 1, minimum=1),
-            ParamSpec("groups", "groups", "int", 1, minimum=1),
-            ParamSpec("bias", "bias", "bool", True),
+            ParamSpec("out_channels", "out_channels", ParamKind.INT, minimum=1),
+            ParamSpec("kernel_size", "kernel_size", ParamKind.PAIR, minimum=1),
+            ParamSpec("stride", "stride", ParamKind.PAIR, 1, minimum=1),
+            ParamSpec("pad", "padding", ParamKind.PAD, 0, minimum=0),
+            ParamSpec("dilation", "dilation", ParamKind.PAIR, 1, minimum=1),
+            ParamSpec("groups", "groups", ParamKind.INT, 1, minimum=1),
+            ParamSpec("bias", "bias", ParamKind.BOOL, True),
         ),
         infer=infer_conv,
-        family="conv",
-        torch_ctor="torch.nn.Conv2d",
         count_params=conv_params,
         count_macs=conv_macs,
         rf=conv_rf,
-        doc="2-D convolution: `Conv(out_channels, kernel_size, stride = 1, pad = 0 | same, dilation = 1, groups = 1, bias = true)`",
+        lowering=Lowering.MODULE,
+        torch_ctor="torch.nn.Conv2d",
+        build=build_conv,
+        label=conv_label,
+        shape_rule="[C, H, W] → [out_channels, H', W'], H' = ⌊(H + 2·pad − dilation·(kh − 1) − 1) / stride⌋ + 1, "
+        "W' likewise; `pad = same` pads dilation·(k − 1) / 2 a side, keeping H, W at stride 1",
+        params_rule="out_channels · (C / groups) · kh · kw + out_channels (the bias)",
+        macs_rule="out_channels · H' · W' · (C / groups) · kh · kw",
+        example="Conv(64, 3, stride = 2, pad = 1, bias = false)",
+        inferred="in_channels",
+    ),
+    OpSpec(
+        name="ConvTranspose",
+        doc="transposed 2-D convolution (learned upsampling; the gradient of a Conv)",
+        family=Family.CONV,
+        params=(
+            ParamSpec("out_channels", "out_channels", ParamKind.INT, minimum=1),
+            ParamSpec("kernel_size", "kernel_size", ParamKind.PAIR, minimum=1),
+            ParamSpec("stride", "stride", ParamKind.PAIR, 1, minimum=1),
+            ParamSpec("pad", "padding", ParamKind.PAIR, 0, minimum=0),
+            ParamSpec("output_padding", "output_padding", ParamKind.PAIR, 0, minimum=0),
+            ParamSpec("groups", "groups", ParamKind.INT, 1, minimum=1),
+            ParamSpec("bias", "bias", ParamKind.BOOL, True),
+            ParamSpec("dilation", "dilation", ParamKind.PAIR, 1, minimum=1),
+        ),
+        infer=infer_conv_transpose,
+        count_params=conv_transpose_params,
+        count_macs=conv_transpose_macs,
+        rf=conv_transpose_rf,
+        lowering=Lowering.MODULE,
+        torch_ctor="torch.nn.ConvTranspose2d",
+        build=build_conv_transpose,
+        label=conv_label,
+        shape_rule="[C, H, W] → [out_channels, H', W'], H' = (H − 1)·stride − 2·pad + dilation·(kh − 1) "
+        "+ output_padding + 1, W' likewise",
+        params_rule="C · (out_channels / groups) · kh · kw + out_channels (the bias)",
+        macs_rule="C · H · W · (out_channels / groups) · kh · kw",
+        example="ConvTranspose(64, 2, stride = 2)",
         inferred="in_channels",
     ),
     OpSpec(
         name="Linear",
+        doc="fully connected layer on a vector",
+        family=Family.LINEAR,
         params=(
-            ParamSpec("out_features", "out_features", "int", minimum=1),
-            ParamSpec("bias", "bias", "bool", True),
+            ParamSpec("out_features", "out_features", ParamKind.INT, minimum=1),
+            ParamSpec("bias", "bias", ParamKind.BOOL, True),
         ),
         infer=infer_linear,
-        family="linear",
-        torch_ctor="torch.nn.Linear",
         count_params=linear_params,
         count_macs=linear_macs,
-        rf=lambda args, inputs: GLOBAL,
-        doc="fully connected layer on a vector: `Linear(out_features, bias = true)`",
+        rf=GLOBAL,
+        lowering=Lowering.MODULE,
+        torch_ctor="torch.nn.Linear",
+        build=lambda node: Layer("Linear", (node.args["in_features"], node.args["out_features"]),
+                                 changed(node.args, {"bias": True})),
+        label=lambda args: f", {args.get('out_features', '?')}",
+        shape_rule="[N] → [out_features]",
+        params_rule="N · out_features + out_features (the bias)",
+        macs_rule="N · out_features",
+        example="Linear(1000)",
         inferred="in_features",
     ),
 )

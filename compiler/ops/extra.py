@@ -1,5 +1,6 @@
-"""Ops the modern zoo needs: stochastic depth, channel split, constant and learned scaling, channel
-LayerNorm and per-position Linear layers (EfficientNet, ShuffleNetV2, Inception-ResNet, ConvNeXt).
+"""Ops the modern zoo needs: stochastic depth, channel split, constant and learned scaling and
+per-position Linear layers (EfficientNet, ShuffleNetV2, Inception-ResNet, ConvNeXt; ConvNeXt's
+channel LayerNorm is in norm.py).
 
 Every op here keeps the tensor in [C, H, W]: ConvNeXt's channels-last layers (torchvision permutes
 to [N, H, W, C], applies nn.LayerNorm / nn.Linear, and permutes back) are described by what they
@@ -12,16 +13,25 @@ The torch modules that run these ops live in `compiler/lower/layers.py`.
 
 from __future__ import annotations
 
-from cnnc.compiler.ops import OpError, OpSpec, ParamSpec, expect_rank, register
+from cnnc.compiler.ops import (
+    NO_MACS,
+    NO_PARAMS,
+    POINTWISE,
+    Family,
+    Layer,
+    Lowering,
+    OpError,
+    OpSpec,
+    ParamKind,
+    ParamSpec,
+    expect_rank,
+    no_detail,
+    register,
+)
+from cnnc.compiler.ops.build import changed, positional
 from cnnc.compiler.types import TensorType
 
 LAYERS = "cnnc.compiler.lower.layers."  # where the torch modules of these ops are defined
-
-# Ops whose one parameter is registered directly on the enclosing module under the op's own name
-# (torchvision's ConvNeXt keeps `layer_scale` as a bare nn.Parameter of its block), not in a
-# submodule.
-BARE_PARAMETER = frozenset({"LayerScale"})
-
 
 def infer_same(args: dict, inputs) -> tuple[dict, TensorType]:
     (inp,) = inputs
@@ -39,12 +49,6 @@ def infer_chunk(args: dict, inputs) -> tuple[dict, TensorType]:
         raise OpError("E0405", f"`Chunk` index must be below `chunks` ({chunks}), but got {index}",
                       help=f"the chunks are numbered 0 to {chunks - 1}")
     return dict(args), TensorType((inp.channels // chunks, *inp.spatial))
-
-
-def infer_channel_norm(args: dict, inputs) -> tuple[dict, TensorType]:
-    (inp,) = inputs
-    expect_rank(inp, 3, "LayerNorm2d", help="LayerNorm2d normalises the channels of each position")
-    return dict(args, normalized_shape=inp.channels), inp
 
 
 def infer_pointwise(args: dict, inputs) -> tuple[dict, TensorType]:
@@ -69,73 +73,47 @@ def pointwise_macs(args, inputs, out) -> int:
     return out.numel * args["in_features"]
 
 
+def _extra(name: str, doc: str, family: Family, params, infer, shape_rule: str, example: str, *,
+           count_params=NO_PARAMS, params_rule: str = "0", count_macs=NO_MACS, macs_rule: str = "0",
+           lowering: Lowering = Lowering.MODULE, build=None, label=no_detail, **more) -> OpSpec:
+    """An op whose module is the class of lower/layers.py named as the op, built from its
+    parameters in order unless `build` says otherwise."""
+    return OpSpec(name=name, doc=doc, family=family, params=tuple(params), infer=infer,
+                  count_params=count_params, count_macs=count_macs, rf=POINTWISE, lowering=lowering,
+                  torch_ctor=LAYERS + name, build=build or positional(*(p.torch_name for p in params)),
+                  label=label, shape_rule=shape_rule, params_rule=params_rule, macs_rule=macs_rule,
+                  example=example, **more)
+
+
+def build_layer_scale(node) -> Layer:
+    """A bare parameter [C, 1, 1] filled with `init` (see `Lowering.PARAMETER`)."""
+    return Layer("Parameter", ((node.args["channels"], 1, 1), node.args["init"]), {})
+
+
 register(
-    OpSpec(
-        name="StochasticDepth",
-        params=(ParamSpec("p", "p", "float", 0.0, minimum=0, maximum=1),),
-        infer=infer_same,
-        family="reshape",
-        torch_ctor=LAYERS + "StochasticDepth",
-        view=True,
-        doc="drops a whole residual branch per sample with probability `p` while training "
-        "(mode \"row\", Huang et al. 2016); the identity at inference: `StochasticDepth(p)`",
-    ),
-    OpSpec(
-        name="Chunk",
-        params=(
-            ParamSpec("chunks", "chunks", "int", minimum=1),
-            ParamSpec("index", "index", "int", minimum=0),
-        ),
-        infer=infer_chunk,
-        family="reshape",
-        torch_ctor=LAYERS + "Chunk",
-        view=True,
-        doc="one of `chunks` equal channel groups, `x.chunk(chunks, dim=1)[index]` "
-        "(ShuffleNetV2's split): `Chunk(chunks, index)`",
-    ),
-    OpSpec(
-        name="Scale",
-        params=(ParamSpec("value", "value", "float"),),
-        infer=infer_same,
-        family="act",
-        torch_ctor=LAYERS + "Scale",
-        doc="multiplies by a constant, e.g. Inception-ResNet's residual scaling: `Scale(0.17)`",
-    ),
-    OpSpec(
-        name="LayerNorm2d",
-        params=(ParamSpec("eps", "eps", "float", 1e-6, above=0),),
-        infer=infer_channel_norm,
-        family="norm",
-        torch_ctor=LAYERS + "LayerNorm2d",
-        count_params=lambda args, inputs, out: 2 * args["normalized_shape"],
-        doc="layer normalisation over the channels of each position (ConvNeXt): "
-        "`LayerNorm2d(eps = 1e-6)`",
-        positional=0,
-        inferred="normalized_shape",
-    ),
-    OpSpec(
-        name="PointwiseLinear",
-        params=(
-            ParamSpec("out_features", "out_features", "int", minimum=1),
-            ParamSpec("bias", "bias", "bool", True),
-        ),
-        infer=infer_pointwise,
-        family="linear",
-        torch_ctor=LAYERS + "PointwiseLinear",
-        count_params=pointwise_params,
-        count_macs=pointwise_macs,
-        doc="a Linear applied at every position, [C, H, W] → [out_features, H, W], weights shaped "
-        "as nn.Linear's (ConvNeXt's channels-last MLP): `PointwiseLinear(out_features, bias = true)`",
-        inferred="in_features",
-    ),
-    OpSpec(
-        name="LayerScale",
-        params=(ParamSpec("init", "init", "float", 1e-6),),
-        infer=infer_layer_scale,
-        family="norm",
-        torch_ctor=LAYERS + "LayerScale",
-        count_params=lambda args, inputs, out: args["channels"],
-        doc="a learned per-channel scale [C, 1, 1] starting at `init` (CaiT, ConvNeXt): "
-        "`LayerScale(init = 1e-6)`",
-    ),
+    _extra("StochasticDepth", "drops a residual branch per sample with probability `p` while training",
+           Family.RESHAPE,
+           (ParamSpec("p", "p", ParamKind.FLOAT, 0.0, minimum=0, maximum=1),), infer_same,
+           "any shape, unchanged", "StochasticDepth(0.1)", view=True),
+    _extra("Chunk", "channel group `index` of `chunks`: `x.chunk(chunks, 1)[index]` (ShuffleNetV2)",
+           Family.RESHAPE,
+           (ParamSpec("chunks", "chunks", ParamKind.INT, minimum=1),
+            ParamSpec("index", "index", ParamKind.INT, minimum=0)), infer_chunk,
+           "[C, H, W] → [C / chunks, H, W]", "Chunk(2, 0)", view=True),
+    _extra("Scale", "multiplies by a constant, e.g. Inception-ResNet's residual scaling", Family.ACT,
+           (ParamSpec("value", "value", ParamKind.FLOAT),), infer_same, "any shape, unchanged", "Scale(0.17)"),
+    _extra("PointwiseLinear", "a Linear at every position, nn.Linear's weights (ConvNeXt's MLP)", Family.LINEAR,
+           (ParamSpec("out_features", "out_features", ParamKind.INT, minimum=1),
+            ParamSpec("bias", "bias", ParamKind.BOOL, True)), infer_pointwise,
+           "[C, H, W] → [out_features, H, W]", "PointwiseLinear(384)", count_params=pointwise_params,
+           params_rule="C · out_features + out_features (the bias)", count_macs=pointwise_macs,
+           macs_rule="H · W · C · out_features",
+           build=lambda node: Layer(LAYERS + "PointwiseLinear",
+                                    (node.args["in_features"], node.args["out_features"]),
+                                    changed(node.args, {"bias": True})),
+           label=lambda args: f", {args.get('out_features', '?')}", inferred="in_features"),
+    _extra("LayerScale", "a learned per-channel scale [C, 1, 1] from `init` (CaiT, ConvNeXt)", Family.NORM,
+           (ParamSpec("init", "init", ParamKind.FLOAT, 1e-6),), infer_layer_scale, "[C, H, W] → [C, H, W]",
+           "LayerScale(1e-6)", count_params=lambda args, inputs, out: args["channels"], params_rule="C",
+           build=build_layer_scale, lowering=Lowering.PARAMETER),
 )

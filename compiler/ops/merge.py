@@ -7,7 +7,20 @@ from __future__ import annotations
 
 from collections import Counter
 
-from cnnc.compiler.ops import VARIADIC, OpError, OpSpec, register
+from cnnc.compiler.ops import (
+    MEET,
+    NO_MACS,
+    NO_PARAMS,
+    ORIGIN,
+    VARIADIC,
+    Family,
+    Lowering,
+    OpError,
+    OpSpec,
+    no_detail,
+    not_a_module,
+    register,
+)
 from cnnc.compiler.types import TensorType
 from cnnc.dsl.diagnostics import Label
 
@@ -99,45 +112,27 @@ def _infer_elementwise(op: str):
     return infer
 
 
+def _merge(name: str, doc: str, infer, torch_ctor: str, short: str, glyph: str, shape_rule: str,
+           example: str) -> OpSpec:
+    return OpSpec(name=name, doc=doc, family=Family.MERGE, params=(), infer=infer, count_params=NO_PARAMS,
+                  count_macs=NO_MACS, rf=MEET, lowering=Lowering.MERGE, torch_ctor=torch_ctor,
+                  build=not_a_module, label=no_detail, shape_rule=shape_rule, params_rule="0",
+                  macs_rule="0 (additions and products are not multiply-accumulates of a layer)",
+                  example=example, arity=VARIADIC, layer=False, short=short, glyph=glyph)
+
+
+BROADCAST = "torch's broadcasting, batch aside: equal ranks, each pair of sizes equal or one of them 1"
+
 register(
-    OpSpec(
-        name="Concat",
-        params=(),
-        infer=infer_concat,
-        family="merge",
-        torch_ctor="torch.cat",
-        arity=VARIADIC,
-        layer=False,
-        doc="joins tensors along channels: `concat(a, b, …)`",
-    ),
-    OpSpec(
-        name="Add",
-        params=(),
-        infer=_infer_elementwise("+"),
-        family="merge",
-        torch_ctor="operator.add",
-        arity=VARIADIC,
-        layer=False,
-        doc="elementwise sum with broadcasting: `a + b`",
-    ),
-    OpSpec(
-        name="Mul",
-        params=(),
-        infer=_infer_elementwise("*"),
-        family="merge",
-        torch_ctor="operator.mul",
-        arity=VARIADIC,
-        layer=False,
-        doc="elementwise product with broadcasting: `a * b` (SE gates)",
-    ),
-    OpSpec(
-        name="Input",
-        params=(),
-        infer=lambda args, inputs: (dict(args), args["type"]),
-        family="io",
-        torch_ctor="",
-        arity=0,
-        layer=False,
-        doc="the network's input",
-    ),
+    _merge("Concat", "joins tensors along the channels: `concat(a, b, …)`", infer_concat, "torch.cat",
+           "concat", "‖", "[C₁, H, W], [C₂, H, W], … → [C₁ + C₂ + …, H, W]", "concat(a, b)"),
+    _merge("Add", "elementwise sum with broadcasting: `a + b`", _infer_elementwise("+"), "operator.add",
+           "+", "⊕", BROADCAST, "a + b"),
+    _merge("Mul", "elementwise product with broadcasting: `a * b` (SE gates)", _infer_elementwise("*"),
+           "operator.mul", "×", "⊗", BROADCAST, "a * gate"),
+    OpSpec(name="Input", doc="a network's input, declared `input [C, H, W]`", family=Family.IO, params=(),
+           infer=lambda args, inputs: (dict(args), args["type"]), count_params=NO_PARAMS,
+           count_macs=NO_MACS, rf=ORIGIN, lowering=Lowering.INPUT, torch_ctor="", build=not_a_module,
+           label=no_detail, shape_rule="the declared shape", params_rule="0", macs_rule="0",
+           example="input [3, 224, 224]", arity=0, layer=False),
 )

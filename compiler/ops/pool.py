@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
-from cnnc.compiler.ops import GLOBAL, OpError, OpSpec, ParamSpec, RFStep, expect_rank, register
+from cnnc.compiler.ops import (
+    GLOBAL,
+    NO_MACS,
+    NO_PARAMS,
+    Family,
+    Layer,
+    Lowering,
+    OpError,
+    OpSpec,
+    ParamKind,
+    ParamSpec,
+    RFStep,
+    expect_rank,
+    register,
+)
+from cnnc.compiler.ops.build import changed, ctor, positional, single
 from cnnc.compiler.ops.conv import window_output
+from cnnc.compiler.ops.text import pair, window
 from cnnc.compiler.types import TensorType
 
 
@@ -49,6 +65,7 @@ def check_windows_see_input(op: str, sizes, args, dilation, outs) -> None:
 
 
 def window_rf(args, inputs) -> RFStep:
+    """A window of the (dilated) kernel, moved by the stride, shifted by the padding."""
     kh, kw = args["kernel_size"]
     dh, dw = args.get("dilation", (1, 1))
     return RFStep((dh * (kh - 1) + 1, dw * (kw - 1) + 1), args["stride"], args["padding"])
@@ -71,68 +88,84 @@ def adaptive_rf(args, inputs):
     return RFStep(kernel, stride, (0, 0))
 
 
-def infer_global(args: dict, inputs) -> tuple[dict, TensorType]:
-    (inp,) = inputs
-    expect_rank(inp, 3, "GlobalAvgPool")
-    return dict(args, output_size=(1, 1)), TensorType((inp.channels, 1, 1))
+def _infer_global(op: str):
+    def infer(args: dict, inputs) -> tuple[dict, TensorType]:
+        (inp,) = inputs
+        expect_rank(inp, 3, op)
+        return dict(args, output_size=(1, 1)), TensorType((inp.channels, 1, 1))
+
+    return infer
+
+
+def _build_window(defaults: dict):
+    """Max and average pools: torch's stride defaults to the kernel, as the IR's does."""
+
+    def build(node) -> Layer:
+        a = node.args
+        kwargs = {"kernel_size": single(a["kernel_size"])}
+        if a["stride"] != a["kernel_size"]:
+            kwargs["stride"] = single(a["stride"])
+        return Layer(ctor(node), (), kwargs | changed(a, defaults))
+
+    return build
+
+
+def window_label(args) -> str:
+    text = window(args.get("kernel_size", "?"), args.get("stride"))
+    return text + (" ceil" if args.get("ceil_mode") else "")
+
+
+def adaptive_label(args) -> str:
+    h, w = pair(args.get("output_size", "?"))
+    return f"{h}×{w}"
+
+
+WINDOW_SHAPE = ("[C, H, W] → [C, H', W'], H' = ⌊(H + 2·pad − dilation·(kh − 1) − 1) / stride⌋ + 1 "
+                "(⌈…⌉ in ceil mode, the last window starting inside the input), W' likewise")
 
 
 _WINDOW = (
-    ParamSpec("kernel_size", "kernel_size", "pair", minimum=1),
-    ParamSpec("stride", "stride", "pair_or_none", None, minimum=1),
-    ParamSpec("pad", "padding", "pair", 0, minimum=0),
+    ParamSpec("kernel_size", "kernel_size", ParamKind.PAIR, minimum=1),
+    ParamSpec("stride", "stride", ParamKind.PAIR_OR_NONE, None, minimum=1),
+    ParamSpec("pad", "padding", ParamKind.PAIR, 0, minimum=0),
 )
 
+
+def _pool(name: str, doc: str, params, infer, rf, torch_ctor: str, build, label, shape_rule: str,
+          example: str) -> OpSpec:
+    return OpSpec(name=name, doc=doc, family=Family.POOL, params=params, infer=infer,
+                  count_params=NO_PARAMS, count_macs=NO_MACS, rf=rf, lowering=Lowering.MODULE,
+                  torch_ctor=torch_ctor, build=build, label=label, shape_rule=shape_rule,
+                  params_rule="0", macs_rule="0 (comparisons and sums, not multiply-accumulates)",
+                  example=example)
+
+
 register(
-    OpSpec(
-        name="MaxPool",
-        params=_WINDOW + (
-            ParamSpec("dilation", "dilation", "pair", 1, minimum=1),
-            ParamSpec("ceil_mode", "ceil_mode", "bool", False),
-        ),
-        infer=_infer_window("MaxPool"),
-        family="pool",
-        torch_ctor="torch.nn.MaxPool2d",
-        rf=window_rf,
-        doc="max over windows: `MaxPool(kernel_size, stride = kernel_size, pad = 0, dilation = 1, ceil_mode = false)`",
-    ),
-    OpSpec(
-        name="AvgPool",
-        params=_WINDOW + (
-            ParamSpec("ceil_mode", "ceil_mode", "bool", False),
-            ParamSpec("count_include_pad", "count_include_pad", "bool", True),
-        ),
-        infer=_infer_window("AvgPool"),
-        family="pool",
-        torch_ctor="torch.nn.AvgPool2d",
-        rf=window_rf,
-        doc="mean over windows: `AvgPool(kernel_size, stride = kernel_size, pad = 0, ceil_mode = false, count_include_pad = true)`",
-    ),
-    OpSpec(
-        name="AdaptiveAvgPool",
-        params=(ParamSpec("output_size", "output_size", "pair", minimum=1),),
-        infer=infer_adaptive,
-        family="pool",
-        torch_ctor="torch.nn.AdaptiveAvgPool2d",
-        rf=adaptive_rf,
-        doc="mean pooling to a fixed output size: `AdaptiveAvgPool(output_size)`",
-    ),
-    OpSpec(
-        name="AdaptiveMaxPool",
-        params=(ParamSpec("output_size", "output_size", "pair", minimum=1),),
-        infer=infer_adaptive,
-        family="pool",
-        torch_ctor="torch.nn.AdaptiveMaxPool2d",
-        rf=adaptive_rf,
-        doc="max pooling to a fixed output size: `AdaptiveMaxPool(output_size)`",
-    ),
-    OpSpec(
-        name="GlobalAvgPool",
-        params=(),
-        infer=infer_global,
-        family="pool",
-        torch_ctor="torch.nn.AdaptiveAvgPool2d",  # with output_size (1, 1), as torchvision writes it
-        rf=lambda args, inputs: GLOBAL,
-        doc="mean over all positions: [C, H, W] → [C, 1, 1]",
-    ),
+    _pool("MaxPool", "max over sliding windows",
+          _WINDOW + (ParamSpec("dilation", "dilation", ParamKind.PAIR, 1, minimum=1),
+                     ParamSpec("ceil_mode", "ceil_mode", ParamKind.BOOL, False)),
+          _infer_window("MaxPool"), window_rf, "torch.nn.MaxPool2d",
+          _build_window({"padding": 0, "dilation": 1, "ceil_mode": False}), window_label, WINDOW_SHAPE,
+          "MaxPool(3, stride = 2, pad = 1)"),
+    _pool("AvgPool", "mean over sliding windows",
+          _WINDOW + (ParamSpec("ceil_mode", "ceil_mode", ParamKind.BOOL, False),
+                     ParamSpec("count_include_pad", "count_include_pad", ParamKind.BOOL, True)),
+          _infer_window("AvgPool"), window_rf, "torch.nn.AvgPool2d",
+          _build_window({"padding": 0, "ceil_mode": False, "count_include_pad": True}), window_label,
+          WINDOW_SHAPE, "AvgPool(2)"),
+    _pool("AdaptiveAvgPool", "mean pooling to a fixed output size",
+          (ParamSpec("output_size", "output_size", ParamKind.PAIR, minimum=1),), infer_adaptive, adaptive_rf,
+          "torch.nn.AdaptiveAvgPool2d", positional("output_size"), adaptive_label,
+          "[C, H, W] → [C, oh, ow]", "AdaptiveAvgPool(7)"),
+    _pool("AdaptiveMaxPool", "max pooling to a fixed output size",
+          (ParamSpec("output_size", "output_size", ParamKind.PAIR, minimum=1),), infer_adaptive, adaptive_rf,
+          "torch.nn.AdaptiveMaxPool2d", positional("output_size"), adaptive_label,
+          "[C, H, W] → [C, oh, ow]", "AdaptiveMaxPool([4, 4])"),
+    # AdaptiveAvgPool2d((1, 1)) / AdaptiveMaxPool2d((1, 1)), as torchvision writes them
+    _pool("GlobalAvgPool", "mean over all positions", (), _infer_global("GlobalAvgPool"), GLOBAL,
+          "torch.nn.AdaptiveAvgPool2d", positional("output_size"), lambda args: "",
+          "[C, H, W] → [C, 1, 1]", "GlobalAvgPool"),
+    _pool("GlobalMaxPool", "max over all positions", (), _infer_global("GlobalMaxPool"), GLOBAL,
+          "torch.nn.AdaptiveMaxPool2d", positional("output_size"), lambda args: "",
+          "[C, H, W] → [C, 1, 1]", "GlobalMaxPool"),
 )

@@ -1,19 +1,18 @@
 """The words on a diagram: one short line per op (`Conv 3×3/2, 64`), counts (`25.6M`), range names.
 
-Pure text, no graphviz. Labels read `node.args` (torch.nn's names) and never recompute shapes. A node
-where inference failed still has the arguments as written, so every lookup here tolerates a missing key.
+Pure text, no graphviz. Op labels are the registry's (`ops.describe`): they read `node.args`
+(torch.nn's names), never recompute shapes, and tolerate a missing key (a node where inference
+failed still has the arguments as written).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from html import escape
-from typing import Any
 
 from cnnc.compiler.ir import Node
+from cnnc.compiler.ops import REGISTRY, describe
 
-MERGE_GLYPHS = {"Add": "⊕", "Mul": "⊗", "Concat": "‖"}
-SHORT_NAMES = {"LocalResponseNorm": "LRN"}
+MERGE_GLYPHS = {name: spec.glyph for name, spec in REGISTRY.items() if spec.glyph}  # ⊕ ⊗ ‖
 
 
 def human(count: int) -> str:
@@ -26,63 +25,10 @@ def human(count: int) -> str:
     raise AssertionError("unreachable")
 
 
-def pair(value: Any) -> tuple[Any, Any]:
-    """An argument that torch accepts as int or (h, w), as a pair."""
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        return value[0], value[1]
-    return value, value
-
-
-def window(kernel: Any, stride: Any = 1) -> str:
-    """`3×3/2`: the kernel, then the stride when it is not 1 (`/2×1` when it differs per axis)."""
-    kh, kw = pair(kernel)
-    sh, sw = pair(kernel if stride is None else stride)
-    text = f"{kh}×{kw}"
-    if (sh, sw) != (1, 1):
-        text += f"/{sh}" if sh == sw else f"/{sh}×{sw}"
-    return text
-
-
 def op_label(node: Node) -> str:
-    """The op and its key attributes: `Conv 3×3/2, 64`, `MaxPool 3×3/2`, `Linear, 1000`, `ReLU`."""
-    describe = _DESCRIBE.get(node.op)
-    detail = describe(node.args) if describe else ""
-    name = SHORT_NAMES.get(node.op, node.op)
-    return f"{name} {detail}".rstrip() if not detail.startswith(",") else f"{name}{detail}"
-
-
-def _conv(args: Mapping) -> str:
-    text = f"{window(args.get('kernel_size', '?'), args.get('stride', 1))}, {args.get('out_channels', '?')}"
-    groups, dilation = args.get("groups", 1), pair(args.get("dilation", 1))
-    if groups != 1:
-        text += ", dw" if groups == args.get("in_channels") else f", g{groups}"
-    if dilation != (1, 1):
-        text += f", d{dilation[0]}" if dilation[0] == dilation[1] else f", d{dilation[0]}×{dilation[1]}"
-    return text
-
-
-def _pool(args: Mapping) -> str:
-    text = window(args.get("kernel_size", "?"), args.get("stride"))
-    return text + (" ceil" if args.get("ceil_mode") else "")
-
-
-def _adaptive(args: Mapping) -> str:
-    h, w = pair(args.get("output_size", "?"))
-    return f"{h}×{w}"
-
-
-_DESCRIBE = {
-    "Conv": _conv,
-    "Linear": lambda args: f", {args.get('out_features', '?')}",
-    "MaxPool": _pool,
-    "AvgPool": _pool,
-    "AdaptiveAvgPool": _adaptive,
-    "AdaptiveMaxPool": _adaptive,
-    "Dropout": lambda args: f"{args.get('p', '')}",
-    "ChannelShuffle": lambda args: f"{args.get('groups', '')}",
-    "LocalResponseNorm": lambda args: f"{args.get('size', '')}",
-    "LeakyReLU": lambda args: f"{args.get('negative_slope', '')}",
-}
+    """The op and its key attributes: `Conv 3×3/2, 64`, `MaxPool 3×3/2`, `Linear, 1000`, `ReLU`
+    (the registry's one describer, as on the summary's table)."""
+    return describe(node.op, node.args)
 
 
 def shown_name(node: Node) -> str:

@@ -1,7 +1,7 @@
 """Colours and fonts of a diagram: one frozen `Theme` per look, fills keyed by op family.
 
-Families come from the op registry (`OpSpec.family`): conv | linear | norm | act | pool | merge |
-reshape | io. A family missing from `fills` is drawn with `fills["other"]`.
+Families come from the op registry (`OpSpec.family`, a `Family`): conv | linear | norm | act | pool |
+resize | merge | reshape | io. A family missing from `fills` is drawn with `fills["other"]`.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ LIGHT = Theme(
         "norm": "#fff2cc",
         "act": "#d9ead3",
         "pool": "#fce5cd",
+        "resize": "#d0e0e3",
         "merge": "#ffffff",
         "reshape": "#eeeeee",
         "io": "#ffffff",
@@ -74,6 +75,7 @@ DARK = Theme(
         "norm": "#4d4220",
         "act": "#23432a",
         "pool": "#553a20",
+        "resize": "#20474d",
         "merge": "#2b2b2b",
         "reshape": "#3a3a3a",
         "io": "#2b2b2b",
