@@ -9,10 +9,13 @@ second run) per node, and the ratio of each per-node figure to the 1k program's.
 stay within 2× up to 100k. CPU time is the figure compared: on a shared machine the wall clock
 measures the other processes too. Parsing is shown apart (the grammar's room, not elaboration's).
 
-    python bench/scaling.py [--sizes 1000,10000,100000] [--render 1000,10000]
+A second table times rendering to DOT text (`to_dot`, every node drawn and every scope a cluster)
+of the same programs: CPU microseconds per node and the ratio to the 1k program's, same goal.
 
-`--render` also times DOT rendering and lowering to a torch.fx module at the given sizes (the
-other rooms' linearity, checked quickly).
+    python bench/scaling.py [--sizes 1000,10000,100000] [--dot 1000,10000,100000] [--fx 1000,10000]
+
+`--dot` defaults to `--sizes` (`--dot ""` skips the table); `--fx` also times lowering to a torch.fx
+module at the given sizes.
 """
 
 from __future__ import annotations
@@ -73,30 +76,51 @@ def measure(program) -> tuple[int, float, float, int]:
     return nodes, seconds, cpu, peak
 
 
-def other_rooms(program) -> tuple[float, float]:
-    """Seconds to render DOT and to lower to an fx GraphModule (torch imported beforehand)."""
-    from cnnc.compiler.lower.fx import to_graph_module
+def dot_seconds(program) -> tuple[int, float, float]:
+    """(nodes, wall, CPU seconds) of rendering the elaborated program to DOT text."""
     from cnnc.compiler.render.dot import to_dot
 
     graph = elaborate(program).graph
-    start = time.perf_counter()
+    gc.collect()
+    start, cpu = time.perf_counter(), time.process_time()
     to_dot(graph)
-    dot = time.perf_counter() - start
+    return len(graph), time.perf_counter() - start, time.process_time() - cpu
+
+
+def fx_seconds(program) -> float:
+    """Seconds to lower to an fx GraphModule (torch imported beforehand)."""
+    from cnnc.compiler.lower.fx import to_graph_module
+
+    graph = elaborate(program).graph
     start = time.perf_counter()
     to_graph_module(graph)
-    return dot, time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def sizes_of(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
-    parser.add_argument("--render", default="", help="sizes at which to time DOT and fx lowering too")
+    parser.add_argument("--dot", default=None, help="sizes at which to time DOT rendering (default: --sizes)")
+    parser.add_argument("--fx", default="", help="sizes at which to time lowering to torch.fx too")
     parser.add_argument("--programs", default=",".join(PROGRAMS))
     opts = parser.parse_args()
-    sizes = [int(s) for s in opts.sizes.split(",")]
+    programs = opts.programs.split(",")
+    elaboration(programs, sizes_of(opts.sizes))
+    rendering(programs, sizes_of(opts.sizes if opts.dot is None else opts.dot))
+    for n in sizes_of(opts.fx):
+        for name in programs:
+            fx = fx_seconds(parse(PROGRAMS[name](n), f"cnnc_scaling_{name}_{n}.cnn"))
+            print(f"{name:<9} {n:>7} fx {fx:.2f} s ({fx / n * 1e6:.1f} µs/layer)", flush=True)
+
+
+def elaboration(programs: list[str], sizes: list[int]) -> None:
     print(f"{'program':<9} {'layers':>7} {'nodes':>7} {'parse s':>8} {'wall s':>7} {'cpu s':>6} {'µs/node':>8} "
           f"{'B/node':>7} {'time ×':>7} {'mem ×':>6}")
-    for name in opts.programs.split(","):
+    for name in programs:
         base = None
         for n in sizes:
             start = time.perf_counter()
@@ -107,12 +131,21 @@ def main() -> None:
             base = base or per
             print(f"{name:<9} {n:>7} {nodes:>7} {parse_s:>8.2f} {seconds:>7.2f} {cpu:>6.2f} {per[0]:>8.1f} {per[1]:>7.0f} "
                   f"{per[0] / base[0]:>7.2f} {per[1] / base[1]:>6.2f}", flush=True)
-    for n in [int(s) for s in opts.render.split(",") if s]:
-        for name in opts.programs.split(","):
-            program = parse(PROGRAMS[name](n), f"cnnc_scaling_{name}_{n}.cnn")
-            dot, fx = other_rooms(program)
-            print(f"{name:<9} {n:>7} DOT {dot:.2f} s ({dot / n * 1e6:.1f} µs/layer), "
-                  f"fx {fx:.2f} s ({fx / n * 1e6:.1f} µs/layer)", flush=True)
+
+
+def rendering(programs: list[str], sizes: list[int]) -> None:
+    if not sizes:
+        return
+    print(f"\nDOT rendering\n{'program':<9} {'layers':>7} {'nodes':>7} {'wall s':>7} {'cpu s':>6} "
+          f"{'µs/node':>8} {'time ×':>7}")
+    for name in programs:
+        base = None
+        for n in sizes:
+            nodes, seconds, cpu = dot_seconds(parse(PROGRAMS[name](n), f"cnnc_scaling_{name}_{n}.cnn"))
+            per = cpu / nodes * 1e6
+            base = base or per
+            print(f"{name:<9} {n:>7} {nodes:>7} {seconds:>7.2f} {cpu:>6.2f} {per:>8.1f} {per / base:>7.2f}",
+                  flush=True)
 
 
 if __name__ == "__main__":

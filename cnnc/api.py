@@ -5,112 +5,23 @@ Text in, graph or numbers out; torch is imported only by the functions that buil
 
 from __future__ import annotations
 
-from pathlib import Path
+# Loading, resolving and elaborating live in the rooms below; the API re-exports them under the same names.
+from cnnc.compiler.frontend import check_lint, elaborate_file
+from cnnc.dsl.diagnostics import CnncError, Diagnostic, InternalError
+from cnnc.dsl.programs import (
+    is_file,
+    load_program,
+    parse_arg_values,
+    resolve_path,
+    zoo_dir,
+    zoo_suggestion,
+)
 
-from cnnc.dsl.diagnostics import CnncError, Diagnostic, error
-
-
-def zoo_dir() -> Path:
-    from cnnc.zoo import ZOO_DIR
-
-    return ZOO_DIR
-
-
-def resolve_path(name: str | Path) -> Path:
-    """A file path, or a zoo model named without its path (`resnet152`); a `zoo/…` path with no such
-    local file names the installed zoo, so `zoo/resnet18.cnn` works outside the checkout too."""
-    if is_file(name):
-        return Path(name)
-    inside = str(name).removeprefix("zoo/")
-    for candidate in (zoo_dir() / f"{inside}.cnn", zoo_dir() / inside):
-        if is_file(candidate):
-            return candidate
-    helps = (*zoo_suggestion(str(name)), "give a path to a .cnn file, or a model listed by `cnnc zoo`")
-    if _is_dir(name):
-        helps = (f"`{name}` is a folder: name a .cnn file in it",)
-    raise CnncError(error("E0202", f"no file `{name}`, and no zoo model of that name", None, helps=helps))
-
-
-def _is_dir(name) -> bool:
-    try:
-        return Path(name).is_dir()
-    except (OSError, ValueError):
-        return False
-
-
-def is_file(name: str | Path) -> bool:
-    """`Path.is_file`, but a name the OS cannot take (too long, a NUL) is simply not a file."""
-    try:
-        return Path(name).is_file()
-    except (OSError, ValueError):
-        return False
-
-
-def zoo_suggestion(name: str) -> tuple[str, ...]:
-    """A help line naming the zoo model closest to `name`, when one is close (Elm's `Suggest`)."""
-    import difflib
-
-    stem = Path(name).name.removesuffix(".cnn")
-    models = sorted(p.stem for p in zoo_dir().glob("*.cnn"))
-    close = difflib.get_close_matches(stem, models, n=1, cutoff=0.75)
-    return (f"a zoo model of a similar name exists: `{close[0]}`",) if close else ()
-
-
-def load_program(path: str | Path, text: str | None = None, allow_import=()):
-    """Parse a file and its imports. Imports resolve relative to the file, then in the `allow_import`
-    directories, those of `CNNC_PATH` and the zoo, and may reach nothing outside those and the file's
-    own directory tree (see `cnnc.dsl.imports`)."""
-    from cnnc.dsl.imports import env_search_path, load
-
-    if text is None:
-        path = resolve_path(path)
-    return load(path, search_paths=(*allow_import, *env_search_path(), zoo_dir()), text=text)
-
-
-def parse_arg_values(pairs) -> dict:
-    """`--arg name=value` pairs → {name: AST expression}; the value is .cnn syntax (`[3, 4, 6, 3]`)."""
-    from cnnc.dsl import ast
-    from cnnc.dsl.parse import parse_text
-
-    out = {}
-    for pair in pairs or ():
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip().isidentifier():
-            raise CnncError(error("E0410", f"`--arg {pair}` must be written `name=value`", None,
-                                  helps=("e.g. `--arg towers=2` or `--arg depths=[3,4,6,3]`",)))
-        module = parse_text(f"{name.strip()} = {value}", path=f"--arg {name.strip()}")
-        (let,) = module.items
-        assert isinstance(let, ast.Let)
-        out[name.strip()] = let.value
-    return out
-
-
-def elaborate_file(path, network=None, args=None, input_shape=None, decider=None, text=None,
-                   allow_import=()):
-    """Parse and elaborate; returns an `Elaboration` (graph + diagnostics). Syntax errors raise."""
-    from cnnc.compiler.elaborate import elaborate
-
-    program = load_program(path, text, allow_import)
-    result = elaborate(program, network, args, input_shape, decider)
-    _debug_and_lint(program, result)
-    return result
-
-
-def _debug_and_lint(program, result) -> None:
-    """`CNNC_DEBUG=1` dumps each stage's output to stderr; `CNNC_LINT=1` lints the graph (a failure is
-    an internal error, not the user's)."""
-    import os
-    import sys
-
-    if os.environ.get("CNNC_DEBUG"):
-        for key, module in program.modules.items():
-            print(f"--- AST of {key}: {len(module.items)} items", file=sys.stderr)
-            for item in module.items:
-                print(f"  {item!r}"[:400], file=sys.stderr)
-        if result.graph is not None:
-            print(f"--- graph `{result.graph.network}`\n{result.graph}", file=sys.stderr)
-    if os.environ.get("CNNC_LINT") and result.graph is not None:
-        check_lint(result.graph)
+__all__ = [
+    "CnncError", "InternalError", "check_lint", "compile_source", "diagram", "elaborate_file", "graph",
+    "is_file", "load", "load_program", "optimized", "parse_arg_values", "render", "resolve_path", "summary",
+    "with_weights", "zoo_dir", "zoo_suggestion",
+]
 
 
 def graph(path, network=None, args=None, input_shape=None, decider=None, text=None, allow_import=()):
@@ -130,21 +41,6 @@ def summary(path, network=None, args=None, input=None, dtype="float32"):
     from cnnc.compiler.analysis.summary import summarize
 
     return summarize(graph(path, network, _arg_exprs(args), _shape(input)), dtype)
-
-
-def check_lint(g) -> None:
-    """Raise an internal error when the graph breaks an IR invariant (a bug in cnnc)."""
-    problems = g.lint()
-    if problems:
-        raise InternalError("graph lint failed:\n  " + "\n  ".join(problems), dump=str(g))
-
-
-class InternalError(Exception):
-    """A bug in cnnc (not in the user's file); the CLI prints it and exits 70."""
-
-    def __init__(self, message: str, dump: str = ""):
-        super().__init__(message)
-        self.dump = dump
 
 
 def render(path_or_graph, network=None, depth=None, direction="TB", theme="light", args=None,
@@ -256,7 +152,10 @@ def _lower(g, seed):
     return to_graph_module(g, seed=seed)
 
 
-def _shape(input) -> tuple[int, ...] | None:
+def _shape(input) -> tuple[int, ...] | dict | None:
+    """`input=(3, 256, 256)`, or `{"image": (3, 256, 256), …}` for a network with named inputs."""
+    if isinstance(input, dict):
+        return {str(k): tuple(v) for k, v in input.items()}
     return None if input is None else tuple(input)
 
 

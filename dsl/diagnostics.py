@@ -94,6 +94,15 @@ class CnncError(Exception):
         return "\n".join(render_concise(d) for d in self.diagnostics) or "error"
 
 
+class InternalError(Exception):
+    """A bug in cnnc (not in the user's file); the CLI prints it and exits 70. `dump` is saved in the
+    bug report (e.g. the graph whose lint failed)."""
+
+    def __init__(self, message: str, dump: str = ""):
+        super().__init__(message)
+        self.dump = dump
+
+
 # ---------------------------------------------------------------------------------------------
 # Terminal safety
 

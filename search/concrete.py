@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cnnc.compiler.coerce import coerce
-from cnnc.compiler.ops import REQUIRED, OpError
+from cnnc.compiler.ops.text import call_text, literal
 from cnnc.dsl.literals import escape_string
 
 MERGE_JOIN = {"Add": " + ", "Mul": " * "}
@@ -50,7 +49,7 @@ def _statements(graph) -> list[str]:
         if node.op == "Input":
             continue
         if open_ is not None and _continues(graph, open_, node):
-            open_.layers.append(layer_text(node))
+            open_.layers.append(layer_text(node, graph))
             open_.last = node.id
             continue
         if open_ is not None:
@@ -77,8 +76,8 @@ def _start(graph, node) -> _Statement:
             else MERGE_JOIN[node.op].join(operands)
         )
         return _Statement(head if node.op == "Concat" else f"({head})", [], node.id)
-    (source,) = node.inputs
-    return _Statement(_var(source, graph), [layer_text(node)], node.id)
+    source = node.inputs[0]  # a second input (`like = t`) is written inside the call
+    return _Statement(_var(source, graph), [layer_text(node, graph)], node.id)
 
 
 def _var(node_id: int, graph=None) -> str:
@@ -87,47 +86,11 @@ def _var(node_id: int, graph=None) -> str:
     return f"x{node_id}"
 
 
-def layer_text(node) -> str:
-    """`label("layer1.0.conv1", Conv(64, 3, pad = 1, bias = false))`."""
-    args = _arguments(node)
-    call = f"{node.spec.name}({', '.join(args)})" if args else node.spec.name
-    return f"label({escape_string(node.name)}, {call})"
-
-
-def _arguments(node) -> list[str]:
-    """The op's DSL arguments: required ones by position, the others by name unless at their default."""
-    out = []
-    for p in node.spec.params:
-        value = node.args.get(p.torch_name)
-        if p.default is REQUIRED:
-            out.append(literal(value))
-        elif not _is_default(node, p, value):
-            out.append(f"{p.name} = {literal(value)}")
-    return out
-
-
-def _is_default(node, p, value) -> bool:
-    if p.kind == "pair_or_none" and value == node.args.get("kernel_size"):
-        return True  # a pool's stride defaults to its kernel
-    try:
-        return coerce(p, p.default, node.op) == value
-    except OpError:
-        return False
-
-
-def literal(value) -> str:
-    """A value as .cnn source writes it: `3`, `[3, 5]`, `true`, `same`, `1e-05`."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    if isinstance(value, tuple):
-        if len(value) == 2 and value[0] == value[1]:
-            return literal(value[0])
-        return _list(value)
-    if isinstance(value, str):
-        return value if value == "same" else escape_string(value)
-    return repr(value)
+def layer_text(node, graph=None) -> str:
+    """`label("layer1.0.conv1", Conv(64, 3, pad = 1, bias = false))`: the registry's `call_text`,
+    a second input named as its `like` argument."""
+    tensors = tuple(_var(i, graph) for i in node.inputs[1:]) if graph is not None else ()
+    return f"label({escape_string(node.name)}, {call_text(node.spec, node.args, tensors)})"
 
 
 def comment_lines(comments) -> list[str]:
@@ -151,7 +114,7 @@ def write_program(path, graph, name: str = "best", comments: tuple[str, ...] = (
     """
     from pathlib import Path
 
-    from cnnc.api import InternalError
+    from cnnc.dsl.diagnostics import InternalError
 
     text = to_cnn(graph, name, comments)
     problems = rebuild_problems(path, text, graph)
@@ -194,7 +157,7 @@ def rebuild_problems(path, text: str, graph) -> list[str]:
     """Why `text`, read as the file `path`, does not elaborate to `graph`'s layers (empty: it does)."""
     from pathlib import Path
 
-    from cnnc.api import elaborate_file
+    from cnnc.compiler.frontend import elaborate_file
     from cnnc.dsl.diagnostics import CnncError
 
     try:

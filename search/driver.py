@@ -443,8 +443,8 @@ def _say(events, text: str) -> None:
 def space_for(settings: Settings, input_shape, num_classes: int | None) -> Space:
     """The space of `settings.file` at the data's input shape; a network parameter `classes` not
     given with `--arg` is bound to the data's number of classes."""
-    from cnnc.api import load_program, parse_arg_values
     from cnnc.compiler.elaborate import default_network
+    from cnnc.dsl.programs import load_program, parse_arg_values
 
     program = load_program(settings.file, allow_import=settings.allow_import)
     network = settings.network or default_network(program)

@@ -28,7 +28,7 @@ def binding(space: Space) -> dict:
 
 def space_of_study(study) -> Space:
     """The space a study was made from, bound as it was, refused (E0607) when the file changed since."""
-    from cnnc.api import load_program, parse_arg_values
+    from cnnc.dsl.programs import load_program, parse_arg_values
 
     recorded, bound = study.user_attrs.get("settings", {}), study.user_attrs.get("binding")
     if bound is None or "file" not in recorded:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cnnc.compiler.analysis.summary import summarize
-from cnnc.compiler.choices import ChoicePoint
+from cnnc.compiler.elaborate import ChoicePoint
 from cnnc.dsl.diagnostics import CnncError, Label, error, render_concise
 
 EXPLORE_LIMIT = 5_000  # members the size walk elaborates at most
@@ -125,8 +125,9 @@ class Space:
 
 
 def load_space(path, network=None, args=None, input_shape=None, text=None, allow_import=()) -> Space:
-    """Parse a file (syntax errors raise `CnncError`); `allow_import` as in `cnnc.api.load_program`."""
-    from cnnc.api import load_program
+    """Parse a file (syntax errors raise `CnncError`); `allow_import` as in
+    `cnnc.dsl.programs.load_program`."""
+    from cnnc.dsl.programs import load_program
 
     return Space(load_program(path, text, allow_import), network, args, input_shape)
 

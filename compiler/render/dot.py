@@ -77,39 +77,84 @@ def to_dot(graph: Graph, **options) -> str:
 
 
 def draw(view: View, theme: Theme, direction: str = "TB", shapes: str = "changes") -> graphviz.Digraph:
-    """View → Digraph: clusters nested as the scopes nest, then edges, then the output sink."""
+    """View → Digraph: clusters nested as the scopes nest, then edges, then the output sink.
+
+    Linear in the boxes and clusters: each level finds its boxes and child clusters in maps made once
+    (no scan of every cluster per cluster)."""
     g = graphviz.Digraph(view.graph.network, graph_attr=_graph_attrs(view, theme, direction),
                          node_attr=_node_defaults(theme), edge_attr=_edge_defaults(theme))
-    by_parent: dict[tuple, list[Box]] = {}
-    for box in view.boxes:
-        by_parent.setdefault(box.parent, []).append(box)
-    _draw_level(g, view, (), by_parent, theme, level=0)
+    drawing = _Drawing(view, theme, _group(view.boxes, lambda b: b.parent), _children(view.clusters),
+                       _frozen_clusters(view.graph, view.clusters))
+    _draw_level(g, drawing, (), level=0)
     for edge in view.edges:
         g.edge(edge.src, edge.dst, **_edge_attrs(edge, theme, quiet=edge.quiet and shapes == "changes"))
-    if view.output is not None:
-        _draw_output(g, view, theme)
+    if view.outputs:
+        _draw_outputs(g, view, theme)
     return g
 
 
-def _draw_level(g, view: View, path: tuple, by_parent, theme: Theme, level: int) -> None:
+@dataclass(frozen=True)
+class _Drawing:
+    """The view with what drawing it needs, each looked up by a cluster's path."""
+
+    view: View
+    theme: Theme
+    boxes: dict[tuple, list[Box]]  # cluster path → the boxes drawn directly in it
+    children: dict[tuple, list[tuple]]  # cluster path → its child clusters, in order of appearance
+    frozen: frozenset[tuple]  # clusters whose layers are all frozen
+
+
+def _group(items, key) -> dict:
+    out: dict = {}
+    for item in items:
+        out.setdefault(key(item), []).append(item)
+    return out
+
+
+def _children(clusters) -> dict[tuple, list[tuple]]:
+    return _group(clusters, lambda child: clusters[child])
+
+
+def _draw_level(g, at: _Drawing, path: tuple, level: int) -> None:
     """Draw the boxes and clusters inside `path`; `level` counts the filled clusters around them."""
-    for box in by_parent.get(path, ()):
-        g.node(box.key, **_box_attrs(box, view.graph, theme))
-    for child, parent in view.clusters.items():
-        if parent == path:
-            with g.subgraph(name="cluster_" + ".".join(child)) as sub:
-                sub.attr(**_cluster_attrs(view, child, theme, level))
-                filled = view.graph.scopes[child].kind != "seq"
-                _draw_level(sub, view, child, by_parent, theme, level + filled)
+    for box in at.boxes.get(path, ()):
+        g.node(box.key, **_box_attrs(box, at.view.graph, at.theme))
+    for child in at.children.get(path, ()):
+        # a fresh Digraph, not `with g.subgraph(name=…)`: that copies the whole body drawn so far
+        # into each new cluster (and drops it again), which made drawing quadratic in the clusters
+        sub = graphviz.Digraph(name="cluster_" + ".".join(child))
+        sub.attr(**_cluster_attrs(at.view, child, at.theme, level, child in at.frozen))
+        filled = at.view.graph.scopes[child].kind != "seq"
+        _draw_level(sub, at, child, level + filled)
+        g.subgraph(sub)
 
 
-def _draw_output(g, view: View, theme: Theme) -> None:
-    """A sink after the graph's output, so that the final shape sits on an edge like every other."""
-    out = view.graph.node(view.graph.output)
-    g.node(OUTPUT_KEY, label="<<B>output</B>>", fillcolor=theme.fill("io"))
+def _draw_outputs(g, view: View, theme: Theme) -> None:
+    """A sink after each output, so that its shape sits on an edge like every other: `output` for a
+    network's one tensor, else `output_0`, `output_1`, … labelled with the key (`out`, `output 0`)
+    and the shape."""
+    (key, node_id, box), *more = view.outputs
+    if key is None and not more:
+        _draw_sink(g, view, theme, OUTPUT_KEY, box, node_id, "<<B>output</B>>")
+        return
+    for i, (key, node_id, box) in enumerate(view.outputs):
+        name = f"output {key}" if isinstance(key, int) else str(key)
+        _draw_sink(g, view, theme, f"{OUTPUT_KEY}_{i}", box, node_id,
+                   _io_label(name, view.graph.node(node_id).type, theme))
+
+
+def _draw_sink(g, view: View, theme: Theme, sink: str, box: str, node_id: int, label: str) -> None:
+    out = view.graph.node(node_id)
+    g.node(sink, label=label, fillcolor=theme.fill("io"))
     known = not is_error(out.type)
-    edge = Edge(view.output, OUTPUT_KEY, out.type.short(), "ok" if known else "unknown")
+    edge = Edge(box, sink, out.type.short(), "ok" if known else "unknown")
     g.edge(edge.src, edge.dst, **_edge_attrs(edge, theme))
+
+
+def _io_label(name: str, type_, theme: Theme) -> str:
+    """A named input's or output's label: the name in bold, its shape small (`?` when unknown)."""
+    shape = "?" if is_error(type_) else type_.short()
+    return _html_label([f"<B>{html(name)}</B>"], [html(shape)], None, theme)
 
 
 # -- attributes -------------------------------------------------------------------------------
@@ -167,6 +212,24 @@ def frozen(graph: Graph, ids) -> bool:
     return bool(graph.frozen) and bool(paths) and all(p in graph.frozen for p in paths)
 
 
+def _frozen_clusters(graph: Graph, clusters) -> frozenset[tuple]:
+    """The clusters whose modules are all frozen (`frozen` of the nodes under each), in one pass over
+    the nodes: each layer counts towards the clusters among its path's prefixes."""
+    if not graph.frozen:
+        return frozenset()
+    layers: dict[tuple, int] = {}
+    thawed: set[tuple] = set()
+    for node in graph.nodes_in_order():
+        if node.spec.layer:
+            for k in range(1, len(node.path) + 1):
+                prefix = node.path[:k]
+                if prefix in clusters:
+                    layers[prefix] = layers.get(prefix, 0) + 1
+                    if node.path not in graph.frozen:
+                        thawed.add(prefix)
+    return frozenset(p for p in layers if p not in thawed)
+
+
 def _dashed(attrs: dict) -> str:
     return attrs.get("style", "rounded,filled").replace("filled", "dashed")
 
@@ -175,8 +238,10 @@ def _node_attrs(node: Node, params: int, theme: Theme) -> dict:
     tooltip = format_node(node)
     if node.op in MERGE_GLYPHS:
         return _merge_attrs(node, theme, tooltip)
-    if node.op == "Input":
-        return {"label": "<<B>input</B>>", "fillcolor": theme.fill("io"), "tooltip": tooltip}
+    if node.op == "Input":  # one of several inputs is drawn with its name and shape
+        name = node.args.get("name")
+        label = "<<B>input</B>>" if name is None else _io_label(name, node.type, theme)
+        return {"label": label, "fillcolor": theme.fill("io"), "tooltip": tooltip}
     small = " · ".join(x for x in (shown_name(node), f"{human(params)} params" if params else "") if x)
     return {"label": _html_label([_op_line(node)], [html(small)], node.error, theme),
             "fillcolor": theme.fill(node.spec.family), "tooltip": tooltip}
@@ -253,7 +318,7 @@ def _edge_attrs(edge: Edge, theme: Theme, quiet: bool = False) -> dict:
     return attrs
 
 
-def _cluster_attrs(view: View, path: tuple, theme: Theme, level: int) -> dict:
+def _cluster_attrs(view: View, path: tuple, theme: Theme, level: int, is_frozen: bool) -> dict:
     scope = view.graph.scopes[path]
     name = html(display_name(path, view.clusters[path]))
     label = f"<<B>{name}</B>>" if scope.kind == "seq" else f"<<B>{name}</B>: {html(clip(scope.title))}>"
@@ -266,7 +331,7 @@ def _cluster_attrs(view: View, path: tuple, theme: Theme, level: int) -> dict:
     failing = view.graph.first_error()
     if failing is not None and failing.path[: len(path)] == path:
         attrs.update(color=theme.error, penwidth="1.5")
-    elif frozen(view.graph, [n.id for n in view.graph.nodes_in_order() if n.path[: len(path)] == path]):
+    elif is_frozen:
         attrs.update(color=FROZEN, penwidth="2", label=attrs["label"][:-1] + f' <FONT COLOR="{FROZEN}">❄ frozen</FONT>>')
     return attrs
 

@@ -11,7 +11,8 @@ marked ×N.
 
 Invariants: every IR node lies in exactly one box; each IR edge between two different boxes is one
 View edge (edges between the same two boxes merged); box keys are unique and valid Graphviz IDs
-without `:`; boxes come in the order of their first IR node.
+without `:`; boxes come in the order of their first IR node; a box that holds an output is never
+folded away.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ class View:
     boxes: tuple[Box, ...]
     edges: tuple[Edge, ...]
     clusters: Mapping[Path, Path]  # drawn cluster → its parent cluster (() for the top level)
-    output: str | None  # key of the box that holds the graph's output
+    output: str | None  # key of the box that holds the graph's (first) output
     node_box: Mapping[int, str]  # IR node id → box key
+    outputs: tuple[tuple[object, int, str], ...] = ()  # (output key, node id, box key), in order
 
 
 def build_view(graph: Graph, depth: int | None = None, fold: bool = True) -> View:
@@ -74,12 +76,23 @@ def build_view(graph: Graph, depth: int | None = None, fold: bool = True) -> Vie
     boxes = _boxes(graph, node_box, edges, depth)
     output = node_box.get(graph.output) if graph.output is not None else None
     if fold and depth is not None:
-        boxes, edges, alias = _fold(boxes, edges, output)
+        kept = {node_box[i] for _, i in graph_outputs(graph)}
+        boxes, edges, alias = _fold(boxes, edges, kept)
         node_box = {i: alias.get(k, k) for i, k in node_box.items()}
         output = alias.get(output, output) if output else None
     clusters = _clusters(boxes, graph.scopes, depth)
     edges = _mark_quiet(graph, boxes, edges)
-    return View(graph, depth, tuple(boxes), tuple(edges), clusters, output, node_box)
+    outputs = tuple((key, i, node_box[i]) for key, i in graph_outputs(graph))
+    return View(graph, depth, tuple(boxes), tuple(edges), clusters, output, node_box, outputs)
+
+
+def graph_outputs(graph: Graph) -> tuple[tuple[object, int], ...]:
+    """(key, node id) per output: key None for a network's one tensor, a position or a name for
+    several (`Graph.outputs`); a graph without `outputs` has its one `output`."""
+    outputs = getattr(graph, "outputs", None)
+    if outputs is not None:
+        return tuple(outputs)
+    return ((None, graph.output),) if graph.output is not None else ()
 
 
 # -- where each node goes ---------------------------------------------------------------------
@@ -135,13 +148,14 @@ def _boxes(graph: Graph, node_box, edges: list[Edge], depth) -> list[Box]:
     entering: dict[str, list[str]] = {}
     for e in edges:
         entering.setdefault(e.dst, []).append(e.shape)
-    return [_box(graph, key, ids, counts, entering.get(key, []), node_box, depth)
+    outputs = frozenset(i for _, i in graph_outputs(graph))
+    return [_box(graph, key, ids, counts, entering.get(key, []), node_box, depth, outputs)
             for key, ids in members.items()]
 
 
-def _box(graph: Graph, key: str, ids: list[int], counts, in_shapes, node_box, depth) -> Box:
+def _box(graph: Graph, key: str, ids: list[int], counts, in_shapes, node_box, depth, outputs) -> Box:
     nodes = [graph.node(i) for i in ids]
-    out = _exit_node(graph, nodes, node_box, key)
+    out = _exit_node(graph, nodes, node_box, key, outputs)
     failing = next((n for n in nodes if n.error is not None), None)
     scope = None
     if key.startswith("s_"):
@@ -162,10 +176,10 @@ def _box(graph: Graph, key: str, ids: list[int], counts, in_shapes, node_box, de
     )
 
 
-def _exit_node(graph: Graph, nodes: list[Node], node_box, key: str) -> Node:
-    """The member whose value leaves the box (read outside it, or the graph's output); else the last."""
+def _exit_node(graph: Graph, nodes: list[Node], node_box, key: str, outputs) -> Node:
+    """The member whose value leaves the box (read outside it, or an output); else the last."""
     for n in nodes:
-        if n.id == graph.output or any(node_box[u] != key for u in graph.users(n.id)):
+        if n.id in outputs or any(node_box[u] != key for u in graph.users(n.id)):
             return n
     return nodes[-1]
 
@@ -173,8 +187,9 @@ def _exit_node(graph: Graph, nodes: list[Node], node_box, key: str) -> Node:
 # -- ×N folding -------------------------------------------------------------------------------
 
 
-def _fold(boxes: list[Box], edges: list[Edge], output: str | None):
-    """Merge runs of identical chained collapsed boxes; returns (boxes, edges, alias key → head key)."""
+def _fold(boxes: list[Box], edges: list[Edge], outputs: set[str]):
+    """Merge runs of identical chained collapsed boxes, never past a box that holds an output;
+    returns (boxes, edges, alias key → head key)."""
     outs: dict[str, list[Edge]] = {}
     ins: dict[str, list[Edge]] = {}
     for e in edges:
@@ -184,7 +199,7 @@ def _fold(boxes: list[Box], edges: list[Edge], output: str | None):
     alias: dict[str, str] = {}
     last: Box | None = None  # the latest box of the run the head of `folded[-1]` stands for
     for box in boxes:
-        if last is not None and last.key != output and _same(last, box) and _chained(last, box, outs, ins):
+        if last is not None and last.key not in outputs and _same(last, box) and _chained(last, box, outs, ins):
             head = folded[-1]
             folded[-1] = _merge(head, box)
             alias[box.key] = head.key
