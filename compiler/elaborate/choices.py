@@ -3,43 +3,26 @@
 Options are evaluated lazily: only the chosen one is elaborated, so choices nested inside an option
 exist only when it is chosen. A choice named with `name = "k"` is one decision wherever it appears; an
 unnamed one is a decision per place and per block instance (`layer1.0@12:20`).
-Without a decider, a choice is E0501: the file is a search space, for `cnnc search`.
+Without a decider, a choice is E0501: the file is a search space, for `cnnc search`. What a decider
+sees and answers (`ChoicePoint`, `Decider`) lives in `state`, with the elaborator's other types.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
+from cnnc.compiler.elaborate.state import ChoicePoint, El, Fail
 from cnnc.compiler.values import POISON, show
 from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import error
-from cnnc.dsl.source import Span
 
 
-@dataclass(frozen=True, slots=True)
-class ChoicePoint:
-    name: str
-    labels: tuple[str, ...]  # each option as written (or as a value, for `choice(range(…))`)
-    values: tuple | None  # the options' plain values when every option is a constant
-    span: Span | None
-
-
-class Decider(Protocol):
-    def decide(self, point: ChoicePoint) -> int:
-        """The index of the chosen option."""
-
-
-def decide(el, expr: ast.Choice, env, frame):
-    from cnnc.compiler.elaborate import Fail
-    from cnnc.compiler.evaluate import evaluate
-
+def decide(el: El, expr: ast.Choice, env, frame):
+    """The chosen option's value; of several options, only the chosen one is evaluated."""
     name = _name(el, expr, env, frame)
     options = expr.options
     if not options:
         raise Fail(error("E0502", "`choice` needs at least one option", expr.span))
     if len(options) == 1:
-        values = evaluate(el, options[0], env, frame)
+        values = el.evaluate(options[0], env, frame)
         if values is POISON:
             return POISON
         if not isinstance(values, tuple) or not values:
@@ -58,18 +41,15 @@ def decide(el, expr: ast.Choice, env, frame):
     index = el.decider.decide(point)
     if point.values is not None and len(options) == 1:
         return point.values[index]
-    return evaluate(el, options[index], env, frame)
+    return el.evaluate(options[index], env, frame)
 
 
-def _name(el, expr: ast.Choice, env, frame) -> str:
-    from cnnc.compiler.elaborate import Fail
-    from cnnc.compiler.evaluate import evaluate
-
+def _name(el: El, expr: ast.Choice, env, frame) -> str:
     for kw in expr.kwargs:
         if kw.name != "name":
             raise Fail(error("E0401", f"`choice` has no parameter `{kw.name}`", kw.span,
                              helps=("`choice(a, b, …, name = \"k\")` is its only keyword",)))
-        value = evaluate(el, kw.value, env, frame)
+        value = el.evaluate(kw.value, env, frame)
         if not isinstance(value, str):
             raise Fail(error("E0404", "a choice's `name` must be a string", kw.value.span))
         return value

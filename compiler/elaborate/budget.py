@@ -1,18 +1,12 @@
 """The budgets of `limits`, checked during evaluation: integer sizes, list items and characters
 made, and a comprehension's steps and nodes, each before the work it bounds. Each check raises
-`elaborate.Fail` with a located diagnostic (E0701–E0707)."""
+`state.Fail` with a located diagnostic (E0701–E0707)."""
 
 from __future__ import annotations
 
 from cnnc.compiler import estimate, limits
+from cnnc.compiler.elaborate.state import El, fail
 from cnnc.dsl import ast
-from cnnc.dsl.diagnostics import error
-
-
-def _fail(code, message, span, label="", **extra):
-    from cnnc.compiler.elaborate import Fail
-
-    return Fail(error(code, message, span, label, **extra))
 
 
 def check_int(value, span, what: str = "this integer"):
@@ -23,7 +17,7 @@ def check_int(value, span, what: str = "this integer"):
 
 
 def int_too_large(bits: int, span, what: str, verb: str = "has"):
-    return _fail("E0704", f"{what} {verb} {bits:,} bits, more than the {limits.MAX_INT_BITS} an integer may have",
+    return fail("E0704", f"{what} {verb} {bits:,} bits, more than the {limits.MAX_INT_BITS} an integer may have",
                  span, "too large", helps=("channel counts and sizes are small numbers; check the arithmetic",))
 
 
@@ -32,18 +26,18 @@ def _count(n: int) -> str:
     return f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
 
 
-def charge(el, items: int, span, what: str) -> None:
+def charge(el: El, items: int, span, what: str) -> None:
     """Count list items and characters an elaboration makes (`limits.MAX_ITEMS`), before making them."""
     if items > limits.MAX_LIST:
-        raise _fail("E0702", f"{what} would have {_count(items)} items, more than the {limits.MAX_LIST:,} a list may have",
+        raise fail("E0702", f"{what} would have {_count(items)} items, more than the {limits.MAX_LIST:,} a list may have",
                     span, "too long", helps=("check the ranges and repeat counts",))
     el.b.items += items
     if el.b.items > limits.MAX_ITEMS:
-        raise _fail("E0707", f"the program makes more than {limits.MAX_ITEMS:,} list items and characters in all",
+        raise fail("E0707", f"the program makes more than {limits.MAX_ITEMS:,} list items and characters in all",
                     span, "while making this", helps=("check nested comprehensions and lists copied in loops",))
 
 
-def before_iterating(el, expr: ast.Comprehension, env, frame, count: int) -> None:
+def before_iterating(el: El, expr: ast.Comprehension, env, frame, count: int) -> None:
     """Charge a comprehension's steps and items, and its nodes' lower bound, before it runs:
     nested comprehensions are charged as each inner one starts, so their product is bounded."""
     b = el.b
@@ -53,23 +47,21 @@ def before_iterating(el, expr: ast.Comprehension, env, frame, count: int) -> Non
             b.need(per_item * count, f"this list of {count:,} layers", expr.span, frame)
     steps = nested_steps(el, expr, env, frame, count, frozenset((expr.var,)))
     if b.steps + steps > limits.MAX_STEPS:
-        raise _fail("E0706", f"the program repeats more than {limits.MAX_STEPS:,} comprehension steps in all",
+        raise fail("E0706", f"the program repeats more than {limits.MAX_STEPS:,} comprehension steps in all",
                     expr.span, f"{steps:,} steps here", notes=frame.notes()[:3],
                     helps=("check the ranges of nested comprehensions; a network needs far fewer",))
     b.steps += count  # inner comprehensions charge their own steps as they start
     charge(el, count, expr.span, "this list")
 
 
-def nested_steps(el, expr: ast.Comprehension, env, frame, count: int, bound: frozenset) -> int:
+def nested_steps(el: El, expr: ast.Comprehension, env, frame, count: int, bound: frozenset) -> int:
     """Steps of a comprehension and of those directly inside it whose range is known before the
     outer one iterates (it reads none of the loop variables): the product is checked up front."""
     inner = expr.elt
     if count == 0 or expr.cond is not None or not isinstance(inner, ast.Comprehension) \
             or not _closed(inner.iterable, bound):  # (an empty loop never evaluates its element)
         return count
-    from cnnc.compiler.evaluate import evaluate
-
-    iterable = evaluate(el, inner.iterable, env, frame)
+    iterable = el.evaluate(inner.iterable, env, frame)
     if not isinstance(iterable, tuple):
         return count
     return count * (1 + nested_steps(el, inner, env, frame, len(iterable), bound | {inner.var}))

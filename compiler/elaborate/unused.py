@@ -4,7 +4,7 @@ names defined twice in a file (E0204). Static, per definition: a value used in o
 
 from __future__ import annotations
 
-from cnnc.compiler.scopes import ModuleScope
+from cnnc.compiler.elaborate.scopes import ModuleScope
 from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import Diagnostic, error, warning
 
@@ -53,10 +53,10 @@ def names_in(expr) -> set[str]:
 
 
 def _children(node):
-    if isinstance(node, (ast.Expr, ast.Kwarg)):
+    if isinstance(node, (ast.Expr, ast.Kwarg, ast.Field)):
         for name in node.__dataclass_fields__:
             value = getattr(node, name)
-            if isinstance(value, (ast.Expr, ast.Kwarg)):
+            if isinstance(value, (ast.Expr, ast.Kwarg, ast.Field)):
                 yield value
             elif isinstance(value, tuple):
-                yield from (v for v in value if isinstance(v, (ast.Expr, ast.Kwarg)))
+                yield from (v for v in value if isinstance(v, (ast.Expr, ast.Kwarg, ast.Field)))

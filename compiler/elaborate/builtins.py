@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 
-from cnnc.compiler.names import label_problem
 from cnnc.compiler import limits
+from cnnc.compiler.elaborate.bind import bind_op
+from cnnc.compiler.names import label_problem
 from cnnc.compiler.ops import OpError
-from cnnc.compiler.values import Builtin, type_name
+from cnnc.compiler.values import Builtin, LabeledLayer, is_layer, type_name
 
 MAX_LIST = limits.MAX_LIST  # longer lists are not meant; they are an expansion error, not an out-of-memory
 
@@ -156,8 +157,6 @@ def b_label(args, kwargs):
 
     Dots make a path (`label("layer1.0.conv1", Conv(64, 3))`), as a graph written back as text needs.
     """
-    from cnnc.compiler.values import LabeledLayer, is_layer
-
     _no_kwargs("label", kwargs)
     _arity("label", args, 2, 2)
     name, layer = args
@@ -167,8 +166,6 @@ def b_label(args, kwargs):
     if problem is not None:
         raise OpError(problem.code, problem.message, problem.help)
     if hasattr(layer, "infer"):
-        from cnnc.compiler.evaluate import bind_op
-
         layer = bind_op(layer, (), (), None)
     if not (is_layer(layer) or isinstance(layer, tuple)):
         raise OpError("E0404", f"`label` names a layer, but got {type_name(layer)}")
