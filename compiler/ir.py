@@ -20,7 +20,7 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from cnnc.compiler.ops import REGISTRY, VARIADIC
+from cnnc.compiler.ops import REGISTRY
 from cnnc.compiler.types import ERROR, TensorType, Type, is_error
 from cnnc.dsl.source import Span
 
@@ -71,9 +71,16 @@ DIAGRAM_HOOK = None
 
 
 class Graph:
-    """A frozen, shaped DAG of `Node`s with one input and one output."""
+    """A frozen, shaped DAG of `Node`s with its inputs and outputs.
 
-    def __init__(self, network: str, nodes, output: int | None, scopes=(), input_type=None,
+    Inputs are the `Input` nodes, in declaration order (`inputs`); a network with several names
+    each (`node.args["name"]`, also its path). Outputs are `(key, node id)` pairs: one with key None
+    for a network returning a tensor (`output_kind` "tensor"), keys 0, 1, … for a tuple ("tuple"),
+    names for named outputs ("dict"). `output` and `input` are the first of each, which is all a
+    single-tensor network has.
+    """
+
+    def __init__(self, network: str, nodes, outputs, scopes=(), input_type=None, output_kind: str = "tensor",
                  frozen=frozenset(), replaced=()):
         self.network = network
         # a derived network's parts: module paths whose parameters are not trained, and the label
@@ -81,9 +88,15 @@ class Graph:
         self.frozen: frozenset[tuple[str, ...]] = frozenset(frozen)
         self.replaced: tuple[tuple[str, ...], ...] = tuple(replaced)
         self._nodes: dict[int, Node] = {n.id: n for n in sorted(nodes, key=lambda n: n.id)}
-        self.output = output
+        if outputs is None or isinstance(outputs, int):  # one tensor, by node id
+            outputs = ((None, outputs),) if outputs is not None else ()
+        self.outputs: tuple[tuple[int | str | None, int], ...] = tuple(outputs)
+        self.output_kind = output_kind
+        self.output: int | None = self.outputs[0][1] if self.outputs else None
+        self.inputs: tuple[int, ...] = tuple(n.id for n in self._nodes.values() if n.op == "Input")
         self.scopes: Mapping[tuple[str, ...], Scope] = MappingProxyType({s.path: s for s in scopes})
-        self.input_type: TensorType | None = input_type
+        first = self._nodes[self.inputs[0]] if self.inputs else None
+        self.input_type: TensorType | None = input_type or (first.type if first is not None else None)
         self._users: dict[int, list[int]] = {i: [] for i in self._nodes}
         for node in self._nodes.values():  # in id order, so each list comes out sorted
             for src in dict.fromkeys(node.inputs):
@@ -123,6 +136,23 @@ class Graph:
     def output_type(self) -> Type:
         return self._nodes[self.output].type if self.output is not None else ERROR
 
+    @property
+    def single(self) -> bool:
+        """One unnamed input and one tensor out: the shape every classifier has."""
+        return len(self.inputs) <= 1 and self.output_kind == "tensor" and "name" not in (
+            self.input.args if self.input is not None else {})
+
+    def is_output(self, node_id: int) -> bool:
+        return node_id in self._output_ids
+
+    @cached_property
+    def _output_ids(self) -> frozenset[int]:
+        return frozenset(i for _, i in self.outputs)
+
+    def input_name(self, node_id: int) -> str:
+        """An input's name: its declared name, `x` for the one unnamed input."""
+        return self._nodes[node_id].args.get("name", "x")
+
     def users(self, node_id: int) -> list[int]:
         return list(self._users.get(node_id, ()))
 
@@ -156,8 +186,9 @@ class Graph:
             if n.path in paths:
                 problems.append(f"%{n.id} and %{paths[n.path]} share the path `{n.name}`")
             paths[n.path] = n.id
-        if self.output is not None and self.output not in self._nodes:
-            problems.append(f"output %{self.output} is not a node")
+        for key, out in self.outputs:
+            if out not in self._nodes:
+                problems.append(f"output {key!r} %{out} is not a node")
         return problems
 
 
@@ -166,9 +197,8 @@ def _lint_node(graph: Graph, n: Node) -> list[str]:
     if n.op not in REGISTRY:
         problems.append(f"%{n.id} has unknown op `{n.op}`")
         return problems
-    arity = REGISTRY[n.op].arity
-    if arity != VARIADIC and len(n.inputs) != arity:
-        problems.append(f"%{n.id} `{n.op}` takes {arity} inputs, has {len(n.inputs)}")
+    if not REGISTRY[n.op].takes(len(n.inputs)):
+        problems.append(f"%{n.id} `{n.op}` takes {REGISTRY[n.op].arity} inputs, has {len(n.inputs)}")
     for src in n.inputs:
         if src not in graph or src >= n.id:
             problems.append(f"%{n.id} reads %{src}, which is missing or not earlier")

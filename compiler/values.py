@@ -10,11 +10,12 @@ computed because of an error already reported: every operation on it yields `POI
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Callable
 
 from cnnc.compiler.types import Type
 from cnnc.dsl import ast
+from cnnc.dsl.records import record
 from cnnc.dsl.source import Span
 
 
@@ -33,20 +34,35 @@ class _Poison:
 POISON = _Poison()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Tensor:
     node: int
     type: Type
+    # the label path of the part whose output this is (`backbone`), so `x.layer4` can take the
+    # output of the part labelled `layer4` inside it
+    part: tuple[str, ...] | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@record
+class Outputs:
+    """What a network returns when it returns several tensors: `(a, b)` (keys 0, 1, …) or
+    `{out: y, aux: z}` (keys as written)."""
+
+    kind: str  # "tuple" | "dict"
+    items: tuple[tuple[int | str, Tensor], ...]
+
+    def get(self, key):
+        return next((t for k, t in self.items if k == key), None)
+
+
+@record
 class OpLayer:
     spec: Any  # OpSpec
     args: dict  # torch.nn names → coerced values
     span: Span | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BlockRef:
     """A block definition together with the module it was defined in (its lexical scope)."""
 
@@ -58,7 +74,7 @@ class BlockRef:
         return self.definition.name
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Partial:
     """A block with some arguments fixed (`block B2 = B(k = 5)`); calling it supplies the rest."""
 
@@ -68,28 +84,31 @@ class Partial:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BlockLayer:
     block: BlockRef
     args: tuple[tuple[str, Any], ...]  # parameter name → bound value, in declaration order
     span: Span | None = field(default=None, compare=False)
     shown: str = ""  # `Bottleneck(128, stride = 2)`
+    # a derived network used as a layer (`network trunk = r50 cut after layer4`): its output is
+    # that of the part at this label path
+    cut: Any = field(default=None, compare=False)  # ast.LabelPath | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SeqLayer:
     items: tuple[Any, ...]
     span: Span | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LabeledLayer:
     label: str
     layer: Any
     span: Span | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MergeLayer:
     """Branches applied to one input and merged; members that are tensors are used as they are."""
 
@@ -98,7 +117,7 @@ class MergeLayer:
     span: Span | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Builtin:
     name: str
     fn: Callable
@@ -128,6 +147,8 @@ def type_name(value) -> str:
         return "a list"
     if isinstance(value, Tensor):
         return "a tensor"
+    if isinstance(value, Outputs):
+        return "several tensors" if value.kind == "tuple" else "named tensors"
     if isinstance(value, (BlockRef, Partial, *LAYER_TYPES)) or hasattr(value, "infer"):
         return "a layer"
     if isinstance(value, Builtin):
@@ -164,6 +185,9 @@ def _show_one(value) -> str:
         return f'"{value}"'
     if isinstance(value, Tensor):
         return f"tensor {value.type}"
+    if isinstance(value, Outputs):
+        inner = ", ".join(f"{k}: {t.type}" if value.kind == "dict" else str(t.type) for k, t in value.items)
+        return "{" + inner + "}" if value.kind == "dict" else f"({inner})"
     if isinstance(value, BlockLayer):
         return value.shown
     if isinstance(value, OpLayer):

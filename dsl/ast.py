@@ -1,4 +1,4 @@
-"""The AST: frozen dataclasses, each with the `span` of the text that made it.
+"""The AST: frozen records (`dsl/records.py`: dataclasses made faster), each with the `span` of the text that made it.
 
 Spans do not take part in equality, so `parse(format(x)) == parse(x)` compares structure alone.
 Expressions evaluate to numbers, strings, lists, tensors or layers; which is decided in elaboration.
@@ -6,8 +6,9 @@ Expressions evaluate to numbers, strings, lists, tensors or layers; which is dec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from cnnc.dsl.records import record
 from cnnc.dsl.source import Span
 
 
@@ -18,50 +19,64 @@ def _span() -> Span:
 # -- expressions ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Expr:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Number(Expr):
     value: int | float = 0
     text: str = field(default="", compare=False)  # as written, so the formatter keeps `1e-4`
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class String(Expr):
     value: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Bool(Expr):
     value: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NoneLit(Expr):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Name(Expr):
     id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InputRef(Expr):
     """`in` (a block's or network's input tensor); `input` is a synonym."""
 
     keyword: str = field(default="in", compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ListExpr(Expr):
     items: tuple[Expr, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
+class TupleExpr(Expr):
+    """`(p2, p3, p4)`: several tensors a network returns, in order."""
+
+    items: tuple[Expr, ...] = ()
+
+
+@record
+class RecordExpr(Expr):
+    """`{out: y, aux: z}`: tensors a network returns by name."""
+
+    items: tuple[Field, ...] = ()
+
+
+@record
 class Comprehension(Expr):
     """`[elt for var in iterable if cond]`."""
 
@@ -71,14 +86,14 @@ class Comprehension(Expr):
     cond: Expr | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Chain(Expr):
     """`a -> b -> c`: feed each element's output to the next."""
 
     elements: tuple[Expr, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Labeled(Expr):
     """`label: value` inside a chain; the label becomes the module name."""
 
@@ -87,27 +102,37 @@ class Labeled(Expr):
     label_span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Kwarg:
     name: str
     value: Expr
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
+class Field:
+    """`out: y` in a record; the key is a label or a number."""
+
+    key: str
+    value: Expr
+    span: Span = _span()
+    key_span: Span = _span()
+
+
+@record
 class Call(Expr):
     func: Expr = None  # type: ignore[assignment]
     args: tuple[Expr, ...] = ()
     kwargs: tuple[Kwarg, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Index(Expr):
     value: Expr = None  # type: ignore[assignment]
     index: Expr = None  # type: ignore[assignment]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Attr(Expr):
     """`value.name`, e.g. `in.channels`."""
 
@@ -116,7 +141,7 @@ class Attr(Expr):
     name_span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BinOp(Expr):
     """Arithmetic, comparison and boolean operators; `op` is the symbol as written (`+`, `and`)."""
 
@@ -126,20 +151,20 @@ class BinOp(Expr):
     op_span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UnaryOp(Expr):
     op: str = ""  # `-` or `not`
     operand: Expr = None  # type: ignore[assignment]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class If(Expr):
     cond: Expr = None  # type: ignore[assignment]
     then: Expr = None  # type: ignore[assignment]
     else_: Expr = None  # type: ignore[assignment]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Choice(Expr):
     """`choice(a, b, …, name = "k")`: a decision left to the search."""
 
@@ -150,14 +175,14 @@ class Choice(Expr):
 # -- statements and definitions ------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Param:
     name: str
     default: Expr | None = None
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Let:
     name: str
     value: Expr
@@ -165,21 +190,24 @@ class Let:
     name_span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Return:
     value: Expr
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InputDecl:
-    """`input [3, 224, 224]` in a network: the shape of one sample (no batch)."""
+    """`input [3, 224, 224]` in a network: the shape of one sample (no batch). A network with several
+    inputs names each, `input image [3, 224, 224]`; `name` is None for the unnamed one."""
 
     value: Expr
     span: Span = _span()
+    name: str | None = None
+    name_span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Assert:
     cond: Expr
     message: str | None = None
@@ -189,7 +217,7 @@ class Assert:
 Stmt = Let | Return | InputDecl | Assert
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BlockDef:
     name: str
     params: tuple[Param, ...]
@@ -198,7 +226,7 @@ class BlockDef:
     name_span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NetworkDef:
     """`network N(params) { … }`; `params` is None when written without parentheses."""
 
@@ -209,7 +237,7 @@ class NetworkDef:
     name_span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LabelPath:
     """`layer4.2.conv3`: a module path written in a derived network."""
 
@@ -221,7 +249,7 @@ class LabelPath:
         return ".".join(self.parts)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Replacement:
     """`fc: Linear(37)` inside `with { … }`: the layer labelled `fc` becomes `Linear(37)`."""
 
@@ -230,7 +258,7 @@ class Replacement:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Derive:
     """One clause after a network alias: `with { … }`, `freeze until P`, `freeze P, Q`, `cut after P`."""
 
@@ -240,7 +268,7 @@ class Derive:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NetworkAlias:
     """`network resnet152 = ResNet([3, 8, 36, 3])`, or a derived network:
     `network pets = resnet50 with { fc: Linear(37) } freeze until layer4`."""
@@ -252,7 +280,7 @@ class NetworkAlias:
     derive: tuple[Derive, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BlockAlias:
     """`block Inception2014 = Inception(unit = ConvReLU, k5 = 5)`: a block with some arguments fixed."""
 
@@ -262,7 +290,7 @@ class BlockAlias:
     name_span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Import:
     path: str
     span: Span = _span()
@@ -271,13 +299,13 @@ class Import:
 Item = Import | BlockDef | NetworkDef | NetworkAlias | BlockAlias | Let
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Comment:
     text: str
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Module:
     items: tuple[Item, ...]
     comments: tuple[Comment, ...] = field(default=(), compare=False)

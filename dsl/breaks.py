@@ -9,7 +9,7 @@ from bisect import bisect_left
 from itertools import pairwise
 
 from cnnc.dsl import ast
-from cnnc.dsl.flat import BINOP_LEVEL, CMP, arg_nodes, memo
+from cnnc.dsl.flat import BINOP_LEVEL, BRACKETED, CMP, arg_nodes, memo
 
 
 def src(node) -> tuple[int, int]:
@@ -50,7 +50,7 @@ def own_breaks(expr) -> bool:
 
 def _own_breaks(expr) -> bool:
     parts = _parts(expr)
-    brackets = isinstance(expr, (ast.Call, ast.Choice, ast.ListExpr))
+    brackets = isinstance(expr, BRACKETED)
     if parts and brackets and opened_on_own_line(expr, parts[0]):
         return True
     return any(broken(a, b) for a, b in pairwise(parts))
@@ -59,7 +59,7 @@ def _own_breaks(expr) -> bool:
 def _parts(expr) -> list:
     if isinstance(expr, ast.Chain):
         return list(expr.elements)
-    if isinstance(expr, (ast.Call, ast.Choice, ast.ListExpr)):
+    if isinstance(expr, BRACKETED):
         return arg_nodes(expr)
     if isinstance(expr, ast.If):
         return [expr.cond, expr.then, expr.else_]

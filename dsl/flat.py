@@ -16,6 +16,11 @@ BINOP_LEVEL = {"or": OR, "and": AND, "+": SUM, "-": SUM, "*": PRODUCT, "/": PROD
                "%": PRODUCT, "==": CMP, "!=": CMP, "<": CMP, "<=": CMP, ">": CMP, ">=": CMP}
 
 
+# expressions written as an opener, comma-separated parts and a closer
+BRACKETED = (ast.Call, ast.Choice, ast.ListExpr, ast.TupleExpr, ast.RecordExpr)
+CLOSER = {ast.ListExpr: "]", ast.TupleExpr: ")", ast.RecordExpr: "}"}
+
+
 def level(expr) -> int:
     if isinstance(expr, ast.If):
         return IF
@@ -55,9 +60,9 @@ def prime(expr, *more) -> None:
 def children(expr) -> list:
     if isinstance(expr, ast.Chain):
         return list(expr.elements)
-    if isinstance(expr, (ast.Call, ast.Choice, ast.ListExpr)):
+    if isinstance(expr, BRACKETED):
         head = [expr.func] if isinstance(expr, ast.Call) else []
-        return head + [a.value if isinstance(a, ast.Kwarg) else a for a in arg_nodes(expr)]
+        return head + [a.value if isinstance(a, (ast.Kwarg, ast.Field)) else a for a in arg_nodes(expr)]
     if isinstance(expr, ast.Comprehension):
         return [expr.elt, expr.iterable] + ([expr.cond] if expr.cond is not None else [])
     if isinstance(expr, ast.If):
@@ -108,12 +113,14 @@ def kwarg_context(k: ast.Kwarg) -> int:
 
 
 def arg_nodes(expr) -> list:
-    if isinstance(expr, ast.ListExpr):
+    if isinstance(expr, (ast.ListExpr, ast.TupleExpr, ast.RecordExpr)):
         return list(expr.items)
     return list(expr.options if isinstance(expr, ast.Choice) else expr.args) + list(expr.kwargs)
 
 
 def arg_text(node) -> str:
+    if isinstance(node, ast.Field):
+        return f"{node.key}: {flat(node.value, IF)}"
     return _kwarg(node) if isinstance(node, ast.Kwarg) else flat(node, IF)
 
 
@@ -132,6 +139,10 @@ def _flat(expr) -> str:
         return expr.keyword or "in"
     if isinstance(expr, ast.ListExpr):
         return "[" + ", ".join(flat(i, IF) for i in expr.items) + "]"
+    if isinstance(expr, ast.TupleExpr):
+        return "(" + ", ".join(flat(i, IF) for i in expr.items) + ("," if len(expr.items) == 1 else "") + ")"
+    if isinstance(expr, ast.RecordExpr):
+        return "{" + ", ".join(arg_text(i) for i in expr.items) + "}"
     if isinstance(expr, ast.Comprehension):
         return f"[{flat(expr.elt, IF)} {for_clause(expr)}]"
     if isinstance(expr, ast.Chain):
@@ -162,9 +173,17 @@ def for_clause(expr: ast.Comprehension) -> str:
     return f"for {expr.var} in {flat(expr.iterable, OR)}{cond}"
 
 
+def closer(expr) -> str:
+    return CLOSER.get(type(expr), ")")
+
+
 def opener(expr) -> str:
     if isinstance(expr, ast.ListExpr):
         return "["
+    if isinstance(expr, ast.TupleExpr):
+        return "("
+    if isinstance(expr, ast.RecordExpr):
+        return "{"
     if isinstance(expr, ast.Choice):
         return "choice("
     return flat(expr.func, POSTFIX) + "("

@@ -194,7 +194,8 @@ def _statement(stmt) -> list[Line]:
     if isinstance(stmt, ast.Return):
         return _stmt(f"{INDENT}return ", stmt.value, INDENT, stmt)
     if isinstance(stmt, ast.InputDecl):
-        return _stmt(f"{INDENT}input ", stmt.value, INDENT, stmt)
+        name = f"{stmt.name} " if stmt.name is not None else ""
+        return _stmt(f"{INDENT}input {name}", stmt.value, INDENT, stmt)
     message = f", {escape_string(stmt.message)}" if stmt.message is not None else ""
     lines = layout(stmt.cond, f"{INDENT}assert ", len(message) + comment_room(stmt), IF)
     return lines[:-1] + [Line(lines[-1].text + message, lines[-1].first, lines[-1].last)]

@@ -33,12 +33,14 @@ from cnnc.dsl.breaks import (
 )
 from cnnc.dsl.flat import (
     BINOP_LEVEL,
+    BRACKETED,
     CHAIN,
     CMP,
     IF,
     arg_nodes,
     arg_text,
     arm_text,
+    closer as closer_of,
     element_context,
     element_text,
     flat,
@@ -103,7 +105,7 @@ def _broken_layout(expr, prefix: str, tail: int, context: int, one: str) -> list
         return _chain(expr, prefix, tail)
     if isinstance(expr, ast.If):
         return _if(expr, prefix, tail)
-    if isinstance(expr, (ast.Call, ast.Choice, ast.ListExpr)) and arg_nodes(expr):
+    if isinstance(expr, BRACKETED) and arg_nodes(expr):
         return _arguments(expr, prefix, tail)
     if isinstance(expr, ast.Comprehension):
         return _comprehension(expr, prefix, tail)
@@ -276,7 +278,7 @@ def _comprehension(expr: ast.Comprehension, prefix: str, tail: int) -> list[Line
 def _arguments(expr, prefix: str, tail: int) -> list[Line]:
     nodes = arg_nodes(expr)
     head = prefix + opener(expr)
-    closer = "]" if isinstance(expr, ast.ListExpr) else ")"
+    closer = closer_of(expr) + ("," if isinstance(expr, ast.TupleExpr) and len(nodes) == 1 else "")
     if opened_on_own_line(expr, nodes[0]):
         return _hanging(expr, nodes, head, closer)
     if not _choosing():  # deep inside: no trial; hang when an argument cannot fit at the column
@@ -301,9 +303,11 @@ def narrowest(node) -> int:
 
 
 def _narrowest(node) -> int:
+    if isinstance(node, ast.Field):
+        return len(node.key) + 2 + narrowest(node.value)
     if isinstance(node, ast.Kwarg):
         return len(node.name) + 3 + narrowest(node.value)
-    if isinstance(node, (ast.Call, ast.Choice, ast.ListExpr)) and arg_nodes(node):
+    if isinstance(node, BRACKETED) and arg_nodes(node):
         nodes = arg_nodes(node)
         return max(len(opener(node)) + narrowest(nodes[0]), *(narrowest(n) + 1 for n in nodes[1:]),
                    len(opener(node)) + 4)
@@ -346,6 +350,8 @@ def _hanging(expr, nodes, head: str, closer: str) -> list[Line]:
 
 
 def _arg_lines(node, prefix: str, tail: int) -> list[Line]:
+    if isinstance(node, ast.Field):
+        return layout(node.value, f"{prefix}{node.key}: ", tail, IF)
     if isinstance(node, ast.Kwarg):
         return layout(node.value, f"{prefix}{node.name} = ", tail, kwarg_context(node))
     return layout(node, prefix, tail, IF)

@@ -344,6 +344,13 @@ class _ToAst(Transformer):
     def input_stmt(self, meta, children):
         return ast.InputDecl(children[0], self._span(meta))
 
+    def input_named(self, meta, children):
+        name, items = children
+        span = self._span(meta)
+        start = self._tok(name).end
+        shape = ast.ListExpr(Span(span.file, span.file.text.index("[", start), span.end), items or ())
+        return ast.InputDecl(shape, span, str(name), self._tok(name))
+
     def assert_stmt(self, meta, children):
         cond, message = children
         return ast.Assert(cond, self._unquote(message) if message is not None else None, self._span(meta))
@@ -423,6 +430,20 @@ class _ToAst(Transformer):
 
     def list_(self, meta, children):
         return ast.ListExpr(self._span(meta), children[0] or ())
+
+    def tuple_(self, meta, children):
+        first, rest = children
+        return ast.TupleExpr(self._span(meta), (first, *(rest or ())))
+
+    def record(self, meta, children):
+        return ast.RecordExpr(self._span(meta), children[0] or ())
+
+    def fields(self, meta, children):
+        return tuple(children)
+
+    def field(self, meta, children):
+        key, value = children
+        return ast.Field(str(key), value, self._span(meta), self._tok(key))
 
     def comprehension(self, meta, children):
         elt, var, iterable, cond = children

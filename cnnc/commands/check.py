@@ -24,6 +24,16 @@ examples:
 """
 
 
+def io_text(g) -> str:
+    """`[3, 224, 224] → [1000]`; each input and output by name when there are several."""
+    if g.single:
+        return f"{g.input_type} → {g.output_type}"
+    ins = ", ".join(f"{g.node(i).args['name']} {g.node(i).type}" if "name" in g.node(i).args else str(g.node(i).type)
+                    for i in g.inputs)
+    outs = ", ".join(f"{k} {g.node(i).type}" for k, i in g.outputs)
+    return f"{ins} → {outs}"
+
+
 def configure(p) -> None:
     common.add_program_args(p, many=True)
     common.add_format_arg(p, ("full", "concise", "json"), "full")
@@ -54,9 +64,10 @@ def run(args) -> int:
 
 def check_one(name: str, args, values):
     """(program, diagnostics, checked graphs, network names) of one FILE or FILE:NETWORK."""
-    from cnnc.api import _debug_and_lint, load_program
+    from cnnc.api import load_program
     from cnnc.commands import files, hints
     from cnnc.compiler.elaborate import elaborate, network_names
+    from cnnc.compiler.frontend import debug_and_lint
 
     name, network = files.split_model(name, args.network)
     files.note_zoo_fallback(name)
@@ -70,7 +81,7 @@ def check_one(name: str, args, values):
     diagnostics, checked = [], []
     for net in names:
         result = elaborate(program, net, values, args.input)
-        _debug_and_lint(program, result)
+        debug_and_lint(program, result)
         diagnostics += hints.with_smallest_input(result, program, net, values)
         if result.ok and result.graph is not None:
             checked.append(result.graph)
@@ -102,7 +113,7 @@ def _report(args, unchecked, names, diagnostics, checked) -> int:
         return status
     common.print_diagnostics(diagnostics, args, style=args.format)
     for g in checked:
-        print(f"ok: {g.network}: {g.input_type} → {g.output_type}, {len(g)} nodes")
+        print(f"ok: {g.network}: {io_text(g)}, {len(g)} nodes")
     for program in unchecked:
         _templates_only(program)
     return status

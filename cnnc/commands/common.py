@@ -34,8 +34,9 @@ def add_program_args(p: argparse.ArgumentParser, input_option: bool = True, many
                    help="an argument of a parameterised network, in .cnn syntax (repeatable): "
                    "--arg towers=2 --arg depths=[3,4,6,3]")
     if input_option:
-        p.add_argument("--input", "-i", metavar="C,H,W", type=parse_shape,
-                       help="override the declared input shape, e.g. 3,256,256")
+        p.add_argument("--input", "-i", metavar="[NAME=]C,H,W", type=parse_input, action=InputAction,
+                       help="override the declared input shape, e.g. 3,256,256; a network with several "
+                       "inputs takes one per input by name: -i image=3,256,256 -i depth=1,256,256")
     p.add_argument("--allow-import", action="append", default=[], metavar="DIR", type=import_dir,
                    help="a directory outside the file's own folder that its imports may reach (repeatable; "
                    "the CNNC_PATH environment variable lists more)")
@@ -68,6 +69,37 @@ def seed(text: str) -> int:
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED}, but got {text!r}")
     return value
+
+
+def parse_input(text: str):
+    """`3,224,224` → a shape; `image=3,224,224` → (name, shape)."""
+    name, eq, shape = text.rpartition("=")
+    if not eq:
+        return parse_shape(text)
+    if not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=C,H,W with NAME an input's name, but got {text!r}")
+    return name, parse_shape(shape)
+
+
+class InputAction(argparse.Action):
+    """`--input`: one shape, or one `NAME=C,H,W` per named input (collected into a dict)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        current = getattr(namespace, self.dest, None)
+        named = isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
+        if not named:
+            if current is not None:
+                parser.error(f"{option_string} was given twice; a network with several inputs takes NAME=C,H,W each")
+            setattr(namespace, self.dest, value)
+            return
+        if current is not None and not isinstance(current, dict):
+            parser.error(f"{option_string}: give every input by name (NAME=C,H,W), or one shape alone")
+        name, shape = value
+        current = dict(current or {})
+        if name in current:
+            parser.error(f"{option_string} {name}=… was given twice")
+        current[name] = shape
+        setattr(namespace, self.dest, current)
 
 
 def parse_shape(text: str) -> tuple[int, ...]:

@@ -109,7 +109,7 @@ def describe(summary) -> str:
 
     return (
         f"{summary.network}: {summary.params:,} params, {human(summary.macs)} MACs, "
-        f"{list(summary.input)} → {list(summary.output)}"
+        f"{summary.io_text()}"
     )
 
 

@@ -47,6 +47,7 @@ def run(args) -> int:
         from cnnc.commands.compile import load_checkpoint
 
         load_checkpoint(model, args)
+    check_images(graph, args.data, None)  # one image input, before its size is read
     c, h, w = graph.input_type.shape
     images = load_images(args.data, size=h if h == w else None, seed=args.seed)
     check_images(graph, args.data, images.x.shape[1:])

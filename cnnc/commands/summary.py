@@ -26,7 +26,6 @@ examples:
   cnnc summary resnet50 --train --batch 32 --optimizer adam   # peak memory of a training step
 """
 
-HIDDEN = ("act", "reshape")  # in-place activations and views: hidden from the table unless --all
 
 
 def configure(p) -> None:
@@ -132,12 +131,13 @@ def shape_text(shape) -> str:
 
 
 def _visible(rows, show_all: bool):
-    from cnnc.compiler.ops import REGISTRY
+    from cnnc.compiler.ops import REGISTRY, Family
 
     if show_all:
         return list(rows), 0
+    hidden = (Family.ACT, Family.RESHAPE)  # in-place activations and views, unless --all
     shown = [r for r in rows if r.node_count > 1 or r.error or r.op not in REGISTRY
-             or REGISTRY[r.op].family not in HIDDEN or r.op in ("Flatten",)]
+             or REGISTRY[r.op].family not in hidden or r.op in ("Flatten",)]
     return shown, len(rows) - len(shown)
 
 
@@ -147,7 +147,7 @@ def _table(summary, rows, args, markdown: bool) -> str:
     header = ("name", "op", "output", "memory", "params", "MACs", "RF")
     body = [(r.name, _op_cell(r), shape_text(r.shape), count(r.activations), count(r.params), count(r.macs),
              str(r.rf) if r.shape else "") for r in shown]
-    title = (f"{summary.network} · input {_shape_list(summary.input)} · batch 1 · {summary.dtype} "
+    title = (f"{summary.network} · {_inputs_text(summary)} · batch 1 · {summary.dtype} "
              f"({DTYPE_BYTES[summary.dtype]} bytes)")
     lines = [title, ""]
     lines += _markdown(header, body) if markdown else _columns(header, body)
@@ -156,6 +156,21 @@ def _table(summary, rows, args, markdown: bool) -> str:
                   "totals so far:"]
     lines += ["", *_totals(summary, hidden)]
     return "\n".join(lines)
+
+
+def _inputs_text(summary) -> str:
+    if summary.single:
+        return f"input {_shape_list(summary.input)}"
+    return "inputs " + ", ".join(f"{name} {_shape_list(shape)}" for name, shape in summary.inputs)
+
+
+def _outputs_lines(s) -> list[str]:
+    """`output [1000]`, or one line per output of a network with several."""
+    if s.single:
+        return [f"output       {_shape_list(s.output)}"]
+    head = "outputs      "
+    return [(head if i == 0 else " " * len(head)) + f"{key}: {_shape_list(shape)}  ({node})"
+            for i, (key, node, shape) in enumerate(s.outputs)]
 
 
 def _op_cell(row) -> str:
@@ -184,7 +199,7 @@ def _markdown(header, body) -> list[str]:
 def _totals(s, hidden: int) -> list[str]:
     from cnnc.compiler.analysis.memory import DTYPE_BYTES
     lines = [
-        f"output       {_shape_list(s.output)}",
+        *_outputs_lines(s),
         f"params       {count(s.params)}  ({si(s.params)})" + (
             f"; {count(s.params - s.frozen_params)} trainable, {count(s.frozen_params)} frozen"
             if s.frozen_params else ""),

@@ -105,6 +105,7 @@ def augmenting(args) -> bool:
 def load_data(args, graph):
     from cnnc.search.data import load_dataset
 
+    check_images(graph, args.data, None)  # one image input, before its size is read
     _, h, w = graph.input_type.shape
     data = load_dataset(args.data, size=h if h == w else None, seed=args.seed)
     check_images(graph, args.data, data.input_shape)
@@ -117,8 +118,13 @@ def check_images(graph, spec: str, shape) -> None:
     """The data set's images must be what the network takes (after resizing to its side)."""
     from cnnc.dsl.diagnostics import CnncError, error
 
+    if len(graph.inputs) != 1 or graph.input_type.rank != 3:
+        names = ", ".join(f"`{graph.input_name(i)}`" for i in graph.inputs)
+        raise CnncError(error("E0603", f"`{graph.network}` takes {len(graph.inputs)} inputs ({names}); a data set "
+                              "gives images, one per sample", None,
+                              helps=("train or embed a network with one `input [C, H, W]`",)))
     c, h, w = graph.input_type.shape
-    if tuple(shape) != (c, h, w):
+    if shape is not None and tuple(shape) != (c, h, w):
         raise CnncError(error("E0603", f"`{graph.network}` takes {[c, h, w]}, but the images of `{spec}` are "
                               f"{list(shape)}", None,
                               helps=(f"pass --input {shape[0]},{h},{w} (a network infers its "
@@ -150,6 +156,10 @@ def check_classes(graph, data) -> None:
     from cnnc.dsl.diagnostics import CnncError, error
 
     out = graph.output_type.shape
+    if graph.output_kind != "tensor":
+        raise CnncError(error("E0603", f"`{graph.network}` returns several tensors; training needs one, the "
+                              f"logits [{data.num_classes}]", None,
+                              helps=("train a network that returns its classifier's output",)))
     if len(out) != 1 or out[0] != data.num_classes:
         raise CnncError(error("E0603", f"`{graph.network}` outputs {list(out)}, but `{data.name}` has "
                               f"{data.num_classes} classes: training needs logits [{data.num_classes}]", None,

@@ -31,7 +31,8 @@ def runs_in_place(graph: Graph, node: Node) -> bool:
     if not node.spec.in_place:
         return False
     producer = graph.node(node.inputs[0])
-    return producer.op in SAFE_TO_OVERWRITE and graph.users(producer.id) == [node.id]
+    return (producer.op in SAFE_TO_OVERWRITE and graph.users(producer.id) == [node.id]
+            and not graph.is_output(producer.id))  # a returned tensor is read by the caller
 
 
 def add_target(graph: Graph, node: Node) -> int | None:
@@ -47,6 +48,7 @@ def add_target(graph: Graph, node: Node) -> int | None:
         if (
             producer.op in SAFE_TO_OVERWRITE
             and graph.users(source) == [node.id]
+            and not graph.is_output(source)
             and producer.type == node.type
         ):
             return position

@@ -43,6 +43,11 @@ class Summary:
     dtype: str = "float32"
     failed_at: str | None = None
     frozen_params: int = 0  # a derived network's `freeze`: parameters training leaves as they are
+    # every input (name, shape) and output (key, node name, shape or None); `input`/`output` above
+    # are the one input and output of a single-tensor network, None when there are several
+    inputs: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    outputs: tuple[tuple[int | str | None, str, tuple[int, ...] | None], ...] = ()
+    single: bool = True
 
     @property
     def flops(self) -> int:
@@ -56,6 +61,14 @@ class Summary:
     def training_bytes(self) -> int:
         """Forward activations kept for the backward pass roughly double the need (the lecture's ×2)."""
         return 2 * self.activation_bytes
+
+    def io_text(self) -> str:
+        """`[3, 224, 224] → [1000]`, or `image [3, 224, 224], depth [1, 224, 224] → out [21, …], aux [21, …]`."""
+        if self.single:
+            return f"{_listed(self.input)} → {_listed(self.output)}"
+        ins = ", ".join(f"{n} {_listed(shape)}" for n, shape in self.inputs)
+        outs = ", ".join(f"{k} {_listed(shape)}" for k, _, shape in self.outputs)
+        return f"{ins} → {outs}"
 
     def to_json(self) -> dict:
         return {
@@ -73,6 +86,9 @@ class Summary:
             "activation_bytes": self.activation_bytes,
             "training_activation_bytes": self.training_bytes,
             "failed_at": self.failed_at,
+            "inputs": [{"name": n, "shape": list(shape)} for n, shape in self.inputs],
+            "outputs": [{"key": k, "node": node, "shape": list(shape) if shape else None}
+                        for k, node, shape in self.outputs],
             "layers": [
                 {"name": r.name, "op": r.op, "shape": list(r.shape) if r.shape else None, "params": r.params,
                  "macs": r.macs, "activations": r.activations, "rf": r.rf, "rf_min": r.rf_min,
@@ -81,6 +97,10 @@ class Summary:
                 for r in self.layers
             ],
         }
+
+
+def _listed(shape) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]" if shape else "?"
 
 
 def summarize(graph: Graph, dtype: str = "float32") -> Summary:
@@ -95,10 +115,18 @@ def summarize(graph: Graph, dtype: str = "float32") -> Summary:
         rows.append(Row(n.name, n.op, n.type.shape, p[n.id], m[n.id], a[n.id], rf[n.id].size, rf[n.id].size_min,
                         text=describe(n)))
     out = graph.output_type
+    single = graph.single
+    inputs = tuple((graph.input_name(i), graph.node(i).type.shape) for i in graph.inputs
+                   if not is_error(graph.node(i).type))
+    outputs = tuple((k, graph.node(i).name, None if is_error(graph.node(i).type) else graph.node(i).type.shape)
+                    for k, i in graph.outputs)
     return Summary(
         network=graph.network,
-        input=graph.input_type.shape if graph.input_type else None,
-        output=None if is_error(out) else out.shape,
+        input=graph.input_type.shape if graph.input_type and single else None,
+        output=None if is_error(out) or not single else out.shape,
+        inputs=inputs,
+        outputs=outputs,
+        single=single,
         params=sum(p.values()),
         macs=sum(m.values()),
         activations=sum(a.values()),

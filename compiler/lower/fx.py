@@ -2,7 +2,9 @@
 
 Contract of `to_graph_module(graph)`:
 - `graph` has no ERROR node (`graph.ok`); the result is a `CnncModule` (a GraphModule) whose
-  forward takes `[N, *graph.input_type.shape]` and returns `[N, *graph.output_type.shape]`.
+  forward takes `[N, *graph.input_type.shape]` and returns `[N, *graph.output_type.shape]`; a
+  network with several inputs takes one argument per input, by its name (`forward(image, depth)`),
+  and one with several outputs returns a tuple or a dict (`{"out": …, "aux": …}`) of them.
 - Every IR node but the input becomes exactly one fx node: `call_module` for ops that are torch
   modules (registered under the node's path: `layer1.0.conv1`, so state_dict keys are
   `layer1.0.conv1.weight`), `call_function` for merges (`operator.add`, `operator.mul`,
@@ -30,6 +32,7 @@ from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.lower import layers, modules
 from cnnc.compiler.lower.init import init_parameters
 from cnnc.compiler.names import path_problem
+from cnnc.compiler.ops import Lowering
 from cnnc.dsl.diagnostics import CnncError, error
 
 _FUNCTIONS = {"operator.add": operator.add, "operator.mul": operator.mul, "torch.cat": torch.cat}
@@ -140,10 +143,10 @@ def build_modules(graph: Graph) -> nn.Module:
     """A root module holding every op's module at its path, containers made at first use."""
     root = nn.Module()
     for node in graph.nodes_in_order():
-        if modules.kind(node) == "module":
+        if modules.kind(node) is Lowering.MODULE:
             parent = container(root, graph, node.path[:-1])
             parent.add_module(node.path[-1], instantiate(modules.layer(graph, node)))
-        elif modules.kind(node) == "parameter":
+        elif modules.kind(node) is Lowering.PARAMETER:
             shape, _ = modules.bare_parameter(node)
             parent = container(root, graph, node.path[:-1])
             parent.register_parameter(node.path[-1], nn.Parameter(torch.empty(shape)))
@@ -154,7 +157,7 @@ def fill_bare_parameters(gm: nn.Module, graph: Graph) -> None:
     """Give each LayerScale its initial value (they draw nothing from the generator)."""
     with torch.no_grad():
         for node in graph.nodes_in_order():
-            if modules.kind(node) == "parameter":
+            if modules.kind(node) is Lowering.PARAMETER:
                 gm.get_parameter(node.name).fill_(modules.bare_parameter(node)[1])
 
 
@@ -192,10 +195,10 @@ def build_fx_graph(graph: Graph) -> fx.Graph:
     env: dict[int, fx.Node] = {}
     for node in graph.nodes_in_order():
         if node.op == "Input":
-            value = g.placeholder("x")
-        elif modules.kind(node) == "merge":
+            value = g.placeholder(graph.input_name(node.id))
+        elif modules.kind(node) is Lowering.MERGE:
             value = merge(g, graph, node, [env[i] for i in node.inputs])
-        elif modules.kind(node) == "parameter":
+        elif modules.kind(node) is Lowering.PARAMETER:
             scale = g.get_attr(node.name)
             value = g.create_node(
                 "call_function",
@@ -203,12 +206,35 @@ def build_fx_graph(graph: Graph) -> fx.Graph:
                 (env[node.inputs[0]], scale),
                 name=node.name.replace(".", "_"),
             )
-        else:
-            value = g.call_module(node.name, (env[node.inputs[0]],))
+        else:  # a module; a resize or crop also takes the tensor whose size it matches
+            value = g.call_module(node.name, tuple(env[i] for i in node.inputs))
         value.meta["cnnc_id"] = node.id
         env[node.id] = value
-    g.output(env[graph.output])
+    g.output(outputs(graph, env))
     return g
+
+
+def example_inputs(graph: Graph, batch: int = 2, device=None, make=torch.randn) -> tuple[torch.Tensor, ...]:
+    """One tensor `[batch, *shape]` per input, in forward's argument order."""
+    return tuple(make(batch, *graph.node(i).type.shape, device=device) for i in graph.inputs)
+
+
+def output_names(graph: Graph) -> list[str]:
+    """Names for an exported program's outputs: `y`, the dict's keys, or `y0`, `y1`, … of a tuple."""
+    if graph.output_kind == "dict":
+        return [str(k) for k, _ in graph.outputs]
+    if graph.output_kind == "tuple":
+        return [f"y{k}" for k, _ in graph.outputs]
+    return ["y"]
+
+
+def outputs(graph: Graph, values: dict):
+    """What forward returns: a tensor, a tuple of them, or a dict by output name."""
+    if graph.output_kind == "tuple":
+        return tuple(values[i] for _, i in graph.outputs)
+    if graph.output_kind == "dict":
+        return {str(k): values[i] for k, i in graph.outputs}
+    return values[graph.output]
 
 
 def merge(g: fx.Graph, graph: Graph, node: Node, inputs: list[fx.Node]) -> fx.Node:
@@ -247,7 +273,7 @@ def check_names(graph: Graph) -> None:
     become a Python attribute of this torch (E0207)."""
     nested, top = reserved_names(False), reserved_names(True)
     for node in graph.nodes_in_order():
-        if modules.kind(node) in ("input", "merge"):
+        if modules.kind(node) in (Lowering.INPUT, Lowering.MERGE):
             continue
         problem = path_problem(node.path)
         if problem is not None:

@@ -30,6 +30,7 @@ from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.lower import init, layers, modules
 from cnnc.compiler.lower.fx import check_names, class_name
 from cnnc.compiler.names import is_attribute
+from cnnc.compiler.ops import Lowering
 
 Path = tuple[str, ...]
 _NAMES = ("x", "y", "z", "w", "v", "u", "t", "s")
@@ -99,7 +100,7 @@ def to_source(graph: Graph, seed: int | None = None, origin: str = "") -> str:
 def custom_classes(graph: Graph) -> list[str]:
     """The source of each class of lower/layers.py the network uses, once, in first-use order."""
     ctors = [
-        modules.layer(graph, n).ctor for n in graph.nodes_in_order() if modules.kind(n) == "module"
+        modules.layer(graph, n).ctor for n in graph.nodes_in_order() if modules.kind(n) is Lowering.MODULE
     ]
     used = dict.fromkeys(c.rpartition(".")[2] for c in ctors if "." in c)
     return ["\n" + inspect.getsource(getattr(layers, name)) for name in used]
@@ -112,9 +113,9 @@ def header(graph: Graph, name: str, origin: str) -> str:
     return f'''"""`{network}`, compiled by cnnc{source}. Standalone: needs only torch.
 
     model = {name}()  # weights as `cnnc.load` makes them; {name}(seed=0) is reproducible
-    y = model(x)  # x: {batched(s.input)} → y: {batched(s.output)}
+    {usage(s)}
 
-{s.params:,} parameters, {human(s.macs)} multiply-accumulates per sample at {list(s.input)}.
+{s.params:,} parameters, {human(s.macs)} multiply-accumulates per sample at {sizes(s)}.
 The shape comments are for that input size; the batch size N is free.
 """
 
@@ -126,6 +127,20 @@ import torch
 from torch import nn
 
 '''
+
+
+def usage(s) -> str:
+    """The docstring's call line: `y = model(x)  # x: [N, 3, 224, 224] → y: [N, 1000]`."""
+    if s.single:
+        return f"y = model(x)  # x: {batched(s.input)} → y: {batched(s.output)}"
+    names = [n for n, _ in s.inputs]
+    ins = ", ".join(f"{n}: {batched(shape)}" for n, shape in s.inputs)
+    outs = ", ".join(f"{k}: {batched(shape)}" if k is not None else batched(shape) for k, _, shape in s.outputs)
+    return f"y = model({', '.join(names)})  # {ins} → {outs}"
+
+
+def sizes(s) -> str:
+    return str(list(s.input)) if s.single else ", ".join(f"{n} {list(shape)}" for n, shape in s.inputs)
 
 
 def human(count: int) -> str:
@@ -146,13 +161,13 @@ def batched(shape) -> str:
 
 def module_nodes(graph: Graph) -> list[Node]:
     """The nodes that own something in `__init__`: modules, and LayerScale's bare parameters."""
-    return [n for n in graph.nodes_in_order() if modules.kind(n) in ("module", "parameter")]
+    return [n for n in graph.nodes_in_order() if modules.kind(n) in (Lowering.MODULE, Lowering.PARAMETER)]
 
 
 def plan_layout(graph: Graph) -> Layout:
     children: dict[Path, list[str]] = {}
     for node in module_nodes(graph):
-        for depth in range(len(node.path) - (modules.kind(node) == "parameter")):
+        for depth in range(len(node.path) - (modules.kind(node) is Lowering.PARAMETER)):
             names = children.setdefault(node.path[:depth], [])
             if node.path[depth] not in names:
                 names.append(node.path[depth])
@@ -167,10 +182,12 @@ def chain_ids(graph: Graph, path: Path, children) -> tuple[int, ...] | None:
     names = tuple(str(i) for i in range(len(inside)))
     if children[path] != names or any(n.path != path + (name,) for n, name in zip(inside, names)):
         return None
-    if any(modules.kind(n) != "module" for n in inside):
+    if any(modules.kind(n) is not Lowering.MODULE for n in inside):
+        return None
+    if any(len(n.inputs) != 1 for n in inside):  # a resize to another tensor's size is called on two
         return None
     for prev, nxt in itertools.pairwise(inside):
-        if nxt.inputs != (prev.id,) or graph.users(prev.id) != [nxt.id]:
+        if nxt.inputs != (prev.id,) or graph.users(prev.id) != [nxt.id] or graph.is_output(prev.id):
             return None
     return tuple(n.id for n in inside)
 
@@ -209,7 +226,7 @@ def init_lines(graph: Graph, layout: Layout) -> list[str]:
                 made.add(target[:depth])
         if chain is not None:
             lines += comment(graph, chain)
-        if modules.kind(node) == "parameter":
+        if modules.kind(node) is Lowering.PARAMETER:
             lines.append(parameter_line(layout, node))
         else:
             value = sequential(graph, layout, chain) if chain else ctor(graph, node)
@@ -325,8 +342,7 @@ def statements(graph: Graph, layout: Layout) -> list[Statement]:
 def forward_lines(graph: Graph, layout: Layout) -> list[str]:
     stmts = statements(graph, layout)
     names = allocate_names(graph, stmts)
-    shape = batched(graph.input_type.shape)
-    lines = [f"    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: {shape}"]
+    lines = [signature(graph)]
     open_blocks: tuple[Path, ...] = ()
     for stmt in stmts:
         blocks = enclosing_blocks(graph, stmt.path)
@@ -338,8 +354,28 @@ def forward_lines(graph: Graph, layout: Layout) -> list[str]:
         open_blocks = blocks
         expr = expression(graph, layout, stmt, names)
         lines.append(f"{_INDENT}{names[stmt.out.id]} = {expr}  # {batched(stmt.out.type.shape)}")
-    lines.append(f"{_INDENT}return {names[graph.output]}")
+    lines.append(f"{_INDENT}return {returned(graph, names)}")
     return lines
+
+
+def signature(graph: Graph) -> str:
+    """`def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N, 3, 224, 224]`; one argument
+    per input, by name, and a tuple or dict result for a network with several inputs/outputs."""
+    if graph.single:
+        return f"    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: {batched(graph.input_type.shape)}"
+    args = ", ".join(f"{graph.input_name(i)}: torch.Tensor" for i in graph.inputs)
+    result = {"tensor": "torch.Tensor", "dict": "dict[str, torch.Tensor]"}.get(
+        graph.output_kind, f"tuple[{', '.join(['torch.Tensor'] * len(graph.outputs))}]")
+    shapes = ", ".join(f"{graph.input_name(i)}: {batched(graph.node(i).type.shape)}" for i in graph.inputs)
+    return f"    def forward(self, {args}) -> {result}:  # {shapes}"
+
+
+def returned(graph: Graph, names: dict[int, str]) -> str:
+    if graph.output_kind == "tuple":
+        return "(" + ", ".join(names[i] for _, i in graph.outputs) + ("," if len(graph.outputs) == 1 else "") + ")"
+    if graph.output_kind == "dict":
+        return "{" + ", ".join(f"{str(k)!r}: {names[i]}" for k, i in graph.outputs) + "}"
+    return names[graph.output]
 
 
 def enclosing_blocks(graph: Graph, path: Path) -> tuple[Path, ...]:
@@ -349,10 +385,10 @@ def enclosing_blocks(graph: Graph, path: Path) -> tuple[Path, ...]:
 
 def expression(graph: Graph, layout: Layout, stmt: Statement, names: dict[int, str]) -> str:
     node = stmt.out
-    if modules.kind(node) == "parameter":
+    if modules.kind(node) is Lowering.PARAMETER:
         return f"{names[node.inputs[0]]} * {access(layout, stmt.path)}"
-    if modules.kind(node) == "module":
-        return f"{access(layout, stmt.path)}({names[stmt.nodes[0].inputs[0]]})"
+    if modules.kind(node) is Lowering.MODULE:
+        return f"{access(layout, stmt.path)}({', '.join(names[i] for i in stmt.nodes[0].inputs)})"
     args = [names[i] for i in node.inputs]
     if node.op == "Concat":
         return f"torch.cat([{', '.join(args)}], dim=1)"
@@ -369,11 +405,13 @@ def allocate_names(graph: Graph, stmts: list[Statement]) -> dict[int, str]:
     for index, stmt in enumerate(stmts):
         for i in stmt.nodes[0].inputs:
             last_use[i] = index
-    last_use[graph.output] = len(stmts)
-    names = {graph.input.id: "x"}
+    for _, out in graph.outputs:
+        last_use[out] = len(stmts)
+    names = {i: graph.input_name(i) for i in graph.inputs}
+    kept = set() if graph.single else set(names.values())  # a named input's name is not reused
     for index, stmt in enumerate(stmts):
         live = {names[i] for i, last in last_use.items() if i in names and last > index}
-        freed = {names[i] for i in stmt.nodes[0].inputs if last_use[i] == index} - live
+        freed = {names[i] for i in stmt.nodes[0].inputs if last_use[i] == index} - live - kept
         names[stmt.out.id] = (
             min(freed, key=rank) if freed else next(n for n in pool() if n not in live)
         )

@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.ir import Graph
-from cnnc.compiler.lower.fx import to_graph_module
+from cnnc.compiler.lower.fx import example_inputs, to_graph_module
 
 
 class ShapeRecorder(fx.Interpreter):
@@ -34,29 +34,29 @@ class ShapeRecorder(fx.Interpreter):
         return out
 
 
-def runtime_shapes(module: fx.GraphModule, x: torch.Tensor) -> dict[int, tuple[int, ...]]:
-    """IR node id → the shape torch gives its output for input `x` (batch included)."""
+def runtime_shapes(module: fx.GraphModule, *x: torch.Tensor) -> dict[int, tuple[int, ...]]:
+    """IR node id → the shape torch gives its output for the inputs `x` (batch included)."""
     recorder = ShapeRecorder(module)
     with torch.no_grad():
-        recorder.run(x)
+        recorder.run(*x)
     return recorder.shapes
 
 
-def runtime_macs(module: torch.nn.Module, x: torch.Tensor) -> int:
+def runtime_macs(module: torch.nn.Module, *x: torch.Tensor) -> int:
     """Multiply-accumulates per sample as torch's FlopCounterMode counts them (FLOPs / 2)."""
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        module(x)
-    return counter.get_total_flops() // (2 * x.shape[0])
+        module(*x)
+    return counter.get_total_flops() // (2 * x[0].shape[0])
 
 
 def mismatches(graph: Graph, device="meta", batch: int = 2) -> list[str]:
     """See the module docstring; `[]` when static and runtime agree everywhere."""
     model = to_graph_module(graph, seed=0, device=device).eval()
-    x = torch.zeros(batch, *graph.input_type.shape, device=device)  # [N, C, H, W]
+    x = example_inputs(graph, batch, device, make=torch.zeros)  # [N, C, H, W] per input
     problems = []
     recorder = ShapeRecorder(model)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        recorder.run(x)  # one pass: shapes and FLOPs
+        recorder.run(*x)  # one pass: shapes and FLOPs
     shapes = recorder.shapes
     for node in graph.nodes_in_order():
         static = (batch, *node.type.shape)
