@@ -401,6 +401,16 @@ class _ToAst(Transformer):
         value, name = children
         return ast.Attr(self._span(meta), value, str(name), self._tok(name))
 
+    def attr_number(self, meta, children):
+        """`features.4`: a numbered part, taken by its number (the lexer read `.4` as a float)."""
+        value, number = children
+        text = str(number)
+        if re.fullmatch(r"\.[0-9]+", text) is None:
+            raise CnncError(error("E0101", f"`{text}` cannot follow a value", self._tok(number),
+                                  helps=("a numbered part is written `features.4`",)))
+        span = self._tok(number)
+        return ast.Attr(self._span(meta), value, text[1:], Span(span.file, span.start + 1, span.end))
+
     def int_(self, meta, children):
         text = str(children[0])
         return ast.Number(self._span(meta), int_value(self._span(meta), text), text)

@@ -68,7 +68,7 @@ def test_shape_error_prints_table_to_the_failure(tmp_path, capsys):
     assert code == 1
     table = [line.split() for line in out.splitlines()]
     assert ["b", "Conv", "3×3,", "8", "8×28×28", "6,272", "584", "451,584", "5"] in table
-    assert ["c", "Linear", "10", "?", "0", "0", "0"] in table
+    assert ["c", "Linear,", "10", "?", "0", "0", "0"] in table  # the diagram's label: one describer
     assert "stops at `c`" in out
     assert "error[E0304]" in err and "Traceback" not in err
 

@@ -241,3 +241,23 @@ def test_a_network_cut_after_a_label_is_a_layer_without_its_head(tmp_path, capsy
     status, _, err = run_cli(["check", path, "-n", "bad"], capsys)
     assert status == 1
     assert "`pets` changes its parent's layers (`with`, `freeze`), so it cannot be used as a layer" in err
+
+
+def test_numbered_taps_tuple_fields_and_freezing_a_network_with_several_outputs(tmp_path):
+    path = tmp_path / "numbered.cnn"
+    path.write_text("""\
+network n {
+    input [3, 16, 16]
+    f = in -> trunk: [Conv(4, 3), ReLU, Conv(8, 3)]
+    y = (f.0, f.2)
+    return {a: y.0 -> ReLU, b: f.1 -> head: Conv(2, 1)}
+}
+
+network frozen = n freeze until head
+""")
+    s = cnnc.summary(path, network="n").to_json()
+    assert [(o["key"], o["shape"]) for o in s["outputs"]] == [("a", [4, 14, 14]), ("b", [2, 14, 14])]
+    frozen = cnnc.summary(path, network="frozen").to_json()
+    assert [o["key"] for o in frozen["outputs"]] == ["a", "b"]
+    assert frozen["frozen_params"] == 4 * 3 * 9 + 4 and frozen["trainable_params"] == 4 * 2 + 2
+    assert format_module(parse_text(path.read_text(), path="n.cnn")) == path.read_text()

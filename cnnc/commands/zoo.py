@@ -12,7 +12,9 @@ HELP = "list the zoo's models: input, params, MACs and published ImageNet accura
 DESCRIPTION = """\
 List every model in the zoo with its input size, parameters and multiply-accumulates (computed by
 cnnc from the .cnn file) and the ImageNet top-1 / top-5 accuracy published for it (the reference's
-weights metadata or the paper; `--format json` gives the source of each figure).
+weights metadata or the paper; `--format json` gives the source of each figure). The
+dense-prediction models (segmentation, detection backbones) follow in a section of their own, with
+their task, inputs and outputs.
 
 examples:
   cnnc zoo
@@ -25,14 +27,21 @@ def configure(p) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="draw accuracy against MACs, bubble area ∝ params")
 
 
+CLASSIFICATION = "image classification"
+
+
 def entries() -> list[dict]:
-    """One entry per zoo network that needs no arguments, with its figures."""
+    """One entry per zoo network that needs no arguments, with its figures: `model`, `task`
+    (`tasks.json`'s, else image classification), `inputs` (`name`, `shape`) and `outputs` (`key`,
+    `shape`; the key is null for a network returning one tensor), `params`, `macs`; a classifier
+    also has `input` and its published accuracy (`top1`, `top5`, `source`)."""
     from cnnc.api import load_program, zoo_dir
     from cnnc.compiler.analysis.summary import summarize
     from cnnc.compiler.elaborate import default_network, elaborate, network_names
     from cnnc.dsl.diagnostics import CnncError
 
     accuracy = json.loads((zoo_dir() / "accuracy.json").read_text(encoding="utf-8"))
+    tasks = json.loads((zoo_dir() / "tasks.json").read_text(encoding="utf-8"))
     out = []
     for path in sorted(zoo_dir().glob("*.cnn")):
         program = load_program(path)
@@ -46,9 +55,15 @@ def entries() -> list[dict]:
                 continue
             s = summarize(result.graph)
             model = path.stem if len(names) == 1 else f"{path.stem}:{name}"
-            acc = accuracy.get(model, {})
-            out.append({"model": model, "input": list(s.input), "params": s.params, "macs": s.macs,
-                        "top1": acc.get("top1"), "top5": acc.get("top5"), "source": acc.get("source")})
+            row = {"model": model, "task": tasks.get(model, CLASSIFICATION),
+                   "inputs": [{"name": n, "shape": list(shape)} for n, shape in s.inputs],
+                   "outputs": [{"key": k, "shape": list(shape)} for k, _, shape in s.outputs],
+                   "params": s.params, "macs": s.macs}
+            if row["task"] == CLASSIFICATION:
+                acc = accuracy.get(model, {})
+                row.update(input=list(s.input), top1=acc.get("top1"), top5=acc.get("top5"),
+                           source=acc.get("source"))
+            out.append(row)
     return out
 
 
@@ -79,14 +94,49 @@ def _pct(v) -> str:
 
 
 def _table(rows) -> str:
+    """The classifiers' table, then the dense-prediction models' (when the zoo has any)."""
+    classifiers = [r for r in rows if r["task"] == CLASSIFICATION]
+    dense = [r for r in rows if r["task"] != CLASSIFICATION]
     header = ("model", "input", "params", "MACs", "top-1", "top-5")
-    body = [(r["model"], "×".join(map(str, r["input"])), f"{r['params'] / 1e6:,.2f} M",
-             f"{r['macs'] / 1e9:,.2f} G", _pct(r["top1"]), _pct(r["top5"])) for r in rows]
+    body = [(r["model"], _shape(r["input"]), _millions(r["params"]), _giga(r["macs"]), _pct(r["top1"]),
+             _pct(r["top5"])) for r in classifiers]
+    text = _columns(header, body, left=2)
+    text += "\n\naccuracy: ImageNet-1k validation, % (sources: `cnnc zoo --format json`)"
+    if dense:
+        header = ("model", "task", "input", "outputs", "params", "MACs")
+        body = [(r["model"], r["task"], _listed(r["inputs"], "name"), _listed(r["outputs"], "key"),
+                 _millions(r["params"]), _giga(r["macs"])) for r in dense]
+        text += "\n\ndense prediction\n\n" + _columns(header, body, left=4)
+    return text
+
+
+def _columns(header, body, left: int) -> str:
+    """Aligned columns under a rule: the first `left` flush left, the figures flush right."""
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
-    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+    lines = ["  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in [header, *body]]
     lines.insert(1, "  ".join("─" * w for w in widths))
-    return "\n".join(lines) + "\n\naccuracy: ImageNet-1k validation, % (sources: `cnnc zoo --format json`)"
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _shape(shape) -> str:
+    return "×".join(map(str, shape))
+
+
+def _listed(items, key: str) -> str:
+    """`3×520×520`, or `out 21×520×520, aux 21×520×520` when there are several or they are named
+    (an unnamed single input is `x` in the graph and shows as its shape alone)."""
+    if len(items) == 1 and items[0][key] in (None, "x"):
+        return _shape(items[0]["shape"])
+    return ", ".join(f"{item[key]} {_shape(item['shape'])}" for item in items)
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:,.2f} M"
+
+
+def _giga(n: int) -> str:
+    return f"{n / 1e9:,.2f} G"
 
 
 def plot(rows, path: str) -> None:
@@ -96,7 +146,7 @@ def plot(rows, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [r for r in rows if r["top1"] is not None]
+    shown = [r for r in rows if r.get("top1") is not None]  # the classifiers with a published accuracy
     fig, ax = plt.subplots(figsize=(11, 7), dpi=110)
     for r in shown:
         x, y = r["macs"] / 1e9, r["top1"]

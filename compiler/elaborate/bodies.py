@@ -89,9 +89,8 @@ def _check_overrides(env: Env) -> None:
 
 
 def _derived_output(el: El, output, parent: str):
-    """Cut and freeze a derived network once its parent is elaborated (see `compiler.derive`)."""
-    if isinstance(output, Outputs):
-        output = None  # `cut after` a label of a network with several outputs: not supported
+    """Cut and freeze a derived network once its parent is elaborated (see `compiler.derive`). A
+    network with several outputs keeps them, unless `cut after` makes the cut its one output."""
     out_id = output.node if isinstance(output, Tensor) else None
     new_id, frozen, problems = derive.finish(el.derivation, el.b.nodes, out_id, parent)
     for problem in problems:

@@ -461,7 +461,8 @@ def tap(el: El, value: Tensor, expr: ast.Attr):
 
 
 def _output_field(value: Outputs, expr: ast.Attr):
-    found = value.get(expr.name)
+    key = int(expr.name) if value.kind == "tuple" and expr.name.isdigit() else expr.name  # `y.0`
+    found = value.get(key)
     if found is None:
         keys = ", ".join(f"`{k}`" for k, _ in value.items)
         raise fail("E0219", f"no output named `{expr.name}`", expr.name_span,
