@@ -157,6 +157,7 @@ def test_input_by_name_on_the_command_line(two, capsys):
     ("input a [3, 8, 8]\n    input [3, 8, 8]\n    return a", "E0307", "names each of them"),
     ("input a [3, 8, 8]\n    return (a, ReLU)", "E0404", "but this is a layer"),
     ("input a [3, 8, 8]\n    return {x: a, x: a}", "E0204", "the key `x` is used twice"),
+    ("input a [3, 8, 8]\n    return {}", "E0404", "`{}` names no tensor"),
 ])
 def test_mistakes_with_inputs_and_outputs(tmp_path, capsys, text, code, words):
     path = tmp_path / "bad.cnn"
@@ -261,3 +262,23 @@ network frozen = n freeze until head
     assert [o["key"] for o in frozen["outputs"]] == ["a", "b"]
     assert frozen["frozen_params"] == 4 * 3 * 9 + 4 and frozen["trainable_params"] == 4 * 2 + 2
     assert format_module(parse_text(path.read_text(), path="n.cnn")) == path.read_text()
+
+
+def test_a_network_with_several_inputs_is_no_layer(tmp_path, capsys):
+    path = tmp_path / "two.cnn"
+    path.write_text("""\
+network two {
+    input p [3, 8, 8]
+    input q [3, 8, 8]
+    return p + q
+}
+
+network user {
+    input [3, 8, 8]
+    return in -> t: two
+}
+""")
+    status, _, err = run_cli(["check", path, "-n", "user"], capsys)
+    assert status == 1
+    assert err.count("error[") == 1
+    assert "error[E0307]: `two` has several inputs, so it cannot be used as a layer" in err

@@ -240,9 +240,15 @@ def _check_received(el: El, stmt: ast.InputDecl, env: Env, definition, frame) ->
     """A network used as a layer: its `input` checks the rank and channels it receives (the sizes
     are free, so a classifier's trunk runs on a segmentation model's larger images)."""
     received = env.input
-    if isinstance(received, dict) or stmt.name in env.vars:
-        raise fail("E0307", f"`{definition.name}` has several inputs, so it cannot be used as a layer "
-                    "(`->` feeds one tensor)", stmt.span)
+    declared = [s for s in definition.body if isinstance(s, ast.InputDecl)]
+    if len(declared) > 1:  # reported once, at the first; the inputs are poisoned, not unknown
+        env.input = POISON
+        if stmt.name is not None:
+            env.vars[stmt.name] = POISON
+        if stmt is declared[0]:
+            raise fail("E0307", f"`{definition.name}` has several inputs, so it cannot be used as a layer "
+                       "(`->` feeds one tensor)", stmt.span, notes=frame.notes())
+        return
     if stmt.name is not None:
         env.vars[stmt.name] = received
     if received is POISON or not isinstance(received, Tensor) or is_error(received.type):

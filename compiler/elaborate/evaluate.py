@@ -214,6 +214,9 @@ def ev_tuple(el: El, expr: ast.TupleExpr, env, frame):
 
 def ev_record(el: El, expr: ast.RecordExpr, env, frame):
     """`{out: y, aux: z}`: tensors returned by name."""
+    if not expr.items:
+        raise fail("E0404", "`{}` names no tensor: a network returns at least one", expr.span,
+                   helps=("name each output, e.g. `{out: y}`",))
     items, poisoned = [], False
     for f in expr.items:
         if any(k == f.key for k, _ in items):
