@@ -282,3 +282,21 @@ network user {
     assert status == 1
     assert err.count("error[") == 1
     assert "error[E0307]: `two` has several inputs, so it cannot be used as a layer" in err
+
+
+def test_chaining_after_several_outputs_says_to_take_one(tmp_path, capsys):
+    path = tmp_path / "multi.cnn"
+    path.write_text("""\
+network multi {
+    input [3, 8, 8]
+    return {a: in, b: in -> ReLU}
+}
+
+network user {
+    input [3, 8, 8]
+    return in -> m: multi -> ReLU
+}
+""")
+    status, _, err = run_cli(["check", path, "-n", "user"], capsys)
+    assert status == 1
+    assert "but its left side is named tensors" in err and "`y = …`, then `y.a -> …`" in err

@@ -55,8 +55,12 @@ class Elaborator:
         if layer is POISON or x is POISON:
             return POISON
         if not isinstance(x, Tensor):
+            helps = ()
+            if isinstance(x, Outputs):  # a network with several outputs, used as a layer
+                key = x.items[0][0]
+                helps = (f"name the outputs and take one: `y = …`, then `y.{key} -> …`",)
             raise Fail(error("E0404", f"`->` feeds a tensor into a layer, but its left side is {type_name(x)}",
-                             span, "this is not a tensor"))
+                             span, "this is not a tensor", helps=helps))
         if name is not None and self.derivation is not None and self.derivation.replace:
             layer = self.substitute(layer, x, frame, name)
         if isinstance(layer, tuple):
