@@ -142,6 +142,16 @@ class Graph:
         return len(self.inputs) <= 1 and self.output_kind == "tensor" and "name" not in (
             self.input.args if self.input is not None else {})
 
+    def io_text(self) -> str:
+        """`[3, 224, 224] → [1000]`; each named input and each output by name when there are several
+        (`image [3, 224, 224], depth [1, 224, 224] → out [21, 224, 224], aux [21, 224, 224]`)."""
+        if self.single:
+            return f"{self.input_type} → {self.output_type}"
+        ins = ", ".join(" ".join(filter(None, (self._nodes[i].args.get("name"), str(self._nodes[i].type))))
+                        for i in self.inputs)
+        outs = ", ".join(f"{k} {self._nodes[i].type}" for k, i in self.outputs)
+        return f"{ins} → {outs}"
+
     def is_output(self, node_id: int) -> bool:
         return node_id in self._output_ids
 

@@ -24,16 +24,6 @@ examples:
 """
 
 
-def io_text(g) -> str:
-    """`[3, 224, 224] → [1000]`; each input and output by name when there are several."""
-    if g.single:
-        return f"{g.input_type} → {g.output_type}"
-    ins = ", ".join(f"{g.node(i).args['name']} {g.node(i).type}" if "name" in g.node(i).args else str(g.node(i).type)
-                    for i in g.inputs)
-    outs = ", ".join(f"{k} {g.node(i).type}" for k, i in g.outputs)
-    return f"{ins} → {outs}"
-
-
 def configure(p) -> None:
     common.add_program_args(p, many=True)
     common.add_format_arg(p, ("full", "concise", "json"), "full")
@@ -113,7 +103,7 @@ def _report(args, unchecked, names, diagnostics, checked) -> int:
         return status
     common.print_diagnostics(diagnostics, args, style=args.format)
     for g in checked:
-        print(f"ok: {g.network}: {io_text(g)}, {len(g)} nodes")
+        print(f"ok: {g.network}: {g.io_text()}, {len(g)} nodes")
     for program in unchecked:
         _templates_only(program)
     return status

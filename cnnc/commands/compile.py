@@ -79,7 +79,7 @@ def run(args) -> int:
     check_lint(graph)
     summary = summarize(graph)
     report = sys.stderr if out == "-" else sys.stdout
-    print(describe(summary), file=report)
+    print(describe(graph, summary), file=report)
     if out == "-":
         print(source(graph, args))
         return common.OK
@@ -103,13 +103,13 @@ def output_path(out: str | None) -> str | None:
     return out
 
 
-def describe(summary) -> str:
+def describe(graph, summary) -> str:
     """`resnet50: 25,557,032 params, 4.09 G MACs, [3, 224, 224] → [1000]`."""
     from cnnc.compiler.lower.source import human
 
     return (
         f"{summary.network}: {summary.params:,} params, {human(summary.macs)} MACs, "
-        f"{summary.io_text()}"
+        f"{graph.io_text()}"
     )
 
 

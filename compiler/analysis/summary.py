@@ -62,14 +62,6 @@ class Summary:
         """Forward activations kept for the backward pass roughly double the need (the lecture's ×2)."""
         return 2 * self.activation_bytes
 
-    def io_text(self) -> str:
-        """`[3, 224, 224] → [1000]`, or `image [3, 224, 224], depth [1, 224, 224] → out [21, …], aux [21, …]`."""
-        if self.single:
-            return f"{_listed(self.input)} → {_listed(self.output)}"
-        ins = ", ".join(f"{n} {_listed(shape)}" for n, shape in self.inputs)
-        outs = ", ".join(f"{k} {_listed(shape)}" for k, _, shape in self.outputs)
-        return f"{ins} → {outs}"
-
     def to_json(self) -> dict:
         return {
             "network": self.network,
@@ -97,10 +89,6 @@ class Summary:
                 for r in self.layers
             ],
         }
-
-
-def _listed(shape) -> str:
-    return "[" + ", ".join(map(str, shape)) + "]" if shape else "?"
 
 
 def summarize(graph: Graph, dtype: str = "float32") -> Summary:
