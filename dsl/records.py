@@ -86,5 +86,5 @@ def __setstate__(self, state):
     for fn in ("__init__", "__eq__", "__hash__", "__repr__", "__setattr__", "__delattr__", "__getstate__",
                "__setstate__"):
         ns[fn].__qualname__ = f"{new.__qualname__}.{fn}"
-        setattr(new, fn, ns[fn]) if fn not in ("__setattr__", "__delattr__") else type.__setattr__(new, fn, ns[fn])
+        setattr(new, fn, ns[fn])
     return new
