@@ -95,8 +95,13 @@ class Worker:
         self.start()
 
     def close(self) -> None:
+        """Let the worker exit; one that does not within 10 s is killed (the run's report is kept)."""
         self.proc.stdin.close()
-        self.proc.wait(timeout=10)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def rss_mb(pid: int) -> float:

@@ -108,18 +108,27 @@ def run_forward(path: Path, summary: dict, deep: bool) -> tuple[str, str]:
 
     try:
         model = cnnc.load(path, seed=0).eval()
-        x = torch.randn(1, *summary["input"])
+        x = tuple(torch.randn(1, *i["shape"]) for i in summary["inputs"])  # one per input, in order
         with torch.inference_mode():
-            y = model(x)
+            y = model(*x)
     except Exception as exc:  # noqa: BLE001
         return "bug:run", f"check accepted, load/forward failed: {type(exc).__name__}: {_first(str(exc))}"
-    if list(y.shape[1:]) != list(summary["output"]):
-        return "bug:run", f"output {list(y.shape)} but summary said {summary['output']}"
+    got = [list(t.shape[1:]) for t in outputs(y)]
+    want = [o["shape"] for o in summary["outputs"]]
+    if got != want:
+        return "bug:run", f"outputs {got} but summary said {want}"
     if deep:
         problem = compare_source(model, x, y)
         if problem:
             return "bug:source", problem
     return "ran", ""
+
+
+def outputs(y) -> list:
+    """The tensors a forward returned: one, a tuple of them, or a dict (in its order)."""
+    if isinstance(y, dict):
+        return list(y.values())
+    return list(y) if isinstance(y, tuple) else [y]
 
 
 def compare_source(model, x, y) -> str:
@@ -133,11 +142,14 @@ def compare_source(model, x, y) -> str:
 
         cls = namespace[class_name(model.cnnc_graph.network)]  # helpers (Chunk, Block, …) are classes too
         with torch.inference_mode():
-            z = cls(seed=0).eval()(x)
+            z = cls(seed=0).eval()(*x)
     except Exception as exc:  # noqa: BLE001
         return f"standalone source failed: {type(exc).__name__}: {_first(str(exc))}"
-    if z.shape != y.shape or not torch.allclose(z, y, rtol=1e-4, atol=1e-5):
-        return "standalone source gives another output"
+    if type(z) is not type(y) or (isinstance(y, dict) and list(z) != list(y)) or len(outputs(z)) != len(outputs(y)):
+        return "standalone source returns another structure"
+    for a, b in zip(outputs(z), outputs(y)):
+        if a.shape != b.shape or not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
+            return "standalone source gives another output"
     return ""
 
 
