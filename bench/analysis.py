@@ -2,7 +2,8 @@
 
 1. Whole processes, as a user types them: `cnnc summary zoo/resnet152.cnn` against torchinfo's
    `summary` of torchvision's resnet152 (goal: ≥ 50× faster), with `cnnc check`, a bare Python and
-   `import torch` as floors.
+   `import torch` as floors. A file seen before comes from the AST cache (`dsl/astcache.py`), as a
+   user's second look at a model does; `CNNC_CACHE=off` shows a file's first parse (lark).
 2. The same MAC count in one process: cnnc (parse, elaborate, analyse) against torch's
    `FlopCounterMode` over a forward pass, and fvcore's `FlopCountAnalysis` where it is installed.
 3. `cnnc check` of every zoo model in one warm process, parsing included: the work after start-up
@@ -37,12 +38,13 @@ def whole_processes(rounds: int) -> None:
     contenders = {
         "cnnc summary resnet152": process([*cnnc, "summary", RESNET152]),
         "cnnc check resnet152": process([*cnnc, "check", RESNET152]),
+        "cnnc summary, first parse": process([*cnnc, "summary", RESNET152], CNNC_CACHE="off"),
         "torchinfo summary(resnet152)": process([PYTHON, "-c", TORCHINFO]),
         "python -c pass": process([PYTHON, "-c", "pass"]),
         "python -c 'import torch'": process([PYTHON, "-c", "import torch"]),
     }
     for fn in contenders.values():
-        fn()  # warm-up: bytecode caches, lark's grammar cache, the OS's file cache
+        fn()  # warm-up: bytecode caches, lark's grammar and the AST caches, the OS's file cache
     times = {name: median(t) for name, t in interleaved(contenders, rounds).items()}
     ours = times["cnnc summary resnet152"]
     rows = [[name, ms(t), f"{t / ours:.1f}×"] for name, t in times.items()]

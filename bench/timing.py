@@ -53,18 +53,19 @@ def process_env() -> dict[str, str]:
     return env
 
 
-def run_process(argv: list[str]) -> None:
-    """Run a command to completion; a failure stops the benchmark with its stderr."""
+def run_process(argv: list[str], **env: str) -> None:
+    """Run a command to completion (`env`: variables added to `process_env()`); a failure stops
+    the benchmark with its stderr."""
     done = subprocess.run(
-        argv, env=process_env(), cwd=ROOT, capture_output=True, text=True, check=False
+        argv, env={**process_env(), **env}, cwd=ROOT, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
 
 
-def process(argv: list[str]):
+def process(argv: list[str], **env: str):
     """A contender for `interleaved` that runs `argv` as a whole process."""
-    return lambda: run_process(argv)
+    return lambda: run_process(argv, **env)
 
 
 def machine() -> str:

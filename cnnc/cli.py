@@ -10,8 +10,6 @@ import argparse
 import importlib
 import os
 import sys
-import tempfile
-import traceback
 
 from cnnc.commands.common import INTERNAL_ERROR, OK, USAGE_ERROR, USER_ERROR, UsageError, UserError
 
@@ -50,12 +48,16 @@ examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of the command `only` alone (a run imports just its own
+    command's module; `cnnc --help` lists them all)."""
     parser = argparse.ArgumentParser(prog="cnnc", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"cnnc {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS:
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(f"cnnc.commands.{module_name}")
         except ModuleNotFoundError as exc:
@@ -76,8 +78,9 @@ def _version() -> str:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    named = argv[0] if argv and argv[0] in {name for name, _ in COMMANDS} else None
+    parser = build_parser(named)
     if unknown_command(parser, argv):
         return USAGE_ERROR
     args = parser.parse_args(argv)
@@ -89,11 +92,11 @@ def main(argv=None) -> int:
 
 def unknown_command(parser, argv: list[str]) -> bool:
     """A misspelt command gets a did-you-mean (argparse lists the choices but suggests none)."""
-    import difflib
-
     names = [name for name, _ in COMMANDS]
     if not argv or argv[0].startswith("-") or argv[0] in names:
         return False
+    import difflib
+
     close = difflib.get_close_matches(argv[0], names, n=1, cutoff=0.6)
     parser.print_usage(sys.stderr)
     hint = f"did you mean `{close[0]}`?" if close else f"the commands are {', '.join(names)}"
@@ -145,6 +148,9 @@ def prepare_file(args) -> None:
 
 
 def internal_error(exc: BaseException, dump: str) -> int:
+    import tempfile
+    import traceback
+
     report = "".join(traceback.format_exception(exc))
     if dump:
         report += "\n--- IR dump ---\n" + dump

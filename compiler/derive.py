@@ -13,15 +13,13 @@ A path that names nothing in the parent is a located error with the nearest labe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from difflib import get_close_matches
-
 from cnnc.compiler.ops import REGISTRY
 from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import Diagnostic, error
+from cnnc.dsl.records import field, record
 
 
-@dataclass
+@record(frozen=False, slots=False)
 class Derivation:
     """The clauses of a derived network, and what elaboration did with them."""
 
@@ -78,6 +76,8 @@ def labels(nodes) -> list[str]:
 
 
 def not_found(path: ast.LabelPath, what: str, network: str, nodes) -> Diagnostic:
+    from difflib import get_close_matches
+
     near = get_close_matches(path.text, labels(nodes), n=3, cutoff=0.5)
     helps = (f"a similar label exists: {', '.join(f'`{n}`' for n in near)}",) if near else (
         f"`cnnc summary` of `{network}` lists its labels",)

@@ -15,17 +15,21 @@ A `Graph` never changes after `elaborate`. Analyses return new mappings keyed by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Mapping
 
 from cnnc.compiler.ops import REGISTRY
 from cnnc.compiler.types import ERROR, TensorType, Type, is_error
+from cnnc.dsl.records import field, record
 from cnnc.dsl.source import Span
 
+TYPE_CHECKING = False  # `typing` stays unimported at run time (start-up); annotations only
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class Instance:
     """One block instantiation: where it was made and what it was called with."""
 
@@ -34,7 +38,7 @@ class Instance:
     span: Span | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Node:
     id: int
     op: str
@@ -55,7 +59,7 @@ class Node:
         return REGISTRY[self.op]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Scope:
     """A named group of nodes: a block instance (`kind="block"`) or a labelled sequence (`"seq"`)."""
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import keyword
 import re
-from dataclasses import dataclass
+
+from cnnc.dsl.records import record
 
 _PART = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*|[0-9]+")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -62,7 +63,7 @@ _NETWORK_WORDS = """
 NETWORK_ATTRIBUTES = frozenset(_NETWORK_WORDS.split())
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Problem:
     """Why a label part cannot be a module name: a diagnostic code, the headline, and a fix."""
 

@@ -8,12 +8,13 @@ be inferred has it, and it is compatible with everything downstream, so one mist
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from cnnc.dsl.records import record
 
 Shape = tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TensorType:
     shape: Shape
 
@@ -41,7 +42,7 @@ class TensorType:
         return "×".join(str(d) for d in self.shape)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ErrorType:
     """The poison type (see module docstring)."""
 

@@ -10,13 +10,16 @@ computed because of an error already reported: every operation on it yields `POI
 
 from __future__ import annotations
 
-from dataclasses import field
-from typing import Any, Callable
+from collections.abc import Callable
 
 from cnnc.compiler.types import Type
 from cnnc.dsl import ast
-from cnnc.dsl.records import record
+from cnnc.dsl.records import field, record
 from cnnc.dsl.source import Span
+
+TYPE_CHECKING = False  # `typing` stays unimported at run time (start-up); annotations only
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class _Poison:

@@ -6,9 +6,7 @@ Expressions evaluate to numbers, strings, lists, tensors or layers; which is dec
 
 from __future__ import annotations
 
-from dataclasses import field
-
-from cnnc.dsl.records import record
+from cnnc.dsl.records import field, record
 from cnnc.dsl.source import Span
 
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from dataclasses import dataclass, replace
 from enum import Enum
 
+from cnnc.dsl.records import record, replace
 from cnnc.dsl.source import Span
 
 MAX_SNIPPET_COLUMNS = 120  # a wider source row is cut around its marks (a 1 MB line prints ~120 columns)
@@ -33,14 +33,14 @@ class Severity(str, Enum):
     WARNING = "warning"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Label:
     span: Span
     message: str = ""
     primary: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Diagnostic:
     code: str
     message: str

@@ -17,12 +17,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import CnncError, Diagnostic, Label, error
 from cnnc.dsl.parse import parse
+from cnnc.dsl.records import record
 from cnnc.dsl.source import NotRegularFile, SourceFile, SourceTooLarge, Span, file_kind
 
 MAX_IMPORT_PATH = 1024  # characters: far beyond any real import, well under the OS's PATH_MAX
@@ -33,7 +33,7 @@ _ROOTS = ("imports may reach the opened program's directory tree, the zoo, and d
 _WIDEN = "to import from elsewhere on purpose, allow its directory: `--allow-import DIR` or CNNC_PATH=DIR"
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Program:
     """The main module and every module it imports, keyed by resolved path."""
 
@@ -89,7 +89,7 @@ def load(path: str | Path, search_paths=(), text: str | None = None) -> Program:
     roots = _roots((_real(main).parent, *(Path(p) for p in search_paths)))
     loader = _Loader(tuple(Path(p) for p in search_paths), roots)
     source = SourceFile(str(path), text) if text is not None else read_source(main, shown_path(main))
-    key = loader.visit(source, main, ())
+    key = loader.visit(source, main, (), keep=text is None)
     if not loader.diagnostics and not loader.modules[key].items:
         loader.diagnostics.append(_empty(source))
     if loader.diagnostics:
@@ -126,12 +126,14 @@ class _Loader:
         self.edges: dict[str, tuple[str, ...]] = {}
         self.diagnostics: list[Diagnostic] = []
 
-    def visit(self, source: SourceFile, path: Path, stack: tuple[tuple[str, ast.Import | None], ...]) -> str:
+    def visit(self, source: SourceFile, path: Path, stack: tuple[tuple[str, ast.Import | None], ...],
+              keep: bool = True) -> str:
+        """Parse `source` (kept on disk when `keep`: it was read from a file) and what it imports."""
         key = str(path)
         if key in self.modules:
             return key
         try:
-            module = parse(source)
+            module = parse(source, keep=keep)
         except CnncError as exc:
             self.diagnostics += exc.diagnostics
             self.modules[key] = ast.Module(())

@@ -19,7 +19,6 @@ The rules, in order:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 
 from cnnc.dsl import ast
 from cnnc.dsl.breaks import (
@@ -40,7 +39,6 @@ from cnnc.dsl.flat import (
     arg_nodes,
     arg_text,
     arm_text,
-    closer as closer_of,
     element_context,
     element_text,
     flat,
@@ -51,13 +49,17 @@ from cnnc.dsl.flat import (
     opener,
     prime,
 )
+from cnnc.dsl.flat import (
+    closer as closer_of,
+)
+from cnnc.dsl.records import record, replace
 
 WIDTH = 100
 INDENT = "    "
 ROOM = 40  # a part that must break anyway may start on the current line if this much is left
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Line:
     text: str
     first: int  # source lines the content came from (for placing comments); 0 = unknown
@@ -124,7 +126,7 @@ def _overflow(lines: list[Line]) -> int:
     return sum(max(0, len(line.text) - WIDTH) for line in lines)
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Part:
     """One piece of a broken sequence: an element of a chain, an argument, an operand."""
 

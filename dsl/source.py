@@ -15,8 +15,9 @@ from __future__ import annotations
 import bisect
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from cnnc.dsl.records import field, record
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024  # 4 MiB: the whole zoo is ~150 KB; larger is not a hand-written model
 _CHUNK = 64 * 1024
@@ -84,7 +85,7 @@ def normalise(text: str) -> str:
     return text
 
 
-@dataclass(frozen=True, eq=False)
+@record(eq=False, slots=False)
 class SourceFile:
     """The text of one `.cnn` file, and where it came from (`path` is shown in diagnostics).
 
@@ -132,7 +133,7 @@ class SourceFile:
         return len(self._line_starts)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Span:
     """Characters `[start, end)` of `file`."""
 

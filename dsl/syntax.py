@@ -1,4 +1,5 @@
-"""Text → AST (`ast.Module`). The only importer of lark.
+"""Text → AST (`ast.Module`) with lark. The only importer of lark; `dsl/parse.py` is the front that
+skips this module for a text parsed before (in this process, or on disk: `dsl/astcache.py`).
 
 lark's exceptions become `CnncError`s with E01xx diagnostics: the position comes from lark, the
 terminal names are mapped to what a user types (`RPAR` → `)`), and an unclosed bracket is shown as a
@@ -8,29 +9,27 @@ secondary label.
 from __future__ import annotations
 
 import functools
-import hashlib
-import os
 import re
-from importlib import resources
 from pathlib import Path
 
 import lark
 from lark import Token, Transformer, v_args
 
 from cnnc.dsl import ast
+from cnnc.dsl.astcache import cache_dir, digest
 from cnnc.dsl.diagnostics import CnncError, Label, error
 from cnnc.dsl.literals import decode_string, float_value, int_value
 from cnnc.dsl.source import SourceFile, Span
 
 MAX_NESTING = 200  # deeper expressions are not written by hand; guard the recursive passes
+GRAMMAR = Path(__file__).with_name("cnn.lark")
 
-
-_COMMENTS: list[Token] = []  # filled by the lexer during one parse; parse() copies and clears it
+_COMMENTS: list[Token] = []  # filled by the lexer during one parse; parse_source() copies and clears it
 
 
 @functools.cache
 def _parser() -> lark.Lark:
-    grammar = resources.files("cnnc.dsl").joinpath("cnn.lark").read_text(encoding="utf-8")
+    grammar = GRAMMAR.read_text(encoding="utf-8")
     # LALR: linear time and a parser state per error, which the messages below rely on. The
     # analysed tables come from lark's cache (building them costs more than a whole `cnnc check`).
     return lark.Lark(grammar, start="module", parser="lalr", propagate_positions=True,
@@ -43,39 +42,14 @@ def _cache_file(grammar: str) -> str | bool:
     grammars do not overwrite each other); `False` (no cache) where that dir cannot be made. lark
     itself re-checks the hash and lark's version, and carries on silently when it cannot write.
     The file is a pickle: it lives beside the user's other caches, never beside a .cnn file."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = Path(base) / "cnnc"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
+    folder = cache_dir()
+    if folder is None:
         return False
-    digest = hashlib.sha256(f"{grammar}{lark.__version__}".encode()).hexdigest()[:16]
-    return str(folder / f"grammar-{digest}.lark")
+    return str(folder / f"grammar-{digest(grammar + lark.__version__)}.lark")
 
 
-CACHED_TEXT = 1 << 16  # characters: zoo files are a few KiB; fuzzers' giants are not kept
-
-
-def parse(source: SourceFile) -> ast.Module:
-    """Parse one file. Raises `CnncError` with one E01xx diagnostic on a syntax error.
-
-    ASTs are frozen, so a file parsed before in this process (same path, same text) is not parsed
-    again: a search or a benchmark loads the same family files for every network it builds. The
-    AST's spans then point at the first `SourceFile` of that path and text, an equal one."""
-    if len(source.text) > CACHED_TEXT:
-        return _parse(source)
-    key = (source.path, source.text)
-    if key not in _PARSED:
-        _PARSED[key] = _parse(source)
-        while len(_PARSED) > 64:
-            del _PARSED[next(iter(_PARSED))]  # the oldest
-    return _PARSED[key]
-
-
-_PARSED: dict[tuple[str, str], ast.Module] = {}  # (path, text) → AST; SourceFile compares by identity
-
-
-def _parse(source: SourceFile) -> ast.Module:
+def parse_source(source: SourceFile) -> ast.Module:
+    """Parse one file with lark. Raises `CnncError` with one E01xx diagnostic on a syntax error."""
     _COMMENTS.clear()
     try:
         tree = _parser().parse(source.text)
@@ -92,10 +66,6 @@ def _parse(source: SourceFile) -> ast.Module:
         raise
     kept = tuple(ast.Comment(str(c), Span(source, c.start_pos, c.end_pos)) for c in comments)
     return ast.Module(module.items, kept, Span(source, 0, len(source.text)))
-
-
-def parse_text(text: str, path: str = "<string>") -> ast.Module:
-    return parse(SourceFile(path, text))
 
 
 def _check_nesting(source: SourceFile, tree: lark.Tree) -> None:
@@ -122,7 +92,7 @@ _TERMINAL_WORDS = {
 }
 _CLOSERS = {"(": ")", "[": "]", "{": "}"}
 _OPERATORS = {f"`{op}`" for op in
-              "or and not + - * / // % == != < <= > >= . ( [ if".split()}
+              ["or", "and", "not", "+", "-", "*", "/", "//", "%", "==", "!=", "<", "<=", ">", ">=", ".", "(", "[", "if"]}
 _PREFERRED = [",", ")", "]", "}", "->", "=", ":"]
 
 
@@ -477,7 +447,7 @@ def _operator_span(source: SourceFile, left: Span, right: Span, symbol: str) -> 
     """Where the operator itself is written between its operands."""
     gap = source.text[left.end : right.start]
     at = gap.find(symbol)
-    start = left.end + (at if at >= 0 else 0)
+    start = left.end + (max(at, 0))
     return Span(source, start, start + len(symbol))
 
 

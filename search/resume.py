@@ -8,10 +8,10 @@ results: other objectives (E0604) or another space (E0607).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from typing import TYPE_CHECKING
 
+from cnnc.dsl import records
 from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search.space import Space
 
@@ -87,9 +87,9 @@ def space_fingerprint(space: Space) -> str:
 
 def _tree(node):
     """An AST as nested tuples of what it means: the compared fields, spans left out."""
-    if dataclasses.is_dataclass(node):
+    if records.is_record(node):
         return (type(node).__name__,) + tuple(
-            _tree(getattr(node, f.name)) for f in dataclasses.fields(node) if f.compare and f.name != "span"
+            _tree(getattr(node, f.name)) for f in records.fields(node) if f.compare and f.name != "span"
         )
     if isinstance(node, (list, tuple)):
         return tuple(_tree(x) for x in node)

@@ -20,10 +20,9 @@ Contracts:
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
-from cnnc.dsl import ast
+from cnnc.dsl import ast, records
 from cnnc.dsl.literals import escape_string
 from cnnc.search.concrete import literal
 
@@ -60,10 +59,10 @@ def structured_text(space, member, name: str = "best", comments: tuple[str, ...]
 
 def _walk(node):
     """Every AST node under `node`, parents before children."""
-    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+    if records.is_record(node) and not isinstance(node, type):
         if isinstance(node, (ast.Expr, ast.Module)) or hasattr(node, "span"):
             yield node
-        for f in dataclasses.fields(node):
+        for f in records.fields(node):
             if f.name not in ("span", "comments", "label_span", "name_span"):
                 yield from _walk(getattr(node, f.name))
     elif isinstance(node, (list, tuple)):
@@ -111,7 +110,7 @@ def _replacement(node: ast.Choice, met: list):
     return ["(", *_flat(text), ")"]
 
 
-@dataclasses.dataclass(frozen=True)
+@records.record
 class _Span:
     """Source text to copy (with its own nested choices replaced) inside a replacement."""
 

@@ -38,9 +38,10 @@ _SEARCH = ("cnnc.search", "cnnc.compiler", "cnnc.dsl")
 RULES = {
     "cnnc.zoo": Rule(()),  # data: the shipped .cnn files
     "cnnc.dsl": Rule(("cnnc.dsl",)),
-    "cnnc.dsl.source": Rule(()),
-    "cnnc.dsl.diagnostics": Rule(("cnnc.dsl.source",)),
-    "cnnc.dsl.parse": Rule(("cnnc.dsl",), ("lark",)),
+    "cnnc.dsl.records": Rule(()),  # the record classes every layer defines its values with
+    "cnnc.dsl.source": Rule(("cnnc.dsl.records",)),
+    "cnnc.dsl.diagnostics": Rule(("cnnc.dsl.records", "cnnc.dsl.source")),
+    "cnnc.dsl.syntax": Rule(("cnnc.dsl",), ("lark",)),  # lark for a text not parsed before (`dsl/parse.py`)
     "cnnc.dsl.programs": Rule(("cnnc.dsl", "cnnc.zoo")),  # a model named by its zoo name
     # the elaborator and its helpers; the compiler's upper rooms build on its graph, never the reverse
     "cnnc.compiler": Rule(("cnnc.compiler", "cnnc.dsl"), never=_COMPILER_UPPER),
@@ -48,16 +49,17 @@ RULES = {
     "cnnc.compiler.elaborate": Rule(("cnnc.compiler", "cnnc.dsl"), never=_COMPILER_UPPER),
     "cnnc.compiler.elaborate.state": Rule(("cnnc.compiler", "cnnc.dsl"),
                                           never=_COMPILER_UPPER + ("cnnc.compiler.elaborate",)),
-    "cnnc.compiler.types": Rule(("cnnc.dsl.source", "cnnc.dsl.diagnostics")),
-    "cnnc.compiler.ir": Rule(("cnnc.dsl.source", "cnnc.dsl.diagnostics", "cnnc.compiler.ops",
+    "cnnc.compiler.types": Rule(("cnnc.dsl.records", "cnnc.dsl.source", "cnnc.dsl.diagnostics")),
+    "cnnc.compiler.ir": Rule(("cnnc.dsl.records", "cnnc.dsl.source", "cnnc.dsl.diagnostics", "cnnc.compiler.ops",
                               "cnnc.compiler.types"), ("networkx",)),
-    "cnnc.compiler.ops": Rule(("cnnc.compiler.ops", "cnnc.compiler.types", "cnnc.dsl.source",
+    "cnnc.compiler.ops": Rule(("cnnc.compiler.ops", "cnnc.compiler.types", "cnnc.dsl.records", "cnnc.dsl.source",
                                "cnnc.dsl.diagnostics", "cnnc.dsl.literals")),
     "cnnc.compiler.analysis": Rule(("cnnc.compiler.analysis", "cnnc.compiler.ir", "cnnc.compiler.ops",
-                                    "cnnc.compiler.types")),
+                                    "cnnc.compiler.types", "cnnc.dsl.records")),
     "cnnc.compiler.lower": Rule(("cnnc.compiler", "cnnc.dsl.diagnostics", "cnnc.dsl.source"), ("torch",),
                                 never=("cnnc.compiler.render",)),
-    "cnnc.compiler.render": Rule(("cnnc.compiler", "cnnc.dsl.diagnostics", "cnnc.dsl.source"), ("graphviz",),
+    "cnnc.compiler.render": Rule(("cnnc.compiler", "cnnc.dsl.diagnostics", "cnnc.dsl.records", "cnnc.dsl.source"),
+                                 ("graphviz",),
                                  never=("cnnc.compiler.lower",)),
     "cnnc.search": Rule(_SEARCH),
     "cnnc.search.driver": Rule(_SEARCH, ("optuna", "torch")),

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 import pytest
 
@@ -30,6 +29,7 @@ from cnnc.compiler.ops import (
 )
 from cnnc.compiler.ops.text import call_text
 from cnnc.dsl.diagnostics import CnncError
+from cnnc.dsl.records import replace
 
 OPS = sorted(REGISTRY)
 LAYER_OPS = [name for name in OPS if REGISTRY[name].layer]

@@ -1,10 +1,11 @@
-"""`dsl.records.record` behaves as `dataclass(frozen=True, slots=True)` on every AST class: the same
-constructor, equality (spans aside), hash, repr, immutability, pickling and `dataclasses` helpers."""
+"""`dsl.records.record` behaves as `dataclass` on every record class cnnc defines: the same
+constructor, equality (spans aside), hash, repr, immutability, pickling, `fields` and `replace`."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
 import inspect
 import pickle
 
@@ -12,44 +13,137 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnc.dsl import ast
+from cnnc.dsl import records
 from cnnc.dsl.parse import parse_text
 
-CLASSES = [c for _, c in inspect.getmembers(ast, inspect.isclass)
-           if c.__module__ == ast.__name__ and "__dataclass_fields__" in c.__dict__]
+MODULES = [
+    "cnnc.dsl.ast", "cnnc.dsl.diagnostics", "cnnc.dsl.source", "cnnc.dsl.layout", "cnnc.dsl.imports",
+    "cnnc.compiler.values", "cnnc.compiler.ir", "cnnc.compiler.types", "cnnc.compiler.names",
+    "cnnc.compiler.ops", "cnnc.compiler.derive", "cnnc.compiler.elaborate.state",
+    "cnnc.compiler.elaborate.scopes", "cnnc.compiler.analysis.summary",
+    "cnnc.compiler.analysis.receptive_field", "cnnc.compiler.analysis.training_memory",
+    "cnnc.compiler.render.view", "cnnc.compiler.render.dot", "cnnc.compiler.render.theme",
+]
+
+
+def _records(module_name):
+    module = importlib.import_module(module_name)
+    return [c for _, c in inspect.getmembers(module, inspect.isclass)
+            if c.__module__ == module.__name__ and "__record_fields__" in c.__dict__]
+
+
+AST_CLASSES = _records("cnnc.dsl.ast")
+ALL = [c for m in MODULES for c in _records(m)]
+
+
+def _frozen(cls) -> bool:
+    return "__setattr__" in cls.__dict__ and getattr(cls.__setattr__, "_record_generated", False)
 
 
 def twin(cls):
-    """The same class written with `dataclass` (its fields re-declared, bases' first)."""
-    fields = [(f.name, f.type, dataclasses.field(default=f.default, compare=f.compare, repr=f.repr))
-              for f in dataclasses.fields(cls)]
-    return dataclasses.make_dataclass(cls.__name__, fields, frozen=True, slots=True)
+    """The same class written with `dataclass`: its fields re-declared (bases' first), the same
+    options, and `__post_init__` carried over."""
+    specs = []
+    for f in records.fields(cls):
+        options = {"init": f.init, "repr": f.repr, "compare": f.compare}
+        if f.default is not records.MISSING:
+            options["default"] = f.default
+        if f.default_factory is not records.MISSING:
+            options["default_factory"] = f.default_factory
+        specs.append((f.name, f.type, dataclasses.field(**options)))
+    namespace = {"__post_init__": cls.__post_init__} if hasattr(cls, "__post_init__") else {}
+    eq = "__eq__" in cls.__dict__
+    return dataclasses.make_dataclass(cls.__name__, specs, frozen=_frozen(cls), eq=eq,
+                                      slots="__slots__" in cls.__dict__, namespace=namespace)
 
 
-def test_every_ast_class_is_a_record():
-    assert len(CLASSES) >= 37
-    for cls in CLASSES:
-        assert dataclasses.is_dataclass(cls) and "__slots__" in cls.__dict__
+def test_the_record_classes_are_found():
+    assert len(AST_CLASSES) >= 37 and len(ALL) >= 70
+    for cls in AST_CLASSES:
+        assert records.is_record(cls) and "__slots__" in cls.__dict__ and _frozen(cls)
 
 
-@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def _required(cls):
+    return [None for f in records.fields(cls)
+            if f.init and f.default is records.MISSING and f.default_factory is records.MISSING]
+
+
+def _constructible(cls):
+    return cls.__name__ not in ("SourceFile",)  # its __post_init__ reads a real text
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: f"{c.__module__.rsplit('.', 1)[-1]}.{c.__name__}")
 def test_a_record_matches_its_dataclass_twin(cls):
     other = twin(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    assert names == [f.name for f in dataclasses.fields(other)]
+    assert [f.name for f in records.fields(cls)] == [f.name for f in dataclasses.fields(other)]
+    if not _constructible(cls):
+        return
+    a, b = cls(*_required(cls)), other(*_required(cls))
 
-    def parameters(c):
+    def parameters(c):  # the real __init__ exists once the class has been constructed
         return [(p.name, p.default) for p in inspect.signature(c.__init__).parameters.values()]
 
-    assert parameters(cls) == parameters(other)
-    required = [None for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
-    a, b = cls(*required), other(*required)
-    assert repr(a) == repr(b).replace(other.__qualname__, cls.__qualname__, 1)
-    assert a == cls(*required) and hash(a) == hash(cls(*required))
+    shown = [(n, d if d is not records.MISSING else dataclasses.MISSING) for n, d in parameters(cls)]
+    assert [n for n, _ in shown] == [n for n, _ in parameters(other)]
+    if "__repr__" not in cls.__dict__ or getattr(cls.__repr__, "_record_generated", False):
+        assert repr(a) == repr(b).replace(other.__qualname__, cls.__qualname__, 1)
+    if "__eq__" in cls.__dict__:
+        assert a == cls(*_required(cls))
+        assert (a.__hash__ is None) == (b.__hash__ is None)
+        if a.__hash__ is not None:
+            assert hash(a) == hash(cls(*_required(cls)))
+    else:
+        assert a != cls(*_required(cls)) and b != other(*_required(cls))  # identity
+    name = next((f.name for f in records.fields(cls)), "x")
+    if _frozen(cls):
+        with pytest.raises(records.FrozenError):
+            setattr(a, name, 1)
+        if records.fields(cls):  # (a field-less slotted dataclass fails otherwise)
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(b, name, 1)
+    assert hasattr(a, "__dict__") == hasattr(b, "__dict__")
+
+
+@pytest.mark.parametrize("cls", AST_CLASSES, ids=lambda c: c.__name__)
+def test_an_ast_record_pickles_and_copies(cls):
+    a = cls(*_required(cls))
     assert pickle.loads(pickle.dumps(a)) == a and copy.deepcopy(a) == a
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        setattr(a, names[0], 1)
-    assert not hasattr(a, "__dict__") and not hasattr(b, "__dict__")  # slots
+
+
+def test_options_defaults_and_post_init():
+    made = []
+
+    @records.record(frozen=False)
+    class Box:
+        a: int
+        b: list = records.field(default_factory=list)
+        c: int = records.field(default=3, init=False)
+
+        def __post_init__(self):
+            made.append(self.a)
+
+    one, two = Box(1), Box(2, [5])
+    assert made == [1, 2] and one.b == [] and one.b is not Box(1).b and two.b == [5] and one.c == 3
+    one.a = 7
+    assert one.a == 7 and Box.__hash__ is None and Box(1) == Box(1) and Box(1) != Box(2)
+    assert records.replace(two, a=4) == Box(4, [5])
+    with pytest.raises(TypeError):
+        records.replace(two, c=1)  # init=False
+    with pytest.raises(TypeError):
+        records.replace(two, nope=1)
+    with pytest.raises(TypeError):
+        records.fields(object())
+
+
+def test_a_class_body_keeps_its_own_methods():
+    @records.record
+    class Shown:
+        a: int
+
+        def __repr__(self):
+            return "mine"
+
+    assert repr(Shown(1)) == "mine" and Shown(1) == Shown(1)
 
 
 SOURCE = st.sampled_from([
@@ -66,5 +160,5 @@ def test_equality_ignores_spans_and_replace_keeps_the_rest(text, shift):
     b = parse_text(" " * shift + text, path="b.cnn")  # other spans, same structure
     assert a == b and hash(a) == hash(b)
     first = a.items[0]
-    renamed = dataclasses.replace(first, name=first.name + "x")
+    renamed = records.replace(first, name=first.name + "x")
     assert renamed != first and renamed.span == first.span

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import ast
 import builtins
-import dataclasses
 import keyword
+import os
 import subprocess
 import sys
 import textwrap
@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from cnnc import api
 from cnnc.compiler import names
 from cnnc.compiler.ir import Graph
+from cnnc.dsl import records
 from cnnc.dsl.diagnostics import CnncError
 from cnnc.dsl.literals import escape_string
 
@@ -88,9 +89,9 @@ def hostile(graph: Graph, label="lbl", inner="conv", title='Unit("t")', network=
                 path = path[:1] + (inner,) + path[2:]
         return path
 
-    nodes = [dataclasses.replace(n, path=rename(n.path)) for n in graph.nodes_in_order()]
+    nodes = [records.replace(n, path=rename(n.path)) for n in graph.nodes_in_order()]
     scopes = [
-        dataclasses.replace(s, path=rename(s.path), title=title if s.path == ("lbl",) else s.title)
+        records.replace(s, path=rename(s.path), title=title if s.path == ("lbl",) else s.title)
         for s in graph.scopes.values()
     ]
     return Graph(network, nodes, graph.output, scopes, graph.input_type)
@@ -388,11 +389,11 @@ print(repr(events))
 WARM = "import math, torch; torch.nn.Conv2d(3, 4, 3)(torch.ones(1, 3, 8, 8))"
 
 
-def audited(act: str, warm: str = "", prepare: str = "") -> list:
+def audited(act: str, warm: str = "", prepare: str = "", **env) -> list:
     """The file-system, process and network events while `act` runs, in a fresh interpreter."""
     script = AUDIT.format(warm=warm, prepare=textwrap.dedent(prepare), act=act)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=ROOT / "tests", timeout=300, check=False)
+                          cwd=ROOT / "tests", timeout=300, check=False, env={**os.environ, **env})
     assert done.returncode == 0, done.stderr[-2000:]
     events = ast.literal_eval(done.stdout.strip().splitlines()[-1])
     return [e for e in events if e[0] != "open" or "injected" not in e[1]]  # the file `act` runs
@@ -423,14 +424,19 @@ def test_building_and_running_a_hostile_graph_touches_no_file(tmp_path):
 
 def test_loading_a_file_opens_that_file_only(tmp_path):
     """`cnnc.load` of the injected-string program, a forward and a summary: the one open is the
-    file itself (torch and cnnc's lazy imports are done beforehand, on another file)."""
+    file itself (torch and cnnc's lazy imports are done beforehand, on another file), and what else
+    is touched lies in cnnc's cache dir: the file's parsed tree, looked up and then kept."""
     (tmp_path / "warm.cnn").write_text(BENIGN)
     (tmp_path / "injected.cnn").write_text(INJECTED_STRING)
     warm = (f"import torch, cnnc; w = cnnc.load({str(tmp_path / 'warm.cnn')!r}, seed=0); "
             "w(torch.ones(1, 3, 8, 8)); w.cnnc_summary()")
     act = (f"m = cnnc.load({str(tmp_path / 'injected.cnn')!r}, seed=0); m(torch.ones(1, 3, 8, 8)); "
            "m.cnnc_summary()")
-    assert audited(act, warm=warm) == []
+    cache = str(tmp_path / "cache")
+    events = audited(act, warm=warm, XDG_CACHE_HOME=cache)
+    assert [e for e in events if cache not in e[1]] == []
+    assert {e for e, _ in events} <= {"open", "os.mkdir", "os.rename", "os.scandir", "os.utime"}
+    assert any(e == "open" and ".ast" in args for e, args in events)
 
 
 def test_the_audit_sees_a_file_opened():

@@ -1,4 +1,5 @@
-"""Start-up: the analysis path imports nothing heavy, and the grammar comes from lark's cache.
+"""Start-up: the analysis path imports nothing heavy, the grammar comes from lark's cache, and a
+file parsed before comes from the AST cache (no lark at all).
 
 How fast it starts is measured in bench/analysis.py, never asserted here.
 """
@@ -11,6 +12,8 @@ import sys
 
 import pytest
 from conftest import ROOT
+
+from cnnc.dsl import astcache, syntax
 
 HEAVY = ("torch", "networkx", "optuna", "graphviz", "numpy", "matplotlib", "sklearn")
 
@@ -53,9 +56,9 @@ def fresh_parser(monkeypatch, tmp_path):
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(parse, "_PARSED", {})
-    parse._parser.cache_clear()
+    syntax._parser.cache_clear()
     yield parse
-    parse._parser.cache_clear()
+    syntax._parser.cache_clear()
 
 
 def test_the_second_start_loads_the_grammar_from_the_cache(fresh_parser, tmp_path, monkeypatch):
@@ -64,7 +67,7 @@ def test_the_second_start_loads_the_grammar_from_the_cache(fresh_parser, tmp_pat
     first = fresh_parser.parse_text("network n { input [3, 8, 8] return in -> Conv(4, 3) }")
     (cached,) = (tmp_path / "cnnc").glob("grammar-*.lark")
     assert cached.stat().st_size > 0
-    fresh_parser._parser.cache_clear()
+    syntax._parser.cache_clear()
     fresh_parser._PARSED.clear()
 
     def no_grammar_building(*args, **kwargs):
@@ -88,7 +91,7 @@ def test_a_corrupt_cache_file_is_rebuilt(fresh_parser, tmp_path, capfd):
     fresh_parser.parse_text("network n { input [3] return in }")
     (cached,) = (tmp_path / "cnnc").glob("grammar-*.lark")
     cached.write_bytes(b"garbage\n")
-    fresh_parser._parser.cache_clear()
+    syntax._parser.cache_clear()
     fresh_parser._PARSED.clear()
     module = fresh_parser.parse_text("network n { input [3, 8, 8] return in -> Conv(4, 3) }")
     assert len(module.items) == 1
@@ -108,3 +111,122 @@ def test_a_file_parsed_before_in_the_process_is_not_parsed_again():
     for _ in range(2):  # errors are raised each time, never remembered as results
         with pytest.raises(CnncError):
             parse_text("network broken { input [3] return in -> }", path="broken.cnn")
+
+
+# -- the AST cache: a file parsed before needs no lark --------------------------------------------
+
+RESNET = ROOT / "zoo" / "resnet152.cnn"
+
+
+# imported by nothing on the way of a `cnnc summary` of a file seen before: each costs milliseconds
+# at start-up (lark and its parse most; `dataclasses` and `inspect`, `typing`, `fractions` with
+# `decimal`, `tempfile` a few each), which is most of what such a process would spend
+LIGHT = ("lark", "dataclasses", "inspect", "typing", "fractions", "decimal", "tempfile", "hashlib")
+
+
+def test_a_file_seen_before_is_checked_without_importing_lark(tmp_path):
+    code = (
+        "import sys; from cnnc.cli import main; code = main(['summary', 'zoo/resnet152.cnn']); "
+        f"print([m for m in {LIGHT!r} if m in sys.modules], code)"
+    )
+    first = run_python(code, XDG_CACHE_HOME=str(tmp_path))
+    second = run_python(code, XDG_CACHE_HOME=str(tmp_path))
+    assert "'lark'" in first.stdout.splitlines()[-1], first.stderr
+    assert second.stdout.splitlines()[-1] == "[] 0", second.stderr
+    assert first.stdout.splitlines()[:-1] == second.stdout.splitlines()[:-1]  # the same summary
+    assert len(list((tmp_path / "cnnc" / "ast").glob("*.ast"))) == 2  # resnet152.cnn and its family
+
+
+def _texts():
+    """Every zoo file, and one with comments, odd spacing and every kind of literal."""
+    texts = [p.read_text() for p in sorted((ROOT / "zoo").rglob("*.cnn"))]
+    texts.append('# top\nnetwork n(a = 1e-4, b = "x\\ty", c = none) {  # note\n input image [3, 8, 8]\n'
+                 '  return {out: image -> c1: Conv(4, 3) -> ReLU, 0: (image,)}  # end\n}\n')
+    return texts
+
+
+def test_a_kept_tree_equals_the_parsed_one_spans_and_comments_too(fresh_parser, tmp_path):
+    from cnnc.dsl.source import SourceFile
+
+    for i, text in enumerate(_texts()):
+        source = SourceFile(f"f{i}.cnn", text)
+        parsed = syntax.parse_source(source)
+        astcache.store(source, parsed)
+        again = SourceFile(f"g{i}.cnn", text)  # another path: the spans follow the new file
+        kept = astcache.load(again)
+        assert kept == parsed and kept.comments == parsed.comments
+        assert _spans(kept) == _spans(parsed)
+        assert all(s.file is again for s in _span_objects(kept))
+
+
+def _span_objects(node):
+    from cnnc.dsl.records import fields, is_record
+    from cnnc.dsl.source import Span
+
+    if isinstance(node, Span):
+        yield node
+    elif is_record(node):
+        for f in fields(node):
+            yield from _span_objects(getattr(node, f.name))
+    elif isinstance(node, tuple):
+        for x in node:
+            yield from _span_objects(x)
+
+
+def _spans(node):
+    return [(s.start, s.end) for s in _span_objects(node)]
+
+
+def test_an_entry_is_used_only_for_its_own_text(fresh_parser, tmp_path):
+    from cnnc.dsl.source import SourceFile
+
+    text = "network n { input [3, 8, 8] return in -> Conv(4, 3) }"
+    source = SourceFile("a.cnn", text)
+    astcache.store(source, syntax.parse_source(source))
+    (entry,) = (tmp_path / "cnnc" / "ast").glob("*.ast")
+    other = SourceFile("a.cnn", text.replace("4", "5"))
+    entry.rename(entry.with_name(astcache._entry(other.text).name))  # as if the digests collided
+    assert astcache.load(other) is None  # the stored text differs: a miss, never the wrong tree
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage", b"\xe3\x00", None])
+def test_a_damaged_entry_is_a_miss_and_is_rewritten(fresh_parser, tmp_path, damage):
+    import marshal
+
+    from cnnc.dsl.source import SourceFile
+
+    text = "network n { input [3, 8, 8] return in -> Conv(4, 3) }"
+    source = SourceFile("a.cnn", text)
+    astcache.store(source, syntax.parse_source(source))
+    (entry,) = (tmp_path / "cnnc" / "ast").glob("*.ast")
+    if damage is None:  # well-formed, but naming a class that is not an AST class
+        damage = marshal.dumps((astcache.FORMAT, text, [("Span", ("file", "start", "end"))], [0, None, 1, 2]))
+    entry.write_bytes(damage)
+    assert astcache.load(source) is None
+    assert fresh_parser.parse(source, keep=True) == syntax.parse_source(source)
+    assert astcache.load(source) is not None  # written again, whole
+
+
+def test_the_cache_can_be_turned_off_and_an_unwritable_dir_is_skipped(fresh_parser, tmp_path, monkeypatch):
+    from cnnc.dsl.source import SourceFile
+
+    source = SourceFile("a.cnn", "network n { input [3] return in }")
+    monkeypatch.setenv("CNNC_CACHE", "off")
+    fresh_parser.parse(source, keep=True)
+    assert not (tmp_path / "cnnc" / "ast").exists()
+    monkeypatch.delenv("CNNC_CACHE")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    fresh_parser._PARSED.clear()
+    assert len(fresh_parser.parse(source, keep=True).items) == 1
+
+
+def test_the_folder_keeps_at_most_its_limit(fresh_parser, tmp_path, monkeypatch):
+    from cnnc.dsl.source import SourceFile
+
+    monkeypatch.setattr(astcache, "MAX_ENTRIES", 6)
+    for i in range(12):
+        source = SourceFile("a.cnn", f"network n{i} {{ input [3] return in }}")
+        astcache.store(source, syntax.parse_source(source))
+        assert len(list((tmp_path / "cnnc" / "ast").iterdir())) <= 6

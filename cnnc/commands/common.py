@@ -147,10 +147,9 @@ def elaborate_from_args(args, decider=None):
 def _with_smallest_input(result, args, values):
     """An input too small gets a help line with the smallest that works (the program is read again:
     only on this failure path)."""
-    from dataclasses import replace
-
     from cnnc.api import load_program
     from cnnc.commands import hints
+    from cnnc.dsl.records import replace
 
     program = load_program(args.file, allow_import=getattr(args, "allow_import", ()))
     found = hints.with_smallest_input(result, program, args.network, values)

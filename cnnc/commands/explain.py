@@ -3,8 +3,6 @@ given an op's name (`cnnc explain Conv`), the op's reference page, as `cnnc ops`
 
 from __future__ import annotations
 
-from importlib import resources
-
 from cnnc.commands import common
 
 HELP = "explain a diagnostic code or an op, e.g. `cnnc explain E0301`, `cnnc explain Conv`"
@@ -15,6 +13,8 @@ def configure(p) -> None:
 
 
 def pages() -> dict[str, str]:
+    from importlib import resources
+
     folder = resources.files("cnnc.dsl").joinpath("explain")
     return {f.name[:-3]: f.read_text(encoding="utf-8") for f in folder.iterdir() if f.name.endswith(".md")}
 

@@ -8,7 +8,7 @@ of tries, so the cost stays a few elaborations even for the largest zoo model.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from cnnc.dsl.records import replace
 
 TOO_SMALL = "E0303"
 MAX_TRIES = 24  # doubling reaches 2^11 from 1, bisecting then needs 11 more

@@ -16,15 +16,18 @@ so jumps and sizes may be fractions (`Fraction`, exact); `Field.size` rounds up 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from fractions import Fraction
 
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.ops import GLOBAL, MEET, ORIGIN, POINTWISE
 from cnnc.compiler.types import is_error
+from cnnc.dsl.records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Axis:
     r_min: int | Fraction
     r_max: int | Fraction
@@ -32,7 +35,7 @@ class Axis:
     start: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Field:
     """Receptive field of one node, along height and width (input pixels)."""
 
@@ -81,13 +84,14 @@ def _meet_all(graph: Graph, n: Node, ins: list[Field]) -> Field:
 
 
 def _step(a: Axis, k, s, p) -> Axis:
-    start = a.start + float((Fraction(k) - 1) / 2 - Fraction(p)) * float(a.jump)
+    start = a.start + float((k - 1) / 2 - p) * float(a.jump)
     return Axis(_exact(a.r_min + (k - 1) * a.jump), _exact(a.r_max + (k - 1) * a.jump), _exact(a.jump * s), start)
 
 
 def _exact(value):
-    """A whole Fraction as an int, so the usual integer fields stay ints."""
-    return int(value) if isinstance(value, Fraction) and value.denominator == 1 else value
+    """A whole Fraction as an int, so the usual integer fields stay ints (no `fractions` import:
+    only ops that scale up make Fractions)."""
+    return int(value) if type(value) is not int and getattr(value, "denominator", 0) == 1 else value
 
 
 def _grid_inputs(graph: Graph, n: Node, ins: list[Field]) -> list[Field]:

@@ -6,17 +6,16 @@ Rows stop at the first node whose shape could not be inferred (`failed_at` names
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cnnc.compiler.analysis.counts import macs, params
 from cnnc.compiler.analysis.describe import describe
 from cnnc.compiler.analysis.memory import DTYPE_BYTES, activations
 from cnnc.compiler.analysis.receptive_field import receptive_fields
 from cnnc.compiler.ir import Graph
 from cnnc.compiler.types import is_error
+from cnnc.dsl.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Row:
     name: str
     op: str
@@ -31,7 +30,7 @@ class Row:
     text: str = ""  # `Conv 3×3/2, 64`
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Summary:
     network: str
     input: tuple[int, ...] | None

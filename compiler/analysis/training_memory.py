@@ -25,12 +25,11 @@ Dropout and StochasticDepth make tensors of their own here, unlike the inference
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cnnc.compiler.analysis.counts import params
 from cnnc.compiler.analysis.memory import DTYPE_BYTES, add_target, runs_in_place
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.types import is_error
+from cnnc.dsl.records import record
 
 # State tensors per parameter: momentum SGD's momentum buffer; Adam's exp_avg and exp_avg_sq.
 OPTIMIZER_BUFFERS = {"sgd": 1, "adam": 2}
@@ -73,7 +72,7 @@ EXTRA_TENSORS = {"LocalResponseNorm": 3}
 _TRAINING_TENSORS = frozenset({"Dropout", "StochasticDepth"})
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TrainingMemory:
     """Bytes alive at the peak of one training step; `cnnc summary --train` prints `total`."""
 

@@ -7,8 +7,6 @@ A block's parameters are bound by `evaluate.bind_params`, since its defaults are
 
 from __future__ import annotations
 
-import difflib
-
 from cnnc.compiler.coerce import coerce, habit
 from cnnc.compiler.elaborate.state import El, fail
 from cnnc.compiler.ops import REQUIRED, OpError
@@ -71,6 +69,8 @@ def bind_arguments(fn: str, names, defaults, args, kwargs, span, lazy_defaults=F
     bound = dict(zip(names, args))
     for key, value, kspan in kwargs:
         if key not in names:
+            import difflib
+
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"did you mean `{close[0]}`?" if close else f"its parameters are: {', '.join(names) or 'none'}"
             raise fail("E0401", f"`{fn}` has no parameter `{key}`", kspan, "unknown parameter", helps=(hint,))

@@ -7,9 +7,7 @@ diagnostic.
 
 from __future__ import annotations
 
-import difflib
 import operator
-from dataclasses import replace
 
 from cnnc.compiler import derive, limits
 from cnnc.compiler.elaborate import budget, builtins, choices
@@ -18,9 +16,24 @@ from cnnc.compiler.elaborate.scopes import Env, ModuleScope
 from cnnc.compiler.elaborate.state import El, Frame, fail
 from cnnc.compiler.ops import REQUIRED, OpError, dsl_names, lookup
 from cnnc.compiler.types import is_error
-from cnnc.compiler.values import (POISON, BlockLayer, BlockRef, Builtin, LabeledLayer, MergeLayer,
-                                  OpLayer, Outputs, Partial, SeqLayer, Tensor, is_layer, show, type_name)
+from cnnc.compiler.values import (
+    POISON,
+    BlockLayer,
+    BlockRef,
+    Builtin,
+    LabeledLayer,
+    MergeLayer,
+    OpLayer,
+    Outputs,
+    Partial,
+    SeqLayer,
+    Tensor,
+    is_layer,
+    show,
+    type_name,
+)
 from cnnc.dsl import ast
+from cnnc.dsl.records import replace
 
 
 def evaluate(el: El, expr, env: Env, frame):
@@ -75,6 +88,8 @@ CONCAT = Builtin("concat", None)
 def unknown_name(expr: ast.Name, env: Env):
     candidates = env.names() | set(env.module.defs) | {n for m in env.module.imports for n in m.defs}
     candidates |= set(dsl_names()) | set(builtins.BUILTINS) | {"concat", "same"}
+    import difflib
+
     close = difflib.get_close_matches(expr.id, sorted(candidates), n=1, cutoff=0.75)
     looks_like_layer = expr.id[:1].isupper()
     message = f"unknown {'op or block' if looks_like_layer else 'name'} `{expr.id}`"
@@ -453,6 +468,8 @@ def tap(el: El, value: Tensor, expr: ast.Attr):
     inside = sorted({p[len(value.part)] for p in el.b.parts if value.part and p[:len(value.part)] == value.part
                      and len(p) > len(value.part)}) if value.part else []
     helps = ["tensors have `.channels`, `.height`, `.width`, `.shape`, `.rank` and `.numel`"]
+    import difflib
+
     close = difflib.get_close_matches(expr.name, inside, n=3, cutoff=0.5)
     if close:
         helps.insert(0, "did you mean " + " or ".join(f"`{c}`" for c in close) + "?")

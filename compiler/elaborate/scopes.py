@@ -4,12 +4,11 @@ then among the built-ins (ops, functions, constants)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from cnnc.dsl import ast
+from cnnc.dsl.records import field, record
 
 
-@dataclass(eq=False)
+@record(frozen=False, eq=False, slots=False)
 class ModuleScope:
     """The top-level names of one file, and the files it imports (searched in order)."""
 
@@ -44,7 +43,7 @@ def module_scopes(program) -> dict[str, ModuleScope]:
     return scopes
 
 
-@dataclass(eq=False)
+@record(frozen=False, eq=False, slots=False)
 class Env:
     """Local names of one body (parameters and `let`s), the input tensor, and a parent for loops."""
 

@@ -9,9 +9,7 @@ The leaf of the room: it imports none of its siblings, so they all import it at 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Protocol
 
 from cnnc.compiler import limits
 from cnnc.compiler.derive import Derivation
@@ -20,7 +18,15 @@ from cnnc.compiler.names import path_problem
 from cnnc.compiler.names import usable as usable_name
 from cnnc.compiler.values import OpLayer, Tensor
 from cnnc.dsl.diagnostics import Diagnostic, error
+from cnnc.dsl.records import field, record
 from cnnc.dsl.source import Span
+
+TYPE_CHECKING = False  # `typing` stays unimported at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # the interfaces below are Protocols to a type checker, plain classes at run time
+
 
 
 def numbered(name: str, k: int) -> str:
@@ -46,7 +52,7 @@ def fail(code, message, span, label="", **extra) -> Fail:
     return Fail(error(code, message, span, label, **extra))
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Frame:
     """Where layers are being applied: the label path and the block instances around it."""
 
@@ -62,7 +68,7 @@ class Frame:
         )
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Elaboration:
     graph: Graph | None
     diagnostics: tuple[Diagnostic, ...]
@@ -72,7 +78,7 @@ class Elaboration:
         return not any(d.is_error for d in self.diagnostics)
 
 
-@dataclass
+@record(frozen=False, slots=False)
 class Builder:
     """Scratch state of one elaboration: the nodes made so far and the names taken per scope."""
 
@@ -158,7 +164,7 @@ class Builder:
 NODES_HELP = "check repeat counts and list lengths; real networks have a few thousand nodes"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChoicePoint:
     """One decision of a search space, as a decider sees it (see `choices`)."""
 

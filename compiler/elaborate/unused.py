@@ -54,7 +54,7 @@ def names_in(expr) -> set[str]:
 
 def _children(node):
     if isinstance(node, (ast.Expr, ast.Kwarg, ast.Field)):
-        for name in node.__dataclass_fields__:
+        for name in node.__record_fields__:
             value = getattr(node, name)
             if isinstance(value, (ast.Expr, ast.Kwarg, ast.Field)):
                 yield value

@@ -33,11 +33,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
-from fractions import Fraction
-from typing import Any
 
 from cnnc.compiler.types import TensorType
+from cnnc.dsl.records import MISSING, field, fields, record, replace
+
+TYPE_CHECKING = False  # `typing` stays unimported at run time (start-up); annotations only
+if TYPE_CHECKING:
+    from fractions import Fraction
+    from typing import Any
 
 REQUIRED = object()  # a ParamSpec default meaning "must be given"
 VARIADIC = -1
@@ -85,7 +88,7 @@ class ParamKind(enum.Enum):
     TENSOR = "a tensor (only its size is used)"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ParamSpec:
     """One DSL parameter. `kind` names its coercion rule (see `coerce.py`); a default of None
     means "not given" (a `none` in the program is then accepted too)."""
@@ -136,7 +139,7 @@ class Lowering(enum.StrEnum):
     MODULE = "module"  # an nn.Module built by `build`, called on the node's inputs
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Layer:
     """`<ctor>(*args, **kwargs)`: a torch.nn class name (`Conv2d`) or a class of lower/layers.py
     by its dotted path. For a PARAMETER op: `ctor` "Parameter", args (shape, initial value)."""
@@ -149,7 +152,7 @@ class Layer:
 # -- receptive fields ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RFStep:
     """How an op moves the receptive field along (height, width): kernel, stride, padding.
 
@@ -202,7 +205,7 @@ def no_detail(args) -> str:
     return ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OpSpec:
     """One op; see the module docstring. Every field without a default is a required piece."""
 

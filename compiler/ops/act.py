@@ -6,8 +6,6 @@ None counts multiply-accumulates; PReLU alone has parameters (its slopes).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from cnnc.compiler.ops import (
     NO_MACS,
     NO_PARAMS,
@@ -26,6 +24,7 @@ from cnnc.compiler.ops import (
 from cnnc.compiler.ops.build import changed, ctor, keywords
 from cnnc.compiler.ops.text import one
 from cnnc.compiler.types import TensorType
+from cnnc.dsl.records import replace
 
 
 def infer_same(args: dict, inputs) -> tuple[dict, TensorType]:

@@ -8,7 +8,6 @@ W' = floor((W − F + 2P) / S) + 1, with the dilated kernel F = D·(K − 1) + 1
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 from cnnc.compiler.ops import (
     GLOBAL,
@@ -212,6 +211,8 @@ def conv_transpose_macs(args, inputs, out) -> int:
 def conv_transpose_rf(args, inputs) -> RFStep:
     """A transposed conv is a stride-1 conv over the input spread `stride` apart: in input pixels,
     the jump shrinks by the stride and the dilated kernel spans D·(K − 1) / S of them."""
+    from fractions import Fraction  # only ops that scale up have fractional steps
+
     kernel, stride, padding = [], [], []
     for k, s, p, d in zip(args["kernel_size"], args["stride"], args["padding"], args["dilation"]):
         kernel.append(1 + Fraction(d * (k - 1), s))

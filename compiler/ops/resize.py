@@ -13,7 +13,6 @@ the network is right at any input size, not only the declared one.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 from cnnc.compiler.ops import (
     NO_MACS,
@@ -78,6 +77,8 @@ def infer_upsample(args: dict, inputs) -> tuple[dict, TensorType]:
 def upsample_rf(args, inputs) -> RFStep:
     """Output o reads input (o + ½)·r − ½ (r = in / out; o·(in − 1)/(out − 1) with align_corners):
     one pixel in nearest mode, two in bilinear. The stride is r: below 1 when scaling up."""
+    from fractions import Fraction  # only ops that scale up have fractional steps
+
     inp = inputs[0]
     out = inputs[1].spatial if len(inputs) == 2 else None
     ratios = []
@@ -132,6 +133,8 @@ def infer_pixel_shuffle(args: dict, inputs) -> tuple[dict, TensorType]:
 
 def pixel_shuffle_rf(args, inputs) -> RFStep:
     """Each output pixel reads one input pixel: the jump shrinks by the upscale factor."""
+    from fractions import Fraction  # only ops that scale up have fractional steps
+
     r = args["upscale_factor"]
     return RFStep((1, 1), (Fraction(1, r), Fraction(1, r)), (0, 0))
 

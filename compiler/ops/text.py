@@ -7,10 +7,12 @@ whose inference failed keeps the arguments as written.
 
 from __future__ import annotations
 
-from typing import Any
-
 from cnnc.compiler.ops import REQUIRED, ParamKind
 from cnnc.dsl.literals import escape_string
+
+TYPE_CHECKING = False  # `typing` stays unimported at run time (start-up); annotations only
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def pair(value: Any) -> tuple[Any, Any]:

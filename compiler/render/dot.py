@@ -13,7 +13,6 @@ in red: the failing node with its headline and the edges entering it; downstream
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import graphviz
@@ -33,6 +32,7 @@ from cnnc.compiler.render.labels import (
 from cnnc.compiler.render.theme import THEMES, Theme
 from cnnc.compiler.render.view import Box, Edge, View, build_view
 from cnnc.compiler.types import is_error
+from cnnc.dsl.records import record
 
 FORMATS = {".dot": None, ".gv": None, ".svg": "svg", ".png": "png", ".pdf": "pdf"}  # suffix → dot -T
 DIRECTIONS = ("TB", "LR")
@@ -93,7 +93,7 @@ def draw(view: View, theme: Theme, direction: str = "TB", shapes: str = "changes
     return g
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class _Drawing:
     """The view with what drawing it needs, each looked up by a cluster's path."""
 
@@ -361,7 +361,7 @@ def write(digraph: graphviz.Digraph, path: str | Path) -> Path:
     return path
 
 
-@dataclass(frozen=True, eq=False)
+@record(eq=False, slots=False)
 class Diagram:
     """A rendered network for notebooks: shows itself as SVG; `save` writes a file."""
 

@@ -7,11 +7,12 @@ resize | merge | reshape | io. A family missing from `fills` is drawn with `fill
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
+from cnnc.dsl.records import record
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class Theme:
     name: str
     background: str

@@ -18,16 +18,16 @@ folded away.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 
 from cnnc.compiler.analysis.counts import macs, params
 from cnnc.compiler.ir import Graph, Node, Scope
 from cnnc.compiler.types import is_error
+from cnnc.dsl.records import record, replace
 
 Path = tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Box:
     """One drawn node: a single IR node (`scope is None`) or a collapsed scope."""
 
@@ -48,7 +48,7 @@ class Box:
         return max(1, len(self.names))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Edge:
     src: str
     dst: str
@@ -57,7 +57,7 @@ class Edge:
     quiet: bool = False  # the shape repeats the one entering its producer, within one cluster
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class View:
     graph: Graph
     depth: int | None
