@@ -20,6 +20,7 @@ Contract of `to_graph_module(graph)`:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import keyword
@@ -44,7 +45,8 @@ class Block(nn.Module):
     def __init__(self, title: str):
         super().__init__()
         # `print(model)` shows the title: a control character in a string argument stays escaped
-        title = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in title)
+        if not title.isprintable():
+            title = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in title)
         name, _, rest = title.partition("(")
         self.block_name = name
         self.block_args = rest.removesuffix(")")
@@ -101,20 +103,34 @@ def to_graph_module(graph: Graph, seed: int | None = None, device=None) -> CnncM
         raise ValueError(f"cannot lower `{graph.network}`: the graph has errors")
     check_names(graph)
     device = torch.device(device or "cpu")
-    with torch.device("meta"):
-        root = build_modules(graph)  # no default init: `init_parameters` sets every value once
-    gm = CnncModule(root, build_fx_graph(graph), class_name=class_name(graph.network))
-    for name, child in root.named_children():
-        setattr(gm, name, child)  # GraphModule copied plain containers; keep Sequential and Block
+    on_meta = device.type == "meta"
+    # built on the CPU (the same seed, the same weights anywhere), storage left uninitialised
+    with torch.device("meta") if on_meta else contextlib.nullcontext():
+        root = build_modules(graph)
+    gm = graph_module(root, build_fx_graph(graph), class_name(graph.network))
     gm.cnnc_graph = graph
-    if device.type != "meta":
-        gm.to_empty(
-            device="cpu"
-        )  # initialised on the CPU: the same seed, the same weights anywhere
-        init_parameters(gm, seed)
+    if not on_meta:
+        init_parameters(gm, seed)  # every value set once, as `init_parameters` says
         fill_bare_parameters(gm, graph)
-        gm.to(device)
+        if device != torch.device("cpu"):
+            gm.to(device)
     freeze(gm, graph)
+    return gm
+
+
+def graph_module(root: nn.Module, fx_graph: fx.Graph, name: str) -> CnncModule:
+    """A `CnncModule` named `name` that runs `fx_graph` over `root`'s own modules and parameters.
+
+    `root`'s children (its `nn.Sequential` and `Block` containers included) and parameters are
+    moved over as they are, in their order, and the forward is generated once: GraphModule's own
+    constructor would copy each target into plain containers and generate code for them."""
+    gm = CnncModule({}, fx.Graph(), class_name=name)  # an empty forward, replaced below
+    gm.training = root.training
+    for key, param in root._parameters.items():  # a LayerScale of the network itself
+        gm.register_parameter(key, param)
+    for key, child in root._modules.items():
+        gm.add_module(key, child)
+    gm.graph = fx_graph  # generates and compiles `forward`
     return gm
 
 
@@ -140,12 +156,13 @@ def class_name(network: str) -> str:
 
 
 def build_modules(graph: Graph) -> nn.Module:
-    """A root module holding every op's module at its path, containers made at first use."""
+    """A root module holding every op's module at its path, containers made at first use.
+    Parameters are allocated but not initialised (see `uninitialised`)."""
     root = nn.Module()
     for node in graph.nodes_in_order():
         if modules.kind(node) is Lowering.MODULE:
             parent = container(root, graph, node.path[:-1])
-            parent.add_module(node.path[-1], instantiate(modules.layer(graph, node)))
+            parent.add_module(node.path[-1], uninitialised(modules.layer(graph, node)))
         elif modules.kind(node) is Lowering.PARAMETER:
             shape, _ = modules.bare_parameter(node)
             parent = container(root, graph, node.path[:-1])
@@ -162,9 +179,32 @@ def fill_bare_parameters(gm: nn.Module, graph: Graph) -> None:
 
 
 def instantiate(spec: modules.Layer) -> nn.Module:
+    """The module `spec` describes, initialised by its own constructor."""
+    return layer_class(spec)(*spec.args, **spec.kwargs)
+
+
+def layer_class(spec: modules.Layer) -> type[nn.Module]:
     if spec.ctor.startswith("cnnc."):  # an op torch.nn lacks: compiler/lower/layers.py
-        return getattr(layers, spec.ctor.rpartition(".")[2])(*spec.args, **spec.kwargs)
-    return getattr(nn, spec.ctor)(*spec.args, **spec.kwargs)
+        return getattr(layers, spec.ctor.rpartition(".")[2])
+    return getattr(nn, spec.ctor)
+
+
+def _skip_reset() -> None:
+    """Stands in for a module's `reset_parameters` while its constructor runs."""
+
+
+def uninitialised(spec: modules.Layer) -> nn.Module:
+    """The module `spec` describes, its constructor's `reset_parameters` skipped: parameters hold
+    whatever their fresh storage held (as `to_empty` leaves them) until `init_parameters` sets them,
+    so each value is drawn once and the global generator is not touched. Buffers a constructor
+    fills itself (BatchNorm's running statistics) keep their values. The class is `spec`'s own."""
+    cls = layer_class(spec)
+    module = cls.__new__(cls)
+    # an instance attribute hides the method from the constructor's `self.reset_parameters()`
+    object.__setattr__(module, "reset_parameters", _skip_reset)
+    module.__init__(*spec.args, **spec.kwargs)
+    del module.__dict__["reset_parameters"]
+    return module
 
 
 def container(root: nn.Module, graph: Graph, path: tuple[str, ...]) -> nn.Module:
