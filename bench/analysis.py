@@ -28,6 +28,11 @@ TORCHINFO = (
 )
 
 
+# what a `cnnc summary` process imports before it reads a file: the floor of its own start-up
+IMPORTS = ("import cnnc.cli, cnnc.api, cnnc.commands.summary, cnnc.compiler.analysis.summary, "
+           "cnnc.compiler.elaborate, cnnc.dsl.parse")
+
+
 def cnnc_command() -> list[str]:
     script = Path(PYTHON).with_name("cnnc")
     return [str(script)] if script.exists() else [PYTHON, "-m", "cnnc.cli"]
@@ -41,6 +46,7 @@ def whole_processes(rounds: int) -> None:
         "cnnc summary, first parse": process([*cnnc, "summary", RESNET152], CNNC_CACHE="off"),
         "torchinfo summary(resnet152)": process([PYTHON, "-c", TORCHINFO]),
         "python -c pass": process([PYTHON, "-c", "pass"]),
+        "python -c 'import <summary's modules>'": process([PYTHON, "-c", IMPORTS]),
         "python -c 'import torch'": process([PYTHON, "-c", "import torch"]),
     }
     for fn in contenders.values():

@@ -102,7 +102,7 @@ def load(source: SourceFile) -> ast.Module | None:
         if fmt != FORMAT or text != source.text:
             return None
         module = _Decoder(source, classes).decode(tree)
-    except Exception:  # a damaged or foreign entry is a miss; the parse that follows rewrites it
+    except Exception:  # noqa: BLE001  a damaged or foreign entry is a miss; the parse that follows rewrites it
         return None
     if not isinstance(module, ast.Module):
         return None
@@ -200,7 +200,7 @@ class _Encoder:
             return tuple(self.encode(v) for v in x)
         if kind in _LEAVES:
             return x
-        cls, names, spans = _layout(kind)
+        _, names, spans = _layout(kind)
         if kind not in self.index:
             self.index[kind] = len(self.classes)
             self.classes.append((kind.__name__, names))

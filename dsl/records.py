@@ -95,7 +95,7 @@ def record(cls=None, /, *, frozen: bool = True, eq: bool = True, slots: bool = T
 
 
 def _make(cls, frozen: bool, eq: bool, slots: bool):
-    own = cls.__dict__.get("__annotations__", {})
+    own = cls.__dict__.get("__annotations__", {})  # noqa: RUF063  (inspect is what start-up avoids)
     table: dict[str, Field] = {}
     for base in reversed(cls.__mro__[1:]):
         table.update(getattr(base, "__record_fields__", {}))
