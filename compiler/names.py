@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import keyword
 import re
+from functools import lru_cache
 
 from cnnc.dsl.records import record
 
@@ -72,6 +73,11 @@ class Problem:
     help: str
 
 
+# Keyed by the part alone, and the answer depends on nothing else (`_PART` is a constant), so a part
+# seen before is not matched again: the elaborator checks every part of a label's path at each
+# label. Bounded, since labels come from untrusted files. (The reserved words are not cached with
+# it: they are a table a test may swap.)
+@lru_cache(maxsize=4096)
 def is_part(part: str) -> bool:
     """An identifier (hyphens allowed after the first character) or a number in ASCII: the whitelist
     of E0208."""

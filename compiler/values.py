@@ -128,10 +128,11 @@ class Builtin:
 
 
 LAYER_TYPES = (OpLayer, BlockLayer, SeqLayer, LabeledLayer, MergeLayer)
+_LAYER_LIKE = (*LAYER_TYPES, BlockRef, Partial)  # what `is_layer` accepts, built once
 
 
 def is_layer(value) -> bool:
-    return isinstance(value, (*LAYER_TYPES, BlockRef, Partial))
+    return isinstance(value, _LAYER_LIKE)
 
 
 def type_name(value) -> str:
@@ -180,6 +181,8 @@ def show(value, limit: int = SHOW_LIMIT) -> str:
 
 
 def _show_one(value) -> str:
+    if type(value) is int or type(value) is float:  # the most common case, first (repr, as below)
+        return repr(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:

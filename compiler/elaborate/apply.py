@@ -13,8 +13,8 @@ from cnnc.compiler.elaborate.state import NODES_HELP, Abort, Builder, Decider, F
 from cnnc.compiler.ir import Instance, Scope
 from cnnc.compiler.ops import REGISTRY, OpError
 from cnnc.compiler.types import ERROR, is_error
-from cnnc.compiler.values import (POISON, BlockLayer, BlockRef, LabeledLayer, MergeLayer, OpLayer, Outputs, is_layer,
-                                  Partial, SeqLayer, Tensor, type_name)
+from cnnc.compiler.values import (LAYER_TYPES, POISON, BlockLayer, BlockRef, LabeledLayer, MergeLayer, OpLayer, Outputs,
+                                  Partial, SeqLayer, Tensor, is_layer, type_name)
 from cnnc.dsl.diagnostics import Diagnostic, Label, error
 from cnnc.dsl.source import Span
 
@@ -63,14 +63,8 @@ class Elaborator:
                              span, "this is not a tensor", helps=helps))
         if name is not None and self.derivation is not None and self.derivation.replace:
             layer = self.substitute(layer, x, frame, name)
-        if isinstance(layer, tuple):
-            layer = SeqLayer(layer, span)
-        if isinstance(layer, BlockRef):
-            layer = evaluate.bind_block(self, layer, (), (), span, Frame())
-        if isinstance(layer, Partial):
-            layer = evaluate.call_partial(self, layer, (), (), span, Frame())
-        if hasattr(layer, "infer"):  # an op named without arguments, e.g. in a list: `[Conv(8, 3), ReLU]`
-            layer = bind_op_cached(self, layer, (), (), span)
+        if not isinstance(layer, LAYER_TYPES):  # (a layer already, most often: one check)
+            layer = self.made_layer(layer, span)
         if isinstance(layer, LabeledLayer):
             return self.apply(layer.layer, x, frame, layer.label, True, layer.span)
         if isinstance(layer, OpLayer):
@@ -84,6 +78,19 @@ class Elaborator:
         what = "a tensor: it is already computed" if isinstance(layer, Tensor) else type_name(layer)
         raise Fail(error("E0404", f"`->` needs a layer on its right, but got {what}", span,
                          "not a layer", notes=frame.notes()))
+
+    def made_layer(self, value, span: Span | None):
+        """A list, a block, a partial block or an op named without arguments, made the layer it
+        stands for; any other value as it is."""
+        if isinstance(value, tuple):
+            return SeqLayer(value, span)
+        if isinstance(value, BlockRef):
+            return evaluate.bind_block(self, value, (), (), span, Frame())
+        if isinstance(value, Partial):
+            return evaluate.call_partial(self, value, (), (), span, Frame())
+        if hasattr(value, "infer"):  # an op named without arguments, e.g. in a list: `[Conv(8, 3), ReLU]`
+            return bind_op_cached(value, (), (), span)
+        return value
 
     def substitute(self, layer, x: Tensor, frame: Frame, name: str):
         """A derived network's replacement for the layer about to be applied at `name`, if any."""
@@ -102,13 +109,13 @@ class Elaborator:
 
     def apply_op(self, layer: OpLayer, inputs, frame: Frame, name, explicit, operands=()) -> Tensor:
         spec = layer.spec
-        if any(isinstance(v, Tensor) for v in layer.args.values()):  # `Upsample(like = skip)`
+        if _has_tensor(layer.args.values()):  # `Upsample(like = skip)`
             layer, inputs = tensor_arguments(layer, inputs)
         path = self.b.claim(frame.scope, name or spec.name.lower(), explicit, layer.span)
-        if any(is_error(t.type) for t in inputs):
+        if _has_error(inputs):
             return self.b.add(spec.name, layer.args, inputs, ERROR, path, layer.span, frame)
         try:
-            args, out = spec.infer(dict(layer.args), tuple(t.type for t in inputs))
+            args, out = spec.infer(dict(layer.args), tuple([t.type for t in inputs]))
         except OpError as exc:
             if exc.describe_inputs is not None:  # a merge names its branches by label and span
                 exc = exc.describe_inputs([self.b.nodes[t.node] for t in inputs])
@@ -188,6 +195,23 @@ class Elaborator:
 
 
 MERGE_SYMBOL = {"Concat": "concat", "Add": "+", "Mul": "*"}
+
+
+# `_has_tensor` and `_has_error` run at every node: loops, not `any(…)` over a generator
+def _has_tensor(values) -> bool:
+    """Is any of `values` a Tensor?"""
+    for value in values:
+        if isinstance(value, Tensor):
+            return True
+    return False
+
+
+def _has_error(inputs) -> bool:
+    """Has any of the tensors `inputs` the ERROR type?"""
+    for t in inputs:
+        if is_error(t.type):
+            return True
+    return False
 
 
 def tensor_arguments(layer: OpLayer, inputs) -> tuple[OpLayer, list]:

@@ -1,4 +1,4 @@
-"""Binding a call's arguments to parameters: an op's (checked and coerced once per call site and
+"""Binding a call's arguments to parameters: an op's (checked and coerced once per op and argument
 values), the matching every call shares (`bind_arguments`), and a bound block call described as
 the user would write it (`describe_call`).
 
@@ -8,31 +8,54 @@ A block's parameters are bound by `evaluate.bind_params`, since its defaults are
 from __future__ import annotations
 
 from cnnc.compiler.coerce import coerce, habit
-from cnnc.compiler.elaborate.state import El, fail
+from cnnc.compiler.elaborate.state import fail
 from cnnc.compiler.ops import REQUIRED, OpError
 from cnnc.compiler.values import BlockRef, OpLayer, show
 from cnnc.dsl import ast
 
+# The coerced arguments of op calls, shared by every elaboration in the process. The key is the op,
+# by identity (the entry keeps the spec alive, so its id is not reused), and the call's plain values
+# (`_typed`) and keyword names; binding reads nothing else, so an entry holds what `bind_op` would
+# make again. Failures are never kept: their diagnostics point at the call. Cleared when full, so a
+# search trying many values cannot grow it without bound.
+_BOUND: dict = {}
+_BOUND_LIMIT = 4096
 
-def bind_op_cached(el: El, spec, args, kwargs, span) -> OpLayer:
-    """`bind_op`, remembered per call site and argument values: a layer repeated a thousand times
-    (`[Conv(8, 3) for i in range(1000)]`) is checked and coerced once."""
+
+def bind_op_cached(spec, args, kwargs, span) -> OpLayer:
+    """`bind_op`, with the arguments checked and coerced once per op and values: a layer repeated a
+    thousand times (`[Conv(8, 3) for i in range(1000)]`), or in every block, or in every
+    elaboration of a search, is bound once. Each call gets its own `OpLayer` and `args` dict."""
     try:
-        key = (spec.name, id(span), _typed(args), tuple((k, _typed(v)) for k, v, _ in kwargs))
-        hash(key)
-    except TypeError:  # an argument that is a layer or a dict: not worth remembering
+        key = (id(spec), _typed(args), tuple([(k, _typed(v)) for k, v, _ in kwargs]))
+    except _NotPlain:  # a tensor (`like = skip`) or a layer among the arguments
         return bind_op(spec, args, kwargs, span)
-    cache = el.b.bound_ops
-    if key not in cache:
-        cache[key] = (span, bind_op(spec, args, kwargs, span))  # the span kept alive with its id
-    return cache[key][1]
+    found = _BOUND.get(key)
+    if found is None:
+        if len(_BOUND) >= _BOUND_LIMIT:
+            _BOUND.clear()
+        found = _BOUND[key] = (spec, bind_op(spec, args, kwargs, span).args)
+    return OpLayer(spec, dict(found[1]), span)
+
+
+class _NotPlain(Exception):
+    """A value `_typed` gives no key for."""
+
+
+_PLAIN = frozenset({int, float, bool, str, type(None)})
 
 
 def _typed(value):
-    """A hashable key that tells 1, 1.0 and true apart (they are equal in Python, not to coerce)."""
-    if isinstance(value, tuple):
-        return tuple(_typed(v) for v in value)
-    return (type(value), value)
+    """A key for a plain value (a number, boolean, string, none, or a list of them) that tells 1, 1.0
+    and true apart, and 0.0 from -0.0 (equal in Python, not to `coerce`); `_NotPlain` otherwise."""
+    kind = type(value)
+    if kind is tuple:
+        return tuple([_typed(v) for v in value])
+    if kind is float:
+        return (kind, value, repr(value))
+    if kind in _PLAIN:
+        return (kind, value)
+    raise _NotPlain
 
 
 def bind_op(spec, args, kwargs, span) -> OpLayer:

@@ -11,7 +11,7 @@ import operator
 
 from cnnc.compiler import derive, limits
 from cnnc.compiler.elaborate import budget, builtins, choices
-from cnnc.compiler.elaborate.bind import bind_arguments, bind_op, bind_op_cached, describe_call
+from cnnc.compiler.elaborate.bind import bind_arguments, bind_op_cached, describe_call
 from cnnc.compiler.elaborate.scopes import Env, ModuleScope
 from cnnc.compiler.elaborate.state import El, Frame, fail
 from cnnc.compiler.ops import REQUIRED, OpError, dsl_names, lookup
@@ -56,17 +56,23 @@ DEPTH_HELP = ("blocks inside blocks and values defined through other values nest
               "`[B(i) for i in range(n)]`")
 
 
+def ev_number(el: El, expr: ast.Number, env, frame):
+    return budget.check_int(expr.value, expr.span)
+
+
 def ev_literal(el: El, expr, env, frame):
-    if isinstance(expr, ast.Number):
-        budget.check_int(expr.value, expr.span)
-    return None if isinstance(expr, ast.NoneLit) else expr.value
+    """A string or a boolean."""
+    return expr.value
+
+
+def ev_none(el: El, expr: ast.NoneLit, env, frame):
+    return None
 
 
 def ev_name(el: El, expr: ast.Name, env: Env, frame):
-    try:
-        return env.get(expr.id)
-    except KeyError:
-        pass
+    value = env.local(expr.id, NOT_LOCAL)
+    if value is not NOT_LOCAL:
+        return value
     found = env.module.find(expr.id)
     if found is not None:
         return definition_value(el, found[0], found[1], expr.span)
@@ -83,6 +89,7 @@ def ev_name(el: El, expr: ast.Name, env: Env, frame):
 
 
 CONCAT = Builtin("concat", None)
+NOT_LOCAL = object()  # `ev_name`'s marker for a name `Env.local` did not find (a local may be None)
 
 
 def unknown_name(expr: ast.Name, env: Env):
@@ -214,7 +221,7 @@ def _in_network(env: Env) -> bool:
 
 def ev_list(el: El, expr: ast.ListExpr, env, frame):
     budget.charge(el, len(expr.items), expr.span, "this list")
-    return tuple(evaluate(el, item, env, frame) for item in expr.items)
+    return tuple([evaluate(el, item, env, frame) for item in expr.items])
 
 
 def ev_tuple(el: El, expr: ast.TupleExpr, env, frame):
@@ -279,7 +286,7 @@ def ev_chain(el: El, expr: ast.Chain, env, frame):
             raise fail("E0404", f"a chain starts with a tensor or a layer, but this is {type_name(first)}",
                         expr.elements[0].span, "not a tensor or layer")
         first = to_layer(first, expr.elements[0].span)
-        layers = (first,) + tuple(as_layer(el, e, env, frame) for e in expr.elements[1:])
+        layers = (first, *[as_layer(el, e, env, frame) for e in expr.elements[1:]])
         return SeqLayer(layers, expr.span)
     x = first
     for element in expr.elements[1:]:
@@ -301,7 +308,7 @@ def as_layer(el: El, element, env, frame):
 def to_layer(value, span):
     """An op named without arguments (`ReLU`) is the op with its defaults."""
     if hasattr(value, "infer"):
-        return bind_op(value, (), (), span)
+        return bind_op_cached(value, (), (), span)
     return value
 
 
@@ -321,12 +328,12 @@ def ev_call(el: El, expr: ast.Call, env, frame):
         return POISON
     if func is CONCAT:
         return concat(el, expr, env, frame)
-    args = tuple(evaluate(el, a, env, frame) for a in expr.args)
-    kwargs = tuple((k.name, evaluate(el, k.value, env, frame), k.span) for k in expr.kwargs)
-    if any(v is POISON for v in args) or any(v is POISON for _, v, _ in kwargs):
+    args = tuple([evaluate(el, a, env, frame) for a in expr.args])
+    kwargs = tuple([(k.name, evaluate(el, k.value, env, frame), k.span) for k in expr.kwargs])
+    if _poisoned(args) or _poisoned([v for _, v, _ in kwargs]):
         return POISON
     if hasattr(func, "infer"):
-        return bind_op_cached(el, func, args, kwargs, expr.span)
+        return bind_op_cached(func, args, kwargs, expr.span)
     if isinstance(func, BlockRef):
         return bind_block(el, func, args, kwargs, expr.span, frame)
     if isinstance(func, Partial):
@@ -335,6 +342,14 @@ def ev_call(el: El, expr: ast.Call, env, frame):
         return call_builtin(el, func, args, kwargs, expr.span)
     raise fail("E0404", f"only ops, blocks and functions can be called, but this is {type_name(func)}",
                 expr.func.span, "not callable")
+
+
+def _poisoned(values) -> bool:
+    """Is any of `values` POISON? (A loop, not `any(…)`: this runs at every call in a program.)"""
+    for value in values:
+        if value is POISON:
+            return True
+    return False
 
 
 def concat(el: El, expr: ast.Call, env, frame):
@@ -505,10 +520,13 @@ def ev_binop(el: El, expr: ast.BinOp, env, frame):
         return POISON
     if expr.op in COMPARE:
         return compare(expr, left, right)
-    graphish = (Tensor, OpLayer, BlockLayer, SeqLayer, LabeledLayer, MergeLayer, BlockRef, Partial)
-    if expr.op in ("+", "*") and (isinstance(left, graphish) or isinstance(right, graphish)):
+    if expr.op in ("+", "*") and (isinstance(left, GRAPHISH) or isinstance(right, GRAPHISH)):
         return graph_binop(el, expr, left, right, frame)
     return arithmetic(el, expr, left, right)
+
+
+# the values `+` and `*` join into the graph (rather than add or multiply as numbers or lists)
+GRAPHISH = (Tensor, OpLayer, BlockLayer, SeqLayer, LabeledLayer, MergeLayer, BlockRef, Partial)
 
 
 def graph_binop(el: El, expr: ast.BinOp, left, right, frame):
@@ -523,9 +541,13 @@ def graph_binop(el: El, expr: ast.BinOp, left, right, frame):
     return MergeLayer(op, (to_layer(left, expr.left.span), to_layer(right, expr.right.span)), expr.op_span)
 
 
+def _number(value) -> bool:
+    """An int or a float, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def arithmetic(el: El, expr: ast.BinOp, left, right):
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
-    if numbers:
+    if _number(left) and _number(right):
         if expr.op in ("/", "//", "%") and right == 0:
             raise fail("E0406", "division by zero", expr.right.span, "is zero")
         if isinstance(left, int) and isinstance(right, int) and expr.op != "/":
@@ -562,8 +584,7 @@ def _arith_help(left, right) -> tuple[str, ...]:
 def compare(expr: ast.BinOp, left, right):
     if expr.op in ("==", "!="):
         return COMPARE[expr.op](left, right)
-    ordered = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
-    if not ordered:
+    if not (_number(left) and _number(right)):
         raise fail("E0404", f"`{expr.op}` compares numbers, but got {type_name(left)} and {type_name(right)}",
                     expr.op_span)
     return COMPARE[expr.op](left, right)
@@ -610,7 +631,7 @@ def ev_choice(el: El, expr: ast.Choice, env, frame):
 
 
 _DISPATCH = {
-    ast.Number: ev_literal, ast.String: ev_literal, ast.Bool: ev_literal, ast.NoneLit: ev_literal,
+    ast.Number: ev_number, ast.String: ev_literal, ast.Bool: ev_literal, ast.NoneLit: ev_none,
     ast.Name: ev_name, ast.InputRef: ev_input, ast.ListExpr: ev_list, ast.Comprehension: ev_comprehension,
     ast.Chain: ev_chain, ast.Labeled: ev_labeled, ast.Call: ev_call, ast.Index: ev_index,
     ast.Attr: ev_attr, ast.BinOp: ev_binop, ast.UnaryOp: ev_unary, ast.If: ev_if, ast.Choice: ev_choice,

@@ -57,12 +57,21 @@ class Env:
     instance: bool = False  # a block's or network's body run as a layer: `in` is what it receives
 
     def get(self, name: str):
+        value = self.local(name, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(name)
+        return value
+
+    def local(self, name: str, default=None):
+        """The local value of `name` (this body or an enclosing loop), or `default`: no exception
+        for the names that are not local (ops, blocks, built-ins), which are read as often."""
         env = self
         while env is not None:
-            if name in env.vars:
-                return env.vars[name]
+            vars = env.vars
+            if name in vars:
+                return vars[name]
             env = env.parent
-        raise KeyError(name)
+        return default
 
     def names(self) -> set[str]:
         out, env = set(), self
@@ -70,3 +79,6 @@ class Env:
             out |= set(env.vars)
             env = env.parent
         return out
+
+
+_ABSENT = object()  # `Env.local`'s answer when a name is not local (a value may be None)

@@ -95,7 +95,6 @@ class Builder:
     items: int = 0
     node_bounds: dict = field(default_factory=dict)  # block → at least how many nodes it makes
     defaults: set = field(default_factory=set)  # (block, parameter) whose default is being evaluated
-    bound_ops: dict = field(default_factory=dict)  # `bind.bind_op_cached`
     usable: dict = field(default_factory=dict)  # (implicit name, top level?) → the name made usable
     # label path → the output of the part of that path (a node, a block instance, a labelled
     # sequence or merge), so `x.layer4` can take a tap from inside the part that made `x`
@@ -147,7 +146,7 @@ class Builder:
         if len(self.nodes) >= limits.MAX_NODES:
             raise Abort(error("E0701", f"the network expands to more than {limits.MAX_NODES:,} nodes", span,
                               "while expanding this", notes=frame.notes()[:3], helps=(NODES_HELP,)))
-        node = Node(len(self.nodes), op, MappingProxyType(dict(args)), tuple(t.node for t in inputs), type_,
+        node = Node(len(self.nodes), op, MappingProxyType(dict(args)), tuple([t.node for t in inputs]), type_,
                     path, span, frame.instances, err)
         self.nodes.append(node)
         out = self.parts[path] = Tensor(node.id, type_, path)

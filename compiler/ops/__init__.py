@@ -312,12 +312,19 @@ def _contradictions(spec: OpSpec) -> list[str]:
 
 
 REGISTRY: dict[str, OpSpec] = {}
+# alias → the first op in REGISTRY's order that has it (what `lookup` would find by scanning), kept
+# by `register`, since every name the elaborator cannot find locally (`range`, `max`) is looked up
+ALIASES: dict[str, OpSpec] = {}
 
 
 def register(*specs: OpSpec) -> None:
     for spec in specs:
         check_spec(spec)
         REGISTRY[spec.name] = replace(spec, infer=_bounded(spec))
+    ALIASES.clear()
+    for spec in REGISTRY.values():
+        for alias in spec.aliases:
+            ALIASES.setdefault(alias, spec)
 
 
 def _bounded(spec: OpSpec) -> Callable:
@@ -348,9 +355,8 @@ def check_size(op: str, out: TensorType) -> None:
 
 def lookup(name: str) -> OpSpec | None:
     """The op a DSL name refers to, aliases included."""
-    if name in REGISTRY:
-        return REGISTRY[name]
-    return next((s for s in REGISTRY.values() if name in s.aliases), None)
+    spec = REGISTRY.get(name)
+    return spec if spec is not None else ALIASES.get(name)
 
 
 def dsl_names() -> list[str]:
