@@ -10,7 +10,8 @@ builds AST records from plain values, nothing else), its spans as offsets into t
 The entries live in the user's cache dir (`$XDG_CACHE_HOME/cnnc/ast`, else `~/.cache/cnnc/ast`),
 never beside a `.cnn` file; `CNNC_CACHE=off` turns them off. Anything wrong with an entry (unreadable,
 truncated, another format) makes it a miss; a dir that cannot be written is skipped silently. The
-folder keeps at most `MAX_ENTRIES` entries: when it holds more, the least recently used half goes.
+folder keeps at most `MAX_ENTRIES` entries and `MAX_BYTES` bytes: past either, the least recently
+used entries go until half of each is left.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from cnnc.dsl.source import SourceFile, Span
 
 FORMAT = 1
 MAX_ENTRIES = 1000
+MAX_BYTES = 128 << 20  # the whole folder: entries of large files are a few MB each
 MAX_TEXT = 1 << 20  # characters: larger files are parsed each time (a hand-written model is a few KiB)
 _LEAVES = (str, int, float, bool, type(None))
 
@@ -217,13 +219,20 @@ class _Encoder:
 
 
 def _prune(folder: Path) -> None:
-    """Past `MAX_ENTRIES`, remove the least recently used half (and stray temporary files)."""
-    entries = list(os.scandir(folder))
-    if len(entries) <= MAX_ENTRIES:
+    """Past `MAX_ENTRIES` entries or `MAX_BYTES` bytes, remove the least recently used (stray
+    temporary files too) until half of each limit is left. Runs after each store, that is after a
+    parse, which costs more than reading the folder."""
+    entries = [(e.stat().st_mtime, e.stat().st_size, e.path) for e in os.scandir(folder)]
+    total = sum(size for _, size, _ in entries)
+    if len(entries) <= MAX_ENTRIES and total <= MAX_BYTES:
         return
-    entries.sort(key=lambda e: e.stat().st_mtime)
-    for e in entries[: len(entries) - MAX_ENTRIES // 2]:
+    entries.sort()
+    count = len(entries)
+    for _, size, path in entries:
+        if count <= MAX_ENTRIES // 2 and total <= MAX_BYTES // 2:
+            break
         try:
-            os.unlink(e.path)
+            os.unlink(path)
         except OSError:
-            pass
+            continue
+        count, total = count - 1, total - size

@@ -222,11 +222,20 @@ def test_the_cache_can_be_turned_off_and_an_unwritable_dir_is_skipped(fresh_pars
     assert len(fresh_parser.parse(source, keep=True).items) == 1
 
 
-def test_the_folder_keeps_at_most_its_limit(fresh_parser, tmp_path, monkeypatch):
+def test_the_folder_keeps_at_most_its_limits(fresh_parser, tmp_path, monkeypatch):
     from cnnc.dsl.source import SourceFile
 
+    folder = tmp_path / "cnnc" / "ast"
     monkeypatch.setattr(astcache, "MAX_ENTRIES", 6)
     for i in range(12):
         source = SourceFile("a.cnn", f"network n{i} {{ input [3] return in }}")
         astcache.store(source, syntax.parse_source(source))
-        assert len(list((tmp_path / "cnnc" / "ast").iterdir())) <= 6
+        assert len(list(folder.iterdir())) <= 6
+    assert astcache.load(source) is not None  # the newest stays
+    monkeypatch.setattr(astcache, "MAX_ENTRIES", 1000)
+    size = max(p.stat().st_size for p in folder.iterdir())
+    monkeypatch.setattr(astcache, "MAX_BYTES", 4 * size)
+    for i in range(12):
+        source = SourceFile("a.cnn", f"network m{i} {{ input [3] return in }}")
+        astcache.store(source, syntax.parse_source(source))
+        assert sum(p.stat().st_size for p in folder.iterdir()) <= 4 * size
