@@ -14,8 +14,11 @@ from cnnc.search.driver import PROXIES, PROXY_BATCH, Evaluator, Outcome, Setting
 
 
 def train_evaluator(settings: Settings, data) -> Evaluator:
-    """Lower the graph (weights seeded by `settings.seed`) and train it; the score is accuracy."""
-    from cnnc.compiler.lower.fx import to_graph_module
+    """Lower the graph (weights seeded by `settings.seed`) and train it; the score is accuracy.
+
+    Members are lowered to `StepModule`s: `to_graph_module`'s modules and weights without its
+    generated code, whose making would cost more than the rest of cnnc's work on a trial."""
+    from cnnc.compiler.lower.steps import to_step_module
     from cnnc.search.evaluators.fit import too_large
     from cnnc.search.evaluators.train import resolve_device, train_and_evaluate
 
@@ -25,7 +28,7 @@ def train_evaluator(settings: Settings, data) -> Evaluator:
         large = too_large(graph, device, settings.batch_size, settings.optimizer)
         if large:
             return Outcome(math.nan, 0.0, large)
-        model = to_graph_module(graph, seed=settings.seed)
+        model = to_step_module(graph, seed=settings.seed)
         r = train_and_evaluate(
             model,
             data,
@@ -44,8 +47,9 @@ def train_evaluator(settings: Settings, data) -> Evaluator:
 
 
 def proxy_evaluator(settings: Settings, data) -> Evaluator:
-    """Lower the graph and score it untrained; the score is `settings.proxy`, all proxies recorded."""
-    from cnnc.compiler.lower.fx import to_graph_module
+    """Lower the graph (a `StepModule`, as above) and score it untrained; the score is
+    `settings.proxy`, all proxies recorded."""
+    from cnnc.compiler.lower.steps import to_step_module
     from cnnc.search.evaluators.fit import too_large
     from cnnc.search.evaluators.proxy import score_all
     from cnnc.search.evaluators.train import is_out_of_memory, resolve_device
@@ -57,7 +61,7 @@ def proxy_evaluator(settings: Settings, data) -> Evaluator:
         large = too_large(graph, device, PROXY_BATCH)
         if large:
             return Outcome(math.nan, 0.0, large)
-        model = to_graph_module(graph, seed=settings.seed, device=device)
+        model = to_step_module(graph, seed=settings.seed, device=device)
         try:
             scores = score_all(model, data, seed=settings.seed)
         except (RuntimeError, MemoryError) as exc:
