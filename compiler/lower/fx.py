@@ -99,6 +99,19 @@ class CnncModule(fx.GraphModule):
 
 def to_graph_module(graph: Graph, seed: int | None = None, device=None) -> CnncModule:
     """See the module docstring. `device` is where the weights live (default CPU)."""
+
+    def make(root: nn.Module) -> CnncModule:
+        gm = graph_module(root, build_fx_graph(graph), class_name(graph.network))
+        gm.cnnc_graph = graph
+        return gm
+
+    return lower(graph, make, seed, device)
+
+
+def lower(graph: Graph, make, seed: int | None = None, device=None):
+    """`make(root)`, the network's module over the modules of `graph` (`build_modules`), initialised
+    from `seed` and moved to `device` (default CPU; on `meta` nothing is initialised), its frozen
+    parameters frozen. Shared by `to_graph_module` and `steps.to_step_module`."""
     if not graph.ok:
         raise ValueError(f"cannot lower `{graph.network}`: the graph has errors")
     check_names(graph)
@@ -107,15 +120,14 @@ def to_graph_module(graph: Graph, seed: int | None = None, device=None) -> CnncM
     # built on the CPU (the same seed, the same weights anywhere), storage left uninitialised
     with torch.device("meta") if on_meta else contextlib.nullcontext():
         root = build_modules(graph)
-    gm = graph_module(root, build_fx_graph(graph), class_name(graph.network))
-    gm.cnnc_graph = graph
+    model = make(root)
     if not on_meta:
-        init_parameters(gm, seed)  # every value set once, as `init_parameters` says
-        fill_bare_parameters(gm, graph)
+        init_parameters(model, seed)  # every value set once, as `init_parameters` says
+        fill_bare_parameters(model, graph)
         if device != torch.device("cpu"):
-            gm.to(device)
-    freeze(gm, graph)
-    return gm
+            model.to(device)
+    freeze(model, graph)
+    return model
 
 
 def graph_module(root: nn.Module, fx_graph: fx.Graph, name: str) -> CnncModule:

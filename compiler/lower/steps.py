@@ -13,7 +13,6 @@ generated code, it lets go of each value after its last reader, so the memory it
 
 from __future__ import annotations
 
-import contextlib
 import copy
 
 import torch
@@ -21,15 +20,7 @@ from torch import nn
 
 from cnnc.compiler.ir import Graph
 from cnnc.compiler.lower import modules
-from cnnc.compiler.lower.fx import (
-    _FUNCTIONS,
-    build_modules,
-    check_names,
-    fill_bare_parameters,
-    freeze,
-    outputs,
-)
-from cnnc.compiler.lower.init import init_parameters
+from cnnc.compiler.lower.fx import _FUNCTIONS, lower, outputs
 from cnnc.compiler.ops import Lowering
 
 MODULE, PARAMETER, CAT, ADD_INTO, FOLD = range(5)
@@ -123,18 +114,4 @@ def _step(graph: Graph, node) -> tuple:
 def to_step_module(graph: Graph, seed: int | None = None, device=None) -> StepModule:
     """`to_graph_module`'s network without generated code: the same modules, weights (`seed`) and
     frozen parameters, on `device` (default CPU; `meta`: nothing initialised)."""
-    if not graph.ok:
-        raise ValueError(f"cannot lower `{graph.network}`: the graph has errors")
-    check_names(graph)
-    device = torch.device(device or "cpu")
-    on_meta = device.type == "meta"
-    with torch.device("meta") if on_meta else contextlib.nullcontext():
-        root = build_modules(graph)
-    model = StepModule(root, graph)
-    if not on_meta:
-        init_parameters(model, seed)
-        fill_bare_parameters(model, graph)
-        if device != torch.device("cpu"):
-            model.to(device)
-    freeze(model, graph)
-    return model
+    return lower(graph, lambda root: StepModule(root, graph), seed, device)
