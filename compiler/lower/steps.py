@@ -42,7 +42,6 @@ class StepModule(nn.Module):
         self.cnnc_graph = graph
         self._inputs = list(graph.inputs)
         self._steps = _steps(graph)
-        self._kept = {i for _, i in graph.outputs}
 
     def forward(self, *inputs):
         if len(inputs) != len(self._inputs):
@@ -50,13 +49,13 @@ class StepModule(nn.Module):
         values = dict(zip(self._inputs, inputs))
         for kind, out, ins, target, frees in self._steps:
             args = [values[i] for i in ins]
-            if kind is MODULE:
+            if kind == MODULE:
                 value = self.get_submodule(target)(*args)
-            elif kind is PARAMETER:
+            elif kind == PARAMETER:
                 value = args[0] * self.get_parameter(target)
-            elif kind is CAT:
+            elif kind == CAT:
                 value = torch.cat(args, dim=1)
-            elif kind is ADD_INTO:
+            elif kind == ADD_INTO:
                 value = args[target]
                 for k, other in enumerate(args):
                     if k != target:
