@@ -181,8 +181,10 @@ class Worker:
                     for t in trials
                 )
                 if not busy:
-                    trial.set_user_attr("evaluating", digest)
+                    # `since` first: a worker killed between the two writes leaves no `evaluating`
+                    # mark without its start (others read the mark; the start dates it)
                     trial.set_user_attr("evaluating_since", time.time())  # (seconds since the epoch)
+                    trial.set_user_attr("evaluating", digest)
                     return None
             time.sleep(POLL_SECONDS)
             waited = True
