@@ -4,7 +4,16 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# torch's CPU build (on this machine's disk, /opt/wheels) and the torchvision release made for that
+# torch: about 1 GB of environment, where PyPI's default Linux torch, a CUDA build, takes about 6 GB,
+# more than a fresh machine's disk sometimes has free. Where pip finds no CPU build (none on disk,
+# no https://download.pytorch.org/whl/cpu index), set-up falls back to TORCH_ANY. torchvision's
+# compiled ops (nms, roi_align) are built against the CUDA build and do not load beside the CPU
+# one; nothing here uses them (tests/torchvision_ops.py lets torchvision import without them).
+TORCH ?= torch==2.13.0+cpu torchvision==0.28.0
+TORCH_ANY ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | cat - pyproject.toml | cksum | cut -d' ' -f1)
+PIP := $(BIN)/pip install -q --disable-pip-version-check --no-cache-dir
 OUT ?= out
 
 .PHONY: setup system demo test bench fuzz clean
@@ -17,13 +26,14 @@ system:
 	@command -v dot >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz postgresql >/dev/null; }
 
-# torch and torchvision are pinned for set-up here (the versions this machine serves from disk;
-# torchvision and timm give the zoo tests their reference models); pyproject.toml states the range
-# cnnc supports.
+# torch and torchvision are pinned for set-up here (TORCH above; torchvision and timm give the zoo
+# tests their reference models); pyproject.toml states the range cnnc supports.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check "torch==2.14.1" "torchvision==0.29.1" "timm>=1.0,<2"
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,postgres,onnx]"
+	$(PIP) $(TORCH) "timm>=1.0,<2" || { \
+		echo "set-up: no CPU build of torch found; installing $(TORCH_ANY) (several GB)"; \
+		$(PIP) $(TORCH_ANY) "timm>=1.0,<2"; }
+	$(PIP) -e ".[dev,postgres,onnx]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -39,7 +49,7 @@ test: setup
 
 # Side-by-side ratio tables (a few minutes on 2 cores); BENCHMARKS.md records the latest figures.
 bench: setup
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[bench]"
+	$(PIP) -e ".[bench]"
 	$(BIN)/python bench/analysis.py
 	$(BIN)/python bench/lowering.py
 	$(BIN)/python bench/memory.py
