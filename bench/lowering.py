@@ -24,11 +24,14 @@ import argparse
 import contextlib
 
 import torch
-import torchvision
-from timing import ROOT, interleaved, machine, median, ms, ratio, table
+from timing import ROOT, interleaved, machine, median, ms, prepare_torchvision, ratio, table
 
 import cnnc
 
+prepare_torchvision()
+import torchvision  # after prepare_torchvision (tests/torchvision_ops.py)
+
+BUILD_REPEAT = 3  # a build takes ~50 ms, and varies by ±10 % from run to run on a shared machine
 TORCHVISION = {
     "resnet50": lambda: torchvision.models.resnet50(),
     "mobilenet_v2": lambda: torchvision.models.mobilenet_v2(),
@@ -97,7 +100,7 @@ def compare(name: str, runner: Runner, rounds: int, repeat: int) -> list[list[st
     makers = {"cnnc": lambda: cnnc.load(path), "torchvision": TORCHVISION[name]}
     for make in makers.values():
         make()  # warm-up: imports, the parsed file, torch's first-use costs
-    build = interleaved(makers, rounds)
+    build = interleaved(makers, rounds, BUILD_REPEAT)
     ours, theirs = runner.prepare(cnnc.load(path, seed=0)), runner.prepare(TORCHVISION[name]())
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
     fast = runner.prepare(cnnc.load(path, seed=0, optimize="inference"))
@@ -166,7 +169,8 @@ def main() -> None:
     print(f"# Lowering benchmark · {machine()}")
     print(
         f"{device}, batch 8, amp={args.amp}, compile={args.compile}, median of {args.rounds} "
-        f"interleaved rounds (forward and step: the least of {args.repeat} runs each round); "
+        f"interleaved rounds (each the least of {BUILD_REPEAT} builds, of {args.repeat} forward "
+        f"runs, of {args.repeat} steps); "
         "ratio = cnnc ÷ torchvision\n"
     )
     rows = [

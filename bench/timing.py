@@ -22,21 +22,34 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = str(Path(sys.executable))
 
 
+def prepare_torchvision() -> bool:
+    """Let torchvision's models import beside torch's CPU build (tests/torchvision_ops.py)."""
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.append(str(ROOT / "tests"))
+    from torchvision_ops import prepare
+
+    return prepare()
+
+
 def seconds(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
 
 
-def interleaved(contenders: dict, rounds: int, repeat: int = 1) -> dict[str, list[float]]:
+def interleaved(
+    contenders: dict, rounds: int, repeat: int | dict[str, int] = 1
+) -> dict[str, list[float]]:
     """{name: fn} → {name: seconds per round}; round i starts at contender i (mod count). With
     `repeat` > 1 a round's figure is the least of `repeat` back-to-back runs (timeit's rule: the
-    slower ones measure the machine's other load, not the code)."""
+    slower ones measure the machine's other load, not the code); a dict gives each contender its
+    own count (1 where it names none)."""
     names = list(contenders)
     times: dict[str, list[float]] = {name: [] for name in names}
+    counts = repeat if isinstance(repeat, dict) else dict.fromkeys(names, repeat)
     for i in range(rounds):
         for name in names[i % len(names) :] + names[: i % len(names)]:
-            times[name].append(min(seconds(contenders[name]) for _ in range(repeat)))
+            times[name].append(min(seconds(contenders[name]) for _ in range(counts.get(name, 1))))
     return times
 
 

@@ -15,7 +15,6 @@ text (wide characters take two columns), while `line:col` counts characters as e
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from enum import Enum
 
@@ -199,6 +198,8 @@ def render(diagnostics, style: str = "full", color: bool = False) -> str:
     """All diagnostics in one text (`full`, `concise` or `json`), sorted by position, with a count."""
     diags = sorted(dedupe(diagnostics), key=Diagnostic.sort_key)
     if style == "json":
+        import json  # here: only --format json needs it
+
         return json.dumps([to_json(d) for d in diags], indent=2)
     painter = _Style(color)
     if style == "concise":

@@ -121,7 +121,10 @@ RESNET = ROOT / "zoo" / "resnet152.cnn"
 # imported by nothing on the way of a `cnnc summary` of a file seen before: each costs milliseconds
 # at start-up (lark and its parse most; `dataclasses` and `inspect`, `typing`, `fractions` with
 # `decimal`, `tempfile` a few each), which is most of what such a process would spend
-LIGHT = ("lark", "dataclasses", "inspect", "typing", "fractions", "decimal", "tempfile", "hashlib")
+LIGHT = (
+    "lark", "dataclasses", "inspect", "typing", "fractions", "decimal", "tempfile", "hashlib",
+    "shutil", "json", "csv",  # argparse's terminal width (cli.Formatter), --format json and csv
+)
 
 
 def test_a_file_seen_before_is_checked_without_importing_lark(tmp_path):
@@ -239,3 +242,82 @@ def test_the_folder_keeps_at_most_its_limits(fresh_parser, tmp_path, monkeypatch
         source = SourceFile("a.cnn", f"network m{i} {{ input [3] return in }}")
         astcache.store(source, syntax.parse_source(source))
         assert sum(p.stat().st_size for p in folder.iterdir()) <= 4 * size
+
+
+def run_script(*args: str, **env) -> subprocess.CompletedProcess:
+    """The `cnnc` console script's function, `cli.entry`, as a process, its output buffered as a
+    user's is (PYTHONUNBUFFERED unset)."""
+    return subprocess.run(
+        [sys.executable, "-c", ENTRY, *args], capture_output=True, text=True, cwd=ROOT,
+        check=False, env=user_env(**env),
+    )
+
+
+ENTRY = "import sys; from cnnc.cli import entry; sys.argv[0] = 'cnnc'; entry()"
+
+
+def user_env(**env) -> dict[str, str]:
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return {**buffered, "NO_COLOR": "1", **env}
+
+
+def test_the_console_script_is_entry():
+    assert 'cnnc = "cnnc.cli:entry"' in (ROOT / "pyproject.toml").read_text()
+
+
+@pytest.mark.parametrize("command", ["summary", "check"])
+def test_a_quick_exit_loses_no_output(command, capsys):
+    """`check` and `summary` end without the interpreter's teardown: their output, block-buffered
+    into a pipe, is still written whole, and the exit code is main's."""
+    from conftest import run_cli
+
+    args = [command, "zoo/resnet152.cnn", "--format", "json"]
+    code, out, err = run_cli(args, capsys)
+    done = run_script(*args)
+    assert code == 0 and out
+    assert (done.returncode, done.stdout, done.stderr) == (code, out, err)
+    if command == "summary":
+        assert len(out) > 65536  # many buffers full; entry flushes the last one
+
+
+def test_a_quick_exit_keeps_a_user_errors_code_and_diagnostic(tmp_path):
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("network n {\n  input [3, 8, 8]\n  Conv(4, k = 3) -> Linear(q)\n}\n")
+    for command in ("check", "summary"):
+        done = run_script(command, str(bad))
+        assert done.returncode == 1
+        assert f"{bad}:3:" in done.stderr and "found 1 error" in done.stderr
+
+
+def test_a_closed_pipe_ends_a_summary_quietly():
+    """`cnnc summary X | head -1`: the reader goes away; cnnc exits 0 and says nothing."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ENTRY, "summary", "zoo/resnet152.cnn"], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=user_env(),
+    )
+    assert proc.stdout.read(20).startswith(b"resnet152")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert (proc.wait(timeout=60), err) == (0, "")
+
+
+def test_help_is_as_wide_as_argparse_makes_it(monkeypatch):
+    """cli.Formatter measures the terminal as shutil does ($COLUMNS first) without importing it:
+    the help is argparse's own, character for character, at any width."""
+    import argparse
+
+    from cnnc import cli
+
+    def summary_help() -> str:
+        parser = cli.build_parser("summary")
+        return parser._subparsers._group_actions[0].choices["summary"].format_help()
+
+    texts = set()
+    for columns in ("50", "120"):
+        monkeypatch.setenv("COLUMNS", columns)
+        ours = summary_help()
+        with monkeypatch.context() as m:
+            m.setattr(cli, "Formatter", argparse.RawDescriptionHelpFormatter)
+            assert summary_help() == ours
+        texts.add(ours)
+    assert len(texts) == 2  # the width was followed

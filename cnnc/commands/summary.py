@@ -6,10 +6,6 @@ then the diagnostic, and the exit code is 1.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-
 from cnnc.commands import common
 
 HELP = "report shapes, parameters, MACs, memory and receptive fields per layer"
@@ -66,6 +62,8 @@ def run(args) -> int:
             data["groups"] = [_row_json(r) for r in rows]
         if training is not None:
             data["training"] = training.to_json()
+        import json  # here, not at the top: a table never needs it (nor csv)
+
         print(json.dumps(data, indent=2))
     elif args.format == "csv":
         print(_csv(rows), end="")
@@ -214,6 +212,9 @@ def _totals(s, hidden: int) -> list[str]:
 
 
 def _csv(rows) -> str:
+    import csv
+    import io
+
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["name", "op", "shape", "activations", "params", "macs", "rf", "nodes"])
