@@ -44,12 +44,20 @@ def interleaved(
     `repeat` > 1 a round's figure is the least of `repeat` back-to-back runs (timeit's rule: the
     slower ones measure the machine's other load, not the code); a dict gives each contender its
     own count (1 where it names none)."""
+    runs = interleaved_runs(contenders, rounds, repeat)
+    return {name: [min(r) for r in per_round] for name, per_round in runs.items()}
+
+
+def interleaved_runs(
+    contenders: dict, rounds: int, repeat: int | dict[str, int] = 1
+) -> dict[str, list[list[float]]]:
+    """As `interleaved`, every run kept: {name: [[seconds of each run] of each round]}."""
     names = list(contenders)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[str, list[list[float]]] = {name: [] for name in names}
     counts = repeat if isinstance(repeat, dict) else dict.fromkeys(names, repeat)
     for i in range(rounds):
         for name in names[i % len(names) :] + names[: i % len(names)]:
-            times[name].append(min(seconds(contenders[name]) for _ in range(counts.get(name, 1))))
+            times[name].append([seconds(contenders[name]) for _ in range(counts.get(name, 1))])
     return times
 
 
