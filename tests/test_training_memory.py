@@ -182,5 +182,5 @@ def test_the_estimate_is_within_5_percent_of_torchs_measured_peak(name, one_thre
     model = cnnc.api.load(path, input=[3, 64, 64], seed=0).train()
     x = torch.randn(4, 3, 64, 64)  # [N, 3, 64, 64]
     estimate = training_memory(graph, batch=4).total
-    # the goal is 15 %; it is within 0.2 % with torch 2.14 (allocation sizes are deterministic)
+    # the goal is 15 %; it is within 0.3 % with torch 2.13 and 2.14 (allocations are deterministic)
     assert estimate == pytest.approx(measured_peak(model, x), rel=0.05)
