@@ -31,7 +31,7 @@ system:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) $(TORCH) "timm>=1.0,<2" || { \
-		echo "set-up: no CPU build of torch found; installing $(TORCH_ANY) (several GB)"; \
+		echo "set-up: $(TORCH) did not install (no CPU build found?); trying $(TORCH_ANY), several GB"; \
 		$(PIP) $(TORCH_ANY) "timm>=1.0,<2"; }
 	$(PIP) -e ".[dev,postgres,onnx]"
 	rm -f $(VENV)/.installed-*
