@@ -22,7 +22,7 @@ _SCHEMAS = (  # as torchvision's compiled ops define them
     "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
     "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
 )
-_declared = []  # the Library that holds the schema lives as long as the process
+_declared = []  # the Library that holds the schemas lives as long as the process
 
 
 def compiled_ops() -> Path | None:
