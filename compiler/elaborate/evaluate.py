@@ -12,7 +12,7 @@ import operator
 from cnnc.compiler import derive, limits
 from cnnc.compiler.elaborate import budget, builtins, choices
 from cnnc.compiler.elaborate.bind import bind_arguments, bind_op_cached, describe_call
-from cnnc.compiler.elaborate.scopes import Env, ModuleScope
+from cnnc.compiler.elaborate.scopes import NOT_LOCAL, Env, ModuleScope
 from cnnc.compiler.elaborate.state import El, Frame, fail
 from cnnc.compiler.ops import REQUIRED, OpError, dsl_names, lookup
 from cnnc.compiler.types import is_error
@@ -70,7 +70,7 @@ def ev_none(el: El, expr: ast.NoneLit, env, frame):
 
 
 def ev_name(el: El, expr: ast.Name, env: Env, frame):
-    value = env.local(expr.id, NOT_LOCAL)
+    value = env.local(expr.id)
     if value is not NOT_LOCAL:
         return value
     found = env.module.find(expr.id)
@@ -89,7 +89,6 @@ def ev_name(el: El, expr: ast.Name, env: Env, frame):
 
 
 CONCAT = Builtin("concat", None)
-NOT_LOCAL = object()  # `ev_name`'s marker for a name `Env.local` did not find (a local may be None)
 
 
 def unknown_name(expr: ast.Name, env: Env):

@@ -57,13 +57,13 @@ class Env:
     instance: bool = False  # a block's or network's body run as a layer: `in` is what it receives
 
     def get(self, name: str):
-        value = self.local(name, _ABSENT)
-        if value is _ABSENT:
+        value = self.local(name)
+        if value is NOT_LOCAL:
             raise KeyError(name)
         return value
 
-    def local(self, name: str, default=None):
-        """The local value of `name` (this body or an enclosing loop), or `default`: no exception
+    def local(self, name: str):
+        """The local value of `name` (this body or an enclosing loop), or `NOT_LOCAL`: no exception
         for the names that are not local (ops, blocks, built-ins), which are read as often."""
         env = self
         while env is not None:
@@ -71,7 +71,7 @@ class Env:
             if name in vars:
                 return vars[name]
             env = env.parent
-        return default
+        return NOT_LOCAL
 
     def names(self) -> set[str]:
         out, env = set(), self
@@ -81,4 +81,4 @@ class Env:
         return out
 
 
-_ABSENT = object()  # `Env.local`'s answer when a name is not local (a value may be None)
+NOT_LOCAL = object()  # `Env.local`'s answer when a name is not local (a local value may be None)

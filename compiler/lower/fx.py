@@ -138,12 +138,18 @@ def graph_module(root: nn.Module, fx_graph: fx.Graph, name: str) -> CnncModule:
     constructor would copy each target into plain containers and generate code for them."""
     gm = CnncModule({}, fx.Graph(), class_name=name)  # an empty forward, replaced below
     gm.training = root.training
-    for key, param in root._parameters.items():  # a LayerScale of the network itself
-        gm.register_parameter(key, param)
-    for key, child in root._modules.items():
-        gm.add_module(key, child)
+    adopt(gm, root)
     gm.graph = fx_graph  # generates and compiles `forward`
     return gm
+
+
+def adopt(module: nn.Module, root: nn.Module) -> None:
+    """Register `root`'s own parameters (a LayerScale of the network itself) and children on
+    `module`, as they are and in their order."""
+    for key, param in root._parameters.items():
+        module.register_parameter(key, param)
+    for key, child in root._modules.items():
+        module.add_module(key, child)
 
 
 def freeze(gm: nn.Module, graph: Graph) -> None:

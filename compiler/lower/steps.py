@@ -20,7 +20,7 @@ from torch import nn
 
 from cnnc.compiler.ir import Graph
 from cnnc.compiler.lower import modules
-from cnnc.compiler.lower.fx import _FUNCTIONS, lower, outputs
+from cnnc.compiler.lower.fx import _FUNCTIONS, adopt, lower, outputs
 from cnnc.compiler.ops import Lowering
 
 MODULE, PARAMETER, CAT, ADD_INTO, FOLD = range(5)
@@ -35,10 +35,7 @@ class StepModule(nn.Module):
 
     def __init__(self, root: nn.Module, graph: Graph):
         super().__init__()
-        for key, param in root._parameters.items():
-            self.register_parameter(key, param)
-        for key, child in root._modules.items():
-            self.add_module(key, child)
+        adopt(self, root)
         self.cnnc_graph = graph
         self._inputs = list(graph.inputs)
         self._steps = _steps(graph)
