@@ -4,14 +4,12 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# torch's CPU build (on this machine's disk, /opt/wheels) and the torchvision release made for that
-# torch: about 1 GB of environment, where PyPI's default Linux torch, a CUDA build, takes about 6 GB,
-# more than a fresh machine's disk sometimes has free. Where pip finds no CPU build (none on disk,
-# no https://download.pytorch.org/whl/cpu index), set-up falls back to TORCH_ANY. torchvision's
-# compiled ops (nms, roi_align) are built against the CUDA build and do not load beside the CPU
-# one; nothing here uses them (tests/torchvision_ops.py lets torchvision import without them).
-TORCH ?= torch==2.13.0+cpu torchvision==0.28.0
-TORCH_ANY ?= torch==2.14.1 torchvision==0.29.1
+# torch 2.14.1 with torchvision 0.29.1: the pair whose torchvision loads its compiled ops (nms,
+# roi_align) beside its torch, so that `import torch, torchvision, timm, onnxruntime` all work in one
+# environment. PyPI's x86_64 build is a CUDA build (about 5.5 GB of environment; it runs on the CPU);
+# torch's 2.13.0 CPU build is smaller, but PyPI's torchvision 0.28 does not load beside it.
+# `make TORCH="..."` picks another pair.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | cat - pyproject.toml | cksum | cut -d' ' -f1)
 PIP := $(BIN)/pip install -q --disable-pip-version-check --no-cache-dir
 OUT ?= out
@@ -30,9 +28,7 @@ system:
 # tests their reference models); pyproject.toml states the range cnnc supports.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(PIP) $(TORCH) "timm>=1.0,<2" || { \
-		echo "set-up: $(TORCH) did not install (no CPU build found?); trying $(TORCH_ANY), several GB"; \
-		$(PIP) $(TORCH_ANY) "timm>=1.0,<2"; }
+	$(PIP) $(TORCH) "timm>=1.0,<2"
 	$(PIP) -e ".[dev,postgres,onnx]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)

@@ -39,6 +39,7 @@ RULES = {
     "cnnc.zoo": Rule(()),  # data: the shipped .cnn files
     "cnnc.dsl": Rule(("cnnc.dsl",)),
     "cnnc.dsl.records": Rule(()),  # the record classes every layer defines its values with
+    "cnnc.dsl.safefs": Rule(()),  # writing and opening files in shared folders, for every layer
     "cnnc.dsl.source": Rule(("cnnc.dsl.records",)),
     "cnnc.dsl.diagnostics": Rule(("cnnc.dsl.records", "cnnc.dsl.source")),
     "cnnc.dsl.syntax": Rule(("cnnc.dsl",), ("lark",)),  # lark for a text not parsed before (`dsl/parse.py`)

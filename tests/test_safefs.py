@@ -1,0 +1,81 @@
+"""dsl/safefs.py: writes replace planted links instead of following them; reads refuse FIFOs and devices."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cnnc.dsl import safefs
+
+
+def test_write_replaces_a_planted_link_and_leaves_its_target_alone(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "trials.csv").symlink_to(victim)
+    written = safefs.write_text(shared / "trials.csv", "a,b\n")
+    assert written.replaced_link
+    assert victim.read_text() == "precious\n"
+    assert not (shared / "trials.csv").is_symlink()
+    assert (shared / "trials.csv").read_text() == "a,b\n"
+    assert sorted(os.listdir(shared)) == ["trials.csv"]  # no temporary file left behind
+
+
+def test_write_of_a_new_file_replaces_no_link_and_respects_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        written = safefs.write_bytes(tmp_path / "x.bin", b"\x00\x01")
+    finally:
+        os.umask(old)
+    assert not written.replaced_link
+    assert (tmp_path / "x.bin").read_bytes() == b"\x00\x01"
+    assert (tmp_path / "x.bin").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "run.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with safefs.replacing(target) as f:
+            f.write("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["run.json"]
+
+
+def test_replacing_path_serves_writers_that_take_a_path(tmp_path):
+    (tmp_path / "plot.png").symlink_to(tmp_path / "elsewhere.png")
+    with safefs.replacing_path(tmp_path / "plot.png") as (tmp, written):
+        with open(tmp, "wb") as f:
+            f.write(b"png")
+    assert written.replaced_link
+    assert not (tmp_path / "elsewhere.png").exists()
+    assert (tmp_path / "plot.png").read_bytes() == b"png"
+
+
+def test_open_regular_refuses_fifos_devices_and_folders_by_type(tmp_path):
+    os.mkfifo(tmp_path / "x.png")
+    with pytest.raises(safefs.NotRegular) as e:
+        safefs.open_regular(tmp_path / "x.png")  # returns at once: a FIFO is never opened
+    assert e.value.what == "fifo"
+    with pytest.raises(safefs.NotRegular) as e:
+        safefs.open_regular("/dev/zero")
+    assert e.value.what == "device"
+    with pytest.raises(safefs.NotRegular) as e:
+        safefs.open_regular(tmp_path)
+    assert e.value.what == "folder"
+
+
+def test_open_regular_follows_links_only_when_asked(tmp_path):
+    (tmp_path / "real").write_bytes(b"data")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with safefs.open_regular(tmp_path / "link") as f:
+        assert f.read() == b"data"
+    with pytest.raises(safefs.NotRegular) as e:
+        safefs.open_regular(tmp_path / "link", follow=False)
+    assert e.value.what == "link"
+    (tmp_path / "to_fifo").symlink_to("/dev/null")
+    with pytest.raises(safefs.NotRegular):
+        safefs.open_regular(tmp_path / "to_fifo")  # a link to a device is refused by what it reaches
