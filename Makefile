@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # torch's 2.13.0 CPU build is smaller, but PyPI's torchvision 0.28 does not load beside it.
 # `make TORCH="..."` picks another pair.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
-STAMP := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | cat - pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | cat - pyproject.toml setup.py | cksum | cut -d' ' -f1)
 PIP := $(BIN)/pip install -q --disable-pip-version-check --no-cache-dir
 OUT ?= out
 
@@ -26,7 +26,7 @@ system:
 
 # torch and torchvision are pinned for set-up here (TORCH above; torchvision and timm give the zoo
 # tests their reference models); pyproject.toml states the range cnnc supports.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) $(TORCH) "timm>=1.0,<2"
 	$(PIP) -e ".[dev,postgres,onnx]"
