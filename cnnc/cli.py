@@ -165,10 +165,7 @@ def run_command(args) -> int:
         print(f"cnnc {args.command}: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        for line in exc.helps:
-            print(f"  = help: {line}", file=sys.stderr)
-        return USER_ERROR
+        return user_error(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -177,9 +174,25 @@ def run_command(args) -> int:
     except InternalError as exc:
         return internal_error(exc, exc.dump)
     except Exception as exc:  # a bug in cnnc: say so, save a report, no traceback
+        missing = missing_extra(exc, args)
+        if missing is not None:  # an optional module that is not installed is no bug
+            return user_error(missing)
         if os.environ.get("CNNC_DEBUG"):
             raise
         return internal_error(exc, "")
+
+
+def missing_extra(exc: BaseException, args):
+    from cnnc.commands.extras import missing_from
+
+    return missing_from(exc, f"`cnnc {args.command}`")
+
+
+def user_error(exc: UserError) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    for line in exc.helps:
+        print(f"  = help: {line}", file=sys.stderr)
+    return USER_ERROR
 
 
 def prepare_file(args) -> None:

@@ -46,6 +46,18 @@ def kind(url: str) -> str:
     return "other"
 
 
+# The driver of a database URL that names none (`postgresql://…`): the one the `postgres` extra
+# installs. SQLAlchemy's own default changes between versions (psycopg 3 since SQLAlchemy 2.1).
+DRIVERS = {"postgresql": "psycopg2"}
+
+
+def engine_url(url: str) -> str:
+    """`url` with its driver named (`postgresql+psycopg2://…`) where it names none."""
+    scheme, sep, rest = url.partition("://")
+    driver = DRIVERS.get(scheme)
+    return f"{scheme}+{driver}://{rest}" if sep and driver else url
+
+
 def file_path(url: str) -> Path:
     """The file of a `sqlite:///…` or `journal:///…` URL (three slashes, then the path)."""
     return Path(url.split(":///", 1)[1])
@@ -67,7 +79,7 @@ def open_storage(url: str, heartbeat: int):
     # (pre-ping: a connection the server dropped while idle is replaced instead of failing a call)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the heartbeat is "experimental" since Optuna 2.9; it works
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **beats)
+        return optuna.storages.RDBStorage(engine_url(url), engine_kwargs=engine, **beats)
 
 
 def requeue(study, trial) -> None:
@@ -181,7 +193,8 @@ class StudyLock:
             import sqlalchemy
 
             if self._engine is None:
-                self._engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+                self._engine = sqlalchemy.create_engine(engine_url(self.url),
+                                                        poolclass=sqlalchemy.pool.NullPool)
             self._connection = self._engine.connect()
             self._connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
         return self

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cnnc.commands import common
+from cnnc.commands import common, extras
 from cnnc.commands.files import check_output, writing
 
 HELP = "lower a network to standalone PyTorch source (.py) or a torch.export program (.pt)"
@@ -36,6 +36,7 @@ examples:
 """
 
 SUFFIXES = (".py", ".pt", ".pt2", ".onnx")
+ONNX_MODULES = ("onnx", "onnxscript")  # torch's exporter writes with onnxscript; onnx checks the file
 
 
 def configure(p) -> None:
@@ -98,6 +99,8 @@ def run(args) -> int:
 def output_path(out: str | None) -> str | None:
     if out is not None and out != "-" and Path(out).suffix not in SUFFIXES:
         raise common.UsageError(f"-o must end in .py, .pt, .pt2 or .onnx (or be -), but got `{out}`")
+    if out is not None and Path(out).suffix == ".onnx":
+        extras.require("`cnnc compile -o X.onnx`", *ONNX_MODULES)  # before the work
     if out is not None and out != "-":
         check_output(out)  # before the work: a folder or a path under a file
     return out

@@ -144,8 +144,10 @@ def check_storage(url: str) -> None:
     import sqlalchemy.engine
     import sqlalchemy.exc
 
+    from cnnc.search.storage import engine_url
+
     try:
-        dialect = sqlalchemy.engine.make_url(url).get_dialect()
+        dialect = sqlalchemy.engine.make_url(engine_url(url)).get_dialect()
         dialect.import_dbapi()
     except sqlalchemy.exc.NoSuchModuleError:  # before ArgumentError, its base class
         kind = url.partition(":")[0]
@@ -155,10 +157,21 @@ def check_storage(url: str) -> None:
     except sqlalchemy.exc.ArgumentError:
         raise UserError(f"--storage `{url}` is not a database URL", STORAGE_HELP) from None
     except ImportError as exc:
-        raise UserError(
-            f"--storage `{url}`: its database driver (the module `{exc.name}`) is not installed",
-            f"install that driver, or use SQLite: {STORAGE_HELP}",
-        ) from None
+        _missing_driver(url, exc)
+
+
+def _missing_driver(url: str, exc: ImportError) -> None:
+    """The driver of a `--storage` URL is not installed: the extra that brings it where cnnc has
+    one (PostgreSQL's psycopg2), else the module's name."""
+    from cnnc.commands import extras
+
+    missing = extras.missing_from(exc, f"--storage `{url}`")
+    if missing is not None:
+        raise missing from None
+    raise UserError(
+        f"--storage `{url}`: its database driver (the module `{exc.name}`) is not installed",
+        f"install that driver, or use SQLite: {STORAGE_HELP}",
+    ) from None
 
 
 def _check_study_file(path: Path, sqlite: bool) -> None:
