@@ -4,11 +4,12 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# torch 2.14.1 with torchvision 0.29.1: the pair whose torchvision loads its compiled ops (nms,
-# roi_align) beside its torch, so that `import torch, torchvision, timm, onnxruntime` all work in one
-# environment. PyPI's x86_64 build is a CUDA build (about 5.5 GB of environment; it runs on the CPU);
-# torch's 2.13.0 CPU build is smaller, but PyPI's torchvision 0.28 does not load beside it.
-# `make TORCH="..."` picks another pair.
+# torch 2.14.1 with torchvision 0.29.1, PyPI's builds: the pair whose torchvision loads its compiled
+# ops (nms, roi_align) beside its torch, so that `import torch, torchvision, timm, onnxruntime` all
+# work in one environment with no op declared by hand (tests/test_environment.py). PyPI's x86_64
+# torch is a CUDA build, which runs on the CPU too: .venv takes about 6 GB, 3.2 GB of it CUDA's
+# libraries. torch's CPU build (2.13.0+cpu, 1.6 GB) is no longer used: PyPI's torchvision does not
+# load its ops beside it. `make TORCH="..."` picks another pair.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | cat - pyproject.toml setup.py | cksum | cut -d' ' -f1)
 PIP := $(BIN)/pip install -q --disable-pip-version-check --no-cache-dir
@@ -24,11 +25,12 @@ system:
 	@command -v dot >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz postgresql >/dev/null; }
 
-# torch and torchvision are pinned for set-up here (TORCH above; torchvision and timm give the zoo
-# tests their reference models); pyproject.toml states the range cnnc supports.
+# torch and torchvision are pinned for set-up here (TORCH above); pyproject.toml states the range
+# cnnc supports, and its `dev` extra brings the test tools with torchvision and timm (the zoo tests'
+# reference models).
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(PIP) $(TORCH) "timm>=1.0,<2"
+	$(PIP) $(TORCH)
 	$(PIP) -e ".[dev,postgres,onnx]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)

@@ -27,7 +27,6 @@ from timing import (
     machine,
     median,
     ms,
-    prepare_torchvision,
     process,
     seconds,
     table,
@@ -37,7 +36,6 @@ RESNET152 = "zoo/resnet152.cnn"
 CNNC = "cnnc summary resnet152"
 TORCHINFO_ROW = "torchinfo summary(resnet152)"
 TORCHINFO = (
-    "import sys; sys.path.insert(0, 'tests'); from torchvision_ops import prepare; prepare(); "
     "import torchvision; from torchinfo import summary; "
     "print(summary(torchvision.models.resnet152(), (1, 3, 224, 224), verbose=0))"
 )
@@ -94,8 +92,6 @@ def whole_processes(rounds: int) -> None:
 
 def mac_counters(rounds: int) -> None:
     import torch
-
-    prepare_torchvision()
     import torchvision
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -24,12 +24,10 @@ import argparse
 import contextlib
 
 import torch
-from timing import ROOT, interleaved, machine, median, ms, prepare_torchvision, ratio, table
+import torchvision
+from timing import ROOT, interleaved, machine, median, ms, ratio, table
 
 import cnnc
-
-prepare_torchvision()
-import torchvision  # after prepare_torchvision (tests/torchvision_ops.py)
 
 BUILD_REPEAT = 3  # a build takes ~50 ms, and varies by ±10 % from run to run on a shared machine
 TORCHVISION = {

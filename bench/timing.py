@@ -22,15 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = str(Path(sys.executable))
 
 
-def prepare_torchvision() -> bool:
-    """Let torchvision's models import beside torch's CPU build (tests/torchvision_ops.py)."""
-    if str(ROOT / "tests") not in sys.path:
-        sys.path.append(str(ROOT / "tests"))
-    from torchvision_ops import prepare
-
-    return prepare()
-
-
 def seconds(fn) -> float:
     start = time.perf_counter()
     fn()

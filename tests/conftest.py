@@ -6,11 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from torchvision_ops import prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CNNC_LINT", "1")  # every graph the tests build is linted (STYLE.md rule 12)
-prepare()  # torchvision's models import beside torch's CPU build (tests/torchvision_ops.py)
 
 
 def pytest_addoption(parser):
