@@ -154,9 +154,12 @@ def test_the_wheel_is_named_with_the_package_version(dist):
 def test_the_installed_package_is_the_wheel_not_the_checkout(installed):
     modules = ("cnnc", "cnnc.commands", "cnnc.dsl", "cnnc.zoo")
     code = f"import {', '.join(modules)}; " + "; ".join(f"print({m}.__file__)" for m in modules)
-    done = installed.run("python", "-c", code)
+    code += "; import sys; print([m for m in sys.modules if 'editable' in m])"  # no finder of
+    done = installed.run("python", "-c", code)  # the set-up environment's editable install
     assert done.returncode == 0, done.stderr
-    for line in done.stdout.splitlines():
+    *files, finders = done.stdout.splitlines()
+    assert finders == "[]"
+    for line in files:
         assert Path(line).is_relative_to(installed.site), line
 
 

@@ -20,9 +20,11 @@ in a fresh temporary folder:
 Markers: `<!-- readme: skip REASON -->` (not run; the reason is required), `<!-- readme: error CODE
 -->` (a `cnn` block that `cnnc check` must reject with that code), `<!-- readme: output-of COMMAND
 -->` (the block's lines, `...` aside, appear in order in what the `cnnc` COMMAND prints, or in the
-file it writes with `-o`). Files of the checkout that a command names (`tests/ui/…`) are copied into
-the folder at the same place; the files a user would bring (a folder of photos, a checkpoint) are
-generated small (PROPS), where a block names them.
+file it writes with `-o`). The files of the checkout such a command or a transcript names
+(`tests/ui/…`) are copied into the folder at the same place, since their paths are printed;
+elsewhere a zoo file's path finds the installed zoo, as it does for a user in any folder. The files
+a user would bring (a folder of photos, a checkpoint) are generated small (PROPS), where a block
+names them.
 """
 
 from __future__ import annotations
@@ -118,10 +120,12 @@ def run(argv: list[str], folder: Path) -> subprocess.CompletedProcess:
                           timeout=TIMEOUT, check=False)
 
 
-def run_cnnc(args: list[str], folder: Path) -> subprocess.CompletedProcess:
-    """`cnnc ARGS`, long runs shrunk; files of the checkout it names are copied in first."""
+def run_cnnc(args: list[str], folder: Path, copy: bool = False) -> subprocess.CompletedProcess:
+    """`cnnc ARGS`, long runs shrunk. With `copy`, the files of the checkout it names are copied in
+    first (their paths are in its output); else a zoo file's path finds the installed zoo, as it
+    does for a user anywhere."""
     args = [SHRINK[args[i - 1]] if i and args[i - 1] in SHRINK else a for i, a in enumerate(args)]
-    for arg in args:
+    for arg in args if copy else ():
         source = ROOT / arg
         if not Path(arg).is_absolute() and ".." not in arg and source.is_file():
             (folder / arg).parent.mkdir(parents=True, exist_ok=True)
@@ -272,7 +276,7 @@ def check_python(block: Block, folder: Path) -> None:
 def check_output_of(command: str, block: Block, folder: Path) -> None:
     argv = shlex.split(command)
     assert argv[0] == "cnnc", f"{block.id}: output-of runs `cnnc …` commands only"
-    done = run_cnnc(argv[1:], folder)
+    done = run_cnnc(argv[1:], folder, copy=True)
     written = argv[argv.index("-o") + 1] if "-o" in argv else None
     got = (folder / written).read_text(encoding="utf-8") if written else done.stdout + done.stderr
     missing = in_order(block.text.splitlines(), got.splitlines())
@@ -282,7 +286,7 @@ def check_output_of(command: str, block: Block, folder: Path) -> None:
 def check_transcript(block: Block, folder: Path) -> None:
     """An untagged block `$ cnnc ARGS` then its output: the output, exactly."""
     first, _, expected = block.text.partition("\n")
-    done = run_cnnc(shlex.split(first.removeprefix("$ "))[1:], folder)
+    done = run_cnnc(shlex.split(first.removeprefix("$ "))[1:], folder, copy=True)
     expect_ok(done, f"{block.id}: {first}")
     got = [line.rstrip() for line in done.stdout.rstrip().splitlines()]
     assert got == expected.rstrip().splitlines(), f"{block.id}: the output of `{first}` changed"
