@@ -335,3 +335,18 @@ def test_lines_in_order_and_commands_of_a_block():
     assert in_order(["c", "a"], ["a", "b", "c"]) == ["a"]  # found, but not after `c`
     assert commands("cnnc a \\\n    --b 1  # note\n\n# only a comment\nmake test\n") == [
         ["cnnc", "a", "--b", "1"], ["make", "test"]]
+
+
+RESIDUAL = """network bad {
+    input [64, 56, 56]
+    return (in -> Conv(128, 3, stride = 2, pad = 1) + in) -> ReLU
+}
+"""
+
+
+def test_a_block_marked_with_an_error_must_fail_with_that_code(tmp_path):
+    check_cnn(Block(1, "cnn", RESIDUAL, ("error", "E0301")), tmp_path)
+    with pytest.raises(AssertionError):
+        check_cnn(Block(1, "cnn", RESIDUAL, ("error", "E0201")), tmp_path)
+    with pytest.raises(AssertionError):
+        check_cnn(Block(1, "cnn", RESIDUAL, None), tmp_path)
