@@ -139,12 +139,12 @@ def expect_ok(done: subprocess.CompletedProcess, what: str) -> None:
 
 def in_order(expected: list[str], got: list[str]) -> list[str]:
     """The lines of `expected` not found in `got` in order (`...` matches anything)."""
-    missing, at = [], 0
+    missing, at, got = [], 0, [g.rstrip() for g in got]
     for line in (e.rstrip() for e in expected):
         if line.strip() in ("", "..."):
             continue
         try:
-            at = [g.rstrip() for g in got].index(line, at) + 1
+            at = got.index(line, at) + 1
         except ValueError:
             missing.append(line)
     return missing
