@@ -2,9 +2,13 @@
 
 `cnnc.graph(path)` gives the shaped graph IR, `cnnc.summary(path)` its analysis (printed as
 `cnnc summary`'s table) and `cnnc.load(path)` a PyTorch module; each also takes the program as
-`text=`. `help(cnnc.load)` and the others say more; `__all__` lists them. Heavy dependencies load
+`text=`. `cnnc.train(...)` and `cnnc.search(...)` run `cnnc train` and `cnnc search` and return
+their results. `help(cnnc.load)` and the others say more; `__all__` lists them. Heavy dependencies load
 only when used: importing cnnc does not import torch.
 """
+
+import sys
+import types
 
 __version__ = "0.1.0"
 
@@ -18,16 +22,42 @@ _LAZY = {
     "diagram": "cnnc.api",
     "load_program": "cnnc.api",
     "elaborate_file": "cnnc.api",
+    "search": "cnnc.runs",
+    "train": "cnnc.runs",
     "CnncError": "cnnc.dsl.diagnostics",
 }
 
 
 def __getattr__(name: str):
+    if name == "search":  # the room, which calls `cnnc.runs.search` (see `_Cnnc`)
+        import importlib
+
+        return importlib.import_module("cnnc.search")
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cnnc' has no attribute {name!r}")
+
+
+class _SearchRoom(types.ModuleType):
+    """`cnnc.search` is the search room (`search/`, a subpackage) and, called, `cnnc.runs.search`."""
+
+    def __call__(self, *args, **kwargs):
+        """`cnnc.search(path, trials=…, out=…)`: `cnnc search` from Python (`help(cnnc.runs.search)`)."""
+        import importlib
+
+        return importlib.import_module("cnnc.runs").search(*args, **kwargs)
+
+
+class _Cnnc(types.ModuleType):
+    """The package: when the import system binds the subpackage `search` to it, that module becomes
+    callable, so `cnnc.search(...)` runs a search whether or not `cnnc.search.driver` was imported."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "search" and type(value) is types.ModuleType:
+            value.__class__ = _SearchRoom
+        super().__setattr__(name, value)
 
 
 def __dir__() -> list[str]:
@@ -36,4 +66,6 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["CnncError", "__version__", "compile_source", "diagram", "elaborate_file", "graph", "load",
-           "load_program", "render", "summary"]
+           "load_program", "render", "search", "summary", "train"]
+
+sys.modules[__name__].__class__ = _Cnnc
