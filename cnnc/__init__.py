@@ -7,8 +7,8 @@ their results. `help(cnnc.load)` and the others say more; `__all__` lists them. 
 only when used: importing cnnc does not import torch.
 """
 
-import sys
-import types
+import sys as _sys
+import types as _types
 
 __version__ = "0.1.0"
 
@@ -20,12 +20,13 @@ _LAZY = {
     "compile_source": "cnnc.api",
     "render": "cnnc.api",
     "diagram": "cnnc.api",
-    "load_program": "cnnc.api",
-    "elaborate_file": "cnnc.api",
-    "search": "cnnc.runs",
+    "check": "cnnc.api",
+    "search": "cnnc.runs",  # called; the name is also the search room's (see `_Cnnc`)
     "train": "cnnc.runs",
     "CnncError": "cnnc.dsl.diagnostics",
+    "Diagnostic": "cnnc.dsl.diagnostics",
 }
+_EARLIER = {"load_program": "cnnc.api", "elaborate_file": "cnnc.api"}  # still there; `cnnc.api` has them
 
 
 def __getattr__(name: str):
@@ -33,14 +34,14 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module("cnnc.search")
-    if name in _LAZY:
+    if name in _LAZY or name in _EARLIER:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return getattr(importlib.import_module(_LAZY.get(name) or _EARLIER[name]), name)
     raise AttributeError(f"module 'cnnc' has no attribute {name!r}")
 
 
-class _SearchRoom(types.ModuleType):
+class _SearchRoom(_types.ModuleType):
     """`cnnc.search` is the search room (`search/`, a subpackage) and, called, `cnnc.runs.search`."""
 
     def __call__(self, *args, **kwargs):
@@ -50,12 +51,12 @@ class _SearchRoom(types.ModuleType):
         return importlib.import_module("cnnc.runs").search(*args, **kwargs)
 
 
-class _Cnnc(types.ModuleType):
+class _Cnnc(_types.ModuleType):
     """The package: when the import system binds the subpackage `search` to it, that module becomes
     callable, so `cnnc.search(...)` runs a search whether or not `cnnc.search.driver` was imported."""
 
     def __setattr__(self, name: str, value) -> None:
-        if name == "search" and type(value) is types.ModuleType:
+        if name == "search" and type(value) is _types.ModuleType:
             value.__class__ = _SearchRoom
         super().__setattr__(name, value)
 
@@ -65,7 +66,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ["CnncError", "__version__", "compile_source", "diagram", "elaborate_file", "graph", "load",
-           "load_program", "render", "search", "summary", "train"]
+__all__ = ["CnncError", "Diagnostic", "__version__", "check", "compile_source", "diagram", "graph", "load",
+           "render", "search", "summary", "train"]
 
-sys.modules[__name__].__class__ = _Cnnc
+_sys.modules[__name__].__class__ = _Cnnc

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     Input = Sequence[int] | Mapping[str, Sequence[int]] | None
 
 __all__ = [
-    "CnncError", "InternalError", "check_lint", "compile_source", "diagram", "elaborate_file", "graph",
+    "CnncError", "InternalError", "check", "check_lint", "compile_source", "diagram", "elaborate_file", "graph",
     "is_file", "load", "load_program", "optimized", "parse_arg_values", "render", "resolve_path", "summary",
     "with_weights", "zoo_dir", "zoo_suggestion",
 ]
@@ -66,6 +66,21 @@ def graph(path: Path | None = None, network: str | None = None, args: Args = Non
     if errors:
         raise CnncError(*errors)
     return result.graph
+
+
+def check(path: Path | None = None, network: str | None = None, args: Args = None, input: Input = None,
+          text: str | None = None, allow_import: Iterable[Path] = ()) -> list[Diagnostic]:
+    """Every diagnostic of a network (`cnnc check`'s): errors and warnings, sorted by place; an empty
+    list when the network is clean. Unlike `graph`, it raises nothing for the program's errors.
+    `print(cnnc.CnncError(*found))` shows them as the CLI does."""
+    from cnnc.dsl.diagnostics import dedupe
+
+    try:
+        result = elaborate_file(_source_path(path, text), network, _arg_exprs(args), _shape(input), None, text,
+                                allow_import)
+    except CnncError as exc:
+        return sorted(dedupe(exc.diagnostics), key=Diagnostic.sort_key)
+    return sorted(dedupe(result.diagnostics), key=Diagnostic.sort_key)
 
 
 def summary(source: Path | Graph | torch.nn.Module | None = None, network: str | None = None, args: Args = None,

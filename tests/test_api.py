@@ -162,18 +162,21 @@ def test_a_program_error_raises_the_rendered_diagnostic():
 
 
 def test_dir_and_all_list_the_public_api():
-    public = {"graph", "summary", "load", "render", "diagram", "compile_source", "load_program",
-              "elaborate_file", "CnncError"}
+    public = {"check", "graph", "summary", "load", "render", "diagram", "compile_source", "search", "train",
+              "CnncError", "Diagnostic"}
     assert public <= set(dir(cnnc))
-    assert set(cnnc.__all__) == {*cnnc._LAZY, "__version__"}
+    assert set(cnnc.__all__) == public | {"__version__"}
     assert "annotations" not in dir(cnnc)
     for name in cnnc.__all__:
         assert getattr(cnnc, name) is not None
 
 
-@pytest.mark.parametrize("name", ["graph", "summary", "load", "render", "diagram", "compile_source"])
+@pytest.mark.parametrize("name", ["check", "graph", "summary", "load", "render", "diagram", "compile_source",
+                                  "runs.search", "runs.train"])
 def test_every_public_function_has_a_docstring_and_type_hints(name):
-    fn = getattr(cnnc, name)
+    import cnnc.runs
+
+    fn = cnnc.runs.search if name == "runs.search" else cnnc.runs.train if name == "runs.train" else getattr(cnnc, name)
     assert fn.__doc__ and len(fn.__doc__) > 40
     signature = inspect.signature(fn)
     assert signature.return_annotation is not inspect.Signature.empty
@@ -188,3 +191,10 @@ def test_importing_cnnc_and_summarising_imports_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True False resnet18 · input [3, 224, 224] · batch 1 · float32 (4 bytes)"
+
+
+def test_check_returns_every_diagnostic_without_raising():
+    assert cnnc.check(text=TINY) == []
+    found = cnnc.check(text="network n { input [3, 8, 8] return in -> Conv(4, 9) -> Bogus }")
+    assert [(d.code, d.span.where()) for d in found] == [("E0303", "<source>.cnn:1:42"), ("E0201", "<source>.cnn:1:56")]
+    assert [d.code for d in cnnc.check(text="network n { input [3, 8, 8] return in -> }")] == ["E0101"]
