@@ -24,9 +24,12 @@ def tiny(tmp_path):
 def test_train_returns_the_run_whose_figures_the_cli_prints(tiny, tmp_path, capsys, one_thread):
     out = tmp_path / "run"
     assert main(["train", tiny, "--data", "digits", "--epochs", "1", "--out", out, "--arg", "classes=10",
-                 "--threads", "1"]) == 0
+                 "--threads", "2"]) == 0
+    assert torch.get_num_threads() == 2  # `one_thread` sets it back
     cli_out, cli_err = capsys.readouterr()
-    run = cnnc.train(tiny, "digits", out, epochs=1, args={"classes": 10}, threads=1)
+    torch.set_num_threads(1)
+    run = cnnc.train(tiny, "digits", out, epochs=1, args={"classes": 10}, threads=2)
+    assert torch.get_num_threads() == 2
     api_out = capsys.readouterr().out
     assert cli_out.startswith(api_out) and api_out.count("\n") == 1  # the results are returned, not printed
     assert cli_err.startswith("epoch 1/1 ") and "validation accuracy" not in cli_err
@@ -40,11 +43,6 @@ def test_train_returns_the_run_whose_figures_the_cli_prints(tiny, tmp_path, caps
     assert run.accuracy == run.metrics[-1]["val_acc"]
     assert all(p.is_file() for p in run.files)
     assert run.model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
-
-
-def test_train_threads_sets_torch_s_threads(tiny, tmp_path, one_thread, capsys):
-    cnnc.train(tiny, "digits", tmp_path / "run", epochs=1, threads=2)
-    assert torch.get_num_threads() == 2  # the fixture sets it back
 
 
 def test_train_threads_below_one_is_a_usage_error(tiny, tmp_path, capsys):
