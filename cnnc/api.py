@@ -199,11 +199,12 @@ def load(path: Path | None = None, network: str | None = None, input: Input = No
     """The network as a `torch.nn.Module`: a torch.fx GraphModule with one straight-line forward.
 
     `path` is a .cnn file or a zoo model's name; `text=` gives the program itself (imports resolve
-    beside `path`, if given, then in the zoo). `input` overrides the declared input shape (`(3, 256, 256)`); `args` binds a parameterised
-    network's arguments (`{"towers": 2}`, or `["towers=2"]` as on the command line); `seed` makes
-    the weights reproducible; `allow_import` names directories outside the file's own tree that
-    its imports may reach (as `--allow-import`). Module names are the program's labels, so
-    state_dict keys are `layer1.0.conv1.weight`. The module keeps its IR (`model.cnnc_graph`) and analysis
+    beside `path`, if given, then in the zoo). `input` overrides the declared input shape
+    (`(3, 256, 256)`); `args` binds a parameterised network's arguments (`{"towers": 2}`, or
+    `["towers=2"]` as on the command line); `seed` makes the weights reproducible; `allow_import`
+    names directories outside the file's own tree that its imports may reach (as `--allow-import`).
+    Module names are the program's labels, so state_dict keys are `layer1.0.conv1.weight`. The
+    module keeps its IR (`model.cnnc_graph`, which `cnnc.summary(model)` reads) and analysis
     (`model.cnnc_summary()`); raises `CnncError` when the program has errors.
 
     `weights` loads a checkpoint (a state_dict in .pt/.pth, read with `weights_only=True`, or
