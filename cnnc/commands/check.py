@@ -86,7 +86,7 @@ def check_one(name: str, args, values):
 
 
 SEARCH_SPACE = "E0501"  # a `choice(…)` met without a decider: the network is a search space
-SPACE_SECONDS = 1.0  # walking a space's decision tree; a larger one is sampled as well
+SPACE_SECONDS = 1.0  # walking a space's decision tree, then sampling a larger one, each at most this long
 SPACE_SAMPLES = 50
 
 
@@ -112,17 +112,32 @@ class CheckedSpace:
 
 def check_space(program, network: str, values, input_shape):
     """(CheckedSpace or None, diagnostics): a space is checked through its members, walked depth-first
-    for a second and sampled beyond; when every member fails, the first member's errors are the
-    program's. Decisions met only in members not reached are not listed."""
-    from cnnc.search.space import Space, decisions, sample, walk
+    for a second and sampled beyond for another (each member's cost is bounded as a network's is);
+    when every member fails, the first member's errors are the program's. Decisions met only in
+    members not reached are not listed."""
+    from cnnc.search.space import Space, decisions, walk
 
     space = Space(program, network, values, input_shape)
     size, members = walk(space, seconds=SPACE_SECONDS)
     if not size.exact:
-        members += sample(space, SPACE_SAMPLES, seed=0)
+        members += _sampled(space)
     if not any(m.ok for m in members):
         return None, [d for d in members[0].diagnostics if d.code != SEARCH_SPACE]
     return CheckedSpace(network, decisions(members), size), []
+
+
+def _sampled(space) -> list:
+    """Seeded random members, up to SPACE_SAMPLES or SPACE_SECONDS, whichever comes first."""
+    import random
+    import time
+
+    from cnnc.search.space import uniform
+
+    rng, members = random.Random(0), []
+    deadline = time.perf_counter() + SPACE_SECONDS
+    while len(members) < SPACE_SAMPLES and time.perf_counter() < deadline:
+        members.append(space.member(uniform(rng)))
+    return members
 
 
 def _report(args, unchecked, names, diagnostics, checked) -> int:
