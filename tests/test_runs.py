@@ -72,5 +72,8 @@ def test_search_returns_the_study_its_best_member_and_files(tmp_path, capsys, on
     assert result.best and result.best[0].number in (0, 1)
     assert result.files[:2] == [out / "trials.csv", out / "best.cnn"]
     assert (out / "best.cnn").is_file()
+    best = result.best[0]
+    assert repr(result) == (f"<Result of study `tiny`: 2 trials: 2 scored; best #{best.number} {list(best.values)}; "
+                            f"{', '.join(map(str, result.files))}>")
     printed = capsys.readouterr().out
     assert "2 trials: 2 scored in study `tiny`" in printed and f"wrote {out / 'best.cnn'}" in printed
