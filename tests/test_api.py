@@ -198,3 +198,14 @@ def test_check_returns_every_diagnostic_without_raising():
     found = cnnc.check(text="network n { input [3, 8, 8] return in -> Conv(4, 9) -> Bogus }")
     assert [(d.code, d.span.where()) for d in found] == [("E0303", "<source>.cnn:1:42"), ("E0201", "<source>.cnn:1:56")]
     assert [d.code for d in cnnc.check(text="network n { input [3, 8, 8] return in -> }")] == ["E0101"]
+
+
+@pytest.mark.parametrize("first", ["import cnnc", "import cnnc.search.space", "from cnnc.search import space",
+                                   "from cnnc import search"])
+def test_cnnc_search_is_the_room_and_callable_however_it_was_first_imported(first):
+    code = (f"{first}\nimport cnnc, cnnc.search.space\nfrom cnnc import search\n"
+            "print(callable(cnnc.search), search is cnnc.search, cnnc.search.space.walk.__module__, "
+            "cnnc.search.__call__.__doc__.startswith('`cnnc.search(path'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True True cnnc.search.space True"
