@@ -59,7 +59,8 @@ def search(path: Path, *, network: str | None = None, args: Args = None, out: Pa
            heartbeat: int | None = None, allow_import: Iterable[Path] = ()) -> Result:
     """Search a space of networks (`cnnc search`); returns the study's result: `.study` (optuna's),
     `.rows` (every trial), `.best` (the best trial, or the Pareto front), `.files` (trials.csv,
-    best.cnn, plots), `.notes` and `.stopped` (done, timeout or interrupted).
+    best.cnn, plots), `.notes` and `.stopped` (done, timeout or interrupted: a search stopped by
+    Ctrl-C returns what it finished). When no worker of `workers=K` finishes, RuntimeError.
 
     The keywords are `cnnc search`'s options (`cnnc search --help`), e.g. `trials=8, epochs=1,
     out="runs/tiny"`; `objective` takes `"accuracy,params"` or `["accuracy", "params"]`. Running
@@ -76,8 +77,10 @@ def search(path: Path, *, network: str | None = None, args: Args = None, out: Pa
                       pruner=pruner, device=device, threads=threads, storage=storage, study=study,
                       timeout=timeout, workers=workers, heartbeat=heartbeat)]
     result, status = _run("search", argv, path, command.search)
-    if status == command.INTERRUPTED:
-        raise KeyboardInterrupt("the search was interrupted; running it again resumes the study")
+    if status == command.INTERRUPTED:  # what was done is kept and returned; running again resumes
+        import dataclasses
+
+        return dataclasses.replace(result, stopped="interrupted")
     if status != 0:
         raise RuntimeError(f"the study holds {len(result.rows)} trials, fewer than asked: no worker finished "
                            "(their messages are above); running it again goes on")
