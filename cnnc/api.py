@@ -1,9 +1,16 @@
 """The public Python API behind `cnnc.*` (imported lazily by `cnnc/__init__.py`).
 
-Text in, graph or numbers out; torch is imported only by the functions that build modules.
+Text in, graph or numbers out; torch is imported only by the functions that build modules. One
+keyword per idea across the functions: `network=` picks a network of the file, `args=` binds a
+parameterised network's arguments, `input=` overrides the input shape, `text=` gives the program
+as text instead of a file, `allow_import=` widens where imports may reach. Program errors raise
+`CnncError`, whose `str()` is the rendered diagnostic.
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Mapping
 
 # Loading, resolving and elaborating live in the rooms below; the API re-exports them under the same names.
 from cnnc.compiler.frontend import check_lint, elaborate_file
@@ -17,46 +24,146 @@ from cnnc.dsl.programs import (
     zoo_suggestion,
 )
 
+TYPE_CHECKING = False  # typing's own, without importing typing at start-up
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any
+
+    import graphviz
+    import torch
+
+    from cnnc.compiler.analysis.summary import Summary
+    from cnnc.compiler.ir import Graph
+    from cnnc.compiler.render.dot import Diagram
+
+    Path = str | os.PathLike
+    # `{"towers": 2}` (Python values), `["towers=2"]` (.cnn syntax, as `--arg`), or parsed expressions
+    Args = Mapping[str, Any] | Sequence[str] | None
+    # `(3, 256, 256)`, or `{"image": (3, 256, 256), …}` for a network with named inputs
+    Input = Sequence[int] | Mapping[str, Sequence[int]] | None
+
 __all__ = [
-    "CnncError", "InternalError", "check_lint", "compile_source", "diagram", "elaborate_file", "graph",
+    "CnncError", "InternalError", "check", "check_lint", "compile_source", "diagram", "elaborate_file", "graph",
     "is_file", "load", "load_program", "optimized", "parse_arg_values", "render", "resolve_path", "summary",
     "with_weights", "zoo_dir", "zoo_suggestion",
 ]
 
+SOURCE_PATH = "<source>.cnn"  # the name of a program given as text (imports resolve beside it, then the zoo)
 
-def graph(path, network=None, args=None, input_shape=None, decider=None, text=None, allow_import=()):
-    """The shaped graph of a network; raises `CnncError` if the program has errors.
 
-    `allow_import` names directories of shared blocks that imports may also reach."""
-    result = elaborate_file(path, network, args, input_shape, decider, text, allow_import)
+def graph(path: Path | None = None, network: str | None = None, args: Args = None, input: Input = None,
+          decider=None, text: str | None = None, allow_import: Iterable[Path] = (), *,
+          input_shape: Input = None) -> Graph:
+    """The shaped graph of a network (`cnnc check`'s work); raises `CnncError` if the program has errors.
+
+    `path` is a .cnn file or a zoo model's name (`"resnet18"`); `text=` gives the program itself
+    (then `path`, if given, names it for messages and imports). `allow_import` names directories of
+    shared blocks that imports may also reach. `input_shape=` is the old name of `input=`."""
+    input = _renamed_input(input, input_shape, "graph")
+    path = _source_path(path, text)
+    result = elaborate_file(path, network, _arg_exprs(args), _shape(input), decider, text, allow_import)
     errors: list[Diagnostic] = [d for d in result.diagnostics if d.is_error]
     if errors:
         raise CnncError(*errors)
     return result.graph
 
 
-def summary(path, network=None, args=None, input=None, dtype="float32"):
+def check(path: Path | None = None, network: str | None = None, args: Args = None, input: Input = None,
+          text: str | None = None, allow_import: Iterable[Path] = ()) -> list[Diagnostic]:
+    """Every diagnostic of a network (`cnnc check`'s): errors and warnings, sorted by place; an empty
+    list when the network is clean. Unlike `graph`, it raises nothing for the program's errors.
+    `print(cnnc.CnncError(*found))` shows them as the CLI does."""
+    from cnnc.dsl.diagnostics import dedupe
+
+    try:
+        result = elaborate_file(_source_path(path, text), network, _arg_exprs(args), _shape(input), None, text,
+                                allow_import)
+    except CnncError as exc:
+        return sorted(dedupe(exc.diagnostics), key=Diagnostic.sort_key)
+    return sorted(dedupe(result.diagnostics), key=Diagnostic.sort_key)
+
+
+def summary(source: Path | Graph | torch.nn.Module | None = None, network: str | None = None, args: Args = None,
+            input: Input = None, dtype: str = "float32", batch: int = 1, text: str | None = None,
+            allow_import: Iterable[Path] = ()) -> Summary:
     """The analysis of a network (`cnnc summary`'s figures): params, MACs, activations and one row
-    per layer; `.to_json()` gives the JSON contract. Runs no model and never imports torch."""
+    per layer. `print()` shows `cnnc summary`'s table, `.to_dict()` gives its JSON form. Runs no
+    model and never imports torch.
+
+    `source` is a .cnn path or zoo name (or `text=` the program), a graph from `cnnc.graph`, or a
+    module from `cnnc.load` (summarised from the graph it keeps, without parsing again). `batch`
+    scales MACs and activations to a batch of that many samples."""
     from cnnc.compiler.analysis.summary import summarize
 
-    return summarize(graph(path, network, _arg_exprs(args), _shape(input)), dtype)
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise ValueError(f"`batch` must be a whole number of 1 or more, but got {batch!r}")
+    built = _built_graph(source)
+    if built is not None:
+        _only_source(network=network, args=args, input=input, text=text)
+        return summarize(built, dtype, batch)
+    return summarize(graph(source, network, args, input, text=text, allow_import=allow_import), dtype, batch)
 
 
-def render(path_or_graph, network=None, depth=None, direction="TB", theme="light", args=None,
-           input_shape=None, **options):
+def _built_graph(source) -> Graph | None:
+    """The graph of a `Graph` or of a module `cnnc.load` built; None for a path."""
+    from cnnc.compiler.ir import Graph
+
+    if isinstance(source, Graph):
+        return source
+    kept = getattr(source, "cnnc_graph", None)
+    if isinstance(kept, Graph):
+        return kept
+    if source is None or isinstance(source, (str, os.PathLike)):
+        return None
+    kind = type(source).__name__
+    raise TypeError(f"`source` must be a .cnn path or zoo name, a graph from cnnc.graph or a module from "
+                    f"cnnc.load, but got {kind}")
+
+
+def _only_source(**given) -> None:
+    """A graph is summarised as it was built: the options that build one do not apply."""
+    extra = [name for name, value in given.items() if value is not None]
+    if extra:
+        names = ", ".join(f"`{name}`" for name in extra)
+        raise TypeError(f"{names} apply to a path or program text; a graph or module is summarised as it "
+                        "was built (pass them to cnnc.graph or cnnc.load instead)")
+
+
+def _source_path(path: Path | None, text: str | None) -> Path:
+    if path is None and text is None:
+        raise TypeError("give a .cnn path or zoo name, or the program as `text=`")
+    return SOURCE_PATH if path is None else path
+
+
+def _renamed_input(input: Input, input_shape: Input, where: str) -> Input:
+    """`input_shape=` (the old keyword) still works, with a DeprecationWarning."""
+    if input_shape is None:
+        return input
+    import warnings
+
+    warnings.warn(f"cnnc.{where}(input_shape=…) is now cnnc.{where}(input=…)", DeprecationWarning, stacklevel=3)
+    if input is not None:
+        raise TypeError(f"cnnc.{where} got both `input` and its old name `input_shape`")
+    return input_shape
+
+
+def render(path_or_graph: Path | Graph, network: str | None = None, depth: int | None = None,
+           direction: str = "TB", theme: str = "light", args: Args = None, input: Input = None,
+           **options) -> graphviz.Digraph:
     """A `graphviz.Digraph` of a network (from a .cnn path, a zoo name or a `Graph`); runs no program.
 
     `args` binds a parameterised network's arguments, as `load` takes them. A program with shape
-    errors is drawn up to the failure (marked in red); syntax errors raise `CnncError`. `options` go to `compiler.render.dot.render` (`fold`, `shapes`). Write an image with
-    `digraph.render(...)` / `.pipe(format="svg")`, or `compiler.render.dot.write(digraph, "x.png")`.
+    errors is drawn up to the failure (marked in red); syntax errors raise `CnncError`. `options` go
+    to `compiler.render.dot.render` (`fold`, `shapes`). Write an image with `digraph.render(...)` /
+    `.pipe(format="svg")`, or `compiler.render.dot.write(digraph, "x.png")`.
     """
     from cnnc.compiler.ir import Graph
     from cnnc.compiler.render.dot import render as draw
 
+    input = _renamed_input(input, options.pop("input_shape", None), "render")
     graph = path_or_graph
     if not isinstance(graph, Graph):
-        result = elaborate_file(path_or_graph, network, _arg_exprs(args), input_shape)
+        result = elaborate_file(path_or_graph, network, _arg_exprs(args), _shape(input))
         if result.graph is None:
             raise CnncError(*[d for d in result.diagnostics if d.is_error])
         graph = result.graph
@@ -74,7 +181,8 @@ def _plug_diagrams() -> None:
     ir.DIAGRAM_HOOK = _svg
 
 
-def diagram(path_or_graph, network=None, depth=None, **options):
+def diagram(path_or_graph: Path | Graph, network: str | None = None, depth: int | None = None,
+            **options) -> Diagram:
     """`render`'s diagram wrapped for notebooks: shows itself as SVG; `.save("x.png")` writes a file."""
     from cnnc.compiler.render.dot import Diagram
 
@@ -85,15 +193,18 @@ def diagram(path_or_graph, network=None, depth=None, **options):
 # Lowering to PyTorch (torch is imported only here, inside the functions)
 
 
-def load(path, network=None, input=None, seed=None, args=None, allow_import=(), weights=None, strict=True,
-         optimize=None):
+def load(path: Path | None = None, network: str | None = None, input: Input = None, seed: int | None = None,
+         args: Args = None, allow_import: Iterable[Path] = (), weights: Path | None = None, strict: bool = True,
+         optimize: str | None = None, text: str | None = None) -> torch.nn.Module:
     """The network as a `torch.nn.Module`: a torch.fx GraphModule with one straight-line forward.
 
-    `input` overrides the declared input shape (`(3, 256, 256)`); `args` binds a parameterised
-    network's arguments (`{"towers": 2}`, or `["towers=2"]` as on the command line); `seed` makes
-    the weights reproducible; `allow_import` names directories outside the file's own tree that
-    its imports may reach (as `--allow-import`). Module names are the program's labels, so
-    state_dict keys are `layer1.0.conv1.weight`. The module keeps its IR (`model.cnnc_graph`) and analysis
+    `path` is a .cnn file or a zoo model's name; `text=` gives the program itself (imports resolve
+    beside `path`, if given, then in the zoo). `input` overrides the declared input shape
+    (`(3, 256, 256)`); `args` binds a parameterised network's arguments (`{"towers": 2}`, or
+    `["towers=2"]` as on the command line); `seed` makes the weights reproducible; `allow_import`
+    names directories outside the file's own tree that its imports may reach (as `--allow-import`).
+    Module names are the program's labels, so state_dict keys are `layer1.0.conv1.weight`. The
+    module keeps its IR (`model.cnnc_graph`, which `cnnc.summary(model)` reads) and analysis
     (`model.cnnc_summary()`); raises `CnncError` when the program has errors.
 
     `weights` loads a checkpoint (a state_dict in .pt/.pth, read with `weights_only=True`, or
@@ -105,7 +216,7 @@ def load(path, network=None, input=None, seed=None, args=None, allow_import=(), 
     Identity dropped, channels_last (see `compiler.lower.optimize`).
     """
     _check_optimize(optimize)
-    model = _lower(graph(path, network, _arg_exprs(args), _shape(input), allow_import=allow_import), seed)
+    model = _lower(graph(path, network, args, input, text=text, allow_import=allow_import), seed)
     model = model if weights is None else with_weights(model, weights, strict)
     return optimized(model, optimize)
 
@@ -118,7 +229,7 @@ def _check_optimize(optimize) -> None:
         raise ValueError(f"`optimize` must be None or \"inference\", but got {optimize!r}")
 
 
-def optimized(model, optimize):
+def optimized(model: torch.nn.Module, optimize: str | None) -> torch.nn.Module:
     """`model`, or its rewrite for `optimize` ("inference"); a loaded weight report is kept."""
     if optimize is None:
         return model
@@ -130,7 +241,7 @@ def optimized(model, optimize):
     return fast
 
 
-def with_weights(model, weights, strict: bool = True):
+def with_weights(model: torch.nn.Module, weights: Path, strict: bool = True) -> torch.nn.Module:
     """Load a checkpoint into a compiled module; the report is kept as `model.cnnc_weights`."""
     from cnnc.compiler.lower.weights import load_weights
 
@@ -138,11 +249,10 @@ def with_weights(model, weights, strict: bool = True):
     return model
 
 
-def compile_source(text, network=None, input=None, seed=None, args=None, path="<source>.cnn",
-                   optimize=None):
-    """`load` for .cnn text instead of a file; imports resolve relative to `path`, then the zoo."""
-    _check_optimize(optimize)
-    return optimized(_lower(graph(path, network, _arg_exprs(args), _shape(input), text=text), seed), optimize)
+def compile_source(text: str, network: str | None = None, input: Input = None, seed: int | None = None,
+                   args: Args = None, path: Path = SOURCE_PATH, optimize: str | None = None) -> torch.nn.Module:
+    """`load(path, text=text)`: a module from .cnn text; imports resolve relative to `path`, then the zoo."""
+    return load(path, network, input, seed, args, optimize=optimize, text=text)
 
 
 def _lower(g, seed):
@@ -160,10 +270,17 @@ def _shape(input) -> tuple[int, ...] | dict | None:
 
 
 def _arg_exprs(args) -> dict | None:
-    """Python values (or `name=value` strings) → the AST expressions elaboration binds."""
+    """Python values (or `name=value` strings) → the AST expressions elaboration binds; expressions
+    already parsed (`parse_arg_values`) pass as they are."""
+    from cnnc.dsl.ast import Expr
+
     if args is None:
         return None
-    if isinstance(args, dict):
+    if isinstance(args, Mapping) and all(isinstance(v, Expr) for v in args.values()):
+        return dict(args)
+    if isinstance(args, str):
+        raise TypeError(f"`args` takes a dict or a list of \"name=value\" strings, but got the string {args!r}")
+    if isinstance(args, Mapping):
         args = [f"{name}={_cnn_literal(value)}" for name, value in args.items()]
     return parse_arg_values(args)
 

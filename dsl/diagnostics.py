@@ -4,7 +4,8 @@ A `Diagnostic` carries a code (E0101…, W0101…), a headline that stands alone
 period, facts in it), labelled spans (one primary), notes (what the snippet cannot show) and helps (the
 only place a fix is proposed). `render` prints them in rustc's layout, in one line each (`concise`,
 its help lines indented below), or as JSON for editors. User-facing code raises `CnncError` (one or
-more diagnostics), never a bare `ValueError`; `str()` of one gives `file:line:col: error[CODE]: …`.
+more diagnostics), never a bare `ValueError`; `str()` of one is what the CLI prints without colour
+(headline, location, source lines with their marks, notes, helps and the closing count).
 
 What a diagnostic prints comes from an untrusted file, so the terminal never receives it raw: control,
 format and bidi characters (ESC, NUL, CR, U+202E, …) are shown as escapes (`\\x1b`, `\\u202e`), message
@@ -89,8 +90,9 @@ class CnncError(Exception):
         self.diagnostics = tuple(diagnostics)
 
     def __str__(self) -> str:
-        """One concise line per diagnostic: `file:line:col: error[CODE]: message`."""
-        return "\n".join(render_concise(d) for d in self.diagnostics) or "error"
+        """The diagnostics in full, as the CLI renders them without colour (a traceback or a
+        notebook shows the source line, the caret, the notes and the helps)."""
+        return render(self.diagnostics, style="full") or "error"
 
 
 class InternalError(Exception):

@@ -152,6 +152,12 @@ class Result:
     notes: list[str]
     stopped: str = "done"  # done | timeout | interrupted (`worker.Worker.work`)
 
+    def __repr__(self) -> str:
+        """One line (a notebook's echo), not every trial: the counts, the best trial, the files."""
+        best = f"best #{self.best[0].number} {list(self.best[0].values or ())}" if self.best else "no best"
+        files = ", ".join(str(f) for f in self.files)
+        return f"<Result of study `{self.study.study_name}`: {report.counts_text(self.rows)}; {best}; {files}>"
+
 
 class TrialFailed(Exception):
     """A candidate's run failed (NaN, out of memory): the trial is FAIL and the study goes on."""

@@ -97,7 +97,7 @@ def assert_runs_as_checked(g) -> None:
 def checked(path: str, text: str, input_shape=None):
     """The graph if check accepts the program, None if it reports errors."""
     try:
-        return api.graph(path, text=text, input_shape=input_shape)
+        return api.graph(path, text=text, input=input_shape)
     except CnncError as exc:
         assert exc.diagnostics and all(d.code for d in exc.diagnostics)
         return None

@@ -148,11 +148,24 @@ def test_the_caret_is_always_under_the_marked_character(line, data):
 # -- CnncError and the concise form ------------------------------------------------------------------
 
 
-def test_cnnc_error_stringifies_with_its_location():
+def test_cnnc_error_stringifies_as_the_cli_renders_it():
     src = SourceFile("m.cnn", "network N {\n    return in -> Bogus\n}\n")
-    exc = CnncError(error("E0201", "unknown op or block `Bogus`", Span(src, 29, 34)),
+    exc = CnncError(error("E0201", "unknown op or block `Bogus`", Span(src, 29, 34), "not defined here",
+                          helps=("a similar name exists: `BatchNorm`",)),
                     error("E0202", "no file `x`", None))
-    assert str(exc) == "m.cnn:2:18: error[E0201]: unknown op or block `Bogus`\nerror[E0202]: no file `x`"
+    assert str(exc) == (
+        "error[E0202]: no file `x`\n"
+        "error[E0201]: unknown op or block `Bogus`\n"
+        " --> m.cnn:2:18\n"
+        "  |\n"
+        "2 |     return in -> Bogus\n"
+        "  |                  ^^^^^ not defined here\n"
+        "  |\n"
+        "  = help: a similar name exists: `BatchNorm`\n"
+        "\n"
+        "found 2 errors in 1 file"
+    )
+    assert str(exc) == render(exc.diagnostics, style="full", color=False)
 
 
 def test_concise_keeps_the_help_lines_indented_below():

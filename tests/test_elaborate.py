@@ -152,7 +152,7 @@ def test_named_network_instantiation_and_cli_args():
 
 
 def test_input_override():
-    g = graph("t.cnn", text=net("return in -> Conv(8, 3, pad = 1)"), input_shape=(3, 64, 48))
+    g = graph("t.cnn", text=net("return in -> Conv(8, 3, pad = 1)"), input=(3, 64, 48))
     assert g.output_type.shape == (8, 64, 48)
 
 

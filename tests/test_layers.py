@@ -82,11 +82,13 @@ RULES = {
     "cnnc.commands": Rule(("cnnc", "cnnc.api", "cnnc.commands", "cnnc.search", "cnnc.compiler", "cnnc.dsl"),
                           lazy=True),
     "cnnc.cli": Rule(("cnnc", "cnnc.api", "cnnc.commands", "cnnc.dsl"), lazy=True),
+    # `cnnc.search`/`cnnc.train`: the commands' own work, on the command line the keywords make
+    "cnnc.runs": Rule(("cnnc.api", "cnnc.cli", "cnnc.commands", "cnnc.search"), lazy=True),
 }
 
 # the pipeline, bottom first: a module imports its own layer or one below it, never one above
 LAYERS = [("cnnc.zoo",), ("cnnc.dsl",), ("cnnc.compiler",), ("cnnc.search",), ("cnnc", "cnnc.api"),
-          ("cnnc.commands",), ("cnnc.cli",)]
+          ("cnnc.commands",), ("cnnc.cli", "cnnc.runs")]
 
 
 def modules() -> dict[str, Path]:

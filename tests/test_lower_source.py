@@ -109,7 +109,7 @@ def test_generated_module_equals_load_for_zoo_models(model):
     path = ROOT / "zoo" / f"{model}.cnn"
     if not path.exists():
         pytest.skip(f"zoo/{model}.cnn is not there yet")
-    assert_same_module(api.graph(path, input_shape=(3, 64, 64)))
+    assert_same_module(api.graph(path, input=(3, 64, 64)))
 
 
 def test_forward_reads_like_hand_written_code():

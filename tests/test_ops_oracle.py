@@ -458,7 +458,7 @@ def test_deeplab_atrous_rates_pad_as_torchvision_does(rate):
 
     text = f"network n {{ input [32, 28, 28] return in -> op: Conv(16, 3, pad = same, dilation = {rate}, bias = false) }}"
     for shape in [(32, 28, 28), (32, 7, 33), (32, 65, 40)]:
-        graph = api.graph("aspp.cnn", text=text, input_shape=shape)
+        graph = api.graph("aspp.cnn", text=text, input=shape)
         node = graph.node(graph.output)
         assert node.args["padding"] == (rate, rate) and node.type.shape == (16, *shape[1:])
         assert mismatches(graph) == []

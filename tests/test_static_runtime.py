@@ -158,7 +158,7 @@ def test_example_resnet_at_another_size_on_cpu():
     )
     if text is None:
         pytest.skip("zoo/resnet18.cnn is not there yet")
-    g = api.graph(ROOT / "zoo" / "resnet18.cnn", input_shape=(3, 64, 48))
+    g = api.graph(ROOT / "zoo" / "resnet18.cnn", input=(3, 64, 48))
     assert mismatches(g, device="cpu") == []
 
 

@@ -36,9 +36,9 @@ def test_frozen_trunk_is_bit_identical_and_the_head_learns(small, tmp_path, one_
     rc = main(["train", str(small), "-n", "small", "--input", "1,16,16", "--data", "digits", "--epochs", "3", "--optimizer", "adamw",
                "--lr", "0.01",
                "--out", str(out), *freeze_args(TRUNK)])
-    err = capsys.readouterr().err
+    out_text, err = capsys.readouterr()
     assert rc == 0, err
-    assert "small: 4,904,650 params, 5,130 trainable, 4,899,520 frozen (36 tensors)" in err
+    assert "small: 4,904,650 params, 5,130 trainable, 4,899,520 frozen (36 tensors)" in out_text
     before = cnnc.load(small, network="small", input=(1, 16, 16), seed=0).state_dict()
     after = torch.load(out / "model.pt", weights_only=True)
     assert after.keys() == before.keys()
@@ -106,9 +106,9 @@ def test_generated_image_folder_with_imagenet_normalisation(tmp_path, one_thread
     out = tmp_path / "run"
     rc = main(["train", str(net), "--input", "3,32,32", "--data", f"folder:{tmp_path / 'images'}", "--epochs", "2",
                "--batch-size", "8", "--out", str(out), *freeze_args(TRUNK)])
-    err = capsys.readouterr().err
+    out_text, err = capsys.readouterr()
     assert rc == 0, err
-    assert "folder:" in err and "20 train / 4 validation images of [3, 32, 32], 2 classes" in err
+    assert "folder:" in out_text and "20 train / 4 validation images of [3, 32, 32], 2 classes" in out_text
     assert (out / "model.pt").exists()
 
 
@@ -131,7 +131,7 @@ def test_a_derived_network_trains_with_its_trunk_frozen_by_the_language(tmp_path
     out = tmp_path / "run"
     assert main(["train", str(path), "-n", "head", "--input", "1,16,16", "--data", "digits", "--epochs", "1",
                  "--out", str(out)]) == 0
-    assert "4,904,650 params, 5,130 trainable, 4,899,520 frozen (36 tensors)" in capsys.readouterr().err
+    assert "4,904,650 params, 5,130 trainable, 4,899,520 frozen (36 tensors)" in capsys.readouterr().out
     before = cnnc.load(path, network="head", input=(1, 16, 16), seed=0).state_dict()
     after = torch.load(out / "model.pt", weights_only=True)
     assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("fc."))

@@ -121,16 +121,18 @@ def test_cli_table_names_the_parts(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "extra", [["--batch", "4"], ["--optimizer", "adam"], ["--train", "--batch", "0"]]
+    ("extra", "flag"),
+    [(["--optimizer", "adam"], "--optimizer"), (["--train", "--batch", "0"], "--batch"),
+     (["--batch", "0"], "--batch")],
 )
 def test_cli_training_options_without_train_or_out_of_range_are_usage_errors(
-    extra, tmp_path, capsys
+    extra, flag, tmp_path, capsys
 ):
     path = tmp_path / "tiny.cnn"
     path.write_text(TINY)
     code, _, err = run_cli(["summary", path, *extra], capsys)
     assert code == 2
-    assert "--batch" in err
+    assert flag in err
 
 
 def test_summary_with_train_does_not_import_torch(tmp_path):
@@ -178,7 +180,7 @@ def test_the_estimate_is_within_5_percent_of_torchs_measured_peak(name, one_thre
     from conftest import ROOT
 
     path = ROOT / "zoo" / f"{name}.cnn"
-    graph = cnnc.api.graph(path, input_shape=(3, 64, 64))
+    graph = cnnc.api.graph(path, input=(3, 64, 64))
     model = cnnc.api.load(path, input=[3, 64, 64], seed=0).train()
     x = torch.randn(4, 3, 64, 64)  # [N, 3, 64, 64]
     estimate = training_memory(graph, batch=4).total

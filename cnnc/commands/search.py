@@ -214,6 +214,12 @@ def settings_from(args):
 
 
 def run(args) -> int:
+    return search(args)[1]
+
+
+def search(args):
+    """`cnnc search`'s work on its parsed arguments (`cnnc.runs.search` builds them from keywords):
+    (the study's `driver.Result`, the exit status)."""
     import torch
 
     from cnnc.api import resolve_path
@@ -253,15 +259,16 @@ def run(args) -> int:
         console.close()
     if not child:
         print_result(result, settings)
-    return INTERRUPTED if result.stopped == "interrupted" else common.OK
+    return result, INTERRUPTED if result.stopped == "interrupted" else common.OK
 
 
 INTERRUPTED = 130  # as a shell reports a process stopped by SIGINT
 
 
-def run_workers(settings, space, console) -> int:
+def run_workers(settings, space, console):
     """`--workers K`: the study is opened here first (so K processes do not race to create it),
-    then K worker processes share it (`search/launch.py`); the results are written when all stop."""
+    then K worker processes share it (`search/launch.py`); the results are written when all stop.
+    Returns (the `driver.Result`, the exit status)."""
     from cnnc.search import driver, launch, report, results
     from cnnc.search.worker import finished_count
 
@@ -272,15 +279,15 @@ def run_workers(settings, space, console) -> int:
     print_result(result, settings)
     done = finished_count(study.trials)
     if INTERRUPTED in codes or -2 in codes:
-        return INTERRUPTED
+        return result, INTERRUPTED
     if done < settings.trials and not any(code == 0 for code in codes):
         print(
             f"the study holds {done} of {settings.trials} finished trials: run the same command "
             "again to go on",
             file=sys.stderr,
         )
-        return common.USER_ERROR
-    return common.OK
+        return result, common.USER_ERROR
+    return result, common.OK
 
 
 # ---------------------------------------------------------------------------------------------

@@ -89,11 +89,7 @@ def _text(path, found, size, figures, args) -> list[str]:
         f"{path}: {len(found)} decision{'s' if len(found) != 1 else ''}"
         + (f" ({conditional} conditional)" if conditional else "")
     ]
-    rows = [
-        (d.name, " | ".join(d.labels), d.span.where() if d.span else "", _when(d)) for d in found
-    ]
-    widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
-    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths + [0])).rstrip() for r in rows]
+    lines += decision_rows(found)
     lines += ["", f"size: {size.text()}"]
     if not figures.samples:
         return lines
@@ -124,6 +120,15 @@ def _text(path, found, size, figures, args) -> list[str]:
         f"  distinct       {figures.distinct} architectures among {n - figures.invalid} valid"
     )
     return lines
+
+
+def decision_rows(found) -> list[str]:
+    """One line per decision: its name, its options, where it is, and when it is met."""
+    rows = [
+        (d.name, " | ".join(d.labels), d.span.where() if d.span else "", _when(d)) for d in found
+    ]
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths + [0])).rstrip() for r in rows]
 
 
 def _when(d) -> str:

@@ -19,6 +19,7 @@ examples:
   cnnc summary resnet50 --depth 1
   cnnc summary zoo/alexnet_2012.cnn --arg towers=2 --format json
   cnnc summary resnet50 --input 3,448,448 --format markdown
+  cnnc summary resnet50 --batch 32                            # MACs and memory per batch of 32
   cnnc summary resnet50 --train --batch 32 --optimizer adam   # peak memory of a training step
 """
 
@@ -35,13 +36,15 @@ def configure(p) -> None:
     p.add_argument("--train", action="store_true",
                    help="also estimate the peak memory of one training step (weights, gradients, "
                    "optimiser state, saved activations)")
-    p.add_argument("--batch", type=int, metavar="B", help="batch size of the --train estimate (default: 1)")
+    p.add_argument("--batch", type=int, metavar="B",
+                   help="batch size: MACs and memory per batch of B samples, and the --train estimate's (default: 1)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
                    help="optimiser of the --train estimate: SGD with momentum or Adam (default: sgd)")
     common.add_color_arg(p)
 
 
 def run(args) -> int:
+    from cnnc.compiler.analysis import table
     from cnnc.compiler.analysis.summary import group, summarize
 
     if args.depth is not None and args.depth < 0:
@@ -53,24 +56,24 @@ def run(args) -> int:
         from cnnc.dsl.diagnostics import CnncError
 
         raise CnncError(*result.diagnostics)
-    summary = summarize(result.graph, args.dtype)
+    summary = summarize(result.graph, args.dtype, args.batch or 1)
     rows = summary.layers if args.depth is None else group(summary, result.graph, args.depth)
     training = _training(result.graph, summary, args)
     if args.format == "json":
         data = summary.to_json()
         if args.depth is not None:
-            data["groups"] = [_row_json(r) for r in rows]
+            data["groups"] = [table.row_json(r) for r in rows]
         if training is not None:
             data["training"] = training.to_json()
         import json  # here, not at the top: a table never needs it (nor csv)
 
         print(json.dumps(data, indent=2))
     elif args.format == "csv":
-        print(_csv(rows), end="")
+        print(table.csv_text(rows), end="")
     else:
-        print(_table(summary, rows, args, markdown=args.format == "markdown"))
+        print(table.table(summary, rows, args.all, markdown=args.format == "markdown"))
         if training is not None:
-            print("\n" + "\n".join(_training_lines(training)))
+            print("\n" + "\n".join(table.training_lines(training)))
     common.print_diagnostics(result.diagnostics, args, style="full")
     return common.USER_ERROR if errors else common.OK
 
@@ -78,8 +81,8 @@ def run(args) -> int:
 def _check_training_args(args) -> None:
     if args.batch is not None and args.batch < 1:
         raise common.UsageError(f"--batch must be 1 or more, but got {args.batch}")
-    if not args.train and (args.batch is not None or args.optimizer != "sgd"):
-        raise common.UsageError("--batch and --optimizer size the training estimate: add --train")
+    if not args.train and args.optimizer != "sgd":
+        raise common.UsageError("--optimizer chooses the optimiser of the training estimate: add --train")
 
 
 def _training(graph, summary, args):
@@ -89,135 +92,3 @@ def _training(graph, summary, args):
     from cnnc.compiler.analysis.training_memory import training_memory
 
     return training_memory(graph, args.batch or 1, args.optimizer, args.dtype)
-
-
-def _training_lines(t) -> list[str]:
-    """The estimate's parts, largest first after the total."""
-    optimizer = {"sgd": "SGD with momentum", "adam": "Adam"}[t.optimizer]
-    return [
-        f"training     ≈ {mebibytes(t.total)} peak, batch {t.batch}, {optimizer}, {t.dtype}:",
-        f"  weights {mebibytes(t.weights)} + gradients {mebibytes(t.gradients)} + optimiser state "
-        f"{mebibytes(t.optimizer_state)}",
-        f"  + saved activations {mebibytes(t.activations)} + gradients in flight {mebibytes(t.workspace)}",
-    ]
-
-
-def _row_json(r) -> dict:
-    return {"name": r.name, "op": r.op, "shape": list(r.shape) if r.shape else None, "params": r.params,
-            "macs": r.macs, "activations": r.activations, "rf": r.rf, "nodes": r.node_count}
-
-
-def count(n: int) -> str:
-    """`138,357,544`."""
-    return f"{n:,}"
-
-
-def si(n: float, unit: str = "") -> str:
-    """`138.36 M`, `15.47 G`."""
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= factor:
-            return f"{n / factor:.2f} {prefix}{unit}"
-    return f"{n:g} {unit}".strip()
-
-
-def mebibytes(n: int) -> str:
-    return f"{n / 2**20:,.1f} MiB"
-
-
-def shape_text(shape) -> str:
-    return "×".join(map(str, shape)) if shape else "?"
-
-
-def _visible(rows, show_all: bool):
-    from cnnc.compiler.ops import REGISTRY, Family
-
-    if show_all:
-        return list(rows), 0
-    hidden = (Family.ACT, Family.RESHAPE)  # in-place activations and views, unless --all
-    shown = [r for r in rows if r.node_count > 1 or r.error or r.op not in REGISTRY
-             or REGISTRY[r.op].family not in hidden or r.op in ("Flatten",)]
-    return shown, len(rows) - len(shown)
-
-
-def _table(summary, rows, args, markdown: bool) -> str:
-    from cnnc.compiler.analysis.memory import DTYPE_BYTES
-    shown, hidden = _visible(rows, args.all)
-    header = ("name", "op", "output", "memory", "params", "MACs", "RF")
-    body = [(r.name, _op_cell(r), shape_text(r.shape), count(r.activations), count(r.params), count(r.macs),
-             str(r.rf) if r.shape else "") for r in shown]
-    title = (f"{summary.network} · {_inputs_text(summary)} · batch 1 · {summary.dtype} "
-             f"({DTYPE_BYTES[summary.dtype]} bytes)")
-    lines = [title, ""]
-    lines += _markdown(header, body) if markdown else _columns(header, body)
-    if summary.failed_at is not None:
-        lines += ["", f"stops at `{summary.failed_at}`: its shape could not be inferred (the error is below); "
-                  "totals so far:"]
-    lines += ["", *_totals(summary, hidden)]
-    return "\n".join(lines)
-
-
-def _inputs_text(summary) -> str:
-    if summary.single:
-        return f"input {_shape_list(summary.input)}"
-    return "inputs " + ", ".join(f"{name} {_shape_list(shape)}" for name, shape in summary.inputs)
-
-
-def _outputs_lines(s) -> list[str]:
-    """`output [1000]`, or one line per output of a network with several."""
-    if s.single:
-        return [f"output       {_shape_list(s.output)}"]
-    head = "outputs      "
-    return [(head if i == 0 else " " * len(head)) + f"{key}: {_shape_list(shape)}  ({node})"
-            for i, (key, node, shape) in enumerate(s.outputs)]
-
-
-def _op_cell(row) -> str:
-    return f"{row.text} ({row.node_count} layers)" if row.node_count > 1 else (row.text or row.op)
-
-
-def _shape_list(shape) -> str:
-    return "[" + ", ".join(map(str, shape)) + "]" if shape else "?"
-
-
-def _columns(header, body) -> list[str]:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
-    right = {3, 4, 5, 6}
-
-    def fmt(row):
-        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-
-    return [fmt(header), "  ".join("─" * w for w in widths)] + [fmt(r).rstrip() for r in body]
-
-
-def _markdown(header, body) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 5) + "|"]
-    return out + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in body]
-
-
-def _totals(s, hidden: int) -> list[str]:
-    from cnnc.compiler.analysis.memory import DTYPE_BYTES
-    lines = [
-        *_outputs_lines(s),
-        f"params       {count(s.params)}  ({si(s.params)})" + (
-            f"; {count(s.params - s.frozen_params)} trainable, {count(s.frozen_params)} frozen"
-            if s.frozen_params else ""),
-        f"MACs         {count(s.macs)}  ({si(s.macs)}MAC; FLOPs = 2 × MACs = {si(s.flops)})",
-        f"activations  {count(s.activations)} elements = {mebibytes(s.activation_bytes)} forward, "
-        f"≈ {mebibytes(s.training_bytes)} to train (×2, kept for the backward pass)",
-        f"weights      {mebibytes(s.params * DTYPE_BYTES[s.dtype])}",
-    ]
-    if hidden:
-        lines.append(f"({hidden} in-place activation and view rows hidden; --all shows them)")
-    return lines
-
-
-def _csv(rows) -> str:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["name", "op", "shape", "activations", "params", "macs", "rf", "nodes"])
-    for r in rows:
-        w.writerow([r.name, r.op, shape_text(r.shape), r.activations, r.params, r.macs, r.rf, r.node_count])
-    return buf.getvalue()

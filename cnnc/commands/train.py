@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 from cnnc.commands import common
@@ -50,19 +49,55 @@ def configure(p) -> None:
     p.add_argument("--freeze", action="append", default=[], metavar="LABEL",
                    help="do not train the parameters under this label (repeatable)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's own choice)")
     p.add_argument("--seed", type=common.seed, default=0, help="weights, split and shuffles (0 … 2³² − 1)")
     p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.pt")
     common.add_color_arg(p)
 
 
 def run(args) -> int:
+    print_result(train(args))
+    return common.OK
+
+
+class Trained:
+    """What a training run leaves: the run folder and its files, the trained model, the metrics
+    (one dict per epoch: `epoch`, `train_loss`, `train_acc`, `val_loss`, `val_acc`, …) and the
+    command that rebuilds the model from the folder."""
+
+    def __init__(self, folder: Path, model, metrics: list[dict], files: list[Path], rebuild: str):
+        self.folder, self.model, self.metrics, self.files, self.rebuild = folder, model, metrics, files, rebuild
+
+    @property
+    def accuracy(self) -> float:
+        """The validation accuracy after the last epoch (0 … 1)."""
+        return self.metrics[-1]["val_acc"]
+
+    def __repr__(self) -> str:
+        return f"<Trained {self.folder}: validation accuracy {self.accuracy:.4f} after {len(self.metrics)} epochs>"
+
+
+def print_result(result: Trained) -> None:
+    """The run's results, on stdout: the accuracy, the files written, and how to rebuild the model."""
+    last = result.metrics[-1]
+    print(f"validation accuracy {100 * last['val_acc']:.2f} % after {last['epoch']} epochs")
+    print(f"wrote {', '.join(map(str, result.files))}")
+    print(f"rebuild: {result.rebuild}")
+
+
+def train(args) -> Trained:
+    """`cnnc train`'s work on its parsed arguments (`cnnc.runs.train` builds them from keywords)."""
     import torch
 
     from cnnc.commands.files import make_folder, writing
     from cnnc.compiler.lower.fx import to_graph_module
     from cnnc.search.training import TrainOptions, freeze, train_run
 
+    if args.threads is not None and args.threads < 1:
+        raise common.UsageError(f"--threads must be at least 1, but got {args.threads}")
     graph = common.graph_from_args(args)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = to_graph_module(graph, seed=args.seed)
     if args.weights:
@@ -77,7 +112,7 @@ def run(args) -> int:
     total = sum(p.numel() for p in model.parameters())
     print(f"{graph.network}: {total:,} params, {trainable:,} trainable, {total - trainable:,} frozen "
           f"({len(frozen)} tensors); {data.name}: {len(data.train_x):,} train / {len(data.val_x):,} validation "
-          f"images of {list(data.input_shape)}, {data.num_classes} classes", file=sys.stderr)
+          f"images of {list(data.input_shape)}, {data.num_classes} classes", flush=True)
     options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size,
                            lr=args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3),
                            optimizer=args.optimizer, weight_decay=args.weight_decay, warmup=args.warmup,
@@ -87,13 +122,10 @@ def run(args) -> int:
     with writing(out, "--out"):
         rows = train_run(model, data, options, out, resume=args.resume)
         program = save_program(args, graph, out)
-    last = rows[-1]
-    print(f"validation accuracy {100 * last['val_acc']:.2f} % after {last['epoch']} epochs", file=sys.stderr)
-    print(f"wrote {out}/model.pt, {out}/checkpoint.pt, {out}/metrics.csv, {out}/curves.png, {program}",
-          file=sys.stderr)
-    print(f"rebuild: cnnc compile {' '.join([str(program), *rebuild_args(args, graph)])} --weights {out}/model.pt "
-          "-o model.pt", file=sys.stderr)
-    return common.OK
+    files = [out / "model.pt", out / "checkpoint.pt", out / "metrics.csv", out / "curves.png", program]
+    rebuild = (f"cnnc compile {' '.join([str(program), *rebuild_args(args, graph)])} --weights {out}/model.pt "
+               "-o model.pt")
+    return Trained(out, model, rows, files, rebuild)
 
 
 def augmenting(args) -> bool:

@@ -1,7 +1,9 @@
 """Graph → Summary: per node and in total, the figures `cnnc summary` prints.
 
-`Summary` is DESIGN.md's JSON contract: network, input, output, params, macs, activations, layers.
-Rows stop at the first node whose shape could not be inferred (`failed_at` names it).
+`Summary` is DESIGN.md's JSON contract: network, input, output, params, macs, activations, layers
+(`to_dict()`); `str()` of one is the table `cnnc summary` prints (`analysis/table.py`), which
+notebooks show too. Rows stop at the first node whose shape could not be inferred (`failed_at`
+names it). MACs and activations are per batch of `batch` samples (1 unless asked).
 """
 
 from __future__ import annotations
@@ -47,6 +49,21 @@ class Summary:
     inputs: tuple[tuple[str, tuple[int, ...]], ...] = ()
     outputs: tuple[tuple[int | str | None, str, tuple[int, ...] | None], ...] = ()
     single: bool = True
+    batch: int = 1  # the MACs and activations above are for this many samples
+
+    def __str__(self) -> str:
+        """The table `cnnc summary` prints (without `--depth` and `--all`)."""
+        from cnnc.compiler.analysis.table import table
+
+        return table(self)
+
+    __repr__ = __str__  # a notebook's or REPL's echo shows the table, not the fields
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the same table, its text escaped."""
+        import html
+
+        return f"<pre>{html.escape(str(self))}</pre>"
 
     @property
     def flops(self) -> int:
@@ -61,12 +78,16 @@ class Summary:
         """Forward activations kept for the backward pass roughly double the need (the lecture's ×2)."""
         return 2 * self.activation_bytes
 
+    def to_dict(self) -> dict:
+        """The JSON form (`cnnc summary --format json`): plain lists, numbers and strings."""
+        return self.to_json()
+
     def to_json(self) -> dict:
         return {
             "network": self.network,
             "input": list(self.input) if self.input else None,
             "output": list(self.output) if self.output else None,
-            "batch": 1,
+            "batch": self.batch,
             "dtype": self.dtype,
             "params": self.params,
             "trainable_params": self.params - self.frozen_params,
@@ -90,8 +111,9 @@ class Summary:
         }
 
 
-def summarize(graph: Graph, dtype: str = "float32") -> Summary:
-    p, m, a, rf = params(graph), macs(graph), activations(graph), receptive_fields(graph)
+def summarize(graph: Graph, dtype: str = "float32", batch: int = 1) -> Summary:
+    """The figures of every node and their totals; MACs and activations for `batch` samples."""
+    p, m, a, rf = params(graph), _times(macs(graph), batch), _times(activations(graph), batch), receptive_fields(graph)
     rows, failed = [], None
     for n in graph.nodes_in_order():
         if is_error(n.type):
@@ -121,7 +143,12 @@ def summarize(graph: Graph, dtype: str = "float32") -> Summary:
         dtype=dtype,
         failed_at=failed,
         frozen_params=sum(p[n.id] for n in graph.nodes_in_order() if n.path in graph.frozen),
+        batch=batch,
     )
+
+
+def _times(figures: dict, batch: int) -> dict:
+    return figures if batch == 1 else {k: v * batch for k, v in figures.items()}
 
 
 def group(summary: Summary, graph: Graph, depth: int) -> tuple[Row, ...]:
