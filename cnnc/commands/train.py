@@ -107,7 +107,7 @@ def load_data(args, graph):
 
     check_images(graph, args.data, None)  # one image input, before its size is read
     _, h, w = graph.input_type.shape
-    data = load_dataset(args.data, size=h if h == w else None, seed=args.seed)
+    data = load_dataset(args.data, size=(h, w), seed=args.seed)
     check_images(graph, args.data, data.input_shape)
     if args.normalize == "imagenet" or (args.normalize == "auto" and args.data.startswith("folder:")):
         data = imagenet_normalised(data)
