@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnc.dsl import safefs
-from cnnc.dsl.diagnostics import CnncError, error
+from cnnc.dsl.diagnostics import CnncError, error, printable
 from cnnc.search import datafiles
 from cnnc.search.datafiles import shown
 
@@ -93,6 +93,20 @@ def load_dataset(spec: str, size: Size = None, seed: int = 0, val_fraction: floa
         mean=tuple(mean.tolist()),
         std=tuple(std.tolist()),
     )
+
+
+def check_trainable(data: Dataset, min_train: int, too_few: str, fix: str) -> None:
+    """Training on `data` makes at least one step (`min_train` training images) and sees only finite
+    values; else E0603 with `too_few` (the rule) and `fix`. A loader's own data passes the second."""
+    n = len(data.train_x)
+    if n < min_train or len(data.val_x) == 0:
+        _fail("E0603", f"`{printable(data.name)}` has {n:,} training and {len(data.val_x):,} validation images: "
+              f"{too_few}", fix)
+    for part, x in (("training", data.train_x), ("validation", data.val_x)):
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            _fail("E0603", f"`{printable(data.name)}`'s {part} images hold {bad:,} values that are NaN or "
+                  "infinite: training on them gives a NaN loss", "replace them with real values in the data set")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,6 +337,16 @@ def load_folder(root: Path, side: tuple[int, int] | None) -> _Raw:
         x[i] = datafiles.read_image(f, side, budget, resize)
     y = torch.tensor([label for label, _ in files], dtype=torch.int64)
     return _Raw(x, y, len(classes), tuple(str(f) for _, f in files))
+
+
+def read_image(path: Path, side: tuple[int, int] | None = None) -> torch.Tensor:
+    """An image file the user named (a link is followed) as float32 `[3, H, W]` RGB, resized to
+    `side` if given, within `datafiles`' budgets."""
+    side = side or datafiles.image_size(path, follow=True)
+    return datafiles.read_image(path, side, datafiles.PixelBudget(), resize, follow=True)
+
+
+_read_image = read_image  # the name `cnnc neighbors` calls
 
 
 def class_folders(root: Path) -> list[Path]:

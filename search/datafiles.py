@@ -213,17 +213,18 @@ class PixelBudget:
         self.left -= pixels
 
 
-def image_size(path: Path) -> tuple[int, int]:
+def image_size(path: Path, follow: bool = False) -> tuple[int, int]:
     """(height, width) from an image's header, with no pixel decoded."""
-    with _opened_image(path) as img:
+    with _opened_image(path, follow) as img:
         return img.size[1], img.size[0]
 
 
-def read_image(path: Path, side: tuple[int, int], budget: PixelBudget, resize):
-    """An image as float32 `[3, side[0], side[1]]` (RGB), read within the budgets, then resized."""
+def read_image(path: Path, side: tuple[int, int], budget: PixelBudget, resize, follow: bool = False):
+    """An image as float32 `[3, side[0], side[1]]` (RGB), read within the budgets, then resized;
+    `follow`: the path may be a link (a file the user named, not an entry of a data folder)."""
     import torch
 
-    with _opened_image(path) as img:
+    with _opened_image(path, follow) as img:
         budget.spend(img.size[0] * img.size[1], path)
         try:
             pixels = np.asarray(img.convert("RGB"))  # [H, W, 3] uint8
@@ -234,11 +235,11 @@ def read_image(path: Path, side: tuple[int, int], budget: PixelBudget, resize):
 
 
 @contextmanager
-def _opened_image(path: Path):
+def _opened_image(path: Path, follow: bool):
     """`PIL.Image.open` on a regular file, its header's size checked against MAX_IMAGE_PIXELS."""
     from PIL import Image
 
-    with open_entry(path) as fh:
+    with open_entry(path, follow) as fh:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
