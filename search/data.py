@@ -9,7 +9,7 @@ Invariants:
 - the split is a pure function of (labels, seed, val_fraction): the same seed gives the same split;
 - the split is stratified: each class with at least two samples puts `round(n * val_fraction)` of
   them (at least one, at most n - 1) into validation, so every such class appears in both parts;
-  it costs one sort of the labels, whatever the number of classes;
+  it costs a few sorts of the labels, whatever the number of classes;
 - `size` resizes with bilinear interpolation before the statistics are taken; a folder's images are
   resized as they are read (without `size`, to the first image's size);
 - a data set is untrusted data: its files are read by `search/datafiles.py`, which runs nothing from
@@ -284,7 +284,8 @@ def _channels_first(x: np.ndarray, path: Path) -> torch.Tensor:
             f"`x` in `{shown(path)}` is {x.dtype} with shape {list(x.shape)}",
             "expected numbers shaped [N, H, W], [N, H, W, C] or [N, C, H, W], every size but N at least 1",
         )
-    t = torch.from_numpy(x.astype(np.float32))
+    with np.errstate(over="ignore", invalid="ignore"):  # what overflows float32 is counted below
+        t = torch.from_numpy(x.astype(np.float32))
     bad = int((~torch.isfinite(t) | (t.abs() > LARGEST)).sum())
     if bad:
         _fail(
@@ -414,25 +415,27 @@ def split_indices(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded stratified split: shuffle each class, hold out its share, shuffle each part again.
 
-    One stable sort groups the samples by class (each class's indices ascending); a class of one
-    sample draws no permutation (torch's `randperm(1)` takes nothing from the generator either)."""
+    Vectorised, so that its cost does not grow with the number of classes: one random key per
+    sample orders each class at random (a stable sort by class after a sort by key), and a sample's
+    rank in its class decides its part."""
     gen = torch.Generator().manual_seed(seed)
-    grouped = torch.sort(y, stable=True).indices  # [N]
-    counts = torch.unique_consecutive(y[grouped], return_counts=True)[1].tolist()
-    train, val, start = [], [], 0
-    for n in counts:
-        members = grouped[start : start + n]  # [n_c]
-        start += n
-        if n > 1:
-            members = members[torch.randperm(n, generator=gen)]
-        n_val = val_count(n, val_fraction)
-        val.append(members[:n_val])
-        train.append(members[n_val:])
-    train_idx, val_idx = torch.cat(train), torch.cat(val)
+    by_key = torch.argsort(torch.rand(len(y), generator=gen, dtype=torch.float64))  # [N]
+    grouped = by_key[torch.sort(y[by_key], stable=True).indices]  # [N]: by class, random within
+    _, inverse, counts = torch.unique_consecutive(y[grouped], return_inverse=True, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts  # [K]: where each class begins in `grouped`
+    rank = torch.arange(len(y)) - starts[inverse]  # [N]: position within the class
+    held = rank < val_counts(counts, val_fraction)[inverse]  # [N]
+    train_idx, val_idx = grouped[~held], grouped[held]
     # a second shuffle so that neither part is ordered by class
     train_idx = train_idx[torch.randperm(len(train_idx), generator=gen)]
     val_idx = val_idx[torch.randperm(len(val_idx), generator=gen)]
     return train_idx, val_idx
+
+
+def val_counts(n: torch.Tensor, val_fraction: float) -> torch.Tensor:
+    """`val_count` of every class size in `n` [K] at once."""
+    share = torch.floor(n.double() * val_fraction + 0.5).long()
+    return torch.where(n < 2, 0, torch.minimum(n - 1, share.clamp_min(1)))
 
 
 def val_count(n: int, val_fraction: float) -> int:

@@ -203,8 +203,8 @@ def _header(member) -> tuple[tuple[int, ...], np.dtype]:
 class PixelBudget:
     """The pixels a data set's images may decode together (MAX_DECODED_PIXELS)."""
 
-    def __init__(self, limit: int = MAX_DECODED_PIXELS):
-        self.left = limit
+    def __init__(self, limit: int | None = None):
+        self.left = MAX_DECODED_PIXELS if limit is None else limit
 
     def spend(self, pixels: int, path: Path) -> None:
         if pixels > self.left:

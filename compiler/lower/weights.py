@@ -21,6 +21,7 @@ Contract of `load_weights(model, path, strict=True) -> WeightReport`:
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,9 @@ def load_torch_file(path: Path, budget: int = MAX_CHECKPOINT_BYTES):
     with _opened(path) as fh:
         _check_unpacked(fh, path, budget)
         try:
-            return torch.load(fh, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's advice on TorchScript and sparse files is not the user's
+                warnings.simplefilter("ignore")
+                return torch.load(fh, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 — every reader failure is the file's, said in one line
             raise _unreadable(path, _first_line(exc)) from None
 
@@ -172,7 +175,7 @@ def checked_tensors(state: dict[str, torch.Tensor], path: Path) -> dict[str, tor
         elif t.layout != torch.strided:
             problem = f"a {str(t.layout).removeprefix('torch.')} tensor"
         elif t.device.type != "cpu":
-            problem = f"a tensor on device `{t.device.type}`, without data"
+            problem = f"a tensor without data (on device `{t.device.type}`)"
         elif t.is_quantized:
             problem = "a quantised tensor"
         elif t.is_complex():
