@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import struct
 import threading
 import zipfile
@@ -68,9 +69,9 @@ class Payload:
         return self.call, self.args
 
 
-def cifar_batch(n: int = 4, **extra) -> dict:
+def cifar_batch(n: int = 4) -> dict:
     data = np.arange(n * 3072, dtype=np.int64).reshape(n, 3072) % 251
-    return {b"batch_label": b"b", b"data": data.astype(np.uint8), b"labels": [i % 10 for i in range(n)], **extra}
+    return {b"batch_label": b"b", b"data": data.astype(np.uint8), b"labels": [i % 10 for i in range(n)]}
 
 
 def write_cifar(folder, batch, protocol=pickle.DEFAULT_PROTOCOL, name="data_batch_1"):
@@ -494,3 +495,142 @@ def test_a_foreign_checkpoint_on_resume_is_a_user_error(resumable, change, said)
     message = refusal(restore, path, model, opt, schedule, options)
     assert message.startswith(f"--resume: `{path}` is not a checkpoint of this run: ") and said in message
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing half-loaded
+
+
+# ---------------------------------------------------------------------------------------------
+# The audit: loading each kind of data and checkpoint runs no process, opens nothing outside the
+# files it was pointed at, and imports nothing (the same kind, loaded once before, did the lazy
+# imports); a hostile file of each kind is refused on the way.
+
+AUDIT = r"""
+import json, os, sys
+from pathlib import Path
+import numpy as np, torch
+from cnnc.compiler.lower.weights import read_checkpoint
+from cnnc.dsl.diagnostics import CnncError
+from cnnc.search.data import load_dataset
+from cnnc.search.features import read
+from cnnc.search.training import Schedule, TrainOptions, make_optimizer, restore
+
+
+def refuse(call):
+    try:
+        call()
+    except CnncError:
+        return
+    raise AssertionError("a hostile file was accepted")
+
+
+def resume(run):
+    model = torch.nn.Linear(4, 2)
+    options = TrainOptions(epochs=2, batch_size=2)
+    opt = make_optimizer(model, options)
+    restore(run / "checkpoint.pt", model, opt, Schedule(opt, options, 1), options)
+
+
+ACTS = {
+    "digits": lambda d: load_dataset("digits"),
+    "cifar10": lambda d: (load_dataset(f"cifar10:{d}/cifar"), refuse(lambda: load_dataset(f"cifar10:{d}/cifar_evil"))),
+    "folder": lambda d: (load_dataset(f"folder:{d}/pngs", size=8),
+                         refuse(lambda: load_dataset(f"folder:{d}/hostile", size=8))),
+    "npz": lambda d: (load_dataset(f"npz:{d}/d.npz"), refuse(lambda: load_dataset(f"npz:{d}/evil.npz"))),
+    "pt": lambda d: (read_checkpoint(d / "w.pt"), refuse(lambda: read_checkpoint(d / "evil.pt"))),
+    "safetensors": lambda d: (read_checkpoint(d / "w.safetensors"),
+                              refuse(lambda: read_checkpoint(d / "evil.safetensors"))),
+    "resume": lambda d: (resume(d / "run"), refuse(lambda: resume(d / "run_evil"))),
+    "features": lambda d: (read(d / "f.npz"), refuse(lambda: read(d / "evil.npz"))),
+    "sanity": lambda d: (__import__("tabnanny" if d.name == "act" else "pyclbr"), os.system("true")),
+}
+WATCHED = ("open", "os.", "subprocess.", "shutil.", "socket.", "ctypes.", "pty.", "webbrowser.", "import", "exec")
+events, active = [], [False]
+sys.addaudithook(lambda event, args: events.append((event, repr(args[0] if event == "import" else args)[:300]))
+                 if active[0] and event.startswith(WATCHED) else None)
+result = {}
+for kind, act in ACTS.items():
+    act(Path(sys.argv[1]))  # warm: the kind's lazy imports, on a copy
+    events.clear()
+    active[0] = True
+    act(Path(sys.argv[2]))
+    active[0] = False
+    result[kind] = list(events)
+print(json.dumps(result))
+"""
+
+
+def hostile_files(d):
+    """Every kind of good file the audit loads, and a hostile one beside it, in folder `d`."""
+    d.mkdir()
+    write_cifar(d / "cifar", cifar_batch(20))
+    write_cifar(d / "cifar_evil", cifar_batch(4) | {b"filenames": Payload(os.system, f"touch {CANARY}")})
+    png_folder(d)
+    hostile = png_folder(d / "h")
+    os.symlink("/etc/passwd", hostile / "bee" / "x.png")
+    hostile.rename(d / "hostile")
+    np.savez(d / "d.npz", x=np.arange(10 * 16, dtype=np.uint8).reshape(10, 4, 4), y=np.arange(10) % 2)
+    np.savez(d / "evil.npz", x=np.array([[[Payload(os.system, "true")]]] * 4, dtype=object), y=np.zeros(4))
+    torch.save({"w": torch.ones(3)}, d / "w.pt")
+    (d / "evil.pt").write_bytes(pickle.dumps({"w": Payload(os.system, f"touch {CANARY}")}))
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.ones(3)}, str(d / "w.safetensors"))
+    header = b'{"w":{"dtype":"F32","shape":[1000],"data_offsets":[0,4000]}}'
+    (d / "evil.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 8)
+    run_checkpoint(d / "run")
+    run_checkpoint(d / "run_evil", epoch=True)
+    np.savez_compressed(d / "f.npz", features=np.ones((2, 3), np.float32), labels=np.zeros(2), split=np.zeros(2),
+                        paths=np.array(["a", "b"]), thumbs=np.zeros((2, 2, 2, 3), np.uint8), meta=np.array("{}"))
+    np.savez(d / "evil.npz", features=np.array([Payload(os.system, "true")], dtype=object))
+
+
+def run_checkpoint(run, epoch=False):
+    from cnnc.search.training import Schedule, TrainOptions, make_optimizer, save_checkpoint
+
+    run.mkdir()
+    model = torch.nn.Linear(4, 2)
+    options = TrainOptions(epochs=2, batch_size=2)
+    opt = make_optimizer(model, options)
+    schedule = Schedule(opt, options, 1)
+    schedule.step_count = 1
+    row = dict.fromkeys(("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
+                         "images_per_s"), 0.5) | {"epoch": True if epoch else 1}
+    save_checkpoint(run / "checkpoint.pt", model, opt, schedule, options, [row])
+
+
+@pytest.fixture(scope="module")
+def audit(tmp_path_factory):
+    """Per kind, the audited events while a good file loads and a hostile one is refused."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    base = tmp_path_factory.mktemp("audit")
+    for name in ("warm", "act"):
+        hostile_files(base / name)
+    done = subprocess.run([sys.executable, "-c", AUDIT, str(base / "warm"), str(base / "act")], cwd=base,
+                          capture_output=True, text=True, timeout=600, check=False, env={**os.environ,
+                          "PYTHONPATH": str(ROOT / "tests")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (base / CANARY).exists()
+    return base / "act", json.loads(done.stdout.strip().splitlines()[-1])
+
+
+KINDS = ["digits", "cifar10", "folder", "npz", "pt", "safetensors", "resume", "features"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_loading_runs_nothing_and_opens_only_what_it_was_pointed_at(audit, kind):
+    act, events = audit
+    import sklearn
+
+    allowed = (str(act),) + ((os.path.dirname(sklearn.__file__),) if kind == "digits" else ())
+    opened = [args for e, args in events[kind] if e == "open" and not re.match(r"\(\d+, ", args)]  # not fdopen
+    assert opened and [a for a in opened if not a.startswith(tuple(f"('{p}" for p in allowed))] == []
+    assert [e for e, _ in events[kind] if e not in ("open", "os.listdir", "os.scandir")] == []
+
+
+def test_the_audit_sees_an_import_and_a_process(audit):
+    _, events = audit
+    seen = {e for e, _ in events["sanity"]}
+    assert {"import", "exec", "os.system"} <= seen  # a module's import is `import`, then its code's `exec`
