@@ -634,3 +634,61 @@ def test_the_audit_sees_an_import_and_a_process(audit):
     _, events = audit
     seen = {e for e, _ in events["sanity"]}
     assert {"import", "exec", "os.system"} <= seen  # a module's import is `import`, then its code's `exec`
+
+
+# ---------------------------------------------------------------------------------------------
+# Through `cnnc train`: each case is exit 1 with one error line
+
+
+def bomb_folder(tmp_path):
+    root = png_folder(tmp_path, size=(8, 8))
+    (root / "ant" / "bomb.png").write_bytes(png_header_only(50_000, 50_000))
+    return f"folder:{root}"
+
+
+def fifo_folder(tmp_path):
+    root = png_folder(tmp_path, size=(8, 8))
+    os.mkfifo(root / "bee" / "x.png")
+    return f"folder:{root}"
+
+
+def no_channels(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((8, 0, 8, 8)), y=np.arange(8) % 2)
+    return f"npz:{tmp_path / 'd.npz'}"
+
+
+def cifar_payload(tmp_path):
+    return f"cifar10:{write_cifar(tmp_path / 'c', cifar_batch() | {b'data': Payload(os.system, 'touch ' + CANARY)})}"
+
+
+@pytest.mark.parametrize("make, said", [
+    (bomb_folder, "is too large to read: its header declares more pixels than even PIL allows"),
+    (fifo_folder, "is a fifo, not an image file"),
+    (no_channels, "is float64 with shape [8, 0, 8, 8]"),
+    (cifar_payload, "is not a CIFAR-10 python batch (UnpicklingError: `posix.system` is not allowed"),
+])
+def test_train_refuses_hostile_data_with_one_error_line(tmp_path, monkeypatch, capsys, make, said):
+    monkeypatch.chdir(tmp_path)
+    spec = make(tmp_path)
+    code, _, err = run_cli(["train", tiny_net(tmp_path, "[3, 8, 8]"), "--data", spec, "--epochs", "1",
+                            "--out", tmp_path / "run"], capsys)
+    assert code == 1 and said in err
+    assert [line for line in err.splitlines() if line.startswith("error")] == [err.splitlines()[0]]
+    assert not (tmp_path / CANARY).exists() and not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_train_resume_from_a_foreign_checkpoint_is_exit_1(tmp_path, capsys):
+    net = tiny_net(tmp_path, classes=10)
+    (tmp_path / "run").mkdir()
+    torch.save(cnnc_load(net).state_dict(), tmp_path / "run" / "checkpoint.pt")  # model.pt, not a checkpoint
+    code, _, err = run_cli(["train", net, "--data", "digits", "--epochs", "1", "--out", tmp_path / "run",
+                            "--resume"], capsys)
+    assert code == 1
+    assert err.splitlines()[-3].startswith(f"error[E0603]: --resume: `{tmp_path / 'run' / 'checkpoint.pt'}` is not "
+                                           "a checkpoint of this run: it lacks the fields `cnnc train` writes")
+
+
+def cnnc_load(path):
+    import cnnc
+
+    return cnnc.load(path, seed=0)
