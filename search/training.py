@@ -251,7 +251,7 @@ def restore(path: Path, model, opt, schedule, options) -> tuple[list[dict], int]
     if not path.is_file():
         raise CnncError(error("E0603", f"--resume: no checkpoint `{path}`", None,
                               helps=("start without --resume, or point --out at the earlier run",)))
-    state = load_torch_file(path, budget_for(model))
+    state = load_torch_file(path, budget_for(model), follow=False)  # an entry of the run folder
     rows, epoch, step = checked_resume(state, path)
     if state["options"]["batch_size"] != options.batch_size:
         raise CnncError(error("E0603", "--resume with another --batch-size than the checkpoint's "

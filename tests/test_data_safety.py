@@ -692,3 +692,19 @@ def cnnc_load(path):
     import cnnc
 
     return cnnc.load(path, seed=0)
+
+
+def test_a_short_data_fuzz_run_finds_no_bug(tmp_path):
+    """fuzz/data_mutants.py through the fuzzer's worker: every data kind, each edited, trained on."""
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "fuzz"))
+    import run as fuzz_run
+
+    counts = fuzz_run.fuzz(seconds=600, workers=1, seed=3, out=tmp_path, timeout=30.0, memory_mb=800.0, limit=16,
+                           data_share=1.0)
+    saved = sorted(p.read_text() for p in (tmp_path / "bugs").glob("*.txt"))
+    assert {k: n for k, n in counts.items() if k.startswith("bug")} == {}, "".join(saved[:10])
+    assert counts["rejected"] > 0 and counts["trained"] > 0 and counts.total() == 16

@@ -95,23 +95,24 @@ def _unreadable(path: Path, reason: str) -> CnncError:
                                    "safetensors.torch.save_file"),)))
 
 
-def _opened(path: Path):
-    """The checkpoint open for reading, only if it is a regular file (a FIFO would block)."""
+def _opened(path: Path, follow: bool = True):
+    """The checkpoint open for reading, only if it is a regular file (a FIFO would block); a link
+    is followed only with `follow` (a file the user named, not an entry of a shared folder)."""
     try:
-        return safefs.open_regular(path)
+        return safefs.open_regular(path, follow=follow)
     except FileNotFoundError:
         raise CnncError(error("E0902", f"no checkpoint file `{printable(str(path))}`", None,
                               helps=("give the path of a .pt, .pth or .safetensors file",))) from None
     except safefs.NotRegular as exc:
-        raise CnncError(error("E0902", f"`{printable(str(path))}` is a {exc.what}, not a checkpoint file", None,
+        raise CnncError(error("E0902", f"`{printable(str(path))}` is a {'symbolic link' if exc.what == 'link' else exc.what}, not a checkpoint file", None,
                               helps=("give the path of a .pt, .pth or .safetensors file",))) from None
     except OSError as exc:
         raise _unreadable(path, printable(exc.strerror or type(exc).__name__)) from None
 
 
-def load_torch_file(path: Path, budget: int = MAX_CHECKPOINT_BYTES):
+def load_torch_file(path: Path, budget: int = MAX_CHECKPOINT_BYTES, follow: bool = True):
     """`torch.load(weights_only=True)` of a regular file whose unpacked size fits `budget` bytes."""
-    with _opened(path) as fh:
+    with _opened(path, follow) as fh:
         _check_unpacked(fh, path, budget)
         try:
             with warnings.catch_warnings():  # torch's advice on TorchScript and sparse files is not the user's
