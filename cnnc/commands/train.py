@@ -60,6 +60,7 @@ def run(args) -> int:
 
     from cnnc.commands.files import make_folder, writing
     from cnnc.compiler.lower.fx import to_graph_module
+    from cnnc.dsl.diagnostics import printable
     from cnnc.search.training import TrainOptions, freeze, train_run
 
     graph = common.graph_from_args(args)
@@ -76,7 +77,7 @@ def run(args) -> int:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     print(f"{graph.network}: {total:,} params, {trainable:,} trainable, {total - trainable:,} frozen "
-          f"({len(frozen)} tensors); {data.name}: {len(data.train_x):,} train / {len(data.val_x):,} validation "
+          f"({len(frozen)} tensors); {printable(data.name)}: {len(data.train_x):,} train / {len(data.val_x):,} validation "
           f"images of {list(data.input_shape)}, {data.num_classes} classes", file=sys.stderr)
     options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size,
                            lr=args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3),
