@@ -8,8 +8,8 @@ made *before* the cost is spent and said in one line naming the file (a `CnncErr
 - CIFAR-10 batches are Python pickles: `unpickle` builds only dicts, lists, tuples, bytes, str,
   numbers and numeric numpy arrays, from a table of constructors (no module is imported, no other
   callable is reached), so a payload in a batch is refused without running;
-- `.npz` archives: each member's declared size and its `.npy` header (shape × dtype) are checked
-  before the member is expanded; object arrays are refused;
+- `.npz` archives: each member's declared size, its compression ratio and its `.npy` header (shape ×
+  dtype) are checked before the member is expanded; object arrays are refused;
 - images: the header (the size) is read before any pixel; an image holds at most MAX_IMAGE_PIXELS,
   the images of a data set at most MAX_DECODED_PIXELS together, and each is resized to the target
   as it is read (`read_image`), so that only the target-sized copy is kept;
@@ -38,7 +38,9 @@ MAX_DATA_VALUES = 1 << 30  # values a loaded data set holds: 4 GiB as float32
 MAX_PICKLE_BYTES = 1 << 28  # 256 MiB a CIFAR batch file (CIFAR-10's are 31 MB, CIFAR-100's 155 MB)
 # PIL's readers of the suffixes `folder:` takes; by content, PIL would also run Ghostscript on EPS
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
-NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, float: what an image or a label may be
+NUMERIC_KINDS = "biuf"
+MAX_RATIO = 200  # unpacked / packed bytes of an .npz member: real images compress 2-10 times, bombs 1000
+RATIO_FROM = 1 << 28  # members unpacking to less than 256 MiB may compress as well as they like  # bool, signed, unsigned, float: what an image or a label may be
 
 
 def fail(message: str, *helps: str) -> NoReturn:
@@ -180,6 +182,10 @@ def _member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> np.n
         fail(f"`{name}` in `{shown(path)}` declares {list(shape)} {dtype} ({info.file_size:,} bytes "
              f"unpacked), more than cnnc's budget of {limit:,} values",
              "use fewer or smaller images")
+    if info.file_size > MAX_RATIO * max(info.compress_size, 1) and info.file_size > RATIO_FROM:
+        fail(f"`{name}` in `{shown(path)}` unpacks {info.file_size // max(info.compress_size, 1):,} times its "
+             f"{info.compress_size:,} packed bytes, more than the {MAX_RATIO} times cnnc allows (a zip bomb?)",
+             "save it uncompressed, with np.savez")
     with archive.open(info) as member:
         return np.lib.format.read_array(member, allow_pickle=False)
 

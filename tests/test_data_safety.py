@@ -282,6 +282,15 @@ def test_an_npz_member_that_unpacks_beyond_its_header_is_a_zip_bomb(tmp_path, mo
     assert "declares [4, 2, 2] uint8 (1,048,704 bytes unpacked), more than cnnc's budget" in refusal(f"npz:{path}")
 
 
+def test_an_npz_member_compressed_like_a_bomb_is_refused_unread(tmp_path, monkeypatch):
+    path = npz_with_member(tmp_path / "bomb.npz", "x", (1 << 16, 1, 4, 4), "<f4", b"\0" * (1 << 20), deflate=True)
+    monkeypatch.setattr(datafiles, "RATIO_FROM", 1 << 19)
+    monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: pytest.fail("expanded"))
+    message = refusal(f"npz:{path}")
+    assert message.startswith(f"`x` in `{path}` unpacks ") and message.endswith(
+        "packed bytes, more than the 200 times cnnc allows (a zip bomb?)")
+
+
 @pytest.mark.parametrize("x, said", [
     (np.array([[[1]]] * 4, dtype=object), "`x` in `{path}` is object, not numbers"),
     (np.zeros((4, 0, 5, 5)), "`x` in `{path}` is float64 with shape [4, 0, 5, 5]"),
