@@ -12,7 +12,8 @@ made *before* the cost is spent and said in one line naming the file (a `CnncErr
   dtype) are checked before the member is expanded; object arrays are refused;
 - images: the header (the size) is read before any pixel; an image holds at most MAX_IMAGE_PIXELS,
   the images of a data set at most MAX_DECODED_PIXELS together, and each is resized to the target
-  as it is read (`read_image`), so that only the target-sized copy is kept;
+  as it is read (`read_image`: first by an integer box filter to within twice the target, then
+  bilinearly with antialiasing), so that only the target-sized copy is kept;
 - what a loader keeps (`[N, C, H, W]` float32) is at most MAX_DATA_VALUES values (`check_values`).
 """
 
@@ -233,7 +234,11 @@ def read_image(path: Path, side: tuple[int, int], budget: PixelBudget, resize, f
     with _opened_image(path, follow) as img:
         budget.spend(img.size[0] * img.size[1], path)
         try:
-            pixels = np.asarray(img.convert("RGB"))  # [H, W, 3] uint8
+            rgb = img.convert("RGB")
+            factor = min(rgb.width // (2 * side[1]), rgb.height // (2 * side[0]))
+            if factor >= 2:  # a box filter in PIL first: float copies of large images cost 4× their bytes
+                rgb = rgb.reduce(factor)
+            pixels = np.asarray(rgb)  # [H, W, 3] uint8
         except Exception as exc:  # noqa: BLE001 — a decoder's complaint is the file's fault
             fail(f"cannot read image `{shown(path)}` ({_reason(exc)})", "remove or re-save the file")
     x = torch.from_numpy(pixels.copy()).permute(2, 0, 1).unsqueeze(0).float()  # [1, 3, H, W]
