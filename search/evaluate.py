@@ -52,11 +52,13 @@ def proxy_evaluator(settings: Settings, data) -> Evaluator:
     """Lower the graph (a `StepModule`, as above) and score it untrained; the score is
     `settings.proxy`, all proxies recorded."""
     from cnnc.compiler.lower.steps import to_step_module
+    from cnnc.search.data import check_trainable
     from cnnc.search.evaluators.fit import too_large
     from cnnc.search.evaluators.proxy import score_all
-    from cnnc.search.evaluators.train import is_out_of_memory, resolve_device
+    from cnnc.search.evaluators.train import MIN_TRAIN, TOO_FEW, is_out_of_memory, resolve_device
 
     device = resolve_device(settings.device)
+    check_trainable(data, MIN_TRAIN, TOO_FEW, "add images to the data set")  # NaN inputs make NaN scores
 
     def evaluate(graph, report_epoch) -> Outcome:
         start = time.perf_counter()

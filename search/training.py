@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error, printable
 from cnnc.search.data import Dataset, check_trainable
 from cnnc.search.evaluators.train import optimizer_step, resolve_device
@@ -248,7 +249,7 @@ def restore(path: Path, model, opt, schedule, options) -> tuple[list[dict], int]
     checkpoint of another run, network or data set is a user error, never a crash."""
     from cnnc.compiler.lower.weights import budget_for, load_torch_file
 
-    if not path.is_file():
+    if safefs.kind(path) == "missing":  # anything else (a FIFO, a link) is refused by type below
         raise CnncError(error("E0603", f"--resume: no checkpoint `{path}`", None,
                               helps=("start without --resume, or point --out at the earlier run",)))
     state = load_torch_file(path, budget_for(model), follow=False)  # an entry of the run folder

@@ -196,6 +196,15 @@ def test_a_linked_class_folder_is_refused_and_named_printably(tmp_path, capsys):
     assert code == 1 and "cat\\x1b[2J" in err and "\x1b" not in err
 
 
+def test_features_refuses_a_linked_class_folder_and_says_so(tmp_path, capsys):
+    root = png_folder(tmp_path, size=(8, 8))
+    os.symlink(root / "ant", root / "cat")
+    code, _, err = run_cli(["features", tiny_net(tmp_path, "[3, 8, 8]", classes=3), "--at", "fc", "--data",
+                            f"folder:{root}", "--out", tmp_path / "f.npz"], capsys)
+    assert code == 1 and not (tmp_path / "f.npz").exists()
+    assert f"error[E0602]: class folder `cat` of `{root}` is a symbolic link" in err
+
+
 def test_an_eps_file_named_png_is_not_handed_to_ghostscript(tmp_path):
     root = png_folder(tmp_path)
     (root / "bee" / "x.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
@@ -425,6 +434,17 @@ def test_a_network_sizes_its_checkpoint_budget(tmp_path):
     model = torch.nn.Linear(1000, 1000)  # 4 MB of weights: the floor of 1 GiB applies
     assert weights.budget_for(model) == 1 << 30
     assert weights.budget_for(torch.nn.Embedding(100_000, 1000)) == 4 * 4 * 10**8
+
+
+@pytest.mark.parametrize("what", ["fifo", "passwd"])
+def test_a_run_checkpoint_that_is_no_regular_file_is_refused_on_resume(resumable, what):
+    from cnnc.search.training import restore
+
+    model, opt, schedule, options, path = resumable
+    path.unlink()
+    special(path, what)
+    said = "a fifo" if what == "fifo" else "a symbolic link"
+    assert refusal(restore, path, model, opt, schedule, options) == f"`{path}` is {said}, not a checkpoint file"
 
 
 @pytest.mark.parametrize("what", ["fifo", "dev"])
