@@ -39,9 +39,9 @@ MAX_DATA_VALUES = 1 << 30  # values a loaded data set holds: 4 GiB as float32
 MAX_PICKLE_BYTES = 1 << 28  # 256 MiB a CIFAR batch file (CIFAR-10's are 31 MB, CIFAR-100's 155 MB)
 # PIL's readers of the suffixes `folder:` takes; by content, PIL would also run Ghostscript on EPS
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
-NUMERIC_KINDS = "biuf"
+NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, float: what an image or a label may be
 MAX_RATIO = 200  # unpacked / packed bytes of an .npz member: real images compress 2-10 times, bombs 1000
-RATIO_FROM = 1 << 28  # members unpacking to less than 256 MiB may compress as well as they like  # bool, signed, unsigned, float: what an image or a label may be
+RATIO_FROM = 1 << 28  # members unpacking to less than 256 MiB may compress as well as they like
 
 
 def fail(message: str, *helps: str) -> NoReturn:
