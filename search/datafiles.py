@@ -235,8 +235,8 @@ def read_image(path: Path, side: tuple[int, int], budget: PixelBudget, resize, f
         budget.spend(img.size[0] * img.size[1], path)
         try:
             rgb = img.convert("RGB")
-            factor = min(rgb.width // (2 * side[1]), rgb.height // (2 * side[0]))
-            if factor >= 2:  # a box filter in PIL first: float copies of large images cost 4× their bytes
+            factor = (max(1, rgb.width // (2 * side[1])), max(1, rgb.height // (2 * side[0])))
+            if max(factor) >= 2:  # a box filter per axis in PIL first: floats of large images cost 4×
                 rgb = rgb.reduce(factor)
             pixels = np.asarray(rgb)  # [H, W, 3] uint8
         except Exception as exc:  # noqa: BLE001 — a decoder's complaint is the file's fault

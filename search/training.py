@@ -330,8 +330,9 @@ def _same_type(a, b) -> bool:
 def _fits(entry, param) -> bool:
     """A parameter's optimiser state: float tensors of its shape (or scalars, such as Adam's step)."""
     return isinstance(entry, dict) and all(
-        v is None or (type(v) is torch.Tensor and v.layout == torch.strided and v.device.type == "cpu"
-                      and v.is_floating_point() and (v.dim() == 0 or v.shape == param.shape))
+        v is None or (_is(v, (int, float)) and math.isfinite(v))
+        or (type(v) is torch.Tensor and v.layout == torch.strided and v.device.type == "cpu"
+            and v.is_floating_point() and (v.dim() == 0 or v.shape == param.shape))
         for v in entry.values())
 
 

@@ -246,6 +246,17 @@ def test_images_are_resized_to_the_given_side_not_the_first_images(tmp_path):
     assert data.input_shape == (3, 4, 6) and len(data.train_x) + len(data.val_x) == 7
 
 
+def test_a_large_image_reaches_the_float_resize_reduced_per_axis(tmp_path, monkeypatch):
+    root = png_folder(tmp_path)
+    Image.new("RGB", (4000, 3), (9, 9, 9)).save(root / "ant" / "wide.png")
+    Image.new("RGB", (2, 700), (9, 9, 9)).save(root / "bee" / "tall.png")
+    seen, resize = [], datasets.resize
+    monkeypatch.setattr(datasets, "resize", lambda x, *side: seen.append(tuple(x.shape[-2:])) or resize(x, *side))
+    load_dataset(f"folder:{root}", size=(8, 6))
+    # box factors 4000 // 12 = 333 and 700 // 16 = 43, each axis its own: 4000 → 13, 700 → 17 (rounded up)
+    assert sorted(set(seen)) == [(3, 13), (5, 6), (17, 2)]
+
+
 def test_a_data_set_over_its_value_budget_is_refused_before_any_pixel(tmp_path, monkeypatch):
     root = png_folder(tmp_path)
     monkeypatch.setattr(datafiles, "MAX_DATA_VALUES", 6 * 3 * 32 * 32 - 1)
