@@ -441,6 +441,17 @@ def test_a_pt_declaring_more_than_its_budget_is_refused_before_torch_expands_it(
         " bytes, more than cnnc's budget of 1,073,741,824 bytes for this checkpoint")
 
 
+def test_a_pt_deflated_like_a_bomb_is_refused_before_torch_expands_it(tmp_path, monkeypatch):
+    path = saved(tmp_path, {"fc.weight": torch.zeros(4)})
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data/9", b"\0" * (1 << 21))  # 2 MiB of zeros in a few kB
+    monkeypatch.setattr(weights, "MIN_BUDGET", 1 << 22)
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("expanded"))
+    message = refusal(weights.read_checkpoint, path)
+    assert message.startswith(f"`{path}` is not a checkpoint cnnc can read: it unpacks ")
+    assert message.endswith("packed bytes (a zip bomb?)")
+
+
 def test_a_network_sizes_its_checkpoint_budget(tmp_path):
     model = torch.nn.Linear(1000, 1000)  # 4 MB of weights: the floor of 1 GiB applies
     assert weights.budget_for(model) == 1 << 30

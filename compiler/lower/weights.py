@@ -38,6 +38,7 @@ SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 LISTED = 6  # modules named one by one in a report before "and N more"
 MAX_CHECKPOINT_BYTES = 1 << 34  # 16 GiB unpacked: the bound when no network sizes the checkpoint
 MIN_BUDGET = 1 << 30  # a network's checkpoint may unpack to 4 × its own tensors, and at least 1 GiB
+MAX_RATIO = 200  # unpacked / packed bytes past 256 MiB: torch.save stores its members, a bomb deflates
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,12 @@ def _check_unpacked(fh, path: Path, budget: int) -> None:
     if zipfile.is_zipfile(fh):
         try:
             with zipfile.ZipFile(fh) as archive:
-                size = sum(info.file_size for info in archive.infolist())
+                infos = archive.infolist()
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             raise _unreadable(path, _first_line(exc)) from None
+        size, packed = sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
+    else:
+        packed = size
     fh.seek(0)
     if size > budget:
         raise CnncError(error("E0902", f"`{printable(str(path))}` unpacks to {size:,} bytes, more than "
@@ -138,6 +142,9 @@ def _check_unpacked(fh, path: Path, budget: int) -> None:
                               notes=(("the budget is 4 × the network's own weights, at least 1 GiB: "
                                       "checked before anything is expanded"),),
                               helps=("save only the network's weights: torch.save(model.state_dict(), PATH)",)))
+    if size > MAX_RATIO * max(packed, 1) and size > MIN_BUDGET // 4:  # torch.save stores, never deflates
+        raise _unreadable(path, f"it unpacks {size // max(packed, 1):,} times its {packed:,} packed bytes "
+                          "(a zip bomb?)")
 
 
 def _read_safetensors(path: Path, budget: int) -> dict:
