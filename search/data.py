@@ -381,7 +381,7 @@ def _image_files(class_dir: Path) -> list[Path]:
         if what != "file":
             _fail(
                 "E0602",
-                f"`{shown(f)}` is a {'symbolic link' if what == 'link' else what}, not an image file: "
+                f"`{shown(f)}` is {datafiles.named(what)}, not an image file: "
                 "cnnc reads only the regular files inside the data folder",
                 "replace it with the image itself, or remove it",
             )

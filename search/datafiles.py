@@ -58,12 +58,20 @@ def open_entry(path: Path, follow: bool = False):
     try:
         return safefs.open_regular(path, follow=follow)
     except safefs.NotRegular as exc:
-        what = "a symbolic link" if exc.what == "link" else f"a {exc.what}"
-        fail(f"`{shown(path)}` is {what}, not a regular file: cnnc reads only the data set's own files",
+        fail(f"`{shown(path)}` is {named(exc.what)}, not a regular file: cnnc reads only the data set's own files",
              "replace it with the file itself")
     except OSError as exc:
         fail(f"cannot open `{shown(path)}` ({printable(exc.strerror or type(exc).__name__)})",
              "check that the file exists and is readable")
+
+
+NAMES = {"link": "a symbolic link", "fifo": "a FIFO (named pipe)", "socket": "a socket", "device": "a device",
+         "folder": "a folder"}
+
+
+def named(what: str) -> str:
+    """`safefs.kind`'s word for an entry, as a message says it: 'fifo' → 'a FIFO (named pipe)'."""
+    return NAMES.get(what, f"a {what}")
 
 
 def check_values(count: int, what: str, source) -> None:

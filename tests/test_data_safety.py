@@ -161,7 +161,7 @@ def png_folder(tmp_path, count: int = 3, size=(6, 5)):
     return root
 
 
-@pytest.mark.parametrize("what, said", [("fifo", "a fifo"), ("passwd", "a symbolic link"),
+@pytest.mark.parametrize("what, said", [("fifo", "a FIFO (named pipe)"), ("passwd", "a symbolic link"),
                                         ("dev", "a symbolic link"), ("dir", "a folder")])
 def test_an_image_entry_that_is_no_regular_file_is_refused_by_type(tmp_path, what, said):
     root = png_folder(tmp_path)
@@ -176,7 +176,7 @@ def test_cifar_and_npz_entries_that_are_no_regular_file_are_refused(tmp_path, wh
     special(tmp_path / "c" / "data_batch_1", what)
     assert "not a regular file" in refusal(f"cifar10:{tmp_path / 'c'}")
     if what == "fifo":
-        assert refusal(f"npz:{special(tmp_path / 'd.npz', what)}").endswith("is a fifo, not a regular file: "
+        assert refusal(f"npz:{special(tmp_path / 'd.npz', what)}").endswith("is a FIFO (named pipe), not a regular file: "
                                                                              "cnnc reads only the data set's own files")
 
 
@@ -465,14 +465,14 @@ def test_a_run_checkpoint_that_is_no_regular_file_is_refused_on_resume(resumable
     model, opt, schedule, options, path = resumable
     path.unlink()
     special(path, what)
-    said = "a fifo" if what == "fifo" else "a symbolic link"
+    said = "a FIFO (named pipe)" if what == "fifo" else "a symbolic link"
     assert refusal(restore, path, model, opt, schedule, options) == f"`{path}` is {said}, not a checkpoint file"
 
 
 @pytest.mark.parametrize("what", ["fifo", "dev"])
 def test_a_checkpoint_that_is_no_regular_file_is_refused(tmp_path, what):
     path = special(tmp_path / "w.pt", what)
-    said = "fifo" if what == "fifo" else "device"
+    said = "FIFO (named pipe)" if what == "fifo" else "device"
     assert refusal(weights.read_checkpoint, path) == f"`{path}` is a {said}, not a checkpoint file"
 
 
@@ -714,7 +714,7 @@ def cifar_payload(tmp_path):
 
 @pytest.mark.parametrize("make, said", [
     (bomb_folder, "is too large to read: its header declares more pixels than even PIL allows"),
-    (fifo_folder, "is a fifo, not an image file"),
+    (fifo_folder, "is a FIFO (named pipe), not an image file"),
     (no_channels, "is float64 with shape [8, 0, 8, 8]"),
     (cifar_payload, "is not a CIFAR-10 python batch (UnpicklingError: `posix.system` is not allowed"),
 ])

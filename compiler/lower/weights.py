@@ -105,7 +105,8 @@ def _opened(path: Path, follow: bool = True):
         raise CnncError(error("E0902", f"no checkpoint file `{printable(str(path))}`", None,
                               helps=("give the path of a .pt, .pth or .safetensors file",))) from None
     except safefs.NotRegular as exc:
-        raise CnncError(error("E0902", f"`{printable(str(path))}` is a {'symbolic link' if exc.what == 'link' else exc.what}, not a checkpoint file", None,
+        what = {"link": "symbolic link", "fifo": "FIFO (named pipe)"}.get(exc.what, exc.what)
+        raise CnncError(error("E0902", f"`{printable(str(path))}` is a {what}, not a checkpoint file", None,
                               helps=("give the path of a .pt, .pth or .safetensors file",))) from None
     except OSError as exc:
         raise _unreadable(path, printable(exc.strerror or type(exc).__name__)) from None
