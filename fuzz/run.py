@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import data_mutants
 from mutate import generate, mutate
 
 
@@ -123,23 +124,26 @@ def make_sandbox(parent: Path, k: int) -> Path:
     return box
 
 
-def inputs(rng: random.Random, texts: list[str], ops: list[str]):
-    """An endless stream of (kind, text): three mutants for each generated program."""
+def inputs(rng: random.Random, texts: list[str], ops: list[str], data_share: float = 0.0):
+    """An endless stream of (kind, text): three mutants for each generated program, and a share of
+    data sets and checkpoints (`data_mutants`) trained on."""
     while True:
-        if rng.random() < 0.25:
+        if data_share and rng.random() < data_share:
+            yield "data", data_mutants.request(rng)
+        elif rng.random() < 0.25:
             yield "generated", generate(rng, ops)
         else:
             yield "mutant", mutate(rng, rng.choice(texts), texts, ops)
 
 
 def fuzz(seconds: float, workers: int, seed: int, out: Path, timeout: float, memory_mb: float,
-         limit: int | None = None, deep_every: int = 20) -> collections.Counter:
+         limit: int | None = None, deep_every: int = 20, data_share: float = 0.0) -> collections.Counter:
     """Run for `seconds` (or `limit` inputs); returns outcome counts; bugs are saved under `out`."""
     from concurrent.futures import ThreadPoolExecutor
 
     rng = random.Random(seed)
     texts, ops = corpus(), op_names()
-    stream = inputs(rng, texts, ops)
+    stream = inputs(rng, texts, ops, data_share)
     counts: collections.Counter = collections.Counter()
     details: collections.Counter = collections.Counter()
     (out / "bugs").mkdir(parents=True, exist_ok=True)
@@ -174,7 +178,7 @@ def fuzz(seconds: float, workers: int, seed: int, out: Path, timeout: float, mem
 
 def save(out: Path, request: dict, outcome: str, detail: str) -> None:
     stem = out / "bugs" / f"{request['id']:07d}-{outcome.split(':')[1]}"
-    stem.with_suffix(".cnn").write_text(request["text"], encoding="utf-8", errors="surrogatepass")
+    stem.with_suffix(".json" if request["kind"] == "data" else ".cnn").write_text(request["text"], encoding="utf-8", errors="surrogatepass")
     stem.with_suffix(".txt").write_text(f"{outcome}: {detail}\n", encoding="utf-8")
 
 
@@ -202,8 +206,11 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds one input may take")
     p.add_argument("--memory", type=float, default=500.0, help="MB one input may add to a worker")
     p.add_argument("--out", type=Path, default=Path("runs/fuzz"))
+    p.add_argument("--data-share", type=float, default=0.25, help="share of inputs that are data sets and "
+                   "checkpoints trained on (fuzz/data_mutants.py)")
     args = p.parse_args(argv)
-    counts = fuzz(args.seconds, args.workers, args.seed, args.out, args.timeout, args.memory, args.limit)
+    counts = fuzz(args.seconds, args.workers, args.seed, args.out, args.timeout, args.memory, args.limit,
+                  data_share=args.data_share)
     return 1 if any(k.startswith("bug") for k in counts) else 0
 
 

@@ -161,10 +161,12 @@ def _first(text: str) -> str:
 
 
 def serve(sandbox: Path) -> None:
+    import data_mutants
     import torch
 
     import cnnc.api  # imported before the watch starts: these opens are ours
 
+    data_mutants.prepare(sandbox)  # data cases (`fuzz/data_mutants.py`): their libraries' lazy opens, now
     torch.set_num_threads(1)
     roots = tuple({str(Path(p).resolve()) for p in (sandbox, sys.prefix, sys.base_prefix,
                                                      Path(cnnc.api.__file__).parents[1])} | {"/dev/null"})
@@ -177,7 +179,10 @@ def serve(sandbox: Path) -> None:
         watch.events.clear()
         watch.active = True
         try:
-            outcome, detail = run_case(path, request.get("deep", False))
+            if request.get("kind") == "data":
+                outcome, detail = data_mutants.run_case(sandbox, request["text"], quiet_cli, stderr_problem)
+            else:
+                outcome, detail = run_case(path, request.get("deep", False))
         finally:
             watch.active = False
         if watch.events:

@@ -1,25 +1,27 @@
 """Datasets for search: a spec string → normalised train/validation tensors.
 
-Input: a spec (`digits`, `cifar10:DIR`, `folder:DIR`, `npz:FILE`), an optional square `size`, a
-seed and a validation fraction. Output: a `Dataset` whose images are float32 `[N, C, H, W]`,
-standardised per channel with the *training* part's mean and std, and whose labels are int64 in
-`0..num_classes-1`.
+Input: a spec (`digits`, `cifar10:DIR`, `folder:DIR`, `npz:FILE`), an optional `size` (a side, or
+(height, width): the network's input), a seed and a validation fraction. Output: a `Dataset` whose
+images are float32 `[N, C, H, W]`, standardised per channel with the *training* part's mean and std,
+and whose labels are int64 in `0..num_classes-1`.
 
 Invariants:
 - the split is a pure function of (labels, seed, val_fraction): the same seed gives the same split;
 - the split is stratified: each class with at least two samples puts `round(n * val_fraction)` of
   them (at least one, at most n - 1) into validation, so every such class appears in both parts;
-- `size` resizes with bilinear interpolation before the statistics are taken.
+  it costs a few sorts of the labels, whatever the number of classes;
+- `size` resizes with bilinear interpolation before the statistics are taken; a folder's images are
+  resized as they are read (without `size`, to the first image's size);
+- a data set is untrusted data: its files are read by `search/datafiles.py`, which runs nothing from
+  them (CIFAR's pickles go through a restricted unpickler), refuses links, FIFOs and devices, and
+  checks every size against its budgets before the memory is spent; values must be finite.
 
 Errors (all `CnncError`): E0601 a path that does not exist; E0602 a spec or file that cannot be read
-as data; E0603 an argument out of range. CIFAR-10 batches are Python pickles, as the format ships:
-load them only from a directory you trust.
+as data, or is over a budget; E0603 an argument out of range.
 """
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -28,7 +30,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnnc.dsl.diagnostics import CnncError, error
+from cnnc.dsl import safefs
+from cnnc.dsl.diagnostics import CnncError, error, printable
+from cnnc.search import datafiles
+from cnnc.search.datafiles import shown
 
 SPEC_HELP = "expected digits, cifar10:DIR, folder:DIR or npz:FILE"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -58,12 +63,14 @@ class _Raw:
     x: torch.Tensor  # [N, C, H, W] float32, raw pixel values
     y: torch.Tensor  # [N] int64
     num_classes: int
+    paths: tuple[str, ...] = ()  # each sample's image file, for `folder:`
 
 
-def load_dataset(
-    spec: str, size: int | None = None, seed: int = 0, val_fraction: float = 0.2
-) -> Dataset:
-    """Load `spec`, resize to `size`×`size` if given, split by `seed`, and standardise."""
+Size = int | tuple[int, int] | None  # a side, (height, width), or None: the images' own size
+
+
+def load_dataset(spec: str, size: Size = None, seed: int = 0, val_fraction: float = 0.2) -> Dataset:
+    """Load `spec`, resize to `size` if given, split by `seed`, and standardise."""
     _check_options(size, val_fraction)
     kind, arg = _parse_spec(spec)
     raw = _load_raw(kind, arg, size)
@@ -88,6 +95,20 @@ def load_dataset(
     )
 
 
+def check_trainable(data: Dataset, min_train: int, too_few: str, fix: str) -> None:
+    """Training on `data` makes at least one step (`min_train` training images) and sees only finite
+    values; else E0603 with `too_few` (the rule) and `fix`. A loader's own data passes the second."""
+    n = len(data.train_x)
+    if n < min_train or len(data.val_x) == 0:
+        _fail("E0603", f"`{printable(data.name)}` has {n:,} training and {len(data.val_x):,} validation images: "
+              f"{too_few}", fix)
+    for part, x in (("training", data.train_x), ("validation", data.val_x)):
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            _fail("E0603", f"`{printable(data.name)}`'s {part} images hold {bad:,} values that are NaN or "
+                  "infinite: training on them gives a NaN loss", "replace them with real values in the data set")
+
+
 # ---------------------------------------------------------------------------------------------
 # Spec and options
 
@@ -99,11 +120,11 @@ def _fail(code: str, message: str, *helps: str, notes: tuple[str, ...] = ()) -> 
     raise CnncError(error(code, message, None, helps=helps, notes=notes))
 
 
-def _check_options(size: int | None, val_fraction: float) -> None:
-    if size is not None and (not isinstance(size, int) or size < 1):
+def _check_options(size: Size, val_fraction: float) -> None:
+    if size is not None and _side(size) is None:
         _fail(
             "E0603",
-            f"`size` must be a positive integer, but got size={size!r}",
+            f"`size` must be a positive integer or (height, width), but got size={size!r}",
             "pass e.g. size=32, or leave it out to keep the images' own size",
         )
     if not 0.0 < val_fraction < 1.0:
@@ -127,14 +148,25 @@ def _parse_spec(spec: str) -> tuple[str, str]:
     _fail("E0602", f"unknown data spec `{spec}`", SPEC_HELP)
 
 
-def _load_raw(kind: str, arg: str, size: int | None) -> _Raw:
+def _side(size: Size) -> tuple[int, int] | None:
+    """`32` → (32, 32); `(24, 32)` stays; None for anything that is not one or two positive ints."""
+    sides = (size, size) if isinstance(size, int) else size
+    ok = isinstance(sides, tuple) and len(sides) == 2
+    ok = ok and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in sides)
+    return sides if ok else None
+
+
+def _load_raw(kind: str, arg: str, size: Size) -> _Raw:
+    side = None if size is None else _side(size)
     if kind == "folder":
-        return load_folder(Path(arg), size)  # resizes each image as it reads it
+        return load_folder(Path(arg), side)  # resizes each image as it reads it
     loaders = {"digits": lambda _: load_digits(), "cifar10": load_cifar10, "npz": load_npz}
     raw = loaders[kind](arg)
-    if size is None:
+    if side is None:
         return raw
-    return _Raw(resize(raw.x, size), raw.y, raw.num_classes)
+    n, c = raw.x.shape[:2]
+    datafiles.check_values(n * c * side[0] * side[1], f"{n:,} images of {[c, *side]}", arg or kind)
+    return _Raw(resize(raw.x, *side), raw.y, raw.num_classes)
 
 
 def _existing(path: Path, kind: str, want_dir: bool) -> Path:
@@ -175,84 +207,92 @@ def load_cifar10(arg: str) -> _Raw:
             f"no `data_batch_*` files in cifar10 directory `{root}`",
             "point cifar10: at the extracted `cifar-10-batches-py` directory",
         )
-    parts = [_read_cifar_batch(f) for f in files]
+    parts, rows = [], 0
+    for f in files:
+        parts.append(_read_cifar_batch(f))
+        rows += len(parts[-1][1])
+        datafiles.check_values(rows * 3 * CIFAR_SIDE**2, f"{rows:,} images of [3, 32, 32]", root)
     x = torch.cat([p[0] for p in parts])  # [N, 3, 32, 32]
     y = torch.cat([p[1] for p in parts])  # [N]
     return _Raw(x, _checked_labels(y.numpy(), f"cifar10:{root}"), 10)
 
 
 def _read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    try:
-        with open(path, "rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
-        data = np.asarray(_key(batch, "data"), dtype=np.uint8)  # [n, 3072]
-        labels = np.asarray(_key(batch, "labels"), dtype=np.int64)  # [n]
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        KeyError,
-        TypeError,
-        ValueError,
-        AttributeError,
-    ) as exc:
+    """One batch, unpickled by `datafiles.unpickle` (nothing in it runs), checked field by field."""
+    batch = datafiles.unpickle(path)
+    data = _key(batch, "data", path)
+    labels = _key(batch, "labels", path)
+    if isinstance(labels, list) and all(type(v) is int for v in labels):
+        labels = np.array(labels, dtype=np.int64) if labels else np.zeros(0, np.int64)
+    ok = isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
+    ok = ok and data.shape[1] == 3 * CIFAR_SIDE**2
+    ok = ok and isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu"
+    if not ok or len(labels) != len(data):
         _fail(
             "E0602",
-            f"`{path}` is not a CIFAR-10 python batch ({type(exc).__name__}: {exc})",
-            "expected a pickled dict with `data` [n, 3072] uint8 and `labels` [n]",
+            f"`{shown(path)}` holds {_described(data)} `data` and {_described(labels)} `labels`",
+            "expected `data` [n, 3072] uint8 and `labels` [n] integers",
         )
-    if data.ndim != 2 or data.shape[1] != 3 * CIFAR_SIDE**2 or len(labels) != len(data):
-        _fail(
-            "E0602",
-            f"`{path}` holds data {list(data.shape)} and {len(labels)} labels",
-            "expected `data` [n, 3072] uint8 and `labels` [n]",
-        )
-    x = torch.from_numpy(data).float().reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE)  # [n, 3, 32, 32]
-    return x, torch.from_numpy(labels)
+    x = torch.from_numpy(data.copy()).float().reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE)  # [n, 3, 32, 32]
+    return x, torch.from_numpy(labels.astype(np.int64))
 
 
-def _key(batch: dict, name: str):
+def _described(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} {list(value.shape)}"
+    return f"a {type(value).__name__}" + (f" of {len(value)}" if isinstance(value, (list, tuple)) else "")
+
+
+def _key(batch, name: str, path: Path):
     """CIFAR pickles written by Python 2 have bytes keys; re-saved ones may have str keys."""
-    return batch[name.encode()] if name.encode() in batch else batch[name]
+    if isinstance(batch, dict):
+        for key in (name.encode(), name):
+            if key in batch:
+                return batch[key]
+    _fail(
+        "E0602",
+        f"`{shown(path)}` is not a CIFAR-10 python batch (no `{name}` in a {type(batch).__name__})",
+        "expected a pickled dict with `data` [n, 3072] uint8 and `labels` [n]",
+    )
 
 
 def load_npz(arg: str) -> _Raw:
     """Arrays `x` ([N, H, W], [N, H, W, C] or [N, C, H, W]) and `y` ([N] integer labels)."""
     path = _existing(Path(arg), "npz", want_dir=False)
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            x, y = arrays["x"], arrays["y"]
-    except KeyError as exc:
-        _fail(
-            "E0602",
-            f"`{path}` lacks the array {exc}",
-            "save it with np.savez(path, x=images, y=labels)",
-        )
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        _fail(
-            "E0602",
-            f"`{path}` is not a readable .npz file ({exc})",
-            "save it with np.savez(path, x=images, y=labels)",
-        )
+    limits = {"x": datafiles.MAX_DATA_VALUES, "y": datafiles.MAX_DATA_VALUES}
+    arrays = datafiles.read_npz(path, ("x", "y"), limits)
+    x, y = arrays["x"], arrays["y"]
     images = _channels_first(x, path)  # [N, C, H, W]
     if len(y) != len(images):
         _fail(
             "E0602",
-            f"`{path}` has {len(images)} images but {len(y)} labels",
+            f"`{shown(path)}` has {len(images)} images but {len(y)} labels",
             "`x` and `y` must have the same first dimension",
         )
     labels = _checked_labels(np.asarray(y), f"npz:{path}")
     return _Raw(images, labels, int(labels.max()) + 1)
 
 
+LARGEST = 1e30  # |value| an image may hold: far beyond any pixel, and standardising it stays finite
+
+
 def _channels_first(x: np.ndarray, path: Path) -> torch.Tensor:
     """[N, H, W] → [N, 1, H, W]; [N, H, W, C] with C ≤ 4 < H → [N, C, H, W]; else taken as NCHW."""
-    if x.dtype.kind not in "biuf" or x.ndim not in (3, 4):
+    if x.dtype.kind not in "biuf" or x.ndim not in (3, 4) or 0 in x.shape[1:]:
         _fail(
             "E0602",
-            f"`x` in `{path}` is {x.dtype} with shape {list(x.shape)}",
-            "expected numbers shaped [N, H, W], [N, H, W, C] or [N, C, H, W]",
+            f"`x` in `{shown(path)}` is {x.dtype} with shape {list(x.shape)}",
+            "expected numbers shaped [N, H, W], [N, H, W, C] or [N, C, H, W], every size but N at least 1",
         )
-    t = torch.from_numpy(x.astype(np.float32))
+    with np.errstate(over="ignore", invalid="ignore"):  # what overflows float32 is counted below
+        t = torch.from_numpy(x.astype(np.float32))
+    bad = int((~torch.isfinite(t) | (t.abs() > LARGEST)).sum())
+    if bad:
+        _fail(
+            "E0602",
+            f"`x` in `{shown(path)}` holds {bad:,} values that are NaN, infinite or beyond ±{LARGEST:g}",
+            "replace them with real pixel values before training",
+        )
     if t.ndim == 3:
         return t.unsqueeze(1)  # [N, 1, H, W]
     if t.shape[-1] <= 4 < t.shape[1]:
@@ -281,49 +321,77 @@ def _checked_labels(y: np.ndarray, source: str) -> torch.Tensor:
     return torch.from_numpy(y.astype(np.int64))
 
 
-def load_folder(root: Path, size: int | None) -> _Raw:
+def load_folder(root: Path, side: tuple[int, int] | None) -> _Raw:
     """One subfolder per class (sorted names = labels 0, 1, …); images read as RGB.
 
-    Every image is resized to `size`×`size`, or, without `size`, to the first image's size.
-    """
+    Every image is resized to `side` (height, width) as it is read, or, without `side`, to the
+    first image's size; the budgets are checked before a pixel is decoded."""
     root = _existing(root, "folder", want_dir=True)
-    classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = class_folders(root)
+    files = [(label, f) for label, class_dir in enumerate(classes) for f in _image_files(class_dir)]
+    side = side or datafiles.image_size(files[0][1])
+    n = len(files)
+    datafiles.check_values(n * 3 * side[0] * side[1], f"{n:,} images of [3, {side[0]}, {side[1]}]", root)
+    budget = datafiles.PixelBudget()
+    x = torch.empty(n, 3, *side)  # [N, 3, H, W]
+    for i, (_, f) in enumerate(files):
+        x[i] = datafiles.read_image(f, side, budget, resize)
+    y = torch.tensor([label for label, _ in files], dtype=torch.int64)
+    return _Raw(x, y, len(classes), tuple(str(f) for _, f in files))
+
+
+def read_image(path: Path, side: tuple[int, int] | None = None) -> torch.Tensor:
+    """An image file the user named (a link is followed) as float32 `[3, H, W]` RGB, resized to
+    `side` if given, within `datafiles`' budgets."""
+    side = side or datafiles.image_size(path, follow=True)
+    return datafiles.read_image(path, side, datafiles.PixelBudget(), resize, follow=True)
+
+
+_read_image = read_image  # the name `cnnc neighbors` calls
+
+
+def class_folders(root: Path) -> list[Path]:
+    """The class subfolders of `root`, sorted; a linked one is refused (it would read elsewhere)."""
+    classes = []
+    for entry in sorted(d for d in root.iterdir() if not d.name.startswith(".")):
+        what = safefs.kind(entry)
+        if what == "link" and safefs.kind(entry, follow=True) == "folder":
+            _fail(
+                "E0602",
+                f"class folder `{shown(entry.name)}` of `{shown(root)}` is a symbolic link: cnnc reads "
+                "only the files inside the data folder",
+                "copy the images into the data folder, or point folder: at a folder that holds them",
+            )
+        if what == "folder":
+            classes.append(entry)
     if not classes:
         _fail(
             "E0602",
-            f"folder `{root}` has no class subfolders",
+            f"folder `{shown(root)}` has no class subfolders",
             "lay it out as DIR/<class>/<image>.png",
         )
-    images, labels = [], []
-    for label, class_dir in enumerate(classes):
-        files = _image_files(class_dir)
-        images += [_read_image(f) for f in files]
-        labels += [label] * len(files)
-    side = (size, size) if size is not None else tuple(images[0].shape[-2:])
-    x = torch.stack([resize(img.unsqueeze(0), *side)[0] for img in images])  # [N, 3, H, W]
-    return _Raw(x, torch.tensor(labels, dtype=torch.int64), len(classes))
+    return classes
 
 
 def _image_files(class_dir: Path) -> list[Path]:
+    """The images of a class folder, by suffix; anything but a regular file is refused by type."""
     files = sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    for f in files:
+        what = safefs.kind(f)
+        if what != "file":
+            _fail(
+                "E0602",
+                f"`{shown(f)}` is {datafiles.named(what)}, not an image file: "
+                "cnnc reads only the regular files inside the data folder",
+                "replace it with the image itself, or remove it",
+            )
     if not files:
         _fail(
             "E0602",
-            f"class folder `{class_dir}` holds no images",
+            f"class folder `{shown(class_dir)}` holds no images",
             f"images must end in one of {', '.join(IMAGE_SUFFIXES)}",
         )
     return files
-
-
-def _read_image(path: Path) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            pixels = np.asarray(img.convert("RGB"))  # [H, W, 3] uint8
-    except (OSError, UnidentifiedImageError) as exc:
-        _fail("E0602", f"cannot read image `{path}` ({exc})", "remove or re-save the file")
-    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float()  # [3, H, W]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,20 +413,29 @@ def resize(x: torch.Tensor, height: int, width: int | None = None) -> torch.Tens
 def split_indices(
     y: torch.Tensor, val_fraction: float, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded stratified split: shuffle each class, hold out its share, shuffle each part again."""
+    """Seeded stratified split: shuffle each class, hold out its share, shuffle each part again.
+
+    Vectorised, so that its cost does not grow with the number of classes: one random key per
+    sample orders each class at random (a stable sort by class after a sort by key), and a sample's
+    rank in its class decides its part."""
     gen = torch.Generator().manual_seed(seed)
-    train, val = [], []
-    for cls in torch.unique(y).tolist():
-        members = torch.nonzero(y == cls).flatten()  # [n_c]
-        members = members[torch.randperm(len(members), generator=gen)]
-        n_val = val_count(len(members), val_fraction)
-        val.append(members[:n_val])
-        train.append(members[n_val:])
-    train_idx, val_idx = torch.cat(train), torch.cat(val)
+    by_key = torch.argsort(torch.rand(len(y), generator=gen, dtype=torch.float64))  # [N]
+    grouped = by_key[torch.sort(y[by_key], stable=True).indices]  # [N]: by class, random within
+    _, inverse, counts = torch.unique_consecutive(y[grouped], return_inverse=True, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts  # [K]: where each class begins in `grouped`
+    rank = torch.arange(len(y)) - starts[inverse]  # [N]: position within the class
+    held = rank < val_counts(counts, val_fraction)[inverse]  # [N]
+    train_idx, val_idx = grouped[~held], grouped[held]
     # a second shuffle so that neither part is ordered by class
     train_idx = train_idx[torch.randperm(len(train_idx), generator=gen)]
     val_idx = val_idx[torch.randperm(len(val_idx), generator=gen)]
     return train_idx, val_idx
+
+
+def val_counts(n: torch.Tensor, val_fraction: float) -> torch.Tensor:
+    """`val_count` of every class size in `n` [K] at once."""
+    share = torch.floor(n.double() * val_fraction + 0.5).long()
+    return torch.where(n < 2, 0, torch.minimum(n - 1, share.clamp_min(1)))
 
 
 def val_count(n: int, val_fraction: float) -> int:

@@ -19,10 +19,12 @@ def train_evaluator(settings: Settings, data) -> Evaluator:
     Members are lowered to `StepModule`s: `to_graph_module`'s modules and weights without its
     generated code, whose making would cost more than the rest of cnnc's work on a trial."""
     from cnnc.compiler.lower.steps import to_step_module
+    from cnnc.search.data import check_trainable
     from cnnc.search.evaluators.fit import too_large
-    from cnnc.search.evaluators.train import resolve_device, train_and_evaluate
+    from cnnc.search.evaluators.train import MIN_TRAIN, TOO_FEW, resolve_device, train_and_evaluate
 
     device = resolve_device(settings.device)
+    check_trainable(data, MIN_TRAIN, TOO_FEW, "add images to the data set")  # once, before any trial
 
     def evaluate(graph, report_epoch) -> Outcome:
         large = too_large(graph, device, settings.batch_size, settings.optimizer)
@@ -50,11 +52,13 @@ def proxy_evaluator(settings: Settings, data) -> Evaluator:
     """Lower the graph (a `StepModule`, as above) and score it untrained; the score is
     `settings.proxy`, all proxies recorded."""
     from cnnc.compiler.lower.steps import to_step_module
+    from cnnc.search.data import check_trainable
     from cnnc.search.evaluators.fit import too_large
     from cnnc.search.evaluators.proxy import score_all
-    from cnnc.search.evaluators.train import is_out_of_memory, resolve_device
+    from cnnc.search.evaluators.train import MIN_TRAIN, TOO_FEW, is_out_of_memory, resolve_device
 
     device = resolve_device(settings.device)
+    check_trainable(data, MIN_TRAIN, TOO_FEW, "add images to the data set")  # NaN inputs make NaN scores
 
     def evaluate(graph, report_epoch) -> Outcome:
         start = time.perf_counter()

@@ -38,7 +38,7 @@ class Images:
     std: tuple[float, ...]
 
 
-def load_images(spec: str, size: int | None, seed: int, val_fraction: float = 0.2) -> Images:
+def load_images(spec: str, size: datasets.Size, seed: int, val_fraction: float = 0.2) -> Images:
     """`search.data`'s loading and split, keeping each image's origin (its file, for `folder:`)."""
     kind, arg = datasets._parse_spec(spec)
     raw = datasets._load_raw(kind, arg, size)
@@ -46,12 +46,7 @@ def load_images(spec: str, size: int | None, seed: int, val_fraction: float = 0.
     split = np.zeros(len(raw.y), dtype=np.int8)
     split[val_idx.numpy()] = 1
     mean, std = datasets.channel_stats(raw.x[train_idx])
-    if kind == "folder":
-        root = Path(arg)
-        classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-        paths = [str(f) for c in classes for f in datasets._image_files(c)]
-    else:
-        paths = [f"{spec}#{i}" for i in range(len(raw.y))]
+    paths = list(raw.paths) or [f"{spec}#{i}" for i in range(len(raw.y))]  # the files read, for `folder:`
     return Images(datasets.standardise(raw.x, mean, std), raw.y, split, paths, thumbnails(raw.x),
                   tuple(mean.tolist()), tuple(std.tolist()))
 

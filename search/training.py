@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnc.dsl.diagnostics import CnncError, error
-from cnnc.search.data import Dataset
+from cnnc.dsl import safefs
+from cnnc.dsl.diagnostics import CnncError, error, printable
+from cnnc.search.data import Dataset, check_trainable
 from cnnc.search.evaluators.train import optimizer_step, resolve_device
 
 METRICS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s")
@@ -149,7 +150,9 @@ def train_run(model: nn.Module, data: Dataset, options: TrainOptions, out: Path,
     amp = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if on_gpu else None
     memory_format = torch.channels_last if on_gpu else torch.contiguous_format
     model.to(memory_format=memory_format)
-    steps = max(1, len(data.train_x) // options.batch_size)
+    check_trainable(data, options.batch_size, f"fewer than --batch-size {options.batch_size}, so an epoch would "
+                    "make no training step", f"lower --batch-size to at most {len(data.train_x)}, or add images")
+    steps = len(data.train_x) // options.batch_size
     opt = make_optimizer(model, options)
     schedule = Schedule(opt, options, steps)
     scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
@@ -242,18 +245,95 @@ def save_checkpoint(path: Path, model, opt, schedule, options, rows) -> None:
 
 
 def restore(path: Path, model, opt, schedule, options) -> tuple[list[dict], int]:
-    if not path.is_file():
+    """Go on from a run's `checkpoint.pt`: read safely (`load_torch_file`), every field checked, so a
+    checkpoint of another run, network or data set is a user error, never a crash."""
+    from cnnc.compiler.lower.weights import budget_for, load_torch_file
+
+    if safefs.kind(path) == "missing":  # anything else (a FIFO, a link) is refused by type below
         raise CnncError(error("E0603", f"--resume: no checkpoint `{path}`", None,
                               helps=("start without --resume, or point --out at the earlier run",)))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path, budget_for(model), follow=False)  # an entry of the run folder
+    rows, epoch, step = checked_resume(state, path)
     if state["options"]["batch_size"] != options.batch_size:
         raise CnncError(error("E0603", "--resume with another --batch-size than the checkpoint's "
                               f"({state['options']['batch_size']})", None))
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    schedule.step_count = state["step"]
+    per_epoch = schedule.total // options.epochs
+    if epoch > options.epochs or step != epoch * per_epoch:
+        _foreign(path, f"it is after epoch {epoch}, step {step}, but this run has {options.epochs} epochs "
+                 f"of {per_epoch} steps (another data set?)")
+    _load_into(path, model, opt, state)
+    schedule.step_count = step
     schedule.apply()
-    return list(state["rows"]), state["epoch"]
+    return rows, epoch
+
+
+def _foreign(path: Path, why: str):
+    raise CnncError(error("E0603", f"--resume: `{printable(str(path))}` is not a checkpoint of this run: {why}",
+                          None, helps=("start without --resume, or point --out at the run this one continues",)))
+
+
+def checked_resume(state, path: Path) -> tuple[list[dict], int, int]:
+    """The rows, epoch and step of a checkpoint `save_checkpoint` wrote; anything else is `_foreign`."""
+    fields = {"model": dict, "optimizer": dict, "step": int, "epoch": int, "rows": list, "options": dict}
+    if not isinstance(state, dict) or any(not _is(state.get(k), t) for k, t in fields.items()):
+        _foreign(path, "it lacks the fields `cnnc train` writes (model, optimizer, step, epoch, rows, options)")
+    rows, epoch, step = state["rows"], state["epoch"], state["step"]
+    good_row = (lambda r: isinstance(r, dict) and set(r) == set(METRICS)
+                and all(_is(v, (int, float)) and math.isfinite(v) for v in r.values()))
+    if epoch < 1 or step < 0 or len(rows) != epoch or not all(good_row(r) for r in rows):
+        _foreign(path, f"its history ({len(rows)} rows) does not match its epoch ({epoch})")
+    if not _is(state["options"].get("batch_size"), int):
+        _foreign(path, "it does not record the batch size")
+    return [dict(r) for r in rows], epoch, step
+
+
+def _is(value, kind: type) -> bool:
+    """isinstance, except that a bool is no int here (True would pass for epoch 1)."""
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _load_into(path: Path, model, opt, state) -> None:
+    """The weights and the optimiser's state, each checked against this run's before it is taken."""
+    from cnnc.compiler.lower.weights import checked_tensors
+
+    own = model.state_dict()
+    weights = checked_tensors(state["model"], path)
+    if set(weights) != set(own) or any(not isinstance(weights[k], torch.Tensor) or weights[k].shape != v.shape
+                                       for k, v in own.items()):
+        _foreign(path, "its weights are not this network's (other names or shapes)")
+    saved = state["optimizer"]
+    mine = opt.state_dict()
+    if not _same_groups(saved.get("param_groups"), mine["param_groups"]) or not isinstance(saved.get("state"), dict):
+        _foreign(path, f"its optimiser is not this run's ({type(opt).__name__} with its options)")
+    params = [p for group in opt.param_groups for p in group["params"]]
+    for index, entry in saved["state"].items():
+        if type(index) is not int or not 0 <= index < len(params) or not _fits(entry, params[index]):
+            _foreign(path, "its optimiser's state does not fit this network's parameters")
+    model.load_state_dict(weights)
+    opt.load_state_dict(saved)
+
+
+def _same_groups(saved, mine) -> bool:
+    """The same parameter groups: the same keys, the same parameter ids, values of the same types."""
+    if not isinstance(saved, list) or len(saved) != len(mine):
+        return False
+    return all(isinstance(s, dict) and set(s) == set(m) and s["params"] == m["params"]
+               and all(_same_type(s[k], m[k]) for k in m) for s, m in zip(saved, mine))
+
+
+def _same_type(a, b) -> bool:
+    if isinstance(b, tuple):
+        return isinstance(a, tuple) and len(a) == len(b) and all(map(_same_type, a, b))
+    return type(a) is type(b)
+
+
+def _fits(entry, param) -> bool:
+    """A parameter's optimiser state: float tensors of its shape (or scalars, such as Adam's step)."""
+    return isinstance(entry, dict) and all(
+        v is None or (_is(v, (int, float)) and math.isfinite(v))
+        or (type(v) is torch.Tensor and v.layout == torch.strided and v.device.type == "cpu"
+            and v.is_floating_point() and (v.dim() == 0 or v.shape == param.shape))
+        for v in entry.values())
 
 
 def write_metrics(out: Path, rows: list[dict]) -> None:

@@ -49,7 +49,7 @@ def run(args) -> int:
         load_checkpoint(model, args)
     check_images(graph, args.data, None)  # one image input, before its size is read
     c, h, w = graph.input_type.shape
-    images = load_images(args.data, size=h if h == w else None, seed=args.seed)
+    images = load_images(args.data, size=(h, w), seed=args.seed)
     check_images(graph, args.data, images.x.shape[1:])
     torch.manual_seed(args.seed)
     features = extract(model, args.at, images.x)  # [N, D]

@@ -91,6 +91,7 @@ def train(args) -> Trained:
 
     from cnnc.commands.files import make_folder, writing
     from cnnc.compiler.lower.fx import to_graph_module
+    from cnnc.dsl.diagnostics import printable
     from cnnc.search.training import TrainOptions, freeze, train_run
 
     if args.threads is not None and args.threads < 1:
@@ -111,7 +112,7 @@ def train(args) -> Trained:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     print(f"{graph.network}: {total:,} params, {trainable:,} trainable, {total - trainable:,} frozen "
-          f"({len(frozen)} tensors); {data.name}: {len(data.train_x):,} train / {len(data.val_x):,} validation "
+          f"({len(frozen)} tensors); {printable(data.name)}: {len(data.train_x):,} train / {len(data.val_x):,} validation "
           f"images of {list(data.input_shape)}, {data.num_classes} classes", flush=True)
     options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size,
                            lr=args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3),
@@ -139,7 +140,7 @@ def load_data(args, graph):
 
     check_images(graph, args.data, None)  # one image input, before its size is read
     _, h, w = graph.input_type.shape
-    data = load_dataset(args.data, size=h if h == w else None, seed=args.seed)
+    data = load_dataset(args.data, size=(h, w), seed=args.seed)
     check_images(graph, args.data, data.input_shape)
     if args.normalize == "imagenet" or (args.normalize == "auto" and args.data.startswith("folder:")):
         data = imagenet_normalised(data)

@@ -7,6 +7,11 @@ Contract of `load_weights(model, path, strict=True) -> WeightReport`:
 - Keys are compared with the model's by name and shape. A `module.` prefix on every key
   (`nn.DataParallel`) is stripped; the auxiliary classifiers torchvision's GoogLeNet and Inception v3
   checkpoints carry for training (`aux1`, `aux2`, `AuxLogits`) are skipped. Both are said in `notes`.
+- A checkpoint is untrusted data (`read_checkpoint`, `load_torch_file`): it is opened only when it is
+  a regular file (a FIFO or device is refused by type, never waited on); a `.pt` zip's unpacked size
+  (its members' declared sizes) is checked against a budget before anything is expanded; every
+  tensor must be a plain dense tensor with data (sparse, meta, quantised or complex ones are refused).
+  Each refusal is E0902, one line naming the file.
 - `strict=True` (the default): any missing, unexpected or differently shaped key raises `CnncError`
   (E0901) whose notes group the keys by module and name the likely cause; nothing is loaded then.
   `strict=False` loads every key that matches and reports the rest: the model's own values stay
@@ -15,18 +20,25 @@ Contract of `load_weights(model, path, strict=True) -> WeightReport`:
 
 from __future__ import annotations
 
+import os
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from cnnc.dsl.diagnostics import CnncError, error
+from cnnc.dsl import safefs
+from cnnc.dsl.diagnostics import CnncError, error, printable
 
 NESTED = ("state_dict", "model")  # where training scripts put the weights inside a checkpoint
 AUXILIARY = ("aux1.", "aux2.", "AuxLogits.")  # torchvision's training-only heads
 SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 LISTED = 6  # modules named one by one in a report before "and N more"
+MAX_CHECKPOINT_BYTES = 1 << 34  # 16 GiB unpacked: the bound when no network sizes the checkpoint
+MIN_BUDGET = 1 << 30  # a network's checkpoint may unpack to 4 × its own tensors, and at least 1 GiB
+MAX_RATIO = 200  # unpacked / packed bytes past 256 MiB: torch.save stores its members, a bomb deflates
 
 
 @dataclass(frozen=True)
@@ -60,25 +72,95 @@ class WeightReport:
         return out
 
 
-def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+def read_checkpoint(path: str | Path, budget: int = MAX_CHECKPOINT_BYTES) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint file; a user error (E0902) for anything that is not one."""
     path = Path(path)
-    if not path.is_file():
-        raise CnncError(error("E0902", f"no checkpoint file `{path}`", None,
-                              helps=("give the path of a .pt, .pth or .safetensors file",)))
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if path.suffix == ".safetensors":
+        data = _read_safetensors(path, budget)
+    else:
+        data = load_torch_file(path, budget)
+    return checked_tensors(_state_dict(data, path), path)
 
-            return dict(load_file(str(path), device="cpu"))
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 — every reader failure is the file's, said in one line
-        raise CnncError(error("E0902", f"`{path}` is not a checkpoint cnnc can read: {_first_line(exc)}", None,
-                              notes=("cnnc reads state_dicts only (torch.load with weights_only=True), "
-                                     "never pickled objects, so opening a checkpoint runs no code",),
-                              helps=("save the weights with torch.save(model.state_dict(), PATH) or "
-                                     "safetensors.torch.save_file",))) from None
-    return _state_dict(data, path)
+
+def budget_for(model: nn.Module) -> int:
+    """What a checkpoint for `model` may unpack to: its weights, an optimiser's state, some slack."""
+    own = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return max(MIN_BUDGET, 4 * own)
+
+
+def _unreadable(path: Path, reason: str) -> CnncError:
+    return CnncError(error("E0902", f"`{printable(str(path))}` is not a checkpoint cnnc can read: {reason}", None,
+                           notes=(("cnnc reads state_dicts only (torch.load with weights_only=True), "
+                                   "never pickled objects, so opening a checkpoint runs no code"),),
+                           helps=(("save the weights with torch.save(model.state_dict(), PATH) or "
+                                   "safetensors.torch.save_file"),)))
+
+
+def _opened(path: Path, follow: bool = True):
+    """The checkpoint open for reading, only if it is a regular file (a FIFO would block); a link
+    is followed only with `follow` (a file the user named, not an entry of a shared folder)."""
+    try:
+        return safefs.open_regular(path, follow=follow)
+    except FileNotFoundError:
+        raise CnncError(error("E0902", f"no checkpoint file `{printable(str(path))}`", None,
+                              helps=("give the path of a .pt, .pth or .safetensors file",))) from None
+    except safefs.NotRegular as exc:
+        what = {"link": "symbolic link", "fifo": "FIFO (named pipe)"}.get(exc.what, exc.what)
+        raise CnncError(error("E0902", f"`{printable(str(path))}` is a {what}, not a checkpoint file", None,
+                              helps=("give the path of a .pt, .pth or .safetensors file",))) from None
+    except OSError as exc:
+        raise _unreadable(path, printable(exc.strerror or type(exc).__name__)) from None
+
+
+def load_torch_file(path: Path, budget: int = MAX_CHECKPOINT_BYTES, follow: bool = True):
+    """`torch.load(weights_only=True)` of a regular file whose unpacked size fits `budget` bytes."""
+    with _opened(path, follow) as fh:
+        _check_unpacked(fh, path, budget)
+        try:
+            with warnings.catch_warnings():  # torch's advice on TorchScript and sparse files is not the user's
+                warnings.simplefilter("ignore")
+                return torch.load(fh, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 — every reader failure is the file's, said in one line
+            raise _unreadable(path, _first_line(exc)) from None
+
+
+def _check_unpacked(fh, path: Path, budget: int) -> None:
+    """A zip's members' declared sizes (torch's reader expands to those), else the file's size."""
+    size = os.fstat(fh.fileno()).st_size
+    if zipfile.is_zipfile(fh):
+        try:
+            with zipfile.ZipFile(fh) as archive:
+                infos = archive.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise _unreadable(path, _first_line(exc)) from None
+        size, packed = sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
+    else:
+        packed = size
+    fh.seek(0)
+    if size > budget:
+        raise CnncError(error("E0902", f"`{printable(str(path))}` unpacks to {size:,} bytes, more than "
+                              f"cnnc's budget of {budget:,} bytes for this checkpoint", None,
+                              notes=(("the budget is 4 × the network's own weights, at least 1 GiB: "
+                                      "checked before anything is expanded"),),
+                              helps=("save only the network's weights: torch.save(model.state_dict(), PATH)",)))
+    if size > MAX_RATIO * max(packed, 1) and size > MIN_BUDGET // 4:  # torch.save stores, never deflates
+        raise _unreadable(path, f"it unpacks {size // max(packed, 1):,} times its {packed:,} packed bytes "
+                          "(a zip bomb?)")
+
+
+def _read_safetensors(path: Path, budget: int) -> dict:
+    from safetensors.torch import load
+
+    with _opened(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > budget:
+            raise CnncError(error("E0902", f"`{printable(str(path))}` is {size:,} bytes, more than cnnc's "
+                                  f"budget of {budget:,} bytes for this checkpoint", None,
+                                  helps=("save only the network's weights",)))
+        try:
+            return dict(load(fh.read()))
+        except Exception as exc:  # noqa: BLE001 — a lying header is the file's fault, said in one line
+            raise _unreadable(path, _first_line(exc)) from None
 
 
 def _state_dict(data, path: Path) -> dict[str, torch.Tensor]:
@@ -87,9 +169,31 @@ def _state_dict(data, path: Path) -> dict[str, torch.Tensor]:
             data = data[key]
             break
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise CnncError(error("E0902", f"`{path}` holds no state_dict (a mapping of names to tensors)", None,
+        raise CnncError(error("E0902", f"`{printable(str(path))}` holds no state_dict (a mapping of names to "
+                              "tensors)", None,
                               helps=("save the weights with torch.save(model.state_dict(), PATH)",)))
     return {str(k): v for k, v in data.items()}
+
+
+def checked_tensors(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor plain, dense and holding data: anything else cannot be loaded into a module."""
+    for key, t in state.items():
+        problem = ""
+        if type(t) not in (torch.Tensor, nn.Parameter):
+            problem = f"a {type(t).__name__}"
+        elif t.layout != torch.strided:
+            problem = f"a {str(t.layout).removeprefix('torch.')} tensor"
+        elif t.device.type != "cpu":
+            problem = f"a tensor without data (on device `{t.device.type}`)"
+        elif t.is_quantized:
+            problem = "a quantised tensor"
+        elif t.is_complex():
+            problem = "a complex tensor"
+        if problem:
+            raise CnncError(error("E0902", f"`{printable(str(path))}` holds {problem} at `{printable(key)}`: "
+                                  "cnnc loads plain dense tensors only", None,
+                                  helps=("save dense weights: `.to_dense()` a sparse tensor, `.dequantize()` a quantised one",)))
+    return state
 
 
 def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> WeightReport:
@@ -98,7 +202,7 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> Wei
     A derived network (`network pets = resnet50 with { fc: Linear(37) }`) loads its parent's
     checkpoint strictly: the tensors of the layers it replaced are expected to differ, and are
     reported as newly initialised instead of as a mismatch."""
-    state, notes = normalise(read_checkpoint(path), model.state_dict())
+    state, notes = normalise(read_checkpoint(path, budget_for(model)), model.state_dict())
     report = compare(model.state_dict(), state, notes)
     graph = getattr(model, "cnnc_graph", None)
     replaced = tuple(".".join(p) + "." for p in getattr(graph, "replaced", ()))

@@ -7,6 +7,8 @@ Input: a `torch.nn.Module` taking `[N, C, H, W]` and returning logits `[N, num_c
 - a run is a pure function of (model's initial weights, data, options, seed): shuffling uses its
   own `torch.Generator`, and the global RNG is seeded inside `torch.random.fork_rng`, so the
   caller's RNG state is untouched;
+- data that cannot train any network (fewer than two training images, no validation image, values
+  that are NaN or infinite) is a `CnncError` (E0603) before anything runs;
 - a loss that stops being finite, or running out of memory, ends the run with `failed` set (never
   an exception); anything `report` raises (e.g. `optuna.TrialPruned`) propagates unchanged; other
   errors propagate too, after the model and the CUDA cache are cleaned up.
@@ -25,13 +27,15 @@ import torch
 from torch import nn
 
 from cnnc.dsl.diagnostics import CnncError, error
-from cnnc.search.data import Dataset
+from cnnc.search.data import Dataset, check_trainable
 
 OPTIMIZERS = ("sgd", "adamw", "rmsprop")
 DEVICES = ("auto", "cpu", "cuda")
 NAN_CHECK_EVERY = 10  # steps between loss checks; each check syncs with the GPU
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-4
+MIN_TRAIN = 2  # images for one step: a batch of one is dropped (BatchNorm needs two)
+TOO_FEW = "training needs two training images for one step (BatchNorm needs two a batch)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,7 @@ def train_and_evaluate(
     momentum; AdamW wants ~1e-3).
     """
     _check_options(epochs, batch_size, lr, optimizer, label_smoothing)
+    check_trainable(data, MIN_TRAIN, TOO_FEW, "add images to the data set")
     plan = _make_plan(device, epochs, batch_size, lr, optimizer, label_smoothing, seed)
     start = time.perf_counter()
     history: list[float] = []
