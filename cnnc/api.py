@@ -103,11 +103,33 @@ def load(path, network=None, input=None, seed=None, args=None, allow_import=(), 
     `optimize="inference"` returns the model rewritten to run inference faster, after the weights
     are loaded: eval mode, frozen, BatchNorm folded into the preceding convolution, Dropout and
     Identity dropped, channels_last (see `compiler.lower.optimize`).
+
+    `path` may be a run folder (`cnnc train --out RUN`): its program, network, arguments, input and
+    weights are used unless given here, and `model.cnnc_run` (a `search.runs.Run`) holds the rest of
+    its record: the preprocessing (resize, mean, std) and the class names. Nothing is printed.
     """
     _check_optimize(optimize)
+    run = _run(path)
+    if run is not None:
+        path, network = run.program, network or run.network
+        args = args if args is not None else list(run.args)
+        input = input if input is not None else run.input
+        weights = weights if weights is not None else run.weights
     model = _lower(graph(path, network, _arg_exprs(args), _shape(input), allow_import=allow_import), seed)
     model = model if weights is None else with_weights(model, weights, strict)
-    return optimized(model, optimize)
+    model = optimized(model, optimize)
+    if run is not None:
+        model.cnnc_run = run
+    return model
+
+
+def _run(path):
+    """The run folder's record where `path` is one (a folder with run.json), else None."""
+    from cnnc.search.runs import is_run, read_run
+
+    if not isinstance(path, (str, bytes)) and not hasattr(path, "__fspath__"):
+        return None
+    return read_run(path) if is_run(path) else None
 
 
 OPTIMIZE = ("inference",)  # the values of `optimize=` and `cnnc compile --optimize`

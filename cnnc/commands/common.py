@@ -166,3 +166,24 @@ def graph_from_args(args):
         raise CnncError(*result.diagnostics)
     print_diagnostics(result.diagnostics, args, style="full" if getattr(args, "format", "") == "json" else None)
     return result.graph
+
+
+def use_run(args, weights: bool = True):
+    """A run folder (`cnnc train --out RUN`) given as FILE: its program, network, arguments, input and
+    (with `weights`) model.pt become the command's, unless the command line names them itself; one
+    line on stderr says what is used. Returns the `search.runs.Run`, or None for a program file."""
+    from cnnc.search.runs import is_run, read_run
+
+    if not isinstance(getattr(args, "file", None), str) or not is_run(args.file):
+        return None
+    run = read_run(args.file)
+    if args.network is not None and args.network != run.network:
+        raise UsageError(f"--network {args.network}: the run `{args.file}` trained `{run.network}`")
+    args.file, args.network = str(run.program), run.network
+    args.arg = list(args.arg) or list(run.args)
+    if getattr(args, "input", None) is None:
+        args.input = run.input
+    if weights and getattr(args, "weights", "") is None:
+        args.weights = str(run.weights)
+    print(run.describe(), file=sys.stderr)
+    return run
