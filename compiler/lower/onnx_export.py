@@ -46,7 +46,7 @@ def export_onnx(model, path: str, metadata: dict | None = None) -> str:
         with safefs.replacing_path(path) as (tmp, _):
             how = _export(model.eval(), tmp, inputs, outputs, external)
             _finish(tmp, outputs, metadata, external)
-    listed = lambda names: ", ".join(f"`{n}`" for n in names)  # noqa: E731
+    listed = lambda names: ", ".join(f"`{n}`" for n in names)
     what = f"input{'s' * (len(inputs) > 1)} {listed(inputs)}, output{'s' * (len(outputs) > 1)} {listed(outputs)}"
     where = (f"weights in {os.path.basename(path)}.data beside it (over protobuf's 2 GB: keep the two together)"
              if external else "weights inside")
@@ -63,10 +63,10 @@ def check_exportable(graph) -> None:
                 "E0911", f"ONNX cannot express AdaptiveMaxPool from {h}×{w} to {oh}×{ow}, a size that does not "
                 "divide its input", node.span,
                 "windows of varying size here",
-                notes=("ONNX's MaxPool slides one fixed window; adaptive pooling to a size that does not divide "
-                       "the input needs windows of two sizes",),
-                helps=(f"pool to a size that divides {h}×{w}, change the input (--input) so that {oh}×{ow} "
-                       "divides the pooled map, or export a torch program instead (-o OUT.pt2)",)))
+                notes=(("ONNX's MaxPool slides one fixed window; adaptive pooling to a size that does not divide "
+                       "the input needs windows of two sizes"),),
+                helps=((f"pool to a size that divides {h}×{w}, change the input (--input) so that {oh}×{ow} "
+                       "divides the pooled map, or export a torch program instead (-o OUT.pt2)"),)))
 
 
 def weight_bytes(model) -> int:
