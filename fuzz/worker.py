@@ -166,16 +166,19 @@ def serve(sandbox: Path) -> None:
     torch.set_num_threads(1)
     roots = tuple({str(Path(p).resolve()) for p in (sandbox, sys.prefix, sys.base_prefix,
                                                      Path(cnnc.api.__file__).parents[1])} | {"/dev/null"})
+    features = features_folder(sandbox)
     watch = Watch(roots)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
-        path = sandbox / request["name"]
-        path.write_text(request["text"], encoding="utf-8", errors="surrogatepass")
+        case = features_case(request, features) if request.get("kind") == "features" else None
+        if case is None:
+            path = sandbox / request["name"]
+            path.write_text(request["text"], encoding="utf-8", errors="surrogatepass")
         watch.events.clear()
         watch.active = True
         try:
-            outcome, detail = run_case(path, request.get("deep", False))
+            outcome, detail = case() if case else run_case(path, request.get("deep", False))
         finally:
             watch.active = False
         if watch.events:
@@ -185,6 +188,32 @@ def serve(sandbox: Path) -> None:
         print(json.dumps({"id": request["id"], "outcome": outcome, "detail": detail}), flush=True)
 
 
+def features_folder(sandbox: Path) -> Path:
+    """Where features-file mutants go, with the program and image the valid file names."""
+    import features_mutants
+
+    folder = sandbox / "features"
+    folder.mkdir(exist_ok=True)
+    features_mutants.seed_file(folder)
+    return folder
+
+
+def features_case(request: dict, folder: Path):
+    """A features-file mutant (`fuzz/features_mutants.py`) driven through `cnnc neighbors`."""
+    import base64
+
+    import features_mutants
+
+    path = folder / "feats.npz"
+    path.write_bytes(base64.b64decode(request["data"]))
+    def case():
+        outcome, detail = features_mutants.run_case(path, quiet_cli, stderr_problem)
+        return outcome, f"features {detail}"
+
+    return case
+
+
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
     serve(Path(sys.argv[1]))

@@ -209,7 +209,10 @@ def confined(recorded, base: Path, what: str, path, zoo: bool = False) -> str:
         fail(path, f"`meta` names no {what}")
     if zoo and _zoo_name(recorded):
         return recorded
-    target = (base / recorded).resolve()
+    try:
+        target = (base / recorded).resolve()
+    except (ValueError, OSError) as exc:  # a NUL byte, a loop of links
+        fail(path, f"`meta` names the {what} `{printable(recorded, 200)}`: {printable(str(exc), 100)}")
     if not target.is_relative_to(base.resolve()):
         raise CnncError(error(
             "E0602", f"the features file `{printable(str(path))}` names the {what} `{printable(recorded, 200)}`, "
