@@ -119,10 +119,13 @@ def huge_header(rng, a, m):
 
 
 def huge_declared_size(rng, a, m):
-    """The zip's directory declares a member of 5 GiB (a bomb's signature): refused unexpanded."""
+    """The zip's directory declares members of 4 GiB each (a bomb's signature): refused unexpanded."""
     data = bytearray(pack(a, m))
-    at = data.rfind(b"PK\x01\x02")  # the last central directory entry
-    struct.pack_into("<I", data, at + 24, 0xFFFF0000)
+    at = data.find(b"PK\x01\x02")  # the central directory's entries
+    while at >= 0:
+        if rng.random() < 0.8:
+            struct.pack_into("<I", data, at + 24, 0xFFFF0000)  # the uncompressed size
+        at = data.find(b"PK\x01\x02", at + 4)
     return bytes(data)
 
 

@@ -1,0 +1,167 @@
+"""Run folders carry their context (`cnnc train` → features, compile, `cnnc.load` at the run's input
+size and preprocessing), and features files are data: hostile ones end in one user error."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+torch = pytest.importorskip("torch")
+
+import cnnc
+from cnnc.cli import main
+from cnnc.search import features as feats
+from cnnc.search.data import load_dataset
+
+sys.path.insert(0, str(ROOT / "fuzz"))
+
+import features_mutants as mutants
+import worker as fuzz_worker
+
+TINY = ("network tiny {\n    input [1, 8, 8]\n    return in -> conv: Conv(8, 3, pad = 1) -> bn: BatchNorm -> ReLU\n"
+        "              -> body: (Conv(16, 3, stride = 2, pad = 1) -> ReLU) -> GlobalAvgPool -> Flatten"
+        " -> fc: Linear(10)\n}\n")
+
+
+@pytest.fixture(scope="module")
+def run32(tmp_path_factory):
+    """`cnnc train` of a tiny network on digits resized to 32×32, one epoch: the run folder."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("run32")
+    (root / "tiny.cnn").write_text(TINY)
+    assert main(["train", str(root / "tiny.cnn"), "--input", "1,32,32", "--data", "digits", "--epochs", "1",
+                 "--out", str(root / "run")]) == 0
+    return root / "run"
+
+
+def test_run_json_records_input_preprocessing_and_classes(run32):
+    record = json.loads((run32 / "run.json").read_text())
+    data = load_dataset("digits", size=32, seed=0)
+    assert record["input"] == [1, 32, 32] and record["seed"] == 0
+    prep = record["preprocessing"]
+    assert prep["resize"] == [32, 32] and prep["interpolation"] == "bilinear" and prep["crop"] is None
+    assert prep["mean"] == list(data.mean) and prep["std"] == list(data.std) and prep["pixel_max"] == 16
+    assert record["classes"] == [str(i) for i in range(10)]
+
+
+def test_load_takes_the_run_folder(run32):
+    model = cnnc.load(run32)
+    assert model.cnnc_graph.input_type.shape == (1, 32, 32)
+    assert model.cnnc_weights.ok and len(model.cnnc_weights.loaded) == 11
+    assert model.cnnc_run.classes == tuple(str(i) for i in range(10))
+    trained = torch.load(run32 / "model.pt", weights_only=True)
+    assert torch.equal(model.state_dict()["fc.weight"], trained["fc.weight"])
+
+
+def test_features_from_the_run_folder_alone(run32, tmp_path, capsys):
+    out = tmp_path / "feats"  # no suffix: written exactly there
+    assert main(["features", str(run32), "--at", "body", "--data", "digits", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"using run `{run32}`: `tiny` at [1, 32, 32], weights model.pt, resize 32×32 bilinear, mean [" in err
+    assert out.is_file() and not (tmp_path / "feats.npz").exists()
+    data = feats.read(out)
+    record = json.loads((run32 / "run.json").read_text())
+    assert data["meta"]["input"] == [1, 32, 32] and data["features"].shape == (1797, 16)
+    model = cnnc.load(run32)
+    prep = record["preprocessing"]
+    images = feats.load_images("digits", 32, seed=0, mean=prep["mean"], std=prep["std"])
+    assert np.allclose(data["features"][:64], feats.extract(model, "body", images.x[:64]), atol=1e-5)
+
+
+def test_features_of_a_program_say_their_statistics(run32, tmp_path, capsys):
+    out = tmp_path / "f.npz"
+    assert main(["features", str(run32 / "network.cnn"), "--at", "body", "--data", "digits", "--out", str(out)]) == 0
+    data = load_dataset("digits", seed=0)  # at the program's 8×8; the run's 32×32 has std 5.186
+    assert (data.mean[0], data.std[0]) == pytest.approx((4.895, 6.024), abs=5e-4)
+    assert "standardised with the data set's own statistics: mean [4.895], std [6.024]" in capsys.readouterr().err
+    assert feats.read(out)["meta"]["input"] == [1, 8, 8]
+
+
+def test_features_arguments(run32, tmp_path, capsys):
+    assert main(["features", str(run32), "--at", "body", "--data", "digits", "-k", "0",
+                 "--out", str(tmp_path / "f.npz")]) == 2
+    assert "-k must be at least 1, but got 0" in capsys.readouterr().err
+    assert main(["features", str(run32), "--at", "body", "--data", "digits", "--out", "/dev/null"]) == 1
+    assert "error: `/dev/null` is a device: --out needs a regular file" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def write_features(folder, arrays, meta):
+    path = folder / "f.npz"
+    path.write_bytes(mutants.pack(arrays, meta))
+    return path
+
+
+def test_class_names_show_escaped(tmp_path, capsys):
+    arrays, meta = mutants.seed_arrays()
+    meta["classes"] = ["\x1b[31mred\u202e", "b", "c"]
+    path = write_features(tmp_path, arrays, meta)
+    assert main(["neighbors", str(path), "--query", "0", "-k", "2", "--out", str(tmp_path / "n.png")]) == 0
+    out = capsys.readouterr().out
+    assert "query #0 (label \\x1b[31mred\\u202e, digits#0)" in out
+    assert "\x1b" not in out and "\u202e" not in out
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("file", "/etc/passwd", "names the program `/etc/passwd`, outside its own folder: cnnc does not follow it"),
+    ("file", "../tiny.cnn", "names the program `../tiny.cnn`, outside its own folder"),
+    ("weights", "/etc/shadow", "names the weights `/etc/shadow`, outside its own folder"),
+    ("input", [3, 100_000, 100_000], "records an input of 3×100000×100000, over cnnc's budget"),
+    ("std", [0.0], "`std` must be 1 positive numbers (one per channel), but got [0.0]"),
+])
+def test_a_features_file_is_not_followed_outside_its_folder(tmp_path, capsys, field, value, message):
+    (tmp_path / "tiny.cnn").write_text(mutants.PROGRAM)
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    mutants.seed_file(folder)
+    arrays, meta = mutants.seed_arrays()
+    path = write_features(folder, arrays, dict(meta, **{field: value}))
+    assert main(["neighbors", str(path), "--query", str(folder / "q.png")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "root:" not in err
+
+
+def test_a_query_image_embeds_with_the_recorded_program_or_the_run(run32, tmp_path, capsys):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    mutants.seed_file(folder)
+    arrays, meta = mutants.seed_arrays()
+    path = write_features(folder, arrays, meta)
+    assert main(["neighbors", str(path), "--query", str(folder / "q.png"), "-k", "2"]) == 0
+    assert capsys.readouterr().out.startswith("query image\n")
+    arrays["features"] = np.zeros((mutants.N, 16), np.float32)  # as wide as the run's `body`
+    path = write_features(folder, arrays, dict(meta, file="/etc/passwd"))
+    assert main(["neighbors", str(path), "--query", str(folder / "q.png"), "--run", str(run32), "-k", "2"]) == 0
+
+
+@pytest.mark.parametrize("mutator", mutants.MUTATORS, ids=lambda f: f.__name__)
+def test_malformed_features_files_are_user_errors(mutator, tmp_path, capsys):
+    mutants.seed_file(tmp_path)
+    path = tmp_path / "feats.npz"
+    outcomes = set()
+    for seed in range(6):
+        rng = random.Random(seed)
+        path.write_bytes(mutator(rng, *mutants.seed_arrays(rng)))
+        outcome, detail = mutants.run_case(path, fuzz_worker.quiet_cli, fuzz_worker.stderr_problem)
+        assert not outcome.startswith("bug"), f"{outcome}: {detail}"
+        outcomes.add(outcome)
+    assert "rejected" in outcomes
+
+
+@pytest.mark.parametrize(("mutator", "message"), [
+    (mutants.huge_declared_size, "its arrays declare over 4 GiB"),  # most members at 4 GiB
+    (mutants.object_array, "has dtype object"),
+    (mutants.huge_header, "declares"),
+])
+def test_declared_sizes_are_checked_before_expanding(mutator, message, tmp_path, capsys):
+    path = tmp_path / "f.npz"
+    rng = random.Random(0)
+    path.write_bytes(mutator(rng, *mutants.seed_arrays(rng)))
+    assert main(["neighbors", str(path), "--query", "0"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len([line for line in err.splitlines() if line.startswith("error")]) == 1
