@@ -165,3 +165,31 @@ def test_declared_sizes_are_checked_before_expanding(mutator, message, tmp_path,
     assert main(["neighbors", str(path), "--query", "0"]) == 1
     err = capsys.readouterr().err
     assert message in err and len([line for line in err.splitlines() if line.startswith("error")]) == 1
+
+
+def test_an_onnx_file_from_the_run_folder_runs_alone(run32, tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    import shutil
+
+    made = tmp_path / "made"
+    made.mkdir()
+    assert main(["compile", str(run32), "-o", str(made / "digits.onnx")]) == 0
+    captured = capsys.readouterr()
+    assert f"using run `{run32}`: `tiny` at [1, 32, 32]" in captured.err and "weights: loaded 11 tensors" in captured.err
+    assert "[1, 32, 32] → [10]" in captured.out and "weights inside" in captured.out
+    assert sorted(p.name for p in made.iterdir()) == ["digits.onnx"]
+    alone = tmp_path / "elsewhere"
+    alone.mkdir()
+    shutil.copy(made / "digits.onnx", alone)
+    props = {p.key: p.value for p in onnx.load(str(alone / "digits.onnx")).metadata_props}
+    record = json.loads((run32 / "run.json").read_text())
+    assert json.loads(props["cnnc.classes"]) == record["classes"]
+    assert json.loads(props["cnnc.preprocessing"]) == record["preprocessing"]
+    assert json.loads(props["cnnc.input"]) == [1, 32, 32]
+    session = ort.InferenceSession(str(alone / "digits.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 1, 32, 32)
+    (y,) = session.run(None, {"x": x.numpy()})
+    with torch.inference_mode():
+        expected = cnnc.load(run32).eval()(x)
+    assert torch.allclose(torch.from_numpy(y), expected, atol=1e-4)
