@@ -98,7 +98,10 @@ def load(path, network=None, input=None, seed=None, args=None, allow_import=(), 
 
     `weights` loads a checkpoint (a state_dict in .pt/.pth, read with `weights_only=True`, or
     .safetensors) by key; `strict=False` loads what matches and keeps the rest newly initialised.
-    What happened is in `model.cnnc_weights` (a `WeightReport`; see `compiler.lower.weights`).
+    `weights={"body": "r50.pth"}` loads a checkpoint into the part labelled `body` (its keys are
+    the part's own; keys the part lacks, like a classifier's `fc.*`, are skipped and reported).
+    What happened is in `model.cnnc_weights` (a `WeightReport`, or for a mapping a dict of them by
+    label; see `compiler.lower.weights`).
 
     `optimize="inference"` returns the model rewritten to run inference faster, after the weights
     are loaded: eval mode, frozen, BatchNorm folded into the preceding convolution, Dropout and
@@ -153,10 +156,17 @@ def optimized(model, optimize):
 
 
 def with_weights(model, weights, strict: bool = True):
-    """Load a checkpoint into a compiled module; the report is kept as `model.cnnc_weights`."""
+    """Load a checkpoint into a compiled module, or `{label: checkpoint}` into its parts; the report
+    (a dict of them by label, for a mapping) is kept as `model.cnnc_weights`."""
+    from collections.abc import Mapping
+
     from cnnc.compiler.lower.weights import load_weights
 
-    model.cnnc_weights = load_weights(model, weights, strict=strict)
+    if isinstance(weights, Mapping):
+        model.cnnc_weights = {str(label): load_weights(model, path, strict=strict, into=str(label))
+                              for label, path in weights.items()}
+    else:
+        model.cnnc_weights = load_weights(model, weights, strict=strict)
     return model
 
 

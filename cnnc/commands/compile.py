@@ -59,8 +59,9 @@ def configure(p) -> None:
         help="seed the weights (.pt) or make S the "
         "generated class's default seed (.py); default: unseeded, as torch's own layers",
     )
-    p.add_argument("--weights", metavar="PATH", help="load a checkpoint into the .pt/.onnx artifact "
-                   "(a state_dict in .pt/.pth, or .safetensors), strictly by key")
+    p.add_argument("--weights", metavar="[LABEL=]PATH", help="load a checkpoint into the .pt/.onnx artifact "
+                   "(a state_dict in .pt/.pth, or .safetensors), strictly by key; LABEL=PATH loads it into "
+                   "the part with that label (`body=resnet50.pth`)")
     p.add_argument("--weights-partial", action="store_true", help="with --weights: load the tensors that "
                    "match and keep the rest newly initialised (a new head), listing them")
     p.add_argument("--optimize", choices=("inference",), help="rewrite the .pt/.onnx model to run "
@@ -167,11 +168,22 @@ def onnx_metadata(run) -> dict[str, str]:
 
 
 def load_checkpoint(model, args) -> None:
-    """`--weights`: strict unless `--weights-partial`; what was newly initialised is said."""
+    """`--weights [LABEL=]PATH`: strict unless `--weights-partial` (a part's load skips the keys the
+    part lacks); the report is printed once."""
     from cnnc.api import with_weights
 
-    report = with_weights(model, args.weights, strict=not args.weights_partial).cnnc_weights
+    label, path = split_weights(args.weights)
+    report = with_weights(model, {label: path} if label else path, strict=not args.weights_partial).cnnc_weights
+    report = report[label] if label else report
     for line in report.lines():
         print(f"weights: {line}", file=sys.stderr)
-    if report.new:
-        print(f"weights: newly initialised: {', '.join(report.new)}", file=sys.stderr)
+
+
+def split_weights(text: str) -> tuple[str, str]:
+    """`body=r50.pth` → ("body", "r50.pth"); a path (even one holding `=`, if it exists) → ("", path)."""
+    import re
+
+    label, eq, path = text.partition("=")
+    if eq and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", label) and not Path(text).exists():
+        return label, path
+    return "", text

@@ -30,7 +30,8 @@ def configure(p) -> None:
     p.add_argument("--at", required=True, metavar="LABEL", help="the label whose activations are the features")
     p.add_argument("--data", required=True, metavar="SPEC", help="digits, folder:DIR, cifar10:DIR or npz:FILE")
     p.add_argument("--out", required=True, type=Path, metavar="FILE.npz")
-    p.add_argument("--weights", metavar="PATH", help="a checkpoint (state_dict in .pt/.pth or .safetensors)")
+    p.add_argument("--weights", metavar="[LABEL=]PATH", help="a checkpoint (state_dict in .pt/.pth or "
+                   ".safetensors); LABEL=PATH loads it into the part with that label")
     p.add_argument("--weights-partial", action="store_true", help="with --weights: load what matches")
     p.add_argument("--seed", type=common.seed, default=None,
                    help="the split's seed (default: the run's, else 0; as `cnnc train` used)")

@@ -46,7 +46,8 @@ def configure(p) -> None:
                    help="random crops and flips (auto: on for folder: and cifar10:)")
     p.add_argument("--normalize", choices=("auto", "data", "imagenet"), default="auto",
                    help="per-channel statistics of the training set, or ImageNet's (auto: imagenet for folder:)")
-    p.add_argument("--weights", metavar="PATH", help="start from a checkpoint (a state_dict in .pt/.pth or .safetensors)")
+    p.add_argument("--weights", metavar="[LABEL=]PATH", help="start from a checkpoint (a state_dict in .pt/.pth or "
+                   ".safetensors); LABEL=PATH loads it into the part with that label (`body=resnet50.pth`)")
     p.add_argument("--weights-partial", action="store_true", help="with --weights: load what matches, keep the rest new")
     p.add_argument("--freeze", action="append", default=[], metavar="LABEL",
                    help="do not train the parameters under this label (repeatable)")
