@@ -194,7 +194,10 @@ def features_folder(sandbox: Path) -> Path:
 
     folder = sandbox / "features"
     folder.mkdir(exist_ok=True)
-    features_mutants.seed_file(folder)
+    path = folder / "feats.npz"
+    path.write_bytes(features_mutants.seed_file(folder))
+    # once before the watch starts: matplotlib finds its fonts (a subprocess, system font files)
+    features_mutants.run_case(path, quiet_cli, stderr_problem)
     return folder
 
 
