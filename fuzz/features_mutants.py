@@ -98,6 +98,14 @@ def wrong_shape(rng, a, m):
     return pack(dict(a, **{key: np.zeros(shape, dtype=a[key].dtype)}), m)
 
 
+def few(rng, a, m):
+    """A valid file of one to three images of one or two dimensions (maps and queries at the edge)."""
+    n, d = rng.randint(1, 3), rng.randint(1, 2)
+    small = {k: v[:n] for k, v in a.items()}
+    small["features"] = a["features"][:n, :d]
+    return pack(small, m)
+
+
 def bad_values(rng, a, m):
     key, value = rng.choice([("features", np.nan), ("features", np.inf), ("labels", -1), ("labels", 2**40),
                              ("split", 2), ("split", -1)])
@@ -163,7 +171,7 @@ def bytes_level(rng, a, m):
     return b"" if how == "empty" else bytes(rng.randrange(256) for _ in range(rng.randint(1, 500)))
 
 
-MUTATORS = (drop_key, extra_key, object_array, wrong_dtype, wrong_shape, bad_values, huge_header,
+MUTATORS = (drop_key, extra_key, object_array, wrong_dtype, wrong_shape, few, bad_values, huge_header,
             huge_declared_size, zip_bomb, meta_field, meta_text, bytes_level)
 
 
@@ -179,8 +187,10 @@ def mutate(rng: random.Random) -> tuple[str, bytes]:
 
 
 def run_case(path: Path, quiet_cli, stderr_problem) -> tuple[str, str]:
-    """(outcome, detail): `rejected` (exit 1 or 2), `ran` (every query worked), or `bug:*`."""
+    """(outcome, detail): `rejected` (some query exit 1 or 2), `ran` (every query worked), or `bug:*`.
+    Every query runs: one refused does not hide a failure of the next."""
     folder = path.parent
+    refused = ""
     for argv in (["neighbors", str(path), "--query", "0", "-k", "3", "--out", str(folder / "n.png")],
                  ["neighbors", str(path), "--query", str(folder / "q.png"), "-k", "3", "--out", str(folder / "n.png")],
                  ["neighbors", str(path), "--map", "--out", str(folder / "map.png")]):
@@ -190,7 +200,7 @@ def run_case(path: Path, quiet_cli, stderr_problem) -> tuple[str, str]:
             return "bug:diagnostics", problem
         if rc in (-1, 70):
             return "bug:internal", (err.strip().splitlines() or ["no message"])[0][:300]
-        if rc != 0:
+        if rc != 0 and not refused:
             codes = re.findall(r"error\[(\w+)\]", err)
-            return "rejected", codes[0] if codes else f"exit {rc}"
-    return "ran", ""
+            refused = codes[0] if codes else f"exit {rc}"
+    return ("rejected", refused) if refused else ("ran", "")

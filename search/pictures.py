@@ -49,7 +49,9 @@ def draw_neighbours(data: dict, query, found, dist, out: Path) -> None:
 
 
 def project(features: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
-    """[N, D] → [N, 2] by PCA or t-SNE (scikit-learn)."""
+    """[N, D] → [N, 2] by PCA or t-SNE (scikit-learn); N ≥ 3. One dimension is drawn on a line."""
+    if features.shape[1] == 1:
+        features = np.concatenate([features, np.zeros_like(features)], axis=1)  # [N, 2]
     if method == "tsne":
         from sklearn.manifold import TSNE
 

@@ -50,11 +50,17 @@ def run(args) -> int:
         if args.map:
             from cnnc.search.pictures import draw_map
 
+            if len(data["features"]) < 3:
+                raise common.UserError(f"`{args.features}` holds {len(data['features'])} images: a map needs 3 or more",
+                                       "write features of a larger data set")
             draw_map(data, args.method, out)
             print(f"wrote {out}: {len(data['features']):,} images, {args.method}", file=sys.stderr)
             return common.OK
         query, vector, exclude = query_vector(args.query, data, args)
         pool = feats_pool(data, exclude)
+        if len(pool) == 0:
+            raise common.UserError(f"`{args.features}` holds no training image to search (split 0) besides the query",
+                                   "write features of a data set with a training part")
         found, dist = feats.nearest(data["features"], vector, pool, args.k)
         print_table(query, found, dist, data)
         from cnnc.search.pictures import draw_neighbours
