@@ -58,7 +58,7 @@ class Preprocessing:
         size = f"resize {self.resize[0]}×{self.resize[1]} {self.interpolation}" if self.resize else "no resize"
         if self.mean is None:
             return f"{size}, the data set's own mean and std"
-        return f"{size}, mean {_numbers(self.mean)}, std {_numbers(self.std)}"
+        return f"{size}, mean {numbers(self.mean)}, std {numbers(self.std)}"
 
 
 @dataclass(frozen=True)
@@ -80,12 +80,13 @@ class Run:
     def weights(self) -> Path:
         return self.folder / WEIGHTS
 
-    def describe(self) -> str:
+    def describe(self, weights: bool = True) -> str:
         """One line: what a command takes from the run folder."""
         c, h, w = self.input
         named = f"{len(self.classes)} classes" if self.classes else "no class names"
+        taken = f", weights {WEIGHTS}" if weights else ""
         return (f"using run `{printable(str(self.folder))}`: `{printable(self.network)}` at "
-                f"[{c}, {h}, {w}], weights {WEIGHTS}, {self.preprocessing.describe()}, {named}")
+                f"[{c}, {h}, {w}]{taken}, {self.preprocessing.describe()}, {named}")
 
 
 def is_run(path) -> bool:
@@ -193,7 +194,7 @@ def _seed(value, where: str) -> int:
     return value
 
 
-def _numbers(values) -> str:
+def numbers(values) -> str:
     return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
 
 

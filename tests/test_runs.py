@@ -88,7 +88,21 @@ def test_features_arguments(run32, tmp_path, capsys):
     assert "-k must be at least 1, but got 0" in capsys.readouterr().err
     assert main(["features", str(run32), "--at", "body", "--data", "digits", "--out", "/dev/null"]) == 1
     assert "error: `/dev/null` is a device: --out needs a regular file" in capsys.readouterr().err
+    assert main(["features", str(run32), "--at", "body", "--data", "digits", "--out", str(tmp_path)]) == 1
+    assert f"error: `{tmp_path}` is a folder, but --out needs a file name" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_runs_program_named_as_a_file_is_noted(run32, tmp_path, capsys):
+    assert main(["compile", str(run32 / "network.cnn"), "-o", str(tmp_path / "t.py")]) == 0
+    captured = capsys.readouterr()
+    assert "tiny: 1,434 params, 23.20 K MACs, [1, 8, 8] → [10]" in captured.out
+    assert (f"note: `{run32 / 'network.cnn'}` is a run's program; its declared input and no weights are used here: "
+            f"give the run folder `{run32}`") in captured.err
+    assert main(["compile", str(run32), "-o", str(tmp_path / "t.py")]) == 0
+    captured = capsys.readouterr()
+    assert "[1, 32, 32] → [10]" in captured.out
+    assert "using run" in captured.err and "weights model.pt" not in captured.err  # source holds no weights
 
 
 def write_features(folder, arrays, meta):
@@ -137,6 +151,8 @@ def test_a_query_image_embeds_with_the_recorded_program_or_the_run(run32, tmp_pa
     arrays["features"] = np.zeros((mutants.N, 16), np.float32)  # as wide as the run's `body`
     path = write_features(folder, arrays, dict(meta, file="/etc/passwd"))
     assert main(["neighbors", str(path), "--query", str(folder / "q.png"), "--run", str(run32), "-k", "2"]) == 0
+    assert (f"embedding the query with `{run32 / 'network.cnn'}` at [1, 32, 32], weights `{run32 / 'model.pt'}`, "
+            "mean [4.895], std [5.186], at `body`") in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("mutator", mutants.MUTATORS, ids=lambda f: f.__name__)

@@ -174,7 +174,10 @@ def use_run(args, weights: bool = True):
     line on stderr says what is used. Returns the `search.runs.Run`, or None for a program file."""
     from cnnc.search.runs import is_run, read_run
 
-    if not isinstance(getattr(args, "file", None), str) or not is_run(args.file):
+    if not isinstance(getattr(args, "file", None), str):
+        return None
+    if not is_run(args.file):
+        _note_run_beside(args)
         return None
     run = read_run(args.file)
     if args.network is not None and args.network != run.network:
@@ -183,7 +186,20 @@ def use_run(args, weights: bool = True):
     args.arg = list(args.arg) or list(run.args)
     if getattr(args, "input", None) is None:
         args.input = run.input
-    if weights and getattr(args, "weights", "") is None:
+    taken = weights and getattr(args, "weights", "") is None
+    if taken:
         args.weights = str(run.weights)
-    print(run.describe(), file=sys.stderr)
+    print(run.describe(weights=taken), file=sys.stderr)
     return run
+
+
+def _note_run_beside(args) -> None:
+    """A run's `network.cnn` named as a file declares its own input, not the run's: say so."""
+    from pathlib import Path
+
+    from cnnc.search.runs import PROGRAM, is_run
+
+    path = Path(args.file)
+    if path.name == PROGRAM and getattr(args, "input", None) is None and is_run(path.parent):
+        print(f"note: `{path}` is a run's program; its declared input and no weights are used here: give the run "
+              f"folder `{path.parent}` to use the run's input size, weights and preprocessing", file=sys.stderr)

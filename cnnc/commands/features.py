@@ -95,6 +95,8 @@ def images_for(args, graph, run):
     images = load_images(args.data, size=h if resize else None, seed=seed, **stats)
     check_images(graph, args.data, images.x.shape[1:])
     if not stats:
+        from cnnc.search.runs import numbers as _numbers
+
         print(f"standardised with the data set's own statistics: mean {_numbers(images.mean)}, "
               f"std {_numbers(images.std)}", file=sys.stderr)
     return images, seed
@@ -121,6 +123,3 @@ def write(path: Path, features, images, meta) -> None:
         if save(path, features, images, meta).replaced_link:
             print(f"note: `{path}` was a link: replaced by the file, nothing written through it", file=sys.stderr)
 
-
-def _numbers(values) -> str:
-    return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"

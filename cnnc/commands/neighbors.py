@@ -114,11 +114,16 @@ def embed_image(path: Path, data, args) -> tuple:
     import torch
 
     import cnnc
+    from cnnc.dsl.diagnostics import printable
     from cnnc.search import data as datasets
     from cnnc.search.features import extract, thumbnails
     from cnnc.search.features_file import embedding
+    from cnnc.search.runs import numbers
 
     how = embedding(data, args.features, args.run_folder)
+    print(f"embedding the query with `{printable(how.program)}` at {list(how.input)}, weights "
+          f"`{printable(str(how.weights))}`, mean {numbers(how.mean)}, std {numbers(how.std)}, at `{how.at}`",
+          file=sys.stderr)
     model = cnnc.load(how.program, network=how.network, args=list(how.args) or None, input=how.input,
                       weights=how.weights, seed=0)
     c, h, w = how.input
