@@ -97,6 +97,8 @@ def is_run(path) -> bool:
 
 def read_run(folder) -> Run:
     folder = Path(folder)
+    for name in (RUN_FILE, PROGRAM, WEIGHTS):
+        _check_own(folder, name)
     record = _read_json(folder / RUN_FILE)
     where = f"`{folder / RUN_FILE}`"
     shape = check_input(record.get("input"), where)
@@ -110,6 +112,22 @@ def read_run(folder) -> Run:
 def fail(message: str, *helps: str):
     raise CnncError(error("E0602", message, None, helps=helps or
                           ("train again with `cnnc train … --out DIR`, which writes a complete run folder",)))
+
+
+def _check_own(folder: Path, name: str) -> None:
+    """A run folder's file must be a regular file inside it: a link that leads out of the folder (to
+    `/etc/passwd`, say) is not followed, since a run folder may come from someone else."""
+    path = folder / name
+    what = safefs.kind(path, follow=True)
+    if what == "missing" and name == WEIGHTS:
+        fail(f"the run folder `{printable(str(folder))}` holds no {WEIGHTS}: its training did not finish",
+             "train again, or go on with `cnnc train … --resume --out RUN`")
+    if what != "file":
+        fail(f"`{printable(str(path))}` is {'missing' if what == 'missing' else 'a ' + what}: not a run folder's "
+             f"{name}")
+    if not path.resolve().is_relative_to(folder.resolve()):
+        fail(f"`{printable(str(path))}` is a link out of its run folder: cnnc does not follow it",
+             "copy the file into the run folder")
 
 
 def _read_json(path: Path) -> dict:

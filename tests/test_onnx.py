@@ -147,3 +147,19 @@ def test_adaptive_max_pool_that_onnx_cannot_express_is_a_user_error(tmp_path, ca
     assert "error[E0911]: ONNX cannot express AdaptiveMaxPool from 8×8 to 3×3" in err
     assert not (tmp_path / "amp.onnx").exists()
     assert main(["compile", str(net), "--input", "3,11,11", "-o", str(tmp_path / "amp.onnx")]) == 0  # 9×9 → 3×3
+
+
+def test_weights_over_protobufs_limit_go_beside_the_file_and_it_is_said(tmp_path, monkeypatch, capsys):
+    from cnnc.compiler.lower import onnx_export
+
+    monkeypatch.setattr(onnx_export, "INLINE_LIMIT", 0)  # as if the weights were over 2 GB
+    tiny = tmp_path / "tiny.cnn"
+    tiny.write_text("network tiny {\n    input [3, 16, 16]\n    return in -> conv: Conv(4, 3) -> ReLU -> GlobalAvgPool"
+                    " -> Flatten -> fc: Linear(2)\n}\n")
+    out = tmp_path / "tiny.onnx"
+    assert main(["compile", str(tiny), "--seed", "0", "-o", str(out)]) == 0
+    assert "weights in tiny.onnx.data beside it (over protobuf's 2 GB: keep the two together)" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.cnn", "tiny.onnx", "tiny.onnx.data"]
+    x = torch.randn(2, 3, 16, 16)
+    with torch.inference_mode():
+        assert torch.allclose(run_onnx(out, x), cnnc.load(tiny, seed=0).eval()(x), atol=1e-5)

@@ -209,3 +209,21 @@ def test_an_onnx_file_from_the_run_folder_runs_alone(run32, tmp_path, capsys):
     with torch.inference_mode():
         expected = cnnc.load(run32).eval()(x)
     assert torch.allclose(torch.from_numpy(y), expected, atol=1e-4)
+
+
+def test_a_run_folder_does_not_lead_outside_itself(run32, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "shared-run"
+    shutil.copytree(run32, copy)
+    (copy / "network.cnn").unlink()
+    (copy / "network.cnn").symlink_to("/etc/passwd")
+    assert main(["compile", str(copy), "-o", str(tmp_path / "x.pt")]) == 1
+    err = capsys.readouterr().err
+    assert f"`{copy / 'network.cnn'}` is a link out of its run folder: cnnc does not follow it" in err
+    assert "root:" not in err
+    (copy / "network.cnn").unlink()
+    shutil.copy(run32 / "network.cnn", copy)
+    (copy / "model.pt").unlink()
+    with pytest.raises(cnnc.CnncError, match="holds no model.pt: its training did not finish"):
+        cnnc.load(copy)
