@@ -22,8 +22,12 @@ class UserError(Exception):
         self.helps = helps
 
 
-def add_program_args(p: argparse.ArgumentParser, input_option: bool = True, many: bool = False) -> None:
-    if many:
+def add_program_args(p: argparse.ArgumentParser, input_option: bool = True, many: bool = False,
+                     run_folder: bool = False) -> None:
+    if run_folder:
+        p.add_argument("file", help="a run folder (`cnnc train --out RUN`: its program, input, weights and "
+                       "preprocessing), a .cnn file, or a zoo model's name")
+    elif many:
         p.add_argument("files", nargs="+", metavar="FILE", help="a .cnn file, a zoo model's name "
                        "(`resnet50`, `inception_module:naive`) or - for stdin; several allowed")
     else:

@@ -44,7 +44,7 @@ SUFFIXES = (".py", ".pt", ".pt2", ".onnx")
 
 
 def configure(p) -> None:
-    common.add_program_args(p)
+    common.add_program_args(p, run_folder=True)
     p.add_argument(
         "-o",
         "--output",

@@ -26,7 +26,7 @@ examples:
 
 
 def configure(p) -> None:
-    common.add_program_args(p)
+    common.add_program_args(p, run_folder=True)
     p.add_argument("--at", required=True, metavar="LABEL", help="the label whose activations are the features")
     p.add_argument("--data", required=True, metavar="SPEC", help="digits, folder:DIR, cifar10:DIR or npz:FILE")
     p.add_argument("--out", required=True, type=Path, metavar="FILE.npz")
