@@ -107,7 +107,9 @@ def metadata(args, graph, images, run, path: Path) -> dict:
     from cnnc.search.runs import class_names
 
     base = path.parent
-    classes = list(run.classes) if run is not None and run.classes else list(class_names(args.data, int(images.y.max()) + 1))
+    # the labels are the data set's: the run's class names where it is the run's own data set
+    same = run is not None and run.classes and run.data.strip() == args.data.strip()
+    classes = list(run.classes) if same else list(class_names(args.data, int(images.y.max()) + 1))
     return {"file": portable(args.file, base), "network": graph.network, "args": list(args.arg),
             "input": list(graph.input_type.shape), "weights": portable(args.weights, base), "at": args.at,
             "mean": list(images.mean), "std": list(images.std), "data": args.data, "classes": classes,
