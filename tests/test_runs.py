@@ -227,3 +227,14 @@ def test_a_run_folder_does_not_lead_outside_itself(run32, tmp_path, capsys):
     (copy / "model.pt").unlink()
     with pytest.raises(cnnc.CnncError, match="holds no model.pt: its training did not finish"):
         cnnc.load(copy)
+
+
+def test_class_names_of_each_kind_of_data_set(tmp_path):
+    from cnnc.search.runs import CIFAR10, class_names
+
+    for name in ("dog", "cat", ".cache", "b\x1bird"):
+        (tmp_path / name).mkdir()
+    assert class_names(f"folder:{tmp_path}", 3) == ("b\x1bird", "cat", "dog")  # escaped where printed
+    assert class_names("cifar10:/data/cifar", 10) == CIFAR10
+    assert class_names("digits", 10) == tuple("0123456789")
+    assert class_names("npz:x.npz", 3) == ("0", "1", "2")
