@@ -86,7 +86,7 @@ class Run:
         named = f"{len(self.classes)} classes" if self.classes else "no class names"
         taken = f", weights {WEIGHTS}" if weights else ""
         return (f"using run `{printable(str(self.folder))}`: `{printable(self.network)}` at "
-                f"[{c}, {h}, {w}]{taken}, {self.preprocessing.describe()}, {named}")
+                f"[{c}, {h}, {w}]{taken}, {self.preprocessing.describe()}, {named}, data `{printable(self.data, 200)}`")
 
 
 def is_run(path) -> bool:

@@ -60,9 +60,10 @@ def test_load_takes_the_run_folder(run32):
 
 def test_features_from_the_run_folder_alone(run32, tmp_path, capsys):
     out = tmp_path / "feats"  # no suffix: written exactly there
-    assert main(["features", str(run32), "--at", "body", "--data", "digits", "--out", str(out)]) == 0
+    assert main(["features", str(run32), "--at", "body", "--out", str(out)]) == 0  # the run's data set
     err = capsys.readouterr().err
-    assert f"using run `{run32}`: `tiny` at [1, 32, 32], weights model.pt, resize 32×32 bilinear, mean [" in err
+    assert (f"using run `{run32}`: `tiny` at [1, 32, 32], weights model.pt, resize 32×32 bilinear, mean [4.895], "
+            "std [5.186], 10 classes, data `digits`\n") in err
     assert out.is_file() and not (tmp_path / "feats.npz").exists()
     data = feats.read(out)
     record = json.loads((run32 / "run.json").read_text())

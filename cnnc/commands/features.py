@@ -28,7 +28,8 @@ examples:
 def configure(p) -> None:
     common.add_program_args(p, run_folder=True)
     p.add_argument("--at", required=True, metavar="LABEL", help="the label whose activations are the features")
-    p.add_argument("--data", required=True, metavar="SPEC", help="digits, folder:DIR, cifar10:DIR or npz:FILE")
+    p.add_argument("--data", metavar="SPEC", help="digits, folder:DIR, cifar10:DIR or npz:FILE (default: the "
+                   "run's own data set)")
     p.add_argument("--out", required=True, type=Path, metavar="FILE.npz")
     p.add_argument("--weights", metavar="[LABEL=]PATH", help="a checkpoint (state_dict in .pt/.pth or "
                    ".safetensors); LABEL=PATH loads it into the part with that label")
@@ -49,6 +50,11 @@ def run(args) -> int:
         raise common.UsageError(f"-k must be at least 1, but got {args.k}")
     path = output(args.out)
     run = common.use_run(args)
+    if args.data is None:
+        if run is None or not run.data:
+            raise common.UsageError("--data is required: which images to embed (a run folder's own data set is "
+                                    "the default)")
+        args.data = run.data
     graph = common.graph_from_args(args)
     model = to_graph_module(graph, seed=0)
     if args.weights:
