@@ -149,7 +149,7 @@ def meta_field(rng, a, m):
         ("weights", "/etc/shadow"), ("weights", "../model.pt"), ("input", [3, 100_000, 100_000]),
         ("input", [1, -8, 8]), ("input", "8x8"), ("input", [1, 8]), ("mean", [float("nan")]), ("std", [0.0]),
         ("mean", [1.0, 2.0]), ("at", "$\\frac{"), ("at", "conv\x1b[2J"), ("at", "nope"), ("network", "ti ny"),
-        ("classes", ["\x1b[31mred\u202e", "b", "c"]), ("classes", [1, 2, 3]), ("classes", ["x"] * 2_000_000),
+        ("classes", ["\x1b[31mred\u202e", "b", "c"]), ("classes", ["$\\frac{", "$x^$", "\\"]), ("classes", [1, 2, 3]), ("classes", ["x"] * 2_000_000),
         ("args", ["classes=" + "9" * 100]), ("args", "x=1"), ("args", [["a"]]), ("run", 7), ("data", None),
     ])
     return pack(a, json.dumps(dict(m, **{key: value}), allow_nan=True))
