@@ -194,7 +194,7 @@ def diagram(path_or_graph: Path | Graph, network: str | None = None, depth: int 
 
 
 def load(path: Path | None = None, network: str | None = None, input: Input = None, seed: int | None = None,
-         args: Args = None, allow_import: Iterable[Path] = (), weights: Path | None = None, strict: bool = True,
+         args: Args = None, allow_import: Iterable[Path] = (), weights: Path | Mapping[str, Path] | None = None, strict: bool = True,
          optimize: str | None = None, text: str | None = None) -> torch.nn.Module:
     """The network as a `torch.nn.Module`: a torch.fx GraphModule with one straight-line forward.
 
@@ -209,16 +209,41 @@ def load(path: Path | None = None, network: str | None = None, input: Input = No
 
     `weights` loads a checkpoint (a state_dict in .pt/.pth, read with `weights_only=True`, or
     .safetensors) by key; `strict=False` loads what matches and keeps the rest newly initialised.
-    What happened is in `model.cnnc_weights` (a `WeightReport`; see `compiler.lower.weights`).
+    `weights={"body": "r50.pth"}` loads a checkpoint into the part labelled `body` (its keys are
+    the part's own; keys the part lacks, like a classifier's `fc.*`, are skipped and reported).
+    What happened is in `model.cnnc_weights` (a `WeightReport`, or for a mapping a dict of them by
+    label; see `compiler.lower.weights`).
 
     `optimize="inference"` returns the model rewritten to run inference faster, after the weights
     are loaded: eval mode, frozen, BatchNorm folded into the preceding convolution, Dropout and
     Identity dropped, channels_last (see `compiler.lower.optimize`).
+
+    `path` may be a run folder (`cnnc train --out RUN`): its program, network, arguments, input and
+    weights are used unless given here, and `model.cnnc_run` (a `search.runs.Run`) holds the rest of
+    its record: the preprocessing (resize, mean, std) and the class names. Nothing is printed.
     """
     _check_optimize(optimize)
+    run = _run(path) if text is None else None
+    if run is not None:
+        path, network = run.program, network or run.network
+        args = args if args is not None else list(run.args)
+        input = input if input is not None else run.input
+        weights = weights if weights is not None else run.weights
     model = _lower(graph(path, network, args, input, text=text, allow_import=allow_import), seed)
     model = model if weights is None else with_weights(model, weights, strict)
-    return optimized(model, optimize)
+    model = optimized(model, optimize)
+    if run is not None:
+        model.cnnc_run = run
+    return model
+
+
+def _run(path):
+    """The run folder's record where `path` is one (a folder with run.json), else None."""
+    from cnnc.search.runs import is_run, read_run
+
+    if not isinstance(path, (str, bytes)) and not hasattr(path, "__fspath__"):
+        return None
+    return read_run(path) if is_run(path) else None
 
 
 OPTIMIZE = ("inference",)  # the values of `optimize=` and `cnnc compile --optimize`
@@ -241,11 +266,16 @@ def optimized(model: torch.nn.Module, optimize: str | None) -> torch.nn.Module:
     return fast
 
 
-def with_weights(model: torch.nn.Module, weights: Path, strict: bool = True) -> torch.nn.Module:
-    """Load a checkpoint into a compiled module; the report is kept as `model.cnnc_weights`."""
+def with_weights(model: torch.nn.Module, weights, strict: bool = True) -> torch.nn.Module:
+    """Load a checkpoint into a compiled module, or `{label: checkpoint}` into its parts; the report
+    (a dict of them by label, for a mapping) is kept as `model.cnnc_weights`."""
     from cnnc.compiler.lower.weights import load_weights
 
-    model.cnnc_weights = load_weights(model, weights, strict=strict)
+    if isinstance(weights, Mapping):
+        model.cnnc_weights = {str(label): load_weights(model, path, strict=strict, into=str(label))
+                              for label, path in weights.items()}
+    else:
+        model.cnnc_weights = load_weights(model, weights, strict=strict)
     return model
 
 

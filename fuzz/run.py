@@ -137,8 +137,11 @@ def inputs(rng: random.Random, texts: list[str], ops: list[str], data_share: flo
 
 
 def fuzz(seconds: float, workers: int, seed: int, out: Path, timeout: float, memory_mb: float,
-         limit: int | None = None, deep_every: int = 20, data_share: float = 0.0) -> collections.Counter:
-    """Run for `seconds` (or `limit` inputs); returns outcome counts; bugs are saved under `out`."""
+         limit: int | None = None, deep_every: int = 20, data_share: float = 0.0,
+         features_every: int = 0) -> collections.Counter:
+    """Run for `seconds` (or `limit` inputs); returns outcome counts; bugs are saved under `out`.
+    A `data_share` of the inputs are data sets and checkpoints (`data_mutants.py`); every
+    `features_every`-th input (0: none) is a features-file mutant (`features_mutants.py`)."""
     from concurrent.futures import ThreadPoolExecutor
 
     rng = random.Random(seed)
@@ -155,8 +158,10 @@ def fuzz(seconds: float, workers: int, seed: int, out: Path, timeout: float, mem
 
         def next_request():
             with lock:  # one stream feeds every worker: the same seed gives the same inputs
-                kind, text = next(stream)
                 i = next(ids)
+                if features_every and i % features_every == features_every - 1:
+                    return features_request(rng, i)
+                kind, text = next(stream)
             return {"id": i, "name": "case.cnn", "text": text, "deep": i % deep_every == 0, "kind": kind}
 
         def drive(worker: Worker):
@@ -176,8 +181,23 @@ def fuzz(seconds: float, workers: int, seed: int, out: Path, timeout: float, mem
     return counts
 
 
+def features_request(rng: random.Random, i: int) -> dict:
+    import base64
+
+    from features_mutants import mutate as mutate_features
+
+    name, data = mutate_features(rng)
+    return {"id": i, "kind": "features", "mutator": name, "data": base64.b64encode(data).decode("ascii")}
+
+
 def save(out: Path, request: dict, outcome: str, detail: str) -> None:
     stem = out / "bugs" / f"{request['id']:07d}-{outcome.split(':')[1]}"
+    if request.get("kind") == "features":
+        import base64
+
+        stem.with_suffix(".npz").write_bytes(base64.b64decode(request["data"]))
+        stem.with_suffix(".txt").write_text(f"{outcome} ({request['mutator']}): {detail}\n", encoding="utf-8")
+        return
     stem.with_suffix(".json" if request["kind"] == "data" else ".cnn").write_text(request["text"], encoding="utf-8", errors="surrogatepass")
     stem.with_suffix(".txt").write_text(f"{outcome}: {detail}\n", encoding="utf-8")
 
@@ -208,9 +228,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/fuzz"))
     p.add_argument("--data-share", type=float, default=0.25, help="share of inputs that are data sets and "
                    "checkpoints trained on (fuzz/data_mutants.py)")
+    p.add_argument("--features-every", type=int, default=10, metavar="N",
+                   help="every N-th input is a mutant features file driven through `cnnc neighbors` (0: none)")
     args = p.parse_args(argv)
     counts = fuzz(args.seconds, args.workers, args.seed, args.out, args.timeout, args.memory, args.limit,
-                  data_share=args.data_share)
+                  data_share=args.data_share, features_every=args.features_every)
     return 1 if any(k.startswith("bug") for k in counts) else 0
 
 

@@ -174,12 +174,16 @@ def serve(sandbox: Path) -> None:
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
-        path = sandbox / request["name"]
-        path.write_text(request["text"], encoding="utf-8", errors="surrogatepass")
+        case = features_case(request, sandbox) if request.get("kind") == "features" else None
+        if case is None:
+            path = sandbox / request["name"]
+            path.write_text(request["text"], encoding="utf-8", errors="surrogatepass")
         watch.events.clear()
         watch.active = True
         try:
-            if request.get("kind") == "data":
+            if case:
+                outcome, detail = case()
+            elif request.get("kind") == "data":
                 outcome, detail = data_mutants.run_case(sandbox, request["text"], quiet_cli, stderr_problem)
             else:
                 outcome, detail = run_case(path, request.get("deep", False))
@@ -192,6 +196,43 @@ def serve(sandbox: Path) -> None:
         print(json.dumps({"id": request["id"], "outcome": outcome, "detail": detail}), flush=True)
 
 
+WARM: list = []  # this process has run a valid features file once
+
+
+def features_folder(sandbox: Path) -> Path:
+    """Where features-file mutants go, with the program and image the valid file names; made at the
+    first features request (the watch is off then)."""
+    import features_mutants
+
+    folder = sandbox / "features"
+    if WARM:
+        return folder
+    folder.mkdir(exist_ok=True)
+    path = folder / "feats.npz"
+    path.write_bytes(features_mutants.seed_file(folder))
+    # once before the watch starts: matplotlib finds its fonts (a subprocess, system font files)
+    features_mutants.run_case(path, quiet_cli, stderr_problem)
+    WARM.append(True)
+    return folder
+
+
+def features_case(request: dict, sandbox: Path):
+    """A features-file mutant (`fuzz/features_mutants.py`) driven through `cnnc neighbors`."""
+    import base64
+
+    import features_mutants
+
+    path = features_folder(sandbox) / "feats.npz"
+    path.write_bytes(base64.b64decode(request["data"]))
+
+    def case():
+        outcome, detail = features_mutants.run_case(path, quiet_cli, stderr_problem)
+        return outcome, f"features {detail}"
+
+    return case
+
+
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
     serve(Path(sys.argv[1]))

@@ -11,7 +11,6 @@ embedded the same way).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from torch import fx
 
 from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search import data as datasets
+from cnnc.search import features_file
 
 THUMB = 64  # thumbnails are at most this many pixels a side
 
@@ -38,14 +38,20 @@ class Images:
     std: tuple[float, ...]
 
 
-def load_images(spec: str, size: datasets.Size, seed: int, val_fraction: float = 0.2) -> Images:
-    """`search.data`'s loading and split, keeping each image's origin (its file, for `folder:`)."""
+def load_images(spec: str, size: datasets.Size, seed: int, val_fraction: float = 0.2, mean=None,
+                std=None) -> Images:
+    """`search.data`'s loading and split, keeping each image's origin (its file, for `folder:`).
+    Standardised with `mean` and `std` where given (a run's, as it trained), else with the training
+    part's own statistics."""
     kind, arg = datasets._parse_spec(spec)
     raw = datasets._load_raw(kind, arg, size)
     train_idx, val_idx = datasets.split_indices(raw.y, val_fraction, seed)
     split = np.zeros(len(raw.y), dtype=np.int8)
     split[val_idx.numpy()] = 1
-    mean, std = datasets.channel_stats(raw.x[train_idx])
+    if mean is None:
+        mean, std = datasets.channel_stats(raw.x[train_idx])
+    else:
+        mean, std = (torch.tensor(v, dtype=torch.float64) for v in (mean, std))
     paths = list(raw.paths) or [f"{spec}#{i}" for i in range(len(raw.y))]  # the files read, for `folder:`
     return Images(datasets.standardise(raw.x, mean, std), raw.y, split, paths, thumbnails(raw.x),
                   tuple(mean.tolist()), tuple(std.tolist()))
@@ -101,21 +107,14 @@ def extract(model, label: str, x: torch.Tensor, batch_size: int = 128) -> np.nda
     return torch.cat(rows).numpy()
 
 
-def save(path: Path, features: np.ndarray, images: Images, meta: dict) -> None:
-    np.savez_compressed(path, features=features.astype(np.float32), labels=images.y.numpy(), split=images.split,
-                        paths=np.array(images.paths), thumbs=images.thumbs, meta=np.array(json.dumps(meta)))
+def save(path: Path, features: np.ndarray, images: Images, meta: dict):
+    """Write a features file to exactly `path` (see `search.features_file`)."""
+    arrays = {"features": features.astype(np.float32), "labels": images.y.numpy(), "split": images.split,
+              "paths": np.array(images.paths, dtype=str), "thumbs": images.thumbs}
+    return features_file.save(path, arrays, meta)
 
 
-def read(path: str | Path) -> dict:
-    """A features file as a dict of arrays (`meta` decoded); a user error if it is not one."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            out = {k: f[k] for k in ("features", "labels", "split", "paths", "thumbs", "meta")}
-    except (OSError, KeyError, ValueError) as exc:
-        raise CnncError(error("E0602", f"`{path}` is not a features file written by `cnnc features`: {exc}",
-                              None)) from None
-    out["meta"] = json.loads(str(out["meta"]))
-    return out
+read = features_file.read  # a features file, every array and `meta` checked (untrusted data)
 
 
 def nearest(features: np.ndarray, query: np.ndarray, pool: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,13 @@ def _pyplot():
     return plt
 
 
+def _label(data: dict, label) -> str:
+    """A label as drawn: the file's class name, escaped for the terminal and for matplotlib's `$…$`."""
+    from cnnc.search.features_file import class_name
+
+    return class_name(data, int(label)).replace("$", r"\$")
+
+
 def _show(ax, thumb: np.ndarray, title: str) -> None:
     """One thumbnail [h, w, C] uint8 on an axis without ticks."""
     if thumb.shape[-1] == 1:
@@ -32,14 +39,14 @@ def draw_neighbours(data: dict, query, found, dist, out: Path) -> None:
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(found) + 1, figsize=(1.7 * (len(found) + 1), 2.1))
     if isinstance(query, (int, np.integer)):
-        _show(axes[0], data["thumbs"][query], f"query #{query}\nlabel {data['labels'][query]}")
+        _show(axes[0], data["thumbs"][query], f"query #{query}\nlabel {_label(data, data['labels'][query])}")
     else:
         _show(axes[0], query, "query")
     for ax in axes[1:]:
         for side in ax.spines.values():
             side.set_edgecolor("#888")
     for rank, (ax, i, d) in enumerate(zip(axes[1:], found, dist), 1):
-        _show(ax, data["thumbs"][i], f"{rank}: label {data['labels'][i]}\nL2 {d:.2f}")
+        _show(ax, data["thumbs"][i], f"{rank}: label {_label(data, data['labels'][i])}\nL2 {d:.2f}")
     for side in axes[0].spines.values():
         side.set_edgecolor("#c00")
         side.set_linewidth(2)
@@ -49,7 +56,9 @@ def draw_neighbours(data: dict, query, found, dist, out: Path) -> None:
 
 
 def project(features: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
-    """[N, D] → [N, 2] by PCA or t-SNE (scikit-learn)."""
+    """[N, D] → [N, 2] by PCA or t-SNE (scikit-learn); N ≥ 3. One dimension is drawn on a line."""
+    if features.shape[1] == 1:
+        features = np.concatenate([features, np.zeros_like(features)], axis=1)  # [N, 2]
     if method == "tsne":
         from sklearn.manifold import TSNE
 
@@ -69,7 +78,7 @@ def draw_map(data: dict, method: str, out: Path) -> None:
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     for k, c in enumerate(classes):
         mask = labels == c
-        ax.scatter(xy[mask, 0], xy[mask, 1], s=8, color=cmap(k % cmap.N), label=str(c), alpha=0.8)
+        ax.scatter(xy[mask, 0], xy[mask, 1], s=8, color=cmap(k % cmap.N), label=_label(data, c), alpha=0.8)
     ax.set_title(f"features at `{data['meta']['at']}` of {data['meta']['network']} ({method.upper()})")
     ax.set_xticks([])
     ax.set_yticks([])

@@ -628,8 +628,9 @@ def hostile_files(d):
     (d / "evil.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 8)
     run_checkpoint(d / "run")
     run_checkpoint(d / "run_evil", epoch=True)
-    np.savez_compressed(d / "f.npz", features=np.ones((2, 3), np.float32), labels=np.zeros(2), split=np.zeros(2),
-                        paths=np.array(["a", "b"]), thumbs=np.zeros((2, 2, 2, 3), np.uint8), meta=np.array("{}"))
+    np.savez_compressed(d / "f.npz", features=np.ones((2, 3), np.float32), labels=np.zeros(2, np.int64),
+                        split=np.zeros(2, np.int8), paths=np.array(["a", "b"]), thumbs=np.zeros((2, 2, 2, 3), np.uint8),
+                        meta=np.array("{}"))
     np.savez(d / "evil.npz", features=np.array([Payload(os.system, "true")], dtype=object))
 
 

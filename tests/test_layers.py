@@ -57,7 +57,8 @@ RULES = {
                                "cnnc.dsl.diagnostics", "cnnc.dsl.literals")),
     "cnnc.compiler.analysis": Rule(("cnnc.compiler.analysis", "cnnc.compiler.ir", "cnnc.compiler.ops",
                                     "cnnc.compiler.types", "cnnc.dsl.records")),
-    "cnnc.compiler.lower": Rule(("cnnc.compiler", "cnnc.dsl.diagnostics", "cnnc.dsl.source"), ("torch",),
+    "cnnc.compiler.lower": Rule(("cnnc.compiler", "cnnc.dsl.diagnostics", "cnnc.dsl.source", "cnnc.dsl.safefs"),
+                                ("torch",),
                                 never=("cnnc.compiler.render",)),
     "cnnc.compiler.render": Rule(("cnnc.compiler", "cnnc.dsl.diagnostics", "cnnc.dsl.records", "cnnc.dsl.source"),
                                  ("graphviz",),
@@ -72,13 +73,18 @@ RULES = {
     "cnnc.search.launch": Rule(("cnnc.search",), ("torch",)),
     "cnnc.search.report": Rule(_SEARCH, ("optuna", "matplotlib")),
     # a training run, its features and their pictures run models on tensors, like the evaluators
-    "cnnc.search.training": Rule(("cnnc.search", "cnnc.dsl"), ("torch", "matplotlib")),
+    # a run's checkpoints are read by the checkpoint reader of lowering (its budgets and tensor checks)
+    "cnnc.search.training": Rule(("cnnc.search", "cnnc.dsl", "cnnc.compiler.lower.weights"), ("torch", "matplotlib")),
+    # data files read as data (a restricted unpickler, archive and pixel budgets), like the loader
+    "cnnc.search.datafiles": Rule(("cnnc.search", "cnnc.dsl"), ("numpy", "torch", "PIL")),
     "cnnc.search.features": Rule(_SEARCH, ("torch", "numpy")),
+    "cnnc.search.features_file": Rule(_SEARCH, ("numpy",)),  # features files read as data: no torch
     "cnnc.search.pictures": Rule(("cnnc.search",), ("numpy", "matplotlib", "sklearn")),
     "cnnc.search.evaluators": Rule(_SEARCH, ("torch", "numpy")),
     # the top: the lazy package, the API over the rooms below, the commands over the API, the CLI over all
     "cnnc": Rule(()),
-    "cnnc.api": Rule(("cnnc.dsl", "cnnc.compiler", "cnnc.zoo"), lazy=True),
+    # run folders (`cnnc.load(RUN)`): their record is read by `search.runs`, which imports nothing heavy
+    "cnnc.api": Rule(("cnnc.dsl", "cnnc.compiler", "cnnc.zoo", "cnnc.search.runs"), lazy=True),
     "cnnc.commands": Rule(("cnnc", "cnnc.api", "cnnc.commands", "cnnc.search", "cnnc.compiler", "cnnc.dsl"),
                           lazy=True),
     "cnnc.cli": Rule(("cnnc", "cnnc.api", "cnnc.commands", "cnnc.dsl"), lazy=True),

@@ -22,8 +22,12 @@ class UserError(Exception):
         self.helps = helps
 
 
-def add_program_args(p: argparse.ArgumentParser, input_option: bool = True, many: bool = False) -> None:
-    if many:
+def add_program_args(p: argparse.ArgumentParser, input_option: bool = True, many: bool = False,
+                     run_folder: bool = False) -> None:
+    if run_folder:
+        p.add_argument("file", help="a run folder (`cnnc train --out RUN`: its program, input, weights and "
+                       "preprocessing), a .cnn file, or a zoo model's name")
+    elif many:
         p.add_argument("files", nargs="+", metavar="FILE", help="a .cnn file, a zoo model's name "
                        "(`resnet50`, `inception_module:naive`) or - for stdin; several allowed")
     else:
@@ -166,3 +170,40 @@ def graph_from_args(args):
         raise CnncError(*result.diagnostics)
     print_diagnostics(result.diagnostics, args, style="full" if getattr(args, "format", "") == "json" else None)
     return result.graph
+
+
+def use_run(args, weights: bool = True):
+    """A run folder (`cnnc train --out RUN`) given as FILE: its program, network, arguments, input and
+    (with `weights`) model.pt become the command's, unless the command line names them itself; one
+    line on stderr says what is used. Returns the `search.runs.Run`, or None for a program file."""
+    from cnnc.search.runs import is_run, read_run
+
+    if not isinstance(getattr(args, "file", None), str):
+        return None
+    if not is_run(args.file):
+        _note_run_beside(args)
+        return None
+    run = read_run(args.file)
+    if args.network is not None and args.network != run.network:
+        raise UsageError(f"--network {args.network}: the run `{args.file}` trained `{run.network}`")
+    args.file, args.network = str(run.program), run.network
+    args.arg = list(args.arg) or list(run.args)
+    if getattr(args, "input", None) is None:
+        args.input = run.input
+    taken = weights and getattr(args, "weights", "") is None
+    if taken:
+        args.weights = str(run.weights)
+    print(run.describe(weights=taken), file=sys.stderr)
+    return run
+
+
+def _note_run_beside(args) -> None:
+    """A run's `network.cnn` named as a file declares its own input, not the run's: say so."""
+    from pathlib import Path
+
+    from cnnc.search.runs import PROGRAM, is_run
+
+    path = Path(args.file)
+    if path.name == PROGRAM and getattr(args, "input", None) is None and is_run(path.parent):
+        print(f"note: `{path}` is a run's program; its declared input and no weights are used here: give the run "
+              f"folder `{path.parent}` to use the run's input size, weights and preprocessing", file=sys.stderr)

@@ -20,7 +20,11 @@ Lower a network to PyTorch. The output's suffix picks the artifact:
             and outputs as `cnnc.load`.
   OUT.pt    a torch.export program (eval mode, dynamic batch), weights included;
   OUT.pt2   the same (torch.export's own suffix). Load either with torch.export.load(OUT).module().
-  OUT.onnx  ONNX (opset 18, dynamic batch, input `x`, output `y`), weights included.
+  OUT.onnx  ONNX (opset 18, dynamic batch, input `x`, output `y`), one file with the weights inside
+            (a `.onnx.data` file beside it only for a model over protobuf's 2 GB, and then said).
+FILE may be a run folder (`cnnc train --out RUN`): its program, arguments, input and weights are
+used, and an ONNX file carries the run's class names and preprocessing as metadata_props
+(`cnnc.classes`, `cnnc.preprocessing`, `cnnc.input`).
 --weights PATH loads a checkpoint (a state_dict in .pt/.pth, or .safetensors) into the .pt/.onnx
 artifact, strictly by key; --weights-partial loads what matches and keeps the rest newly initialised.
 --optimize inference rewrites the .pt/.onnx model for inference after the weights are loaded:
@@ -30,6 +34,7 @@ Without -o, writes NETWORK.py in the current directory; `-o -` prints the source
 examples:
   cnnc compile zoo/vgg16.cnn -o /tmp/vgg16.py
   cnnc compile resnet50 -o resnet50.pt --seed 0
+  cnnc compile runs/digits -o digits.onnx
   cnnc compile resnet18 --weights resnet18.pth -o resnet18.onnx
   cnnc compile resnet50 --optimize inference -o resnet50.pt2
   cnnc compile zoo/alexnet_2012.cnn --arg towers=2 -o -
@@ -40,7 +45,7 @@ ONNX_MODULES = ("onnx", "onnxscript")  # torch's exporter writes with onnxscript
 
 
 def configure(p) -> None:
-    common.add_program_args(p)
+    common.add_program_args(p, run_folder=True)
     p.add_argument(
         "-o",
         "--output",
@@ -55,8 +60,9 @@ def configure(p) -> None:
         help="seed the weights (.pt) or make S the "
         "generated class's default seed (.py); default: unseeded, as torch's own layers",
     )
-    p.add_argument("--weights", metavar="PATH", help="load a checkpoint into the .pt/.onnx artifact "
-                   "(a state_dict in .pt/.pth, or .safetensors), strictly by key")
+    p.add_argument("--weights", metavar="[LABEL=]PATH", help="load a checkpoint into the .pt/.onnx artifact "
+                   "(a state_dict in .pt/.pth, or .safetensors), strictly by key; LABEL=PATH loads it into "
+                   "the part with that label (`body=resnet50.pth`)")
     p.add_argument("--weights-partial", action="store_true", help="with --weights: load the tensors that "
                    "match and keep the rest newly initialised (a new head), listing them")
     p.add_argument("--optimize", choices=("inference",), help="rewrite the .pt/.onnx model to run "
@@ -68,6 +74,8 @@ def run(args) -> int:
     from cnnc.compiler.analysis.summary import summarize
 
     out = output_path(args.output)
+    source_only = out is None or out == "-" or Path(out).suffix == ".py"
+    run = common.use_run(args, weights=not source_only)
     if args.weights and (out is None or out == "-" or Path(out).suffix == ".py"):
         raise common.UsageError("--weights needs a .pt, .pt2 or .onnx output: standalone source holds no "
                                 "weights (load the checkpoint into its class with load_state_dict)")
@@ -90,7 +98,7 @@ def run(args) -> int:
         note = (
             write_source(graph, args, path)
             if path.suffix == ".py"
-            else write_program(graph, args, path)
+            else write_program(graph, args, path, run)
         )
     print(f"wrote {path}: {note}", file=report)
     return common.OK
@@ -129,7 +137,7 @@ def write_source(graph, args, path: Path) -> str:
     return f"class {class_name(graph.network)}, needs only torch"
 
 
-def write_program(graph, args, path: Path) -> str:
+def write_program(graph, args, path: Path, run=None) -> str:
     from cnnc.compiler.lower.export import export_program
     from cnnc.compiler.lower.fx import to_graph_module
     from cnnc.compiler.lower.onnx_export import export_onnx
@@ -143,17 +151,42 @@ def write_program(graph, args, path: Path) -> str:
         # Weights stay contiguous: torch.export's archive warns about channels_last ones, and the
         # layout is the loading runtime's choice (`.to(memory_format=torch.channels_last)`).
         model = for_inference(model, channels_last=False)
-    write = export_onnx if path.suffix == ".onnx" else export_program
-    note = write(model, str(path))
+    if path.suffix == ".onnx":
+        note = export_onnx(model, str(path), metadata=onnx_metadata(run))
+    else:
+        note = export_program(model, str(path))
     return f"{note}; optimised for {args.optimize}" if args.optimize else note
 
 
+def onnx_metadata(run) -> dict[str, str]:
+    """What an ONNX file compiled from a run folder carries for its users (`metadata_props`): the
+    class names and the preprocessing, as JSON text."""
+    import json
+
+    if run is None:
+        return {}
+    prep = run.preprocessing.to_json()
+    return {"cnnc.network": run.network, "cnnc.input": json.dumps(list(run.input)),
+            "cnnc.classes": json.dumps(list(run.classes)), "cnnc.preprocessing": json.dumps(prep)}
+
+
 def load_checkpoint(model, args) -> None:
-    """`--weights`: strict unless `--weights-partial`; what was newly initialised is said."""
+    """`--weights [LABEL=]PATH`: strict unless `--weights-partial` (a part's load skips the keys the
+    part lacks); the report is printed once."""
     from cnnc.api import with_weights
 
-    report = with_weights(model, args.weights, strict=not args.weights_partial).cnnc_weights
+    label, path = split_weights(args.weights)
+    report = with_weights(model, {label: path} if label else path, strict=not args.weights_partial).cnnc_weights
+    report = report[label] if label else report
     for line in report.lines():
         print(f"weights: {line}", file=sys.stderr)
-    if report.new:
-        print(f"weights: newly initialised: {', '.join(report.new)}", file=sys.stderr)
+
+
+def split_weights(text: str) -> tuple[str, str]:
+    """`body=r50.pth` → ("body", "r50.pth"); a path (even one holding `=`, if it exists) → ("", path)."""
+    import re
+
+    label, eq, path = text.partition("=")
+    if eq and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", label) and not Path(text).exists():
+        return label, path
+    return "", text

@@ -18,9 +18,10 @@ ImageNet normalisation and random crops and flips by default), cifar10:DIR (the 
 npz:FILE (arrays x [N, C, H, W] or [N, H, W, C] and y). Images are resized to the network's input.
 
 Writes into --out: checkpoint.pt after every epoch (--resume goes on from it), metrics.csv and
-curves.png, and at the end model.pt (the weights) and network.cnn with run.json (the program and
-the arguments it was trained with), so that `cnnc compile OUT/network.cnn --weights OUT/model.pt`
-rebuilds the trained model.
+curves.png, and at the end model.pt (the weights) and network.cnn with run.json (the program, the
+arguments it was trained with, the input size, the preprocessing — resize, mean, std — and the class
+names). The run folder is then the context of the other commands: `cnnc compile OUT -o model.onnx`,
+`cnnc features OUT --at LABEL --data …` and `cnnc.load(OUT)` use exactly what training used.
 
 examples:
   cnnc train my_net.cnn --data digits --epochs 5 --out runs/digits
@@ -44,7 +45,8 @@ def configure(p) -> None:
                    help="random crops and flips (auto: on for folder: and cifar10:)")
     p.add_argument("--normalize", choices=("auto", "data", "imagenet"), default="auto",
                    help="per-channel statistics of the training set, or ImageNet's (auto: imagenet for folder:)")
-    p.add_argument("--weights", metavar="PATH", help="start from a checkpoint (a state_dict in .pt/.pth or .safetensors)")
+    p.add_argument("--weights", metavar="[LABEL=]PATH", help="start from a checkpoint (a state_dict in .pt/.pth or "
+                   ".safetensors); LABEL=PATH loads it into the part with that label (`body=resnet50.pth`)")
     p.add_argument("--weights-partial", action="store_true", help="with --weights: load what matches, keep the rest new")
     p.add_argument("--freeze", action="append", default=[], metavar="LABEL",
                    help="do not train the parameters under this label (repeatable)")
@@ -122,10 +124,9 @@ def train(args) -> Trained:
     out = make_folder(args.out, "--out")
     with writing(out, "--out"):
         rows = train_run(model, data, options, out, resume=args.resume)
-        program = save_program(args, graph, out)
+        program = save_program(args, graph, out, data)
     files = [out / "model.pt", out / "checkpoint.pt", out / "metrics.csv", out / "curves.png", program]
-    rebuild = (f"cnnc compile {' '.join([str(program), *rebuild_args(args, graph)])} --weights {out}/model.pt "
-               "-o model.pt")
+    rebuild = f"cnnc compile {out} -o model.pt (the run folder names the program, its arguments, input and weights)"
     return Trained(out, model, rows, files, rebuild)
 
 
@@ -200,9 +201,12 @@ def check_classes(graph, data) -> None:
                                      f"--arg classes={data.num_classes}",)))
 
 
-def save_program(args, graph, out: Path) -> Path:
-    """Copy the program (and the imports of its own folder) and record how it was instantiated."""
+def save_program(args, graph, out: Path, data) -> Path:
+    """Copy the program (and the imports of its own folder) and record how it was instantiated and
+    what its images went through (`search.runs`: input size, preprocessing, class names)."""
     from cnnc.api import load_program
+    from cnnc.dsl import safefs
+    from cnnc.search.runs import record
 
     program = load_program(args.file)
     main = Path(program.main)
@@ -214,14 +218,6 @@ def save_program(args, graph, out: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
     shutil.copyfile(main, out / "network.cnn")
-    record = {"network": graph.network, "args": list(args.arg), "input": list(graph.input_type.shape),
-              "data": args.data, "epochs": args.epochs, "weights": args.weights, "freeze": args.freeze}
-    (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    # every image was resized to the network's input as it loaded (`load_dataset(size=(h, w))`)
+    safefs.write_text(out / "run.json", json.dumps(record(graph, data, args, resized=True), indent=2) + "\n")
     return out / "network.cnn"
-
-
-def rebuild_args(args, graph) -> list[str]:
-    words = [f"--network {graph.network}", *(f"--arg {a}" for a in args.arg)]
-    if getattr(args, "input", None):
-        words.append(f"--input {','.join(map(str, args.input))}")
-    return words

@@ -15,7 +15,13 @@ Contract of `load_weights(model, path, strict=True) -> WeightReport`:
 - `strict=True` (the default): any missing, unexpected or differently shaped key raises `CnncError`
   (E0901) whose notes group the keys by module and name the likely cause; nothing is loaded then.
   `strict=False` loads every key that matches and reports the rest: the model's own values stay
-  (newly initialised) for missing or reshaped keys.
+  (newly initialised) for missing or reshaped keys. A load that would load nothing is an error
+  either way.
+- `into=LABEL` loads the checkpoint into the part with that label (`body`): its keys are the part's
+  own (`conv1.weight` → `body.conv1.weight`); the rest of the network is left alone, and the
+  checkpoint's keys the part lacks (a classifier's `fc.*`) are skipped and reported, not an error.
+- A mismatch in which the keys differ by one prefix (`body.` added, or `backbone.` to remove) is
+  recognised and the fix named: `--weights body=FILE` (`weights={"body": FILE}`), or the strip.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class WeightReport:
     notes: tuple[str, ...]
     head: str = ""  # the network's last module with weights: where a replaced head shows
     replaced: tuple[str, ...] = ()  # keys of a derived network's replaced layers: new by design
+    part: str = ""  # the label loaded into (`into`), or "" for the whole network
+    skipped: tuple[str, ...] = ()  # the checkpoint's keys the part lacks (a classifier's `fc.*`)
 
     @property
     def ok(self) -> bool:
@@ -62,7 +70,10 @@ class WeightReport:
 
     def lines(self) -> list[str]:
         """The report as lines: what loaded, then each kind of mismatch grouped by module."""
-        out = [f"loaded {len(self.loaded):,} tensors", *self.notes]
+        into = f" into `{self.part}`" if self.part else ""
+        out = [f"loaded {len(self.loaded):,} tensors{into}", *self.notes]
+        if self.skipped:
+            out.append(f"not in `{self.part}`, skipped: " + _group_leaves(self.skipped))
         if self.reshaped:
             out.append("of another shape: " + _group_shapes(self.reshaped))
         if self.missing:
@@ -196,24 +207,65 @@ def checked_tensors(state: dict[str, torch.Tensor], path: Path) -> dict[str, tor
     return state
 
 
-def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> WeightReport:
-    """Load a checkpoint into `model` (see the module docstring); returns what happened.
+def load_weights(model: nn.Module, path: str | Path, strict: bool = True, into: str = "") -> WeightReport:
+    """Load a checkpoint into `model`, or into its part labelled `into` (see the module docstring);
+    returns what happened.
 
     A derived network (`network pets = resnet50 with { fc: Linear(37) }`) loads its parent's
     checkpoint strictly: the tensors of the layers it replaced are expected to differ, and are
     reported as newly initialised instead of as a mismatch."""
-    state, notes = normalise(read_checkpoint(path, budget_for(model)), model.state_dict())
-    report = compare(model.state_dict(), state, notes)
+    own = part_state(model, into)
+    state, notes = normalise(read_checkpoint(path, budget_for(model)), own if not into else {})
+    if into:
+        state = {f"{into}.{k}": v for k, v in state.items()}
+    report = compare(own, state, notes)
     graph = getattr(model, "cnnc_graph", None)
     replaced = tuple(".".join(p) + "." for p in getattr(graph, "replaced", ()))
     if replaced:
         report = set_aside(report, replaced)
+    if into:
+        report = _set_skipped(report, into)
     if strict and not report.ok:
         raise CnncError(mismatch_error(report, path))
+    if not report.loaded and (state or own):
+        raise CnncError(nothing_loaded(report, path))
     matching = {k: state[k] for k in report.loaded}
     with torch.no_grad():
         model.load_state_dict(matching, strict=False)
     return report
+
+
+def part_state(model: nn.Module, into: str) -> dict:
+    """The state_dict keys a load compares against: the whole network's, or one part's (full keys)."""
+    if not into:
+        return model.state_dict()
+    modules = dict(model.named_modules())
+    if into not in modules:
+        from difflib import get_close_matches
+
+        near = get_close_matches(into, [n for n in modules if n and "." not in n], n=3)
+        raise CnncError(error("E0901", f"no part `{into}` to load weights into: the network has no module "
+                              "with that label", None,
+                              helps=(f"labels near it: {', '.join(near)}",) if near else
+                              ("`cnnc summary FILE` lists the labels",)))
+    return {f"{into}.{k}": v for k, v in modules[into].state_dict().items()}
+
+
+def _set_skipped(report: WeightReport, into: str) -> WeightReport:
+    """A part's load: the checkpoint's keys the part lacks are skipped (said), not unexpected."""
+    from dataclasses import replace
+
+    skipped = tuple(k.removeprefix(f"{into}.") for k in report.unexpected)
+    return replace(report, unexpected=(), skipped=skipped, part=into)
+
+
+def nothing_loaded(report: WeightReport, path) -> object:
+    where = f"`{report.part}`" if report.part else "the network"
+    theirs = len(report.unexpected) + len(report.skipped) + len(report.reshaped)
+    return error("E0901", f"no tensor of the checkpoint `{Path(path).name}` fits {where}: {theirs:,} in the "
+                 f"checkpoint, {len(report.missing) + len(report.reshaped):,} here, none loaded", None,
+                 notes=tuple(report.lines()[1:]) + tuple(causes(report)),
+                 helps=prefix_helps(report) or ("check that the checkpoint is of this architecture",))
 
 
 def set_aside(report: WeightReport, replaced: tuple[str, ...]) -> WeightReport:
@@ -263,10 +315,14 @@ def mismatch_error(report: WeightReport, path) -> object:
     counts = [f"{len(report.missing)} missing" if report.missing else "",
               f"{len(report.unexpected)} unexpected" if report.unexpected else "",
               f"{len(report.reshaped)} of another shape" if report.reshaped else ""]
-    headline = f"the checkpoint `{Path(path).name}` does not fit the network: " + ", ".join(c for c in counts if c)
+    where = f"the part `{report.part}`" if report.part else "the network"
+    headline = f"the checkpoint `{Path(path).name}` does not fit {where}: " + ", ".join(c for c in counts if c)
     return error("E0901", headline, None, notes=tuple(report.lines()[1:]) + tuple(causes(report)),
-                 helps=("load what matches and keep the rest newly initialised with strict=False "
-                        "(`--weights-partial` on the command line)",))
+                 helps=prefix_helps(report) or (PARTIAL_HELP,))
+
+
+PARTIAL_HELP = ("load what matches and keep the rest newly initialised with strict=False "
+                "(`--weights-partial` on the command line)")
 
 
 def causes(report: WeightReport) -> list[str]:
@@ -276,10 +332,57 @@ def causes(report: WeightReport) -> list[str]:
         (key, theirs, ours) = report.reshaped[0]
         out.append(f"likely cause: a replaced head — `{key}` is {list(theirs)} in the checkpoint and "
                    f"{list(ours)} here (another number of classes)")
-    if report.missing and report.unexpected:
+    prefix = uniform_prefix(report)
+    if prefix is not None:
+        added, p, count = prefix
+        where = "the network's keys are the checkpoint's" if added else "the checkpoint's keys are the network's"
+        out.append(f"likely cause: {where} with `{p}` in front ({count:,} tensors differ by that prefix alone)")
+    elif report.missing and report.unexpected:
         out.append("likely cause: the checkpoint names modules differently (another architecture, or "
                    "labels that differ from the reference's)")
     return out
+
+
+def uniform_prefix(report: WeightReport) -> tuple[bool, str, int] | None:
+    """(added, prefix, count) when most of the mismatch is one prefix: the network's keys are the
+    checkpoint's with `prefix` added (added=True), or the checkpoint's are the network's with it;
+    None otherwise. "Most": at least half of the smaller side's keys."""
+    missing, unexpected = set(report.missing), set(report.unexpected) | set(report.skipped)
+    best = None
+    for added, longer, shorter in ((True, missing, unexpected), (False, unexpected, missing)):
+        for p in _prefixes(longer):
+            count = sum(1 for k in shorter if p + k in longer)
+            if count and (best is None or count > best[2]):
+                best = (added, p, count)
+    if best is None or best[2] * 2 < min(len(missing), len(unexpected)):
+        return None
+    return best
+
+
+def _prefixes(keys, depth: int = 3, most: int = 64) -> list[str]:
+    """The dotted prefixes (`body.`, `backbone.body.`) of the keys, up to `depth` parts."""
+    found: dict[str, None] = {}
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, min(depth, len(parts) - 1) + 1):
+            found.setdefault(".".join(parts[:n]) + ".", None)
+            if len(found) >= most:
+                return list(found)
+    return list(found)
+
+
+def prefix_helps(report: WeightReport) -> tuple[str, ...]:
+    """The fix of a uniform prefix difference, as text to paste."""
+    prefix = uniform_prefix(report)
+    if prefix is None:
+        return ()
+    added, p, _ = prefix
+    label = p.rstrip(".")
+    if added:
+        return ((f"load the checkpoint into that part: `--weights {label}=FILE` on the command line, "
+                 f"weights={{\"{label}\": FILE}} in cnnc.load"),)
+    return ((f"strip the prefix: state = torch.load(FILE); torch.save({{k.removeprefix(\"{p}\"): v for k, v in "
+             f"state.items() if k.startswith(\"{p}\")}}, \"stripped.pth\"), then load stripped.pth"),)
 
 
 def _group(keys) -> str:
@@ -290,6 +393,17 @@ def _group(keys) -> str:
     shown = [f"`{m}` ({', '.join(leaves)})" for m, leaves in list(modules.items())[:LISTED]]
     more = len(modules) - LISTED
     return "; ".join(shown) + (f"; and {more} more modules" if more > 0 else "")
+
+
+def _group_leaves(keys) -> str:
+    """Like `_group`, with a name many modules share said once (`num_batches_tracked` of 53 modules)."""
+    from collections import Counter
+
+    leaves = Counter(k.rpartition(".")[2] for k in keys)
+    common = [leaf for leaf, n in leaves.items() if n > LISTED]
+    shown = [f"`{leaf}` of {leaves[leaf]} modules" for leaf in common]
+    rest = [k for k in keys if k.rpartition(".")[2] not in common]
+    return "; ".join(shown + ([_group(rest)] if rest else []))
 
 
 def _group_shapes(items) -> str:
