@@ -144,8 +144,10 @@ def check_storage(url: str) -> None:
     import sqlalchemy.engine
     import sqlalchemy.exc
 
+    from cnnc.search.storage import database_url
+
     try:
-        dialect = sqlalchemy.engine.make_url(url).get_dialect()
+        dialect = sqlalchemy.engine.make_url(database_url(url)).get_dialect()
         dialect.import_dbapi()
     except sqlalchemy.exc.NoSuchModuleError:  # before ArgumentError, its base class
         kind = url.partition(":")[0]
@@ -157,7 +159,8 @@ def check_storage(url: str) -> None:
     except ImportError as exc:
         raise UserError(
             f"--storage `{url}`: its database driver (the module `{exc.name}`) is not installed",
-            f"install that driver, or use SQLite: {STORAGE_HELP}",
+            "install it (PostgreSQL: `pip install 'cnnc[postgres]'`), or use SQLite: "
+            + STORAGE_HELP,
         ) from None
 
 
