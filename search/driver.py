@@ -26,6 +26,7 @@ space (its fingerprint, kept in the study's user attributes) is refused (E0607).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import math
@@ -425,12 +426,13 @@ def run(
     objective = Objective(settings, space, evaluator, events, num_classes, study)
     events.started(report.rows(study.trials), changes(study, settings))
     stopped = "done"
-    from cnnc.search.results import finish
+    from cnnc.search.results import finish, running
 
-    try:
-        stopped = Worker(study, settings, objective, lambda text: _say(events, text)).work()
-    finally:
-        result = finish(settings, space, study, stopped) if write else Result(study, [], [], [], [], stopped)
+    with running(settings.out) if write else contextlib.nullcontext():  # search-report keeps off
+        try:
+            stopped = Worker(study, settings, objective, lambda text: _say(events, text)).work()
+        finally:
+            result = finish(settings, space, study, stopped) if write else Result(study, [], [], [], [], stopped)
     return result
 
 

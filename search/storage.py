@@ -37,6 +37,7 @@ from pathlib import Path
 
 import optuna
 
+from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error
 
 RETRY_SECONDS = 600.0  # how long a worker waits for a storage that dropped its connection
@@ -210,7 +211,7 @@ class StudyLock:
 
             path = file_path(self.url)
             # not `<file>.lock`: that is the name of Optuna's own journal lock
-            self._file = open(path.with_name(path.name + ".cnnc-lock"), "a")
+            self._file = safefs.open_lock(path.with_name(path.name + ".cnnc-lock"))  # never through a link
             fcntl.flock(self._file, fcntl.LOCK_EX)
         elif k == "postgresql":
             import sqlalchemy
