@@ -237,9 +237,18 @@ def open_study(settings: Settings, space: Space):
             study.set_user_attr("binding", binding(space))
     if recorded is not None:
         check_same_study(settings, recorded, study.user_attrs.get("space"), fingerprint)
+    name_metrics(study, settings)
     if study.user_attrs.get("trials") != settings.trials:
         study.set_user_attr("trials", settings.trials)  # the latest --trials, for search-report
     return study
+
+
+def name_metrics(study, settings: Settings) -> None:
+    """The objectives' names in the study (`accuracy`, the proxy's, `params`, `macs`), as
+    optuna-dashboard shows them; a study made by an older cnnc gets them on its resume."""
+    names = list(settings.names)
+    if study.metric_names != names:
+        study.set_metric_names(names)
 
 
 def make_sampler(settings: Settings, space: Space, seed: int):
