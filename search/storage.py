@@ -94,16 +94,12 @@ def creating(url: str):
 
     A SQLite file in a folder that cannot hold the lock file (read-only) is opened without it:
     nothing can create tables there."""
-    lock = StudyLock(url, "", key="cnnc storage tables")
-    try:
-        held = lock.__enter__() if kind(url) != "other" else None
-    except OSError:  # a read-only folder (EACCES, EROFS); a database's failures are not OSErrors
-        held = None
-    try:
+    with contextlib.ExitStack() as held:
+        # OSError: a read-only folder (EACCES, EROFS); a database's failures are not OSErrors
+        with contextlib.suppress(OSError):
+            if kind(url) != "other":
+                held.enter_context(StudyLock(url, "", key="cnnc storage tables"))
         yield
-    finally:
-        if held is not None:
-            lock.__exit__(None, None, None)
 
 
 def requeue(study, trial) -> None:
