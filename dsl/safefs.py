@@ -14,6 +14,8 @@ place that writes and opens such entries; every writer of cnnc goes through it.
 - `open_regular(path)` opens an existing file for reading only when it is a regular file (a link is
   followed only where `follow=True`; a FIFO, device or socket is refused by type before it is opened,
   and opened with `O_NONBLOCK` so that one swapped in meanwhile cannot block).
+- `open_lock(path)` opens (or creates) a lock file for `fcntl.flock` the same way: never through a
+  link, only a regular file.
 
 Imports nothing of cnnc's: every layer may use it. Errors are `OSError`s, for callers to report.
 """
@@ -139,6 +141,26 @@ def open_regular(path, follow: bool = True):
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise NotRegular(path, "special file")
         os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_lock(path, create: bool = True):
+    """Open the lock file `path` for `fcntl.flock` (binary, read-only), creating it when `create`;
+    a link or anything but a regular file is refused (`NotRegular`), a missing one without `create`
+    is `FileNotFoundError`."""
+    what = kind(path)
+    if what not in ("file", "missing"):
+        raise NotRegular(path, what)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    if create:
+        flags |= os.O_CREAT
+    fd = os.open(path, flags, 0o666 & ~_umask())
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(path, "special file")
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

@@ -26,6 +26,7 @@ space (its fingerprint, kept in the study's user attributes) is refused (E0607).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import math
@@ -242,9 +243,18 @@ def open_study(settings: Settings, space: Space):
             study.set_user_attr("binding", binding(space))
     if recorded is not None:
         check_same_study(settings, recorded, study.user_attrs.get("space"), fingerprint)
+    name_metrics(study, settings)
     if study.user_attrs.get("trials") != settings.trials:
         study.set_user_attr("trials", settings.trials)  # the latest --trials, for search-report
     return study
+
+
+def name_metrics(study, settings: Settings) -> None:
+    """The objectives' names in the study (`accuracy`, the proxy's, `params`, `macs`), as
+    optuna-dashboard shows them; a study made by an older cnnc gets them on its resume."""
+    names = list(settings.names)
+    if study.metric_names != names:
+        study.set_metric_names(names)
 
 
 def make_sampler(settings: Settings, space: Space, seed: int):
@@ -431,12 +441,13 @@ def run(
     objective = Objective(settings, space, evaluator, events, num_classes, study)
     events.started(report.rows(study.trials), changes(study, settings))
     stopped = "done"
-    from cnnc.search.results import finish
+    from cnnc.search.results import finish, running
 
-    try:
-        stopped = Worker(study, settings, objective, lambda text: _say(events, text)).work()
-    finally:
-        result = finish(settings, space, study, stopped) if write else Result(study, [], [], [], [], stopped)
+    with running(settings.out) if write else contextlib.nullcontext():  # search-report keeps off
+        try:
+            stopped = Worker(study, settings, objective, lambda text: _say(events, text)).work()
+        finally:
+            result = finish(settings, space, study, stopped) if write else Result(study, [], [], [], [], stopped)
     return result
 
 

@@ -12,6 +12,13 @@ Contracts:
   second Ctrl-C is passed on too: the workers exit at once.
 - a worker that dies (SIGKILL, out of memory) leaves the others running; its trial is found stale
   and run again by them (`storage.fail_stale`).
+- the workers outlive no parent: each holds the reading end of a pipe whose only writing end the
+  parent holds (`PARENT_FD`, the descriptor's number). When the parent ends, however it ends (a
+  SIGKILL too), the pipe reads end-of-file and `watch_parent` sends the worker SIGTERM: it records
+  its running trial as interrupted, queues it again and stops. A pipe rather than Linux's
+  `PR_SET_PDEATHSIG`: it works on every POSIX system and cannot miss a parent that died before the
+  worker started watching. The parent writes best.cnn only when all have stopped; after a killed
+  parent, running the command again (or `cnnc search-report`) writes it from the finished trials.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 CHILD = "import sys; from cnnc.cli import main; sys.exit(main())"
+PARENT_FD = "CNNC_PARENT_FD"  # environment: the worker's end of the pipe to its parent
 
 
 def settings_json(settings, index: int) -> str:
@@ -67,15 +75,49 @@ def gpu_pins(device: str, workers: int) -> list[str | None]:
 
 def run_workers(settings, say: Callable[[str], None]) -> list[int]:
     """Start the workers, pass signals on, wait for all; their exit statuses (negative: a signal)."""
+    watched, alive = os.pipe()  # the parent keeps `alive` open until it ends (module docstring)
+    try:
+        try:
+            procs = start_workers(settings, watched, say)
+        finally:
+            os.close(watched)
+        return wait_for(procs, say)
+    finally:
+        os.close(alive)
+
+
+def start_workers(settings, watched: int, say: Callable[[str], None]) -> list[subprocess.Popen]:
     procs = []
     for i, gpu in enumerate(gpu_pins(settings.device, settings.workers)):
-        env = dict(os.environ)
+        env = dict(os.environ, **{PARENT_FD: str(watched)})
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
         command = [sys.executable, "-c", CHILD, "search", str(settings.file),
                    "--worker-settings", settings_json(settings, i)]
-        procs.append(subprocess.Popen(command, env=env, start_new_session=True))
+        procs.append(subprocess.Popen(command, env=env, start_new_session=True, pass_fds=(watched,)))
         say(f"worker {i} started (pid {procs[-1].pid}{f', GPU {gpu}' if gpu is not None else ''})")
+    return procs
+
+
+def watch_parent() -> None:
+    """In a worker started by `run_workers`: SIGTERM to itself once the parent has ended."""
+    fd = os.environ.pop(PARENT_FD, None)
+    if fd is None or not fd.isdigit():
+        return
+
+    def watch():
+        try:
+            while os.read(int(fd), 1):  # b"" (end-of-file) once no process holds the writing end
+                pass
+        except OSError:
+            return  # not a pipe we were given: nothing to watch
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="cnnc-parent-watch", daemon=True).start()
+
+
+def wait_for(procs, say: Callable[[str], None]) -> list[int]:
+    """Pass SIGINT and SIGTERM on to the workers and wait for all of them."""
 
     def forward(signum, frame):
         for p in procs:

@@ -3,12 +3,19 @@
 Input: a study (optuna's), its `Settings` and `Space`. Output: `driver.Result` and the files. best.cnn
 (and `search-report --export N`) is the trial's member written as its space with the choices resolved
 (`concrete.write_member`), checked to rebuild the trial's exact layers.
+
+A search holds `running(out)` while it runs: a shared `flock` on `out/.cnnc-search.lock`, released
+by the system when the process ends, however it ends. `search_running(out)` tells `search-report`
+to leave such a folder's files alone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 from pathlib import Path
 
+from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search import report
 from cnnc.search import storage as stores
@@ -70,8 +77,60 @@ def export_trial(study, number: int, path: Path) -> tuple[Path, str | None]:
         what = "no such trial" if row is None else f"it is {row.status}: {row.reason or 'never elaborated'}"
         raise CnncError(error("E0608", f"study `{study.study_name}` has no architecture for trial {number} ({what})",
                               None, helps=("`cnnc search-report` lists the trials and their status",)))
+    return write_best(space_of_study(study), row, recorded_settings(study), study.study_name, path)
+
+
+def recorded_settings(study) -> Settings:
+    """What best.cnn's comments need of the run that made `study`, from its user attributes."""
     recorded = study.user_attrs["settings"]
-    settings = Settings(file=recorded["file"], evaluator=recorded.get("evaluator", "train"),
-                        data=recorded.get("data", "digits"), epochs=recorded.get("epochs", 2),
-                        proxy=(recorded.get("objectives") or ["naswot"])[0])
-    return write_best(space_of_study(study), row, settings, study.study_name, path)
+    return Settings(file=recorded["file"], evaluator=recorded.get("evaluator", "train"),
+                    data=recorded.get("data", "digits"), epochs=recorded.get("epochs", 2),
+                    proxy=(recorded.get("objectives") or ["naswot"])[0])
+
+
+def write_study_best(study, best: list[report.Row], path: Path) -> tuple[list[Path], list[str]]:
+    """best.cnn for `search-report`: the first of `best`, from the space the study records; a
+    study whose space cannot be rebuilt (older, changed, moved) gets a note instead."""
+    if not best:
+        return [], []
+    try:
+        space = space_of_study(study)
+        _, flat = write_best(space, best[0], recorded_settings(study), study.study_name, path)
+    except CnncError as exc:
+        return [], [f"best.cnn not written: {exc.diagnostics[0].message}"]
+    notes = [f"best.cnn lists the layers one by one (the space could not be kept: {flat})"] if flat else []
+    return [path], notes
+
+
+# ---------------------------------------------------------------------------------------------
+# A search running in a folder
+
+RUNNING = ".cnnc-search.lock"
+
+
+@contextlib.contextmanager
+def running(out):
+    """Held by a search while it works with `out` as its folder (module docstring). A folder that
+    cannot hold the lock file is searched without it."""
+    try:
+        lock = safefs.open_lock(Path(out) / RUNNING)
+    except OSError:
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)  # shared: several searches may share one folder and study
+        yield
+
+
+def search_running(out) -> bool:
+    """Whether a search holds `running(out)` now."""
+    try:
+        lock = safefs.open_lock(Path(out) / RUNNING, create=False)
+    except OSError:  # none, or not a lock file of ours
+        return False
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False

@@ -16,6 +16,12 @@ Contracts:
   Other databases get no lock: their workers may overshoot `--trials` by a trial in a race.
 - `retrying(step)` runs a step that talks to the storage; a dropped connection is said and retried
   with back-off (1 s doubling to 60 s) for up to `RETRY_SECONDS`, then it is E0606.
+- `database_url(url)` is the URL SQLAlchemy is given: `postgresql://…` names no driver, and
+  SQLAlchemy 2.1 takes that to mean psycopg 3; where only psycopg2 (the `postgres` extra) is
+  installed, it becomes `postgresql+psycopg2://…`.
+- `open_storage` creates a new storage's tables under `creating(url)`: a file lock beside a SQLite
+  file, a PostgreSQL advisory lock for the whole database. Processes started together on a fresh
+  storage would otherwise race to create the tables and Optuna's version row, and all but one fail.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from pathlib import Path
 
 import optuna
 
+from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error
 
 RETRY_SECONDS = 600.0  # how long a worker waits for a storage that dropped its connection
@@ -45,17 +52,6 @@ def kind(url: str) -> str:
             return name
     return "other"
 
-
-# The driver of a database URL that names none (`postgresql://…`): the one the `postgres` extra
-# installs. SQLAlchemy's own default changes between versions (psycopg 3 since SQLAlchemy 2.1).
-DRIVERS = {"postgresql": "psycopg2"}
-
-
-def engine_url(url: str) -> str:
-    """`url` with its driver named (`postgresql+psycopg2://…`) where it names none."""
-    scheme, sep, rest = url.partition("://")
-    driver = DRIVERS.get(scheme)
-    return f"{scheme}+{driver}://{rest}" if sep and driver else url
 
 
 def file_path(url: str) -> Path:
@@ -77,9 +73,34 @@ def open_storage(url: str, heartbeat: int):
         return optuna.storages.JournalStorage(backend)
     engine = {"creator": _sqlite(file_path(url))} if kind(url) == "sqlite" else {"pool_pre_ping": True}
     # (pre-ping: a connection the server dropped while idle is replaced instead of failing a call)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), creating(url):
         warnings.simplefilter("ignore")  # the heartbeat is "experimental" since Optuna 2.9; it works
-        return optuna.storages.RDBStorage(engine_url(url), engine_kwargs=engine, **beats)
+        return optuna.storages.RDBStorage(database_url(url), engine_kwargs=engine, **beats)
+
+
+def database_url(url: str) -> str:
+    """`url` with the PostgreSQL driver that is installed named in it (module docstring)."""
+    import importlib.util
+
+    if not url.startswith("postgresql://") or importlib.util.find_spec("psycopg") is not None:
+        return url
+    if importlib.util.find_spec("psycopg2") is None:
+        return url  # neither: SQLAlchemy's own error names the driver it wants
+    return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+
+
+@contextlib.contextmanager
+def creating(url: str):
+    """Held while a storage's tables may be created (module docstring); other databases: no lock.
+
+    A SQLite file in a folder that cannot hold the lock file (read-only) is opened without it:
+    nothing can create tables there."""
+    with contextlib.ExitStack() as held:
+        # OSError: a read-only folder (EACCES, EROFS); a database's failures are not OSErrors
+        with contextlib.suppress(OSError):
+            if kind(url) != "other":
+                held.enter_context(StudyLock(url, "", key="cnnc storage tables"))
+        yield
 
 
 def requeue(study, trial) -> None:
@@ -172,12 +193,12 @@ STALE_REASON = "its worker stopped answering (killed, out of memory, or its mach
 class StudyLock:
     """Mutual exclusion between the workers of one study (module docstring)."""
 
-    def __init__(self, url: str, study_name: str):
+    def __init__(self, url: str, study_name: str, key: str | None = None):
         self.url, self.study_name = url, study_name
         self._file = None
         self._engine = self._connection = None
         # a stable 63-bit key per study: advisory locks are per database, studies share one
-        digest = hashlib.sha256(f"cnnc study {study_name}".encode()).digest()
+        digest = hashlib.sha256((key or f"cnnc study {study_name}").encode()).digest()
         self._key = int.from_bytes(digest[:8], "big") >> 1
 
     def __enter__(self):
@@ -187,14 +208,13 @@ class StudyLock:
 
             path = file_path(self.url)
             # not `<file>.lock`: that is the name of Optuna's own journal lock
-            self._file = open(path.with_name(path.name + ".cnnc-lock"), "a")
+            self._file = safefs.open_lock(path.with_name(path.name + ".cnnc-lock"))  # never through a link
             fcntl.flock(self._file, fcntl.LOCK_EX)
         elif k == "postgresql":
             import sqlalchemy
 
             if self._engine is None:
-                self._engine = sqlalchemy.create_engine(engine_url(self.url),
-                                                        poolclass=sqlalchemy.pool.NullPool)
+                self._engine = sqlalchemy.create_engine(database_url(self.url), poolclass=sqlalchemy.pool.NullPool)
             self._connection = self._engine.connect()
             self._connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
         return self

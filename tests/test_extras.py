@@ -101,9 +101,8 @@ def test_the_set_up_environment_has_every_extra():
 def test_a_postgresql_url_uses_the_driver_of_the_postgres_extra():
     """SQLAlchemy 2.1 opens `postgresql://` with psycopg 3, which the extra does not install."""
     from cnnc.commands.files import check_storage
-    from cnnc.search.storage import engine_url
+    from cnnc.search.storage import database_url
 
-    assert engine_url("postgresql://search@db.lan/nas") == "postgresql+psycopg2://search@db.lan/nas"
-    assert engine_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
-    assert engine_url("sqlite:///runs/t/study.db") == "sqlite:///runs/t/study.db"
+    assert database_url("postgresql://search@db.lan/nas") == "postgresql+psycopg2://search@db.lan/nas"
+    assert database_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
     check_storage("postgresql://search@db.lan/nas")  # its driver is found; nothing is connected

@@ -79,3 +79,22 @@ def test_open_regular_follows_links_only_when_asked(tmp_path):
     (tmp_path / "to_fifo").symlink_to("/dev/null")
     with pytest.raises(safefs.NotRegular):
         safefs.open_regular(tmp_path / "to_fifo")  # a link to a device is refused by what it reaches
+
+
+def test_open_lock_creates_a_lock_file_and_refuses_links_and_fifos(tmp_path):
+    import fcntl
+
+    with safefs.open_lock(tmp_path / "a.lock") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+    assert (tmp_path / "a.lock").read_bytes() == b""
+    victim = tmp_path / "victim"
+    (tmp_path / "b.lock").symlink_to(victim)
+    with pytest.raises(safefs.NotRegular):
+        safefs.open_lock(tmp_path / "b.lock")
+    assert not victim.exists()  # the link was not followed to create its target
+    os.mkfifo(tmp_path / "c.lock")
+    with pytest.raises(safefs.NotRegular):
+        safefs.open_lock(tmp_path / "c.lock")
+    with pytest.raises(FileNotFoundError):
+        safefs.open_lock(tmp_path / "d.lock", create=False)
+    assert not (tmp_path / "d.lock").exists()

@@ -288,3 +288,24 @@ def test_changes_of_settings_on_resume_are_noted(tmp_path):
     assert driver.changes(opened, settings) == [
         "the study was made with epochs = 2, this run has 3"
     ]
+
+
+@pytest.mark.parametrize(
+    "options, names",
+    [
+        ({}, ["accuracy"]),
+        ({"evaluator": "proxy", "proxy": "synflow", "objectives": ("accuracy", "params")}, ["synflow", "params"]),
+    ],
+)
+def test_a_study_names_its_objectives_for_optuna_dashboard(tmp_path, options, names):
+    settings = driver.Settings(file=str(TINY), out=tmp_path / "out", trials=1, **options)
+    space = driver.space_for(settings, (1, 8, 8), 10)
+    result = driver.run(settings, space, Counting(), Quiet(), num_classes=10)
+    assert result.study.metric_names == names
+
+
+def test_a_study_made_without_objective_names_gets_them_on_resume(tmp_path):
+    first = study(tmp_path, trials=1).study
+    first._storage.set_study_system_attr(first._study_id, "study:metric_names", None)  # as an older cnnc left it
+    assert optuna.load_study(study_name="tiny", storage=first._storage).metric_names is None
+    assert study(tmp_path, trials=2).study.metric_names == ["accuracy"]

@@ -2,7 +2,8 @@
 
 The fixture starts a throwaway PostgreSQL server of its own (initdb in a temporary folder, a Unix
 socket, no TCP port), so the test needs the server binaries (Debian's postgresql) and psycopg2; it
-skips cleanly where either is missing.
+skips cleanly where either is missing. Its URL has README's form, `postgresql://…` with no driver
+named: cnnc must reach the server with the `postgres` extra's driver (psycopg2).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -46,11 +48,51 @@ def postgres():
     options = f"-p {PORT} -k {sock} -c listen_addresses='' -c fsync=off"
     run([PG_CTL, "-D", str(data), "-o", options, "-w", "-t", "60", "-l", str(folder / "log"), "start"])
     try:
-        yield f"postgresql+psycopg2://postgres@/postgres?host={sock}&port={PORT}"
+        yield f"postgresql://postgres@/postgres?host={sock}&port={PORT}"  # README's form: no driver named
     finally:
         subprocess.run(_as_server_user([PG_CTL, "-D", str(data), "-m", "immediate", "-w", "stop"]), check=False,
                        capture_output=True, timeout=60)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_database(postgres):
+    """A new, empty database on the fixture's server: its URL."""
+    import psycopg2
+
+    name = f"fresh_{uuid.uuid4().hex[:12]}"
+    sock = postgres.split("host=", 1)[1].split("&", 1)[0]
+    connection = psycopg2.connect(host=sock, port=PORT, user="postgres", dbname="postgres")
+    connection.autocommit = True
+    connection.cursor().execute(f"CREATE DATABASE {name}")
+    connection.close()
+    return postgres.replace("/postgres?", f"/{name}?")
+
+
+def _load(url: str, name: str):
+    """A study read by Optuna itself (SQLAlchemy must be told the driver: `database_url`)."""
+    import optuna
+
+    from cnnc.search.storage import database_url
+
+    return optuna.load_study(study_name=name, storage=database_url(url))
+
+
+def test_readme_url_names_the_extra_driver_only_where_psycopg3_is_missing(monkeypatch):
+    import importlib.util
+
+    from cnnc.search.storage import database_url
+
+    url = "postgresql://search@db.lan/nas"
+    installed = {"psycopg2"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name in installed else None)
+    assert database_url(url) == "postgresql+psycopg2://search@db.lan/nas"
+    assert database_url("postgresql+pg8000://search@db.lan/nas") == "postgresql+pg8000://search@db.lan/nas"
+    assert database_url("sqlite:///runs/t/study.db") == "sqlite:///runs/t/study.db"
+    installed = {"psycopg", "psycopg2"}  # SQLAlchemy 2.1's own choice, psycopg 3, stays
+    assert database_url(url) == url
+    installed = set()  # neither: SQLAlchemy's error names the driver it wants
+    assert database_url(url) == url
 
 
 def test_study_in_postgresql_resumes(postgres, tmp_path, capsys):
@@ -60,9 +102,7 @@ def test_study_in_postgresql_resumes(postgres, tmp_path, capsys):
     assert code == 0, err
     code, _, err = run_cli([*args, "--trials", "5"], capsys)
     assert code == 0, err
-    import optuna
-
-    study = optuna.load_study(study_name="shared", storage=postgres)
+    study = _load(postgres, "shared")
     assert len(study.trials) == 5
     assert all(t.user_attrs.get("hash") for t in study.trials)
 
@@ -101,7 +141,6 @@ def test_three_workers_on_postgresql_survive_a_sigkill(postgres, tmp_path):
     import signal
     import sys
 
-    import optuna
     from test_search_workers import check_killed_study, wait_for_running_trial
 
     from cnnc.search import driver
@@ -111,7 +150,7 @@ def test_three_workers_on_postgresql_survive_a_sigkill(postgres, tmp_path):
                                str(ROOT / "zoo" / "spaces" / "tiny.cnn")], stderr=subprocess.PIPE, text=True)
              for i in range(3)]
     try:
-        load = lambda: optuna.load_study(study_name="killed", storage=postgres)
+        load = lambda: _load(postgres, "killed")
         killed, pid = wait_for_running_trial(load, lambda: {p.pid for p in procs})
         os.kill(pid, signal.SIGKILL)
         errors = [p.communicate(timeout=300)[1] for p in procs]
@@ -124,3 +163,19 @@ def test_three_workers_on_postgresql_survive_a_sigkill(postgres, tmp_path):
     assert codes == [-signal.SIGKILL, 0, 0], errors
     assert any(f"trial {killed}'s worker stopped answering" in e for e in errors), errors
     check_killed_study(load(), killed, trials, driver.Settings(file=str(ROOT / "zoo" / "spaces" / "tiny.cnn")))
+
+
+def test_threads_opening_a_fresh_database_together_all_succeed(fresh_database):
+    # without the advisory lock around the tables' creation, most of them fail (`relation "studies"
+    # already exists`, or a duplicate key in pg_type)
+    from test_search_workers import open_together
+
+    assert open_together(fresh_database) == []
+    assert _load(fresh_database, "s").trials == []
+
+
+def test_four_searches_started_together_on_a_fresh_database_all_finish(fresh_database, tmp_path):
+    from test_search_workers import check_searched_together, search_together
+
+    results = search_together(["--storage", fresh_database, "--study", "together"], tmp_path / "run")
+    check_searched_together(results, _load(fresh_database, "together"))

@@ -315,3 +315,65 @@ def test_only_a_server_that_went_away_is_retried(message, lost):
     import sqlalchemy.exc
 
     assert storage.is_connection_error(sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception(message))) is lost
+
+
+# ---------------------------------------------------------------------------------------------
+# Searches started together on a fresh study (shared with the PostgreSQL test)
+
+
+def open_together(url: str, count: int = 6) -> list[BaseException]:
+    """`count` threads open one fresh storage and create one study at the same moment: the errors."""
+    barrier, errors = threading.Barrier(count), []
+
+    def one():
+        barrier.wait()
+        try:
+            optuna.create_study(storage=storage.open_storage(url, 10), study_name="s", load_if_exists=True)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return errors
+
+
+def search_together(storage_args: list, out: Path, count: int = 4, trials: int = 4) -> list[tuple[int, str]]:
+    """`count` tiny `cnnc search` processes started at once on one study: (exit status, stderr) each."""
+    command = [sys.executable, "-c", "import sys; from cnnc.cli import main; sys.exit(main())", "search", TINY,
+               "--evaluator", "proxy", "--device", "cpu", "--trials", str(trials), "--out", out, *storage_args]
+    procs = [subprocess.Popen([str(c) for c in command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True) for _ in range(count)]
+    try:
+        errors = [p.communicate(timeout=300)[1] for p in procs]
+        return [(p.returncode, err) for p, err in zip(procs, errors)]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def check_searched_together(results: list[tuple[int, str]], study, trials: int = 4) -> None:
+    assert [code for code, _ in results] == [0] * len(results), [err for _, err in results]
+    assert worker.finished_count(study.trials) == trials and len(study.trials) == trials
+
+
+def test_threads_opening_a_fresh_sqlite_storage_together_all_succeed(tmp_path):
+    # without the lock around the tables' creation, most of them fail ("table studies already exists",
+    # or Optuna's version row inserted twice)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    assert open_together(url) == []
+    assert optuna.get_all_study_names(storage=url) == ["s"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_four_searches_started_together_on_a_fresh_study_all_finish(tmp_path, kind):
+    out = tmp_path / "run"
+    storage_args = [] if kind == "sqlite" else ["--storage", f"journal:///{out / 'study.journal'}"]
+    results = search_together(storage_args, out)
+    url = f"sqlite:///{out / 'study.db'}" if kind == "sqlite" else f"journal:///{out / 'study.journal'}"
+    check_searched_together(results, optuna.load_study(study_name="tiny", storage=storage.open_storage(url, 10)))
+    assert (out / "best.cnn").is_file()

@@ -144,10 +144,10 @@ def check_storage(url: str) -> None:
     import sqlalchemy.engine
     import sqlalchemy.exc
 
-    from cnnc.search.storage import engine_url
+    from cnnc.search.storage import database_url
 
     try:
-        dialect = sqlalchemy.engine.make_url(engine_url(url)).get_dialect()
+        dialect = sqlalchemy.engine.make_url(database_url(url)).get_dialect()
         dialect.import_dbapi()
     except sqlalchemy.exc.NoSuchModuleError:  # before ArgumentError, its base class
         kind = url.partition(":")[0]

@@ -229,6 +229,8 @@ def search(args):
 
     args.file = str(resolve_path(args.file))
     child = args.worker_settings is not None  # one of the processes `--workers` started
+    if child:
+        launch.watch_parent()  # it stops when the parent ends, however the parent ends
     settings = (
         launch.settings_from_json(args.worker_settings, driver.Settings)
         if child
@@ -274,8 +276,9 @@ def run_workers(settings, space, console):
 
     study = driver.open_study(settings, space)
     console.started(report.rows(study.trials), driver.changes(study, settings))
-    codes = launch.run_workers(settings, console.note)
-    result = results.finish(settings, space, study)
+    with results.running(settings.out):  # search-report leaves the folder's files alone meanwhile
+        codes = launch.run_workers(settings, console.note)
+        result = results.finish(settings, space, study)
     print_result(result, settings)
     done = finished_count(study.trials)
     if INTERRUPTED in codes or -2 in codes:

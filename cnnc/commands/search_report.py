@@ -11,8 +11,10 @@ DESCRIPTION = """\
 Read a study that `cnnc search` stored — finished, or still running on any number of machines —
 and print one row per trial (status, objectives, params, MACs, time, reason), the progress toward
 --trials, the best trial so far (or the Pareto front), and the failures with their reasons; write
-trials.csv and redraw the plots (history.png, pareto.png, importances.png) into --out. --export N
-writes trial N as a program instead: the space with each choice replaced by the option taken.
+trials.csv, best.cnn (the best trial so far as a program) and redraw the plots (history.png,
+pareto.png, importances.png) into --out; while a search runs in that folder, they go to its
+subfolder report/ instead, leaving the search's own files alone. --export N writes trial N as a
+program instead: the space with each choice replaced by the option taken.
 
 examples:
   cnnc search-report runs/t
@@ -68,7 +70,7 @@ def export(study, number: int, path: Path) -> int:
 
 
 def report_study(study, storage: str, out: Path) -> int:
-    from cnnc.search import report
+    from cnnc.search import report, results
 
     recorded = study.user_attrs.get("settings", {})
     names = tuple(
@@ -95,15 +97,28 @@ def report_study(study, storage: str, out: Path) -> int:
         print(f"failures ({len(failures)}):")
     for row in failures:
         print(f"  #{row.number} {row.status}: {row.reason or 'its worker stopped answering'}")
+    out, moved = _report_folder(out)
     with files.writing(out, "--out"):
         out.mkdir(parents=True, exist_ok=True)
         report.write_csv(rows, out / "trials.csv")
-        written, notes = report.plot_study(study, names, out)
-    for path in [out / "trials.csv", *written]:
+        bests, notes = results.write_study_best(study, best, out / "best.cnn")
+        written, plot_notes = report.plot_study(study, names, out)
+    notes = moved + notes + plot_notes
+    for path in [out / "trials.csv", *bests, *written]:
         print(f"wrote {path}")
     for note in notes:
         print(f"note: {note}")
     return common.OK
+
+
+def _report_folder(out: Path) -> tuple[Path, list[str]]:
+    """`out`, or its subfolder report/ while a search runs there (its files are the search's)."""
+    from cnnc.search.results import search_running
+
+    if not search_running(out):
+        return out, []
+    moved = out / "report"
+    return moved, [f"a search is running in `{out}`: its files are left alone, this report went to `{moved}`"]
 
 
 def _locations(args) -> tuple[str, Path]:
