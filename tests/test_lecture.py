@@ -177,8 +177,10 @@ def test_bottleneck_inception_ops():
 
 
 def test_receptive_field_meets_at_merges():
-    """A ResNet block's skip path sees less than its main path: both are kept."""
+    """Where paths meet, each position sees the union of what it sees on each: a ResNet block's
+    skip path (maxpool's 11) lies inside its main path's field, so the sum sees the main path's."""
     s, by_name = rows("zoo/resnet18.cnn")
     add = by_name["layer1.0.add"]
-    # the skip keeps maxpool's 11; two 3×3 convs at jump 4 (strides 2·2) add 2·(3 − 1)·4 = 16
-    assert (add.rf_min, add.rf) == (11, 27)
+    # two 3×3 convs at jump 4 (strides 2·2) add 2·(3 − 1)·4 = 16 to maxpool's 11; every position
+    # alike (measured as the input gradient's support, tests/test_receptive_field.py)
+    assert (by_name["maxpool"].rf, add.rf_min, add.rf) == (11, 27, 27)

@@ -108,7 +108,8 @@ def _training_lines(t) -> list[str]:
 
 def _row_json(r) -> dict:
     return {"name": r.name, "op": r.op, "shape": list(r.shape) if r.shape else None, "params": r.params,
-            "macs": r.macs, "activations": r.activations, "rf": r.rf, "nodes": r.node_count}
+            "macs": r.macs, "activations": r.activations, "rf": r.rf, "rf_min": r.rf_min,
+            "whole_input": r.whole_input, "nodes": r.node_count}
 
 
 def count(n: int) -> str:
@@ -148,7 +149,7 @@ def _table(summary, rows, args, markdown: bool) -> str:
     shown, hidden = _visible(rows, args.all)
     header = ("name", "op", "output", "memory", "params", "MACs", "RF")
     body = [(r.name, _op_cell(r), shape_text(r.shape), count(r.activations), count(r.params), count(r.macs),
-             str(r.rf) if r.shape else "") for r in shown]
+             _rf_cell(r) if r.shape else "") for r in shown]
     title = (f"{summary.network} · {_inputs_text(summary)} · batch 1 · {summary.dtype} "
              f"({DTYPE_BYTES[summary.dtype]} bytes)")
     lines = [title, ""]
@@ -158,6 +159,13 @@ def _table(summary, rows, args, markdown: bool) -> str:
                   "totals so far:"]
     lines += ["", *_totals(summary, hidden)]
     return "\n".join(lines)
+
+
+def _rf_cell(row) -> str:
+    """`204`, `whole input`, or `≤ 900` past the analysis's bounds (an upper bound)."""
+    if row.whole_input:
+        return "whole input"
+    return str(row.rf) if row.rf_exact else f"≤ {row.rf}"
 
 
 def _inputs_text(summary) -> str:

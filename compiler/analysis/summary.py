@@ -12,7 +12,7 @@ from cnnc.compiler.analysis.memory import DTYPE_BYTES, activations
 from cnnc.compiler.analysis.receptive_field import receptive_fields
 from cnnc.compiler.ir import Graph
 from cnnc.compiler.types import is_error
-from cnnc.dsl.records import record
+from cnnc.dsl.records import record, replace
 
 
 @record
@@ -23,11 +23,15 @@ class Row:
     params: int
     macs: int
     activations: int  # elements materialised (batch 1)
-    rf: int  # receptive-field side (largest over paths and axes), input pixels
-    rf_min: int  # the smallest over the paths that meet here
+    rf: int  # receptive-field side: the largest any position has (the larger axis), input pixels
+    rf_min: int  # the smallest any position has
     node_count: int = 1  # > 1 for a group row (`--depth`)
     error: str | None = None
     text: str = ""  # `Conv 3×3/2, 64`
+    rf_height: tuple[int, int] = (0, 0)  # (smallest, largest) along the height
+    rf_width: tuple[int, int] = (0, 0)
+    whole_input: bool = False  # every position sees the whole input (rf is then its extent)
+    rf_exact: bool = True  # False past the analysis's bounds: rf is then an upper bound
 
 
 @record
@@ -83,11 +87,17 @@ class Summary:
             "layers": [
                 {"name": r.name, "op": r.op, "shape": list(r.shape) if r.shape else None, "params": r.params,
                  "macs": r.macs, "activations": r.activations, "rf": r.rf, "rf_min": r.rf_min,
+                 **_rf_json(r),
                  **({"nodes": r.node_count} if r.node_count > 1 else {}),
                  **({"error": r.error} if r.error else {})}
                 for r in self.layers
             ],
         }
+
+
+def _rf_json(r: Row) -> dict:
+    return {"rf_height": list(r.rf_height), "rf_width": list(r.rf_width), "whole_input": r.whole_input,
+            "rf_exact": r.rf_exact}
 
 
 def summarize(graph: Graph, dtype: str = "float32") -> Summary:
@@ -99,8 +109,10 @@ def summarize(graph: Graph, dtype: str = "float32") -> Summary:
                 failed = n.name
                 rows.append(Row(n.name, n.op, None, 0, 0, 0, 0, 0, error=n.error, text=describe(n)))
             continue
-        rows.append(Row(n.name, n.op, n.type.shape, p[n.id], m[n.id], a[n.id], rf[n.id].size, rf[n.id].size_min,
-                        text=describe(n)))
+        f = rf[n.id]
+        rows.append(Row(n.name, n.op, n.type.shape, p[n.id], m[n.id], a[n.id], f.size, f.size_min,
+                        text=describe(n), rf_height=(f.h.smallest, f.h.largest),
+                        rf_width=(f.w.smallest, f.w.largest), whole_input=f.whole, rf_exact=f.exact))
     out = graph.output_type
     single = graph.single
     inputs = tuple((graph.input_name(i), graph.node(i).type.shape) for i in graph.inputs
@@ -142,11 +154,10 @@ def group(summary: Summary, graph: Graph, depth: int) -> tuple[Row, ...]:
             continue
         if keys and keys[-1] == key:
             prev = out[-1]
-            out[-1] = Row(key, prev.op, row.shape, prev.params + row.params, prev.macs + row.macs,
-                          prev.activations + row.activations, row.rf, row.rf_min, prev.node_count + 1,
-                          row.error or prev.error, prev.text)
+            out[-1] = replace(row, name=key, op=prev.op, params=prev.params + row.params,
+                              macs=prev.macs + row.macs, activations=prev.activations + row.activations,
+                              node_count=prev.node_count + 1, error=row.error or prev.error, text=prev.text)
         else:
-            out.append(Row(key, titles[key], row.shape, row.params, row.macs, row.activations, row.rf,
-                           row.rf_min, 1, row.error, titles[key]))
+            out.append(replace(row, name=key, op=titles[key], node_count=1, text=titles[key]))
             keys.append(key)
     return tuple(out)
