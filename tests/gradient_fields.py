@@ -1,7 +1,8 @@
 """Receptive fields measured on torch: the support of the input gradient of one output position.
 
-The network cnnc lowers is made a positive linear one whose gradient support is exactly the set of
-input pixels a position depends on: every weight positive (1 / fan-in, biases 0), elementwise
+The network cnnc lowers is made a positive one whose gradient support is exactly the set of input
+pixels a position depends on: every weight positive (1 / fan-in, biases ½, so a position that
+reads only padding still passes a gate's gradient on, as a real bias does), elementwise
 activations and normalisations the identity (their statistics are no part of a field, see
 `compiler/analysis/receptive_field.py`), max pools a positive sum over the same windows, in float64
 so that the far taps of a deep stack stay above zero. Several (node, position) pairs are measured in
@@ -52,7 +53,7 @@ def positive_model(graph) -> fx.GraphModule:
             _set(model, node.name, nn.AdaptiveAvgPool2d(node.type.shape[1:]))
     with torch.no_grad():
         for p in model.parameters():
-            p.fill_(0.0 if p.dim() == 1 else 1.0 / p[0].numel())
+            p.fill_(0.5 if p.dim() == 1 else 1.0 / p[0].numel())
     return model
 
 
@@ -103,18 +104,23 @@ def _spans(g):
 
 
 def check(graph, node_ids, max_pairs: int = 64, one_channel: bool = False) -> tuple[list[str], set[int]]:
-    """Measure the nodes `node_ids` at positions near the middle of their maps — a run of one
-    period of cnnc's pattern along each axis — and compare with `receptive_fields`: the smallest
-    and largest span per axis over the positions the input does not clip, or the whole input.
-    Returns the disagreements and the ids of the nodes verified along both axes."""
-    from cnnc.compiler.analysis.receptive_field import patterns, receptive_fields
+    """Measure the nodes `node_ids` and compare with cnnc's spans, position by position. A node with
+    local fields is measured at positions near the middle of its map — one period of cnnc's pattern
+    along each axis, so every span its extent reports — where the input does not clip them (cnnc's
+    span lies inside the input). A node with fields at the declared input is compared at up to 16
+    positions an axis. Returns the disagreements and the ids of the nodes verified at every
+    position measured."""
+    from cnnc.compiler.analysis.receptive_field import _at, patterns
 
-    fields, axes = receptive_fields(graph), patterns(graph)
+    found = patterns(graph)
     pairs, owners = [], []
     for node_id in node_ids:
         shape = graph.node(node_id).type.shape
         sizes = shape[1:] if len(shape) == 3 else (1, 1)
-        runs = [min(n, a.period if not a.explicit else n) for n, a in zip(sizes, axes[node_id])]
+        local = found.local[node_id]
+        if local is None and node_id not in found.clipped:
+            continue  # past cnnc's bounds: nothing exact to compare
+        runs = [min(n, a.period) for n, a in zip(sizes, local)] if local else [min(n, 16) for n in sizes]
         count = max(runs)
         if len(pairs) + count > max_pairs:
             continue
@@ -126,24 +132,28 @@ def check(graph, node_ids, max_pairs: int = 64, one_channel: bool = False) -> tu
     extent = graph.input_type.shape[1:]
     problems, verified = [], set()
     for node_id in dict.fromkeys(owners):
-        f = fields[node_id]
-        spans = [m for o, m in zip(owners, measured) if o == node_id]
+        name = graph.node(node_id).name
+        mine = [(p, m) for o, p, m in zip(owners, pairs, measured) if o == node_id]
+        local = found.local[node_id]
+        if local is None:
+            clipped = found.clipped[node_id]
+            for (_, h, w), spans in mine:
+                for axis, i in enumerate((h, w)):
+                    c = clipped[axis]
+                    want = (c.lo[i], c.hi[i]) if c.lo[i] <= c.hi[i] else None
+                    if spans[axis] != want:
+                        problems.append(f"{name} position {i} axis {axis}: cnnc {want}, torch {spans[axis]}")
+            verified.add(node_id)
+            continue
         ok = True
-        for axis, (expected, size) in enumerate(zip((f.h, f.w), extent)):
-            got = [s[axis] for s in spans]
-            name = graph.node(node_id).name
-            if expected.whole:
-                if any(g != (0, size - 1) for g in got):
-                    problems.append(f"{name} axis {axis}: cnnc says the whole input, torch {got}")
+        for (_, h, w), spans in mine:
+            want = [_at(local[0], h), _at(local[1], w)]
+            if any(lo < 0 or hi > size - 1 for (lo, hi), size in zip(want, extent) if lo <= hi):
+                ok = False  # the input's edge clips it: not comparable here
                 continue
-            inside = [g for g in got if g is None or (g[0] > 0 and g[1] < size - 1)]
-            if len(inside) < len(got):
-                ok = False  # clipped by the input's edge: not comparable here
-                continue
-            sizes_seen = [0 if g is None else g[1] - g[0] + 1 for g in inside]
-            if (min(sizes_seen), max(sizes_seen)) != (expected.smallest, expected.largest):
-                problems.append(f"{name} axis {axis}: cnnc {(expected.smallest, expected.largest)}, "
-                                f"torch {(min(sizes_seen), max(sizes_seen))}")
+            want = [span if span[0] <= span[1] else None for span in want]
+            if list(spans) != want:
+                problems.append(f"{name} position {(h, w)}: cnnc {want}, torch {list(spans)}")
         if ok:
             verified.add(node_id)
     return problems, verified

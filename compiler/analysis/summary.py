@@ -32,6 +32,7 @@ class Row:
     rf_width: tuple[int, int] = (0, 0)
     whole_input: bool = False  # every position sees the whole input (rf is then its extent)
     rf_exact: bool = True  # False past the analysis's bounds: rf is then an upper bound
+    rf_clipped: bool = False  # spans at the declared input (after a global op), not where it does not clip
 
 
 @record
@@ -97,7 +98,7 @@ class Summary:
 
 def _rf_json(r: Row) -> dict:
     return {"rf_height": list(r.rf_height), "rf_width": list(r.rf_width), "whole_input": r.whole_input,
-            "rf_exact": r.rf_exact}
+            "rf_exact": r.rf_exact, "rf_clipped": r.rf_clipped}
 
 
 def summarize(graph: Graph, dtype: str = "float32") -> Summary:
@@ -112,7 +113,8 @@ def summarize(graph: Graph, dtype: str = "float32") -> Summary:
         f = rf[n.id]
         rows.append(Row(n.name, n.op, n.type.shape, p[n.id], m[n.id], a[n.id], f.size, f.size_min,
                         text=describe(n), rf_height=(f.h.smallest, f.h.largest),
-                        rf_width=(f.w.smallest, f.w.largest), whole_input=f.whole, rf_exact=f.exact))
+                        rf_width=(f.w.smallest, f.w.largest), whole_input=f.whole, rf_exact=f.exact,
+                        rf_clipped=f.clipped))
     out = graph.output_type
     single = graph.single
     inputs = tuple((graph.input_name(i), graph.node(i).type.shape) for i in graph.inputs

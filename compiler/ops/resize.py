@@ -79,7 +79,8 @@ def infer_upsample(args: dict, inputs) -> tuple[dict, TensorType]:
 def upsample_rf(args, inputs) -> RFAxes:
     """Nearest: output o reads input ⌊o·r⌋. Bilinear: o interpolates inputs i and i + 1 at
     (o + ½)·r − ½ (o·(in − 1)/(out − 1) with align_corners), one of them where that is whole.
-    r = in / out, or 1 / scale_factor when the factor is given, as torch computes it."""
+    r = in / out, or 1 / scale_factor when the factor is given, as torch computes it (nearest reads
+    input o when out = in and ⌊o / 2⌋ when out = 2·in, as torch does whatever the factor)."""
     from fractions import Fraction  # here: only a scale factor needs it (start-up)
 
     inp = inputs[0]
@@ -92,10 +93,12 @@ def upsample_rf(args, inputs) -> RFAxes:
             num, den = ratio.numerator, ratio.denominator
         else:
             num, den = n, out[axis]
-        if args["mode"] == "nearest":
+        o = out[axis] if out is not None else math.floor(n * args["scale_factor"][axis])
+        if args["mode"] == "nearest" and o in (n, 2 * n):  # torch's own cases, whatever the factor
+            axes.append(reads.nearest(n, o))
+        elif args["mode"] == "nearest":
             axes.append(reads.nearest(num, den))
         elif args["align_corners"]:
-            o = out[axis] if out is not None else math.floor(n * args["scale_factor"][axis])
             axes.append(reads.linear(n - 1, o - 1, True) if o > 1 else reads.window(1, 0, 0))
         else:
             axes.append(reads.linear(num, den, False))
