@@ -144,10 +144,11 @@ def receptive_fields(graph: Graph) -> dict[int, Field]:
 
 def patterns(graph: Graph) -> Patterns:
     budget = Budget(MAX_WORK)
+    steps = {n.id: _step(graph, n) for n in graph.nodes_in_order()}
     local: dict[int, tuple[Axis, Axis] | None] = {}
     for n in graph.nodes_in_order():
-        local[n.id] = _local(graph, n, local, budget)
-    return Patterns(local, _clipped_fields(graph, local, budget))
+        local[n.id] = _local(graph, n, steps[n.id], local, budget)
+    return Patterns(local, _clipped_fields(graph, steps, local, budget))
 
 
 def _spatial(t) -> tuple[int, int]:
@@ -170,8 +171,7 @@ def _step(graph: Graph, n: Node):
 ORIGIN_AXIS = Axis(1, 1, (0,), (0,))  # input position i is pixel i
 
 
-def _local(graph: Graph, n: Node, done: dict, budget: Budget) -> tuple[Axis, Axis] | None:
-    step = _step(graph, n)
+def _local(graph: Graph, n: Node, step, done: dict, budget: Budget) -> tuple[Axis, Axis] | None:
     if step is ORIGIN:
         return ORIGIN_AXIS, ORIGIN_AXIS
     if step is GLOBAL or any(done[i] is None for i in n.inputs):
@@ -265,7 +265,7 @@ def _span_union(spans) -> tuple[int, int]:
 # -- fields at the declared input -------------------------------------------------------------------
 
 
-def _clipped_fields(graph: Graph, local: dict, budget: Budget) -> dict[int, tuple[Clipped, Clipped]]:
+def _clipped_fields(graph: Graph, steps: dict, local: dict, budget: Budget) -> dict[int, tuple[Clipped, Clipped]]:
     """For the nodes without local fields and every node they read, directly or not: the span of
     each of the map's positions, reading only positions that exist."""
     needed: set[int] = set()
@@ -276,15 +276,14 @@ def _clipped_fields(graph: Graph, local: dict, budget: Budget) -> dict[int, tupl
     out: dict[int, tuple[Clipped, Clipped] | None] = {}
     for n in graph.nodes_in_order():
         if n.id in needed:
-            out[n.id] = _clipped(graph, n, out, budget)
+            out[n.id] = _clipped(graph, n, steps[n.id], out, budget)
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _clipped(graph: Graph, n: Node, done: dict, budget: Budget) -> tuple[Clipped, Clipped] | None:
+def _clipped(graph: Graph, n: Node, step, done: dict, budget: Budget) -> tuple[Clipped, Clipped] | None:
     sizes = _spatial(n.type)
     if not budget.spend(2 * max(sizes)) or max(sizes) > MAX_CLIPPED:
         return None
-    step = _step(graph, n)
     if step is ORIGIN:
         return tuple(Clipped(tuple(range(m)), tuple(range(m))) for m in sizes)
     ins = [done.get(i) for i in n.inputs]
@@ -306,7 +305,11 @@ def _clipped_global(c: Clipped, positions: int) -> Clipped:
 
 
 def _clipped_apply(c: Clipped, reads: Reads, positions: int, budget: Budget) -> Clipped | None:
+    """Each output position's span: the union of the spans of the input positions it reads that
+    exist. Spans that only move right with the position (the usual case) need only the first and
+    the last of those; others are looked at one by one."""
     size = len(c.lo)
+    ordered = _ordered(c)
     lo, hi = [], []
     for o in range(positions):
         q, r = divmod(o, reads.period)
@@ -319,19 +322,28 @@ def _clipped_apply(c: Clipped, reads: Reads, positions: int, budget: Budget) -> 
             if last >= size:
                 last -= (last - size + step) // step * step
             if first <= last:
-                if not budget.spend((last - first) // step + 1):
+                if ordered:
+                    span = (c.lo[first], c.hi[last])
+                elif budget.spend((last - first) // step + 1):
+                    span = (min(c.lo[first:last + 1:step]), max(c.hi[first:last + 1:step]))
+                else:
                     return None
-                span = (min(c.lo[first:last + 1:step]), max(c.hi[first:last + 1:step]))
         lo.append(span[0])
         hi.append(span[1])
     return Clipped(tuple(lo), tuple(hi))
 
 
+def _ordered(c: Clipped) -> bool:
+    """Whether every position reads something and spans only move right with the position."""
+    return (all(a <= b for a, b in zip(c.lo, c.hi)) and all(a <= b for a, b in zip(c.lo, c.lo[1:]))
+            and all(a <= b for a, b in zip(c.hi, c.hi[1:])))
+
+
 def _clipped_union(ins: list[Clipped], positions: int) -> Clipped:
     """Position by position; a broadcast input (one position) reaches every position."""
-    spans = [_span_union([(c.lo[o if len(c.lo) > 1 else 0], c.hi[o if len(c.lo) > 1 else 0]) for c in ins])
-             for o in range(positions)]
-    return Clipped(tuple(s[0] for s in spans), tuple(s[1] for s in spans))
+    full = [c if len(c.lo) == positions else Clipped(c.lo * positions, c.hi * positions) for c in ins]
+    return Clipped(tuple(map(min, *(c.lo for c in full))) if len(full) > 1 else full[0].lo,
+                   tuple(map(max, *(c.hi for c in full))) if len(full) > 1 else full[0].hi)
 
 
 def _clipped_extent(c: Clipped, input_size: int) -> Extent:
