@@ -118,8 +118,8 @@ def check(graph, node_ids, max_pairs: int = 64, one_channel: bool = False) -> tu
         shape = graph.node(node_id).type.shape
         sizes = shape[1:] if len(shape) == 3 else (1, 1)
         local = found.local[node_id]
-        if local is None and node_id not in found.clipped:
-            continue  # past cnnc's bounds: nothing exact to compare
+        if (local is None and node_id not in found.clipped) or node_id in found.inexact:
+            continue  # past cnnc's bounds, or after a regrouping reshape: nothing exact to compare
         runs = [min(n, a.period) for n, a in zip(sizes, local)] if local else [min(n, 16) for n in sizes]
         count = max(runs)
         if len(pairs) + count > max_pairs:

@@ -127,6 +127,35 @@ def test_past_the_bounds_a_field_is_an_upper_bound_and_says_so():
     assert (row.rf, row.rf_exact, row.whole_input) == (30_000, False, False)
 
 
+def test_a_reshape_that_regroups_positions_is_an_upper_bound():
+    """[16, 20, 20] → [100, 8, 8]: each output position reads input positions scattered over rows
+    and columns, no product of an interval of each: the span of all is an upper bound, said so."""
+    text = "network n { input [16, 20, 20] return in -> Reshape([-1, 8, 8]) -> Conv(4, 3) }"
+    rows = summarize(api.graph("r.cnn", text=text)).layers
+    assert [(r.rf, r.rf_exact, r.whole_input) for r in rows[1:]] == [(20, False, False)] * 2
+
+
+def op_programs():
+    """Each op of the registry, its reference page's example, between two convolutions."""
+    from cnnc.compiler.ops import REGISTRY
+
+    for name, spec in REGISTRY.items():
+        if spec.layer:
+            before = "-> Flatten " if name == "Linear" else ""
+            yield pytest.param(
+                "network n {\n    input [8, 24, 24]\n    x = in -> Conv(64, 3, stride = 2, pad = 1)\n"
+                f"    skip = in -> Conv(64, 1)\n    up = x\n    return x {before}-> {spec.example}\n}}\n",
+                id=name)
+
+
+@pytest.mark.parametrize("text", list(op_programs()))
+def test_every_op_field_equals_the_gradient_support(text):
+    graph = api.graph("op.cnn", text=text)
+    problems, verified = check(graph, [n.id for n in graph.nodes_in_order()], max_pairs=128)
+    assert problems == []
+    assert len(verified) >= 2  # the input, the conv, and the op where the input's edge allows
+
+
 # -- random programs --------------------------------------------------------------------------------
 
 ACTS = ["ReLU", "Sigmoid", "Hardswish", "GELU"]

@@ -20,6 +20,10 @@ one of two ways:
   would repeat only after `MAX_PERIOD` positions. A node every position of which sees the whole
   input says so (`whole`), and later global operations add nothing.
 
+A reshape from one map to another regroups positions (each output position reads input positions
+that are not a product of rows and columns): its field, and those after it, are taken as the span
+of every position it reads, an upper bound, flagged `exact` False.
+
 Normalisation statistics (GroupNorm, InstanceNorm, BatchNorm in training) are not part of a field:
 norms are per-position ops here, as BatchNorm is at inference. A field is the union over a node's
 channels (a `Chunk` of a concat keeps the union of the concat's inputs).
@@ -35,7 +39,7 @@ from __future__ import annotations
 import math
 
 from cnnc.compiler.ir import Graph, Node
-from cnnc.compiler.ops import GLOBAL, MEET, ORIGIN, POINTWISE
+from cnnc.compiler.ops import GLOBAL, MEET, ORIGIN, POINTWISE, REGROUPED
 from cnnc.compiler.ops.reads import Reads
 from cnnc.compiler.types import is_error
 from cnnc.dsl.records import record
@@ -93,7 +97,7 @@ class Field:
 
     @property
     def whole(self) -> bool:
-        return self.h.whole and self.w.whole
+        return self.exact and self.h.whole and self.w.whole
 
 
 class Budget:
@@ -119,6 +123,7 @@ class Patterns:
 
     local: dict
     clipped: dict
+    inexact: frozenset  # nodes whose spans are upper bounds (they read a regrouping reshape)
 
 
 def receptive_fields(graph: Graph) -> dict[int, Field]:
@@ -136,7 +141,7 @@ def receptive_fields(graph: Graph) -> dict[int, Field]:
             out[n.id] = Field(h, w)
         elif clipped is not None:
             h, w = (_clipped_extent(c, size) for c, size in zip(clipped, inputs))
-            out[n.id] = Field(h, w, clipped=True)
+            out[n.id] = Field(h, w, n.id not in found.inexact, clipped=True)
         else:  # past the bounds: at most the whole input
             out[n.id] = Field(Extent(inputs[0], inputs[0], False), Extent(inputs[1], inputs[1], False), False, True)
     return out
@@ -148,7 +153,11 @@ def patterns(graph: Graph) -> Patterns:
     local: dict[int, tuple[Axis, Axis] | None] = {}
     for n in graph.nodes_in_order():
         local[n.id] = _local(graph, n, steps[n.id], local, budget)
-    return Patterns(local, _clipped_fields(graph, steps, local, budget))
+    inexact: set[int] = set()
+    for n in graph.nodes_in_order():
+        if steps[n.id] is REGROUPED or any(i in inexact for i in n.inputs):
+            inexact.add(n.id)
+    return Patterns(local, _clipped_fields(graph, steps, local, budget), frozenset(inexact))
 
 
 def _spatial(t) -> tuple[int, int]:
@@ -174,7 +183,7 @@ ORIGIN_AXIS = Axis(1, 1, (0,), (0,))  # input position i is pixel i
 def _local(graph: Graph, n: Node, step, done: dict, budget: Budget) -> tuple[Axis, Axis] | None:
     if step is ORIGIN:
         return ORIGIN_AXIS, ORIGIN_AXIS
-    if step is GLOBAL or any(done[i] is None for i in n.inputs):
+    if step in (GLOBAL, REGROUPED) or any(done[i] is None for i in n.inputs):
         return None
     if step is MEET:
         return _meet(graph, n, done, budget)
@@ -293,7 +302,7 @@ def _clipped(graph: Graph, n: Node, step, done: dict, budget: Budget) -> tuple[C
         return tuple(_clipped_union([c[axis] for c in ins], sizes[axis]) for axis in range(2))
     if step is POINTWISE:
         return ins[0]
-    rules = (GLOBAL, GLOBAL) if step is GLOBAL else (step.h, step.w)
+    rules = (GLOBAL, GLOBAL) if step in (GLOBAL, REGROUPED) else (step.h, step.w)
     out = [_clipped_global(c, m) if rule is GLOBAL else _clipped_apply(c, rule, m, budget)
            for c, rule, m in zip(ins[0], rules, sizes)]
     return None if None in out else tuple(out)

@@ -167,14 +167,17 @@ class RFRule(enum.Enum):
 
     POINTWISE = "each output position sees the same input position (elementwise, per-position ops)"
     GLOBAL = "each output sees every input position (global pooling, Linear, Flatten)"
-    MEET = "the meet of the inputs' fields (merges)"
+    MEET = "the union of the inputs' fields, position by position (merges)"
     ORIGIN = "a network input: one pixel"
+    REGROUPED = ("each output position reads some input positions, regrouped across the map "
+                 "(a reshape to another map): at most every input position")
 
 
 POINTWISE = RFRule.POINTWISE
 GLOBAL = RFRule.GLOBAL
 MEET = RFRule.MEET
 ORIGIN = RFRule.ORIGIN
+REGROUPED = RFRule.REGROUPED
 
 
 def no_params(args, inputs, out) -> int:
