@@ -37,6 +37,7 @@ pathological graphs reach them) a field is an upper bound, flagged `exact` False
 from __future__ import annotations
 
 import math
+import operator
 
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.ops import GLOBAL, MEET, ORIGIN, POINTWISE, REGROUPED
@@ -319,6 +320,8 @@ def _clipped_apply(c: Clipped, reads: Reads, positions: int, budget: Budget) -> 
     the last of those; others are looked at one by one."""
     size = len(c.lo)
     ordered = _ordered(c)
+    if ordered and reads.period == 1 and reads.at(0)[2] == 1:
+        return _clipped_window(c, reads.at(0), reads.advance, positions)
     lo, hi = [], []
     for o in range(positions):
         q, r = divmod(o, reads.period)
@@ -342,10 +345,21 @@ def _clipped_apply(c: Clipped, reads: Reads, positions: int, budget: Budget) -> 
     return Clipped(tuple(lo), tuple(hi))
 
 
+def _clipped_window(c: Clipped, taps, stride: int, positions: int) -> Clipped:
+    """`_clipped_apply` for a window of consecutive positions (a conv or pool without dilation) on
+    ordered spans: output o spans from the first position it reads that exists to the last."""
+    first, last, size = taps[0], taps[1], len(c.lo)
+    starts = [max(first + o * stride, 0) for o in range(positions)]
+    ends = [min(last + o * stride, size - 1) for o in range(positions)]
+    lo = tuple(c.lo[a] if a <= b else NOTHING[0] for a, b in zip(starts, ends))
+    hi = tuple(c.hi[b] if a <= b else NOTHING[1] for a, b in zip(starts, ends))
+    return Clipped(lo, hi)
+
+
 def _ordered(c: Clipped) -> bool:
     """Whether every position reads something and spans only move right with the position."""
-    return (all(a <= b for a, b in zip(c.lo, c.hi)) and all(a <= b for a, b in zip(c.lo, c.lo[1:]))
-            and all(a <= b for a, b in zip(c.hi, c.hi[1:])))
+    return (all(map(operator.le, c.lo, c.hi)) and all(map(operator.le, c.lo, c.lo[1:]))
+            and all(map(operator.le, c.hi, c.hi[1:])))
 
 
 def _clipped_union(ins: list[Clipped], positions: int) -> Clipped:

@@ -96,13 +96,21 @@ class Summary:
         }
 
 
+def _rf_fields(f) -> dict:
+    return {"rf_height": (f.h.smallest, f.h.largest), "rf_width": (f.w.smallest, f.w.largest),
+            "whole_input": f.whole, "rf_exact": f.exact, "rf_clipped": f.clipped}
+
+
 def _rf_json(r: Row) -> dict:
     return {"rf_height": list(r.rf_height), "rf_width": list(r.rf_width), "whole_input": r.whole_input,
             "rf_exact": r.rf_exact, "rf_clipped": r.rf_clipped}
 
 
-def summarize(graph: Graph, dtype: str = "float32") -> Summary:
-    p, m, a, rf = params(graph), macs(graph), activations(graph), receptive_fields(graph)
+def summarize(graph: Graph, dtype: str = "float32", fields: bool = True) -> Summary:
+    """`fields=False` leaves the receptive fields out (rows' rf 0): the counts alone, for a search
+    trial that reads nothing else."""
+    p, m, a = params(graph), macs(graph), activations(graph)
+    rf = receptive_fields(graph) if fields else None
     rows, failed = [], None
     for n in graph.nodes_in_order():
         if is_error(n.type):
@@ -110,11 +118,9 @@ def summarize(graph: Graph, dtype: str = "float32") -> Summary:
                 failed = n.name
                 rows.append(Row(n.name, n.op, None, 0, 0, 0, 0, 0, error=n.error, text=describe(n)))
             continue
-        f = rf[n.id]
-        rows.append(Row(n.name, n.op, n.type.shape, p[n.id], m[n.id], a[n.id], f.size, f.size_min,
-                        text=describe(n), rf_height=(f.h.smallest, f.h.largest),
-                        rf_width=(f.w.smallest, f.w.largest), whole_input=f.whole, rf_exact=f.exact,
-                        rf_clipped=f.clipped))
+        f = rf[n.id] if rf is not None else None
+        rows.append(Row(n.name, n.op, n.type.shape, p[n.id], m[n.id], a[n.id], f.size if f else 0,
+                        f.size_min if f else 0, text=describe(n), **(_rf_fields(f) if f else {})))
     out = graph.output_type
     single = graph.single
     inputs = tuple((graph.input_name(i), graph.node(i).type.shape) for i in graph.inputs
