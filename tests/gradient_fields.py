@@ -1,8 +1,8 @@
 """Receptive fields measured on torch: the support of the input gradient of one output position.
 
 The network cnnc lowers is made a positive one whose gradient support is exactly the set of input
-pixels a position depends on: every weight positive (1 / fan-in, biases ½, so a position that
-reads only padding still passes a gate's gradient on, as a real bias does), elementwise
+pixels a position depends on: every weight positive (1 / fan-in, biases and constant pads ½, so a
+position that reads only padding still passes a gate's gradient on, as a real bias does), elementwise
 activations and normalisations the identity (their statistics are no part of a field, see
 `compiler/analysis/receptive_field.py`), max pools a positive sum over the same windows, in float64
 so that the far taps of a deep stack stay above zero. Several (node, position) pairs are measured in
@@ -51,6 +51,8 @@ def positive_model(graph) -> fx.GraphModule:
             _set(model, node.name, WindowSum(model.get_submodule(node.name), node.type.shape[1:]))
         elif node.op in ("AdaptiveMaxPool", "GlobalMaxPool"):
             _set(model, node.name, nn.AdaptiveAvgPool2d(node.type.shape[1:]))
+        elif isinstance(model.get_submodule(node.name), nn.ConstantPad2d):
+            model.get_submodule(node.name).value = 0.5  # a border multiplied by a gate passes it on
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(0.5 if p.dim() == 1 else 1.0 / p[0].numel())

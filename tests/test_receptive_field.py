@@ -6,8 +6,8 @@ cnnc says so, the whole input.
 - every concrete zoo network, on the one-channel copy (the same torch kernels with the modules' own
   hyperparameters, a cost independent of the widths), at its declared input except where a smaller
   one is as telling: up to 48 (node, position) pairs each, its outputs first;
-- random programs (hypothesis) on the positive copy of the real modules: chains of convolutions and
-  pools of every kind, residual sums, down-and-up paths merged with their skip (strided convs and
+- random programs (hypothesis) on the positive copy of the real modules: chains of convolutions,
+  pools of every kind, adaptive pools and pads, residual sums, down-and-up paths merged with their skip (strided convs and
   pools; nearest, bilinear, transposed-conv and pixel-shuffle upsampling), SE gates and heads;
 - the figures the lecture's reader checks by hand.
 """
@@ -164,7 +164,7 @@ ACTS = ["ReLU", "Sigmoid", "Hardswish", "GELU"]
 @st.composite
 def local_layer(draw, c: int) -> str:
     """A layer that may change the size: any window, dilation, stride and padding."""
-    kind = draw(st.sampled_from(["conv", "conv", "max", "avg", "act", "norm"]))
+    kind = draw(st.sampled_from(["conv", "conv", "max", "avg", "act", "norm", "adaptive", "pad"]))
     k, s, d = draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
     if kind == "conv":
         p = draw(st.integers(0, 2))
@@ -174,6 +174,10 @@ def local_layer(draw, c: int) -> str:
         ceil = draw(st.booleans())
         name = "MaxPool" if kind == "max" else "AvgPool"
         return f"{name}({k}, stride = {s}, pad = {p}, ceil_mode = {'true' if ceil else 'false'})"
+    if kind == "adaptive":
+        return f"AdaptiveAvgPool([{draw(st.integers(1, 6))}, {draw(st.integers(1, 6))}])"
+    if kind == "pad":
+        return f"Pad([{', '.join(str(draw(st.integers(0, 2))) for _ in range(4))}])"
     return draw(st.sampled_from(ACTS)) if kind == "act" else "BatchNorm"
 
 
