@@ -5,8 +5,9 @@ pass at batch 1 (in eval mode) — the input and every node's output, except out
 their input's storage (in-place activations, an `Add` that accumulates into an input) and views that
 alias it (Flatten and Reshape of a contiguous tensor, Identity, Dropout and StochasticDepth at
 inference, Chunk, Crop). `storage_owners` names, for each node, the node whose tensor holds its
-output; a node counts only when it owns its storage. A test runs every zoo model under a torch.fx
-interpreter that counts distinct storages, and finds this figure to the element.
+output; a node counts only when it owns its storage. `compiler/lower/verify.py` counts the distinct
+storages of a batch-1 forward of the lowered module and finds this figure to the element (every zoo
+model and random programs, in the suite).
 
 "Runs in place" is decided here, once: `runs_in_place` and `add_target` are both what this analysis
 leaves out and what lowering (`compiler/lower/modules.py`, `compiler/lower/fx.py`) emits as
