@@ -26,7 +26,9 @@ of every position it reads, an upper bound, flagged `exact` False.
 
 Normalisation statistics (GroupNorm, InstanceNorm, BatchNorm in training) are not part of a field:
 norms are per-position ops here, as BatchNorm is at inference. A field is the union over a node's
-channels (a `Chunk` of a concat keeps the union of the concat's inputs).
+channels (a `Chunk` of a concat keeps the union of the concat's inputs, an upper bound for its
+channels), and a product depends on both factors (even where one is a constant, a border that reads
+only padding).
 
 `rf` is the largest span any position of a node's map has (the larger of the two axes), `rf_min`
 the smallest. The work is bounded before it is spent: at most `MAX_WORK` positions looked at for a

@@ -10,7 +10,9 @@ has where the input does not clip it. The constructors below give each op's patt
 arguments; `compiler/analysis/receptive_field.py` composes them.
 
 No fractions anywhere: a ratio is a pair of integers, and every position is found by integer
-division, so nothing grows with the depth of a network.
+division, so nothing grows with the depth of a network. torch computes a resize's ratio in floating
+point: for a factor whose inverse is no short binary fraction (1.3) it may pick the neighbouring
+input at a position where the exact ratio falls on a whole pixel.
 """
 
 from __future__ import annotations
