@@ -335,7 +335,7 @@ class Objective:
         trial.set_user_attr("decisions", member.labels())
         if not member.ok:
             return _reject(trial, "invalid", member.invalid)
-        s = summarize(member.graph)
+        s = summarize(member.graph, fields=False)
         digest = graph_hash(member.graph)
         for key, value in (("hash", digest), ("params", s.params), ("macs", s.macs)):
             trial.set_user_attr(key, value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from cnnc import api
 from cnnc.api import graph
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.ops.conv import output_size
@@ -177,8 +178,20 @@ def test_bottleneck_inception_ops():
 
 
 def test_receptive_field_meets_at_merges():
-    """A ResNet block's skip path sees less than its main path: both are kept."""
-    s, by_name = rows("zoo/resnet18.cnn")
+    """Where paths meet, each position sees the union of what it sees on each: a ResNet block's
+    skip path (maxpool's 11) lies inside its main path's field, so the sum sees the main path's."""
+    _, by_name = rows("zoo/resnet18.cnn")
     add = by_name["layer1.0.add"]
-    # the skip keeps maxpool's 11; two 3×3 convs at jump 4 (strides 2·2) add 2·(3 − 1)·4 = 16
-    assert (add.rf_min, add.rf) == (11, 27)
+    # two 3×3 convs at jump 4 (strides 2·2) add 2·(3 − 1)·4 = 16 to maxpool's 11; every position
+    # alike (measured as the input gradient's support, tests/test_receptive_field.py)
+    assert (by_name["maxpool"].rf, add.rf_min, add.rf) == (11, 27, 27)
+
+
+def test_googlenet_has_9x_not_12x_fewer_parameters_than_alexnet():
+    """The "12× fewer parameters than AlexNet" of the GoogLeNet paper: the zoo gives 8.7× to 9.4×."""
+    alexnet = [api.summary(f"zoo/{m}.cnn", args=a).params for m, a in
+               (("alexnet_2012", {"towers": 2}), ("alexnet_2012", None), ("alexnet", None))]
+    googlenet = [api.summary(f"zoo/{m}.cnn").params for m in ("googlenet_2014", "googlenet")]
+    assert (alexnet, googlenet) == ([60_965_224, 62_378_344, 61_100_840], [6_998_552, 6_624_904])
+    ratios = sorted(a / g for a in alexnet for g in googlenet)
+    assert (round(ratios[0], 1), round(ratios[-1], 1)) == (8.7, 9.4)

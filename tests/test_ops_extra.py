@@ -140,11 +140,11 @@ def test_layer_scale_is_a_bare_parameter_of_its_enclosing_module():
         assert torch.allclose(net(x), x * 0.25)
 
 
-def test_an_se_gate_does_not_stretch_the_grid():
-    """A broadcast gate sees every position but has no grid: the jump stays the main path's (2), so a
-    3×3 conv after the gate adds 2·2 pixels, not 2·32 (a deep SE stack used to overflow)."""
+def test_an_se_gate_makes_every_position_see_the_whole_input():
+    """A broadcast gate reads every position: once multiplied in, each position depends on the whole
+    input, and a conv after it sees no more (a deep SE stack used to grow past the input)."""
     text = ("network se {\n    input [3, 32, 32]\n    x = in -> Conv(8, 3, stride = 2, pad = 1)\n"
             "    gate = x -> GlobalAvgPool -> Conv(8, 1) -> Sigmoid\n"
             "    return (x * gate) -> last: Conv(8, 3, pad = 1)\n}\n")
     last = summarize(api.graph("se.cnn", text=text)).layers[-1]
-    assert (last.name, last.rf, last.rf_min) == ("last", 33 + 2 * 2, 3 + 2 * 2)
+    assert (last.name, last.rf, last.rf_min, last.whole_input) == ("last", 32, 32, True)

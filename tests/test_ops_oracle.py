@@ -496,19 +496,23 @@ def test_a_resize_or_crop_to_another_tensor_follows_it_at_any_input_size():
 
 
 def test_receptive_fields_of_scaling_ops_are_in_input_pixels():
-    """Upsampling by 2 halves the jump: a 3×3 conv after it adds 2·½ input pixels, not 2; a stride-2
-    transposed conv with a 3×3 kernel spans (3 − 1)/2 input pixels more."""
+    """After upsampling, a 3×3 conv reads three fine positions, which fall on one or two coarse
+    ones: every position of an upsampled map reads whole coarse fields, never half of one."""
     from cnnc.compiler.analysis.summary import summarize
 
-    def rf(layers: str) -> int:
+    def rf(layers: str) -> tuple[int, int]:
         graph = api.graph("rf.cnn", text=f"network n {{ input [1, 32, 32] return in -> {layers} -> op: Identity }}")
-        return next(r for r in summarize(graph).layers if r.name == "op").rf
+        row = next(r for r in summarize(graph).layers if r.name == "op")
+        return row.rf_min, row.rf
 
-    assert rf("Conv(1, 3, stride = 2, pad = 1) -> Upsample(scale_factor = 2) -> Conv(1, 3, pad = 1)") == 3 + 2
-    assert rf("Conv(1, 3, stride = 2, pad = 1) -> Conv(1, 3, pad = 1)") == 3 + 4
-    assert rf("ConvTranspose(1, 3, stride = 2)") == 2
-    assert rf("Upsample(scale_factor = 2, mode = \"bilinear\") -> Conv(1, 3, pad = 1)") == 2 + 1
-    assert rf("Conv(1, 4, stride = 4) -> PixelShuffle(1) -> Upsample(like = in) -> Conv(1, 3, pad = 1)") == 4 + 2
+    # ×2: fine positions o − 1 … o + 1 always span two coarse ones (3 pixels each, 2 apart)
+    assert rf("Conv(1, 3, stride = 2, pad = 1) -> Upsample(scale_factor = 2) -> Conv(1, 3, pad = 1)") == (5, 5)
+    assert rf("Conv(1, 3, stride = 2, pad = 1) -> Conv(1, 3, pad = 1)") == (7, 7)
+    # stride 2, 3 taps: even outputs read two inputs, odd ones one
+    assert rf("ConvTranspose(1, 3, stride = 2)") == (1, 2)
+    assert rf("Upsample(scale_factor = 2, mode = \"bilinear\") -> Conv(1, 3, pad = 1)") == (3, 3)
+    # ×4: three fine positions fall on one coarse position (4 pixels) or on two (8)
+    assert rf("Conv(1, 4, stride = 4) -> PixelShuffle(1) -> Upsample(like = in) -> Conv(1, 3, pad = 1)") == (4, 8)
 
 
 @pytest.mark.parametrize("body, code", [

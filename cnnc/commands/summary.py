@@ -14,6 +14,10 @@ Print a table like the lecture's VGG-16 table: per layer the output shape, the a
 (elements), the parameters, the multiply-accumulates (conv and linear, batch 1) and the receptive
 field; then totals. FLOPs are reported as 2 × MACs, and labelled as such.
 
+memory: the elements of the tensors the module `cnnc.load` builds allocates in a forward pass at
+batch 1 — the input and each layer's output, except outputs written in place (a ReLU, a residual
+`+`) and views of their input (Flatten, Identity, Dropout at inference).
+
 examples:
   cnnc summary zoo/vgg16.cnn
   cnnc summary resnet50 --depth 1

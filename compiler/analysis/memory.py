@@ -1,13 +1,17 @@
 """Activation memory: elements each node materialises in a forward pass at batch 1.
 
-DESIGN.md's definition: the input plus every node's output, except elementwise activations that run
-in place (ReLU, …) and views that alias their input (Flatten, Identity, Dropout at inference).
+The definition: the elements of every tensor the module `cnnc.load` builds allocates in a forward
+pass at batch 1 (in eval mode) — the input and every node's output, except outputs written into
+their input's storage (in-place activations, an `Add` that accumulates into an input) and views that
+alias it (Flatten and Reshape of a contiguous tensor, Identity, Dropout and StochasticDepth at
+inference, Chunk, Crop). `storage_owners` names, for each node, the node whose tensor holds its
+output; a node counts only when it owns its storage. `compiler/lower/verify.py` counts the distinct
+storages of a batch-1 forward of the lowered module and finds this figure to the element (every zoo
+model and random programs, in the suite).
 
-"Runs in place" is decided here, once: `runs_in_place` is both what this analysis leaves out and
-what lowering (`compiler/lower/modules.py`) emits as `inplace=True`, so the summary's memory column
-describes the module `cnnc.load` builds. `add_target` is the same rule for an `Add` that
-accumulates into one of its inputs (`out += identity`); the analysis still counts its output, as
-DESIGN.md's contract counts every node but in-place activations and views.
+"Runs in place" is decided here, once: `runs_in_place` and `add_target` are both what this analysis
+leaves out and what lowering (`compiler/lower/modules.py`, `compiler/lower/fx.py`) emits as
+`inplace=True` and `add_`, so the summary's memory column describes the module `cnnc.load` builds.
 """
 
 from __future__ import annotations
@@ -56,8 +60,65 @@ def add_target(graph: Graph, node: Node) -> int | None:
 
 
 def activations(graph: Graph) -> dict[int, int]:
-    out = {}
+    """Node id → elements it allocates (0 for views and outputs written in place)."""
+    owners = storage_owners(graph)
+    return {n.id: n.type.numel if owners[n.id] == n.id and not is_error(n.type) else 0
+            for n in graph.nodes_in_order()}
+
+
+# Views whose result is a reshape: torch returns a view where the strides allow one, else a copy
+RESHAPES = frozenset({"Flatten", "Reshape"})
+
+
+def storage_owners(graph: Graph) -> dict[int, int]:
+    """Node id → the id of the node whose storage holds its output at inference (itself when it
+    allocates one)."""
+    owners: dict[int, int] = {}
+    strides: dict[int, tuple[int, ...]] = {}  # of [1, *shape], the batch first
     for n in graph.nodes_in_order():
-        shared = is_error(n.type) or n.spec.view or runs_in_place(graph, n)
-        out[n.id] = 0 if shared else n.type.numel
-    return out
+        owners[n.id] = n.id
+        if is_error(n.type):
+            continue
+        strides[n.id] = _contiguous((1, *n.type.shape))
+        if not n.inputs or n.inputs[0] not in strides:
+            continue
+        first = n.inputs[0]
+        target = add_target(graph, n)
+        if target is not None:
+            owners[n.id] = owners[n.inputs[target]]
+        elif runs_in_place(graph, n) or (n.spec.view and n.op not in RESHAPES):
+            owners[n.id], strides[n.id] = owners[first], strides[first]
+        elif n.op in RESHAPES:
+            view = _view_strides((1, *graph.node(first).type.shape), strides[first], (1, *n.type.shape))
+            if view is not None:
+                owners[n.id], strides[n.id] = owners[first], view
+    return owners
+
+
+def _contiguous(shape: tuple[int, ...]) -> tuple[int, ...]:
+    out, step = [], 1
+    for size in reversed(shape):
+        out.append(step)
+        step *= size
+    return tuple(reversed(out))
+
+
+def _view_strides(old: tuple[int, ...], stride: tuple[int, ...], new: tuple[int, ...]):
+    """The strides of `new` as a view of a tensor of shape `old` and strides `stride`, or None when
+    no view exists and reshape copies (torch's `computeStride`: runs of old dimensions that are
+    contiguous with each other may be regrouped)."""
+    out = [0] * len(new)
+    view_d = len(new) - 1
+    base, tensor_numel, view_numel = stride[-1], 1, 1
+    for d in range(len(old) - 1, -1, -1):
+        tensor_numel *= old[d]
+        if d == 0 or (old[d - 1] != 1 and stride[d - 1] != tensor_numel * base):
+            while view_d >= 0 and (view_numel < tensor_numel or new[view_d] == 1):
+                out[view_d] = view_numel * base
+                view_numel *= new[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return None
+            if d > 0:
+                base, tensor_numel, view_numel = stride[d - 1], 1, 1
+    return tuple(out) if view_d == -1 else None

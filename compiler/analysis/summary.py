@@ -14,7 +14,7 @@ from cnnc.compiler.analysis.memory import DTYPE_BYTES, activations
 from cnnc.compiler.analysis.receptive_field import receptive_fields
 from cnnc.compiler.ir import Graph
 from cnnc.compiler.types import is_error
-from cnnc.dsl.records import record
+from cnnc.dsl.records import record, replace
 
 
 @record
@@ -25,11 +25,16 @@ class Row:
     params: int
     macs: int
     activations: int  # elements materialised (batch 1)
-    rf: int  # receptive-field side (largest over paths and axes), input pixels
-    rf_min: int  # the smallest over the paths that meet here
+    rf: int  # receptive-field side: the largest any position has (the larger axis), input pixels
+    rf_min: int  # the smallest any position has
     node_count: int = 1  # > 1 for a group row (`--depth`)
     error: str | None = None
     text: str = ""  # `Conv 3×3/2, 64`
+    rf_height: tuple[int, int] = (0, 0)  # (smallest, largest) along the height
+    rf_width: tuple[int, int] = (0, 0)
+    whole_input: bool = False  # every position sees the whole input (rf is then its extent)
+    rf_exact: bool = True  # False past the analysis's bounds: rf is then an upper bound
+    rf_clipped: bool = False  # spans at the declared input (after a global op), not where it does not clip
 
 
 @record
@@ -104,6 +109,7 @@ class Summary:
             "layers": [
                 {"name": r.name, "op": r.op, "shape": list(r.shape) if r.shape else None, "params": r.params,
                  "macs": r.macs, "activations": r.activations, "rf": r.rf, "rf_min": r.rf_min,
+                 **_rf_json(r),
                  **({"nodes": r.node_count} if r.node_count > 1 else {}),
                  **({"error": r.error} if r.error else {})}
                 for r in self.layers
@@ -111,9 +117,22 @@ class Summary:
         }
 
 
-def summarize(graph: Graph, dtype: str = "float32", batch: int = 1) -> Summary:
-    """The figures of every node and their totals; MACs and activations for `batch` samples."""
-    p, m, a, rf = params(graph), _times(macs(graph), batch), _times(activations(graph), batch), receptive_fields(graph)
+def _rf_fields(f) -> dict:
+    return {"rf_height": (f.h.smallest, f.h.largest), "rf_width": (f.w.smallest, f.w.largest),
+            "whole_input": f.whole, "rf_exact": f.exact, "rf_clipped": f.clipped}
+
+
+def _rf_json(r: Row) -> dict:
+    return {"rf_height": list(r.rf_height), "rf_width": list(r.rf_width), "whole_input": r.whole_input,
+            "rf_exact": r.rf_exact, "rf_clipped": r.rf_clipped}
+
+
+def summarize(graph: Graph, dtype: str = "float32", batch: int = 1, fields: bool = True) -> Summary:
+    """The figures of every node and their totals; MACs and activations for `batch` samples.
+    `fields=False` leaves the receptive fields out (rows' rf 0): the counts alone, for a search
+    trial that reads nothing else."""
+    p, m, a = params(graph), _times(macs(graph), batch), _times(activations(graph), batch)
+    rf = receptive_fields(graph) if fields else None
     rows, failed = [], None
     for n in graph.nodes_in_order():
         if is_error(n.type):
@@ -121,8 +140,9 @@ def summarize(graph: Graph, dtype: str = "float32", batch: int = 1) -> Summary:
                 failed = n.name
                 rows.append(Row(n.name, n.op, None, 0, 0, 0, 0, 0, error=n.error, text=describe(n)))
             continue
-        rows.append(Row(n.name, n.op, n.type.shape, p[n.id], m[n.id], a[n.id], rf[n.id].size, rf[n.id].size_min,
-                        text=describe(n)))
+        f = rf[n.id] if rf is not None else None
+        rows.append(Row(n.name, n.op, n.type.shape, p[n.id], m[n.id], a[n.id], f.size if f else 0,
+                        f.size_min if f else 0, text=describe(n), **(_rf_fields(f) if f else {})))
     out = graph.output_type
     single = graph.single
     inputs = tuple((graph.input_name(i), graph.node(i).type.shape) for i in graph.inputs
@@ -169,11 +189,10 @@ def group(summary: Summary, graph: Graph, depth: int) -> tuple[Row, ...]:
             continue
         if keys and keys[-1] == key:
             prev = out[-1]
-            out[-1] = Row(key, prev.op, row.shape, prev.params + row.params, prev.macs + row.macs,
-                          prev.activations + row.activations, row.rf, row.rf_min, prev.node_count + 1,
-                          row.error or prev.error, prev.text)
+            out[-1] = replace(row, name=key, op=prev.op, params=prev.params + row.params,
+                              macs=prev.macs + row.macs, activations=prev.activations + row.activations,
+                              node_count=prev.node_count + 1, error=row.error or prev.error, text=prev.text)
         else:
-            out.append(Row(key, titles[key], row.shape, row.params, row.macs, row.activations, row.rf,
-                           row.rf_min, 1, row.error, titles[key]))
+            out.append(replace(row, name=key, op=titles[key], node_count=1, text=titles[key]))
             keys.append(key)
     return tuple(out)

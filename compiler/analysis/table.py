@@ -39,7 +39,7 @@ def table(summary, rows=None, show_all: bool = False, markdown: bool = False) ->
     In-place activations and views are left out unless `show_all`; the totals say how many."""
     shown, hidden = visible(summary.layers if rows is None else rows, show_all)
     body = [(r.name, _op_cell(r), shape_text(r.shape), count(r.activations), count(r.params), count(r.macs),
-             str(r.rf) if r.shape else "") for r in shown]
+             _rf_cell(r) if r.shape else "") for r in shown]
     title = (f"{summary.network} · {_inputs_text(summary)} · batch {summary.batch} · {summary.dtype} "
              f"({DTYPE_BYTES[summary.dtype]} bytes)")
     lines = [title, ""]
@@ -77,7 +77,8 @@ def csv_text(rows) -> str:
 def row_json(r) -> dict:
     """A grouped row (`--depth`) in the JSON form."""
     return {"name": r.name, "op": r.op, "shape": list(r.shape) if r.shape else None, "params": r.params,
-            "macs": r.macs, "activations": r.activations, "rf": r.rf, "nodes": r.node_count}
+            "macs": r.macs, "activations": r.activations, "rf": r.rf, "rf_min": r.rf_min,
+            "whole_input": r.whole_input, "nodes": r.node_count}
 
 
 def training_lines(t) -> list[str]:
@@ -143,3 +144,10 @@ def _totals(s, hidden: int) -> list[str]:
     if hidden:
         lines.append(f"({hidden} in-place activation and view rows hidden; --all shows them)")
     return lines
+
+
+def _rf_cell(row) -> str:
+    """`204`, `whole input`, or `≤ 900` past the analysis's bounds (an upper bound)."""
+    if row.whole_input:
+        return "whole input"
+    return str(row.rf) if row.rf_exact else f"≤ {row.rf}"

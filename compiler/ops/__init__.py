@@ -7,7 +7,8 @@ reference `cnnc ops` prints) is read from it:
   what the inputs decide (`in_channels`, `num_features`, resolved `padding`) or raises `OpError`;
 - its parameter and MAC counts (`count_params`, `count_macs`: `NO_PARAMS` / `NO_MACS` say zero);
 - its receptive-field rule `rf` (required: `POINTWISE` for ops that keep each position, `GLOBAL`,
-  or a function giving an `RFStep`, whose stride may be a fraction for an op that scales up);
+  or a function giving an `RFAxes`: per axis, exactly which input positions each output position
+  reads, in integers — `compiler/ops/reads.py`);
 - how it lowers (`lowering`: a `Lowering`) and, for modules, the torch constructor and the function
   `build(node) -> Layer` that maps the IR's arguments onto it;
 - how it reads on a table or a diagram (`label(args)`, `short`), its family (a `Family`) and the
@@ -34,12 +35,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 
+from cnnc.compiler.ops.reads import Reads
 from cnnc.compiler.types import TensorType
 from cnnc.dsl.records import MISSING, field, fields, record, replace
 
 TYPE_CHECKING = False  # `typing` stays unimported at run time (start-up); annotations only
 if TYPE_CHECKING:
-    from fractions import Fraction
     from typing import Any
 
 REQUIRED = object()  # a ParamSpec default meaning "must be given"
@@ -153,16 +154,12 @@ class Layer:
 
 
 @record
-class RFStep:
-    """How an op moves the receptive field along (height, width): kernel, stride, padding.
+class RFAxes:
+    """How an op's output positions read its input, along height and width: a `Reads` pattern
+    (`compiler/ops/reads.py`), or GLOBAL where each output reads the whole axis (Softmax over it)."""
 
-    In units of the op's input grid. An op that scales up has a fractional stride (upsampling by 2:
-    stride 1/2), so the jump between output positions, measured in network-input pixels, shrinks.
-    """
-
-    kernel: tuple[Fraction | int, Fraction | int]
-    stride: tuple[Fraction | int, Fraction | int]
-    padding: tuple[Fraction | int | float, Fraction | int | float]
+    h: Reads | RFRule
+    w: Reads | RFRule
 
 
 class RFRule(enum.Enum):
@@ -170,14 +167,17 @@ class RFRule(enum.Enum):
 
     POINTWISE = "each output position sees the same input position (elementwise, per-position ops)"
     GLOBAL = "each output sees every input position (global pooling, Linear, Flatten)"
-    MEET = "the meet of the inputs' fields (merges)"
+    MEET = "the union of the inputs' fields, position by position (merges)"
     ORIGIN = "a network input: one pixel"
+    REGROUPED = ("each output position reads some input positions, regrouped across the map "
+                 "(a reshape to another map): at most every input position")
 
 
 POINTWISE = RFRule.POINTWISE
 GLOBAL = RFRule.GLOBAL
 MEET = RFRule.MEET
 ORIGIN = RFRule.ORIGIN
+REGROUPED = RFRule.REGROUPED
 
 
 def no_params(args, inputs, out) -> int:
@@ -216,7 +216,7 @@ class OpSpec:
     infer: Callable  # (args, inputs) -> (args, TensorType), or raises OpError
     count_params: Callable  # (args, inputs, out) -> trainable parameters (`numel`)
     count_macs: Callable  # (args, inputs, out) -> multiply-accumulates at batch 1
-    rf: Callable | RFRule  # (args, inputs) -> RFStep | RFRule, or a constant RFRule
+    rf: Callable | RFRule  # (args, inputs) -> RFAxes | RFRule, or a constant RFRule
     lowering: Lowering
     torch_ctor: str  # "torch.nn.Conv2d", a lower/layers.py class, a merge's function; "" for Input
     build: Callable  # (node) -> Layer, for MODULE and PARAMETER ops; `not_a_module` otherwise
@@ -252,8 +252,8 @@ class OpSpec:
         optional = sum(1 for p in self.tensor_params if p.default is not REQUIRED)
         return self.arity - optional <= count <= self.arity
 
-    def step(self, args, inputs) -> RFStep | RFRule:
-        """The receptive-field rule, applied: an `RFStep` or a constant `RFRule`."""
+    def step(self, args, inputs) -> RFAxes | RFRule:
+        """The receptive-field rule, applied: an `RFAxes` or a constant `RFRule`."""
         return self.rf if isinstance(self.rf, RFRule) else self.rf(args, inputs)
 
     @property

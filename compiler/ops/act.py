@@ -7,6 +7,7 @@ None counts multiply-accumulates; PReLU alone has parameters (its slopes).
 from __future__ import annotations
 
 from cnnc.compiler.ops import (
+    GLOBAL,
     NO_MACS,
     NO_PARAMS,
     POINTWISE,
@@ -17,8 +18,9 @@ from cnnc.compiler.ops import (
     OpSpec,
     ParamKind,
     ParamSpec,
-    RFStep,
+    RFAxes,
     no_detail,
+    reads,
     register,
 )
 from cnnc.compiler.ops.build import changed, ctor, keywords
@@ -46,9 +48,8 @@ def softmax_rf(args, inputs):
     dim = args["dim"] % inp.rank
     if inp.rank != 3 or dim == 0:
         return POINTWISE
-    size = inp.shape[dim]
-    kernel = (size, 1) if dim == 1 else (1, size)
-    return RFStep(kernel, (1, 1), tuple((k - 1) / 2 for k in kernel))
+    keep = reads.window(1, 1, 0)
+    return RFAxes(GLOBAL, keep) if dim == 1 else RFAxes(keep, GLOBAL)
 
 
 def build_softmax(node) -> Layer:

@@ -18,8 +18,9 @@ from cnnc.compiler.ops import (
     OpSpec,
     ParamKind,
     ParamSpec,
-    RFStep,
+    RFAxes,
     expect_rank,
+    reads,
     register,
 )
 from cnnc.compiler.ops.build import changed, single
@@ -118,14 +119,13 @@ def conv_macs(args, inputs, out) -> int:
     return out.numel * (args["in_channels"] // args["groups"]) * kh * kw
 
 
-def conv_rf(args, inputs) -> RFStep:
-    """A window of the dilated kernel D·(K − 1) + 1, moved by the stride, shifted by the padding."""
-    kh, kw = args["kernel_size"]
-    dh, dw = args["dilation"]
+def conv_rf(args, inputs) -> RFAxes:
+    """Output o reads o·S − P + t·D for t in [0, K): a window of D·(K − 1) + 1 positions."""
     padding = args["padding"]
     if padding == "same":
-        padding = ((dh * (kh - 1)) // 2, (dw * (kw - 1)) // 2)
-    return RFStep((dh * (kh - 1) + 1, dw * (kw - 1) + 1), args["stride"], padding)
+        padding = tuple((d * (k - 1)) // 2 for k, d in zip(args["kernel_size"], args["dilation"]))
+    return RFAxes(*(reads.window(k, s, p, d) for k, s, p, d in
+                    zip(args["kernel_size"], args["stride"], padding, args["dilation"])))
 
 
 def infer_linear(args: dict, inputs) -> tuple[dict, TensorType]:
@@ -208,17 +208,11 @@ def conv_transpose_macs(args, inputs, out) -> int:
     return inputs[0].numel * (args["out_channels"] // args["groups"]) * kh * kw
 
 
-def conv_transpose_rf(args, inputs) -> RFStep:
-    """A transposed conv is a stride-1 conv over the input spread `stride` apart: in input pixels,
-    the jump shrinks by the stride and the dilated kernel spans D·(K − 1) / S of them."""
-    from fractions import Fraction  # only ops that scale up have fractional steps
-
-    kernel, stride, padding = [], [], []
-    for k, s, p, d in zip(args["kernel_size"], args["stride"], args["padding"], args["dilation"]):
-        kernel.append(1 + Fraction(d * (k - 1), s))
-        stride.append(Fraction(1, s))
-        padding.append(Fraction(d * (k - 1) - p, s))
-    return RFStep(tuple(kernel), tuple(stride), tuple(padding))
+def conv_transpose_rf(args, inputs) -> RFAxes:
+    """Output o reads every input i with i·S − P + t·D = o for a tap t in [0, K): with a 2×2 kernel
+    at stride 2, exactly one input position; none where the stride leaves a gap."""
+    return RFAxes(*(reads.transposed(k, s, p, d) for k, s, p, d in
+                    zip(args["kernel_size"], args["stride"], args["padding"], args["dilation"])))
 
 
 def build_conv_transpose(node) -> Layer:

@@ -13,8 +13,9 @@ from cnnc.compiler.ops import (
     OpSpec,
     ParamKind,
     ParamSpec,
-    RFStep,
+    RFAxes,
     expect_rank,
+    reads,
     register,
 )
 from cnnc.compiler.ops.build import changed, ctor, positional, single
@@ -64,11 +65,11 @@ def check_windows_see_input(op: str, sizes, args, dilation, outs) -> None:
                               help="use a smaller dilation or padding, or a larger input")
 
 
-def window_rf(args, inputs) -> RFStep:
-    """A window of the (dilated) kernel, moved by the stride, shifted by the padding."""
-    kh, kw = args["kernel_size"]
-    dh, dw = args.get("dilation", (1, 1))
-    return RFStep((dh * (kh - 1) + 1, dw * (kw - 1) + 1), args["stride"], args["padding"])
+def window_rf(args, inputs) -> RFAxes:
+    """Output o reads o·S − P + t·D for t in [0, K): a window of the (dilated) kernel."""
+    dilation = args.get("dilation", (1, 1))
+    return RFAxes(*(reads.window(k, s, p, d) for k, s, p, d in
+                    zip(args["kernel_size"], args["stride"], args["padding"], dilation)))
 
 
 def infer_adaptive(args: dict, inputs) -> tuple[dict, TensorType]:
@@ -78,14 +79,12 @@ def infer_adaptive(args: dict, inputs) -> tuple[dict, TensorType]:
 
 
 def adaptive_rf(args, inputs):
-    """The widest window adaptive pooling uses: ceil(in / out) with stride floor(in / out)."""
+    """Output o reads ⌊o·in/out⌋ to ⌈(o + 1)·in/out⌉ − 1; to one position, every position."""
     (inp,) = inputs
     out = args["output_size"]
     if out == (1, 1):
         return GLOBAL
-    kernel = tuple(-(-i // o) for i, o in zip(inp.spatial, out))
-    stride = tuple(max(1, i // o) for i, o in zip(inp.spatial, out))
-    return RFStep(kernel, stride, (0, 0))
+    return RFAxes(*(reads.adaptive(i, o) for i, o in zip(inp.spatial, out)))
 
 
 def _infer_global(op: str):

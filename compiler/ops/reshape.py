@@ -9,6 +9,7 @@ from cnnc.compiler.ops import (
     NO_MACS,
     NO_PARAMS,
     POINTWISE,
+    REGROUPED,
     Family,
     Layer,
     Lowering,
@@ -66,10 +67,13 @@ def infer_reshape(args: dict, inputs) -> tuple[dict, TensorType]:
 
 
 def reshape_rf(args, inputs):
-    """A reshape that keeps the shape keeps each position; any other mixes them."""
+    """A reshape that keeps the spatial size keeps each position; to or from a vector, every output
+    reads the one position there is or some of all; from a map to another map, positions regroup."""
     (inp,) = inputs
     shape = tuple(args["shape"])
-    return POINTWISE if len(shape) == inp.rank == 3 and shape[1:] == inp.spatial else GLOBAL
+    if len(shape) == inp.rank == 3:
+        return POINTWISE if shape[1:] == inp.spatial else REGROUPED
+    return GLOBAL
 
 
 def _text(shape) -> str:

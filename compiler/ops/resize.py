@@ -1,9 +1,9 @@
 """Ops that change the spatial grid: Upsample (by a factor, to a size, or to another tensor's size),
 PixelShuffle, Pad and Crop. No parameters, no MACs (FlopCounterMode counts no interpolation).
 
-Receptive fields are measured in input pixels, so an op that scales a map up by s divides the jump
-between output positions by s (a stride of 1/s): two neighbours of a 2× upsampled map are half an
-input pixel apart. Interpolating reads two input pixels per axis (bilinear), nearest one.
+Receptive fields follow the positions each output position reads (`compiler/ops/reads.py`): one
+input position in nearest mode and for a pixel shuffle, two in bilinear mode (one where the source
+falls on a pixel), every ratio a pair of integers.
 
 `Upsample(like = t)` and `Crop(like = t)` read a second tensor for its size only (see the registry's
 docstring): the node's inputs are (x, t), and the module computes the size from `t` when it runs, so
@@ -24,8 +24,9 @@ from cnnc.compiler.ops import (
     OpSpec,
     ParamKind,
     ParamSpec,
-    RFStep,
+    RFAxes,
     expect_rank,
+    reads,
     register,
 )
 from cnnc.compiler.ops.build import changed, ctor
@@ -34,6 +35,7 @@ from cnnc.compiler.types import TensorType
 
 LAYERS = "cnnc.compiler.lower.layers."
 MODES = ("nearest", "bilinear")
+RATIO_DENOMINATOR = 1024  # a scale factor's 1 / factor, as the nearest fraction with a denominator this small
 PAD_MODES = {"constant": "ConstantPad2d", "reflect": "ReflectionPad2d", "replicate": "ReplicationPad2d"}
 
 
@@ -74,27 +76,33 @@ def infer_upsample(args: dict, inputs) -> tuple[dict, TensorType]:
     return dict(args), TensorType((inp.channels, *spatial))
 
 
-def upsample_rf(args, inputs) -> RFStep:
-    """Output o reads input (o + ½)·r − ½ (r = in / out; o·(in − 1)/(out − 1) with align_corners):
-    one pixel in nearest mode, two in bilinear. The stride is r: below 1 when scaling up."""
-    from fractions import Fraction  # only ops that scale up have fractional steps
+def upsample_rf(args, inputs) -> RFAxes:
+    """Nearest: output o reads input ⌊o·r⌋. Bilinear: o interpolates inputs i and i + 1 at
+    (o + ½)·r − ½ (o·(in − 1)/(out − 1) with align_corners), one of them where that is whole.
+    r = in / out, or 1 / scale_factor when the factor is given, as torch computes it (nearest reads
+    input o when out = in and ⌊o / 2⌋ when out = 2·in, as torch does whatever the factor)."""
+    from fractions import Fraction  # here: only a scale factor needs it (start-up)
 
     inp = inputs[0]
-    out = inputs[1].spatial if len(inputs) == 2 else None
-    ratios = []
+    out = inputs[1].spatial if len(inputs) == 2 else args.get("size")
+    axes = []
     for axis in range(2):
         n = inp.spatial[axis]
-        if args.get("scale_factor") is not None and out is None and args.get("size") is None:
-            o = math.floor(n * args["scale_factor"][axis])
-            r = 1 / Fraction(args["scale_factor"][axis]).limit_denominator(10**6)
+        if out is None:
+            ratio = Fraction(1 / args["scale_factor"][axis]).limit_denominator(RATIO_DENOMINATOR)
+            num, den = ratio.numerator, ratio.denominator
         else:
-            o = out[axis] if out is not None else args["size"][axis]
-            r = Fraction(n, o)
-        if args["align_corners"] and args["mode"] != "nearest":
-            r = Fraction(n - 1, o - 1) if o > 1 else Fraction(1)
-        ratios.append(r)
-    k = 1 if args["mode"] == "nearest" else 2
-    return RFStep((k, k), tuple(ratios), (0, 0))
+            num, den = n, out[axis]
+        o = out[axis] if out is not None else math.floor(n * args["scale_factor"][axis])
+        if args["mode"] == "nearest" and o in (n, 2 * n):  # torch's own cases, whatever the factor
+            axes.append(reads.nearest(n, o))
+        elif args["mode"] == "nearest":
+            axes.append(reads.nearest(num, den))
+        elif args["align_corners"]:
+            axes.append(reads.linear(n - 1, o - 1, True) if o > 1 else reads.window(1, 0, 0))
+        else:
+            axes.append(reads.linear(num, den, False))
+    return RFAxes(*axes)
 
 
 def build_upsample(node) -> Layer:
@@ -131,12 +139,10 @@ def infer_pixel_shuffle(args: dict, inputs) -> tuple[dict, TensorType]:
     return dict(args), TensorType((inp.channels // (r * r), inp.spatial[0] * r, inp.spatial[1] * r))
 
 
-def pixel_shuffle_rf(args, inputs) -> RFStep:
-    """Each output pixel reads one input pixel: the jump shrinks by the upscale factor."""
-    from fractions import Fraction  # only ops that scale up have fractional steps
-
+def pixel_shuffle_rf(args, inputs) -> RFAxes:
+    """Output o reads input ⌊o / r⌋ (r = upscale_factor)."""
     r = args["upscale_factor"]
-    return RFStep((1, 1), (Fraction(1, r), Fraction(1, r)), (0, 0))
+    return RFAxes(reads.nearest(1, r), reads.nearest(1, r))
 
 
 # -- Pad --------------------------------------------------------------------------------------------
@@ -173,10 +179,10 @@ def pad_label(args) -> str:
     return text + ("" if mode == "constant" else f" {mode}")
 
 
-def pad_rf(args, inputs) -> RFStep:
-    """Each position keeps its field; the grid shifts by the top and left padding."""
+def pad_rf(args, inputs) -> RFAxes:
+    """Output o reads input o − top (o − left along the width)."""
     left, _, top, _ = args["padding"]
-    return RFStep((1, 1), (1, 1), (top, left))
+    return RFAxes(reads.shift(-top), reads.shift(-left))
 
 
 # -- Crop -------------------------------------------------------------------------------------------
@@ -199,10 +205,10 @@ def crop_offsets(inp: TensorType, like: TensorType) -> tuple[int, int]:
     return tuple((n - m) // 2 for n, m in zip(inp.spatial, like.spatial))
 
 
-def crop_rf(args, inputs) -> RFStep:
-    """Each position keeps its field; the grid starts at the crop's corner."""
+def crop_rf(args, inputs) -> RFAxes:
+    """Output o reads input o + the corner's row (column along the width)."""
     top, left = crop_offsets(*inputs)
-    return RFStep((1, 1), (1, 1), (-top, -left))
+    return RFAxes(reads.shift(top), reads.shift(left))
 
 
 register(

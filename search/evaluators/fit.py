@@ -47,7 +47,7 @@ def too_large(graph, device, batch_size: int, optimizer: str = "sgd") -> str | N
     """Why the member cannot run on `device`, or None (module docstring)."""
     from cnnc.compiler.analysis.summary import summarize
 
-    s = summarize(graph)
+    s = summarize(graph, fields=False)
     need = needed_bytes(s.params, s.activations, batch_size, optimizer)
     free = available_bytes(device)
     if free is None or need <= SHARE * free:
