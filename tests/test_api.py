@@ -19,12 +19,12 @@ TINY = "network t { input [3, 8, 8] return in -> c: Conv(4, 3, pad = 1) -> ReLU 
 TINY_TABLE = """\
 t · input [3, 8, 8] · batch 1 · float32 (4 bytes)
 
-name     op           output  memory  params   MACs  RF
-───────  ───────────  ──────  ──────  ──────  ─────  ──
-input    Input        3×8×8      192       0      0   1
-c        Conv 3×3, 4  4×8×8      256     112  6,912   3
-flatten  Flatten      256          0       0      0  10
-fc       Linear, 10   10          10   2,570  2,560  10
+name     op           output  memory  params   MACs           RF
+───────  ───────────  ──────  ──────  ──────  ─────  ───────────
+input    Input        3×8×8      192       0      0            1
+c        Conv 3×3, 4  4×8×8      256     112  6,912            3
+flatten  Flatten      256          0       0      0  whole input
+fc       Linear, 10   10          10   2,570  2,560  whole input
 
 output       [10]
 params       2,682  (2.68 K)
@@ -73,7 +73,7 @@ def test_batch_scales_macs_and_memory_not_params(tmp_path, capsys):
     assert code == 0
     assert out == str(four) + "\n"
     assert out.splitlines()[0] == "t · input [3, 8, 8] · batch 4 · float32 (4 bytes)"
-    assert out.splitlines()[5] == "c        Conv 3×3, 4  4×8×8    1,024     112  27,648   3"
+    assert out.splitlines()[5] == "c        Conv 3×3, 4  4×8×8    1,024     112  27,648            3"
     code, out, _ = run_cli(["summary", tmp_path / "t.cnn", "--batch", "4", "--format", "json"], capsys)
     assert json.loads(out) == four.to_dict()
 
