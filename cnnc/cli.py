@@ -155,6 +155,7 @@ def run_command(args) -> int:
     from cnnc.commands.files import is_usage
     from cnnc.dsl.diagnostics import CnncError
 
+    say_replaced_links()
     try:
         prepare_file(args)
         return args.run(args)
@@ -162,12 +163,12 @@ def run_command(args) -> int:
         print_diagnostics(exc.diagnostics, args)
         return USAGE_ERROR if is_usage(exc.diagnostics) else USER_ERROR
     except UsageError as exc:
-        print(f"cnnc {args.command}: {exc}", file=sys.stderr)
+        print(f"cnnc {args.command}: {_shown(exc)}", file=sys.stderr)
         return USAGE_ERROR
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_shown(exc)}", file=sys.stderr)
         for line in exc.helps:
-            print(f"  = help: {line}", file=sys.stderr)
+            print(f"  = help: {_shown(line)}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -180,6 +181,27 @@ def run_command(args) -> int:
         if os.environ.get("CNNC_DEBUG"):
             raise
         return internal_error(exc, "")
+
+
+def say_replaced_links() -> None:
+    """Every write that replaced a link planted where cnnc writes is said on stderr, naming it."""
+    from cnnc.dsl import safefs
+
+    safefs.link_hook = _say_replaced_link
+
+
+def _say_replaced_link(written) -> None:
+    from cnnc.dsl.diagnostics import printable
+
+    print(f"note: `{printable(written.path)}` was a link (to `{printable(written.link_target or '?')}`): "
+          "cnnc replaced the link with its file and left what it pointed to untouched", file=sys.stderr)
+
+
+def _shown(text) -> str:
+    """A message that may quote a user's path or study: its control and bidi characters escaped."""
+    from cnnc.dsl.diagnostics import printable
+
+    return printable(str(text), limit=2000)
 
 
 def prepare_file(args) -> None:
@@ -202,7 +224,7 @@ def internal_error(exc: BaseException, dump: str) -> int:
     fd, path = tempfile.mkstemp(prefix="cnnc-internal-", suffix=".txt")
     with os.fdopen(fd, "w") as f:
         f.write(report)
-    print(f"internal error: {exc}", file=sys.stderr)
+    print(f"internal error: {_shown(exc)}", file=sys.stderr)
     print("this is a bug in cnnc, not in your file; please report it with the saved details:", file=sys.stderr)
     print(f"  {path}", file=sys.stderr)
     return INTERNAL_ERROR

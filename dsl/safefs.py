@@ -14,6 +14,11 @@ place that writes and opens such entries; every writer of cnnc goes through it.
 - `open_regular(path)` opens an existing file for reading only when it is a regular file (a link is
   followed only where `follow=True`; a FIFO, device or socket is refused by type before it is opened,
   and opened with `O_NONBLOCK` so that one swapped in meanwhile cannot block).
+- `link_hook`, when set (the command line sets it), is called with the `Written` of every write
+  that replaced a link, so that the command says so on stderr whichever module wrote the file.
+- `folder_inside(root, relative)` makes the folders of a path inside `root`, refusing a link or a
+  file among them (a planted `lib -> /etc` is not written through either).
+- `open_lock(path)` opens (creating) a lock file that is a regular file, never through a link.
 
 Imports nothing of cnnc's: every layer may use it. Errors are `OSError`s, for callers to report.
 """
@@ -22,19 +27,23 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 
 _TEMP_TRIES = 100
+link_hook: Callable[[Written], None] | None = None  # called after a write that replaced a link
 
 
 class Written:
-    """What a write did: the final path, and whether a link stood there (and was replaced)."""
+    """What a write did: the final path, and whether a link stood there (and was replaced);
+    `link_target` is what that link pointed to (never written)."""
 
-    __slots__ = ("path", "replaced_link")
+    __slots__ = ("link_target", "path", "replaced_link")
 
     def __init__(self, path: str):
         self.path = path
         self.replaced_link = False
+        self.link_target: str | None = None
 
 
 def _umask() -> int:
@@ -44,11 +53,13 @@ def _umask() -> int:
 
 
 def _temporary(path: str) -> tuple[int, str]:
-    """A new file beside `path` (same folder, so `os.replace` is a rename), open for writing."""
+    """A new file beside `path` (same folder, so `os.replace` is a rename), open for writing. It
+    ends in the target's suffix, for writers that choose a format by it (matplotlib, torch.jit)."""
     folder, name = os.path.split(path)
+    suffix = os.path.splitext(name)[1]
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     for i in range(_TEMP_TRIES):
-        tmp = os.path.join(folder, f".{name}.{os.getpid()}.{i}.tmp")
+        tmp = os.path.join(folder, f".{name}.{os.getpid()}.{i}.tmp{suffix}")
         try:
             return os.open(tmp, flags, 0o666 & ~_umask()), tmp
         except FileExistsError:
@@ -65,11 +76,22 @@ def replacing_path(path):
     written = Written(path)
     try:
         yield tmp, written
-        written.replaced_link = os.path.islink(path)
+        _note_link(written)
         os.replace(tmp, path)
     finally:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
+    if written.replaced_link and link_hook is not None:
+        link_hook(written)
+
+
+def _note_link(written: Written) -> None:
+    """Record whether a link stands at the target, and where it points (for the message)."""
+    try:
+        written.link_target = os.readlink(written.path)
+    except OSError:  # not a link (EINVAL), or nothing there
+        return
+    written.replaced_link = True
 
 
 @contextmanager
@@ -140,6 +162,45 @@ def open_regular(path, follow: bool = True):
             raise NotRegular(path, "special file")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def folder_inside(root, relative) -> str:
+    """Make the folders of `relative` (a path of folders) inside `root`, and return the last; a link,
+    a file or `..` among them is refused (`NotRegular`, `ValueError`), never followed or replaced."""
+    current = os.fspath(root)
+    for part in os.path.normpath(os.fspath(relative)).split(os.sep):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            raise ValueError(f"{relative} leaves {root}")
+        current = os.path.join(current, part)
+        with suppress(FileExistsError):
+            os.mkdir(current)
+        what = kind(current)
+        if what != "folder":
+            raise NotRegular(current, what) if what != "missing" else FileNotFoundError(current)
+    return current
+
+
+def open_lock(path):
+    """Open (creating) the lock file `path` for `flock`: a regular file, never reached through a
+    link (`O_NOFOLLOW`) and never a FIFO that would block (`O_NONBLOCK`, then checked)."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666 & ~_umask())
+    except OSError:
+        if kind(path) == "link":
+            raise NotRegular(path, "link") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(path, kind(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "r+b")
     except BaseException:
         os.close(fd)
         raise

@@ -468,10 +468,14 @@ def _network_params(program, network: str) -> set[str]:
     return set()
 
 
-def load_study(url: str, name: str | None):
-    """An existing study (`cnnc search-report`); the only one in `url` when `name` is None."""
+def load_study(url: str, name: str | None, read_only: bool = False):
+    """An existing study (`cnnc search-report`); the only one in `url` when `name` is None.
+    `read_only`: opened to be read only (`studyfiles.open_read_only`)."""
+    from cnnc.search import studyfiles
+
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = stores.retrying(lambda: stores.open_storage(url, 10), lambda text: None)
+    opener = (lambda: studyfiles.open_read_only(url)) if read_only else (lambda: stores.open_storage(url, 10))
+    storage = stores.retrying(opener, lambda text: None)
     names = optuna.get_all_study_names(storage=storage)
     if name is None and len(names) == 1:
         name = names[0]

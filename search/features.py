@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import fx
 
+from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search import data as datasets
 
@@ -107,8 +108,9 @@ def extract(model, label: str, x: torch.Tensor, batch_size: int = 128) -> np.nda
 
 
 def save(path: Path, features: np.ndarray, images: Images, meta: dict) -> None:
-    np.savez_compressed(path, features=features.astype(np.float32), labels=images.y.numpy(), split=images.split,
-                        paths=np.array(images.paths), thumbs=images.thumbs, meta=np.array(json.dumps(meta)))
+    with safefs.replacing(path, "wb") as f:
+        np.savez_compressed(f, features=features.astype(np.float32), labels=images.y.numpy(), split=images.split,
+                            paths=np.array(images.paths), thumbs=images.thumbs, meta=np.array(json.dumps(meta)))
 
 
 def read(path: str | Path) -> dict:

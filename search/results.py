@@ -42,8 +42,11 @@ def write_best(
     from cnnc.search.concrete import write_member
 
     member = space.member(fixed(row.decisions))
-    if not member.ok or graph_hash(member.graph) != row.hash:
-        raise RuntimeError(f"replaying trial {row.number}'s decisions gave another architecture")
+    if not member.ok or graph_hash(member.graph) != row.hash:  # a damaged or crafted study, or another space
+        raise CnncError(error("E0608", f"replaying trial {row.number}'s decisions gives another architecture "
+                              f"than study `{study_name}` records for it", None,
+                              helps=(("the study's records of the trial do not match its space: export another "
+                                      "trial, or restore the study from a copy"),)))
     values = row.values or ()
     if row.state != "COMPLETE" or not values:
         score = f"{row.status}: {row.reason}" if row.reason else row.status
@@ -54,7 +57,7 @@ def write_best(
     comments = (
         f"A member of the search space `{Path(settings.file).name}`, written by cnnc:",
         f"trial {row.number} of study `{study_name}`, {score};",
-        f"{row.params:,} params, {row.macs:,} MACs.",
+        f"{row.params or 0:,} params, {row.macs or 0:,} MACs.",
         "decisions: " + ", ".join(f"{k} = {v}" for k, v in row.decisions.items()),
         "",
     )
@@ -62,16 +65,30 @@ def write_best(
     return path, flat
 
 
-def export_trial(study, number: int, path: Path) -> tuple[Path, str | None]:
-    """Write trial `number` of `study` as its space with the choices resolved (`write_best`)."""
-    rows = {r.number: r for r in report.rows(study.trials)}
+def export_trial(study, trials, number: int, path: Path, space: tuple[str, tuple[str, ...]]) -> tuple[Path, str | None]:
+    """Write trial `number` of `study` (whose `trials` were read) as its space with the choices
+    resolved (`write_best`); `space` is the file of the space and the folders its imports may reach,
+    as the user gives them now (`cnnc search-report --export`)."""
+    rows = {r.number: r for r in report.rows(trials)}
     row = rows.get(number)
     if row is None or not row.hash:
         what = "no such trial" if row is None else f"it is {row.status}: {row.reason or 'never elaborated'}"
         raise CnncError(error("E0608", f"study `{study.study_name}` has no architecture for trial {number} ({what})",
                               None, helps=("`cnnc search-report` lists the trials and their status",)))
-    recorded = study.user_attrs["settings"]
-    settings = Settings(file=recorded["file"], evaluator=recorded.get("evaluator", "train"),
+    recorded = recorded_settings(study.user_attrs)
+    settings = Settings(file=space[0], evaluator=recorded.get("evaluator", "train"),
                         data=recorded.get("data", "digits"), epochs=recorded.get("epochs", 2),
                         proxy=(recorded.get("objectives") or ["naswot"])[0])
-    return write_best(space_of_study(study), row, settings, study.study_name, path)
+    return write_best(space_of_study(study, *space), row, settings, study.study_name, path)
+
+
+def recorded_settings(attrs: dict) -> dict:
+    """What a study records of its run (`Settings.recorded`), the entries of the types cnnc writes:
+    a crafted study's others are left out (they reach only a comment of the exported file)."""
+    recorded = attrs.get("settings") if isinstance(attrs.get("settings"), dict) else {}
+    kinds = {"evaluator": str, "data": str, "epochs": int}
+    out = {k: v for k, v in recorded.items() if k in kinds and type(v) is kinds[k]}
+    objectives = recorded.get("objectives")
+    if isinstance(objectives, list) and objectives and all(type(o) is str for o in objectives):
+        out["objectives"] = objectives
+    return out

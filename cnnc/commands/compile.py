@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cnnc.commands import common
 from cnnc.commands.files import check_output, writing
+from cnnc.dsl import safefs
 
 HELP = "lower a network to standalone PyTorch source (.py) or a torch.export program (.pt)"
 DESCRIPTION = """\
@@ -122,7 +123,7 @@ def source(graph, args) -> str:
 def write_source(graph, args, path: Path) -> str:
     from cnnc.compiler.lower.fx import class_name
 
-    path.write_text(source(graph, args), encoding="utf-8")  # the header and titles hold non-ASCII text
+    safefs.write_text(path, source(graph, args))  # UTF-8: the header and titles hold non-ASCII text
     return f"class {class_name(graph.network)}, needs only torch"
 
 
@@ -141,7 +142,8 @@ def write_program(graph, args, path: Path) -> str:
         # layout is the loading runtime's choice (`.to(memory_format=torch.channels_last)`).
         model = for_inference(model, channels_last=False)
     write = export_onnx if path.suffix == ".onnx" else export_program
-    note = write(model, str(path))
+    with safefs.replacing_path(path) as (tmp, _):
+        note = write(model, tmp)
     return f"{note}; optimised for {args.optimize}" if args.optimize else note
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -170,6 +169,7 @@ def check_classes(graph, data) -> None:
 def save_program(args, graph, out: Path) -> Path:
     """Copy the program (and the imports of its own folder) and record how it was instantiated."""
     from cnnc.api import load_program
+    from cnnc.dsl import safefs
 
     program = load_program(args.file)
     main = Path(program.main)
@@ -177,13 +177,12 @@ def save_program(args, graph, out: Path) -> Path:
     for key in program.modules:
         path = Path(key)
         if path != main and path.is_relative_to(root):
-            target = out / path.relative_to(root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-    shutil.copyfile(main, out / "network.cnn")
+            relative = path.relative_to(root)
+            safefs.write_bytes(Path(safefs.folder_inside(out, relative.parent)) / relative.name, path.read_bytes())
+    safefs.write_bytes(out / "network.cnn", main.read_bytes())
     record = {"network": graph.network, "args": list(args.arg), "input": list(graph.input_type.shape),
               "data": args.data, "epochs": args.epochs, "weights": args.weights, "freeze": args.freeze}
-    (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    safefs.write_text(out / "run.json", json.dumps(record, indent=2) + "\n")
     return out / "network.cnn"
 
 
