@@ -139,8 +139,8 @@ def kind(path, follow: bool = False) -> str:
 class NotRegular(OSError):
     """An entry that is not a regular file where one was needed; `.what` is what it is."""
 
-    def __init__(self, path, what: str):
-        super().__init__(f"{os.fspath(path)} is a {what}, not a regular file")
+    def __init__(self, path, what: str, needed: str = "a regular file"):
+        super().__init__(f"{os.fspath(path)} is a {what}, not {needed}")
         self.path = os.fspath(path)
         self.what = what
 
@@ -181,7 +181,7 @@ def folder_inside(root, relative) -> str:
             os.mkdir(current)
         what = kind(current)
         if what != "folder":
-            raise NotRegular(current, what) if what != "missing" else FileNotFoundError(current)
+            raise NotRegular(current, what, "a folder") if what != "missing" else FileNotFoundError(current)
     return current
 
 
