@@ -397,3 +397,32 @@ def test_export_of_a_trial_whose_records_do_not_match_is_a_user_error(study, tmp
     set_attr(study / "study.db", 0, "hash", "0" * 64)
     code, _, err = run_cli(["search-report", study, "--export", "0", "-o", tmp_path / "t.cnn"], capsys)
     assert code == 1 and "error[E0608]: replaying trial 0's decisions gives another architecture" in err
+
+
+ESCAPING = 'network esc {\n    input [1, 8, 8]\n    return in -> Conv(choice(4, 8, name = "w\\u001b[31m\\u202e"), 3) -> Flatten -> Linear(10)\n}\n'
+
+
+def test_choice_names_reach_the_terminal_escaped(tmp_path, capsys):
+    space = tmp_path / "esc.cnn"
+    space.write_text(ESCAPING)
+    code, out, err = run_cli(["space", space, "--samples", "2"], capsys)
+    assert code == 0 and "  w\\x1b[31m\\u202e  4 | 8" in out
+    code, out, err = run_cli(["search", space, "--evaluator", "proxy", "--device", "cpu", "--trials", "2",
+                              "--out", tmp_path / "run"], capsys)
+    assert code == 0, err
+    assert "[w\\x1b[31m\\u202e=" in out and "\x1b" not in out and "\u202e" not in out + err
+    code, out, err = run_cli(["search-report", tmp_path / "run"], capsys)
+    assert code == 0 and "\x1b" not in out and "\u202e" not in out
+
+
+def test_checkpoint_keys_reach_the_terminal_escaped(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    net = tmp_path / "net.cnn"
+    net.write_text("network net {\n    input [1, 8, 8]\n    return in -> Flatten -> fc: Linear(10)\n}\n")
+    weights = tmp_path / "w.pt"
+    torch.save({"fc.weight": torch.zeros(10, 64), "evil\x1b]0;title\x07\u202e": torch.zeros(1)}, weights)
+    code, _, err = run_cli(["compile", net, "--weights", weights, "--weights-partial", "-o", tmp_path / "n.pt"],
+                           capsys)
+    assert code == 0, err
+    assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
+    assert "evil\\x1b]0;title\\x07\\u202e" in err

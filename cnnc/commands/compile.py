@@ -12,6 +12,7 @@ from pathlib import Path
 from cnnc.commands import common
 from cnnc.commands.files import check_output, writing
 from cnnc.dsl import safefs
+from cnnc.dsl.diagnostics import printable
 
 HELP = "lower a network to standalone PyTorch source (.py) or a torch.export program (.pt)"
 DESCRIPTION = """\
@@ -152,7 +153,7 @@ def load_checkpoint(model, args) -> None:
     from cnnc.api import with_weights
 
     report = with_weights(model, args.weights, strict=not args.weights_partial).cnnc_weights
-    for line in report.lines():
-        print(f"weights: {line}", file=sys.stderr)
+    for line in report.lines():  # a checkpoint's keys are its own text: escaped
+        print(f"weights: {printable(line, limit=10_000)}", file=sys.stderr)
     if report.new:
-        print(f"weights: newly initialised: {', '.join(report.new)}", file=sys.stderr)
+        print(f"weights: newly initialised: {printable(', '.join(report.new), limit=10_000)}", file=sys.stderr)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from cnnc.commands import common, files
+from cnnc.dsl.diagnostics import printable
 
 HELP = "search a space of networks with Optuna (train or score each member)"
 DESCRIPTION = """\
@@ -303,11 +304,11 @@ class Console:
 
     def header(self, settings, data, size) -> None:
         shape = "×".join(map(str, data.input_shape))
-        print(f"search space {settings.file}: {size.text()}")
+        print(f"search space {printable(str(settings.file))}: {size.text()}")
         print(
             f"data {data.name} {shape}, {data.num_classes} classes, {len(data.train_y):,} train / "
             f"{len(data.val_y):,} validation · {settings.evaluator} · {settings.sampler} sampler, seed "
-            f"{settings.seed} · study `{settings.study_name}` in {where(settings)}",
+            f"{settings.seed} · study `{printable(settings.study_name)}` in {printable(where(settings))}",
             flush=True,
         )
 
@@ -325,7 +326,7 @@ class Console:
                 flush=True,
             )
         for note in notes:
-            print(f"note: {note}", flush=True)
+            print(f"note: {printable(note)}", flush=True)
 
     def trial_started(self, number: int) -> None:
         self.number = number
@@ -352,7 +353,7 @@ class Console:
 
     def note(self, text: str) -> None:
         self.clear()
-        print(f"note: {text}", file=sys.stderr, flush=True)
+        print(f"note: {printable(text)}", file=sys.stderr, flush=True)
 
     def status(self, what: str, final: bool = False) -> None:
         if not (self.live or final) or self.child:
@@ -398,7 +399,7 @@ def print_result(result, settings) -> None:
     from cnnc.search.report import counts_text, si, value_text
 
     print()
-    print(f"{counts_text(result.rows)} in study `{settings.study_name}`")
+    print(f"{counts_text(result.rows)} in study `{printable(settings.study_name)}`")
     if not result.best:
         print("no member completed: nothing to call best")
     if len(settings.names) > 1 and result.best:
@@ -412,9 +413,9 @@ def print_result(result, settings) -> None:
         lead = "best: " if len(settings.names) == 1 else "  "
         print(
             f"{lead}#{row.number:<4}{figures}  {si(row.params)} params  {si(row.macs)} MACs  "
-            f"[{row.decisions_text(' ')}]"
+            f"[{printable(row.decisions_text(' '))}]"
         )
     for path in result.files:
-        print(f"wrote {path}")
+        print(f"wrote {printable(str(path))}")
     for note in result.notes:
-        print(f"note: {note}")
+        print(f"note: {printable(note)}")
