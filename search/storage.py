@@ -175,7 +175,7 @@ class StudyLock:
 
             path = file_path(self.url)
             # not `<file>.lock`: that is the name of Optuna's own journal lock
-            self._file = open(path.with_name(path.name + ".cnnc-lock"), "a")
+            self._file = lock_file(path.with_name(path.name + ".cnnc-lock"))
             fcntl.flock(self._file, fcntl.LOCK_EX)
         elif k == "postgresql":
             import sqlalchemy
@@ -197,6 +197,14 @@ class StudyLock:
                 self._connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
             self._connection.close()
             self._connection = None
+
+
+def lock_file(path: Path):
+    """The lock file, opened as a regular file of the study's folder: a link planted there is
+    refused (`safefs.NotRegular`), never followed, and a FIFO does not block."""
+    from cnnc.dsl import safefs
+
+    return safefs.open_lock(path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def test_report_of_a_shared_folder_replaces_planted_links(study, tmp_path, capsy
     plant(study, "trials.csv", bashrc)
     plant(study, "history.png", picture)
     plant(study, "importances.png", tmp_path / "nowhere" / "x.png")  # a dangling link: not created
-    code, out, err = run_cli(["search-report", study], capsys)
+    code, _out, err = run_cli(["search-report", study], capsys)
     assert code == 0, err
     assert bashrc.read_text() == "precious\n" and picture.read_text() == "precious\n"
     assert not (tmp_path / "nowhere").exists()
@@ -166,7 +166,7 @@ def test_a_study_file_linked_to_another_database_is_refused(study, tmp_path, cap
     db = other_database(tmp_path / "mine.db")
     plant(study, "study.db", db)
     args = ["search-report", study] if command == "search-report" else [*SEARCH, "--out", study]
-    code, out, err = run_cli(args, capsys)
+    code, _out, err = run_cli(args, capsys)
     assert_user_error(code, err, f"the study file `{study / 'study.db'}` is a link (to `{db}`)", "copy the real file")
     assert_untouched(db)
 
@@ -247,7 +247,7 @@ CRAFTED_ROWS = {
 @pytest.mark.parametrize("case", sorted(CRAFTED_ROWS))
 def test_a_crafted_sqlite_study_is_a_user_error_or_read(study, tmp_path, capsys, case):
     sql(study / "study.db", *CRAFTED_ROWS[case])
-    code, out, err = run_cli(["search-report", study, "--out", tmp_path / "r"], capsys)
+    code, _out, err = run_cli(["search-report", study, "--out", tmp_path / "r"], capsys)
     assert code in (0, 1), err
     assert "internal error" not in err and "Traceback" not in err
     if code == 1:
@@ -377,7 +377,7 @@ def test_export_takes_no_path_from_the_study(study, tmp_path, capsys):
     assert_user_error(code, err, "records its space as `/etc/passwd`, outside the study's folder",
                       "--space /etc/passwd")
     assert "root:" not in err
-    code, out, err = run_cli(["search-report", study, "--export", "0", "--space", TINY, "-o", tmp_path / "t.cnn"],
+    code, _out, err = run_cli(["search-report", study, "--export", "0", "--space", TINY, "-o", tmp_path / "t.cnn"],
                              capsys)
     assert code == 0, err
     assert "trial 0 of study `tiny`" in (tmp_path / "t.cnn").read_text()
