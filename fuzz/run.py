@@ -10,6 +10,7 @@ exception), `bug:summary`, `bug:run` (check accepted what does not run), `bug:so
 differs), `bug:diagnostics` (raw control characters, a file's contents, huge lines), `bug:escape` (a
 file opened outside the sandbox, a process or socket, a payload that ran), `bug:hang` (over
 `--timeout` seconds), `bug:memory` (the worker grew more than `--memory` MB). Exit status 1 if any.
+A share of the inputs (`--studies`) are study and run folders instead (`fuzz/study_mutants.py`).
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def inputs(rng: random.Random, texts: list[str], ops: list[str]):
 
 
 def fuzz(seconds: float, workers: int, seed: int, out: Path, timeout: float, memory_mb: float,
-         limit: int | None = None, deep_every: int = 20) -> collections.Counter:
+         limit: int | None = None, deep_every: int = 20, studies: float = 0.0) -> collections.Counter:
     """Run for `seconds` (or `limit` inputs); returns outcome counts; bugs are saved under `out`."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -151,14 +152,19 @@ def fuzz(seconds: float, workers: int, seed: int, out: Path, timeout: float, mem
 
         def next_request():
             with lock:  # one stream feeds every worker: the same seed gives the same inputs
-                kind, text = next(stream)
                 i = next(ids)
+                if rng.random() < studies:  # a study or run folder (fuzz/study_mutants.py)
+                    seed = rng.randrange(2**32)
+                    return {"id": i, "kind": "study", "seed": seed, "text": f"# study_mutants seed {seed}\n"}
+                kind, text = next(stream)
             return {"id": i, "name": "case.cnn", "text": text, "deep": i % deep_every == 0, "kind": kind}
 
         def drive(worker: Worker):
             while time.monotonic() < stop and (limit is None or counts.total() < limit):
                 request = next_request()
-                outcome, detail = worker.ask(request, timeout, memory_mb)
+                # a study case trains or plots (and the first makes the seed folders): more time
+                wait = max(timeout, 60.0) if request["kind"] == "study" else timeout
+                outcome, detail = worker.ask(request, wait, memory_mb)
                 counts[outcome] += 1
                 details[(outcome, detail if outcome.startswith("bug") else detail.split(":")[0])] += 1
                 if outcome.startswith("bug"):
@@ -202,8 +208,11 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds one input may take")
     p.add_argument("--memory", type=float, default=500.0, help="MB one input may add to a worker")
     p.add_argument("--out", type=Path, default=Path("runs/fuzz"))
+    p.add_argument("--studies", type=float, default=0.05,
+                   help="the share of inputs that are study or run folders (fuzz/study_mutants.py)")
     args = p.parse_args(argv)
-    counts = fuzz(args.seconds, args.workers, args.seed, args.out, args.timeout, args.memory, args.limit)
+    counts = fuzz(args.seconds, args.workers, args.seed, args.out, args.timeout, args.memory, args.limit,
+                  studies=args.studies)
     return 1 if any(k.startswith("bug") for k in counts) else 0
 
 

@@ -170,6 +170,9 @@ def serve(sandbox: Path) -> None:
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
+        if request.get("kind") == "study":
+            print(json.dumps({"id": request["id"], **study_case(sandbox, request, watch)}), flush=True)
+            continue
         path = sandbox / request["name"]
         path.write_text(request["text"], encoding="utf-8", errors="surrogatepass")
         watch.events.clear()
@@ -185,6 +188,26 @@ def serve(sandbox: Path) -> None:
         print(json.dumps({"id": request["id"], "outcome": outcome, "detail": detail}), flush=True)
 
 
+def study_case(sandbox: Path, request: dict, watch: Watch) -> dict:
+    """A mutated study or run folder (`fuzz/study_mutants.py`) through `search-report` or `train
+    --resume`; the seed folders are made before the watch starts."""
+    import study_mutants
+
+    os.environ.setdefault("MPLCONFIGDIR", str(sandbox / "cache"))
+    recipe, argv, victims = study_mutants.prepare(sandbox, request["seed"])
+    watch.events.clear()
+    watch.active = True
+    try:
+        rc, out, err = quiet_cli(argv)
+    finally:
+        watch.active = False
+    outcome, detail = study_mutants.classify(rc, out, err, victims)
+    if watch.events:
+        outcome, detail = "bug:escape", "; ".join(watch.events[:3])
+    return {"outcome": outcome, "detail": f"{detail} [{'; '.join(recipe)}]" if outcome.startswith("bug") else detail}
+
+
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
     serve(Path(sys.argv[1]))
