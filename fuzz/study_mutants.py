@@ -223,7 +223,8 @@ def classify(rc: int, out: str, err: str, victims: Path) -> tuple[str, str]:
         if victim.is_file() and victim.read_text(errors="replace") != VICTIM_TEXT:
             return "bug:write-through", f"{victim.name} changed"
     if rc in (-1, 70):
-        return "bug:internal", _first(err)
+        said = [line for line in err.splitlines() if line.startswith("internal error")]
+        return "bug:internal", (said or [_first(err)])[0][:300]
     if RAW.search(out) or RAW.search(err):
         return "bug:diagnostics", "raw control character in the output"
     if rc == 0:

@@ -240,6 +240,7 @@ CRAFTED_ROWS = {
     "a broken datetime": ["update trials set datetime_start = 'yesterday'"],
     "a distribution that is not JSON": ["update trial_params set distribution_json = 'nope'"],
     "a table without its columns": ["drop table trial_values", "create table trial_values (x)"],
+    "a study name that is not text": ["update studies set study_name = x'fffe'"],
     "no studies table": ["drop table studies"],
 }
 

@@ -137,7 +137,7 @@ def report_study(study, trials, attrs: dict, storage: str, out: Path) -> int:
     rows = report.rows(trials)
     space = recorded.get("file")
     print(
-        f"study `{printable(study.study_name)}` in {printable(storage)}"
+        f"study `{printable(str(study.study_name))}` in {printable(storage)}"
         + (f" · space {printable(space)}" if type(space) is str else "")
     )
     print(report.table(rows, names))
