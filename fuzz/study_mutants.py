@@ -104,17 +104,21 @@ def _sql_schema(rng: random.Random, db: Path) -> str:
 
 
 def _sql(db: Path, statement: str, params=()) -> None:
+    if db.is_symlink() or not db.is_file():  # planted by an earlier step: left as it is
+        return
     connection = sqlite3.connect(db)
     try:
         connection.execute(statement, params)
         connection.commit()
-    except sqlite3.Error:
+    except (sqlite3.Error, ValueError):  # a database damaged by an earlier step (bytes that are not UTF-8)
         pass
     finally:
         connection.close()
 
 
 def _bytes(rng: random.Random, path: Path) -> str:
+    if path.is_symlink() or not path.is_file():  # planted by an earlier step: not written through here
+        return f"{path.name} left as planted"
     data = bytearray(path.read_bytes())
     if rng.random() < 0.4 and data:
         del data[rng.randrange(len(data)):]
@@ -129,7 +133,9 @@ def _bytes(rng: random.Random, path: Path) -> str:
 
 
 def _journal_lines(rng: random.Random, path: Path) -> str:
-    lines = path.read_bytes().splitlines(keepends=True)
+    if path.is_symlink() or not path.is_file():
+        return f"{path.name} left as planted"
+    lines = path.read_bytes().splitlines(keepends=True) or [b"\n"]
     k = rng.randrange(len(lines))
     choice = rng.randrange(5)
     if choice == 0:

@@ -132,8 +132,8 @@ def _check_tables(path: Path, read_only: bool) -> None:
             tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         finally:
             connection.close()
-    except sqlite3.DatabaseError as exc:
-        raise Refused(f"the study file `{path}` cannot be read as SQLite: {exc}", MOVE_HELP) from None
+    except (sqlite3.DatabaseError, ValueError) as exc:  # damaged pages; names that are not UTF-8
+        raise Refused(f"the study file `{path}` cannot be read as SQLite: {_first_line(exc)}", MOVE_HELP) from None
     foreign = sorted(t for t in tables if t not in OPTUNA_TABLES and not t.startswith("sqlite_"))
     if foreign:
         listed = ", ".join(f"`{t}`" for t in foreign[:5]) + (", …" if len(foreign) > 5 else "")

@@ -265,11 +265,20 @@ def test_a_crafted_sqlite_study_is_a_user_error_or_read(study, tmp_path, capsys,
     ],
     ids=["truncated", "zeroed", "garbage", "empty"],
 )
+
 def test_a_damaged_sqlite_study_exits_1(study, tmp_path, capsys, damage):
     db = study / "study.db"
     db.write_bytes(damage(db.read_bytes()))
     code, _, err = run_cli(["search-report", study, "--out", tmp_path / "r"], capsys)
     assert_user_error(code, err)
+
+
+def test_a_table_name_that_is_not_utf8_exits_1(study, tmp_path, capsys):
+    """Found by the study fuzzer: SQLite's own list of tables is read before Optuna's."""
+    sql(study / "study.db", "create table zz (x)", "pragma writable_schema = on",
+        "update sqlite_master set name = cast(x'7acb' as text) where name = 'zz'")
+    code, _, err = run_cli(["search-report", study, "--out", tmp_path / "r"], capsys)
+    assert_user_error(code, err, "study.db` cannot be read as SQLite: 'utf-8' codec can't decode byte 0xcb")
 
 
 def journal_study(folder):
