@@ -74,13 +74,16 @@ def replacing_path(path):
     fd, tmp = _temporary(path)
     os.close(fd)
     written = Written(path)
+    moved = False
     try:
         yield tmp, written
         _note_link(written)
         os.replace(tmp, path)
+        moved = True
     finally:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if not moved:  # (not after the move: the audit of a cache write sees no removal)
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
     if written.replaced_link and link_hook is not None:
         link_hook(written)
 
