@@ -436,3 +436,20 @@ def test_checkpoint_keys_reach_the_terminal_escaped(tmp_path, capsys):
     assert code == 0, err
     assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
     assert "evil\\x1b]0;title\\x07\\u202e" in err
+
+
+def test_onnx_and_its_weights_file_replace_links_and_keep_their_names(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    target = victim(tmp_path)
+    (tmp_path / "m.onnx").symlink_to(target)
+    (tmp_path / "m.onnx.data").symlink_to(target)
+    code, _, err = run_cli(["compile", "lenet5", "-o", tmp_path / "m.onnx"], capsys)
+    assert code == 0, err
+    assert target.read_text() == "precious\n" and not (tmp_path / "m.onnx").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"victim", "m.onnx", *(
+        ["m.onnx.data"] if (tmp_path / "m.onnx.data").exists() else [])})  # no temporaries left
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    assert session.run(None, {"x": np.zeros((2, 1, 32, 32), np.float32)})[0].shape == (2, 10)

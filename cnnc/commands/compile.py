@@ -142,10 +142,27 @@ def write_program(graph, args, path: Path) -> str:
         # Weights stay contiguous: torch.export's archive warns about channels_last ones, and the
         # layout is the loading runtime's choice (`.to(memory_format=torch.channels_last)`).
         model = for_inference(model, channels_last=False)
-    write = export_onnx if path.suffix == ".onnx" else export_program
-    with safefs.replacing_path(path) as (tmp, _):
-        note = write(model, tmp)
+    if path.suffix == ".onnx":
+        note = write_with_sidecars(path, lambda inner: export_onnx(model, inner))
+    else:
+        with safefs.replacing_path(path) as (tmp, _):
+            note = export_program(model, tmp)
     return f"{note}; optimised for {args.optimize}" if args.optimize else note
+
+
+def write_with_sidecars(path: Path, write) -> str:
+    """`write(inner)` into a private folder beside `path`, under `path`'s own name, then each file it
+    made (the ONNX model and the weights file it names, `NAME.data`) moved into place as safefs does:
+    the names inside the model stay right, and a link planted at any of them is replaced."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as folder:
+        note = write(os.path.join(folder, path.name))
+        for made in sorted(os.listdir(folder)):
+            with safefs.replacing_path(path.parent / made) as (tmp, _):
+                os.replace(os.path.join(folder, made), tmp)
+    return note
 
 
 def load_checkpoint(model, args) -> None:
