@@ -205,6 +205,8 @@ def grid_values(decision) -> list:
 
 def open_study(settings: Settings, space: Space):
     """Create the study, or load it when it exists (a resume); its objectives and space must not change."""
+    from cnnc.search import studyfiles
+
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message=".*heartbeat.*")
@@ -220,7 +222,9 @@ def open_study(settings: Settings, space: Space):
             load_if_exists=True,
         )
 
-    study = stores.retrying(create, lambda text: None)
+    with studyfiles.reading(settings.storage_url):  # a damaged or crafted study is the user's to fix
+        study = stores.retrying(create, lambda text: None)
+        studyfiles.parse_all(study)
     # a resume draws new random numbers: seeded by the trials already held; and two workers must
     # not propose the same sequence, nor two machines that start together (a shared --storage)
     salt = 1009 * settings.worker

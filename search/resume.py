@@ -67,11 +67,13 @@ def _binding(bound) -> dict | None:
 
 def check_same_study(settings: Settings, recorded: dict, space: str | None, fingerprint: str) -> None:
     """A resume must keep the objectives and the space (E0604, E0607)."""
-    if recorded.get("objectives") != list(settings.names):
+    objectives = recorded.get("objectives") if isinstance(recorded, dict) else None
+    if objectives != list(settings.names):
+        held = ", ".join(map(str, objectives)) if isinstance(objectives, list) else "objectives it does not record"
         raise CnncError(
             error(
                 "E0604",
-                f"study `{settings.study_name}` optimises {', '.join(recorded['objectives'])}, "
+                f"study `{settings.study_name}` optimises {held}, "
                 f"not {', '.join(settings.names)}",
                 None,
                 helps=("start another study with `--study NAME`, or keep its objectives",),
@@ -119,6 +121,8 @@ def _tree(node):
 def changes(study, settings: Settings) -> list[str]:
     """How this run's settings differ from those the study was created with (results may not compare)."""
     recorded = study.user_attrs.get("settings", {})
+    if not isinstance(recorded, dict):  # a crafted study: `check_same_study` refuses it
+        return []
     now = settings.recorded()
     return [
         f"the study was made with {key} = {recorded[key]}, this run has {now[key]}"

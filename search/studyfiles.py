@@ -212,6 +212,13 @@ def reading(url: str):
         ) from None
 
 
+def parse_all(study) -> None:
+    """Read every trial and attribute of `study` once, inside `reading`: a crafted row fails there
+    (Optuna parses rows when they are read, so it would fail later, anywhere)."""
+    if not isinstance(study.user_attrs, dict) or not isinstance(study.trials, list):
+        raise Refused(f"study `{study.study_name}` cannot be read", MOVE_HELP)
+
+
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:200]

@@ -453,3 +453,20 @@ def test_onnx_and_its_weights_file_replace_links_and_keep_their_names(tmp_path, 
         ["m.onnx.data"] if (tmp_path / "m.onnx.data").exists() else [])})  # no temporaries left
     session = ort.InferenceSession(str(tmp_path / "m.onnx"))
     assert session.run(None, {"x": np.zeros((2, 1, 32, 32), np.float32)})[0].shape == (2, 10)
+
+
+@pytest.mark.parametrize("case", ["a state out of range", "an attribute that is not JSON", "attributes of other types"])
+def test_search_resuming_a_crafted_study_is_a_user_error(study, capsys, case):
+    sql(study / "study.db", *CRAFTED_ROWS[case])
+    code, _, err = run_cli([*SEARCH, "--trials", "4", "--out", study], capsys)
+    assert code in (0, 1) and "internal error" not in err, err
+    if code == 1:
+        assert "error: the study in `sqlite:///" in err or "error[E0604]" in err, err
+
+
+def test_search_resuming_a_crafted_journal_is_a_user_error(tmp_path, capsys):
+    path = journal_study(tmp_path / "run")
+    with open(path, "ab") as f:
+        f.write(b"{not json\n" + b'{"op_code": 0}\n')
+    code, _, err = run_cli([*SEARCH, "--out", tmp_path / "run", "--study", "j"], capsys)
+    assert_user_error(code, err, "cannot be read (damaged, or not written by cnnc)")

@@ -246,7 +246,7 @@ def run(args) -> int:
         evaluate.proxy_evaluator if settings.evaluator == "proxy" else evaluate.train_evaluator
     )(settings, data)
     try:
-        with files.storage_errors(settings.storage_url):
+        with files.storage_errors(settings.storage_url), files.study_refusals():
             result = driver.run(
                 settings, space, evaluator, console, data.num_classes, write=not child
             )
@@ -266,7 +266,8 @@ def run_workers(settings, space, console) -> int:
     from cnnc.search import driver, launch, report, results
     from cnnc.search.worker import finished_count
 
-    study = driver.open_study(settings, space)
+    with files.storage_errors(settings.storage_url), files.study_refusals():
+        study = driver.open_study(settings, space)
     console.started(report.rows(study.trials), driver.changes(study, settings))
     codes = launch.run_workers(settings, console.note)
     result = results.finish(settings, space, study)
