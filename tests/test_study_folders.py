@@ -470,3 +470,14 @@ def test_search_resuming_a_crafted_journal_is_a_user_error(tmp_path, capsys):
         f.write(b"{not json\n" + b'{"op_code": 0}\n')
     code, _, err = run_cli([*SEARCH, "--out", tmp_path / "run", "--study", "j"], capsys)
     assert_user_error(code, err, "cannot be read (damaged, or not written by cnnc)")
+
+
+def test_a_study_file_over_the_bound_is_refused_before_it_is_read(tmp_path, capsys):
+    from cnnc.search.studyfiles import MAX_STUDY_BYTES
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with open(folder / "study.journal", "wb") as f:
+        f.truncate(MAX_STUDY_BYTES + 1)  # sparse: no disk spent
+    code, _, err = run_cli(["search-report", folder], capsys)
+    assert_user_error(code, err, f"holds {MAX_STUDY_BYTES + 1:,} bytes, over the {MAX_STUDY_BYTES:,} a study may hold")
