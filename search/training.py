@@ -166,8 +166,8 @@ def train_run(model: nn.Module, data: Dataset, options: TrainOptions, out: Path,
         rows.append(row)
         save_checkpoint(out / "checkpoint.pt", model, opt, schedule, options, rows)
         write_metrics(out, rows)
-    with safefs.replacing_path(out / "model.pt") as (tmp, _):
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    with safefs.replacing(out / "model.pt", "wb") as f:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, f)
     return rows
 
 
@@ -238,8 +238,8 @@ def evaluate(model, x, y, batch_size, device, amp=None, memory_format=torch.cont
 def save_checkpoint(path: Path, model, opt, schedule, options, rows) -> None:
     state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": schedule.step_count,
              "epoch": rows[-1]["epoch"], "rows": rows, "options": asdict(options)}
-    with safefs.replacing_path(path) as (tmp, _):  # a run killed while saving keeps the previous checkpoint
-        torch.save(state, tmp)
+    with safefs.replacing(path, "wb") as f:  # a run killed while saving keeps the previous checkpoint
+        torch.save(state, f)
 
 
 def restore(path: Path, model, opt, schedule, options) -> tuple[list[dict], int]:
