@@ -5,7 +5,6 @@ for a bug in cnnc). Each case runs the real command line in-process."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path

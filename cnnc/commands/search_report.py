@@ -64,11 +64,11 @@ def run(args) -> int:
     with files.storage_errors(storage), files.study_refusals():  # a damaged study fails while being read
         with studyfiles.reading(storage):
             study = driver.load_study(storage, args.study, read_only=True)
-            trials, attrs = study.trials, study.user_attrs
+            trials, attrs, count = study.trials, study.user_attrs, len(study.directions)  # parsed here, once
         if args.export is not None:
             space = space_file(args, attrs, storage)
             return export(study, trials, args.export, args.output or out / f"trial_{args.export}.cnn", space)
-        return report_study(study, trials, attrs, storage, out)
+        return report_study(study, trials, attrs, count, storage, out)
 
 
 def space_file(args, attrs: dict, storage: str) -> tuple[str, tuple[str, ...]]:
@@ -115,7 +115,9 @@ def export(study, trials, number: int, path: Path, space) -> int:
         written, flat = results.export_trial(study, trials, number, path, space)
     print(f"wrote {written}")
     if flat:
-        print(f"note: the layers are listed one by one (the space could not be kept: {flat})")
+        from cnnc.dsl.diagnostics import printable
+
+        print(f"note: the layers are listed one by one (the space could not be kept: {printable(flat)})")
     return common.OK
 
 
@@ -128,12 +130,12 @@ def objective_names(attrs: dict, count: int) -> tuple[str, ...]:
     return tuple(f"objective {i}" for i in range(count))
 
 
-def report_study(study, trials, attrs: dict, storage: str, out: Path) -> int:
+def report_study(study, trials, attrs: dict, count: int, storage: str, out: Path) -> int:
     from cnnc.dsl.diagnostics import printable
     from cnnc.search import report
 
     recorded = attrs.get("settings") if isinstance(attrs.get("settings"), dict) else {}
-    names = objective_names(attrs, len(study.directions))
+    names = objective_names(attrs, count)
     rows = report.rows(trials)
     space = recorded.get("file")
     print(
