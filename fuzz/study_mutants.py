@@ -175,13 +175,15 @@ RUN_OUTPUTS = ("metrics.csv", "curves.png", "model.pt", "run.json", "network.cnn
 def mutate(rng: random.Random, kind: str, folder: Path, victims: Path) -> list[str]:
     """A few mutations of the copied seed `folder` of `kind` (sqlite, journal, run)."""
     done = []
-    for _ in range(rng.randint(1, 3)):
-        if kind == "sqlite":
-            step = rng.choice([_sql_attr, _sql_attr, _sql_column, _sql_schema, "bytes", "plant", "plant-side"])
-        elif kind == "journal":
-            step = rng.choice([_journal_lines, _journal_lines, "bytes", "plant"])
-        else:
-            step = rng.choice(["plant-run", "plant-run", "bytes-run"])
+    if kind == "sqlite":
+        steps = [_sql_attr, _sql_attr, _sql_column, _sql_schema, "bytes", "plant", "plant-side"]
+    elif kind == "journal":
+        steps = [_journal_lines, _journal_lines, "bytes", "plant"]
+    else:
+        steps = ["plant-run", "plant-run", "bytes-run"]
+    chosen = [rng.choice(steps) for _ in range(rng.randint(1, 3))]
+    # links and FIFOs last: the fuzzer's own edits of the study must not block on a FIFO it planted
+    for step in sorted(chosen, key=lambda s: isinstance(s, str) and s.startswith("plant")):
         if step == "bytes":
             done.append(_bytes(rng, folder / ("study.db" if kind == "sqlite" else "study.journal")))
         elif step == "plant":

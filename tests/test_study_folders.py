@@ -481,3 +481,23 @@ def test_a_study_file_over_the_bound_is_refused_before_it_is_read(tmp_path, caps
         f.truncate(MAX_STUDY_BYTES + 1)  # sparse: no disk spent
     code, _, err = run_cli(["search-report", folder], capsys)
     assert_user_error(code, err, f"holds {MAX_STUDY_BYTES + 1:,} bytes, over the {MAX_STUDY_BYTES:,} a study may hold")
+
+
+def test_the_study_fuzzer_ends_its_cases_as_expected(tmp_path):
+    """A few cases of `fuzz/study_mutants.py` (links, FIFOs, crafted rows, damaged bytes, journal
+    lines) through search-report and train --resume: each is reported or refused, none is a bug."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "fuzz"))
+    import study_mutants
+    import worker
+
+    for folder in ("spaces", "families"):
+        shutil.copytree(ROOT / "zoo" / folder, tmp_path / folder)
+    endings = []
+    for seed in range(8):
+        recipe, argv, victims = study_mutants.prepare(tmp_path, seed)
+        outcome, detail = study_mutants.classify(*worker.quiet_cli(argv), victims)
+        assert not outcome.startswith("bug"), (seed, recipe, detail)
+        endings.append(outcome)
+    assert set(endings) == {"reported", "refused"}
