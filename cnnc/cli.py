@@ -155,6 +155,7 @@ def run_command(args) -> int:
     from cnnc.commands.files import is_usage
     from cnnc.dsl.diagnostics import CnncError
 
+    say_replaced_links()
     try:
         prepare_file(args)
         return args.run(args)
@@ -162,7 +163,7 @@ def run_command(args) -> int:
         print_diagnostics(exc.diagnostics, args)
         return USAGE_ERROR if is_usage(exc.diagnostics) else USER_ERROR
     except UsageError as exc:
-        print(f"cnnc {args.command}: {exc}", file=sys.stderr)
+        print(f"cnnc {args.command}: {_shown(exc)}", file=sys.stderr)
         return USAGE_ERROR
     except UserError as exc:
         return user_error(exc)
@@ -189,10 +190,31 @@ def missing_extra(exc: BaseException, args):
 
 
 def user_error(exc: UserError) -> int:
-    print(f"error: {exc}", file=sys.stderr)
+    print(f"error: {_shown(exc)}", file=sys.stderr)
     for line in exc.helps:
-        print(f"  = help: {line}", file=sys.stderr)
+        print(f"  = help: {_shown(line)}", file=sys.stderr)
     return USER_ERROR
+
+
+def say_replaced_links() -> None:
+    """Every write that replaced a link planted where cnnc writes is said on stderr, naming it."""
+    from cnnc.dsl import safefs
+
+    safefs.link_hook = _say_replaced_link
+
+
+def _say_replaced_link(written) -> None:
+    from cnnc.dsl.diagnostics import printable
+
+    print(f"note: `{printable(written.path)}` was a link (to `{printable(written.link_target or '?')}`): "
+          "cnnc replaced the link with its file and left what it pointed to untouched", file=sys.stderr)
+
+
+def _shown(text) -> str:
+    """A message that may quote a user's path or study: its control and bidi characters escaped."""
+    from cnnc.dsl.diagnostics import printable
+
+    return printable(str(text), limit=2000)
 
 
 def prepare_file(args) -> None:
@@ -215,7 +237,7 @@ def internal_error(exc: BaseException, dump: str) -> int:
     fd, path = tempfile.mkstemp(prefix="cnnc-internal-", suffix=".txt")
     with os.fdopen(fd, "w") as f:
         f.write(report)
-    print(f"internal error: {exc}", file=sys.stderr)
+    print(f"internal error: {_shown(exc)}", file=sys.stderr)
     print("this is a bug in cnnc, not in your file; please report it with the saved details:", file=sys.stderr)
     print(f"  {path}", file=sys.stderr)
     return INTERNAL_ERROR

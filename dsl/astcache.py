@@ -22,7 +22,7 @@ import sys
 import zlib
 from pathlib import Path
 
-from cnnc.dsl import ast
+from cnnc.dsl import ast, safefs
 from cnnc.dsl.records import fields, is_record
 from cnnc.dsl.source import SourceFile, Span
 
@@ -177,10 +177,7 @@ def store(source: SourceFile, module: ast.Module) -> None:
         return
     try:
         path.parent.mkdir(exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with open(temporary, "wb") as f:
-            f.write(data)
-        os.replace(temporary, path)  # readers see the old entry or the new one, never half of one
+        safefs.write_bytes(path, data)  # readers see the old entry or the new one, never half of one
         _prune(path.parent)
     except OSError:
         return

@@ -10,6 +10,7 @@ exception), `bug:summary`, `bug:run` (check accepted what does not run), `bug:so
 differs), `bug:diagnostics` (raw control characters, a file's contents, huge lines), `bug:escape` (a
 file opened outside the sandbox, a process or socket, a payload that ran), `bug:hang` (over
 `--timeout` seconds), `bug:memory` (the worker grew more than `--memory` MB). Exit status 1 if any.
+A share of the inputs (`--studies`) are study and run folders instead (`fuzz/study_mutants.py`).
 """
 
 from __future__ import annotations
@@ -138,10 +139,11 @@ def inputs(rng: random.Random, texts: list[str], ops: list[str], data_share: flo
 
 def fuzz(seconds: float, workers: int, seed: int, out: Path, timeout: float, memory_mb: float,
          limit: int | None = None, deep_every: int = 20, data_share: float = 0.0,
-         features_every: int = 0) -> collections.Counter:
+         features_every: int = 0, studies: float = 0.0) -> collections.Counter:
     """Run for `seconds` (or `limit` inputs); returns outcome counts; bugs are saved under `out`.
     A `data_share` of the inputs are data sets and checkpoints (`data_mutants.py`); every
-    `features_every`-th input (0: none) is a features-file mutant (`features_mutants.py`)."""
+    `features_every`-th input (0: none) is a features-file mutant (`features_mutants.py`); a
+    `studies` share are study or run folders (`study_mutants.py`)."""
     from concurrent.futures import ThreadPoolExecutor
 
     rng = random.Random(seed)
@@ -161,13 +163,18 @@ def fuzz(seconds: float, workers: int, seed: int, out: Path, timeout: float, mem
                 i = next(ids)
                 if features_every and i % features_every == features_every - 1:
                     return features_request(rng, i)
+                if rng.random() < studies:  # a study or run folder (fuzz/study_mutants.py)
+                    seed = rng.randrange(2**32)
+                    return {"id": i, "kind": "study", "seed": seed, "text": f"# study_mutants seed {seed}\n"}
                 kind, text = next(stream)
             return {"id": i, "name": "case.cnn", "text": text, "deep": i % deep_every == 0, "kind": kind}
 
         def drive(worker: Worker):
             while time.monotonic() < stop and (limit is None or counts.total() < limit):
                 request = next_request()
-                outcome, detail = worker.ask(request, timeout, memory_mb)
+                # a study case trains or plots (and the first makes the seed folders): more time
+                wait = max(timeout, 60.0) if request["kind"] == "study" else timeout
+                outcome, detail = worker.ask(request, wait, memory_mb)
                 counts[outcome] += 1
                 details[(outcome, detail if outcome.startswith("bug") else detail.split(":")[0])] += 1
                 if outcome.startswith("bug"):
@@ -230,9 +237,11 @@ def main(argv=None) -> int:
                    "checkpoints trained on (fuzz/data_mutants.py)")
     p.add_argument("--features-every", type=int, default=10, metavar="N",
                    help="every N-th input is a mutant features file driven through `cnnc neighbors` (0: none)")
+    p.add_argument("--studies", type=float, default=0.05,
+                   help="the share of inputs that are study or run folders (fuzz/study_mutants.py)")
     args = p.parse_args(argv)
     counts = fuzz(args.seconds, args.workers, args.seed, args.out, args.timeout, args.memory, args.limit,
-                  data_share=args.data_share, features_every=args.features_every)
+                  data_share=args.data_share, features_every=args.features_every, studies=args.studies)
     return 1 if any(k.startswith("bug") for k in counts) else 0
 
 

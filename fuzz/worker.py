@@ -174,6 +174,9 @@ def serve(sandbox: Path) -> None:
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
+        if request.get("kind") == "study":
+            print(json.dumps({"id": request["id"], **study_case(sandbox, request, watch)}), flush=True)
+            continue
         case = features_case(request, sandbox) if request.get("kind") == "features" else None
         if case is None:
             path = sandbox / request["name"]
@@ -230,6 +233,23 @@ def features_case(request: dict, sandbox: Path):
         return outcome, f"features {detail}"
 
     return case
+def study_case(sandbox: Path, request: dict, watch: Watch) -> dict:
+    """A mutated study or run folder (`fuzz/study_mutants.py`) through `search-report` or `train
+    --resume`; the seed folders are made before the watch starts."""
+    import study_mutants
+
+    os.environ.setdefault("MPLCONFIGDIR", str(sandbox / "cache"))
+    recipe, argv, victims = study_mutants.prepare(sandbox, request["seed"])
+    watch.events.clear()
+    watch.active = True
+    try:
+        rc, out, err = quiet_cli(argv)
+    finally:
+        watch.active = False
+    outcome, detail = study_mutants.classify(rc, out, err, victims)
+    if watch.events:
+        outcome, detail = "bug:escape", "; ".join(watch.events[:3])
+    return {"outcome": outcome, "detail": f"{detail} [{'; '.join(recipe)}]" if outcome.startswith("bug") else detail}
 
 
 if __name__ == "__main__":

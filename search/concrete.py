@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cnnc.compiler.ops.text import call_text, literal
+from cnnc.dsl import safefs
 from cnnc.dsl.literals import escape_string
 
 MERGE_JOIN = {"Add": " + ", "Mul": " * "}
@@ -112,8 +113,6 @@ def write_program(path, graph, name: str = "best", comments: tuple[str, ...] = (
 
     A rewrite that does not is a bug in cnnc: `InternalError`, with both graphs in the report.
     """
-    from pathlib import Path
-
     from cnnc.dsl.diagnostics import InternalError
 
     text = to_cnn(graph, name, comments)
@@ -123,7 +122,7 @@ def write_program(path, graph, name: str = "best", comments: tuple[str, ...] = (
             "the concrete program does not rebuild the architecture: " + problems[0],
             dump=f"{graph}\n--- program ---\n{text}",
         )
-    Path(path).write_text(text)
+    safefs.write_text(path, text)
     return text
 
 
@@ -147,7 +146,7 @@ def write_member(path, space, member, name: str = "best", comments: tuple[str, .
             text, why = None, f"the rewritten space does not parse: {exc}"
         problems = rebuild_problems(path, text, member.graph) if text is not None else [why]
         if not problems:
-            Path(path).write_text(text)
+            safefs.write_text(path, text)
             return text, None
         why = problems[0]
     return write_program(path, member.graph, name, comments), why

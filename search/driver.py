@@ -212,6 +212,8 @@ def grid_values(decision) -> list:
 
 def open_study(settings: Settings, space: Space):
     """Create the study, or load it when it exists (a resume); its objectives and space must not change."""
+    from cnnc.search import studyfiles
+
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message=".*heartbeat.*")
@@ -227,7 +229,9 @@ def open_study(settings: Settings, space: Space):
             load_if_exists=True,
         )
 
-    study = stores.retrying(create, lambda text: None)
+    with studyfiles.reading(settings.storage_url):  # a damaged or crafted study is the user's to fix
+        study = stores.retrying(create, lambda text: None)
+        studyfiles.parse_all(study)
     # a resume draws new random numbers: seeded by the trials already held; and two workers must
     # not propose the same sequence, nor two machines that start together (a shared --storage)
     salt = 1009 * settings.worker
@@ -485,10 +489,14 @@ def _network_params(program, network: str) -> set[str]:
     return set()
 
 
-def load_study(url: str, name: str | None):
-    """An existing study (`cnnc search-report`); the only one in `url` when `name` is None."""
+def load_study(url: str, name: str | None, read_only: bool = False):
+    """An existing study (`cnnc search-report`); the only one in `url` when `name` is None.
+    `read_only`: opened to be read only (`studyfiles.open_read_only`)."""
+    from cnnc.search import studyfiles
+
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = stores.retrying(lambda: stores.open_storage(url, 10), lambda text: None)
+    opener = (lambda: studyfiles.open_read_only(url)) if read_only else (lambda: stores.open_storage(url, 10))
+    storage = stores.retrying(opener, lambda text: None)
     names = optuna.get_all_study_names(storage=storage)
     if name is None and len(names) == 1:
         name = names[0]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnc.dsl import safefs
+
 
 def _pyplot():
     import matplotlib
@@ -51,7 +53,8 @@ def draw_neighbours(data: dict, query, found, dist, out: Path) -> None:
         side.set_edgecolor("#c00")
         side.set_linewidth(2)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    with safefs.replacing_path(out) as (tmp, _):
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -85,5 +88,6 @@ def draw_map(data: dict, method: str, out: Path) -> None:
     if len(classes) <= 20:
         ax.legend(title="label", fontsize=8, markerscale=2, loc="best")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    with safefs.replacing_path(out) as (tmp, _):
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)

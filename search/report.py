@@ -18,6 +18,9 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnnc.dsl import safefs
+from cnnc.dsl.diagnostics import printable
+
 PROXY_NAMES = ("synflow", "naswot", "grad_norm")
 CSV_COLUMNS = (
     "number",
@@ -52,27 +55,67 @@ class Row:
 
     @classmethod
     def of(cls, trial) -> Row:
-        a = trial.user_attrs
-        seconds = a.get("seconds")
+        """The row of a trial; attributes of another type than cnnc records (a crafted or damaged
+        study) are left out, never trusted."""
+        a = trial.user_attrs if isinstance(trial.user_attrs, dict) else {}
+        seconds = _real(a.get("seconds"))
         if seconds is None and trial.duration is not None:
             seconds = trial.duration.total_seconds()
         return cls(
             trial.number,
             trial.state.name,
-            a.get("status", trial.state.name.lower()),
-            tuple(trial.values) if trial.values else None,
-            a.get("params"),
-            a.get("macs"),
+            _text(a.get("status")) or trial.state.name.lower(),
+            _values(trial.values),
+            _count(a.get("params")),
+            _count(a.get("macs")),
             seconds,
-            a.get("hash", ""),
-            a.get("reused_from"),
-            a.get("reason") or a.get("infeasible", ""),
-            dict(a.get("decisions", {})),
-            dict(a.get("proxies", {})),
+            _text(a.get("hash")),
+            _count(a.get("reused_from")),
+            _text(a.get("reason")) or _text(a.get("infeasible")),
+            _texts(a.get("decisions")),
+            _reals(a.get("proxies")),
         )
 
     def decisions_text(self, sep: str = "; ") -> str:
         return sep.join(f"{k}={v}" for k, v in self.decisions.items())
+
+
+MAX_COUNT = 10**18  # params, MACs and trial numbers a row shows (a float holds them to print)
+
+
+def _count(value) -> int | None:
+    return value if type(value) is int and 0 <= value < MAX_COUNT else None
+
+
+def _real(value) -> float | None:
+    if type(value) is int and abs(value) < MAX_COUNT:
+        return float(value)
+    return value if type(value) is float else None
+
+
+def _text(value) -> str:
+    return value if type(value) is str else ""
+
+
+def _values(values) -> tuple[float, ...] | None:
+    if not values or not isinstance(values, (list, tuple)):
+        return None
+    reals = tuple(_real(v) for v in values)
+    return None if None in reals else reals
+
+
+def _texts(value) -> dict:
+    """A {str: str} attribute (`decisions`), else {}."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if type(k) is str and type(v) is str}
+
+
+def _reals(value) -> dict:
+    """A {str: number} attribute (`proxies`), else {}."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: _real(v) for k, v in value.items() if type(k) is str and _real(v) is not None}
 
 
 def rows(trials) -> list[Row]:
@@ -80,26 +123,49 @@ def rows(trials) -> list[Row]:
 
 
 def write_csv(table: list[Row], path: Path) -> None:
-    with open(path, "w", newline="") as f:
+    """trials.csv: one row per trial, every text cell `cell`-neutralised (a reason or a choice name
+    is the study's data, and a spreadsheet must not read it as a formula)."""
+    with safefs.replacing(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(CSV_COLUMNS)
         for r in table:
             w.writerow(
                 [
                     r.number,
-                    r.state,
-                    r.status,
-                    ";".join(f"{v:.6g}" for v in r.values or ()),
+                    cell(r.state),
+                    cell(r.status),
+                    cell(";".join(f"{v:.6g}" for v in r.values or ())),
                     _blank(r.params),
                     _blank(r.macs),
                     "" if r.seconds is None else f"{r.seconds:.3f}",
-                    r.hash,
+                    cell(r.hash),
                     _blank(r.reused_from),
-                    r.reason,
-                    r.decisions_text(),
+                    cell(r.reason),
+                    cell(r.decisions_text()),
                     *(_number(r.proxies.get(p)) for p in PROXY_NAMES),
                 ]
             )
+
+
+FORMULA_STARTS = ("=", "+", "-", "@")  # what spreadsheets read as the start of a formula
+
+
+def cell(text: str) -> str:
+    """`text` for a CSV cell: one that starts as a formula would (`=`, `+`, `-`, `@`) or with a tab,
+    CR or another control character gets a leading `'`, unless it is a plain number (`-0.5`)."""
+    if not text or not (text.startswith(FORMULA_STARTS) or not text[0].isprintable()):
+        return text
+    if text[0] in "+-" and _is_number(text):
+        return text
+    return "'" + text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip() == text and text.lower().lstrip("+-") not in ("inf", "infinity", "nan")
 
 
 def _blank(value) -> str:
@@ -158,6 +224,7 @@ def si(n: float | None) -> str:
 def value_text(name: str, value: float) -> str:
     if name in ("params", "macs"):
         return f"{name} {si(value)}"
+    name = printable(name)
     if math.isinf(value) or math.isnan(value):
         return f"{name} {value}"
     return f"{name} {value:.4f}" if abs(value) < 100 else f"{name} {value:.4g}"
@@ -165,7 +232,7 @@ def value_text(name: str, value: float) -> str:
 
 def trial_line(r: Row, objectives: tuple[str, ...], width: int = 80) -> str:
     """`#3  trained  accuracy 0.9805  12.3 K params  1.20 M MACs  1.1 s  width=8 depth=1`."""
-    parts = [f"#{r.number:<3}", f"{r.status:<10}"]
+    parts = [f"#{r.number:<3}", f"{printable(r.status):<10}"]
     if r.values and r.status not in ("infeasible", "invalid"):
         parts.append(
             "  ".join(
@@ -177,22 +244,22 @@ def trial_line(r: Row, objectives: tuple[str, ...], width: int = 80) -> str:
     if r.params is not None:
         parts.append(f"{si(r.params)} params  {si(r.macs)} MACs")
     if r.proxies and not (r.values and objectives[0] in r.proxies):
-        parts.append(" ".join(f"{k} {v:.4g}" for k, v in r.proxies.items()))
+        parts.append(" ".join(f"{printable(k)} {v:.4g}" for k, v in r.proxies.items()))
     if r.seconds is not None and r.status in ("trained", "scored", "pruned", "failed"):
         parts.append(f"{r.seconds:.1f} s")
     if r.reused_from is not None:
         parts.append(f"same architecture as #{r.reused_from}: result reused")
     if r.reason and r.status != "reused":
-        parts.append(r.reason)
+        parts.append(printable(r.reason))
     choices = r.decisions_text(" ")
     if choices and len(choices) <= width:
-        parts.append(f"[{choices}]")
+        parts.append(f"[{printable(choices)}]")
     return "  ".join(p for p in parts if p)
 
 
 def table(table_rows: list[Row], objectives: tuple[str, ...]) -> str:
     """The printed table of `cnnc search-report`: one line per trial, columns aligned."""
-    header = ("#", "status", *objectives, "params", "MACs", "seconds", "note")
+    header = ("#", "status", *map(printable, objectives), "params", "MACs", "seconds", "note")
     body = []
     for r in table_rows:
         values = [
@@ -200,11 +267,11 @@ def table(table_rows: list[Row], objectives: tuple[str, ...]) -> str:
             for n, v in zip(objectives, r.values or ())
         ]
         values += [""] * (len(objectives) - len(values))
-        note = f"= #{r.reused_from}" if r.reused_from is not None else r.reason
+        note = f"= #{r.reused_from}" if r.reused_from is not None else printable(r.reason)
         body.append(
             (
                 str(r.number),
-                r.status,
+                printable(r.status),
                 *values,
                 si(r.params) if r.params is not None else "",
                 si(r.macs) if r.macs is not None else "",
@@ -223,7 +290,7 @@ def counts_text(table_rows: list[Row]) -> str:
     counts: dict[str, int] = {}
     for r in table_rows:
         counts[r.status] = counts.get(r.status, 0) + 1
-    listed = ", ".join(f"{n} {status}" for status, n in counts.items())
+    listed = ", ".join(f"{n} {printable(status)}" for status, n in counts.items())
     return f"{len(table_rows)} trial{'s' if len(table_rows) != 1 else ''}" + (
         f": {listed}" if listed else ""
     )
@@ -236,6 +303,7 @@ def progress_text(trials, target: int | None) -> str:
         s in ("COMPLETE", "PRUNED") or (s == "FAIL" and t.user_attrs.get("status") in ("failed", "reused"))
         for s, t in zip(states, trials)
     )
+    target = target if type(target) is int else None  # the study's attribute: crafted, maybe
     parts = [f"progress: {done}" + (f" of {target}" if target else "") + " finished"]
     if states.count("RUNNING"):
         parts.append(f"{states.count('RUNNING')} running")
@@ -291,7 +359,8 @@ def _draw(draw, path: Path) -> str | None:
             warnings.simplefilter("ignore")
             axes = draw()
         figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
-        figure.savefig(path, dpi=110, bbox_inches="tight")
+        with safefs.replacing_path(path) as (tmp, _):
+            figure.savefig(tmp, dpi=110, bbox_inches="tight")
         completed = True
     except Exception as exc:  # noqa: BLE001 — optuna refuses some studies (one trial, no common parameters, …)
         return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -49,8 +49,11 @@ def write_best(
     from cnnc.search.concrete import write_member
 
     member = space.member(fixed(row.decisions))
-    if not member.ok or graph_hash(member.graph) != row.hash:
-        raise RuntimeError(f"replaying trial {row.number}'s decisions gave another architecture")
+    if not member.ok or graph_hash(member.graph) != row.hash:  # a damaged or crafted study, or another space
+        raise CnncError(error("E0608", f"replaying trial {row.number}'s decisions gives another architecture "
+                              f"than study `{study_name}` records for it", None,
+                              helps=(("the study's records of the trial do not match its space: export another "
+                                      "trial, or restore the study from a copy"),)))
     values = row.values or ()
     if row.state != "COMPLETE" or not values:
         score = f"{row.status}: {row.reason}" if row.reason else row.status
@@ -61,7 +64,7 @@ def write_best(
     comments = (
         f"A member of the search space `{Path(settings.file).name}`, written by cnnc:",
         f"trial {row.number} of study `{study_name}`, {score};",
-        f"{row.params:,} params, {row.macs:,} MACs.",
+        f"{row.params or 0:,} params, {row.macs or 0:,} MACs.",
         "decisions: " + ", ".join(f"{k} = {v}" for k, v in row.decisions.items()),
         "",
     )
@@ -69,33 +72,51 @@ def write_best(
     return path, flat
 
 
-def export_trial(study, number: int, path: Path) -> tuple[Path, str | None]:
-    """Write trial `number` of `study` as its space with the choices resolved (`write_best`)."""
-    rows = {r.number: r for r in report.rows(study.trials)}
+def export_trial(study, trials, number: int, path: Path, space: tuple[str, tuple[str, ...]]) -> tuple[Path, str | None]:
+    """Write trial `number` of `study` (whose `trials` were read) as its space with the choices
+    resolved (`write_best`); `space` is the file of the space and the folders its imports may reach,
+    as the user gives them now (`cnnc search-report --export`)."""
+    rows = {r.number: r for r in report.rows(trials)}
     row = rows.get(number)
     if row is None or not row.hash:
         what = "no such trial" if row is None else f"it is {row.status}: {row.reason or 'never elaborated'}"
         raise CnncError(error("E0608", f"study `{study.study_name}` has no architecture for trial {number} ({what})",
                               None, helps=("`cnnc search-report` lists the trials and their status",)))
-    return write_best(space_of_study(study), row, recorded_settings(study), study.study_name, path)
+    return write_best(space_of_study(study, *space), row, settings_for(study, space[0]), study.study_name, path)
 
 
-def recorded_settings(study) -> Settings:
-    """What best.cnn's comments need of the run that made `study`, from its user attributes."""
-    recorded = study.user_attrs["settings"]
-    return Settings(file=recorded["file"], evaluator=recorded.get("evaluator", "train"),
-                    data=recorded.get("data", "digits"), epochs=recorded.get("epochs", 2),
-                    proxy=(recorded.get("objectives") or ["naswot"])[0])
+def settings_for(study, file: str) -> Settings:
+    """What best.cnn's comments need of the run that made `study`: `file` as the caller names it, the
+    rest from what the study records (`recorded_settings`)."""
+    recorded = recorded_settings(study.user_attrs)
+    return Settings(file=file, evaluator=recorded.get("evaluator", "train"), data=recorded.get("data", "digits"),
+                    epochs=recorded.get("epochs", 2), proxy=(recorded.get("objectives") or ["naswot"])[0])
 
 
-def write_study_best(study, best: list[report.Row], path: Path) -> tuple[list[Path], list[str]]:
-    """best.cnn for `search-report`: the first of `best`, from the space the study records; a
-    study whose space cannot be rebuilt (older, changed, moved) gets a note instead."""
+def recorded_settings(attrs: dict) -> dict:
+    """What a study records of its run (`Settings.recorded`), the entries of the types cnnc writes:
+    a crafted study's others are left out (they reach only a comment of the exported file)."""
+    recorded = attrs.get("settings") if isinstance(attrs.get("settings"), dict) else {}
+    kinds = {"evaluator": str, "data": str, "epochs": int}
+    out = {k: v for k, v in recorded.items() if k in kinds and type(v) is kinds[k]}
+    objectives = recorded.get("objectives")
+    if isinstance(objectives, list) and objectives and all(type(o) is str for o in objectives):
+        out["objectives"] = objectives
+    return out
+
+
+def write_study_best(study, best: list[report.Row], path: Path, space: tuple[str, tuple[str, ...]] | str,
+                     ) -> tuple[list[Path], list[str]]:
+    """best.cnn for `search-report`: the first of `best`, from `space` (the file and import roots the
+    caller confined, or why there is none); a study whose space cannot be rebuilt (older, changed,
+    moved) gets a note instead."""
     if not best:
         return [], []
+    if isinstance(space, str):
+        return [], [f"best.cnn not written: {space}"]
     try:
-        space = space_of_study(study)
-        _, flat = write_best(space, best[0], recorded_settings(study), study.study_name, path)
+        _, flat = write_best(space_of_study(study, *space), best[0], settings_for(study, space[0]),
+                             study.study_name, path)
     except CnncError as exc:
         return [], [f"best.cnn not written: {exc.diagnostics[0].message}"]
     notes = [f"best.cnn lists the layers one by one (the space could not be kept: {flat})"] if flat else []

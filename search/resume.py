@@ -26,32 +26,54 @@ def binding(space: Space) -> dict:
             "input_shape": list(space.input_shape) if space.input_shape else None}
 
 
-def space_of_study(study) -> Space:
-    """The space a study was made from, bound as it was, refused (E0607) when the file changed since."""
+def space_of_study(study, file: str, allow_import: tuple[str, ...] = ()) -> Space:
+    """The space a study was made from, read from `file` (with imports reaching `allow_import`: the
+    caller's, never the study's), bound as the study records, refused (E0607) when the file changed
+    since. A binding of other types than cnnc records (a crafted study) is E0608."""
     from cnnc.dsl.programs import load_program, parse_arg_values
 
-    recorded, bound = study.user_attrs.get("settings", {}), study.user_attrs.get("binding")
-    if bound is None or "file" not in recorded:
+    bound = _binding(study.user_attrs.get("binding"))
+    if bound is None:
         raise CnncError(error("E0608", f"study `{study.study_name}` does not record its space", None,
                               helps=("studies made by an older cnnc cannot be exported; run the search again",)))
-    program = load_program(recorded["file"], allow_import=tuple(recorded.get("allow_import") or ()))
+    program = load_program(file, allow_import=allow_import)
     shape = tuple(bound["input_shape"]) if bound["input_shape"] else None
     space = Space(program, bound["network"], parse_arg_values(bound["args"]), shape)
     fingerprint = study.user_attrs.get("space")
     if fingerprint is not None and fingerprint != space_fingerprint(space):
         raise CnncError(error("E0607", f"study `{study.study_name}` was made from another search space than "
-                              f"`{recorded['file']}` is now", None,
+                              f"`{file}` is now", None,
                               helps=("restore the space the study was made from to export its trials",)))
     return space
 
 
+MAX_SIDE = 1 << 16  # an input dimension a recorded binding may name
+
+
+def _binding(bound) -> dict | None:
+    """The study's `binding` attribute when it has the types `binding` writes, else None."""
+    if not isinstance(bound, dict):
+        return None
+    network, args, shape = bound.get("network"), bound.get("args"), bound.get("input_shape")
+    if type(network) is not str or not network.isidentifier():
+        return None
+    if not isinstance(args, list) or not all(type(a) is str for a in args):
+        return None
+    if shape is not None and not (isinstance(shape, list) and 1 <= len(shape) <= 4
+                                  and all(type(d) is int and 0 < d <= MAX_SIDE for d in shape)):
+        return None
+    return {"network": network, "args": args, "input_shape": shape}
+
+
 def check_same_study(settings: Settings, recorded: dict, space: str | None, fingerprint: str) -> None:
     """A resume must keep the objectives and the space (E0604, E0607)."""
-    if recorded.get("objectives") != list(settings.names):
+    objectives = recorded.get("objectives") if isinstance(recorded, dict) else None
+    if objectives != list(settings.names):
+        held = ", ".join(map(str, objectives)) if isinstance(objectives, list) else "objectives it does not record"
         raise CnncError(
             error(
                 "E0604",
-                f"study `{settings.study_name}` optimises {', '.join(recorded['objectives'])}, "
+                f"study `{settings.study_name}` optimises {held}, "
                 f"not {', '.join(settings.names)}",
                 None,
                 helps=("start another study with `--study NAME`, or keep its objectives",),
@@ -99,6 +121,8 @@ def _tree(node):
 def changes(study, settings: Settings) -> list[str]:
     """How this run's settings differ from those the study was created with (results may not compare)."""
     recorded = study.user_attrs.get("settings", {})
+    if not isinstance(recorded, dict):  # a crafted study: `check_same_study` refuses it
+        return []
     now = settings.recorded()
     return [
         f"the study was made with {key} = {recorded[key]}, this run has {now[key]}"

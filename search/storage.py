@@ -17,8 +17,8 @@ Contracts:
 - `retrying(step)` runs a step that talks to the storage; a dropped connection is said and retried
   with back-off (1 s doubling to 60 s) for up to `RETRY_SECONDS`, then it is E0606.
 - `database_url(url)` is the URL SQLAlchemy is given: `postgresql://…` names no driver, and
-  SQLAlchemy 2.1 takes that to mean psycopg 3; where only psycopg2 (the `postgres` extra) is
-  installed, it becomes `postgresql+psycopg2://…`.
+  SQLAlchemy 2.1 takes that to mean psycopg 3; where psycopg 3 is not installed, it becomes
+  `postgresql+psycopg2://…` (the `postgres` extra's driver, named in the error if it is missing too).
 - `open_storage` creates a new storage's tables under `creating(url)`: a file lock beside a SQLite
   file, a PostgreSQL advisory lock for the whole database. Processes started together on a fresh
   storage would otherwise race to create the tables and Optuna's version row, and all but one fail.
@@ -84,8 +84,7 @@ def database_url(url: str) -> str:
 
     if not url.startswith("postgresql://") or importlib.util.find_spec("psycopg") is not None:
         return url
-    if importlib.util.find_spec("psycopg2") is None:
-        return url  # neither: SQLAlchemy's own error names the driver it wants
+    # psycopg2, or neither: then the error names the `postgres` extra's driver, and its pip line
     return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
 
 
@@ -208,7 +207,7 @@ class StudyLock:
 
             path = file_path(self.url)
             # not `<file>.lock`: that is the name of Optuna's own journal lock
-            self._file = safefs.open_lock(path.with_name(path.name + ".cnnc-lock"))  # never through a link
+            self._file = lock_file(path.with_name(path.name + ".cnnc-lock"))
             fcntl.flock(self._file, fcntl.LOCK_EX)
         elif k == "postgresql":
             import sqlalchemy
@@ -230,6 +229,12 @@ class StudyLock:
                 self._connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
             self._connection.close()
             self._connection = None
+
+
+def lock_file(path: Path):
+    """The lock file, opened as a regular file of the study's folder: a link planted there is
+    refused (`safefs.NotRegular`), never followed, and a FIFO does not block."""
+    return safefs.open_lock(path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import re
 
 from cnnc.dsl import ast, records
 from cnnc.dsl.literals import escape_string
-from cnnc.search.concrete import literal
+from cnnc.search.concrete import comment_lines, literal
 
 SIMPLE = re.compile(r'^(?:[A-Za-z_][\w.]*(?:\(.*\))?|-?[\d.]+(?:e[+-]?\d+)?|"[^"]*"|\[.*\])$', re.DOTALL)
 
@@ -53,7 +53,7 @@ def structured_text(space, member, name: str = "best", comments: tuple[str, ...]
     if shape:
         edits[shape[0]] = shape[1]
     body = _render(source.text, 0, len(source.text), edits)
-    head = "".join(f"# {c}\n" if c else "#\n" for c in comments)
+    head = "".join(line + "\n" for line in comment_lines(comments))  # escaped, one line each
     return f"{head}{body.rstrip()}\n\n{_alias(name, network.name, space.args)}\n"
 
 

@@ -168,7 +168,8 @@ def train_run(model: nn.Module, data: Dataset, options: TrainOptions, out: Path,
         rows.append(row)
         save_checkpoint(out / "checkpoint.pt", model, opt, schedule, options, rows)
         write_metrics(out, rows)
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out / "model.pt")
+    with safefs.replacing(out / "model.pt", "wb") as f:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, f)
     return rows
 
 
@@ -239,9 +240,8 @@ def evaluate(model, x, y, batch_size, device, amp=None, memory_format=torch.cont
 def save_checkpoint(path: Path, model, opt, schedule, options, rows) -> None:
     state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": schedule.step_count,
              "epoch": rows[-1]["epoch"], "rows": rows, "options": asdict(options)}
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # a run killed while saving keeps the previous checkpoint
+    with safefs.replacing(path, "wb") as f:  # a run killed while saving keeps the previous checkpoint
+        torch.save(state, f)
 
 
 def restore(path: Path, model, opt, schedule, options) -> tuple[list[dict], int]:
@@ -337,7 +337,7 @@ def _fits(entry, param) -> bool:
 
 
 def write_metrics(out: Path, rows: list[dict]) -> None:
-    with open(out / "metrics.csv", "w", newline="") as f:
+    with safefs.replacing(out / "metrics.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=METRICS)
         writer.writeheader()
         writer.writerows(rows)
@@ -364,5 +364,6 @@ def plot_curves(path: Path, rows: list[dict]) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with safefs.replacing_path(path) as (tmp, _):
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)

@@ -5,7 +5,6 @@ for a bug in cnnc). Each case runs the real command line in-process."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -108,7 +107,7 @@ def test_report_of_a_file_that_is_not_a_database(tmp_path, capsys):
 def test_report_of_a_damaged_database(tmp_path, capsys):
     folder = damaged_study(tmp_path / "run")
     code, _, err = run_cli(["search-report", folder], capsys)
-    assert_user_error(code, err, "the study storage `sqlite:///", "failed: file is not a database")
+    assert_user_error(code, err, "study.db` cannot be read as SQLite: file is not a database", "move it away")
 
 
 @pytest.mark.parametrize(
@@ -126,14 +125,16 @@ def test_report_with_a_bad_storage_url(url, words, capsys):
 
 @pytest.fixture
 def read_only_study(tmp_path):
-    """A real SQLite file that cannot be written: by its mode, or for root (whom modes do not stop)
-    by the immutable flag."""
+    """A study (one trial) in a SQLite file that cannot be written: by its mode, or for root (whom
+    modes do not stop) by the immutable flag."""
+    import optuna
+
     folder = tmp_path / "run"
     folder.mkdir()
     db = folder / "study.db"
-    with sqlite3.connect(db) as connection:
-        connection.execute("create table kept (x)")
-    connection.close()
+    study = optuna.create_study(study_name="kept", storage=f"sqlite:///{db}")
+    study.tell(study.ask(), 0.5)
+    del study
     db.chmod(0o444)
     folder.chmod(0o555)
     immutable = False
@@ -151,8 +152,15 @@ def read_only_study(tmp_path):
     db.chmod(0o644)
 
 
-def test_report_of_a_read_only_study(read_only_study, capsys):
-    code, _, err = run_cli(["search-report", read_only_study], capsys)
+def test_report_of_a_read_only_study(read_only_study, tmp_path, capsys):
+    """A report only reads: a study it cannot write is reported (into another --out)."""
+    code, out, err = run_cli(["search-report", read_only_study, "--out", tmp_path / "report"], capsys)
+    assert code == 0, err
+    assert "study `kept`" in out and "1 trial: 1 complete" in out
+
+
+def test_search_on_a_read_only_study(read_only_study, capsys):
+    code, _, err = run_cli([*SEARCH, "--out", read_only_study, "--study", "kept"], capsys)
     assert_user_error(code, err, "study.db` is read-only", "make the file and its folder writable")
 
 
@@ -161,8 +169,8 @@ def test_a_study_that_turns_read_only_after_the_check(read_only_study, monkeypat
     error is then the user's too."""
     from cnnc.commands import files
 
-    monkeypatch.setattr(files, "check_storage", lambda url: None)
-    code, _, err = run_cli(["search-report", read_only_study], capsys)
+    monkeypatch.setattr(files, "check_storage", lambda url, read_only=False: None)
+    code, _, err = run_cli([*SEARCH, "--out", read_only_study], capsys)
     assert_user_error(code, err, "failed: attempt to write a readonly database", "writable")
 
 
@@ -188,7 +196,7 @@ def test_search_with_a_study_file_that_is_not_a_database(tmp_path, capsys):
 def test_search_with_a_damaged_study(tmp_path, capsys):
     folder = damaged_study(tmp_path / "run")
     code, _, err = run_cli([*SEARCH, "--out", folder], capsys)
-    assert_user_error(code, err, "failed: file is not a database")
+    assert_user_error(code, err, "study.db` cannot be read as SQLite: file is not a database")
 
 
 def test_search_with_a_bad_storage_url_or_out(tmp_path, capsys):

@@ -60,7 +60,8 @@ RULES = {
     "cnnc.compiler.lower": Rule(("cnnc.compiler", "cnnc.dsl.diagnostics", "cnnc.dsl.source", "cnnc.dsl.safefs"),
                                 ("torch",),
                                 never=("cnnc.compiler.render",)),
-    "cnnc.compiler.render": Rule(("cnnc.compiler", "cnnc.dsl.diagnostics", "cnnc.dsl.records", "cnnc.dsl.source"),
+    "cnnc.compiler.render": Rule(("cnnc.compiler", "cnnc.dsl.diagnostics", "cnnc.dsl.records", "cnnc.dsl.source",
+                                  "cnnc.dsl.safefs"),
                                  ("graphviz",),
                                  never=("cnnc.compiler.lower",)),
     "cnnc.search": Rule(_SEARCH),
@@ -69,6 +70,8 @@ RULES = {
     "cnnc.search.data": Rule(("cnnc.search", "cnnc.dsl"), ("torch", "numpy", "sklearn", "PIL")),
     # the workers of a study: its storage, the loop, and the processes of `--workers` (GPUs counted)
     "cnnc.search.storage": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),
+    # a study's files checked before Optuna opens them, and Optuna's parsing errors made user errors
+    "cnnc.search.studyfiles": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),
     "cnnc.search.worker": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),
     "cnnc.search.launch": Rule(("cnnc.search",), ("torch",)),
     "cnnc.search.report": Rule(_SEARCH, ("optuna", "matplotlib")),
@@ -79,7 +82,7 @@ RULES = {
     "cnnc.search.datafiles": Rule(("cnnc.search", "cnnc.dsl"), ("numpy", "torch", "PIL")),
     "cnnc.search.features": Rule(_SEARCH, ("torch", "numpy")),
     "cnnc.search.features_file": Rule(_SEARCH, ("numpy",)),  # features files read as data: no torch
-    "cnnc.search.pictures": Rule(("cnnc.search",), ("numpy", "matplotlib", "sklearn")),
+    "cnnc.search.pictures": Rule(("cnnc.search", "cnnc.dsl.safefs"), ("numpy", "matplotlib", "sklearn")),
     "cnnc.search.evaluators": Rule(_SEARCH, ("torch", "numpy")),
     # the top: the lazy package, the API over the rooms below, the commands over the API, the CLI over all
     "cnnc": Rule(()),

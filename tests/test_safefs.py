@@ -81,19 +81,49 @@ def test_open_regular_follows_links_only_when_asked(tmp_path):
         safefs.open_regular(tmp_path / "to_fifo")  # a link to a device is refused by what it reaches
 
 
-def test_open_lock_creates_a_lock_file_and_refuses_links_and_fifos(tmp_path):
+def test_link_hook_hears_of_each_replaced_link_with_its_target(tmp_path, monkeypatch):
+    heard = []
+    monkeypatch.setattr(safefs, "link_hook", heard.append)
+    (tmp_path / "a.csv").symlink_to(tmp_path / "elsewhere")
+    safefs.write_text(tmp_path / "a.csv", "x")
+    safefs.write_text(tmp_path / "b.csv", "y")  # no link: nothing said
+    assert [(w.path, w.link_target) for w in heard] == [(str(tmp_path / "a.csv"), str(tmp_path / "elsewhere"))]
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_temporaries_keep_the_suffix_for_writers_that_choose_a_format_by_it(tmp_path):
+    with safefs.replacing_path(tmp_path / "plot.png") as (tmp, _):
+        assert tmp.endswith(".png") and os.path.dirname(tmp) == str(tmp_path)
+        open(tmp, "wb").close()
+
+
+def test_folder_inside_refuses_links_files_and_parents(tmp_path):
+    root = tmp_path / "run"
+    root.mkdir()
+    assert safefs.folder_inside(root, "lib/deep") == str(root / "lib" / "deep")
+    (root / "linked").symlink_to(tmp_path)
+    with pytest.raises(safefs.NotRegular, match="is a link, not a folder"):
+        safefs.folder_inside(root, "linked/x")
+    (root / "file").write_text("")
+    with pytest.raises(safefs.NotRegular, match="is a file, not a folder"):
+        safefs.folder_inside(root, "file")
+    with pytest.raises(ValueError, match="leaves"):
+        safefs.folder_inside(root, "../out")
+
+
+def test_open_lock_refuses_links_and_fifos(tmp_path):
     import fcntl
 
     with safefs.open_lock(tmp_path / "a.lock") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
+        assert f.readable() and (tmp_path / "a.lock").is_file()
     assert (tmp_path / "a.lock").read_bytes() == b""
-    victim = tmp_path / "victim"
-    (tmp_path / "b.lock").symlink_to(victim)
-    with pytest.raises(safefs.NotRegular):
+    (tmp_path / "b.lock").symlink_to(tmp_path / "victim")
+    with pytest.raises(safefs.NotRegular, match="is a link"):
         safefs.open_lock(tmp_path / "b.lock")
-    assert not victim.exists()  # the link was not followed to create its target
+    assert not (tmp_path / "victim").exists()
     os.mkfifo(tmp_path / "c.lock")
-    with pytest.raises(safefs.NotRegular):
+    with pytest.raises(safefs.NotRegular, match="is a fifo"):
         safefs.open_lock(tmp_path / "c.lock")
     with pytest.raises(FileNotFoundError):
         safefs.open_lock(tmp_path / "d.lock", create=False)

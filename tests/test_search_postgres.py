@@ -91,8 +91,8 @@ def test_readme_url_names_the_extra_driver_only_where_psycopg3_is_missing(monkey
     assert database_url("sqlite:///runs/t/study.db") == "sqlite:///runs/t/study.db"
     installed = {"psycopg", "psycopg2"}  # SQLAlchemy 2.1's own choice, psycopg 3, stays
     assert database_url(url) == url
-    installed = set()  # neither: SQLAlchemy's error names the driver it wants
-    assert database_url(url) == url
+    installed = set()  # neither: the error names the `postgres` extra's driver
+    assert database_url(url) == "postgresql+psycopg2://search@db.lan/nas"
 
 
 def test_study_in_postgresql_resumes(postgres, tmp_path, capsys):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from cnnc.commands import common, extras
 from cnnc.commands.files import check_output, writing
+from cnnc.dsl import safefs
+from cnnc.dsl.diagnostics import printable
 
 HELP = "lower a network to standalone PyTorch source (.py) or a torch.export program (.pt)"
 DESCRIPTION = """\
@@ -133,7 +135,7 @@ def source(graph, args) -> str:
 def write_source(graph, args, path: Path) -> str:
     from cnnc.compiler.lower.fx import class_name
 
-    path.write_text(source(graph, args), encoding="utf-8")  # the header and titles hold non-ASCII text
+    safefs.write_text(path, source(graph, args))  # UTF-8: the header and titles hold non-ASCII text
     return f"class {class_name(graph.network)}, needs only torch"
 
 
@@ -152,9 +154,10 @@ def write_program(graph, args, path: Path, run=None) -> str:
         # layout is the loading runtime's choice (`.to(memory_format=torch.channels_last)`).
         model = for_inference(model, channels_last=False)
     if path.suffix == ".onnx":
-        note = export_onnx(model, str(path), metadata=onnx_metadata(run))
+        note = write_with_sidecars(path, lambda inner: export_onnx(model, inner, metadata=onnx_metadata(run)))
     else:
-        note = export_program(model, str(path))
+        with safefs.replacing_path(path) as (tmp, _):
+            note = export_program(model, tmp)
     return f"{note}; optimised for {args.optimize}" if args.optimize else note
 
 
@@ -170,6 +173,21 @@ def onnx_metadata(run) -> dict[str, str]:
             "cnnc.classes": json.dumps(list(run.classes)), "cnnc.preprocessing": json.dumps(prep)}
 
 
+def write_with_sidecars(path: Path, write) -> str:
+    """`write(inner)` into a private folder beside `path`, under `path`'s own name, then each file it
+    made (the ONNX model and the weights file it names, `NAME.data`) moved into place as safefs does:
+    the names inside the model stay right, and a link planted at any of them is replaced."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as folder:
+        note = write(os.path.join(folder, path.name))
+        for made in sorted(os.listdir(folder)):
+            with safefs.replacing_path(path.parent / made) as (tmp, _):
+                os.replace(os.path.join(folder, made), tmp)
+    return note
+
+
 def load_checkpoint(model, args) -> None:
     """`--weights [LABEL=]PATH`: strict unless `--weights-partial` (a part's load skips the keys the
     part lacks); the report is printed once."""
@@ -178,8 +196,8 @@ def load_checkpoint(model, args) -> None:
     label, path = split_weights(args.weights)
     report = with_weights(model, {label: path} if label else path, strict=not args.weights_partial).cnnc_weights
     report = report[label] if label else report
-    for line in report.lines():
-        print(f"weights: {line}", file=sys.stderr)
+    for line in report.lines():  # a checkpoint's keys are its own text: escaped
+        print(f"weights: {printable(line, limit=10_000)}", file=sys.stderr)
 
 
 def split_weights(text: str) -> tuple[str, str]:

@@ -134,12 +134,13 @@ READ_ONLY_HELP = (
 )
 
 
-def check_storage(url: str) -> None:
+def check_storage(url: str, read_only: bool = False) -> None:
     """Refuse, before the work, a storage that cannot hold a study: a URL that does not parse, an
-    unknown database or one whose driver is missing, a study file that is a folder, not a SQLite
-    database, or read-only (Optuna writes to it even to read it)."""
+    unknown database or one whose driver is missing, a study file that is a folder, a link, not a
+    SQLite database or another one than a study (`search/studyfiles.py`), or read-only where the
+    study is to be written (`read_only`: a report, which only reads)."""
     if url.startswith(("sqlite:///", "journal:///")):
-        _check_study_file(Path(url.split(":///", 1)[1]), sqlite=url.startswith("sqlite"))
+        _check_study_file(Path(url.split(":///", 1)[1]), url.startswith("sqlite"), read_only)
         return
     import sqlalchemy.engine
     import sqlalchemy.exc
@@ -174,22 +175,40 @@ def _missing_driver(url: str, exc: ImportError) -> None:
     ) from None
 
 
-def _check_study_file(path: Path, sqlite: bool) -> None:
+def _check_study_file(path: Path, sqlite: bool, read_only: bool) -> None:
+    from cnnc.search import studyfiles
+
     try:
-        _check_study_path(path, sqlite)
+        with study_refusals():
+            _check_study_path(path, sqlite, read_only)
+            studyfiles.check(path, sqlite, read_only)
     except OSError as exc:  # a name the OS refuses (too long, a loop of links)
         raise UserError(
             f"cannot use the study file `{path}`: {exc.strerror or exc}", STUDY_FILE_HELP
         ) from None
 
 
-def _check_study_path(path: Path, sqlite: bool) -> None:
-    if path.is_dir():
+@contextmanager
+def study_refusals():
+    """A study file `search/studyfiles.py` refuses, or could not read, is the user's to fix."""
+    from cnnc.search import studyfiles
+
+    try:
+        yield
+    except studyfiles.Refused as exc:
+        raise UserError(str(exc), *exc.helps) from None
+
+
+def _check_study_path(path: Path, sqlite: bool, read_only: bool) -> None:
+    from cnnc.dsl import safefs
+    from cnnc.search import studyfiles
+
+    if safefs.kind(path) == "folder":
         raise UserError(f"the study file `{path}` is a folder", STUDY_FILE_HELP)
-    if not path.exists():
+    if not studyfiles.check_entry(path, read_only):
         return  # a new study: the driver creates it
     try:
-        with open(path, "rb") as f:
+        with safefs.open_regular(path, follow=False) as f:
             head = f.read(len(SQLITE_MAGIC))
     except OSError as exc:
         raise UserError(
@@ -200,7 +219,7 @@ def _check_study_path(path: Path, sqlite: bool) -> None:
             f"the study file `{path}` is not a SQLite database (damaged, or another kind of file)",
             STUDY_FILE_HELP,
         )
-    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+    if not read_only and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
         raise UserError(
             f"the study file `{path}` is read-only: a study writes to its file and beside it",
             READ_ONLY_HELP,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cnnc.commands import common
 from cnnc.commands.files import writing
+from cnnc.dsl import safefs
 
 HELP = "print .cnn files in the canonical layout (--check, --write)"
 DESCRIPTION = """\
@@ -57,7 +58,7 @@ def run(args) -> int:
                                                        name, f"{name} (formatted)"))
         elif args.write:
             with writing(path, fix="make the file writable, or print the formatted text without --write"):
-                path.write_text(formatted, encoding="utf-8")
+                safefs.write_text(path, formatted)
     if diagnostics:
         raise CnncError(*diagnostics)
     if args.check and changed:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from cnnc.commands import common, files
+from cnnc.dsl.diagnostics import printable
 
 HELP = "search a space of networks with Optuna (train or score each member)"
 DESCRIPTION = """\
@@ -253,7 +254,7 @@ def search(args):
         evaluate.proxy_evaluator if settings.evaluator == "proxy" else evaluate.train_evaluator
     )(settings, data)
     try:
-        with files.storage_errors(settings.storage_url):
+        with files.storage_errors(settings.storage_url), files.study_refusals():
             result = driver.run(
                 settings, space, evaluator, console, data.num_classes, write=not child
             )
@@ -274,7 +275,8 @@ def run_workers(settings, space, console):
     from cnnc.search import driver, launch, report, results
     from cnnc.search.worker import finished_count
 
-    study = driver.open_study(settings, space)
+    with files.storage_errors(settings.storage_url), files.study_refusals():
+        study = driver.open_study(settings, space)
     console.started(report.rows(study.trials), driver.changes(study, settings))
     with results.running(settings.out):  # search-report leaves the folder's files alone meanwhile
         codes = launch.run_workers(settings, console.note)
@@ -313,11 +315,11 @@ class Console:
 
     def header(self, settings, data, size) -> None:
         shape = "×".join(map(str, data.input_shape))
-        print(f"search space {settings.file}: {size.text()}")
+        print(f"search space {printable(str(settings.file))}: {size.text()}")
         print(
             f"data {data.name} {shape}, {data.num_classes} classes, {len(data.train_y):,} train / "
             f"{len(data.val_y):,} validation · {settings.evaluator} · {settings.sampler} sampler, seed "
-            f"{settings.seed} · study `{settings.study_name}` in {where(settings)}",
+            f"{settings.seed} · study `{printable(settings.study_name)}` in {printable(where(settings))}",
             flush=True,
         )
 
@@ -335,7 +337,7 @@ class Console:
                 flush=True,
             )
         for note in notes:
-            print(f"note: {note}", flush=True)
+            print(f"note: {printable(note)}", flush=True)
 
     def trial_started(self, number: int) -> None:
         self.number = number
@@ -362,7 +364,7 @@ class Console:
 
     def note(self, text: str) -> None:
         self.clear()
-        print(f"note: {text}", file=sys.stderr, flush=True)
+        print(f"note: {printable(text)}", file=sys.stderr, flush=True)
 
     def status(self, what: str, final: bool = False) -> None:
         if not (self.live or final) or self.child:
@@ -408,7 +410,7 @@ def print_result(result, settings) -> None:
     from cnnc.search.report import counts_text, si, value_text
 
     print()
-    print(f"{counts_text(result.rows)} in study `{settings.study_name}`")
+    print(f"{counts_text(result.rows)} in study `{printable(settings.study_name)}`")
     if not result.best:
         print("no member completed: nothing to call best")
     if len(settings.names) > 1 and result.best:
@@ -422,9 +424,9 @@ def print_result(result, settings) -> None:
         lead = "best: " if len(settings.names) == 1 else "  "
         print(
             f"{lead}#{row.number:<4}{figures}  {si(row.params)} params  {si(row.macs)} MACs  "
-            f"[{row.decisions_text(' ')}]"
+            f"[{printable(row.decisions_text(' '))}]"
         )
     for path in result.files:
-        print(f"wrote {path}")
+        print(f"wrote {printable(str(path))}")
     for note in result.notes:
-        print(f"note: {note}")
+        print(f"note: {printable(note)}")

@@ -71,7 +71,10 @@ def run(args) -> int:
     if args.format == "json":
         print(json.dumps(_json(found, size, figures, args), indent=2))
     else:
-        print("\n".join(_text(args.file, found, size, figures, args)))
+        from cnnc.dsl.diagnostics import printable
+
+        # choice names and option labels are the file's text: escaped, as diagnostics escape it
+        print("\n".join(printable(line, limit=10_000) for line in _text(args.file, found, size, figures, args)))
     return common.OK
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from cnnc.commands import common
@@ -214,10 +213,9 @@ def save_program(args, graph, out: Path, data) -> Path:
     for key in program.modules:
         path = Path(key)
         if path != main and path.is_relative_to(root):
-            target = out / path.relative_to(root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-    shutil.copyfile(main, out / "network.cnn")
+            relative = path.relative_to(root)
+            safefs.write_bytes(Path(safefs.folder_inside(out, relative.parent)) / relative.name, path.read_bytes())
+    safefs.write_bytes(out / "network.cnn", main.read_bytes())
     # every image was resized to the network's input as it loaded (`load_dataset(size=(h, w))`)
     safefs.write_text(out / "run.json", json.dumps(record(graph, data, args, resized=True), indent=2) + "\n")
     return out / "network.cnn"

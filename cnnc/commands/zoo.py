@@ -143,6 +143,8 @@ def plot(rows, path: str) -> None:
     """The lecture's 'comparing complexity' chart, from the zoo's own computed figures."""
     import matplotlib
 
+    from cnnc.dsl import safefs
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -158,5 +160,6 @@ def plot(rows, path: str) -> None:
     ax.set_title("Comparing complexity — bubble area ∝ parameters (computed by cnnc from the zoo)")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    with safefs.replacing_path(path) as (tmp, _):
+        fig.savefig(tmp)
     plt.close(fig)

@@ -32,6 +32,7 @@ from cnnc.compiler.render.labels import (
 from cnnc.compiler.render.theme import THEMES, Theme
 from cnnc.compiler.render.view import Box, Edge, View, build_view
 from cnnc.compiler.types import is_error
+from cnnc.dsl import safefs
 from cnnc.dsl.records import record
 
 FORMATS = {".dot": None, ".gv": None, ".svg": "svg", ".png": "png", ".pdf": "pdf"}  # suffix → dot -T
@@ -355,9 +356,9 @@ def write(digraph: graphviz.Digraph, path: str | Path) -> Path:
         raise ValueError(f"the output must end in one of {', '.join(FORMATS)}, but got `{path.name}`")
     fmt = FORMATS[suffix]
     if fmt is None:
-        path.write_text(digraph.source, encoding="utf-8")
+        safefs.write_text(path, digraph.source)
     else:
-        path.write_bytes(image(digraph, fmt))
+        safefs.write_bytes(path, image(digraph, fmt))
     return path
 
 
