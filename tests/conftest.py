@@ -10,6 +10,9 @@ from torchvision_ops import prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CNNC_LINT", "1")  # every graph the tests build is linted (STYLE.md rule 12)
+# the memory budget (E0709) is half the machine's by default: fixed here, so that what checks and
+# the goldens' figures are the same on every machine
+os.environ["CNNC_MAX_MEMORY"] = "16G"
 prepare()  # torchvision's models import beside torch's CPU build (tests/torchvision_ops.py)
 
 
