@@ -258,8 +258,8 @@ def test_the_networks_of_a_file_share_one_budget(tmp_path, capsys, monkeypatch):
     assert code == 1
     assert out.splitlines() == ["ok: N0: [3, 8, 8] → [3, 8, 8], 21 nodes", "ok: N1: [3, 8, 8] → [3, 8, 8], 21 nodes"]
     assert err.splitlines() == [
-        f"{path}:3:43: error[E0708]: the networks of this file need at least 63 nodes, more than the 50 allowed "
-        "in all", "  help: check the networks of a large file one at a time: `cnnc check FILE:NETWORK`",
+        (f"{path}:3:43: error[E0708]: the networks of this file need at least 63 nodes, more than the 50 "
+         "allowed in all"), "  help: check the networks of a large file one at a time: `cnnc check FILE:NETWORK`",
         "found 1 error in 1 file"]
 
 
@@ -340,7 +340,7 @@ HUGE = net("return in -> Linear(32767, bias = false) -> Linear(65535, bias = fal
 def test_a_network_of_32_gib_fails_every_command_with_the_budget_in_the_message(tmp_path, capsys, command):
     path = tmp_path / "huge.cnn"
     path.write_text(HUGE)
-    code, out, err = run_cli([command, path, *(["-o", tmp_path / "out.py"] if command == "compile" else [])], capsys)
+    code, _, err = run_cli([command, path, *(["-o", tmp_path / "out.py"] if command == "compile" else [])], capsys)
     assert code == 1
     assert "error[E0709]: the network would not fit in memory: its 6,442,188,802 parameters up to here take " \
            "24.0 GiB, over the 16.0 GiB cnnc allows" in err
