@@ -368,3 +368,17 @@ def test_the_memory_budget_is_half_the_machine_unless_set():
                                          ("", None), ("G", None), ("1e300", None)])
 def test_memory_sizes_parse(text, value):
     assert limits.parse_bytes(text) == value
+
+
+def test_a_tiny_upsampling_scale_is_summarised(tmp_path, capsys):
+    """A scale below one two-millionth (a very wide input made one pixel wide) is checked, and
+    its receptive field is measured from the sizes, not from a scale rounded to zero."""
+    import json
+
+    path = tmp_path / "tiny.cnn"
+    path.write_text(net("return in -> Upsample(scale_factor = [1, 0.0000003])", input_shape="[1, 4, 4000000]"))
+    code, out, _ = run_cli(["summary", path, "--format", "json"], capsys)
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["output"] == [1, 4, 1]
+    assert [(layer["name"], layer["rf"]) for layer in summary["layers"]] == [("input", 1), ("upsample", 1)]

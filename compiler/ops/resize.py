@@ -86,7 +86,8 @@ def upsample_rf(args, inputs) -> RFStep:
         n = inp.spatial[axis]
         if args.get("scale_factor") is not None and out is None and args.get("size") is None:
             o = math.floor(n * args["scale_factor"][axis])
-            r = 1 / Fraction(args["scale_factor"][axis]).limit_denominator(10**6)
+            scale = Fraction(args["scale_factor"][axis]).limit_denominator(10**6)
+            r = 1 / scale if scale else Fraction(n, o)  # a scale below 1/2,000,000: the sizes' ratio
         else:
             o = out[axis] if out is not None else args["size"][axis]
             r = Fraction(n, o)
