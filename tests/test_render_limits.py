@@ -44,11 +44,33 @@ def test_the_refusal_names_the_depth_that_fits(tmp_path, capsys, monkeypatch):
     assert "help: collapse the blocks: `--depth 1` draws it within bounds" in err
 
 
-def test_dot_text_is_written_whatever_its_size(tmp_path, capsys):
+def test_dot_text_is_written_up_to_its_own_bound(tmp_path, capsys, monkeypatch):
     path = write(tmp_path, "concat([in -> Conv(3, 1) for i in range(2000)])")
     code, out, _ = run_cli(["render", path], capsys)
     assert code == 0
-    assert out.count(" -> ") >= 4000
+    assert out.count(" -> ") == 4001
+    monkeypatch.setattr(dot, "MAX_TEXT_BOXES", 1000)
+    code, out, err = run_cli(["render", path, "-o", tmp_path / "n.dot"], capsys)
+    assert code == 1
+    assert err.splitlines()[0] == ("error: the diagram drawn layer by layer has 2,002 boxes, more than the 1,000 "
+                                   "a diagram can show")
+    assert not (tmp_path / "n.dot").exists()
+
+
+def test_the_deepest_depth_that_fits_is_named(tmp_path, monkeypatch):
+    """Stages of blocks of blocks: depth 1 draws 3 boxes (the stage's blocks folded ×4), depth 2
+    draws 10, every layer 54."""
+    defs = RESIDUAL + "block S { return in -> [R for i in range(4)] -> Conv(3, 1) }\n"
+    graph = elaborate_file(write(tmp_path, "in -> t: [S for i in range(4)] -> Conv(3, 1)", defs)).graph
+    monkeypatch.setattr(dot, "MAX_IMAGE_BOXES", 12)
+    with pytest.raises(dot.TooLarge) as caught:
+        dot.render(graph, bound="image")
+    assert caught.value.help == "collapse the blocks: `--depth 2` draws it within bounds"
+    monkeypatch.setattr(dot, "MAX_IMAGE_BOXES", 8)
+    with pytest.raises(dot.TooLarge) as caught:
+        dot.render(graph, depth=2, bound="image")
+    assert str(caught.value) == "the diagram at this depth has 10 boxes, more than the 8 Graphviz lays out in seconds"
+    assert caught.value.help == "collapse the blocks: `--depth 1` draws it within bounds"
 
 
 def test_too_many_nested_blocks_or_edges_at_one_box(tmp_path, monkeypatch):
@@ -95,7 +117,7 @@ def test_a_dot_that_does_not_finish_is_stopped(tmp_path, capsys, monkeypatch):
 
 def test_a_folded_run_of_thousands_keeps_its_tooltip_short(tmp_path):
     graph = elaborate_file(write(tmp_path, "in -> s: [R for i in range(3000)]", RESIDUAL)).graph
-    source = dot.render(graph, depth=1, image=True).source
+    source = dot.render(graph, depth=1, bound="image").source
     assert 'tooltip="s.0–2999: R()"' in source
     assert max(len(line) for line in source.splitlines()) < 2_000
 

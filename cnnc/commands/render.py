@@ -23,7 +23,8 @@ carries, merges as ⊕ ⊗ ‖, block instances as nested clusters. The output's
 images need Graphviz's `dot` program, DOT text does not. Without -o, DOT text goes to stdout.
 A program with a shape error is drawn up to the failure, marked in red (the exit status is then 1).
 An image is drawn only when Graphviz can lay it out in seconds (at most 1,500 boxes, 3,000 edges,
-500 nested blocks, 500 edges at one box); a larger network is drawn with --depth, or as DOT text.
+500 nested blocks, 500 edges at one box), and DOT text of at most 20,000 boxes; a larger network
+is drawn with --depth.
 
 examples:
   cnnc render resnet50 --depth 1 -o resnet50.svg
@@ -74,7 +75,8 @@ def run(args) -> int:
     image = args.output is not None and FORMATS[args.output.suffix.lower()] is not None
     try:
         digraph = render(result.graph, depth=args.depth, direction=args.direction, theme=args.theme,
-                         fold=not args.no_fold, shapes="all" if args.all_shapes else "changes", image=image)
+                         fold=not args.no_fold, shapes="all" if args.all_shapes else "changes",
+                         bound="image" if image else "text")
         _emit(digraph, args.output, write)
     except DrawError as exc:
         print(f"error: {exc}\n  = help: {exc.help}", file=sys.stderr)

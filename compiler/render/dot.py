@@ -6,9 +6,11 @@
 
 Graphviz's layout grows faster than the diagram (a 1,000-way concat takes seconds, a 5,000-way one
 crashes `dot`), so an image is drawn only from a view Graphviz lays out in seconds: `render(…,
-image=True)` raises `TooLarge` beyond `MAX_IMAGE_BOXES` boxes, `MAX_IMAGE_EDGES` edges,
-`MAX_IMAGE_FAN` edges at one box or `MAX_IMAGE_CLUSTERS` clusters, naming the `--depth` that fits. `dot` itself runs at most
-`DOT_SECONDS`; a crash, a failure or a timeout is `DotFailed`. All three are `DrawError`s with a help.
+bound="image")` raises `TooLarge` beyond `MAX_IMAGE_BOXES` boxes, `MAX_IMAGE_EDGES` edges,
+`MAX_IMAGE_FAN` edges at one box or `MAX_IMAGE_CLUSTERS` clusters, naming the `--depth` that fits;
+`bound="text"` refuses DOT text beyond `MAX_TEXT_BOXES` (no program could draw it, and writing it
+takes seconds). `dot` itself runs at most `DOT_SECONDS`; a crash, a failure or a timeout is
+`DotFailed`. All three are `DrawError`s with a help.
 
 What a diagram shows: one node per layer (`Conv 3×3/2, 64`, its label and parameters), each edge
 marked with the producer's output shape (`64×56×56`), fills by op family, merges as small circles
@@ -58,6 +60,7 @@ MAX_IMAGE_BOXES = 1_500
 MAX_IMAGE_EDGES = 3_000
 MAX_IMAGE_CLUSTERS = 500
 MAX_IMAGE_FAN = 500  # edges into or out of one box
+MAX_TEXT_BOXES = 20_000  # DOT text: ~1 s to write; Graphviz would take hours to lay it out
 DOT_SECONDS = 60  # what `dot` may take before it is stopped
 
 
@@ -86,12 +89,13 @@ class TooLarge(DrawError):
 
 
 def render(graph: Graph, depth: int | None = None, direction: str = "TB", theme: str = "light",
-           fold: bool = True, shapes: str = "changes", image: bool = False) -> graphviz.Digraph:
+           fold: bool = True, shapes: str = "changes", bound: str | None = None) -> graphviz.Digraph:
     """The diagram of `graph`: scopes deeper than `depth` collapsed, runs of identical blocks ×N.
 
     `shapes="changes"` labels the edges where a shape is new (it leaves an op that changes it, a
     collapsed box, or a cluster); `"all"` labels every edge. Every edge carries its shape as a tooltip.
-    With `image`, a view too large for Graphviz raises `TooLarge` before anything is drawn.
+    With `bound` ("image" or "text"), a view too large for it raises `TooLarge` before anything is
+    drawn (see the module docstring).
     """
     if shapes not in SHAPE_MODES:
         raise ValueError(f"`shapes` must be one of {SHAPE_MODES}, but got {shapes!r}")
@@ -102,45 +106,53 @@ def render(graph: Graph, depth: int | None = None, direction: str = "TB", theme:
     if depth is not None and depth < 0:
         raise ValueError(f"`depth` must be 0 or more (or None for everything), but got {depth}")
     view = build_view(graph, depth, fold)
-    if image:
-        check_drawable(view, fold)
+    if bound is not None:
+        check_drawable(view, fold, bound)
     return draw(view, THEMES[theme], direction, shapes)
 
 
-def size_problem(view: View) -> str | None:
-    """What makes the view too large for Graphviz, or None."""
+def size_problem(view: View, bound: str = "image") -> str | None:
+    """What makes the view too large for `bound` ("image": Graphviz's layout; "text"), or None."""
+    if bound == "text":
+        return _over(len(view.boxes), MAX_TEXT_BOXES, "boxes")
     fan: dict[str, int] = {}
     for edge in view.edges:
         fan[edge.src] = fan.get(edge.src, 0) + 1
         fan[edge.dst] = fan.get(edge.dst, 0) + 1
-    widest = max(fan.values(), default=0)
-    if len(view.boxes) > MAX_IMAGE_BOXES:
-        return f"{len(view.boxes):,} boxes, more than the {MAX_IMAGE_BOXES:,}"
-    if len(view.edges) > MAX_IMAGE_EDGES:
-        return f"{len(view.edges):,} edges, more than the {MAX_IMAGE_EDGES:,}"
-    if len(view.clusters) > MAX_IMAGE_CLUSTERS:
-        return f"{len(view.clusters):,} nested blocks, more than the {MAX_IMAGE_CLUSTERS:,}"
-    if widest > MAX_IMAGE_FAN:
-        return f"{widest:,} edges at one box, more than the {MAX_IMAGE_FAN:,}"
-    return None
+    return (_over(len(view.boxes), MAX_IMAGE_BOXES, "boxes") or _over(len(view.edges), MAX_IMAGE_EDGES, "edges")
+            or _over(len(view.clusters), MAX_IMAGE_CLUSTERS, "nested blocks")
+            or _over(max(fan.values(), default=0), MAX_IMAGE_FAN, "edges at one box"))
 
 
-def check_drawable(view: View, fold: bool = True) -> None:
-    """`TooLarge` when Graphviz could not lay the view out in seconds, naming a depth that fits."""
-    problem = size_problem(view)
+def _over(count: int, bound: int, what: str) -> str | None:
+    return f"{count:,} {what}, more than the {bound:,}" if count > bound else None
+
+
+def check_drawable(view: View, fold: bool = True, bound: str = "image") -> None:
+    """`TooLarge` when the view is too large for `bound`, naming the deepest `--depth` that fits."""
+    problem = size_problem(view, bound)
     if problem is None:
         return
-    fits = next((d for d in range(8, -1, -1) if (view.depth is None or d < view.depth)
-                 and size_problem(build_view(view.graph, d, fold)) is None), None)
+    fits = _deepest_fitting(view, fold, bound)
     what = "at this depth" if view.depth is not None else "drawn layer by layer"
+    where = "Graphviz lays out in seconds" if bound == "image" else "a diagram can show"
     help = (f"collapse the blocks: `--depth {fits}` draws it within bounds" if fits is not None else
-            "no depth makes it small enough: write DOT text instead with `-o FILE.dot`")
-    raise TooLarge(f"the diagram {what} has {problem} Graphviz lays out in seconds", help)
+            "no depth makes it small enough" + (": write DOT text instead with `-o FILE.dot`"
+                                               if bound == "image" else ""))
+    raise TooLarge(f"the diagram {what} has {problem} {where}", help)
 
 
-def to_dot(graph: Graph, **options) -> str:
-    """DOT text of `render(graph, **options)`."""
-    return render(graph, **options).source
+def _deepest_fitting(view: View, fold: bool, bound: str) -> int | None:
+    """The largest depth (below the view's) whose view fits, trying from 0 up: views grow with
+    the depth, so each try is one view, and a graph without blocks needs none."""
+    nesting = max((len(path) for path in view.graph.scopes), default=0)
+    top = nesting if view.depth is None else min(nesting, view.depth)
+    fits = None
+    for depth in range(top):
+        if size_problem(build_view(view.graph, depth, fold), bound) is not None:
+            break
+        fits = depth
+    return fits
 
 
 # -- drawing ----------------------------------------------------------------------------------
