@@ -105,6 +105,8 @@ def render(graph: Graph, depth: int | None = None, direction: str = "TB", theme:
         raise ValueError(f"`theme` must be one of {tuple(THEMES)}, but got {theme!r}")
     if depth is not None and depth < 0:
         raise ValueError(f"`depth` must be 0 or more (or None for everything), but got {depth}")
+    if bound is not None and depth is None and len(graph) > _box_bound(bound):
+        _refuse(graph, None, fold, bound, _over(len(graph), _box_bound(bound), "boxes"))  # a box a node
     view = build_view(graph, depth, fold)
     if bound is not None:
         check_drawable(view, fold, bound)
@@ -128,13 +130,20 @@ def _over(count: int, bound: int, what: str) -> str | None:
     return f"{count:,} {what}, more than the {bound:,}" if count > bound else None
 
 
+def _box_bound(bound: str) -> int:
+    return MAX_TEXT_BOXES if bound == "text" else MAX_IMAGE_BOXES
+
+
 def check_drawable(view: View, fold: bool = True, bound: str = "image") -> None:
     """`TooLarge` when the view is too large for `bound`, naming the deepest `--depth` that fits."""
     problem = size_problem(view, bound)
-    if problem is None:
-        return
-    fits = _deepest_fitting(view, fold, bound)
-    what = "at this depth" if view.depth is not None else "drawn layer by layer"
+    if problem is not None:
+        _refuse(view.graph, view.depth, fold, bound, problem)
+
+
+def _refuse(graph: Graph, depth: int | None, fold: bool, bound: str, problem: str):
+    fits = _deepest_fitting(graph, depth, fold, bound)
+    what = "at this depth" if depth is not None else "drawn layer by layer"
     where = "Graphviz lays out in seconds" if bound == "image" else "a diagram can show"
     help = (f"collapse the blocks: `--depth {fits}` draws it within bounds" if fits is not None else
             "no depth makes it small enough" + (": write DOT text instead with `-o FILE.dot`"
@@ -142,14 +151,14 @@ def check_drawable(view: View, fold: bool = True, bound: str = "image") -> None:
     raise TooLarge(f"the diagram {what} has {problem} {where}", help)
 
 
-def _deepest_fitting(view: View, fold: bool, bound: str) -> int | None:
-    """The largest depth (below the view's) whose view fits, trying from 0 up: views grow with
-    the depth, so each try is one view, and a graph without blocks needs none."""
-    nesting = max((len(path) for path in view.graph.scopes), default=0)
-    top = nesting if view.depth is None else min(nesting, view.depth)
+def _deepest_fitting(graph: Graph, below: int | None, fold: bool, bound: str) -> int | None:
+    """The largest depth (below `below`) whose view fits, trying from 0 up: views grow with the
+    depth, so each try is one view, and a graph without blocks needs none."""
+    nesting = max((len(path) for path in graph.scopes), default=0)
+    top = nesting if below is None else min(nesting, below)
     fits = None
     for depth in range(top):
-        if size_problem(build_view(view.graph, depth, fold), bound) is not None:
+        if size_problem(build_view(graph, depth, fold), bound) is not None:
             break
         fits = depth
     return fits
