@@ -30,8 +30,8 @@ is a `Ledger`'s, bounded per command (`cnnc check`: per file) by the `COMMAND_*`
 outside any (the Python API, a search trial) gets its own.
 
 What a network needs to run is bounded too (E0709): its parameters and the activations of a forward
-pass at batch 1, as float32, must fit in `max_memory()`, half this machine's memory (or its cgroup's
-limit), overridden by `CNNC_MAX_MEMORY` (bytes, or with a K, M, G or T suffix): what checks, runs.
+pass at batch 1, as float32, must fit in `max_memory()`, half this machine's physical memory,
+overridden by `CNNC_MAX_MEMORY` (bytes, or with a K, M, G or T suffix): what checks, runs.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def ledger() -> Ledger:
 
 def max_memory(environ=None) -> int:
     """Bytes a network's parameters and activations may take: `CNNC_MAX_MEMORY`, else half of
-    what this machine (or the cgroup it runs in) has."""
+    this machine's physical memory."""
     text = (os.environ if environ is None else environ).get(MEMORY_ENV, "").strip()
     if text:
         value = parse_bytes(text)
@@ -136,25 +136,12 @@ def parse_bytes(text: str) -> int | None:
 
 
 def machine_memory() -> int:
-    """Physical memory in bytes, or the cgroup's limit when lower."""
+    """Physical memory in bytes (`os.sysconf`: no file is read, so elaboration opens nothing)."""
     try:
         physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
-        physical = MEMORY_FALLBACK
-    return min([physical, *_cgroup_limits()]) if physical > 0 else MEMORY_FALLBACK
-
-
-def _cgroup_limits() -> list[int]:
-    out = []
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            with open(path) as f:
-                text = f.read(64).strip()
-        except OSError:
-            continue
-        if text.isdigit() and 0 < int(text) < 2**62:
-            out.append(int(text))
-    return out
+        physical = 0
+    return physical if physical > 0 else MEMORY_FALLBACK
 
 
 # Python frames one level of evaluation takes at most (a block instance: evaluate → chain → apply →
