@@ -164,6 +164,11 @@ def _deepest_fitting(graph: Graph, below: int | None, fold: bool, bound: str) ->
     return fits
 
 
+def to_dot(graph: Graph, **options) -> str:
+    """DOT text of `render(graph, **options)`."""
+    return render(graph, **options).source
+
+
 # -- drawing ----------------------------------------------------------------------------------
 
 
