@@ -25,10 +25,17 @@ from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import CnncError, Diagnostic, Label, error
 from cnnc.dsl.parse import parse
 from cnnc.dsl.records import record
-from cnnc.dsl.source import NotRegularFile, SourceFile, SourceTooLarge, Span, file_kind
+from cnnc.dsl.source import (
+    MAX_SOURCE_BYTES,
+    NotRegularFile,
+    SourceFile,
+    SourceTooLarge,
+    Span,
+    file_kind,
+)
 
-MAX_FILES = 256  # files a program may read, itself included: the zoo's largest reads 4
-MAX_PROGRAM_CHARS = 16 * 2**20  # characters of all of them (bytes: a file is read whole before it counts)
+MAX_FILES = 256  # files a program may read, itself included: the zoo's largest reads 3
+MAX_PROGRAM_CHARS = 2**20  # characters of all of them, as of one file at most (`MAX_SOURCE_BYTES`)
 MAX_IMPORT_PATH = 1024  # characters: far beyond any real import, well under the OS's PATH_MAX
 ENV_VAR = "CNNC_PATH"  # os.pathsep-separated directories of shared blocks, allowed and searched
 _SMALLER = "a .cnn file describes a network in kilobytes: write repeated layers as blocks and repeats"
@@ -218,7 +225,7 @@ class _Loader:
         size = _size(target)
         if len(self.modules) >= MAX_FILES:
             what = f"more than {MAX_FILES:,} files"
-        elif self.chars + size > MAX_PROGRAM_CHARS:
+        elif self.chars + size > MAX_PROGRAM_CHARS and size <= MAX_SOURCE_BYTES:  # (a larger file: E0106)
             what = f"more than {MAX_PROGRAM_CHARS:,} bytes of source ({self.chars + size:,} with this file)"
         else:
             return False
