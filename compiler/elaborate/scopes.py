@@ -52,6 +52,14 @@ def names_of(module: ast.Module) -> tuple[dict, list]:
     hit = _NAMES.get(id(module))
     if hit is not None and hit[0] is module:
         return hit[1], hit[2]
+    defs, duplicates = _names_table(module)
+    if len(_NAMES) >= _NAMES_KEPT:
+        _NAMES.clear()
+    _NAMES[id(module)] = (module, defs, duplicates)
+    return defs, duplicates
+
+
+def _names_table(module: ast.Module) -> tuple[dict, list]:
     defs, duplicates = {}, []
     for item in module.items:
         if isinstance(item, ast.Import):
@@ -59,9 +67,6 @@ def names_of(module: ast.Module) -> tuple[dict, list]:
         if item.name in defs:
             duplicates.append(item)
         defs.setdefault(item.name, item)
-    if len(_NAMES) >= _NAMES_KEPT:
-        _NAMES.clear()
-    _NAMES[id(module)] = (module, defs, duplicates)
     return defs, duplicates
 
 
