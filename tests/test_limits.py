@@ -405,3 +405,17 @@ def test_a_file_is_scanned_once_however_many_networks_it_has(tmp_path, capsys, m
     assert len(out.splitlines()) == 31
     assert err.count("warning[W0101]") == 1
     assert calls == {"names": 1, "warnings": 1}
+
+
+@pytest.mark.parametrize("total, bound, what", [("COMMAND_STEPS", 100, "comprehension steps"),
+                                                ("COMMAND_ITEMS", 150, "list items and characters")])
+def test_steps_and_items_are_totals_of_the_file_too(tmp_path, capsys, monkeypatch, total, bound, what):
+    monkeypatch.setattr(limits, total, bound)
+    path = tmp_path / "steps.cnn"
+    path.write_text("\n".join(f"network N{i} {{ input [3, 8, 8]\n x = [i for i in range(40)]\n"
+                              " return in -> Conv(len(x), 1) }" for i in range(5)))
+    code, out, err = run_cli(["check", path, "--format", "concise"], capsys)
+    assert code == 1
+    assert len(out.splitlines()) == (2 if total == "COMMAND_STEPS" else 1)
+    assert f"error[E0708]: the networks of this file make more than {bound} {what} in all" in err
+    assert err.count("error[") == 1
