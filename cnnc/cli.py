@@ -151,14 +151,15 @@ def unknown_command(parser, argv: list[str]) -> bool:
 
 def run_command(args) -> int:
     from cnnc.api import InternalError
-    from cnnc.commands.common import print_diagnostics
+    from cnnc.commands.common import command_budget, print_diagnostics
     from cnnc.commands.files import is_usage
     from cnnc.dsl.diagnostics import CnncError
 
     say_replaced_links()
     try:
         prepare_file(args)
-        return args.run(args)
+        with command_budget():
+            return args.run(args)
     except CnncError as exc:
         print_diagnostics(exc.diagnostics, args)
         return USAGE_ERROR if is_usage(exc.diagnostics) else USER_ERROR
@@ -170,6 +171,11 @@ def run_command(args) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:  # past every budget: still the user's input, said in one line, not a traceback
+        print(f"error: `cnnc {args.command}` ran out of memory", file=sys.stderr)
+        print("  = help: give it smaller inputs (fewer networks, samples or trials), or run it on a machine "
+              "with more memory", file=sys.stderr)
+        return USER_ERROR
     except BrokenPipeError:
         return OK
     except InternalError as exc:

@@ -22,10 +22,21 @@ is made, and breaking one is a located user error (exit 1) with its own code and
   outer one iterates, their product is checked at once.
 - `MAX_ITEMS` (E0707): list items and string characters one elaboration makes in all, charged before
   they are made, so a loop that copies a long list or string at each step is bounded by the copies.
+
+The budgets above hold per elaboration. A command elaborates many times (the networks of a file,
+the members `cnnc space` samples, the inputs a hint tries), so what its elaborations spend together
+is a `Ledger`'s, bounded per command (`cnnc check`: per file) by the `COMMAND_*` totals (E0708):
+`spending()` opens one around the command; the elaborations inside it charge it, and an elaboration
+outside any (the Python API, a search trial) gets its own.
+
+What a network needs to run is bounded too (E0709): its parameters and the activations of a forward
+pass at batch 1, as float32, must fit in `max_memory()`, half this machine's physical memory,
+overridden by `CNNC_MAX_MEMORY` (bytes, or with a K, M, G or T suffix): what checks, runs.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 MAX_NODES = 250_000
@@ -35,6 +46,103 @@ MAX_STRING = 100_000
 MAX_INT_BITS = 512
 MAX_DEPTH = 1_000
 MAX_STEPS = 500_000
+
+COMMAND_NODES = 2 * MAX_NODES  # nodes all the elaborations of a command make (~10 s of work)
+COMMAND_STEPS = 2 * MAX_STEPS
+COMMAND_ITEMS = 2 * MAX_ITEMS
+BYTES_PER_VALUE = 4  # float32, the dtype lowering builds
+MEMORY_ENV = "CNNC_MAX_MEMORY"
+MEMORY_FALLBACK = 8 * 2**30  # where the machine's memory cannot be read
+
+
+class Ledger:
+    """What the elaborations of one command (or one file of `cnnc check`) have spent together;
+    `whose` names them in the error, `help` says what the user can do when a total runs out."""
+
+    __slots__ = ("exhausted", "help", "items", "nodes", "steps", "whose")
+
+    def __init__(self, help: str = "", whose: str = "this command's networks"):
+        self.nodes = self.steps = self.items = 0
+        self.help, self.whose = help, whose
+        self.exhausted = False  # a total ran out: later elaborations stop at once
+
+    def room(self) -> int:
+        """Nodes the command may still make."""
+        return COMMAND_NODES - self.nodes
+
+    def over(self) -> tuple[str, int] | None:
+        """(what, total) of the first total spent beyond its bound, or None."""
+        for what, spent, bound in (("nodes", self.nodes, COMMAND_NODES), ("comprehension steps", self.steps,
+                                   COMMAND_STEPS), ("list items and characters", self.items, COMMAND_ITEMS)):
+            if spent > bound:
+                self.exhausted = True
+                return what, bound
+        return None
+
+
+_open: list[Ledger] = []  # the ledgers of the commands (and files) being run, innermost last
+
+
+class spending:
+    """`with spending(help, whose):` — the elaborations inside charge one new `Ledger` (returned by
+    `as`), not the ledgers around it."""
+
+    def __init__(self, help: str = "", whose: str = "this command's networks"):
+        self.ledger = Ledger(help, whose)
+
+    def __enter__(self) -> Ledger:
+        _open.append(self.ledger)
+        return self.ledger
+
+    def __exit__(self, *exc) -> None:
+        _open.remove(self.ledger)
+
+
+def ledger() -> Ledger:
+    """The innermost open ledger, or a new one of its own for an elaboration outside any."""
+    return _open[-1] if _open else Ledger()
+
+
+def max_memory(environ=None) -> int:
+    """Bytes a network's parameters and activations may take: `CNNC_MAX_MEMORY`, else half of
+    this machine's physical memory."""
+    text = (os.environ if environ is None else environ).get(MEMORY_ENV, "").strip()
+    if text:
+        value = parse_bytes(text)
+        if value is not None:
+            return value
+    return machine_memory() // 2
+
+
+def memory_help(environ=None) -> str:
+    """Where the memory budget comes from, and how to change it."""
+    if parse_bytes((os.environ if environ is None else environ).get(MEMORY_ENV, "").strip()) is not None:
+        return f"the budget was set by {MEMORY_ENV}; raise it only on a machine with that much memory"
+    return (f"the budget is half this machine's memory; on a larger machine set {MEMORY_ENV} "
+            f"(float32 bytes, e.g. {MEMORY_ENV}=64G)")
+
+
+def parse_bytes(text: str) -> int | None:
+    """`12000000`, `512M`, `8G`, `8GiB`, `1.5T` as bytes (powers of 1024); None when not a positive size."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    text = text.upper().removesuffix("B").removesuffix("I")
+    scale = units.get(text[-1:], 1)
+    number = text[:-1] if scale != 1 else text
+    try:
+        value = float(number) if len(number) < 30 else -1.0
+    except ValueError:
+        return None
+    return int(value * scale) if 0 < value * scale < 2**62 else None
+
+
+def machine_memory() -> int:
+    """Physical memory in bytes (`os.sysconf`: no file is read, so elaboration opens nothing)."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        physical = 0
+    return physical if physical > 0 else MEMORY_FALLBACK
+
 
 # Python frames one level of evaluation takes at most (a block instance: evaluate → chain → apply →
 # instantiate → body → guard → …; 11 measured for labelled nested blocks), so that MAX_DEPTH levels

@@ -2,7 +2,9 @@
 
 An import is looked up relative to the importing file, then in each search path (`--allow-import`
 directories, `CNNC_PATH`, the zoo). Each file is parsed once. Cycles are E0203 and missing files
-E0202, both located at the `import` line.
+E0202, both located at the `import` line. A program reads at most `MAX_FILES` files and
+`MAX_PROGRAM_CHARS` of source in all (E0710, at the import that would pass either), and the
+imports are followed with a stack of the loader's own, so a long chain is no recursion.
 
 Imports stay home: a .cnn file is untrusted data, so an import may only reach a regular `.cnn` file
 inside an allowed root — the directory of the file the user opened (and below), and the search paths.
@@ -23,8 +25,17 @@ from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import CnncError, Diagnostic, Label, error
 from cnnc.dsl.parse import parse
 from cnnc.dsl.records import record
-from cnnc.dsl.source import NotRegularFile, SourceFile, SourceTooLarge, Span, file_kind
+from cnnc.dsl.source import (
+    MAX_SOURCE_BYTES,
+    NotRegularFile,
+    SourceFile,
+    SourceTooLarge,
+    Span,
+    file_kind,
+)
 
+MAX_FILES = 256  # files a program may read, itself included: the zoo's largest reads 3
+MAX_PROGRAM_CHARS = 2**20  # characters of all of them, as of one file at most (`MAX_SOURCE_BYTES`)
 MAX_IMPORT_PATH = 1024  # characters: far beyond any real import, well under the OS's PATH_MAX
 ENV_VAR = "CNNC_PATH"  # os.pathsep-separated directories of shared blocks, allowed and searched
 _SMALLER = "a .cnn file describes a network in kilobytes: write repeated layers as blocks and repeats"
@@ -89,7 +100,7 @@ def load(path: str | Path, search_paths=(), text: str | None = None) -> Program:
     roots = _roots((_real(main).parent, *(Path(p) for p in search_paths)))
     loader = _Loader(tuple(Path(p) for p in search_paths), roots)
     source = SourceFile(str(path), text) if text is not None else read_source(main, shown_path(main))
-    key = loader.visit(source, main, (), keep=text is None)
+    key = loader.visit(source, main, keep=text is None)
     if not loader.diagnostics and not loader.modules[key].items:
         loader.diagnostics.append(_empty(source))
     if loader.diagnostics:
@@ -118,39 +129,65 @@ def _empty(source: SourceFile) -> Diagnostic:
                  Span(source, 0, 0), helps=(example,))
 
 
+class _Open:
+    """A module whose imports are being followed: the loader's stack holds one per level."""
+
+    __slots__ = ("children", "current", "imports", "key", "path")
+
+    def __init__(self, key: str, path: Path, module: ast.Module):
+        self.key, self.path = key, path
+        self.imports = iter([item for item in module.items if isinstance(item, ast.Import)])
+        self.current: ast.Import | None = None  # the import being followed
+        self.children: list[str] = []
+
+
 class _Loader:
+    """Depth-first over the imports with a stack of its own, not Python's: a chain of imports as
+    long as `MAX_FILES` allows cannot exhaust the interpreter's recursion limit."""
+
     def __init__(self, search_paths: tuple[Path, ...], roots: tuple[Path, ...]):
         self.search_paths = search_paths
         self.roots = roots
         self.modules: dict[str, ast.Module] = {}
         self.edges: dict[str, tuple[str, ...]] = {}
         self.diagnostics: list[Diagnostic] = []
+        self.chars = 0  # characters of every file read so far
+        self.capped = False  # a cap (`MAX_FILES`, `MAX_PROGRAM_CHARS`) was reported: read no more
 
-    def visit(self, source: SourceFile, path: Path, stack: tuple[tuple[str, ast.Import | None], ...],
-              keep: bool = True) -> str:
+    def visit(self, source: SourceFile, path: Path, keep: bool = True) -> str:
         """Parse `source` (kept on disk when `keep`: it was read from a file) and what it imports."""
         key = str(path)
-        if key in self.modules:
-            return key
+        stack = [self.open(source, path, keep)]
+        while stack:
+            top = stack[-1]
+            top.current = next(top.imports, None)
+            if top.current is None:
+                self.edges[top.key] = tuple(top.children)
+                stack.pop()
+                continue
+            child = self.follow(top.current, top.path, stack)
+            if isinstance(child, _Open):
+                stack.append(child)
+                child = child.key
+            if child is not None:
+                top.children.append(child)
+        return key
+
+    def open(self, source: SourceFile, path: Path, keep: bool = True) -> _Open:
+        """Parse one file and register it; a file with syntax errors counts as empty."""
+        key = str(path)
+        self.chars += len(source.text)
         try:
             module = parse(source, keep=keep)
         except CnncError as exc:
             self.diagnostics += exc.diagnostics
-            self.modules[key] = ast.Module(())
-            self.edges[key] = ()
-            return key
+            module = ast.Module(())
         self.modules[key] = module
         self.edges[key] = ()
-        children = []
-        for item in module.items:
-            if isinstance(item, ast.Import):
-                child = self.follow(item, path, stack + ((key, item),))
-                if child is not None:
-                    children.append(child)
-        self.edges[key] = tuple(children)
-        return key
+        return _Open(key, path, module)
 
-    def follow(self, item: ast.Import, importer: Path, stack) -> str | None:
+    def follow(self, item: ast.Import, importer: Path, stack: list[_Open]) -> str | _Open | None:
+        """The key of the module `item` names (an `_Open` when it is read now), or None on an error."""
         try:
             target = self.resolve(item, importer.parent)
         except CnncError as exc:
@@ -165,18 +202,39 @@ class _Loader:
             ))
             return None
         key = str(target)
-        chain = [k for k, _ in stack]
+        chain = [frame.key for frame in stack]
         if key in chain:
-            self.diagnostics.append(_cycle(item, stack, chain.index(key)))
+            self.diagnostics.append(_cycle(item, [(f.key, f.current) for f in stack], chain.index(key)))
             return None
-        if key not in self.modules:
-            try:
-                source = read_source(target, shown_path(target), item.span, regular_only=True)
-            except CnncError as exc:
-                self.diagnostics += exc.diagnostics
-                return None
-            self.visit(source, target, stack)
-        return key
+        if key in self.modules:
+            return key
+        if self.over_cap(item, target):
+            return None
+        try:
+            source = read_source(target, shown_path(target), item.span, regular_only=True)
+        except CnncError as exc:
+            self.diagnostics += exc.diagnostics
+            return None
+        return self.open(source, target)
+
+    def over_cap(self, item: ast.Import, target: Path) -> bool:
+        """E0710 (once) when one more file would pass `MAX_FILES`, or the files read so far and this
+        one's size would pass `MAX_PROGRAM_CHARS`: the program stops growing there."""
+        if self.capped:
+            return True
+        size = _size(target)
+        if len(self.modules) >= MAX_FILES:
+            what = f"more than {MAX_FILES:,} files"
+        elif self.chars + size > MAX_PROGRAM_CHARS and size <= MAX_SOURCE_BYTES:  # (a larger file: E0106)
+            what = f"more than {MAX_PROGRAM_CHARS:,} bytes of source ({self.chars + size:,} with this file)"
+        else:
+            return False
+        self.capped = True
+        self.diagnostics.append(error(
+            "E0710", f"the program imports {what}", item.span, "one import too many",
+            notes=(f"{len(self.modules):,} files are read before this import",),
+            helps=("a network needs a few files of blocks: import the shared ones from one file",)))
+        return True
 
     def resolve(self, item: ast.Import, here: Path) -> Path | None:
         """The first candidate that exists, checked against the rules; None when none exists."""
@@ -239,6 +297,13 @@ def _stat(candidate: Path, item: ast.Import) -> os.stat_result | None:
                               helps=("import the file by its real path",))) from None
     except ValueError:  # embedded NUL: caught by _check_written, kept here as a guard
         return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0  # read_source reports what is wrong with it
 
 
 def _cycle(item: ast.Import, stack, start: int) -> Diagnostic:

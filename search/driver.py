@@ -39,6 +39,7 @@ from typing import Protocol
 
 import optuna
 
+from cnnc.compiler import limits
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search import report
@@ -335,7 +336,8 @@ class Objective:
 
     def __call__(self, trial):
         self.events.trial_started(trial.number)
-        member = self.space.member(optuna_decider(trial))
+        with limits.spending():  # each trial its own budget, not the search command's
+            member = self.space.member(optuna_decider(trial))
         trial.set_user_attr("decisions", member.labels())
         if not member.ok:
             return _reject(trial, "invalid", member.invalid)

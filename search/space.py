@@ -12,6 +12,9 @@ Contracts:
   subtrees not yet entered, each holding at least one), shown `≥ N`, beside an estimate from random
   paths (Knuth's estimator: the mean product of the option counts met along a uniform random path).
 - a member's architecture is identified by `graph_hash`: sha256 of the graph's stable text dump.
+- the walk elaborates each member under a budget of its own (it stops on count and time); the
+  samples share the budget open around them (`limits.spending`), so their graphs, kept for the
+  statistics, are bounded in all.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from cnnc.compiler import limits
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.elaborate import ChoicePoint
 from cnnc.dsl.diagnostics import CnncError, Label, error, render_concise
@@ -228,7 +232,8 @@ def walk(
     members, hashes = [], set()
     while stack and len(members) < limit and time.perf_counter() - start < seconds:
         prefix = stack.pop()
-        member = space.member(replay(prefix))
+        with limits.spending():  # bounded by count and time, each member by its own budget
+            member = space.member(replay(prefix))
         members.append(member if keep else _light(member))
         hashes.add(graph_hash(member.graph) if member.ok else f"invalid:{member.picks}")
         picks = tuple(i for _, i in member.picks)
@@ -306,8 +311,17 @@ class Stats:
 
 
 def sample(space: Space, n: int, seed: int = 0) -> list[Member]:
+    """`n` seeded random members, elaborated under the open budget (`limits.spending`): when it
+    runs out, CnncError with its E0708 rather than members that stopped part-way."""
     rng = random.Random(seed)
-    return [space.member(uniform(rng)) for _ in range(n)]
+    members = []
+    for _ in range(n):
+        member = space.member(uniform(rng))
+        spent = [d for d in member.diagnostics if d.code == "E0708"]
+        if spent:
+            raise CnncError(spent[0])
+        members.append(member)
+    return members
 
 
 def over_budget(params: int, macs: int, max_params: int | None, max_macs: int | None) -> str | None:

@@ -9,6 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CNNC_LINT", "1")  # every graph the tests build is linted (STYLE.md rule 12)
+# the memory budget (E0709) is half the machine's by default: fixed here, so that what checks and
+# the goldens' figures are the same on every machine
+os.environ["CNNC_MAX_MEMORY"] = "16G"
 
 
 def pytest_addoption(parser):

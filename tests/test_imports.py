@@ -211,3 +211,73 @@ def test_source_file_normalises_once():
     assert src.text == "a\nb\nc\n" and src.line_count == 4
     assert [src.line_text(n) for n in (1, 2, 3)] == ["a", "b", "c"]
     assert src.line_col(src.text.index("c")) == (3, 1)
+
+
+def import_chain(folder: Path, length: int) -> Path:
+    """f0.cnn imports f1.cnn imports … f{length-1}.cnn; each defines a block, f0 a network using f1's."""
+    for i in range(length):
+        head = f'import "f{i + 1}.cnn"\n' if i < length - 1 else ""
+        body = "network N { input [3, 8, 8] return in -> B1 }\n" if i == 0 else ""
+        (folder / f"f{i}.cnn").write_text(f"{head}block B{i} {{ return in -> ReLU }}\n{body}")
+    return folder / "f0.cnn"
+
+
+def test_a_long_import_chain_needs_no_recursion(tmp_path, capsys, monkeypatch):
+    """The loader keeps its own stack: a chain as long as the cap allows loads under a recursion
+    limit far below its length (Python's own stack would overflow at ~500 files)."""
+    import sys
+
+    from cnnc.dsl import imports
+
+    main = import_chain(tmp_path, imports.MAX_FILES)
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(150)
+    try:
+        loaded = load_program(main)
+    finally:
+        sys.setrecursionlimit(before)
+    assert len(loaded.modules) == imports.MAX_FILES
+    code, out, _ = run_cli(["check", main], capsys)
+    assert (code, out) == (0, "ok: N: [3, 8, 8] → [3, 8, 8], 2 nodes\n")
+
+
+def test_a_chain_past_the_file_cap_stops_at_the_import_that_passes_it(tmp_path, capsys):
+    from cnnc.dsl import imports
+
+    main = import_chain(tmp_path, imports.MAX_FILES + 300)
+    code, _, err = run_cli(["check", main, "--format", "concise"], capsys)
+    assert code == 1
+    last = imports.MAX_FILES - 1
+    assert err.splitlines()[0] == (f"{tmp_path / f'f{last}.cnn'}:1:1: error[E0710]: the program imports more "
+                                   f"than {imports.MAX_FILES} files")
+    assert err.count("error[") == 1
+
+
+def test_thousands_of_imports_of_one_file_stop_at_the_cap(tmp_path):
+    """5,000 one-line files imported by one: refused after the first 255, not read one by one."""
+    from cnnc.dsl import imports
+
+    for i in range(imports.MAX_FILES + 10):
+        (tmp_path / f"b{i}.cnn").write_text(f"block B{i} {{ return in -> ReLU }}\n")
+    lines = [f'import "b{i % (imports.MAX_FILES + 10)}.cnn"' for i in range(5000)]
+    (tmp_path / "main.cnn").write_text("\n".join(lines) + "\nnetwork N { input [3, 8, 8] return in -> B0 }\n")
+    with pytest.raises(CnncError) as caught:
+        load_program(tmp_path / "main.cnn")
+    (d,) = caught.value.diagnostics
+    assert (d.code, d.span.line) == ("E0710", imports.MAX_FILES)
+
+
+def test_the_source_of_a_program_is_capped_in_all(tmp_path, monkeypatch):
+    from cnnc.dsl import imports
+
+    monkeypatch.setattr(imports, "MAX_PROGRAM_CHARS", 1000)
+    filler = "# " + "x" * 400 + "\n"
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.cnn").write_text(f"{filler}block {name.upper()} {{ return in -> ReLU }}\n")
+    (tmp_path / "main.cnn").write_text('import "a.cnn"\nimport "b.cnn"\nimport "c.cnn"\n'
+                                       "network N { input [3, 8, 8] return in -> A -> B -> C }\n")
+    with pytest.raises(CnncError) as caught:
+        load_program(tmp_path / "main.cnn")
+    (d,) = caught.value.diagnostics
+    assert (d.code, d.span.line) == ("E0710", 3)
+    assert d.message == "the program imports more than 1,000 bytes of source (1,399 with this file)"

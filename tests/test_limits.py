@@ -238,3 +238,184 @@ def _check_bounds(g, bounds: dict) -> None:
             assert made.get(scope_path, 0) >= bound, (scope_path, scope.title)
             checked += 1
     assert checked or not any(s.kind == "block" for s in g.scopes.values())
+
+
+# -- what a command spends in all (limits.Ledger, E0708) --------------------------------------------
+
+def chains(count: int, length: int) -> str:
+    """`count` networks of a `length`-layer chain each."""
+    return "\n".join(f"network N{i} {{ input [3, 8, 8] return in -> [ReLU for i in range({length})] }}"
+                     for i in range(count))
+
+
+def test_the_networks_of_a_file_share_one_budget(tmp_path, capsys, monkeypatch):
+    """Each network is within its own budget; the third is refused before it is built, and the
+    networks after it are not elaborated at all."""
+    monkeypatch.setattr(limits, "COMMAND_NODES", 50)
+    path = tmp_path / "many.cnn"
+    path.write_text(chains(40, 20))
+    code, out, err = run_cli(["check", path, "--format", "concise"], capsys)
+    assert code == 1
+    assert out.splitlines() == ["ok: N0: [3, 8, 8] → [3, 8, 8], 21 nodes", "ok: N1: [3, 8, 8] → [3, 8, 8], 21 nodes"]
+    assert err.splitlines() == [
+        (f"{path}:3:43: error[E0708]: the networks of this file need at least 63 nodes, more than the 50 "
+         "allowed in all"), "  help: check the networks of a large file one at a time: `cnnc check FILE:NETWORK`",
+        "found 1 error in 1 file"]
+
+
+def test_nodes_made_one_by_one_are_charged_as_they_are_made(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(limits, "COMMAND_NODES", 50)
+    path = tmp_path / "many.cnn"
+    path.write_text("\n".join(f"network N{i} {{ input [3, 8, 8] return in -> " + " -> ".join(["ReLU"] * 20) + " }"
+                              for i in range(5)))
+    code, out, err = run_cli(["check", path, "--format", "concise"], capsys)
+    assert code == 1
+    assert len(out.splitlines()) == 2
+    assert "error[E0708]: the networks of this file make more than 50 nodes in all" in err
+    assert err.count("error[") == 1
+
+
+def test_each_file_of_a_check_has_its_own_budget(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(limits, "COMMAND_NODES", 50)
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.cnn").write_text(chains(2, 20))
+    code, out, _ = run_cli(["check", *sorted(tmp_path.glob("*.cnn"))], capsys)
+    assert code == 0
+    assert len(out.splitlines()) == 6
+
+
+def test_the_python_api_gives_each_elaboration_its_own_budget(monkeypatch):
+    monkeypatch.setattr(limits, "COMMAND_NODES", 50)
+    for _ in range(5):
+        assert codes(chains(1, 40)) == []
+
+
+def test_the_hint_stops_trying_inputs_when_the_budget_runs_out(tmp_path, capsys, monkeypatch):
+    """The smallest-input hint elaborates the network again at other sizes: those tries are
+    charged too, and the hint is left out rather than guessed from a try the budget stopped."""
+    text = net("return in -> [Conv(4, 3) for i in range(30)]", input_shape="[3, 40, 40]")
+    path = tmp_path / "small.cnn"
+    path.write_text(text)
+    code, _, err = run_cli(["check", path], capsys)
+    assert code == 1 and "the smallest input this network accepts is [3, 61, 61]" in err
+    monkeypatch.setattr(limits, "COMMAND_NODES", 60)
+    code, _, err = run_cli(["check", path], capsys)
+    assert code == 1 and "error[E0303]" in err and "smallest input" not in err
+
+
+def test_the_members_cnnc_space_samples_share_one_budget(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(limits, "COMMAND_NODES", 200)
+    path = tmp_path / "space.cnn"
+    path.write_text(net("return in -> [ReLU for i in range(choice(40, 39))]"))
+    code, out, err = run_cli(["space", path], capsys)
+    assert code == 1
+    assert out == ""
+    assert err.splitlines()[0] == "error[E0708]: the sampled members need at least 201 nodes, more than the 200 allowed in all"
+    assert "help: analyse fewer random members: `--samples N` (asked: 200)" in err
+    code, out, _ = run_cli(["space", path, "--samples", "3"], capsys)
+    assert code == 0 and "3 random members" in out
+
+
+def test_a_memory_error_is_one_line_not_a_traceback(capsys, monkeypatch):
+    from cnnc.commands import check
+
+    def exhausted(args):
+        raise MemoryError
+
+    monkeypatch.setattr(check, "run", exhausted)
+    code, _, err = run_cli(["check", ROOT / "zoo" / "lenet5.cnn"], capsys)
+    assert code == 1
+    assert err.splitlines()[0] == "error: `cnnc check` ran out of memory"
+    assert "Traceback" not in err
+
+
+# -- what a network needs to run (E0709) ----------------------------------------------------------
+
+HUGE = net("return in -> Linear(32767, bias = false) -> Linear(65535, bias = false)\n"
+           "        -> Linear(32767, bias = false) -> Linear(65535, bias = false)", input_shape="[65536]")
+
+
+@pytest.mark.parametrize("command", ["check", "summary", "compile", "render"])
+def test_a_network_of_32_gib_fails_every_command_with_the_budget_in_the_message(tmp_path, capsys, command):
+    path = tmp_path / "huge.cnn"
+    path.write_text(HUGE)
+    code, _, err = run_cli([command, path, *(["-o", tmp_path / "out.py"] if command == "compile" else [])], capsys)
+    assert code == 1
+    assert "error[E0709]: the network would not fit in memory: its 6,442,188,802 parameters up to here take " \
+           "24.0 GiB, over the 16.0 GiB cnnc allows" in err
+
+
+def test_activations_count_toward_the_memory_budget(monkeypatch):
+    monkeypatch.setenv("CNNC_MAX_MEMORY", "1M")  # 262,144 float32 values: the input and 15 maps of 16,384
+    assert codes(net("return in -> [ReLU for i in range(15)]", input_shape="[4, 64, 64]")) == []
+    result = elaborate_file("t.cnn", text=net("return in -> [ReLU for i in range(16)]", input_shape="[4, 64, 64]"))
+    (d,) = result.diagnostics
+    assert d.code == "E0709"
+    assert d.message == ("the network would not fit in memory: its parameters and activations at batch 1 up to "
+                         "here take 1.1 MiB, over the 1.0 MiB cnnc allows")
+
+
+def test_the_memory_budget_is_half_the_machine_unless_set():
+    assert limits.max_memory({}) == limits.machine_memory() // 2
+    assert 2**28 <= limits.machine_memory() < 2**50
+    assert limits.max_memory({"CNNC_MAX_MEMORY": "3G"}) == 3 * 2**30
+    assert limits.max_memory({"CNNC_MAX_MEMORY": "lots"}) == limits.machine_memory() // 2
+
+
+@pytest.mark.parametrize("text, value", [("12000000", 12_000_000), ("512M", 2**29), ("8g", 2**33), ("8GiB", 2**33),
+                                         ("1.5K", 1536), ("0", None), ("-1G", None), ("inf", None), ("nan", None),
+                                         ("", None), ("G", None), ("1e300", None)])
+def test_memory_sizes_parse(text, value):
+    assert limits.parse_bytes(text) == value
+
+
+def test_a_tiny_upsampling_scale_is_summarised(tmp_path, capsys):
+    """A scale below one two-millionth (a very wide input made one pixel wide) is checked, and
+    its receptive field is measured from the sizes, not from a scale rounded to zero."""
+    import json
+
+    path = tmp_path / "tiny.cnn"
+    path.write_text(net("return in -> Upsample(scale_factor = [1, 0.0000003])", input_shape="[1, 4, 4000000]"))
+    code, out, _ = run_cli(["summary", path, "--format", "json"], capsys)
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["output"] == [1, 4, 1]
+    assert [(layer["name"], layer["rf"]) for layer in summary["layers"]] == [("input", 1), ("upsample", 1)]
+
+
+def test_a_file_is_scanned_once_however_many_networks_it_has(tmp_path, capsys, monkeypatch):
+    """Its names and static warnings are made once per file, not once per network (a file of n
+    networks cost n² before: 3,000 of them took minutes)."""
+    from cnnc.compiler.elaborate import scopes, unused
+
+    calls = {"names": 0, "warnings": 0}
+
+    def counted(name, real):
+        def wrapper(*args):
+            calls[name] += 1
+            return real(*args)
+        return wrapper
+
+    monkeypatch.setattr(scopes, "_names_table", counted("names", scopes._names_table))
+    monkeypatch.setattr(unused, "_static_warnings", counted("warnings", unused._static_warnings))
+    path = tmp_path / "many.cnn"
+    path.write_text(chains(30, 2) + "\nnetwork M { input [3, 8, 8]\n unused = 3\n return in }\n")
+    code, out, err = run_cli(["check", path, "--format", "concise"], capsys)
+    assert code == 0
+    assert len(out.splitlines()) == 31
+    assert err.count("warning[W0101]") == 1
+    assert calls == {"names": 1, "warnings": 1}
+
+
+@pytest.mark.parametrize("total, bound, what", [("COMMAND_STEPS", 100, "comprehension steps"),
+                                                ("COMMAND_ITEMS", 150, "list items and characters")])
+def test_steps_and_items_are_totals_of_the_file_too(tmp_path, capsys, monkeypatch, total, bound, what):
+    monkeypatch.setattr(limits, total, bound)
+    path = tmp_path / "steps.cnn"
+    path.write_text("\n".join(f"network N{i} {{ input [3, 8, 8]\n x = [i for i in range(40)]\n"
+                              " return in -> Conv(len(x), 1) }" for i in range(5)))
+    code, out, err = run_cli(["check", path, "--format", "concise"], capsys)
+    assert code == 1
+    assert len(out.splitlines()) == (2 if total == "COMMAND_STEPS" else 1)
+    assert f"error[E0708]: the networks of this file make more than {bound} {what} in all" in err
+    assert err.count("error[") == 1

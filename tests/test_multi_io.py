@@ -244,6 +244,30 @@ def test_a_network_cut_after_a_label_is_a_layer_without_its_head(tmp_path, capsy
     assert "`pets` changes its parent's layers (`with`, `freeze`), so it cannot be used as a layer" in err
 
 
+def test_a_tap_cannot_reach_what_cut_after_removed(tmp_path, capsys):
+    """`trunk` ends at `layer4`: its `fc` and `avgpool` are gone, also for a tap; `layer4`
+    itself and what is inside it stay."""
+    path = tmp_path / "taps.cnn"
+    path.write_text(DERIVED + """
+network tapped {
+    input [3, 64, 64]
+    f = in -> backbone: trunk
+    return (f, f.layer4, f.layer3.1.conv2)
+}
+
+network past_the_cut {
+    input [3, 64, 64]
+    f = in -> backbone: trunk
+    return (f, f.fc)
+}
+""")
+    s = cnnc.summary(path, network="tapped").to_json()
+    assert [o["shape"] for o in s["outputs"]] == [[512, 2, 2], [512, 2, 2], [256, 4, 4]]
+    status, _, err = run_cli(["check", path, "-n", "past_the_cut", "--format", "concise"], capsys)
+    assert status == 1
+    assert err.splitlines()[0] == f"{path}:28:18: error[E0219]: `backbone` has no part labelled `fc`"
+
+
 def test_numbered_taps_tuple_fields_and_freezing_a_network_with_several_outputs(tmp_path):
     path = tmp_path / "numbered.cnn"
     path.write_text("""\

@@ -58,7 +58,7 @@ def test_zoo_fields_equal_the_gradient_support(path):
         pytest.skip("defines no concrete network")
     for name in names:
         try:
-            graph = api.graph(path, name, input_shape=INPUTS.get(path.stem))
+            graph = api.graph(path, name, input=INPUTS.get(path.stem))
         except CnncError:
             pytest.skip("a search space: its networks need decisions")
         problems, verified = check(graph, sampled(graph, 12), max_pairs=48, one_channel=True)
@@ -72,7 +72,7 @@ def test_zoo_fields_equal_the_gradient_support(path):
     ("resnet50_fpn", "fpn.layer_blocks.0.0", (427, 459), (3, 576, 576)),
 ])
 def test_upsampled_maps_read_whole_coarse_positions(model, node, sizes, shape):
-    graph = api.graph(ROOT / "zoo" / f"{model}.cnn", input_shape=shape)
+    graph = api.graph(ROOT / "zoo" / f"{model}.cnn", input=shape)
     target = next(n.id for n in graph.nodes_in_order() if n.name == node)
     problems, verified = check(graph, [target], one_channel=True)
     assert (problems, target in verified) == ([], True)

@@ -23,7 +23,9 @@ ELSEWHERE = {"E0601", "E0602", "E0603", "E0604", "E0605",  # `cnnc search` error
              "E0901", "E0902",  # checkpoints: tests/test_weights.py
              "E0911",  # ONNX export: tests/test_onnx.py
              "E0207",  # a lowering error (check accepts the name): covered by the lowering tests
-             "E0106"}  # a file over 4 MiB, too large to keep in the repository: tests/test_imports.py
+             "E0708",  # a command's totals: tests/test_limits.py, with small totals (a UI case takes seconds)
+             "E0710",  # a program of over 256 files: tests/test_imports.py
+             "E0106"}  # a file over 1 MiB, too large to keep in the repository: tests/test_imports.py
 
 
 def expected_marks(path: Path) -> set[tuple[str, int, str]]:

@@ -58,6 +58,7 @@ def check_one(name: str, args, values):
     """(program, diagnostics, checked graphs, network names) of one FILE or FILE:NETWORK."""
     from cnnc.api import load_program
     from cnnc.commands import files, hints
+    from cnnc.compiler import limits
     from cnnc.compiler.elaborate import elaborate, network_names
     from cnnc.compiler.frontend import debug_and_lint
 
@@ -71,19 +72,24 @@ def check_one(name: str, args, values):
     if not network and values and len(network_names(program)) == 1:
         names = [network_names(program)[0][0]]
     diagnostics, checked = [], []
-    for net in names:
-        result = elaborate(program, net, values, args.input)
-        debug_and_lint(program, result)
-        if any(d.code == SEARCH_SPACE for d in result.diagnostics):
-            space, found = check_space(program, net, values, args.input)
-            diagnostics += found
-            checked += [space] if space is not None else []
-            continue
-        diagnostics += hints.with_smallest_input(result, program, net, values)
-        if result.ok and result.graph is not None:
-            checked.append(result.graph)
+    with limits.spending(SPENT_HELP, "the networks of this file") as ledger:  # the file's networks share one budget
+        for net in names:
+            result = elaborate(program, net, values, args.input)
+            debug_and_lint(program, result)
+            if any(d.code == SEARCH_SPACE for d in result.diagnostics):
+                space, found = check_space(program, net, values, args.input)
+                diagnostics += found
+                checked += [space] if space is not None else []
+            else:
+                diagnostics += hints.with_smallest_input(result, program, net, values)
+                if result.ok and result.graph is not None:
+                    checked.append(result.graph)
+            if ledger.exhausted:  # the networks left would each stop at their first node
+                break
     return program, diagnostics, checked, names
 
+
+SPENT_HELP = "check the networks of a large file one at a time: `cnnc check FILE:NETWORK`"
 
 SEARCH_SPACE = "E0501"  # a `choice(…)` met without a decider: the network is a search space
 SPACE_SECONDS = 1.0  # walking a space's decision tree, then sampling a larger one, each at most this long

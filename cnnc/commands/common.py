@@ -46,6 +46,13 @@ def add_program_args(p: argparse.ArgumentParser, input_option: bool = True, many
                    "the CNNC_PATH environment variable lists more)")
 
 
+def command_budget():
+    """A context in which the command's elaborations spend one budget together (`limits.Ledger`)."""
+    from cnnc.compiler import limits
+
+    return limits.spending()
+
+
 def import_dir(text: str) -> str:
     if not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"not a directory: {text!r}")

@@ -3,7 +3,8 @@
 Elaboration reports that an input is too small (E0303: a spatial size shrinks to zero) at the layer
 where it happens, but only the whole network knows which input would do. We find it by elaborating
 square inputs of growing size: doubling to a size that works, then bisecting, within a fixed number
-of tries, so the cost stays a few elaborations even for the largest zoo model.
+of tries, so the cost stays a few elaborations even for the largest zoo model. The tries charge the
+command's budget (`limits.Ledger`); when it runs out, the hint is left out.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ def with_smallest_input(result, program, network, values) -> tuple:
     if declared is None or len(declared.shape) != 3:
         return result.diagnostics
     channels, height, width = declared.shape
-    side = smallest_side(
-        lambda s: _accepts(program, network, values, (channels, s, s)), min(height, width)
-    )
+    try:
+        side = smallest_side(
+            lambda s: _accepts(program, network, values, (channels, s, s)), min(height, width)
+        )
+    except _Spent:  # the command's budget ran out while trying: no hint
+        return result.diagnostics
     if side is None:
         return result.diagnostics
     text = f"the smallest input this network accepts is [{channels}, {side}, {side}]"
@@ -57,7 +61,14 @@ def smallest_side(accepts, failing: int) -> int | None:
     return hi if hi is not None and hi - lo == 1 else None
 
 
+class _Spent(Exception):
+    """A try stopped on the command's budget (E0708), so its answer says nothing of the input."""
+
+
 def _accepts(program, network, values, shape) -> bool:
     from cnnc.compiler.elaborate import elaborate
 
-    return elaborate(program, network, values, shape).ok
+    result = elaborate(program, network, values, shape)
+    if any(d.code == "E0708" for d in result.diagnostics):
+        raise _Spent
+    return result.ok

@@ -22,6 +22,9 @@ draw a network: one node per layer with its key attributes, each edge marked wit
 carries, merges as ⊕ ⊗ ‖, block instances as nested clusters. The output's suffix picks the format;
 images need Graphviz's `dot` program, DOT text does not. Without -o, DOT text goes to stdout.
 A program with a shape error is drawn up to the failure, marked in red (the exit status is then 1).
+An image is drawn only when Graphviz can lay it out in seconds (at most 1,500 boxes, 3,000 edges,
+500 nested blocks, 500 edges at one box), and DOT text of at most 20,000 boxes; a larger network
+is drawn with --depth.
 
 examples:
   cnnc render resnet50 --depth 1 -o resnet50.svg
@@ -59,7 +62,7 @@ def _depth(text: str) -> int:
 
 def run(args) -> int:
     from cnnc.commands.common import elaborate_from_args
-    from cnnc.compiler.render.dot import FORMATS, DotNotFound, render, write
+    from cnnc.compiler.render.dot import FORMATS, DrawError, render, write
 
     if args.output is not None and args.output.suffix.lower() not in FORMATS:
         raise UsageError(f"`-o {args.output}`: the suffix picks the format, one of {', '.join(FORMATS)}")
@@ -69,11 +72,13 @@ def run(args) -> int:
     print_diagnostics(result.diagnostics, args)
     if result.graph is None:  # elaboration stopped before a graph existed; the errors are printed
         return USER_ERROR
-    digraph = render(result.graph, depth=args.depth, direction=args.direction, theme=args.theme,
-                     fold=not args.no_fold, shapes="all" if args.all_shapes else "changes")
+    image = args.output is not None and FORMATS[args.output.suffix.lower()] is not None
     try:
+        digraph = render(result.graph, depth=args.depth, direction=args.direction, theme=args.theme,
+                         fold=not args.no_fold, shapes="all" if args.all_shapes else "changes",
+                         bound="image" if image else "text")
         _emit(digraph, args.output, write)
-    except DotNotFound as exc:
+    except DrawError as exc:
         print(f"error: {exc}\n  = help: {exc.help}", file=sys.stderr)
         return USER_ERROR
     return USER_ERROR if not result.ok else OK

@@ -57,6 +57,7 @@ def configure(p) -> None:
 
 def run(args) -> int:
     from cnnc.api import parse_arg_values
+    from cnnc.compiler import limits
     from cnnc.search.space import decisions, load_space, sample, stats, walk
 
     if not 0 <= args.samples <= MAX_SAMPLES:
@@ -64,7 +65,9 @@ def run(args) -> int:
     space = load_space(args.file, args.network, parse_arg_values(args.arg), args.input,
                        allow_import=args.allow_import)
     size, walked = walk(space, seconds=args.walk_seconds)
-    members = sample(space, args.samples, args.seed)
+    with limits.spending(f"analyse fewer random members: `--samples N` (asked: {args.samples:,})",
+                         "the sampled members"):
+        members = sample(space, args.samples, args.seed)
     figures = stats(members, args.max_params, args.max_macs)
     size = _with_estimate(size, figures)
     found = decisions(walked + members)

@@ -187,10 +187,18 @@ class Elaborator:
         return self.b.part(path, result)
 
     def cut(self, path: tuple[str, ...], at) -> Tensor:
+        """The part at `path + at` as the instance's output; the parts made after it are dropped
+        too, so that a tap (`x.layer4`) cannot reach what `cut after` removed."""
         found = self.b.parts.get(path + at.parts)
         if found is None:
             raise Fail(error("E0218", f"`{at.text}` is not a label of this network", at.span,
                              "not found when used as a layer"))
+        parts = self.b.parts
+        for node in self.b.nodes[found.node + 1:]:
+            for k in range(len(path) + 1, len(node.path) + 1):
+                made = parts.get(node.path[:k])
+                if made is not None and made.node > found.node:
+                    del parts[node.path[:k]]
         return found
 
 

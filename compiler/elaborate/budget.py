@@ -1,11 +1,12 @@
 """The budgets of `limits`, checked during evaluation: integer sizes, list items and characters
 made, and a comprehension's steps and nodes, each before the work it bounds. Each check raises
-`state.Fail` with a located diagnostic (E0701–E0707)."""
+`state.Fail` with a located diagnostic (E0701–E0707); the command's totals (`limits.Ledger`) are
+charged alongside, and spending one raises `state.Abort` (E0708)."""
 
 from __future__ import annotations
 
 from cnnc.compiler import estimate, limits
-from cnnc.compiler.elaborate.state import El, fail
+from cnnc.compiler.elaborate.state import Abort, El, Frame, fail, spent_error
 from cnnc.dsl import ast
 
 
@@ -35,6 +36,9 @@ def charge(el: El, items: int, span, what: str) -> None:
     if el.b.items > limits.MAX_ITEMS:
         raise fail("E0707", f"the program makes more than {limits.MAX_ITEMS:,} list items and characters in all",
                     span, "while making this", helps=("check nested comprehensions and lists copied in loops",))
+    el.b.ledger.items += items
+    if el.b.ledger.items > limits.COMMAND_ITEMS:
+        raise Abort(spent_error(el.b.ledger, span, Frame()))
 
 
 def before_iterating(el: El, expr: ast.Comprehension, env, frame, count: int) -> None:
@@ -51,6 +55,9 @@ def before_iterating(el: El, expr: ast.Comprehension, env, frame, count: int) ->
                     expr.span, f"{steps:,} steps here", notes=frame.notes()[:3],
                     helps=("check the ranges of nested comprehensions; a network needs far fewer",))
     b.steps += count  # inner comprehensions charge their own steps as they start
+    b.ledger.steps += count
+    if b.ledger.steps > limits.COMMAND_STEPS:
+        raise Abort(spent_error(b.ledger, expr.span, frame))
     charge(el, count, expr.span, "this list")
 
 

@@ -31,16 +31,43 @@ class ModuleScope:
 
 
 def module_scopes(program) -> dict[str, ModuleScope]:
-    scopes = {key: ModuleScope(key, module) for key, module in program.modules.items()}
+    """Fresh scopes of every file of `program` (their values are evaluated anew), sharing each
+    file's table of names, which is read only."""
+    scopes = {}
+    for key, module in program.modules.items():
+        defs, duplicates = names_of(module)
+        scopes[key] = ModuleScope(key, module, defs, duplicates=duplicates)
     for key, scope in scopes.items():
-        for item in scope.module.items:
-            if isinstance(item, ast.Import):
-                continue
-            if item.name in scope.defs:
-                scope.duplicates.append(item)
-            scope.defs.setdefault(item.name, item)
         scope.imports = [scopes[k] for k in program.imports.get(key, ())]
     return scopes
+
+
+_NAMES: dict[int, tuple] = {}  # id(module) → (module, defs, duplicates), for the last files seen
+_NAMES_KEPT = 64
+
+
+def names_of(module: ast.Module) -> tuple[dict, list]:
+    """(name → definition, definitions of a name taken before) of one file, made once per file:
+    a command elaborates a file once per network, so a file of n networks would cost n² here."""
+    hit = _NAMES.get(id(module))
+    if hit is not None and hit[0] is module:
+        return hit[1], hit[2]
+    defs, duplicates = _names_table(module)
+    if len(_NAMES) >= _NAMES_KEPT:
+        _NAMES.clear()
+    _NAMES[id(module)] = (module, defs, duplicates)
+    return defs, duplicates
+
+
+def _names_table(module: ast.Module) -> tuple[dict, list]:
+    defs, duplicates = {}, []
+    for item in module.items:
+        if isinstance(item, ast.Import):
+            continue
+        if item.name in defs:
+            duplicates.append(item)
+        defs.setdefault(item.name, item)
+    return defs, duplicates
 
 
 @record(frozen=False, eq=False, slots=False)

@@ -16,6 +16,8 @@ from cnnc.compiler.derive import Derivation
 from cnnc.compiler.ir import Graph, Instance, Node, Scope
 from cnnc.compiler.names import path_problem
 from cnnc.compiler.names import usable as usable_name
+from cnnc.compiler.ops import REGISTRY
+from cnnc.compiler.types import is_error
 from cnnc.compiler.values import OpLayer, Tensor
 from cnnc.dsl.diagnostics import Diagnostic, error
 from cnnc.dsl.records import field, record
@@ -94,6 +96,10 @@ class Builder:
     steps: int = 0
     items: int = 0
     node_bounds: dict = field(default_factory=dict)  # block → at least how many nodes it makes
+    ledger: limits.Ledger = field(default_factory=limits.ledger)  # what the command spends in all
+    params: int = 0  # parameters of the nodes made so far
+    values: int = 0  # their parameters and activation elements (batch 1)
+    memory: int = field(default_factory=limits.max_memory)  # bytes they may take (E0709)
     defaults: set = field(default_factory=set)  # (block, parameter) whose default is being evaluated
     usable: dict = field(default_factory=dict)  # (implicit name, top level?) → the name made usable
     # label path → the output of the part of that path (a node, a block instance, a labelled
@@ -105,7 +111,10 @@ class Builder:
         return limits.MAX_NODES - len(self.nodes)
 
     def need(self, nodes: int, what: str, span: Span | None, frame: Frame) -> None:
-        """Refuse, before building anything, what needs more nodes than the budget has left."""
+        """Refuse, before building anything, what needs more nodes than the budget (the network's,
+        or the command's: `limits.Ledger`) has left."""
+        if nodes > self.ledger.room() and self.ledger.room() < self.room():
+            raise Abort(spent_error(self.ledger, span, frame, nodes))
         if nodes > self.room():
             raise Fail(error("E0701", f"{what} needs at least {nodes:,} nodes, more than the "
                              f"{limits.MAX_NODES:,} a network may have", span, "expands too far",
@@ -146,11 +155,26 @@ class Builder:
         if len(self.nodes) >= limits.MAX_NODES:
             raise Abort(error("E0701", f"the network expands to more than {limits.MAX_NODES:,} nodes", span,
                               "while expanding this", notes=frame.notes()[:3], helps=(NODES_HELP,)))
+        self.ledger.nodes += 1
+        if self.ledger.nodes > limits.COMMAND_NODES:
+            raise Abort(spent_error(self.ledger, span, frame))
+        if not is_error(type_):
+            self.weigh(op, args, inputs, type_, span, frame)
         node = Node(len(self.nodes), op, MappingProxyType(dict(args)), tuple([t.node for t in inputs]), type_,
                     path, span, frame.instances, err)
         self.nodes.append(node)
         out = self.parts[path] = Tensor(node.id, type_, path)
         return out
+
+    def weigh(self, op: str, args, inputs, type_, span, frame: Frame) -> None:
+        """Count the node's parameters and output elements; refuse the node (E0709) when the
+        network would no longer fit in memory (`limits.max_memory`) at batch 1."""
+        spec = REGISTRY.get(op)
+        params = spec.count_params(args, tuple([t.type for t in inputs]), type_) if spec else 0
+        self.params += params
+        self.values += params + type_.numel
+        if self.values * limits.BYTES_PER_VALUE > self.memory:
+            raise Abort(memory_error(self.params, self.values, self.memory, span, frame))
 
     def part(self, path: tuple[str, ...], result):
         """`result`, the output of the part at `path`, made the tensor `x.<label>` finds inside it."""
@@ -158,6 +182,34 @@ class Builder:
             return result
         out = self.parts[path] = Tensor(result.node, result.type, path)
         return out
+
+
+def spent_error(ledger: limits.Ledger, span: Span | None, frame: Frame, need: int = 0) -> Diagnostic:
+    """E0708: the elaborations of this command (this file, for `cnnc check`) spent a total."""
+    what, bound = ledger.over() or ("nodes", limits.COMMAND_NODES)
+    ledger.exhausted = True
+    headline = (f"{ledger.whose} need at least {ledger.nodes + need:,} nodes, more than the {bound:,} allowed "
+                "in all" if need else f"{ledger.whose} make more than {bound:,} {what} in all")
+    return error("E0708", headline, span, "while expanding this", notes=frame.notes()[:3],
+                 helps=(ledger.help or COMMAND_HELP,))
+
+
+COMMAND_HELP = "run the large networks in separate commands"
+
+
+def memory_error(params: int, values: int, memory: int, span: Span | None, frame: Frame) -> Diagnostic:
+    """E0709: the network's parameters and activations no longer fit in the memory cnnc allows."""
+    need, params_bytes = values * limits.BYTES_PER_VALUE, params * limits.BYTES_PER_VALUE
+    what = (f"its {params:,} parameters up to here take {_gib(params_bytes)}" if params_bytes > memory else
+            f"its parameters and activations at batch 1 up to here take {_gib(need)}")
+    return error("E0709", f"the network would not fit in memory: {what}, over the {_gib(memory)} cnnc allows",
+                 span, "passes the budget here", notes=frame.notes()[:3],
+                 helps=("use fewer channels or features, pool before large layers, or a smaller input",
+                        limits.memory_help()))
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
 
 
 NODES_HELP = "check repeat counts and list lengths; real networks have a few thousand nodes"

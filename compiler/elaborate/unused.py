@@ -8,8 +8,24 @@ from cnnc.compiler.elaborate.scopes import ModuleScope
 from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import Diagnostic, error, warning
 
+_FOUND: dict[int, tuple] = {}  # id(module) → (module, warnings), for the last files seen
+_FOUND_KEPT = 64
+
 
 def static_warnings(main: ModuleScope) -> tuple[Diagnostic, ...]:
+    """The file's warnings, found once per file: a command elaborates a file once per network, so
+    a file of n networks would cost n² here."""
+    hit = _FOUND.get(id(main.module))
+    if hit is not None and hit[0] is main.module:
+        return hit[1]
+    found = _static_warnings(main)
+    if len(_FOUND) >= _FOUND_KEPT:
+        _FOUND.clear()
+    _FOUND[id(main.module)] = (main.module, found)
+    return found
+
+
+def _static_warnings(main: ModuleScope) -> tuple[Diagnostic, ...]:
     out = [error("E0204", f"`{item.name}` is defined twice in this file", item.name_span or item.span,
                  "defined again here") for item in main.duplicates]
     for item in main.module.items:

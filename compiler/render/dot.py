@@ -4,6 +4,14 @@
 `write(digraph, path)` writes `.dot`/`.gv` text itself and runs `dot` only for `.svg`, `.png` and
 `.pdf`; where `dot` is missing it raises `DotNotFound`, whose `help` says how to install it.
 
+Graphviz's layout grows faster than the diagram (a 1,000-way concat takes seconds, a 5,000-way one
+crashes `dot`), so an image is drawn only from a view Graphviz lays out in seconds: `render(…,
+bound="image")` raises `TooLarge` beyond `MAX_IMAGE_BOXES` boxes, `MAX_IMAGE_EDGES` edges,
+`MAX_IMAGE_FAN` edges at one box or `MAX_IMAGE_CLUSTERS` clusters, naming the `--depth` that fits;
+`bound="text"` refuses DOT text beyond `MAX_TEXT_BOXES` (no program could draw it, and writing it
+takes seconds). `dot` itself runs at most `DOT_SECONDS`; a crash, a failure or a timeout is
+`DotFailed`. All three are `DrawError`s with a help.
+
 What a diagram shows: one node per layer (`Conv 3×3/2, 64`, its label and parameters), each edge
 marked with the producer's output shape (`64×56×56`), fills by op family, merges as small circles
 (⊕ add, ⊗ mul, ‖ concat), scopes as nested clusters titled `layer2.0: Bottleneck(128, stride = 2)`,
@@ -13,6 +21,9 @@ in red: the failing node with its headline and the edges entering it; downstream
 
 from __future__ import annotations
 
+import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import graphviz
@@ -43,20 +54,49 @@ INSTALL_HELP = ("install Graphviz (`apt-get install graphviz`, `brew install gra
                 "`conda install graphviz`), or write DOT text instead with `-o FILE.dot`")
 
 
-class DotNotFound(Exception):
+# Measured with Graphviz 2.43 (CPU seconds of `dot -Tsvg`): the zoo's largest diagram,
+# inception_resnet_v2 (822 boxes, 307 clusters), 0.6 s; 400 residual blocks (1,200 boxes, 400
+# clusters) 2.2 s, 700 of them 7.3 s, 1,500 over a minute; a 1,000-way concat 1.4 s, 5,000 crashes.
+MAX_IMAGE_BOXES = 1_500
+MAX_IMAGE_EDGES = 3_000
+MAX_IMAGE_CLUSTERS = 500
+MAX_IMAGE_FAN = 500  # edges into or out of one box
+MAX_TEXT_BOXES = 20_000  # DOT text: ~1 s to write; Graphviz would take hours to lay it out
+DOT_SECONDS = 60  # what `dot` may take before it is stopped
+
+
+class DrawError(Exception):
+    """A diagram that cannot be drawn as asked; `help` says what to do instead."""
+
+    def __init__(self, message: str, help: str):
+        super().__init__(message)
+        self.help = help
+
+
+class DotNotFound(DrawError):
     """An image was asked for, but Graphviz's `dot` program is not on PATH."""
 
     def __init__(self, fmt: str):
-        super().__init__(f"writing a .{fmt} image needs Graphviz's `dot` program, but it is not on PATH")
-        self.help = INSTALL_HELP
+        super().__init__(f"writing a .{fmt} image needs Graphviz's `dot` program, but it is not on PATH",
+                         INSTALL_HELP)
+
+
+class DotFailed(DrawError):
+    """`dot` crashed, failed or ran out of time on the diagram."""
+
+
+class TooLarge(DrawError):
+    """The view is larger than Graphviz lays out in seconds."""
 
 
 def render(graph: Graph, depth: int | None = None, direction: str = "TB", theme: str = "light",
-           fold: bool = True, shapes: str = "changes") -> graphviz.Digraph:
+           fold: bool = True, shapes: str = "changes", bound: str | None = None) -> graphviz.Digraph:
     """The diagram of `graph`: scopes deeper than `depth` collapsed, runs of identical blocks ×N.
 
     `shapes="changes"` labels the edges where a shape is new (it leaves an op that changes it, a
     collapsed box, or a cluster); `"all"` labels every edge. Every edge carries its shape as a tooltip.
+    With `bound` ("image" or "text"), a view too large for it raises `TooLarge` before anything is
+    drawn (see the module docstring).
     """
     if shapes not in SHAPE_MODES:
         raise ValueError(f"`shapes` must be one of {SHAPE_MODES}, but got {shapes!r}")
@@ -66,7 +106,63 @@ def render(graph: Graph, depth: int | None = None, direction: str = "TB", theme:
         raise ValueError(f"`theme` must be one of {tuple(THEMES)}, but got {theme!r}")
     if depth is not None and depth < 0:
         raise ValueError(f"`depth` must be 0 or more (or None for everything), but got {depth}")
-    return draw(build_view(graph, depth, fold), THEMES[theme], direction, shapes)
+    if bound is not None and depth is None and len(graph) > _box_bound(bound):
+        _refuse(graph, None, fold, bound, _over(len(graph), _box_bound(bound), "boxes"))  # a box a node
+    view = build_view(graph, depth, fold)
+    if bound is not None:
+        check_drawable(view, fold, bound)
+    return draw(view, THEMES[theme], direction, shapes)
+
+
+def size_problem(view: View, bound: str = "image") -> str | None:
+    """What makes the view too large for `bound` ("image": Graphviz's layout; "text"), or None."""
+    if bound == "text":
+        return _over(len(view.boxes), MAX_TEXT_BOXES, "boxes")
+    fan: dict[str, int] = {}
+    for edge in view.edges:
+        fan[edge.src] = fan.get(edge.src, 0) + 1
+        fan[edge.dst] = fan.get(edge.dst, 0) + 1
+    return (_over(len(view.boxes), MAX_IMAGE_BOXES, "boxes") or _over(len(view.edges), MAX_IMAGE_EDGES, "edges")
+            or _over(len(view.clusters), MAX_IMAGE_CLUSTERS, "nested blocks")
+            or _over(max(fan.values(), default=0), MAX_IMAGE_FAN, "edges at one box"))
+
+
+def _over(count: int, bound: int, what: str) -> str | None:
+    return f"{count:,} {what}, more than the {bound:,}" if count > bound else None
+
+
+def _box_bound(bound: str) -> int:
+    return MAX_TEXT_BOXES if bound == "text" else MAX_IMAGE_BOXES
+
+
+def check_drawable(view: View, fold: bool = True, bound: str = "image") -> None:
+    """`TooLarge` when the view is too large for `bound`, naming the deepest `--depth` that fits."""
+    problem = size_problem(view, bound)
+    if problem is not None:
+        _refuse(view.graph, view.depth, fold, bound, problem)
+
+
+def _refuse(graph: Graph, depth: int | None, fold: bool, bound: str, problem: str):
+    fits = _deepest_fitting(graph, depth, fold, bound)
+    what = "at this depth" if depth is not None else "drawn layer by layer"
+    where = "Graphviz lays out in seconds" if bound == "image" else "a diagram can show"
+    help = (f"collapse the blocks: `--depth {fits}` draws it within bounds" if fits is not None else
+            "no depth makes it small enough" + (": write DOT text instead with `-o FILE.dot`"
+                                               if bound == "image" else ""))
+    raise TooLarge(f"the diagram {what} has {problem} {where}", help)
+
+
+def _deepest_fitting(graph: Graph, below: int | None, fold: bool, bound: str) -> int | None:
+    """The largest depth (below `below`) whose view fits, trying from 0 up: views grow with the
+    depth, so each try is one view, and a graph without blocks needs none."""
+    nesting = max((len(path) for path in graph.scopes), default=0)
+    top = nesting if below is None else min(nesting, below)
+    fits = None
+    for depth in range(top):
+        if size_problem(build_view(graph, depth, fold), bound) is not None:
+            break
+        fits = depth
+    return fits
 
 
 def to_dot(graph: Graph, **options) -> str:
@@ -271,7 +367,16 @@ def _scope_box_attrs(box: Box, graph: Graph, theme: Theme) -> dict:
         title += f"  <B>×{box.repeat}</B>"
     shapes = f"{html(' + '.join(box.in_shapes) or '·')} → {html(box.out_shape)}"
     return {"label": _html_label([title, shapes], [_counts(box)], box.error, theme),
-            "fillcolor": theme.block_fill, "tooltip": f"{', '.join(box.names)}: {box.scope.title}"}
+            "fillcolor": theme.block_fill, "tooltip": clip(f"{_names(box.names)}: {box.scope.title}", TIP)}
+
+
+TIP = 1_000  # characters of a tooltip: Graphviz refuses a quoted string of ~16 KB
+
+
+def _names(names: tuple[str, ...]) -> str:
+    """The folded boxes' names, or their range when listing them would not fit a tooltip."""
+    listed = ", ".join(names)
+    return listed if len(listed) <= TIP // 2 else range_name(names)
 
 
 def _scope_title(box: Box, graph: Graph) -> str:
@@ -340,12 +445,45 @@ def _cluster_attrs(view: View, path: tuple, theme: Theme, level: int, is_frozen:
 # -- files and images -------------------------------------------------------------------------
 
 
-def image(digraph: graphviz.Digraph, fmt: str) -> bytes:
-    """Run `dot -T<fmt>` on the diagram; `DotNotFound` when Graphviz is not installed."""
+def image(digraph: graphviz.Digraph, fmt: str, seconds: float | None = None) -> bytes:
+    """Run `dot -T<fmt>` on the diagram: `DotNotFound` when Graphviz is not installed, `DotFailed`
+    when it crashes, fails or takes longer than `seconds` (`DOT_SECONDS`)."""
+    seconds = DOT_SECONDS if seconds is None else seconds
+    program = shutil.which(digraph.engine)
+    if program is None:
+        raise DotNotFound(fmt)
     try:
-        return digraph.pipe(format=fmt)
-    except graphviz.ExecutableNotFound:
-        raise DotNotFound(fmt) from None
+        done = subprocess.run([program, f"-T{fmt}"], input=digraph.source.encode("utf-8"),
+                              capture_output=True, timeout=seconds, check=False)
+    except subprocess.TimeoutExpired:
+        raise DotFailed(f"Graphviz's `dot` did not finish the .{fmt} image within {seconds:g} s",
+                        DEPTH_HELP) from None
+    except OSError as exc:
+        raise DotFailed(f"Graphviz's `dot` could not be run: {exc.strerror or exc}", INSTALL_HELP) from None
+    if done.returncode != 0:
+        raise DotFailed(f"Graphviz's `dot` {_failure(done.returncode)} on the .{fmt} image"
+                        + _last_line(done.stderr), DEPTH_HELP)
+    return done.stdout
+
+
+DEPTH_HELP = "draw fewer boxes with `--depth K` (0 draws the stages), or write DOT text with `-o FILE.dot`"
+
+
+def _failure(code: int) -> str:
+    if code < 0:
+        try:
+            return f"crashed ({signal.Signals(-code).name})"
+        except ValueError:
+            return f"crashed (signal {-code})"
+    return f"failed (exit status {code})"
+
+
+def _last_line(stderr: bytes) -> str:
+    """`: ` and the last line `dot` wrote to stderr, escaped and cut, or nothing."""
+    from cnnc.dsl.diagnostics import printable
+
+    lines = [line for line in stderr[-4096:].decode("utf-8", "replace").splitlines() if line.strip()]
+    return f": {printable(lines[-1].strip(), 200)}" if lines else ""
 
 
 def write(digraph: graphviz.Digraph, path: str | Path) -> Path:
