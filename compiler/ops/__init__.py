@@ -131,6 +131,16 @@ FAMILY_TITLES = {
 }
 
 
+class Saves(enum.Enum):
+    """What an op's backward reads of its own tensors, from PyTorch's derivative formulas
+    (derivatives.yaml): training memory keeps these alive until the backward pass reaches the op."""
+
+    NOTHING = "nothing"
+    INPUT = "input"  # each input (a Conv; a Mul: both sides, as an SE gate needs both gradients)
+    OUTPUT = "output"  # its result (ReLU, Sigmoid, Tanh, Softmax)
+    BOTH = "both"
+
+
 class Lowering(enum.StrEnum):
     """How a node becomes PyTorch."""
 
@@ -236,6 +246,17 @@ class OpSpec:
     # none: torch's first positional argument is the feature count, which cnnc infers.
     positional: int | None = None
     inferred: str = ""  # the torch argument cnnc infers from the input (`in_channels`), if any
+    # Training memory (`compiler/analysis/training_memory.py`). `saves` must be declared (`Saves`):
+    # a new op cannot silently save nothing. An in-place activation whose backward needs its input
+    # saves a clone of it first (`clones_in_place`). Beside the saved tensors, the backward may keep
+    # `saved_bytes` bytes per output element (pool indices, dropout masks) and `saved_tensors` more
+    # tensors of the output's size and dtype (LRN's intermediates). `training_tensor`: a view at
+    # inference that makes a tensor of its own while training (Dropout, StochasticDepth).
+    saves: Saves | None = None
+    clones_in_place: bool = False
+    saved_bytes: int = 0
+    saved_tensors: int = 0
+    training_tensor: bool = False
 
     def param(self, name: str) -> ParamSpec | None:
         return next((p for p in self.params if p.name == name), None)
@@ -275,6 +296,8 @@ REQUIRED_PIECES = _required_pieces()
 def check_spec(spec: OpSpec) -> None:
     """Raise `SpecError` naming each piece `spec` lacks or gets wrong (see the module docstring)."""
     problems = [f"`{piece}` is missing" for piece in REQUIRED_PIECES if _missing(spec, piece)]
+    if not isinstance(spec.saves, Saves):
+        problems.append("`saves` must be declared (a Saves: what its backward reads)")
     if not problems:
         problems += _contradictions(spec)
     if problems:
