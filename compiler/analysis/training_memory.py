@@ -121,7 +121,7 @@ def saved_bytes(graph: Graph, size: int) -> dict[object, tuple[int, int]]:
         out[key] = (nbytes, min(reader, out[key][1]) if key in out else reader)
 
     for n in graph.nodes_in_order():
-        what = n.spec.saves
+        what = n.spec.saved(n.args)
         if n.spec.clones_in_place and runs_in_place(graph, n):
             keep(("clone", n.id), n.type.numel * size, n.id)
         elif what in (Saves.INPUT, Saves.BOTH):

@@ -14,7 +14,8 @@ reference `cnnc ops` prints) is read from it:
 - how it reads on a table or a diagram (`label(args)`, `short`), its family (a `Family`) and the
   formulas and example of its reference page.
 
-`register` checks each spec (`check_spec`: no piece may be missing) and wraps its `infer` with the
+`register` checks each spec (`check_spec`: no piece may be missing; a name registered twice is
+refused) and wraps its `infer` with the
 size bounds below, so no op can make a tensor or a layer that the checker accepts and torch cannot
 allocate. The registry never imports torch: constructors are named by strings.
 
@@ -246,13 +247,14 @@ class OpSpec:
     # none: torch's first positional argument is the feature count, which cnnc infers.
     positional: int | None = None
     inferred: str = ""  # the torch argument cnnc infers from the input (`in_channels`), if any
-    # Training memory (`compiler/analysis/training_memory.py`). `saves` must be declared (`Saves`):
-    # a new op cannot silently save nothing. An in-place activation whose backward needs its input
+    # Training memory (`compiler/analysis/training_memory.py`). `saves` must be declared: a `Saves`,
+    # or a function (args) -> Saves where the arguments decide (a constant Pad saves nothing, a
+    # reflecting one its input), so a new op cannot silently save nothing. An in-place activation whose backward needs its input
     # saves a clone of it first (`clones_in_place`). Beside the saved tensors, the backward may keep
     # `saved_bytes` bytes per output element (pool indices, dropout masks) and `saved_tensors` more
     # tensors of the output's size and dtype (LRN's intermediates). `training_tensor`: a view at
     # inference that makes a tensor of its own while training (Dropout, StochasticDepth).
-    saves: Saves | None = None
+    saves: Saves | Callable | None = None
     clones_in_place: bool = False
     saved_bytes: int = 0
     saved_tensors: int = 0
@@ -272,6 +274,10 @@ class OpSpec:
             return True
         optional = sum(1 for p in self.tensor_params if p.default is not REQUIRED)
         return self.arity - optional <= count <= self.arity
+
+    def saved(self, args) -> Saves:
+        """What the backward of a node with these arguments reads (`saves`, applied)."""
+        return self.saves if isinstance(self.saves, Saves) else self.saves(args)
 
     def step(self, args, inputs) -> RFAxes | RFRule:
         """The receptive-field rule, applied: an `RFAxes` or a constant `RFRule`."""
@@ -296,8 +302,8 @@ REQUIRED_PIECES = _required_pieces()
 def check_spec(spec: OpSpec) -> None:
     """Raise `SpecError` naming each piece `spec` lacks or gets wrong (see the module docstring)."""
     problems = [f"`{piece}` is missing" for piece in REQUIRED_PIECES if _missing(spec, piece)]
-    if not isinstance(spec.saves, Saves):
-        problems.append("`saves` must be declared (a Saves: what its backward reads)")
+    if not (isinstance(spec.saves, Saves) or callable(spec.saves)):
+        problems.append("`saves` must be declared (a Saves or a function: what its backward reads)")
     if not problems:
         problems += _contradictions(spec)
     if problems:

@@ -171,6 +171,8 @@ register(
           LAYERS + "LayerNorm2d",
           lambda node: Layer(ctor(node), (node.args["normalized_shape"],), {"eps": node.args["eps"]}),
           "2·C", "LayerNorm2d", positional=0, inferred="normalized_shape", saves=Saves.INPUT),
+    # F.local_response_norm's backward keeps its input, the padded square (counted without its
+    # size − 1 border planes), the power's base and the denominator: the input and 3 tensors
     _norm("LocalResponseNorm", "AlexNet's cross-channel normalisation",
           (ParamSpec("size", "size", ParamKind.INT, minimum=1),
            ParamSpec("alpha", "alpha", ParamKind.FLOAT, 1e-4, minimum=0),  # k + α·Σx² must stay positive
@@ -180,5 +182,5 @@ register(
           lambda node: Layer(ctor(node), (node.args["size"],),
                              changed(node.args, {"alpha": 1e-4, "beta": 0.75, "k": 1.0})),
           "0", "LocalResponseNorm(5, alpha = 1e-4, beta = 0.75, k = 2)", label=one("size"),
-          aliases=("LRN",), short="LRN", saves=Saves.BOTH, saved_tensors=3),
+          aliases=("LRN",), short="LRN", saves=Saves.INPUT, saved_tensors=3),
 )

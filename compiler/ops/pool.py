@@ -131,6 +131,11 @@ _WINDOW = (
 )
 
 
+def saves_adaptive_avg(args) -> Saves:
+    """torch averages to 1×1 with a mean, whose backward needs the input's shape only."""
+    return Saves.NOTHING if args["output_size"] == (1, 1) else Saves.INPUT
+
+
 def _pool(name: str, doc: str, params, infer, rf, torch_ctor: str, build, label, shape_rule: str,
           example: str, **more) -> OpSpec:
     return OpSpec(name=name, doc=doc, family=Family.POOL, params=params, infer=infer,
@@ -156,7 +161,7 @@ register(
     _pool("AdaptiveAvgPool", "mean pooling to a fixed output size",
           (ParamSpec("output_size", "output_size", ParamKind.PAIR, minimum=1),), infer_adaptive, adaptive_rf,
           "torch.nn.AdaptiveAvgPool2d", positional("output_size"), adaptive_label,
-          "[C, H, W] → [C, oh, ow]", "AdaptiveAvgPool(7)", saves=Saves.INPUT),
+          "[C, H, W] → [C, oh, ow]", "AdaptiveAvgPool(7)", saves=saves_adaptive_avg),
     _pool("AdaptiveMaxPool", "max pooling to a fixed output size",
           (ParamSpec("output_size", "output_size", ParamKind.PAIR, minimum=1),), infer_adaptive, adaptive_rf,
           "torch.nn.AdaptiveMaxPool2d", positional("output_size"), adaptive_label,
@@ -164,7 +169,7 @@ register(
     # AdaptiveAvgPool2d((1, 1)) / AdaptiveMaxPool2d((1, 1)), as torchvision writes them
     _pool("GlobalAvgPool", "mean over all positions", (), _infer_global("GlobalAvgPool"), GLOBAL,
           "torch.nn.AdaptiveAvgPool2d", positional("output_size"), lambda args: "",
-          "[C, H, W] → [C, 1, 1]", "GlobalAvgPool", saves=Saves.INPUT),
+          "[C, H, W] → [C, 1, 1]", "GlobalAvgPool", saves=Saves.NOTHING),
     _pool("GlobalMaxPool", "max over all positions", (), _infer_global("GlobalMaxPool"), GLOBAL,
           "torch.nn.AdaptiveMaxPool2d", positional("output_size"), lambda args: "",
           "[C, H, W] → [C, 1, 1]", "GlobalMaxPool", saves=Saves.INPUT, saved_bytes=8),

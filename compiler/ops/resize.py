@@ -280,7 +280,7 @@ register(
         params_rule="0",
         macs_rule="0",
         example='Pad([1, 2, 1, 2], mode = "reflect")',
-        saves=Saves.NOTHING,
+        saves=lambda args: Saves.NOTHING if args["mode"] == "constant" else Saves.INPUT,
     ),
     OpSpec(
         name="Crop",
