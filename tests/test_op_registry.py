@@ -26,6 +26,7 @@ from cnnc.compiler.ops import (
     check_spec,
     describe,
     not_a_module,
+    register,
 )
 from cnnc.compiler.ops.text import call_text
 from cnnc.dsl.diagnostics import CnncError
@@ -77,6 +78,22 @@ def test_an_empty_text_piece_fails(piece):
 def test_contradictory_pieces_fail(change, message):
     with pytest.raises(SpecError, match=message):
         check_spec(replace(REGISTRY["Upsample"], **change))
+
+
+def test_an_op_must_declare_what_its_backward_saves():
+    # training memory reads `saves`; an op without it would silently save nothing
+    with pytest.raises(SpecError, match="`saves` must be declared"):
+        check_spec(replace(REGISTRY["Mish"], saves=None))
+
+
+def test_registering_an_op_twice_fails_and_changes_nothing():
+    conv = REGISTRY["Conv"]
+    renamed = replace(conv, name="ConvAgain", infer=conv.infer.__wrapped__)
+    with pytest.raises(SpecError, match="op `Conv` is registered twice"):
+        register(renamed, replace(conv, infer=conv.infer.__wrapped__))
+    with pytest.raises(SpecError, match="op `ConvAgain` is registered twice"):
+        register(renamed, renamed)
+    assert "ConvAgain" not in REGISTRY and REGISTRY["Conv"] is conv
 
 
 def test_a_merge_may_not_describe_a_module():

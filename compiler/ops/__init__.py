@@ -347,8 +347,14 @@ ALIASES: dict[str, OpSpec] = {}
 
 
 def register(*specs: OpSpec) -> None:
+    """Add ops to REGISTRY, each checked; an op registered twice is a `SpecError` (replacing it
+    silently would leave two definitions, one of them dead), and nothing is added then."""
+    names = [spec.name for spec in specs]
     for spec in specs:
         check_spec(spec)
+        if spec.name in REGISTRY or names.count(spec.name) > 1:
+            raise SpecError(f"op `{spec.name}` is registered twice")
+    for spec in specs:
         REGISTRY[spec.name] = replace(spec, infer=_bounded(spec))
     ALIASES.clear()
     for spec in REGISTRY.values():
