@@ -15,9 +15,8 @@ reference `cnnc ops` prints) is read from it:
   formulas and example of its reference page.
 
 `register` checks each spec (`check_spec`: no piece may be missing; a name registered twice is
-refused) and wraps its `infer` with the
-size bounds below, so no op can make a tensor or a layer that the checker accepts and torch cannot
-allocate. The registry never imports torch: constructors are named by strings.
+refused) and wraps its `infer` with the size bounds below, so no op can make a tensor or a layer
+that the checker accepts and torch cannot allocate. The registry never imports torch: constructors are named by strings.
 
 Ranges: a parameter's value must lie where torch's constructor *and* forward accept it (a Dropout
 `p` in [0, 1], a positive finite `eps`, …); `coerce.py` enforces `ParamSpec`'s bounds, the shape
@@ -249,11 +248,12 @@ class OpSpec:
     inferred: str = ""  # the torch argument cnnc infers from the input (`in_channels`), if any
     # Training memory (`compiler/analysis/training_memory.py`). `saves` must be declared: a `Saves`,
     # or a function (args) -> Saves where the arguments decide (a constant Pad saves nothing, a
-    # reflecting one its input), so a new op cannot silently save nothing. An in-place activation whose backward needs its input
-    # saves a clone of it first (`clones_in_place`). Beside the saved tensors, the backward may keep
-    # `saved_bytes` bytes per output element (pool indices, dropout masks) and `saved_tensors` more
-    # tensors of the output's size and dtype (LRN's intermediates). `training_tensor`: a view at
-    # inference that makes a tensor of its own while training (Dropout, StochasticDepth).
+    # reflecting one its input), so a new op cannot silently save nothing. An in-place activation
+    # whose backward needs its input saves a clone of it first (`clones_in_place`). Beside the saved
+    # tensors, the backward may keep `saved_bytes` bytes per output element (pool indices, dropout
+    # masks) and `saved_tensors` more tensors of the output's size and dtype (LRN's intermediates).
+    # `training_tensor`: a view at inference that makes a tensor of its own while training (Dropout,
+    # StochasticDepth).
     saves: Saves | Callable | None = None
     clones_in_place: bool = False
     saved_bytes: int = 0
