@@ -259,6 +259,18 @@ class OpSpec:
     saved_bytes: int = 0
     saved_tensors: int = 0
     training_tensor: bool = False
+    # Merges: how one is written in a .cnn file (`written`) and in the standalone .py (`source`), each
+    # an infix operator (`+`) or a call with `{}` for the operands (`concat({})`): `merge_text`; the
+    # tensor method that accumulates the others into an input nothing else reads (`add_`), if any.
+    written: str = ""
+    source: str = ""
+    accumulate: str = ""
+    # No backward reads its output, so an in-place op after it may overwrite it (analysis/memory.py).
+    overwritable: bool = False
+    reshape: bool = False  # a view only where the strides allow one, else a copy (Flatten, Reshape)
+    tabled: bool = False  # on the summary table even where its family is folded (Flatten)
+    # ONNX expresses it only where its output size divides its input (one fixed window per axis)
+    onnx_divides: bool = False
 
     def param(self, name: str) -> ParamSpec | None:
         return next((p for p in self.params if p.name == name), None)
@@ -282,6 +294,11 @@ class OpSpec:
     def step(self, args, inputs) -> RFAxes | RFRule:
         """The receptive-field rule, applied: an `RFAxes` or a constant `RFRule`."""
         return self.rf if isinstance(self.rf, RFRule) else self.rf(args, inputs)
+
+    @property
+    def symbol(self) -> str:
+        """A merge's symbol as a .cnn file writes it: `+`, `*`, `concat`."""
+        return self.written.removesuffix("({})")
 
     @property
     def display_name(self) -> str:
@@ -335,6 +352,8 @@ def _contradictions(spec: OpSpec) -> list[str]:
             out.append(f"parameter `{p.name}`: `kind` must be a ParamKind")
         if (p.kind is ParamKind.CHOICE) != bool(p.choices):
             out.append(f"parameter `{p.name}`: a CHOICE lists its choices, and only a CHOICE")
+    if (spec.lowering is Lowering.MERGE) != bool(spec.written and spec.source):
+        out.append("`written` and `source` must describe a merge, and only a merge")
     if spec.tensor_params and spec.arity != 1 + len(spec.tensor_params):
         out.append("`arity` must count x and each TENSOR parameter")
     return out
@@ -386,6 +405,16 @@ def check_size(op: str, out: TensorType) -> None:
         raise OpError("E0308", f"`{op}` would make a tensor of {out.numel:,} elements per sample "
                       f"({out}), over cnnc's bound of {MAX_ELEMENTS:,}",
                       help="use a smaller input or fewer channels, or downsample earlier")
+
+
+def merge_text(form: str, operands) -> str:
+    """A merge's `written` or `source` form applied to its operands' texts: `a + b`, `concat(a, b)`."""
+    return form.format(", ".join(operands)) if "{}" in form else f" {form} ".join(operands)
+
+
+def merge_written(symbol: str) -> OpSpec | None:
+    """The merge a .cnn file writes with `symbol` (`+`, `*`, `concat`)."""
+    return next((s for s in REGISTRY.values() if s.written and s.symbol == symbol), None)
 
 
 def lookup(name: str) -> OpSpec | None:

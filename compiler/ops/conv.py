@@ -253,6 +253,7 @@ register(
         example="Conv(64, 3, stride = 2, pad = 1, bias = false)",
         inferred="in_channels",
         saves=Saves.INPUT,
+        overwritable=True,
     ),
     OpSpec(
         name="ConvTranspose",
@@ -307,5 +308,6 @@ register(
         example="Linear(1000)",
         inferred="in_features",
         saves=Saves.INPUT,
+        overwritable=True,
     ),
 )

@@ -127,11 +127,14 @@ BROADCAST = "torch's broadcasting, batch aside: equal ranks, each pair of sizes 
 
 register(
     _merge("Concat", "joins tensors along the channels: `concat(a, b, …)`", infer_concat, "torch.cat",
-           "concat", "‖", "[C₁, H, W], [C₂, H, W], … → [C₁ + C₂ + …, H, W]", "concat(a, b)", saves=Saves.NOTHING),
+           "concat", "‖", "[C₁, H, W], [C₂, H, W], … → [C₁ + C₂ + …, H, W]", "concat(a, b)", saves=Saves.NOTHING,
+           written="concat({})", source="torch.cat([{}], dim=1)", overwritable=True),
     _merge("Add", "elementwise sum with broadcasting: `a + b`", _infer_elementwise("+"), "operator.add",
-           "+", "⊕", BROADCAST, "a + b", saves=Saves.NOTHING),
+           "+", "⊕", BROADCAST, "a + b", saves=Saves.NOTHING,
+           written="+", source="+", accumulate="add_", overwritable=True),
     _merge("Mul", "elementwise product with broadcasting: `a * b` (SE gates)", _infer_elementwise("*"),
-           "operator.mul", "×", "⊗", BROADCAST, "a * gate", saves=Saves.INPUT),
+           "operator.mul", "×", "⊗", BROADCAST, "a * gate", saves=Saves.INPUT,
+           written="*", source="*", overwritable=True),
     OpSpec(name="Input", doc="a network's input, declared `input [C, H, W]`", family=Family.IO, params=(),
            infer=lambda args, inputs: (dict(args), args["type"]), count_params=NO_PARAMS,
            count_macs=NO_MACS, rf=ORIGIN, lowering=Lowering.INPUT, torch_ctor="", build=not_a_module,

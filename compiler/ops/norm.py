@@ -136,7 +136,7 @@ register(
           infer_batchnorm, batchnorm_params, "torch.nn.BatchNorm2d", build_batchnorm,
           "2·C when affine (running mean and variance are buffers)", "BatchNorm",
           shape_rule=SAME_OR_VECTOR + " (BatchNorm1d)", aliases=("BN",), positional=0,
-          inferred="num_features", saves=Saves.INPUT),
+          inferred="num_features", saves=Saves.INPUT, overwritable=True),
     _norm("FrozenBatchNorm", "BatchNorm with fixed statistics and affine, torchvision's FrozenBatchNorm2d",
           (ParamSpec("eps", "eps", ParamKind.FLOAT, 1e-5, above=0),),
           infer_frozen, NO_PARAMS, LAYERS + "FrozenBatchNorm2d",

@@ -91,13 +91,15 @@ def _plumbing(name: str, doc: str, infer, torch_ctor: str, build, shape_rule: st
 
 register(
     _plumbing("Flatten", "[C, H, W] → [C·H·W]", infer_flatten, "torch.nn.Flatten", positional(),
-              "[C, H, W] → [C·H·W]", "Flatten", rf=GLOBAL, view=True, saves=Saves.NOTHING),
+              "[C, H, W] → [C·H·W]", "Flatten", rf=GLOBAL, view=True, saves=Saves.NOTHING,
+              reshape=True, tabled=True),
     _plumbing("Reshape", "reshapes each sample, batch aside; one dimension may be -1", infer_reshape,
               LAYERS + "Reshape", positional("shape"),
               "[…] → shape, its -1 replaced by what the other dimensions leave; as many elements",
               "Reshape([-1, 8, 8])",
               params=(ParamSpec("shape", "shape", ParamKind.SHAPE),), rf=reshape_rf,
-              label=lambda args: _text(args.get("shape", ())), saves=Saves.NOTHING),
+              label=lambda args: _text(args.get("shape", ())), saves=Saves.NOTHING,
+              reshape=True),
     _plumbing("Dropout", "zeroes a share `p` of elements while training; the identity at inference",
               infer_same, "torch.nn.Dropout", lambda node: Layer(ctor(node), (), changed(node.args, {"p": 0.5})),
               "any shape, unchanged", "Dropout(0.2)",
