@@ -383,7 +383,7 @@ def bind_params(el: El, ref: BlockRef, args, kwargs, span, frame, from_cli: bool
         kwargs = tuple((k, v, span) for k, v in kwargs)
     names = [p.name for p in params]
     defaults = {p.name: (REQUIRED if p.default is None else p.default) for p in params}
-    given = bind_arguments(ref.name, names, defaults, args, kwargs, span, lazy_defaults=True, cli=from_cli)
+    given = bind_arguments(ref.name, names, defaults, args, kwargs, span, cli=from_cli)
     env = Env(ref.module, {})
     out = {}
     for p in params:
