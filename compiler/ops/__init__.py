@@ -16,7 +16,8 @@ reference `cnnc ops` prints) is read from it:
 
 `register` checks each spec (`check_spec`: no piece may be missing; a name registered twice is
 refused) and wraps its `infer` with the size bounds below, so no op can make a tensor or a layer
-that the checker accepts and torch cannot allocate. The registry never imports torch: constructors are named by strings.
+that the checker accepts and torch cannot allocate. The registry never imports torch: constructors
+are named by strings.
 
 Ranges: a parameter's value must lie where torch's constructor *and* forward accept it (a Dropout
 `p` in [0, 1], a positive finite `eps`, …); `coerce.py` enforces `ParamSpec`'s bounds, the shape

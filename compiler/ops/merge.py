@@ -127,7 +127,8 @@ BROADCAST = "torch's broadcasting, batch aside: equal ranks, each pair of sizes 
 
 register(
     _merge("Concat", "joins tensors along the channels: `concat(a, b, …)`", infer_concat, "torch.cat",
-           "concat", "‖", "[C₁, H, W], [C₂, H, W], … → [C₁ + C₂ + …, H, W]", "concat(a, b)", saves=Saves.NOTHING,
+           "concat", "‖", "[C₁, H, W], [C₂, H, W], … → [C₁ + C₂ + …, H, W]", "concat(a, b)",
+           saves=Saves.NOTHING,
            written="concat({})", source="torch.cat([{}], dim=1)", overwritable=True),
     _merge("Add", "elementwise sum with broadcasting: `a + b`", _infer_elementwise("+"), "operator.add",
            "+", "⊕", BROADCAST, "a + b", saves=Saves.NOTHING,

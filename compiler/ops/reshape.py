@@ -109,5 +109,6 @@ register(
               "any shape, unchanged", "Identity", view=True, saves=Saves.NOTHING),
     _plumbing("ChannelShuffle", "interleaves the channels of `groups` groups (ShuffleNet)", infer_shuffle,
               "torch.nn.ChannelShuffle", positional("groups"), "[C, H, W] → [C, H, W]", "ChannelShuffle(2)",
-              params=(ParamSpec("groups", "groups", ParamKind.INT, minimum=1),), label=one("groups"), saves=Saves.NOTHING),
+              params=(ParamSpec("groups", "groups", ParamKind.INT, minimum=1),), label=one("groups"),
+              saves=Saves.NOTHING),
 )
