@@ -124,7 +124,6 @@ class MergeLayer:
 class Builtin:
     name: str
     fn: Callable
-    lazy: bool = False  # receives unevaluated AST arguments (none so far)
 
 
 LAYER_TYPES = (OpLayer, BlockLayer, SeqLayer, LabeledLayer, MergeLayer)

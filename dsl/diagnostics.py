@@ -61,9 +61,6 @@ class Diagnostic:
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
 
-    def with_notes(self, *notes: str) -> Diagnostic:
-        return replace(self, notes=self.notes + tuple(notes))
-
     def sort_key(self) -> tuple:
         span = self.span
         if span is None:

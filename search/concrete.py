@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cnnc.compiler.ops import Family, Lowering, merge_text
 from cnnc.compiler.ops.text import call_text, literal
 from cnnc.dsl import safefs
 from cnnc.dsl.literals import escape_string
-
-MERGE_JOIN = {"Add": " + ", "Mul": " * "}
 
 
 @dataclass
@@ -47,7 +46,7 @@ def _statements(graph) -> list[str]:
     done: list[_Statement] = []
     open_: _Statement | None = None
     for node in graph.nodes_in_order():
-        if node.op == "Input":
+        if node.spec.lowering is Lowering.INPUT:
             continue
         if open_ is not None and _continues(graph, open_, node):
             open_.layers.append(layer_text(node, graph))
@@ -63,26 +62,22 @@ def _statements(graph) -> list[str]:
 
 def _continues(graph, statement: _Statement, node) -> bool:
     """A one-input layer fed only by the statement's last value extends its chain."""
-    if node.spec.family == "merge" or node.inputs != (statement.last,):
+    if node.spec.family is Family.MERGE or node.inputs != (statement.last,):
         return False
     return graph.users(statement.last) == [node.id]
 
 
 def _start(graph, node) -> _Statement:
-    if node.spec.family == "merge":
-        operands = [_var(i, graph) for i in node.inputs]
-        head = (
-            f"concat({', '.join(operands)})"
-            if node.op == "Concat"
-            else MERGE_JOIN[node.op].join(operands)
-        )
-        return _Statement(head if node.op == "Concat" else f"({head})", [], node.id)
+    if node.spec.family is Family.MERGE:
+        head = merge_text(node.spec.written, [_var(i, graph) for i in node.inputs])
+        infix = "{}" not in node.spec.written  # `(a + b)`: parenthesised before a `->`
+        return _Statement(f"({head})" if infix else head, [], node.id)
     source = node.inputs[0]  # a second input (`like = t`) is written inside the call
     return _Statement(_var(source, graph), [layer_text(node, graph)], node.id)
 
 
 def _var(node_id: int, graph=None) -> str:
-    if graph is not None and graph.node(node_id).op == "Input":
+    if graph is not None and graph.node(node_id).spec.lowering is Lowering.INPUT:
         return "in"
     return f"x{node_id}"
 
@@ -196,4 +191,5 @@ def same_layers(original, rewritten) -> list[str]:
 
 
 def _layers(graph) -> list:
-    return [n for n in graph.nodes_in_order() if n.op != "Input" and n.spec.family != "merge"]
+    return [n for n in graph.nodes_in_order()
+            if n.spec.lowering is not Lowering.INPUT and n.spec.family is not Family.MERGE]

@@ -25,7 +25,10 @@ from cnnc.compiler.ops import (
     SpecError,
     check_spec,
     describe,
+    merge_text,
+    merge_written,
     not_a_module,
+    register,
 )
 from cnnc.compiler.ops.text import call_text
 from cnnc.dsl.diagnostics import CnncError
@@ -77,6 +80,30 @@ def test_an_empty_text_piece_fails(piece):
 def test_contradictory_pieces_fail(change, message):
     with pytest.raises(SpecError, match=message):
         check_spec(replace(REGISTRY["Upsample"], **change))
+
+
+def test_an_op_must_declare_what_its_backward_saves():
+    # training memory reads `saves`; an op without it would silently save nothing
+    with pytest.raises(SpecError, match="`saves` must be declared"):
+        check_spec(replace(REGISTRY["Mish"], saves=None))
+
+
+def test_registering_an_op_twice_fails_and_changes_nothing():
+    conv = REGISTRY["Conv"]
+    renamed = replace(conv, name="ConvAgain", infer=conv.infer.__wrapped__)
+    with pytest.raises(SpecError, match="op `Conv` is registered twice"):
+        register(renamed, replace(conv, infer=conv.infer.__wrapped__))
+    with pytest.raises(SpecError, match="op `ConvAgain` is registered twice"):
+        register(renamed, renamed)
+    assert "ConvAgain" not in REGISTRY and REGISTRY["Conv"] is conv
+
+
+@pytest.mark.parametrize("change", [{"source": ""}, {"written": ""}])
+def test_a_merge_says_how_it_is_written_and_lowered(change):
+    with pytest.raises(SpecError, match="`written` and `source`"):
+        check_spec(replace(REGISTRY["Mul"], **change))
+    with pytest.raises(SpecError, match="`written` and `source`"):
+        check_spec(replace(REGISTRY["Conv"], source="+", written="+"))
 
 
 def test_a_merge_may_not_describe_a_module():
@@ -180,6 +207,25 @@ def test_merge_glyphs_and_lowering_come_from_the_registry():
 
 
 # -- lowering: the module named, built the same way from a seed -------------------------------------
+
+MERGES = [o for o in OPS if REGISTRY[o].lowering is Lowering.MERGE]
+
+
+@pytest.mark.parametrize("op", MERGES)
+def test_a_merge_is_parsed_printed_and_lowered_from_its_spec(op):
+    """A merge's `written` form elaborates to it, and its `source` expression (the standalone .py's)
+    computes what the lowered module computes."""
+    from cnnc.compiler.lower.fx import to_graph_module
+
+    spec = REGISTRY[op]
+    assert merge_written(spec.symbol) is spec
+    body = merge_text(spec.written, ["in", "(in -> Scale(3.0))"])
+    graph = api.graph("m.cnn", text=f"network m {{ input [2, 3, 3] return {body} }}")
+    assert [n.op for n in graph.nodes_in_order()] == ["Input", "Scale", op]
+    x = torch.randn(1, 2, 3, 3)
+    got = eval(merge_text(spec.source, ["a", "b"]), {"torch": torch, "a": x, "b": 3.0 * x})
+    torch.testing.assert_close(got, to_graph_module(graph, seed=0)(x))
+
 
 torch = pytest.importorskip("torch")
 

@@ -21,13 +21,10 @@ from cnnc.compiler.types import is_error
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
-# Producers whose output no backward formula reads (their backward needs only their inputs), so an
-# in-place activation after them is safe for autograd. Activations are absent on purpose: ReLU's
-# backward reads its output, so a second in-place op on it would break `backward()`. The input is
-# absent too: overwriting the caller's tensor would be a surprise.
-SAFE_TO_OVERWRITE = frozenset(
-    {"Conv", "Linear", "BatchNorm", "Add", "Mul", "Concat", "MaxPool", "AvgPool"}
-)
+# A producer may be overwritten when its spec says `overwritable`: no backward formula reads its
+# output (its backward needs only its inputs), so an in-place activation after it is safe for
+# autograd. Activations are not: ReLU's backward reads its output, so a second in-place op on it
+# would break `backward()`. Nor is the input: overwriting the caller's tensor would be a surprise.
 
 
 def runs_in_place(graph: Graph, node: Node) -> bool:
@@ -35,22 +32,23 @@ def runs_in_place(graph: Graph, node: Node) -> bool:
     if not node.spec.in_place:
         return False
     producer = graph.node(node.inputs[0])
-    return (producer.op in SAFE_TO_OVERWRITE and graph.users(producer.id) == [node.id]
+    return (producer.spec.overwritable and graph.users(producer.id) == [node.id]
             and not graph.is_output(producer.id))  # a returned tensor is read by the caller
 
 
 def add_target(graph: Graph, node: Node) -> int | None:
-    """The position of the input an `Add` may overwrite with the sum, or None (a fresh tensor).
+    """The position of the input a merge that accumulates (an `Add`: `OpSpec.accumulate`) may
+    overwrite with its result, or None (a fresh tensor).
 
     That input must be read by nothing else, come from an op whose backward does not need its
     output, and already have the sum's shape (no broadcasting into it).
     """
-    if node.op != "Add" or len(set(node.inputs)) != len(node.inputs):
+    if not node.spec.accumulate or len(set(node.inputs)) != len(node.inputs):
         return None
     for position, source in enumerate(node.inputs):
         producer = graph.node(source)
         if (
-            producer.op in SAFE_TO_OVERWRITE
+            producer.spec.overwritable
             and graph.users(source) == [node.id]
             and not graph.is_output(source)
             and producer.type == node.type
@@ -64,10 +62,6 @@ def activations(graph: Graph) -> dict[int, int]:
     owners = storage_owners(graph)
     return {n.id: n.type.numel if owners[n.id] == n.id and not is_error(n.type) else 0
             for n in graph.nodes_in_order()}
-
-
-# Views whose result is a reshape: torch returns a view where the strides allow one, else a copy
-RESHAPES = frozenset({"Flatten", "Reshape"})
 
 
 def storage_owners(graph: Graph) -> dict[int, int]:
@@ -86,9 +80,9 @@ def storage_owners(graph: Graph) -> dict[int, int]:
         target = add_target(graph, n)
         if target is not None:
             owners[n.id] = owners[n.inputs[target]]
-        elif runs_in_place(graph, n) or (n.spec.view and n.op not in RESHAPES):
+        elif runs_in_place(graph, n) or (n.spec.view and not n.spec.reshape):
             owners[n.id], strides[n.id] = owners[first], strides[first]
-        elif n.op in RESHAPES:
+        elif n.spec.reshape:  # torch returns a view where the strides allow one, else a copy
             view = _view_strides((1, *graph.node(first).type.shape), strides[first], (1, *n.type.shape))
             if view is not None:
                 owners[n.id], strides[n.id] = owners[first], view

@@ -57,7 +57,7 @@ def visible(rows, show_all: bool):
         return list(rows), 0
     hidden = (Family.ACT, Family.RESHAPE)
     shown = [r for r in rows if r.node_count > 1 or r.error or r.op not in REGISTRY
-             or REGISTRY[r.op].family not in hidden or r.op in ("Flatten",)]
+             or REGISTRY[r.op].family not in hidden or REGISTRY[r.op].tabled]
     return shown, len(rows) - len(shown)
 
 

@@ -6,10 +6,11 @@ optimiser's state (momentum SGD keeps one buffer per parameter, Adam two) live t
 the step allocates:
 
 - saved activations: the distinct tensors autograd keeps for the backward pass, at batch B. Each op
-  saves its input, its output or nothing (`SAVES`, from PyTorch's derivative formulas); a tensor
+  saves its input, its output or nothing (`OpSpec.saves`, from PyTorch's derivative formulas); a tensor
   saved by several readers, or shared through an in-place op or a view, counts once. An in-place
   activation whose backward needs its input (ReLU6, Hardswish, SiLU, …) saves a copy of it first.
-  Max pools also keep their indices (int64) and Dropout its mask (bool).
+  Max pools also keep their indices (int64) and Dropout its mask (bool): `OpSpec.saved_bytes`.
+  Every one of these facts is the op's registry entry's (`compiler/ops/`); none is named here.
 - gradients: written as the backward pass reaches each layer, last layer first;
 - workspace: the gradients in flight, of the output and the inputs of the node being differentiated.
 
@@ -28,49 +29,12 @@ from __future__ import annotations
 from cnnc.compiler.analysis.counts import params
 from cnnc.compiler.analysis.memory import DTYPE_BYTES, add_target, runs_in_place
 from cnnc.compiler.ir import Graph, Node
+from cnnc.compiler.ops import Saves
 from cnnc.compiler.types import is_error
 from cnnc.dsl.records import record
 
 # State tensors per parameter: momentum SGD's momentum buffer; Adam's exp_avg and exp_avg_sq.
 OPTIMIZER_BUFFERS = {"sgd": 1, "adam": 2}
-
-# What each op's backward reads: its "input", its "output", "both", or nothing (absent). From
-# PyTorch's derivatives.yaml; Mul saves both sides (SE gates: both need gradients).
-SAVES = {
-    "Conv": "input",
-    "Linear": "input",
-    "PointwiseLinear": "input",
-    "BatchNorm": "input",
-    "LayerNorm2d": "input",
-    "LocalResponseNorm": "both",
-    "MaxPool": "input",
-    "AvgPool": "input",
-    "AdaptiveAvgPool": "input",
-    "AdaptiveMaxPool": "input",
-    "GlobalAvgPool": "input",
-    "Mul": "input",
-    "LayerScale": "input",
-    "ReLU": "output",
-    "Sigmoid": "output",
-    "Tanh": "output",
-    "Softmax": "output",
-    "ReLU6": "input",
-    "LeakyReLU": "input",
-    "Hardswish": "input",
-    "Hardsigmoid": "input",
-    "SiLU": "input",
-    "GELU": "input",
-}
-# In place, these save a clone of their input (the input is about to be overwritten); ReLU and
-# LeakyReLU need only their result, which the in-place version keeps in the input's storage.
-CLONED_IN_PLACE = frozenset({"ReLU6", "Hardswish", "Hardsigmoid", "SiLU"})
-# Bytes kept per output element beside the saved tensors: pool indices, dropout masks, and LRN's
-# intermediate tensors (its square, the pooled sum and the power: float each).
-EXTRA_BYTES = {"MaxPool": 8, "AdaptiveMaxPool": 8, "Dropout": 1}
-EXTRA_TENSORS = {"LocalResponseNorm": 3}
-# Views in inference that are real tensors in training.
-_TRAINING_TENSORS = frozenset({"Dropout", "StochasticDepth"})
-
 
 @record
 class TrainingMemory:
@@ -157,13 +121,13 @@ def saved_bytes(graph: Graph, size: int) -> dict[object, tuple[int, int]]:
         out[key] = (nbytes, min(reader, out[key][1]) if key in out else reader)
 
     for n in graph.nodes_in_order():
-        what = SAVES.get(n.op)
-        if n.op in CLONED_IN_PLACE and runs_in_place(graph, n):
+        what = n.spec.saved(n.args)
+        if n.spec.clones_in_place and runs_in_place(graph, n):
             keep(("clone", n.id), n.type.numel * size, n.id)
-        elif what in ("input", "both"):
+        elif what in (Saves.INPUT, Saves.BOTH):
             for i in n.inputs:
                 keep(storage[i], graph.node(storage[i]).type.numel * size, n.id)
-        if what in ("output", "both"):
+        if what in (Saves.OUTPUT, Saves.BOTH):
             keep(storage[n.id], graph.node(storage[n.id]).type.numel * size, n.id)
         extra = _extra_bytes(n, size)
         if extra:
@@ -183,9 +147,9 @@ def storages(graph: Graph) -> dict[int, int]:
     out: dict[int, int] = {}
     for n in graph.nodes_in_order():
         out[n.id] = n.id
-        if n.op == "Input":
+        if not n.inputs:  # a network input
             continue
-        if (n.spec.view and n.op not in _TRAINING_TENSORS) or runs_in_place(graph, n):
+        if (n.spec.view and not n.spec.training_tensor) or runs_in_place(graph, n):
             out[n.id] = out[n.inputs[0]]
         target = add_target(graph, n)
         if target is not None:
@@ -196,4 +160,4 @@ def storages(graph: Graph) -> dict[int, int]:
 def _extra_bytes(n: Node, size: int) -> int:
     if is_error(n.type):
         return 0
-    return n.type.numel * (EXTRA_BYTES.get(n.op, 0) + EXTRA_TENSORS.get(n.op, 0) * size)
+    return n.type.numel * (n.spec.saved_bytes + n.spec.saved_tensors * size)

@@ -129,7 +129,7 @@ class Elaborator:
             return POISON
         for t in inputs:
             if not isinstance(t, Tensor):
-                raise Fail(error("E0404", f"`{MERGE_SYMBOL[op]}` joins tensors, but got {type_name(t)}", span))
+                raise Fail(error("E0404", f"`{REGISTRY[op].symbol}` joins tensors, but got {type_name(t)}", span))
         return self.apply_op(OpLayer(REGISTRY[op], {}, span), list(inputs), frame, name, explicit, operands)
 
     def apply_merge(self, layer: MergeLayer, x: Tensor, frame: Frame, name, explicit):
@@ -138,7 +138,7 @@ class Elaborator:
         sub = frame
         if explicit:
             path = self.b.claim(frame.scope, name, explicit, layer.span)
-            self.b.scopes.append(Scope(path, "group", MERGE_SYMBOL[layer.op], layer.span))
+            self.b.scopes.append(Scope(path, "group", REGISTRY[layer.op].symbol, layer.span))
             sub = Frame(path, frame.instances, frame.blocks)
         outs = [m if isinstance(m, Tensor) else self.guard(lambda m=m: self.apply(m, x, sub, span=layer.span))
                 for m in layer.members]
@@ -200,9 +200,6 @@ class Elaborator:
                 if made is not None and made.node > found.node:
                     del parts[node.path[:k]]
         return found
-
-
-MERGE_SYMBOL = {"Concat": "concat", "Add": "+", "Mul": "*"}
 
 
 # `_has_tensor` and `_has_error` run at every node: loops, not `any(…)` over a generator

@@ -83,7 +83,7 @@ def _arg_span(name: str, order: list[str], args, kwargs, span):
     return span
 
 
-def bind_arguments(fn: str, names, defaults, args, kwargs, span, lazy_defaults=False, cli=False) -> dict:
+def bind_arguments(fn: str, names, defaults, args, kwargs, span, cli=False) -> dict:
     """A call's positional `args` and `kwargs` ((name, value, span) triples) matched to the parameters
     `names` of `fn`; a missing one takes its default (E0402 when it is `REQUIRED`)."""
     if len(args) > len(names):

@@ -14,7 +14,7 @@ from cnnc.compiler.elaborate import budget, builtins, choices
 from cnnc.compiler.elaborate.bind import bind_arguments, bind_op_cached, describe_call
 from cnnc.compiler.elaborate.scopes import NOT_LOCAL, Env, ModuleScope
 from cnnc.compiler.elaborate.state import El, Frame, fail
-from cnnc.compiler.ops import REQUIRED, OpError, dsl_names, lookup
+from cnnc.compiler.ops import REQUIRED, OpError, dsl_names, lookup, merge_written
 from cnnc.compiler.types import is_error
 from cnnc.compiler.values import (
     POISON,
@@ -383,7 +383,7 @@ def bind_params(el: El, ref: BlockRef, args, kwargs, span, frame, from_cli: bool
         kwargs = tuple((k, v, span) for k, v in kwargs)
     names = [p.name for p in params]
     defaults = {p.name: (REQUIRED if p.default is None else p.default) for p in params}
-    given = bind_arguments(ref.name, names, defaults, args, kwargs, span, lazy_defaults=True, cli=from_cli)
+    given = bind_arguments(ref.name, names, defaults, args, kwargs, span, cli=from_cli)
     env = Env(ref.module, {})
     out = {}
     for p in params:
@@ -529,7 +529,7 @@ GRAPHISH = (Tensor, OpLayer, BlockLayer, SeqLayer, LabeledLayer, MergeLayer, Blo
 
 
 def graph_binop(el: El, expr: ast.BinOp, left, right, frame):
-    op = "Add" if expr.op == "+" else "Mul"
+    op = merge_written(expr.op).name  # `+`: Add, `*`: Mul
     if isinstance(left, Tensor) and isinstance(right, Tensor):
         operands = ((expr.left.span, left), (expr.right.span, right))
         return el.merge(op, (left, right), frame, expr.op_span, operands=operands)

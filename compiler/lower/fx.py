@@ -252,7 +252,7 @@ def build_fx_graph(graph: Graph) -> fx.Graph:
     g = fx.Graph()
     env: dict[int, fx.Node] = {}
     for node in graph.nodes_in_order():
-        if node.op == "Input":
+        if modules.kind(node) is Lowering.INPUT:
             value = g.placeholder(graph.input_name(node.id))
         elif modules.kind(node) is Lowering.MERGE:
             value = merge(g, graph, node, [env[i] for i in node.inputs])
@@ -304,7 +304,7 @@ def merge(g: fx.Graph, graph: Graph, node: Node, inputs: list[fx.Node]) -> fx.No
     if target is not None:  # `out += identity`: accumulate into an input nothing else reads
         value = inputs[target]
         for other in inputs[:target] + inputs[target + 1 :]:
-            value = g.create_node("call_method", "add_", (value, other), name=name)
+            value = g.create_node("call_method", node.spec.accumulate, (value, other), name=name)
         return value
     value = inputs[0]
     for other in inputs[1:]:  # a + b + c, folded left as Python evaluates it

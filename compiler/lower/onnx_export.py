@@ -55,12 +55,12 @@ def export_onnx(model, path: str, metadata: dict | None = None) -> str:
 
 def check_exportable(graph) -> None:
     for node in graph.nodes_in_order():
-        if node.op != "AdaptiveMaxPool":
+        if not node.spec.onnx_divides:
             continue
         (_, h, w), (_, oh, ow) = graph.node(node.inputs[0]).type.shape, node.type.shape
         if h % oh or w % ow:
             raise CnncError(error(
-                "E0911", f"ONNX cannot express AdaptiveMaxPool from {h}×{w} to {oh}×{ow}, a size that does not "
+                "E0911", f"ONNX cannot express {node.op} from {h}×{w} to {oh}×{ow}, a size that does not "
                 "divide its input", node.span,
                 "windows of varying size here",
                 notes=(("ONNX's MaxPool slides one fixed window; adaptive pooling to a size that does not divide "

@@ -30,7 +30,7 @@ from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.lower import init, layers, modules
 from cnnc.compiler.lower.fx import check_names, class_name
 from cnnc.compiler.names import is_attribute
-from cnnc.compiler.ops import Lowering
+from cnnc.compiler.ops import Lowering, merge_text
 
 Path = tuple[str, ...]
 _NAMES = ("x", "y", "z", "w", "v", "u", "t", "s")
@@ -329,7 +329,7 @@ def statements(graph: Graph, layout: Layout) -> list[Statement]:
     """Forward's lines in IR order; a chain container's line sits at its last node."""
     out, chain_of = [], {i: p for p, ids in layout.chains.items() for i in ids}
     for node in graph.nodes_in_order():
-        if node.op == "Input":
+        if modules.kind(node) is Lowering.INPUT:
             continue
         path = chain_of.get(node.id)
         if path is None:
@@ -390,13 +390,11 @@ def expression(graph: Graph, layout: Layout, stmt: Statement, names: dict[int, s
     if modules.kind(node) is Lowering.MODULE:
         return f"{access(layout, stmt.path)}({', '.join(names[i] for i in stmt.nodes[0].inputs)})"
     args = [names[i] for i in node.inputs]
-    if node.op == "Concat":
-        return f"torch.cat([{', '.join(args)}], dim=1)"
     target = modules.add_target(graph, node)
     if target is not None:  # `y.add_(x)`: the sum overwrites y, which nothing else reads
         others = args[:target] + args[target + 1 :]
-        return args[target] + "".join(f".add_({a})" for a in others)
-    return (" + " if node.op == "Add" else " * ").join(args)
+        return args[target] + "".join(f".{node.spec.accumulate}({a})" for a in others)
+    return merge_text(node.spec.source, args)
 
 
 def allocate_names(graph: Graph, stmts: list[Statement]) -> dict[int, str]:

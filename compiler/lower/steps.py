@@ -52,11 +52,12 @@ class StepModule(nn.Module):
                 value = args[0] * self.get_parameter(target)
             elif kind == CAT:
                 value = torch.cat(args, dim=1)
-            elif kind == ADD_INTO:
-                value = args[target]
+            elif kind == ADD_INTO:  # target: (the input written into, the method: `add_`)
+                position, method = target
+                value = args[position]
                 for k, other in enumerate(args):
-                    if k != target:
-                        value = value.add_(other)
+                    if k != position:
+                        value = getattr(value, method)(other)
             else:
                 value = args[0]
                 for other in args[1:]:
@@ -79,7 +80,7 @@ class StepModule(nn.Module):
 def _steps(graph: Graph) -> list[tuple]:
     """One step per node but the inputs, each with the values it is the last to read."""
     last: dict[int, int] = {}
-    order = [n for n in graph.nodes_in_order() if n.op != "Input"]
+    order = [n for n in graph.nodes_in_order() if modules.kind(n) is not Lowering.INPUT]
     for k, node in enumerate(order):
         for i in node.inputs:
             last[i] = k
@@ -103,7 +104,7 @@ def _step(graph: Graph, node) -> tuple:
         return CAT, node.id, ins, None
     target = modules.add_target(graph, node)
     if target is not None:
-        return ADD_INTO, node.id, ins, target
+        return ADD_INTO, node.id, ins, (target, node.spec.accumulate)
     return FOLD, node.id, ins, fn
 
 

@@ -36,21 +36,6 @@ class ShapeRecorder(fx.Interpreter):
         return out
 
 
-def runtime_shapes(module: fx.GraphModule, *x: torch.Tensor) -> dict[int, tuple[int, ...]]:
-    """IR node id → the shape torch gives its output for the inputs `x` (batch included)."""
-    recorder = ShapeRecorder(module)
-    with torch.no_grad():
-        recorder.run(*x)
-    return recorder.shapes
-
-
-def runtime_macs(module: torch.nn.Module, *x: torch.Tensor) -> int:
-    """Multiply-accumulates per sample as torch's FlopCounterMode counts them (FLOPs / 2)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        module(*x)
-    return counter.get_total_flops() // (2 * x[0].shape[0])
-
-
 class StorageCounter(fx.Interpreter):
     """Runs a lowered module node by node, counting the elements of each distinct storage a value
     lives in (parameters aside). Every value is kept alive, so no storage's identity is reused."""

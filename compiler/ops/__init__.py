@@ -14,9 +14,10 @@ reference `cnnc ops` prints) is read from it:
 - how it reads on a table or a diagram (`label(args)`, `short`), its family (a `Family`) and the
   formulas and example of its reference page.
 
-`register` checks each spec (`check_spec`: no piece may be missing) and wraps its `infer` with the
-size bounds below, so no op can make a tensor or a layer that the checker accepts and torch cannot
-allocate. The registry never imports torch: constructors are named by strings.
+`register` checks each spec (`check_spec`: no piece may be missing; a name registered twice is
+refused) and wraps its `infer` with the size bounds below, so no op can make a tensor or a layer
+that the checker accepts and torch cannot allocate. The registry never imports torch: constructors
+are named by strings.
 
 Ranges: a parameter's value must lie where torch's constructor *and* forward accept it (a Dropout
 `p` in [0, 1], a positive finite `eps`, …); `coerce.py` enforces `ParamSpec`'s bounds, the shape
@@ -131,6 +132,16 @@ FAMILY_TITLES = {
 }
 
 
+class Saves(enum.Enum):
+    """What an op's backward reads of its own tensors, from PyTorch's derivative formulas
+    (derivatives.yaml): training memory keeps these alive until the backward pass reaches the op."""
+
+    NOTHING = "nothing"
+    INPUT = "input"  # each input (a Conv; a Mul: both sides, as an SE gate needs both gradients)
+    OUTPUT = "output"  # its result (ReLU, Sigmoid, Tanh, Softmax)
+    BOTH = "both"
+
+
 class Lowering(enum.StrEnum):
     """How a node becomes PyTorch."""
 
@@ -236,6 +247,31 @@ class OpSpec:
     # none: torch's first positional argument is the feature count, which cnnc infers.
     positional: int | None = None
     inferred: str = ""  # the torch argument cnnc infers from the input (`in_channels`), if any
+    # Training memory (`compiler/analysis/training_memory.py`). `saves` must be declared: a `Saves`,
+    # or a function (args) -> Saves where the arguments decide (a constant Pad saves nothing, a
+    # reflecting one its input), so a new op cannot silently save nothing. An in-place activation
+    # whose backward needs its input saves a clone of it first (`clones_in_place`). Beside the saved
+    # tensors, the backward may keep `saved_bytes` bytes per output element (pool indices, dropout
+    # masks) and `saved_tensors` more tensors of the output's size and dtype (LRN's intermediates).
+    # `training_tensor`: a view at inference that makes a tensor of its own while training (Dropout,
+    # StochasticDepth).
+    saves: Saves | Callable | None = None
+    clones_in_place: bool = False
+    saved_bytes: int = 0
+    saved_tensors: int = 0
+    training_tensor: bool = False
+    # Merges: how one is written in a .cnn file (`written`) and in the standalone .py (`source`), each
+    # an infix operator (`+`) or a call with `{}` for the operands (`concat({})`): `merge_text`; the
+    # tensor method that accumulates the others into an input nothing else reads (`add_`), if any.
+    written: str = ""
+    source: str = ""
+    accumulate: str = ""
+    # No backward reads its output, so an in-place op after it may overwrite it (analysis/memory.py).
+    overwritable: bool = False
+    reshape: bool = False  # a view only where the strides allow one, else a copy (Flatten, Reshape)
+    tabled: bool = False  # on the summary table even where its family is folded (Flatten)
+    # ONNX expresses it only where its output size divides its input (one fixed window per axis)
+    onnx_divides: bool = False
 
     def param(self, name: str) -> ParamSpec | None:
         return next((p for p in self.params if p.name == name), None)
@@ -252,9 +288,18 @@ class OpSpec:
         optional = sum(1 for p in self.tensor_params if p.default is not REQUIRED)
         return self.arity - optional <= count <= self.arity
 
+    def saved(self, args) -> Saves:
+        """What the backward of a node with these arguments reads (`saves`, applied)."""
+        return self.saves if isinstance(self.saves, Saves) else self.saves(args)
+
     def step(self, args, inputs) -> RFAxes | RFRule:
         """The receptive-field rule, applied: an `RFAxes` or a constant `RFRule`."""
         return self.rf if isinstance(self.rf, RFRule) else self.rf(args, inputs)
+
+    @property
+    def symbol(self) -> str:
+        """A merge's symbol as a .cnn file writes it: `+`, `*`, `concat`."""
+        return self.written.removesuffix("({})")
 
     @property
     def display_name(self) -> str:
@@ -275,6 +320,8 @@ REQUIRED_PIECES = _required_pieces()
 def check_spec(spec: OpSpec) -> None:
     """Raise `SpecError` naming each piece `spec` lacks or gets wrong (see the module docstring)."""
     problems = [f"`{piece}` is missing" for piece in REQUIRED_PIECES if _missing(spec, piece)]
+    if not (isinstance(spec.saves, Saves) or callable(spec.saves)):
+        problems.append("`saves` must be declared (a Saves or a function: what its backward reads)")
     if not problems:
         problems += _contradictions(spec)
     if problems:
@@ -306,6 +353,8 @@ def _contradictions(spec: OpSpec) -> list[str]:
             out.append(f"parameter `{p.name}`: `kind` must be a ParamKind")
         if (p.kind is ParamKind.CHOICE) != bool(p.choices):
             out.append(f"parameter `{p.name}`: a CHOICE lists its choices, and only a CHOICE")
+    if (spec.lowering is Lowering.MERGE) != bool(spec.written and spec.source):
+        out.append("`written` and `source` must describe a merge, and only a merge")
     if spec.tensor_params and spec.arity != 1 + len(spec.tensor_params):
         out.append("`arity` must count x and each TENSOR parameter")
     return out
@@ -318,8 +367,14 @@ ALIASES: dict[str, OpSpec] = {}
 
 
 def register(*specs: OpSpec) -> None:
+    """Add ops to REGISTRY, each checked; an op registered twice is a `SpecError` (replacing it
+    silently would leave two definitions, one of them dead), and nothing is added then."""
+    names = [spec.name for spec in specs]
     for spec in specs:
         check_spec(spec)
+        if spec.name in REGISTRY or names.count(spec.name) > 1:
+            raise SpecError(f"op `{spec.name}` is registered twice")
+    for spec in specs:
         REGISTRY[spec.name] = replace(spec, infer=_bounded(spec))
     ALIASES.clear()
     for spec in REGISTRY.values():
@@ -351,6 +406,16 @@ def check_size(op: str, out: TensorType) -> None:
         raise OpError("E0308", f"`{op}` would make a tensor of {out.numel:,} elements per sample "
                       f"({out}), over cnnc's bound of {MAX_ELEMENTS:,}",
                       help="use a smaller input or fewer channels, or downsample earlier")
+
+
+def merge_text(form: str, operands) -> str:
+    """A merge's `written` or `source` form applied to its operands' texts: `a + b`, `concat(a, b)`."""
+    return form.format(", ".join(operands)) if "{}" in form else f" {form} ".join(operands)
+
+
+def merge_written(symbol: str) -> OpSpec | None:
+    """The merge a .cnn file writes with `symbol` (`+`, `*`, `concat`)."""
+    return next((s for s in REGISTRY.values() if s.written and s.symbol == symbol), None)
 
 
 def lookup(name: str) -> OpSpec | None:

@@ -19,6 +19,7 @@ from cnnc.compiler.ops import (
     ParamKind,
     ParamSpec,
     RFAxes,
+    Saves,
     expect_rank,
     reads,
     register,
@@ -251,6 +252,8 @@ register(
         macs_rule="out_channels · H' · W' · (C / groups) · kh · kw",
         example="Conv(64, 3, stride = 2, pad = 1, bias = false)",
         inferred="in_channels",
+        saves=Saves.INPUT,
+        overwritable=True,
     ),
     OpSpec(
         name="ConvTranspose",
@@ -280,6 +283,7 @@ register(
         macs_rule="C · H · W · (out_channels / groups) · kh · kw",
         example="ConvTranspose(64, 2, stride = 2)",
         inferred="in_channels",
+        saves=Saves.INPUT,
     ),
     OpSpec(
         name="Linear",
@@ -303,5 +307,7 @@ register(
         macs_rule="N · out_features",
         example="Linear(1000)",
         inferred="in_features",
+        saves=Saves.INPUT,
+        overwritable=True,
     ),
 )

@@ -14,6 +14,7 @@ from cnnc.compiler.ops import (
     ParamKind,
     ParamSpec,
     RFAxes,
+    Saves,
     expect_rank,
     reads,
     register,
@@ -130,13 +131,18 @@ _WINDOW = (
 )
 
 
+def saves_adaptive_avg(args) -> Saves:
+    """torch averages to 1×1 with a mean, whose backward needs the input's shape only."""
+    return Saves.NOTHING if args["output_size"] == (1, 1) else Saves.INPUT
+
+
 def _pool(name: str, doc: str, params, infer, rf, torch_ctor: str, build, label, shape_rule: str,
-          example: str) -> OpSpec:
+          example: str, **more) -> OpSpec:
     return OpSpec(name=name, doc=doc, family=Family.POOL, params=params, infer=infer,
                   count_params=NO_PARAMS, count_macs=NO_MACS, rf=rf, lowering=Lowering.MODULE,
                   torch_ctor=torch_ctor, build=build, label=label, shape_rule=shape_rule,
                   params_rule="0", macs_rule="0 (comparisons and sums, not multiply-accumulates)",
-                  example=example)
+                  example=example, **more)
 
 
 register(
@@ -145,26 +151,28 @@ register(
                      ParamSpec("ceil_mode", "ceil_mode", ParamKind.BOOL, False)),
           _infer_window("MaxPool"), window_rf, "torch.nn.MaxPool2d",
           _build_window({"padding": 0, "dilation": 1, "ceil_mode": False}), window_label, WINDOW_SHAPE,
-          "MaxPool(3, stride = 2, pad = 1)"),
+          "MaxPool(3, stride = 2, pad = 1)", saves=Saves.INPUT, saved_bytes=8,
+          overwritable=True),
     _pool("AvgPool", "mean over sliding windows",
           _WINDOW + (ParamSpec("ceil_mode", "ceil_mode", ParamKind.BOOL, False),
                      ParamSpec("count_include_pad", "count_include_pad", ParamKind.BOOL, True)),
           _infer_window("AvgPool"), window_rf, "torch.nn.AvgPool2d",
           _build_window({"padding": 0, "ceil_mode": False, "count_include_pad": True}), window_label,
-          WINDOW_SHAPE, "AvgPool(2)"),
+          WINDOW_SHAPE, "AvgPool(2)", saves=Saves.INPUT, overwritable=True),
     _pool("AdaptiveAvgPool", "mean pooling to a fixed output size",
           (ParamSpec("output_size", "output_size", ParamKind.PAIR, minimum=1),), infer_adaptive, adaptive_rf,
           "torch.nn.AdaptiveAvgPool2d", positional("output_size"), adaptive_label,
-          "[C, H, W] → [C, oh, ow]", "AdaptiveAvgPool(7)"),
+          "[C, H, W] → [C, oh, ow]", "AdaptiveAvgPool(7)", saves=saves_adaptive_avg),
     _pool("AdaptiveMaxPool", "max pooling to a fixed output size",
           (ParamSpec("output_size", "output_size", ParamKind.PAIR, minimum=1),), infer_adaptive, adaptive_rf,
           "torch.nn.AdaptiveMaxPool2d", positional("output_size"), adaptive_label,
-          "[C, H, W] → [C, oh, ow]", "AdaptiveMaxPool([4, 4])"),
+          "[C, H, W] → [C, oh, ow]", "AdaptiveMaxPool([4, 4])", saves=Saves.INPUT, saved_bytes=8,
+          onnx_divides=True),
     # AdaptiveAvgPool2d((1, 1)) / AdaptiveMaxPool2d((1, 1)), as torchvision writes them
     _pool("GlobalAvgPool", "mean over all positions", (), _infer_global("GlobalAvgPool"), GLOBAL,
           "torch.nn.AdaptiveAvgPool2d", positional("output_size"), lambda args: "",
-          "[C, H, W] → [C, 1, 1]", "GlobalAvgPool"),
+          "[C, H, W] → [C, 1, 1]", "GlobalAvgPool", saves=Saves.NOTHING),
     _pool("GlobalMaxPool", "max over all positions", (), _infer_global("GlobalMaxPool"), GLOBAL,
           "torch.nn.AdaptiveMaxPool2d", positional("output_size"), lambda args: "",
-          "[C, H, W] → [C, 1, 1]", "GlobalMaxPool"),
+          "[C, H, W] → [C, 1, 1]", "GlobalMaxPool", saves=Saves.INPUT, saved_bytes=8),
 )

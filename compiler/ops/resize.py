@@ -25,6 +25,7 @@ from cnnc.compiler.ops import (
     ParamKind,
     ParamSpec,
     RFAxes,
+    Saves,
     expect_rank,
     reads,
     register,
@@ -237,6 +238,7 @@ register(
         macs_rule="0 (interpolation is no multiply-accumulate of a layer)",
         example='Upsample(like = skip, mode = "bilinear")',
         arity=2,
+        saves=Saves.NOTHING,
     ),
     OpSpec(
         name="PixelShuffle",
@@ -255,6 +257,7 @@ register(
         params_rule="0",
         macs_rule="0",
         example="PixelShuffle(2)",
+        saves=Saves.NOTHING,
     ),
     OpSpec(
         name="Pad",
@@ -277,6 +280,7 @@ register(
         params_rule="0",
         macs_rule="0",
         example='Pad([1, 2, 1, 2], mode = "reflect")',
+        saves=lambda args: Saves.NOTHING if args["mode"] == "constant" else Saves.INPUT,
     ),
     OpSpec(
         name="Crop",
@@ -298,5 +302,6 @@ register(
         example="Crop(like = up)",
         arity=2,
         view=True,
+        saves=Saves.NOTHING,
     ),
 )
