@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error, printable
+from cnnc.search.choices import data_kind
 
 RUN_FILE, PROGRAM, WEIGHTS = "run.json", "network.cnn", "model.pt"
 MAX_RUN_BYTES = 64 << 20  # a run.json with a million class names fits
@@ -234,8 +235,8 @@ def class_names(spec: str, count: int) -> tuple[str, ...]:
 
 
 def pixel_max(spec: str) -> float | None:
-    kind = spec.strip().partition(":")[0]
-    return 16.0 if kind == "digits" else 255.0 if kind in ("folder", "cifar10") else None
+    kind = data_kind(spec)
+    return None if kind is None else kind.pixel_max
 
 
 def record(graph, data, args, resized: bool) -> dict:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from cnnc.commands import common
+from cnnc.search import choices
 
 HELP = "train a network on a data set (weights, checkpoints, metrics, curves)"
 DESCRIPTION = """\
@@ -32,7 +33,7 @@ examples:
 
 def configure(p) -> None:
     common.add_program_args(p)
-    p.add_argument("--data", required=True, metavar="SPEC", help="digits, folder:DIR, cifar10:DIR or npz:FILE")
+    p.add_argument("--data", required=True, metavar="SPEC", help=choices.data_specs())
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="where the run's files go")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
