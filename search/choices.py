@@ -44,10 +44,14 @@ class Sampler(Entry):
 class DataKind(Entry):
     """`load()` is `(path, side) -> raw images`; `path`: what follows `KIND:` (`DIR` or `FILE`), or
     "" for a kind that takes none; `pixel_max`: the largest pixel value of its images, when known
-    (recorded with a trained run's preprocessing)."""
+    (recorded with a trained run's preprocessing); `augment`: `cnnc train` crops and flips its
+    images by default; `imagenet`: `cnnc train` normalises them with ImageNet's statistics by
+    default (photos, for weights trained on ImageNet)."""
 
     path: str = ""
     pixel_max: float | None = None
+    augment: bool = False
+    imagenet: bool = False
 
 
 EVALUATORS = {
@@ -67,9 +71,9 @@ DATA_KINDS = {
     "digits": DataKind("data:load_digits_kind", "scikit-learn's bundled 8×8 digits (1,797 grey images, 10 classes)",
                        pixel_max=16.0),
     "cifar10": DataKind("data:load_cifar10_kind", "CIFAR-10's python batches in DIR (cifar-10-batches-py)",
-                        path="DIR", pixel_max=255.0),
+                        path="DIR", pixel_max=255.0, augment=True),
     "folder": DataKind("data:load_folder_kind", "image files in DIR, one sub-folder per class", path="DIR",
-                       pixel_max=255.0),
+                       pixel_max=255.0, augment=True, imagenet=True),
     "npz": DataKind("data:load_npz_kind", "arrays x [N, C, H, W] or [N, H, W, C] and y in a .npz FILE",
                     path="FILE"),
 }
@@ -90,6 +94,12 @@ def data_specs() -> str:
     """`digits, cifar10:DIR, folder:DIR or npz:FILE`."""
     specs = [f"{name}:{kind.path}" if kind.path else name for name, kind in DATA_KINDS.items()]
     return ", ".join(specs[:-1]) + " or " + specs[-1]
+
+
+def data_kinds_with(field: str) -> str:
+    """`folder: and cifar10:`: the kinds whose entry sets `field`, as help text."""
+    names = [f"{name}:" if kind.path else name for name, kind in DATA_KINDS.items() if getattr(kind, field)]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
 
 
 def data_kind(spec: str) -> DataKind | None:

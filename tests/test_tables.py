@@ -205,3 +205,21 @@ def test_an_unknown_data_kind_names_the_table(tmp_path):
     with pytest.raises(CnncError) as info:
         load_dataset("mnist:foo")
     assert info.value.diagnostics[0].helps[0] == "expected digits, cifar10:DIR, folder:DIR or npz:FILE"
+
+
+@pytest.mark.parametrize("kind", list(choices.DATA_KINDS))
+def test_train_augments_each_kind_as_its_entry_says(kind):
+    from argparse import Namespace
+
+    from cnnc.commands.train import augmenting
+
+    entry = choices.DATA_KINDS[kind]
+    spec = f"{kind.upper()}:x" if entry.path else kind
+    assert augmenting(Namespace(augment="auto", data=spec)) is entry.augment
+    assert augmenting(Namespace(augment="off", data=spec)) is False
+
+
+def test_train_help_names_the_kinds_from_the_table(capsys):
+    code, out, _ = run_cli(["train", "--help"], capsys)
+    flat = " ".join(out.split())
+    assert code == 0 and "(auto: on for cifar10: and folder:)" in flat and "(auto: imagenet for folder:)" in flat
