@@ -50,6 +50,8 @@ RULES = {
     "cnnc.compiler.elaborate": Rule(("cnnc.compiler", "cnnc.dsl"), never=_COMPILER_UPPER),
     "cnnc.compiler.elaborate.state": Rule(("cnnc.compiler", "cnnc.dsl"),
                                           never=_COMPILER_UPPER + ("cnnc.compiler.elaborate",)),
+    # the smallest input a network accepts, for `elaborate_file` (the API and the commands alike)
+    "cnnc.compiler.hints": Rule(("cnnc.compiler.elaborate", "cnnc.dsl.records")),
     "cnnc.compiler.types": Rule(("cnnc.dsl.records", "cnnc.dsl.source", "cnnc.dsl.diagnostics")),
     "cnnc.compiler.ir": Rule(("cnnc.dsl.records", "cnnc.dsl.source", "cnnc.dsl.diagnostics", "cnnc.compiler.ops",
                               "cnnc.compiler.types"), ("networkx",)),
