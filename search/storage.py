@@ -303,3 +303,134 @@ def retrying(step: Callable, say: Callable[[str], None], limit: float = RETRY_SE
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:200]
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks before the work, and failures while in use: a URL or a file the user named, the user's to
+# fix (the CLI says a `StorageProblem` as `error: …` with its helps, exit 1)
+
+
+class StorageProblem(Exception):
+    """A storage that cannot hold a study, or that failed while in use. `helps` say what would fix
+    it; `missing` is the ImportError of a database driver that is not installed (the CLI names the
+    extra that brings it, where cnnc has one)."""
+
+    def __init__(self, message: str, *helps: str, missing: ImportError | None = None):
+        super().__init__(message)
+        self.helps, self.missing = helps, missing
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
+STORAGE_HELP = "e.g. `--storage sqlite:///runs/t/study.db` or `--storage postgresql://USER@HOST/DB`"
+STUDY_FILE_HELP = (
+    "move it away to start a new study there, or name another place with --out or --storage"
+)
+READ_ONLY_HELP = (
+    "make the file and its folder writable, or copy the folder and point --out at the copy"
+)
+
+
+def check_storage(url: str) -> None:
+    """Refuse, before the work, a storage that cannot hold a study: a URL that does not parse, an
+    unknown database or one whose driver is missing, a study file that is a folder, not a SQLite
+    database, or read-only (Optuna writes to it even to read it)."""
+    if url.startswith(("sqlite:///", "journal:///")):
+        _check_study_file(Path(url.split(":///", 1)[1]), sqlite=url.startswith("sqlite"))
+        return
+    import sqlalchemy.engine
+    import sqlalchemy.exc
+
+    try:
+        dialect = sqlalchemy.engine.make_url(database_url(url)).get_dialect()
+        dialect.import_dbapi()
+    except sqlalchemy.exc.NoSuchModuleError:  # before ArgumentError, its base class
+        kind = url.partition(":")[0]
+        raise StorageProblem(
+            f"--storage `{url}`: `{kind}` is not a kind of database cnnc knows", STORAGE_HELP
+        ) from None
+    except sqlalchemy.exc.ArgumentError:
+        raise StorageProblem(f"--storage `{url}` is not a database URL", STORAGE_HELP) from None
+    except ImportError as exc:
+        _missing_driver(url, exc)
+
+
+def _missing_driver(url: str, exc: ImportError) -> None:
+    """The driver of a `--storage` URL is not installed: the module's name (and, for the CLI, the
+    ImportError, whose module may be that of an extra: PostgreSQL's psycopg2)."""
+    raise StorageProblem(
+        f"--storage `{url}`: its database driver (the module `{exc.name}`) is not installed",
+        f"install that driver, or use SQLite: {STORAGE_HELP}",
+        missing=exc,
+    ) from None
+
+
+def _check_study_file(path: Path, sqlite: bool) -> None:
+    try:
+        _check_study_path(path, sqlite)
+    except OSError as exc:  # a name the OS refuses (too long, a loop of links)
+        raise StorageProblem(
+            f"cannot use the study file `{path}`: {exc.strerror or exc}", STUDY_FILE_HELP
+        ) from None
+
+
+def _check_study_path(path: Path, sqlite: bool) -> None:
+    if path.is_dir():
+        raise StorageProblem(f"the study file `{path}` is a folder", STUDY_FILE_HELP)
+    if not path.exists():
+        return  # a new study: the driver creates it
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise StorageProblem(
+            f"cannot read the study file `{path}`: {exc.strerror or exc}", STUDY_FILE_HELP
+        ) from None
+    if sqlite and head and head != SQLITE_MAGIC:
+        raise StorageProblem(
+            f"the study file `{path}` is not a SQLite database (damaged, or another kind of file)",
+            STUDY_FILE_HELP,
+        )
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        raise StorageProblem(
+            f"the study file `{path}` is read-only: a study writes to its file and beside it",
+            READ_ONLY_HELP,
+        )
+
+
+@contextlib.contextmanager
+def storage_errors(url: str):
+    """A storage that fails while in use (damaged, read-only, full, locked, unreachable) is the user's
+    problem (exit 1); an error in how cnnc talks to it (a wrong query: ProgrammingError, a broken
+    constraint: IntegrityError) stays an internal error."""
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except (sqlalchemy.exc.DBAPIError, sqlite3.DatabaseError) as exc:
+        if not _storage_failure(exc):
+            raise
+        reason = (str(getattr(exc, "orig", None) or exc).splitlines() or ["no reason given"])[0][
+            :200
+        ]
+        raise StorageProblem(
+            f"the study storage `{url}` failed: {reason}", _storage_help(reason)
+        ) from None
+
+
+def _storage_help(reason: str) -> str:
+    if "readonly" in reason or "read-only" in reason:
+        return READ_ONLY_HELP
+    if "not a database" in reason or "malformed" in reason:
+        return STUDY_FILE_HELP
+    return "check that the database is reachable and has room, then run again (a study resumes)"
+
+
+def _storage_failure(exc) -> bool:
+    import sqlalchemy.exc as sa
+
+    if isinstance(exc, (sa.OperationalError, sa.InterfaceError, sqlite3.OperationalError)):
+        return True
+    return type(exc) in (
+        sa.DatabaseError,
+        sqlite3.DatabaseError,
+    )  # "file is not a database", "malformed"

@@ -105,6 +105,18 @@ def test_report_of_a_file_that_is_not_a_database(tmp_path, capsys):
     assert_user_error(code, err, "study.db` is not a SQLite database", "move it away")
 
 
+def test_the_storage_checks_are_the_search_layers_own(tmp_path):
+    """`search/storage.py` refuses a study file that is no database without the command line; the CLI
+    only says its `StorageProblem` as `error: …` (above)."""
+    from cnnc.search import storage
+
+    folder = garbage_study(tmp_path / "run")
+    with pytest.raises(storage.StorageProblem) as info:
+        storage.check_storage(f"sqlite:///{folder / 'study.db'}")
+    assert str(info.value) == f"the study file `{folder / 'study.db'}` is not a SQLite database (damaged, or another kind of file)"
+    assert info.value.helps == (storage.STUDY_FILE_HELP,) and info.value.missing is None
+
+
 def test_report_of_a_damaged_database(tmp_path, capsys):
     folder = damaged_study(tmp_path / "run")
     code, _, err = run_cli(["search-report", folder], capsys)

@@ -121,133 +121,39 @@ def is_usage(diagnostics) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Study storage (`cnnc search`, `cnnc search-report`): a URL or a file the user named
-
-
-SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
-STORAGE_HELP = "e.g. `--storage sqlite:///runs/t/study.db` or `--storage postgresql://USER@HOST/DB`"
-STUDY_FILE_HELP = (
-    "move it away to start a new study there, or name another place with --out or --storage"
-)
-READ_ONLY_HELP = (
-    "make the file and its folder writable, or copy the folder and point --out at the copy"
-)
+# Study storage (`cnnc search`, `cnnc search-report`): `search/storage.py` checks it; its problems are
+# the user's (exit 1), a missing database driver with the install line of its extra
 
 
 def check_storage(url: str) -> None:
-    """Refuse, before the work, a storage that cannot hold a study: a URL that does not parse, an
-    unknown database or one whose driver is missing, a study file that is a folder, not a SQLite
-    database, or read-only (Optuna writes to it even to read it)."""
-    if url.startswith(("sqlite:///", "journal:///")):
-        _check_study_file(Path(url.split(":///", 1)[1]), sqlite=url.startswith("sqlite"))
-        return
-    import sqlalchemy.engine
-    import sqlalchemy.exc
+    """`search.storage.check_storage`, its refusals as `UserError`s."""
+    from cnnc.search import storage
 
-    from cnnc.search.storage import database_url
-
-    try:
-        dialect = sqlalchemy.engine.make_url(database_url(url)).get_dialect()
-        dialect.import_dbapi()
-    except sqlalchemy.exc.NoSuchModuleError:  # before ArgumentError, its base class
-        kind = url.partition(":")[0]
-        raise UserError(
-            f"--storage `{url}`: `{kind}` is not a kind of database cnnc knows", STORAGE_HELP
-        ) from None
-    except sqlalchemy.exc.ArgumentError:
-        raise UserError(f"--storage `{url}` is not a database URL", STORAGE_HELP) from None
-    except ImportError as exc:
-        _missing_driver(url, exc)
-
-
-def _missing_driver(url: str, exc: ImportError) -> None:
-    """The driver of a `--storage` URL is not installed: the extra that brings it where cnnc has
-    one (PostgreSQL's psycopg2), else the module's name."""
-    from cnnc.commands import extras
-
-    missing = extras.missing_from(exc, f"--storage `{url}`")
-    if missing is not None:
-        raise missing from None
-    raise UserError(
-        f"--storage `{url}`: its database driver (the module `{exc.name}`) is not installed",
-        f"install that driver, or use SQLite: {STORAGE_HELP}",
-    ) from None
-
-
-def _check_study_file(path: Path, sqlite: bool) -> None:
-    try:
-        _check_study_path(path, sqlite)
-    except OSError as exc:  # a name the OS refuses (too long, a loop of links)
-        raise UserError(
-            f"cannot use the study file `{path}`: {exc.strerror or exc}", STUDY_FILE_HELP
-        ) from None
-
-
-def _check_study_path(path: Path, sqlite: bool) -> None:
-    if path.is_dir():
-        raise UserError(f"the study file `{path}` is a folder", STUDY_FILE_HELP)
-    if not path.exists():
-        return  # a new study: the driver creates it
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(SQLITE_MAGIC))
-    except OSError as exc:
-        raise UserError(
-            f"cannot read the study file `{path}`: {exc.strerror or exc}", STUDY_FILE_HELP
-        ) from None
-    if sqlite and head and head != SQLITE_MAGIC:
-        raise UserError(
-            f"the study file `{path}` is not a SQLite database (damaged, or another kind of file)",
-            STUDY_FILE_HELP,
-        )
-    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
-        raise UserError(
-            f"the study file `{path}` is read-only: a study writes to its file and beside it",
-            READ_ONLY_HELP,
-        )
+    with _storage_problems(url):
+        storage.check_storage(url)
 
 
 @contextmanager
 def storage_errors(url: str):
-    """A storage that fails while in use (damaged, read-only, full, locked, unreachable) is the user's
-    problem (exit 1); an error in how cnnc talks to it (a wrong query: ProgrammingError, a broken
-    constraint: IntegrityError) stays an internal error."""
-    import sqlite3
+    """`search.storage.storage_errors`, a storage that fails while in use as a `UserError`."""
+    from cnnc.search import storage
 
-    import sqlalchemy.exc
+    with _storage_problems(url), storage.storage_errors(url):
+        yield
+
+
+@contextmanager
+def _storage_problems(url: str):
+    from cnnc.commands import extras
+    from cnnc.search.storage import StorageProblem
 
     try:
         yield
-    except (sqlalchemy.exc.DBAPIError, sqlite3.DatabaseError) as exc:
-        if not _storage_failure(exc):
-            raise
-        reason = (str(getattr(exc, "orig", None) or exc).splitlines() or ["no reason given"])[0][
-            :200
-        ]
-        raise UserError(
-            f"the study storage `{url}` failed: {reason}", _storage_help(reason)
-        ) from None
-
-
-def _storage_help(reason: str) -> str:
-    if "readonly" in reason or "read-only" in reason:
-        return READ_ONLY_HELP
-    if "not a database" in reason or "malformed" in reason:
-        return STUDY_FILE_HELP
-    return "check that the database is reachable and has room, then run again (a study resumes)"
-
-
-def _storage_failure(exc) -> bool:
-    import sqlite3
-
-    import sqlalchemy.exc as sa
-
-    if isinstance(exc, (sa.OperationalError, sa.InterfaceError, sqlite3.OperationalError)):
-        return True
-    return type(exc) in (
-        sa.DatabaseError,
-        sqlite3.DatabaseError,
-    )  # "file is not a database", "malformed"
+    except StorageProblem as exc:
+        missing = None if exc.missing is None else extras.missing_from(exc.missing, f"--storage `{url}`")
+        if missing is not None:
+            raise missing from None
+        raise UserError(str(exc), *exc.helps) from None
 
 
 def make_folder(path: str | Path, what: str) -> Path:
