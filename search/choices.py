@@ -46,12 +46,20 @@ class DataKind(Entry):
     "" for a kind that takes none; `pixel_max`: the largest pixel value of its images, when known
     (recorded with a trained run's preprocessing); `augment`: `cnnc train` crops and flips its
     images by default; `imagenet`: `cnnc train` normalises them with ImageNet's statistics by
-    default (photos, for weights trained on ImageNet)."""
+    default (photos, for weights trained on ImageNet); `classes`: `module:function`, `(path, count)
+    -> class names in label order or None`, for a kind whose classes have names (else the label
+    numbers name them)."""
 
     path: str = ""
     pixel_max: float | None = None
     augment: bool = False
     imagenet: bool = False
+    classes: str = ""
+
+    def class_names(self, path: str, count: int) -> tuple[str, ...] | None:
+        if not self.classes:
+            return None
+        return Entry(self.classes, "").load()(path, count)
 
 
 EVALUATORS = {
@@ -71,9 +79,9 @@ DATA_KINDS = {
     "digits": DataKind("data:load_digits_kind", "scikit-learn's bundled 8×8 digits (1,797 grey images, 10 classes)",
                        pixel_max=16.0),
     "cifar10": DataKind("data:load_cifar10_kind", "CIFAR-10's python batches in DIR (cifar-10-batches-py)",
-                        path="DIR", pixel_max=255.0, augment=True),
+                        path="DIR", pixel_max=255.0, augment=True, classes="runs:cifar10_classes"),
     "folder": DataKind("data:load_folder_kind", "image files in DIR, one sub-folder per class", path="DIR",
-                       pixel_max=255.0, augment=True, imagenet=True),
+                       pixel_max=255.0, augment=True, imagenet=True, classes="runs:folder_classes"),
     "npz": DataKind("data:load_npz_kind", "arrays x [N, C, H, W] or [N, H, W, C] and y in a .npz FILE",
                     path="FILE"),
 }

@@ -175,9 +175,14 @@ EXAMPLES = {"digits": (lambda tmp_path: "digits", 1797, 10), "cifar10": (example
             "folder": (example_folder, 8, 2), "npz": (example_npz, 8, 2)}
 
 
+NAMES = {"folder": ("ant", "bee"), "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                                             "horse", "ship", "truck")}
+
+
 @pytest.mark.parametrize("kind", list(choices.DATA_KINDS))
 def test_every_data_kind_loads_a_tiny_example(kind, tmp_path):
     from cnnc.search.data import load_dataset
+    from cnnc.search.runs import class_names
 
     assert kind in EXAMPLES, f"data-set kind {kind} has no tiny example in EXAMPLES"
     make, count, classes = EXAMPLES[kind]
@@ -186,6 +191,8 @@ def test_every_data_kind_loads_a_tiny_example(kind, tmp_path):
     assert len(data.train_y) + len(data.val_y) == count and data.num_classes == classes
     assert tuple(data.input_shape[1:]) == (4, 4)
     assert choices.data_kind(spec) is choices.DATA_KINDS[kind]
+    names = class_names(spec, data.num_classes)
+    assert names == NAMES.get(kind, tuple(str(i) for i in range(classes)))
 
 
 @pytest.mark.parametrize("kind", list(choices.DATA_KINDS))
