@@ -10,25 +10,47 @@ import argparse
 import importlib
 import os
 import sys
+from dataclasses import dataclass
 
 from cnnc.commands.common import INTERNAL_ERROR, OK, USAGE_ERROR, USER_ERROR, UsageError, UserError
 
-COMMANDS = (
-    ("check", "check"),
-    ("summary", "summary"),
-    ("fmt", "fmt"),
-    ("explain", "explain"),
-    ("ops", "ops"),
-    ("compile", "compile"),
-    ("render", "render"),
-    ("zoo", "zoo"),
-    ("space", "space"),
-    ("search", "search"),
-    ("search-report", "search_report"),
-    ("train", "train"),
-    ("features", "features"),
-    ("neighbors", "neighbors"),
-)
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: `module` under `cnnc.commands` holds its `HELP`, `DESCRIPTION` (optional),
+    `configure(parser)` and `run(args)`. `quick`: the command only reads files and prints, so the
+    `cnnc` script ends a finished run at once, without the interpreter's teardown (freeing every
+    object, a last garbage collection: about 10 ms of an 85 ms `cnnc summary resnet152`). The
+    others may hold databases, threads, temporary files or buffered writes whose clean-up runs at
+    exit, and `main` itself always returns."""
+
+    module: str
+    quick: bool = False
+
+
+# the command table: `cnnc --help` lists it in this order; `tests/test_tables.py` holds each entry
+# to its contract (the module imports, has a parser and help, and README's command table names it)
+COMMANDS = {
+    "check": Command("check", quick=True),
+    "summary": Command("summary", quick=True),
+    "fmt": Command("fmt"),
+    "explain": Command("explain"),
+    "ops": Command("ops"),
+    "compile": Command("compile"),
+    "render": Command("render"),
+    "zoo": Command("zoo"),
+    "space": Command("space"),
+    "search": Command("search"),
+    "search-report": Command("search_report"),
+    "train": Command("train"),
+    "features": Command("features"),
+    "neighbors": Command("neighbors"),
+}
+
+
+class CommandMissing(Exception):
+    """A command of the table whose module does not import: a bug in cnnc, never a silent gap."""
+
 
 DESCRIPTION = """\
 cnnc compiles .cnn network descriptions: it checks shapes, counts parameters, MACs, memory and
@@ -79,20 +101,24 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                                      formatter_class=Formatter)
     parser.add_argument("--version", action="version", version=f"cnnc {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in COMMANDS:
+    for name in COMMANDS:
         if only is not None and name != only:
             continue
-        try:
-            module = importlib.import_module(f"cnnc.commands.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"cnnc.commands.{module_name}":
-                continue  # not built yet
-            raise
+        module = command_module(name)
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
                            formatter_class=Formatter)
         module.configure(p)
         p.set_defaults(run=module.run)
     return parser
+
+
+def command_module(name: str):
+    """The module of command `name`; one that does not import is `CommandMissing`, naming it."""
+    module_name = f"cnnc.commands.{COMMANDS[name].module}"
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:
+        raise CommandMissing(f"the module of `cnnc {name}`, {module_name}, does not import: {exc}") from exc
 
 
 def _version() -> str:
@@ -101,18 +127,11 @@ def _version() -> str:
     return __version__
 
 
-# Commands that only read files and print. The `cnnc` script ends a finished run of one of them at
-# once, without the interpreter's teardown (freeing every object, a last garbage collection: about
-# 10 ms of an 85 ms `cnnc summary resnet152`). The others may hold databases, threads, temporary
-# files or buffered writes whose clean-up runs at exit, and `main` itself always returns.
-QUICK_EXIT = frozenset({"check", "summary"})
-
-
 def entry() -> None:
     """The `cnnc` console script: `main` on the command line, then the exit."""
     argv = sys.argv[1:]
     code = main(argv)
-    if argv and argv[0] in QUICK_EXIT:
+    if argv and argv[0] in COMMANDS and COMMANDS[argv[0]].quick:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -124,8 +143,13 @@ def entry() -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    named = argv[0] if argv and argv[0] in {name for name, _ in COMMANDS} else None
-    parser = build_parser(named)
+    named = argv[0] if argv and argv[0] in COMMANDS else None
+    try:
+        parser = build_parser(named)
+    except CommandMissing as exc:
+        if os.environ.get("CNNC_DEBUG"):
+            raise
+        return internal_error(exc, "")
     if unknown_command(parser, argv):
         return USAGE_ERROR
     args = parser.parse_args(argv)
@@ -137,7 +161,7 @@ def main(argv=None) -> int:
 
 def unknown_command(parser, argv: list[str]) -> bool:
     """A misspelt command gets a did-you-mean (argparse lists the choices but suggests none)."""
-    names = [name for name, _ in COMMANDS]
+    names = list(COMMANDS)
     if not argv or argv[0].startswith("-") or argv[0] in names:
         return False
     import difflib

@@ -5,18 +5,23 @@ The one entry the upper rooms (`search`, the API, the commands) use to get from 
 
 from __future__ import annotations
 
+from cnnc.compiler.hints import TOO_SMALL, with_smallest_input
 from cnnc.dsl.diagnostics import InternalError
 from cnnc.dsl.programs import load_program
+from cnnc.dsl.records import replace
 
 
 def elaborate_file(path, network=None, args=None, input_shape=None, decider=None, text=None,
                    allow_import=()):
-    """Parse and elaborate; returns an `Elaboration` (graph + diagnostics). Syntax errors raise."""
+    """Parse and elaborate; returns an `Elaboration` (graph + diagnostics). Syntax errors raise. An
+    input too small (E0303) gets a help line with the smallest square input the network accepts."""
     from cnnc.compiler.elaborate import elaborate
 
     program = load_program(path, text, allow_import)
     result = elaborate(program, network, args, input_shape, decider)
     debug_and_lint(program, result)
+    if decider is None and any(d.code == TOO_SMALL for d in result.diagnostics):
+        result = replace(result, diagnostics=with_smallest_input(result, program, network, args))
     return result
 
 

@@ -33,9 +33,10 @@ import torch.nn.functional as F
 from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error, printable
 from cnnc.search import datafiles
+from cnnc.search.choices import DATA_KINDS, data_specs
 from cnnc.search.datafiles import shown
 
-SPEC_HELP = "expected digits, cifar10:DIR, folder:DIR or npz:FILE"
+SPEC_HELP = f"expected {data_specs()}"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 CIFAR_SIDE = 32  # CIFAR-10 rows are 3 × 32 × 32 bytes: all red, then all green, then all blue
 RESIZE_CHUNK = 4096  # images resized at once; bounds the peak memory of interpolate
@@ -139,9 +140,10 @@ def _parse_spec(spec: str) -> tuple[str, str]:
     """`"cifar10:/data"` → `("cifar10", "/data")`; `"digits"` → `("digits", "")`."""
     kind, sep, arg = spec.strip().partition(":")
     kind = kind.lower()
-    if kind == "digits" and not sep:
+    entry = DATA_KINDS.get(kind)
+    if entry is not None and not entry.path and not sep:
         return kind, ""
-    if kind in ("cifar10", "folder", "npz"):
+    if entry is not None and entry.path:
         if not arg:
             _fail("E0602", f"data spec `{spec}` names no path after `{kind}:`", SPEC_HELP)
         return kind, arg
@@ -158,14 +160,33 @@ def _side(size: Size) -> tuple[int, int] | None:
 
 def _load_raw(kind: str, arg: str, size: Size) -> _Raw:
     side = None if size is None else _side(size)
-    if kind == "folder":
-        return load_folder(Path(arg), side)  # resizes each image as it reads it
-    loaders = {"digits": lambda _: load_digits(), "cifar10": load_cifar10, "npz": load_npz}
-    raw = loaders[kind](arg)
+    return DATA_KINDS[kind].load()(arg, side)
+
+
+# the loaders of `search/choices.py`'s data-set kinds: (path, side or None) -> raw images of that side
+
+
+def load_digits_kind(arg: str, side) -> _Raw:
+    return _resized(load_digits(), side, arg or "digits")
+
+
+def load_cifar10_kind(arg: str, side) -> _Raw:
+    return _resized(load_cifar10(arg), side, arg)
+
+
+def load_npz_kind(arg: str, side) -> _Raw:
+    return _resized(load_npz(arg), side, arg)
+
+
+def load_folder_kind(arg: str, side) -> _Raw:
+    return load_folder(Path(arg), side)  # resizes each image as it reads it
+
+
+def _resized(raw: _Raw, side, arg: str) -> _Raw:
     if side is None:
         return raw
     n, c = raw.x.shape[:2]
-    datafiles.check_values(n * c * side[0] * side[1], f"{n:,} images of {[c, *side]}", arg or kind)
+    datafiles.check_values(n * c * side[0] * side[1], f"{n:,} images of {[c, *side]}", arg)
     return _Raw(resize(raw.x, *side), raw.y, raw.num_classes)
 
 

@@ -44,6 +44,7 @@ from cnnc.compiler.analysis.summary import summarize
 from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search import report
 from cnnc.search import storage as stores
+from cnnc.search.choices import SAMPLERS, trains
 from cnnc.search.resume import binding, changes, check_same_study, space_fingerprint
 from cnnc.search.space import Memo, Space, graph_hash, over_budget, walk
 
@@ -105,7 +106,7 @@ class Settings:
     @property
     def names(self) -> tuple[str, ...]:
         """Objective names as shown: `accuracy` is the proxy's name under the proxy evaluator."""
-        score = self.proxy if self.evaluator == "proxy" else "accuracy"
+        score = "accuracy" if trains(self.evaluator) else self.proxy
         return tuple(score if o == "accuracy" else o for o in self.objectives)
 
     def recorded(self) -> dict:
@@ -263,16 +264,29 @@ def name_metrics(study, settings: Settings) -> None:
 
 
 def make_sampler(settings: Settings, space: Space, seed: int):
-    if settings.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if settings.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if settings.sampler == "grid":
-        return Grid(grid_space(space), seed=seed)
+    return SAMPLERS[settings.sampler].load()(settings, space, seed)
+
+
+# the samplers of `search/choices.py`'s table: (settings, space, seed) -> an optuna sampler
+
+
+def tpe_sampler(settings: Settings, space: Space, seed: int):
     # the constant liar: a running trial counts as a poor result, so that workers sharing a study
     # do not all propose the member that looks best now
     shared = settings.workers > 1 or settings.storage is not None
     return optuna.samplers.TPESampler(seed=seed, constant_liar=shared)
+
+
+def random_sampler(settings: Settings, space: Space, seed: int):
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def nsga2_sampler(settings: Settings, space: Space, seed: int):
+    return optuna.samplers.NSGAIISampler(seed=seed)
+
+
+def grid_sampler(settings: Settings, space: Space, seed: int):
+    return Grid(grid_space(space), seed=seed)
 
 
 class Grid(optuna.samplers.GridSampler):
@@ -378,7 +392,7 @@ class Objective:
             reason = outcome.failed or "the score is NaN"
             _set(trial, "failed", reason)
             raise TrialFailed(reason)
-        trial.set_user_attr("status", "scored" if self.settings.evaluator == "proxy" else "trained")
+        trial.set_user_attr("status", "trained" if trains(self.settings.evaluator) else "scored")
         return self.values(outcome.score, s)
 
     def reporter(self, trial, prune: bool):

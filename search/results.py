@@ -19,6 +19,7 @@ from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search import report
 from cnnc.search import storage as stores
+from cnnc.search.choices import trains
 from cnnc.search.driver import Result, Settings
 from cnnc.search.resume import space_of_study
 from cnnc.search.space import Space, fixed, graph_hash
@@ -57,7 +58,7 @@ def write_best(
     values = row.values or ()
     if row.state != "COMPLETE" or not values:
         score = f"{row.status}: {row.reason}" if row.reason else row.status
-    elif settings.evaluator == "train":
+    elif trains(settings.evaluator):
         score = f"validation accuracy {values[0]:.4f} on {settings.data} after {settings.epochs} epochs"
     else:
         score = f"{settings.proxy} score {values[0]:.4g} on {settings.data}"

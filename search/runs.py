@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error, printable
+from cnnc.search.choices import data_kind
 
 RUN_FILE, PROGRAM, WEIGHTS = "run.json", "network.cnn", "model.pt"
 MAX_RUN_BYTES = 64 << 20  # a run.json with a million class names fits
@@ -222,20 +223,25 @@ def numbers(values) -> str:
 
 def class_names(spec: str, count: int) -> tuple[str, ...]:
     """The data set's class names in label order: folder names, CIFAR-10's, else the label numbers."""
-    kind, _, arg = spec.strip().partition(":")
-    if kind == "folder":
-        root = Path(arg).expanduser()
-        names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-        if len(names) == count:
-            return tuple(names)
-    if kind == "cifar10" and count == len(CIFAR10):
-        return CIFAR10
-    return tuple(str(i) for i in range(count))
+    kind = data_kind(spec)
+    names = None if kind is None else kind.class_names(spec.strip().partition(":")[2], count)
+    return names or tuple(str(i) for i in range(count))
+
+
+def folder_classes(arg: str, count: int) -> tuple[str, ...] | None:
+    """A `folder:` data set's class sub-folders, sorted as its loader labels them."""
+    root = Path(arg).expanduser()
+    names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    return tuple(names) if len(names) == count else None
+
+
+def cifar10_classes(arg: str, count: int) -> tuple[str, ...] | None:
+    return CIFAR10 if count == len(CIFAR10) else None
 
 
 def pixel_max(spec: str) -> float | None:
-    kind = spec.strip().partition(":")[0]
-    return 16.0 if kind == "digits" else 255.0 if kind in ("folder", "cifar10") else None
+    kind = data_kind(spec)
+    return None if kind is None else kind.pixel_max
 
 
 def record(graph, data, args, resized: bool) -> dict:

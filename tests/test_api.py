@@ -209,3 +209,14 @@ def test_cnnc_search_is_the_room_and_callable_however_it_was_first_imported(firs
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True True cnnc.search.space True"
+
+
+def test_the_api_names_the_smallest_input_as_the_cli_does(capsys):
+    """`cnnc.graph` and `cnnc.check` carry the same help line as `cnnc check` (compiler/hints.py)."""
+    hint = "the smallest input this network accepts is [3, 32, 32]"
+    with pytest.raises(CnncError) as info:
+        cnnc.graph("vgg16", input=(3, 16, 16))
+    assert [d.code for d in info.value.diagnostics] == ["E0303"] and hint in info.value.diagnostics[0].helps
+    assert hint in cnnc.check("vgg16", input=(3, 16, 16))[0].helps
+    code, _, err = run_cli(["check", "vgg16", "--input", "3,16,16"], capsys)
+    assert code == 1 and err.count(hint) == 1 and str(info.value).split("\n\nfound")[0] in err

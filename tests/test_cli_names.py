@@ -13,7 +13,7 @@ from conftest import ROOT, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnc.commands.hints import MAX_SIDE, smallest_side
+from cnnc.compiler.hints import MAX_SIDE, smallest_side
 
 
 def cnnc(args, cwd, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -50,6 +50,8 @@ RULES = {
     "cnnc.compiler.elaborate": Rule(("cnnc.compiler", "cnnc.dsl"), never=_COMPILER_UPPER),
     "cnnc.compiler.elaborate.state": Rule(("cnnc.compiler", "cnnc.dsl"),
                                           never=_COMPILER_UPPER + ("cnnc.compiler.elaborate",)),
+    # the smallest input a network accepts, for `elaborate_file` (the API and the commands alike)
+    "cnnc.compiler.hints": Rule(("cnnc.compiler.elaborate", "cnnc.dsl.records")),
     "cnnc.compiler.types": Rule(("cnnc.dsl.records", "cnnc.dsl.source", "cnnc.dsl.diagnostics")),
     "cnnc.compiler.ir": Rule(("cnnc.dsl.records", "cnnc.dsl.source", "cnnc.dsl.diagnostics", "cnnc.compiler.ops",
                               "cnnc.compiler.types"), ("networkx",)),
@@ -65,6 +67,9 @@ RULES = {
                                  ("graphviz",),
                                  never=("cnnc.compiler.lower",)),
     "cnnc.search": Rule(_SEARCH),
+    # the tables of named choices (evaluators, samplers, data-set kinds): the CLI builds its parsers from
+    # them, so they import nothing (their entries name their functions, imported on use)
+    "cnnc.search.choices": Rule(()),
     "cnnc.search.driver": Rule(_SEARCH, ("optuna", "torch")),
     # data sets are tensors: the loader is torch-side like the evaluators that consume it
     "cnnc.search.data": Rule(("cnnc.search", "cnnc.dsl"), ("torch", "numpy", "sklearn", "PIL")),

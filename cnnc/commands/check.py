@@ -57,8 +57,8 @@ def run(args) -> int:
 def check_one(name: str, args, values):
     """(program, diagnostics, checked graphs, network names) of one FILE or FILE:NETWORK."""
     from cnnc.api import load_program
-    from cnnc.commands import files, hints
-    from cnnc.compiler import limits
+    from cnnc.commands import files
+    from cnnc.compiler import hints, limits
     from cnnc.compiler.elaborate import elaborate, network_names
     from cnnc.compiler.frontend import debug_and_lint
 

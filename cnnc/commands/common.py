@@ -150,21 +150,7 @@ def elaborate_from_args(args, decider=None):
     values = parse_arg_values(getattr(args, "arg", ()))
     result = elaborate_file(args.file, args.network, values, getattr(args, "input", None), decider,
                             allow_import=getattr(args, "allow_import", ()))
-    if decider is None and any(d.code == "E0303" for d in result.diagnostics):
-        result = _with_smallest_input(result, args, values)
-    return result
-
-
-def _with_smallest_input(result, args, values):
-    """An input too small gets a help line with the smallest that works (the program is read again:
-    only on this failure path)."""
-    from cnnc.api import load_program
-    from cnnc.commands import hints
-    from cnnc.dsl.records import replace
-
-    program = load_program(args.file, allow_import=getattr(args, "allow_import", ()))
-    found = hints.with_smallest_input(result, program, args.network, values)
-    return replace(result, diagnostics=found)
+    return result  # an input too small has its smallest working one in a help (`compiler/hints.py`)
 
 
 def graph_from_args(args):

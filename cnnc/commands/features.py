@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from cnnc.commands import common
+from cnnc.search import choices
 
 HELP = "write one embedding per image (the activations at a label) and print the kNN accuracy"
 DESCRIPTION = """\
@@ -28,7 +29,7 @@ examples:
 def configure(p) -> None:
     common.add_program_args(p, run_folder=True)
     p.add_argument("--at", required=True, metavar="LABEL", help="the label whose activations are the features")
-    p.add_argument("--data", metavar="SPEC", help="digits, folder:DIR, cifar10:DIR or npz:FILE (default: the "
+    p.add_argument("--data", metavar="SPEC", help=f"{choices.data_specs()} (default: the "
                    "run's own data set)")
     p.add_argument("--out", required=True, type=Path, metavar="FILE.npz")
     p.add_argument("--weights", metavar="[LABEL=]PATH", help="a checkpoint (state_dict in .pt/.pth or "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cnnc.commands import common, files
 from cnnc.dsl.diagnostics import printable
+from cnnc.search import choices
 
 HELP = "search a space of networks with Optuna (train or score each member)"
 DESCRIPTION = """\
@@ -51,9 +52,9 @@ def configure(p) -> None:
     )
     p.add_argument(
         "--sampler",
-        choices=("tpe", "random", "nsga2", "grid"),
+        choices=tuple(choices.SAMPLERS),
         default="tpe",
-        help="how members are chosen (default: tpe; grid needs an enumerable space)",
+        help="how members are chosen: " + choices.choices_help(choices.SAMPLERS, "tpe"),
     )
     p.add_argument(
         "--seed", type=common.seed, default=0, help="seeds the sampler, the data split and the weights"
@@ -75,9 +76,9 @@ def configure(p) -> None:
     )
     p.add_argument(
         "--evaluator",
-        choices=("train", "proxy"),
+        choices=tuple(choices.EVALUATORS),
         default="train",
-        help="train each member, or score it untrained with a zero-cost proxy (default: train)",
+        help=choices.choices_help(choices.EVALUATORS, "train"),
     )
     p.add_argument(
         "--proxy",
@@ -88,7 +89,7 @@ def configure(p) -> None:
     p.add_argument(
         "--data",
         default="digits",
-        help="digits, cifar10:DIR, folder:DIR or npz:FILE (default: digits)",
+        help=f"{choices.data_specs()} (default: digits)",
     )
     p.add_argument("--size", type=int, metavar="S", help="resize images to S×S (digits are 8×8)")
     p.add_argument("--epochs", type=int, default=2, help="training epochs per member (default: 2)")
@@ -250,9 +251,7 @@ def search(args):
         console.header(settings, data, size)
     if settings.workers > 1 and not child:
         return run_workers(settings, space, console)
-    evaluator = (
-        evaluate.proxy_evaluator if settings.evaluator == "proxy" else evaluate.train_evaluator
-    )(settings, data)
+    evaluator = choices.EVALUATORS[settings.evaluator].load()(settings, data)
     try:
         with files.storage_errors(settings.storage_url), files.study_refusals():
             result = driver.run(

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from cnnc.commands import common
+from cnnc.search import choices
 
 HELP = "train a network on a data set (weights, checkpoints, metrics, curves)"
 DESCRIPTION = """\
@@ -31,7 +32,7 @@ examples:
 
 def configure(p) -> None:
     common.add_program_args(p)
-    p.add_argument("--data", required=True, metavar="SPEC", help="digits, folder:DIR, cifar10:DIR or npz:FILE")
+    p.add_argument("--data", required=True, metavar="SPEC", help=choices.data_specs())
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="where the run's files go")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
@@ -41,9 +42,10 @@ def configure(p) -> None:
     p.add_argument("--warmup", type=float, default=0.0, metavar="EPOCHS", help="epochs of linear warm-up")
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--augment", choices=("auto", "on", "off"), default="auto",
-                   help="random crops and flips (auto: on for folder: and cifar10:)")
+                   help=f"random crops and flips (auto: on for {choices.data_kinds_with('augment')})")
     p.add_argument("--normalize", choices=("auto", "data", "imagenet"), default="auto",
-                   help="per-channel statistics of the training set, or ImageNet's (auto: imagenet for folder:)")
+                   help="per-channel statistics of the training set, or ImageNet's (auto: imagenet for "
+                   f"{choices.data_kinds_with('imagenet')})")
     p.add_argument("--weights", metavar="[LABEL=]PATH", help="start from a checkpoint (a state_dict in .pt/.pth or "
                    ".safetensors); LABEL=PATH loads it into the part with that label (`body=resnet50.pth`)")
     p.add_argument("--weights-partial", action="store_true", help="with --weights: load what matches, keep the rest new")
@@ -132,7 +134,8 @@ def train(args) -> Trained:
 def augmenting(args) -> bool:
     if args.augment != "auto":
         return args.augment == "on"
-    return args.data.startswith(("folder:", "cifar10:"))
+    kind = choices.data_kind(args.data)
+    return kind is not None and kind.augment
 
 
 def load_data(args, graph):
@@ -142,7 +145,8 @@ def load_data(args, graph):
     _, h, w = graph.input_type.shape
     data = load_dataset(args.data, size=(h, w), seed=args.seed)
     check_images(graph, args.data, data.input_shape)
-    if args.normalize == "imagenet" or (args.normalize == "auto" and args.data.startswith("folder:")):
+    kind = choices.data_kind(args.data)
+    if args.normalize == "imagenet" or (args.normalize == "auto" and kind is not None and kind.imagenet):
         data = imagenet_normalised(data)
     return data
 

@@ -1,10 +1,12 @@
-"""Help lines the commands add to diagnostics after the fact: the smallest input a network accepts.
+"""Help lines added to diagnostics after the fact: the smallest input a network accepts.
 
 Elaboration reports that an input is too small (E0303: a spatial size shrinks to zero) at the layer
 where it happens, but only the whole network knows which input would do. We find it by elaborating
 square inputs of growing size: doubling to a size that works, then bisecting, within a fixed number
 of tries, so the cost stays a few elaborations even for the largest zoo model. The tries charge the
-command's budget (`limits.Ledger`); when it runs out, the hint is left out.
+command's budget (`limits.Ledger`); when it runs out, the hint is left out. `elaborate_file`
+(`compiler/frontend.py`) adds it, so the command line and the Python API (`cnnc.graph`, `cnnc.check`)
+say it alike; `cnnc check`, which elaborates each network itself, adds it the same way.
 """
 
 from __future__ import annotations
