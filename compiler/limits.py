@@ -66,6 +66,9 @@ class Ledger:
         self.help, self.whose = help, whose
         self.exhausted = False  # a total ran out: later elaborations stop at once
 
+    def __repr__(self) -> str:  # by what was spent (an elaboration's record shows it in its repr)
+        return f"Ledger(nodes={self.nodes}, steps={self.steps}, items={self.items}, exhausted={self.exhausted})"
+
     def room(self) -> int:
         """Nodes the command may still make."""
         return COMMAND_NODES - self.nodes

@@ -155,8 +155,9 @@ def in_order(expected: list[str], got: list[str]) -> list[str]:
 
 
 def photos(folder: Path) -> None:
-    """`photos/<class>/*.jpg`: 37 classes, as many as pets.cnn's head, two small images each
-    (`abyssinian/001.jpg` among them); a class is a colour, so the classes can be learnt."""
+    """`photos/<class>/*.jpg`: 37 classes, as many as pets.cnn's head, three small images each
+    (`abyssinian/001.jpg` among them: 89 to train on, more than one batch of 64); a class is a
+    colour, so the classes can be learnt."""
     import numpy as np
     from PIL import Image
 
@@ -165,7 +166,7 @@ def photos(folder: Path) -> None:
         name = "abyssinian" if c == 0 else f"breed{c:02d}"
         (folder / "photos" / name).mkdir(parents=True)
         colour = rng.integers(0, 256, size=3)
-        for i in range(1, 3):
+        for i in range(1, 4):
             pixels = np.clip(colour + rng.normal(0, 20, size=(24, 24, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(folder / "photos" / name / f"{i:03d}.jpg")
 

@@ -96,7 +96,8 @@ class Builder:
     steps: int = 0
     items: int = 0
     node_bounds: dict = field(default_factory=dict)  # block → at least how many nodes it makes
-    ledger: limits.Ledger = field(default_factory=limits.ledger)  # what the command spends in all
+    # what the command spends in all: shared with its other elaborations, not part of this one's value
+    ledger: limits.Ledger = field(default_factory=limits.ledger, compare=False, repr=False)
     params: int = 0  # parameters of the nodes made so far
     values: int = 0  # their parameters and activation elements (batch 1)
     memory: int = field(default_factory=limits.max_memory)  # bytes they may take (E0709)
