@@ -10,12 +10,12 @@ import argparse
 import importlib
 import os
 import sys
-from dataclasses import dataclass
 
 from cnnc.commands.common import INTERNAL_ERROR, OK, USAGE_ERROR, USER_ERROR, UsageError, UserError
+from cnnc.dsl.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Command:
     """One subcommand: `module` under `cnnc.commands` holds its `HELP`, `DESCRIPTION` (optional),
     `configure(parser)` and `run(args)`. `quick`: the command only reads files and prints, so the

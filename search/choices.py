@@ -12,10 +12,11 @@ command line reads it to build its parsers.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+
+from cnnc.dsl.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Entry:
     """A named choice: `target` is `module:function` under `cnnc.search`, imported by `load`."""
 
@@ -27,7 +28,7 @@ class Entry:
         return getattr(importlib.import_module(f"cnnc.search.{module}"), name)
 
 
-@dataclass(frozen=True)
+@record
 class Evaluator(Entry):
     """`load()` is `(settings, data) -> Evaluator`; `trains`: its score is a validation accuracy
     after training (else an untrained member's proxy score)."""
@@ -35,12 +36,12 @@ class Evaluator(Entry):
     trains: bool = True
 
 
-@dataclass(frozen=True)
+@record
 class Sampler(Entry):
     """`load()` is `(settings, space, seed) -> optuna sampler`, seeded by `seed` alone."""
 
 
-@dataclass(frozen=True)
+@record
 class DataKind(Entry):
     """`load()` is `(path, side) -> raw images`; `path`: what follows `KIND:` (`DIR` or `FILE`), or
     "" for a kind that takes none; `pixel_max`: the largest pixel value of its images, when known

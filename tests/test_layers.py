@@ -68,8 +68,8 @@ RULES = {
                                  never=("cnnc.compiler.lower",)),
     "cnnc.search": Rule(_SEARCH),
     # the tables of named choices (evaluators, samplers, data-set kinds): the CLI builds its parsers from
-    # them, so they import nothing (their entries name their functions, imported on use)
-    "cnnc.search.choices": Rule(()),
+    # them, so they import nothing but records (their entries name their functions, imported on use)
+    "cnnc.search.choices": Rule(("cnnc.dsl.records",)),
     "cnnc.search.driver": Rule(_SEARCH, ("optuna", "torch")),
     # data sets are tensors: the loader is torch-side like the evaluators that consume it
     "cnnc.search.data": Rule(("cnnc.search", "cnnc.dsl"), ("torch", "numpy", "sklearn", "PIL")),
