@@ -452,6 +452,17 @@ def test_a_pt_deflated_like_a_bomb_is_refused_before_torch_expands_it(tmp_path, 
     assert message.endswith("packed bytes (a zip bomb?)")
 
 
+def test_a_pt_whose_end_record_names_another_disk_is_refused(tmp_path):
+    """`zipfile.is_zipfile` itself raises on such an end record (found by the study fuzzer)."""
+    path = saved(tmp_path, {"fc.weight": torch.zeros(4)})
+    data = bytearray(path.read_bytes())
+    locator = data.rindex(b"PK\x06\x07")  # torch writes zip64 end records
+    data[locator + 16:locator + 20] = struct.pack("<I", 2)  # the archive's disks: 2
+    path.write_bytes(bytes(data))
+    assert refusal(weights.read_checkpoint, path) == (
+        f"`{path}` is not a checkpoint cnnc can read: zipfiles that span multiple disks are not supported")
+
+
 def test_a_network_sizes_its_checkpoint_budget(tmp_path):
     model = torch.nn.Linear(1000, 1000)  # 4 MB of weights: the floor of 1 GiB applies
     assert weights.budget_for(model) == 1 << 30

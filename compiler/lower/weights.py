@@ -138,12 +138,14 @@ def load_torch_file(path: Path, budget: int = MAX_CHECKPOINT_BYTES, follow: bool
 def _check_unpacked(fh, path: Path, budget: int) -> None:
     """A zip's members' declared sizes (torch's reader expands to those), else the file's size."""
     size = os.fstat(fh.fileno()).st_size
-    if zipfile.is_zipfile(fh):
-        try:
+    try:  # is_zipfile itself raises on some damaged end records ("zipfiles that span multiple disks")
+        infos = None
+        if zipfile.is_zipfile(fh):
             with zipfile.ZipFile(fh) as archive:
                 infos = archive.infolist()
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise _unreadable(path, _first_line(exc)) from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise _unreadable(path, _first_line(exc)) from None
+    if infos is not None:
         size, packed = sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
     else:
         packed = size
