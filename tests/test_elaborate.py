@@ -194,3 +194,13 @@ def test_two_unlabelled_sequences_in_one_scope_number_on():
             "    return in -> [Conv(4, 1) for i in range(3)] -> [BatchNorm for i in range(2)]\n}\n")
     names = [node.name for node in api.graph("n.cnn", text=text).nodes_in_order()]
     assert names == ["input", "0", "1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize("declaration", ["input input [65536]", "input image [in.channels]"])
+def test_an_input_whose_shape_reads_the_input_is_an_error(declaration):
+    """`input input [65536]` reads as an unnamed input shaped `input[65536]`: the input itself, which
+    does not exist yet. Found by the fuzzer: it was checked as a network of no nodes."""
+    import cnnc
+
+    found = cnnc.check(text=f"network n {{\n    {declaration}\n    return in -> Linear(10)\n}}\n")
+    assert [d.code for d in found if d.is_error][:1] == ["E0201"]

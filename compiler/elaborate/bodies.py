@@ -182,8 +182,10 @@ def declare_input(el: El, stmt: ast.InputDecl, env: Env, definition, frame) -> N
         what = "a network with several inputs names each of them" if isinstance(env.input, dict) else \
             "the input is declared twice"
         raise fail("E0307", what, stmt.span, helps=(NAMED_HELP,) if isinstance(env.input, dict) else ())
-    env.input = POISON  # until the shape is known good: its uses are then not reported again
-    shape = _declared_shape(el, stmt, env, frame)
+    try:
+        shape = _declared_shape(el, stmt, env, frame)  # first: the input's own shape cannot use the input
+    finally:
+        env.input = POISON  # until the shape is known good: its uses are then not reported again
     if shape is not POISON:
         t = TensorType(tuple(shape))
         env.input = el.b.add("Input", {"type": t}, [], t, el.b.claim((), "input", False, stmt.span), stmt.span,
@@ -200,15 +202,18 @@ def _declare_named(el: El, stmt: ast.InputDecl, env: Env, frame) -> None:
     if stmt.name in TAKEN_BY_CODE:
         raise fail("E0209", f"the input name `{stmt.name}` is taken: the compiled network's code uses it",
                     stmt.name_span, helps=(f"choose another name, e.g. `{stmt.name}_in`",))
-    inputs = env.input = env.input if isinstance(env.input, dict) else {}
+    inputs = env.input if isinstance(env.input, dict) else {}
     if stmt.name in env.vars or stmt.name in inputs:
         raise fail("E0204", f"`{stmt.name}` is defined twice", stmt.name_span, "defined again here")
     if inputs and isinstance(env.override, tuple):
         names = ", ".join(f"`{n}=C,H,W`" for n in [*inputs, stmt.name])
         raise CnncError(error("E0307", "`--input C,H,W` is one shape, but this network has several inputs", None,
                               helps=(f"give each input by name: {names}",)))
-    inputs[stmt.name] = env.vars[stmt.name] = POISON  # until the shape is known good
-    shape = _declared_shape(el, stmt, env, frame)
+    try:
+        shape = _declared_shape(el, stmt, env, frame)  # first: the input's own shape cannot use the input
+    finally:
+        env.input = inputs
+        inputs[stmt.name] = env.vars[stmt.name] = POISON  # until the shape is known good
     if shape is not POISON:
         t = TensorType(tuple(shape))
         path = el.b.claim((), stmt.name, True, stmt.name_span)
