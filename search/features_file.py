@@ -33,7 +33,9 @@ from cnnc.search import runs
 
 KEYS = ("features", "labels", "split", "paths", "thumbs", "meta")
 MAX_BYTES = 4 << 30  # all arrays together, expanded
-MAX_META = 64 << 20
+# the JSON record of a features file: a few kB in practice; its decoded objects take ~10× its size,
+# so a crafted one (millions of class names) is refused before it is parsed
+MAX_META = 4 << 20
 MAX_LABEL = runs.MAX_CLASSES
 KINDS = {"features": "f", "labels": "iu", "split": "iu", "paths": "U", "thumbs": "u", "meta": "U"}
 RANKS = {"features": 2, "labels": 1, "split": 1, "paths": 1, "thumbs": 4, "meta": 0}

@@ -122,6 +122,16 @@ def test_class_names_show_escaped(tmp_path, capsys):
     assert "\x1b" not in out and "\u202e" not in out
 
 
+def test_a_record_of_millions_of_class_names_is_refused_before_it_is_parsed(tmp_path, capsys):
+    """Found by the fuzzer: 2 M names (10 MB of JSON, 40 MB as numpy text) grew the reader by 500 MB."""
+    arrays, meta = mutants.seed_arrays()
+    meta["classes"] = ["x"] * 2_000_000
+    path = write_features(tmp_path, arrays, meta)
+    assert main(["neighbors", str(path), "--query", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "`meta` declares 40,000,700 bytes in a member of" in err
+
+
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("file", "/etc/passwd", "names the program `/etc/passwd`, outside its own folder: cnnc does not follow it"),
     ("file", "../tiny.cnn", "names the program `../tiny.cnn`, outside its own folder"),
