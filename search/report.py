@@ -119,7 +119,8 @@ def _reals(value) -> dict:
 
 
 def rows(trials) -> list[Row]:
-    return [Row.of(t) for t in trials]
+    """A row per trial; a trial whose number is not a count (a crafted study's text) is left out."""
+    return [Row.of(t) for t in trials if _count(t.number) is not None]
 
 
 def write_csv(table: list[Row], path: Path) -> None:
@@ -303,7 +304,7 @@ def progress_text(trials, target: int | None) -> str:
         s in ("COMPLETE", "PRUNED") or (s == "FAIL" and t.user_attrs.get("status") in ("failed", "reused"))
         for s, t in zip(states, trials)
     )
-    target = target if type(target) is int else None  # the study's attribute: crafted, maybe
+    target = _count(target) or None  # the study's attribute (crafted, maybe): a positive count or nothing
     parts = [f"progress: {done}" + (f" of {target}" if target else "") + " finished"]
     if states.count("RUNNING"):
         parts.append(f"{states.count('RUNNING')} running")

@@ -243,6 +243,11 @@ CRAFTED_ROWS = {
     "a table without its columns": ["drop table trial_values", "create table trial_values (x)"],
     "a study name that is not text": ["update studies set study_name = x'fffe'"],
     "no studies table": ["drop table studies"],
+    "a trial number that is text, a negative target": [
+        "delete from trials where number <> 0",  # one trial left: nothing to sort the text against
+        "update trials set number = 'a' || char(10) || 'b' || char(13) || 'c' where number = 0",
+        "update study_user_attributes set value_json = '-1000000000000000000000000000000' where key = 'trials'",
+    ],
 }
 
 
@@ -252,6 +257,8 @@ def test_a_crafted_sqlite_study_is_a_user_error_or_read(study, tmp_path, capsys,
     code, _out, err = run_cli(["search-report", study, "--out", tmp_path / "r"], capsys)
     assert code in (0, 1), err
     assert "internal error" not in err and "Traceback" not in err
+    assert not [c for c in _out + err if ord(c) < 32 and c != "\n"]  # the study's text never raw
+    assert " of -" not in _out  # a target that is no count is not shown
     if code == 1:
         assert err.startswith("error: ") and err.count("\n") == 2, err  # one line and its help
 
