@@ -463,6 +463,16 @@ def test_a_pt_whose_end_record_names_another_disk_is_refused(tmp_path):
         f"`{path}` is not a checkpoint cnnc can read: zipfiles that span multiple disks are not supported")
 
 
+def test_a_pt_made_by_a_newer_zip_version_is_refused(tmp_path):
+    """`zipfile` raises NotImplementedError for a member needing a newer version (found by the fuzzer)."""
+    path = saved(tmp_path, {"fc.weight": torch.zeros(4)})
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")  # the first central directory entry
+    data[central + 6:central + 8] = struct.pack("<H", 173)  # version needed to extract: 17.3
+    path.write_bytes(bytes(data))
+    assert refusal(weights.read_checkpoint, path) == f"`{path}` is not a checkpoint cnnc can read: zip file version 17.3"
+
+
 def test_a_network_sizes_its_checkpoint_budget(tmp_path):
     model = torch.nn.Linear(1000, 1000)  # 4 MB of weights: the floor of 1 GiB applies
     assert weights.budget_for(model) == 1 << 30

@@ -143,7 +143,8 @@ def _check_unpacked(fh, path: Path, budget: int) -> None:
         if zipfile.is_zipfile(fh):
             with zipfile.ZipFile(fh) as archive:
                 infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    # NotImplementedError: a member made by a newer zip version ("zip file version 17.3")
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise _unreadable(path, _first_line(exc)) from None
     if infos is not None:
         size, packed = sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
