@@ -274,9 +274,14 @@ def class_text(ctor: str) -> str:
 
 
 def parameter_line(layout: Layout, node: Node) -> str:
+    """`self.gamma = nn.Parameter(…)`, or `register_parameter('0', …)` where the label is no
+    identifier (a layer of an unlabelled list: `getattr(self, '0') = …` would not compile)."""
     shape, value = modules.bare_parameter(node)
-    target = access(layout, node.path)
-    return f"{_INDENT}{target} = nn.Parameter(torch.full({literal(shape)}, {literal(value)}))"
+    made = f"nn.Parameter(torch.full({literal(shape)}, {literal(value)}))"
+    parent, name = node.path[:-1], node.path[-1]
+    if is_attribute(name):
+        return f"{_INDENT}{access(layout, node.path)} = {made}"
+    return f"{_INDENT}{access(layout, parent)}.register_parameter({name!r}, {made})"
 
 
 def sequential(graph: Graph, layout: Layout, path: Path) -> str:
