@@ -235,7 +235,10 @@ def load_cifar10(arg: str) -> _Raw:
         datafiles.check_values(rows * 3 * CIFAR_SIDE**2, f"{rows:,} images of [3, 32, 32]", root)
     x = torch.cat([p[0] for p in parts])  # [N, 3, 32, 32]
     y = torch.cat([p[1] for p in parts])  # [N]
-    return _Raw(x, _checked_labels(y.numpy(), f"cifar10:{root}"), 10)
+    labels = _checked_labels(y.numpy(), f"cifar10:{root}")
+    if int(labels.max()) >= 10:  # CIFAR-10's classes are 0 … 9: a larger one has no output to train
+        _fail("E0602", f"labels in `cifar10:{root}` must lie in 0 … 9, but go up to {int(labels.max()):,}")
+    return _Raw(x, labels, 10)
 
 
 def _read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:

@@ -80,6 +80,14 @@ def write_cifar(folder, batch, protocol=pickle.DEFAULT_PROTOCOL, name="data_batc
     return folder
 
 
+def test_a_cifar_label_beyond_its_ten_classes_is_refused(tmp_path):
+    """Found by the data fuzzer: label 105 reached the loss (exit 70)."""
+    batch = cifar_batch()
+    batch[b"labels"] = [0, 1, 105, 3]
+    root = write_cifar(tmp_path / "c", batch)
+    assert refusal(f"cifar10:{root}") == f"labels in `cifar10:{root}` must lie in 0 … 9, but go up to 105"
+
+
 @pytest.mark.parametrize("payload", [
     Payload(os.system, f"touch {CANARY}"),
     Payload(eval, f"open({CANARY!r}, 'w')"),
