@@ -163,22 +163,12 @@ def check(graph, node_ids, max_pairs: int = 64, one_channel: bool = False) -> tu
 
 # -- one channel: the same spatial ops, for the zoo's large models -----------------------------------
 
-class OneChannel(fx.Interpreter):
+class OneChannel(Keep):
     """Runs the lowered module's graph with every value summed over its channels, [N, 1, H, W] (a
     vector [N, 1]): each module's spatial action is torch's own kernel with the module's own
     hyperparameters (a conv of ones, the pool's windows, the same interpolation, the same crop and
     padding); merges add. The gradient support of a position is then that of the positive network
     above, channel by channel united, at a cost independent of the widths."""
-
-    def __init__(self, module, wanted):
-        super().__init__(module)
-        self.wanted, self.values = wanted, {}
-
-    def run_node(self, n):
-        out = super().run_node(n)
-        if n.meta.get("cnnc_id") in self.wanted:
-            self.values[n.meta["cnnc_id"]] = out
-        return out
 
     def get_attr(self, target, args, kwargs):
         return torch.zeros((), dtype=torch.float64)  # a LayerScale: a constant factor
