@@ -11,8 +11,16 @@ program, so every rule below errs low.
 from __future__ import annotations
 
 from cnnc.compiler.ops import lookup
-from cnnc.compiler.values import (BlockLayer, BlockRef, LabeledLayer, MergeLayer, OpLayer, Partial,
-                                  SeqLayer, Tensor)
+from cnnc.compiler.values import (
+    BlockLayer,
+    BlockRef,
+    LabeledLayer,
+    MergeLayer,
+    OpLayer,
+    Partial,
+    SeqLayer,
+    Tensor,
+)
 from cnnc.dsl import ast
 
 

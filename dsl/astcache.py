@@ -16,6 +16,7 @@ used entries go until half of each is left.
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
 import sys
@@ -108,10 +109,8 @@ def load(source: SourceFile) -> ast.Module | None:
         return None
     if not isinstance(module, ast.Module):
         return None
-    try:
+    with contextlib.suppress(OSError):
         os.utime(path)  # recently used: kept by the pruning
-    except OSError:
-        pass
     return module
 
 

@@ -103,10 +103,9 @@ def replacing(path, mode: str = "w", **open_kwargs):
     """Yield an open file (text for "w", bytes for "wb"); on a clean exit it replaces `path`.
 
     The yielded file has a `.written` attribute (a `Written`) that is complete after the block."""
-    with replacing_path(path) as (tmp, written):
-        with open(tmp, mode, **open_kwargs) as f:
-            f.written = written  # type: ignore[attr-defined]
-            yield f
+    with replacing_path(path) as (tmp, written), open(tmp, mode, **open_kwargs) as f:
+        f.written = written  # type: ignore[attr-defined]
+        yield f
 
 
 def write_text(path, text: str, encoding: str = "utf-8") -> Written:

@@ -278,8 +278,9 @@ def checked_resume(state, path: Path) -> tuple[list[dict], int, int]:
     if not isinstance(state, dict) or any(not _is(state.get(k), t) for k, t in fields.items()):
         _foreign(path, "it lacks the fields `cnnc train` writes (model, optimizer, step, epoch, rows, options)")
     rows, epoch, step = state["rows"], state["epoch"], state["step"]
-    good_row = (lambda r: isinstance(r, dict) and set(r) == set(METRICS)
-                and all(_is(v, (int, float)) and math.isfinite(v) for v in r.values()))
+    def good_row(r):
+        return (isinstance(r, dict) and set(r) == set(METRICS)
+                    and all(_is(v, (int, float)) and math.isfinite(v) for v in r.values()))
     if epoch < 1 or step < 0 or len(rows) != epoch or not all(good_row(r) for r in rows):
         _foreign(path, f"its history ({len(rows)} rows) does not match its epoch ({epoch})")
     if not _is(state["options"].get("batch_size"), int):

@@ -24,10 +24,10 @@ from cnnc import api
 from cnnc.compiler.analysis.memory import activations
 from cnnc.compiler.elaborate import network_names
 from cnnc.compiler.lower import modules
-from cnnc.compiler.ops import Lowering
 from cnnc.compiler.lower.fx import class_name, to_graph_module
 from cnnc.compiler.lower.source import to_source
 from cnnc.compiler.lower.verify import mismatches
+from cnnc.compiler.ops import Lowering
 from cnnc.dsl.diagnostics import CnncError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +133,7 @@ def code_positions(text: str, pattern: re.Pattern) -> list[re.Match]:
     out = []
     for line_start, line in zip(_line_starts(text), text.splitlines(keepends=True)):
         code = line.split("#", 1)[0]
-        out += [m for m in pattern.finditer(text, line_start, line_start + len(code))]
+        out += list(pattern.finditer(text, line_start, line_start + len(code)))
     return out
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 
 import pytest
-import tomllib
 from conftest import ROOT
 
 from cnnc.commands import extras

@@ -10,11 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, run_cli
 
 from cnnc.dsl.diagnostics import CnncError
 from cnnc.dsl.format import format_module
 from cnnc.dsl.parse import parse_text
-from conftest import ROOT, run_cli
 
 
 def fmt(text: str) -> str:
@@ -205,7 +205,7 @@ def test_fmt_prints_every_file_in_order(tmp_path, capsys):
     for name, text in (("a.cnn", "x=1\n"), ("b.cnn", "y = 2\n"), ("c.cnn", "z=3\n")):
         (tmp_path / name).write_text(text)
         files.append(tmp_path / name)
-    code, out, err = run_cli(["fmt", *files], capsys)
+    code, out, _err = run_cli(["fmt", *files], capsys)
     assert (code, out) == (0, "x = 1\ny = 2\nz = 3\n")
 
 

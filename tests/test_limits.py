@@ -5,13 +5,13 @@ error. The figures of time and memory are measured by hand (`/usr/bin/time -v`),
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnc.api import elaborate_file
 from cnnc.compiler import limits
 from cnnc.compiler.elaborate.builtins import _range_length
-from conftest import ROOT, run_cli
 
 
 def net(body: str, defs: str = "", input_shape: str = "[3, 8, 8]") -> str:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_cli
 
 import cnnc
 from cnnc.dsl.format import format_module
 from cnnc.dsl.parse import parse_text
-from conftest import run_cli
 
 torch = pytest.importorskip("torch")
 

@@ -35,11 +35,11 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import tomllib
 from conftest import ROOT
 
 README = ROOT / "README.md"

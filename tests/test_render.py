@@ -185,7 +185,7 @@ def test_full_depth_draws_one_node_per_layer_and_one_edge_per_ir_edge(resnet):
 
 def test_every_edge_carries_its_producers_shape(resnet):
     dot = parse_dot(render(resnet, shapes="all").source)
-    for src, dst, attrs in dot.edges:
+    for src, _dst, attrs in dot.edges:
         assert dot.edge_label(attrs) == resnet.node(int(src[1:])).type.short()
 
 

@@ -37,19 +37,17 @@ def test_write_of_a_new_file_replaces_no_link_and_respects_the_umask(tmp_path):
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "run.json"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with safefs.replacing(target) as f:
-            f.write("half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), safefs.replacing(target) as f:
+        f.write("half")
+        raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["run.json"]
 
 
 def test_replacing_path_serves_writers_that_take_a_path(tmp_path):
     (tmp_path / "plot.png").symlink_to(tmp_path / "elsewhere.png")
-    with safefs.replacing_path(tmp_path / "plot.png") as (tmp, written):
-        with open(tmp, "wb") as f:
-            f.write(b"png")
+    with safefs.replacing_path(tmp_path / "plot.png") as (tmp, written), open(tmp, "wb") as f:
+        f.write(b"png")
     assert written.replaced_link
     assert not (tmp_path / "elsewhere.png").exists()
     assert (tmp_path / "plot.png").read_bytes() == b"png"

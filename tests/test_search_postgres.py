@@ -43,7 +43,8 @@ def postgres():
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
         shutil.chown(sock, "postgres")
-    run = lambda args: subprocess.run(_as_server_user(args), check=True, capture_output=True, timeout=120)
+    def run(args):
+        return subprocess.run(_as_server_user(args), check=True, capture_output=True, timeout=120)
     run([INITDB, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
     options = f"-p {PORT} -k {sock} -c listen_addresses='' -c fsync=off"
     run([PG_CTL, "-D", str(data), "-o", options, "-w", "-t", "60", "-l", str(folder / "log"), "start"])
@@ -150,7 +151,8 @@ def test_three_workers_on_postgresql_survive_a_sigkill(postgres, tmp_path):
                                str(ROOT / "zoo" / "spaces" / "tiny.cnn")], stderr=subprocess.PIPE, text=True)
              for i in range(3)]
     try:
-        load = lambda: _load(postgres, "killed")
+        def load():
+            return _load(postgres, "killed")
         killed, pid = wait_for_running_trial(load, lambda: {p.pid for p in procs})
         os.kill(pid, signal.SIGKILL)
         errors = [p.communicate(timeout=300)[1] for p in procs]

@@ -4,9 +4,8 @@ a running search's files alone (search/results.py's `running`)."""
 
 from __future__ import annotations
 
-import re
-
 import os
+import re
 import signal
 import subprocess
 import sys

@@ -232,7 +232,8 @@ def test_search_with_three_workers_on_a_journal_survives_a_sigkill(tmp_path):
         while not journal.exists() and time.monotonic() < end:
             time.sleep(0.1)
         url = f"journal:///{journal}"
-        load = lambda: optuna.load_study(study_name="tiny", storage=storage.open_storage(url, 1))
+        def load():
+            return optuna.load_study(study_name="tiny", storage=storage.open_storage(url, 1))
         killed, pid = wait_for_running_trial(load, lambda: children_of(parent.pid))
         os.kill(pid, signal.SIGKILL)
         _, stderr = parent.communicate(timeout=300)

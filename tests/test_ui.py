@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_cli
 
 UI = ROOT / "tests" / "ui"
@@ -32,7 +31,7 @@ def expected_marks(path: Path) -> set[tuple[str, int, str]]:
     marks = set()
     for file in [path] + ([UI / "E0203_cycle_b.cnn"] if "E0203" in path.name else []):
         for n, line in enumerate(file.read_text().splitlines(), start=1):
-            for kind, code in MARK.findall(line):
+            for _kind, code in MARK.findall(line):
                 marks.add((file.name, n, code))
     return marks
 
@@ -40,7 +39,7 @@ def expected_marks(path: Path) -> set[tuple[str, int, str]]:
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
 def test_ui_case(path, in_root, capsys, bless):
     rel = path.relative_to(ROOT)
-    code, out, err = run_cli(["check", rel, "--format", "concise"], capsys)
+    code, _out, err = run_cli(["check", rel, "--format", "concise"], capsys)
     found = set()
     for line in err.splitlines():
         m = re.match(r"(.+?):(\d+):\d+: (?:error|warning)\[([EW]\d{4})\]", line)
@@ -49,7 +48,7 @@ def test_ui_case(path, in_root, capsys, bless):
     assert found == expected_marks(path)
     errors = any(c.startswith("E") for _, _, c in found)
     assert code == (1 if errors else 0)
-    code, out, err = run_cli(["check", rel, "--color", "never"], capsys)
+    code, _out, err = run_cli(["check", rel, "--color", "never"], capsys)
     assert "Traceback" not in err
     golden = path.with_suffix(".stderr")
     if bless or not golden.exists():

@@ -13,8 +13,21 @@ from cnnc.compiler.elaborate.state import NODES_HELP, Abort, Builder, Decider, F
 from cnnc.compiler.ir import Instance, Scope
 from cnnc.compiler.ops import REGISTRY, OpError
 from cnnc.compiler.types import ERROR, is_error
-from cnnc.compiler.values import (LAYER_TYPES, POISON, BlockLayer, BlockRef, LabeledLayer, MergeLayer, OpLayer, Outputs,
-                                  Partial, SeqLayer, Tensor, is_layer, type_name)
+from cnnc.compiler.values import (
+    LAYER_TYPES,
+    POISON,
+    BlockLayer,
+    BlockRef,
+    LabeledLayer,
+    MergeLayer,
+    OpLayer,
+    Outputs,
+    Partial,
+    SeqLayer,
+    Tensor,
+    is_layer,
+    type_name,
+)
 from cnnc.dsl.diagnostics import Diagnostic, Label, error
 from cnnc.dsl.source import Span
 
@@ -205,18 +218,12 @@ class Elaborator:
 # `_has_tensor` and `_has_error` run at every node: loops, not `any(…)` over a generator
 def _has_tensor(values) -> bool:
     """Is any of `values` a Tensor?"""
-    for value in values:
-        if isinstance(value, Tensor):
-            return True
-    return False
+    return any(isinstance(value, Tensor) for value in values)
 
 
 def _has_error(inputs) -> bool:
     """Has any of the tensors `inputs` the ERROR type?"""
-    for t in inputs:
-        if is_error(t.type):
-            return True
-    return False
+    return any(is_error(t.type) for t in inputs)
 
 
 def tensor_arguments(layer: OpLayer, inputs) -> tuple[OpLayer, list]:

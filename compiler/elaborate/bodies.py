@@ -15,7 +15,16 @@ from cnnc.compiler.elaborate.scopes import Env, ModuleScope
 from cnnc.compiler.elaborate.state import El, Frame, fail
 from cnnc.compiler.ir import Graph
 from cnnc.compiler.types import TensorType, is_error
-from cnnc.compiler.values import POISON, BlockLayer, BlockRef, Outputs, Tensor, is_layer, show, type_name
+from cnnc.compiler.values import (
+    POISON,
+    BlockLayer,
+    BlockRef,
+    Outputs,
+    Tensor,
+    is_layer,
+    show,
+    type_name,
+)
 from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import CnncError, error
 

@@ -345,10 +345,7 @@ def ev_call(el: El, expr: ast.Call, env, frame):
 
 def _poisoned(values) -> bool:
     """Is any of `values` POISON? (A loop, not `any(…)`: this runs at every call in a program.)"""
-    for value in values:
-        if value is POISON:
-            return True
-    return False
+    return any(value is POISON for value in values)
 
 
 def concat(el: El, expr: ast.Call, env, frame):
@@ -533,7 +530,7 @@ def graph_binop(el: El, expr: ast.BinOp, left, right, frame):
     if isinstance(left, Tensor) and isinstance(right, Tensor):
         operands = ((expr.left.span, left), (expr.right.span, right))
         return el.merge(op, (left, right), frame, expr.op_span, operands=operands)
-    for side, value in (("left", left), ("right", right)):
+    for _side, value in (("left", left), ("right", right)):
         if not (isinstance(value, Tensor) or is_layer(value) or hasattr(value, "infer")):
             raise fail("E0404", f"`{expr.op}` of a tensor or layer with {type_name(value)}", expr.op_span,
                         helps=("`+` adds two tensors (or two branches), `*` multiplies them",))

@@ -46,7 +46,8 @@ def export_onnx(model, path: str, metadata: dict | None = None) -> str:
         with safefs.replacing_path(path) as (tmp, _):
             how = _export(model.eval(), tmp, inputs, outputs, external)
             _finish(tmp, outputs, metadata, external)
-    listed = lambda names: ", ".join(f"`{n}`" for n in names)
+    def listed(names):
+        return ", ".join(f"`{n}`" for n in names)
     what = f"input{'s' * (len(inputs) > 1)} {listed(inputs)}, output{'s' * (len(outputs) > 1)} {listed(outputs)}"
     where = (f"weights in {os.path.basename(path)}.data beside it (over protobuf's 2 GB: keep the two together)"
              if external else "weights inside")

@@ -446,7 +446,7 @@ def expect_rank(inp: TensorType, rank: int, op: str, help: str = "") -> None:
         raise OpError("E0304", f"`{op}` needs {what}, but got {inp}", help)
 
 
-from cnnc.compiler.ops import (  # noqa: F401  (fills REGISTRY)
+from cnnc.compiler.ops import (  # noqa: E402, F401  (fills REGISTRY)
     act,
     conv,
     extra,
