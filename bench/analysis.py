@@ -42,8 +42,10 @@ TORCHINFO = (
 
 
 # what a `cnnc summary` process imports before it reads a file: the floor of its own start-up
-IMPORTS = ("import cnnc.cli, cnnc.api, cnnc.commands.summary, cnnc.compiler.analysis.summary, "
-           "cnnc.compiler.elaborate, cnnc.dsl.parse")
+IMPORTS = (
+    "import cnnc.cli, cnnc.api, cnnc.commands.summary, cnnc.compiler.analysis.summary, "
+    "cnnc.compiler.elaborate, cnnc.dsl.parse"
+)
 
 
 def cnnc_command() -> list[str]:
@@ -72,8 +74,14 @@ def whole_processes(rounds: int) -> None:
     least = {name: median([min(r) for r in per_round]) for name, per_round in runs.items()}
     every = {name: median([t for r in per_round for t in r]) for name, per_round in runs.items()}
     rows = [
-        [name, rounds * repeat[name], ms(least[name]), ms(every[name]),
-         f"{least[name] / least[CNNC]:.1f}×", f"{every[name] / every[CNNC]:.1f}×"]
+        [
+            name,
+            rounds * repeat[name],
+            ms(least[name]),
+            ms(every[name]),
+            f"{least[name] / least[CNNC]:.1f}×",
+            f"{every[name] / every[CNNC]:.1f}×",
+        ]
         for name in contenders
     ]
     print(
@@ -158,7 +166,9 @@ def zoo_checks(rounds: int) -> None:
         cached = {f.stem: median([_check_seconds(main, f) for _ in range(rounds)]) for f in files}
         os.environ["CNNC_CACHE"] = "off"
         try:
-            first = {f.stem: median([_check_seconds(main, f) for _ in range(rounds)]) for f in files}
+            first = {
+                f.stem: median([_check_seconds(main, f) for _ in range(rounds)]) for f in files
+            }
         finally:
             del os.environ["CNNC_CACHE"]
     slowest = sorted(files, key=lambda f: -max(cached[f.stem], first[f.stem]))[:5]

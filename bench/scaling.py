@@ -36,14 +36,18 @@ def chain(n: int) -> str:
 
 def residual(n: int) -> str:
     """n layers as n/3 blocks of Conv, ReLU and `+`."""
-    return ("block Res {\n    return (in -> Conv(8, 3, pad = 1) -> ReLU) + in\n}\n"
-            f"network N {{\n    input [8, 8, 8]\n    return in -> [Res for i in range({n // 3})]\n}}\n")
+    return (
+        "block Res {\n    return (in -> Conv(8, 3, pad = 1) -> ReLU) + in\n}\n"
+        f"network N {{\n    input [8, 8, 8]\n    return in -> [Res for i in range({n // 3})]\n}}\n"
+    )
 
 
 def concat(n: int) -> str:
     """n 1×1 convolutions side by side, joined by one concat."""
-    return ("network N {\n    input [3, 4, 4]\n"
-            f"    return concat([in -> Conv(1, 1) for i in range({n})])\n}}\n")
+    return (
+        "network N {\n    input [3, 4, 4]\n"
+        f"    return concat([in -> Conv(1, 1) for i in range({n})])\n}}\n"
+    )
 
 
 PROGRAMS = {"chain": chain, "residual": residual, "concat": concat}
@@ -104,7 +108,9 @@ def sizes_of(text: str) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
-    parser.add_argument("--dot", default=None, help="sizes at which to time DOT rendering (default: --sizes)")
+    parser.add_argument(
+        "--dot", default=None, help="sizes at which to time DOT rendering (default: --sizes)"
+    )
     parser.add_argument("--fx", default="", help="sizes at which to time lowering to torch.fx too")
     parser.add_argument("--programs", default=",".join(PROGRAMS))
     opts = parser.parse_args()
@@ -118,8 +124,10 @@ def main() -> None:
 
 
 def elaboration(programs: list[str], sizes: list[int]) -> None:
-    print(f"{'program':<9} {'layers':>7} {'nodes':>7} {'parse s':>8} {'wall s':>7} {'cpu s':>6} {'µs/node':>8} "
-          f"{'B/node':>7} {'time ×':>7} {'mem ×':>6}")
+    print(
+        f"{'program':<9} {'layers':>7} {'nodes':>7} {'parse s':>8} {'wall s':>7} {'cpu s':>6} {'µs/node':>8} "
+        f"{'B/node':>7} {'time ×':>7} {'mem ×':>6}"
+    )
     for name in programs:
         base = None
         for n in sizes:
@@ -129,23 +137,32 @@ def elaboration(programs: list[str], sizes: list[int]) -> None:
             nodes, seconds, cpu, peak = measure(program)
             per = (cpu / nodes * 1e6, peak / nodes)
             base = base or per
-            print(f"{name:<9} {n:>7} {nodes:>7} {parse_s:>8.2f} {seconds:>7.2f} {cpu:>6.2f} {per[0]:>8.1f} {per[1]:>7.0f} "
-                  f"{per[0] / base[0]:>7.2f} {per[1] / base[1]:>6.2f}", flush=True)
+            print(
+                f"{name:<9} {n:>7} {nodes:>7} {parse_s:>8.2f} {seconds:>7.2f} {cpu:>6.2f} {per[0]:>8.1f} {per[1]:>7.0f} "
+                f"{per[0] / base[0]:>7.2f} {per[1] / base[1]:>6.2f}",
+                flush=True,
+            )
 
 
 def rendering(programs: list[str], sizes: list[int]) -> None:
     if not sizes:
         return
-    print(f"\nDOT rendering\n{'program':<9} {'layers':>7} {'nodes':>7} {'wall s':>7} {'cpu s':>6} "
-          f"{'µs/node':>8} {'time ×':>7}")
+    print(
+        f"\nDOT rendering\n{'program':<9} {'layers':>7} {'nodes':>7} {'wall s':>7} {'cpu s':>6} "
+        f"{'µs/node':>8} {'time ×':>7}"
+    )
     for name in programs:
         base = None
         for n in sizes:
-            nodes, seconds, cpu = dot_seconds(parse(PROGRAMS[name](n), f"cnnc_scaling_{name}_{n}.cnn"))
+            nodes, seconds, cpu = dot_seconds(
+                parse(PROGRAMS[name](n), f"cnnc_scaling_{name}_{n}.cnn")
+            )
             per = cpu / nodes * 1e6
             base = base or per
-            print(f"{name:<9} {n:>7} {nodes:>7} {seconds:>7.2f} {cpu:>6.2f} {per:>8.1f} {per / base:>7.2f}",
-                  flush=True)
+            print(
+                f"{name:<9} {n:>7} {nodes:>7} {seconds:>7.2f} {cpu:>6.2f} {per:>8.1f} {per / base:>7.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -112,7 +112,9 @@ def lowering(graph, repeat: int) -> dict[str, float]:
     roots = iter([build_modules(graph) for _ in range(repeat)])
     steps = median_ms(lambda: StepModule(next(roots), graph), repeat)
     roots = iter([build_modules(graph) for _ in range(repeat)])
-    code = median_ms(lambda: graph_module(next(roots), build_fx_graph(graph), class_name(graph.network)), repeat)
+    code = median_ms(
+        lambda: graph_module(next(roots), build_fx_graph(graph), class_name(graph.network)), repeat
+    )
     return {"lower: steps": steps, TORCH_STAGE: constructors, FX_STAGE: code}
 
 
@@ -200,10 +202,17 @@ def report(columns, epochs, args) -> None:
             f"  {name:<32}" + "".join(f"{times[name]:>15.1f} ms" for times, _ in columns.values())
         )
     cnnc = {
-        label: sum(v for k, v in times.items() if not k.startswith(("sample", "study", TORCH_STAGE, FX_STAGE)))
+        label: sum(
+            v
+            for k, v in times.items()
+            if not k.startswith(("sample", "study", TORCH_STAGE, FX_STAGE))
+        )
         for label, (times, _) in columns.items()
     }
-    total = {label: sum(v for k, v in times.items() if k != FX_STAGE) for label, (times, _) in columns.items()}
+    total = {
+        label: sum(v for k, v in times.items() if k != FX_STAGE)
+        for label, (times, _) in columns.items()
+    }
     print(f"  {'cnnc (elaborate … steps)':<32}" + "".join(f"{cnnc[k]:>15.1f} ms" for k in columns))
     print(
         f"  {'all (with Optuna and SQLite)':<32}"

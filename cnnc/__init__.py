@@ -26,7 +26,10 @@ _LAZY = {
     "CnncError": "cnnc.dsl.diagnostics",
     "Diagnostic": "cnnc.dsl.diagnostics",
 }
-_EARLIER = {"load_program": "cnnc.api", "elaborate_file": "cnnc.api"}  # still there; `cnnc.api` has them
+_EARLIER = {
+    "load_program": "cnnc.api",
+    "elaborate_file": "cnnc.api",
+}  # still there; `cnnc.api` has them
 
 
 def __getattr__(name: str):
@@ -66,7 +69,19 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ["CnncError", "Diagnostic", "__version__", "check", "compile_source", "diagram", "graph", "load",
-           "render", "search", "summary", "train"]
+__all__ = [
+    "CnncError",
+    "Diagnostic",
+    "__version__",
+    "check",
+    "compile_source",
+    "diagram",
+    "graph",
+    "load",
+    "render",
+    "search",
+    "summary",
+    "train",
+]
 
 _sys.modules[__name__].__class__ = _Cnnc

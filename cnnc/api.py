@@ -43,17 +43,43 @@ if TYPE_CHECKING:
     Input = Sequence[int] | Mapping[str, Sequence[int]] | None
 
 __all__ = [
-    "CnncError", "InternalError", "check", "check_lint", "compile_source", "diagram", "elaborate_file", "graph",
-    "is_file", "load", "load_program", "optimized", "parse_arg_values", "render", "resolve_path", "summary",
-    "with_weights", "zoo_dir", "zoo_suggestion",
+    "CnncError",
+    "InternalError",
+    "check",
+    "check_lint",
+    "compile_source",
+    "diagram",
+    "elaborate_file",
+    "graph",
+    "is_file",
+    "load",
+    "load_program",
+    "optimized",
+    "parse_arg_values",
+    "render",
+    "resolve_path",
+    "summary",
+    "with_weights",
+    "zoo_dir",
+    "zoo_suggestion",
 ]
 
-SOURCE_PATH = "<source>.cnn"  # the name of a program given as text (imports resolve beside it, then the zoo)
+SOURCE_PATH = (
+    "<source>.cnn"  # the name of a program given as text (imports resolve beside it, then the zoo)
+)
 
 
-def graph(path: Path | None = None, network: str | None = None, args: Args = None, input: Input = None,
-          decider=None, text: str | None = None, allow_import: Iterable[Path] = (), *,
-          input_shape: Input = None) -> Graph:
+def graph(
+    path: Path | None = None,
+    network: str | None = None,
+    args: Args = None,
+    input: Input = None,
+    decider=None,
+    text: str | None = None,
+    allow_import: Iterable[Path] = (),
+    *,
+    input_shape: Input = None,
+) -> Graph:
     """The shaped graph of a network (`cnnc check`'s work); raises `CnncError` if the program has errors.
 
     `path` is a .cnn file or a zoo model's name (`"resnet18"`); `text=` gives the program itself
@@ -61,31 +87,53 @@ def graph(path: Path | None = None, network: str | None = None, args: Args = Non
     shared blocks that imports may also reach. `input_shape=` is the old name of `input=`."""
     input = _renamed_input(input, input_shape, "graph")
     path = _source_path(path, text)
-    result = elaborate_file(path, network, _arg_exprs(args), _shape(input), decider, text, allow_import)
+    result = elaborate_file(
+        path, network, _arg_exprs(args), _shape(input), decider, text, allow_import
+    )
     errors: list[Diagnostic] = [d for d in result.diagnostics if d.is_error]
     if errors:
         raise CnncError(*errors)
     return result.graph
 
 
-def check(path: Path | None = None, network: str | None = None, args: Args = None, input: Input = None,
-          text: str | None = None, allow_import: Iterable[Path] = ()) -> list[Diagnostic]:
+def check(
+    path: Path | None = None,
+    network: str | None = None,
+    args: Args = None,
+    input: Input = None,
+    text: str | None = None,
+    allow_import: Iterable[Path] = (),
+) -> list[Diagnostic]:
     """Every diagnostic of a network (`cnnc check`'s): errors and warnings, sorted by place; an empty
     list when the network is clean. Unlike `graph`, it raises nothing for the program's errors.
     `print(cnnc.CnncError(*found))` shows them as the CLI does."""
     from cnnc.dsl.diagnostics import dedupe
 
     try:
-        result = elaborate_file(_source_path(path, text), network, _arg_exprs(args), _shape(input), None, text,
-                                allow_import)
+        result = elaborate_file(
+            _source_path(path, text),
+            network,
+            _arg_exprs(args),
+            _shape(input),
+            None,
+            text,
+            allow_import,
+        )
     except CnncError as exc:
         return sorted(dedupe(exc.diagnostics), key=Diagnostic.sort_key)
     return sorted(dedupe(result.diagnostics), key=Diagnostic.sort_key)
 
 
-def summary(source: Path | Graph | torch.nn.Module | None = None, network: str | None = None, args: Args = None,
-            input: Input = None, dtype: str = "float32", batch: int = 1, text: str | None = None,
-            allow_import: Iterable[Path] = ()) -> Summary:
+def summary(
+    source: Path | Graph | torch.nn.Module | None = None,
+    network: str | None = None,
+    args: Args = None,
+    input: Input = None,
+    dtype: str = "float32",
+    batch: int = 1,
+    text: str | None = None,
+    allow_import: Iterable[Path] = (),
+) -> Summary:
     """The analysis of a network (`cnnc summary`'s figures): params, MACs, activations and one row
     per layer. `print()` shows `cnnc summary`'s table, `.to_dict()` gives its JSON form. Runs no
     model and never imports torch.
@@ -101,7 +149,9 @@ def summary(source: Path | Graph | torch.nn.Module | None = None, network: str |
     if built is not None:
         _only_source(network=network, args=args, input=input, text=text)
         return summarize(built, dtype, batch)
-    return summarize(graph(source, network, args, input, text=text, allow_import=allow_import), dtype, batch)
+    return summarize(
+        graph(source, network, args, input, text=text, allow_import=allow_import), dtype, batch
+    )
 
 
 def _built_graph(source) -> Graph | None:
@@ -116,8 +166,10 @@ def _built_graph(source) -> Graph | None:
     if source is None or isinstance(source, (str, os.PathLike)):
         return None
     kind = type(source).__name__
-    raise TypeError(f"`source` must be a .cnn path or zoo name, a graph from cnnc.graph or a module from "
-                    f"cnnc.load, but got {kind}")
+    raise TypeError(
+        f"`source` must be a .cnn path or zoo name, a graph from cnnc.graph or a module from "
+        f"cnnc.load, but got {kind}"
+    )
 
 
 def _only_source(**given) -> None:
@@ -125,8 +177,10 @@ def _only_source(**given) -> None:
     extra = [name for name, value in given.items() if value is not None]
     if extra:
         names = ", ".join(f"`{name}`" for name in extra)
-        raise TypeError(f"{names} apply to a path or program text; a graph or module is summarised as it "
-                        "was built (pass them to cnnc.graph or cnnc.load instead)")
+        raise TypeError(
+            f"{names} apply to a path or program text; a graph or module is summarised as it "
+            "was built (pass them to cnnc.graph or cnnc.load instead)"
+        )
 
 
 def _source_path(path: Path | None, text: str | None) -> Path:
@@ -141,15 +195,26 @@ def _renamed_input(input: Input, input_shape: Input, where: str) -> Input:
         return input
     import warnings
 
-    warnings.warn(f"cnnc.{where}(input_shape=…) is now cnnc.{where}(input=…)", DeprecationWarning, stacklevel=3)
+    warnings.warn(
+        f"cnnc.{where}(input_shape=…) is now cnnc.{where}(input=…)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
     if input is not None:
         raise TypeError(f"cnnc.{where} got both `input` and its old name `input_shape`")
     return input_shape
 
 
-def render(path_or_graph: Path | Graph, network: str | None = None, depth: int | None = None,
-           direction: str = "TB", theme: str = "light", args: Args = None, input: Input = None,
-           **options) -> graphviz.Digraph:
+def render(
+    path_or_graph: Path | Graph,
+    network: str | None = None,
+    depth: int | None = None,
+    direction: str = "TB",
+    theme: str = "light",
+    args: Args = None,
+    input: Input = None,
+    **options,
+) -> graphviz.Digraph:
     """A `graphviz.Digraph` of a network (from a .cnn path, a zoo name or a `Graph`); runs no program.
 
     `args` binds a parameterised network's arguments, as `load` takes them. A program with shape
@@ -181,8 +246,9 @@ def _plug_diagrams() -> None:
     ir.DIAGRAM_HOOK = _svg
 
 
-def diagram(path_or_graph: Path | Graph, network: str | None = None, depth: int | None = None,
-            **options) -> Diagram:
+def diagram(
+    path_or_graph: Path | Graph, network: str | None = None, depth: int | None = None, **options
+) -> Diagram:
     """`render`'s diagram wrapped for notebooks: shows itself as SVG; `.save("x.png")` writes a file."""
     from cnnc.compiler.render.dot import Diagram
 
@@ -193,9 +259,18 @@ def diagram(path_or_graph: Path | Graph, network: str | None = None, depth: int 
 # Lowering to PyTorch (torch is imported only here, inside the functions)
 
 
-def load(path: Path | None = None, network: str | None = None, input: Input = None, seed: int | None = None,
-         args: Args = None, allow_import: Iterable[Path] = (), weights: Path | Mapping[str, Path] | None = None, strict: bool = True,
-         optimize: str | None = None, text: str | None = None) -> torch.nn.Module:
+def load(
+    path: Path | None = None,
+    network: str | None = None,
+    input: Input = None,
+    seed: int | None = None,
+    args: Args = None,
+    allow_import: Iterable[Path] = (),
+    weights: Path | Mapping[str, Path] | None = None,
+    strict: bool = True,
+    optimize: str | None = None,
+    text: str | None = None,
+) -> torch.nn.Module:
     """The network as a `torch.nn.Module`: a torch.fx GraphModule with one straight-line forward.
 
     `path` is a .cnn file or a zoo model's name; `text=` gives the program itself (imports resolve
@@ -251,7 +326,7 @@ OPTIMIZE = ("inference",)  # the values of `optimize=` and `cnnc compile --optim
 
 def _check_optimize(optimize) -> None:
     if optimize is not None and optimize not in OPTIMIZE:
-        raise ValueError(f"`optimize` must be None or \"inference\", but got {optimize!r}")
+        raise ValueError(f'`optimize` must be None or "inference", but got {optimize!r}')
 
 
 def optimized(model: torch.nn.Module, optimize: str | None) -> torch.nn.Module:
@@ -272,15 +347,24 @@ def with_weights(model: torch.nn.Module, weights, strict: bool = True) -> torch.
     from cnnc.compiler.lower.weights import load_weights
 
     if isinstance(weights, Mapping):
-        model.cnnc_weights = {str(label): load_weights(model, path, strict=strict, into=str(label))
-                              for label, path in weights.items()}
+        model.cnnc_weights = {
+            str(label): load_weights(model, path, strict=strict, into=str(label))
+            for label, path in weights.items()
+        }
     else:
         model.cnnc_weights = load_weights(model, weights, strict=strict)
     return model
 
 
-def compile_source(text: str, network: str | None = None, input: Input = None, seed: int | None = None,
-                   args: Args = None, path: Path = SOURCE_PATH, optimize: str | None = None) -> torch.nn.Module:
+def compile_source(
+    text: str,
+    network: str | None = None,
+    input: Input = None,
+    seed: int | None = None,
+    args: Args = None,
+    path: Path = SOURCE_PATH,
+    optimize: str | None = None,
+) -> torch.nn.Module:
     """`load(path, text=text)`: a module from .cnn text; imports resolve relative to `path`, then the zoo."""
     return load(path, network, input, seed, args, optimize=optimize, text=text)
 
@@ -309,7 +393,9 @@ def _arg_exprs(args) -> dict | None:
     if isinstance(args, Mapping) and all(isinstance(v, Expr) for v in args.values()):
         return dict(args)
     if isinstance(args, str):
-        raise TypeError(f"`args` takes a dict or a list of \"name=value\" strings, but got the string {args!r}")
+        raise TypeError(
+            f'`args` takes a dict or a list of "name=value" strings, but got the string {args!r}'
+        )
     if isinstance(args, Mapping):
         args = [f"{name}={_cnn_literal(value)}" for name, value in args.items()]
     return parse_arg_values(args)

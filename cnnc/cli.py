@@ -77,8 +77,9 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
     the terminal of stdout, then 80; less 2, as argparse takes it."""
 
     def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
-        super().__init__(prog, indent_increment, max_help_position,
-                         _columns() - 2 if width is None else width)
+        super().__init__(
+            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
+        )
 
 
 def _columns() -> int:
@@ -97,16 +98,21 @@ def _columns() -> int:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command, or of the command `only` alone (a run imports just its own
     command's module; `cnnc --help` lists them all)."""
-    parser = argparse.ArgumentParser(prog="cnnc", description=DESCRIPTION,
-                                     formatter_class=Formatter)
+    parser = argparse.ArgumentParser(
+        prog="cnnc", description=DESCRIPTION, formatter_class=Formatter
+    )
     parser.add_argument("--version", action="version", version=f"cnnc {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         if only is not None and name != only:
             continue
         module = command_module(name)
-        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
-                           formatter_class=Formatter)
+        p = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            formatter_class=Formatter,
+        )
         module.configure(p)
         p.set_defaults(run=module.run)
     return parser
@@ -118,7 +124,9 @@ def command_module(name: str):
     try:
         return importlib.import_module(module_name)
     except Exception as exc:
-        raise CommandMissing(f"the module of `cnnc {name}`, {module_name}, does not import: {exc}") from exc
+        raise CommandMissing(
+            f"the module of `cnnc {name}`, {module_name}, does not import: {exc}"
+        ) from exc
 
 
 def _version() -> str:
@@ -195,10 +203,15 @@ def run_command(args) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except MemoryError:  # past every budget: still the user's input, said in one line, not a traceback
+    except (
+        MemoryError
+    ):  # past every budget: still the user's input, said in one line, not a traceback
         print(f"error: `cnnc {args.command}` ran out of memory", file=sys.stderr)
-        print("  = help: give it smaller inputs (fewer networks, samples or trials), or run it on a machine "
-              "with more memory", file=sys.stderr)
+        print(
+            "  = help: give it smaller inputs (fewer networks, samples or trials), or run it on a machine "
+            "with more memory",
+            file=sys.stderr,
+        )
         return USER_ERROR
     except BrokenPipeError:
         return OK
@@ -236,8 +249,11 @@ def say_replaced_links() -> None:
 def _say_replaced_link(written) -> None:
     from cnnc.dsl.diagnostics import printable
 
-    print(f"note: `{printable(written.path)}` was a link (to `{printable(written.link_target or '?')}`): "
-          "cnnc replaced the link with its file and left what it pointed to untouched", file=sys.stderr)
+    print(
+        f"note: `{printable(written.path)}` was a link (to `{printable(written.link_target or '?')}`): "
+        "cnnc replaced the link with its file and left what it pointed to untouched",
+        file=sys.stderr,
+    )
 
 
 def _shown(text) -> str:
@@ -268,7 +284,10 @@ def internal_error(exc: BaseException, dump: str) -> int:
     with os.fdopen(fd, "w") as f:
         f.write(report)
     print(f"internal error: {_shown(exc)}", file=sys.stderr)
-    print("this is a bug in cnnc, not in your file; please report it with the saved details:", file=sys.stderr)
+    print(
+        "this is a bug in cnnc, not in your file; please report it with the saved details:",
+        file=sys.stderr,
+    )
     print(f"  {path}", file=sys.stderr)
     return INTERNAL_ERROR
 

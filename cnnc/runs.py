@@ -24,13 +24,32 @@ if TYPE_CHECKING:
     Input = Sequence[int] | Mapping[str, Sequence[int]] | None
 
 
-def train(path: Path, data: str, out: Path, *, network: str | None = None, args: Args = None,
-          input: Input = None, epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
-          optimizer: str | None = None, weight_decay: float | None = None, warmup: float | None = None,
-          label_smoothing: float | None = None, augment: str | None = None, normalize: str | None = None,
-          weights: Path | None = None, weights_partial: bool = False, freeze: Iterable[str] = (),
-          device: str | None = None, threads: int | None = None, seed: int | None = None, resume: bool = False,
-          allow_import: Iterable[Path] = ()) -> Trained:
+def train(
+    path: Path,
+    data: str,
+    out: Path,
+    *,
+    network: str | None = None,
+    args: Args = None,
+    input: Input = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    optimizer: str | None = None,
+    weight_decay: float | None = None,
+    warmup: float | None = None,
+    label_smoothing: float | None = None,
+    augment: str | None = None,
+    normalize: str | None = None,
+    weights: Path | None = None,
+    weights_partial: bool = False,
+    freeze: Iterable[str] = (),
+    device: str | None = None,
+    threads: int | None = None,
+    seed: int | None = None,
+    resume: bool = False,
+    allow_import: Iterable[Path] = (),
+) -> Trained:
     """Train a network on a data set (`cnnc train`); returns the run (`.folder`, `.model`, `.metrics`
     one dict per epoch, `.accuracy`, `.files`, `.rebuild`).
 
@@ -40,23 +59,65 @@ def train(path: Path, data: str, out: Path, *, network: str | None = None, args:
     """
     from cnnc.commands import train as command
 
-    argv = [*_program_options(network, args, input, allow_import), "--data", data, "--out", out,
-            *_options(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
-                      warmup=warmup, label_smoothing=label_smoothing, augment=augment, normalize=normalize,
-                      weights=weights, weights_partial=weights_partial, freeze=freeze, device=device,
-                      threads=threads, seed=seed, resume=resume)]
+    argv = [
+        *_program_options(network, args, input, allow_import),
+        "--data",
+        data,
+        "--out",
+        out,
+        *_options(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            warmup=warmup,
+            label_smoothing=label_smoothing,
+            augment=augment,
+            normalize=normalize,
+            weights=weights,
+            weights_partial=weights_partial,
+            freeze=freeze,
+            device=device,
+            threads=threads,
+            seed=seed,
+            resume=resume,
+        ),
+    ]
     return _run("train", argv, path, command.train)
 
 
-def search(path: Path, *, network: str | None = None, args: Args = None, out: Path | None = None,
-           trials: int | None = None, sampler: str | None = None, seed: int | None = None,
-           objective: str | Sequence[str] | None = None, max_params: int | None = None, max_macs: int | None = None,
-           evaluator: str | None = None, proxy: str | None = None, data: str | None = None, size: int | None = None,
-           epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
-           optimizer: str | None = None, label_smoothing: float | None = None, pruner: str | None = None,
-           device: str | None = None, threads: int | None = None, storage: str | None = None,
-           study: str | None = None, timeout: float | None = None, workers: int | None = None,
-           heartbeat: int | None = None, allow_import: Iterable[Path] = ()) -> Result:
+def search(
+    path: Path,
+    *,
+    network: str | None = None,
+    args: Args = None,
+    out: Path | None = None,
+    trials: int | None = None,
+    sampler: str | None = None,
+    seed: int | None = None,
+    objective: str | Sequence[str] | None = None,
+    max_params: int | None = None,
+    max_macs: int | None = None,
+    evaluator: str | None = None,
+    proxy: str | None = None,
+    data: str | None = None,
+    size: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    optimizer: str | None = None,
+    label_smoothing: float | None = None,
+    pruner: str | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    timeout: float | None = None,
+    workers: int | None = None,
+    heartbeat: int | None = None,
+    allow_import: Iterable[Path] = (),
+) -> Result:
     """Search a space of networks (`cnnc search`); returns the study's result: `.study` (optuna's),
     `.rows` (every trial), `.best` (the best trial, or the Pareto front), `.files` (trials.csv,
     best.cnn, plots), `.notes` and `.stopped` (done, timeout or interrupted: a search stopped by
@@ -70,20 +131,45 @@ def search(path: Path, *, network: str | None = None, args: Args = None, out: Pa
 
     if objective is not None and not isinstance(objective, str):
         objective = ",".join(objective)
-    argv = [*_program_options(network, args, None, allow_import),
-            *_options(out=out, trials=trials, sampler=sampler, seed=seed, objective=objective, max_params=max_params,
-                      max_macs=max_macs, evaluator=evaluator, proxy=proxy, data=data, size=size, epochs=epochs,
-                      batch_size=batch_size, lr=lr, optimizer=optimizer, label_smoothing=label_smoothing,
-                      pruner=pruner, device=device, threads=threads, storage=storage, study=study,
-                      timeout=timeout, workers=workers, heartbeat=heartbeat)]
+    argv = [
+        *_program_options(network, args, None, allow_import),
+        *_options(
+            out=out,
+            trials=trials,
+            sampler=sampler,
+            seed=seed,
+            objective=objective,
+            max_params=max_params,
+            max_macs=max_macs,
+            evaluator=evaluator,
+            proxy=proxy,
+            data=data,
+            size=size,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            label_smoothing=label_smoothing,
+            pruner=pruner,
+            device=device,
+            threads=threads,
+            storage=storage,
+            study=study,
+            timeout=timeout,
+            workers=workers,
+            heartbeat=heartbeat,
+        ),
+    ]
     result, status = _run("search", argv, path, command.search)
     if status == command.INTERRUPTED:  # what was done is kept and returned; running again resumes
         import dataclasses
 
         return dataclasses.replace(result, stopped="interrupted")
     if status != 0:
-        raise RuntimeError(f"the study holds {len(result.rows)} trials, fewer than asked: no worker finished "
-                           "(their messages are above); running it again goes on")
+        raise RuntimeError(
+            f"the study holds {len(result.rows)} trials, fewer than asked: no worker finished "
+            "(their messages are above); running it again goes on"
+        )
     return result
 
 
@@ -123,8 +209,14 @@ def _program_options(network, args, input, allow_import) -> list[str]:
 
     words = [] if network is None else [f"--network={network}"]
     if isinstance(args, str):
-        raise TypeError(f"`args` takes a dict or a list of \"name=value\" strings, but got the string {args!r}")
-    pairs = [f"{k}={_cnn_literal(v)}" for k, v in args.items()] if hasattr(args, "items") else list(args or ())
+        raise TypeError(
+            f'`args` takes a dict or a list of "name=value" strings, but got the string {args!r}'
+        )
+    pairs = (
+        [f"{k}={_cnn_literal(v)}" for k, v in args.items()]
+        if hasattr(args, "items")
+        else list(args or ())
+    )
     words += [f"--arg={pair}" for pair in pairs]
     if hasattr(input, "items"):
         words += [f"--input={name}={','.join(map(str, shape))}" for name, shape in input.items()]

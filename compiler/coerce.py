@@ -45,8 +45,11 @@ def _choice(spec: ParamSpec, value, op: str) -> str:
         import difflib
 
         close = difflib.get_close_matches(value, spec.choices, n=1)
-        raise OpError("E0405", f"`{spec.name}` of `{op}` must be one of {listed}, but got {_show(value)}",
-                      help=f'did you mean "{close[0]}"?' if close else "")
+        raise OpError(
+            "E0405",
+            f"`{spec.name}` of `{op}` must be one of {listed}, but got {_show(value)}",
+            help=f'did you mean "{close[0]}"?' if close else "",
+        )
     return value
 
 
@@ -54,14 +57,18 @@ def _tensor(spec: ParamSpec, value, op: str):
     from cnnc.compiler.values import Tensor
 
     if not isinstance(value, Tensor):
-        raise _kind_error(spec, value, op, "a tensor", "name a tensor computed earlier, e.g. `like = skip`")
+        raise _kind_error(
+            spec, value, op, "a tensor", "name a tensor computed earlier, e.g. `like = skip`"
+        )
     return value
 
 
 def _floats(spec: ParamSpec, value, op: str) -> tuple[float, float]:
     """A number or [h, w] of numbers: a factor per axis."""
     items = value if isinstance(value, tuple) else (value, value)
-    if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in items):
+    if len(items) != 2 or any(
+        isinstance(v, bool) or not isinstance(v, (int, float)) for v in items
+    ):
         raise _kind_error(spec, value, op, "a number or a pair of numbers")
     return tuple(_float(spec, v, op) for v in items)
 
@@ -80,11 +87,18 @@ def _shape(spec: ParamSpec, value, op: str) -> tuple[int, ...]:
     if not items or not all(_whole(v) for v in items):
         raise _kind_error(spec, value, op, "a list of integers")
     if items.count(-1) > 1 or any(v < 1 and v != -1 for v in items):
-        raise OpError("E0405", f"`{spec.name}` of `{op}` must hold positive sizes and at most one -1, "
-                      f"but got {_show(value)}", help="one -1 stands for what the other sizes leave")
+        raise OpError(
+            "E0405",
+            f"`{spec.name}` of `{op}` must hold positive sizes and at most one -1, "
+            f"but got {_show(value)}",
+            help="one -1 stands for what the other sizes leave",
+        )
     if any(v > MAX_SIZE for v in items):
-        raise OpError("E0415", f"`{spec.name}` of `{op}` must hold sizes of at most {MAX_SIZE:,} (cnnc's "
-                      f"bound on a size), but got {_show(value)}")
+        raise OpError(
+            "E0415",
+            f"`{spec.name}` of `{op}` must hold sizes of at most {MAX_SIZE:,} (cnnc's "
+            f"bound on a size), but got {_show(value)}",
+        )
     return tuple(items)
 
 
@@ -108,8 +122,9 @@ def _float(spec: ParamSpec, value, op: str) -> float:
         )
     if abs(result) > FLOAT32_MAX:  # torch casts the scalar to the tensor's float32 when it runs
         raise OpError(
-            "E0405", f"`{spec.name}` of `{op}` must fit in float32 (at most about 3.4e38 in size), "
-            f"but got {_show(value)}"
+            "E0405",
+            f"`{spec.name}` of `{op}` must fit in float32 (at most about 3.4e38 in size), "
+            f"but got {_show(value)}",
         )
     return result
 
@@ -118,7 +133,9 @@ FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _pair(spec: ParamSpec, value, op: str) -> tuple[int, int]:
-    wanted = "an integer or a pair of integers" + (" or `same`" if spec.kind is ParamKind.PAD else "")
+    wanted = "an integer or a pair of integers" + (
+        " or `same`" if spec.kind is ParamKind.PAD else ""
+    )
     if isinstance(value, tuple):
         if len(value) != 2 or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
@@ -132,7 +149,9 @@ def _pair(spec: ParamSpec, value, op: str) -> tuple[int, int]:
 
 def _check_range(spec: ParamSpec, value, op: str, written) -> None:
     values = value if isinstance(value, tuple) else (value,)
-    if spec.kind not in (ParamKind.FLOAT, ParamKind.FLOATS) and any(abs(v) > MAX_SIZE for v in values):
+    if spec.kind not in (ParamKind.FLOAT, ParamKind.FLOATS) and any(
+        abs(v) > MAX_SIZE for v in values
+    ):
         raise OpError(
             "E0415",
             f"`{spec.name}` of `{op}` must be at most {MAX_SIZE:,} (cnnc's bound on "
@@ -162,8 +181,17 @@ _RULES = {
     ParamKind.CHOICE: _choice,
     ParamKind.TENSOR: _tensor,
 }
-_RANGED = frozenset({ParamKind.INT, ParamKind.FLOAT, ParamKind.PAIR, ParamKind.PAIR_OR_NONE, ParamKind.PAD,
-                     ParamKind.FLOATS, ParamKind.SIDES})
+_RANGED = frozenset(
+    {
+        ParamKind.INT,
+        ParamKind.FLOAT,
+        ParamKind.PAIR,
+        ParamKind.PAIR_OR_NONE,
+        ParamKind.PAD,
+        ParamKind.FLOATS,
+        ParamKind.SIDES,
+    }
+)
 
 
 def _kind_error(spec: ParamSpec, value, op: str, wanted: str, hint: str = "") -> OpError:

@@ -23,11 +23,15 @@ from cnnc.dsl.records import field, record
 class Derivation:
     """The clauses of a derived network, and what elaboration did with them."""
 
-    replace: dict[tuple[str, ...], tuple[ast.Replacement, object]] = field(default_factory=dict)  # path → (clause, scope)
+    replace: dict[tuple[str, ...], tuple[ast.Replacement, object]] = field(
+        default_factory=dict
+    )  # path → (clause, scope)
     freeze: list[ast.LabelPath] = field(default_factory=list)
     freeze_until: ast.LabelPath | None = None
     cut: ast.LabelPath | None = None
-    replaced: list[tuple[str, ...]] = field(default_factory=list)  # filled as the replacements are applied
+    replaced: list[tuple[str, ...]] = field(
+        default_factory=list
+    )  # filled as the replacements are applied
     frozen: frozenset = frozenset()  # module paths, filled by `finish`
 
     @property
@@ -79,10 +83,18 @@ def not_found(path: ast.LabelPath, what: str, network: str, nodes) -> Diagnostic
     from difflib import get_close_matches
 
     near = get_close_matches(path.text, labels(nodes), n=3, cutoff=0.5)
-    helps = (f"a similar label exists: {', '.join(f'`{n}`' for n in near)}",) if near else (
-        f"`cnnc summary` of `{network}` lists its labels",)
-    return error("E0218", f"`{path.text}` is not a label of `{network}`, so there is nothing to {what}",
-                 path.span, "no layer has this label path", helps=helps)
+    helps = (
+        (f"a similar label exists: {', '.join(f'`{n}`' for n in near)}",)
+        if near
+        else (f"`cnnc summary` of `{network}` lists its labels",)
+    )
+    return error(
+        "E0218",
+        f"`{path.text}` is not a label of `{network}`, so there is nothing to {what}",
+        path.span,
+        "no layer has this label path",
+        helps=helps,
+    )
 
 
 def finish(d: Derivation, nodes, output, network: str):

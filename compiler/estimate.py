@@ -34,7 +34,10 @@ def value_nodes(value, cache: dict, scan: int | None = None, seen: dict | None =
     seen = {} if seen is None else seen
     if isinstance(value, (tuple, SeqLayer, LabeledLayer, MergeLayer)):
         if id(value) not in seen:
-            seen[id(value)] = (value, _composite_nodes(value, cache, scan, seen))  # keeps the id alive
+            seen[id(value)] = (
+                value,
+                _composite_nodes(value, cache, scan, seen),
+            )  # keeps the id alive
         return seen[id(value)][1]
     if isinstance(value, (BlockLayer, Partial)):
         return block_nodes(value.block, cache)
@@ -51,7 +54,9 @@ def _composite_nodes(value, cache: dict, scan, seen: dict) -> int:
     elif isinstance(value, LabeledLayer):
         items = (value.layer,)
     else:  # a merge: one node, and its branches
-        return 1 + sum(value_nodes(m, cache, scan, seen) for m in value.members if not isinstance(m, Tensor))
+        return 1 + sum(
+            value_nodes(m, cache, scan, seen) for m in value.members if not isinstance(m, Tensor)
+        )
     return min(sum(value_nodes(v, cache, scan, seen) for v in items), CAP)
 
 
@@ -103,7 +108,11 @@ class _Static:
         if isinstance(expr, ast.If):
             return min(self.nodes(expr.then), self.nodes(expr.else_))
         if isinstance(expr, ast.Choice):
-            return min((self.nodes(o) for o in expr.options), default=0) if len(expr.options) > 1 else 0
+            return (
+                min((self.nodes(o) for o in expr.options), default=0)
+                if len(expr.options) > 1
+                else 0
+            )
         if isinstance(expr, ast.Name):
             return self.name(expr.id)
         if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name):

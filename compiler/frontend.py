@@ -11,8 +11,9 @@ from cnnc.dsl.programs import load_program
 from cnnc.dsl.records import replace
 
 
-def elaborate_file(path, network=None, args=None, input_shape=None, decider=None, text=None,
-                   allow_import=()):
+def elaborate_file(
+    path, network=None, args=None, input_shape=None, decider=None, text=None, allow_import=()
+):
     """Parse and elaborate; returns an `Elaboration` (graph + diagnostics). Syntax errors raise. An
     input too small (E0303) gets a help line with the smallest square input the network accepts."""
     from cnnc.compiler.elaborate import elaborate

@@ -84,8 +84,17 @@ class Graph:
     single-tensor network has.
     """
 
-    def __init__(self, network: str, nodes, outputs, scopes=(), input_type=None, output_kind: str = "tensor",
-                 frozen=frozenset(), replaced=()):
+    def __init__(
+        self,
+        network: str,
+        nodes,
+        outputs,
+        scopes=(),
+        input_type=None,
+        output_kind: str = "tensor",
+        frozen=frozenset(),
+        replaced=(),
+    ):
         self.network = network
         # a derived network's parts: module paths whose parameters are not trained, and the label
         # paths whose layers replaced the parent's (a checkpoint of the parent has other tensors there)
@@ -100,7 +109,9 @@ class Graph:
         self.inputs: tuple[int, ...] = tuple(n.id for n in self._nodes.values() if n.op == "Input")
         self.scopes: Mapping[tuple[str, ...], Scope] = MappingProxyType({s.path: s for s in scopes})
         first = self._nodes[self.inputs[0]] if self.inputs else None
-        self.input_type: TensorType | None = input_type or (first.type if first is not None else None)
+        self.input_type: TensorType | None = input_type or (
+            first.type if first is not None else None
+        )
         self._users: dict[int, list[int]] = {i: [] for i in self._nodes}
         for node in self._nodes.values():  # in id order, so each list comes out sorted
             for src in dict.fromkeys(node.inputs):
@@ -143,16 +154,21 @@ class Graph:
     @property
     def single(self) -> bool:
         """One unnamed input and one tensor out: the shape every classifier has."""
-        return len(self.inputs) <= 1 and self.output_kind == "tensor" and "name" not in (
-            self.input.args if self.input is not None else {})
+        return (
+            len(self.inputs) <= 1
+            and self.output_kind == "tensor"
+            and "name" not in (self.input.args if self.input is not None else {})
+        )
 
     def io_text(self) -> str:
         """`[3, 224, 224] → [1000]`; each named input and each output by name when there are several
         (`image [3, 224, 224], depth [1, 224, 224] → out [21, 224, 224], aux [21, 224, 224]`)."""
         if self.single:
             return f"{self.input_type} → {self.output_type}"
-        ins = ", ".join(" ".join(filter(None, (self._nodes[i].args.get("name"), str(self._nodes[i].type))))
-                        for i in self.inputs)
+        ins = ", ".join(
+            " ".join(filter(None, (self._nodes[i].args.get("name"), str(self._nodes[i].type))))
+            for i in self.inputs
+        )
         outs = ", ".join(f"{k} {self._nodes[i].type}" for k, i in self.outputs)
         return f"{ins} → {outs}"
 
@@ -212,7 +228,9 @@ def _lint_node(graph: Graph, n: Node) -> list[str]:
         problems.append(f"%{n.id} has unknown op `{n.op}`")
         return problems
     if not REGISTRY[n.op].takes(len(n.inputs)):
-        problems.append(f"%{n.id} `{n.op}` takes {REGISTRY[n.op].arity} inputs, has {len(n.inputs)}")
+        problems.append(
+            f"%{n.id} `{n.op}` takes {REGISTRY[n.op].arity} inputs, has {len(n.inputs)}"
+        )
     for src in n.inputs:
         if src not in graph or src >= n.id:
             problems.append(f"%{n.id} reads %{src}, which is missing or not earlier")

@@ -75,8 +75,11 @@ class Ledger:
 
     def over(self) -> tuple[str, int] | None:
         """(what, total) of the first total spent beyond its bound, or None."""
-        for what, spent, bound in (("nodes", self.nodes, COMMAND_NODES), ("comprehension steps", self.steps,
-                                   COMMAND_STEPS), ("list items and characters", self.items, COMMAND_ITEMS)):
+        for what, spent, bound in (
+            ("nodes", self.nodes, COMMAND_NODES),
+            ("comprehension steps", self.steps, COMMAND_STEPS),
+            ("list items and characters", self.items, COMMAND_ITEMS),
+        ):
             if spent > bound:
                 self.exhausted = True
                 return what, bound
@@ -119,10 +122,17 @@ def max_memory(environ=None) -> int:
 
 def memory_help(environ=None) -> str:
     """Where the memory budget comes from, and how to change it."""
-    if parse_bytes((os.environ if environ is None else environ).get(MEMORY_ENV, "").strip()) is not None:
-        return f"the budget was set by {MEMORY_ENV}; raise it only on a machine with that much memory"
-    return (f"the budget is half this machine's memory; on a larger machine set {MEMORY_ENV} "
-            f"(float32 bytes, e.g. {MEMORY_ENV}=64G)")
+    if (
+        parse_bytes((os.environ if environ is None else environ).get(MEMORY_ENV, "").strip())
+        is not None
+    ):
+        return (
+            f"the budget was set by {MEMORY_ENV}; raise it only on a machine with that much memory"
+        )
+    return (
+        f"the budget is half this machine's memory; on a larger machine set {MEMORY_ENV} "
+        f"(float32 bytes, e.g. {MEMORY_ENV}=64G)"
+    )
 
 
 def parse_bytes(text: str) -> int | None:

@@ -23,8 +23,7 @@ _PART = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*|[0-9]+")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 RULE = (
-    "each part of a label (between dots) is an identifier "
-    "(`[A-Za-z_][A-Za-z0-9_-]*`) or a number"
+    "each part of a label (between dots) is an identifier (`[A-Za-z_][A-Za-z0-9_-]*`) or a number"
 )
 
 # Attributes of nn.Module, nn.Sequential and cnnc's block container: a submodule cannot take them.
@@ -108,15 +107,24 @@ def network_attribute(part: str) -> bool:
 def part_problem(part: str, top_level: bool) -> Problem | None:
     """The broken rule of one label part, or None. `top_level`: a direct child of the network."""
     if not is_part(part):
-        return Problem("E0208", f"the label {shown(part)} is not a name: {RULE}",
-                       f"write it with letters, digits and `_`, e.g. `{suggestion(part)}`")
+        return Problem(
+            "E0208",
+            f"the label {shown(part)} is not a name: {RULE}",
+            f"write it with letters, digits and `_`, e.g. `{suggestion(part)}`",
+        )
     if keyword.iskeyword(part):
-        return Problem("E0209", f"the label `{part}` is a Python keyword, so no generated code "
-                       "could name the module", f"choose another label, e.g. `{part}_layer`")
+        return Problem(
+            "E0209",
+            f"the label `{part}` is a Python keyword, so no generated code could name the module",
+            f"choose another label, e.g. `{part}_layer`",
+        )
     if is_reserved(part, top_level):
         owner = "the compiled network" if network_attribute(part) else "every torch module"
-        return Problem("E0209", f"the label `{part}` is taken: {owner} has an attribute `{part}`",
-                       f"choose another label, e.g. `{part.strip('_')}_layer`")
+        return Problem(
+            "E0209",
+            f"the label `{part}` is taken: {owner} has an attribute `{part}`",
+            f"choose another label, e.g. `{part.strip('_')}_layer`",
+        )
     return None
 
 

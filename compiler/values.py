@@ -176,7 +176,7 @@ def show(value, limit: int = SHOW_LIMIT) -> str:
         text = "[" + ", ".join(parts) + "]"
         return text if len(text) <= limit + 2 else text[:limit] + "…"
     text = _show_one(value)
-    return text if len(text) <= max(limit, 0) + 2 else text[:max(limit, 0)] + "…"
+    return text if len(text) <= max(limit, 0) + 2 else text[: max(limit, 0)] + "…"
 
 
 def _show_one(value) -> str:
@@ -191,7 +191,9 @@ def _show_one(value) -> str:
     if isinstance(value, Tensor):
         return f"tensor {value.type}"
     if isinstance(value, Outputs):
-        inner = ", ".join(f"{k}: {t.type}" if value.kind == "dict" else str(t.type) for k, t in value.items)
+        inner = ", ".join(
+            f"{k}: {t.type}" if value.kind == "dict" else str(t.type) for k, t in value.items
+        )
         return "{" + inner + "}" if value.kind == "dict" else f"({inner})"
     if isinstance(value, BlockLayer):
         return value.shown

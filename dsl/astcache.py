@@ -30,7 +30,9 @@ from cnnc.dsl.source import SourceFile, Span
 FORMAT = 1
 MAX_ENTRIES = 1000
 MAX_BYTES = 128 << 20  # the whole folder: entries of large files are a few MB each
-MAX_TEXT = 1 << 20  # characters: larger files are parsed each time (a hand-written model is a few KiB)
+MAX_TEXT = (
+    1 << 20
+)  # characters: larger files are parsed each time (a hand-written model is a few KiB)
 _LEAVES = (str, int, float, bool, type(None))
 
 
@@ -64,7 +66,15 @@ def stamp() -> str:
     if not _STAMP:
         here = Path(__file__).parent
         parts = [str(FORMAT), sys.version]
-        for name in ("cnn.lark", "syntax.py", "ast.py", "literals.py", "source.py", "records.py", "astcache.py"):
+        for name in (
+            "cnn.lark",
+            "syntax.py",
+            "ast.py",
+            "literals.py",
+            "source.py",
+            "records.py",
+            "astcache.py",
+        ):
             parts.append((here / name).read_text(encoding="utf-8"))
         parts.append(_lark_init())
         _STAMP.append(digest("\0".join(parts)))
@@ -176,7 +186,9 @@ def store(source: SourceFile, module: ast.Module) -> None:
         return
     try:
         path.parent.mkdir(exist_ok=True)
-        safefs.write_bytes(path, data)  # readers see the old entry or the new one, never half of one
+        safefs.write_bytes(
+            path, data
+        )  # readers see the old entry or the new one, never half of one
         _prune(path.parent)
     except OSError:
         return

@@ -78,7 +78,10 @@ def know_comments(module: ast.Module) -> None:
     if module.span is not None:
         if len(_COMMENTS) > 1_000:
             _COMMENTS.clear()
-        _COMMENTS[id(module.span.file)] = (module.span.file, sorted(c.span.start for c in module.comments))
+        _COMMENTS[id(module.span.file)] = (
+            module.span.file,
+            sorted(c.span.start for c in module.comments),
+        )
 
 
 def has_comment(node) -> bool:

@@ -22,7 +22,9 @@ from enum import Enum
 from cnnc.dsl.records import record, replace
 from cnnc.dsl.source import Span
 
-MAX_SNIPPET_COLUMNS = 120  # a wider source row is cut around its marks (a 1 MB line prints ~120 columns)
+MAX_SNIPPET_COLUMNS = (
+    120  # a wider source row is cut around its marks (a 1 MB line prints ~120 columns)
+)
 MAX_TEXT = 300  # characters of one message line (headline, label, note, help) before it is cut
 TAB_WIDTH = 4  # a tab in a snippet shows as this many spaces, as rustc does
 _UNSAFE = frozenset(("Cc", "Cf", "Cs", "Zl", "Zp"))  # controls, format/bidi, surrogates, separators
@@ -149,7 +151,10 @@ def snippet(line: str, marks: list[tuple[int, int]]) -> tuple[str, list[tuple[in
     if cols[-1] <= MAX_SNIPPET_COLUMNS and first == 0 and last == len(line):
         return "".join(c for c, _ in cells), [(cols[a], max(1, cols[b] - cols[a])) for a, b in at]
     lo, hi = _window(cols, at)
-    left, right = "…" if lo > 0 or first > 0 else "", "…" if hi < len(cells) or last < len(line) else ""
+    left, right = (
+        "…" if lo > 0 or first > 0 else "",
+        "…" if hi < len(cells) or last < len(line) else "",
+    )
     shift = cols[lo] - len(left)
     end = cols[hi] - shift
     placed = []
@@ -214,7 +219,12 @@ def dedupe(diagnostics) -> list[Diagnostic]:
     seen: dict[tuple, Diagnostic] = {}
     for d in diagnostics:
         span = d.span
-        key = (d.code, span.file.path if span else None, span.start if span else None, span.end if span else None)
+        key = (
+            d.code,
+            span.file.path if span else None,
+            span.start if span else None,
+            span.end if span else None,
+        )
         if key not in seen:
             seen[key] = d
     return list(seen.values())
@@ -250,12 +260,20 @@ def to_json(d: Diagnostic) -> dict:
     def place(span: Span) -> dict:
         line, col = span.file.line_col(span.start)
         end_line, end_col = span.file.line_col(span.end)
-        return {"file": span.file.path, "line": line, "column": col, "end_line": end_line, "end_column": end_col}
+        return {
+            "file": span.file.path,
+            "line": line,
+            "column": col,
+            "end_line": end_line,
+            "end_column": end_col,
+        }
 
     out = {"severity": d.severity.value, "code": d.code, "message": d.message}
     if d.span is not None:
         out.update(place(d.span))
-    out["labels"] = [dict(place(lb.span), message=lb.message, primary=lb.primary) for lb in d.labels]
+    out["labels"] = [
+        dict(place(lb.span), message=lb.message, primary=lb.primary) for lb in d.labels
+    ]
     out["notes"] = list(d.notes)
     out["helps"] = list(d.helps)
     return out
@@ -266,7 +284,9 @@ def render_full(d: Diagnostic, painter: _Style | None = None) -> str:
     lines = [f"{painter.severity(d)}{painter.paint(': ' + printable(d.message), '1')}"]
     primary = d.span
     if primary is None:
-        lines += [_tagged(" ", "note", n) for n in d.notes] + [_tagged(" ", "help", h) for h in d.helps]
+        lines += [_tagged(" ", "note", n) for n in d.notes] + [
+            _tagged(" ", "help", h) for h in d.helps
+        ]
         return "\n".join(lines)
     same_file = [lb for lb in d.labels if lb.span.file is primary.file]
     elsewhere = [lb for lb in d.labels if lb.span.file is not primary.file]
@@ -278,7 +298,11 @@ def render_full(d: Diagnostic, painter: _Style | None = None) -> str:
     previous = None
     for line_no in sorted(by_line):
         if previous is not None and line_no > previous + 1:
-            lines.append(f"{pad} ..." if line_no > previous + 2 else _source_row(primary, previous + 1, width))
+            lines.append(
+                f"{pad} ..."
+                if line_no > previous + 2
+                else _source_row(primary, previous + 1, width)
+            )
         lines += _marked_rows(primary, line_no, by_line[line_no], width)
         previous = line_no
     notes = [f"{lb.message} at {lb.span.where()}" for lb in elsewhere] + list(d.notes)

@@ -12,8 +12,22 @@ from cnnc.dsl.literals import escape_string
 
 # precedence levels, loosest first (see cnn.lark)
 IF, CHAIN, OR, AND, NOT, CMP, SUM, PRODUCT, UNARY, POSTFIX, ATOM = range(11)
-BINOP_LEVEL = {"or": OR, "and": AND, "+": SUM, "-": SUM, "*": PRODUCT, "/": PRODUCT, "//": PRODUCT,
-               "%": PRODUCT, "==": CMP, "!=": CMP, "<": CMP, "<=": CMP, ">": CMP, ">=": CMP}
+BINOP_LEVEL = {
+    "or": OR,
+    "and": AND,
+    "+": SUM,
+    "-": SUM,
+    "*": PRODUCT,
+    "/": PRODUCT,
+    "//": PRODUCT,
+    "%": PRODUCT,
+    "==": CMP,
+    "!=": CMP,
+    "<": CMP,
+    "<=": CMP,
+    ">": CMP,
+    ">=": CMP,
+}
 
 
 # expressions written as an opener, comma-separated parts and a closer
@@ -62,7 +76,9 @@ def children(expr) -> list:
         return list(expr.elements)
     if isinstance(expr, BRACKETED):
         head = [expr.func] if isinstance(expr, ast.Call) else []
-        return head + [a.value if isinstance(a, (ast.Kwarg, ast.Field)) else a for a in arg_nodes(expr)]
+        return head + [
+            a.value if isinstance(a, (ast.Kwarg, ast.Field)) else a for a in arg_nodes(expr)
+        ]
     if isinstance(expr, ast.Comprehension):
         return [expr.elt, expr.iterable] + ([expr.cond] if expr.cond is not None else [])
     if isinstance(expr, ast.If):
@@ -140,7 +156,12 @@ def _flat(expr) -> str:
     if isinstance(expr, ast.ListExpr):
         return "[" + ", ".join(flat(i, IF) for i in expr.items) + "]"
     if isinstance(expr, ast.TupleExpr):
-        return "(" + ", ".join(flat(i, IF) for i in expr.items) + ("," if len(expr.items) == 1 else "") + ")"
+        return (
+            "("
+            + ", ".join(flat(i, IF) for i in expr.items)
+            + ("," if len(expr.items) == 1 else "")
+            + ")"
+        )
     if isinstance(expr, ast.RecordExpr):
         return "{" + ", ".join(arg_text(i) for i in expr.items) + "}"
     if isinstance(expr, ast.Comprehension):

@@ -39,7 +39,11 @@ def format_module(module: ast.Module) -> str:
 
 def _prime(node) -> None:
     """Every expression's one-line text, computed bottom-up before the recursive layout asks."""
-    for value in (getattr(node, "value", None), getattr(node, "cond", None), getattr(node, "default", None)):
+    for value in (
+        getattr(node, "value", None),
+        getattr(node, "cond", None),
+        getattr(node, "default", None),
+    ):
         if isinstance(value, ast.Expr):
             prime_layout(value)
     for child in (*(getattr(node, "body", None) or ()), *(getattr(node, "params", None) or ())):
@@ -47,7 +51,9 @@ def _prime(node) -> None:
 
 
 def _blank_between(previous, item, module) -> bool:
-    if isinstance(previous, (ast.BlockDef, ast.NetworkDef)) or isinstance(item, (ast.BlockDef, ast.NetworkDef)):
+    if isinstance(previous, (ast.BlockDef, ast.NetworkDef)) or isinstance(
+        item, (ast.BlockDef, ast.NetworkDef)
+    ):
         return True
     if type(previous) is not type(item):
         return True
@@ -73,7 +79,11 @@ class _Comments:
         while self.pending and self.pending[0].span.start < offset:
             c = self.pending.pop(0)
             out.append(Line(indent + c.text, c.span.line, c.span.line))
-            following = self.pending[0].span.start if self.pending and self.pending[0].span.start < offset else offset
+            following = (
+                self.pending[0].span.start
+                if self.pending and self.pending[0].span.start < offset
+                else offset
+            )
             gap = c.span.file.text[c.span.end : following].split("\n")[1:-1]
             if any(not line.strip() for line in gap):
                 out.append(Line("", 0, 0))
@@ -81,7 +91,9 @@ class _Comments:
 
     def inside(self, span) -> list[ast.Comment]:
         taken = [c for c in self.pending if span.start <= c.span.start < span.end]
-        self.pending = [c for c in self.pending if not any(c is t for t in taken)]  # equal texts differ
+        self.pending = [
+            c for c in self.pending if not any(c is t for t in taken)
+        ]  # equal texts differ
         return taken
 
     def attach(self, lines: list[Line], span) -> list[Line]:
@@ -130,8 +142,10 @@ def _item(item, comments: _Comments) -> list[Line]:
     if isinstance(item, ast.Import):
         return [_line(f"import {escape_string(item.path)}", item)]
     if isinstance(item, ast.NetworkAlias):
-        return _derived(_stmt(f"network {item.name} = ", item.value, "", item.value if item.derive else item),
-                        item.derive)
+        return _derived(
+            _stmt(f"network {item.name} = ", item.value, "", item.value if item.derive else item),
+            item.derive,
+        )
     if isinstance(item, ast.BlockAlias):
         return _stmt(f"block {item.name} = ", item.value, "", item)
     if isinstance(item, ast.Let):
@@ -162,7 +176,9 @@ def _derived(lines: list[Line], clauses) -> list[Line]:
             lines.append(Line("}", end, end))
             continue
         paths = ", ".join(p.text for p in clause.paths)
-        words = {"freeze_until": "freeze until", "freeze": "freeze", "cut_after": "cut after"}[clause.kind]
+        words = {"freeze_until": "freeze until", "freeze": "freeze", "cut_after": "cut after"}[
+            clause.kind
+        ]
         lines[-1] = Line(f"{last.text} {words} {paths}", last.first, last.last)
     return lines
 
@@ -179,13 +195,25 @@ def _header(item) -> list[Line]:
     for i, p in enumerate(params):
         suffix = ") {" if i == len(params) - 1 else ","
         text = p.name if p.default is None else f"{p.name} = {flat(p.default, OR)}"
-        parts.append(Part(p, text + suffix, lambda prefix, tail, t=text + suffix: [Line(prefix + t, line, line)],
-                           i > 0 and _source_break(params[i - 1], p), 0, "" if i == 0 else " "))
+        parts.append(
+            Part(
+                p,
+                text + suffix,
+                lambda prefix, tail, t=text + suffix: [Line(prefix + t, line, line)],
+                i > 0 and _source_break(params[i - 1], p),
+                0,
+                "" if i == 0 else " ",
+            )
+        )
     return fill(parts, Line(head + "(", line, line), len(head) + 1, squeeze=False, refill=True)
 
 
 def _source_break(a, b) -> bool:
-    return a.span is not None and b.span is not None and "\n" in a.span.file.text[a.span.end : b.span.start]
+    return (
+        a.span is not None
+        and b.span is not None
+        and "\n" in a.span.file.text[a.span.end : b.span.start]
+    )
 
 
 def _statement(stmt) -> list[Line]:

@@ -38,9 +38,13 @@ MAX_FILES = 256  # files a program may read, itself included: the zoo's largest 
 MAX_PROGRAM_CHARS = 2**20  # characters of all of them, as of one file at most (`MAX_SOURCE_BYTES`)
 MAX_IMPORT_PATH = 1024  # characters: far beyond any real import, well under the OS's PATH_MAX
 ENV_VAR = "CNNC_PATH"  # os.pathsep-separated directories of shared blocks, allowed and searched
-_SMALLER = "a .cnn file describes a network in kilobytes: write repeated layers as blocks and repeats"
-_ROOTS = ("imports may reach the opened program's directory tree, the zoo, and directories allowed "
-          "by --allow-import or CNNC_PATH")
+_SMALLER = (
+    "a .cnn file describes a network in kilobytes: write repeated layers as blocks and repeats"
+)
+_ROOTS = (
+    "imports may reach the opened program's directory tree, the zoo, and directories allowed "
+    "by --allow-import or CNNC_PATH"
+)
 _WIDEN = "to import from elsewhere on purpose, allow its directory: `--allow-import DIR` or CNNC_PATH=DIR"
 
 
@@ -71,22 +75,40 @@ def env_search_path(environ=None) -> tuple[Path, ...]:
     return tuple(Path(p) for p in value.split(os.pathsep) if p)
 
 
-def read_source(path: Path, shown: str, span: Span | None = None, regular_only: bool = False
-                ) -> SourceFile:
+def read_source(
+    path: Path, shown: str, span: Span | None = None, regular_only: bool = False
+) -> SourceFile:
     """A file's text as a `SourceFile`; unreadable or non-UTF-8 is E0105, too large E0106, located at
     `span` (the import that asked for it)."""
     try:
         return SourceFile.read(path, shown, regular_only=regular_only)
     except UnicodeDecodeError as exc:
-        raise CnncError(error("E0105", f"`{shown}` is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at "
-                              f"offset {exc.start}", span, helps=(".cnn files are UTF-8 text",))) from None
+        raise CnncError(
+            error(
+                "E0105",
+                f"`{shown}` is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at "
+                f"offset {exc.start}",
+                span,
+                helps=(".cnn files are UTF-8 text",),
+            )
+        ) from None
     except SourceTooLarge as exc:
-        raise CnncError(error("E0106", f"`{shown}` is {exc.size:,} bytes, over the limit of {exc.limit:,} "
-                              "for a .cnn file", span, helps=(_SMALLER,))) from None
+        raise CnncError(
+            error(
+                "E0106",
+                f"`{shown}` is {exc.size:,} bytes, over the limit of {exc.limit:,} for a .cnn file",
+                span,
+                helps=(_SMALLER,),
+            )
+        ) from None
     except NotRegularFile as exc:
-        raise CnncError(error("E0212", f"`{shown}` is a {exc.kind}, not a .cnn file", span)) from None
+        raise CnncError(
+            error("E0212", f"`{shown}` is a {exc.kind}, not a .cnn file", span)
+        ) from None
     except OSError as exc:
-        raise CnncError(error("E0105", f"cannot read `{shown}`: {exc.strerror or exc}", span)) from None
+        raise CnncError(
+            error("E0105", f"cannot read `{shown}`: {exc.strerror or exc}", span)
+        ) from None
 
 
 def load(path: str | Path, search_paths=(), text: str | None = None) -> Program:
@@ -99,7 +121,9 @@ def load(path: str | Path, search_paths=(), text: str | None = None) -> Program:
     main = _real(path) if text is None else Path(path)
     roots = _roots((_real(main).parent, *(Path(p) for p in search_paths)))
     loader = _Loader(tuple(Path(p) for p in search_paths), roots)
-    source = SourceFile(str(path), text) if text is not None else read_source(main, shown_path(main))
+    source = (
+        SourceFile(str(path), text) if text is not None else read_source(main, shown_path(main))
+    )
     key = loader.visit(source, main, keep=text is None)
     if not loader.diagnostics and not loader.modules[key].items:
         loader.diagnostics.append(_empty(source))
@@ -125,8 +149,12 @@ def _roots(paths) -> tuple[Path, ...]:
 
 def _empty(source: SourceFile) -> Diagnostic:
     example = "define one, e.g.\n  network Net {\n      input [3, 32, 32]\n      return in -> Conv(16, 3)\n  }"
-    return error("E0107", f"`{source.path}` defines no network: the file is empty or holds only comments",
-                 Span(source, 0, 0), helps=(example,))
+    return error(
+        "E0107",
+        f"`{source.path}` defines no network: the file is empty or holds only comments",
+        Span(source, 0, 0),
+        helps=(example,),
+    )
 
 
 class _Open:
@@ -195,16 +223,25 @@ class _Loader:
             return None
         if target is None:
             where = ", ".join(shown_path(p) for p in (importer.parent, *self.search_paths))
-            self.diagnostics.append(error(
-                "E0202", f"cannot find the imported file `{item.path}`", item.span, "not found",
-                notes=(f"looked in: {where}",),
-                helps=("paths are relative to the importing file, then to the zoo (`families/resnet.cnn`)",),
-            ))
+            self.diagnostics.append(
+                error(
+                    "E0202",
+                    f"cannot find the imported file `{item.path}`",
+                    item.span,
+                    "not found",
+                    notes=(f"looked in: {where}",),
+                    helps=(
+                        "paths are relative to the importing file, then to the zoo (`families/resnet.cnn`)",
+                    ),
+                )
+            )
             return None
         key = str(target)
         chain = [frame.key for frame in stack]
         if key in chain:
-            self.diagnostics.append(_cycle(item, [(f.key, f.current) for f in stack], chain.index(key)))
+            self.diagnostics.append(
+                _cycle(item, [(f.key, f.current) for f in stack], chain.index(key))
+            )
             return None
         if key in self.modules:
             return key
@@ -225,15 +262,25 @@ class _Loader:
         size = _size(target)
         if len(self.modules) >= MAX_FILES:
             what = f"more than {MAX_FILES:,} files"
-        elif self.chars + size > MAX_PROGRAM_CHARS and size <= MAX_SOURCE_BYTES:  # (a larger file: E0106)
+        elif (
+            self.chars + size > MAX_PROGRAM_CHARS and size <= MAX_SOURCE_BYTES
+        ):  # (a larger file: E0106)
             what = f"more than {MAX_PROGRAM_CHARS:,} bytes of source ({self.chars + size:,} with this file)"
         else:
             return False
         self.capped = True
-        self.diagnostics.append(error(
-            "E0710", f"the program imports {what}", item.span, "one import too many",
-            notes=(f"{len(self.modules):,} files are read before this import",),
-            helps=("a network needs a few files of blocks: import the shared ones from one file",)))
+        self.diagnostics.append(
+            error(
+                "E0710",
+                f"the program imports {what}",
+                item.span,
+                "one import too many",
+                notes=(f"{len(self.modules):,} files are read before this import",),
+                helps=(
+                    "a network needs a few files of blocks: import the shared ones from one file",
+                ),
+            )
+        )
         return True
 
     def resolve(self, item: ast.Import, here: Path) -> Path | None:
@@ -252,14 +299,29 @@ class _Loader:
         """`candidate` (which exists) as a resolved path, if it is a regular .cnn file in a root."""
         target = _real(candidate)
         if not any(target == r or r in target.parents for r in self.roots):
-            raise CnncError(error(
-                "E0210", f"the import `{item.path}` leads outside the allowed directories", item.span,
-                "outside", notes=(_ROOTS,), helps=(_WIDEN,)))
+            raise CnncError(
+                error(
+                    "E0210",
+                    f"the import `{item.path}` leads outside the allowed directories",
+                    item.span,
+                    "outside",
+                    notes=(_ROOTS,),
+                    helps=(_WIDEN,),
+                )
+            )
         if not stat.S_ISREG(info.st_mode):
-            raise CnncError(error("E0212", f"the import `{item.path}` names a {file_kind(info.st_mode)}, "
-                                  "not a .cnn file", item.span, helps=("import a .cnn file",)))
+            raise CnncError(
+                error(
+                    "E0212",
+                    f"the import `{item.path}` names a {file_kind(info.st_mode)}, not a .cnn file",
+                    item.span,
+                    helps=("import a .cnn file",),
+                )
+            )
         if target.suffix != ".cnn":
-            raise CnncError(_not_cnn(item, f"it is a link to a `{target.suffix or 'suffix-less'}` file"))
+            raise CnncError(
+                _not_cnn(item, f"it is a link to a `{target.suffix or 'suffix-less'}` file")
+            )
         return target
 
 
@@ -268,18 +330,35 @@ def _check_written(item: ast.Import) -> None:
     text = item.path
     bad = next((ch for ch in text if ord(ch) < 0x20 or ord(ch) == 0x7F), None)
     if bad is not None:
-        raise CnncError(error("E0213", f"the import path contains the control character {bad!r}", item.span,
-                              helps=("write the file's name with printable characters only",)))
+        raise CnncError(
+            error(
+                "E0213",
+                f"the import path contains the control character {bad!r}",
+                item.span,
+                helps=("write the file's name with printable characters only",),
+            )
+        )
     if len(text) > MAX_IMPORT_PATH:
-        raise CnncError(error("E0213", f"the import path is {len(text):,} characters, over the limit of "
-                              f"{MAX_IMPORT_PATH:,}", item.span, helps=("import the file by a shorter path",)))
+        raise CnncError(
+            error(
+                "E0213",
+                f"the import path is {len(text):,} characters, over the limit of "
+                f"{MAX_IMPORT_PATH:,}",
+                item.span,
+                helps=("import the file by a shorter path",),
+            )
+        )
     if not text.endswith(".cnn") or text.endswith("/.cnn"):
         raise CnncError(_not_cnn(item, "only `.cnn` files can be imported"))
 
 
 def _not_cnn(item: ast.Import, why: str) -> Diagnostic:
-    return error("E0211", f"the import `{item.path}` does not name a .cnn file: {why}", item.span,
-                 helps=("import a .cnn file, e.g. `import \"families/resnet.cnn\"`",))
+    return error(
+        "E0211",
+        f"the import `{item.path}` does not name a .cnn file: {why}",
+        item.span,
+        helps=('import a .cnn file, e.g. `import "families/resnet.cnn"`',),
+    )
 
 
 def _stat(candidate: Path, item: ast.Import) -> os.stat_result | None:
@@ -290,11 +369,20 @@ def _stat(candidate: Path, item: ast.Import) -> os.stat_result | None:
         return None
     except OSError as exc:
         if exc.errno not in (errno.ELOOP, errno.ENAMETOOLONG):
-            raise CnncError(error("E0105", f"cannot read the import `{item.path}`: {exc.strerror}",
-                                  item.span)) from None
-        why = "a symbolic link loop" if exc.errno == errno.ELOOP else "a name too long for the system"
-        raise CnncError(error("E0213", f"the import `{item.path}` cannot be used: {why}", item.span,
-                              helps=("import the file by its real path",))) from None
+            raise CnncError(
+                error("E0105", f"cannot read the import `{item.path}`: {exc.strerror}", item.span)
+            ) from None
+        why = (
+            "a symbolic link loop" if exc.errno == errno.ELOOP else "a name too long for the system"
+        )
+        raise CnncError(
+            error(
+                "E0213",
+                f"the import `{item.path}` cannot be used: {why}",
+                item.span,
+                helps=("import the file by its real path",),
+            )
+        ) from None
     except ValueError:  # embedded NUL: caught by _check_written, kept here as a guard
         return None
 
@@ -308,6 +396,13 @@ def _size(path: Path) -> int:
 
 def _cycle(item: ast.Import, stack, start: int) -> Diagnostic:
     labels = [Label(item.span, "this import closes the cycle", primary=True)]
-    notes = tuple(f"`{Path(k).name}` imports `{imp.path}` at {imp.span.where()}" for k, imp in stack[start:])
-    return Diagnostic("E0203", f"import cycle through `{item.path}`", tuple(labels), notes=notes,
-                      helps=("move the shared blocks into a file that both import",))
+    notes = tuple(
+        f"`{Path(k).name}` imports `{imp.path}` at {imp.span.where()}" for k, imp in stack[start:]
+    )
+    return Diagnostic(
+        "E0203",
+        f"import cycle through `{item.path}`",
+        tuple(labels),
+        notes=notes,
+        helps=("move the shared blocks into a file that both import",),
+    )

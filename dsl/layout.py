@@ -137,10 +137,14 @@ class Part:
     tail: int  # columns that must follow it on its line: `)`, a trailing comment
     joiner: str = " "
     pinned: bool = False  # a comment ends the line before it: the break stays, whatever happens
-    alone: str = ""  # its text when it starts a line, if not `text` (an `if` arm needs no parentheses)
+    alone: str = (
+        ""  # its text when it starts a line, if not `text` (an `if` arm needs no parentheses)
+    )
 
 
-def fill(parts: list[Part], current: Line, col: int, squeeze: bool, refill: bool = False) -> list[Line]:
+def fill(
+    parts: list[Part], current: Line, col: int, squeeze: bool, refill: bool = False
+) -> list[Line]:
     """Lay `parts` after `current`, a line at a time; continuation lines start at `col`.
 
     `squeeze`: a part too long for a line of its own may start on the current line (`in -> [x` /
@@ -162,7 +166,11 @@ def _fill(parts: list[Part], current: Line, col: int, squeeze: bool) -> tuple[li
         first, last = src(part.node)
         here = len(current.text) + len(part.joiner) + len(part.text) + part.tail
         if not part.forced and not after_break and simple and here <= WIDTH:
-            current = Line(current.text + part.joiner + part.text, current.first or first, max(current.last, last))
+            current = Line(
+                current.text + part.joiner + part.text,
+                current.first or first,
+                max(current.last, last),
+            )
             continue
         wrapped = wrapped or not (part.forced or after_break)
         alone = simple and col + len(part.text) + part.tail <= WIDTH
@@ -202,14 +210,25 @@ def _chain(expr: ast.Chain, prefix: str, tail: int) -> list[Line]:
     if len(head) == 1 and isinstance(els[0], (ast.Name, ast.InputRef)) and after_name <= WIDTH // 2:
         col = after_name  # `->` under the first `->`
     else:
-        col = _column([len(prefix), _indent(prefix) + len(INDENT)], [3 + len(element_text(e)) for e in els[1:]])
+        col = _column(
+            [len(prefix), _indent(prefix) + len(INDENT)],
+            [3 + len(element_text(e)) for e in els[1:]],
+        )
     parts = []
     for i, e in enumerate(els[1:], start=1):
         last = i == len(els) - 1
         end_of_line = last or broken(e, els[i + 1])
         room = tail if last else comment_room(e) if end_of_line else 0
-        parts.append(Part(e, "-> " + element_text(e), lambda p, t, e=e: _element_lines(e, p + "-> ", t),
-                          broken(els[i - 1], e), room, pinned=commented(els[i - 1], e)))
+        parts.append(
+            Part(
+                e,
+                "-> " + element_text(e),
+                lambda p, t, e=e: _element_lines(e, p + "-> ", t),
+                broken(els[i - 1], e),
+                room,
+                pinned=commented(els[i - 1], e),
+            )
+        )
     return head[:-1] + fill(parts, head[-1], col, squeeze=True)
 
 
@@ -243,8 +262,17 @@ def _if(expr: ast.If, prefix: str, tail: int) -> list[Line]:
         room = tail if last else comment_room(arm) if broken(arm, arms[i + 1][1]) else 0
         # `then` may stay on its condition's line; each `else` starts one
         forced = broken(before, arm) or word != "then"
-        parts.append(Part(arm, f"{word} {arm_text(arm)}", lambda p, t, w=word, a=arm: layout(a, f"{p}{w} ", t, IF),
-                          forced, room, pinned=commented(before, arm), alone=f"{word} {flat(arm, IF)}"))
+        parts.append(
+            Part(
+                arm,
+                f"{word} {arm_text(arm)}",
+                lambda p, t, w=word, a=arm: layout(a, f"{p}{w} ", t, IF),
+                forced,
+                room,
+                pinned=commented(before, arm),
+                alone=f"{word} {flat(arm, IF)}",
+            )
+        )
     head = layout(expr.cond, prefix + "if ", 0, IF)
     return head[:-1] + fill(parts, head[-1], len(prefix), squeeze=False)
 
@@ -253,7 +281,9 @@ def _binop(expr: ast.BinOp, prefix: str, tail: int) -> list[Line]:
     lvl = BINOP_LEVEL[expr.op]
     operands, ops = [expr.right], [expr.op]
     left = expr.left
-    while isinstance(left, ast.BinOp) and BINOP_LEVEL[left.op] == lvl:  # left-associative: a + b - c
+    while (
+        isinstance(left, ast.BinOp) and BINOP_LEVEL[left.op] == lvl
+    ):  # left-associative: a + b - c
         operands.insert(0, left.right)
         ops.insert(0, left.op)
         left = left.left
@@ -263,16 +293,26 @@ def _binop(expr: ast.BinOp, prefix: str, tail: int) -> list[Line]:
     for i, (op, x) in enumerate(zip(ops, operands, strict=True)):
         last = i == len(ops) - 1
         room = tail if last else comment_room(x) if broken(x, operands[i + 1]) else 0
-        parts.append(Part(x, f"{op} {flat(x, lvl + 1)}",
-                          lambda p, t, x=x, op=op: layout(x, f"{p}{op} ", t, lvl + 1),
-                          broken(previous[i], x), room, pinned=commented(previous[i], x)))
+        parts.append(
+            Part(
+                x,
+                f"{op} {flat(x, lvl + 1)}",
+                lambda p, t, x=x, op=op: layout(x, f"{p}{op} ", t, lvl + 1),
+                broken(previous[i], x),
+                room,
+                pinned=commented(previous[i], x),
+            )
+        )
     return head[:-1] + fill(parts, head[-1], len(prefix), squeeze=True)
 
 
 def _comprehension(expr: ast.Comprehension, prefix: str, tail: int) -> list[Line]:
     clause = for_clause(expr)
     head = layout(expr.elt, prefix + "[", 0, IF)
-    if not broken(expr.elt, expr.iterable) and len(head[-1].text) + 1 + len(clause) + 1 + tail <= WIDTH:
+    if (
+        not broken(expr.elt, expr.iterable)
+        and len(head[-1].text) + 1 + len(clause) + 1 + tail <= WIDTH
+    ):
         return _close(head, f" {clause}]")
     return head + [Line(" " * (len(prefix) + 1) + clause + "]", *src(expr.iterable))]
 
@@ -311,8 +351,11 @@ def _narrowest(node) -> int:
         return len(node.name) + 3 + narrowest(node.value)
     if isinstance(node, BRACKETED) and arg_nodes(node):
         nodes = arg_nodes(node)
-        return max(len(opener(node)) + narrowest(nodes[0]), *(narrowest(n) + 1 for n in nodes[1:]),
-                   len(opener(node)) + 4)
+        return max(
+            len(opener(node)) + narrowest(nodes[0]),
+            *(narrowest(n) + 1 for n in nodes[1:]),
+            len(opener(node)) + 4,
+        )
     if isinstance(node, ast.Chain):
         return max(3 + narrowest(e) for e in node.elements)
     if isinstance(node, ast.Labeled):
@@ -333,10 +376,17 @@ def _aligned(expr, nodes, head: str, closer: str, tail: int) -> list[Line]:
         suffix = closer if last else ","
         end_of_line = last or broken(node, nodes[i + 1])
         room = tail if last else comment_room(node) if end_of_line else 0
-        parts.append(Part(node, arg_text(node) + suffix,
-                          lambda p, t, node=node, s=suffix: _close(_arg_lines(node, p, t + len(s)), s),
-                          i > 0 and broken(nodes[i - 1], node), room, "" if i == 0 else " ",
-                          pinned=i > 0 and commented(nodes[i - 1], node)))
+        parts.append(
+            Part(
+                node,
+                arg_text(node) + suffix,
+                lambda p, t, node=node, s=suffix: _close(_arg_lines(node, p, t + len(s)), s),
+                i > 0 and broken(nodes[i - 1], node),
+                room,
+                "" if i == 0 else " ",
+                pinned=i > 0 and commented(nodes[i - 1], node),
+            )
+        )
     start = Line(head, src(expr)[0], src(expr)[0])
     return fill(parts, start, len(head), squeeze=False, refill=True)
 

@@ -54,22 +54,46 @@ def _escape(source: SourceFile, base: int, body: str, at: int) -> tuple[str, int
         return _SIMPLE[kind], at + 2
     if kind not in _HEX_DIGITS:
         span = Span(source, base + at, base + at + 2)
-        raise CnncError(error("E0110", f"unknown escape `\\{kind}` in a string", span, "not an escape",
-                              helps=(f"the escapes are {ESCAPES}; write `\\\\` for a backslash",)))
+        raise CnncError(
+            error(
+                "E0110",
+                f"unknown escape `\\{kind}` in a string",
+                span,
+                "not an escape",
+                helps=(f"the escapes are {ESCAPES}; write `\\\\` for a backslash",),
+            )
+        )
     n = _HEX_DIGITS[kind]
     digits = body[at + 2 : at + 2 + n]
     width = len(digits) - len(digits.lstrip("0123456789abcdefABCDEF"))
     if width < n:
         span = Span(source, base + at, base + at + 2 + width)
-        raise CnncError(error("E0114", f"`\\{kind}` needs {n} hex digits, but {width} follow it", span,
-                              f"{n} hex digits expected", helps=(f"write e.g. `\\{kind}{'0' * (n - 1)}a`",)))
+        raise CnncError(
+            error(
+                "E0114",
+                f"`\\{kind}` needs {n} hex digits, but {width} follow it",
+                span,
+                f"{n} hex digits expected",
+                helps=(f"write e.g. `\\{kind}{'0' * (n - 1)}a`",),
+            )
+        )
     code = int(digits, 16)
     if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
         span = Span(source, base + at, base + at + 2 + n)
-        what = "a surrogate, half of a UTF-16 pair" if code <= 0xDFFF else "past U+10FFFF, the last one"
-        raise CnncError(error("E0111", f"`\\{kind}{digits}` is not a Unicode character: {what}", span,
-                              "no such character",
-                              helps=("write the character itself, or its code point, e.g. `\\U0001F600`",)))
+        what = (
+            "a surrogate, half of a UTF-16 pair"
+            if code <= 0xDFFF
+            else "past U+10FFFF, the last one"
+        )
+        raise CnncError(
+            error(
+                "E0111",
+                f"`\\{kind}{digits}` is not a Unicode character: {what}",
+                span,
+                "no such character",
+                helps=("write the character itself, or its code point, e.g. `\\U0001F600`",),
+            )
+        )
     return chr(code), at + 2 + n
 
 
@@ -91,7 +115,13 @@ def escape_string(value: str) -> str:
 
 
 def _hex_escape(code: int) -> str:
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
+    )
 
 
 _SHORT = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
@@ -108,15 +138,29 @@ def float_value(span: Span, text: str) -> float:
     mantissa = text.lower().split("e")[0]
     if math.isinf(value) or (value == 0.0 and any(c in "123456789" for c in mantissa)):
         way = "infinite" if math.isinf(value) else "0"
-        raise CnncError(error("E0113", f"the number `{text}` is out of range: as a float it would be {way}",
-                              span, f"becomes {way}",
-                              helps=("nonzero floats run from about 5e-324 to 1.8e308: write a value in that range",)))
+        raise CnncError(
+            error(
+                "E0113",
+                f"the number `{text}` is out of range: as a float it would be {way}",
+                span,
+                f"becomes {way}",
+                helps=(
+                    "nonzero floats run from about 5e-324 to 1.8e308: write a value in that range",
+                ),
+            )
+        )
     return value
 
 
 def _check_digits(span: Span, text: str) -> None:
     digits = sum(c.isdigit() for c in text)
     if digits > MAX_DIGITS:
-        raise CnncError(error("E0112", f"number literal with {digits} digits, over the limit of {MAX_DIGITS}",
-                              span, "too many digits",
-                              helps=(f"write at most {MAX_DIGITS} digits; a float takes an exponent: `1e30`",)))
+        raise CnncError(
+            error(
+                "E0112",
+                f"number literal with {digits} digits, over the limit of {MAX_DIGITS}",
+                span,
+                "too many digits",
+                helps=(f"write at most {MAX_DIGITS} digits; a float takes an exponent: `1e30`",),
+            )
+        )

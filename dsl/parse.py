@@ -30,7 +30,9 @@ def parse(source: SourceFile, keep: bool = False) -> ast.Module:
     return _PARSED[key]
 
 
-_PARSED: dict[tuple[str, str], ast.Module] = {}  # (path, text) → AST; SourceFile compares by identity
+_PARSED: dict[
+    tuple[str, str], ast.Module
+] = {}  # (path, text) → AST; SourceFile compares by identity
 
 
 def _parse(source: SourceFile, keep: bool) -> ast.Module:

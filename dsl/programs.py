@@ -27,10 +27,15 @@ def resolve_path(name: str | Path) -> Path:
     for candidate in (zoo_dir() / f"{inside}.cnn", zoo_dir() / inside):
         if is_file(candidate):
             return candidate
-    helps = (*zoo_suggestion(str(name)), "give a path to a .cnn file, or a model listed by `cnnc zoo`")
+    helps = (
+        *zoo_suggestion(str(name)),
+        "give a path to a .cnn file, or a model listed by `cnnc zoo`",
+    )
     if _is_dir(name):
         helps = (f"`{name}` is a folder: name a .cnn file in it",)
-    raise CnncError(error("E0202", f"no file `{name}`, and no zoo model of that name", None, helps=helps))
+    raise CnncError(
+        error("E0202", f"no file `{name}`, and no zoo model of that name", None, helps=helps)
+    )
 
 
 def _is_dir(name) -> bool:
@@ -78,8 +83,14 @@ def parse_arg_values(pairs) -> dict:
     for pair in pairs or ():
         name, sep, value = pair.partition("=")
         if not sep or not name.strip().isidentifier():
-            raise CnncError(error("E0410", f"`--arg {pair}` must be written `name=value`", None,
-                                  helps=("e.g. `--arg towers=2` or `--arg depths=[3,4,6,3]`",)))
+            raise CnncError(
+                error(
+                    "E0410",
+                    f"`--arg {pair}` must be written `name=value`",
+                    None,
+                    helps=("e.g. `--arg towers=2` or `--arg depths=[3,4,6,3]`",),
+                )
+            )
         module = parse_text(f"{name.strip()} = {value}", path=f"--arg {name.strip()}")
         (let,) = module.items
         assert isinstance(let, ast.Let)

@@ -42,7 +42,9 @@ class Field:
 
     __slots__ = ("compare", "default", "default_factory", "init", "name", "repr", "type")
 
-    def __init__(self, default=MISSING, default_factory=MISSING, init=True, repr=True, compare=True):
+    def __init__(
+        self, default=MISSING, default_factory=MISSING, init=True, repr=True, compare=True
+    ):
         if default is not MISSING and default_factory is not MISSING:
             raise ValueError("a field takes a default or a default_factory, not both")
         self.name = ""
@@ -82,8 +84,11 @@ def replace(obj, /, **changes):
         f = table.get(name)
         if f is None or not f.init:
             raise TypeError(f"{type(obj).__name__} has no field {name!r} to replace")
-    kwargs = {name: changes[name] if name in changes else getattr(obj, name)
-              for name, f in table.items() if f.init}
+    kwargs = {
+        name: changes[name] if name in changes else getattr(obj, name)
+        for name, f in table.items()
+        if f.init
+    }
     return type(obj)(**kwargs)
 
 
@@ -105,7 +110,11 @@ def _make(cls, frozen: bool, eq: bool, slots: bool):
         f.name, f.type = name, annotation
         table[name] = f
     if slots:
-        body = {k: v for k, v in cls.__dict__.items() if k not in own and k not in ("__dict__", "__weakref__")}
+        body = {
+            k: v
+            for k, v in cls.__dict__.items()
+            if k not in own and k not in ("__dict__", "__weakref__")
+        }
         body["__slots__"] = tuple(own)
         new = type(cls)(cls.__name__, cls.__bases__, body)
         new.__qualname__ = cls.__qualname__
@@ -133,6 +142,7 @@ def _methods(cls, table: dict[str, Field], frozen: bool, eq: bool) -> None:
     _install(cls, __repr__, "__repr__")
     _install(cls, _lazy_init(cls), "__init__")
     if eq:
+
         def __eq__(self, other):
             if other.__class__ is not self.__class__:
                 return NotImplemented
@@ -140,6 +150,7 @@ def _methods(cls, table: dict[str, Field], frozen: bool, eq: bool) -> None:
 
         _install(cls, __eq__, "__eq__")
         if frozen:
+
             def __hash__(self):
                 return hash(key(self))
 
@@ -150,6 +161,7 @@ def _methods(cls, table: dict[str, Field], frozen: bool, eq: bool) -> None:
         _install(cls, _frozen_setattr, "__setattr__")
         _install(cls, _frozen_delattr, "__delattr__")
     if "__slots__" in cls.__dict__:
+
         def __getstate__(self):
             return [getattr(self, n) for n in names]
 

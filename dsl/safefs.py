@@ -58,7 +58,13 @@ def _temporary(path: str) -> tuple[int, str]:
     ends in the target's suffix, for writers that choose a format by it (matplotlib, torch.jit)."""
     folder, name = os.path.split(path)
     suffix = os.path.splitext(name)[1]
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | os.O_EXCL
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
     for i in range(_TEMP_TRIES):
         tmp = os.path.join(folder, f".{name}.{os.getpid()}.{i}.tmp{suffix}")
         try:
@@ -132,8 +138,12 @@ def kind(path, follow: bool = False) -> str:
         return "folder"
     if stat.S_ISLNK(mode):
         return "link"
-    for test, name in ((stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "device"),
-                       (stat.S_ISBLK, "device")):
+    for test, name in (
+        (stat.S_ISFIFO, "fifo"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "device"),
+        (stat.S_ISBLK, "device"),
+    ):
         if test(mode):
             return name
     return "special file"
@@ -184,7 +194,11 @@ def folder_inside(root, relative) -> str:
             os.mkdir(current)
         what = kind(current)
         if what != "folder":
-            raise NotRegular(current, what, "a folder") if what != "missing" else FileNotFoundError(current)
+            raise (
+                NotRegular(current, what, "a folder")
+                if what != "missing"
+                else FileNotFoundError(current)
+            )
     return current
 
 
@@ -193,7 +207,12 @@ def open_lock(path, create: bool = True):
     report may read a folder it cannot write), creating it when `create`. A link is refused
     (`NotRegular`, `O_NOFOLLOW`), never followed to create its target; a FIFO never blocks
     (`O_NONBLOCK`, then checked); a missing file without `create` is `FileNotFoundError`."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
     if create:
         flags |= os.O_CREAT
     try:

@@ -42,8 +42,14 @@ class NotRegularFile(Exception):
         self.kind = kind
 
 
-_KINDS = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
-          (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"), (stat.S_ISREG, "regular file"))
+_KINDS = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISREG, "regular file"),
+)
 
 
 def file_kind(mode: int) -> str:
@@ -54,7 +60,9 @@ def file_kind(mode: int) -> str:
     return "special file"
 
 
-def read_bytes(path: str | Path, limit: int = MAX_SOURCE_BYTES, regular_only: bool = False) -> bytes:
+def read_bytes(
+    path: str | Path, limit: int = MAX_SOURCE_BYTES, regular_only: bool = False
+) -> bytes:
     """At most `limit` bytes of `path`, in bounded chunks; `SourceTooLarge` past that.
 
     Opened non-blocking, so a FIFO swapped in for a checked file cannot hang the reader;
@@ -72,7 +80,9 @@ def read_bytes(path: str | Path, limit: int = MAX_SOURCE_BYTES, regular_only: bo
         while chunk := os.read(fd, min(_CHUNK, limit + 1 - total)):
             chunks.append(chunk)
             total += len(chunk)
-            if total > limit:  # the file grew, or it is a pipe: stop at the first byte past the limit
+            if (
+                total > limit
+            ):  # the file grew, or it is a pipe: stop at the first byte past the limit
                 raise SourceTooLarge(total, limit)
         return b"".join(chunks)
     finally:
@@ -108,7 +118,9 @@ class SourceFile:
         object.__setattr__(self, "_line_starts", tuple(starts))
 
     @classmethod
-    def read(cls, path: str | Path, shown_as: str | None = None, regular_only: bool = False) -> SourceFile:
+    def read(
+        cls, path: str | Path, shown_as: str | None = None, regular_only: bool = False
+    ) -> SourceFile:
         """Read and decode (UTF-8, strict); raises `OSError`, `UnicodeDecodeError`, `SourceTooLarge`,
         `NotRegularFile` for the caller to turn into a located diagnostic."""
         text = read_bytes(path, regular_only=regular_only).decode("utf-8")

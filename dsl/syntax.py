@@ -24,7 +24,9 @@ from cnnc.dsl.source import SourceFile, Span
 MAX_NESTING = 200  # deeper expressions are not written by hand; guard the recursive passes
 GRAMMAR = Path(__file__).with_name("cnn.lark")
 
-_COMMENTS: list[Token] = []  # filled by the lexer during one parse; parse_source() copies and clears it
+_COMMENTS: list[
+    Token
+] = []  # filled by the lexer during one parse; parse_source() copies and clears it
 
 
 @functools.cache
@@ -32,9 +34,16 @@ def _parser() -> lark.Lark:
     grammar = GRAMMAR.read_text(encoding="utf-8")
     # LALR: linear time and a parser state per error, which the messages below rely on. The
     # analysed tables come from lark's cache (building them costs more than a whole `cnnc check`).
-    return lark.Lark(grammar, start="module", parser="lalr", propagate_positions=True,
-                     maybe_placeholders=True, lexer="basic", lexer_callbacks={"COMMENT": _COMMENTS.append},
-                     cache=_cache_file(grammar))
+    return lark.Lark(
+        grammar,
+        start="module",
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        lexer="basic",
+        lexer_callbacks={"COMMENT": _COMMENTS.append},
+        cache=_cache_file(grammar),
+    )
 
 
 def _cache_file(grammar: str) -> str | bool:
@@ -74,9 +83,20 @@ def _check_nesting(source: SourceFile, tree: lark.Tree) -> None:
     while stack:
         node, depth = stack.pop()
         if depth > MAX_NESTING:
-            span = Span(source, node.meta.start_pos, node.meta.end_pos) if not node.meta.empty else None
-            raise CnncError(error("E0104", f"expressions nest deeper than {MAX_NESTING} levels", span,
-                                  "nested too deeply", helps=("name the inner parts with `x = …`",)))
+            span = (
+                Span(source, node.meta.start_pos, node.meta.end_pos)
+                if not node.meta.empty
+                else None
+            )
+            raise CnncError(
+                error(
+                    "E0104",
+                    f"expressions nest deeper than {MAX_NESTING} levels",
+                    span,
+                    "nested too deeply",
+                    helps=("name the inner parts with `x = …`",),
+                )
+            )
         stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
 
 
@@ -91,8 +111,30 @@ _TERMINAL_WORDS = {
     "$END": "end of file",
 }
 _CLOSERS = {"(": ")", "[": "]", "{": "}"}
-_OPERATORS = {f"`{op}`" for op in
-              ["or", "and", "not", "+", "-", "*", "/", "//", "%", "==", "!=", "<", "<=", ">", ">=", ".", "(", "[", "if"]}
+_OPERATORS = {
+    f"`{op}`"
+    for op in [
+        "or",
+        "and",
+        "not",
+        "+",
+        "-",
+        "*",
+        "/",
+        "//",
+        "%",
+        "==",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        ".",
+        "(",
+        "[",
+        "if",
+    ]
+}
 _PREFERRED = [",", ")", "]", "}", "->", "=", ":"]
 
 
@@ -145,8 +187,14 @@ def _syntax_diagnostic(source: SourceFile, exc: lark.exceptions.UnexpectedInput)
         if char in "\"'":
             hint = ("strings end on the line they start: close it with a matching quote",)
         opened = tuple(lb for lb in _unclosed(source, offset) if lb.span.text != "{")
-        return error("E0102", f"unexpected character `{char}`", span, "not part of the language",
-                     secondary=opened, helps=hint)
+        return error(
+            "E0102",
+            f"unexpected character `{char}`",
+            span,
+            "not part of the language",
+            secondary=opened,
+            helps=hint,
+        )
     token = exc.token
     expected = set(getattr(exc, "expected", ()) or getattr(exc, "accepts", ()) or ())
     at = len(source.text.rstrip()) if token.type == "$END" else token.start_pos
@@ -155,13 +203,23 @@ def _syntax_diagnostic(source: SourceFile, exc: lark.exceptions.UnexpectedInput)
     phrase = _expected_phrase(expected, bracket) if expected else "something else"
     if token.type == "$END":
         span = Span(source, max(0, at - 1), max(0, at))
-        return error("E0103", f"unexpected end of file: expected {phrase}", span,
-                     "the file ends here", secondary=opened)
+        return error(
+            "E0103",
+            f"unexpected end of file: expected {phrase}",
+            span,
+            "the file ends here",
+            secondary=opened,
+        )
     span = Span(source, token.start_pos, token.end_pos)
     shown = tuple(lb for lb in opened if lb.span.text != "{")  # an open `{` is only noise mid-body
-    return error("E0101", f"expected {phrase}, found {_found_text(token)}", span,
-                 f"found {_found_text(token)}", secondary=shown,
-                 helps=_syntax_help(source, token, expected))
+    return error(
+        "E0101",
+        f"expected {phrase}, found {_found_text(token)}",
+        span,
+        f"found {_found_text(token)}",
+        secondary=shown,
+        helps=_syntax_help(source, token, expected),
+    )
 
 
 def _syntax_help(source: SourceFile, token: Token, expected: set[str]) -> tuple[str, ...]:
@@ -220,8 +278,20 @@ def _string_end(text: str, start: int, limit: int) -> int:
 # Tree → AST
 
 _BINOPS = {
-    "or_": "or", "and_": "and", "eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">",
-    "ge": ">=", "add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
+    "or_": "or",
+    "and_": "and",
+    "eq": "==",
+    "ne": "!=",
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "div": "/",
+    "floordiv": "//",
+    "mod": "%",
 }
 
 
@@ -278,8 +348,14 @@ class _ToAst(Transformer):
             text = str(child)
             if child.type == "FLOAT":  # `.1` of `layer4.1`: a numbered part
                 if not text[1:].isdigit() or not text.startswith("."):
-                    raise CnncError(error("E0101", f"`{text}` is not part of a label path", self._tok(child),
-                                          helps=("write numbered parts as `layer4.1.conv2`",)))
+                    raise CnncError(
+                        error(
+                            "E0101",
+                            f"`{text}` is not part of a label path",
+                            self._tok(child),
+                            helps=("write numbered parts as `layer4.1.conv2`",),
+                        )
+                    )
                 text = text[1:]
             parts.append(text)
         return ast.LabelPath(tuple(parts), self._span(meta))
@@ -318,12 +394,16 @@ class _ToAst(Transformer):
         name, items = children
         span = self._span(meta)
         start = self._tok(name).end
-        shape = ast.ListExpr(Span(span.file, span.file.text.index("[", start), span.end), items or ())
+        shape = ast.ListExpr(
+            Span(span.file, span.file.text.index("[", start), span.end), items or ()
+        )
         return ast.InputDecl(shape, span, str(name), self._tok(name))
 
     def assert_stmt(self, meta, children):
         cond, message = children
-        return ast.Assert(cond, self._unquote(message) if message is not None else None, self._span(meta))
+        return ast.Assert(
+            cond, self._unquote(message) if message is not None else None, self._span(meta)
+        )
 
     # expressions
     def if_expr(self, meta, children):
@@ -376,10 +456,18 @@ class _ToAst(Transformer):
         value, number = children
         text = str(number)
         if re.fullmatch(r"\.[0-9]+", text) is None:
-            raise CnncError(error("E0101", f"`{text}` cannot follow a value", self._tok(number),
-                                  helps=("a numbered part is written `features.4`",)))
+            raise CnncError(
+                error(
+                    "E0101",
+                    f"`{text}` cannot follow a value",
+                    self._tok(number),
+                    helps=("a numbered part is written `features.4`",),
+                )
+            )
         span = self._tok(number)
-        return ast.Attr(self._span(meta), value, text[1:], Span(span.file, span.start + 1, span.end))
+        return ast.Attr(
+            self._span(meta), value, text[1:], Span(span.file, span.start + 1, span.end)
+        )
 
     def int_(self, meta, children):
         text = str(children[0])

@@ -73,23 +73,36 @@ def declare(rng: random.Random, blob: bytes) -> bytes:
 
 def png_header(width: int, height: int) -> bytes:
     """A PNG declaring width × height pixels, holding almost none."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def special(rng: random.Random, path: Path, named: bool = False) -> None:
     """Something at `path` that is no regular file: a FIFO, a folder, a link to a device or (for an
     entry of a folder, not a file the user `named`) a link out of the folder."""
-    what = rng.choice(("fifo", "dev", "dir") if named else ("fifo", "passwd", "dev", "dir", "outside"))
+    what = rng.choice(
+        ("fifo", "dev", "dir") if named else ("fifo", "passwd", "dev", "dir", "outside")
+    )
     if what == "fifo":
         os.mkfifo(path)
     elif what == "dir":
         path.mkdir()
     else:
-        os.symlink({"passwd": "/etc/passwd", "dev": "/dev/zero", "outside": "../../../outside.png"}[what], path)
+        os.symlink(
+            {"passwd": "/etc/passwd", "dev": "/dev/zero", "outside": "../../../outside.png"}[what],
+            path,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,7 +115,9 @@ def make_folder(rng: random.Random, root: Path, mutation: str) -> str:
     for name in ("ant", "bee"):
         (root / name).mkdir(parents=True)
         for k in range(4):
-            Image.new("RGB", (8, 8), (60 * k, 90, 200 if name == "bee" else 20)).save(root / name / f"{k}.png")
+            Image.new("RGB", (8, 8), (60 * k, 90, 200 if name == "bee" else 20)).save(
+                root / name / f"{k}.png"
+            )
     target = root / rng.choice(("ant", "bee")) / f"{rng.randrange(4)}.png"
     if mutation == "bomb":
         side = rng.choice((5000, 6000, 20_000, 100_000, 1 << 31))
@@ -120,7 +135,9 @@ def make_folder(rng: random.Random, root: Path, mutation: str) -> str:
         mode = rng.choice(("1", "L", "P", "RGBA", "CMYK", "I", "F", "LA", "I;16"))
         kind = rng.choice(("PNG", "GIF", "BMP", "TIFF", "JPEG", "WEBP", "EPS"))
         try:
-            Image.new(mode, (rng.choice((1, 3, 8, 300)), rng.choice((1, 8, 2000))), 7).save(target, format=kind)
+            Image.new(mode, (rng.choice((1, 3, 8, 300)), rng.choice((1, 8, 2000))), 7).save(
+                target, format=kind
+            )
         except (OSError, ValueError, KeyError):
             target.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
     elif mutation == "names":
@@ -145,8 +162,11 @@ def npy(array, shape=None, descr=None) -> bytes:
     if shape is None and descr is None:
         return blob
     header = io.BytesIO()
-    fields = {"descr": descr or np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False,
-              "shape": shape if shape is not None else array.shape}
+    fields = {
+        "descr": descr or np.lib.format.dtype_to_descr(array.dtype),
+        "fortran_order": False,
+        "shape": shape if shape is not None else array.shape,
+    }
     np.lib.format.write_array_header_1_0(header, fields)
     body = blob[len(blob) - array.nbytes :] if array.dtype != object else b""
     return header.getvalue() + body
@@ -164,18 +184,46 @@ def make_npz(rng: random.Random, path: Path, mutation: str) -> str:
         x64.flat[rng.randrange(x64.size)] = bad
         members["x"] = npy(x64)
     elif mutation == "shape":
-        shape = rng.choice(((12, 0, 8, 8), (12, 8, 8, 0), (0, 3, 8, 8), (12,), (12, 3, 8, 8, 1), (1 << 40, 3, 8, 8),
-                            (12, 1 << 20, 1 << 20, 3)))
+        shape = rng.choice(
+            (
+                (12, 0, 8, 8),
+                (12, 8, 8, 0),
+                (0, 3, 8, 8),
+                (12,),
+                (12, 3, 8, 8, 1),
+                (1 << 40, 3, 8, 8),
+                (12, 1 << 20, 1 << 20, 3),
+            )
+        )
         members["x"] = npy(x, shape=shape)
     elif mutation == "dtype":
         members["x"] = npy(np.array([[[Payload(os.system, f"touch {CANARY}")]]] * 12, dtype=object))
     elif mutation == "labels":
-        labels = rng.choice((np.array([0, 1, -1] * 4), np.arange(12) * 10**9, np.arange(12) + 0.5,
-                             np.zeros((12, 1)), np.arange(7), np.array(["a"] * 12), np.arange(12) % 3))
+        labels = rng.choice(
+            (
+                np.array([0, 1, -1] * 4),
+                np.arange(12) * 10**9,
+                np.arange(12) + 0.5,
+                np.zeros((12, 1)),
+                np.arange(7),
+                np.array(["a"] * 12),
+                np.arange(12) % 3,
+            )
+        )
         members["y"] = npy(labels)
     elif mutation == "layout":
-        members["x"] = npy(rng.choice((x.transpose(0, 2, 3, 1), x[:, 0], (x * 255).astype(np.uint8), x > 0.5,
-                                       x.astype(np.float16), (x * 1000).astype(np.int16))))
+        members["x"] = npy(
+            rng.choice(
+                (
+                    x.transpose(0, 2, 3, 1),
+                    x[:, 0],
+                    (x * 255).astype(np.uint8),
+                    x > 0.5,
+                    x.astype(np.float16),
+                    (x * 1000).astype(np.int16),
+                )
+            )
+        )
     with zipfile.ZipFile(path, "w", rng.choice((zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED))) as z:
         for name, blob in members.items():
             if mutation == "bomb" and name == "x":
@@ -198,15 +246,29 @@ def make_cifar(rng: random.Random, root: Path, mutation: str) -> str:
     import numpy as np
 
     root.mkdir()
-    data = np.random.default_rng(rng.randrange(1 << 30)).integers(0, 256, (12, 3072), dtype=np.uint8)
+    data = np.random.default_rng(rng.randrange(1 << 30)).integers(
+        0, 256, (12, 3072), dtype=np.uint8
+    )
     batch = {b"batch_label": b"fuzz", b"data": data, b"labels": [i % 2 for i in range(12)]}
     if mutation == "payload":
-        call = rng.choice(((os.system, f"touch {CANARY}"), (open, CANARY, "w"), (eval, f"open({CANARY!r}, 'w')")))
+        call = rng.choice(
+            ((os.system, f"touch {CANARY}"), (open, CANARY, "w"), (eval, f"open({CANARY!r}, 'w')"))
+        )
         batch[rng.choice((b"data", b"labels", b"filenames"))] = Payload(*call)
     elif mutation == "types":
         key = rng.choice((b"data", b"labels"))
-        batch[key] = rng.choice((data.astype(np.float32), data.tolist(), "text", None, np.array([1.5] * 12),
-                                 np.zeros((12, 3072), dtype=[("a", "u1")]), data[:, :100], {"a": 1}))
+        batch[key] = rng.choice(
+            (
+                data.astype(np.float32),
+                data.tolist(),
+                "text",
+                None,
+                np.array([1.5] * 12),
+                np.zeros((12, 3072), dtype=[("a", "u1")]),
+                data[:, :100],
+                {"a": 1},
+            )
+        )
     elif mutation == "container":
         batch = rng.choice(([data], (data,), data, "batch", 12))
     blob = pickle.dumps(batch, protocol=rng.randrange(6))
@@ -229,9 +291,17 @@ def make_cifar(rng: random.Random, root: Path, mutation: str) -> str:
 def state_dict(rng: random.Random):
     import torch
 
-    return {"conv.weight": torch.randn(4, 3, 3, 3), "conv.bias": torch.zeros(4), "bn.weight": torch.ones(4),
-            "bn.bias": torch.zeros(4), "bn.running_mean": torch.zeros(4), "bn.running_var": torch.ones(4),
-            "bn.num_batches_tracked": torch.tensor(0), "fc.weight": torch.randn(2, 4), "fc.bias": torch.zeros(2)}
+    return {
+        "conv.weight": torch.randn(4, 3, 3, 3),
+        "conv.bias": torch.zeros(4),
+        "bn.weight": torch.ones(4),
+        "bn.bias": torch.zeros(4),
+        "bn.running_mean": torch.zeros(4),
+        "bn.running_var": torch.ones(4),
+        "bn.num_batches_tracked": torch.tensor(0),
+        "fc.weight": torch.randn(2, 4),
+        "fc.bias": torch.zeros(2),
+    }
 
 
 def make_weights(rng: random.Random, folder: Path, mutation: str) -> str:
@@ -240,9 +310,16 @@ def make_weights(rng: random.Random, folder: Path, mutation: str) -> str:
     state = state_dict(rng)
     key = rng.choice(sorted(state))
     if mutation == "tensors":
-        state[key] = rng.choice((lambda: state[key].to_sparse(), lambda: torch.empty(state[key].shape, device="meta"),
-                                 lambda: state[key].to(torch.complex64), lambda: torch.zeros(7),
-                                 lambda: state[key].half(), lambda: "text"))()
+        state[key] = rng.choice(
+            (
+                lambda: state[key].to_sparse(),
+                lambda: torch.empty(state[key].shape, device="meta"),
+                lambda: state[key].to(torch.complex64),
+                lambda: torch.zeros(7),
+                lambda: state[key].half(),
+                lambda: "text",
+            )
+        )()
     elif mutation == "payload":
         state[key] = Payload(os.system, f"touch {CANARY}")
     if rng.random() < 0.3 and mutation != "payload":
@@ -250,7 +327,9 @@ def make_weights(rng: random.Random, folder: Path, mutation: str) -> str:
 
         path = folder / "w.safetensors"
         try:
-            path.write_bytes(save({k: v.contiguous() for k, v in state.items() if isinstance(v, torch.Tensor)}))
+            path.write_bytes(
+                save({k: v.contiguous() for k, v in state.items() if isinstance(v, torch.Tensor)})
+            )
         except (ValueError, RuntimeError, TypeError):
             path.write_bytes(b"\x10\0\0\0\0\0\0\0" + b'{"a":1}' + b"\0" * 9)
     else:
@@ -294,7 +373,18 @@ def mutate_checkpoint(rng: random.Random, path: Path, mutation: str) -> None:
 
 KINDS = {
     "folder": ("bomb", "bytes", "special", "linked_class", "format", "names", "empty", "none"),
-    "npz": ("values", "shape", "dtype", "labels", "layout", "bomb", "missing", "bytes", "special", "none"),
+    "npz": (
+        "values",
+        "shape",
+        "dtype",
+        "labels",
+        "layout",
+        "bomb",
+        "missing",
+        "bytes",
+        "special",
+        "none",
+    ),
     "cifar": ("payload", "types", "container", "numpy1", "bytes", "special", "none"),
     "weights": ("tensors", "payload", "bytes", "special", "none"),
     "resume": ("field", "optimizer", "plain", "bytes", "special"),
@@ -304,7 +394,9 @@ KINDS = {
 def request(rng: random.Random) -> str:
     """The next case, as the text the driver saves with a bug."""
     kind = rng.choice(sorted(KINDS))
-    return json.dumps({"kind": kind, "mutation": rng.choice(KINDS[kind]), "seed": rng.randrange(1 << 30)})
+    return json.dumps(
+        {"kind": kind, "mutation": rng.choice(KINDS[kind]), "seed": rng.randrange(1 << 30)}
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,8 +428,18 @@ def build(case: dict, sandbox: Path) -> list[str]:
     box.mkdir()
     (box / "tiny.cnn").write_text(NETWORK)
     (sandbox / "outside.png").write_bytes(png_header(8, 8))
-    run = ["train", str(box / "tiny.cnn"), "--epochs", "1", "--batch-size", "4", "--device", "cpu",
-           "--out", str(box / "run")]
+    run = [
+        "train",
+        str(box / "tiny.cnn"),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+        "--out",
+        str(box / "run"),
+    ]
     kind, mutation = case["kind"], case["mutation"]
     if kind == "folder":
         return [*run, "--data", make_folder(rng, box / "images", mutation)]
@@ -359,7 +461,11 @@ def run_case(sandbox: Path, text: str, quiet_cli, stderr_problem) -> tuple[str, 
         rc, _, err = quiet_cli(argv[:-1])
         if rc != 0:
             return "bug:internal", f"the first run failed: {_first(err)}"
-        mutate_checkpoint(random.Random(case["seed"]), sandbox / "data" / "run" / "checkpoint.pt", case["mutation"])
+        mutate_checkpoint(
+            random.Random(case["seed"]),
+            sandbox / "data" / "run" / "checkpoint.pt",
+            case["mutation"],
+        )
         argv[argv.index("--epochs") + 1] = "2"
     rc, _, err = quiet_cli(argv)
     problem = stderr_problem(err)

@@ -20,19 +20,36 @@ from pathlib import Path
 import numpy as np
 
 KEYS = ("features", "labels", "split", "paths", "thumbs", "meta")
-PROGRAM = ("network tiny {\n    input [1, 8, 8]\n    return in -> conv: Conv(4, 3, pad = 1) -> ReLU\n"
-           "              -> body: (Conv(6, 3, pad = 1) -> ReLU) -> GlobalAvgPool -> Flatten -> fc: Linear(3)\n}\n")
+PROGRAM = (
+    "network tiny {\n    input [1, 8, 8]\n    return in -> conv: Conv(4, 3, pad = 1) -> ReLU\n"
+    "              -> body: (Conv(6, 3, pad = 1) -> ReLU) -> GlobalAvgPool -> Flatten -> fc: Linear(3)\n}\n"
+)
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 N = 12
 
 
 def seed_arrays(rng: random.Random | None = None) -> tuple[dict, dict]:
     gen = np.random.default_rng(0 if rng is None else rng.randrange(2**32))
-    arrays = {"features": gen.standard_normal((N, 6)).astype(np.float32), "labels": np.arange(N) % 3,
-              "split": (np.arange(N) % 4 == 0).astype(np.int8), "paths": np.array([f"digits#{i}" for i in range(N)]),
-              "thumbs": gen.integers(0, 255, (N, 8, 8, 1), dtype=np.uint8)}
-    meta = {"file": "tiny.cnn", "network": "tiny", "args": [], "input": [1, 8, 8], "weights": None, "at": "body",
-            "mean": [0.0], "std": [1.0], "data": "digits", "classes": ["zero", "one", "two"], "run": None}
+    arrays = {
+        "features": gen.standard_normal((N, 6)).astype(np.float32),
+        "labels": np.arange(N) % 3,
+        "split": (np.arange(N) % 4 == 0).astype(np.int8),
+        "paths": np.array([f"digits#{i}" for i in range(N)]),
+        "thumbs": gen.integers(0, 255, (N, 8, 8, 1), dtype=np.uint8),
+    }
+    meta = {
+        "file": "tiny.cnn",
+        "network": "tiny",
+        "args": [],
+        "input": [1, 8, 8],
+        "weights": None,
+        "at": "body",
+        "mean": [0.0],
+        "std": [1.0],
+        "data": "digits",
+        "classes": ["zero", "one", "two"],
+        "run": None,
+    }
     return arrays, meta
 
 
@@ -59,8 +76,11 @@ def pack(arrays: dict, meta, members: dict | None = None) -> bytes:
         for key, value in arrays.items():
             z.writestr(f"{key}.npy", raw.pop(key, None) or npy(value))
         if meta is not None:
-            z.writestr("meta.npy", raw.pop("meta", None) or npy(np.array(meta if isinstance(meta, str)
-                                                                         else json.dumps(meta))))
+            z.writestr(
+                "meta.npy",
+                raw.pop("meta", None)
+                or npy(np.array(meta if isinstance(meta, str) else json.dumps(meta))),
+            )
         for key, data in raw.items():
             z.writestr(f"{key}.npy", data)
     return out.getvalue()
@@ -92,8 +112,15 @@ def wrong_dtype(rng, a, m):
 
 def wrong_shape(rng, a, m):
     key = rng.choice(KEYS[:5])
-    shapes = [(), (N,), (N, 2, 2, 2, 2), (N - 1, *a[key].shape[1:]), (0, *a[key].shape[1:]),
-              (N, 0, 8, 1), (N, 8, 8, 5)]
+    shapes = [
+        (),
+        (N,),
+        (N, 2, 2, 2, 2),
+        (N - 1, *a[key].shape[1:]),
+        (0, *a[key].shape[1:]),
+        (N, 0, 8, 1),
+        (N, 8, 8, 5),
+    ]
     shape = rng.choice(shapes)
     return pack(dict(a, **{key: np.zeros(shape, dtype=a[key].dtype)}), m)
 
@@ -107,8 +134,16 @@ def few(rng, a, m):
 
 
 def bad_values(rng, a, m):
-    key, value = rng.choice([("features", np.nan), ("features", np.inf), ("labels", -1), ("labels", 2**40),
-                             ("split", 2), ("split", -1)])
+    key, value = rng.choice(
+        [
+            ("features", np.nan),
+            ("features", np.inf),
+            ("labels", -1),
+            ("labels", 2**40),
+            ("split", 2),
+            ("split", -1),
+        ]
+    )
     changed = a[key].astype(np.float32 if key == "features" else np.int64)
     changed.flat[rng.randrange(changed.size)] = value
     return pack(dict(a, **{key: changed}), m)
@@ -144,19 +179,42 @@ def zip_bomb(rng, a, m):
 
 
 def meta_field(rng, a, m):
-    key, value = rng.choice([
-        ("file", "/etc/passwd"), ("file", "../../../../etc/passwd"), ("file", "tiny.cnn\x00"),
-        ("weights", "/etc/shadow"), ("weights", "../model.pt"), ("input", [3, 100_000, 100_000]),
-        ("input", [1, -8, 8]), ("input", "8x8"), ("input", [1, 8]), ("mean", [float("nan")]), ("std", [0.0]),
-        ("mean", [1.0, 2.0]), ("at", "$\\frac{"), ("at", "conv\x1b[2J"), ("at", "nope"), ("network", "ti ny"),
-        ("classes", ["\x1b[31mred\u202e", "b", "c"]), ("classes", ["$\\frac{", "$x^$", "\\"]), ("classes", [1, 2, 3]), ("classes", ["x"] * 2_000_000),
-        ("args", ["classes=" + "9" * 100]), ("args", "x=1"), ("args", [["a"]]), ("run", 7), ("data", None),
-    ])
+    key, value = rng.choice(
+        [
+            ("file", "/etc/passwd"),
+            ("file", "../../../../etc/passwd"),
+            ("file", "tiny.cnn\x00"),
+            ("weights", "/etc/shadow"),
+            ("weights", "../model.pt"),
+            ("input", [3, 100_000, 100_000]),
+            ("input", [1, -8, 8]),
+            ("input", "8x8"),
+            ("input", [1, 8]),
+            ("mean", [float("nan")]),
+            ("std", [0.0]),
+            ("mean", [1.0, 2.0]),
+            ("at", "$\\frac{"),
+            ("at", "conv\x1b[2J"),
+            ("at", "nope"),
+            ("network", "ti ny"),
+            ("classes", ["\x1b[31mred\u202e", "b", "c"]),
+            ("classes", ["$\\frac{", "$x^$", "\\"]),
+            ("classes", [1, 2, 3]),
+            ("classes", ["x"] * 2_000_000),
+            ("args", ["classes=" + "9" * 100]),
+            ("args", "x=1"),
+            ("args", [["a"]]),
+            ("run", 7),
+            ("data", None),
+        ]
+    )
     return pack(a, json.dumps(dict(m, **{key: value}), allow_nan=True))
 
 
 def meta_text(rng, a, m):
-    return pack(a, rng.choice(["not json", "[1, 2]", "null", "{" * 100_000, '"x"', json.dumps(m)[:40]]))
+    return pack(
+        a, rng.choice(["not json", "[1, 2]", "null", "{" * 100_000, '"x"', json.dumps(m)[:40]])
+    )
 
 
 def bytes_level(rng, a, m):
@@ -171,8 +229,21 @@ def bytes_level(rng, a, m):
     return b"" if how == "empty" else bytes(rng.randrange(256) for _ in range(rng.randint(1, 500)))
 
 
-MUTATORS = (drop_key, extra_key, object_array, wrong_dtype, wrong_shape, few, bad_values, huge_header,
-            huge_declared_size, zip_bomb, meta_field, meta_text, bytes_level)
+MUTATORS = (
+    drop_key,
+    extra_key,
+    object_array,
+    wrong_dtype,
+    wrong_shape,
+    few,
+    bad_values,
+    huge_header,
+    huge_declared_size,
+    zip_bomb,
+    meta_field,
+    meta_text,
+    bytes_level,
+)
 
 
 def mutate(rng: random.Random) -> tuple[str, bytes]:
@@ -191,11 +262,24 @@ def run_case(path: Path, quiet_cli, stderr_problem) -> tuple[str, str]:
     Every query runs: one refused does not hide a failure of the next."""
     folder = path.parent
     refused = ""
-    for argv in (["neighbors", str(path), "--query", "0", "-k", "3", "--out", str(folder / "n.png")],
-                 ["neighbors", str(path), "--query", str(folder / "q.png"), "-k", "3", "--out", str(folder / "n.png")],
-                 ["neighbors", str(path), "--map", "--out", str(folder / "map.png")]):
+    for argv in (
+        ["neighbors", str(path), "--query", "0", "-k", "3", "--out", str(folder / "n.png")],
+        [
+            "neighbors",
+            str(path),
+            "--query",
+            str(folder / "q.png"),
+            "-k",
+            "3",
+            "--out",
+            str(folder / "n.png"),
+        ],
+        ["neighbors", str(path), "--map", "--out", str(folder / "map.png")],
+    ):
         rc, out, err = quiet_cli(argv)
-        problem = stderr_problem(err) or ("raw control character on stdout" if RAW_CONTROL.search(out) else "")
+        problem = stderr_problem(err) or (
+            "raw control character on stdout" if RAW_CONTROL.search(out) else ""
+        )
         if problem:
             return "bug:diagnostics", problem
         if rc in (-1, 70):

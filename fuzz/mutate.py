@@ -13,29 +13,115 @@ CANARY = "cnnc-fuzz-canary"  # a payload that ran would create a file of this na
 
 # Values that sit on rules' edges: zero, negatives, huge, non-integers, non-finite.
 INTERESTING = (
-    "0", "1", "-1", "2", "3", "7", "64", "255", "1000000", "3000000000", "2147483648",
-    "9223372036854775808", "1" + "0" * 120, "0.0", "0.5", "-0.5", "2.0", "1e308", "1e999", "-1e999",
-    "none", "true", "false", '"same"', "same", "[]", "[1, 2]", "[0, 0]", "[3, 1000000, 6, 3]",
+    "0",
+    "1",
+    "-1",
+    "2",
+    "3",
+    "7",
+    "64",
+    "255",
+    "1000000",
+    "3000000000",
+    "2147483648",
+    "9223372036854775808",
+    "1" + "0" * 120,
+    "0.0",
+    "0.5",
+    "-0.5",
+    "2.0",
+    "1e308",
+    "1e999",
+    "-1e999",
+    "none",
+    "true",
+    "false",
+    '"same"',
+    "same",
+    "[]",
+    "[1, 2]",
+    "[0, 0]",
+    "[3, 1000000, 6, 3]",
 )
 
 # Text that must stay data wherever it lands: quotes, escapes, control characters, code.
 PAYLOADS = (
-    '"', '\\', '\n', '\r', '\x1b[31m', '\x00', '\u202e', 'é', '\ud800'.encode('utf-8', 'surrogatepass').decode('latin-1'),
+    '"',
+    "\\",
+    "\n",
+    "\r",
+    "\x1b[31m",
+    "\x00",
+    "\u202e",
+    "é",
+    "\ud800".encode("utf-8", "surrogatepass").decode("latin-1"),
     f'"); __import__("os").system("touch {CANARY}") #',
     f"\\n__import__('os').system('touch {CANARY}')\\n",
     f'x"]; open("{CANARY}", "w") #',
-    "class", "lambda", "None", "forward", "training", "__class__", "state_dict", "1abc", "a.b", "a..b",
+    "class",
+    "lambda",
+    "None",
+    "forward",
+    "training",
+    "__class__",
+    "state_dict",
+    "1abc",
+    "a.b",
+    "a..b",
 )
 
 SNIPPETS = (
-    "->", ",", "(", ")", "[", "]", "{", "}", ":", "=", "+", "*", "in", "return", "block", "network",
-    "input", "import", "choice(", "for i in range(", "if", "then", "else", "concat(", "label(", '"',
-    "#", "\n", "\t", "\r", "\ufeff", "\x1b", "\x00", "é",
-    'import "/etc/passwd"\n', 'import "../../../../etc/passwd"\n', 'import "/proc/self/environ"\n',
-    'import "/dev/zero"\n', 'import "families"\n',
-    "[x + x for x in range(1000) for y in range(1000)]", "pow(2, pow(2, 64))",
-    "[ReLU for i in range(1000000)]", "a = a", "network n = n\n", "block P = P\n",
-    '"\\ud800"', '"\\x"', '"é\\n"', "1" * 5000, "[1] + [1]", "\"ab\" * 1000000",
+    "->",
+    ",",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ":",
+    "=",
+    "+",
+    "*",
+    "in",
+    "return",
+    "block",
+    "network",
+    "input",
+    "import",
+    "choice(",
+    "for i in range(",
+    "if",
+    "then",
+    "else",
+    "concat(",
+    "label(",
+    '"',
+    "#",
+    "\n",
+    "\t",
+    "\r",
+    "\ufeff",
+    "\x1b",
+    "\x00",
+    "é",
+    'import "/etc/passwd"\n',
+    'import "../../../../etc/passwd"\n',
+    'import "/proc/self/environ"\n',
+    'import "/dev/zero"\n',
+    'import "families"\n',
+    "[x + x for x in range(1000) for y in range(1000)]",
+    "pow(2, pow(2, 64))",
+    "[ReLU for i in range(1000000)]",
+    "a = a",
+    "network n = n\n",
+    "block P = P\n",
+    '"\\ud800"',
+    '"\\x"',
+    '"é\\n"',
+    "1" * 5000,
+    "[1] + [1]",
+    '"ab" * 1000000',
 )
 
 NUMBER = re.compile(r"(?<![A-Za-z_0-9.])\d+(?:\.\d+)?(?:e[+-]?\d+)?(?![A-Za-z_0-9])")
@@ -46,7 +132,9 @@ CALL = re.compile(r"\b([A-Z][A-Za-z0-9]*)\(")
 LABEL = re.compile(r"\b([a-z_][A-Za-z0-9_]*):\s")
 
 
-def mutate(rng: random.Random, text: str, corpus: list[str], ops: list[str], rounds: int = 0) -> str:
+def mutate(
+    rng: random.Random, text: str, corpus: list[str], ops: list[str], rounds: int = 0
+) -> str:
     """One to three random edits of `text`."""
     for _ in range(rounds or rng.choice((1, 1, 1, 2, 3))):
         text = rng.choice(MUTATIONS)(rng, text, corpus, ops)
@@ -58,7 +146,7 @@ def _replace_match(rng, text, pattern, make) -> str:
     if not found:
         return text
     m = rng.choice(found)
-    return text[: m.start()] + make(m) + text[m.end():]
+    return text[: m.start()] + make(m) + text[m.end() :]
 
 
 def m_number(rng, text, corpus, ops):
@@ -71,11 +159,33 @@ def m_op(rng, text, corpus, ops):
 
 def m_keyword(rng, text, corpus, ops):
     """A keyword argument a user might try: torch's names, edge values, repeated ones."""
-    names = ("in_channels", "in_features", "num_features", "eps", "p", "groups", "stride", "pad",
-             "dilation", "bias", "momentum", "kernel_size", "negative_slope", "output_size", "ceil_mode",
-             "like", "mode", "scale_factor", "size", "output_padding", "align_corners", "shape")
-    return _replace_match(rng, text, CALL,
-                          lambda m: f"{m.group(0)}{rng.choice(names)} = {rng.choice(INTERESTING)}, ")
+    names = (
+        "in_channels",
+        "in_features",
+        "num_features",
+        "eps",
+        "p",
+        "groups",
+        "stride",
+        "pad",
+        "dilation",
+        "bias",
+        "momentum",
+        "kernel_size",
+        "negative_slope",
+        "output_size",
+        "ceil_mode",
+        "like",
+        "mode",
+        "scale_factor",
+        "size",
+        "output_padding",
+        "align_corners",
+        "shape",
+    )
+    return _replace_match(
+        rng, text, CALL, lambda m: f"{m.group(0)}{rng.choice(names)} = {rng.choice(INTERESTING)}, "
+    )
 
 
 def m_delete_token(rng, text, corpus, ops):
@@ -97,8 +207,10 @@ def m_string(rng, text, corpus, ops):
 
 def m_label(rng, text, corpus, ops):
     """Relabel a layer with a computed label whose text is hostile."""
+
     def make(m):
         return f'{m.group(1)}_x: label("{_escape(rng.choice(PAYLOADS))}", Identity) -> '
+
     return _replace_match(rng, text, LABEL, make)
 
 
@@ -125,8 +237,20 @@ def _escape(payload: str) -> str:
     return payload.replace("\\", "\\\\").replace('"', '\\"') if payload.isprintable() else payload
 
 
-MUTATIONS = (m_number, m_number, m_number, m_op, m_keyword, m_delete_token, m_duplicate_token, m_insert,
-             m_string, m_label, m_lines, m_truncate)
+MUTATIONS = (
+    m_number,
+    m_number,
+    m_number,
+    m_op,
+    m_keyword,
+    m_delete_token,
+    m_duplicate_token,
+    m_insert,
+    m_string,
+    m_label,
+    m_lines,
+    m_truncate,
+)
 
 
 # --- generated programs ---------------------------------------------------------------------------
@@ -147,8 +271,10 @@ def generate(rng: random.Random, ops: list[str]) -> str:
 def _block(rng, k: int, ops: list[str]) -> str:
     main = _chain(rng, ops, [], depth=1)
     merge = rng.choice(("(main + in)", "concat(main, in)", "main", "(main * in)"))
-    return (f"block B{k}(w = {rng.choice((4, 8, 16))}, s = 1) {{\n    main = in -> {main}\n"
-            f"    return {merge} -> ReLU\n}}\n")
+    return (
+        f"block B{k}(w = {rng.choice((4, 8, 16))}, s = 1) {{\n    main = in -> {main}\n"
+        f"    return {merge} -> ReLU\n}}\n"
+    )
 
 
 def _chain(rng, ops, blocks, depth: int) -> str:
@@ -179,7 +305,10 @@ def _op_call(rng, ops) -> str:
     name = rng.choice(ops)
     if name == "Conv" or rng.random() < 0.3:
         name = "Conv"
-        args = [rng.choice(("4", "8", "16", "w", "0", "3")), rng.choice(("1", "3", "5", "[1, 3]", "0"))]
+        args = [
+            rng.choice(("4", "8", "16", "w", "0", "3")),
+            rng.choice(("1", "3", "5", "[1, 3]", "0")),
+        ]
         if rng.random() < 0.5:
             args.append(f"pad = {rng.choice(('0', '1', 'same', '2', '-1'))}")
         if rng.random() < 0.3:

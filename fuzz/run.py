@@ -55,12 +55,24 @@ class Worker:
         self.start()
 
     def start(self) -> None:
-        env = dict(os.environ, TMPDIR=str(self.sandbox / "tmp"), XDG_CACHE_HOME=str(self.sandbox / "cache"),
-                   OMP_NUM_THREADS="1")
+        env = dict(
+            os.environ,
+            TMPDIR=str(self.sandbox / "tmp"),
+            XDG_CACHE_HOME=str(self.sandbox / "cache"),
+            OMP_NUM_THREADS="1",
+        )
         env.pop("CNNC_DEBUG", None)
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "worker.py"), str(self.sandbox)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     cwd=self.sandbox, env=env, text=True, encoding="utf-8", errors="surrogateescape")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "worker.py"), str(self.sandbox)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=self.sandbox,
+            env=env,
+            text=True,
+            encoding="utf-8",
+            errors="surrogateescape",
+        )
         assert json.loads(self.proc.stdout.readline()).get("ready"), "the fuzz worker did not start"
         self.baseline = rss_mb(self.proc.pid)
 
@@ -137,9 +149,19 @@ def inputs(rng: random.Random, texts: list[str], ops: list[str], data_share: flo
             yield "mutant", mutate(rng, rng.choice(texts), texts, ops)
 
 
-def fuzz(seconds: float, workers: int, seed: int, out: Path, timeout: float, memory_mb: float,
-         limit: int | None = None, deep_every: int = 20, data_share: float = 0.0,
-         features_every: int = 0, studies: float = 0.0) -> collections.Counter:
+def fuzz(
+    seconds: float,
+    workers: int,
+    seed: int,
+    out: Path,
+    timeout: float,
+    memory_mb: float,
+    limit: int | None = None,
+    deep_every: int = 20,
+    data_share: float = 0.0,
+    features_every: int = 0,
+    studies: float = 0.0,
+) -> collections.Counter:
     """Run for `seconds` (or `limit` inputs); returns outcome counts; bugs are saved under `out`.
     A `data_share` of the inputs are data sets and checkpoints (`data_mutants.py`); every
     `features_every`-th input (0: none) is a features-file mutant (`features_mutants.py`); a
@@ -165,9 +187,20 @@ def fuzz(seconds: float, workers: int, seed: int, out: Path, timeout: float, mem
                     return features_request(rng, i)
                 if rng.random() < studies:  # a study or run folder (fuzz/study_mutants.py)
                     seed = rng.randrange(2**32)
-                    return {"id": i, "kind": "study", "seed": seed, "text": f"# study_mutants seed {seed}\n"}
+                    return {
+                        "id": i,
+                        "kind": "study",
+                        "seed": seed,
+                        "text": f"# study_mutants seed {seed}\n",
+                    }
                 kind, text = next(stream)
-            return {"id": i, "name": "case.cnn", "text": text, "deep": i % deep_every == 0, "kind": kind}
+            return {
+                "id": i,
+                "name": "case.cnn",
+                "text": text,
+                "deep": i % deep_every == 0,
+                "kind": kind,
+            }
 
         def drive(worker: Worker):
             while time.monotonic() < stop and (limit is None or counts.total() < limit):
@@ -176,7 +209,9 @@ def fuzz(seconds: float, workers: int, seed: int, out: Path, timeout: float, mem
                 wait = max(timeout, 60.0) if request["kind"] == "study" else timeout
                 outcome, detail = worker.ask(request, wait, memory_mb)
                 counts[outcome] += 1
-                details[(outcome, detail if outcome.startswith("bug") else detail.split(":")[0])] += 1
+                details[
+                    (outcome, detail if outcome.startswith("bug") else detail.split(":")[0])
+                ] += 1
                 if outcome.startswith("bug"):
                     save(out, request, outcome, detail)
 
@@ -194,7 +229,12 @@ def features_request(rng: random.Random, i: int) -> dict:
     from features_mutants import mutate as mutate_features
 
     name, data = mutate_features(rng)
-    return {"id": i, "kind": "features", "mutator": name, "data": base64.b64encode(data).decode("ascii")}
+    return {
+        "id": i,
+        "kind": "features",
+        "mutator": name,
+        "data": base64.b64encode(data).decode("ascii"),
+    }
 
 
 def save(out: Path, request: dict, outcome: str, detail: str) -> None:
@@ -203,9 +243,13 @@ def save(out: Path, request: dict, outcome: str, detail: str) -> None:
         import base64
 
         stem.with_suffix(".npz").write_bytes(base64.b64decode(request["data"]))
-        stem.with_suffix(".txt").write_text(f"{outcome} ({request['mutator']}): {detail}\n", encoding="utf-8")
+        stem.with_suffix(".txt").write_text(
+            f"{outcome} ({request['mutator']}): {detail}\n", encoding="utf-8"
+        )
         return
-    stem.with_suffix(".json" if request["kind"] == "data" else ".cnn").write_text(request["text"], encoding="utf-8", errors="surrogatepass")
+    stem.with_suffix(".json" if request["kind"] == "data" else ".cnn").write_text(
+        request["text"], encoding="utf-8", errors="surrogatepass"
+    )
     stem.with_suffix(".txt").write_text(f"{outcome}: {detail}\n", encoding="utf-8")
 
 
@@ -233,15 +277,38 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds one input may take")
     p.add_argument("--memory", type=float, default=500.0, help="MB one input may add to a worker")
     p.add_argument("--out", type=Path, default=Path("runs/fuzz"))
-    p.add_argument("--data-share", type=float, default=0.25, help="share of inputs that are data sets and "
-                   "checkpoints trained on (fuzz/data_mutants.py)")
-    p.add_argument("--features-every", type=int, default=10, metavar="N",
-                   help="every N-th input is a mutant features file driven through `cnnc neighbors` (0: none)")
-    p.add_argument("--studies", type=float, default=0.05,
-                   help="the share of inputs that are study or run folders (fuzz/study_mutants.py)")
+    p.add_argument(
+        "--data-share",
+        type=float,
+        default=0.25,
+        help="share of inputs that are data sets and checkpoints trained on (fuzz/data_mutants.py)",
+    )
+    p.add_argument(
+        "--features-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="every N-th input is a mutant features file driven through `cnnc neighbors` (0: none)",
+    )
+    p.add_argument(
+        "--studies",
+        type=float,
+        default=0.05,
+        help="the share of inputs that are study or run folders (fuzz/study_mutants.py)",
+    )
     args = p.parse_args(argv)
-    counts = fuzz(args.seconds, args.workers, args.seed, args.out, args.timeout, args.memory, args.limit,
-                  data_share=args.data_share, features_every=args.features_every, studies=args.studies)
+    counts = fuzz(
+        args.seconds,
+        args.workers,
+        args.seed,
+        args.out,
+        args.timeout,
+        args.memory,
+        args.limit,
+        data_share=args.data_share,
+        features_every=args.features_every,
+        studies=args.studies,
+    )
     return 1 if any(k.startswith("bug") for k in counts) else 0
 
 

@@ -26,13 +26,45 @@ VICTIM_TEXT = "precious\n"
 NET = "network net {\n    input [1, 8, 8]\n    return in -> Conv(4, 3) -> ReLU -> Flatten -> Linear(10)\n}\n"
 TINY_SPACE = "spaces/tiny.cnn"  # in the sandbox's copy of the zoo
 ODD_VALUES = [
-    10**400, -(10**30), 1e308, float("nan"), float("inf"), -1, 0, True, None, "", "x" * 5000,
-    ";touch X;#", "=HYPERLINK(\"http://x\")", "@SUM(A1)", "\x1b[31mred\u202e", "a\nb\rc", [1, [2, [3]]],
-    {"a": {"b": None}}, [], {}, "/etc/passwd", "../../x", 3.5,
+    10**400,
+    -(10**30),
+    1e308,
+    float("nan"),
+    float("inf"),
+    -1,
+    0,
+    True,
+    None,
+    "",
+    "x" * 5000,
+    ";touch X;#",
+    '=HYPERLINK("http://x")',
+    "@SUM(A1)",
+    "\x1b[31mred\u202e",
+    "a\nb\rc",
+    [1, [2, [3]]],
+    {"a": {"b": None}},
+    [],
+    {},
+    "/etc/passwd",
+    "../../x",
+    3.5,
 ]
 STUDY_KEYS = ("settings", "binding", "space", "trials")
-TRIAL_KEYS = ("status", "reason", "decisions", "hash", "params", "macs", "seconds", "proxies", "reused_from",
-              "history", "infeasible", "worker")
+TRIAL_KEYS = (
+    "status",
+    "reason",
+    "decisions",
+    "hash",
+    "params",
+    "macs",
+    "seconds",
+    "proxies",
+    "reused_from",
+    "history",
+    "infeasible",
+    "worker",
+)
 
 
 def seeds(box: Path) -> Path:
@@ -45,17 +77,55 @@ def seeds(box: Path) -> Path:
     done = box / "seeds"
     if done.exists():
         return done
-    root = box / "seeds.making"  # renamed when whole: a worker killed meanwhile leaves no half seeds
+    root = (
+        box / "seeds.making"
+    )  # renamed when whole: a worker killed meanwhile leaves no half seeds
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir()
-    common = ["search", str(box / TINY_SPACE), "--evaluator", "proxy", "--device", "cpu", "--trials", "3"]
+    common = [
+        "search",
+        str(box / TINY_SPACE),
+        "--evaluator",
+        "proxy",
+        "--device",
+        "cpu",
+        "--trials",
+        "3",
+    ]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main([*common, "--out", str(root / "sqlite")]) == 0
-        assert main([*common, "--out", str(root / "journal"), "--storage",
-                     f"journal:///{root / 'journal' / 'study.journal'}"]) == 0
+        assert (
+            main(
+                [
+                    *common,
+                    "--out",
+                    str(root / "journal"),
+                    "--storage",
+                    f"journal:///{root / 'journal' / 'study.journal'}",
+                ]
+            )
+            == 0
+        )
         (root / "net.cnn").write_text(NET)
-        assert main(["train", str(root / "net.cnn"), "--data", "digits", "--out", str(root / "run"), "--epochs",
-                     "1", "--device", "cpu", "--batch-size", "256"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    str(root / "net.cnn"),
+                    "--data",
+                    "digits",
+                    "--out",
+                    str(root / "run"),
+                    "--epochs",
+                    "1",
+                    "--device",
+                    "cpu",
+                    "--batch-size",
+                    "256",
+                ]
+            )
+            == 0
+        )
     _fold_wal(root / "sqlite" / "study.db")
     root.rename(done)
     return done
@@ -72,19 +142,35 @@ def _fold_wal(db: Path) -> None:
 
 
 def _sql_attr(rng: random.Random, db: Path) -> str:
-    table, keys = rng.choice([("trial_user_attributes", TRIAL_KEYS), ("study_user_attributes", STUDY_KEYS)])
+    table, keys = rng.choice(
+        [("trial_user_attributes", TRIAL_KEYS), ("study_user_attributes", STUDY_KEYS)]
+    )
     key, value = rng.choice(keys), rng.choice(ODD_VALUES)
-    text = json.dumps(value) if rng.random() < 0.8 else rng.choice(["{oops", "", "nul\x00l", "[" * 3000])
+    text = (
+        json.dumps(value)
+        if rng.random() < 0.8
+        else rng.choice(["{oops", "", "nul\x00l", "[" * 3000])
+    )
     _sql(db, f"update {table} set value_json = ? where key = ?", (text, key))
     return f"{table}.{key} = {text[:60]!r}"
 
 
 def _sql_column(rng: random.Random, db: Path) -> str:
-    table, column = rng.choice([("trials", "state"), ("trials", "number"), ("trials", "datetime_start"),
-                                ("trial_values", "value"), ("trial_values", "value_type"),
-                                ("trial_params", "distribution_json"), ("trial_params", "param_value"),
-                                ("studies", "study_name"), ("study_directions", "direction"),
-                                ("alembic_version", "version_num"), ("version_info", "schema_version")])
+    table, column = rng.choice(
+        [
+            ("trials", "state"),
+            ("trials", "number"),
+            ("trials", "datetime_start"),
+            ("trial_values", "value"),
+            ("trial_values", "value_type"),
+            ("trial_params", "distribution_json"),
+            ("trial_params", "param_value"),
+            ("studies", "study_name"),
+            ("study_directions", "direction"),
+            ("alembic_version", "version_num"),
+            ("version_info", "schema_version"),
+        ]
+    )
     value = rng.choice(ODD_VALUES[:-3] + ["EXPLODED", "yesterday", b"\xff\xfe"])
     if isinstance(value, (list, dict)) or value is None:
         value = json.dumps(value)
@@ -95,7 +181,9 @@ def _sql_column(rng: random.Random, db: Path) -> str:
 
 
 def _sql_schema(rng: random.Random, db: Path) -> str:
-    table = rng.choice(["trials", "studies", "trial_values", "version_info", "alembic_version", "trial_params"])
+    table = rng.choice(
+        ["trials", "studies", "trial_values", "version_info", "alembic_version", "trial_params"]
+    )
     if rng.random() < 0.5:
         _sql(db, f"drop table {table}")
         return f"drop {table}"
@@ -110,18 +198,23 @@ def _sql(db: Path, statement: str, params=()) -> None:
     try:
         connection.execute(statement, params)
         connection.commit()
-    except (sqlite3.Error, ValueError):  # a database damaged by an earlier step (bytes that are not UTF-8)
+    except (
+        sqlite3.Error,
+        ValueError,
+    ):  # a database damaged by an earlier step (bytes that are not UTF-8)
         pass
     finally:
         connection.close()
 
 
 def _bytes(rng: random.Random, path: Path) -> str:
-    if path.is_symlink() or not path.is_file():  # planted by an earlier step: not written through here
+    if (
+        path.is_symlink() or not path.is_file()
+    ):  # planted by an earlier step: not written through here
         return f"{path.name} left as planted"
     data = bytearray(path.read_bytes())
     if rng.random() < 0.4 and data:
-        del data[rng.randrange(len(data)):]
+        del data[rng.randrange(len(data)) :]
         what = "truncated"
     else:
         for _ in range(rng.randint(1, 40)):
@@ -145,9 +238,15 @@ def _journal_lines(rng: random.Random, path: Path) -> str:
     elif choice == 2:
         lines[k] = lines[k][: rng.randrange(max(1, len(lines[k])))] + b"\n"
     else:
-        record = {"op_code": rng.randrange(-1, 14), "worker_id": "w", "trial_id": rng.choice([0, 1, 99, -1]),
-                  "study_id": rng.choice([0, 7]), "user_attr": {rng.choice(TRIAL_KEYS): rng.choice(ODD_VALUES[3:])},
-                  "state": rng.randrange(-1, 9), "values": rng.choice([None, [1.0], ["x"], [1e308, 2]])}
+        record = {
+            "op_code": rng.randrange(-1, 14),
+            "worker_id": "w",
+            "trial_id": rng.choice([0, 1, 99, -1]),
+            "study_id": rng.choice([0, 7]),
+            "user_attr": {rng.choice(TRIAL_KEYS): rng.choice(ODD_VALUES[3:])},
+            "state": rng.randrange(-1, 9),
+            "values": rng.choice([None, [1.0], ["x"], [1e308, 2]]),
+        }
         for key in rng.sample(sorted(record), rng.randrange(3)):
             del record[key]
         lines.insert(k, json.dumps(record).encode() + b"\n")
@@ -193,7 +292,9 @@ def mutate(rng: random.Random, kind: str, folder: Path, victims: Path) -> list[s
         elif step == "plant-run":
             done.append(_plant(rng, folder, RUN_OUTPUTS[:-1], victims))
         elif step == "bytes-run":
-            done.append(_bytes(rng, folder / rng.choice(["checkpoint.pt", "run.json", "metrics.csv"])))
+            done.append(
+                _bytes(rng, folder / rng.choice(["checkpoint.pt", "run.json", "metrics.csv"]))
+            )
         elif kind == "journal":
             done.append(step(rng, folder / "study.journal"))
         else:
@@ -217,10 +318,30 @@ def prepare(box: Path, seed: int) -> tuple[list[str], list[str], Path]:
     shutil.copytree(root / kind, case, symlinks=True)
     recipe = [kind, *mutate(rng, kind, case, victims)]
     if kind == "run":
-        argv = ["train", str(root / "net.cnn"), "--data", "digits", "--out", str(case), "--epochs", "2",
-                "--device", "cpu", "--batch-size", "256", "--resume"]
+        argv = [
+            "train",
+            str(root / "net.cnn"),
+            "--data",
+            "digits",
+            "--out",
+            str(case),
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "256",
+            "--resume",
+        ]
     elif rng.random() < 0.25:
-        argv = ["search-report", str(case), "--export", str(rng.randrange(4)), "--space", str(box / TINY_SPACE)]
+        argv = [
+            "search-report",
+            str(case),
+            "--export",
+            str(rng.randrange(4)),
+            "--space",
+            str(box / TINY_SPACE),
+        ]
     else:
         argv = ["search-report", str(case)]
     return recipe, argv, victims

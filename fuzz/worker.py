@@ -16,15 +16,32 @@ import re
 import sys
 from pathlib import Path
 
-RUN_MACS = 300_000_000  # forward only networks this cheap (batch 1): the fuzzer's time goes to breadth
+RUN_MACS = (
+    300_000_000  # forward only networks this cheap (batch 1): the fuzzer's time goes to breadth
+)
 RUN_PARAMS = 20_000_000
 RUN_LAYERS = 150  # building a module costs ~5 ms a layer: the zoo's giants are checked, not run
 RUN_ACTIVATIONS = 20_000_000  # elements at batch 1 (80 MB): a legitimately large network is not run
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 LEAKS = ("root:x:0:0", "root:*:0:0", "PATH=/", "HOME=/")
-FORBIDDEN_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-                    "socket.connect", "socket.bind", "ctypes.dlopen")
-FILE_EVENTS = ("open", "os.remove", "os.unlink", "os.rename", "shutil.rmtree")  # allowed inside the sandbox
+FORBIDDEN_EVENTS = (
+    "subprocess.Popen",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "socket.connect",
+    "socket.bind",
+    "ctypes.dlopen",
+)
+FILE_EVENTS = (
+    "open",
+    "os.remove",
+    "os.unlink",
+    "os.rename",
+    "shutil.rmtree",
+)  # allowed inside the sandbox
 
 
 class Watch:
@@ -86,7 +103,9 @@ def run_case(path: Path, deep: bool) -> tuple[str, str]:
     if rc != 0:
         codes = re.findall(r"error\[(\w+)\]", err)
         return ("rejected", codes[0] if codes else f"exit {rc}")
-    if ": a search space with " in out:  # check lists a space's decisions; summary and load refuse it
+    if (
+        ": a search space with " in out
+    ):  # check lists a space's decisions; summary and load refuse it
         return "accepted", "a search space"
     rc, out, err = quiet_cli(["summary", str(path), "--format", "json"])
     if rc == 2:
@@ -97,7 +116,10 @@ def run_case(path: Path, deep: bool) -> tuple[str, str]:
         summary = json.loads(out)
     except ValueError:
         return "bug:summary", "summary --format json printed no JSON"
-    large = len(summary.get("layers", ())) > RUN_LAYERS or summary.get("activations", 0) > RUN_ACTIVATIONS
+    large = (
+        len(summary.get("layers", ())) > RUN_LAYERS
+        or summary.get("activations", 0) > RUN_ACTIVATIONS
+    )
     if large or summary.get("macs", 0) > RUN_MACS or summary.get("params", 0) > RUN_PARAMS:
         return "accepted", "static only (large)"
     return run_forward(path, summary, deep)
@@ -114,7 +136,10 @@ def run_forward(path: Path, summary: dict, deep: bool) -> tuple[str, str]:
         with torch.inference_mode():
             y = model(*x)
     except Exception as exc:  # noqa: BLE001
-        return "bug:run", f"check accepted, load/forward failed: {type(exc).__name__}: {_first(str(exc))}"
+        return (
+            "bug:run",
+            f"check accepted, load/forward failed: {type(exc).__name__}: {_first(str(exc))}",
+        )
     got = [list(t.shape[1:]) for t in outputs(y)]
     want = [o["shape"] for o in summary["outputs"]]
     if got != want:
@@ -142,12 +167,18 @@ def compare_source(model, x, y) -> str:
         exec(compile(model.cnnc_source(seed=0), "<generated>", "exec"), namespace)  # noqa: S102 — our own emitter's output is what is tested
         from cnnc.compiler.lower.fx import class_name
 
-        cls = namespace[class_name(model.cnnc_graph.network)]  # helpers (Chunk, Block, …) are classes too
+        cls = namespace[
+            class_name(model.cnnc_graph.network)
+        ]  # helpers (Chunk, Block, …) are classes too
         with torch.inference_mode():
             z = cls(seed=0).eval()(*x)
     except Exception as exc:  # noqa: BLE001
         return f"standalone source failed: {type(exc).__name__}: {_first(str(exc))}"
-    if type(z) is not type(y) or (isinstance(y, dict) and list(z) != list(y)) or len(outputs(z)) != len(outputs(y)):
+    if (
+        type(z) is not type(y)
+        or (isinstance(y, dict) and list(z) != list(y))
+        or len(outputs(z)) != len(outputs(y))
+    ):
         return "standalone source returns another structure"
     for a, b in zip(outputs(z), outputs(y)):
         if a.shape != b.shape or not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
@@ -166,16 +197,25 @@ def serve(sandbox: Path) -> None:
 
     import cnnc.api  # imported before the watch starts: these opens are ours
 
-    data_mutants.prepare(sandbox)  # data cases (`fuzz/data_mutants.py`): their libraries' lazy opens, now
+    data_mutants.prepare(
+        sandbox
+    )  # data cases (`fuzz/data_mutants.py`): their libraries' lazy opens, now
     torch.set_num_threads(1)
-    roots = tuple({str(Path(p).resolve()) for p in (sandbox, sys.prefix, sys.base_prefix,
-                                                     Path(cnnc.api.__file__).parents[1])} | {"/dev/null"})
+    roots = tuple(
+        {
+            str(Path(p).resolve())
+            for p in (sandbox, sys.prefix, sys.base_prefix, Path(cnnc.api.__file__).parents[1])
+        }
+        | {"/dev/null"}
+    )
     watch = Watch(roots)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
         if request.get("kind") == "study":
-            print(json.dumps({"id": request["id"], **study_case(sandbox, request, watch)}), flush=True)
+            print(
+                json.dumps({"id": request["id"], **study_case(sandbox, request, watch)}), flush=True
+            )
             continue
         case = features_case(request, sandbox) if request.get("kind") == "features" else None
         if case is None:
@@ -187,7 +227,9 @@ def serve(sandbox: Path) -> None:
             if case:
                 outcome, detail = case()
             elif request.get("kind") == "data":
-                outcome, detail = data_mutants.run_case(sandbox, request["text"], quiet_cli, stderr_problem)
+                outcome, detail = data_mutants.run_case(
+                    sandbox, request["text"], quiet_cli, stderr_problem
+                )
             else:
                 outcome, detail = run_case(path, request.get("deep", False))
         finally:
@@ -233,6 +275,8 @@ def features_case(request: dict, sandbox: Path):
         return outcome, f"features {detail}"
 
     return case
+
+
 def study_case(sandbox: Path, request: dict, watch: Watch) -> dict:
     """A mutated study or run folder (`fuzz/study_mutants.py`) through `search-report` or `train
     --resume`; the seed folders are made before the watch starts."""
@@ -249,7 +293,10 @@ def study_case(sandbox: Path, request: dict, watch: Watch) -> dict:
     outcome, detail = study_mutants.classify(rc, out, err, victims)
     if watch.events:
         outcome, detail = "bug:escape", "; ".join(watch.events[:3])
-    return {"outcome": outcome, "detail": f"{detail} [{'; '.join(recipe)}]" if outcome.startswith("bug") else detail}
+    return {
+        "outcome": outcome,
+        "detail": f"{detail} [{'; '.join(recipe)}]" if outcome.startswith("bug") else detail,
+    }
 
 
 if __name__ == "__main__":

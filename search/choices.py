@@ -64,27 +64,53 @@ class DataKind(Entry):
 
 
 EVALUATORS = {
-    "train": Evaluator("evaluate:train_evaluator", "train each member; the score is its validation accuracy"),
-    "proxy": Evaluator("evaluate:proxy_evaluator", "score each member untrained with a zero-cost proxy (--proxy)",
-                       trains=False),
+    "train": Evaluator(
+        "evaluate:train_evaluator", "train each member; the score is its validation accuracy"
+    ),
+    "proxy": Evaluator(
+        "evaluate:proxy_evaluator",
+        "score each member untrained with a zero-cost proxy (--proxy)",
+        trains=False,
+    ),
 }
 
 SAMPLERS = {
     "tpe": Sampler("driver:tpe_sampler", "Optuna's tree-structured Parzen estimator"),
     "random": Sampler("driver:random_sampler", "each member drawn independently at random"),
     "nsga2": Sampler("driver:nsga2_sampler", "the NSGA-II genetic algorithm, for Pareto fronts"),
-    "grid": Sampler("driver:grid_sampler", "every member once, in turn (needs an enumerable space)"),
+    "grid": Sampler(
+        "driver:grid_sampler", "every member once, in turn (needs an enumerable space)"
+    ),
 }
 
 DATA_KINDS = {
-    "digits": DataKind("data:load_digits_kind", "scikit-learn's bundled 8×8 digits (1,797 grey images, 10 classes)",
-                       pixel_max=16.0),
-    "cifar10": DataKind("data:load_cifar10_kind", "CIFAR-10's python batches in DIR (cifar-10-batches-py)",
-                        path="DIR", pixel_max=255.0, augment=True, classes="runs:cifar10_classes"),
-    "folder": DataKind("data:load_folder_kind", "image files in DIR, one sub-folder per class", path="DIR",
-                       pixel_max=255.0, augment=True, imagenet=True, classes="runs:folder_classes"),
-    "npz": DataKind("data:load_npz_kind", "arrays x [N, C, H, W] or [N, H, W, C] and y in a .npz FILE",
-                    path="FILE"),
+    "digits": DataKind(
+        "data:load_digits_kind",
+        "scikit-learn's bundled 8×8 digits (1,797 grey images, 10 classes)",
+        pixel_max=16.0,
+    ),
+    "cifar10": DataKind(
+        "data:load_cifar10_kind",
+        "CIFAR-10's python batches in DIR (cifar-10-batches-py)",
+        path="DIR",
+        pixel_max=255.0,
+        augment=True,
+        classes="runs:cifar10_classes",
+    ),
+    "folder": DataKind(
+        "data:load_folder_kind",
+        "image files in DIR, one sub-folder per class",
+        path="DIR",
+        pixel_max=255.0,
+        augment=True,
+        imagenet=True,
+        classes="runs:folder_classes",
+    ),
+    "npz": DataKind(
+        "data:load_npz_kind",
+        "arrays x [N, C, H, W] or [N, H, W, C] and y in a .npz FILE",
+        path="FILE",
+    ),
 }
 
 
@@ -96,7 +122,10 @@ def trains(evaluator: str) -> bool:
 
 def choices_help(table: dict, default: str) -> str:
     """`--evaluator`'s help: each name with its description, then the default."""
-    return "; ".join(f"{name}: {entry.help}" for name, entry in table.items()) + f" (default: {default})"
+    return (
+        "; ".join(f"{name}: {entry.help}" for name, entry in table.items())
+        + f" (default: {default})"
+    )
 
 
 def data_specs() -> str:
@@ -107,7 +136,11 @@ def data_specs() -> str:
 
 def data_kinds_with(field: str) -> str:
     """`folder: and cifar10:`: the kinds whose entry sets `field`, as help text."""
-    names = [f"{name}:" if kind.path else name for name, kind in DATA_KINDS.items() if getattr(kind, field)]
+    names = [
+        f"{name}:" if kind.path else name
+        for name, kind in DATA_KINDS.items()
+        if getattr(kind, field)
+    ]
     return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
 
 

@@ -121,7 +121,9 @@ def write_program(path, graph, name: str = "best", comments: tuple[str, ...] = (
     return text
 
 
-def write_member(path, space, member, name: str = "best", comments: tuple[str, ...] = ()) -> tuple[str, str | None]:
+def write_member(
+    path, space, member, name: str = "best", comments: tuple[str, ...] = ()
+) -> tuple[str, str | None]:
     """Write `member` as its space with the choices resolved (`structured.py`), formatted; where that
     cannot be done or does not rebuild the same layers, the flat form (`write_program`). Returns the
     text and, for the flat form, why."""
@@ -191,5 +193,8 @@ def same_layers(original, rewritten) -> list[str]:
 
 
 def _layers(graph) -> list:
-    return [n for n in graph.nodes_in_order()
-            if n.spec.lowering is not Lowering.INPUT and n.spec.family is not Family.MERGE]
+    return [
+        n
+        for n in graph.nodes_in_order()
+        if n.spec.lowering is not Lowering.INPUT and n.spec.family is not Family.MERGE
+    ]

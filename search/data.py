@@ -101,13 +101,21 @@ def check_trainable(data: Dataset, min_train: int, too_few: str, fix: str) -> No
     values; else E0603 with `too_few` (the rule) and `fix`. A loader's own data passes the second."""
     n = len(data.train_x)
     if n < min_train or len(data.val_x) == 0:
-        _fail("E0603", f"`{printable(data.name)}` has {n:,} training and {len(data.val_x):,} validation images: "
-              f"{too_few}", fix)
+        _fail(
+            "E0603",
+            f"`{printable(data.name)}` has {n:,} training and {len(data.val_x):,} validation images: "
+            f"{too_few}",
+            fix,
+        )
     for part, x in (("training", data.train_x), ("validation", data.val_x)):
         bad = int((~torch.isfinite(x)).sum())
         if bad:
-            _fail("E0603", f"`{printable(data.name)}`'s {part} images hold {bad:,} values that are NaN or "
-                  "infinite: training on them gives a NaN loss", "replace them with real values in the data set")
+            _fail(
+                "E0603",
+                f"`{printable(data.name)}`'s {part} images hold {bad:,} values that are NaN or "
+                "infinite: training on them gives a NaN loss",
+                "replace them with real values in the data set",
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,7 +245,10 @@ def load_cifar10(arg: str) -> _Raw:
     y = torch.cat([p[1] for p in parts])  # [N]
     labels = _checked_labels(y.numpy(), f"cifar10:{root}")
     if int(labels.max()) >= 10:  # CIFAR-10's classes are 0 … 9: a larger one has no output to train
-        _fail("E0602", f"labels in `cifar10:{root}` must lie in 0 … 9, but go up to {int(labels.max()):,}")
+        _fail(
+            "E0602",
+            f"labels in `cifar10:{root}` must lie in 0 … 9, but go up to {int(labels.max()):,}",
+        )
     return _Raw(x, labels, 10)
 
 
@@ -257,14 +268,18 @@ def _read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
             f"`{shown(path)}` holds {_described(data)} `data` and {_described(labels)} `labels`",
             "expected `data` [n, 3072] uint8 and `labels` [n] integers",
         )
-    x = torch.from_numpy(data.copy()).float().reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE)  # [n, 3, 32, 32]
+    x = (
+        torch.from_numpy(data.copy()).float().reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE)
+    )  # [n, 3, 32, 32]
     return x, torch.from_numpy(labels.astype(np.int64))
 
 
 def _described(value) -> str:
     if isinstance(value, np.ndarray):
         return f"{value.dtype} {list(value.shape)}"
-    return f"a {type(value).__name__}" + (f" of {len(value)}" if isinstance(value, (list, tuple)) else "")
+    return f"a {type(value).__name__}" + (
+        f" of {len(value)}" if isinstance(value, (list, tuple)) else ""
+    )
 
 
 def _key(batch, name: str, path: Path):
@@ -355,7 +370,9 @@ def load_folder(root: Path, side: tuple[int, int] | None) -> _Raw:
     files = [(label, f) for label, class_dir in enumerate(classes) for f in _image_files(class_dir)]
     side = side or datafiles.image_size(files[0][1])
     n = len(files)
-    datafiles.check_values(n * 3 * side[0] * side[1], f"{n:,} images of [3, {side[0]}, {side[1]}]", root)
+    datafiles.check_values(
+        n * 3 * side[0] * side[1], f"{n:,} images of [3, {side[0]}, {side[1]}]", root
+    )
     budget = datafiles.PixelBudget()
     x = torch.empty(n, 3, *side)  # [N, 3, H, W]
     for i, (_, f) in enumerate(files):
@@ -445,7 +462,9 @@ def split_indices(
     gen = torch.Generator().manual_seed(seed)
     by_key = torch.argsort(torch.rand(len(y), generator=gen, dtype=torch.float64))  # [N]
     grouped = by_key[torch.sort(y[by_key], stable=True).indices]  # [N]: by class, random within
-    _, inverse, counts = torch.unique_consecutive(y[grouped], return_inverse=True, return_counts=True)
+    _, inverse, counts = torch.unique_consecutive(
+        y[grouped], return_inverse=True, return_counts=True
+    )
     starts = torch.cumsum(counts, 0) - counts  # [K]: where each class begins in `grouped`
     rank = torch.arange(len(y)) - starts[inverse]  # [N]: position within the class
     held = rank < val_counts(counts, val_fraction)[inverse]  # [N]

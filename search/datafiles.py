@@ -40,7 +40,9 @@ MAX_PICKLE_BYTES = 1 << 28  # 256 MiB a CIFAR batch file (CIFAR-10's are 31 MB, 
 # PIL's readers of the suffixes `folder:` takes; by content, PIL would also run Ghostscript on EPS
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, float: what an image or a label may be
-MAX_RATIO = 200  # unpacked / packed bytes of an .npz member: real images compress 2-10 times, bombs 1000
+MAX_RATIO = (
+    200  # unpacked / packed bytes of an .npz member: real images compress 2-10 times, bombs 1000
+)
 RATIO_FROM = 1 << 28  # members unpacking to less than 256 MiB may compress as well as they like
 
 
@@ -58,15 +60,24 @@ def open_entry(path: Path, follow: bool = False):
     try:
         return safefs.open_regular(path, follow=follow)
     except safefs.NotRegular as exc:
-        fail(f"`{shown(path)}` is {named(exc.what)}, not a regular file: cnnc reads only the data set's own files",
-             "replace it with the file itself")
+        fail(
+            f"`{shown(path)}` is {named(exc.what)}, not a regular file: cnnc reads only the data set's own files",
+            "replace it with the file itself",
+        )
     except OSError as exc:
-        fail(f"cannot open `{shown(path)}` ({printable(exc.strerror or type(exc).__name__)})",
-             "check that the file exists and is readable")
+        fail(
+            f"cannot open `{shown(path)}` ({printable(exc.strerror or type(exc).__name__)})",
+            "check that the file exists and is readable",
+        )
 
 
-NAMES = {"link": "a symbolic link", "fifo": "a FIFO (named pipe)", "socket": "a socket", "device": "a device",
-         "folder": "a folder"}
+NAMES = {
+    "link": "a symbolic link",
+    "fifo": "a FIFO (named pipe)",
+    "socket": "a socket",
+    "device": "a device",
+    "folder": "a folder",
+}
 
 
 def named(what: str) -> str:
@@ -77,9 +88,11 @@ def named(what: str) -> str:
 def check_values(count: int, what: str, source) -> None:
     """`count` values (e.g. N × C × H × W) fit in MAX_DATA_VALUES."""
     if count > MAX_DATA_VALUES:
-        fail(f"`{shown(source)}` would load {count:,} values as {what}, more than cnnc's budget of "
-             f"{MAX_DATA_VALUES:,} (4 GiB as float32)",
-             "use fewer images or a smaller input size")
+        fail(
+            f"`{shown(source)}` would load {count:,} values as {what}, more than cnnc's budget of "
+            f"{MAX_DATA_VALUES:,} (4 GiB as float32)",
+            "use fewer images or a smaller input size",
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,10 +120,16 @@ def _frombuffer(buffer, dtype, shape, order):
     """numpy's `_frombuffer` (pickle protocol 5): the bytes are the file's own, so they bound it."""
     if not isinstance(dtype, np.dtype) or dtype.kind not in NUMERIC_KINDS:
         raise pickle.UnpicklingError("only numeric arrays are allowed")
-    count = math.prod(shape) if isinstance(shape, tuple) and all(isinstance(d, int) for d in shape) else -1
+    count = (
+        math.prod(shape)
+        if isinstance(shape, tuple) and all(isinstance(d, int) for d in shape)
+        else -1
+    )
     if count < 0 or count * dtype.itemsize != len(memoryview(buffer).cast("B")):
         raise pickle.UnpicklingError("the array's shape does not match its bytes")
-    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order="F" if order == "F" else "C").copy()
+    return (
+        np.frombuffer(buffer, dtype=dtype).reshape(shape, order="F" if order == "F" else "C").copy()
+    )
 
 
 def _encode(text, encoding):
@@ -121,8 +140,10 @@ def _encode(text, encoding):
 
 
 ALLOWED = {  # (module, name) as a pickle names them → what is built instead
-    **{(m, "_reconstruct"): _reconstruct
-       for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{
+        (m, "_reconstruct"): _reconstruct
+        for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+    },
     **{(m, "_frombuffer"): _frombuffer for m in ("numpy.core.numeric", "numpy._core.numeric")},
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): _dtype,
@@ -137,7 +158,9 @@ class _Restricted(pickle.Unpickler):
         try:
             return ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"`{module}.{name}` is not allowed in a data file") from None
+            raise pickle.UnpicklingError(
+                f"`{module}.{name}` is not allowed in a data file"
+            ) from None
 
 
 def unpickle(path: Path, follow: bool = False):
@@ -145,13 +168,17 @@ def unpickle(path: Path, follow: bool = False):
     with open_entry(path, follow=follow) as fh:
         size = os.fstat(fh.fileno()).st_size
         if size > MAX_PICKLE_BYTES:
-            fail(f"`{shown(path)}` is {size:,} bytes, more than cnnc's {MAX_PICKLE_BYTES:,} for a CIFAR batch",
-                 "split it into batches of at most 256 MiB")
+            fail(
+                f"`{shown(path)}` is {size:,} bytes, more than cnnc's {MAX_PICKLE_BYTES:,} for a CIFAR batch",
+                "split it into batches of at most 256 MiB",
+            )
         try:
             return _Restricted(fh, encoding="bytes").load()
         except Exception as exc:  # noqa: BLE001 — whatever the bytes make pickle raise is the file's fault
-            fail(f"`{shown(path)}` is not a CIFAR-10 python batch ({_reason(exc)})",
-                 "expected a pickled dict with `data` [n, 3072] uint8 and `labels` [n]")
+            fail(
+                f"`{shown(path)}` is not a CIFAR-10 python batch ({_reason(exc)})",
+                "expected a pickled dict with `data` [n, 3072] uint8 and `labels` [n]",
+            )
 
 
 def _reason(exc: BaseException) -> str:
@@ -172,29 +199,40 @@ def read_npz(path: Path, names: tuple[str, ...], limits: dict[str, int]) -> dict
         except CnncError:
             raise
         except Exception as exc:  # noqa: BLE001 — a broken archive or header is the file's fault
-            fail(f"`{shown(path)}` is not a readable .npz file ({_reason(exc)})",
-                 "save it with np.savez(path, x=images, y=labels)")
+            fail(
+                f"`{shown(path)}` is not a readable .npz file ({_reason(exc)})",
+                "save it with np.savez(path, x=images, y=labels)",
+            )
 
 
 def _member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> np.ndarray:
     try:
         info = archive.getinfo(f"{name}.npy")
     except KeyError:
-        fail(f"`{shown(path)}` lacks the array `{name}`", "save it with np.savez(path, x=images, y=labels)")
+        fail(
+            f"`{shown(path)}` lacks the array `{name}`",
+            "save it with np.savez(path, x=images, y=labels)",
+        )
     with archive.open(info) as member:
         shape, dtype = _header(member)
     count = math.prod(shape)
     if dtype.hasobject or dtype.kind not in NUMERIC_KINDS:
-        fail(f"`{name}` in `{shown(path)}` is {printable(str(dtype))}, not numbers",
-             "store numbers (integers or floats); cnnc never reads pickled objects")
+        fail(
+            f"`{name}` in `{shown(path)}` is {printable(str(dtype))}, not numbers",
+            "store numbers (integers or floats); cnnc never reads pickled objects",
+        )
     if count > limit or info.file_size > count * dtype.itemsize + (1 << 16):
-        fail(f"`{name}` in `{shown(path)}` declares {list(shape)} {dtype} ({info.file_size:,} bytes "
-             f"unpacked), more than cnnc's budget of {limit:,} values",
-             "use fewer or smaller images")
+        fail(
+            f"`{name}` in `{shown(path)}` declares {list(shape)} {dtype} ({info.file_size:,} bytes "
+            f"unpacked), more than cnnc's budget of {limit:,} values",
+            "use fewer or smaller images",
+        )
     if info.file_size > MAX_RATIO * max(info.compress_size, 1) and info.file_size > RATIO_FROM:
-        fail(f"`{name}` in `{shown(path)}` unpacks {info.file_size // max(info.compress_size, 1):,} times its "
-             f"{info.compress_size:,} packed bytes, more than the {MAX_RATIO} times cnnc allows (a zip bomb?)",
-             "save it uncompressed, with np.savez")
+        fail(
+            f"`{name}` in `{shown(path)}` unpacks {info.file_size // max(info.compress_size, 1):,} times its "
+            f"{info.compress_size:,} packed bytes, more than the {MAX_RATIO} times cnnc allows (a zip bomb?)",
+            "save it uncompressed, with np.savez",
+        )
     with archive.open(info) as member:
         return np.lib.format.read_array(member, allow_pickle=False)
 
@@ -223,8 +261,11 @@ class PixelBudget:
 
     def spend(self, pixels: int, path: Path) -> None:
         if pixels > self.left:
-            fail(f"decoding `{shown(path)}` would pass cnnc's budget of {MAX_DECODED_PIXELS:,} pixels "
-                 "for the images of one data set", "use fewer or smaller images")
+            fail(
+                f"decoding `{shown(path)}` would pass cnnc's budget of {MAX_DECODED_PIXELS:,} pixels "
+                "for the images of one data set",
+                "use fewer or smaller images",
+            )
         self.left -= pixels
 
 
@@ -234,7 +275,9 @@ def image_size(path: Path, follow: bool = False) -> tuple[int, int]:
         return img.size[1], img.size[0]
 
 
-def read_image(path: Path, side: tuple[int, int], budget: PixelBudget, resize, follow: bool = False):
+def read_image(
+    path: Path, side: tuple[int, int], budget: PixelBudget, resize, follow: bool = False
+):
     """An image as float32 `[3, side[0], side[1]]` (RGB), read within the budgets, then resized;
     `follow`: the path may be a link (a file the user named, not an entry of a data folder)."""
     import torch
@@ -244,11 +287,15 @@ def read_image(path: Path, side: tuple[int, int], budget: PixelBudget, resize, f
         try:
             rgb = img.convert("RGB")
             factor = (max(1, rgb.width // (2 * side[1])), max(1, rgb.height // (2 * side[0])))
-            if max(factor) >= 2:  # a box filter per axis in PIL first: floats of large images cost 4×
+            if (
+                max(factor) >= 2
+            ):  # a box filter per axis in PIL first: floats of large images cost 4×
                 rgb = rgb.reduce(factor)
             pixels = np.asarray(rgb)  # [H, W, 3] uint8
         except Exception as exc:  # noqa: BLE001 — a decoder's complaint is the file's fault
-            fail(f"cannot read image `{shown(path)}` ({_reason(exc)})", "remove or re-save the file")
+            fail(
+                f"cannot read image `{shown(path)}` ({_reason(exc)})", "remove or re-save the file"
+            )
     x = torch.from_numpy(pixels.copy()).permute(2, 0, 1).unsqueeze(0).float()  # [1, 3, H, W]
     return resize(x, *side)[0]  # [3, side]
 
@@ -266,16 +313,24 @@ def _opened_image(path: Path, follow: bool):
         except Image.DecompressionBombError:
             _too_large(path, "its header declares more pixels than even PIL allows")
         except Exception as exc:  # noqa: BLE001 — every opener's complaint is the file's fault
-            fail(f"cannot read image `{shown(path)}` ({_reason(exc)})", "remove or re-save the file")
+            fail(
+                f"cannot read image `{shown(path)}` ({_reason(exc)})", "remove or re-save the file"
+            )
         with img:
             width, height = img.size
             if width * height > MAX_IMAGE_PIXELS:
                 _too_large(path, f"its header declares {width:,} × {height:,} pixels")
             if width < 1 or height < 1:
-                fail(f"image `{shown(path)}` declares {width} × {height} pixels", "remove or re-save the file")
+                fail(
+                    f"image `{shown(path)}` declares {width} × {height} pixels",
+                    "remove or re-save the file",
+                )
             yield img
 
 
 def _too_large(path: Path, why: str) -> NoReturn:
-    fail(f"image `{shown(path)}` is too large to read: {why}, and cnnc reads at most "
-         f"{MAX_IMAGE_PIXELS:,} pixels an image", "shrink the image, or remove it from the data set")
+    fail(
+        f"image `{shown(path)}` is too large to read: {why}, and cnnc reads at most "
+        f"{MAX_IMAGE_PIXELS:,} pixels an image",
+        "shrink the image, or remove it from the data set",
+    )

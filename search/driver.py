@@ -51,7 +51,9 @@ from cnnc.search.space import Memo, Space, graph_hash, over_budget, walk
 DIRECTIONS = {"accuracy": "maximize", "params": "minimize", "macs": "minimize"}
 PROXIES = report.PROXY_NAMES
 GRID_LIMIT = 100_000  # members a grid search may have
-PROXY_BATCH = 64  # the minibatch the zero-cost proxies score (`evaluators.proxy.score_all`'s default)
+PROXY_BATCH = (
+    64  # the minibatch the zero-cost proxies score (`evaluators.proxy.score_all`'s default)
+)
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,9 @@ class Settings:
         if self.storage:
             return self.storage
         out = Path(self.out).resolve()
-        if (out / "study.db").exists() or (self.workers == 1 and not (out / "study.journal").exists()):
+        if (out / "study.db").exists() or (
+            self.workers == 1 and not (out / "study.journal").exists()
+        ):
             return f"sqlite:///{out / 'study.db'}"
         return f"journal:///{out / 'study.journal'}"
 
@@ -157,7 +161,11 @@ class Result:
 
     def __repr__(self) -> str:
         """One line (a notebook's echo), not every trial: the counts, the best trial, the files."""
-        best = f"best #{self.best[0].number} {list(self.best[0].values or ())}" if self.best else "no best"
+        best = (
+            f"best #{self.best[0].number} {list(self.best[0].values or ())}"
+            if self.best
+            else "no best"
+        )
         files = ", ".join(str(f) for f in self.files)
         return f"<Result of study `{self.study.study_name}`: {report.counts_text(self.rows)}; {best}; {files}>"
 
@@ -231,17 +239,23 @@ def open_study(settings: Settings, space: Space):
             load_if_exists=True,
         )
 
-    with studyfiles.reading(settings.storage_url):  # a damaged or crafted study is the user's to fix
+    with studyfiles.reading(
+        settings.storage_url
+    ):  # a damaged or crafted study is the user's to fix
         study = stores.retrying(create, lambda text: None)
         studyfiles.parse_all(study)
     # a resume draws new random numbers: seeded by the trials already held; and two workers must
     # not propose the same sequence, nor two machines that start together (a shared --storage)
     salt = 1009 * settings.worker
     if settings.storage is not None:
-        salt += int.from_bytes(hashlib.sha256(f"{stores.HOST}:{os.getpid()}".encode()).digest()[:3], "big")
+        salt += int.from_bytes(
+            hashlib.sha256(f"{stores.HOST}:{os.getpid()}".encode()).digest()[:3], "big"
+        )
     study.sampler = make_sampler(settings, space, settings.seed + len(study.trials) + salt)
     fingerprint = space_fingerprint(space)
-    with stores.StudyLock(settings.storage_url, settings.study_name):  # two workers creating it at once
+    with stores.StudyLock(
+        settings.storage_url, settings.study_name
+    ):  # two workers creating it at once
         recorded = study.user_attrs.get("settings")
         if recorded is None:
             study.set_user_attr("settings", settings.recorded())
@@ -467,7 +481,11 @@ def run(
         try:
             stopped = Worker(study, settings, objective, lambda text: _say(events, text)).work()
         finally:
-            result = finish(settings, space, study, stopped) if write else Result(study, [], [], [], [], stopped)
+            result = (
+                finish(settings, space, study, stopped)
+                if write
+                else Result(study, [], [], [], [], stopped)
+            )
     return result
 
 
@@ -511,7 +529,11 @@ def load_study(url: str, name: str | None, read_only: bool = False):
     from cnnc.search import studyfiles
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    opener = (lambda: studyfiles.open_read_only(url)) if read_only else (lambda: stores.open_storage(url, 10))
+    opener = (
+        (lambda: studyfiles.open_read_only(url))
+        if read_only
+        else (lambda: stores.open_storage(url, 10))
+    )
     storage = stores.retrying(opener, lambda text: None)
     names = optuna.get_all_study_names(storage=storage)
     if name is None and len(names) == 1:

@@ -24,7 +24,9 @@ def train_evaluator(settings: Settings, data) -> Evaluator:
     from cnnc.search.evaluators.train import MIN_TRAIN, TOO_FEW, resolve_device, train_and_evaluate
 
     device = resolve_device(settings.device)
-    check_trainable(data, MIN_TRAIN, TOO_FEW, "add images to the data set")  # once, before any trial
+    check_trainable(
+        data, MIN_TRAIN, TOO_FEW, "add images to the data set"
+    )  # once, before any trial
 
     def evaluate(graph, report_epoch) -> Outcome:
         large = too_large(graph, device, settings.batch_size, settings.optimizer)
@@ -58,7 +60,9 @@ def proxy_evaluator(settings: Settings, data) -> Evaluator:
     from cnnc.search.evaluators.train import MIN_TRAIN, TOO_FEW, is_out_of_memory, resolve_device
 
     device = resolve_device(settings.device)
-    check_trainable(data, MIN_TRAIN, TOO_FEW, "add images to the data set")  # NaN inputs make NaN scores
+    check_trainable(
+        data, MIN_TRAIN, TOO_FEW, "add images to the data set"
+    )  # NaN inputs make NaN scores
 
     def evaluate(graph, report_epoch) -> Outcome:
         start = time.perf_counter()

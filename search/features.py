@@ -38,8 +38,9 @@ class Images:
     std: tuple[float, ...]
 
 
-def load_images(spec: str, size: datasets.Size, seed: int, val_fraction: float = 0.2, mean=None,
-                std=None) -> Images:
+def load_images(
+    spec: str, size: datasets.Size, seed: int, val_fraction: float = 0.2, mean=None, std=None
+) -> Images:
     """`search.data`'s loading and split, keeping each image's origin (its file, for `folder:`).
     Standardised with `mean` and `std` where given (a run's, as it trained), else with the training
     part's own statistics."""
@@ -52,9 +53,18 @@ def load_images(spec: str, size: datasets.Size, seed: int, val_fraction: float =
         mean, std = datasets.channel_stats(raw.x[train_idx])
     else:
         mean, std = (torch.tensor(v, dtype=torch.float64) for v in (mean, std))
-    paths = list(raw.paths) or [f"{spec}#{i}" for i in range(len(raw.y))]  # the files read, for `folder:`
-    return Images(datasets.standardise(raw.x, mean, std), raw.y, split, paths, thumbnails(raw.x),
-                  tuple(mean.tolist()), tuple(std.tolist()))
+    paths = list(raw.paths) or [
+        f"{spec}#{i}" for i in range(len(raw.y))
+    ]  # the files read, for `folder:`
+    return Images(
+        datasets.standardise(raw.x, mean, std),
+        raw.y,
+        split,
+        paths,
+        thumbnails(raw.x),
+        tuple(mean.tolist()),
+        tuple(std.tolist()),
+    )
 
 
 def thumbnails(x: torch.Tensor) -> np.ndarray:
@@ -78,9 +88,16 @@ def tap(model: fx.GraphModule, label: str) -> fx.GraphModule:
         from cnnc.compiler.derive import labels
 
         near = get_close_matches(label, labels(graph.nodes_in_order()), n=3)
-        raise CnncError(error("E0603", f"--at names no layer `{label}` of `{graph.network}`", None,
-                              helps=(f"labels near it: {', '.join(near)}",) if near else
-                              ("`cnnc summary FILE` lists the labels",)))
+        raise CnncError(
+            error(
+                "E0603",
+                f"--at names no layer `{label}` of `{graph.network}`",
+                None,
+                helps=(f"labels near it: {', '.join(near)}",)
+                if near
+                else ("`cnnc summary FILE` lists the labels",),
+            )
+        )
     target = next(n for n in reversed(list(model.graph.nodes)) if n.meta.get("cnnc_id") in set(ids))
     new = fx.Graph()
     mapping: dict = {}
@@ -100,7 +117,7 @@ def extract(model, label: str, x: torch.Tensor, batch_size: int = 128) -> np.nda
     tapped = tap(model, label).eval()
     rows = []
     for start in range(0, len(x), batch_size):
-        out = tapped(x[start:start + batch_size])  # [B, C, H, W] or [B, D]
+        out = tapped(x[start : start + batch_size])  # [B, C, H, W] or [B, D]
         if out.dim() == 4:
             out = out.mean(dim=(2, 3))  # [B, C]
         rows.append(out.flatten(1).float())
@@ -109,15 +126,22 @@ def extract(model, label: str, x: torch.Tensor, batch_size: int = 128) -> np.nda
 
 def save(path: Path, features: np.ndarray, images: Images, meta: dict):
     """Write a features file to exactly `path` (see `search.features_file`)."""
-    arrays = {"features": features.astype(np.float32), "labels": images.y.numpy(), "split": images.split,
-              "paths": np.array(images.paths, dtype=str), "thumbs": images.thumbs}
+    arrays = {
+        "features": features.astype(np.float32),
+        "labels": images.y.numpy(),
+        "split": images.split,
+        "paths": np.array(images.paths, dtype=str),
+        "thumbs": images.thumbs,
+    }
     return features_file.save(path, arrays, meta)
 
 
 read = features_file.read  # a features file, every array and `meta` checked (untrusted data)
 
 
-def nearest(features: np.ndarray, query: np.ndarray, pool: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def nearest(
+    features: np.ndarray, query: np.ndarray, pool: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (into `features`) of the `k` rows of `pool` nearest `query` in L2, and their distances."""
     d = np.sqrt(((features[pool] - query[None, :]) ** 2).sum(axis=1))  # [P]
     order = np.argsort(d, kind="stable")[:k]

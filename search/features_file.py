@@ -40,8 +40,19 @@ MAX_LABEL = runs.MAX_CLASSES
 KINDS = {"features": "f", "labels": "iu", "split": "iu", "paths": "U", "thumbs": "u", "meta": "U"}
 RANKS = {"features": 2, "labels": 1, "split": 1, "paths": 1, "thumbs": 4, "meta": 0}
 LABEL = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")  # a module path, as `--at` takes it
-READ_ERRORS = (OSError, zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError, NotImplementedError,
-               RuntimeError, UnicodeError, OverflowError, TypeError)
+READ_ERRORS = (
+    OSError,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    ValueError,
+    KeyError,
+    NotImplementedError,
+    RuntimeError,
+    UnicodeError,
+    OverflowError,
+    TypeError,
+)
 
 
 def save(path: Path, arrays: dict, meta: dict) -> safefs.Written:
@@ -51,13 +62,24 @@ def save(path: Path, arrays: dict, meta: dict) -> safefs.Written:
     return f.written
 
 
-REWRITE = (("write the file again with `cnnc features RUN_OR_PROGRAM --at LABEL --data DATA --out FILE`, or "
-            "embed with a run folder's own record: `--run RUN`"),)
+REWRITE = (
+    (
+        "write the file again with `cnnc features RUN_OR_PROGRAM --at LABEL --data DATA --out FILE`, or "
+        "embed with a run folder's own record: `--run RUN`"
+    ),
+)
 
 
 def fail(path, message: str):
-    raise CnncError(error("E0602", f"`{printable(str(path))}` is not a features file written by `cnnc features`: "
-                          f"{message}", None, helps=REWRITE[:1]))
+    raise CnncError(
+        error(
+            "E0602",
+            f"`{printable(str(path))}` is not a features file written by `cnnc features`: "
+            f"{message}",
+            None,
+            helps=REWRITE[:1],
+        )
+    )
 
 
 def read(path) -> dict:
@@ -70,7 +92,9 @@ def read(path) -> dict:
     except safefs.NotRegular as exc:
         fail(path, f"it is a {exc.what}")
     except FileNotFoundError:
-        raise CnncError(error("E0601", f"no features file `{printable(str(path))}`", None)) from None
+        raise CnncError(
+            error("E0601", f"no features file `{printable(str(path))}`", None)
+        ) from None
     except READ_ERRORS as exc:
         fail(path, printable(str(exc) or type(exc).__name__, 200))
     _check_arrays(arrays, path)
@@ -83,8 +107,18 @@ def _arrays(z: zipfile.ZipFile, path) -> dict:
     wanted = {f"{k}.npy" for k in KEYS}
     if set(members) != wanted:
         missing, extra = sorted(wanted - set(members)), sorted(set(members) - wanted)
-        fail(path, "; ".join(filter(None, [f"missing {', '.join(missing)}" if missing else "",
-                                           f"unexpected {printable(', '.join(extra), 200)}" if extra else ""])))
+        fail(
+            path,
+            "; ".join(
+                filter(
+                    None,
+                    [
+                        f"missing {', '.join(missing)}" if missing else "",
+                        f"unexpected {printable(', '.join(extra), 200)}" if extra else "",
+                    ],
+                )
+            ),
+        )
     if sum(i.file_size for i in members.values()) > MAX_BYTES:
         fail(path, f"its arrays declare over {MAX_BYTES >> 30} GiB")
     return {k: _array(z, members[f"{k}.npy"], k, path) for k in KEYS}
@@ -96,7 +130,11 @@ def _array(z: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, path) -> np.ndar
         version = np.lib.format.read_magic(f)
         if version not in ((1, 0), (2, 0)):
             fail(path, f"`{key}` has .npy version {version}")
-        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        reader = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
         shape, fortran, dtype = reader(f)
         if dtype.hasobject or dtype.fields is not None or dtype.kind not in KINDS[key]:
             fail(path, f"`{key}` has dtype {printable(str(dtype), 60)}")
@@ -144,8 +182,14 @@ def _json(meta: np.ndarray, path) -> dict:
 def check_meta(meta: dict, path) -> dict:
     """The fields `neighbors` reads, with their types and ranges (missing ones become null)."""
     where = f"the `meta` of `{printable(str(path))}`"
-    out = {"at": meta.get("at"), "file": meta.get("file"), "weights": meta.get("weights"),
-           "network": meta.get("network"), "run": meta.get("run"), "data": meta.get("data")}
+    out = {
+        "at": meta.get("at"),
+        "file": meta.get("file"),
+        "weights": meta.get("weights"),
+        "network": meta.get("network"),
+        "run": meta.get("run"),
+        "data": meta.get("data"),
+    }
     for key in ("at", "file", "weights", "network", "run", "data"):
         if out[key] is not None and not (isinstance(out[key], str) and len(out[key]) <= 4096):
             fail(path, f"`meta.{key}` must be a string")
@@ -154,7 +198,9 @@ def check_meta(meta: dict, path) -> dict:
     if out["network"] is not None and not out["network"].isidentifier():
         fail(path, f"`meta.network` is no network name: {printable(repr(out['network']), 100)}")
     out["args"] = list(runs._strings(meta.get("args") or [], where, "args"))
-    out["classes"] = list(runs._strings(meta.get("classes") or [], where, "classes", runs.MAX_CLASSES))
+    out["classes"] = list(
+        runs._strings(meta.get("classes") or [], where, "classes", runs.MAX_CLASSES)
+    )
     out["input"] = meta.get("input")
     out["mean"], out["std"] = meta.get("mean"), meta.get("std")
     return out
@@ -192,16 +238,28 @@ def embedding(data: dict, path: Path, run_folder: Path | None) -> Embedding:
         run = runs.read_run(run_folder)
         prep = run.preprocessing
         if prep.mean is None:
-            runs.fail(f"the run `{printable(str(run_folder))}` records no preprocessing (an older cnnc)")
-        return Embedding(str(run.program), run.network, run.args, run.input, str(run.weights), meta["at"],
-                         prep.mean, prep.std)
+            runs.fail(
+                f"the run `{printable(str(run_folder))}` records no preprocessing (an older cnnc)"
+            )
+        return Embedding(
+            str(run.program),
+            run.network,
+            run.args,
+            run.input,
+            str(run.weights),
+            meta["at"],
+            prep.mean,
+            prep.std,
+        )
     shape = runs.check_input(meta["input"], where, REWRITE)
     mean = runs.check_stats(meta["mean"], shape[0], where, "mean", positive=False, helps=REWRITE)
     std = runs.check_stats(meta["std"], shape[0], where, "std", positive=True, helps=REWRITE)
     base = Path(path).parent
     program = confined(meta["file"], base, "program", path, zoo=True)
     weights = confined(meta["weights"], base, "weights", path) if meta["weights"] else None
-    return Embedding(program, meta["network"], tuple(meta["args"]), shape, weights, meta["at"], mean, std)
+    return Embedding(
+        program, meta["network"], tuple(meta["args"]), shape, weights, meta["at"], mean, std
+    )
 
 
 def confined(recorded, base: Path, what: str, path, zoo: bool = False) -> str:
@@ -214,13 +272,23 @@ def confined(recorded, base: Path, what: str, path, zoo: bool = False) -> str:
     try:
         target = (base / recorded).resolve()
     except (ValueError, OSError) as exc:  # a NUL byte, a loop of links
-        fail(path, f"`meta` names the {what} `{printable(recorded, 200)}`: {printable(str(exc), 100)}")
+        fail(
+            path,
+            f"`meta` names the {what} `{printable(recorded, 200)}`: {printable(str(exc), 100)}",
+        )
     if not target.is_relative_to(base.resolve()):
-        raise CnncError(error(
-            "E0602", f"the features file `{printable(str(path))}` names the {what} `{printable(recorded, 200)}`, "
-            "outside its own folder: cnnc does not follow it", None,
-            helps=("give the run folder the features came from: `cnnc neighbors FILE --query IMAGE --run RUN`",
-                   "or keep the program and weights in the features file's folder (or below it)")))
+        raise CnncError(
+            error(
+                "E0602",
+                f"the features file `{printable(str(path))}` names the {what} `{printable(recorded, 200)}`, "
+                "outside its own folder: cnnc does not follow it",
+                None,
+                helps=(
+                    "give the run folder the features came from: `cnnc neighbors FILE --query IMAGE --run RUN`",
+                    "or keep the program and weights in the features file's folder (or below it)",
+                ),
+            )
+        )
     return str(target)
 
 
@@ -228,7 +296,11 @@ def _zoo_name(name: str) -> bool:
     from cnnc.dsl.programs import zoo_dir
 
     stem, _, network = name.partition(":")
-    return stem.isidentifier() and (not network or network.isidentifier()) and (zoo_dir() / f"{stem}.cnn").is_file()
+    return (
+        stem.isidentifier()
+        and (not network or network.isidentifier())
+        and (zoo_dir() / f"{stem}.cnn").is_file()
+    )
 
 
 def portable(path, base: Path) -> str | None:

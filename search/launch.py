@@ -92,9 +92,18 @@ def start_workers(settings, watched: int, say: Callable[[str], None]) -> list[su
         env = dict(os.environ, **{PARENT_FD: str(watched)})
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
-        command = [sys.executable, "-c", CHILD, "search", str(settings.file),
-                   "--worker-settings", settings_json(settings, i)]
-        procs.append(subprocess.Popen(command, env=env, start_new_session=True, pass_fds=(watched,)))
+        command = [
+            sys.executable,
+            "-c",
+            CHILD,
+            "search",
+            str(settings.file),
+            "--worker-settings",
+            settings_json(settings, i),
+        ]
+        procs.append(
+            subprocess.Popen(command, env=env, start_new_session=True, pass_fds=(watched,))
+        )
         say(f"worker {i} started (pid {procs[-1].pid}{f', GPU {gpu}' if gpu is not None else ''})")
     return procs
 
@@ -129,13 +138,17 @@ def wait_for(procs, say: Callable[[str], None]) -> list[int]:
         restore = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         codes: dict[int, int] = {}
-        while len(codes) < len(procs):  # reap each as it ends: a zombie would look alive to the others
+        while len(codes) < len(
+            procs
+        ):  # reap each as it ends: a zombie would look alive to the others
             for i, p in enumerate(procs):
                 if i not in codes and p.poll() is not None:
                     codes[i] = p.returncode
                     if p.returncode < 0:
                         name = signal.Signals(-p.returncode).name
-                        say(f"worker {i} (pid {p.pid}) was killed by {name}: the others run its trial again")
+                        say(
+                            f"worker {i} (pid {p.pid}) was killed by {name}: the others run its trial again"
+                        )
             time.sleep(0.1)
         return [codes[i] for i in range(len(procs))]
     finally:

@@ -41,7 +41,11 @@ def draw_neighbours(data: dict, query, found, dist, out: Path) -> None:
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(found) + 1, figsize=(1.7 * (len(found) + 1), 2.1))
     if isinstance(query, (int, np.integer)):
-        _show(axes[0], data["thumbs"][query], f"query #{query}\nlabel {_label(data, data['labels'][query])}")
+        _show(
+            axes[0],
+            data["thumbs"][query],
+            f"query #{query}\nlabel {_label(data, data['labels'][query])}",
+        )
     else:
         _show(axes[0], query, "query")
     for ax in axes[1:]:
@@ -66,7 +70,9 @@ def project(features: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
         from sklearn.manifold import TSNE
 
         perplexity = min(30.0, max(2.0, (len(features) - 1) / 3))
-        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
+        return TSNE(
+            n_components=2, perplexity=perplexity, init="pca", random_state=seed
+        ).fit_transform(features)
     from sklearn.decomposition import PCA
 
     return PCA(n_components=2, random_state=seed).fit_transform(features)
@@ -81,8 +87,12 @@ def draw_map(data: dict, method: str, out: Path) -> None:
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     for k, c in enumerate(classes):
         mask = labels == c
-        ax.scatter(xy[mask, 0], xy[mask, 1], s=8, color=cmap(k % cmap.N), label=_label(data, c), alpha=0.8)
-    ax.set_title(f"features at `{data['meta']['at']}` of {data['meta']['network']} ({method.upper()})")
+        ax.scatter(
+            xy[mask, 0], xy[mask, 1], s=8, color=cmap(k % cmap.N), label=_label(data, c), alpha=0.8
+        )
+    ax.set_title(
+        f"features at `{data['meta']['at']}` of {data['meta']['network']} ({method.upper()})"
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     if len(classes) <= 20:

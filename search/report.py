@@ -301,10 +301,13 @@ def progress_text(trials, target: int | None) -> str:
     """`progress: 7 of 12 finished · 3 running · 1 queued again` (finished as `worker.counts` says)."""
     states = [t.state.name for t in trials]
     done = sum(
-        s in ("COMPLETE", "PRUNED") or (s == "FAIL" and t.user_attrs.get("status") in ("failed", "reused"))
+        s in ("COMPLETE", "PRUNED")
+        or (s == "FAIL" and t.user_attrs.get("status") in ("failed", "reused"))
         for s, t in zip(states, trials)
     )
-    target = _count(target) or None  # the study's attribute (crafted, maybe): a positive count or nothing
+    target = (
+        _count(target) or None
+    )  # the study's attribute (crafted, maybe): a positive count or nothing
     parts = [f"progress: {done}" + (f" of {target}" if target else "") + " finished"]
     if states.count("RUNNING"):
         parts.append(f"{states.count('RUNNING')} running")

@@ -37,7 +37,9 @@ def finish(settings: Settings, space: Space | None, study, stopped: str = "done"
         path, flat = write_best(space, best[0], settings, study.study_name, out / "best.cnn")
         files.append(path)
         if flat:
-            notes.append(f"best.cnn lists the layers one by one (the space could not be kept: {flat})")
+            notes.append(
+                f"best.cnn lists the layers one by one (the space could not be kept: {flat})"
+            )
     plotted, plot_notes = report.plot_study(study, settings.names, out)
     return Result(study, rows, best, files + plotted, notes + plot_notes, stopped)
 
@@ -50,16 +52,30 @@ def write_best(
     from cnnc.search.concrete import write_member
 
     member = space.member(fixed(row.decisions))
-    if not member.ok or graph_hash(member.graph) != row.hash:  # a damaged or crafted study, or another space
-        raise CnncError(error("E0608", f"replaying trial {row.number}'s decisions gives another architecture "
-                              f"than study `{study_name}` records for it", None,
-                              helps=(("the study's records of the trial do not match its space: export another "
-                                      "trial, or restore the study from a copy"),)))
+    if (
+        not member.ok or graph_hash(member.graph) != row.hash
+    ):  # a damaged or crafted study, or another space
+        raise CnncError(
+            error(
+                "E0608",
+                f"replaying trial {row.number}'s decisions gives another architecture "
+                f"than study `{study_name}` records for it",
+                None,
+                helps=(
+                    (
+                        "the study's records of the trial do not match its space: export another "
+                        "trial, or restore the study from a copy"
+                    ),
+                ),
+            )
+        )
     values = row.values or ()
     if row.state != "COMPLETE" or not values:
         score = f"{row.status}: {row.reason}" if row.reason else row.status
     elif trains(settings.evaluator):
-        score = f"validation accuracy {values[0]:.4f} on {settings.data} after {settings.epochs} epochs"
+        score = (
+            f"validation accuracy {values[0]:.4f} on {settings.data} after {settings.epochs} epochs"
+        )
     else:
         score = f"{settings.proxy} score {values[0]:.4g} on {settings.data}"
     comments = (
@@ -73,25 +89,44 @@ def write_best(
     return path, flat
 
 
-def export_trial(study, trials, number: int, path: Path, space: tuple[str, tuple[str, ...]]) -> tuple[Path, str | None]:
+def export_trial(
+    study, trials, number: int, path: Path, space: tuple[str, tuple[str, ...]]
+) -> tuple[Path, str | None]:
     """Write trial `number` of `study` (whose `trials` were read) as its space with the choices
     resolved (`write_best`); `space` is the file of the space and the folders its imports may reach,
     as the user gives them now (`cnnc search-report --export`)."""
     rows = {r.number: r for r in report.rows(trials)}
     row = rows.get(number)
     if row is None or not row.hash:
-        what = "no such trial" if row is None else f"it is {row.status}: {row.reason or 'never elaborated'}"
-        raise CnncError(error("E0608", f"study `{study.study_name}` has no architecture for trial {number} ({what})",
-                              None, helps=("`cnnc search-report` lists the trials and their status",)))
-    return write_best(space_of_study(study, *space), row, settings_for(study, space[0]), study.study_name, path)
+        what = (
+            "no such trial"
+            if row is None
+            else f"it is {row.status}: {row.reason or 'never elaborated'}"
+        )
+        raise CnncError(
+            error(
+                "E0608",
+                f"study `{study.study_name}` has no architecture for trial {number} ({what})",
+                None,
+                helps=("`cnnc search-report` lists the trials and their status",),
+            )
+        )
+    return write_best(
+        space_of_study(study, *space), row, settings_for(study, space[0]), study.study_name, path
+    )
 
 
 def settings_for(study, file: str) -> Settings:
     """What best.cnn's comments need of the run that made `study`: `file` as the caller names it, the
     rest from what the study records (`recorded_settings`)."""
     recorded = recorded_settings(study.user_attrs)
-    return Settings(file=file, evaluator=recorded.get("evaluator", "train"), data=recorded.get("data", "digits"),
-                    epochs=recorded.get("epochs", 2), proxy=(recorded.get("objectives") or ["naswot"])[0])
+    return Settings(
+        file=file,
+        evaluator=recorded.get("evaluator", "train"),
+        data=recorded.get("data", "digits"),
+        epochs=recorded.get("epochs", 2),
+        proxy=(recorded.get("objectives") or ["naswot"])[0],
+    )
 
 
 def recorded_settings(attrs: dict) -> dict:
@@ -106,8 +141,12 @@ def recorded_settings(attrs: dict) -> dict:
     return out
 
 
-def write_study_best(study, best: list[report.Row], path: Path, space: tuple[str, tuple[str, ...]] | str,
-                     ) -> tuple[list[Path], list[str]]:
+def write_study_best(
+    study,
+    best: list[report.Row],
+    path: Path,
+    space: tuple[str, tuple[str, ...]] | str,
+) -> tuple[list[Path], list[str]]:
     """best.cnn for `search-report`: the first of `best`, from `space` (the file and import roots the
     caller confined, or why there is none); a study whose space cannot be rebuilt (older, changed,
     moved) gets a note instead."""
@@ -116,11 +155,20 @@ def write_study_best(study, best: list[report.Row], path: Path, space: tuple[str
     if isinstance(space, str):
         return [], [f"best.cnn not written: {space}"]
     try:
-        _, flat = write_best(space_of_study(study, *space), best[0], settings_for(study, space[0]),
-                             study.study_name, path)
+        _, flat = write_best(
+            space_of_study(study, *space),
+            best[0],
+            settings_for(study, space[0]),
+            study.study_name,
+            path,
+        )
     except CnncError as exc:
         return [], [f"best.cnn not written: {exc.diagnostics[0].message}"]
-    notes = [f"best.cnn lists the layers one by one (the space could not be kept: {flat})"] if flat else []
+    notes = (
+        [f"best.cnn lists the layers one by one (the space could not be kept: {flat})"]
+        if flat
+        else []
+    )
     return [path], notes
 
 

@@ -22,8 +22,11 @@ if TYPE_CHECKING:
 def binding(space: Space) -> dict:
     """How the study elaborates its space (for `search-report --export`, which has no data set)."""
     args = {k: getattr(v, "span", None) and v.span.text for k, v in (space.args or {}).items()}
-    return {"network": space.network, "args": [f"{k}={t}" for k, t in args.items() if t],
-            "input_shape": list(space.input_shape) if space.input_shape else None}
+    return {
+        "network": space.network,
+        "args": [f"{k}={t}" for k, t in args.items() if t],
+        "input_shape": list(space.input_shape) if space.input_shape else None,
+    }
 
 
 def space_of_study(study, file: str, allow_import: tuple[str, ...] = ()) -> Space:
@@ -34,16 +37,28 @@ def space_of_study(study, file: str, allow_import: tuple[str, ...] = ()) -> Spac
 
     bound = _binding(study.user_attrs.get("binding"))
     if bound is None:
-        raise CnncError(error("E0608", f"study `{study.study_name}` does not record its space", None,
-                              helps=("studies made by an older cnnc cannot be exported; run the search again",)))
+        raise CnncError(
+            error(
+                "E0608",
+                f"study `{study.study_name}` does not record its space",
+                None,
+                helps=("studies made by an older cnnc cannot be exported; run the search again",),
+            )
+        )
     program = load_program(file, allow_import=allow_import)
     shape = tuple(bound["input_shape"]) if bound["input_shape"] else None
     space = Space(program, bound["network"], parse_arg_values(bound["args"]), shape)
     fingerprint = study.user_attrs.get("space")
     if fingerprint is not None and fingerprint != space_fingerprint(space):
-        raise CnncError(error("E0607", f"study `{study.study_name}` was made from another search space than "
-                              f"`{file}` is now", None,
-                              helps=("restore the space the study was made from to export its trials",)))
+        raise CnncError(
+            error(
+                "E0607",
+                f"study `{study.study_name}` was made from another search space than "
+                f"`{file}` is now",
+                None,
+                helps=("restore the space the study was made from to export its trials",),
+            )
+        )
     return space
 
 
@@ -59,22 +74,30 @@ def _binding(bound) -> dict | None:
         return None
     if not isinstance(args, list) or not all(type(a) is str for a in args):
         return None
-    if shape is not None and not (isinstance(shape, list) and 1 <= len(shape) <= 4
-                                  and all(type(d) is int and 0 < d <= MAX_SIDE for d in shape)):
+    if shape is not None and not (
+        isinstance(shape, list)
+        and 1 <= len(shape) <= 4
+        and all(type(d) is int and 0 < d <= MAX_SIDE for d in shape)
+    ):
         return None
     return {"network": network, "args": args, "input_shape": shape}
 
 
-def check_same_study(settings: Settings, recorded: dict, space: str | None, fingerprint: str) -> None:
+def check_same_study(
+    settings: Settings, recorded: dict, space: str | None, fingerprint: str
+) -> None:
     """A resume must keep the objectives and the space (E0604, E0607)."""
     objectives = recorded.get("objectives") if isinstance(recorded, dict) else None
     if objectives != list(settings.names):
-        held = ", ".join(map(str, objectives)) if isinstance(objectives, list) else "objectives it does not record"
+        held = (
+            ", ".join(map(str, objectives))
+            if isinstance(objectives, list)
+            else "objectives it does not record"
+        )
         raise CnncError(
             error(
                 "E0604",
-                f"study `{settings.study_name}` optimises {held}, "
-                f"not {', '.join(settings.names)}",
+                f"study `{settings.study_name}` optimises {held}, not {', '.join(settings.names)}",
                 None,
                 helps=("start another study with `--study NAME`, or keep its objectives",),
             )
@@ -103,7 +126,11 @@ def space_fingerprint(space: Space) -> str:
     program = space.program
     for key in sorted(program.modules, key=lambda k: (k != program.main, k)):
         h.update(repr(_tree(program.modules[key])).encode())
-    h.update(repr((space.network, sorted((space.args or {}).items(), key=str), space.input_shape)).encode())
+    h.update(
+        repr(
+            (space.network, sorted((space.args or {}).items(), key=str), space.input_shape)
+        ).encode()
+    )
     return h.hexdigest()
 
 
@@ -111,7 +138,9 @@ def _tree(node):
     """An AST as nested tuples of what it means: the compared fields, spans left out."""
     if records.is_record(node):
         return (type(node).__name__,) + tuple(
-            _tree(getattr(node, f.name)) for f in records.fields(node) if f.compare and f.name != "span"
+            _tree(getattr(node, f.name))
+            for f in records.fields(node)
+            if f.compare and f.name != "span"
         )
     if isinstance(node, (list, tuple)):
         return tuple(_tree(x) for x in node)

@@ -50,13 +50,22 @@ class Preprocessing:
     pixel_max: float | None = None
 
     def to_json(self) -> dict:
-        return {"resize": list(self.resize) if self.resize else None, "interpolation": self.interpolation,
-                "antialias": self.antialias, "crop": self.crop,
-                "mean": list(self.mean) if self.mean else None, "std": list(self.std) if self.std else None,
-                "pixel_max": self.pixel_max}
+        return {
+            "resize": list(self.resize) if self.resize else None,
+            "interpolation": self.interpolation,
+            "antialias": self.antialias,
+            "crop": self.crop,
+            "mean": list(self.mean) if self.mean else None,
+            "std": list(self.std) if self.std else None,
+            "pixel_max": self.pixel_max,
+        }
 
     def describe(self) -> str:
-        size = f"resize {self.resize[0]}×{self.resize[1]} {self.interpolation}" if self.resize else "no resize"
+        size = (
+            f"resize {self.resize[0]}×{self.resize[1]} {self.interpolation}"
+            if self.resize
+            else "no resize"
+        )
         if self.mean is None:
             return f"{size}, the data set's own mean and std"
         return f"{size}, mean {numbers(self.mean)}, std {numbers(self.std)}"
@@ -86,14 +95,19 @@ class Run:
         c, h, w = self.input
         named = f"{len(self.classes)} classes" if self.classes else "no class names"
         taken = f", weights {WEIGHTS}" if weights else ""
-        return (f"using run `{printable(str(self.folder))}`: `{printable(self.network)}` at "
-                f"[{c}, {h}, {w}]{taken}, {self.preprocessing.describe()}, {named}, data `{printable(self.data, 200)}`")
+        return (
+            f"using run `{printable(str(self.folder))}`: `{printable(self.network)}` at "
+            f"[{c}, {h}, {w}]{taken}, {self.preprocessing.describe()}, {named}, data `{printable(self.data, 200)}`"
+        )
 
 
 def is_run(path) -> bool:
     """A folder holding a `run.json`: what `cnnc train --out` wrote."""
     path = Path(path)
-    return safefs.kind(path, follow=True) == "folder" and safefs.kind(path / RUN_FILE, follow=True) == "file"
+    return (
+        safefs.kind(path, follow=True) == "folder"
+        and safefs.kind(path / RUN_FILE, follow=True) == "file"
+    )
 
 
 def read_run(folder) -> Run:
@@ -104,15 +118,28 @@ def read_run(folder) -> Run:
     where = f"`{folder / RUN_FILE}`"
     shape = check_input(record.get("input"), where)
     prep = record.get("preprocessing")
-    return Run(folder, _name(record.get("network"), where), _strings(record.get("args", []), where, "args"),
-               shape, _preprocessing(prep, shape, where) if prep is not None else Preprocessing(None, None, None),
-               _strings(record.get("classes", []), where, "classes", MAX_CLASSES),
-               _text(record.get("data", ""), where, "data"), _seed(record.get("seed", 0), where))
+    return Run(
+        folder,
+        _name(record.get("network"), where),
+        _strings(record.get("args", []), where, "args"),
+        shape,
+        _preprocessing(prep, shape, where) if prep is not None else Preprocessing(None, None, None),
+        _strings(record.get("classes", []), where, "classes", MAX_CLASSES),
+        _text(record.get("data", ""), where, "data"),
+        _seed(record.get("seed", 0), where),
+    )
 
 
 def fail(message: str, *helps: str):
-    raise CnncError(error("E0602", message, None, helps=helps or
-                          ("train again with `cnnc train … --out DIR`, which writes a complete run folder",)))
+    raise CnncError(
+        error(
+            "E0602",
+            message,
+            None,
+            helps=helps
+            or ("train again with `cnnc train … --out DIR`, which writes a complete run folder",),
+        )
+    )
 
 
 def _check_own(folder: Path, name: str) -> None:
@@ -121,14 +148,20 @@ def _check_own(folder: Path, name: str) -> None:
     path = folder / name
     what = safefs.kind(path, follow=True)
     if what == "missing" and name == WEIGHTS:
-        fail(f"the run folder `{printable(str(folder))}` holds no {WEIGHTS}: its training did not finish",
-             "train again, or go on with `cnnc train … --resume --out RUN`")
+        fail(
+            f"the run folder `{printable(str(folder))}` holds no {WEIGHTS}: its training did not finish",
+            "train again, or go on with `cnnc train … --resume --out RUN`",
+        )
     if what != "file":
-        fail(f"`{printable(str(path))}` is {'missing' if what == 'missing' else 'a ' + what}: not a run folder's "
-             f"{name}")
+        fail(
+            f"`{printable(str(path))}` is {'missing' if what == 'missing' else 'a ' + what}: not a run folder's "
+            f"{name}"
+        )
     if not path.resolve().is_relative_to(folder.resolve()):
-        fail(f"`{printable(str(path))}` is a link out of its run folder: cnnc does not follow it",
-             "copy the file into the run folder")
+        fail(
+            f"`{printable(str(path))}` is a link out of its run folder: cnnc does not follow it",
+            "copy the file into the run folder",
+        )
 
 
 def _read_json(path: Path) -> dict:
@@ -150,24 +183,43 @@ def _read_json(path: Path) -> dict:
 
 def check_input(value, where: str, helps=()) -> tuple[int, int, int]:
     """An input shape [C, H, W] read from a file, within the budgets (before anything is sized by it)."""
-    ok = isinstance(value, list) and len(value) == 3 and all(type(v) is int and v >= 1 for v in value)
+    ok = (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(type(v) is int and v >= 1 for v in value)
+    )
     if not ok:
-        fail(f"{where} records no input shape [C, H, W] of positive integers: {printable(repr(value), 100)}",
-             *helps)
+        fail(
+            f"{where} records no input shape [C, H, W] of positive integers: {printable(repr(value), 100)}",
+            *helps,
+        )
     c, h, w = value
     if c > MAX_CHANNELS or h > MAX_SIDE or w > MAX_SIDE or c * h * w > MAX_INPUT_ELEMENTS:
-        fail(f"{where} records an input of {c}×{h}×{w}, over cnnc's budget ({MAX_CHANNELS} channels, "
-             f"{MAX_SIDE} pixels a side, {MAX_INPUT_ELEMENTS:,} values)", *helps)
+        fail(
+            f"{where} records an input of {c}×{h}×{w}, over cnnc's budget ({MAX_CHANNELS} channels, "
+            f"{MAX_SIDE} pixels a side, {MAX_INPUT_ELEMENTS:,} values)",
+            *helps,
+        )
     return c, h, w
 
 
-def check_stats(value, channels: int, where: str, what: str, positive: bool, helps=()) -> tuple[float, ...]:
-    ok = (isinstance(value, list) and len(value) == channels
-          and all(type(v) in (int, float) and math.isfinite(v) and (v > 0 or not positive) for v in value))
+def check_stats(
+    value, channels: int, where: str, what: str, positive: bool, helps=()
+) -> tuple[float, ...]:
+    ok = (
+        isinstance(value, list)
+        and len(value) == channels
+        and all(
+            type(v) in (int, float) and math.isfinite(v) and (v > 0 or not positive) for v in value
+        )
+    )
     if not ok:
         rule = "positive" if positive else "finite"
-        fail(f"{where}: `{what}` must be {channels} {rule} numbers (one per channel), but got "
-             f"{printable(repr(value), 100)}", *helps)
+        fail(
+            f"{where}: `{what}` must be {channels} {rule} numbers (one per channel), but got "
+            f"{printable(repr(value), 100)}",
+            *helps,
+        )
     return tuple(float(v) for v in value)
 
 
@@ -179,7 +231,9 @@ def _preprocessing(value, shape, where: str) -> Preprocessing:
         resize = check_input([shape[0], *resize] if isinstance(resize, list) else None, where)[1:]
     interpolation = value.get("interpolation", "bilinear")
     if interpolation != "bilinear":
-        fail(f"{where}: interpolation `{printable(str(interpolation), 40)}` is not one cnnc applies (bilinear)")
+        fail(
+            f"{where}: interpolation `{printable(str(interpolation), 40)}` is not one cnnc applies (bilinear)"
+        )
     pixel_max = value.get("pixel_max")
     if pixel_max is not None and not (type(pixel_max) in (int, float) and math.isfinite(pixel_max)):
         fail(f"{where}: `pixel_max` must be a number or null")
@@ -203,7 +257,9 @@ def _text(value, where: str, what: str) -> str:
 def _strings(value, where: str, what: str, limit: int = MAX_ARGS) -> tuple[str, ...]:
     ok = isinstance(value, list) and len(value) <= limit
     if not ok or not all(isinstance(v, str) and len(v) <= MAX_NAME for v in value):
-        fail(f"{where}: `{what}` must be a list of at most {limit:,} strings of at most {MAX_NAME} characters")
+        fail(
+            f"{where}: `{what}` must be a list of at most {limit:,} strings of at most {MAX_NAME} characters"
+        )
     return tuple(value)
 
 
@@ -247,9 +303,21 @@ def pixel_max(spec: str) -> float | None:
 def record(graph, data, args, resized: bool) -> dict:
     """run.json's content for a finished `cnnc train`."""
     _, h, w = graph.input_type.shape
-    prep = Preprocessing((h, w) if resized else None, tuple(data.mean), tuple(data.std),
-                         pixel_max=pixel_max(args.data))
-    return {"network": graph.network, "args": list(args.arg), "input": list(graph.input_type.shape),
-            "preprocessing": prep.to_json(), "classes": list(class_names(args.data, data.num_classes)),
-            "data": args.data, "seed": args.seed, "epochs": args.epochs, "weights": args.weights,
-            "freeze": args.freeze}
+    prep = Preprocessing(
+        (h, w) if resized else None,
+        tuple(data.mean),
+        tuple(data.std),
+        pixel_max=pixel_max(args.data),
+    )
+    return {
+        "network": graph.network,
+        "args": list(args.arg),
+        "input": list(graph.input_type.shape),
+        "preprocessing": prep.to_json(),
+        "classes": list(class_names(args.data, data.num_classes)),
+        "data": args.data,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "weights": args.weights,
+        "freeze": args.freeze,
+    }

@@ -128,7 +128,9 @@ class Space:
         return Member.of(result, decider)
 
 
-def load_space(path, network=None, args=None, input_shape=None, text=None, allow_import=()) -> Space:
+def load_space(
+    path, network=None, args=None, input_shape=None, text=None, allow_import=()
+) -> Space:
     """Parse a file (syntax errors raise `CnncError`); `allow_import` as in
     `cnnc.dsl.programs.load_program`."""
     from cnnc.dsl.programs import load_program

@@ -53,7 +53,6 @@ def kind(url: str) -> str:
     return "other"
 
 
-
 def file_path(url: str) -> Path:
     """The file of a `sqlite:///…` or `journal:///…` URL (three slashes, then the path)."""
     return Path(url.split(":///", 1)[1])
@@ -71,10 +70,14 @@ def open_storage(url: str, heartbeat: int):
             path, lock_obj=optuna.storages.journal.JournalFileOpenLock(path)
         )
         return optuna.storages.JournalStorage(backend)
-    engine = {"creator": _sqlite(file_path(url))} if kind(url) == "sqlite" else {"pool_pre_ping": True}
+    engine = (
+        {"creator": _sqlite(file_path(url))} if kind(url) == "sqlite" else {"pool_pre_ping": True}
+    )
     # (pre-ping: a connection the server dropped while idle is replaced instead of failing a call)
     with warnings.catch_warnings(), creating(url):
-        warnings.simplefilter("ignore")  # the heartbeat is "experimental" since Optuna 2.9; it works
+        warnings.simplefilter(
+            "ignore"
+        )  # the heartbeat is "experimental" since Optuna 2.9; it works
         return optuna.storages.RDBStorage(database_url(url), engine_kwargs=engine, **beats)
 
 
@@ -108,7 +111,9 @@ def requeue(study, trial) -> None:
     status and reason would stick to the new trial."""
     retries = trial.user_attrs.get("retries", 0)
     if retries < MAX_RETRY:
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "retries": retries + 1})
+        study.enqueue_trial(
+            trial.params, user_attrs={"retry_of": trial.number, "retries": retries + 1}
+        )
 
 
 def _sqlite(path: Path):
@@ -165,14 +170,19 @@ def fail_stale(study, url: str) -> list[int]:
     failed trial."""
     storage = study._storage  # the public Study API cannot change another worker's trial
     if kind(url) == "journal":
-        ids = [t._trial_id for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-               if not is_alive(t.user_attrs.get("worker"))]
+        ids = [
+            t._trial_id
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            if not is_alive(t.user_attrs.get("worker"))
+        ]
     else:
         stale = getattr(storage, "_get_stale_trial_ids", None)  # RDB storages with a heartbeat
         ids = list(stale(study._study_id)) if stale is not None else []
     failed = []
     for trial_id in ids:
-        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # another worker was first
+        with contextlib.suppress(
+            optuna.exceptions.UpdateFinishedTrialError
+        ):  # another worker was first
             storage.set_trial_user_attr(trial_id, "status", "stale")
             storage.set_trial_user_attr(trial_id, "reason", STALE_REASON)
             if storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
@@ -213,9 +223,13 @@ class StudyLock:
             import sqlalchemy
 
             if self._engine is None:
-                self._engine = sqlalchemy.create_engine(database_url(self.url), poolclass=sqlalchemy.pool.NullPool)
+                self._engine = sqlalchemy.create_engine(
+                    database_url(self.url), poolclass=sqlalchemy.pool.NullPool
+                )
             self._connection = self._engine.connect()
-            self._connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+            self._connection.execute(
+                sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key}
+            )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -226,7 +240,9 @@ class StudyLock:
             with contextlib.suppress(Exception):  # a dead connection released its lock already
                 import sqlalchemy
 
-                self._connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+                self._connection.execute(
+                    sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key}
+                )
             self._connection.close()
             self._connection = None
 
@@ -269,7 +285,9 @@ def is_connection_error(exc: BaseException) -> bool:
         return False
     if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, ConnectionError)):
+    if isinstance(
+        exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, ConnectionError)
+    ):
         text = str(exc).lower()
         return any(words in text for words in CONNECTION_LOST)
     return False
@@ -300,7 +318,9 @@ def retrying(step: Callable, say: Callable[[str], None], limit: float = RETRY_SE
                         ),
                     )
                 ) from None
-            say(f"lost the connection to the study's storage ({first_line(exc)}); retrying in {delay:.0f} s")
+            say(
+                f"lost the connection to the study's storage ({first_line(exc)}); retrying in {delay:.0f} s"
+            )
             time.sleep(delay)
             delay = min(2 * delay, 60.0)
 

@@ -26,10 +26,14 @@ from cnnc.dsl import ast, records
 from cnnc.dsl.literals import escape_string
 from cnnc.search.concrete import comment_lines, literal
 
-SIMPLE = re.compile(r'^(?:[A-Za-z_][\w.]*(?:\(.*\))?|-?[\d.]+(?:e[+-]?\d+)?|"[^"]*"|\[.*\])$', re.DOTALL)
+SIMPLE = re.compile(
+    r'^(?:[A-Za-z_][\w.]*(?:\(.*\))?|-?[\d.]+(?:e[+-]?\d+)?|"[^"]*"|\[.*\])$', re.DOTALL
+)
 
 
-def structured_text(space, member, name: str = "best", comments: tuple[str, ...] = ()) -> str | None:
+def structured_text(
+    space, member, name: str = "best", comments: tuple[str, ...] = ()
+) -> str | None:
     module = space.program.main_module
     choices = [n for n in _walk(module) if isinstance(n, ast.Choice)]
     if not module.items:
@@ -37,12 +41,18 @@ def structured_text(space, member, name: str = "best", comments: tuple[str, ...]
     source = module.items[0].span.file
     if any(p.span is None or p.span.file is not source for p in member.points):
         return None  # a choice in an imported file, or one without a place in the main file
-    if any(item.name == name for item in module.items if isinstance(item, (ast.NetworkDef, ast.NetworkAlias))):
+    if any(
+        item.name == name
+        for item in module.items
+        if isinstance(item, (ast.NetworkDef, ast.NetworkAlias))
+    ):
         return None
     met = _met(member)
     edits = {}
     for node in choices:
-        text = _replacement(node, met.get((node.span.start, node.span.end)) or _shared(node, member))
+        text = _replacement(
+            node, met.get((node.span.start, node.span.end)) or _shared(node, member)
+        )
         if text is None:
             return None
         edits[(node.span.start, node.span.end)] = text
@@ -142,7 +152,7 @@ def _flat(parts):
 def _render(text: str, start: int, end: int, edits: dict) -> str:
     """`text[start:end]` with every outermost edited span inside it replaced."""
     out, at = [], start
-    for (s, e) in sorted(k for k in edits if start <= k[0] and k[1] <= end and k != (start, end)):
+    for s, e in sorted(k for k in edits if start <= k[0] and k[1] <= end and k != (start, end)):
         if s < at:
             continue  # inside an edit already made
         out.append(text[at:s])
@@ -155,9 +165,15 @@ def _render(text: str, start: int, end: int, edits: dict) -> str:
 def _parts(text: str, parts, edits: dict) -> str:
     if isinstance(parts, str):
         return parts
-    pieces = [p if isinstance(p, str) else _render(text, p.start, p.end, edits) for p in _flat(parts)]
+    pieces = [
+        p if isinstance(p, str) else _render(text, p.start, p.end, edits) for p in _flat(parts)
+    ]
     joined = "".join(pieces)
-    if len(parts) == 1 and not isinstance(parts[0], str) and not SIMPLE.match(" ".join(joined.split())):
+    if (
+        len(parts) == 1
+        and not isinstance(parts[0], str)
+        and not SIMPLE.match(" ".join(joined.split()))
+    ):
         return f"({joined})"
     return joined
 
@@ -166,7 +182,9 @@ def _network(space, module):
     from cnnc.compiler.elaborate import default_network
 
     wanted = space.network or default_network(space.program)
-    return next((i for i in module.items if isinstance(i, ast.NetworkDef) and i.name == wanted), None)
+    return next(
+        (i for i in module.items if isinstance(i, ast.NetworkDef) and i.name == wanted), None
+    )
 
 
 def _input_edit(network, shape):
@@ -175,7 +193,9 @@ def _input_edit(network, shape):
         return None
     for stmt in network.body:
         if isinstance(stmt, ast.InputDecl):
-            return (stmt.value.span.start, stmt.value.span.end), "[" + ", ".join(map(str, shape)) + "]"
+            return (stmt.value.span.start, stmt.value.span.end), "[" + ", ".join(
+                map(str, shape)
+            ) + "]"
     return None
 
 

@@ -100,7 +100,10 @@ def check(path: Path, sqlite: bool, read_only: bool) -> None:
             MOVE_HELP,
         )
     if read_only and not size:
-        raise Refused(f"the study file `{path}` is empty: it holds no study", "name the study's folder or --storage URL")
+        raise Refused(
+            f"the study file `{path}` is empty: it holds no study",
+            "name the study's folder or --storage URL",
+        )
     if sqlite and size:
         _check_tables(path, read_only)
 
@@ -129,11 +132,18 @@ def _check_tables(path: Path, read_only: bool) -> None:
     try:
         connection = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=10)
         try:
-            tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = {
+                name
+                for (name,) in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                )
+            }
         finally:
             connection.close()
     except (sqlite3.DatabaseError, ValueError) as exc:  # damaged pages; names that are not UTF-8
-        raise Refused(f"the study file `{path}` cannot be read as SQLite: {_first_line(exc)}", MOVE_HELP) from None
+        raise Refused(
+            f"the study file `{path}` cannot be read as SQLite: {_first_line(exc)}", MOVE_HELP
+        ) from None
     foreign = sorted(t for t in tables if t not in OPTUNA_TABLES and not t.startswith("sqlite_"))
     if foreign:
         listed = ", ".join(f"`{t}`" for t in foreign[:5]) + (", …" if len(foreign) > 5 else "")
@@ -171,7 +181,9 @@ def open_read_only(url: str):
 
 def _read_only_sqlite(path: Path):
     def connect():
-        return sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, check_same_thread=False, timeout=60)
+        return sqlite3.connect(
+            f"file:{quote(str(path))}?mode=ro", uri=True, check_same_thread=False, timeout=60
+        )
 
     return connect
 
@@ -199,8 +211,13 @@ def reading(url: str):
 
     from cnnc.dsl.diagnostics import CnncError
 
-    passing = (CnncError, Refused, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
-               sqlite3.OperationalError)
+    passing = (
+        CnncError,
+        Refused,
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.InterfaceError,
+        sqlite3.OperationalError,
+    )
     try:
         yield
     except passing:

@@ -32,7 +32,16 @@ from cnnc.dsl.diagnostics import CnncError, error, printable
 from cnnc.search.data import Dataset, check_trainable
 from cnnc.search.evaluators.train import optimizer_step, resolve_device
 
-METRICS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s")
+METRICS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "lr",
+    "seconds",
+    "images_per_s",
+)
 
 
 @dataclass(frozen=True)
@@ -50,13 +59,27 @@ class TrainOptions:
 
 
 def check_options(o: TrainOptions) -> None:
-    rules = [(o.epochs >= 1, f"--epochs must be at least 1, but got {o.epochs}"),
-             (o.batch_size >= 2, f"--batch-size must be at least 2 (BatchNorm needs two), but got {o.batch_size}"),
-             (math.isfinite(o.lr) and o.lr > 0, f"--lr must be positive, but got {o.lr}"),
-             (o.optimizer in ("sgd", "adamw"), f"--optimizer must be sgd or adamw, but got `{o.optimizer}`"),
-             (0 <= o.warmup < o.epochs or o.warmup == 0, f"--warmup must lie in [0, epochs), but got {o.warmup}"),
-             (0 <= o.label_smoothing < 1, f"--label-smoothing must lie in [0, 1), but got {o.label_smoothing}"),
-             (o.weight_decay >= 0, f"--weight-decay must not be negative, but got {o.weight_decay}")]
+    rules = [
+        (o.epochs >= 1, f"--epochs must be at least 1, but got {o.epochs}"),
+        (
+            o.batch_size >= 2,
+            f"--batch-size must be at least 2 (BatchNorm needs two), but got {o.batch_size}",
+        ),
+        (math.isfinite(o.lr) and o.lr > 0, f"--lr must be positive, but got {o.lr}"),
+        (
+            o.optimizer in ("sgd", "adamw"),
+            f"--optimizer must be sgd or adamw, but got `{o.optimizer}`",
+        ),
+        (
+            0 <= o.warmup < o.epochs or o.warmup == 0,
+            f"--warmup must lie in [0, epochs), but got {o.warmup}",
+        ),
+        (
+            0 <= o.label_smoothing < 1,
+            f"--label-smoothing must lie in [0, 1), but got {o.label_smoothing}",
+        ),
+        (o.weight_decay >= 0, f"--weight-decay must not be negative, but got {o.weight_decay}"),
+    ]
     for ok, message in rules:
         if not ok:
             raise CnncError(error("E0603", message, None))
@@ -72,8 +95,14 @@ def freeze(model: nn.Module, labels: list[str]) -> list[str]:
             from difflib import get_close_matches
 
             near = get_close_matches(label, [n for n in names if n], n=3)
-            raise CnncError(error("E0603", f"--freeze names no module `{label}`", None,
-                                  helps=(f"labels near it: {', '.join(near)}",) if near else ()))
+            raise CnncError(
+                error(
+                    "E0603",
+                    f"--freeze names no module `{label}`",
+                    None,
+                    helps=(f"labels near it: {', '.join(near)}",) if near else (),
+                )
+            )
         for name, p in names[label].named_parameters(prefix=label):
             p.requires_grad_(False)
             frozen.append(name)
@@ -120,10 +149,18 @@ class Schedule:
 def make_optimizer(model: nn.Module, options: TrainOptions) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        raise CnncError(error("E0603", "every parameter is frozen: there is nothing to train", None,
-                              helps=("freeze fewer modules",)))
+        raise CnncError(
+            error(
+                "E0603",
+                "every parameter is frozen: there is nothing to train",
+                None,
+                helps=("freeze fewer modules",),
+            )
+        )
     if options.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=options.lr, momentum=0.9, nesterov=True, weight_decay=options.weight_decay)
+        return torch.optim.SGD(
+            params, lr=options.lr, momentum=0.9, nesterov=True, weight_decay=options.weight_decay
+        )
     return torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
 
 
@@ -135,12 +172,20 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
     flip = torch.rand(b, generator=gen) < 0.5
-    out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])  # [B, C, H, W]
+    out = torch.stack(
+        [padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)]
+    )  # [B, C, H, W]
     return torch.where(flip.view(b, 1, 1, 1), out.flip(-1), out)
 
 
-def train_run(model: nn.Module, data: Dataset, options: TrainOptions, out: Path, resume: bool = False,
-              log=None) -> list[dict]:
+def train_run(
+    model: nn.Module,
+    data: Dataset,
+    options: TrainOptions,
+    out: Path,
+    resume: bool = False,
+    log=None,
+) -> list[dict]:
     """Train `model` in place; returns the metrics rows (one per epoch, resumed ones included)."""
     check_options(options)
     log = log or (lambda text: print(text, file=sys.stderr))
@@ -150,8 +195,12 @@ def train_run(model: nn.Module, data: Dataset, options: TrainOptions, out: Path,
     amp = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if on_gpu else None
     memory_format = torch.channels_last if on_gpu else torch.contiguous_format
     model.to(memory_format=memory_format)
-    check_trainable(data, options.batch_size, f"fewer than --batch-size {options.batch_size}, so an epoch would "
-                    "make no training step", f"lower --batch-size to at most {len(data.train_x)}, or add images")
+    check_trainable(
+        data,
+        options.batch_size,
+        f"fewer than --batch-size {options.batch_size}, so an epoch would make no training step",
+        f"lower --batch-size to at most {len(data.train_x)}, or add images",
+    )
     steps = len(data.train_x) // options.batch_size
     opt = make_optimizer(model, options)
     schedule = Schedule(opt, options, steps)
@@ -164,7 +213,15 @@ def train_run(model: nn.Module, data: Dataset, options: TrainOptions, out: Path,
     for _ in range(start):  # the same shuffles as an uninterrupted run
         torch.randperm(len(data.train_x), generator=gen)
     for epoch in range(start + 1, options.epochs + 1):
-        row = run_epoch(model, data, options, (opt, schedule, scaler, amp, memory_format, device), gen, epoch, log)
+        row = run_epoch(
+            model,
+            data,
+            options,
+            (opt, schedule, scaler, amp, memory_format, device),
+            gen,
+            epoch,
+            log,
+        )
         rows.append(row)
         save_checkpoint(out / "checkpoint.pt", model, opt, schedule, options, rows)
         write_metrics(out, rows)
@@ -183,7 +240,7 @@ def run_epoch(model, data: Dataset, options: TrainOptions, tools, gen, epoch: in
     t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
     batches = len(order) // options.batch_size
     for k in range(batches):
-        idx = order[k * options.batch_size:(k + 1) * options.batch_size]  # [B]
+        idx = order[k * options.batch_size : (k + 1) * options.batch_size]  # [B]
         x = data.train_x[idx]  # [B, C, H, W]
         if options.augment:
             x = augment(x, gen)
@@ -192,22 +249,46 @@ def run_epoch(model, data: Dataset, options: TrainOptions, tools, gen, epoch: in
             logits = model(x)  # [B, K]
         loss = F.cross_entropy(logits.float(), y, label_smoothing=options.label_smoothing)
         if not torch.isfinite(loss):
-            raise CnncError(error("E0603", f"the loss became {loss.item()} in epoch {epoch}", None,
-                                  helps=("lower --lr, or add --warmup",)))
+            raise CnncError(
+                error(
+                    "E0603",
+                    f"the loss became {loss.item()} in epoch {epoch}",
+                    None,
+                    helps=("lower --lr, or add --warmup",),
+                )
+            )
         optimizer_step(loss, opt, scaler)
         schedule.step()
         seen += len(idx)
         loss_sum += loss.item() * len(idx)
         correct += (logits.argmax(1) == y).sum().item()
-        progress(epoch, options.epochs, k + 1, batches, loss_sum / seen, correct / seen,
-                 seen / (time.perf_counter() - t0))
+        progress(
+            epoch,
+            options.epochs,
+            k + 1,
+            batches,
+            loss_sum / seen,
+            correct / seen,
+            seen / (time.perf_counter() - t0),
+        )
     seconds = time.perf_counter() - t0
-    val_loss, val_acc = evaluate(model, data.val_x, data.val_y, options.batch_size, device, amp, memory_format)
-    row = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-           "val_loss": val_loss, "val_acc": val_acc, "lr": schedule.lr(), "seconds": seconds,
-           "images_per_s": seen / max(seconds, 1e-9)}
-    log(f"epoch {epoch}/{options.epochs}  loss {row['train_loss']:.4f}  acc {100 * row['train_acc']:.1f} %  "
-        f"val loss {val_loss:.4f}  val acc {100 * val_acc:.1f} %  {row['images_per_s']:.0f} img/s")
+    val_loss, val_acc = evaluate(
+        model, data.val_x, data.val_y, options.batch_size, device, amp, memory_format
+    )
+    row = {
+        "epoch": epoch,
+        "train_loss": loss_sum / max(seen, 1),
+        "train_acc": correct / max(seen, 1),
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+        "lr": schedule.lr(),
+        "seconds": seconds,
+        "images_per_s": seen / max(seconds, 1e-9),
+    }
+    log(
+        f"epoch {epoch}/{options.epochs}  loss {row['train_loss']:.4f}  acc {100 * row['train_acc']:.1f} %  "
+        f"val loss {val_loss:.4f}  val acc {100 * val_acc:.1f} %  {row['images_per_s']:.0f} img/s"
+    )
     return row
 
 
@@ -218,8 +299,13 @@ def progress(epoch, epochs, k, batches, loss, acc, speed) -> None:
     done = int(30 * k / max(batches, 1))
     bar = "█" * done + "·" * (30 - done)
     end = "\n" if k == batches else ""
-    print(f"\repoch {epoch}/{epochs} {bar} {k}/{batches}  loss {loss:.4f}  acc {100 * acc:.1f} %  "
-          f"{speed:.0f} img/s", end=end, file=sys.stderr, flush=True)
+    print(
+        f"\repoch {epoch}/{epochs} {bar} {k}/{batches}  loss {loss:.4f}  acc {100 * acc:.1f} %  "
+        f"{speed:.0f} img/s",
+        end=end,
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 @torch.no_grad()
@@ -228,8 +314,10 @@ def evaluate(model, x, y, batch_size, device, amp=None, memory_format=torch.cont
     model.eval()
     loss_sum, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device).contiguous(memory_format=memory_format)  # [B, C, H, W]
-        yb = y[start:start + batch_size].to(device)
+        xb = (
+            x[start : start + batch_size].to(device).contiguous(memory_format=memory_format)
+        )  # [B, C, H, W]
+        yb = y[start : start + batch_size].to(device)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
             logits = model(xb).float()  # [B, K]
         loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
@@ -238,9 +326,17 @@ def evaluate(model, x, y, batch_size, device, amp=None, memory_format=torch.cont
 
 
 def save_checkpoint(path: Path, model, opt, schedule, options, rows) -> None:
-    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": schedule.step_count,
-             "epoch": rows[-1]["epoch"], "rows": rows, "options": asdict(options)}
-    with safefs.replacing(path, "wb") as f:  # a run killed while saving keeps the previous checkpoint
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "step": schedule.step_count,
+        "epoch": rows[-1]["epoch"],
+        "rows": rows,
+        "options": asdict(options),
+    }
+    with safefs.replacing(
+        path, "wb"
+    ) as f:  # a run killed while saving keeps the previous checkpoint
         torch.save(state, f)
 
 
@@ -250,17 +346,32 @@ def restore(path: Path, model, opt, schedule, options) -> tuple[list[dict], int]
     from cnnc.compiler.lower.weights import budget_for, load_torch_file
 
     if safefs.kind(path) == "missing":  # anything else (a FIFO, a link) is refused by type below
-        raise CnncError(error("E0603", f"--resume: no checkpoint `{path}`", None,
-                              helps=("start without --resume, or point --out at the earlier run",)))
+        raise CnncError(
+            error(
+                "E0603",
+                f"--resume: no checkpoint `{path}`",
+                None,
+                helps=("start without --resume, or point --out at the earlier run",),
+            )
+        )
     state = load_torch_file(path, budget_for(model), follow=False)  # an entry of the run folder
     rows, epoch, step = checked_resume(state, path)
     if state["options"]["batch_size"] != options.batch_size:
-        raise CnncError(error("E0603", "--resume with another --batch-size than the checkpoint's "
-                              f"({state['options']['batch_size']})", None))
+        raise CnncError(
+            error(
+                "E0603",
+                "--resume with another --batch-size than the checkpoint's "
+                f"({state['options']['batch_size']})",
+                None,
+            )
+        )
     per_epoch = schedule.total // options.epochs
     if epoch > options.epochs or step != epoch * per_epoch:
-        _foreign(path, f"it is after epoch {epoch}, step {step}, but this run has {options.epochs} epochs "
-                 f"of {per_epoch} steps (another data set?)")
+        _foreign(
+            path,
+            f"it is after epoch {epoch}, step {step}, but this run has {options.epochs} epochs "
+            f"of {per_epoch} steps (another data set?)",
+        )
     _load_into(path, model, opt, state)
     schedule.step_count = step
     schedule.apply()
@@ -268,19 +379,40 @@ def restore(path: Path, model, opt, schedule, options) -> tuple[list[dict], int]
 
 
 def _foreign(path: Path, why: str):
-    raise CnncError(error("E0603", f"--resume: `{printable(str(path))}` is not a checkpoint of this run: {why}",
-                          None, helps=("start without --resume, or point --out at the run this one continues",)))
+    raise CnncError(
+        error(
+            "E0603",
+            f"--resume: `{printable(str(path))}` is not a checkpoint of this run: {why}",
+            None,
+            helps=("start without --resume, or point --out at the run this one continues",),
+        )
+    )
 
 
 def checked_resume(state, path: Path) -> tuple[list[dict], int, int]:
     """The rows, epoch and step of a checkpoint `save_checkpoint` wrote; anything else is `_foreign`."""
-    fields = {"model": dict, "optimizer": dict, "step": int, "epoch": int, "rows": list, "options": dict}
+    fields = {
+        "model": dict,
+        "optimizer": dict,
+        "step": int,
+        "epoch": int,
+        "rows": list,
+        "options": dict,
+    }
     if not isinstance(state, dict) or any(not _is(state.get(k), t) for k, t in fields.items()):
-        _foreign(path, "it lacks the fields `cnnc train` writes (model, optimizer, step, epoch, rows, options)")
+        _foreign(
+            path,
+            "it lacks the fields `cnnc train` writes (model, optimizer, step, epoch, rows, options)",
+        )
     rows, epoch, step = state["rows"], state["epoch"], state["step"]
+
     def good_row(r):
-        return (isinstance(r, dict) and set(r) == set(METRICS)
-                    and all(_is(v, (int, float)) and math.isfinite(v) for v in r.values()))
+        return (
+            isinstance(r, dict)
+            and set(r) == set(METRICS)
+            and all(_is(v, (int, float)) and math.isfinite(v) for v in r.values())
+        )
+
     if epoch < 1 or step < 0 or len(rows) != epoch or not all(good_row(r) for r in rows):
         _foreign(path, f"its history ({len(rows)} rows) does not match its epoch ({epoch})")
     if not _is(state["options"].get("batch_size"), int):
@@ -299,16 +431,24 @@ def _load_into(path: Path, model, opt, state) -> None:
 
     own = model.state_dict()
     weights = checked_tensors(state["model"], path)
-    if set(weights) != set(own) or any(not isinstance(weights[k], torch.Tensor) or weights[k].shape != v.shape
-                                       for k, v in own.items()):
+    if set(weights) != set(own) or any(
+        not isinstance(weights[k], torch.Tensor) or weights[k].shape != v.shape
+        for k, v in own.items()
+    ):
         _foreign(path, "its weights are not this network's (other names or shapes)")
     saved = state["optimizer"]
     mine = opt.state_dict()
-    if not _same_groups(saved.get("param_groups"), mine["param_groups"]) or not isinstance(saved.get("state"), dict):
+    if not _same_groups(saved.get("param_groups"), mine["param_groups"]) or not isinstance(
+        saved.get("state"), dict
+    ):
         _foreign(path, f"its optimiser is not this run's ({type(opt).__name__} with its options)")
     params = [p for group in opt.param_groups for p in group["params"]]
     for index, entry in saved["state"].items():
-        if type(index) is not int or not 0 <= index < len(params) or not _fits(entry, params[index]):
+        if (
+            type(index) is not int
+            or not 0 <= index < len(params)
+            or not _fits(entry, params[index])
+        ):
             _foreign(path, "its optimiser's state does not fit this network's parameters")
     model.load_state_dict(weights)
     opt.load_state_dict(saved)
@@ -318,8 +458,13 @@ def _same_groups(saved, mine) -> bool:
     """The same parameter groups: the same keys, the same parameter ids, values of the same types."""
     if not isinstance(saved, list) or len(saved) != len(mine):
         return False
-    return all(isinstance(s, dict) and set(s) == set(m) and s["params"] == m["params"]
-               and all(_same_type(s[k], m[k]) for k in m) for s, m in zip(saved, mine))
+    return all(
+        isinstance(s, dict)
+        and set(s) == set(m)
+        and s["params"] == m["params"]
+        and all(_same_type(s[k], m[k]) for k in m)
+        for s, m in zip(saved, mine)
+    )
 
 
 def _same_type(a, b) -> bool:
@@ -331,10 +476,17 @@ def _same_type(a, b) -> bool:
 def _fits(entry, param) -> bool:
     """A parameter's optimiser state: float tensors of its shape (or scalars, such as Adam's step)."""
     return isinstance(entry, dict) and all(
-        v is None or (_is(v, (int, float)) and math.isfinite(v))
-        or (type(v) is torch.Tensor and v.layout == torch.strided and v.device.type == "cpu"
-            and v.is_floating_point() and (v.dim() == 0 or v.shape == param.shape))
-        for v in entry.values())
+        v is None
+        or (_is(v, (int, float)) and math.isfinite(v))
+        or (
+            type(v) is torch.Tensor
+            and v.layout == torch.strided
+            and v.device.type == "cpu"
+            and v.is_floating_point()
+            and (v.dim() == 0 or v.shape == param.shape)
+        )
+        for v in entry.values()
+    )
 
 
 def write_metrics(out: Path, rows: list[dict]) -> None:

@@ -122,7 +122,10 @@ class Worker:
             while True:
                 if self.signals.stopping is not None:
                     return "interrupted"
-                if self.settings.timeout is not None and time.monotonic() - start > self.settings.timeout:
+                if (
+                    self.settings.timeout is not None
+                    and time.monotonic() - start > self.settings.timeout
+                ):
                     return "timeout"
                 claim = self.retrying(self.claim_slot)
                 if claim == "done":
@@ -154,7 +157,9 @@ class Worker:
 
     def fail_stale(self) -> None:
         for number in stores.fail_stale(self.study, self.settings.storage_url):
-            self.say(f"trial {number}'s worker stopped answering: recorded FAIL, its parameters queued again")
+            self.say(
+                f"trial {number}'s worker stopped answering: recorded FAIL, its parameters queued again"
+            )
 
     def grid_done(self, trials) -> bool:
         """A grid sampler has started every point, and no failed trial waits to be run again."""
@@ -177,13 +182,17 @@ class Worker:
                 if earlier:
                     return earlier[0]
                 busy = any(
-                    t.state == TrialState.RUNNING and t.number != trial.number and t.user_attrs.get("evaluating") == digest
+                    t.state == TrialState.RUNNING
+                    and t.number != trial.number
+                    and t.user_attrs.get("evaluating") == digest
                     for t in trials
                 )
                 if not busy:
                     # `since` first: a worker killed between the two writes leaves no `evaluating`
                     # mark without its start (others read the mark; the start dates it)
-                    trial.set_user_attr("evaluating_since", time.time())  # (seconds since the epoch)
+                    trial.set_user_attr(
+                        "evaluating_since", time.time()
+                    )  # (seconds since the epoch)
                     trial.set_user_attr("evaluating", digest)
                     return None
             time.sleep(POLL_SECONDS)
@@ -221,7 +230,12 @@ class Worker:
 
     def _tell(self, trial, state, values):
         try:
-            return self.study.tell(trial, values if state == TrialState.COMPLETE else None, state=state, skip_if_finished=False)
+            return self.study.tell(
+                trial,
+                values if state == TrialState.COMPLETE else None,
+                state=state,
+                skip_if_finished=False,
+            )
         except optuna.exceptions.UpdateFinishedTrialError:
             return None  # found stale by another worker meanwhile: it was failed and queued again
 

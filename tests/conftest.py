@@ -15,7 +15,9 @@ os.environ["CNNC_MAX_MEMORY"] = "16G"
 
 
 def pytest_addoption(parser):
-    parser.addoption("--bless", action="store_true", help="rewrite golden files (review the diff like code)")
+    parser.addoption(
+        "--bless", action="store_true", help="rewrite golden files (review the diff like code)"
+    )
 
 
 @pytest.fixture

@@ -55,13 +55,27 @@ class Dense:
 RANDOM = {"weights": None, "weights_backbone": None}
 CASES = [
     Dense("fcn_resnet50", "fcn_resnet50", {**RANDOM, "aux_loss": False}),
-    Dense("fcn_resnet50", "fcn_resnet50", {**RANDOM, "aux_loss": True}, ("aux=true",), "fcn_resnet50-aux"),
+    Dense(
+        "fcn_resnet50",
+        "fcn_resnet50",
+        {**RANDOM, "aux_loss": True},
+        ("aux=true",),
+        "fcn_resnet50-aux",
+    ),
     Dense("deeplabv3_resnet50", "deeplabv3_resnet50", {**RANDOM, "aux_loss": False}),
-    Dense("deeplabv3_resnet50", "deeplabv3_resnet50", {**RANDOM, "aux_loss": True}, ("aux=true",),
-          "deeplabv3_resnet50-aux"),
+    Dense(
+        "deeplabv3_resnet50",
+        "deeplabv3_resnet50",
+        {**RANDOM, "aux_loss": True},
+        ("aux=true",),
+        "deeplabv3_resnet50-aux",
+    ),
     Dense("lraspp_mobilenet_v3_large", "lraspp_mobilenet_v3_large", RANDOM),
-    Dense("resnet50_fpn", "resnet_fpn_backbone",
-          {"backbone_name": "resnet50", "weights": None, "trainable_layers": 3}),
+    Dense(
+        "resnet50_fpn",
+        "resnet_fpn_backbone",
+        {"backbone_name": "resnet50", "weights": None, "trainable_layers": 3},
+    ),
     Dense("unet", "UNet", {"in_channels": 1, "classes": 2, "pad": 0}),
     Dense("unet_padded", "UNet", {"in_channels": 1, "classes": 2, "pad": 1}),
 ]
@@ -96,7 +110,11 @@ def measure(torch, case: Dense, shape) -> tuple[int, int, dict]:
         module = build(case)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         result = outputs(module(torch.zeros(1, *shape, device="meta")))
-    return params(module), counter.get_total_flops() // 2, {k: list(v.shape[1:]) for k, v in result.items()}
+    return (
+        params(module),
+        counter.get_total_flops() // 2,
+        {k: list(v.shape[1:]) for k, v in result.items()},
+    )
 
 
 def outputs(result) -> dict:
@@ -105,6 +123,7 @@ def outputs(result) -> dict:
 
 
 # -- U-Net, by hand from the paper ------------------------------------------------------------------
+
 
 def unet_class():
     """`UNet(in_channels, classes, pad)`: Ronneberger et al. 2015; `pad=0` is the paper's network."""
@@ -115,8 +134,12 @@ def unet_class():
         """Two 3×3 convolutions, each followed by a ReLU ("unpadded" in the paper: pad=0)."""
 
         def __init__(self, cin: int, cout: int, pad: int):
-            super().__init__(nn.Conv2d(cin, cout, 3, padding=pad), nn.ReLU(inplace=True),
-                             nn.Conv2d(cout, cout, 3, padding=pad), nn.ReLU(inplace=True))
+            super().__init__(
+                nn.Conv2d(cin, cout, 3, padding=pad),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, padding=pad),
+                nn.ReLU(inplace=True),
+            )
 
     class Up(nn.Module):
         """A 2×2 up-convolution halving the channels, the skip map cropped to its centre, both
@@ -131,7 +154,7 @@ def unet_class():
             x = self.up(x)  # [N, cout, 2H, 2W]
             h, w = x.shape[-2:]
             top, left = (skip.shape[-2] - h) // 2, (skip.shape[-1] - w) // 2
-            skip = skip[..., top:top + h, left:left + w]  # the centre crop
+            skip = skip[..., top : top + h, left : left + w]  # the centre crop
             return self.conv(torch.cat([skip, x], dim=1))
 
     class UNet(nn.Module):
@@ -168,6 +191,7 @@ def unet_class():
 def unet_params(in_channels: int = 1, classes: int = 2) -> int:
     """The paper's parameter count, by hand: 3×3 convolutions with biases, 2×2 up-convolutions
     halving the channels, and the 1×1 head (the same for both variants: padding adds none)."""
+
     def conv(cin, cout, k):
         return cin * cout * k * k + cout
 

@@ -25,13 +25,18 @@ class WindowSum(nn.Module):
 
     def __init__(self, pool: nn.MaxPool2d, out_size):
         super().__init__()
-        self.k, self.s = nn.modules.utils._pair(pool.kernel_size), nn.modules.utils._pair(pool.stride)
+        self.k, self.s = (
+            nn.modules.utils._pair(pool.kernel_size),
+            nn.modules.utils._pair(pool.stride),
+        )
         self.p, self.d = nn.modules.utils._pair(pool.padding), nn.modules.utils._pair(pool.dilation)
         self.out = out_size
 
     def forward(self, x):  # [N, C, H, W] → [N, C, *out]
         c = x.shape[1]
-        need = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(self.out, self.s, self.d, self.k)]
+        need = [
+            (o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(self.out, self.s, self.d, self.k)
+        ]
         extra = [max(0, n - (size + 2 * p)) for n, size, p in zip(need, x.shape[2:], self.p)]
         x = F.pad(x, (self.p[1], self.p[1] + extra[1], self.p[0], self.p[0] + extra[0]))
         ones = torch.ones(c, 1, *self.k, dtype=x.dtype)
@@ -78,7 +83,9 @@ class Keep(fx.Interpreter):
         return out
 
 
-def measure(graph, pairs, seed: int = 0) -> list[tuple[tuple[int, int] | None, tuple[int, int] | None]]:
+def measure(
+    graph, pairs, seed: int = 0
+) -> list[tuple[tuple[int, int] | None, tuple[int, int] | None]]:
     """For each (node id, h, w): the (first, last) input row and column its gradient reaches, or
     None along an axis where it reaches nothing. A vector's position is ignored (h, w = 0)."""
     torch.manual_seed(seed)
@@ -105,7 +112,9 @@ def _spans(g):
     return (int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1]))
 
 
-def check(graph, node_ids, max_pairs: int = 64, one_channel: bool = False) -> tuple[list[str], set[int]]:
+def check(
+    graph, node_ids, max_pairs: int = 64, one_channel: bool = False
+) -> tuple[list[str], set[int]]:
     """Measure the nodes `node_ids` and compare with cnnc's spans, position by position. A node with
     local fields is measured at positions near the middle of its map — one period of cnnc's pattern
     along each axis, so every span its extent reports — where the input does not clip them (cnnc's
@@ -122,7 +131,11 @@ def check(graph, node_ids, max_pairs: int = 64, one_channel: bool = False) -> tu
         local = found.local[node_id]
         if (local is None and node_id not in found.clipped) or node_id in found.inexact:
             continue  # past cnnc's bounds, or after a regrouping reshape: nothing exact to compare
-        runs = [min(n, a.period) for n, a in zip(sizes, local)] if local else [min(n, 16) for n in sizes]
+        runs = (
+            [min(n, a.period) for n, a in zip(sizes, local)]
+            if local
+            else [min(n, 16) for n in sizes]
+        )
         count = max(runs)
         if len(pairs) + count > max_pairs:
             continue
@@ -144,7 +157,9 @@ def check(graph, node_ids, max_pairs: int = 64, one_channel: bool = False) -> tu
                     c = clipped[axis]
                     want = (c.lo[i], c.hi[i]) if c.lo[i] <= c.hi[i] else None
                     if spans[axis] != want:
-                        problems.append(f"{name} position {i} axis {axis}: cnnc {want}, torch {spans[axis]}")
+                        problems.append(
+                            f"{name} position {i} axis {axis}: cnnc {want}, torch {spans[axis]}"
+                        )
             verified.add(node_id)
             continue
         ok = True
@@ -162,6 +177,7 @@ def check(graph, node_ids, max_pairs: int = 64, one_channel: bool = False) -> tu
 
 
 # -- one channel: the same spatial ops, for the zoo's large models -----------------------------------
+
 
 class OneChannel(Keep):
     """Runs the lowered module's graph with every value summed over its channels, [N, 1, H, W] (a
@@ -193,13 +209,31 @@ def spatial(m: nn.Module, x, *more):
         return F.conv2d(x, ones, stride=m.stride, padding=m.padding, dilation=m.dilation)
     if isinstance(m, nn.ConvTranspose2d):
         ones = torch.ones(1, 1, *m.kernel_size, dtype=x.dtype)
-        return F.conv_transpose2d(x, ones, stride=m.stride, padding=m.padding,
-                                  output_padding=m.output_padding, dilation=m.dilation)
+        return F.conv_transpose2d(
+            x,
+            ones,
+            stride=m.stride,
+            padding=m.padding,
+            output_padding=m.output_padding,
+            dilation=m.dilation,
+        )
     if isinstance(m, nn.MaxPool2d):
-        out = F.max_pool2d(x.detach(), m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode).shape[2:]
+        out = F.max_pool2d(
+            x.detach(), m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode
+        ).shape[2:]
         return WindowSum(m, out)(x)
-    if isinstance(m, (nn.AvgPool2d, nn.Upsample, layers.Resize, layers.Crop, nn.ConstantPad2d,
-                      nn.ReflectionPad2d, nn.ReplicationPad2d)):
+    if isinstance(
+        m,
+        (
+            nn.AvgPool2d,
+            nn.Upsample,
+            layers.Resize,
+            layers.Crop,
+            nn.ConstantPad2d,
+            nn.ReflectionPad2d,
+            nn.ReplicationPad2d,
+        ),
+    ):
         return m(x, *more)
     if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         return F.adaptive_avg_pool2d(x, m.output_size)
@@ -212,7 +246,9 @@ def spatial(m: nn.Module, x, *more):
         total = x.flatten(1).sum(1)
         shape = m.shape if len(m.shape) == 1 else (1, *m.shape[1:])
         keep = len(m.shape) == 3 and x.dim() == 4 and tuple(m.shape[1:]) == tuple(x.shape[2:])
-        return x if keep else total.reshape(-1, *([1] * len(shape))).expand(-1, *shape[:1], *shape[1:])
+        return (
+            x if keep else total.reshape(-1, *([1] * len(shape))).expand(-1, *shape[:1], *shape[1:])
+        )
     if isinstance(m, nn.Softmax) and x.dim() == 4 and m.dim % 4 in (2, 3):
         return x.sum(m.dim, keepdim=True).expand_as(x)
     return x  # per position and channel-wise: activations, norms, Linear on a vector, views
@@ -221,7 +257,11 @@ def spatial(m: nn.Module, x, *more):
 def measure_one_channel(graph, pairs, batch: int = 32) -> list:
     """`measure`, on the one-channel copy (see `OneChannel`), `batch` pairs a pass."""
     model = to_graph_module(graph, device="meta")
-    return [s for i in range(0, len(pairs), batch) for s in _one_channel_pass(model, graph, pairs[i:i + batch])]
+    return [
+        s
+        for i in range(0, len(pairs), batch)
+        for s in _one_channel_pass(model, graph, pairs[i : i + batch])
+    ]
 
 
 def _one_channel_pass(model, graph, pairs) -> list:

@@ -34,10 +34,13 @@ def test_a_flatten_of_a_crop_copies_and_a_flatten_of_a_conv_is_a_view():
     assert (rows["crop"], rows["flatten"], rows["maxpool"]) == (0, 18, 18)
 
 
-@pytest.mark.parametrize("model, elements", [
-    ("resnet50", 22_582_248),  # 16 residual additions in place: none allocates
-    ("vgg16", 15_262_696),  # the lecture's table plus the 7×7×512 adaptive pool
-    ("mobilenet_v2", 13_509_032),
-])
+@pytest.mark.parametrize(
+    "model, elements",
+    [
+        ("resnet50", 22_582_248),  # 16 residual additions in place: none allocates
+        ("vgg16", 15_262_696),  # the lecture's table plus the 7×7×512 adaptive pool
+        ("mobilenet_v2", 13_509_032),
+    ],
+)
 def test_zoo_figures(model, elements):
     assert api.summary(f"zoo/{model}.cnn").activations == elements

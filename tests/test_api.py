@@ -39,7 +39,10 @@ def test_str_of_a_summary_is_the_table_the_cli_prints(in_root, capsys):
     assert code == 0
     summary = cnnc.summary("resnet18")
     assert str(summary) + "\n" == out
-    assert str(summary).splitlines()[0] == "resnet18 · input [3, 224, 224] · batch 1 · float32 (4 bytes)"
+    assert (
+        str(summary).splitlines()[0]
+        == "resnet18 · input [3, 224, 224] · batch 1 · float32 (4 bytes)"
+    )
     assert repr(summary) == str(summary)
 
 
@@ -73,8 +76,12 @@ def test_batch_scales_macs_and_memory_not_params(tmp_path, capsys):
     assert code == 0
     assert out == str(four) + "\n"
     assert out.splitlines()[0] == "t · input [3, 8, 8] · batch 4 · float32 (4 bytes)"
-    assert out.splitlines()[5] == "c        Conv 3×3, 4  4×8×8    1,024     112  27,648            3"
-    code, out, _ = run_cli(["summary", tmp_path / "t.cnn", "--batch", "4", "--format", "json"], capsys)
+    assert (
+        out.splitlines()[5] == "c        Conv 3×3, 4  4×8×8    1,024     112  27,648            3"
+    )
+    code, out, _ = run_cli(
+        ["summary", tmp_path / "t.cnn", "--batch", "4", "--format", "json"], capsys
+    )
     assert json.loads(out) == four.to_dict()
 
 
@@ -119,11 +126,15 @@ def test_load_takes_program_text_as_compile_source_does():
     model = cnnc.load(text=TINY, seed=0)
     same = cnnc.compile_source(TINY, seed=0)
     assert model(torch.zeros(2, 3, 8, 8)).shape == (2, 10)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), same.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), same.state_dict().values())
+    )
 
 
 def test_text_imports_resolve_beside_the_path_it_is_given(tmp_path):
-    (tmp_path / "blocks.cnn").write_text("block Unit(c) { return in -> conv: Conv(c, 3, pad = 1) }\n")
+    (tmp_path / "blocks.cnn").write_text(
+        "block Unit(c) { return in -> conv: Conv(c, 3, pad = 1) }\n"
+    )
     text = 'import "blocks.cnn"\nnetwork n { input [3, 8, 8] return in -> u: Unit(5) }\n'
     assert cnnc.graph(tmp_path / "main.cnn", text=text).output_type.shape == (5, 8, 8)
 
@@ -136,7 +147,9 @@ def test_no_path_and_no_text_is_a_type_error():
 def test_input_is_the_one_keyword_for_shapes_and_input_shape_still_works_with_a_warning():
     assert cnnc.graph(text=TINY, input=(3, 16, 16)).node(0).type.shape == (3, 16, 16)
     assert cnnc.summary(text=TINY, input=(3, 16, 16)).input == (3, 16, 16)
-    with pytest.warns(DeprecationWarning, match=r"cnnc.graph\(input_shape=…\) is now cnnc.graph\(input=…\)"):
+    with pytest.warns(
+        DeprecationWarning, match=r"cnnc.graph\(input_shape=…\) is now cnnc.graph\(input=…\)"
+    ):
         old = cnnc.graph(text=TINY, input_shape=(3, 16, 16))
     assert old.node(0).type.shape == (3, 16, 16)
     with pytest.raises(TypeError, match="both `input` and its old name"), warnings.catch_warnings():
@@ -158,12 +171,25 @@ def test_a_program_error_raises_the_rendered_diagnostic():
         cnnc.summary(text="network n { input [3, 8, 8] return in -> Conv(4, 9) }")
     text = str(info.value)
     assert text.splitlines()[0].startswith("error[E0303]: `Conv` shrinks the height to 0")
-    assert " --> <source>.cnn:1:" in text and "^" in text and text.endswith("found 1 error in 1 file")
+    assert (
+        " --> <source>.cnn:1:" in text and "^" in text and text.endswith("found 1 error in 1 file")
+    )
 
 
 def test_dir_and_all_list_the_public_api():
-    public = {"check", "graph", "summary", "load", "render", "diagram", "compile_source", "search", "train",
-              "CnncError", "Diagnostic"}
+    public = {
+        "check",
+        "graph",
+        "summary",
+        "load",
+        "render",
+        "diagram",
+        "compile_source",
+        "search",
+        "train",
+        "CnncError",
+        "Diagnostic",
+    }
     assert public <= set(dir(cnnc))
     assert set(cnnc.__all__) == public | {"__version__"}
     assert "annotations" not in dir(cnnc)
@@ -171,42 +197,88 @@ def test_dir_and_all_list_the_public_api():
         assert getattr(cnnc, name) is not None
 
 
-@pytest.mark.parametrize("name", ["check", "graph", "summary", "load", "render", "diagram", "compile_source",
-                                  "runs.search", "runs.train"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "check",
+        "graph",
+        "summary",
+        "load",
+        "render",
+        "diagram",
+        "compile_source",
+        "runs.search",
+        "runs.train",
+    ],
+)
 def test_every_public_function_has_a_docstring_and_type_hints(name):
     import cnnc.runs
 
-    fn = cnnc.runs.search if name == "runs.search" else cnnc.runs.train if name == "runs.train" else getattr(cnnc, name)
+    fn = (
+        cnnc.runs.search
+        if name == "runs.search"
+        else cnnc.runs.train
+        if name == "runs.train"
+        else getattr(cnnc, name)
+    )
     assert fn.__doc__ and len(fn.__doc__) > 40
     signature = inspect.signature(fn)
     assert signature.return_annotation is not inspect.Signature.empty
-    unhinted = [p.name for p in signature.parameters.values()
-                if p.annotation is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD and p.name != "decider"]
+    unhinted = [
+        p.name
+        for p in signature.parameters.values()
+        if p.annotation is inspect.Parameter.empty
+        and p.kind is not p.VAR_KEYWORD
+        and p.name != "decider"
+    ]
     assert unhinted == []
 
 
 def test_importing_cnnc_and_summarising_imports_no_torch():
-    code = ("import sys, cnnc; lazy = 'cnnc.api' not in sys.modules; s = str(cnnc.summary('resnet18')); "
-            "print(lazy, 'torch' in sys.modules, s.splitlines()[0])")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
+    code = (
+        "import sys, cnnc; lazy = 'cnnc.api' not in sys.modules; s = str(cnnc.summary('resnet18')); "
+        "print(lazy, 'torch' in sys.modules, s.splitlines()[0])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "True False resnet18 · input [3, 224, 224] · batch 1 · float32 (4 bytes)"
+    assert (
+        done.stdout.strip()
+        == "True False resnet18 · input [3, 224, 224] · batch 1 · float32 (4 bytes)"
+    )
 
 
 def test_check_returns_every_diagnostic_without_raising():
     assert cnnc.check(text=TINY) == []
     found = cnnc.check(text="network n { input [3, 8, 8] return in -> Conv(4, 9) -> Bogus }")
-    assert [(d.code, d.span.where()) for d in found] == [("E0303", "<source>.cnn:1:42"), ("E0201", "<source>.cnn:1:56")]
-    assert [d.code for d in cnnc.check(text="network n { input [3, 8, 8] return in -> }")] == ["E0101"]
+    assert [(d.code, d.span.where()) for d in found] == [
+        ("E0303", "<source>.cnn:1:42"),
+        ("E0201", "<source>.cnn:1:56"),
+    ]
+    assert [d.code for d in cnnc.check(text="network n { input [3, 8, 8] return in -> }")] == [
+        "E0101"
+    ]
 
 
-@pytest.mark.parametrize("first", ["import cnnc", "import cnnc.search.space", "from cnnc.search import space",
-                                   "from cnnc import search"])
+@pytest.mark.parametrize(
+    "first",
+    [
+        "import cnnc",
+        "import cnnc.search.space",
+        "from cnnc.search import space",
+        "from cnnc import search",
+    ],
+)
 def test_cnnc_search_is_the_room_and_callable_however_it_was_first_imported(first):
-    code = (f"{first}\nimport cnnc, cnnc.search.space\nfrom cnnc import search\n"
-            "print(callable(cnnc.search), search is cnnc.search, cnnc.search.space.walk.__module__, "
-            "cnnc.search.__call__.__doc__.startswith('`cnnc.search(path'))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
+    code = (
+        f"{first}\nimport cnnc, cnnc.search.space\nfrom cnnc import search\n"
+        "print(callable(cnnc.search), search is cnnc.search, cnnc.search.space.walk.__module__, "
+        "cnnc.search.__call__.__doc__.startswith('`cnnc.search(path'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True True cnnc.search.space True"
 
@@ -216,7 +288,9 @@ def test_the_api_names_the_smallest_input_as_the_cli_does(capsys):
     hint = "the smallest input this network accepts is [3, 32, 32]"
     with pytest.raises(CnncError) as info:
         cnnc.graph("vgg16", input=(3, 16, 16))
-    assert [d.code for d in info.value.diagnostics] == ["E0303"] and hint in info.value.diagnostics[0].helps
+    assert [d.code for d in info.value.diagnostics] == ["E0303"] and hint in info.value.diagnostics[
+        0
+    ].helps
     assert hint in cnnc.check("vgg16", input=(3, 16, 16))[0].helps
     code, _, err = run_cli(["check", "vgg16", "--input", "3,16,16"], capsys)
     assert code == 1 and err.count(hint) == 1 and str(info.value).split("\n\nfound")[0] in err

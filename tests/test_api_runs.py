@@ -10,8 +10,10 @@ torch = pytest.importorskip("torch")
 import cnnc
 from cnnc.cli import main
 
-TINY = ("network tiny(classes = 10) {\n    input [1, 8, 8]\n"
-        "    return in -> c: Conv(4, 3, pad = 1) -> BatchNorm -> ReLU -> GlobalAvgPool -> Flatten -> fc: Linear(classes)\n}\n")
+TINY = (
+    "network tiny(classes = 10) {\n    input [1, 8, 8]\n"
+    "    return in -> c: Conv(4, 3, pad = 1) -> BatchNorm -> ReLU -> GlobalAvgPool -> Flatten -> fc: Linear(classes)\n}\n"
+)
 
 
 @pytest.fixture
@@ -23,19 +25,40 @@ def tiny(tmp_path):
 
 def test_train_returns_the_run_whose_figures_the_cli_prints(tiny, tmp_path, capsys, one_thread):
     out = tmp_path / "run"
-    assert main(["train", tiny, "--data", "digits", "--epochs", "1", "--out", out, "--arg", "classes=10",
-                 "--threads", "2"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                tiny,
+                "--data",
+                "digits",
+                "--epochs",
+                "1",
+                "--out",
+                out,
+                "--arg",
+                "classes=10",
+                "--threads",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert torch.get_num_threads() == 2  # `one_thread` sets it back
     cli_out, cli_err = capsys.readouterr()
     torch.set_num_threads(1)
     run = cnnc.train(tiny, "digits", out, epochs=1, args={"classes": 10}, threads=2)
     assert torch.get_num_threads() == 2
     api_out = capsys.readouterr().out
-    assert cli_out.startswith(api_out) and api_out.count("\n") == 1  # the results are returned, not printed
+    assert (
+        cli_out.startswith(api_out) and api_out.count("\n") == 1
+    )  # the results are returned, not printed
     assert cli_err.startswith("epoch 1/1 ") and "validation accuracy" not in cli_err
     lines = cli_out.splitlines()  # the same seed and folder: the same figures
-    assert lines[0] == ("tiny: 98 params, 98 trainable, 0 frozen (0 tensors); digits: 1,438 train / 359 "
-                        "validation images of [1, 8, 8], 10 classes")
+    assert lines[0] == (
+        "tiny: 98 params, 98 trainable, 0 frozen (0 tensors); digits: 1,438 train / 359 "
+        "validation images of [1, 8, 8], 10 classes"
+    )
     assert lines[1] == f"validation accuracy {100 * run.accuracy:.2f} % after 1 epochs"
     assert lines[2] == f"wrote {', '.join(str(p) for p in run.files)}"
     assert lines[3] == f"rebuild: {run.rebuild}"
@@ -73,7 +96,11 @@ def test_search_returns_the_study_its_best_member_and_files(tmp_path, capsys, on
     assert result.files[:2] == [out / "trials.csv", out / "best.cnn"]
     assert (out / "best.cnn").is_file()
     best = result.best[0]
-    assert repr(result) == (f"<Result of study `tiny`: 2 trials: 2 scored; best #{best.number} {list(best.values)}; "
-                            f"{', '.join(map(str, result.files))}>")
+    assert repr(result) == (
+        f"<Result of study `tiny`: 2 trials: 2 scored; best #{best.number} {list(best.values)}; "
+        f"{', '.join(map(str, result.files))}>"
+    )
     printed = capsys.readouterr().out
-    assert "2 trials: 2 scored in study `tiny`" in printed and f"wrote {out / 'best.cnn'}" in printed
+    assert (
+        "2 trials: 2 scored in study `tiny`" in printed and f"wrote {out / 'best.cnn'}" in printed
+    )

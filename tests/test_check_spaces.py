@@ -28,8 +28,14 @@ def test_the_json_form_names_the_space_and_its_decisions(in_root, capsys):
     assert json.loads(out) == {
         "ok": True,
         "networks": ["tiny"],
-        "spaces": [{"network": "tiny", "decisions": ["width", "depth", "kernel0", "kernel1", "pool"],
-                    "members": 36, "exact": True}],
+        "spaces": [
+            {
+                "network": "tiny",
+                "decisions": ["width", "depth", "kernel0", "kernel1", "pool"],
+                "members": 36,
+                "exact": True,
+            }
+        ],
         "diagnostics": [],
     }
 
@@ -38,13 +44,14 @@ def test_spaces_and_networks_check_together(in_root, capsys):
     code, out, _ = run_cli(["check", "zoo/spaces/tiny.cnn", "zoo/vgg16.cnn"], capsys)
     assert code == 0
     assert out.startswith(TINY_OK)  # in the order of the files
-    assert out[len(TINY_OK):] == "ok: vgg16: [3, 224, 224] → [1000], 41 nodes\n"
+    assert out[len(TINY_OK) :] == "ok: vgg16: [3, 224, 224] → [1000], 41 nodes\n"
 
 
 def test_a_space_whose_every_member_fails_is_an_error_located_in_the_program(tmp_path, capsys):
     path = tmp_path / "bad.cnn"
-    path.write_text("network bad { input [3, 4, 4]\n"
-                    "  return in -> Conv(8, choice(5, 7, name = \"k\")) }\n")
+    path.write_text(
+        'network bad { input [3, 4, 4]\n  return in -> Conv(8, choice(5, 7, name = "k")) }\n'
+    )
     code, out, err = run_cli(["check", path], capsys)
     assert code == 1
     assert out == ""
@@ -54,8 +61,12 @@ def test_a_space_whose_every_member_fails_is_an_error_located_in_the_program(tmp
 
 def test_the_commands_that_need_one_network_refuse_a_space_with_e0501(tmp_path, capsys):
     path = tmp_path / "space.cnn"
-    path.write_text("network N {\n    input [3, 32, 32]\n    return in -> Conv(choice(16, 32), 3)\n}\n")
-    code, _, err = run_cli(["summary", path, "--color", "never"], capsys)  # the table up to the choice
+    path.write_text(
+        "network N {\n    input [3, 32, 32]\n    return in -> Conv(choice(16, 32), 3)\n}\n"
+    )
+    code, _, err = run_cli(
+        ["summary", path, "--color", "never"], capsys
+    )  # the table up to the choice
     assert code == 1
     assert err == (
         "error[E0501]: this file is a search space: `choice(…)` needs a decision\n"

@@ -19,7 +19,11 @@ def test_summary_json_vgg16(in_root, capsys):
     code, out, _ = run_cli(["summary", "zoo/vgg16.cnn", "--format", "json"], capsys)
     data = json.loads(out)
     assert code == 0
-    assert (data["params"], data["macs"], data["flops"]) == (138_357_544, 15_470_264_320, 30_940_528_640)
+    assert (data["params"], data["macs"], data["flops"]) == (
+        138_357_544,
+        15_470_264_320,
+        30_940_528_640,
+    )
     assert data["input"] == [3, 224, 224] and data["output"] == [1000]
     assert {"name", "op", "shape", "params", "macs", "rf"} <= set(data["layers"][0])
     assert sum(row["params"] for row in data["layers"]) == data["params"]
@@ -33,7 +37,9 @@ def test_summary_json_alexnet_2012(in_root, capsys):
 
 
 def test_arg_from_command_line(in_root, capsys):
-    code, out, _ = run_cli(["summary", "zoo/alexnet_2012.cnn", "--arg", "towers=2", "--format", "json"], capsys)
+    code, out, _ = run_cli(
+        ["summary", "zoo/alexnet_2012.cnn", "--arg", "towers=2", "--format", "json"], capsys
+    )
     assert code == 0 and json.loads(out)["params"] == 60_965_224
 
 
@@ -45,8 +51,20 @@ def test_zoo_model_by_name(capsys):
 def test_depth_groups_blocks(capsys):
     _code, out, _ = run_cli(["summary", "resnet50", "--depth", "0", "--format", "csv"], capsys)
     names = [line.split(",")[0] for line in out.splitlines()[1:]]
-    assert names == ["input", "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4",
-                     "avgpool", "flatten", "fc"]
+    assert names == [
+        "input",
+        "conv1",
+        "bn1",
+        "relu",
+        "maxpool",
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+        "avgpool",
+        "flatten",
+        "fc",
+    ]
 
 
 def test_table_reads_like_the_lecture(in_root, capsys):
@@ -63,7 +81,9 @@ def test_markdown_format(in_root, capsys):
 
 def test_shape_error_prints_table_to_the_failure(tmp_path, capsys):
     f = tmp_path / "bad.cnn"
-    f.write_text("network N {\n    input [3, 32, 32]\n    return in -> a: Conv(8, 3) -> b: Conv(8, 3) -> c: Linear(10)\n}\n")
+    f.write_text(
+        "network N {\n    input [3, 32, 32]\n    return in -> a: Conv(8, 3) -> b: Conv(8, 3) -> c: Linear(10)\n}\n"
+    )
     code, out, err = run_cli(["summary", f], capsys)
     assert code == 1
     table = [line.split() for line in out.splitlines()]
@@ -89,7 +109,9 @@ def test_usage_errors_exit_2(in_root, capsys):
 
 
 def test_json_diagnostics(in_root, capsys):
-    code, out, _ = run_cli(["check", "tests/ui/E0302_concat_spatial.cnn", "--format", "json"], capsys)
+    code, out, _ = run_cli(
+        ["check", "tests/ui/E0302_concat_spatial.cnn", "--format", "json"], capsys
+    )
     data = json.loads(out)
     assert code == 1 and not data["ok"]
     (d,) = data["diagnostics"]
@@ -97,7 +119,9 @@ def test_json_diagnostics(in_root, capsys):
 
 
 def test_input_override(capsys):
-    _code, out, _ = run_cli(["summary", "resnet18", "--input", "3,448,448", "--format", "json"], capsys)
+    _code, out, _ = run_cli(
+        ["summary", "resnet18", "--input", "3,448,448", "--format", "json"], capsys
+    )
     data = json.loads(out)
     assert data["input"] == [3, 448, 448] and data["output"] == [1000]
     assert data["params"] == 11_689_512 and data["macs"] > 4 * 1_800_000_000
@@ -111,7 +135,12 @@ def test_internal_error_exits_70(monkeypatch, in_root, capsys):
 
     monkeypatch.setattr(summary, "summarize", broken)
     code, _out, err = run_cli(["summary", "zoo/vgg16.cnn"], capsys)
-    assert code == 70 and "internal error: boom" in err and "bug in cnnc" in err and "Traceback" not in err
+    assert (
+        code == 70
+        and "internal error: boom" in err
+        and "bug in cnnc" in err
+        and "Traceback" not in err
+    )
 
 
 def test_fmt_check_and_roundtrip(tmp_path, capsys):
@@ -119,7 +148,10 @@ def test_fmt_check_and_roundtrip(tmp_path, capsys):
     f.write_text("network N{input [3,32,32]\nreturn in->Conv(8,3,pad=1)->ReLU}\n")
     assert run_cli(["fmt", "--check", f], capsys)[0] == 1
     assert run_cli(["fmt", "--write", f], capsys)[0] == 0
-    assert f.read_text() == "network N {\n    input [3, 32, 32]\n    return in -> Conv(8, 3, pad = 1) -> ReLU\n}\n"
+    assert (
+        f.read_text()
+        == "network N {\n    input [3, 32, 32]\n    return in -> Conv(8, 3, pad = 1) -> ReLU\n}\n"
+    )
     assert run_cli(["fmt", "--check", f], capsys)[0] == 0
 
 
@@ -130,9 +162,13 @@ def test_explain(capsys):
 
 
 def test_summary_never_imports_torch():
-    code = ("import sys; from cnnc.cli import main; rc = main(['summary', 'zoo/resnet152.cnn', '--format', 'json']);"
-            "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    code = (
+        "import sys; from cnnc.cli import main; rc = main(['summary', 'zoo/resnet152.cnn', '--format', 'json']);"
+        "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["params"] == 60_192_808
 

@@ -107,7 +107,9 @@ def test_report_of_a_file_that_is_not_a_database(tmp_path, capsys):
 def test_report_of_a_damaged_database(tmp_path, capsys):
     folder = damaged_study(tmp_path / "run")
     code, _, err = run_cli(["search-report", folder], capsys)
-    assert_user_error(code, err, "study.db` cannot be read as SQLite: file is not a database", "move it away")
+    assert_user_error(
+        code, err, "study.db` cannot be read as SQLite: file is not a database", "move it away"
+    )
 
 
 @pytest.mark.parametrize(
@@ -154,7 +156,9 @@ def read_only_study(tmp_path):
 
 def test_report_of_a_read_only_study(read_only_study, tmp_path, capsys):
     """A report only reads: a study it cannot write is reported (into another --out)."""
-    code, out, err = run_cli(["search-report", read_only_study, "--out", tmp_path / "report"], capsys)
+    code, out, err = run_cli(
+        ["search-report", read_only_study, "--out", tmp_path / "report"], capsys
+    )
     assert code == 0, err
     assert "study `kept`" in out and "1 trial: 1 complete" in out
 

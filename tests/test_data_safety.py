@@ -71,7 +71,11 @@ class Payload:
 
 def cifar_batch(n: int = 4) -> dict:
     data = np.arange(n * 3072, dtype=np.int64).reshape(n, 3072) % 251
-    return {b"batch_label": b"b", b"data": data.astype(np.uint8), b"labels": [i % 10 for i in range(n)]}
+    return {
+        b"batch_label": b"b",
+        b"data": data.astype(np.uint8),
+        b"labels": [i % 10 for i in range(n)],
+    }
 
 
 def write_cifar(folder, batch, protocol=pickle.DEFAULT_PROTOCOL, name="data_batch_1"):
@@ -85,17 +89,25 @@ def test_a_cifar_label_beyond_its_ten_classes_is_refused(tmp_path):
     batch = cifar_batch()
     batch[b"labels"] = [0, 1, 105, 3]
     root = write_cifar(tmp_path / "c", batch)
-    assert refusal(f"cifar10:{root}") == f"labels in `cifar10:{root}` must lie in 0 … 9, but go up to 105"
+    assert (
+        refusal(f"cifar10:{root}")
+        == f"labels in `cifar10:{root}` must lie in 0 … 9, but go up to 105"
+    )
 
 
-@pytest.mark.parametrize("payload", [
-    Payload(os.system, f"touch {CANARY}"),
-    Payload(eval, f"open({CANARY!r}, 'w')"),
-    Payload(open, CANARY, "w"),
-    Payload(__import__("subprocess").call, ["touch", CANARY]),
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        Payload(os.system, f"touch {CANARY}"),
+        Payload(eval, f"open({CANARY!r}, 'w')"),
+        Payload(open, CANARY, "w"),
+        Payload(__import__("subprocess").call, ["touch", CANARY]),
+    ],
+)
 @pytest.mark.parametrize("where", ["data", "labels", "extra"])
-def test_a_cifar_payload_runs_nothing_and_is_a_one_line_error(tmp_path, monkeypatch, payload, where):
+def test_a_cifar_payload_runs_nothing_and_is_a_one_line_error(
+    tmp_path, monkeypatch, payload, where
+):
     monkeypatch.chdir(tmp_path)
     batch = cifar_batch()
     if where == "labels":
@@ -104,7 +116,9 @@ def test_a_cifar_payload_runs_nothing_and_is_a_one_line_error(tmp_path, monkeypa
         batch[b"data" if where == "data" else b"filenames"] = payload
     root = write_cifar(tmp_path / "c", batch)
     message = refusal(f"cifar10:{root}")
-    assert message.startswith(f"`{root / 'data_batch_1'}` is not a CIFAR-10 python batch (UnpicklingError: `")
+    assert message.startswith(
+        f"`{root / 'data_batch_1'}` is not a CIFAR-10 python batch (UnpicklingError: `"
+    )
     assert message.endswith("` is not allowed in a data file)")
     assert not (tmp_path / CANARY).exists()
 
@@ -125,12 +139,15 @@ def test_cifar_batches_of_every_protocol_and_key_kind_load_exactly(tmp_path, pro
     assert raw.y.tolist() == [i % 10 for i in range(20)]
 
 
-@pytest.mark.parametrize("data, expected", [
-    (np.array([[1] * 3072] * 2, dtype=object), "dtype 'O8' is not numeric"),
-    (np.zeros((2, 3072), dtype=[("a", "u1")]), "dtype 'V1' is not numeric"),
-    (np.zeros((2, 3072), dtype=np.float32), "holds float32 [2, 3072] `data`"),
-    ([[0] * 3072] * 2, "holds a list of 2 `data`"),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (np.array([[1] * 3072] * 2, dtype=object), "dtype 'O8' is not numeric"),
+        (np.zeros((2, 3072), dtype=[("a", "u1")]), "dtype 'V1' is not numeric"),
+        (np.zeros((2, 3072), dtype=np.float32), "holds float32 [2, 3072] `data`"),
+        ([[0] * 3072] * 2, "holds a list of 2 `data`"),
+    ],
+)
 def test_cifar_data_must_be_a_uint8_array(tmp_path, data, expected):
     root = write_cifar(tmp_path / "c", {b"data": data, b"labels": [0, 1]})
     assert expected in refusal(f"cifar10:{root}")
@@ -141,7 +158,9 @@ def test_a_cifar_batch_over_its_budget_is_refused_before_unpickling(tmp_path, mo
     monkeypatch.setattr(datafiles, "MAX_PICKLE_BYTES", 1000)
     monkeypatch.setattr(datafiles._Restricted, "load", lambda self: pytest.fail("unpickled"))
     size = (root / "data_batch_1").stat().st_size
-    assert refusal(f"cifar10:{root}").endswith(f"is {size:,} bytes, more than cnnc's 1,000 for a CIFAR batch")
+    assert refusal(f"cifar10:{root}").endswith(
+        f"is {size:,} bytes, more than cnnc's 1,000 for a CIFAR batch"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,13 +188,22 @@ def png_folder(tmp_path, count: int = 3, size=(6, 5)):
     return root
 
 
-@pytest.mark.parametrize("what, said", [("fifo", "a FIFO (named pipe)"), ("passwd", "a symbolic link"),
-                                        ("dev", "a symbolic link"), ("dir", "a folder")])
+@pytest.mark.parametrize(
+    "what, said",
+    [
+        ("fifo", "a FIFO (named pipe)"),
+        ("passwd", "a symbolic link"),
+        ("dev", "a symbolic link"),
+        ("dir", "a folder"),
+    ],
+)
 def test_an_image_entry_that_is_no_regular_file_is_refused_by_type(tmp_path, what, said):
     root = png_folder(tmp_path)
     special(root / "bee" / "x.png", what)
-    assert refusal(f"folder:{root}") == (f"`{root / 'bee' / 'x.png'}` is {said}, not an image file: cnnc "
-                                         "reads only the regular files inside the data folder")
+    assert refusal(f"folder:{root}") == (
+        f"`{root / 'bee' / 'x.png'}` is {said}, not an image file: cnnc "
+        "reads only the regular files inside the data folder"
+    )
 
 
 @pytest.mark.parametrize("what", ["fifo", "passwd", "dev"])
@@ -184,8 +212,9 @@ def test_cifar_and_npz_entries_that_are_no_regular_file_are_refused(tmp_path, wh
     special(tmp_path / "c" / "data_batch_1", what)
     assert "not a regular file" in refusal(f"cifar10:{tmp_path / 'c'}")
     if what == "fifo":
-        assert refusal(f"npz:{special(tmp_path / 'd.npz', what)}").endswith("is a FIFO (named pipe), not a regular file: "
-                                                                             "cnnc reads only the data set's own files")
+        assert refusal(f"npz:{special(tmp_path / 'd.npz', what)}").endswith(
+            "is a FIFO (named pipe), not a regular file: cnnc reads only the data set's own files"
+        )
 
 
 def test_a_linked_class_folder_is_refused_and_named_printably(tmp_path, capsys):
@@ -195,29 +224,46 @@ def test_a_linked_class_folder_is_refused_and_named_printably(tmp_path, capsys):
     Image.new("RGB", (6, 5)).save(outside / "0.png")
     os.symlink(outside, root / "cat\x1b[2J")
     message = refusal(f"folder:{root}")
-    assert message == (f"class folder `cat\\x1b[2J` of `{root}` is a symbolic link: cnnc reads only the files "
-                       "inside the data folder")
+    assert message == (
+        f"class folder `cat\\x1b[2J` of `{root}` is a symbolic link: cnnc reads only the files "
+        "inside the data folder"
+    )
     net = tmp_path / "n.cnn"
     net.write_text("network n {\n  input [3, 5, 6]\n  return input -> Flatten -> Linear(3)\n}\n")
-    code, _, err = run_cli(["train", net, "--data", f"folder:{root}", "--epochs", "1", "--out", tmp_path / "r"],
-                           capsys)
+    code, _, err = run_cli(
+        ["train", net, "--data", f"folder:{root}", "--epochs", "1", "--out", tmp_path / "r"], capsys
+    )
     assert code == 1 and "cat\\x1b[2J" in err and "\x1b" not in err
 
 
 def test_features_refuses_a_linked_class_folder_and_says_so(tmp_path, capsys):
     root = png_folder(tmp_path, size=(8, 8))
     os.symlink(root / "ant", root / "cat")
-    code, _, err = run_cli(["features", tiny_net(tmp_path, "[3, 8, 8]", classes=3), "--at", "fc", "--data",
-                            f"folder:{root}", "--out", tmp_path / "f.npz"], capsys)
+    code, _, err = run_cli(
+        [
+            "features",
+            tiny_net(tmp_path, "[3, 8, 8]", classes=3),
+            "--at",
+            "fc",
+            "--data",
+            f"folder:{root}",
+            "--out",
+            tmp_path / "f.npz",
+        ],
+        capsys,
+    )
     assert code == 1 and not (tmp_path / "f.npz").exists()
     assert f"error[E0602]: class folder `cat` of `{root}` is a symbolic link" in err
 
 
 def test_an_eps_file_named_png_is_not_handed_to_ghostscript(tmp_path):
     root = png_folder(tmp_path)
-    (root / "bee" / "x.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
-    assert refusal(f"folder:{root}").startswith(f"cannot read image `{root / 'bee' / 'x.png'}` "
-                                                "(UnidentifiedImageError")
+    (root / "bee" / "x.png").write_bytes(
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+    )
+    assert refusal(f"folder:{root}").startswith(
+        f"cannot read image `{root / 'bee' / 'x.png'}` (UnidentifiedImageError"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,25 +272,41 @@ def test_an_eps_file_named_png_is_not_handed_to_ghostscript(tmp_path):
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares width × height RGB pixels and carries almost none (a bomb's header)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("width, height, why", [
-    (6000, 6000, "its header declares 6,000 × 6,000 pixels"),
-    (100_000, 100_000, "its header declares more pixels than even PIL allows"),
-])
+@pytest.mark.parametrize(
+    "width, height, why",
+    [
+        (6000, 6000, "its header declares 6,000 × 6,000 pixels"),
+        (100_000, 100_000, "its header declares more pixels than even PIL allows"),
+    ],
+)
 def test_a_png_bomb_is_refused_from_its_header(tmp_path, monkeypatch, width, height, why):
     root = png_folder(tmp_path)
     (root / "ant" / "bomb.png").write_bytes(png_header_only(width, height))
     convert = Image.Image.convert
-    monkeypatch.setattr(Image.Image, "convert",
-                        lambda img, *a: pytest.fail("decoded") if img.size[0] > 100 else convert(img, *a))
-    assert refusal(f"folder:{root}", size=8) == (f"image `{root / 'ant' / 'bomb.png'}` is too large to read: "
-                                                  f"{why}, and cnnc reads at most 33,554,432 pixels an image")
+    monkeypatch.setattr(
+        Image.Image,
+        "convert",
+        lambda img, *a: pytest.fail("decoded") if img.size[0] > 100 else convert(img, *a),
+    )
+    assert refusal(f"folder:{root}", size=8) == (
+        f"image `{root / 'ant' / 'bomb.png'}` is too large to read: "
+        f"{why}, and cnnc reads at most 33,554,432 pixels an image"
+    )
 
 
 def test_images_are_resized_to_the_given_side_not_the_first_images(tmp_path):
@@ -259,7 +321,9 @@ def test_a_large_image_reaches_the_float_resize_reduced_per_axis(tmp_path, monke
     Image.new("RGB", (4000, 3), (9, 9, 9)).save(root / "ant" / "wide.png")
     Image.new("RGB", (2, 700), (9, 9, 9)).save(root / "bee" / "tall.png")
     seen, resize = [], datasets.resize
-    monkeypatch.setattr(datasets, "resize", lambda x, *side: seen.append(tuple(x.shape[-2:])) or resize(x, *side))
+    monkeypatch.setattr(
+        datasets, "resize", lambda x, *side: seen.append(tuple(x.shape[-2:])) or resize(x, *side)
+    )
     load_dataset(f"folder:{root}", size=(8, 6))
     # box factors 4000 // 12 = 333 and 700 // 16 = 43, each axis its own: 4000 → 13, 700 → 17 (rounded up)
     assert sorted(set(seen)) == [(3, 13), (5, 6), (17, 2)]
@@ -269,25 +333,33 @@ def test_a_data_set_over_its_value_budget_is_refused_before_any_pixel(tmp_path, 
     root = png_folder(tmp_path)
     monkeypatch.setattr(datafiles, "MAX_DATA_VALUES", 6 * 3 * 32 * 32 - 1)
     monkeypatch.setattr(datafiles, "read_image", lambda *a, **k: pytest.fail("an image was read"))
-    assert refusal(f"folder:{root}", size=32) == (f"`{root}` would load 18,432 values as 6 images of [3, 32, 32], "
-                                                  "more than cnnc's budget of 18,431 (4 GiB as float32)")
+    assert refusal(f"folder:{root}", size=32) == (
+        f"`{root}` would load 18,432 values as 6 images of [3, 32, 32], "
+        "more than cnnc's budget of 18,431 (4 GiB as float32)"
+    )
 
 
 def test_the_decoded_pixels_of_a_data_set_are_budgeted(tmp_path, monkeypatch):
     root = png_folder(tmp_path)  # 6 images of 6 × 5 pixels
     monkeypatch.setattr(datafiles, "MAX_DECODED_PIXELS", 5 * 30 + 29)
-    assert refusal(f"folder:{root}", size=4) == (f"decoding `{root / 'bee' / '2.png'}` would pass cnnc's budget "
-                                                 "of 179 pixels for the images of one data set")
+    assert refusal(f"folder:{root}", size=4) == (
+        f"decoding `{root / 'bee' / '2.png'}` would pass cnnc's budget "
+        "of 179 pixels for the images of one data set"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # npz: declared sizes before expansion; numbers only; finite
 
 
-def npz_with_member(path, name: str, header_shape, dtype: str, body: bytes = b"", deflate: bool = False):
+def npz_with_member(
+    path, name: str, header_shape, dtype: str, body: bytes = b"", deflate: bool = False
+):
     """An .npz whose member `name` has a hand-written .npy header (the declared shape) and `body`."""
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": dtype, "fortran_order": False, "shape": header_shape})
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": dtype, "fortran_order": False, "shape": header_shape}
+    )
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED) as z:
         z.writestr(f"{name}.npy", b"\x93NUMPY\x01\x00" + header.getvalue()[8:] + body)
         buf = io.BytesIO()
@@ -299,34 +371,58 @@ def npz_with_member(path, name: str, header_shape, dtype: str, body: bytes = b""
 def test_an_npz_declaring_far_more_than_the_budget_is_refused_unread(tmp_path, monkeypatch):
     path = npz_with_member(tmp_path / "bomb.npz", "x", (1 << 20, 3, 1024, 1024), "<f4")
     monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: pytest.fail("expanded"))
-    assert refusal(f"npz:{path}").startswith(f"`x` in `{path}` declares [1048576, 3, 1024, 1024] float32 (")
-    assert refusal(f"npz:{path}").endswith("unpacked), more than cnnc's budget of 1,073,741,824 values")
+    assert refusal(f"npz:{path}").startswith(
+        f"`x` in `{path}` declares [1048576, 3, 1024, 1024] float32 ("
+    )
+    assert refusal(f"npz:{path}").endswith(
+        "unpacked), more than cnnc's budget of 1,073,741,824 values"
+    )
 
 
 def test_an_npz_member_that_unpacks_beyond_its_header_is_a_zip_bomb(tmp_path, monkeypatch):
-    path = npz_with_member(tmp_path / "bomb.npz", "x", (4, 2, 2), "|u1", b"\0" * (1 << 20), deflate=True)
+    path = npz_with_member(
+        tmp_path / "bomb.npz", "x", (4, 2, 2), "|u1", b"\0" * (1 << 20), deflate=True
+    )
     assert path.stat().st_size < 5000  # a megabyte of zeros, deflated
     monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: pytest.fail("expanded"))
-    assert "declares [4, 2, 2] uint8 (1,048,704 bytes unpacked), more than cnnc's budget" in refusal(f"npz:{path}")
+    assert (
+        "declares [4, 2, 2] uint8 (1,048,704 bytes unpacked), more than cnnc's budget"
+        in refusal(f"npz:{path}")
+    )
 
 
 def test_an_npz_member_compressed_like_a_bomb_is_refused_unread(tmp_path, monkeypatch):
-    path = npz_with_member(tmp_path / "bomb.npz", "x", (1 << 16, 1, 4, 4), "<f4", b"\0" * (1 << 20), deflate=True)
+    path = npz_with_member(
+        tmp_path / "bomb.npz", "x", (1 << 16, 1, 4, 4), "<f4", b"\0" * (1 << 20), deflate=True
+    )
     monkeypatch.setattr(datafiles, "RATIO_FROM", 1 << 19)
     monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: pytest.fail("expanded"))
     message = refusal(f"npz:{path}")
     assert message.startswith(f"`x` in `{path}` unpacks ") and message.endswith(
-        "packed bytes, more than the 200 times cnnc allows (a zip bomb?)")
+        "packed bytes, more than the 200 times cnnc allows (a zip bomb?)"
+    )
 
 
-@pytest.mark.parametrize("x, said", [
-    (np.array([[[1]]] * 4, dtype=object), "`x` in `{path}` is object, not numbers"),
-    (np.zeros((4, 0, 5, 5)), "`x` in `{path}` is float64 with shape [4, 0, 5, 5]"),
-    (np.zeros((4, 5, 5, 0)), "`x` in `{path}` is float64 with shape [4, 5, 5, 0]"),
-    (np.full((4, 3, 3), np.nan), "`x` in `{path}` holds 36 values that are NaN, infinite or beyond ±1e+30"),
-    (np.array([[[np.inf]]] * 4), "`x` in `{path}` holds 4 values that are NaN, infinite or beyond ±1e+30"),
-    (np.full((4, 2, 2), 1e300), "`x` in `{path}` holds 16 values that are NaN, infinite or beyond ±1e+30"),
-])
+@pytest.mark.parametrize(
+    "x, said",
+    [
+        (np.array([[[1]]] * 4, dtype=object), "`x` in `{path}` is object, not numbers"),
+        (np.zeros((4, 0, 5, 5)), "`x` in `{path}` is float64 with shape [4, 0, 5, 5]"),
+        (np.zeros((4, 5, 5, 0)), "`x` in `{path}` is float64 with shape [4, 5, 5, 0]"),
+        (
+            np.full((4, 3, 3), np.nan),
+            "`x` in `{path}` holds 36 values that are NaN, infinite or beyond ±1e+30",
+        ),
+        (
+            np.array([[[np.inf]]] * 4),
+            "`x` in `{path}` holds 4 values that are NaN, infinite or beyond ±1e+30",
+        ),
+        (
+            np.full((4, 2, 2), 1e300),
+            "`x` in `{path}` holds 16 values that are NaN, infinite or beyond ±1e+30",
+        ),
+    ],
+)
 def test_npz_images_must_be_finite_numbers_of_some_size(tmp_path, x, said):
     path = tmp_path / "d.npz"
     np.savez(path, x=x, y=np.arange(4) % 2)
@@ -348,11 +444,17 @@ def test_the_split_is_stratified_seeded_and_shuffled_within_each_class(seed):
     train, val = split_indices(y, 0.2, seed)
     assert sorted(torch.cat([train, val]).tolist()) == list(range(500))
     counts = torch.bincount(y, minlength=34)
-    assert torch.bincount(y[val], minlength=34).tolist() == [datasets.val_count(n, 0.2) for n in counts.tolist()]
+    assert torch.bincount(y[val], minlength=34).tolist() == [
+        datasets.val_count(n, 0.2) for n in counts.tolist()
+    ]
     again, other = split_indices(y, 0.2, seed), split_indices(y, 0.2, seed + 1)
     assert torch.equal(again[1], val) and not torch.equal(other[1], val)
-    assert datasets.val_counts(counts, 0.2).tolist() == [datasets.val_count(n, 0.2) for n in counts.tolist()]
-    firsts = {int(v) for v in val if y[v] == y[val[0]]}  # held-out members are not the class's first ones
+    assert datasets.val_counts(counts, 0.2).tolist() == [
+        datasets.val_count(n, 0.2) for n in counts.tolist()
+    ]
+    firsts = {
+        int(v) for v in val if y[v] == y[val[0]]
+    }  # held-out members are not the class's first ones
     assert firsts != set(torch.nonzero(y == y[val[0]]).flatten()[: len(firsts)].tolist())
 
 
@@ -362,18 +464,33 @@ def test_the_split_is_stratified_seeded_and_shuffled_within_each_class(seed):
 
 def tiny_net(tmp_path, shape="[1, 8, 8]", classes=2):
     net = tmp_path / "tiny.cnn"
-    net.write_text(f"network tiny {{\n    input {shape}\n    return in -> Conv(4, 3, pad = 1) -> BatchNorm -> ReLU"
-                   f" -> GlobalAvgPool -> Flatten -> fc: Linear({classes})\n}}\n")
+    net.write_text(
+        f"network tiny {{\n    input {shape}\n    return in -> Conv(4, 3, pad = 1) -> BatchNorm -> ReLU"
+        f" -> GlobalAvgPool -> Flatten -> fc: Linear({classes})\n}}\n"
+    )
     return net
 
 
 def test_train_with_fewer_images_than_a_batch_is_a_user_error(tmp_path, capsys):
     np.savez(tmp_path / "d.npz", x=np.random.default_rng(0).random((10, 8, 8)), y=np.arange(10) % 2)
-    code, _, err = run_cli(["train", tiny_net(tmp_path), "--data", f"npz:{tmp_path / 'd.npz'}", "--epochs", "1",
-                            "--out", tmp_path / "run"], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            tiny_net(tmp_path),
+            "--data",
+            f"npz:{tmp_path / 'd.npz'}",
+            "--epochs",
+            "1",
+            "--out",
+            tmp_path / "run",
+        ],
+        capsys,
+    )
     assert code == 1
-    assert (f"error[E0603]: `npz:{tmp_path / 'd.npz'}` has 8 training and 2 validation images: fewer than "
-            "--batch-size 64, so an epoch would make no training step") in err
+    assert (
+        f"error[E0603]: `npz:{tmp_path / 'd.npz'}` has 8 training and 2 validation images: fewer than "
+        "--batch-size 64, so an epoch would make no training step"
+    ) in err
     assert "= help: lower --batch-size to at most 8, or add images" in err
 
 
@@ -391,13 +508,26 @@ def test_non_finite_inputs_are_user_errors_in_train_and_the_search_evaluator(tmp
 
     said = "`made`'s training images hold 1 values that are NaN or infinite: training on them gives a NaN loss"
     model = cnnc.load(tiny_net(tmp_path), seed=0)
-    assert refusal(train_run, model, nan_dataset(), TrainOptions(epochs=1, batch_size=4), tmp_path) == said
+    assert (
+        refusal(train_run, model, nan_dataset(), TrainOptions(epochs=1, batch_size=4), tmp_path)
+        == said
+    )
     assert refusal(train_and_evaluate, model, nan_dataset(), epochs=1) == said
-    one = Dataset(torch.zeros(1, 1, 8, 8), torch.zeros(1, dtype=torch.int64), torch.zeros(1, 1, 8, 8),
-                  torch.zeros(1, dtype=torch.int64), 2, (1, 8, 8), "one", (0.0,), (1.0,))
+    one = Dataset(
+        torch.zeros(1, 1, 8, 8),
+        torch.zeros(1, dtype=torch.int64),
+        torch.zeros(1, 1, 8, 8),
+        torch.zeros(1, dtype=torch.int64),
+        2,
+        (1, 8, 8),
+        "one",
+        (0.0,),
+        (1.0,),
+    )
     assert refusal(train_and_evaluate, model, one, epochs=1) == (
         "`one` has 1 training and 1 validation images: training needs two training images for one step "
-        "(BatchNorm needs two a batch)")
+        "(BatchNorm needs two a batch)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,17 +539,26 @@ def saved(tmp_path, state, name="w.pt"):
     return tmp_path / name
 
 
-@pytest.mark.parametrize("make, said", [
-    (lambda: torch.eye(3).to_sparse(), "a sparse_coo tensor"),
-    (lambda: torch.empty(3, device="meta"), "a tensor without data (on device `meta`)"),
-    (lambda: torch.quantize_per_tensor(torch.ones(3), 0.1, 0, torch.qint8), "a quantised tensor"),
-    (lambda: torch.ones(2, dtype=torch.complex64), "a complex tensor"),
-])
+@pytest.mark.parametrize(
+    "make, said",
+    [
+        (lambda: torch.eye(3).to_sparse(), "a sparse_coo tensor"),
+        (lambda: torch.empty(3, device="meta"), "a tensor without data (on device `meta`)"),
+        (
+            lambda: torch.quantize_per_tensor(torch.ones(3), 0.1, 0, torch.qint8),
+            "a quantised tensor",
+        ),
+        (lambda: torch.ones(2, dtype=torch.complex64), "a complex tensor"),
+    ],
+)
 def test_checkpoint_tensors_that_cannot_load_are_e0902(tmp_path, make, said):
     with pytest.warns() if "quantised" in said else _nothing():
         path = saved(tmp_path, {"fc.weight": make()})
-    assert refusal(weights.read_checkpoint, path) == f"`{path}` holds {said} at `fc.weight`: cnnc loads plain " \
-                                                      "dense tensors only"
+    assert (
+        refusal(weights.read_checkpoint, path)
+        == f"`{path}` holds {said} at `fc.weight`: cnnc loads plain "
+        "dense tensors only"
+    )
 
 
 class _nothing:
@@ -435,18 +574,21 @@ def declared_sizes(path, size: int) -> None:
     blob = bytearray(path.read_bytes())
     at = blob.find(b"PK\x01\x02")
     while at != -1:
-        blob[at + 24:at + 28] = struct.pack("<I", size)
+        blob[at + 24 : at + 28] = struct.pack("<I", size)
         at = blob.find(b"PK\x01\x02", at + 4)
     path.write_bytes(bytes(blob))
 
 
-def test_a_pt_declaring_more_than_its_budget_is_refused_before_torch_expands_it(tmp_path, monkeypatch):
+def test_a_pt_declaring_more_than_its_budget_is_refused_before_torch_expands_it(
+    tmp_path, monkeypatch
+):
     path = saved(tmp_path, {"fc.weight": torch.zeros(4)})
     declared_sizes(path, 0xFFFF0000)
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("expanded"))
     message = refusal(weights.read_checkpoint, path, budget=1 << 30)
     assert message.startswith(f"`{path}` unpacks to ") and message.endswith(
-        " bytes, more than cnnc's budget of 1,073,741,824 bytes for this checkpoint")
+        " bytes, more than cnnc's budget of 1,073,741,824 bytes for this checkpoint"
+    )
 
 
 def test_a_pt_deflated_like_a_bomb_is_refused_before_torch_expands_it(tmp_path, monkeypatch):
@@ -465,10 +607,11 @@ def test_a_pt_whose_end_record_names_another_disk_is_refused(tmp_path):
     path = saved(tmp_path, {"fc.weight": torch.zeros(4)})
     data = bytearray(path.read_bytes())
     locator = data.rindex(b"PK\x06\x07")  # torch writes zip64 end records
-    data[locator + 16:locator + 20] = struct.pack("<I", 2)  # the archive's disks: 2
+    data[locator + 16 : locator + 20] = struct.pack("<I", 2)  # the archive's disks: 2
     path.write_bytes(bytes(data))
     assert refusal(weights.read_checkpoint, path) == (
-        f"`{path}` is not a checkpoint cnnc can read: zipfiles that span multiple disks are not supported")
+        f"`{path}` is not a checkpoint cnnc can read: zipfiles that span multiple disks are not supported"
+    )
 
 
 def test_a_pt_made_by_a_newer_zip_version_is_refused(tmp_path):
@@ -476,9 +619,12 @@ def test_a_pt_made_by_a_newer_zip_version_is_refused(tmp_path):
     path = saved(tmp_path, {"fc.weight": torch.zeros(4)})
     data = bytearray(path.read_bytes())
     central = data.index(b"PK\x01\x02")  # the first central directory entry
-    data[central + 6:central + 8] = struct.pack("<H", 173)  # version needed to extract: 17.3
+    data[central + 6 : central + 8] = struct.pack("<H", 173)  # version needed to extract: 17.3
     path.write_bytes(bytes(data))
-    assert refusal(weights.read_checkpoint, path) == f"`{path}` is not a checkpoint cnnc can read: zip file version 17.3"
+    assert (
+        refusal(weights.read_checkpoint, path)
+        == f"`{path}` is not a checkpoint cnnc can read: zip file version 17.3"
+    )
 
 
 def test_a_network_sizes_its_checkpoint_budget(tmp_path):
@@ -495,7 +641,10 @@ def test_a_run_checkpoint_that_is_no_regular_file_is_refused_on_resume(resumable
     path.unlink()
     special(path, what)
     said = "a FIFO (named pipe)" if what == "fifo" else "a symbolic link"
-    assert refusal(restore, path, model, opt, schedule, options) == f"`{path}` is {said}, not a checkpoint file"
+    assert (
+        refusal(restore, path, model, opt, schedule, options)
+        == f"`{path}` is {said}, not a checkpoint file"
+    )
 
 
 @pytest.mark.parametrize("what", ["fifo", "dev"])
@@ -509,11 +658,15 @@ def test_a_torchscript_archive_and_a_lying_safetensors_header_are_e0902(tmp_path
     script = tmp_path / "ts.pt"
     with pytest.warns(FutureWarning):
         torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), script)
-    assert refusal(weights.read_checkpoint, script).startswith(f"`{script}` is not a checkpoint cnnc can read: ")
+    assert refusal(weights.read_checkpoint, script).startswith(
+        f"`{script}` is not a checkpoint cnnc can read: "
+    )
     lying = tmp_path / "w.safetensors"
     header = b'{"w":{"dtype":"F32","shape":[1000000000],"data_offsets":[0,4000000000]}}'
     lying.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 16)
-    assert refusal(weights.read_checkpoint, lying).startswith(f"`{lying}` is not a checkpoint cnnc can read: ")
+    assert refusal(weights.read_checkpoint, lying).startswith(
+        f"`{lying}` is not a checkpoint cnnc can read: "
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -533,8 +686,19 @@ def resumable(tmp_path):
     opt.step()
     schedule = Schedule(opt, options, steps_per_epoch=2)
     schedule.step_count = 2
-    row = dict.fromkeys(("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
-                         "images_per_s"), 1.0) | {"epoch": 1}
+    row = dict.fromkeys(
+        (
+            "epoch",
+            "train_loss",
+            "train_acc",
+            "val_loss",
+            "val_acc",
+            "lr",
+            "seconds",
+            "images_per_s",
+        ),
+        1.0,
+    ) | {"epoch": 1}
     save_checkpoint(tmp_path / "checkpoint.pt", model, opt, schedule, options, [row])
     return model, opt, schedule, options, tmp_path / "checkpoint.pt"
 
@@ -551,17 +715,44 @@ FOREIGN = [
     (lambda s: s["model"], "it lacks the fields `cnnc train` writes"),
     (lambda s: s | {"epoch": True}, "it lacks the fields `cnnc train` writes"),
     (lambda s: s | {"rows": []}, "its history (0 rows) does not match its epoch (1)"),
-    (lambda s: s | {"rows": [s["rows"][0] | {"lr": "x"}]}, "its history (1 rows) does not match its epoch (1)"),
-    (lambda s: s | {"step": 5}, "it is after epoch 1, step 5, but this run has 3 epochs of 2 steps"),
+    (
+        lambda s: s | {"rows": [s["rows"][0] | {"lr": "x"}]},
+        "its history (1 rows) does not match its epoch (1)",
+    ),
+    (
+        lambda s: s | {"step": 5},
+        "it is after epoch 1, step 5, but this run has 3 epochs of 2 steps",
+    ),
     (lambda s: s | {"epoch": 4, "rows": s["rows"] * 4, "step": 8}, "it is after epoch 4, step 8"),
     (lambda s: s | {"model": {"w": torch.zeros(2)}}, "its weights are not this network's"),
-    (lambda s: s | {"model": s["model"] | {"fc.bias": torch.zeros(7)}}, "its weights are not this network's"),
-    (lambda s: s | {"optimizer": {"state": {}, "param_groups": []}}, "its optimiser is not this run's"),
-    (lambda s: s | {"optimizer": s["optimizer"] | {"param_groups": [s["optimizer"]["param_groups"][0] | {"lr": "x"}]}},
-     "its optimiser is not this run's"),
-    (lambda s: s | {"optimizer": s["optimizer"] | {"state": {0: {"momentum_buffer": torch.zeros(9)}}}},
-     "its optimiser's state does not fit"),
-    (lambda s: s | {"optimizer": s["optimizer"] | {"state": {99: {}}}}, "its optimiser's state does not fit"),
+    (
+        lambda s: s | {"model": s["model"] | {"fc.bias": torch.zeros(7)}},
+        "its weights are not this network's",
+    ),
+    (
+        lambda s: s | {"optimizer": {"state": {}, "param_groups": []}},
+        "its optimiser is not this run's",
+    ),
+    (
+        lambda s: (
+            s
+            | {
+                "optimizer": s["optimizer"]
+                | {"param_groups": [s["optimizer"]["param_groups"][0] | {"lr": "x"}]}
+            }
+        ),
+        "its optimiser is not this run's",
+    ),
+    (
+        lambda s: (
+            s | {"optimizer": s["optimizer"] | {"state": {0: {"momentum_buffer": torch.zeros(9)}}}}
+        ),
+        "its optimiser's state does not fit",
+    ),
+    (
+        lambda s: s | {"optimizer": s["optimizer"] | {"state": {99: {}}}},
+        "its optimiser's state does not fit",
+    ),
 ]
 
 
@@ -573,8 +764,13 @@ def test_a_foreign_checkpoint_on_resume_is_a_user_error(resumable, change, said)
     torch.save(change(torch.load(path, weights_only=True)), path)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     message = refusal(restore, path, model, opt, schedule, options)
-    assert message.startswith(f"--resume: `{path}` is not a checkpoint of this run: ") and said in message
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing half-loaded
+    assert (
+        message.startswith(f"--resume: `{path}` is not a checkpoint of this run: ")
+        and said in message
+    )
+    assert all(
+        torch.equal(before[k], v) for k, v in model.state_dict().items()
+    )  # nothing half-loaded
 
 
 # ---------------------------------------------------------------------------------------------
@@ -641,13 +837,21 @@ def hostile_files(d):
     """Every kind of good file the audit loads, and a hostile one beside it, in folder `d`."""
     d.mkdir()
     write_cifar(d / "cifar", cifar_batch(20))
-    write_cifar(d / "cifar_evil", cifar_batch(4) | {b"filenames": Payload(os.system, f"touch {CANARY}")})
+    write_cifar(
+        d / "cifar_evil", cifar_batch(4) | {b"filenames": Payload(os.system, f"touch {CANARY}")}
+    )
     png_folder(d)
     hostile = png_folder(d / "h")
     os.symlink("/etc/passwd", hostile / "bee" / "x.png")
     hostile.rename(d / "hostile")
-    np.savez(d / "d.npz", x=np.arange(10 * 16, dtype=np.uint8).reshape(10, 4, 4), y=np.arange(10) % 2)
-    np.savez(d / "evil.npz", x=np.array([[[Payload(os.system, "true")]]] * 4, dtype=object), y=np.zeros(4))
+    np.savez(
+        d / "d.npz", x=np.arange(10 * 16, dtype=np.uint8).reshape(10, 4, 4), y=np.arange(10) % 2
+    )
+    np.savez(
+        d / "evil.npz",
+        x=np.array([[[Payload(os.system, "true")]]] * 4, dtype=object),
+        y=np.zeros(4),
+    )
     torch.save({"w": torch.ones(3)}, d / "w.pt")
     (d / "evil.pt").write_bytes(pickle.dumps({"w": Payload(os.system, f"touch {CANARY}")}))
     from safetensors.torch import save_file
@@ -657,9 +861,15 @@ def hostile_files(d):
     (d / "evil.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 8)
     run_checkpoint(d / "run")
     run_checkpoint(d / "run_evil", epoch=True)
-    np.savez_compressed(d / "f.npz", features=np.ones((2, 3), np.float32), labels=np.zeros(2, np.int64),
-                        split=np.zeros(2, np.int8), paths=np.array(["a", "b"]), thumbs=np.zeros((2, 2, 2, 3), np.uint8),
-                        meta=np.array("{}"))
+    np.savez_compressed(
+        d / "f.npz",
+        features=np.ones((2, 3), np.float32),
+        labels=np.zeros(2, np.int64),
+        split=np.zeros(2, np.int8),
+        paths=np.array(["a", "b"]),
+        thumbs=np.zeros((2, 2, 2, 3), np.uint8),
+        meta=np.array("{}"),
+    )
     np.savez(d / "evil.npz", features=np.array([Payload(os.system, "true")], dtype=object))
 
 
@@ -672,8 +882,19 @@ def run_checkpoint(run, epoch=False):
     opt = make_optimizer(model, options)
     schedule = Schedule(opt, options, 1)
     schedule.step_count = 1
-    row = dict.fromkeys(("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
-                         "images_per_s"), 0.5) | {"epoch": True if epoch else 1}
+    row = dict.fromkeys(
+        (
+            "epoch",
+            "train_loss",
+            "train_acc",
+            "val_loss",
+            "val_acc",
+            "lr",
+            "seconds",
+            "images_per_s",
+        ),
+        0.5,
+    ) | {"epoch": True if epoch else 1}
     save_checkpoint(run / "checkpoint.pt", model, opt, schedule, options, [row])
 
 
@@ -689,9 +910,15 @@ def audit(tmp_path_factory):
     base = tmp_path_factory.mktemp("audit")
     for name in ("warm", "act"):
         hostile_files(base / name)
-    done = subprocess.run([sys.executable, "-c", AUDIT, str(base / "warm"), str(base / "act")], cwd=base,
-                          capture_output=True, text=True, timeout=600, check=False, env={**os.environ,
-                          "PYTHONPATH": str(ROOT / "tests")})
+    done = subprocess.run(
+        [sys.executable, "-c", AUDIT, str(base / "warm"), str(base / "act")],
+        cwd=base,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert not (base / CANARY).exists()
     return base / "act", json.loads(done.stdout.strip().splitlines()[-1])
@@ -706,15 +933,23 @@ def test_loading_runs_nothing_and_opens_only_what_it_was_pointed_at(audit, kind)
     import sklearn
 
     allowed = (str(act),) + ((os.path.dirname(sklearn.__file__),) if kind == "digits" else ())
-    opened = [args for e, args in events[kind] if e == "open" and not re.match(r"\(\d+, ", args)]  # not fdopen
-    assert opened and [a for a in opened if not a.startswith(tuple(f"('{p}" for p in allowed))] == []
+    opened = [
+        args for e, args in events[kind] if e == "open" and not re.match(r"\(\d+, ", args)
+    ]  # not fdopen
+    assert (
+        opened and [a for a in opened if not a.startswith(tuple(f"('{p}" for p in allowed))] == []
+    )
     assert [e for e, _ in events[kind] if e not in ("open", "os.listdir", "os.scandir")] == []
 
 
 def test_the_audit_sees_an_import_and_a_process(audit):
     _, events = audit
     seen = {e for e, _ in events["sanity"]}
-    assert {"import", "exec", "os.system"} <= seen  # a module's import is `import`, then its code's `exec`
+    assert {
+        "import",
+        "exec",
+        "os.system",
+    } <= seen  # a module's import is `import`, then its code's `exec`
 
 
 # ---------------------------------------------------------------------------------------------
@@ -742,17 +977,34 @@ def cifar_payload(tmp_path):
     return f"cifar10:{write_cifar(tmp_path / 'c', cifar_batch() | {b'data': Payload(os.system, 'touch ' + CANARY)})}"
 
 
-@pytest.mark.parametrize("make, said", [
-    (bomb_folder, "is too large to read: its header declares more pixels than even PIL allows"),
-    (fifo_folder, "is a FIFO (named pipe), not an image file"),
-    (no_channels, "is float64 with shape [8, 0, 8, 8]"),
-    (cifar_payload, "is not a CIFAR-10 python batch (UnpicklingError: `posix.system` is not allowed"),
-])
+@pytest.mark.parametrize(
+    "make, said",
+    [
+        (bomb_folder, "is too large to read: its header declares more pixels than even PIL allows"),
+        (fifo_folder, "is a FIFO (named pipe), not an image file"),
+        (no_channels, "is float64 with shape [8, 0, 8, 8]"),
+        (
+            cifar_payload,
+            "is not a CIFAR-10 python batch (UnpicklingError: `posix.system` is not allowed",
+        ),
+    ],
+)
 def test_train_refuses_hostile_data_with_one_error_line(tmp_path, monkeypatch, capsys, make, said):
     monkeypatch.chdir(tmp_path)
     spec = make(tmp_path)
-    code, _, err = run_cli(["train", tiny_net(tmp_path, "[3, 8, 8]"), "--data", spec, "--epochs", "1",
-                            "--out", tmp_path / "run"], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            tiny_net(tmp_path, "[3, 8, 8]"),
+            "--data",
+            spec,
+            "--epochs",
+            "1",
+            "--out",
+            tmp_path / "run",
+        ],
+        capsys,
+    )
     assert code == 1 and said in err
     assert [line for line in err.splitlines() if line.startswith("error")] == [err.splitlines()[0]]
     assert not (tmp_path / CANARY).exists() and not (tmp_path / "run" / "checkpoint.pt").exists()
@@ -761,12 +1013,18 @@ def test_train_refuses_hostile_data_with_one_error_line(tmp_path, monkeypatch, c
 def test_train_resume_from_a_foreign_checkpoint_is_exit_1(tmp_path, capsys):
     net = tiny_net(tmp_path, classes=10)
     (tmp_path / "run").mkdir()
-    torch.save(cnnc_load(net).state_dict(), tmp_path / "run" / "checkpoint.pt")  # model.pt, not a checkpoint
-    code, _, err = run_cli(["train", net, "--data", "digits", "--epochs", "1", "--out", tmp_path / "run",
-                            "--resume"], capsys)
+    torch.save(
+        cnnc_load(net).state_dict(), tmp_path / "run" / "checkpoint.pt"
+    )  # model.pt, not a checkpoint
+    code, _, err = run_cli(
+        ["train", net, "--data", "digits", "--epochs", "1", "--out", tmp_path / "run", "--resume"],
+        capsys,
+    )
     assert code == 1
-    assert err.splitlines()[-3].startswith(f"error[E0603]: --resume: `{tmp_path / 'run' / 'checkpoint.pt'}` is not "
-                                           "a checkpoint of this run: it lacks the fields `cnnc train` writes")
+    assert err.splitlines()[-3].startswith(
+        f"error[E0603]: --resume: `{tmp_path / 'run' / 'checkpoint.pt'}` is not "
+        "a checkpoint of this run: it lacks the fields `cnnc train` writes"
+    )
 
 
 def cnnc_load(path):
@@ -784,8 +1042,16 @@ def test_a_short_data_fuzz_run_finds_no_bug(tmp_path):
     sys.path.insert(0, str(ROOT / "fuzz"))
     import run as fuzz_run
 
-    counts = fuzz_run.fuzz(seconds=600, workers=1, seed=3, out=tmp_path, timeout=30.0, memory_mb=800.0, limit=16,
-                           data_share=1.0)
+    counts = fuzz_run.fuzz(
+        seconds=600,
+        workers=1,
+        seed=3,
+        out=tmp_path,
+        timeout=30.0,
+        memory_mb=800.0,
+        limit=16,
+        data_share=1.0,
+    )
     saved = sorted(p.read_text() for p in (tmp_path / "bugs").glob("*.txt"))
     assert {k: n for k, n in counts.items() if k.startswith("bug")} == {}, "".join(saved[:10])
     assert counts["rejected"] > 0 and counts["trained"] > 0 and counts.total() == 16

@@ -47,10 +47,18 @@ def test_a_new_head_and_a_frozen_trunk_against_torchvision(program):
     torch = pytest.importorskip("torch")
     reference = tv.resnet18()
     reference.fc = torch.nn.Linear(512, 37)
-    frozen = sum(p.numel() for name, p in reference.named_parameters() if not name.startswith(("layer4", "fc")))
+    frozen = sum(
+        p.numel()
+        for name, p in reference.named_parameters()
+        if not name.startswith(("layer4", "fc"))
+    )
     s = summary(program, "pets")
     assert s["params"] == sum(p.numel() for p in reference.parameters()) == 11_195_493
-    assert (s["frozen_params"], s["trainable_params"]) == (frozen, 11_195_493 - frozen) == (2_782_784, 8_412_709)
+    assert (
+        (s["frozen_params"], s["trainable_params"])
+        == (frozen, 11_195_493 - frozen)
+        == (2_782_784, 8_412_709)
+    )
     assert s["output"] == [37]
     model = cnnc.load(program, network="pets")
     assert model.state_dict().keys() == reference.state_dict().keys()
@@ -61,14 +69,20 @@ def test_cut_after_a_label_ends_the_network_there(program):
     s = summary(program, "trunk")
     assert s["output"] == [512, 7, 7] and s["params"] == 11_689_512 - 513_000
     assert s["layers"][-1]["name"].startswith("layer4.1")
-    assert summary(program, "pets_trunk")["frozen_params"] == 2_782_784  # the parent's freeze is kept
+    assert (
+        summary(program, "pets_trunk")["frozen_params"] == 2_782_784
+    )  # the parent's freeze is kept
 
 
 def test_replacing_a_block_and_a_stage_rechecks_the_shapes(program):
     s = summary(program, "light")
     names = [row["name"] for row in s["layers"]]
     assert not any(n.startswith("layer4.1.") for n in names)
-    assert "layer3.0" in names and "layer3.1" in names and not any(n.startswith("layer3.0.") for n in names)
+    assert (
+        "layer3.0" in names
+        and "layer3.1" in names
+        and not any(n.startswith("layer3.0.") for n in names)
+    )
     assert s["output"] == [1000]
     assert s["frozen_params"] == 64 * 3 * 49 + 2 * 64 + 2 * (64 * 64 * 9 + 2 * 64)
 

@@ -44,9 +44,22 @@ def caret_row(output: str) -> tuple[str, str]:
 
 
 def test_escape_table():
-    cases = {"\x1b": "\\x1b", "\x00": "\\x00", "\x07": "\\x07", "\r": "\\x0d", "\x7f": "\\x7f",
-             "\x9b": "\\x9b", "\u202e": "\\u202e", "\u2066": "\\u2066", "\u200b": "\\u200b",
-             "\ud800": "\\ud800", "\u2028": "\\u2028", "\U000e0001": "\\U000e0001", "é": "é", "宽": "宽"}
+    cases = {
+        "\x1b": "\\x1b",
+        "\x00": "\\x00",
+        "\x07": "\\x07",
+        "\r": "\\x0d",
+        "\x7f": "\\x7f",
+        "\x9b": "\\x9b",
+        "\u202e": "\\u202e",
+        "\u2066": "\\u2066",
+        "\u200b": "\\u200b",
+        "\ud800": "\\ud800",
+        "\u2028": "\\u2028",
+        "\U000e0001": "\\U000e0001",
+        "é": "é",
+        "宽": "宽",
+    }
     assert {ch: escape_char(ch) for ch in cases} == cases
 
 
@@ -127,7 +140,10 @@ def test_escapes_widen_the_row_and_the_caret_follows():
 
 def test_cr_only_line_endings_place_the_caret():
     out = render([diag("network N {\r    input [3, 8, 8]\r    return in -> Bogus\r}\r", 49, 54)])
-    assert "--> t.cnn:3:18" in out and caret_row(out) == ("    return in -> Bogus", " " * 17 + "^^^^^ here")
+    assert "--> t.cnn:3:18" in out and caret_row(out) == (
+        "    return in -> Bogus",
+        " " * 17 + "^^^^^ here",
+    )
 
 
 LINE_CHARS = st.sampled_from("ab =()->\t\x1b\x00\u202e\x7f\x9b")
@@ -150,9 +166,16 @@ def test_the_caret_is_always_under_the_marked_character(line, data):
 
 def test_cnnc_error_stringifies_as_the_cli_renders_it():
     src = SourceFile("m.cnn", "network N {\n    return in -> Bogus\n}\n")
-    exc = CnncError(error("E0201", "unknown op or block `Bogus`", Span(src, 29, 34), "not defined here",
-                          helps=("a similar name exists: `BatchNorm`",)),
-                    error("E0202", "no file `x`", None))
+    exc = CnncError(
+        error(
+            "E0201",
+            "unknown op or block `Bogus`",
+            Span(src, 29, 34),
+            "not defined here",
+            helps=("a similar name exists: `BatchNorm`",),
+        ),
+        error("E0202", "no file `x`", None),
+    )
     assert str(exc) == (
         "error[E0202]: no file `x`\n"
         "error[E0201]: unknown op or block `Bogus`\n"
@@ -169,8 +192,13 @@ def test_cnnc_error_stringifies_as_the_cli_renders_it():
 
 
 def test_concise_keeps_the_help_lines_indented_below():
-    d = diag("x = Bogus\n", 4, 9, message="unknown op `Bogus`", helps=("a similar name exists: `BatchNorm`",
-                                                                      "one\ntwo"))
+    d = diag(
+        "x = Bogus\n",
+        4,
+        9,
+        message="unknown op `Bogus`",
+        helps=("a similar name exists: `BatchNorm`", "one\ntwo"),
+    )
     assert render([d], style="concise").splitlines() == [
         "t.cnn:1:5: error[E0201]: unknown op `Bogus`",
         "  help: a similar name exists: `BatchNorm`",
@@ -182,6 +210,8 @@ def test_concise_keeps_the_help_lines_indented_below():
 
 def test_secondary_labels_share_the_cut_of_a_long_line():
     src = SourceFile("t.cnn", "a" * 400 + "(x + y)" + "b" * 400 + "\n")
-    d = error("E0301", "m", Span(src, 403, 404), "plus", secondary=(Label(Span(src, 401, 402), "left"),))
+    d = error(
+        "E0301", "m", Span(src, 403, 404), "plus", secondary=(Label(Span(src, 401, 402), "left"),)
+    )
     shown, marks = caret_row(render([d]))
     assert shown[marks.index("^")] == "+" and shown[marks.index("-")] == "x"

@@ -19,7 +19,10 @@ from conftest import ROOT, run_cli
 from test_layers import RULES, Rule
 
 GUIDES = (ROOT / "docs" / "ARCHITECTURE.md", ROOT / "CONTRIBUTING.md")
-BEGIN, END = "<!-- imports: begin (generated from tests/test_layers.py) -->", "<!-- imports: end -->"
+BEGIN, END = (
+    "<!-- imports: begin (generated from tests/test_layers.py) -->",
+    "<!-- imports: end -->",
+)
 TICKED = re.compile(r"`([^`\n]+)`")
 DOTTED = re.compile(r"cnnc(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
@@ -39,8 +42,10 @@ def _row(name: str, rule: Rule) -> str:
 
 def import_table() -> str:
     """The guide's table: one row per entry of RULES, in RULES's order (rooms in pipeline order)."""
-    head = ["| module or room | may import (and what is under it) | except | heavy packages |",
-            "| --- | --- | --- | --- |"]
+    head = [
+        "| module or room | may import (and what is under it) | except | heavy packages |",
+        "| --- | --- | --- | --- |",
+    ]
     return "\n".join(head + [_row(name, rule) for name, rule in RULES.items()])
 
 
@@ -55,14 +60,18 @@ def test_the_import_table_is_the_one_the_tests_enforce(bless):
         return
     assert table.strip() == import_table(), (
         "docs/ARCHITECTURE.md's import table differs from RULES in tests/test_layers.py: "
-        "run `pytest tests/test_docs.py --bless` and review the diff")
+        "run `pytest tests/test_docs.py --bless` and review the diff"
+    )
 
 
 def test_the_table_has_a_row_per_rule_with_its_imports():
     table = import_table()
     assert len(table.splitlines()) == 2 + len(RULES)
     assert "| `cnnc.dsl.safefs` | nothing of cnnc's | — | — |" in table
-    assert "| `cnnc.cli` | `cnnc`, `cnnc.api`, `cnnc.commands`, `cnnc.dsl` | — | any, inside functions only |" in table
+    assert (
+        "| `cnnc.cli` | `cnnc`, `cnnc.api`, `cnnc.commands`, `cnnc.dsl` | — | any, inside functions only |"
+        in table
+    )
 
 
 # -- the names the guides give exist ---------------------------------------------------------------
@@ -112,7 +121,9 @@ def resolves(dotted: str) -> bool:
 
 @pytest.mark.parametrize("guide", GUIDES, ids=lambda p: p.name)
 def test_every_file_a_guide_names_exists(guide):
-    missing = sorted(p for p in named_paths(guide.read_text(encoding="utf-8")) if not (ROOT / p).exists())
+    missing = sorted(
+        p for p in named_paths(guide.read_text(encoding="utf-8")) if not (ROOT / p).exists()
+    )
     assert not missing, f"{guide.name} names files that do not exist: {missing}"
 
 
@@ -123,11 +134,19 @@ def test_every_module_and_function_a_guide_names_exists(guide):
 
 
 def test_the_name_checks_see_names_and_catch_a_wrong_one():
-    text = ("`dsl/safefs.py` `compiler/lower/` `cnnc.api.load` `cnnc.load(RUN)` `cnnc summary` "
-            "`best.cnn` `cnnc.search.driver.no_such_function` `dsl/no_such.py`")
+    text = (
+        "`dsl/safefs.py` `compiler/lower/` `cnnc.api.load` `cnnc.load(RUN)` `cnnc summary` "
+        "`best.cnn` `cnnc.search.driver.no_such_function` `dsl/no_such.py`"
+    )
     assert named_paths(text) == {"dsl/safefs.py", "compiler/lower/", "dsl/no_such.py"}
-    assert named_objects(text) == {"cnnc.api.load", "cnnc.load", "cnnc.search.driver.no_such_function"}
-    assert [resolves(n) for n in ("cnnc.api.load", "cnnc.load", "cnnc.compiler.ops.REGISTRY")] == [True] * 3
+    assert named_objects(text) == {
+        "cnnc.api.load",
+        "cnnc.load",
+        "cnnc.search.driver.no_such_function",
+    }
+    assert [resolves(n) for n in ("cnnc.api.load", "cnnc.load", "cnnc.compiler.ops.REGISTRY")] == [
+        True
+    ] * 3
     assert not resolves("cnnc.search.driver.no_such_function")
     assert not resolves("cnnc.no_such_room.load")
     assert not (ROOT / "dsl/no_such.py").exists()
@@ -149,4 +168,6 @@ def test_every_command_is_described(capsys):
     assert {"check", "summary", "search", "train"} <= set(commands)
     text = GUIDES[0].read_text(encoding="utf-8") + (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [c for c in commands if not re.search(rf"cnnc {re.escape(c)}(?![\w-])", text)]
-    assert not missing, f"commands mentioned in neither docs/ARCHITECTURE.md nor README.md: {missing}"
+    assert not missing, (
+        f"commands mentioned in neither docs/ARCHITECTURE.md nor README.md: {missing}"
+    )

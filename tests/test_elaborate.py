@@ -22,23 +22,54 @@ def codes(text: str) -> list[str]:
 
 def test_labels_name_layers_and_unlabelled_ops_take_their_op_name():
     assert names(net("return in -> conv1: Conv(8, 3) -> ReLU -> ReLU -> MaxPool(2)")) == [
-        "input", "conv1", "relu", "relu_1", "maxpool"]
+        "input",
+        "conv1",
+        "relu",
+        "relu_1",
+        "maxpool",
+    ]
 
 
 def test_sequences_number_their_members_like_nn_sequential():
-    text = net("return in -> features: (Conv(8, 3) -> ReLU -> (Conv(8, 3) -> ReLU) -> last: MaxPool(2))")
-    assert names(text) == ["input", "features.0", "features.1", "features.2", "features.3", "features.last"]
+    text = net(
+        "return in -> features: (Conv(8, 3) -> ReLU -> (Conv(8, 3) -> ReLU) -> last: MaxPool(2))"
+    )
+    assert names(text) == [
+        "input",
+        "features.0",
+        "features.1",
+        "features.2",
+        "features.3",
+        "features.last",
+    ]
 
 
 def test_list_of_layers_with_bare_ops_is_a_sequence():
-    assert names(net("return in -> f: [Conv(8, 3), ReLU, MaxPool(2)]")) == ["input", "f.0", "f.1", "f.2"]
+    assert names(net("return in -> f: [Conv(8, 3), ReLU, MaxPool(2)]")) == [
+        "input",
+        "f.0",
+        "f.1",
+        "f.2",
+    ]
 
 
 def test_block_instances_scope_their_layers():
-    defs = "block B(w, stride = 1) { return in -> conv: Conv(w, 3, stride = stride, pad = 1) -> ReLU }"
-    text = net("return in -> layer1: [B(8, stride = if i == 0 then 2 else 1) for i in range(2)] -> B(8)", defs=defs)
-    assert names(text) == ["input", "layer1.0.conv", "layer1.0.relu", "layer1.1.conv", "layer1.1.relu",
-                           "b.conv", "b.relu"]
+    defs = (
+        "block B(w, stride = 1) { return in -> conv: Conv(w, 3, stride = stride, pad = 1) -> ReLU }"
+    )
+    text = net(
+        "return in -> layer1: [B(8, stride = if i == 0 then 2 else 1) for i in range(2)] -> B(8)",
+        defs=defs,
+    )
+    assert names(text) == [
+        "input",
+        "layer1.0.conv",
+        "layer1.0.relu",
+        "layer1.1.conv",
+        "layer1.1.relu",
+        "b.conv",
+        "b.relu",
+    ]
     g = graph("t.cnn", text=text)
     assert g.scopes[("layer1", "0")].title == "B(8, stride = 2)"
     assert g.scopes[("layer1",)].kind == "seq"
@@ -46,8 +77,10 @@ def test_block_instances_scope_their_layers():
 
 def test_unlabelled_merge_adds_no_path_level():
     defs = "block L(g) { return in -> conv: Conv(g, 3, pad = 1) }"
-    text = net("return in -> block1: [concat(Identity, label(\"layer\" + str(i + 1), L(4))) for i in range(2)]",
-               defs=defs)
+    text = net(
+        'return in -> block1: [concat(Identity, label("layer" + str(i + 1), L(4))) for i in range(2)]',
+        defs=defs,
+    )
     g = graph("t.cnn", text=text)
     assert "block1.layer2.conv" in [n.name for n in g.nodes_in_order()]
     assert g.output_type.shape == (3 + 4 + 4, 32, 32)
@@ -96,31 +129,39 @@ def test_independent_errors_are_all_reported_once():
 
 
 def test_error_node_poisons_downstream_silently():
-    result = elaborate_file("t.cnn", text=net("return in -> a: Conv(8, 3, groups = 3) -> b: Conv(8, 3) -> Flatten -> c: Linear(2)"))
+    result = elaborate_file(
+        "t.cnn",
+        text=net(
+            "return in -> a: Conv(8, 3, groups = 3) -> b: Conv(8, 3) -> Flatten -> c: Linear(2)"
+        ),
+    )
     failing = [n for n in result.graph.nodes_in_order() if n.error]
     assert [n.name for n in failing] == ["a"]
     assert [d.code for d in result.diagnostics] == ["E0305"]
 
 
-@pytest.mark.parametrize("body, code", [
-    ("return in -> Conv(8, 3, stride = 0)", "E0405"),
-    ("return in -> Conv(8, 3, bias = 1)", "E0404"),
-    ("return in -> Conv(8.0, 3)", "E0404"),
-    ("return in -> Conv(8, 3, stride = [1, 2, 3])", "E0404"),
-    ("return in -> Conv(8, 3, kernel = 3)", "E0401"),
-    ("return in -> Conv(8)", "E0402"),
-    ("return in -> 3", "E0404"),
-    ("return 1 + [1]", "E0404"),
-    ("return in -> Conv(range(10)[20], 1)", "E0407"),
-    ("return in -> Conv(8 // 0, 1)", "E0406"),
-    ("return in -> Conv(8, 2, stride = 2, pad = same)", "E0405"),
-    ("return in -> Conv(8, 64)", "E0303"),
-    ("return in -> Flatten -> Conv(8, 1)", "E0304"),
-    ("return in -> Flatten -> MaxPool(2)", "E0304"),
-    ("return (in -> Conv(8, 1)) + (in -> Conv(4, 1))", "E0301"),
-    ("return in -> [Conv(3, 1) for i in range(300000)]", "E0701"),
-    ("return in -> Conv(sqrt(-1), 1)", "E0405"),
-])
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ("return in -> Conv(8, 3, stride = 0)", "E0405"),
+        ("return in -> Conv(8, 3, bias = 1)", "E0404"),
+        ("return in -> Conv(8.0, 3)", "E0404"),
+        ("return in -> Conv(8, 3, stride = [1, 2, 3])", "E0404"),
+        ("return in -> Conv(8, 3, kernel = 3)", "E0401"),
+        ("return in -> Conv(8)", "E0402"),
+        ("return in -> 3", "E0404"),
+        ("return 1 + [1]", "E0404"),
+        ("return in -> Conv(range(10)[20], 1)", "E0407"),
+        ("return in -> Conv(8 // 0, 1)", "E0406"),
+        ("return in -> Conv(8, 2, stride = 2, pad = same)", "E0405"),
+        ("return in -> Conv(8, 64)", "E0303"),
+        ("return in -> Flatten -> Conv(8, 1)", "E0304"),
+        ("return in -> Flatten -> MaxPool(2)", "E0304"),
+        ("return (in -> Conv(8, 1)) + (in -> Conv(4, 1))", "E0301"),
+        ("return in -> [Conv(3, 1) for i in range(300000)]", "E0701"),
+        ("return in -> Conv(sqrt(-1), 1)", "E0405"),
+    ],
+)
 def test_errors(body, code):
     assert codes(net(body)) == [code]
 
@@ -131,7 +172,7 @@ def test_recursion_and_self_reference():
 
 
 def test_choice_needs_a_decider_and_takes_one():
-    text = net("return in -> Conv(choice(4, 8, name = \"w\"), 1) -> Conv(choice(range(1, 4)), 1)")
+    text = net('return in -> Conv(choice(4, 8, name = "w"), 1) -> Conv(choice(range(1, 4)), 1)')
     assert codes(text) == ["E0501"]
 
     class Last:
@@ -158,8 +199,10 @@ def test_input_override():
 
 def test_graph_prints_one_line_per_node_and_lints():
     g = graph("t.cnn", text=net("return in -> c: Conv(8, 3, stride = 2, pad = 1)"))
-    assert str(g).splitlines()[1] == ("%1 c = Conv(%0, out_channels=8, kernel_size=3, stride=2, padding=1, "
-                                      "dilation=1, groups=1, bias=true, in_channels=3) : [8, 16, 16]")
+    assert str(g).splitlines()[1] == (
+        "%1 c = Conv(%0, out_channels=8, kernel_size=3, stride=2, padding=1, "
+        "dilation=1, groups=1, bias=true, in_channels=3) : [8, 16, 16]"
+    )
     assert g.lint() == []
 
 
@@ -167,10 +210,19 @@ def test_block_alias_fixes_some_arguments():
     defs = """block Unit(c, k = 3, act = ReLU) { return in -> conv: Conv(c, k, pad = same) -> act }
     block Unit5 = Unit(k = 5)
     block Wide = Unit5(64)"""
-    g = graph("t.cnn", text=net("return in -> a: Unit5(8) -> b: Unit5(8, k = 7) -> c: Wide -> Unit5(4)", defs=defs))
+    g = graph(
+        "t.cnn",
+        text=net(
+            "return in -> a: Unit5(8) -> b: Unit5(8, k = 7) -> c: Wide -> Unit5(4)", defs=defs
+        ),
+    )
     convs = [n for n in g.nodes_in_order() if n.op == "Conv"]
     assert [(n.name, n.args["kernel_size"], n.args["out_channels"]) for n in convs] == [
-        ("a.conv", (5, 5), 8), ("b.conv", (7, 7), 8), ("c.conv", (5, 5), 64), ("unit.conv", (5, 5), 4)]
+        ("a.conv", (5, 5), 8),
+        ("b.conv", (7, 7), 8),
+        ("c.conv", (5, 5), 64),
+        ("unit.conv", (5, 5), 4),
+    ]
     assert g.scopes[("b",)].title == "Unit(8, k = 7)"  # what the call gave, defaults left out
 
 
@@ -178,7 +230,9 @@ def test_block_alias_errors():
     defs = "block U(c) { return in -> Conv(c, 1) }\nblock V = U(nope = 3)"
     assert codes(net("return in -> V", defs=defs)) == ["E0401"]
     assert codes(net("return in -> W", defs="block W = 7")) == ["E0404"]
-    assert codes(net("return in -> X(1)", defs="block U(c) { return in -> Conv(c, 1) }\nblock X = U(4)")) == ["E0403"]
+    assert codes(
+        net("return in -> X(1)", defs="block U(c) { return in -> Conv(c, 1) }\nblock X = U(4)")
+    ) == ["E0403"]
 
 
 def test_numbering_resumes_and_skips_names_taken_by_labels():
@@ -190,8 +244,10 @@ def test_two_unlabelled_sequences_in_one_scope_number_on():
     """`0_1` could name no module: the second sequence's members continue the numbering."""
     from cnnc import api
 
-    text = ("network n {\n    input [4, 8, 8]\n"
-            "    return in -> [Conv(4, 1) for i in range(3)] -> [BatchNorm for i in range(2)]\n}\n")
+    text = (
+        "network n {\n    input [4, 8, 8]\n"
+        "    return in -> [Conv(4, 1) for i in range(3)] -> [BatchNorm for i in range(2)]\n}\n"
+    )
     names = [node.name for node in api.graph("n.cnn", text=text).nodes_in_order()]
     assert names == ["input", "0", "1", "2", "3", "4"]
 

@@ -18,8 +18,9 @@ print("CPUExecutionProvider" in onnxruntime.get_available_providers())
 
 
 def test_torch_torchvision_timm_and_onnxruntime_import_together():
-    done = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=300,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", CODE], capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     # the second box overlaps the first by 81 % and goes; torchvision's compiled nms ran
     assert done.stdout.split("\n") == ["True", "[0, 2]", "1000", "True", ""]

@@ -22,22 +22,34 @@ from cnnc.commands import extras
 def cli_without(modules: tuple[str, ...], args: list[str], cwd, before: str = ""):
     """`cnnc ARGS` in a fresh interpreter where `modules` cannot be imported, run in `cwd` (its
     home too, for the caches)."""
-    code = "\n".join([
-        "import sys",
-        *(f"sys.modules[{m!r}] = None" for m in modules),
-        before,
-        "from cnnc.cli import main",
-        f"sys.exit(main({args!r}))",
-    ])
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "HOME": str(cwd)},
-                          timeout=300, check=False)
+    code = "\n".join(
+        [
+            "import sys",
+            *(f"sys.modules[{m!r}] = None" for m in modules),
+            before,
+            "from cnnc.cli import main",
+            f"sys.exit(main({args!r}))",
+        ]
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "HOME": str(cwd)},
+        timeout=300,
+        check=False,
+    )
 
 
 def expect_missing(done, purpose: str, module: str, extra: str) -> None:
-    assert (done.returncode, done.stderr) == (1, (
-        f"error: {purpose} needs the module `{module}`, which is not installed\n"
-        f"  = help: pip install 'cnnc[{extra}]'\n")), done.stderr
+    assert (done.returncode, done.stderr) == (
+        1,
+        (
+            f"error: {purpose} needs the module `{module}`, which is not installed\n"
+            f"  = help: pip install 'cnnc[{extra}]'\n"
+        ),
+    ), done.stderr
 
 
 def test_compile_to_onnx_without_the_onnx_extra(tmp_path):
@@ -86,7 +98,10 @@ def test_missing_from_follows_the_chain():
     except RuntimeError as exc:
         found = extras.missing_from(exc, "exporting")
     assert (found.module, found.extra, str(found)) == (
-        "onnxscript", "onnx", "exporting needs the module `onnxscript`, which is not installed")
+        "onnxscript",
+        "onnx",
+        "exporting needs the module `onnxscript`, which is not installed",
+    )
     assert extras.missing_from(ModuleNotFoundError("x", name="yaml")) is None  # not an extra's
     assert extras.missing_from(ValueError("no import here")) is None
 
@@ -109,6 +124,8 @@ def test_a_postgresql_url_uses_the_driver_of_the_postgres_extra():
     from cnnc.commands.files import check_storage
     from cnnc.search.storage import database_url
 
-    assert database_url("postgresql://search@db.lan/nas") == "postgresql+psycopg2://search@db.lan/nas"
+    assert (
+        database_url("postgresql://search@db.lan/nas") == "postgresql+psycopg2://search@db.lan/nas"
+    )
     assert database_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
     check_storage("postgresql://search@db.lan/nas")  # its driver is found; nothing is connected

@@ -31,86 +31,102 @@ CASES = {
         "block B() {\n"
         "    return in -> conv1: Conv(64, 3, stride = 2, pad = 1, bias = false) -> bn1: BatchNorm\n"
         "              -> relu: ReLU -> pool: MaxPool(2)\n"
-        "}\n"),
+        "}\n",
+    ),
     "the author's breaks are kept, re-aligned": (
         "block B {\n    return in -> a: Conv(8, 3)\n        -> b: ReLU -> c: Conv(8, 1)\n}\n"
         "x = [1, 2,\n 3]\n",
         "block B() {\n    return in -> a: Conv(8, 3)\n              -> b: ReLU -> c: Conv(8, 1)\n}\n\n"
-        "x = [1, 2,\n     3]\n"),
+        "x = [1, 2,\n     3]\n",
+    ),
     "a short program stays on one line": (
         "x = Conv( 64 ,3,stride=2 )\n",
-        "x = Conv(64, 3, stride = 2)\n"),
+        "x = Conv(64, 3, stride = 2)\n",
+    ),
     "arguments continue after their `(`": (
         "block B(a) {\n    return in -> conv_dw: Conv(in.channels, 3, stride = a, pad = 1,"
         " groups = in.channels, bias = false, dilation = 1)\n}\n",
         "block B(a) {\n"
         "    return in -> conv_dw: Conv(in.channels, 3, stride = a, pad = 1, groups = in.channels,\n"
         "                               bias = false, dilation = 1)\n"
-        "}\n"),
+        "}\n",
+    ),
     "arguments hang when their column leaves too little room": (
-        'x = some_function_with_a_very_long_name_indeed(another_function_name_that_is_long('
+        "x = some_function_with_a_very_long_name_indeed(another_function_name_that_is_long("
         '"a string that is rather long to fit"), 2)\n',
         "x = some_function_with_a_very_long_name_indeed(\n"
         '    another_function_name_that_is_long("a string that is rather long to fit"),\n'
         "    2,\n"
-        ")\n"),
+        ")\n",
+    ),
     "a long list is packed row by row": (
         "rows = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1],"
         " [6, 160, 3, 2],\n        [6, 320, 1, 1]]\n",
         "rows = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2],\n"
-        "        [6, 320, 1, 1]]\n"),
+        "        [6, 320, 1, 1]]\n",
+    ),
     "long arithmetic breaks before its operator": (
         "total = first_stage_width * expansion_factor + second_stage_width * expansion_factor"
         " + third_stage_width * expansion_factor\n",
         "total = first_stage_width * expansion_factor + second_stage_width * expansion_factor\n"
-        "        + third_stage_width * expansion_factor\n"),
+        "        + third_stage_width * expansion_factor\n",
+    ),
     "parameters continue after their `(`": (
         "network RegNet(depths, widths, group_width, bottleneck = 1.0, se_ratio = 0.25, stem = 32,"
         " classes = 1000) {\n    input [3, 224, 224]\n    return in\n}\n",
         "network RegNet(depths, widths, group_width, bottleneck = 1.0, se_ratio = 0.25, stem = 32,\n"
-        "               classes = 1000) {\n    input [3, 224, 224]\n    return in\n}\n"),
+        "               classes = 1000) {\n    input [3, 224, 224]\n    return in\n}\n",
+    ),
     "a trailing comment counts in the width": (
         "block B {\n    return in -> conv1: Conv(64, 3, stride = 2, pad = 1, bias = false)"
         " -> bn1: BatchNorm -> ReLU  # the stem: [64, 16, 16]\n}\n",
         "block B() {\n"
         "    return in -> conv1: Conv(64, 3, stride = 2, pad = 1, bias = false) -> bn1: BatchNorm\n"
         "              -> ReLU  # the stem: [64, 16, 16]\n"
-        "}\n"),
+        "}\n",
+    ),
     "a column of comments stays a column": (
         "block B {\n    return in -> Conv(8, 3)      # [8, 30, 30]\n"
         "              -> MaxPool(2)      # [8, 15, 15]\n}\n",
         "block B() {\n    return in -> Conv(8, 3)      # [8, 30, 30]\n"
-        "              -> MaxPool(2)      # [8, 15, 15]\n}\n"),
+        "              -> MaxPool(2)      # [8, 15, 15]\n}\n",
+    ),
     "a `#` in a string is no comment": (
         'x = f("#1", "say \\"#\\"")  # a real one\n',
-        'x = f("#1", "say \\"#\\"")  # a real one\n'),
+        'x = f("#1", "say \\"#\\"")  # a real one\n',
+    ),
     "a comment between arguments keeps its line": (
         "y = f(a = 1, # first\n  b = 2)\n",
-        "y = f(a = 1,  # first\n      b = 2)\n"),
+        "y = f(a = 1,  # first\n      b = 2)\n",
+    ),
     "a comment with no room left moves in to two spaces": (
         "x = Conv(8, 3)" + " " * 80 + "# far out\n",
-        "x = Conv(8, 3)  # far out\n"),
+        "x = Conv(8, 3)  # far out\n",
+    ),
     "an `if` breaks before `then` and `else`; `else if` keeps the column": (
         "x = if stride != 1 or channels != width then in -> downsample: (Conv(width, 1, stride = stride)"
         " -> BatchNorm) else in\n"
-        "z = if v == \"M\" then MaxPool(2) else if batch_norm then Conv(v, 3, pad = 1) -> BatchNorm"
+        'z = if v == "M" then MaxPool(2) else if batch_norm then Conv(v, 3, pad = 1) -> BatchNorm'
         " -> ReLU else Conv(v, 3, pad = 1) -> ReLU\n",
         "x = if stride != 1 or channels != width\n"
         "    then in -> downsample: (Conv(width, 1, stride = stride) -> BatchNorm)\n"
         "    else in\n"
-        "z = if v == \"M\" then MaxPool(2)\n"
+        'z = if v == "M" then MaxPool(2)\n'
         "    else if batch_norm then (Conv(v, 3, pad = 1) -> BatchNorm -> ReLU)\n"
-        "    else Conv(v, 3, pad = 1) -> ReLU\n"),
+        "    else Conv(v, 3, pad = 1) -> ReLU\n",
+    ),
     "a chain in a one-line `if` and arithmetic in a chain get parentheses": (
         "y = if a then b -> c else d\nz = (x + y) -> ReLU\n",
-        "y = if a then (b -> c) else d\nz = (x + y) -> ReLU\n"),
+        "y = if a then (b -> c) else d\nz = (x + y) -> ReLU\n",
+    ),
     "a comprehension breaks before `for`": (
         "block stage(unit, width, n, stride, groups, base_width) {\n    return in -> [unit(width, stride ="
         " if i == 0 then stride else 1, groups = groups) for i in range(n)]\n}\n",
         "block stage(unit, width, n, stride, groups, base_width) {\n"
         "    return in -> [unit(width, stride = if i == 0 then stride else 1, groups = groups)\n"
         "                  for i in range(n)]\n"
-        "}\n"),
+        "}\n",
+    ),
 }
 
 
@@ -120,29 +136,35 @@ def test_layout(case):
     assert fmt(text) == expected
 
 
-@pytest.mark.parametrize(("written", "canonical", "value"), [
-    ('"é\\n"', '"é\\n"', "é\n"),  # escapes and non-ASCII in one string (was mojibake)
-    ("'say \"hi\"'", '"say \\"hi\\""', 'say "hi"'),
-    ('"\\x1b[31m\\u202e\\t\\\\"', '"\\x1b[31m\\u202e\\t\\\\"', "\x1b[31m\u202e\t\\"),
-    ('"\\U0001F600 \\0"', '"😀 \\0"', "😀 \0"),
-    ('"\u00a0"', '"\\xa0"', "\u00a0"),  # a raw no-break space is shown as an escape
-])
+@pytest.mark.parametrize(
+    ("written", "canonical", "value"),
+    [
+        ('"é\\n"', '"é\\n"', "é\n"),  # escapes and non-ASCII in one string (was mojibake)
+        ("'say \"hi\"'", '"say \\"hi\\""', 'say "hi"'),
+        ('"\\x1b[31m\\u202e\\t\\\\"', '"\\x1b[31m\\u202e\\t\\\\"', "\x1b[31m\u202e\t\\"),
+        ('"\\U0001F600 \\0"', '"😀 \\0"', "😀 \0"),
+        ('"\u00a0"', '"\\xa0"', "\u00a0"),  # a raw no-break space is shown as an escape
+    ],
+)
 def test_strings(written, canonical, value):
     module = parse_text(f"x = {written}\n")
     assert module.items[0].value.value == value
     assert fmt(f"x = {written}\n") == f"x = {canonical}\n"
 
 
-@pytest.mark.parametrize(("text", "code", "column"), [
-    ('x = "ab\\q"', "E0110", 8),
-    ('x = "\\ud800"', "E0111", 6),
-    ('x = "\\U00110000"', "E0111", 6),
-    ("x = " + "1" * 101, "E0112", 5),
-    ("x = 1e999", "E0113", 5),
-    ("x = 1e-999", "E0113", 5),
-    ('x = "\\x4"', "E0114", 6),
-    ('x = "\\u00g1"', "E0114", 6),
-])
+@pytest.mark.parametrize(
+    ("text", "code", "column"),
+    [
+        ('x = "ab\\q"', "E0110", 8),
+        ('x = "\\ud800"', "E0111", 6),
+        ('x = "\\U00110000"', "E0111", 6),
+        ("x = " + "1" * 101, "E0112", 5),
+        ("x = 1e999", "E0113", 5),
+        ("x = 1e-999", "E0113", 5),
+        ('x = "\\x4"', "E0114", 6),
+        ('x = "\\u00g1"', "E0114", 6),
+    ],
+)
 def test_literal_errors(text, code, column):
     with pytest.raises(CnncError) as exc:
         parse_text(text + "\n")

@@ -16,8 +16,16 @@ import run as fuzz_run
 
 @pytest.mark.parametrize("seed", [7])
 def test_short_fuzz_run_finds_no_bug(seed, tmp_path):
-    counts = fuzz_run.fuzz(seconds=600, workers=1, seed=seed, out=tmp_path, timeout=20.0, memory_mb=500.0,
-                           limit=300, deep_every=10)
+    counts = fuzz_run.fuzz(
+        seconds=600,
+        workers=1,
+        seed=seed,
+        out=tmp_path,
+        timeout=20.0,
+        memory_mb=500.0,
+        limit=300,
+        deep_every=10,
+    )
     assert counts.total() == 300
     bugs = {k: n for k, n in counts.items() if k.startswith("bug")}
     saved = sorted(p.read_text() for p in (tmp_path / "bugs").glob("*.txt"))

@@ -94,7 +94,12 @@ def test_cli_import_of_etc_passwd_prints_none_of_it(tree, capsys, monkeypatch):
     main = proj / "main.cnn"
     monkeypatch.setenv("CI_TOKEN", SECRET)
     first_line = Path("/etc/passwd").read_text().splitlines()[0]
-    for target in ("/etc/passwd", "to_passwd.cnn", "/proc/self/environ", "/proc/self/../self/environ"):
+    for target in (
+        "/etc/passwd",
+        "to_passwd.cnn",
+        "/proc/self/environ",
+        "/proc/self/../self/environ",
+    ):
         main.write_text(program(target))
         code, out, err = run_cli(["check", main], capsys)
         assert code == 1 and "error[E021" in err
@@ -107,7 +112,9 @@ def test_imports_inside_the_tree_and_the_zoo_are_allowed(tree):
     assert graph(proj / "main.cnn").output_type is not None
     (proj / "sub" / "up.cnn").write_text(program("../sub/ok.cnn"))  # `..` that stays inside is fine
     assert graph(proj / "sub" / "up.cnn").output_type is not None
-    zoo = 'import "families/resnet.cnn"\nnetwork N {\n    input [3, 8, 8]\n    return in -> ReLU\n}\n'
+    zoo = (
+        'import "families/resnet.cnn"\nnetwork N {\n    input [3, 8, 8]\n    return in -> ReLU\n}\n'
+    )
     (proj / "zoo_user.cnn").write_text(zoo)
     assert len(load_program(proj / "zoo_user.cnn").modules) == 2
 
@@ -184,8 +191,9 @@ def test_an_empty_file_is_e0107(tmp_path, capsys, text):
     f = tmp_path / "empty.cnn"
     f.write_text(text, encoding="utf-8")
     for command in ("check", "summary", "compile"):
-        code, _, err = run_cli([command, f, "--format", "concise"] if command == "check" else [command, f],
-                                 capsys)
+        code, _, err = run_cli(
+            [command, f, "--format", "concise"] if command == "check" else [command, f], capsys
+        )
         assert code == 1 and "E0107" in err, command
 
 
@@ -248,8 +256,10 @@ def test_a_chain_past_the_file_cap_stops_at_the_import_that_passes_it(tmp_path, 
     code, _, err = run_cli(["check", main, "--format", "concise"], capsys)
     assert code == 1
     last = imports.MAX_FILES - 1
-    assert err.splitlines()[0] == (f"{tmp_path / f'f{last}.cnn'}:1:1: error[E0710]: the program imports more "
-                                   f"than {imports.MAX_FILES} files")
+    assert err.splitlines()[0] == (
+        f"{tmp_path / f'f{last}.cnn'}:1:1: error[E0710]: the program imports more "
+        f"than {imports.MAX_FILES} files"
+    )
     assert err.count("error[") == 1
 
 
@@ -260,7 +270,9 @@ def test_thousands_of_imports_of_one_file_stop_at_the_cap(tmp_path):
     for i in range(imports.MAX_FILES + 10):
         (tmp_path / f"b{i}.cnn").write_text(f"block B{i} {{ return in -> ReLU }}\n")
     lines = [f'import "b{i % (imports.MAX_FILES + 10)}.cnn"' for i in range(5000)]
-    (tmp_path / "main.cnn").write_text("\n".join(lines) + "\nnetwork N { input [3, 8, 8] return in -> B0 }\n")
+    (tmp_path / "main.cnn").write_text(
+        "\n".join(lines) + "\nnetwork N { input [3, 8, 8] return in -> B0 }\n"
+    )
     with pytest.raises(CnncError) as caught:
         load_program(tmp_path / "main.cnn")
     (d,) = caught.value.diagnostics
@@ -273,9 +285,13 @@ def test_the_source_of_a_program_is_capped_in_all(tmp_path, monkeypatch):
     monkeypatch.setattr(imports, "MAX_PROGRAM_CHARS", 1000)
     filler = "# " + "x" * 400 + "\n"
     for name in ("a", "b", "c"):
-        (tmp_path / f"{name}.cnn").write_text(f"{filler}block {name.upper()} {{ return in -> ReLU }}\n")
-    (tmp_path / "main.cnn").write_text('import "a.cnn"\nimport "b.cnn"\nimport "c.cnn"\n'
-                                       "network N { input [3, 8, 8] return in -> A -> B -> C }\n")
+        (tmp_path / f"{name}.cnn").write_text(
+            f"{filler}block {name.upper()} {{ return in -> ReLU }}\n"
+        )
+    (tmp_path / "main.cnn").write_text(
+        'import "a.cnn"\nimport "b.cnn"\nimport "c.cnn"\n'
+        "network N { input [3, 8, 8] return in -> A -> B -> C }\n"
+    )
     with pytest.raises(CnncError) as caught:
         load_program(tmp_path / "main.cnn")
     (d,) = caught.value.diagnostics

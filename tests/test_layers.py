@@ -14,9 +14,16 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-PACKAGES = {"zoo": "cnnc.zoo", "dsl": "cnnc.dsl", "compiler": "cnnc.compiler", "search": "cnnc.search",
-            "cnnc": "cnnc"}
-HEAVY = frozenset({"torch", "lark", "networkx", "optuna", "graphviz", "sklearn", "matplotlib", "PIL", "numpy"})
+PACKAGES = {
+    "zoo": "cnnc.zoo",
+    "dsl": "cnnc.dsl",
+    "compiler": "cnnc.compiler",
+    "search": "cnnc.search",
+    "cnnc": "cnnc",
+}
+HEAVY = frozenset(
+    {"torch", "lark", "networkx", "optuna", "graphviz", "sklearn", "matplotlib", "PIL", "numpy"}
+)
 
 
 @dataclass(frozen=True)
@@ -42,30 +49,65 @@ RULES = {
     "cnnc.dsl.safefs": Rule(()),  # writing and opening files in shared folders, for every layer
     "cnnc.dsl.source": Rule(("cnnc.dsl.records",)),
     "cnnc.dsl.diagnostics": Rule(("cnnc.dsl.records", "cnnc.dsl.source")),
-    "cnnc.dsl.syntax": Rule(("cnnc.dsl",), ("lark",)),  # lark for a text not parsed before (`dsl/parse.py`)
+    "cnnc.dsl.syntax": Rule(
+        ("cnnc.dsl",), ("lark",)
+    ),  # lark for a text not parsed before (`dsl/parse.py`)
     "cnnc.dsl.programs": Rule(("cnnc.dsl", "cnnc.zoo")),  # a model named by its zoo name
     # the elaborator and its helpers; the compiler's upper rooms build on its graph, never the reverse
     "cnnc.compiler": Rule(("cnnc.compiler", "cnnc.dsl"), never=_COMPILER_UPPER),
     # the elaborator: its modules build on `state`, the leaf, which imports none of them
     "cnnc.compiler.elaborate": Rule(("cnnc.compiler", "cnnc.dsl"), never=_COMPILER_UPPER),
-    "cnnc.compiler.elaborate.state": Rule(("cnnc.compiler", "cnnc.dsl"),
-                                          never=_COMPILER_UPPER + ("cnnc.compiler.elaborate",)),
+    "cnnc.compiler.elaborate.state": Rule(
+        ("cnnc.compiler", "cnnc.dsl"), never=_COMPILER_UPPER + ("cnnc.compiler.elaborate",)
+    ),
     # the smallest input a network accepts, for `elaborate_file` (the API and the commands alike)
     "cnnc.compiler.hints": Rule(("cnnc.compiler.elaborate", "cnnc.dsl.records")),
     "cnnc.compiler.types": Rule(("cnnc.dsl.records", "cnnc.dsl.source", "cnnc.dsl.diagnostics")),
-    "cnnc.compiler.ir": Rule(("cnnc.dsl.records", "cnnc.dsl.source", "cnnc.dsl.diagnostics", "cnnc.compiler.ops",
-                              "cnnc.compiler.types"), ("networkx",)),
-    "cnnc.compiler.ops": Rule(("cnnc.compiler.ops", "cnnc.compiler.types", "cnnc.dsl.records", "cnnc.dsl.source",
-                               "cnnc.dsl.diagnostics", "cnnc.dsl.literals")),
-    "cnnc.compiler.analysis": Rule(("cnnc.compiler.analysis", "cnnc.compiler.ir", "cnnc.compiler.ops",
-                                    "cnnc.compiler.types", "cnnc.dsl.records")),
-    "cnnc.compiler.lower": Rule(("cnnc.compiler", "cnnc.dsl.diagnostics", "cnnc.dsl.source", "cnnc.dsl.safefs"),
-                                ("torch",),
-                                never=("cnnc.compiler.render",)),
-    "cnnc.compiler.render": Rule(("cnnc.compiler", "cnnc.dsl.diagnostics", "cnnc.dsl.records", "cnnc.dsl.source",
-                                  "cnnc.dsl.safefs"),
-                                 ("graphviz",),
-                                 never=("cnnc.compiler.lower",)),
+    "cnnc.compiler.ir": Rule(
+        (
+            "cnnc.dsl.records",
+            "cnnc.dsl.source",
+            "cnnc.dsl.diagnostics",
+            "cnnc.compiler.ops",
+            "cnnc.compiler.types",
+        ),
+        ("networkx",),
+    ),
+    "cnnc.compiler.ops": Rule(
+        (
+            "cnnc.compiler.ops",
+            "cnnc.compiler.types",
+            "cnnc.dsl.records",
+            "cnnc.dsl.source",
+            "cnnc.dsl.diagnostics",
+            "cnnc.dsl.literals",
+        )
+    ),
+    "cnnc.compiler.analysis": Rule(
+        (
+            "cnnc.compiler.analysis",
+            "cnnc.compiler.ir",
+            "cnnc.compiler.ops",
+            "cnnc.compiler.types",
+            "cnnc.dsl.records",
+        )
+    ),
+    "cnnc.compiler.lower": Rule(
+        ("cnnc.compiler", "cnnc.dsl.diagnostics", "cnnc.dsl.source", "cnnc.dsl.safefs"),
+        ("torch",),
+        never=("cnnc.compiler.render",),
+    ),
+    "cnnc.compiler.render": Rule(
+        (
+            "cnnc.compiler",
+            "cnnc.dsl.diagnostics",
+            "cnnc.dsl.records",
+            "cnnc.dsl.source",
+            "cnnc.dsl.safefs",
+        ),
+        ("graphviz",),
+        never=("cnnc.compiler.lower",),
+    ),
     "cnnc.search": Rule(_SEARCH),
     # the tables of named choices (evaluators, samplers, data-set kinds): the CLI builds its parsers from
     # them, so they import nothing but records (their entries name their functions, imported on use)
@@ -82,27 +124,39 @@ RULES = {
     "cnnc.search.report": Rule(_SEARCH, ("optuna", "matplotlib")),
     # a training run, its features and their pictures run models on tensors, like the evaluators
     # a run's checkpoints are read by the checkpoint reader of lowering (its budgets and tensor checks)
-    "cnnc.search.training": Rule(("cnnc.search", "cnnc.dsl", "cnnc.compiler.lower.weights"), ("torch", "matplotlib")),
+    "cnnc.search.training": Rule(
+        ("cnnc.search", "cnnc.dsl", "cnnc.compiler.lower.weights"), ("torch", "matplotlib")
+    ),
     # data files read as data (a restricted unpickler, archive and pixel budgets), like the loader
     "cnnc.search.datafiles": Rule(("cnnc.search", "cnnc.dsl"), ("numpy", "torch", "PIL")),
     "cnnc.search.features": Rule(_SEARCH, ("torch", "numpy")),
     "cnnc.search.features_file": Rule(_SEARCH, ("numpy",)),  # features files read as data: no torch
-    "cnnc.search.pictures": Rule(("cnnc.search", "cnnc.dsl.safefs"), ("numpy", "matplotlib", "sklearn")),
+    "cnnc.search.pictures": Rule(
+        ("cnnc.search", "cnnc.dsl.safefs"), ("numpy", "matplotlib", "sklearn")
+    ),
     "cnnc.search.evaluators": Rule(_SEARCH, ("torch", "numpy")),
     # the top: the lazy package, the API over the rooms below, the commands over the API, the CLI over all
     "cnnc": Rule(()),
     # run folders (`cnnc.load(RUN)`): their record is read by `search.runs`, which imports nothing heavy
     "cnnc.api": Rule(("cnnc.dsl", "cnnc.compiler", "cnnc.zoo", "cnnc.search.runs"), lazy=True),
-    "cnnc.commands": Rule(("cnnc", "cnnc.api", "cnnc.commands", "cnnc.search", "cnnc.compiler", "cnnc.dsl"),
-                          lazy=True),
+    "cnnc.commands": Rule(
+        ("cnnc", "cnnc.api", "cnnc.commands", "cnnc.search", "cnnc.compiler", "cnnc.dsl"), lazy=True
+    ),
     "cnnc.cli": Rule(("cnnc", "cnnc.api", "cnnc.commands", "cnnc.dsl"), lazy=True),
     # `cnnc.search`/`cnnc.train`: the commands' own work, on the command line the keywords make
     "cnnc.runs": Rule(("cnnc.api", "cnnc.cli", "cnnc.commands", "cnnc.search"), lazy=True),
 }
 
 # the pipeline, bottom first: a module imports its own layer or one below it, never one above
-LAYERS = [("cnnc.zoo",), ("cnnc.dsl",), ("cnnc.compiler",), ("cnnc.search",), ("cnnc", "cnnc.api"),
-          ("cnnc.commands",), ("cnnc.cli", "cnnc.runs")]
+LAYERS = [
+    ("cnnc.zoo",),
+    ("cnnc.dsl",),
+    ("cnnc.compiler",),
+    ("cnnc.search",),
+    ("cnnc", "cnnc.api"),
+    ("cnnc.commands",),
+    ("cnnc.cli", "cnnc.runs"),
+]
 
 
 def modules() -> dict[str, Path]:
@@ -139,7 +193,11 @@ def imports(path: Path) -> list[tuple[str, bool]]:
         if isinstance(node, ast.Import):
             out += [(a.name, id(node) in top) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            subs = [f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in MODULES]
+            subs = [
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if f"{node.module}.{a.name}" in MODULES
+            ]
             plain = len(subs) < len(node.names)
             out += [(name, id(node) in top) for name in subs + [node.module] * plain]
     return out
@@ -160,7 +218,9 @@ def test_imports_follow_the_table(module):
     for name, at_top in imports(MODULES[module]):
         root = name.split(".")[0]
         if root == "cnnc":
-            assert allows(rule.ours, name) and not allows(rule.never, name), f"{module} imports {name}"
+            assert allows(rule.ours, name) and not allows(rule.never, name), (
+                f"{module} imports {name}"
+            )
         elif root in HEAVY and rule.lazy:
             assert not at_top, f"{module} imports {root} at import time: the CLI must stay light"
         elif root in HEAVY:

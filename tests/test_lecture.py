@@ -24,15 +24,18 @@ def rows(path, network=None, **args):
 
 
 # W' = (W − F + 2P) / S + 1
-@pytest.mark.parametrize("w, f, p, s, out", [
-    (227, 11, 0, 4, 55),   # AlexNet CONV1
-    (55, 3, 0, 2, 27),     # POOL1
-    (27, 5, 2, 1, 27),     # CONV2
-    (27, 3, 0, 2, 13),     # POOL2
-    (13, 3, 1, 1, 13),     # CONV3-5: stride 1, pad 1 keeps the size
-    (13, 3, 0, 2, 6),      # POOL3
-    (224, 2, 0, 2, 112),   # VGG's 2×2 pools halve
-])
+@pytest.mark.parametrize(
+    "w, f, p, s, out",
+    [
+        (227, 11, 0, 4, 55),  # AlexNet CONV1
+        (55, 3, 0, 2, 27),  # POOL1
+        (27, 5, 2, 1, 27),  # CONV2
+        (27, 3, 0, 2, 13),  # POOL2
+        (13, 3, 1, 1, 13),  # CONV3-5: stride 1, pad 1 keeps the size
+        (13, 3, 0, 2, 6),  # POOL3
+        (224, 2, 0, 2, 112),  # VGG's 2×2 pools halve
+    ],
+)
 def test_output_size_formula(w, f, p, s, out):
     assert output_size(w, f, s, p) == out
 
@@ -41,7 +44,7 @@ def test_output_size_formula(w, f, p, s, out):
 ALEXNET = [
     ("input", (3, 227, 227), 0),
     ("conv1", (96, 55, 55), (11 * 11 * 3 + 1) * 96),  # = 34,944 ("35K")
-    ("pool1", (96, 27, 27), 0),                      # "Parameters: 0!"
+    ("pool1", (96, 27, 27), 0),  # "Parameters: 0!"
     ("norm1", (96, 27, 27), 0),
     ("conv2", (256, 27, 27), (5 * 5 * 96 + 1) * 256),
     ("pool2", (256, 13, 13), 0),
@@ -52,7 +55,7 @@ ALEXNET = [
     ("pool3", (256, 6, 6), 0),
     ("fc6", (4096,), (6 * 6 * 256 + 1) * 4096),
     ("fc7", (4096,), (4096 + 1) * 4096),
-    ("fc8", (1000,), (4096 + 1) * 1000),             # class scores
+    ("fc8", (1000,), (4096 + 1) * 1000),  # class scores
 ]
 
 
@@ -147,7 +150,11 @@ def test_three_stacked_3x3_convs_see_7x7():
     }"""
     s = summarize(graph("stack.cnn", text=text))
     assert [r.rf for r in s.layers] == [1, 3, 5, 7]
-    single = summarize(graph("single.cnn", text="network N { input [16, 32, 32] return in -> Conv(16, 7, pad = 3) }"))
+    single = summarize(
+        graph(
+            "single.cnn", text="network N { input [16, 32, 32] return in -> Conv(16, 7, pad = 3) }"
+        )
+    )
     assert single.layers[-1].rf == 7
     # ...with fewer parameters: 3·(3²C²) vs 7²C² (biases aside)
     assert s.params - 3 * 16 == 3 * 9 * 16 * 16 < single.params - 16 == 49 * 16 * 16
@@ -156,7 +163,9 @@ def test_three_stacked_3x3_convs_see_7x7():
 # GoogLeNet's Inception module on 28×28×256 (conv ops = multiply-accumulates).
 def test_naive_inception_ops():
     s, _ = rows("zoo/inception_module.cnn", "naive")
-    expected = (28 * 28 * 128 * 1 * 1 * 256 + 28 * 28 * 192 * 3 * 3 * 256 + 28 * 28 * 96 * 5 * 5 * 256)
+    expected = (
+        28 * 28 * 128 * 1 * 1 * 256 + 28 * 28 * 192 * 3 * 3 * 256 + 28 * 28 * 96 * 5 * 5 * 256
+    )
     assert s.macs == expected == 854_196_224  # "Total: 854M ops"
     assert s.output == (128 + 192 + 96 + 256, 28, 28)  # the pool passes 256 channels: 672
 
@@ -164,12 +173,12 @@ def test_naive_inception_ops():
 def test_bottleneck_inception_ops():
     s, _ = rows("zoo/inception_module.cnn", "bottleneck")
     lecture_terms = [
-        28 * 28 * 64 * 1 * 1 * 256,   # [1×1 conv, 64] before the 3×3
-        28 * 28 * 64 * 1 * 1 * 256,   # [1×1 conv, 64] before the 5×5
+        28 * 28 * 64 * 1 * 1 * 256,  # [1×1 conv, 64] before the 3×3
+        28 * 28 * 64 * 1 * 1 * 256,  # [1×1 conv, 64] before the 5×5
         28 * 28 * 128 * 1 * 1 * 256,  # [1×1 conv, 128]
-        28 * 28 * 192 * 3 * 3 * 64,   # [3×3 conv, 192]
-        28 * 28 * 96 * 5 * 5 * 64,    # [5×5 conv, 96]
-        28 * 28 * 64 * 1 * 1 * 256,   # [1×1 conv, 64] after the pool
+        28 * 28 * 192 * 3 * 3 * 64,  # [3×3 conv, 192]
+        28 * 28 * 96 * 5 * 5 * 64,  # [5×5 conv, 96]
+        28 * 28 * 64 * 1 * 1 * 256,  # [1×1 conv, 64] after the pool
     ]
     # The lecture's own terms sum to 271 M, not the "Total: 358M ops" it prints.
     assert sum(lecture_terms) == 271_351_808
@@ -189,8 +198,10 @@ def test_receptive_field_meets_at_merges():
 
 def test_googlenet_has_9x_not_12x_fewer_parameters_than_alexnet():
     """The "12× fewer parameters than AlexNet" of the GoogLeNet paper: the zoo gives 8.7× to 9.4×."""
-    alexnet = [api.summary(f"zoo/{m}.cnn", args=a).params for m, a in
-               (("alexnet_2012", {"towers": 2}), ("alexnet_2012", None), ("alexnet", None))]
+    alexnet = [
+        api.summary(f"zoo/{m}.cnn", args=a).params
+        for m, a in (("alexnet_2012", {"towers": 2}), ("alexnet_2012", None), ("alexnet", None))
+    ]
     googlenet = [api.summary(f"zoo/{m}.cnn").params for m in ("googlenet_2014", "googlenet")]
     assert (alexnet, googlenet) == ([60_965_224, 62_378_344, 61_100_840], [6_998_552, 6_624_904])
     ratios = sorted(a / g for a in alexnet for g in googlenet)

@@ -21,8 +21,7 @@ def net(body: str, defs: str = "", input_shape: str = "[3, 8, 8]") -> str:
 def errors(text: str) -> list[tuple[str, int]]:
     """(code, line) of each error."""
     result = elaborate_file("t.cnn", text=text)
-    return [(d.code, d.span.line if d.span else 0)
-            for d in result.diagnostics if d.is_error]
+    return [(d.code, d.span.line if d.span else 0) for d in result.diagnostics if d.is_error]
 
 
 def codes(text: str) -> list[str]:
@@ -38,25 +37,75 @@ RESIDUAL = "block Res { return (in -> Conv(8, 3, pad = 1) -> ReLU) + in }"
 
 # The resource cases of the issue, each with the budget that stops it and the line it points at.
 RUNAWAYS = [
-    pytest.param(net("x = [[[i * j * k for i in range(1000)] for j in range(1000)] for k in range(1000)]\n"
-                     "    return in -> Conv(len(x), 1)"), "E0706", 4, id="nested-comprehension-product"),
-    pytest.param(net("x = [[i for i in range(100000)] for j in range(100)]\n    return in -> Conv(len(x), 1)"),
-                 "E0706", 4, id="comprehension-product-over-the-steps"),
-    pytest.param(net(doubling("[0]", 28) + "\n    return in -> Conv(len(v28), 1)"), "E0702", 24, id="list-doubling"),
-    pytest.param(net(doubling('"ab"', 28) + "\n    return in -> label(v28, ReLU)"), "E0703", 20,
-                 id="string-doubling"),
-    pytest.param(net("x = pow(pow(pow(pow(10, 64), 64), 64), 64)\n    return in -> Conv(x, 1)"), "E0704", 4,
-                 id="pow-tower"),
-    pytest.param(net(doubling("3", 40).replace(" + ", " * ") + "\n    return in -> Conv(v40, 1)"), "E0704", 13,
-                 id="repeated-squaring"),
-    pytest.param(net("x = [0] * 600000 + [1] * 600000\n    return in -> Conv(len(x), 1)"), "E0702", 4,
-                 id="list-plus"),
-    pytest.param(net("big = range(999999)\n    x = [big + [i] for i in range(100)]\n"
-                     "    return in -> Conv(len(x), 1)"), "E0707", 5, id="copies-in-a-loop"),
-    pytest.param(net("return in -> [Res for i in range(200000)]", RESIDUAL, "[8, 8, 8]"), "E0701", 4,
-                 id="list-of-blocks"),
+    pytest.param(
+        net(
+            "x = [[[i * j * k for i in range(1000)] for j in range(1000)] for k in range(1000)]\n"
+            "    return in -> Conv(len(x), 1)"
+        ),
+        "E0706",
+        4,
+        id="nested-comprehension-product",
+    ),
+    pytest.param(
+        net(
+            "x = [[i for i in range(100000)] for j in range(100)]\n    return in -> Conv(len(x), 1)"
+        ),
+        "E0706",
+        4,
+        id="comprehension-product-over-the-steps",
+    ),
+    pytest.param(
+        net(doubling("[0]", 28) + "\n    return in -> Conv(len(v28), 1)"),
+        "E0702",
+        24,
+        id="list-doubling",
+    ),
+    pytest.param(
+        net(doubling('"ab"', 28) + "\n    return in -> label(v28, ReLU)"),
+        "E0703",
+        20,
+        id="string-doubling",
+    ),
+    pytest.param(
+        net("x = pow(pow(pow(pow(10, 64), 64), 64), 64)\n    return in -> Conv(x, 1)"),
+        "E0704",
+        4,
+        id="pow-tower",
+    ),
+    pytest.param(
+        net(doubling("3", 40).replace(" + ", " * ") + "\n    return in -> Conv(v40, 1)"),
+        "E0704",
+        13,
+        id="repeated-squaring",
+    ),
+    pytest.param(
+        net("x = [0] * 600000 + [1] * 600000\n    return in -> Conv(len(x), 1)"),
+        "E0702",
+        4,
+        id="list-plus",
+    ),
+    pytest.param(
+        net(
+            "big = range(999999)\n    x = [big + [i] for i in range(100)]\n"
+            "    return in -> Conv(len(x), 1)"
+        ),
+        "E0707",
+        5,
+        id="copies-in-a-loop",
+    ),
+    pytest.param(
+        net("return in -> [Res for i in range(200000)]", RESIDUAL, "[8, 8, 8]"),
+        "E0701",
+        4,
+        id="list-of-blocks",
+    ),
     pytest.param(net("return in -> [ReLU] * 300000"), "E0701", 4, id="repeated-list-applied"),
-    pytest.param(net("return in -> [Conv(8, 1) for i in range(300000)]"), "E0701", 4, id="comprehension-of-ops"),
+    pytest.param(
+        net("return in -> [Conv(8, 1) for i in range(300000)]"),
+        "E0701",
+        4,
+        id="comprehension-of-ops",
+    ),
 ]
 
 
@@ -84,7 +133,9 @@ def test_the_exit_code_of_a_runaway_is_1(tmp_path, capsys):
 
 
 def test_a_comprehension_with_a_condition_is_not_refused_for_items_it_filters_out():
-    text = net("return concat([in -> Conv(8, 1) -> ReLU -> ReLU -> ReLU for i in range(70000) if i < 3])")
+    text = net(
+        "return concat([in -> Conv(8, 1) -> ReLU -> ReLU -> ReLU for i in range(70000) if i < 3])"
+    )
     assert codes(text) == []
 
 
@@ -95,25 +146,40 @@ def test_a_hundred_thousand_layer_chain_fits_the_node_budget():
 def test_integer_literals_and_results_are_bounded():
     assert codes(net("return in -> Conv(pow(pow(2, 60), 5) * pow(pow(2, 60), 5), 1)")) == ["E0704"]
     assert codes(net("return in -> Conv(int(1e300), 1)")) == ["E0704"]
-    assert codes(net("return in -> Conv(pow(pow(2, 60), 5) // pow(pow(2, 58), 5), 1)")) == []  # 1024 channels
+    assert (
+        codes(net("return in -> Conv(pow(pow(2, 60), 5) // pow(pow(2, 58), 5), 1)")) == []
+    )  # 1024 channels
 
 
-@pytest.mark.parametrize("text, code", [
-    ("network a = a", "E0215"),
-    ("network a = b\nnetwork b = a", "E0215"),
-    ("block P = P\n" + net("return in -> P"), "E0215"),
-    ('import "families/mobilenet.cnn"\nnetwork MobileNetV2 = MobileNetV2(width = 1.0)', "E0216"),
-    ("block A(x = A()) { return in -> Conv(x, 1) }\n" + net("return in -> A()"), "E0217"),
-    ("block A(x = B()) { return in -> Conv(x, 1) }\nblock B(y = A()) { return in }\n" + net("return in -> A()"),
-     "E0217"),
-])
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("network a = a", "E0215"),
+        ("network a = b\nnetwork b = a", "E0215"),
+        ("block P = P\n" + net("return in -> P"), "E0215"),
+        (
+            'import "families/mobilenet.cnn"\nnetwork MobileNetV2 = MobileNetV2(width = 1.0)',
+            "E0216",
+        ),
+        ("block A(x = A()) { return in -> Conv(x, 1) }\n" + net("return in -> A()"), "E0217"),
+        (
+            "block A(x = B()) { return in -> Conv(x, 1) }\nblock B(y = A()) { return in }\n"
+            + net("return in -> A()"),
+            "E0217",
+        ),
+    ],
+)
 def test_cycles_among_definitions_are_located_errors(text, code):
-    result = elaborate_file(ROOT / "zoo" / "x.cnn", text=text, network="a" if text.startswith("network a") else None)
+    result = elaborate_file(
+        ROOT / "zoo" / "x.cnn", text=text, network="a" if text.startswith("network a") else None
+    )
     assert [d.code for d in result.diagnostics if d.is_error] == [code]
 
 
 def blocks_nested(depth: int) -> str:
-    defs = ["block B0 { return in -> ReLU }"] + [f"block B{i} {{ return in -> B{i - 1} }}" for i in range(1, depth)]
+    defs = ["block B0 { return in -> ReLU }"] + [
+        f"block B{i} {{ return in -> B{i - 1} }}" for i in range(1, depth)
+    ]
     return net(f"return in -> B{depth - 1}", "\n".join(defs))
 
 
@@ -148,19 +214,24 @@ def test_what_still_exhausts_the_stack_is_an_error_not_a_crash(monkeypatch):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(["+", "-", "*", "//", "%"]), st.integers(-(2 ** 600), 2 ** 600),
-       st.integers(-(2 ** 600), 2 ** 600))
+@given(
+    st.sampled_from(["+", "-", "*", "//", "%"]),
+    st.integers(-(2**600), 2**600),
+    st.integers(-(2**600), 2**600),
+)
 def test_the_bits_bound_holds_for_every_operation(op, a, b):
     if op in ("//", "%") and b == 0:
         return
-    result = {"+": a + b, "-": a - b, "*": a * b, "//": a // b if b else 0, "%": a % b if b else 0}[op]
+    result = {"+": a + b, "-": a - b, "*": a * b, "//": a // b if b else 0, "%": a % b if b else 0}[
+        op
+    ]
     assert abs(result).bit_length() <= limits.int_bits_after(op, a, b)
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(0, 2 ** 40), st.integers(1, 64))
+@given(st.integers(0, 2**40), st.integers(1, 64))
 def test_the_pow_bound_holds(base, exponent):
-    assert (base ** exponent).bit_length() <= limits.pow_bits(base, exponent) or base < 2
+    assert (base**exponent).bit_length() <= limits.pow_bits(base, exponent) or base < 2
 
 
 @settings(max_examples=200, deadline=None)
@@ -185,8 +256,9 @@ def test_long_values_are_shown_cut():
 
 
 def test_blocks_that_double_at_each_level_are_refused_before_building():
-    defs = ["block B0 { return in -> ReLU }"] + [f"block B{i} {{ return in -> B{i - 1} -> B{i - 1} }}"
-                                                 for i in range(1, 31)]  # 2³⁰ ReLUs
+    defs = ["block B0 { return in -> ReLU }"] + [
+        f"block B{i} {{ return in -> B{i - 1} -> B{i - 1} }}" for i in range(1, 31)
+    ]  # 2³⁰ ReLUs
     result = elaborate_file("t.cnn", text=net("return in -> B30", "\n".join(defs)))
     (d,) = [d for d in result.diagnostics if d.is_error]
     assert d.code == "E0701"
@@ -196,7 +268,9 @@ def test_blocks_that_double_at_each_level_are_refused_before_building():
 
 def test_a_repeated_op_is_bound_once_and_still_checked_per_kind_of_value():
     assert codes(net("return in -> [Conv(8, 1) for i in range(3)] -> Conv(8.0, 1)")) == ["E0404"]
-    assert codes(net("return in -> [Conv(8, 1, bias = true) for i in range(2)] -> Conv(8, 1, bias = 1)")) == ["E0404"]
+    assert codes(
+        net("return in -> [Conv(8, 1, bias = true) for i in range(2)] -> Conv(8, 1, bias = 1)")
+    ) == ["E0404"]
 
 
 ZOO_MODELS = sorted(p for p in (ROOT / "zoo").glob("*.cnn"))
@@ -242,10 +316,13 @@ def _check_bounds(g, bounds: dict) -> None:
 
 # -- what a command spends in all (limits.Ledger, E0708) --------------------------------------------
 
+
 def chains(count: int, length: int) -> str:
     """`count` networks of a `length`-layer chain each."""
-    return "\n".join(f"network N{i} {{ input [3, 8, 8] return in -> [ReLU for i in range({length})] }}"
-                     for i in range(count))
+    return "\n".join(
+        f"network N{i} {{ input [3, 8, 8] return in -> [ReLU for i in range({length})] }}"
+        for i in range(count)
+    )
 
 
 def test_the_networks_of_a_file_share_one_budget(tmp_path, capsys, monkeypatch):
@@ -256,18 +333,29 @@ def test_the_networks_of_a_file_share_one_budget(tmp_path, capsys, monkeypatch):
     path.write_text(chains(40, 20))
     code, out, err = run_cli(["check", path, "--format", "concise"], capsys)
     assert code == 1
-    assert out.splitlines() == ["ok: N0: [3, 8, 8] → [3, 8, 8], 21 nodes", "ok: N1: [3, 8, 8] → [3, 8, 8], 21 nodes"]
+    assert out.splitlines() == [
+        "ok: N0: [3, 8, 8] → [3, 8, 8], 21 nodes",
+        "ok: N1: [3, 8, 8] → [3, 8, 8], 21 nodes",
+    ]
     assert err.splitlines() == [
-        (f"{path}:3:43: error[E0708]: the networks of this file need at least 63 nodes, more than the 50 "
-         "allowed in all"), "  help: check the networks of a large file one at a time: `cnnc check FILE:NETWORK`",
-        "found 1 error in 1 file"]
+        (
+            f"{path}:3:43: error[E0708]: the networks of this file need at least 63 nodes, more than the 50 "
+            "allowed in all"
+        ),
+        "  help: check the networks of a large file one at a time: `cnnc check FILE:NETWORK`",
+        "found 1 error in 1 file",
+    ]
 
 
 def test_nodes_made_one_by_one_are_charged_as_they_are_made(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(limits, "COMMAND_NODES", 50)
     path = tmp_path / "many.cnn"
-    path.write_text("\n".join(f"network N{i} {{ input [3, 8, 8] return in -> " + " -> ".join(["ReLU"] * 20) + " }"
-                              for i in range(5)))
+    path.write_text(
+        "\n".join(
+            f"network N{i} {{ input [3, 8, 8] return in -> " + " -> ".join(["ReLU"] * 20) + " }"
+            for i in range(5)
+        )
+    )
     code, out, err = run_cli(["check", path, "--format", "concise"], capsys)
     assert code == 1
     assert len(out.splitlines()) == 2
@@ -310,7 +398,10 @@ def test_the_members_cnnc_space_samples_share_one_budget(tmp_path, capsys, monke
     code, out, err = run_cli(["space", path], capsys)
     assert code == 1
     assert out == ""
-    assert err.splitlines()[0] == "error[E0708]: the sampled members need at least 201 nodes, more than the 200 allowed in all"
+    assert (
+        err.splitlines()[0]
+        == "error[E0708]: the sampled members need at least 201 nodes, more than the 200 allowed in all"
+    )
     assert "help: analyse fewer random members: `--samples N` (asked: 200)" in err
     code, out, _ = run_cli(["space", path, "--samples", "3"], capsys)
     assert code == 0 and "3 random members" in out
@@ -331,28 +422,43 @@ def test_a_memory_error_is_one_line_not_a_traceback(capsys, monkeypatch):
 
 # -- what a network needs to run (E0709) ----------------------------------------------------------
 
-HUGE = net("return in -> Linear(32767, bias = false) -> Linear(65535, bias = false)\n"
-           "        -> Linear(32767, bias = false) -> Linear(65535, bias = false)", input_shape="[65536]")
+HUGE = net(
+    "return in -> Linear(32767, bias = false) -> Linear(65535, bias = false)\n"
+    "        -> Linear(32767, bias = false) -> Linear(65535, bias = false)",
+    input_shape="[65536]",
+)
 
 
 @pytest.mark.parametrize("command", ["check", "summary", "compile", "render"])
-def test_a_network_of_32_gib_fails_every_command_with_the_budget_in_the_message(tmp_path, capsys, command):
+def test_a_network_of_32_gib_fails_every_command_with_the_budget_in_the_message(
+    tmp_path, capsys, command
+):
     path = tmp_path / "huge.cnn"
     path.write_text(HUGE)
-    code, _, err = run_cli([command, path, *(["-o", tmp_path / "out.py"] if command == "compile" else [])], capsys)
+    code, _, err = run_cli(
+        [command, path, *(["-o", tmp_path / "out.py"] if command == "compile" else [])], capsys
+    )
     assert code == 1
-    assert "error[E0709]: the network would not fit in memory: its 6,442,188,802 parameters up to here take " \
-           "24.0 GiB, over the 16.0 GiB cnnc allows" in err
+    assert (
+        "error[E0709]: the network would not fit in memory: its 6,442,188,802 parameters up to here take "
+        "24.0 GiB, over the 16.0 GiB cnnc allows" in err
+    )
 
 
 def test_activations_count_toward_the_memory_budget(monkeypatch):
-    monkeypatch.setenv("CNNC_MAX_MEMORY", "1M")  # 262,144 float32 values: the input and 15 maps of 16,384
+    monkeypatch.setenv(
+        "CNNC_MAX_MEMORY", "1M"
+    )  # 262,144 float32 values: the input and 15 maps of 16,384
     assert codes(net("return in -> [ReLU for i in range(15)]", input_shape="[4, 64, 64]")) == []
-    result = elaborate_file("t.cnn", text=net("return in -> [ReLU for i in range(16)]", input_shape="[4, 64, 64]"))
+    result = elaborate_file(
+        "t.cnn", text=net("return in -> [ReLU for i in range(16)]", input_shape="[4, 64, 64]")
+    )
     (d,) = result.diagnostics
     assert d.code == "E0709"
-    assert d.message == ("the network would not fit in memory: its parameters and activations at batch 1 up to "
-                         "here take 1.1 MiB, over the 1.0 MiB cnnc allows")
+    assert d.message == (
+        "the network would not fit in memory: its parameters and activations at batch 1 up to "
+        "here take 1.1 MiB, over the 1.0 MiB cnnc allows"
+    )
 
 
 def test_the_memory_budget_is_half_the_machine_unless_set():
@@ -362,9 +468,23 @@ def test_the_memory_budget_is_half_the_machine_unless_set():
     assert limits.max_memory({"CNNC_MAX_MEMORY": "lots"}) == limits.machine_memory() // 2
 
 
-@pytest.mark.parametrize("text, value", [("12000000", 12_000_000), ("512M", 2**29), ("8g", 2**33), ("8GiB", 2**33),
-                                         ("1.5K", 1536), ("0", None), ("-1G", None), ("inf", None), ("nan", None),
-                                         ("", None), ("G", None), ("1e300", None)])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("12000000", 12_000_000),
+        ("512M", 2**29),
+        ("8g", 2**33),
+        ("8GiB", 2**33),
+        ("1.5K", 1536),
+        ("0", None),
+        ("-1G", None),
+        ("inf", None),
+        ("nan", None),
+        ("", None),
+        ("G", None),
+        ("1e300", None),
+    ],
+)
 def test_memory_sizes_parse(text, value):
     assert limits.parse_bytes(text) == value
 
@@ -375,12 +495,17 @@ def test_a_tiny_upsampling_scale_is_summarised(tmp_path, capsys):
     import json
 
     path = tmp_path / "tiny.cnn"
-    path.write_text(net("return in -> Upsample(scale_factor = [1, 0.0000003])", input_shape="[1, 4, 4000000]"))
+    path.write_text(
+        net("return in -> Upsample(scale_factor = [1, 0.0000003])", input_shape="[1, 4, 4000000]")
+    )
     code, out, _ = run_cli(["summary", path, "--format", "json"], capsys)
     assert code == 0
     summary = json.loads(out)
     assert summary["output"] == [1, 4, 1]
-    assert [(layer["name"], layer["rf"]) for layer in summary["layers"]] == [("input", 1), ("upsample", 1)]
+    assert [(layer["name"], layer["rf"]) for layer in summary["layers"]] == [
+        ("input", 1),
+        ("upsample", 1),
+    ]
 
 
 def test_a_file_is_scanned_once_however_many_networks_it_has(tmp_path, capsys, monkeypatch):
@@ -394,6 +519,7 @@ def test_a_file_is_scanned_once_however_many_networks_it_has(tmp_path, capsys, m
         def wrapper(*args):
             calls[name] += 1
             return real(*args)
+
         return wrapper
 
     monkeypatch.setattr(scopes, "_names_table", counted("names", scopes._names_table))
@@ -407,13 +533,25 @@ def test_a_file_is_scanned_once_however_many_networks_it_has(tmp_path, capsys, m
     assert calls == {"names": 1, "warnings": 1}
 
 
-@pytest.mark.parametrize("total, bound, what", [("COMMAND_STEPS", 100, "comprehension steps"),
-                                                ("COMMAND_ITEMS", 150, "list items and characters")])
-def test_steps_and_items_are_totals_of_the_file_too(tmp_path, capsys, monkeypatch, total, bound, what):
+@pytest.mark.parametrize(
+    "total, bound, what",
+    [
+        ("COMMAND_STEPS", 100, "comprehension steps"),
+        ("COMMAND_ITEMS", 150, "list items and characters"),
+    ],
+)
+def test_steps_and_items_are_totals_of_the_file_too(
+    tmp_path, capsys, monkeypatch, total, bound, what
+):
     monkeypatch.setattr(limits, total, bound)
     path = tmp_path / "steps.cnn"
-    path.write_text("\n".join(f"network N{i} {{ input [3, 8, 8]\n x = [i for i in range(40)]\n"
-                              " return in -> Conv(len(x), 1) }" for i in range(5)))
+    path.write_text(
+        "\n".join(
+            f"network N{i} {{ input [3, 8, 8]\n x = [i for i in range(40)]\n"
+            " return in -> Conv(len(x), 1) }"
+            for i in range(5)
+        )
+    )
     code, out, err = run_cli(["check", path, "--format", "concise"], capsys)
     assert code == 1
     assert len(out.splitlines()) == (2 if total == "COMMAND_STEPS" else 1)

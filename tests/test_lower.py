@@ -42,8 +42,6 @@ def small(**kwargs) -> nn.Module:
     return cnnc.compile_source(SMALL, **kwargs)
 
 
-
-
 # -- structure ------------------------------------------------------------------------------------
 
 
@@ -123,7 +121,9 @@ def test_a_name_the_installed_torch_reserves_is_e0207_at_lowering(monkeypatch):
     from cnnc.compiler import names
 
     monkeypatch.setattr(names, "MODULE_ATTRIBUTES", frozenset())  # as if torch gained `forward`
-    graph = api.graph("n.cnn", text="network n { input [3, 8, 8] return in -> forward: Conv(4, 3) }")
+    graph = api.graph(
+        "n.cnn", text="network n { input [3, 8, 8] return in -> forward: Conv(4, 3) }"
+    )
     with pytest.raises(CnncError) as err:
         to_graph_module(graph)
     assert err.value.diagnostics[0].code == "E0207"

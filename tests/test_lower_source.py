@@ -104,10 +104,14 @@ def test_generated_module_equals_load_for_the_same_seed(text):
 
 def test_a_bare_parameter_in_an_unlabelled_list_is_registered_by_name():
     """Found by the fuzzer: LayerScale's parameter at `0` was written `getattr(self, '0') = …`."""
-    text = ("network net {\n    input [16, 7, 7]\n    return in -> [LayerScale(2.0) -> Conv(4, 5, pad = 1) "
-            "for i in range(2)] -> GlobalAvgPool -> Flatten -> fc: Linear(10)\n}\n")
+    text = (
+        "network net {\n    input [16, 7, 7]\n    return in -> [LayerScale(2.0) -> Conv(4, 5, pad = 1) "
+        "for i in range(2)] -> GlobalAvgPool -> Flatten -> fc: Linear(10)\n}\n"
+    )
     graph = api.graph("test.cnn", text=text)
-    assert "self.register_parameter('0', nn.Parameter(torch.full((16, 1, 1), 2.0)))" in to_source(graph)
+    assert "self.register_parameter('0', nn.Parameter(torch.full((16, 1, 1), 2.0)))" in to_source(
+        graph
+    )
     assert_same_module(graph)
 
 

@@ -63,8 +63,15 @@ def test_inputs_tuples_and_records_format_canonically_and_round_trip():
 
 def test_summary_lists_every_input_and_output(two):
     s = cnnc.summary(two, network="fusion").to_json()
-    assert s["inputs"] == [{"name": "image", "shape": [3, 32, 24]}, {"name": "depth", "shape": [1, 32, 24]}]
-    assert [(o["key"], o["shape"]) for o in s["outputs"]] == [("out", [5]), ("aux", [8, 32, 24]), ("0", [8, 32, 24])]
+    assert s["inputs"] == [
+        {"name": "image", "shape": [3, 32, 24]},
+        {"name": "depth", "shape": [1, 32, 24]},
+    ]
+    assert [(o["key"], o["shape"]) for o in s["outputs"]] == [
+        ("out", [5]),
+        ("aux", [8, 32, 24]),
+        ("0", [8, 32, 24]),
+    ]
     assert s["input"] is None and s["output"] is None  # kept for single-tensor networks only
     single = cnnc.summary(two, network="pyramid").to_json()
     assert single["inputs"] == [{"name": "x", "shape": [3, 32, 32]}]
@@ -107,7 +114,9 @@ def test_the_standalone_source_and_the_export_agree(two, tmp_path, capsys):
         got = standalone(image, depth)
     for key in want:
         torch.testing.assert_close(got[key], want[key])
-    code, _, _ = run_cli(["compile", two, "-n", "fusion", "-o", tmp_path / "fusion.pt", "--seed", "0"], capsys)
+    code, _, _ = run_cli(
+        ["compile", two, "-n", "fusion", "-o", tmp_path / "fusion.pt", "--seed", "0"], capsys
+    )
     assert code == 0
     exported = torch.export.load(str(tmp_path / "fusion.pt")).module()
     with torch.no_grad():
@@ -140,8 +149,21 @@ def test_the_onnx_file_of_a_two_input_two_output_network_matches_onnxruntime(two
 
 
 def test_input_by_name_on_the_command_line(two, capsys):
-    code, out, _ = run_cli(["summary", two, "-n", "fusion", "-i", "image=3,64,48", "-i", "depth=1,64,48",
-                            "--format", "json"], capsys)
+    code, out, _ = run_cli(
+        [
+            "summary",
+            two,
+            "-n",
+            "fusion",
+            "-i",
+            "image=3,64,48",
+            "-i",
+            "depth=1,64,48",
+            "--format",
+            "json",
+        ],
+        capsys,
+    )
     assert code == 0
     s = json.loads(out)
     assert [i["shape"] for i in s["inputs"]] == [[3, 64, 48], [1, 64, 48]]
@@ -151,14 +173,25 @@ def test_input_by_name_on_the_command_line(two, capsys):
     assert code == 1 and "give each input by name: `image=C,H,W`, `depth=C,H,W`" in err
 
 
-@pytest.mark.parametrize("text, code, words", [
-    ("input a [3, 8, 8]\n    input b [3, 8, 8]\n    return in -> ReLU", "E0201", "`in` is ambiguous"),
-    ("input torch [3, 8, 8]\n    return torch -> ReLU", "E0209", "the input name `torch` is taken"),
-    ("input a [3, 8, 8]\n    input [3, 8, 8]\n    return a", "E0307", "names each of them"),
-    ("input a [3, 8, 8]\n    return (a, ReLU)", "E0404", "but this is a layer"),
-    ("input a [3, 8, 8]\n    return {x: a, x: a}", "E0204", "the key `x` is used twice"),
-    ("input a [3, 8, 8]\n    return {}", "E0404", "`{}` names no tensor"),
-])
+@pytest.mark.parametrize(
+    "text, code, words",
+    [
+        (
+            "input a [3, 8, 8]\n    input b [3, 8, 8]\n    return in -> ReLU",
+            "E0201",
+            "`in` is ambiguous",
+        ),
+        (
+            "input torch [3, 8, 8]\n    return torch -> ReLU",
+            "E0209",
+            "the input name `torch` is taken",
+        ),
+        ("input a [3, 8, 8]\n    input [3, 8, 8]\n    return a", "E0307", "names each of them"),
+        ("input a [3, 8, 8]\n    return (a, ReLU)", "E0404", "but this is a layer"),
+        ("input a [3, 8, 8]\n    return {x: a, x: a}", "E0204", "the key `x` is used twice"),
+        ("input a [3, 8, 8]\n    return {}", "E0404", "`{}` names no tensor"),
+    ],
+)
 def test_mistakes_with_inputs_and_outputs(tmp_path, capsys, text, code, words):
     path = tmp_path / "bad.cnn"
     path.write_text(f"network bad {{\n    {text}\n}}\n")
@@ -178,8 +211,12 @@ def test_a_network_used_as_a_layer_keeps_torchvision_keys_under_its_label(backbo
     tv = pytest.importorskip("torchvision.models")
     reference = tv.resnet18().eval()
     model = cnnc.load(backbone, seed=0).eval()
-    trunk = [k for k in reference.state_dict() if not k.startswith("fc.")]  # the unused head is pruned
-    assert [k for k in model.state_dict() if k.startswith("backbone.")] == [f"backbone.{k}" for k in trunk]
+    trunk = [
+        k for k in reference.state_dict() if not k.startswith("fc.")
+    ]  # the unused head is pruned
+    assert [k for k in model.state_dict() if k.startswith("backbone.")] == [
+        f"backbone.{k}" for k in trunk
+    ]
     state = {f"backbone.{k}": v for k, v in reference.state_dict().items() if k in trunk}
     state |= {k: v for k, v in model.state_dict().items() if k.startswith("head.")}
     model.load_state_dict(state, strict=True)
@@ -200,7 +237,10 @@ def test_a_backbone_runs_at_other_sizes_and_checks_only_its_channels(backbone, t
     gray.write_text(BACKBONE.replace("input [3, 64, 64]", "input [1, 64, 64]"))
     status, _, err = run_cli(["check", gray], capsys)
     assert status == 1
-    assert "error[E0307]: `ResNet` takes 3 channels (its `input [3, 224, 224]`), but receives [1, 64, 64]" in err
+    assert (
+        "error[E0307]: `ResNet` takes 3 channels (its `input [3, 224, 224]`), but receives [1, 64, 64]"
+        in err
+    )
 
 
 def test_an_unknown_tap_names_the_parts_there_are(backbone, tmp_path, capsys):
@@ -241,14 +281,19 @@ def test_a_network_cut_after_a_label_is_a_layer_without_its_head(tmp_path, capsy
     assert not any(r["name"].startswith(("backbone.fc", "backbone.avgpool")) for r in s["layers"])
     status, _, err = run_cli(["check", path, "-n", "bad"], capsys)
     assert status == 1
-    assert "`pets` changes its parent's layers (`with`, `freeze`), so it cannot be used as a layer" in err
+    assert (
+        "`pets` changes its parent's layers (`with`, `freeze`), so it cannot be used as a layer"
+        in err
+    )
 
 
 def test_a_tap_cannot_reach_what_cut_after_removed(tmp_path, capsys):
     """`trunk` ends at `layer4`: its `fc` and `avgpool` are gone, also for a tap; `layer4`
     itself and what is inside it stay."""
     path = tmp_path / "taps.cnn"
-    path.write_text(DERIVED + """
+    path.write_text(
+        DERIVED
+        + """
 network tapped {
     input [3, 64, 64]
     f = in -> backbone: trunk
@@ -260,12 +305,15 @@ network past_the_cut {
     f = in -> backbone: trunk
     return (f, f.fc)
 }
-""")
+"""
+    )
     s = cnnc.summary(path, network="tapped").to_json()
     assert [o["shape"] for o in s["outputs"]] == [[512, 2, 2], [512, 2, 2], [256, 4, 4]]
     status, _, err = run_cli(["check", path, "-n", "past_the_cut", "--format", "concise"], capsys)
     assert status == 1
-    assert err.splitlines()[0] == f"{path}:28:18: error[E0219]: `backbone` has no part labelled `fc`"
+    assert (
+        err.splitlines()[0] == f"{path}:28:18: error[E0219]: `backbone` has no part labelled `fc`"
+    )
 
 
 def test_numbered_taps_tuple_fields_and_freezing_a_network_with_several_outputs(tmp_path):
@@ -281,7 +329,10 @@ network n {
 network frozen = n freeze until head
 """)
     s = cnnc.summary(path, network="n").to_json()
-    assert [(o["key"], o["shape"]) for o in s["outputs"]] == [("a", [4, 14, 14]), ("b", [2, 14, 14])]
+    assert [(o["key"], o["shape"]) for o in s["outputs"]] == [
+        ("a", [4, 14, 14]),
+        ("b", [2, 14, 14]),
+    ]
     frozen = cnnc.summary(path, network="frozen").to_json()
     assert [o["key"] for o in frozen["outputs"]] == ["a", "b"]
     assert frozen["frozen_params"] == 4 * 3 * 9 + 4 and frozen["trainable_params"] == 4 * 2 + 2

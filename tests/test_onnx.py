@@ -37,8 +37,10 @@ def test_onnx_matches_onnxruntime(model, tmp_path, one_thread, capsys):
 def test_weights_go_into_the_artifact(tmp_path, one_thread, capsys):
     torch.manual_seed(0)
     tiny = tmp_path / "tiny.cnn"
-    tiny.write_text("network tiny {\n    input [3, 16, 16]\n    return in -> conv: Conv(4, 3) -> ReLU -> GlobalAvgPool"
-                    " -> Flatten -> fc: Linear(2)\n}\n")
+    tiny.write_text(
+        "network tiny {\n    input [3, 16, 16]\n    return in -> conv: Conv(4, 3) -> ReLU -> GlobalAvgPool"
+        " -> Flatten -> fc: Linear(2)\n}\n"
+    )
     weights = {k: torch.randn_like(v) for k, v in cnnc.load(tiny).state_dict().items()}
     torch.save(weights, tmp_path / "w.pt")
     out = tmp_path / "tiny.onnx"
@@ -75,7 +77,10 @@ def expect_same_outputs(path, name, input_shape, atol=1e-4):
         assert list(got) == [str(k) for k in expected]
         for key, value in expected.items():
             error = (torch.from_numpy(got[str(key)]) - value).abs().max().item()
-            assert error <= atol * max(1.0, value.abs().max().item()), (key, error)  # float32 sums in another order
+            assert error <= atol * max(1.0, value.abs().max().item()), (
+                key,
+                error,
+            )  # float32 sums in another order
 
 
 HIDE_ONNXSCRIPT = """
@@ -97,8 +102,14 @@ def compile_without_onnxscript(argvs):
     import sys
 
     code = HIDE_ONNXSCRIPT.replace("ARGS", repr(argvs))
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -108,7 +119,9 @@ def several_outputs():
     segmentation models' `out`)."""
     from cnnc.api import graph, zoo_dir
 
-    names = [p.stem for p in zoo_dir().glob("*.cnn") if p.stem != "inception_module"]  # two networks, one output each
+    names = [
+        p.stem for p in zoo_dir().glob("*.cnn") if p.stem != "inception_module"
+    ]  # two networks, one output each
     return sorted(n for n in names if graph(n).output_kind != "tensor")
 
 
@@ -116,15 +129,33 @@ SMALL = (3, 64, 64)  # the zoo's detection and segmentation inputs are 520–800
 
 
 def test_the_zoo_has_networks_with_several_outputs():
-    assert several_outputs() == ["deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large", "resnet50_fpn"]
+    assert several_outputs() == [
+        "deeplabv3_resnet50",
+        "fcn_resnet50",
+        "lraspp_mobilenet_v3_large",
+        "resnet50_fpn",
+    ]
 
 
 def test_several_outputs_through_the_torchscript_exporter(tmp_path, one_thread):
     names = several_outputs()
-    argvs = [["compile", n, "--seed", "0", "--input", ",".join(map(str, SMALL)), "-o", str(tmp_path / f"{n}.onnx")]
-             for n in names]
+    argvs = [
+        [
+            "compile",
+            n,
+            "--seed",
+            "0",
+            "--input",
+            ",".join(map(str, SMALL)),
+            "-o",
+            str(tmp_path / f"{n}.onnx"),
+        ]
+        for n in names
+    ]
     printed = compile_without_onnxscript(argvs)
-    assert printed.count("(TorchScript-based exporter (the torch.export-based one failed") == len(names)
+    assert printed.count("(TorchScript-based exporter (the torch.export-based one failed") == len(
+        names
+    )
     assert "outputs `0`, `1`, `2`, `3`, `pool`, weights inside" in printed
     for n in names:
         expect_same_outputs(tmp_path / f"{n}.onnx", n, SMALL)
@@ -132,33 +163,49 @@ def test_several_outputs_through_the_torchscript_exporter(tmp_path, one_thread):
 
 def test_several_outputs_through_the_torch_export_exporter(tmp_path, one_thread, capsys):
     path = tmp_path / "fpn.onnx"
-    assert main(["compile", "resnet50_fpn", "--seed", "0", "--input", "3,64,64", "-o", str(path)]) == 0
-    assert "outputs `0`, `1`, `2`, `3`, `pool`, weights inside (torch.export-based exporter)" in capsys.readouterr().out
+    assert (
+        main(["compile", "resnet50_fpn", "--seed", "0", "--input", "3,64,64", "-o", str(path)]) == 0
+    )
+    assert (
+        "outputs `0`, `1`, `2`, `3`, `pool`, weights inside (torch.export-based exporter)"
+        in capsys.readouterr().out
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fpn.onnx"]  # no .onnx.data beside it
     expect_same_outputs(path, "resnet50_fpn", SMALL)
 
 
 def test_adaptive_max_pool_that_onnx_cannot_express_is_a_user_error(tmp_path, capsys):
     net = tmp_path / "amp.cnn"
-    net.write_text("network amp {\n    input [3, 10, 10]\n    return in -> c: Conv(4, 3) -> AdaptiveMaxPool(3)"
-                   " -> Flatten -> fc: Linear(2)\n}\n")
+    net.write_text(
+        "network amp {\n    input [3, 10, 10]\n    return in -> c: Conv(4, 3) -> AdaptiveMaxPool(3)"
+        " -> Flatten -> fc: Linear(2)\n}\n"
+    )
     assert main(["compile", str(net), "-o", str(tmp_path / "amp.onnx")]) == 1
     err = capsys.readouterr().err
     assert "error[E0911]: ONNX cannot express AdaptiveMaxPool from 8×8 to 3×3" in err
     assert not (tmp_path / "amp.onnx").exists()
-    assert main(["compile", str(net), "--input", "3,11,11", "-o", str(tmp_path / "amp.onnx")]) == 0  # 9×9 → 3×3
+    assert (
+        main(["compile", str(net), "--input", "3,11,11", "-o", str(tmp_path / "amp.onnx")]) == 0
+    )  # 9×9 → 3×3
 
 
-def test_weights_over_protobufs_limit_go_beside_the_file_and_it_is_said(tmp_path, monkeypatch, capsys):
+def test_weights_over_protobufs_limit_go_beside_the_file_and_it_is_said(
+    tmp_path, monkeypatch, capsys
+):
     from cnnc.compiler.lower import onnx_export
 
     monkeypatch.setattr(onnx_export, "INLINE_LIMIT", 0)  # as if the weights were over 2 GB
     tiny = tmp_path / "tiny.cnn"
-    tiny.write_text("network tiny {\n    input [3, 16, 16]\n    return in -> conv: Conv(4, 3) -> ReLU -> GlobalAvgPool"
-                    " -> Flatten -> fc: Linear(2)\n}\n")
+    tiny.write_text(
+        "network tiny {\n    input [3, 16, 16]\n    return in -> conv: Conv(4, 3) -> ReLU -> GlobalAvgPool"
+        " -> Flatten -> fc: Linear(2)\n}\n"
+    )
     out = tmp_path / "tiny.onnx"
     assert main(["compile", str(tiny), "--seed", "0", "-o", str(out)]) == 0
-    assert "weights in tiny.onnx.data beside it (over protobuf's 2 GB: keep the two together)" in capsys.readouterr().out
+    assert (
+        "weights in tiny.onnx.data beside it (over protobuf's 2 GB: keep the two together)"
+        in capsys.readouterr().out
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.cnn", "tiny.onnx", "tiny.onnx.data"]
     x = torch.randn(2, 3, 16, 16)
     with torch.inference_mode():

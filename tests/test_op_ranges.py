@@ -204,25 +204,39 @@ FEWER = settings(max_examples=30, deadline=None)  # the file stays well under 30
 @FEWER
 @given(shape=maps, out=small, k=pairs, s=pairs, p=pairs, op=pairs, d=pairs, groups=small)
 def test_conv_transpose(shape, out, k, s, p, op, d, groups):
-    layer = (f"ConvTranspose({out}, {pair_text(k)}, {pair_text(s)}, pad = {pair_text(p)}, "
-             f"output_padding = {pair_text(op)}, groups = {groups}, dilation = {pair_text(d)})")
+    layer = (
+        f"ConvTranspose({out}, {pair_text(k)}, {pair_text(s)}, pad = {pair_text(p)}, "
+        f"output_padding = {pair_text(op)}, groups = {groups}, dilation = {pair_text(d)})"
+    )
     stricter = "dilation 0 (torch's transposed convolution takes it)" if min(d) <= 0 else ""
-    agree(layer, lambda: nn.ConvTranspose2d(shape[0], out, k, s, p, op, groups, True, d), shape, stricter)
+    agree(
+        layer,
+        lambda: nn.ConvTranspose2d(shape[0], out, k, s, p, op, groups, True, d),
+        shape,
+        stricter,
+    )
 
 
 scales = st.sampled_from([0.0, -1.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, math.inf, math.nan])
 
 
 @FEWER
-@given(shape=maps, size=st.none() | pairs, scale=st.none() | scales, bilinear=st.booleans(),
-       corners=st.booleans())
+@given(
+    shape=maps,
+    size=st.none() | pairs,
+    scale=st.none() | scales,
+    bilinear=st.booleans(),
+    corners=st.booleans(),
+)
 def test_upsample(shape, size, scale, bilinear, corners):
     mode = "bilinear" if bilinear else "nearest"
     args = [f"size = {pair_text(size)}"] if size is not None else []
     args += [f"scale_factor = {cnn_number(scale)}"] if scale is not None else []
     args += [f'mode = "{mode}"', f"align_corners = {str(corners).lower()}"]
     layer = f"Upsample({', '.join(args)})"
-    ac = corners if bilinear else (True if corners else None)  # torch refuses align_corners with nearest
+    ac = (
+        corners if bilinear else (True if corners else None)
+    )  # torch refuses align_corners with nearest
     # nn.Upsample reads a scale factor of 0 as none given (`if scale_factor`)
     stricter = "scale_factor 0" if scale == 0 and size is not None else ""
     agree(layer, lambda: nn.Upsample(size, scale, mode, ac), shape, stricter)
@@ -245,18 +259,27 @@ def test_resize_and_crop_to_another_tensor(shape, t, crop, flat):
 
 
 @FEWER
-@given(shape=maps, sides=st.one_of(small, st.tuples(small, small, small, small)),
-       mode=st.sampled_from(["constant", "reflect", "replicate"]), value=floats)
+@given(
+    shape=maps,
+    sides=st.one_of(small, st.tuples(small, small, small, small)),
+    mode=st.sampled_from(["constant", "reflect", "replicate"]),
+    value=floats,
+)
 def test_pad(shape, sides, mode, value):
     written = str(sides) if isinstance(sides, int) else f"[{', '.join(map(str, sides))}]"
     layer = f'Pad({written}, mode = "{mode}", value = {cnn_number(value)})'
-    build = {"constant": lambda: nn.ConstantPad2d(sides, value), "reflect": lambda: nn.ReflectionPad2d(sides),
-             "replicate": lambda: nn.ReplicationPad2d(sides)}[mode]
+    build = {
+        "constant": lambda: nn.ConstantPad2d(sides, value),
+        "reflect": lambda: nn.ReflectionPad2d(sides),
+        "replicate": lambda: nn.ReplicationPad2d(sides),
+    }[mode]
     values = (sides,) * 4 if isinstance(sides, int) else sides
     # torch crops on a negative side (that is `Crop`'s work); and a value has no meaning beyond
     # mode constant, where torch's module for the mode ignores it
     stricter = "negative padding" if min(values) < 0 else ""
-    stricter = stricter or ("a value for a mode without one" if mode != "constant" and value != 0 else "")
+    stricter = stricter or (
+        "a value for a mode without one" if mode != "constant" and value != 0 else ""
+    )
     # torch pads with an infinite value (finite output when no side pads); cnnc takes no such float
     stricter = stricter or ("" if math.isfinite(value) else "a value that is not finite")
     agree(layer, build, shape, stricter)
@@ -272,15 +295,21 @@ eps_floats = st.sampled_from([-1.0, 0.0, 1e-5, 0.1, 1.0, math.inf, math.nan])
 def test_group_norm(channels, groups, eps, vector):
     shape = (channels,) if vector else (channels, 3, 3)
     stricter = "" if 0 < eps < math.inf else "eps <= 0 or infinite"  # NaN on a constant group
-    agree(f"GroupNorm({groups}, eps = {cnn_number(eps)})", lambda: nn.GroupNorm(groups, channels, eps), shape,
-          stricter)
+    agree(
+        f"GroupNorm({groups}, eps = {cnn_number(eps)})",
+        lambda: nn.GroupNorm(groups, channels, eps),
+        shape,
+        stricter,
+    )
 
 
 @FEWER
 @given(shape=maps, eps=eps_floats, momentum=floats, track=st.booleans(), affine=st.booleans())
 def test_instance_norm(shape, eps, momentum, track, affine):
-    layer = (f"InstanceNorm(eps = {cnn_number(eps)}, momentum = {cnn_number(momentum)}, "
-             f"affine = {str(affine).lower()}, track_running_stats = {str(track).lower()})")
+    layer = (
+        f"InstanceNorm(eps = {cnn_number(eps)}, momentum = {cnn_number(momentum)}, "
+        f"affine = {str(affine).lower()}, track_running_stats = {str(track).lower()})"
+    )
     stricter = "" if 0 < eps < math.inf else "eps <= 0 or infinite"
     stricter = stricter or ("" if 0 <= momentum <= 1 else "momentum outside [0, 1]")
     agree(layer, lambda: nn.InstanceNorm2d(shape[0], eps, momentum, affine, track), shape, stricter)
@@ -306,8 +335,12 @@ def test_frozen_batch_norm(eps):
     # torchvision's module computes (var + eps)^(-1/2): a negative eps above -1 runs on its
     # unit variance, and gives NaN on any real one below |eps|
     stricter = "" if 0 < eps < math.inf else "eps <= 0 or infinite"
-    agree(f"FrozenBatchNorm(eps = {cnn_number(eps)})",
-          lambda: torchvision.ops.misc.FrozenBatchNorm2d(3, eps), (3, 4, 4), stricter)
+    agree(
+        f"FrozenBatchNorm(eps = {cnn_number(eps)})",
+        lambda: torchvision.ops.misc.FrozenBatchNorm2d(3, eps),
+        (3, 4, 4),
+        stricter,
+    )
 
 
 @FEWER
@@ -331,8 +364,12 @@ def test_softplus(beta, threshold):
     # a negative beta runs and is no softplus (it is bounded above); cnnc takes no infinite float
     stricter = "" if beta > 0 and math.isfinite(beta) else "beta <= 0 or not finite"
     stricter = stricter or ("" if math.isfinite(threshold) else "threshold not finite")
-    agree(f"Softplus({cnn_number(beta)}, {cnn_number(threshold)})", lambda: nn.Softplus(beta, threshold),
-          (3, 4, 4), stricter)
+    agree(
+        f"Softplus({cnn_number(beta)}, {cnn_number(threshold)})",
+        lambda: nn.Softplus(beta, threshold),
+        (3, 4, 4),
+        stricter,
+    )
 
 
 @FEWER

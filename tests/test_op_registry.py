@@ -45,8 +45,22 @@ SAMPLES = ["Conv", "Add", "Input", "LayerScale", "Upsample", "ReLU"]
 
 def test_the_required_pieces_are_the_ones_an_op_needs():
     assert set(REQUIRED_PIECES) == {
-        "name", "doc", "family", "params", "infer", "count_params", "count_macs", "rf", "lowering",
-        "torch_ctor", "build", "label", "shape_rule", "params_rule", "macs_rule", "example",
+        "name",
+        "doc",
+        "family",
+        "params",
+        "infer",
+        "count_params",
+        "count_macs",
+        "rf",
+        "lowering",
+        "torch_ctor",
+        "build",
+        "label",
+        "shape_rule",
+        "params_rule",
+        "macs_rule",
+        "example",
     }
 
 
@@ -64,19 +78,24 @@ def test_removing_any_piece_of_a_spec_fails(op, piece):
         check_spec(broken)
 
 
-@pytest.mark.parametrize("piece", ["doc", "shape_rule", "params_rule", "macs_rule", "example", "torch_ctor"])
+@pytest.mark.parametrize(
+    "piece", ["doc", "shape_rule", "params_rule", "macs_rule", "example", "torch_ctor"]
+)
 def test_an_empty_text_piece_fails(piece):
     with pytest.raises(SpecError, match=f"`{piece}`"):
         check_spec(replace(REGISTRY["Conv"], **{piece: ""}))
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"family": "conv"}, "Family"),  # a string is no longer a family
-    ({"lowering": "module"}, "Lowering"),
-    ({"rf": 3}, "RFRule"),
-    ({"build": not_a_module}, "build"),  # a module op must describe its module
-    ({"arity": 1}, "arity"),  # Upsample's `like` is a second input
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"family": "conv"}, "Family"),  # a string is no longer a family
+        ({"lowering": "module"}, "Lowering"),
+        ({"rf": 3}, "RFRule"),
+        ({"build": not_a_module}, "build"),  # a module op must describe its module
+        ({"arity": 1}, "arity"),  # Upsample's `like` is a second input
+    ],
+)
 def test_contradictory_pieces_fail(change, message):
     with pytest.raises(SpecError, match=message):
         check_spec(replace(REGISTRY["Upsample"], **change))
@@ -192,7 +211,9 @@ def test_the_cnn_call_of_a_node_makes_the_same_node(op):
 
 
 def test_describe_is_the_one_text_of_tables_and_diagrams():
-    graph = api.graph("t.cnn", text="network t { input [8, 9, 9] return in -> Conv(8, 3, groups = 8) }")
+    graph = api.graph(
+        "t.cnn", text="network t { input [8, 9, 9] return in -> Conv(8, 3, groups = 8) }"
+    )
     node = graph.node(graph.output)
     assert describe("Conv", node.args) == "Conv 3×3, 8, dw"
     assert describe("Add", {}) == "+" and describe("Concat", {}) == "concat"
@@ -239,13 +260,18 @@ def test_build_makes_the_torch_module_it_names(op):
     graph, node = example_node(spec)
     module = instantiate(modules.layer(graph, node))
     expected = spec.torch_ctor.rpartition(".")[2]
-    renamed = {"BatchNorm": ("BatchNorm2d", "BatchNorm1d"), "LayerNorm": ("LayerNorm2d", "LayerNorm"),
-               "Pad": ("ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d"),
-               "Upsample": ("Upsample", "Resize")}
+    renamed = {
+        "BatchNorm": ("BatchNorm2d", "BatchNorm1d"),
+        "LayerNorm": ("LayerNorm2d", "LayerNorm"),
+        "Pad": ("ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d"),
+        "Upsample": ("Upsample", "Resize"),
+    }
     assert type(module).__name__ in renamed.get(op, (expected,))
 
 
-@pytest.mark.parametrize("op", [o for o in OPS if REGISTRY[o].lowering in (Lowering.MODULE, Lowering.PARAMETER)])
+@pytest.mark.parametrize(
+    "op", [o for o in OPS if REGISTRY[o].lowering in (Lowering.MODULE, Lowering.PARAMETER)]
+)
 def test_the_same_seed_gives_the_same_weights(op):
     from cnnc.compiler.lower.fx import to_graph_module
 
@@ -266,5 +292,5 @@ def test_search_writes_a_network_with_second_inputs_back_as_the_same_layers():
     }"""
     graph = api.graph("n.cnn", text=text)
     written = to_cnn(graph)
-    assert "Upsample(mode = \"bilinear\", like = in)" in written and "Crop(like = in)" in written
+    assert 'Upsample(mode = "bilinear", like = in)' in written and "Crop(like = in)" in written
     assert rebuild_problems("best.cnn", written, graph) == []

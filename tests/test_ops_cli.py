@@ -17,16 +17,29 @@ def test_ops_lists_every_op_with_its_summary_under_its_family(capsys):
         assert spec.doc in row
         title = FAMILY_TITLES[spec.family] + ":"
         assert lines.index(title) < lines.index(row), spec.name
-        later = [t + ":" for f, t in FAMILY_TITLES.items() if t + ":" in lines and lines.index(t + ":") > lines.index(title)]
+        later = [
+            t + ":"
+            for f, t in FAMILY_TITLES.items()
+            if t + ":" in lines and lines.index(t + ":") > lines.index(title)
+        ]
         assert all(lines.index(row) < lines.index(t) for t in later), spec.name
 
 
 def test_the_page_of_conv_has_every_piece(capsys):
     code, out, _ = run_cli(["ops", "Conv"], capsys)
     assert code == 0
-    assert "Conv(out_channels, kernel_size, stride = 1, pad = 0, dilation = 1, groups = 1, bias = true)" in out
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("  ") and line.split()}
-    assert rows["pad"][1] == "0" and rows["pad"][-1] == "padding"  # the default, torch's name beside it
+    assert (
+        "Conv(out_channels, kernel_size, stride = 1, pad = 0, dilation = 1, groups = 1, bias = true)"
+        in out
+    )
+    rows = {
+        line.split()[0]: line.split()
+        for line in out.splitlines()
+        if line.startswith("  ") and line.split()
+    }
+    assert (
+        rows["pad"][1] == "0" and rows["pad"][-1] == "padding"
+    )  # the default, torch's name beside it
     assert rows["out_channels"][1] == "required" and "positive" in " ".join(rows["out_channels"])
     assert "inferred: `in_channels` = the input's channels" in out
     assert "shape:    [C, H, W] → [out_channels, H', W']" in out

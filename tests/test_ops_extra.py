@@ -40,16 +40,23 @@ def test_shape_params_and_macs(snippet, shape, out, params, macs):
     assert (r.shape, r.params, r.macs) == (out, params, macs)
 
 
-@pytest.mark.parametrize("snippet, shape, code", [
-    ("Chunk(3, 0)", [8, 5, 5], "E0305"),             # 3 does not divide 8 channels
-    ("Chunk(2, 2)", [8, 5, 5], "E0405"),             # chunks are numbered 0 and 1
-    ("StochasticDepth(1.5)", [8, 5, 5], "E0405"),    # a probability
-    ("LayerNorm2d", [8], "E0304"),                   # needs [C, H, W]
-    ("PointwiseLinear(4)", [8], "E0304"),            # a vector takes `Linear`
-    ("LayerScale", [8], "E0304"),
-    ("LocalResponseNorm(8)", [3, 5, 5], "E0405"),    # torch pads by the size: 2·3 + 1 = 7 at most
-    ("LeakyReLU(1e300)", [8, 5, 5], "E0405"),        # finite, but not as the float32 torch casts it to
-])
+@pytest.mark.parametrize(
+    "snippet, shape, code",
+    [
+        ("Chunk(3, 0)", [8, 5, 5], "E0305"),  # 3 does not divide 8 channels
+        ("Chunk(2, 2)", [8, 5, 5], "E0405"),  # chunks are numbered 0 and 1
+        ("StochasticDepth(1.5)", [8, 5, 5], "E0405"),  # a probability
+        ("LayerNorm2d", [8], "E0304"),  # needs [C, H, W]
+        ("PointwiseLinear(4)", [8], "E0304"),  # a vector takes `Linear`
+        ("LayerScale", [8], "E0304"),
+        ("LocalResponseNorm(8)", [3, 5, 5], "E0405"),  # torch pads by the size: 2·3 + 1 = 7 at most
+        (
+            "LeakyReLU(1e300)",
+            [8, 5, 5],
+            "E0405",
+        ),  # finite, but not as the float32 torch casts it to
+    ],
+)
 def test_rule_violations_are_reported(snippet, shape, code):
     with pytest.raises(CnncError) as caught:
         api.graph("t.cnn", text=program(snippet, shape))
@@ -64,6 +71,7 @@ def test_position_preserving_ops_keep_the_receptive_field(snippet):
 
 
 # -- torch ---------------------------------------------------------------------------------------
+
 
 def lowered(snippet: str, shape):
     """The op inside a block instance `b` beside another module, as the zoo uses them (ConvNeXt's
@@ -143,8 +151,10 @@ def test_layer_scale_is_a_bare_parameter_of_its_enclosing_module():
 def test_an_se_gate_makes_every_position_see_the_whole_input():
     """A broadcast gate reads every position: once multiplied in, each position depends on the whole
     input, and a conv after it sees no more (a deep SE stack used to grow past the input)."""
-    text = ("network se {\n    input [3, 32, 32]\n    x = in -> Conv(8, 3, stride = 2, pad = 1)\n"
-            "    gate = x -> GlobalAvgPool -> Conv(8, 1) -> Sigmoid\n"
-            "    return (x * gate) -> last: Conv(8, 3, pad = 1)\n}\n")
+    text = (
+        "network se {\n    input [3, 32, 32]\n    x = in -> Conv(8, 3, stride = 2, pad = 1)\n"
+        "    gate = x -> GlobalAvgPool -> Conv(8, 1) -> Sigmoid\n"
+        "    return (x * gate) -> last: Conv(8, 3, pad = 1)\n}\n"
+    )
     last = summarize(api.graph("se.cnn", text=text)).layers[-1]
     assert (last.name, last.rf, last.rf_min, last.whole_input) == ("last", 32, 32, True)

@@ -41,11 +41,16 @@ from cnnc.compiler.lower.verify import mismatches
 from cnnc.compiler.ops import REGISTRY, Lowering
 from cnnc.dsl.diagnostics import CnncError
 
-pytestmark = [pytest.mark.usefixtures("one_thread"),
-              pytest.mark.filterwarnings("ignore:Using padding='same'"),
-              pytest.mark.filterwarnings("ignore:The recursion limit will not be reset")]
-SETTINGS = settings(max_examples=12, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.filterwarnings("ignore:Using padding='same'"),
+    pytest.mark.filterwarnings("ignore:The recursion limit will not be reset"),
+]
+SETTINGS = settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 BATCH = 2
 
 
@@ -53,7 +58,9 @@ BATCH = 2
 class Case:
     """One drawn op: its .cnn text, its input, and torch's own way of computing it."""
 
-    layer: str  # `Conv(8, 3)`, applied as `in -> op: …`; for a merge, the whole expression over `in`
+    layer: (
+        str  # `Conv(8, 3)`, applied as `in -> op: …`; for a merge, the whole expression over `in`
+    )
     shape: tuple[int, ...]
     build: Callable[[], nn.Module] | None  # torch's module (None: the op is a function)
     apply: Callable | None = None  # (module, x) -> output; default module(x)
@@ -63,7 +70,11 @@ class Case:
 
     def text(self) -> str:
         dims = ", ".join(map(str, self.shape))
-        t = f"    t = in -> AdaptiveAvgPool([{self.like[0]}, {self.like[1]}])\n" if self.like else ""
+        t = (
+            f"    t = in -> AdaptiveAvgPool([{self.like[0]}, {self.like[1]}])\n"
+            if self.like
+            else ""
+        )
         body = self.layer if self.merge else f"in -> op: {self.layer}"
         return f"network n {{\n    input [{dims}]\n{t}    return {body}\n}}\n"
 
@@ -90,8 +101,11 @@ def pairs(draw, lo, hi):
 
 
 def floats(draw, lo=-2.0, hi=2.0):
-    return draw(st.sampled_from([0.0, 1.0, 0.5, 1e-3])) if draw(st.booleans()) else round(
-        draw(st.floats(lo, hi, allow_nan=False)), 4)
+    return (
+        draw(st.sampled_from([0.0, 1.0, 0.5, 1e-3]))
+        if draw(st.booleans())
+        else round(draw(st.floats(lo, hi, allow_nan=False)), 4)
+    )
 
 
 def bool_text(b: bool) -> str:
@@ -114,9 +128,13 @@ def conv(draw):
     same = s == (1, 1) and draw(st.booleans())
     bias = draw(st.booleans())
     pad = "same" if same else pair_text(p)
-    text = (f"Conv({out}, {pair_text(k)}, stride = {pair_text(s)}, pad = {pad}, dilation = {pair_text(d)}, "
-            f"groups = {g}, bias = {bool_text(bias)})")
-    return Case(text, shape, lambda: nn.Conv2d(shape[0], out, k, s, "same" if same else p, d, g, bias))
+    text = (
+        f"Conv({out}, {pair_text(k)}, stride = {pair_text(s)}, pad = {pad}, dilation = {pair_text(d)}, "
+        f"groups = {g}, bias = {bool_text(bias)})"
+    )
+    return Case(
+        text, shape, lambda: nn.Conv2d(shape[0], out, k, s, "same" if same else p, d, g, bias)
+    )
 
 
 def conv_transpose(draw):
@@ -126,8 +144,10 @@ def conv_transpose(draw):
     k, s, p, d = pairs(draw, 1, 3), pairs(draw, 1, 3), pairs(draw, 0, 2), pairs(draw, 1, 2)
     op = tuple(draw(st.integers(0, max(si, di) - 1)) for si, di in zip(s, d))
     bias = draw(st.booleans())
-    text = (f"ConvTranspose({out}, {pair_text(k)}, stride = {pair_text(s)}, pad = {pair_text(p)}, "
-            f"output_padding = {pair_text(op)}, groups = {g}, bias = {bool_text(bias)}, dilation = {pair_text(d)})")
+    text = (
+        f"ConvTranspose({out}, {pair_text(k)}, stride = {pair_text(s)}, pad = {pair_text(p)}, "
+        f"output_padding = {pair_text(op)}, groups = {g}, bias = {bool_text(bias)}, dilation = {pair_text(d)})"
+    )
     return Case(text, shape, lambda: nn.ConvTranspose2d(shape[0], out, k, s, p, op, g, bias, d))
 
 
@@ -138,8 +158,12 @@ def linear(draw):
 
 def pointwise_linear(draw):
     shape, out, bias = maps(draw), draw(st.integers(1, 6)), draw(st.booleans())
-    return Case(f"PointwiseLinear({out}, bias = {bool_text(bias)})", shape,
-                lambda: nn.Linear(shape[0], out, bias), channels_last)
+    return Case(
+        f"PointwiseLinear({out}, bias = {bool_text(bias)})",
+        shape,
+        lambda: nn.Linear(shape[0], out, bias),
+        channels_last,
+    )
 
 
 def window_pool(avg: bool):
@@ -151,11 +175,17 @@ def window_pool(avg: bool):
         common = f"{pair_text(k)}, stride = {pair_text(s)}, pad = {pair_text(p)}, ceil_mode = {bool_text(ceil)}"
         if avg:
             inc = draw(st.booleans())
-            return Case(f"AvgPool({common}, count_include_pad = {bool_text(inc)})", shape,
-                        lambda: nn.AvgPool2d(k, s, p, ceil, inc))
+            return Case(
+                f"AvgPool({common}, count_include_pad = {bool_text(inc)})",
+                shape,
+                lambda: nn.AvgPool2d(k, s, p, ceil, inc),
+            )
         d = pairs(draw, 1, 2)
-        return Case(f"MaxPool({common}, dilation = {pair_text(d)})", shape,
-                    lambda: nn.MaxPool2d(k, s, p, d, ceil_mode=ceil))
+        return Case(
+            f"MaxPool({common}, dilation = {pair_text(d)})",
+            shape,
+            lambda: nn.MaxPool2d(k, s, p, d, ceil_mode=ceil),
+        )
 
     return draw_case
 
@@ -175,24 +205,41 @@ def global_pool(op: str, module):
 def batchnorm(draw):
     vector = draw(st.booleans())
     shape = (draw(st.integers(1, 6)),) if vector else maps(draw)
-    eps, momentum, affine = draw(st.sampled_from([1e-5, 1e-3, 0.1])), draw(st.floats(0, 1)), draw(st.booleans())
+    eps, momentum, affine = (
+        draw(st.sampled_from([1e-5, 1e-3, 0.1])),
+        draw(st.floats(0, 1)),
+        draw(st.booleans()),
+    )
     build = nn.BatchNorm1d if vector else nn.BatchNorm2d
-    return Case(f"BatchNorm(eps = {num(eps)}, momentum = {num(momentum)}, affine = {bool_text(affine)})", shape,
-                lambda: build(shape[0], eps, momentum, affine))
+    return Case(
+        f"BatchNorm(eps = {num(eps)}, momentum = {num(momentum)}, affine = {bool_text(affine)})",
+        shape,
+        lambda: build(shape[0], eps, momentum, affine),
+    )
 
 
 def frozen_batchnorm(draw):
     shape, eps = maps(draw), draw(st.sampled_from([1e-5, 1e-3, 0.1]))
-    return Case(f"FrozenBatchNorm(eps = {num(eps)})", shape,
-                lambda: torchvision.ops.misc.FrozenBatchNorm2d(shape[0], eps))
+    return Case(
+        f"FrozenBatchNorm(eps = {num(eps)})",
+        shape,
+        lambda: torchvision.ops.misc.FrozenBatchNorm2d(shape[0], eps),
+    )
 
 
 def groupnorm(draw):
     vector = draw(st.booleans())
     shape = (draw(st.integers(1, 8)),) if vector else maps(draw, c=(1, 8))
-    g, eps, affine = draw(st.sampled_from(divisors(shape[0]))), draw(st.sampled_from([1e-5, 0.1])), draw(st.booleans())
-    return Case(f"GroupNorm({g}, eps = {num(eps)}, affine = {bool_text(affine)})", shape,
-                lambda: nn.GroupNorm(g, shape[0], eps, affine))
+    g, eps, affine = (
+        draw(st.sampled_from(divisors(shape[0]))),
+        draw(st.sampled_from([1e-5, 0.1])),
+        draw(st.booleans()),
+    )
+    return Case(
+        f"GroupNorm({g}, eps = {num(eps)}, affine = {bool_text(affine)})",
+        shape,
+        lambda: nn.GroupNorm(g, shape[0], eps, affine),
+    )
 
 
 def instancenorm(draw):
@@ -200,31 +247,50 @@ def instancenorm(draw):
     assume(shape[1] * shape[2] > 1)
     eps, momentum = draw(st.sampled_from([1e-5, 0.1])), draw(st.floats(0, 1))
     affine, track = draw(st.booleans()), draw(st.booleans())
-    text = (f"InstanceNorm(eps = {num(eps)}, momentum = {num(momentum)}, affine = {bool_text(affine)}, "
-            f"track_running_stats = {bool_text(track)})")
+    text = (
+        f"InstanceNorm(eps = {num(eps)}, momentum = {num(momentum)}, affine = {bool_text(affine)}, "
+        f"track_running_stats = {bool_text(track)})"
+    )
     return Case(text, shape, lambda: nn.InstanceNorm2d(shape[0], eps, momentum, affine, track))
 
 
 def layernorm(draw):
     vector = draw(st.booleans())
     shape = (draw(st.integers(1, 6)),) if vector else maps(draw)
-    eps, affine, bias = draw(st.sampled_from([1e-5, 1e-6, 0.1])), draw(st.booleans()), draw(st.booleans())
+    eps, affine, bias = (
+        draw(st.sampled_from([1e-5, 1e-6, 0.1])),
+        draw(st.booleans()),
+        draw(st.booleans()),
+    )
     text = f"LayerNorm(eps = {num(eps)}, elementwise_affine = {bool_text(affine)}, bias = {bool_text(bias)})"
-    return Case(text, shape, lambda: nn.LayerNorm(shape[0], eps, affine, bias),
-                None if vector else channels_last)
+    return Case(
+        text,
+        shape,
+        lambda: nn.LayerNorm(shape[0], eps, affine, bias),
+        None if vector else channels_last,
+    )
 
 
 def layernorm2d(draw):
     shape, eps = maps(draw), draw(st.sampled_from([1e-6, 1e-5, 0.1]))
-    return Case(f"LayerNorm2d(eps = {num(eps)})", shape, lambda: nn.LayerNorm(shape[0], eps), channels_last)
+    return Case(
+        f"LayerNorm2d(eps = {num(eps)})", shape, lambda: nn.LayerNorm(shape[0], eps), channels_last
+    )
 
 
 def lrn(draw):
     shape = maps(draw)
     size = draw(st.integers(1, 2 * shape[0] + 1))
-    alpha, beta, k = draw(st.sampled_from([1e-4, 0.5])), draw(st.sampled_from([0.75, 1.0])), draw(st.sampled_from([1.0, 2.0]))
-    return Case(f"LocalResponseNorm({size}, {num(alpha)}, {num(beta)}, {num(k)})", shape,
-                lambda: nn.LocalResponseNorm(size, alpha, beta, k))
+    alpha, beta, k = (
+        draw(st.sampled_from([1e-4, 0.5])),
+        draw(st.sampled_from([0.75, 1.0])),
+        draw(st.sampled_from([1.0, 2.0])),
+    )
+    return Case(
+        f"LocalResponseNorm({size}, {num(alpha)}, {num(beta)}, {num(k)})",
+        shape,
+        lambda: nn.LocalResponseNorm(size, alpha, beta, k),
+    )
 
 
 def layer_scale(draw):
@@ -238,8 +304,12 @@ def activation(op: str, module=None, params: tuple = ()):
     def draw_case(draw):
         vector = draw(st.booleans())
         shape = (draw(st.integers(1, 6)),) if vector else maps(draw)
-        values = {name: round(draw(st.floats(lo, hi, allow_nan=False)), 3) for name, lo, hi in params}
-        text = op + (f"({', '.join(f'{k} = {num(v)}' for k, v in values.items())})" if values else "")
+        values = {
+            name: round(draw(st.floats(lo, hi, allow_nan=False)), 3) for name, lo, hi in params
+        }
+        text = op + (
+            f"({', '.join(f'{k} = {num(v)}' for k, v in values.items())})" if values else ""
+        )
         return Case(text, shape, lambda: (module or getattr(nn, op))(**values))
 
     return draw_case
@@ -271,7 +341,9 @@ def dropout(draw):
 
 def stochastic_depth(draw):
     p = draw(st.floats(0, 1))
-    return Case(f"StochasticDepth({num(p)})", maps(draw), lambda: torchvision.ops.StochasticDepth(p, "row"))
+    return Case(
+        f"StochasticDepth({num(p)})", maps(draw), lambda: torchvision.ops.StochasticDepth(p, "row")
+    )
 
 
 def reshape(draw):
@@ -299,8 +371,12 @@ def chunk(draw):
     shape = maps(draw)
     chunks = draw(st.sampled_from(divisors(shape[0])))
     index = draw(st.integers(0, chunks - 1))
-    return Case(f"Chunk({chunks}, {index})", shape, lambda: nn.Identity(),
-                lambda m, x: x.chunk(chunks, dim=1)[index])
+    return Case(
+        f"Chunk({chunks}, {index})",
+        shape,
+        lambda: nn.Identity(),
+        lambda m, x: x.chunk(chunks, dim=1)[index],
+    )
 
 
 def upsample(draw):
@@ -312,18 +388,28 @@ def upsample(draw):
     how = draw(st.sampled_from(["scale", "size", "like"]))
     if how == "like":
         like = pairs(draw, 1, 12)
-        return Case(f"Upsample(like = t{tail})", shape, lambda: nn.Identity(),
-                    lambda m, x: F.interpolate(x, size=like, mode=mode, align_corners=ac), like=like)
+        return Case(
+            f"Upsample(like = t{tail})",
+            shape,
+            lambda: nn.Identity(),
+            lambda m, x: F.interpolate(x, size=like, mode=mode, align_corners=ac),
+            like=like,
+        )
     if how == "size":
         size = pairs(draw, 1, 12)
-        return Case(f"Upsample({pair_text(size)}{tail})", shape,
-                    lambda: nn.Upsample(size=size, mode=mode, align_corners=ac))
+        return Case(
+            f"Upsample({pair_text(size)}{tail})",
+            shape,
+            lambda: nn.Upsample(size=size, mode=mode, align_corners=ac),
+        )
     factors = [draw(st.sampled_from([0.5, 1.0, 1.5, 2.0, 3.0])) for _ in range(2)]
     if draw(st.booleans()):
         factors[1] = factors[0]
     assume(all(math.floor(n * f) >= 1 for n, f in zip(shape[1:], factors)))
     text = f"Upsample(scale_factor = [{num(factors[0])}, {num(factors[1])}]{tail})"
-    return Case(text, shape, lambda: nn.Upsample(scale_factor=tuple(factors), mode=mode, align_corners=ac))
+    return Case(
+        text, shape, lambda: nn.Upsample(scale_factor=tuple(factors), mode=mode, align_corners=ac)
+    )
 
 
 def pixel_shuffle(draw):
@@ -341,8 +427,11 @@ def pad(draw):
     value = floats(draw) if mode == "constant" else 0.0
     written = str(sides[0]) if len(set(sides)) == 1 else f"[{', '.join(map(str, sides))}]"
     text = f'Pad({written}, mode = "{mode}", value = {num(value)})'
-    build = {"constant": lambda: nn.ConstantPad2d(sides, value), "reflect": lambda: nn.ReflectionPad2d(sides),
-             "replicate": lambda: nn.ReplicationPad2d(sides)}[mode]
+    build = {
+        "constant": lambda: nn.ConstantPad2d(sides, value),
+        "reflect": lambda: nn.ReflectionPad2d(sides),
+        "replicate": lambda: nn.ReplicationPad2d(sides),
+    }[mode]
     return Case(text, shape, build)
 
 
@@ -358,35 +447,68 @@ def crop(draw):
 
 
 def merge(op: str):
-    texts = {"Add": ("in + (in -> Scale(2.0))", lambda m, x: x + 2 * x),
-             "Mul": ("in * (in -> GlobalAvgPool)", lambda m, x: x * x.mean((2, 3), keepdim=True)),
-             "Concat": ("concat(in, in -> Scale(2.0))", lambda m, x: torch.cat([x, 2 * x], dim=1))}
+    texts = {
+        "Add": ("in + (in -> Scale(2.0))", lambda m, x: x + 2 * x),
+        "Mul": ("in * (in -> GlobalAvgPool)", lambda m, x: x * x.mean((2, 3), keepdim=True)),
+        "Concat": ("concat(in, in -> Scale(2.0))", lambda m, x: torch.cat([x, 2 * x], dim=1)),
+    }
     text, fn = texts[op]
     return lambda draw: Case(text, maps(draw), None, fn, merge=True)
 
 
 CASES = {
-    "Conv": conv, "ConvTranspose": conv_transpose, "Linear": linear, "PointwiseLinear": pointwise_linear,
-    "MaxPool": window_pool(avg=False), "AvgPool": window_pool(avg=True),
+    "Conv": conv,
+    "ConvTranspose": conv_transpose,
+    "Linear": linear,
+    "PointwiseLinear": pointwise_linear,
+    "MaxPool": window_pool(avg=False),
+    "AvgPool": window_pool(avg=True),
     "AdaptiveAvgPool": adaptive("AdaptiveAvgPool", nn.AdaptiveAvgPool2d),
     "AdaptiveMaxPool": adaptive("AdaptiveMaxPool", nn.AdaptiveMaxPool2d),
     "GlobalAvgPool": global_pool("GlobalAvgPool", nn.AdaptiveAvgPool2d),
     "GlobalMaxPool": global_pool("GlobalMaxPool", nn.AdaptiveMaxPool2d),
-    "BatchNorm": batchnorm, "FrozenBatchNorm": frozen_batchnorm, "GroupNorm": groupnorm,
-    "InstanceNorm": instancenorm, "LayerNorm": layernorm, "LayerNorm2d": layernorm2d,
-    "LocalResponseNorm": lrn, "LayerScale": layer_scale,
-    **{op: activation(op) for op in ("ReLU", "ReLU6", "Sigmoid", "Tanh", "Hardswish", "Hardsigmoid", "SiLU",
-                                     "GELU", "Mish")},
+    "BatchNorm": batchnorm,
+    "FrozenBatchNorm": frozen_batchnorm,
+    "GroupNorm": groupnorm,
+    "InstanceNorm": instancenorm,
+    "LayerNorm": layernorm,
+    "LayerNorm2d": layernorm2d,
+    "LocalResponseNorm": lrn,
+    "LayerScale": layer_scale,
+    **{
+        op: activation(op)
+        for op in (
+            "ReLU",
+            "ReLU6",
+            "Sigmoid",
+            "Tanh",
+            "Hardswish",
+            "Hardsigmoid",
+            "SiLU",
+            "GELU",
+            "Mish",
+        )
+    },
     "LeakyReLU": activation("LeakyReLU", params=(("negative_slope", -1.0, 1.0),)),
     "ELU": activation("ELU", params=(("alpha", 0.0, 2.0),)),
     "Softplus": activation("Softplus", params=(("beta", 0.1, 3.0), ("threshold", 0.5, 20.0))),
-    "PReLU": prelu, "Softmax": softmax, "Scale": scale,
-    "Dropout": dropout, "StochasticDepth": stochastic_depth, "Identity": lambda draw: Case(
-        "Identity", maps(draw), lambda: nn.Identity()),
+    "PReLU": prelu,
+    "Softmax": softmax,
+    "Scale": scale,
+    "Dropout": dropout,
+    "StochasticDepth": stochastic_depth,
+    "Identity": lambda draw: Case("Identity", maps(draw), lambda: nn.Identity()),
     "Flatten": lambda draw: Case("Flatten", maps(draw), lambda: nn.Flatten()),
-    "Reshape": reshape, "ChannelShuffle": channel_shuffle, "Chunk": chunk,
-    "Upsample": upsample, "PixelShuffle": pixel_shuffle, "Pad": pad, "Crop": crop,
-    "Add": merge("Add"), "Mul": merge("Mul"), "Concat": merge("Concat"),
+    "Reshape": reshape,
+    "ChannelShuffle": channel_shuffle,
+    "Chunk": chunk,
+    "Upsample": upsample,
+    "PixelShuffle": pixel_shuffle,
+    "Pad": pad,
+    "Crop": crop,
+    "Add": merge("Add"),
+    "Mul": merge("Mul"),
+    "Concat": merge("Concat"),
 }
 
 
@@ -429,10 +551,17 @@ def check(case: Case, op: str) -> None:
     inputs = tuple(graph.node(i).type for i in node.inputs)
     assert graph.input.type.shape == case.shape
     assert (BATCH, *node.type.shape) == tuple(expected.shape), case.text()
-    params = case.params if case.params is not None else sum(p.numel() for p in reference.parameters()) \
-        if reference is not None else 0
+    params = (
+        case.params
+        if case.params is not None
+        else sum(p.numel() for p in reference.parameters())
+        if reference is not None
+        else 0
+    )
     assert node.spec.count_params(node.args, inputs, node.type) == params, case.text()
-    assert node.spec.count_macs(node.args, inputs, node.type) == counter.get_total_flops() // (2 * BATCH)
+    assert node.spec.count_macs(node.args, inputs, node.type) == counter.get_total_flops() // (
+        2 * BATCH
+    )
     model = to_graph_module(graph, seed=0).eval()
     if node.spec.lowering is Lowering.MODULE and reference is not None and reference.state_dict():
         model.get_submodule(node.name).load_state_dict(reference.state_dict(), strict=True)
@@ -499,7 +628,9 @@ UNCOUNTED = {
     "BatchNorm": lambda n, i: 4 * 2 * n.type.shape[0],  # save_mean, save_invstd per channel
     "FrozenBatchNorm": lambda n, i: 4 * n.type.shape[0],  # its scale, weight · rsqrt(var + eps)
     "GroupNorm": lambda n, i: 4 * 2 * n.args["num_groups"],  # mean, rstd per group
-    "InstanceNorm": lambda n, i: 4 * n.type.shape[0] * (2 + n.args["affine"] + 2 * n.args["track_running_stats"]),
+    "InstanceNorm": lambda n, i: (
+        4 * n.type.shape[0] * (2 + n.args["affine"] + 2 * n.args["track_running_stats"])
+    ),
     "LayerNorm": lambda n, i: 4 * 2 * _positions(n, i),  # mean, rstd per position
     "LayerNorm2d": lambda n, i: 4 * 2 * _positions(n, i),
     "LocalResponseNorm": lambda n, i: 4 * (n.args["size"] - 1) * _positions(n, i),
@@ -519,8 +650,11 @@ def check_saved(case: Case) -> None:
         got = torch_saved_bytes(model, x)
     except (RuntimeError, ValueError):
         assume(False)  # a batch norm of one value per channel: torch refuses to train it
-    uncounted = sum(UNCOUNTED[n.op](n, tuple(graph.node(i).type for i in n.inputs))
-                    for n in graph.nodes_in_order() if n.op in UNCOUNTED)
+    uncounted = sum(
+        UNCOUNTED[n.op](n, tuple(graph.node(i).type for i in n.inputs))
+        for n in graph.nodes_in_order()
+        if n.op in UNCOUNTED
+    )
     assert got == saved_total(graph) + uncounted, case.text()
 
 
@@ -579,7 +713,9 @@ def test_a_resize_or_crop_to_another_tensor_follows_it_at_any_input_size():
     x = torch.randn(2, 3, 45, 29)
     with torch.no_grad():
         s = model.conv(x)
-        expected = torch.cat([F.interpolate(s, size=(45, 29), mode="bilinear", align_corners=False), x], dim=1)
+        expected = torch.cat(
+            [F.interpolate(s, size=(45, 29), mode="bilinear", align_corners=False), x], dim=1
+        )
         torch.testing.assert_close(model(x), expected)
         torch.testing.assert_close(standalone(x), expected)
 
@@ -590,42 +726,55 @@ def test_receptive_fields_of_scaling_ops_are_in_input_pixels():
     from cnnc.compiler.analysis.summary import summarize
 
     def rf(layers: str) -> tuple[int, int]:
-        graph = api.graph("rf.cnn", text=f"network n {{ input [1, 32, 32] return in -> {layers} -> op: Identity }}")
+        graph = api.graph(
+            "rf.cnn",
+            text=f"network n {{ input [1, 32, 32] return in -> {layers} -> op: Identity }}",
+        )
         row = next(r for r in summarize(graph).layers if r.name == "op")
         return row.rf_min, row.rf
 
     # ×2: fine positions o − 1 … o + 1 always span two coarse ones (3 pixels each, 2 apart)
-    assert rf("Conv(1, 3, stride = 2, pad = 1) -> Upsample(scale_factor = 2) -> Conv(1, 3, pad = 1)") == (5, 5)
+    assert rf(
+        "Conv(1, 3, stride = 2, pad = 1) -> Upsample(scale_factor = 2) -> Conv(1, 3, pad = 1)"
+    ) == (5, 5)
     assert rf("Conv(1, 3, stride = 2, pad = 1) -> Conv(1, 3, pad = 1)") == (7, 7)
     # stride 2, 3 taps: even outputs read two inputs, odd ones one
     assert rf("ConvTranspose(1, 3, stride = 2)") == (1, 2)
-    assert rf("Upsample(scale_factor = 2, mode = \"bilinear\") -> Conv(1, 3, pad = 1)") == (3, 3)
+    assert rf('Upsample(scale_factor = 2, mode = "bilinear") -> Conv(1, 3, pad = 1)') == (3, 3)
     # ×4: three fine positions fall on one coarse position (4 pixels) or on two (8)
-    assert rf("Conv(1, 4, stride = 4) -> PixelShuffle(1) -> Upsample(like = in) -> Conv(1, 3, pad = 1)") == (4, 8)
+    assert rf(
+        "Conv(1, 4, stride = 4) -> PixelShuffle(1) -> Upsample(like = in) -> Conv(1, 3, pad = 1)"
+    ) == (4, 8)
 
 
-@pytest.mark.parametrize("body, code", [
-    ("t = in -> MaxPool(2)\n    return t -> Crop(like = in)", "E0303"),  # a crop cannot grow
-    ("t = in -> Flatten\n    return in -> Crop(like = t)", "E0304"),  # `like` must be a map
-    ("t = in -> Flatten\n    return in -> Upsample(like = t)", "E0304"),
-    ("return in -> Flatten -> Upsample(scale_factor = 2)", "E0304"),
-    ("return in -> Upsample(like = 3)", "E0404"),
-    ("return in -> Upsample(scale_factor = 2, like = in)", "E0405"),  # exactly one way to size
-    ("return in -> Upsample", "E0405"),
-    ('return in -> Upsample(scale_factor = 0.1)', "E0303"),
-    ('return in -> Upsample(scale_factor = 2, mode = "bicubic")', "E0405"),
-    ("return in -> Crop", "E0402"),
-    ("return in -> ConvTranspose(4, 3, stride = 2, output_padding = 2)", "E0405"),
-    ("return in -> ConvTranspose(4, 1, pad = 5)", "E0303"),
-    ("return in -> PixelShuffle(2)", "E0305"),  # 3 channels are no multiple of 4
-    ("return in -> GroupNorm(2)", "E0305"),
-    ("return in -> GlobalAvgPool -> InstanceNorm", "E0304"),  # one position: nothing to normalise
-    ("return in -> PReLU(2)", "E0405"),  # one slope, or one per channel
-    ('return in -> Pad(8, mode = "reflect")', "E0405"),  # reflect pads less than the side
-    ('return in -> Pad(1, mode = "replicate", value = 1.0)', "E0405"),
-    ("return in -> Reshape([5, -1, 2])", "E0405"),
-    ("return in -> Reshape([-1, -1, 8])", "E0405"),
-])
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ("t = in -> MaxPool(2)\n    return t -> Crop(like = in)", "E0303"),  # a crop cannot grow
+        ("t = in -> Flatten\n    return in -> Crop(like = t)", "E0304"),  # `like` must be a map
+        ("t = in -> Flatten\n    return in -> Upsample(like = t)", "E0304"),
+        ("return in -> Flatten -> Upsample(scale_factor = 2)", "E0304"),
+        ("return in -> Upsample(like = 3)", "E0404"),
+        ("return in -> Upsample(scale_factor = 2, like = in)", "E0405"),  # exactly one way to size
+        ("return in -> Upsample", "E0405"),
+        ("return in -> Upsample(scale_factor = 0.1)", "E0303"),
+        ('return in -> Upsample(scale_factor = 2, mode = "bicubic")', "E0405"),
+        ("return in -> Crop", "E0402"),
+        ("return in -> ConvTranspose(4, 3, stride = 2, output_padding = 2)", "E0405"),
+        ("return in -> ConvTranspose(4, 1, pad = 5)", "E0303"),
+        ("return in -> PixelShuffle(2)", "E0305"),  # 3 channels are no multiple of 4
+        ("return in -> GroupNorm(2)", "E0305"),
+        (
+            "return in -> GlobalAvgPool -> InstanceNorm",
+            "E0304",
+        ),  # one position: nothing to normalise
+        ("return in -> PReLU(2)", "E0405"),  # one slope, or one per channel
+        ('return in -> Pad(8, mode = "reflect")', "E0405"),  # reflect pads less than the side
+        ('return in -> Pad(1, mode = "replicate", value = 1.0)', "E0405"),
+        ("return in -> Reshape([5, -1, 2])", "E0405"),
+        ("return in -> Reshape([-1, -1, 8])", "E0405"),
+    ],
+)
 def test_rule_violations_of_the_new_ops_are_located_errors(body, code):
     from cnnc.dsl.diagnostics import CnncError
 

@@ -28,11 +28,26 @@ import pytest
 import cnnc
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDERS = {"cnnc": "cnnc", "dsl": "cnnc/dsl", "compiler": "cnnc/compiler", "search": "cnnc/search",
-           "zoo": "cnnc/zoo"}  # folder of the checkout → its place in the wheel
+FOLDERS = {
+    "cnnc": "cnnc",
+    "dsl": "cnnc/dsl",
+    "compiler": "cnnc/compiler",
+    "search": "cnnc/search",
+    "zoo": "cnnc/zoo",
+}  # folder of the checkout → its place in the wheel
 BUILD_FILES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md")
-SKIPPED = {".git", ".venv", "__pycache__", "build", "dist", "out", "runs", ".pytest_cache",
-           ".hypothesis", ".ruff_cache"}  # what a tree walk leaves out where git is not at hand
+SKIPPED = {
+    ".git",
+    ".venv",
+    "__pycache__",
+    "build",
+    "dist",
+    "out",
+    "runs",
+    ".pytest_cache",
+    ".hypothesis",
+    ".ruff_cache",
+}  # what a tree walk leaves out where git is not at hand
 NAME = f"cnnc-{cnnc.__version__}"
 
 
@@ -52,8 +67,11 @@ def walked_files() -> list[str]:
     found = []
     for dirpath, dirnames, filenames in os.walk(ROOT):
         dirnames[:] = [d for d in dirnames if d not in SKIPPED and not d.endswith(".egg-info")]
-        found += [(Path(dirpath) / f).relative_to(ROOT).as_posix() for f in filenames
-                  if not f.endswith((".pyc", ".pyo"))]
+        found += [
+            (Path(dirpath) / f).relative_to(ROOT).as_posix()
+            for f in filenames
+            if not f.endswith((".pyc", ".pyo"))
+        ]
     return sorted(found)
 
 
@@ -71,8 +89,9 @@ def build(kind: str, source: Path, out: Path) -> Path:
     """setuptools' build backend, as pip calls it, without build isolation (the set-up environment
     has setuptools)."""
     code = f"from setuptools import build_meta as b; print(b.build_{kind}({str(out)!r}))"
-    done = subprocess.run([sys.executable, "-c", code], cwd=source, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=source, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return out / done.stdout.strip().splitlines()[-1]
 
@@ -100,25 +119,47 @@ def installed(dist) -> SimpleNamespace:
     venv = dist.tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-           "--no-index", "--disable-pip-version-check", "-q", str(dist.wheel)]
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        str(python),
+        "install",
+        "--no-deps",
+        "--no-index",
+        "--disable-pip-version-check",
+        "-q",
+        str(dist.wheel),
+    ]
     done = subprocess.run(pip, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    site = Path(subprocess.run([str(python), "-c", where], capture_output=True, text=True,
-                               check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", where], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
     # written after the install, so that pip saw none of the set-up environment's packages
     (site / "setup_environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     work = dist.tmp / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CNNC_PATH", "CNNC_LINT")}
-    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", NO_COLOR="1",
-               PYTHONNOUSERSITE="1", XDG_CACHE_HOME=str(dist.tmp / "cache"))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CNNC_PATH", "CNNC_LINT")
+    }
+    env.update(
+        PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        NO_COLOR="1",
+        PYTHONNOUSERSITE="1",
+        XDG_CACHE_HOME=str(dist.tmp / "cache"),
+    )
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(list(args), cwd=work, env=env, capture_output=True, text=True,
-                              timeout=300, check=False)
+        return subprocess.run(
+            list(args), cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
 
     return SimpleNamespace(venv=venv, site=site, work=work, run=run)
 
@@ -127,8 +168,13 @@ def test_the_wheel_holds_every_file_of_the_packaged_folders(dist):
     with zipfile.ZipFile(dist.wheel) as archive:
         names = {n for n in archive.namelist() if not n.startswith(f"{NAME}.dist-info/")}
     expected = set(package_files().values())
-    assert {"cnnc/commands/__init__.py", "cnnc/dsl/cnn.lark", "cnnc/dsl/explain/E0301.md",
-            "cnnc/zoo/families/resnet.cnn", "cnnc/zoo/accuracy.json"} <= expected
+    assert {
+        "cnnc/commands/__init__.py",
+        "cnnc/dsl/cnn.lark",
+        "cnnc/dsl/explain/E0301.md",
+        "cnnc/zoo/families/resnet.cnn",
+        "cnnc/zoo/accuracy.json",
+    } <= expected
     assert sorted(expected - names) == []  # in the tree, not shipped
     assert sorted(names - expected) == []  # shipped, not in the tree
 

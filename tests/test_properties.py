@@ -29,14 +29,18 @@ def expressions(depth: int = 3):
     sub = expressions(depth - 1)
     return st.one_of(
         atoms,
-        st.tuples(sub, st.sampled_from(["+", "-", "*", "//", "%", "==", "<", "and", "or"]), sub)
-        .map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
-        st.tuples(st.sampled_from(["Conv", "B", "MaxPool", "concat"]), st.lists(sub, max_size=3),
-                  st.lists(st.tuples(names, sub), max_size=2))
-        .map(lambda t: f"{t[0]}({', '.join(t[1] + [f'{k} = {v}' for k, v in t[2]])})"),
+        st.tuples(
+            sub, st.sampled_from(["+", "-", "*", "//", "%", "==", "<", "and", "or"]), sub
+        ).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(
+            st.sampled_from(["Conv", "B", "MaxPool", "concat"]),
+            st.lists(sub, max_size=3),
+            st.lists(st.tuples(names, sub), max_size=2),
+        ).map(lambda t: f"{t[0]}({', '.join(t[1] + [f'{k} = {v}' for k, v in t[2]])})"),
         st.lists(sub, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
-        st.lists(st.tuples(st.one_of(st.none(), names), sub), min_size=2, max_size=4)
-        .map(lambda xs: "(" + " -> ".join(f"{lab}: {e}" if lab else e for lab, e in xs) + ")"),
+        st.lists(st.tuples(st.one_of(st.none(), names), sub), min_size=2, max_size=4).map(
+            lambda xs: "(" + " -> ".join(f"{lab}: {e}" if lab else e for lab, e in xs) + ")"
+        ),
         st.tuples(sub, sub, sub).map(lambda t: f"(if {t[0]} then {t[1]} else {t[2]})"),
         st.tuples(sub, names, sub).map(lambda t: f"[{t[0]} for {t[1]} in {t[2]}]"),
         st.tuples(sub, st.sampled_from(["channels", "height"])).map(lambda t: f"({t[0]}).{t[1]}"),
@@ -48,8 +52,11 @@ def expressions(depth: int = 3):
 
 
 programs = st.tuples(st.lists(st.tuples(names, expressions()), max_size=4), expressions()).map(
-    lambda t: "block B(a, b = 1) {\n" + "".join(f"    {n} = {e}  # c\n" for n, e in t[0])
-    + f"    return {t[1]}\n}}\n\nblock C = B(b = 2)\nnetwork N = C(1)\n"
+    lambda t: (
+        "block B(a, b = 1) {\n"
+        + "".join(f"    {n} = {e}  # c\n" for n, e in t[0])
+        + f"    return {t[1]}\n}}\n\nblock C = B(b = 2)\nnetwork N = C(1)\n"
+    )
 )
 
 
@@ -70,8 +77,9 @@ def test_format_keeps_author_breaks(text, data):
     meaning, and its output is a fixed point."""
     separators = (" -> ", ", ", " + ", " - ", " and ", " then ", " else ", " for ")
     pieces = re.split("(" + "|".join(re.escape(s) for s in separators) + ")", text)
-    broken = "".join(p + "\n        " if p in separators and data.draw(st.booleans()) else p
-                     for p in pieces)
+    broken = "".join(
+        p + "\n        " if p in separators and data.draw(st.booleans()) else p for p in pieces
+    )
     module = parse_text(broken)
     assert module == parse_text(text)
     once = format_module(module)
@@ -89,7 +97,9 @@ def test_strings_round_trip_through_escapes(value):
     from cnnc.dsl.literals import escape_string
 
     literal = escape_string(value)
-    module = parse_text(f"x = {literal}\nblock B {{\n    assert true, {literal}\n    return in\n}}\n")
+    module = parse_text(
+        f"x = {literal}\nblock B {{\n    assert true, {literal}\n    return in\n}}\n"
+    )
     assert module.items[0].value.value == value
     once = format_module(module)
     assert parse_text(once) == module
@@ -164,11 +174,19 @@ def torch_shape(module, shape):
         return None
 
 
-conv_args = st.fixed_dictionaries({
-    "c_in": st.sampled_from([1, 2, 3, 4, 6]), "c_out": st.sampled_from([1, 2, 4, 6]),
-    "k": st.integers(1, 7), "s": st.integers(1, 4), "p": st.integers(0, 4), "d": st.integers(1, 3),
-    "g": st.sampled_from([1, 2, 3]), "h": st.integers(1, 24), "w": st.integers(1, 24),
-})
+conv_args = st.fixed_dictionaries(
+    {
+        "c_in": st.sampled_from([1, 2, 3, 4, 6]),
+        "c_out": st.sampled_from([1, 2, 4, 6]),
+        "k": st.integers(1, 7),
+        "s": st.integers(1, 4),
+        "p": st.integers(0, 4),
+        "d": st.integers(1, 3),
+        "g": st.sampled_from([1, 2, 3]),
+        "h": st.integers(1, 24),
+        "w": st.integers(1, 24),
+    }
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -184,10 +202,17 @@ def test_conv_shape_matches_torch(a):
     assert ours == torch_shape(module, (a["c_in"], a["h"], a["w"]))
 
 
-pool_args = st.fixed_dictionaries({
-    "k": st.integers(1, 6), "s": st.integers(1, 4), "p": st.integers(0, 3), "ceil": st.booleans(),
-    "h": st.integers(1, 20), "w": st.integers(1, 20), "kind": st.sampled_from(["MaxPool", "AvgPool"]),
-})
+pool_args = st.fixed_dictionaries(
+    {
+        "k": st.integers(1, 6),
+        "s": st.integers(1, 4),
+        "p": st.integers(0, 3),
+        "ceil": st.booleans(),
+        "h": st.integers(1, 20),
+        "w": st.integers(1, 20),
+        "kind": st.sampled_from(["MaxPool", "AvgPool"]),
+    }
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -204,10 +229,25 @@ def test_pool_shape_matches_torch(a):
 # ---------------------------------------------------------------------------------------------
 # Robustness: any text gets diagnostics, never a crash (an internal error is a bug in cnnc)
 
-source_text = st.lists(st.sampled_from(list("abcin0123456789 \n()[]{}->:=,.+-*/%<>#\"'_")
-                                      + ["network N ", "block B", "input ", "return ", "if ", " then ",
-                                         " else ", "Conv", "choice", " for ", " in "]),
-                       max_size=60).map("".join)
+source_text = st.lists(
+    st.sampled_from(
+        list("abcin0123456789 \n()[]{}->:=,.+-*/%<>#\"'_")
+        + [
+            "network N ",
+            "block B",
+            "input ",
+            "return ",
+            "if ",
+            " then ",
+            " else ",
+            "Conv",
+            "choice",
+            " for ",
+            " in ",
+        ]
+    ),
+    max_size=60,
+).map("".join)
 
 
 @settings(max_examples=300, deadline=None)

@@ -110,14 +110,22 @@ def cnnc_command() -> list[str]:
 
 def environment(folder: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("CNNC_PATH", "PYTHONPATH")}
-    env.update(HOME=str(folder), XDG_CACHE_HOME=str(folder / ".cache"), NO_COLOR="1",
-               MPLBACKEND="Agg")
+    env.update(
+        HOME=str(folder), XDG_CACHE_HOME=str(folder / ".cache"), NO_COLOR="1", MPLBACKEND="Agg"
+    )
     return env
 
 
 def run(argv: list[str], folder: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=folder, env=environment(folder), capture_output=True, text=True,
-                          timeout=TIMEOUT, check=False)
+    return subprocess.run(
+        argv,
+        cwd=folder,
+        env=environment(folder),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
 
 
 def run_cnnc(args: list[str], folder: Path, copy: bool = False) -> subprocess.CompletedProcess:
@@ -173,8 +181,9 @@ def photos(folder: Path) -> None:
 
 def checkpoint(folder: Path) -> None:
     """`resnet18.pth`: a state_dict with torchvision's ResNet-18 keys (random weights)."""
-    code = ("import cnnc, torch; "
-            "torch.save(cnnc.load('resnet18', seed=0).state_dict(), 'resnet18.pth')")
+    code = (
+        "import cnnc, torch; torch.save(cnnc.load('resnet18', seed=0).state_dict(), 'resnet18.pth')"
+    )
     expect_ok(run([sys.executable, "-c", code], folder), "making resnet18.pth")
 
 
@@ -240,8 +249,10 @@ def check_sh(block: Block, folder: Path) -> None:
         elif argv[:2] == ["pip", "install"]:
             check_pip(argv[2:])
         else:
-            pytest.fail(f"{block.id}: `{argv[0]}` is not run by this test; mark the block "
-                        "<!-- readme: skip REASON --> or show the command otherwise")
+            pytest.fail(
+                f"{block.id}: `{argv[0]}` is not run by this test; mark the block "
+                "<!-- readme: skip REASON --> or show the command otherwise"
+            )
 
 
 def commands(text: str) -> list[list[str]]:
@@ -322,8 +333,10 @@ def test_every_marker_is_known():
 
 
 def test_blocks_are_found_with_their_markers():
-    text = ("intro\n```sh\ncnnc ops\n```\n\n<!-- readme: skip needs a server -->\n"
-            "  ```python\n  print(1)\n  ```\n```\nplain\n```\n")
+    text = (
+        "intro\n```sh\ncnnc ops\n```\n\n<!-- readme: skip needs a server -->\n"
+        "  ```python\n  print(1)\n  ```\n```\nplain\n```\n"
+    )
     assert blocks(text) == [
         Block(2, "sh", "cnnc ops\n", None),
         Block(7, "python", "print(1)\n", ("skip", "needs a server")),
@@ -335,7 +348,9 @@ def test_lines_in_order_and_commands_of_a_block():
     assert in_order(["a", "...", "c"], ["a", "b", "c"]) == []
     assert in_order(["c", "a"], ["a", "b", "c"]) == ["a"]  # found, but not after `c`
     assert commands("cnnc a \\\n    --b 1  # note\n\n# only a comment\nmake test\n") == [
-        ["cnnc", "a", "--b", "1"], ["make", "test"]]
+        ["cnnc", "a", "--b", "1"],
+        ["make", "test"],
+    ]
 
 
 RESIDUAL = """network bad {

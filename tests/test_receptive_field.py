@@ -31,9 +31,14 @@ from cnnc.dsl.diagnostics import CnncError
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = sorted((ROOT / "zoo").glob("*.cnn"))
 # inputs smaller than declared that still hold the fields checked (U-Net's head needs 204 + a period)
-INPUTS = {"unet": (3, 252, 252), "unet_padded": (3, 256, 256), "resnet50_fpn": (3, 576, 576),
-          "deeplabv3_resnet50": (3, 256, 256), "fcn_resnet50": (3, 256, 256),
-          "lraspp_mobilenet_v3_large": (3, 256, 256)}
+INPUTS = {
+    "unet": (3, 252, 252),
+    "unet_padded": (3, 256, 256),
+    "resnet50_fpn": (3, 576, 576),
+    "deeplabv3_resnet50": (3, 256, 256),
+    "fcn_resnet50": (3, 256, 256),
+    "lraspp_mobilenet_v3_large": (3, 256, 256),
+}
 
 
 def concrete_networks(path: Path) -> list[str]:
@@ -67,10 +72,13 @@ def test_zoo_fields_equal_the_gradient_support(path):
         assert len(verified) >= 3, name
 
 
-@pytest.mark.parametrize("model, node, sizes, shape", [
-    ("unet", "head", (188, 204), (3, 252, 252)),  # every position reads 188 or 204 pixels
-    ("resnet50_fpn", "fpn.layer_blocks.0.0", (427, 459), (3, 576, 576)),
-])
+@pytest.mark.parametrize(
+    "model, node, sizes, shape",
+    [
+        ("unet", "head", (188, 204), (3, 252, 252)),  # every position reads 188 or 204 pixels
+        ("resnet50_fpn", "fpn.layer_blocks.0.0", (427, 459), (3, 576, 576)),
+    ],
+)
 def test_upsampled_maps_read_whole_coarse_positions(model, node, sizes, shape):
     graph = api.graph(ROOT / "zoo" / f"{model}.cnn", input=shape)
     target = next(n.id for n in graph.nodes_in_order() if n.name == node)
@@ -92,7 +100,12 @@ def test_whole_input_in_the_json():
     s = api.summary(ROOT / "zoo" / "resnet18.cnn")
     data = s.to_json()["layers"]
     fc, conv1 = data[-1], data[1]
-    assert (fc["rf"], fc["whole_input"], fc["rf_height"], fc["rf_exact"]) == (224, True, [224, 224], True)
+    assert (fc["rf"], fc["whole_input"], fc["rf_height"], fc["rf_exact"]) == (
+        224,
+        True,
+        [224, 224],
+        True,
+    )
     assert (conv1["rf"], conv1["rf_min"], conv1["whole_input"]) == (7, 7, False)
 
 
@@ -109,20 +122,26 @@ def test_a_pattern_without_a_short_period_is_measured_at_the_declared_input():
     """Upsampling by 1.3 then striding by 2, a hundred times: the pattern would repeat only after
     13¹⁰⁰ positions, so past the fifth stage the fields are those of the declared input, each
     position's own, checked against the gradient at every node."""
-    text = ("network n { input [1, 64, 64] x = in -> [(Upsample(scale_factor = 1.3) -> "
-            "Conv(1, 3, stride = 2, pad = 1)) for i in range(100)] return x + (x -> Conv(1, 1)) }")
+    text = (
+        "network n { input [1, 64, 64] x = in -> [(Upsample(scale_factor = 1.3) -> "
+        "Conv(1, 3, stride = 2, pad = 1)) for i in range(100)] return x + (x -> Conv(1, 1)) }"
+    )
     graph = api.graph("deep.cnn", text=text)
     row = summarize(graph).layers[-1]
     assert (row.rf, row.rf_exact, row.rf_clipped, row.whole_input) == (49, True, True, False)
-    problems, verified = check(graph, [n.id for n in graph.nodes_in_order()][-12:], one_channel=True)
+    problems, verified = check(
+        graph, [n.id for n in graph.nodes_in_order()][-12:], one_channel=True
+    )
     assert (problems, len(verified)) == ([], 12)
 
 
 def test_past_the_bounds_a_field_is_an_upper_bound_and_says_so():
     """A 30,000-wide map whose pattern never repeats is more than cnnc keeps position by position:
     its field is at most the input's width, flagged inexact."""
-    text = ("network n { input [1, 2, 30000] return in -> [(Upsample(scale_factor = [1, 1.3]) -> "
-            "Conv(1, [1, 3], stride = [1, 2], pad = [0, 1])) for i in range(6)] -> GlobalAvgPool }")
+    text = (
+        "network n { input [1, 2, 30000] return in -> [(Upsample(scale_factor = [1, 1.3]) -> "
+        "Conv(1, [1, 3], stride = [1, 2], pad = [0, 1])) for i in range(6)] -> GlobalAvgPool }"
+    )
     row = summarize(api.graph("wide.cnn", text=text)).layers[-1]
     assert (row.rf, row.rf_exact, row.whole_input) == (30_000, False, False)
 
@@ -145,7 +164,8 @@ def op_programs():
             yield pytest.param(
                 "network n {\n    input [8, 24, 24]\n    x = in -> Conv(64, 3, stride = 2, pad = 1)\n"
                 f"    skip = in -> Conv(64, 1)\n    up = x\n    return x {before}-> {spec.example}\n}}\n",
-                id=name)
+                id=name,
+            )
 
 
 @pytest.mark.parametrize("text", list(op_programs()))
@@ -181,14 +201,29 @@ def local_layer(draw, c: int) -> str:
     return draw(st.sampled_from(ACTS)) if kind == "act" else "BatchNorm"
 
 
-UPS = ['Upsample(scale_factor = 2)', 'Upsample(scale_factor = 2, mode = "bilinear")',
-       'Upsample(scale_factor = 2, mode = "bilinear", align_corners = true)',
-       "ConvTranspose({c}, 2, stride = 2)", "ConvTranspose({c}, 4, stride = 2, pad = 1)",
-       "Conv({c4}, 1) -> PixelShuffle(2)", "Upsample(like = skip)"]
-DOWNS = ["Conv({c}, 3, stride = 2, pad = 1)", "MaxPool(2)", "AvgPool(3, stride = 2, pad = 1)",
-         "Conv({c}, 2, stride = 2)"]
-SAME = ["Conv({c}, 3, pad = 1)", "Conv({c}, 3, pad = 2, dilation = 2)", "Conv({c}, 5, pad = 2)",
-        "Conv({c}, 1)", "Conv({c}, [1, 3], pad = [0, 1])", "ReLU"]
+UPS = [
+    "Upsample(scale_factor = 2)",
+    'Upsample(scale_factor = 2, mode = "bilinear")',
+    'Upsample(scale_factor = 2, mode = "bilinear", align_corners = true)',
+    "ConvTranspose({c}, 2, stride = 2)",
+    "ConvTranspose({c}, 4, stride = 2, pad = 1)",
+    "Conv({c4}, 1) -> PixelShuffle(2)",
+    "Upsample(like = skip)",
+]
+DOWNS = [
+    "Conv({c}, 3, stride = 2, pad = 1)",
+    "MaxPool(2)",
+    "AvgPool(3, stride = 2, pad = 1)",
+    "Conv({c}, 2, stride = 2)",
+]
+SAME = [
+    "Conv({c}, 3, pad = 1)",
+    "Conv({c}, 3, pad = 2, dilation = 2)",
+    "Conv({c}, 5, pad = 2)",
+    "Conv({c}, 1)",
+    "Conv({c}, [1, 3], pad = [0, 1])",
+    "ReLU",
+]
 
 
 @st.composite
@@ -208,8 +243,11 @@ def programs(draw) -> str:
             merge = draw(st.sampled_from(["+", "concat"]))
             lines.append(f"    skip = {src}")
             body = f"({src} -> {down} -> {mid} -> {up})"
-            lines.append(f"    v{i} = " + (f"skip + {body}" if merge == "+" else f"concat(skip, {body})")
-                         + f" -> Conv({c}, 1)")
+            lines.append(
+                f"    v{i} = "
+                + (f"skip + {body}" if merge == "+" else f"concat(skip, {body})")
+                + f" -> Conv({c}, 1)"
+            )
         elif kind == "res":
             same = " -> ".join(draw(st.sampled_from(SAME)).format(**fill) for _ in range(2))
             lines.append(f"    v{i} = {src} + ({src} -> {same})")
@@ -218,14 +256,25 @@ def programs(draw) -> str:
             lines.append(f"    v{i} = {src} -> {chain}")
             levels = 0  # its size may be odd from here on
     last = f"v{len(lines) - 1}"
-    head = draw(st.sampled_from(["", " -> GlobalAvgPool -> Flatten -> Linear(3)",
-                                 f" -> se: ({last} * ({last} -> GlobalAvgPool -> Conv({c}, 1) -> Sigmoid))"]))
+    head = draw(
+        st.sampled_from(
+            [
+                "",
+                " -> GlobalAvgPool -> Flatten -> Linear(3)",
+                f" -> se: ({last} * ({last} -> GlobalAvgPool -> Conv({c}, 1) -> Sigmoid))",
+            ]
+        )
+    )
     body = "\n".join(lines)
-    ret = f"{last}{head}" if not head.startswith(" -> se") else head[len(" -> se: "):]
+    ret = f"{last}{head}" if not head.startswith(" -> se") else head[len(" -> se: ") :]
     return f"network net {{\n    input [{c}, {size}, {size}]\n{body}\n    return {ret}\n}}\n"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(programs())
 def test_random_programs_fields_equal_the_gradient_support(text):
     torch.set_num_threads(1)

@@ -17,19 +17,35 @@ from cnnc.dsl import records
 from cnnc.dsl.parse import parse_text
 
 MODULES = [
-    "cnnc.dsl.ast", "cnnc.dsl.diagnostics", "cnnc.dsl.source", "cnnc.dsl.layout", "cnnc.dsl.imports",
-    "cnnc.compiler.values", "cnnc.compiler.ir", "cnnc.compiler.types", "cnnc.compiler.names",
-    "cnnc.compiler.ops", "cnnc.compiler.derive", "cnnc.compiler.elaborate.state",
-    "cnnc.compiler.elaborate.scopes", "cnnc.compiler.analysis.summary",
-    "cnnc.compiler.analysis.receptive_field", "cnnc.compiler.analysis.training_memory",
-    "cnnc.compiler.render.view", "cnnc.compiler.render.dot", "cnnc.compiler.render.theme",
+    "cnnc.dsl.ast",
+    "cnnc.dsl.diagnostics",
+    "cnnc.dsl.source",
+    "cnnc.dsl.layout",
+    "cnnc.dsl.imports",
+    "cnnc.compiler.values",
+    "cnnc.compiler.ir",
+    "cnnc.compiler.types",
+    "cnnc.compiler.names",
+    "cnnc.compiler.ops",
+    "cnnc.compiler.derive",
+    "cnnc.compiler.elaborate.state",
+    "cnnc.compiler.elaborate.scopes",
+    "cnnc.compiler.analysis.summary",
+    "cnnc.compiler.analysis.receptive_field",
+    "cnnc.compiler.analysis.training_memory",
+    "cnnc.compiler.render.view",
+    "cnnc.compiler.render.dot",
+    "cnnc.compiler.render.theme",
 ]
 
 
 def _records(module_name):
     module = importlib.import_module(module_name)
-    return [c for _, c in inspect.getmembers(module, inspect.isclass)
-            if c.__module__ == module.__name__ and "__record_fields__" in c.__dict__]
+    return [
+        c
+        for _, c in inspect.getmembers(module, inspect.isclass)
+        if c.__module__ == module.__name__ and "__record_fields__" in c.__dict__
+    ]
 
 
 AST_CLASSES = _records("cnnc.dsl.ast")
@@ -53,8 +69,14 @@ def twin(cls):
         specs.append((f.name, f.type, dataclasses.field(**options)))
     namespace = {"__post_init__": cls.__post_init__} if hasattr(cls, "__post_init__") else {}
     eq = "__eq__" in cls.__dict__
-    return dataclasses.make_dataclass(cls.__name__, specs, frozen=_frozen(cls), eq=eq,
-                                      slots="__slots__" in cls.__dict__, namespace=namespace)
+    return dataclasses.make_dataclass(
+        cls.__name__,
+        specs,
+        frozen=_frozen(cls),
+        eq=eq,
+        slots="__slots__" in cls.__dict__,
+        namespace=namespace,
+    )
 
 
 def test_the_record_classes_are_found():
@@ -64,15 +86,20 @@ def test_the_record_classes_are_found():
 
 
 def _required(cls):
-    return [None for f in records.fields(cls)
-            if f.init and f.default is records.MISSING and f.default_factory is records.MISSING]
+    return [
+        None
+        for f in records.fields(cls)
+        if f.init and f.default is records.MISSING and f.default_factory is records.MISSING
+    ]
 
 
 def _constructible(cls):
     return cls.__name__ not in ("SourceFile",)  # its __post_init__ reads a real text
 
 
-@pytest.mark.parametrize("cls", ALL, ids=lambda c: f"{c.__module__.rsplit('.', 1)[-1]}.{c.__name__}")
+@pytest.mark.parametrize(
+    "cls", ALL, ids=lambda c: f"{c.__module__.rsplit('.', 1)[-1]}.{c.__name__}"
+)
 def test_a_record_matches_its_dataclass_twin(cls):
     other = twin(cls)
     assert [f.name for f in records.fields(cls)] == [f.name for f in dataclasses.fields(other)]
@@ -83,7 +110,9 @@ def test_a_record_matches_its_dataclass_twin(cls):
     def parameters(c):  # the real __init__ exists once the class has been constructed
         return [(p.name, p.default) for p in inspect.signature(c.__init__).parameters.values()]
 
-    shown = [(n, d if d is not records.MISSING else dataclasses.MISSING) for n, d in parameters(cls)]
+    shown = [
+        (n, d if d is not records.MISSING else dataclasses.MISSING) for n, d in parameters(cls)
+    ]
     assert [n for n, _ in shown] == [n for n, _ in parameters(other)]
     if "__repr__" not in cls.__dict__ or getattr(cls.__repr__, "_record_generated", False):
         assert repr(a) == repr(b).replace(other.__qualname__, cls.__qualname__, 1)
@@ -146,11 +175,13 @@ def test_a_class_body_keeps_its_own_methods():
     assert repr(Shown(1)) == "mine" and Shown(1) == Shown(1)
 
 
-SOURCE = st.sampled_from([
-    "network n { input [3, 8, 8] return in -> Conv(4, 3) -> ReLU }",
-    "block B(c, s = 1) { return in -> a: Conv(c, 3, stride = s) }\nnetwork m = B(4)",
-    "network t { input image [3, 8, 8]\n input depth [1, 8, 8]\n return {out: image, 0: (depth,)} }",
-])
+SOURCE = st.sampled_from(
+    [
+        "network n { input [3, 8, 8] return in -> Conv(4, 3) -> ReLU }",
+        "block B(c, s = 1) { return in -> a: Conv(c, 3, stride = s) }\nnetwork m = B(4)",
+        "network t { input image [3, 8, 8]\n input depth [1, 8, 8]\n return {out: image, 0: (depth,)} }",
+    ]
+)
 
 
 @settings(max_examples=30, deadline=None)

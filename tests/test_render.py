@@ -138,7 +138,9 @@ ID = r'("[^"]+"|[\w.]+)'
 @dataclass
 class Dot:
     nodes: dict[str, str] = field(default_factory=dict)  # id → its attribute text
-    node_cluster: dict[str, str] = field(default_factory=dict)  # id → innermost cluster ('' for none)
+    node_cluster: dict[str, str] = field(
+        default_factory=dict
+    )  # id → innermost cluster ('' for none)
     edges: list[tuple[str, str, str]] = field(default_factory=list)  # (src, dst, attribute text)
     clusters: dict[str, str] = field(default_factory=dict)  # cluster → parent cluster ('' for none)
     cluster_attrs: dict[str, str] = field(default_factory=dict)
@@ -160,7 +162,11 @@ def parse_dot(source: str) -> Dot:
             stack.pop()
         elif m := re.match(rf"{ID} -> {ID}(?: \[(.*)\])?$", line):
             dot.edges.append((m.group(1).strip('"'), m.group(2).strip('"'), m.group(3) or ""))
-        elif (m := re.match(rf"{ID} \[(.*)\]$", line)) and m.group(1) not in ("graph", "node", "edge"):
+        elif (m := re.match(rf"{ID} \[(.*)\]$", line)) and m.group(1) not in (
+            "graph",
+            "node",
+            "edge",
+        ):
             dot.nodes[m.group(1).strip('"')] = m.group(2)
             dot.node_cluster[m.group(1).strip('"')] = stack[-1]
         elif len(stack) > 1 and "label=" in line:
@@ -204,10 +210,16 @@ def test_clusters_nest_as_the_scopes_do(resnet):
     for path in resnet.scopes:
         assert dot.clusters[cluster(path)] == (cluster(path[:-1]) if len(path) > 1 else "")
     for node in resnet.nodes_in_order():
-        inner = max((p for p in resnet.scopes if node.path[: len(p)] == p and len(p) < len(node.path)),
-                    key=len, default=None)
+        inner = max(
+            (p for p in resnet.scopes if node.path[: len(p)] == p and len(p) < len(node.path)),
+            key=len,
+            default=None,
+        )
         assert dot.node_cluster[f"n{node.id}"] == (cluster(inner) if inner else "")
-    assert "<B>layer2.0</B>: Bottleneck(128, stride = 2)" in dot.cluster_attrs[cluster(("layer2", "0"))]
+    assert (
+        "<B>layer2.0</B>: Bottleneck(128, stride = 2)"
+        in dot.cluster_attrs[cluster(("layer2", "0"))]
+    )
     assert "<B>downsample</B>" in dot.cluster_attrs[cluster(("layer2", "0", "downsample"))]
 
 
@@ -217,8 +229,10 @@ def test_nodes_show_op_attributes_names_and_params(resnet):
     assert "<B>Conv</B> 7×7/2, 64" in conv1 and "conv1 · 9.41K params" in conv1
     relu = dot.nodes["n3"]
     assert "params" not in relu and "fillcolor" in relu
-    fills = {re.search(r'fillcolor="([^"]+)"', dot.nodes[f"n{n.id}"]).group(1): n.spec.family
-             for n in resnet.nodes_in_order()}
+    fills = {
+        re.search(r'fillcolor="([^"]+)"', dot.nodes[f"n{n.id}"]).group(1): n.spec.family
+        for n in resnet.nodes_in_order()
+    }
     assert len(fills) == len(set(fills.values())), "one fill per op family"
 
 
@@ -242,10 +256,20 @@ def test_depth_1_has_stage_clusters_of_folded_blocks(resnet):
     dot = parse_dot(render(resnet, depth=1).source)
     assert dot.clusters == {cluster((f"layer{i}",)): "" for i in range(1, 5)}
     boxes = {k: v for k, v in dot.nodes.items() if k.startswith("s_")}
-    assert list(boxes) == ["s_layer1.0", "s_layer1.1", "s_layer2.0", "s_layer2.1", "s_layer3.0",
-                           "s_layer3.1", "s_layer4.0", "s_layer4.1"]
+    assert list(boxes) == [
+        "s_layer1.0",
+        "s_layer1.1",
+        "s_layer2.0",
+        "s_layer2.1",
+        "s_layer3.0",
+        "s_layer3.1",
+        "s_layer4.0",
+        "s_layer4.1",
+    ]
     assert "<B>layer3.1–5</B>: Bottleneck(256)  <B>×5</B>" in boxes["s_layer3.1"]
-    per_block = sum(p for i, p in params(resnet).items() if resnet.node(i).path[:2] == ("layer3", "1"))
+    per_block = sum(
+        p for i, p in params(resnet).items() if resnet.node(i).path[:2] == ("layer3", "1")
+    )
     assert f"{human(per_block)} params" in boxes["s_layer3.1"] and "each" in boxes["s_layer3.1"]
     assert all(dot.node_cluster[k] == cluster((k[2:].split(".")[0],)) for k in boxes)
 
@@ -273,8 +297,10 @@ def test_sequences_collapse_to_what_they_hold():
 # -- merges -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, op, glyph", [(INCEPTION, "Concat", "‖"), (MOBILE, "Add", "⊕"),
-                                             (MOBILE, "Mul", "⊗"), (RESNET, "Add", "⊕")])
+@pytest.mark.parametrize(
+    "text, op, glyph",
+    [(INCEPTION, "Concat", "‖"), (MOBILE, "Add", "⊕"), (MOBILE, "Mul", "⊗"), (RESNET, "Add", "⊕")],
+)
 def test_merges_are_small_circles_with_a_glyph(text, op, glyph):
     graph = graph_of(text)
     dot = parse_dot(render(graph).source)
@@ -331,27 +357,39 @@ def test_cli_still_writes_the_diagram_of_a_broken_program_and_exits_1(program, t
 # -- labels -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("layer, label", [
-    ("Conv(64, 3, stride = 2, pad = 1)", "Conv 3×3/2, 64"),
-    ("Conv(8, 3, pad = 1, groups = 8)", "Conv 3×3, 8, dw"),
-    ("Conv(16, 3, pad = 2, dilation = 2, groups = 2)", "Conv 3×3, 16, g2, d2"),
-    ("Conv(16, [1, 7], pad = [0, 3])", "Conv 1×7, 16"),
-    ("MaxPool(3, stride = 2)", "MaxPool 3×3/2"),
-    ("MaxPool(2)", "MaxPool 2×2/2"),
-    ("AvgPool(3, stride = 2, ceil_mode = true)", "AvgPool 3×3/2 ceil"),
-    ("AdaptiveAvgPool(4)", "AdaptiveAvgPool 4×4"),
-    ("GlobalAvgPool -> Flatten -> Linear(10)", "Linear, 10"),
-    ("Dropout(0.2)", "Dropout 0.2"),
-    ("LocalResponseNorm(5)", "LRN 5"),
-    ("BatchNorm", "BatchNorm"),
-])
+@pytest.mark.parametrize(
+    "layer, label",
+    [
+        ("Conv(64, 3, stride = 2, pad = 1)", "Conv 3×3/2, 64"),
+        ("Conv(8, 3, pad = 1, groups = 8)", "Conv 3×3, 8, dw"),
+        ("Conv(16, 3, pad = 2, dilation = 2, groups = 2)", "Conv 3×3, 16, g2, d2"),
+        ("Conv(16, [1, 7], pad = [0, 3])", "Conv 1×7, 16"),
+        ("MaxPool(3, stride = 2)", "MaxPool 3×3/2"),
+        ("MaxPool(2)", "MaxPool 2×2/2"),
+        ("AvgPool(3, stride = 2, ceil_mode = true)", "AvgPool 3×3/2 ceil"),
+        ("AdaptiveAvgPool(4)", "AdaptiveAvgPool 4×4"),
+        ("GlobalAvgPool -> Flatten -> Linear(10)", "Linear, 10"),
+        ("Dropout(0.2)", "Dropout 0.2"),
+        ("LocalResponseNorm(5)", "LRN 5"),
+        ("BatchNorm", "BatchNorm"),
+    ],
+)
 def test_op_labels(layer, label):
     graph = graph_of(f"network n {{ input [8, 16, 16] return in -> {layer} }}")
     assert op_label(graph.node(graph.output)) == label
 
 
-@pytest.mark.parametrize("count, text", [(0, "0"), (999, "999"), (9408, "9.41K"), (25_557_032, "25.6M"),
-                                         (4_089_184_256, "4.09G"), (1000, "1K")])
+@pytest.mark.parametrize(
+    "count, text",
+    [
+        (0, "0"),
+        (999, "999"),
+        (9408, "9.41K"),
+        (25_557_032, "25.6M"),
+        (4_089_184_256, "4.09G"),
+        (1000, "1K"),
+    ],
+)
 def test_human_counts(count, text):
     assert human(count) == text
 
@@ -402,8 +440,9 @@ def test_images(program, tmp_path, suffix, magic):
     assert out.read_bytes().startswith(magic)
 
 
-def test_without_dot_images_fail_with_the_install_hint_and_dot_text_works(program, tmp_path, monkeypatch,
-                                                                           capsys):
+def test_without_dot_images_fail_with_the_install_hint_and_dot_text_works(
+    program, tmp_path, monkeypatch, capsys
+):
     path = program(RESNET)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert main(["render", str(path), "-o", str(tmp_path / "r.png")]) == 1

@@ -16,7 +16,9 @@ from cnnc.compiler.render.view import build_view
 from cnnc.compiler.types import ERROR, TensorType
 
 
-def node(i: int, op: str, inputs: tuple[int, ...], shape: tuple[int, ...], path: tuple[str, ...], **args):
+def node(
+    i: int, op: str, inputs: tuple[int, ...], shape: tuple[int, ...], path: tuple[str, ...], **args
+):
     return Node(i, op, args, inputs, TensorType(shape), path)
 
 
@@ -54,7 +56,9 @@ def test_each_named_output_gets_its_own_sink_with_its_key_and_shape():
     assert "<B>out</B>" in nodes["output_0"] and "3×8×8" in nodes["output_0"]
     assert "<B>aux</B>" in nodes["output_1"] and ">64<" in nodes["output_1"]
     assert ("n2", "output_0") in edges(dot) and ("n3", "output_1") in edges(dot)
-    assert re.search(r'n3 -> output_1 \[label=64 ', dot)  # the shape sits on the edge as for one output
+    assert re.search(
+        r"n3 -> output_1 \[label=64 ", dot
+    )  # the shape sits on the edge as for one output
 
 
 def test_tuple_outputs_are_labelled_by_position():
@@ -63,14 +67,22 @@ def test_tuple_outputs_are_labelled_by_position():
 
 
 def test_a_tuple_of_one_is_still_a_tuple():
-    g = Graph("One", [node(0, "Input", (), (3, 8, 8), ("in",)), node(1, "ReLU", (0,), (3, 8, 8), ("relu",))],
-              ((0, 1),), output_kind="tuple")
+    g = Graph(
+        "One",
+        [node(0, "Input", (), (3, 8, 8), ("in",)), node(1, "ReLU", (0,), (3, 8, 8), ("relu",))],
+        ((0, 1),),
+        output_kind="tuple",
+    )
     nodes = statements(to_dot(g))
     assert "<B>output 0</B>" in nodes["output_0"] and "output" not in nodes
 
 
 def test_one_unnamed_input_and_one_tensor_keep_the_plain_nodes():
-    g = Graph("One", [node(0, "Input", (), (3, 8, 8), ("in",)), node(1, "ReLU", (0,), (3, 8, 8), ("relu",))], 1)
+    g = Graph(
+        "One",
+        [node(0, "Input", (), (3, 8, 8), ("in",)), node(1, "ReLU", (0,), (3, 8, 8), ("relu",))],
+        1,
+    )
     dot = to_dot(g)
     nodes = statements(dot)
     assert nodes["n0"].startswith("label=<<B>input</B>> ")
@@ -89,15 +101,20 @@ def chain_of_blocks() -> Graph:
 def test_folding_stops_at_a_box_that_holds_an_output():
     view = build_view(chain_of_blocks(), depth=0, fold=True)
     folded = [(b.key, b.names) for b in view.boxes if b.scope is not None]
-    assert folded == [("s_b1", ("b1", "b2")), ("s_b3", ("b3", "b4"))]  # not one ×4 box hiding output 0
+    assert folded == [
+        ("s_b1", ("b1", "b2")),
+        ("s_b3", ("b3", "b4")),
+    ]  # not one ×4 box hiding output 0
     assert [(key, box) for key, _, box in view.outputs] == [(0, "s_b1"), (1, "s_b3")]
     dot = to_dot(chain_of_blocks(), depth=0)
     assert ("s_b1", "output_0") in edges(dot) and ("s_b3", "output_1") in edges(dot)
 
 
 def test_an_output_of_unknown_shape_is_drawn_dashed_with_a_question_mark():
-    nodes = [node(0, "Input", (), (3, 8, 8), ("image",), name="image"),
-             node(1, "ReLU", (0,), (3, 8, 8), ("relu",))]
+    nodes = [
+        node(0, "Input", (), (3, 8, 8), ("image",), name="image"),
+        node(1, "ReLU", (0,), (3, 8, 8), ("relu",)),
+    ]
     nodes.append(Node(2, "Flatten", {}, (1,), ERROR, ("flatten",), error="boom"))
     g = Graph("Bad", nodes, (("a", 1), ("b", 2)), output_kind="dict")
     dot = to_dot(g)

@@ -31,7 +31,8 @@ def test_a_concat_too_wide_for_graphviz_is_refused_before_dot_runs(tmp_path, cap
     assert code == 1
     assert err.splitlines() == [
         "error: the diagram drawn layer by layer has 5,002 boxes, more than the 1,500 Graphviz lays out in seconds",
-        "  = help: no depth makes it small enough: write DOT text instead with `-o FILE.dot`"]
+        "  = help: no depth makes it small enough: write DOT text instead with `-o FILE.dot`",
+    ]
     assert not (tmp_path / "n.svg").exists()
 
 
@@ -52,8 +53,10 @@ def test_dot_text_is_written_up_to_its_own_bound(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(dot, "MAX_TEXT_BOXES", 1000)
     code, out, err = run_cli(["render", path, "-o", tmp_path / "n.dot"], capsys)
     assert code == 1
-    assert err.splitlines()[0] == ("error: the diagram drawn layer by layer has 2,002 boxes, more than the 1,000 "
-                                   "a diagram can show")
+    assert err.splitlines()[0] == (
+        "error: the diagram drawn layer by layer has 2,002 boxes, more than the 1,000 "
+        "a diagram can show"
+    )
     assert not (tmp_path / "n.dot").exists()
 
 
@@ -61,7 +64,9 @@ def test_the_deepest_depth_that_fits_is_named(tmp_path, monkeypatch):
     """Stages of blocks of blocks: depth 1 draws 3 boxes (the stage's blocks folded ×4), depth 2
     draws 10, every layer 54."""
     defs = RESIDUAL + "block S { return in -> [R for i in range(4)] -> Conv(3, 1) }\n"
-    graph = elaborate_file(write(tmp_path, "in -> t: [S for i in range(4)] -> Conv(3, 1)", defs)).graph
+    graph = elaborate_file(
+        write(tmp_path, "in -> t: [S for i in range(4)] -> Conv(3, 1)", defs)
+    ).graph
     monkeypatch.setattr(dot, "MAX_IMAGE_BOXES", 12)
     with pytest.raises(dot.TooLarge) as caught:
         dot.render(graph, bound="image")
@@ -69,7 +74,10 @@ def test_the_deepest_depth_that_fits_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(dot, "MAX_IMAGE_BOXES", 8)
     with pytest.raises(dot.TooLarge) as caught:
         dot.render(graph, depth=2, bound="image")
-    assert str(caught.value) == "the diagram at this depth has 10 boxes, more than the 8 Graphviz lays out in seconds"
+    assert (
+        str(caught.value)
+        == "the diagram at this depth has 10 boxes, more than the 8 Graphviz lays out in seconds"
+    )
     assert caught.value.help == "collapse the blocks: `--depth 1` draws it within bounds"
 
 
@@ -93,14 +101,23 @@ def fake_dot(tmp_path, monkeypatch, script: str) -> None:
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
-@pytest.mark.parametrize("script, message", [
-    ("kill -SEGV $$", "error: Graphviz's `dot` crashed (SIGSEGV) on the .svg image"),
-    ("echo 'Error: trouble in init_rank' >&2; exit 1",
-     "error: Graphviz's `dot` failed (exit status 1) on the .svg image: Error: trouble in init_rank"),
-])
-def test_a_dot_that_crashes_or_fails_is_reported_as_such(tmp_path, capsys, monkeypatch, script, message):
+@pytest.mark.parametrize(
+    "script, message",
+    [
+        ("kill -SEGV $$", "error: Graphviz's `dot` crashed (SIGSEGV) on the .svg image"),
+        (
+            "echo 'Error: trouble in init_rank' >&2; exit 1",
+            "error: Graphviz's `dot` failed (exit status 1) on the .svg image: Error: trouble in init_rank",
+        ),
+    ],
+)
+def test_a_dot_that_crashes_or_fails_is_reported_as_such(
+    tmp_path, capsys, monkeypatch, script, message
+):
     fake_dot(tmp_path, monkeypatch, script)
-    code, _, err = run_cli(["render", write(tmp_path, "in -> Conv(3, 1)"), "-o", tmp_path / "n.svg"], capsys)
+    code, _, err = run_cli(
+        ["render", write(tmp_path, "in -> Conv(3, 1)"), "-o", tmp_path / "n.svg"], capsys
+    )
     assert code == 1
     assert err.splitlines()[0] == message
     assert "--depth" in err.splitlines()[1]
@@ -110,9 +127,13 @@ def test_a_dot_that_crashes_or_fails_is_reported_as_such(tmp_path, capsys, monke
 def test_a_dot_that_does_not_finish_is_stopped(tmp_path, capsys, monkeypatch):
     fake_dot(tmp_path, monkeypatch, "exec sleep 30")
     monkeypatch.setattr(dot, "DOT_SECONDS", 0.2)
-    code, _, err = run_cli(["render", write(tmp_path, "in -> Conv(3, 1)"), "-o", tmp_path / "n.svg"], capsys)
+    code, _, err = run_cli(
+        ["render", write(tmp_path, "in -> Conv(3, 1)"), "-o", tmp_path / "n.svg"], capsys
+    )
     assert code == 1
-    assert err.splitlines()[0] == "error: Graphviz's `dot` did not finish the .svg image within 0.2 s"
+    assert (
+        err.splitlines()[0] == "error: Graphviz's `dot` did not finish the .svg image within 0.2 s"
+    )
 
 
 def test_a_folded_run_of_thousands_keeps_its_tooltip_short(tmp_path):

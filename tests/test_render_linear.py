@@ -18,8 +18,10 @@ from cnnc.dsl.imports import load
 
 
 def residual(blocks: int) -> Graph:
-    text = ("block Res {\n    return (in -> Conv(8, 3, pad = 1) -> ReLU) + in\n}\n"
-            f"network N {{\n    input [8, 8, 8]\n    return in -> [Res for i in range({blocks})]\n}}\n")
+    text = (
+        "block Res {\n    return (in -> Conv(8, 3, pad = 1) -> ReLU) + in\n}\n"
+        f"network N {{\n    input [8, 8, 8]\n    return in -> [Res for i in range({blocks})]\n}}\n"
+    )
     result = elaborate(load(f"residual_{blocks}.cnn", text=text))
     assert result.ok
     return result.graph

@@ -76,7 +76,9 @@ def test_open_regular_follows_links_only_when_asked(tmp_path):
     assert e.value.what == "link"
     (tmp_path / "to_fifo").symlink_to("/dev/null")
     with pytest.raises(safefs.NotRegular):
-        safefs.open_regular(tmp_path / "to_fifo")  # a link to a device is refused by what it reaches
+        safefs.open_regular(
+            tmp_path / "to_fifo"
+        )  # a link to a device is refused by what it reaches
 
 
 def test_link_hook_hears_of_each_replaced_link_with_its_target(tmp_path, monkeypatch):
@@ -85,7 +87,9 @@ def test_link_hook_hears_of_each_replaced_link_with_its_target(tmp_path, monkeyp
     (tmp_path / "a.csv").symlink_to(tmp_path / "elsewhere")
     safefs.write_text(tmp_path / "a.csv", "x")
     safefs.write_text(tmp_path / "b.csv", "y")  # no link: nothing said
-    assert [(w.path, w.link_target) for w in heard] == [(str(tmp_path / "a.csv"), str(tmp_path / "elsewhere"))]
+    assert [(w.path, w.link_target) for w in heard] == [
+        (str(tmp_path / "a.csv"), str(tmp_path / "elsewhere"))
+    ]
     assert not (tmp_path / "elsewhere").exists()
 
 

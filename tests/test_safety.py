@@ -55,9 +55,31 @@ HOSTILE = [
     "",
 ]
 CHECK_REJECTS = [h for h in HOSTILE if h not in ("a.b", "__mangled")]  # those two are fine labels
-SPECIALS = st.sampled_from(['"', "'", '"""', "\\", "\n", "\r", "\x1b", "\ud800", "\x00", "#",
-                            "__import__('os')", ")", "(", ".", "\u2028", "é", "ﬁ", " "])
-TEXT = st.lists(st.one_of(SPECIALS, st.characters(blacklist_categories=())), max_size=12).map("".join)
+SPECIALS = st.sampled_from(
+    [
+        '"',
+        "'",
+        '"""',
+        "\\",
+        "\n",
+        "\r",
+        "\x1b",
+        "\ud800",
+        "\x00",
+        "#",
+        "__import__('os')",
+        ")",
+        "(",
+        ".",
+        "\u2028",
+        "é",
+        "ﬁ",
+        " ",
+    ]
+)
+TEXT = st.lists(st.one_of(SPECIALS, st.characters(blacklist_categories=())), max_size=12).map(
+    "".join
+)
 
 BENIGN = """
 block Unit(tag) {
@@ -116,8 +138,12 @@ class Canon(ast.NodeTransformer):
 
     def visit_Expr(self, node):
         call = node.value
-        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-                and call.func.attr == "add_module" and len(call.args) == 2):
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "add_module"
+            and len(call.args) == 2
+        ):
             target = ast.Attribute(self.visit(call.func.value), "<label>", ast.Store())
             return ast.Assign([target], self.visit(call.args[1]))
         return self.generic_visit(node)
@@ -155,7 +181,13 @@ class FxCanon(Canon):
     names of Python's builtins (`getattr`, `__import__`, `exec`, `open` must stay visible)."""
 
     def visit_Name(self, node):
-        if node.id not in dir(builtins) and node.id not in ("self", "torch", "operator", "os", "sys"):
+        if node.id not in dir(builtins) and node.id not in (
+            "self",
+            "torch",
+            "operator",
+            "os",
+            "sys",
+        ):
             node.id = "<name>"
         return node
 
@@ -187,17 +219,26 @@ def test_a_label_part_is_accepted_exactly_when_it_is_an_identifier_or_a_number(t
         assert problem.code == "E0209"
 
 
-@pytest.mark.parametrize("label", CHECK_REJECTS + ["lambda", "None", "True", "forward", "training",
-                                             "state_dict", "__init__"])
+@pytest.mark.parametrize(
+    "label",
+    CHECK_REJECTS + ["lambda", "None", "True", "forward", "training", "state_dict", "__init__"],
+)
 def test_check_rejects_a_hostile_label_at_its_place(label, tmp_path, capsys):
     path = tmp_path / "n.cnn"
-    path.write_text(f"network n {{\n    input [3, 8, 8]\n    return in -> label({escape_string(label)},"
-                    " Conv(4, 3))\n}\n", errors="surrogatepass")
+    path.write_text(
+        f"network n {{\n    input [3, 8, 8]\n    return in -> label({escape_string(label)},"
+        " Conv(4, 3))\n}\n",
+        errors="surrogatepass",
+    )
     code, _, err = run_cli(["check", path, "--format", "concise"], capsys)
     assert code == 1
     line = err.splitlines()[0]  # at the label, or at the escape a string cannot hold (E0111)
     assert line.startswith(f"{path}:3:") and line.split("]")[0][-5:] in (
-        "E0208", "E0209", "E0405", "E0111")
+        "E0208",
+        "E0209",
+        "E0405",
+        "E0111",
+    )
 
 
 LABELS = st.one_of(
@@ -210,7 +251,9 @@ LABELS = st.one_of(
 @settings(max_examples=120, deadline=None)
 @given(LABELS)
 def test_whatever_label_check_accepts_lowers_and_the_rest_is_a_located_error(text):
-    program = f"network n {{ input [3, 8, 8] return in -> label({escape_string(text)}, Conv(4, 3)) }}"
+    program = (
+        f"network n {{ input [3, 8, 8] return in -> label({escape_string(text)}, Conv(4, 3)) }}"
+    )
     try:
         graph = api.graph("n.cnn", text=program)
     except CnncError as err:
@@ -226,14 +269,18 @@ def test_whatever_label_check_accepts_lowers_and_the_rest_is_a_located_error(tex
 @pytest.mark.parametrize("label", ["class", "lambda", "None", "forward", "training"])
 def test_a_keyword_or_torch_name_written_as_a_label_is_e0209(label, tmp_path, capsys):
     path = tmp_path / "n.cnn"
-    path.write_text(f"network n {{\n    input [3, 8, 8]\n    return in -> {label}: Conv(4, 3)\n}}\n")
+    path.write_text(
+        f"network n {{\n    input [3, 8, 8]\n    return in -> {label}: Conv(4, 3)\n}}\n"
+    )
     code, _, err = run_cli(["check", path, "--format", "concise"], capsys)
     assert code == 1
     assert f"{path}:3:" in err and "error[E0209]" in err and f"`{label}`" in err
 
 
 def test_graph_is_reserved_at_the_top_only():
-    graph = api.graph("n.cnn", text="network n { input [3, 8, 8] return in -> box: (graph: Conv(4, 3) -> ReLU) }")
+    graph = api.graph(
+        "n.cnn", text="network n { input [3, 8, 8] return in -> box: (graph: Conv(4, 3) -> ReLU) }"
+    )
     assert [n.name for n in graph.nodes_in_order()][1] == "box.graph"
     with pytest.raises(CnncError) as err:
         api.graph("n.cnn", text="network n { input [3, 8, 8] return in -> graph: Conv(4, 3) }")
@@ -268,9 +315,17 @@ def test_the_static_reserved_names_cover_what_this_torch_reserves():
     assert {n for n in reserved_names(True) if not names.is_reserved(n, top_level=True)} == set()
 
 
-@pytest.mark.parametrize("network, expected", [("none", "NetNone"), ("true", "NetTrue"),
-                                               ("résumé", "RSum"), ("9lives", "Net9lives"),
-                                               ("", "Net"), ("mobilenet_v2", "MobilenetV2")])
+@pytest.mark.parametrize(
+    "network, expected",
+    [
+        ("none", "NetNone"),
+        ("true", "NetTrue"),
+        ("résumé", "RSum"),
+        ("9lives", "Net9lives"),
+        ("", "Net"),
+        ("mobilenet_v2", "MobilenetV2"),
+    ],
+)
 def test_the_class_name_is_an_ascii_identifier_and_no_keyword(network, expected):
     assert class_name(network) == expected
 
@@ -278,7 +333,9 @@ def test_the_class_name_is_an_ascii_identifier_and_no_keyword(network, expected)
 # -- 2. the emitters escape, whatever the rule lets through -------------------------------------
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(label=TEXT, inner=TEXT, title=TEXT, network=TEXT, origin=TEXT)
 def test_generated_source_is_the_benign_source_whatever_the_text(
     benign, monkeypatch, label, inner, title, network, origin
@@ -302,11 +359,14 @@ def test_the_fx_lowering_refuses_a_label_it_cannot_name(benign, label):
         return
     assert names.path_problem((label,)) is None
     reference = to_graph_module(benign, device="meta")
-    assert canonical(model.code, {label}, "", FxCanon) == canonical(reference.code, {"lbl"}, "",
-                                                                      FxCanon)
+    assert canonical(model.code, {label}, "", FxCanon) == canonical(
+        reference.code, {"lbl"}, "", FxCanon
+    )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(label=TEXT, title=TEXT)
 def test_fx_code_is_the_benign_code_or_a_located_refusal(benign, label, title):
     assume(label not in TOP_SIBLINGS and label)
@@ -317,8 +377,9 @@ def test_fx_code_is_the_benign_code_or_a_located_refusal(benign, label, title):
         assert err.diagnostics[0].labels  # located
         return
     reference = to_graph_module(benign, device="meta")
-    assert canonical(model.code, {label}, "", FxCanon) == canonical(reference.code, {"lbl"}, "",
-                                                                      FxCanon)
+    assert canonical(model.code, {label}, "", FxCanon) == canonical(
+        reference.code, {"lbl"}, "", FxCanon
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -331,7 +392,9 @@ def test_a_string_argument_reaches_the_source_only_inside_comments(text):
         return
     generated = source.to_source(graph)
     reference = source.to_source(api.graph("b.cnn", text=BENIGN))
-    assert canonical(generated, {"lbl", "conv"}, "Net") == canonical(reference, {"lbl", "conv"}, "Net")
+    assert canonical(generated, {"lbl", "conv"}, "Net") == canonical(
+        reference, {"lbl", "conv"}, "Net"
+    )
 
 
 # -- 3. the issue's programs, and nothing touches the file system ----------------------------------
@@ -369,8 +432,14 @@ def test_the_injected_string_compiles_to_source_that_runs_only_the_model(tmp_pat
     assert "__import__('os')" in text  # the title is shown, escaped, in comments only
     calls = {ast.unparse(n.func) for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Call)}
     assert not any("import" in c or "system" in c for c in calls)
-    assert audited(f"exec(open({str(target)!r}).read(), ns := {{}}); ns['N'](seed=0)"
-                   "(torch.ones(1, 3, 8, 8))", warm=WARM) == []
+    assert (
+        audited(
+            f"exec(open({str(target)!r}).read(), ns := {{}}); ns['N'](seed=0)"
+            "(torch.ones(1, 3, 8, 8))",
+            warm=WARM,
+        )
+        == []
+    )
 
 
 AUDIT = """
@@ -392,8 +461,15 @@ WARM = "import math, torch; torch.nn.Conv2d(3, 4, 3)(torch.ones(1, 3, 8, 8))"
 def audited(act: str, warm: str = "", prepare: str = "", **env) -> list:
     """The file-system, process and network events while `act` runs, in a fresh interpreter."""
     script = AUDIT.format(warm=warm, prepare=textwrap.dedent(prepare), act=act)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=ROOT / "tests", timeout=300, check=False, env={**os.environ, **env})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT / "tests",
+        timeout=300,
+        check=False,
+        env={**os.environ, **env},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     events = ast.literal_eval(done.stdout.strip().splitlines()[-1])
     return [e for e in events if e[0] != "open" or "injected" not in e[1]]  # the file `act` runs
@@ -428,10 +504,14 @@ def test_loading_a_file_opens_that_file_only(tmp_path):
     is touched lies in cnnc's cache dir: the file's parsed tree, looked up and then kept."""
     (tmp_path / "warm.cnn").write_text(BENIGN)
     (tmp_path / "injected.cnn").write_text(INJECTED_STRING)
-    warm = (f"import torch, cnnc; w = cnnc.load({str(tmp_path / 'warm.cnn')!r}, seed=0); "
-            "w(torch.ones(1, 3, 8, 8)); w.cnnc_summary()")
-    act = (f"m = cnnc.load({str(tmp_path / 'injected.cnn')!r}, seed=0); m(torch.ones(1, 3, 8, 8)); "
-           "m.cnnc_summary()")
+    warm = (
+        f"import torch, cnnc; w = cnnc.load({str(tmp_path / 'warm.cnn')!r}, seed=0); "
+        "w(torch.ones(1, 3, 8, 8)); w.cnnc_summary()"
+    )
+    act = (
+        f"m = cnnc.load({str(tmp_path / 'injected.cnn')!r}, seed=0); m(torch.ones(1, 3, 8, 8)); "
+        "m.cnnc_summary()"
+    )
     cache = str(tmp_path / "cache")
     events = audited(act, warm=warm, XDG_CACHE_HOME=cache)
     assert [e for e in events if cache not in e[1]] == []
@@ -451,23 +531,33 @@ def test_print_of_a_model_shows_control_characters_escaped(benign):
 NO_DOT = 'x"); __import__("os"); ("'  # torch refuses a module name with a dot
 
 
-@pytest.mark.parametrize("text, comment, docstring", [
-    ("a\nb", "a\\nb", "a\\nb"),
-    ('say """hi"""', 'say """hi"""', 'say \\"\\"\\"hi\\"\\"\\"'),
-    ("end\\", "end\\\\", "end\\\\"),
-    ("\x1b[2J\u2028\ud800\x00", "\\x1b[2J\\u2028\\ud800\\x00", "\\x1b[2J\\u2028\\ud800\\x00"),
-    ("é ✓", "é ✓", "é ✓"),
-])
+@pytest.mark.parametrize(
+    "text, comment, docstring",
+    [
+        ("a\nb", "a\\nb", "a\\nb"),
+        ('say """hi"""', 'say """hi"""', 'say \\"\\"\\"hi\\"\\"\\"'),
+        ("end\\", "end\\\\", "end\\\\"),
+        ("\x1b[2J\u2028\ud800\x00", "\\x1b[2J\\u2028\\ud800\\x00", "\\x1b[2J\\u2028\\ud800\\x00"),
+        ("é ✓", "é ✓", "é ✓"),
+    ],
+)
 def test_text_in_comments_and_docstrings_is_one_printable_line(text, comment, docstring):
     assert source.plain(text) == comment
     assert source.in_docstring(text) == docstring
 
 
-@pytest.mark.parametrize("value, text", [
-    (float("inf"), "float('inf')"), (float("-inf"), "float('-inf')"), (float("nan"), "float('nan')"),
-    ((1,), "(1,)"), ([1.5, None, True], "[1.5, None, True]"), ('a"\n', "'a\"\\n'"),
-    ((2, (float("inf"),)), "(2, (float('inf'),))"),
-])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (float("inf"), "float('inf')"),
+        (float("-inf"), "float('-inf')"),
+        (float("nan"), "float('nan')"),
+        ((1,), "(1,)"),
+        ([1.5, None, True], "[1.5, None, True]"),
+        ('a"\n', "'a\"\\n'"),
+        ((2, (float("inf"),)), "(2, (float('inf'),))"),
+    ],
+)
 def test_literals_are_python_that_evaluates_to_the_value(value, text):
     assert source.literal(value) == text
     assert repr(eval(text, {"__builtins__": {"float": float}})) == repr(value)

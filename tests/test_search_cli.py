@@ -76,8 +76,10 @@ def test_search_report_needs_a_study(tmp_path, capsys):
 
 def test_search_report_exports_any_trial_and_lists_progress_and_failures(tmp_path, capsys):
     out = tmp_path / "run"
-    code, _, err = run_cli(["search", TINY, "--evaluator", "proxy", "--device", "cpu", "--out", out,
-                            "--trials", "3"], capsys)
+    code, _, err = run_cli(
+        ["search", TINY, "--evaluator", "proxy", "--device", "cpu", "--out", out, "--trials", "3"],
+        capsys,
+    )
     assert code == 0, err
     import optuna
 
@@ -93,7 +95,9 @@ def test_search_report_exports_any_trial_and_lists_progress_and_failures(tmp_pat
     assert "best so far #" in stdout
     assert f"failures (1):\n  #{failed.number} failed: loss became NaN at epoch 1" in stdout
     assert trial.number == 3
-    code, stdout, _ = run_cli(["search-report", out, "--export", "1", "-o", tmp_path / "one.cnn"], capsys)
+    code, stdout, _ = run_cli(
+        ["search-report", out, "--export", "1", "-o", tmp_path / "one.cnn"], capsys
+    )
     assert code == 0 and stdout == f"wrote {tmp_path / 'one.cnn'}\n"
     text = (tmp_path / "one.cnn").read_text()
     assert "trial 1 of study `tiny`" in text and "block Unit(c, k)" in text

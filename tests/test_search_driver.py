@@ -294,7 +294,10 @@ def test_changes_of_settings_on_resume_are_noted(tmp_path):
     "options, names",
     [
         ({}, ["accuracy"]),
-        ({"evaluator": "proxy", "proxy": "synflow", "objectives": ("accuracy", "params")}, ["synflow", "params"]),
+        (
+            {"evaluator": "proxy", "proxy": "synflow", "objectives": ("accuracy", "params")},
+            ["synflow", "params"],
+        ),
     ],
 )
 def test_a_study_names_its_objectives_for_optuna_dashboard(tmp_path, options, names):
@@ -306,6 +309,8 @@ def test_a_study_names_its_objectives_for_optuna_dashboard(tmp_path, options, na
 
 def test_a_study_made_without_objective_names_gets_them_on_resume(tmp_path):
     first = study(tmp_path, trials=1).study
-    first._storage.set_study_system_attr(first._study_id, "study:metric_names", None)  # as an older cnnc left it
+    first._storage.set_study_system_attr(
+        first._study_id, "study:metric_names", None
+    )  # as an older cnnc left it
     assert optuna.load_study(study_name="tiny", storage=first._storage).metric_names is None
     assert study(tmp_path, trials=2).study.metric_names == ["accuracy"]

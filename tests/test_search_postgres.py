@@ -43,16 +43,36 @@ def postgres():
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
         shutil.chown(sock, "postgres")
+
     def run(args):
         return subprocess.run(_as_server_user(args), check=True, capture_output=True, timeout=120)
+
     run([INITDB, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
     options = f"-p {PORT} -k {sock} -c listen_addresses='' -c fsync=off"
-    run([PG_CTL, "-D", str(data), "-o", options, "-w", "-t", "60", "-l", str(folder / "log"), "start"])
+    run(
+        [
+            PG_CTL,
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(folder / "log"),
+            "start",
+        ]
+    )
     try:
         yield f"postgresql://postgres@/postgres?host={sock}&port={PORT}"  # README's form: no driver named
     finally:
-        subprocess.run(_as_server_user([PG_CTL, "-D", str(data), "-m", "immediate", "-w", "stop"]), check=False,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            _as_server_user([PG_CTL, "-D", str(data), "-m", "immediate", "-w", "stop"]),
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -86,9 +106,14 @@ def test_readme_url_names_the_extra_driver_only_where_psycopg3_is_missing(monkey
 
     url = "postgresql://search@db.lan/nas"
     installed = {"psycopg2"}
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name in installed else None)
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: object() if name in installed else None
+    )
     assert database_url(url) == "postgresql+psycopg2://search@db.lan/nas"
-    assert database_url("postgresql+pg8000://search@db.lan/nas") == "postgresql+pg8000://search@db.lan/nas"
+    assert (
+        database_url("postgresql+pg8000://search@db.lan/nas")
+        == "postgresql+pg8000://search@db.lan/nas"
+    )
     assert database_url("sqlite:///runs/t/study.db") == "sqlite:///runs/t/study.db"
     installed = {"psycopg", "psycopg2"}  # SQLAlchemy 2.1's own choice, psycopg 3, stays
     assert database_url(url) == url
@@ -97,8 +122,20 @@ def test_readme_url_names_the_extra_driver_only_where_psycopg3_is_missing(monkey
 
 
 def test_study_in_postgresql_resumes(postgres, tmp_path, capsys):
-    args = ["search", ROOT / "zoo" / "spaces" / "tiny.cnn", "--evaluator", "proxy", "--device", "cpu",
-            "--storage", postgres, "--study", "shared", "--out", tmp_path]
+    args = [
+        "search",
+        ROOT / "zoo" / "spaces" / "tiny.cnn",
+        "--evaluator",
+        "proxy",
+        "--device",
+        "cpu",
+        "--storage",
+        postgres,
+        "--study",
+        "shared",
+        "--out",
+        tmp_path,
+    ]
     code, _, err = run_cli([*args, "--trials", "3"], capsys)
     assert code == 0, err
     code, _, err = run_cli([*args, "--trials", "5"], capsys)
@@ -147,12 +184,28 @@ def test_three_workers_on_postgresql_survive_a_sigkill(postgres, tmp_path):
     from cnnc.search import driver
 
     trials = 6
-    procs = [subprocess.Popen([sys.executable, "-c", SLOW_WORKER, postgres, str(tmp_path), str(trials), str(i),
-                               str(ROOT / "zoo" / "spaces" / "tiny.cnn")], stderr=subprocess.PIPE, text=True)
-             for i in range(3)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                SLOW_WORKER,
+                postgres,
+                str(tmp_path),
+                str(trials),
+                str(i),
+                str(ROOT / "zoo" / "spaces" / "tiny.cnn"),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
     try:
+
         def load():
             return _load(postgres, "killed")
+
         killed, pid = wait_for_running_trial(load, lambda: {p.pid for p in procs})
         os.kill(pid, signal.SIGKILL)
         errors = [p.communicate(timeout=300)[1] for p in procs]
@@ -164,7 +217,9 @@ def test_three_workers_on_postgresql_survive_a_sigkill(postgres, tmp_path):
     codes = sorted(p.returncode for p in procs)
     assert codes == [-signal.SIGKILL, 0, 0], errors
     assert any(f"trial {killed}'s worker stopped answering" in e for e in errors), errors
-    check_killed_study(load(), killed, trials, driver.Settings(file=str(ROOT / "zoo" / "spaces" / "tiny.cnn")))
+    check_killed_study(
+        load(), killed, trials, driver.Settings(file=str(ROOT / "zoo" / "spaces" / "tiny.cnn"))
+    )
 
 
 def test_threads_opening_a_fresh_database_together_all_succeed(fresh_database):
@@ -179,5 +234,7 @@ def test_threads_opening_a_fresh_database_together_all_succeed(fresh_database):
 def test_four_searches_started_together_on_a_fresh_database_all_finish(fresh_database, tmp_path):
     from test_search_workers import check_searched_together, search_together
 
-    results = search_together(["--storage", fresh_database, "--study", "together"], tmp_path / "run")
+    results = search_together(
+        ["--storage", fresh_database, "--study", "together"], tmp_path / "run"
+    )
     check_searched_together(results, _load(fresh_database, "together"))

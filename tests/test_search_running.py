@@ -18,12 +18,31 @@ from test_search_workers import children_of
 from cnnc.search import results, storage
 
 TINY = ROOT / "zoo" / "spaces" / "tiny.cnn"
-COMMAND = [sys.executable, "-c", "import sys; from cnnc.cli import main; sys.exit(main())", "search", TINY]
+COMMAND = [
+    sys.executable,
+    "-c",
+    "import sys; from cnnc.cli import main; sys.exit(main())",
+    "search",
+    TINY,
+]
 
 
 def _search(out, capsys, trials: int = 3):
-    code, _, err = run_cli(["search", TINY, "--evaluator", "proxy", "--device", "cpu", "--out", out,
-                            "--trials", str(trials)], capsys)
+    code, _, err = run_cli(
+        [
+            "search",
+            TINY,
+            "--evaluator",
+            "proxy",
+            "--device",
+            "cpu",
+            "--out",
+            out,
+            "--trials",
+            str(trials),
+        ],
+        capsys,
+    )
     assert code == 0, err
 
 
@@ -43,8 +62,10 @@ def test_search_report_leaves_a_running_search_s_files_alone(tmp_path, capsys):
     with results.running(out):
         code, stdout, err = run_cli(["search-report", out], capsys)
     assert code == 0, err
-    assert f"note: a search is running in `{out}`: its files are left alone, this report went to " \
-           f"`{out / 'report'}`" in stdout
+    assert (
+        f"note: a search is running in `{out}`: its files are left alone, this report went to "
+        f"`{out / 'report'}`" in stdout
+    )
     assert {name: (out / name).read_bytes() for name in before} == before
     assert (out / "report" / "best.cnn").read_text() == before["best.cnn"].decode()
     assert (out / "report" / "trials.csv").read_bytes() == before["trials.csv"]
@@ -61,7 +82,9 @@ def test_search_report_writes_the_same_best_program_as_the_search(tmp_path, caps
     assert (out / "best.cnn").read_text() == searched
 
 
-def test_search_report_of_a_study_without_its_space_says_why_there_is_no_best_program(tmp_path, capsys):
+def test_search_report_of_a_study_without_its_space_says_why_there_is_no_best_program(
+    tmp_path, capsys
+):
     out = tmp_path / "run"
     out.mkdir()
     url = f"sqlite:///{out / 'study.db'}"
@@ -71,8 +94,11 @@ def test_search_report_of_a_study_without_its_space_says_why_there_is_no_best_pr
     study.tell(trial, 0.5)
     code, stdout, err = run_cli(["search-report", out], capsys)
     assert code == 0, err
-    assert re.search(r"^note: best.cnn not written: the study in `sqlite:///\S+/study.db` does not record its space$",
-                     stdout, re.M)
+    assert re.search(
+        r"^note: best.cnn not written: the study in `sqlite:///\S+/study.db` does not record its space$",
+        stdout,
+        re.M,
+    )
     assert not (out / "best.cnn").exists()
 
 
@@ -100,16 +126,39 @@ def _alive(pid: int) -> bool:
 def test_killing_the_workers_parent_stops_its_workers_and_the_report_writes_best(tmp_path, capsys):
     out = tmp_path / "run"
     url = f"journal:///{out / 'study.journal'}"
-    command = [*COMMAND, "--workers", "2", "--trials", "40", "--epochs", "3", "--pruner", "none", "--device",
-               "cpu", "--out", out]
-    parent = subprocess.Popen([str(c) for c in command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    command = [
+        *COMMAND,
+        "--workers",
+        "2",
+        "--trials",
+        "40",
+        "--epochs",
+        "3",
+        "--pruner",
+        "none",
+        "--device",
+        "cpu",
+        "--out",
+        out,
+    ]
+    parent = subprocess.Popen(
+        [str(c) for c in command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     workers = set()
     try:
         # a finished trial (for best.cnn) and a trial being trained
-        _wait_until(lambda: any(t.state.name == "COMPLETE" for t in _trials(url))
-                    and any("evaluating" in t.user_attrs and t.state.name == "RUNNING" for t in _trials(url)),
-                    "a finished trial and a running one")
+        _wait_until(
+            lambda: (
+                any(t.state.name == "COMPLETE" for t in _trials(url))
+                and any(
+                    "evaluating" in t.user_attrs and t.state.name == "RUNNING" for t in _trials(url)
+                )
+            ),
+            "a finished trial and a running one",
+        )
         workers = children_of(parent.pid)
         assert len(workers) == 2
         parent.kill()
@@ -131,5 +180,8 @@ def test_killing_the_workers_parent_stops_its_workers_and_the_report_writes_best
     assert code == 0, err
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     top = max(t.values[0] for t in complete)  # (a reused architecture ties with its first trial)
-    assert any(f"trial {t.number} of study `tiny`" in (out / "best.cnn").read_text()
-               for t in complete if t.values[0] == top)
+    assert any(
+        f"trial {t.number} of study `tiny`" in (out / "best.cnn").read_text()
+        for t in complete
+        if t.values[0] == top
+    )

@@ -64,7 +64,9 @@ def test_choices_met_with_several_options_become_conditionals_on_their_names(tmp
 def test_a_member_whose_space_cannot_be_kept_is_written_flat_and_says_why(tmp_path):
     space, found = members("mobilenet_space", (1, 16, 16), 1)
     text, flat = write_member(tmp_path / "best.cnn", space, found[0])
-    assert flat == "a choice in an imported file, or an unnamed choice that differs between its uses"
+    assert (
+        flat == "a choice in an imported file, or an unnamed choice that differs between its uses"
+    )
     assert "network best {" in text and 'label("classifier", Linear(10))' in text
     assert same_layers(found[0].graph, elaborate_file(tmp_path / "best.cnn").graph) == []
 

@@ -69,19 +69,26 @@ def test_an_evaluator_that_raises_is_recorded_and_the_worker_goes_on(tmp_path):
     result = run(settings(tmp_path, trials=5, sampler="random"), Raising())
     failed = [r for r in result.rows if r.status == "failed"]
     assert failed and all(
-        r.state == "FAIL" and r.reason == "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
+        r.state == "FAIL"
+        and r.reason == "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
         for r in failed
     )
     assert len(result.rows) == 5 and result.stopped == "done"
 
 
-def test_a_member_too_large_for_the_machine_is_a_failed_trial_not_a_crash(tmp_path, monkeypatch, one_thread):
+def test_a_member_too_large_for_the_machine_is_a_failed_trial_not_a_crash(
+    tmp_path, monkeypatch, one_thread
+):
     from cnnc.search.data import load_dataset
     from cnnc.search.evaluators import fit
 
     monkeypatch.setattr(fit, "available_bytes", lambda device: 2**30)  # a machine with 1 GiB free
-    big = write(tmp_path, "big.cnn", 'return in -> Conv(choice(8, 65536, name = "c"), 3, pad = 1) '
-                '-> GlobalAvgPool -> Flatten -> fc: Linear(classes)')
+    big = write(
+        tmp_path,
+        "big.cnn",
+        'return in -> Conv(choice(8, 65536, name = "c"), 3, pad = 1) '
+        "-> GlobalAvgPool -> Flatten -> fc: Linear(classes)",
+    )
     s = settings(tmp_path, file=big, trials=2, sampler="grid", evaluator="proxy", device="cpu")
     result = run(s, evaluate.proxy_evaluator(s, load_dataset("digits")))
     by_width = {r.decisions["c"]: r for r in result.rows}
@@ -95,8 +102,12 @@ def test_a_member_too_large_for_the_machine_is_a_failed_trial_not_a_crash(tmp_pa
 
 
 def test_a_changed_space_is_not_resumed(tmp_path):
-    space = write(tmp_path, "s.cnn", 'return in -> Conv(choice(8, 16, name = "c"), 3) '
-                  '-> GlobalAvgPool -> Flatten -> fc: Linear(classes)')
+    space = write(
+        tmp_path,
+        "s.cnn",
+        'return in -> Conv(choice(8, 16, name = "c"), 3) '
+        "-> GlobalAvgPool -> Flatten -> fc: Linear(classes)",
+    )
     run(settings(tmp_path, file=space, trials=1))
     space.write_text(space.read_text().replace("# ", "#") + "# a comment changes nothing\n")
     run(settings(tmp_path, file=space, trials=2))
@@ -120,7 +131,9 @@ def test_a_journal_trial_whose_process_is_gone_is_failed_and_queued_again(tmp_pa
     states = {t.number: t.state for t in study.trials}
     assert states[trial.number] == FAIL and states[alive.number] == optuna.trial.TrialState.RUNNING
     (queued,) = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
-    assert queued.system_attrs["fixed_params"] == trial.params  # taken when a worker asks for a trial
+    assert (
+        queued.system_attrs["fixed_params"] == trial.params
+    )  # taken when a worker asks for a trial
     assert queued.user_attrs == {"retry_of": trial.number, "retries": 1}
 
 
@@ -165,7 +178,11 @@ def wait_for_running_trial(load, pids, timeout=120.0):
             trials = []
         for t in trials:
             pid = t.user_attrs.get("worker", {}).get("pid")
-            if t.state == optuna.trial.TrialState.RUNNING and "evaluating" in t.user_attrs and pid in ours:
+            if (
+                t.state == optuna.trial.TrialState.RUNNING
+                and "evaluating" in t.user_attrs
+                and pid in ours
+            ):
                 return t.number, pid
         time.sleep(0.05)
     raise AssertionError("no worker started evaluating a trial")
@@ -200,11 +217,15 @@ def check_killed_study(study, killed: int, trials: int, space_settings) -> None:
     for t in all_:
         if t.user_attrs.get("status") in ("scored", "trained") or t.number == killed:
             end = t.datetime_complete.timestamp() if t.datetime_complete else None
-            spans.setdefault(t.user_attrs["hash"], []).append((t.user_attrs["evaluating_since"], end))
+            spans.setdefault(t.user_attrs["hash"], []).append(
+                (t.user_attrs["evaluating_since"], end)
+            )
     for hash_, runs in spans.items():
         runs.sort()
         assert all(a[1] is not None and a[1] <= b[0] for a, b in itertools.pairwise(runs)), hash_
-    scored = [t.user_attrs["hash"] for t in all_ if t.user_attrs.get("status") in ("scored", "trained")]
+    scored = [
+        t.user_attrs["hash"] for t in all_ if t.user_attrs.get("status") in ("scored", "trained")
+    ]
     assert len(scored) == len(set(scored))
     # every complete trial replays to the architecture it recorded
     space = driver.space_for(space_settings, (1, 8, 8), 10)
@@ -215,25 +236,52 @@ def check_killed_study(study, killed: int, trials: int, space_settings) -> None:
             member = space.member(fixed(t.user_attrs["decisions"]))
             s = summarize(member.graph)
             assert (graph_hash(member.graph), s.params, s.macs) == (
-                t.user_attrs["hash"], t.user_attrs["params"], t.user_attrs["macs"]
+                t.user_attrs["hash"],
+                t.user_attrs["params"],
+                t.user_attrs["macs"],
             )
 
 
 def test_search_with_three_workers_on_a_journal_survives_a_sigkill(tmp_path):
     out, trials = tmp_path / "run", 6
-    command = [sys.executable, "-c", "import sys; from cnnc.cli import main; sys.exit(main())",
-               "search", TINY, "--workers", "3", "--trials", str(trials), "--epochs", "1",
-               "--pruner", "none", "--device", "cpu", "--out", out, "--heartbeat", "1"]
-    parent = subprocess.Popen([str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, start_new_session=True)
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from cnnc.cli import main; sys.exit(main())",
+        "search",
+        TINY,
+        "--workers",
+        "3",
+        "--trials",
+        str(trials),
+        "--epochs",
+        "1",
+        "--pruner",
+        "none",
+        "--device",
+        "cpu",
+        "--out",
+        out,
+        "--heartbeat",
+        "1",
+    ]
+    parent = subprocess.Popen(
+        [str(c) for c in command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         journal = out / "study.journal"
         end = time.monotonic() + 120
         while not journal.exists() and time.monotonic() < end:
             time.sleep(0.1)
         url = f"journal:///{journal}"
+
         def load():
             return optuna.load_study(study_name="tiny", storage=storage.open_storage(url, 1))
+
         killed, pid = wait_for_running_trial(load, lambda: children_of(parent.pid))
         os.kill(pid, signal.SIGKILL)
         _, stderr = parent.communicate(timeout=300)
@@ -278,13 +326,17 @@ def test_a_dropped_connection_is_said_and_retried_with_back_off(monkeypatch):
     def step():
         calls.append(1)
         if len(calls) < 4:
-            raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+            raise sqlalchemy.exc.OperationalError(
+                "SELECT 1", {}, Exception("server closed the connection")
+            )
         return "ok"
 
     assert storage.retrying(step, said.append) == "ok"
     assert waits == [1.0, 2.0, 4.0]
-    assert said[0] == ("lost the connection to the study's storage ((builtins.Exception) server closed the "
-                       "connection); retrying in 1 s")
+    assert said[0] == (
+        "lost the connection to the study's storage ((builtins.Exception) server closed the "
+        "connection); retrying in 1 s"
+    )
     with pytest.raises(ValueError):  # not a connection problem: not retried
         storage.retrying(lambda: int("x"), said.append)
 
@@ -295,7 +347,9 @@ def test_a_storage_that_stays_away_is_e0606(monkeypatch):
     monkeypatch.setattr(storage.time, "sleep", lambda s: None)
 
     def down():
-        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("could not connect to server"))
+        raise sqlalchemy.exc.OperationalError(
+            "SELECT 1", {}, Exception("could not connect to server")
+        )
 
     with pytest.raises(CnncError) as info:
         storage.retrying(down, lambda text: None, limit=0.5)
@@ -306,7 +360,10 @@ def test_a_storage_that_stays_away_is_e0606(monkeypatch):
     "message, lost",
     [
         ("server closed the connection unexpectedly", True),
-        ('connection to server on socket "/tmp/.s.PGSQL.5432" failed: No such file or directory', True),
+        (
+            'connection to server on socket "/tmp/.s.PGSQL.5432" failed: No such file or directory',
+            True,
+        ),
         ("attempt to write a readonly database", False),  # waiting does not mend these
         ("database or disk is full", False),
         ("no such table: trials", False),
@@ -315,7 +372,12 @@ def test_a_storage_that_stays_away_is_e0606(monkeypatch):
 def test_only_a_server_that_went_away_is_retried(message, lost):
     import sqlalchemy.exc
 
-    assert storage.is_connection_error(sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception(message))) is lost
+    assert (
+        storage.is_connection_error(
+            sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception(message))
+        )
+        is lost
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,7 +391,9 @@ def open_together(url: str, count: int = 6) -> list[BaseException]:
     def one():
         barrier.wait()
         try:
-            optuna.create_study(storage=storage.open_storage(url, 10), study_name="s", load_if_exists=True)
+            optuna.create_study(
+                storage=storage.open_storage(url, 10), study_name="s", load_if_exists=True
+            )
         except BaseException as exc:  # noqa: BLE001 - reported by the caller
             errors.append(exc)
 
@@ -341,12 +405,32 @@ def open_together(url: str, count: int = 6) -> list[BaseException]:
     return errors
 
 
-def search_together(storage_args: list, out: Path, count: int = 4, trials: int = 4) -> list[tuple[int, str]]:
+def search_together(
+    storage_args: list, out: Path, count: int = 4, trials: int = 4
+) -> list[tuple[int, str]]:
     """`count` tiny `cnnc search` processes started at once on one study: (exit status, stderr) each."""
-    command = [sys.executable, "-c", "import sys; from cnnc.cli import main; sys.exit(main())", "search", TINY,
-               "--evaluator", "proxy", "--device", "cpu", "--trials", str(trials), "--out", out, *storage_args]
-    procs = [subprocess.Popen([str(c) for c in command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True) for _ in range(count)]
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from cnnc.cli import main; sys.exit(main())",
+        "search",
+        TINY,
+        "--evaluator",
+        "proxy",
+        "--device",
+        "cpu",
+        "--trials",
+        str(trials),
+        "--out",
+        out,
+        *storage_args,
+    ]
+    procs = [
+        subprocess.Popen(
+            [str(c) for c in command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(count)
+    ]
     try:
         errors = [p.communicate(timeout=300)[1] for p in procs]
         return [(p.returncode, err) for p, err in zip(procs, errors)]
@@ -375,6 +459,12 @@ def test_four_searches_started_together_on_a_fresh_study_all_finish(tmp_path, ki
     out = tmp_path / "run"
     storage_args = [] if kind == "sqlite" else ["--storage", f"journal:///{out / 'study.journal'}"]
     results = search_together(storage_args, out)
-    url = f"sqlite:///{out / 'study.db'}" if kind == "sqlite" else f"journal:///{out / 'study.journal'}"
-    check_searched_together(results, optuna.load_study(study_name="tiny", storage=storage.open_storage(url, 10)))
+    url = (
+        f"sqlite:///{out / 'study.db'}"
+        if kind == "sqlite"
+        else f"journal:///{out / 'study.journal'}"
+    )
+    check_searched_together(
+        results, optuna.load_study(study_name="tiny", storage=storage.open_storage(url, 10))
+    )
     assert (out / "best.cnn").is_file()

@@ -122,8 +122,17 @@ RESNET = ROOT / "zoo" / "resnet152.cnn"
 # at start-up (lark and its parse most; `dataclasses` and `inspect`, `typing`, `fractions` with
 # `decimal`, `tempfile` a few each), which is most of what such a process would spend
 LIGHT = (
-    "lark", "dataclasses", "inspect", "typing", "fractions", "decimal", "tempfile", "hashlib",
-    "shutil", "json", "csv",  # argparse's terminal width (cli.Formatter), --format json and csv
+    "lark",
+    "dataclasses",
+    "inspect",
+    "typing",
+    "fractions",
+    "decimal",
+    "tempfile",
+    "hashlib",
+    "shutil",
+    "json",
+    "csv",  # argparse's terminal width (cli.Formatter), --format json and csv
 )
 
 
@@ -143,8 +152,10 @@ def test_a_file_seen_before_is_checked_without_importing_lark(tmp_path):
 def _texts():
     """Every zoo file, and one with comments, odd spacing and every kind of literal."""
     texts = [p.read_text() for p in sorted((ROOT / "zoo").rglob("*.cnn"))]
-    texts.append('# top\nnetwork n(a = 1e-4, b = "x\\ty", c = none) {  # note\n input image [3, 8, 8]\n'
-                 '  return {out: image -> c1: Conv(4, 3) -> ReLU, 0: (image,)}  # end\n}\n')
+    texts.append(
+        '# top\nnetwork n(a = 1e-4, b = "x\\ty", c = none) {  # note\n input image [3, 8, 8]\n'
+        "  return {out: image -> c1: Conv(4, 3) -> ReLU, 0: (image,)}  # end\n}\n"
+    )
     return texts
 
 
@@ -203,14 +214,18 @@ def test_a_damaged_entry_is_a_miss_and_is_rewritten(fresh_parser, tmp_path, dama
     astcache.store(source, syntax.parse_source(source))
     (entry,) = (tmp_path / "cnnc" / "ast").glob("*.ast")
     if damage is None:  # well-formed, but naming a class that is not an AST class
-        damage = marshal.dumps((astcache.FORMAT, text, [("Span", ("file", "start", "end"))], [0, None, 1, 2]))
+        damage = marshal.dumps(
+            (astcache.FORMAT, text, [("Span", ("file", "start", "end"))], [0, None, 1, 2])
+        )
     entry.write_bytes(damage)
     assert astcache.load(source) is None
     assert fresh_parser.parse(source, keep=True) == syntax.parse_source(source)
     assert astcache.load(source) is not None  # written again, whole
 
 
-def test_the_cache_can_be_turned_off_and_an_unwritable_dir_is_skipped(fresh_parser, tmp_path, monkeypatch):
+def test_the_cache_can_be_turned_off_and_an_unwritable_dir_is_skipped(
+    fresh_parser, tmp_path, monkeypatch
+):
     from cnnc.dsl.source import SourceFile
 
     source = SourceFile("a.cnn", "network n { input [3] return in }")
@@ -248,8 +263,12 @@ def run_script(*args: str, **env) -> subprocess.CompletedProcess:
     """The `cnnc` console script's function, `cli.entry`, as a process, its output buffered as a
     user's is (PYTHONUNBUFFERED unset)."""
     return subprocess.run(
-        [sys.executable, "-c", ENTRY, *args], capture_output=True, text=True, cwd=ROOT,
-        check=False, env=user_env(**env),
+        [sys.executable, "-c", ENTRY, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        env=user_env(**env),
     )
 
 
@@ -292,8 +311,11 @@ def test_a_quick_exit_keeps_a_user_errors_code_and_diagnostic(tmp_path):
 def test_a_closed_pipe_ends_a_summary_quietly():
     """`cnnc summary X | head -1`: the reader goes away; cnnc exits 0 and says nothing."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", ENTRY, "summary", "zoo/resnet152.cnn"], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=user_env(),
+        [sys.executable, "-c", ENTRY, "summary", "zoo/resnet152.cnn"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=user_env(),
     )
     assert proc.stdout.read(20).startswith(b"resnet152")
     proc.stdout.close()

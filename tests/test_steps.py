@@ -48,7 +48,9 @@ def _graph(name):
 
 def _inputs(graph, batch=1):
     generator = torch.Generator().manual_seed(1)
-    return example_inputs(graph, batch, make=lambda *s, device=None: torch.randn(*s, generator=generator))
+    return example_inputs(
+        graph, batch, make=lambda *s, device=None: torch.randn(*s, generator=generator)
+    )
 
 
 @pytest.mark.parametrize("name", [*ZOO, "two"])
@@ -61,7 +63,9 @@ def test_the_step_module_is_the_graph_modules_network(name):
     xs = _inputs(graph)
     with torch.no_grad():
         fx_model.eval(), steps.eval()
-        assert all(torch.equal(p, q) for p, q in zip(_flat(fx_model(*xs)), _flat(steps(*xs)), strict=True))
+        assert all(
+            torch.equal(p, q) for p, q in zip(_flat(fx_model(*xs)), _flat(steps(*xs)), strict=True)
+        )
     fx_model.train(), steps.train()
     for model in (fx_model, steps):
         torch.manual_seed(0)  # the same dropout masks
@@ -73,12 +77,15 @@ def test_the_step_module_is_the_graph_modules_network(name):
 
 
 def test_frozen_parameters_and_copies():
-    text = ('import "families/resnet.cnn"\n'
-            "network r = ResNet([1, 1, 1, 1], classes = 10) freeze until layer2\n")
+    text = (
+        'import "families/resnet.cnn"\n'
+        "network r = ResNet([1, 1, 1, 1], classes = 10) freeze until layer2\n"
+    )
     graph = api.graph(ROOT / "zoo" / "frozen.cnn", text=text)
     fx_model, steps = to_graph_module(graph, seed=0), to_step_module(graph, seed=0)
     assert [(k, p.requires_grad) for k, p in fx_model.named_parameters()] == [
-        (k, p.requires_grad) for k, p in steps.named_parameters()]
+        (k, p.requires_grad) for k, p in steps.named_parameters()
+    ]
     assert not all(p.requires_grad for p in steps.parameters())
     twin = copy.deepcopy(steps)
     assert twin.cnnc_graph is steps.cnnc_graph  # the frozen IR is shared

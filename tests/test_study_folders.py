@@ -33,7 +33,9 @@ def made_study(tmp_path_factory):
 def study(made_study, tmp_path):
     folder = tmp_path / "shared"
     shutil.copytree(made_study, folder)
-    connection = sqlite3.connect(folder / "study.db")  # the maker's engine may hold a WAL: fold it in
+    connection = sqlite3.connect(
+        folder / "study.db"
+    )  # the maker's engine may hold a WAL: fold it in
     connection.execute("pragma wal_checkpoint(truncate)")
     connection.close()
     return folder
@@ -74,10 +76,14 @@ def test_report_of_a_shared_folder_replaces_planted_links(study, tmp_path, capsy
     assert not (tmp_path / "nowhere").exists()
     for name in ("trials.csv", "history.png", "importances.png"):
         assert not (study / name).is_symlink() and (study / name).stat().st_size > 0
-    assert f"note: `{study / 'trials.csv'}` was a link (to `{bashrc}`): cnnc replaced the link" in err
+    assert (
+        f"note: `{study / 'trials.csv'}` was a link (to `{bashrc}`): cnnc replaced the link" in err
+    )
     assert f"note: `{study / 'history.png'}` was a link (to `{picture}`)" in err
     # no temporaries (the search that made the study left its lock file, `.cnnc-search.lock`)
-    assert sorted(p.name for p in study.iterdir() if p.name.startswith(".")) == [".cnnc-search.lock"]
+    assert sorted(p.name for p in study.iterdir() if p.name.startswith(".")) == [
+        ".cnnc-search.lock"
+    ]
 
 
 def test_search_resume_replaces_planted_links(study, tmp_path, capsys):
@@ -93,9 +99,22 @@ def test_search_resume_replaces_planted_links(study, tmp_path, capsys):
 
 def test_train_resume_replaces_planted_links(tmp_path, capsys):
     net = tmp_path / "net.cnn"
-    net.write_text("network net {\n    input [1, 8, 8]\n    return in -> Conv(4, 3) -> ReLU -> Flatten -> Linear(10)\n}\n")
+    net.write_text(
+        "network net {\n    input [1, 8, 8]\n    return in -> Conv(4, 3) -> ReLU -> Flatten -> Linear(10)\n}\n"
+    )
     out = tmp_path / "run"
-    common = ["train", net, "--data", "digits", "--out", out, "--device", "cpu", "--batch-size", "256"]
+    common = [
+        "train",
+        net,
+        "--data",
+        "digits",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--batch-size",
+        "256",
+    ]
     assert run_cli([*common, "--epochs", "1"], capsys)[0] == 0
     names = ("metrics.csv", "curves.png", "model.pt", "run.json", "network.cnn")
     targets = {name: victim(tmp_path, name) for name in names}
@@ -112,23 +131,47 @@ def test_train_resume_replaces_planted_links(tmp_path, capsys):
 def test_a_linked_subfolder_of_a_run_folder_is_not_written_through(tmp_path, capsys):
     """A program's imports are copied beside network.cnn: a planted `lib -> elsewhere` is refused."""
     (tmp_path / "src" / "lib").mkdir(parents=True)
-    (tmp_path / "src" / "lib" / "parts.cnn").write_text("block Head() {\n    return in -> Flatten -> Linear(10)\n}\n")
+    (tmp_path / "src" / "lib" / "parts.cnn").write_text(
+        "block Head() {\n    return in -> Flatten -> Linear(10)\n}\n"
+    )
     net = tmp_path / "src" / "net.cnn"
-    net.write_text('import "lib/parts.cnn"\nnetwork net {\n    input [1, 8, 8]\n    return in -> Head()\n}\n')
+    net.write_text(
+        'import "lib/parts.cnn"\nnetwork net {\n    input [1, 8, 8]\n    return in -> Head()\n}\n'
+    )
     out = tmp_path / "run"
     out.mkdir()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (out / "lib").symlink_to(elsewhere)
-    code, _, err = run_cli(["train", net, "--data", "digits", "--out", out, "--device", "cpu", "--epochs", "1",
-                            "--batch-size", "256"], capsys)
-    assert code == 1 and f"error: cannot write `{out}`: {out / 'lib'} is a link, not a folder" in err
+    code, _, err = run_cli(
+        [
+            "train",
+            net,
+            "--data",
+            "digits",
+            "--out",
+            out,
+            "--device",
+            "cpu",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "256",
+        ],
+        capsys,
+    )
+    assert (
+        code == 1 and f"error: cannot write `{out}`: {out / 'lib'} is a link, not a folder" in err
+    )
     assert list(elsewhere.iterdir()) == []
 
 
 def test_compile_render_and_fmt_replace_links(tmp_path, capsys):
     target = victim(tmp_path)
-    for args, name in ((["compile", "lenet5", "-o"], "lenet5.py"), (["render", "lenet5", "-o"], "lenet5.dot")):
+    for args, name in (
+        (["compile", "lenet5", "-o"], "lenet5.py"),
+        (["render", "lenet5", "-o"], "lenet5.dot"),
+    ):
         (tmp_path / name).symlink_to(target)
         code, _, err = run_cli([*args, tmp_path / name], capsys)
         assert code == 0, err
@@ -139,7 +182,9 @@ def test_compile_render_and_fmt_replace_links(tmp_path, capsys):
     (tmp_path / "n.cnn").symlink_to(source)
     code, _, err = run_cli(["fmt", "--write", tmp_path / "n.cnn"], capsys)
     assert code == 0 and "was a link" in err and not (tmp_path / "n.cnn").is_symlink()
-    assert source.read_text().startswith("network n {\n  input")  # what the link pointed to: untouched
+    assert source.read_text().startswith(
+        "network n {\n  input"
+    )  # what the link pointed to: untouched
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +201,9 @@ def other_database(path):
 
 def assert_untouched(db) -> None:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        tables = [t for (t,) in connection.execute("select name from sqlite_master where type = 'table'")]
+        tables = [
+            t for (t,) in connection.execute("select name from sqlite_master where type = 'table'")
+        ]
         mode = connection.execute("pragma journal_mode").fetchone()[0]
     connection.close()
     assert tables == ["accounts"] and mode == "delete"
@@ -168,7 +215,12 @@ def test_a_study_file_linked_to_another_database_is_refused(study, tmp_path, cap
     plant(study, "study.db", db)
     args = ["search-report", study] if command == "search-report" else [*SEARCH, "--out", study]
     code, _out, err = run_cli(args, capsys)
-    assert_user_error(code, err, f"the study file `{study / 'study.db'}` is a link (to `{db}`)", "copy the real file")
+    assert_user_error(
+        code,
+        err,
+        f"the study file `{study / 'study.db'}` is a link (to `{db}`)",
+        "copy the real file",
+    )
     assert_untouched(db)
 
 
@@ -179,7 +231,9 @@ def test_another_database_in_place_of_a_study_is_never_migrated(tmp_path, capsys
     db = other_database(folder / "study.db")
     args = ["search-report", folder] if command == "search-report" else [*SEARCH, "--out", folder]
     code, _, err = run_cli(args, capsys)
-    assert_user_error(code, err, "is a SQLite database, but not an Optuna study (it holds the tables `accounts`)")
+    assert_user_error(
+        code, err, "is a SQLite database, but not an Optuna study (it holds the tables `accounts`)"
+    )
     assert_untouched(db)
 
 
@@ -188,7 +242,9 @@ def test_a_link_beside_the_study_file_is_refused(study, tmp_path, capsys, side):
     target = victim(tmp_path)
     plant(study, side, target)
     code, _, err = run_cli([*SEARCH, "--out", study], capsys)
-    assert_user_error(code, err, f"`{study / side}` beside the study file `study.db` is a link", "remove")
+    assert_user_error(
+        code, err, f"`{study / side}` beside the study file `study.db` is a link", "remove"
+    )
     assert target.read_text() == "precious\n"
 
 
@@ -227,8 +283,12 @@ def sql(db, *statements) -> None:
 
 CRAFTED_ROWS = {
     "a state out of range": ["update trials set state = 'EXPLODED' where number = 0"],
-    "an attribute that is not JSON": ["update trial_user_attributes set value_json = '{oops' where key = 'hash'"],
-    "a huge number of params": ["update trial_user_attributes set value_json = '1" + "0" * 400 + "' where key = 'params'"],
+    "an attribute that is not JSON": [
+        "update trial_user_attributes set value_json = '{oops' where key = 'hash'"
+    ],
+    "a huge number of params": [
+        "update trial_user_attributes set value_json = '1" + "0" * 400 + "' where key = 'params'"
+    ],
     "attributes of other types": [
         "update trial_user_attributes set value_json = '[1, 2]' where key = 'decisions'",
         "update trial_user_attributes set value_json = '\"many\"' where key = 'macs'",
@@ -273,7 +333,6 @@ def test_a_crafted_sqlite_study_is_a_user_error_or_read(study, tmp_path, capsys,
     ],
     ids=["truncated", "zeroed", "garbage", "empty"],
 )
-
 def test_a_damaged_sqlite_study_exits_1(study, tmp_path, capsys, damage):
     db = study / "study.db"
     db.write_bytes(damage(db.read_bytes()))
@@ -283,10 +342,16 @@ def test_a_damaged_sqlite_study_exits_1(study, tmp_path, capsys, damage):
 
 def test_a_table_name_that_is_not_utf8_exits_1(study, tmp_path, capsys):
     """Found by the study fuzzer: SQLite's own list of tables is read before Optuna's."""
-    sql(study / "study.db", "create table zz (x)", "pragma writable_schema = on",
-        "update sqlite_master set name = cast(x'7acb' as text) where name = 'zz'")
+    sql(
+        study / "study.db",
+        "create table zz (x)",
+        "pragma writable_schema = on",
+        "update sqlite_master set name = cast(x'7acb' as text) where name = 'zz'",
+    )
     code, _, err = run_cli(["search-report", study, "--out", tmp_path / "r"], capsys)
-    assert_user_error(code, err, "study.db` cannot be read as SQLite: 'utf-8' codec can't decode byte 0xcb")
+    assert_user_error(
+        code, err, "study.db` cannot be read as SQLite: 'utf-8' codec can't decode byte 0xcb"
+    )
 
 
 def journal_study(folder):
@@ -330,7 +395,9 @@ def test_a_journal_line_that_is_not_json_is_named(tmp_path, capsys):
     with open(path, "ab") as f:
         f.write(b"{not json\n" + b'{"op_code": 0}\n')
     code, _, err = run_cli(["search-report", tmp_path / "run", "--out", tmp_path / "r"], capsys)
-    assert_user_error(code, err, "cannot be read (damaged, or not written by cnnc)", "restore the study")
+    assert_user_error(
+        code, err, "cannot be read (damaged, or not written by cnnc)", "restore the study"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,15 +405,23 @@ def test_a_journal_line_that_is_not_json_is_named(tmp_path, capsys):
 
 
 def set_attr(db, number: int, key: str, value) -> None:
-    sql(db, f"update trial_user_attributes set value_json = '{json.dumps(value)}' where key = '{key}' and "
-            f"trial_id = (select trial_id from trials where number = {number})")
+    sql(
+        db,
+        f"update trial_user_attributes set value_json = '{json.dumps(value)}' where key = '{key}' and "
+        f"trial_id = (select trial_id from trials where number = {number})",
+    )
 
 
 def test_reasons_and_choice_names_stay_inert(study, tmp_path, capsys):
     db = study / "study.db"
-    sql(db, "insert into trial_user_attributes (trial_id, key, value_json) select trial_id, 'reason', "
-            "'\";touch X;# \\u001b[31mred\\u202e\\nnext\"' from trials where number = 0")
-    set_attr(db, 1, "decisions", {"=HYPERLINK(\"http://x\")": "@SUM(1)", "width\u001b]0;t\u0007": "8"})
+    sql(
+        db,
+        "insert into trial_user_attributes (trial_id, key, value_json) select trial_id, 'reason', "
+        "'\";touch X;# \\u001b[31mred\\u202e\\nnext\"' from trials where number = 0",
+    )
+    set_attr(
+        db, 1, "decisions", {'=HYPERLINK("http://x")': "@SUM(1)", "width\u001b]0;t\u0007": "8"}
+    )
     set_attr(db, 2, "status", "-2+3")
     code, out, err = run_cli(["search-report", study], capsys)
     assert code == 0, err
@@ -356,7 +431,9 @@ def test_reasons_and_choice_names_stay_inert(study, tmp_path, capsys):
 
     with open(study / "trials.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert rows[0]["reason"] == ";touch X;# \x1b[31mred\u202e\nnext"  # text, not a formula: kept as is
+    assert (
+        rows[0]["reason"] == ";touch X;# \x1b[31mred\u202e\nnext"
+    )  # text, not a formula: kept as is
     assert rows[1]["decisions"].startswith("'=HYPERLINK")
     assert rows[2]["status"] == "'-2+3"
 
@@ -388,33 +465,53 @@ def test_csv_cells_that_start_as_formulas_are_neutralised(text, cell):
 def test_export_takes_no_path_from_the_study(study, tmp_path, capsys):
     """A study that names /etc/passwd as its space, and / as an import root: neither is opened."""
     db = study / "study.db"
-    sql(db, "update study_user_attributes set value_json = "
-            "'{\"file\": \"/etc/passwd\", \"allow_import\": [\"/\"], \"objectives\": [\"naswot\"]}' "
-            "where key = 'settings'")
-    code, _, err = run_cli(["search-report", study, "--export", "0", "-o", tmp_path / "t.cnn"], capsys)
-    assert_user_error(code, err, "records its space as `/etc/passwd`, outside the study's folder",
-                      "--space /etc/passwd")
+    sql(
+        db,
+        "update study_user_attributes set value_json = "
+        '\'{"file": "/etc/passwd", "allow_import": ["/"], "objectives": ["naswot"]}\' '
+        "where key = 'settings'",
+    )
+    code, _, err = run_cli(
+        ["search-report", study, "--export", "0", "-o", tmp_path / "t.cnn"], capsys
+    )
+    assert_user_error(
+        code,
+        err,
+        "records its space as `/etc/passwd`, outside the study's folder",
+        "--space /etc/passwd",
+    )
     assert "root:" not in err
-    code, _out, err = run_cli(["search-report", study, "--export", "0", "--space", TINY, "-o", tmp_path / "t.cnn"],
-                             capsys)
+    code, _out, err = run_cli(
+        ["search-report", study, "--export", "0", "--space", TINY, "-o", tmp_path / "t.cnn"], capsys
+    )
     assert code == 0, err
     assert "trial 0 of study `tiny`" in (tmp_path / "t.cnn").read_text()
 
 
 def test_export_reads_a_space_inside_the_study_folder(study, tmp_path, capsys):
     shutil.copy(TINY, study / "tiny.cnn")
-    sql(study / "study.db", "update study_user_attributes set value_json = "
-                            f"'{json.dumps({'file': str(study / 'tiny.cnn'), 'objectives': ['naswot']})}' "
-                            "where key = 'settings'")
-    code, out, err = run_cli(["search-report", study, "--export", "1", "-o", tmp_path / "one.cnn"], capsys)
+    sql(
+        study / "study.db",
+        "update study_user_attributes set value_json = "
+        f"'{json.dumps({'file': str(study / 'tiny.cnn'), 'objectives': ['naswot']})}' "
+        "where key = 'settings'",
+    )
+    code, out, err = run_cli(
+        ["search-report", study, "--export", "1", "-o", tmp_path / "one.cnn"], capsys
+    )
     assert code == 0, err
     assert out == f"wrote {tmp_path / 'one.cnn'}\n"
 
 
 def test_export_of_a_trial_whose_records_do_not_match_is_a_user_error(study, tmp_path, capsys):
     set_attr(study / "study.db", 0, "hash", "0" * 64)
-    code, _, err = run_cli(["search-report", study, "--export", "0", "-o", tmp_path / "t.cnn"], capsys)
-    assert code == 1 and "error[E0608]: replaying trial 0's decisions gives another architecture" in err
+    code, _, err = run_cli(
+        ["search-report", study, "--export", "0", "-o", tmp_path / "t.cnn"], capsys
+    )
+    assert (
+        code == 1
+        and "error[E0608]: replaying trial 0's decisions gives another architecture" in err
+    )
 
 
 ESCAPING = 'network esc {\n    input [1, 8, 8]\n    return in -> Conv(choice(4, 8, name = "w\\u001b[31m\\u202e"), 3) -> Flatten -> Linear(10)\n}\n'
@@ -425,8 +522,21 @@ def test_choice_names_reach_the_terminal_escaped(tmp_path, capsys):
     space.write_text(ESCAPING)
     code, out, err = run_cli(["space", space, "--samples", "2"], capsys)
     assert code == 0 and "  w\\x1b[31m\\u202e  4 | 8" in out
-    code, out, err = run_cli(["search", space, "--evaluator", "proxy", "--device", "cpu", "--trials", "2",
-                              "--out", tmp_path / "run"], capsys)
+    code, out, err = run_cli(
+        [
+            "search",
+            space,
+            "--evaluator",
+            "proxy",
+            "--device",
+            "cpu",
+            "--trials",
+            "2",
+            "--out",
+            tmp_path / "run",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "[w\\x1b[31m\\u202e=" in out and "\x1b" not in out and "\u202e" not in out + err
     code, out, err = run_cli(["search-report", tmp_path / "run"], capsys)
@@ -436,11 +546,16 @@ def test_choice_names_reach_the_terminal_escaped(tmp_path, capsys):
 def test_checkpoint_keys_reach_the_terminal_escaped(tmp_path, capsys):
     torch = pytest.importorskip("torch")
     net = tmp_path / "net.cnn"
-    net.write_text("network net {\n    input [1, 8, 8]\n    return in -> Flatten -> fc: Linear(10)\n}\n")
+    net.write_text(
+        "network net {\n    input [1, 8, 8]\n    return in -> Flatten -> fc: Linear(10)\n}\n"
+    )
     weights = tmp_path / "w.pt"
-    torch.save({"fc.weight": torch.zeros(10, 64), "evil\x1b]0;title\x07\u202e": torch.zeros(1)}, weights)
-    code, _, err = run_cli(["compile", net, "--weights", weights, "--weights-partial", "-o", tmp_path / "n.pt"],
-                           capsys)
+    torch.save(
+        {"fc.weight": torch.zeros(10, 64), "evil\x1b]0;title\x07\u202e": torch.zeros(1)}, weights
+    )
+    code, _, err = run_cli(
+        ["compile", net, "--weights", weights, "--weights-partial", "-o", tmp_path / "n.pt"], capsys
+    )
     assert code == 0, err
     assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
     assert "evil\\x1b]0;title\\x07\\u202e" in err
@@ -457,13 +572,16 @@ def test_onnx_and_its_weights_file_replace_links_and_keep_their_names(tmp_path, 
     code, _, err = run_cli(["compile", "lenet5", "-o", tmp_path / "m.onnx"], capsys)
     assert code == 0, err
     assert target.read_text() == "precious\n" and not (tmp_path / "m.onnx").is_symlink()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"victim", "m.onnx", *(
-        ["m.onnx.data"] if (tmp_path / "m.onnx.data").exists() else [])})  # no temporaries left
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        {"victim", "m.onnx", *(["m.onnx.data"] if (tmp_path / "m.onnx.data").exists() else [])}
+    )  # no temporaries left
     session = ort.InferenceSession(str(tmp_path / "m.onnx"))
     assert session.run(None, {"x": np.zeros((2, 1, 32, 32), np.float32)})[0].shape == (2, 10)
 
 
-@pytest.mark.parametrize("case", ["a state out of range", "an attribute that is not JSON", "attributes of other types"])
+@pytest.mark.parametrize(
+    "case", ["a state out of range", "an attribute that is not JSON", "attributes of other types"]
+)
 def test_search_resuming_a_crafted_study_is_a_user_error(study, capsys, case):
     sql(study / "study.db", *CRAFTED_ROWS[case])
     code, _, err = run_cli([*SEARCH, "--trials", "4", "--out", study], capsys)
@@ -488,7 +606,11 @@ def test_a_study_file_over_the_bound_is_refused_before_it_is_read(tmp_path, caps
     with open(folder / "study.journal", "wb") as f:
         f.truncate(MAX_STUDY_BYTES + 1)  # sparse: no disk spent
     code, _, err = run_cli(["search-report", folder], capsys)
-    assert_user_error(code, err, f"holds {MAX_STUDY_BYTES + 1:,} bytes, over the {MAX_STUDY_BYTES:,} a study may hold")
+    assert_user_error(
+        code,
+        err,
+        f"holds {MAX_STUDY_BYTES + 1:,} bytes, over the {MAX_STUDY_BYTES:,} a study may hold",
+    )
 
 
 def test_the_study_fuzzer_ends_its_cases_as_expected(tmp_path):

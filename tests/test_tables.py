@@ -41,8 +41,14 @@ def test_every_command_imports_and_has_a_parser_and_help(name):
 
 @pytest.mark.parametrize("name", list(cli.COMMANDS))
 def test_every_command_is_in_the_readme_command_table(name):
-    rows = [line for line in readme_section("The command line").splitlines() if line.startswith("| `cnnc ")]
-    assert any(re.search(rf"`cnnc {re.escape(name)}[ `]", row) for row in rows), f"README lacks `cnnc {name}`"
+    rows = [
+        line
+        for line in readme_section("The command line").splitlines()
+        if line.startswith("| `cnnc ")
+    ]
+    assert any(re.search(rf"`cnnc {re.escape(name)}[ `]", row) for row in rows), (
+        f"README lacks `cnnc {name}`"
+    )
 
 
 def test_the_command_list_is_the_table(capsys):
@@ -57,7 +63,10 @@ def test_a_command_whose_module_does_not_import_is_an_internal_error_naming_it(m
     for argv in (["check", "zoo/vgg16.cnn"], ["--help"]):
         code, out, err = run_cli(argv, capsys)
         assert code == 70 and out == "", argv
-        assert "internal error: the module of `cnnc check`, cnnc.commands.chekc, does not import" in err
+        assert (
+            "internal error: the module of `cnnc check`, cnnc.commands.chekc, does not import"
+            in err
+        )
         assert "Traceback" not in err
 
 
@@ -92,7 +101,9 @@ def test_every_evaluator_scores_a_member_of_a_tiny_space(name, digits, tmp_path,
 
     entry = choices.EVALUATORS[name]
     assert entry.help.strip(), f"evaluator {name}: no help"
-    settings = driver.Settings(file="tiny.cnn", out=tmp_path, evaluator=name, epochs=1, device="cpu")
+    settings = driver.Settings(
+        file="tiny.cnn", out=tmp_path, evaluator=name, epochs=1, device="cpu"
+    )
     _, members = walk(tiny_space(), keep=True)
     outcome = entry.load()(settings, digits)(members[0].graph, lambda epoch, value: None)
     assert outcome.failed is None and math.isfinite(outcome.score), f"evaluator {name}: {outcome}"
@@ -171,12 +182,29 @@ def example_npz(tmp_path) -> str:
     return f"npz:{path}"
 
 
-EXAMPLES = {"digits": (lambda tmp_path: "digits", 1797, 10), "cifar10": (example_cifar10, 8, 10),
-            "folder": (example_folder, 8, 2), "npz": (example_npz, 8, 2)}
+EXAMPLES = {
+    "digits": (lambda tmp_path: "digits", 1797, 10),
+    "cifar10": (example_cifar10, 8, 10),
+    "folder": (example_folder, 8, 2),
+    "npz": (example_npz, 8, 2),
+}
 
 
-NAMES = {"folder": ("ant", "bee"), "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
-                                             "horse", "ship", "truck")}
+NAMES = {
+    "folder": ("ant", "bee"),
+    "cifar10": (
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ),
+}
 
 
 @pytest.mark.parametrize("kind", list(choices.DATA_KINDS))
@@ -201,8 +229,12 @@ def test_every_data_kind_has_help_and_is_in_the_readme_list(kind):
     assert entry.help.strip(), f"data-set kind {kind}: no help"
     spec = f"{kind}:{entry.path}" if entry.path else kind
     assert spec in choices.data_specs()
-    rows = [line for line in readme_section("The command line").splitlines() if line.startswith("| `")]
-    assert any(row.startswith(f"| `{spec}` |") for row in rows), f"README's data-set list lacks `{spec}`"
+    rows = [
+        line for line in readme_section("The command line").splitlines() if line.startswith("| `")
+    ]
+    assert any(row.startswith(f"| `{spec}` |") for row in rows), (
+        f"README's data-set list lacks `{spec}`"
+    )
 
 
 def test_an_unknown_data_kind_names_the_table(tmp_path):
@@ -211,7 +243,9 @@ def test_an_unknown_data_kind_names_the_table(tmp_path):
 
     with pytest.raises(CnncError) as info:
         load_dataset("mnist:foo")
-    assert info.value.diagnostics[0].helps[0] == "expected digits, cifar10:DIR, folder:DIR or npz:FILE"
+    assert (
+        info.value.diagnostics[0].helps[0] == "expected digits, cifar10:DIR, folder:DIR or npz:FILE"
+    )
 
 
 @pytest.mark.parametrize("kind", list(choices.DATA_KINDS))
@@ -229,4 +263,8 @@ def test_train_augments_each_kind_as_its_entry_says(kind):
 def test_train_help_names_the_kinds_from_the_table(capsys):
     code, out, _ = run_cli(["train", "--help"], capsys)
     flat = " ".join(out.split())
-    assert code == 0 and "(auto: on for cifar10: and folder:)" in flat and "(auto: imagenet for folder:)" in flat
+    assert (
+        code == 0
+        and "(auto: on for cifar10: and folder:)" in flat
+        and "(auto: imagenet for folder:)" in flat
+    )

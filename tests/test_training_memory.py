@@ -122,8 +122,11 @@ def test_cli_table_names_the_parts(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("extra", "flag"),
-    [(["--optimizer", "adam"], "--optimizer"), (["--train", "--batch", "0"], "--batch"),
-     (["--batch", "0"], "--batch")],
+    [
+        (["--optimizer", "adam"], "--optimizer"),
+        (["--train", "--batch", "0"], "--batch"),
+        (["--batch", "0"], "--batch"),
+    ],
 )
 def test_cli_training_options_without_train_or_out_of_range_are_usage_errors(
     extra, flag, tmp_path, capsys

@@ -15,16 +15,25 @@ UI = ROOT / "tests" / "ui"
 CASES = sorted(p for p in UI.glob("*.cnn") if p.name != "E0203_cycle_b.cnn")
 MARK = re.compile(r"#\s*~(ERROR|WARNING)\s+([EW]\d{4})")
 CLI_ONLY = {"E0205", "E0410"}  # reached through command-line arguments: covered in test_cli.py
-ELSEWHERE = {"E0601", "E0602", "E0603", "E0604", "E0605",  # `cnnc search` errors: tests/*search*
-             "E0606", "E0607", "E0608",
-             "E0503",  # a search-space error: covered in the search tests
-             "E0501",  # `cnnc check` lists a space's decisions; the others refuse it: test_check_spaces.py
-             "E0901", "E0902",  # checkpoints: tests/test_weights.py
-             "E0911",  # ONNX export: tests/test_onnx.py
-             "E0207",  # a lowering error (check accepts the name): covered by the lowering tests
-             "E0708",  # a command's totals: tests/test_limits.py, with small totals (a UI case takes seconds)
-             "E0710",  # a program of over 256 files: tests/test_imports.py
-             "E0106"}  # a file over 1 MiB, too large to keep in the repository: tests/test_imports.py
+ELSEWHERE = {
+    "E0601",
+    "E0602",
+    "E0603",
+    "E0604",
+    "E0605",  # `cnnc search` errors: tests/*search*
+    "E0606",
+    "E0607",
+    "E0608",
+    "E0503",  # a search-space error: covered in the search tests
+    "E0501",  # `cnnc check` lists a space's decisions; the others refuse it: test_check_spaces.py
+    "E0901",
+    "E0902",  # checkpoints: tests/test_weights.py
+    "E0911",  # ONNX export: tests/test_onnx.py
+    "E0207",  # a lowering error (check accepts the name): covered by the lowering tests
+    "E0708",  # a command's totals: tests/test_limits.py, with small totals (a UI case takes seconds)
+    "E0710",  # a program of over 256 files: tests/test_imports.py
+    "E0106",
+}  # a file over 1 MiB, too large to keep in the repository: tests/test_imports.py
 
 
 def expected_marks(path: Path) -> set[tuple[str, int, str]]:

@@ -30,7 +30,9 @@ def same_output(a, b, shape=(2, 3, 64, 64)) -> bool:
         return torch.allclose(a.eval()(x), b.eval()(x), atol=1e-5, rtol=1e-5)
 
 
-def test_torchvision_checkpoint_loads_strictly_and_gives_the_same_outputs(resnet18_file, one_thread):
+def test_torchvision_checkpoint_loads_strictly_and_gives_the_same_outputs(
+    resnet18_file, one_thread
+):
     reference, path = resnet18_file
     model = cnnc.load("resnet18", seed=1)
     report = load_weights(model, path)
@@ -71,7 +73,9 @@ def test_safetensors(resnet18_file, tmp_path, one_thread):
 def test_a_replaced_head_is_named_and_strict_loading_refuses(resnet18_file, tmp_path, one_thread):
     _, path = resnet18_file
     source = tmp_path / "pets.cnn"
-    source.write_text('import "families/resnet.cnn"\n\nnetwork pets = ResNet([2, 2, 2, 2], unit = Basic, classes = 37)\n')
+    source.write_text(
+        'import "families/resnet.cnn"\n\nnetwork pets = ResNet([2, 2, 2, 2], unit = Basic, classes = 37)\n'
+    )
     model = cnnc.load(source)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(CnncError) as caught:
@@ -79,8 +83,10 @@ def test_a_replaced_head_is_named_and_strict_loading_refuses(resnet18_file, tmp_
     (d,) = caught.value.diagnostics
     assert d.code == "E0901"
     assert d.message == "the checkpoint `resnet18.pth` does not fit the network: 2 of another shape"
-    assert "of another shape: `fc.weight` [1000, 512] in the checkpoint, [37, 512] here; " \
-           "`fc.bias` [1000] in the checkpoint, [37] here" in d.notes
+    assert (
+        "of another shape: `fc.weight` [1000, 512] in the checkpoint, [37, 512] here; "
+        "`fc.bias` [1000] in the checkpoint, [37] here" in d.notes
+    )
     assert any(n.startswith("likely cause: a replaced head") for n in d.notes)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing loaded
 
@@ -88,13 +94,17 @@ def test_a_replaced_head_is_named_and_strict_loading_refuses(resnet18_file, tmp_
 def test_partial_loading_keeps_the_new_head(resnet18_file, tmp_path, one_thread):
     reference, path = resnet18_file
     source = tmp_path / "pets.cnn"
-    source.write_text('import "families/resnet.cnn"\n\nnetwork pets = ResNet([2, 2, 2, 2], unit = Basic, classes = 37)\n')
+    source.write_text(
+        'import "families/resnet.cnn"\n\nnetwork pets = ResNet([2, 2, 2, 2], unit = Basic, classes = 37)\n'
+    )
     model = cnnc.load(source, seed=3)
     head = model.state_dict()["fc.weight"].clone()
     report = load_weights(model, path, strict=False)
     assert report.new == ("fc.bias", "fc.weight")
     assert torch.equal(model.state_dict()["fc.weight"], head)
-    assert torch.equal(model.state_dict()["layer4.1.conv2.weight"], reference.state_dict()["layer4.1.conv2.weight"])
+    assert torch.equal(
+        model.state_dict()["layer4.1.conv2.weight"], reference.state_dict()["layer4.1.conv2.weight"]
+    )
 
 
 def test_googlenet_auxiliary_classifiers_are_skipped(tmp_path, one_thread):
@@ -109,16 +119,22 @@ def test_googlenet_auxiliary_classifiers_are_skipped(tmp_path, one_thread):
     assert note.startswith("skipped ") and note.endswith("auxiliary classifiers `aux1`, `aux2`")
 
 
-def test_unrelated_checkpoint_reports_missing_and_unexpected_grouped_by_module(tmp_path, one_thread):
+def test_unrelated_checkpoint_reports_missing_and_unexpected_grouped_by_module(
+    tmp_path, one_thread
+):
     path = tmp_path / "vgg.pt"
     torch.save(tv.vgg11().state_dict(), path)
     with pytest.raises(CnncError) as caught:
         load_weights(cnnc.load("resnet18"), path)
     (d,) = caught.value.diagnostics
-    assert d.message.startswith("the checkpoint `vgg.pt` does not fit the network: 122 missing, 22 unexpected")
+    assert d.message.startswith(
+        "the checkpoint `vgg.pt` does not fit the network: 122 missing, 22 unexpected"
+    )
     missing = next(n for n in d.notes if n.startswith("missing from the checkpoint: "))
-    assert missing.startswith("missing from the checkpoint: `conv1` (weight); `bn1` (weight, bias, running_mean, "
-                              "running_var, num_batches_tracked);")
+    assert missing.startswith(
+        "missing from the checkpoint: `conv1` (weight); `bn1` (weight, bias, running_mean, "
+        "running_var, num_batches_tracked);"
+    )
     assert missing.endswith("and 35 more modules")
     assert any("names modules differently" in n for n in d.notes)
 

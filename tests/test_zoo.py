@@ -13,9 +13,15 @@ from cnnc.compiler.elaborate import default_network, network_names
 FILES = sorted((ROOT / "zoo").glob("*.cnn"))
 # the dense models run in test_zoo_dense.py, at smaller inputs (a 520×520 forward costs 150 GMACs)
 DENSE_FILES = {case.model for case in DENSE}
-NETWORKS = [(f, n) for f in FILES
-            for n in ([default_network(api.load_program(f))] if f.stem != "inception_module"
-                      else [name for name, _ in network_names(api.load_program(f))])]
+NETWORKS = [
+    (f, n)
+    for f in FILES
+    for n in (
+        [default_network(api.load_program(f))]
+        if f.stem != "inception_module"
+        else [name for name, _ in network_names(api.load_program(f))]
+    )
+]
 
 
 @pytest.mark.parametrize("path, network", NETWORKS, ids=[f"{f.stem}:{n}" for f, n in NETWORKS])
@@ -35,8 +41,13 @@ def test_zoo_network_checks_and_runs(path, network):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("path", [f for f in FILES if f.stem != "inception_module"], ids=lambda f: f.stem)
+@pytest.mark.parametrize(
+    "path", [f for f in FILES if f.stem != "inception_module"], ids=lambda f: f.stem
+)
 def test_zoo_file_header_names_paper_reference_and_input(path):
     header = path.read_text().split("\n\n")[0]
     assert "Input" in header or "input" in header
-    assert any(word in header for word in ("arXiv", "NeurIPS", "CVPR", "ICLR", "Proc.", "IEEE", "ECCV", "BMVC", "AAAI"))
+    assert any(
+        word in header
+        for word in ("arXiv", "NeurIPS", "CVPR", "ICLR", "Proc.", "IEEE", "ECCV", "BMVC", "AAAI")
+    )

@@ -22,12 +22,23 @@ IDS = [c.name for c in CASES]
 BY_NAME = {c.name: c for c in CASES}
 # the smaller, non-square input each equality test runs on, so a forward costs a few GMACs (an
 # unpadded U-Net takes 16k + 124 pixels a side, a padded one 16k)
-EQUALITY_INPUT = {"resnet50_fpn": (3, 160, 224), "unet": (1, 188, 220), "unet_padded": (1, 64, 96),
-                  "lraspp_mobilenet_v3_large": (3, 200, 264)}
+EQUALITY_INPUT = {
+    "resnet50_fpn": (3, 160, 224),
+    "unet": (1, 188, 220),
+    "unet_padded": (1, 64, 96),
+    "lraspp_mobilenet_v3_large": (3, 200, 264),
+}
 SEGMENTATION_INPUT = (3, 72, 104)
-OUTPUT_KEYS = {"fcn_resnet50": ["out"], "fcn_resnet50-aux": ["out", "aux"], "deeplabv3_resnet50": ["out"],
-               "deeplabv3_resnet50-aux": ["out", "aux"], "lraspp_mobilenet_v3_large": ["out"],
-               "resnet50_fpn": ["0", "1", "2", "3", "pool"], "unet": [None], "unet_padded": [None]}
+OUTPUT_KEYS = {
+    "fcn_resnet50": ["out"],
+    "fcn_resnet50-aux": ["out", "aux"],
+    "deeplabv3_resnet50": ["out"],
+    "deeplabv3_resnet50-aux": ["out", "aux"],
+    "lraspp_mobilenet_v3_large": ["out"],
+    "resnet50_fpn": ["0", "1", "2", "3", "pool"],
+    "unet": [None],
+    "unet_padded": [None],
+}
 
 
 def require(case: Dense) -> Dense:
@@ -49,10 +60,16 @@ def our_outputs(g) -> dict:
 # -- the backbones, dilated -------------------------------------------------------------------------
 
 DILATED = [
-    ("ResNet([3, 4, 6, 3], dilate = [false, true, true])", "resnet50",
-     {"replace_stride_with_dilation": [False, True, True]}),
-    ("ResNet([2, 2, 2, 2], dilate = [true, false, true])", "ResNet-Bottleneck-2222",
-     {"replace_stride_with_dilation": [True, False, True]}),
+    (
+        "ResNet([3, 4, 6, 3], dilate = [false, true, true])",
+        "resnet50",
+        {"replace_stride_with_dilation": [False, True, True]},
+    ),
+    (
+        "ResNet([2, 2, 2, 2], dilate = [true, false, true])",
+        "ResNet-Bottleneck-2222",
+        {"replace_stride_with_dilation": [True, False, True]},
+    ),
     ("MobileNetV3(v3_large, 1280, dilated = true)", "mobilenet_v3_large", {"dilated": True}),
     ("MobileNetV3(v3_small, 1024, dilated = true)", "mobilenet_v3_small", {"dilated": True}),
 ]
@@ -85,16 +102,21 @@ def test_dilated_backbones_match_torchvision(tmp_path, call, name, kwargs):
 
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         expected = theirs(x)
-    assert (s.params, s.macs) == (sum(p.numel() for p in theirs.parameters()), counter.get_total_flops() // 2)
+    assert (s.params, s.macs) == (
+        sum(p.numel() for p in theirs.parameters()),
+        counter.get_total_flops() // 2,
+    )
     ours = api.load(path, seed=0).eval()
-    assert [[k, list(v.shape)] for k, v in ours.state_dict().items()] == \
-           [[k, list(v.shape)] for k, v in theirs.state_dict().items()]
+    assert [[k, list(v.shape)] for k, v in ours.state_dict().items()] == [
+        [k, list(v.shape)] for k, v in theirs.state_dict().items()
+    ]
     ours.load_state_dict(theirs.state_dict(), strict=True)
     with torch.no_grad():
         assert (ours(x) - expected).abs().max().item() <= 1e-5
 
 
 # -- counts and shapes, static ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_counts_and_output_shapes_match_reference(case):
@@ -121,8 +143,11 @@ def test_unet_is_the_papers():
 def test_published_figures_of_the_segmentation_models():
     """torchvision's weights metadata for the models with their auxiliary heads (as trained): the
     parameters, and `_ops` in GMACs at 520×520 — the same figures cnnc computes."""
-    figures = {"fcn_resnet50-aux": (35_322_218, 152.717), "deeplabv3_resnet50-aux": (42_004_074, 178.722),
-               "lraspp_mobilenet_v3_large": (3_221_538, 2.086)}
+    figures = {
+        "fcn_resnet50-aux": (35_322_218, 152.717),
+        "deeplabv3_resnet50-aux": (42_004_074, 178.722),
+        "lraspp_mobilenet_v3_large": (3_221_538, 2.086),
+    }
     for name, (count, gmacs) in figures.items():
         s = summarize(_graph(BY_NAME[name]))
         assert s.params == count and round(s.macs / 1e9, 3) == gmacs, name
@@ -133,7 +158,11 @@ def test_fpn_freezes_conv1_and_layer1_as_trainable_layers_3_does():
     case = BY_NAME["resnet50_fpn"]
     ref = build(case)
     s = summarize(_graph(case))
-    assert s.frozen_params == sum(p.numel() for p in ref.parameters() if not p.requires_grad) == 222_400
+    assert (
+        s.frozen_params
+        == sum(p.numel() for p in ref.parameters() if not p.requires_grad)
+        == 222_400
+    )
     assert s.params - s.frozen_params == sum(p.numel() for p in ref.parameters() if p.requires_grad)
 
 
@@ -144,11 +173,17 @@ def test_fpn_summary_lists_five_outputs(capsys):
     assert main(["summary", str(BY_NAME["resnet50_fpn"].path), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [o["key"] for o in report["outputs"]] == OUTPUT_KEYS["resnet50_fpn"]
-    assert [o["shape"] for o in report["outputs"]] == [[256, 200, 200], [256, 100, 100], [256, 50, 50],
-                                                        [256, 25, 25], [256, 13, 13]]
+    assert [o["shape"] for o in report["outputs"]] == [
+        [256, 200, 200],
+        [256, 100, 100],
+        [256, 50, 50],
+        [256, 25, 25],
+        [256, 13, 13],
+    ]
 
 
 # -- lowering ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_state_dict_matches_reference(case):
@@ -156,8 +191,9 @@ def test_state_dict_matches_reference(case):
     torch.set_num_threads(2)
     ours = api.load(require(case).path, args=list(case.args), seed=0)
     theirs = build(case)
-    assert [[k, list(v.shape)] for k, v in ours.state_dict().items()] == \
-           [[k, list(v.shape)] for k, v in theirs.state_dict().items()]
+    assert [[k, list(v.shape)] for k, v in ours.state_dict().items()] == [
+        [k, list(v.shape)] for k, v in theirs.state_dict().items()
+    ]
     frozen = {k for k, p in ours.named_parameters() if not p.requires_grad}
     assert frozen == {k for k, p in theirs.named_parameters() if not p.requires_grad}
 
@@ -193,6 +229,7 @@ def test_static_shapes_hold_at_the_declared_input(case):
 
 # -- drawing ---------------------------------------------------------------------------------------
 
+
 def test_unet_drawing_shows_the_skip_connections():
     """Each level's encoder output is drawn as an edge into the crop of the decoder level that
     concatenates it (the long arrows of the paper's figure)."""
@@ -201,7 +238,9 @@ def test_unet_drawing_shows_the_skip_connections():
     from cnnc.compiler.render.dot import render
 
     dot = render(_graph(BY_NAME["unet"])).source
-    names = dict(re.findall(r'(n\d+) \[label=.*?tooltip="%\d+ (\S+) =', dot))  # node id → label path
+    names = dict(
+        re.findall(r'(n\d+) \[label=.*?tooltip="%\d+ (\S+) =', dot)
+    )  # node id → label path
     edges = {(names.get(a), names.get(b)) for a, b in re.findall(r"(n\d+) -> (n\d+)", dot)}
     for level in (1, 2, 3, 4):
         assert (f"enc{level}.3", f"dec{level}.crop") in edges, level
@@ -215,6 +254,7 @@ def test_zoo_files_name_paper_reference_and_input():
 
 
 # -- `cnnc zoo` ------------------------------------------------------------------------------------
+
 
 def test_cnnc_zoo_lists_the_dense_models_in_a_section_of_their_own(capsys, tmp_path):
     """Task, inputs, outputs, params and MACs, the figures computed from the graphs; the classifiers'
@@ -242,6 +282,11 @@ def test_cnnc_zoo_lists_the_dense_models_in_a_section_of_their_own(capsys, tmp_p
     assert "resnet50 " in classifiers and "unet" not in classifiers
     lines = {line.split()[0]: line for line in dense.strip().splitlines()[2:]}
     assert set(lines) == {c.model for c in CASES}
-    assert "semantic segmentation" in lines["fcn_resnet50"] and "out 21×520×520" in lines["fcn_resnet50"]
+    assert (
+        "semantic segmentation" in lines["fcn_resnet50"]
+        and "out 21×520×520" in lines["fcn_resnet50"]
+    )
     assert "0 256×200×200" in lines["resnet50_fpn"] and "pool 256×13×13" in lines["resnet50_fpn"]
-    assert "1×572×572" in lines["unet"] and "2×388×388" in lines["unet"] and "31.03 M" in lines["unet"]
+    assert (
+        "1×572×572" in lines["unet"] and "2×388×388" in lines["unet"] and "31.03 M" in lines["unet"]
+    )

@@ -15,9 +15,19 @@ from cnnc import api
 from cnnc.compiler.analysis.summary import summarize
 
 MODELS = [
-    "mobilenetv1_100", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
-    "shufflenet_v2_x1_0", "mnasnet1_0", "efficientnet_b0", "regnet_y_400mf", "convnext_tiny",
-    "inception_v4", "inception_resnet_v2", "seresnet50", "senet154",
+    "mobilenetv1_100",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "shufflenet_v2_x1_0",
+    "mnasnet1_0",
+    "efficientnet_b0",
+    "regnet_y_400mf",
+    "convnext_tiny",
+    "inception_v4",
+    "inception_resnet_v2",
+    "seresnet50",
+    "senet154",
 ]
 # The exact figures the issue asks for (params, MACs at batch 1), independent of the JSON files.
 FIGURES = {
@@ -39,6 +49,7 @@ FIGURES = {
 
 # -- elaboration and counts -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("model", MODELS)
 def test_counts_match_reference(model):
     ref = reference(model)
@@ -57,12 +68,14 @@ def test_every_model_file_names_its_paper_and_reference():
 
 # -- lowering -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("model", MODELS)
 def test_state_dict_and_output_shape_match_reference(model):
     check_state_dict_and_output(model)
 
 
 # -- torchvision and timm as the oracle (where they are installed) ---------------------------------
+
 
 @pytest.mark.parametrize("model", MODELS)
 def test_reference_weights_give_the_same_output(model):

@@ -72,7 +72,9 @@ def check_one(name: str, args, values):
     if not network and values and len(network_names(program)) == 1:
         names = [network_names(program)[0][0]]
     diagnostics, checked = [], []
-    with limits.spending(SPENT_HELP, "the networks of this file") as ledger:  # the file's networks share one budget
+    with limits.spending(
+        SPENT_HELP, "the networks of this file"
+    ) as ledger:  # the file's networks share one budget
         for net in names:
             result = elaborate(program, net, values, args.input)
             debug_and_lint(program, result)
@@ -92,7 +94,9 @@ def check_one(name: str, args, values):
 SPENT_HELP = "check the networks of a large file one at a time: `cnnc check FILE:NETWORK`"
 
 SEARCH_SPACE = "E0501"  # a `choice(…)` met without a decider: the network is a search space
-SPACE_SECONDS = 1.0  # walking a space's decision tree, then sampling a larger one, each at most this long
+SPACE_SECONDS = (
+    1.0  # walking a space's decision tree, then sampling a larger one, each at most this long
+)
 SPACE_SAMPLES = 50
 
 
@@ -107,13 +111,19 @@ class CheckedSpace:
 
         n, conditional = len(self.found), sum(d.when is not None for d in self.found)
         when = f", {conditional} conditional" if conditional else ""
-        head = (f"ok: {self.network}: a search space with {n} decision{'s' if n != 1 else ''}{when}, "
-                f"{self.size.text()}; `cnnc search` explores it")
+        head = (
+            f"ok: {self.network}: a search space with {n} decision{'s' if n != 1 else ''}{when}, "
+            f"{self.size.text()}; `cnnc search` explores it"
+        )
         return [head, *decision_rows(self.found)]
 
     def to_json(self) -> dict:
-        return {"network": self.network, "decisions": [d.name for d in self.found],
-                "members": self.size.members, "exact": self.size.exact}
+        return {
+            "network": self.network,
+            "decisions": [d.name for d in self.found],
+            "members": self.size.members,
+            "exact": self.size.exact,
+        }
 
 
 def check_space(program, network: str, values, input_shape):

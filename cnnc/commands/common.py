@@ -22,28 +22,64 @@ class UserError(Exception):
         self.helps = helps
 
 
-def add_program_args(p: argparse.ArgumentParser, input_option: bool = True, many: bool = False,
-                     run_folder: bool = False) -> None:
+def add_program_args(
+    p: argparse.ArgumentParser,
+    input_option: bool = True,
+    many: bool = False,
+    run_folder: bool = False,
+) -> None:
     if run_folder:
-        p.add_argument("file", help="a run folder (`cnnc train --out RUN`: its program, input, weights and "
-                       "preprocessing), a .cnn file, or a zoo model's name")
+        p.add_argument(
+            "file",
+            help="a run folder (`cnnc train --out RUN`: its program, input, weights and "
+            "preprocessing), a .cnn file, or a zoo model's name",
+        )
     elif many:
-        p.add_argument("files", nargs="+", metavar="FILE", help="a .cnn file, a zoo model's name "
-                       "(`resnet50`, `inception_module:naive`) or - for stdin; several allowed")
+        p.add_argument(
+            "files",
+            nargs="+",
+            metavar="FILE",
+            help="a .cnn file, a zoo model's name "
+            "(`resnet50`, `inception_module:naive`) or - for stdin; several allowed",
+        )
     else:
-        p.add_argument("file", help="a .cnn file, or a zoo model's name (`resnet50`, `inception_module:naive`)")
-    p.add_argument("--network", "-n", metavar="NAME", help="which network of the file (default: the file's "
-                   "own name, or its only network)")
-    p.add_argument("--arg", "-a", action="append", default=[], metavar="NAME=VALUE",
-                   help="an argument of a parameterised network, in .cnn syntax (repeatable): "
-                   "--arg towers=2 --arg depths=[3,4,6,3]")
+        p.add_argument(
+            "file", help="a .cnn file, or a zoo model's name (`resnet50`, `inception_module:naive`)"
+        )
+    p.add_argument(
+        "--network",
+        "-n",
+        metavar="NAME",
+        help="which network of the file (default: the file's own name, or its only network)",
+    )
+    p.add_argument(
+        "--arg",
+        "-a",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an argument of a parameterised network, in .cnn syntax (repeatable): "
+        "--arg towers=2 --arg depths=[3,4,6,3]",
+    )
     if input_option:
-        p.add_argument("--input", "-i", metavar="[NAME=]C,H,W", type=parse_input, action=InputAction,
-                       help="override the declared input shape, e.g. 3,256,256; a network with several "
-                       "inputs takes one per input by name: -i image=3,256,256 -i depth=1,256,256")
-    p.add_argument("--allow-import", action="append", default=[], metavar="DIR", type=import_dir,
-                   help="a directory outside the file's own folder that its imports may reach (repeatable; "
-                   "the CNNC_PATH environment variable lists more)")
+        p.add_argument(
+            "--input",
+            "-i",
+            metavar="[NAME=]C,H,W",
+            type=parse_input,
+            action=InputAction,
+            help="override the declared input shape, e.g. 3,256,256; a network with several "
+            "inputs takes one per input by name: -i image=3,256,256 -i depth=1,256,256",
+        )
+    p.add_argument(
+        "--allow-import",
+        action="append",
+        default=[],
+        metavar="DIR",
+        type=import_dir,
+        help="a directory outside the file's own folder that its imports may reach (repeatable; "
+        "the CNNC_PATH environment variable lists more)",
+    )
 
 
 def command_budget():
@@ -60,12 +96,22 @@ def import_dir(text: str) -> str:
 
 
 def add_format_arg(p: argparse.ArgumentParser, choices, default: str) -> None:
-    p.add_argument("--format", "-f", choices=choices, default=default, help=f"output format (default: {default})")
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=choices,
+        default=default,
+        help=f"output format (default: {default})",
+    )
 
 
 def add_color_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                   help="colour diagnostics (default: auto, when writing to a terminal)")
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour diagnostics (default: auto, when writing to a terminal)",
+    )
 
 
 MAX_SEED = 2**32 - 1  # numpy's bound (the search's data split); torch and random take it too
@@ -78,7 +124,9 @@ def seed(text: str) -> int:
     except ValueError:
         value = -1
     if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED}, but got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {MAX_SEED}, but got {text!r}"
+        )
     return value
 
 
@@ -88,7 +136,9 @@ def parse_input(text: str):
     if not eq:
         return parse_shape(text)
     if not name.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected NAME=C,H,W with NAME an input's name, but got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=C,H,W with NAME an input's name, but got {text!r}"
+        )
     return name, parse_shape(shape)
 
 
@@ -100,11 +150,15 @@ class InputAction(argparse.Action):
         named = isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
         if not named:
             if current is not None:
-                parser.error(f"{option_string} was given twice; a network with several inputs takes NAME=C,H,W each")
+                parser.error(
+                    f"{option_string} was given twice; a network with several inputs takes NAME=C,H,W each"
+                )
             setattr(namespace, self.dest, value)
             return
         if current is not None and not isinstance(current, dict):
-            parser.error(f"{option_string}: give every input by name (NAME=C,H,W), or one shape alone")
+            parser.error(
+                f"{option_string}: give every input by name (NAME=C,H,W), or one shape alone"
+            )
         name, shape = value
         current = dict(current or {})
         if name in current:
@@ -117,7 +171,9 @@ def parse_shape(text: str) -> tuple[int, ...]:
     try:
         dims = tuple(int(part) for part in text.replace("x", ",").replace("×", ",").split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected C,H,W such as 3,224,224, but got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected C,H,W such as 3,224,224, but got {text!r}"
+        ) from None
     if len(dims) not in (1, 3) or any(d <= 0 for d in dims):
         raise argparse.ArgumentTypeError(f"expected C,H,W of positive integers, but got {text!r}")
     return dims
@@ -148,8 +204,14 @@ def elaborate_from_args(args, decider=None):
     from cnnc.api import elaborate_file, parse_arg_values
 
     values = parse_arg_values(getattr(args, "arg", ()))
-    result = elaborate_file(args.file, args.network, values, getattr(args, "input", None), decider,
-                            allow_import=getattr(args, "allow_import", ()))
+    result = elaborate_file(
+        args.file,
+        args.network,
+        values,
+        getattr(args, "input", None),
+        decider,
+        allow_import=getattr(args, "allow_import", ()),
+    )
     return result  # an input too small has its smallest working one in a help (`compiler/hints.py`)
 
 
@@ -161,7 +223,9 @@ def graph_from_args(args):
     errors = [d for d in result.diagnostics if d.is_error]
     if errors:
         raise CnncError(*result.diagnostics)
-    print_diagnostics(result.diagnostics, args, style="full" if getattr(args, "format", "") == "json" else None)
+    print_diagnostics(
+        result.diagnostics, args, style="full" if getattr(args, "format", "") == "json" else None
+    )
     return result.graph
 
 
@@ -198,5 +262,8 @@ def _note_run_beside(args) -> None:
 
     path = Path(args.file)
     if path.name == PROGRAM and getattr(args, "input", None) is None and is_run(path.parent):
-        print(f"note: `{path}` is a run's program; its declared input and no weights are used here: give the run "
-              f"folder `{path.parent}` to use the run's input size, weights and preprocessing", file=sys.stderr)
+        print(
+            f"note: `{path}` is a run's program; its declared input and no weights are used here: give the run "
+            f"folder `{path.parent}` to use the run's input size, weights and preprocessing",
+            file=sys.stderr,
+        )

@@ -64,13 +64,25 @@ def configure(p) -> None:
         help="seed the weights (.pt) or make S the "
         "generated class's default seed (.py); default: unseeded, as torch's own layers",
     )
-    p.add_argument("--weights", metavar="[LABEL=]PATH", help="load a checkpoint into the .pt/.onnx artifact "
-                   "(a state_dict in .pt/.pth, or .safetensors), strictly by key; LABEL=PATH loads it into "
-                   "the part with that label (`body=resnet50.pth`)")
-    p.add_argument("--weights-partial", action="store_true", help="with --weights: load the tensors that "
-                   "match and keep the rest newly initialised (a new head), listing them")
-    p.add_argument("--optimize", choices=("inference",), help="rewrite the .pt/.onnx model to run "
-                   "inference faster: BatchNorm folded into convolutions, Dropout dropped")
+    p.add_argument(
+        "--weights",
+        metavar="[LABEL=]PATH",
+        help="load a checkpoint into the .pt/.onnx artifact "
+        "(a state_dict in .pt/.pth, or .safetensors), strictly by key; LABEL=PATH loads it into "
+        "the part with that label (`body=resnet50.pth`)",
+    )
+    p.add_argument(
+        "--weights-partial",
+        action="store_true",
+        help="with --weights: load the tensors that "
+        "match and keep the rest newly initialised (a new head), listing them",
+    )
+    p.add_argument(
+        "--optimize",
+        choices=("inference",),
+        help="rewrite the .pt/.onnx model to run "
+        "inference faster: BatchNorm folded into convolutions, Dropout dropped",
+    )
     common.add_color_arg(p)
 
 
@@ -81,11 +93,15 @@ def run(args) -> int:
     source_only = out is None or out == "-" or Path(out).suffix == ".py"
     run = common.use_run(args, weights=not source_only)
     if args.weights and (out is None or out == "-" or Path(out).suffix == ".py"):
-        raise common.UsageError("--weights needs a .pt, .pt2 or .onnx output: standalone source holds no "
-                                "weights (load the checkpoint into its class with load_state_dict)")
+        raise common.UsageError(
+            "--weights needs a .pt, .pt2 or .onnx output: standalone source holds no "
+            "weights (load the checkpoint into its class with load_state_dict)"
+        )
     if args.optimize and (out is None or out == "-" or Path(out).suffix == ".py"):
-        raise common.UsageError("--optimize needs a .pt, .pt2 or .onnx output: folding BatchNorm changes "
-                                "the weights, which standalone source does not hold")
+        raise common.UsageError(
+            "--optimize needs a .pt, .pt2 or .onnx output: folding BatchNorm changes "
+            "the weights, which standalone source does not hold"
+        )
     graph = common.graph_from_args(args)
     from cnnc.api import check_lint
 
@@ -110,7 +126,9 @@ def run(args) -> int:
 
 def output_path(out: str | None) -> str | None:
     if out is not None and out != "-" and Path(out).suffix not in SUFFIXES:
-        raise common.UsageError(f"-o must end in .py, .pt, .pt2 or .onnx (or be -), but got `{out}`")
+        raise common.UsageError(
+            f"-o must end in .py, .pt, .pt2 or .onnx (or be -), but got `{out}`"
+        )
     if out is not None and Path(out).suffix == ".onnx":
         extras.require("`cnnc compile -o X.onnx`", *ONNX_MODULES)  # before the work
     if out is not None and out != "-":
@@ -156,7 +174,9 @@ def write_program(graph, args, path: Path, run=None) -> str:
         # layout is the loading runtime's choice (`.to(memory_format=torch.channels_last)`).
         model = for_inference(model, channels_last=False)
     if path.suffix == ".onnx":
-        note = write_with_sidecars(path, lambda inner: export_onnx(model, inner, metadata=onnx_metadata(run)))
+        note = write_with_sidecars(
+            path, lambda inner: export_onnx(model, inner, metadata=onnx_metadata(run))
+        )
     else:
         with safefs.replacing_path(path) as (tmp, _):
             note = export_program(model, tmp)
@@ -171,8 +191,12 @@ def onnx_metadata(run) -> dict[str, str]:
     if run is None:
         return {}
     prep = run.preprocessing.to_json()
-    return {"cnnc.network": run.network, "cnnc.input": json.dumps(list(run.input)),
-            "cnnc.classes": json.dumps(list(run.classes)), "cnnc.preprocessing": json.dumps(prep)}
+    return {
+        "cnnc.network": run.network,
+        "cnnc.input": json.dumps(list(run.input)),
+        "cnnc.classes": json.dumps(list(run.classes)),
+        "cnnc.preprocessing": json.dumps(prep),
+    }
 
 
 def write_with_sidecars(path: Path, write) -> str:
@@ -196,7 +220,9 @@ def load_checkpoint(model, args) -> None:
     from cnnc.api import with_weights
 
     label, path = split_weights(args.weights)
-    report = with_weights(model, {label: path} if label else path, strict=not args.weights_partial).cnnc_weights
+    report = with_weights(
+        model, {label: path} if label else path, strict=not args.weights_partial
+    ).cnnc_weights
     report = report[label] if label else report
     for line in report.lines():  # a checkpoint's keys are its own text: escaped
         print(f"weights: {printable(line, limit=10_000)}", file=sys.stderr)
@@ -207,6 +233,10 @@ def split_weights(text: str) -> tuple[str, str]:
     import re
 
     label, eq, path = text.partition("=")
-    if eq and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", label) and not Path(text).exists():
+    if (
+        eq
+        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", label)
+        and not Path(text).exists()
+    ):
         return label, path
     return "", text

@@ -9,14 +9,22 @@ HELP = "explain a diagnostic code or an op, e.g. `cnnc explain E0301`, `cnnc exp
 
 
 def configure(p) -> None:
-    p.add_argument("code", nargs="?", help="a code such as E0301, or an op such as Conv (omit to list all codes)")
+    p.add_argument(
+        "code",
+        nargs="?",
+        help="a code such as E0301, or an op such as Conv (omit to list all codes)",
+    )
 
 
 def pages() -> dict[str, str]:
     from importlib import resources
 
     folder = resources.files("cnnc.dsl").joinpath("explain")
-    return {f.name[:-3]: f.read_text(encoding="utf-8") for f in folder.iterdir() if f.name.endswith(".md")}
+    return {
+        f.name[:-3]: f.read_text(encoding="utf-8")
+        for f in folder.iterdir()
+        if f.name.endswith(".md")
+    }
 
 
 def run(args) -> int:

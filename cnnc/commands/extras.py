@@ -26,8 +26,10 @@ class MissingExtra(UserError):
     def __init__(self, purpose: str, module: str):
         self.module = module
         self.extra = EXTRA_OF[module]
-        super().__init__(f"{purpose} needs the module `{module}`, which is not installed",
-                         install_line(self.extra))
+        super().__init__(
+            f"{purpose} needs the module `{module}`, which is not installed",
+            install_line(self.extra),
+        )
 
 
 def install_line(extra: str) -> str:

@@ -28,16 +28,31 @@ examples:
 
 def configure(p) -> None:
     common.add_program_args(p, run_folder=True)
-    p.add_argument("--at", required=True, metavar="LABEL", help="the label whose activations are the features")
-    p.add_argument("--data", metavar="SPEC", help=f"{choices.data_specs()} (default: the "
-                   "run's own data set)")
+    p.add_argument(
+        "--at", required=True, metavar="LABEL", help="the label whose activations are the features"
+    )
+    p.add_argument(
+        "--data", metavar="SPEC", help=f"{choices.data_specs()} (default: the run's own data set)"
+    )
     p.add_argument("--out", required=True, type=Path, metavar="FILE.npz")
-    p.add_argument("--weights", metavar="[LABEL=]PATH", help="a checkpoint (state_dict in .pt/.pth or "
-                   ".safetensors); LABEL=PATH loads it into the part with that label")
-    p.add_argument("--weights-partial", action="store_true", help="with --weights: load what matches")
-    p.add_argument("--seed", type=common.seed, default=None,
-                   help="the split's seed (default: the run's, else 0; as `cnnc train` used)")
-    p.add_argument("-k", type=int, default=5, help="neighbours that vote in the kNN accuracy (default 5)")
+    p.add_argument(
+        "--weights",
+        metavar="[LABEL=]PATH",
+        help="a checkpoint (state_dict in .pt/.pth or "
+        ".safetensors); LABEL=PATH loads it into the part with that label",
+    )
+    p.add_argument(
+        "--weights-partial", action="store_true", help="with --weights: load what matches"
+    )
+    p.add_argument(
+        "--seed",
+        type=common.seed,
+        default=None,
+        help="the split's seed (default: the run's, else 0; as `cnnc train` used)",
+    )
+    p.add_argument(
+        "-k", type=int, default=5, help="neighbours that vote in the kNN accuracy (default 5)"
+    )
     common.add_color_arg(p)
 
 
@@ -53,8 +68,10 @@ def run(args) -> int:
     run = common.use_run(args)
     if args.data is None:
         if run is None or not run.data:
-            raise common.UsageError("--data is required: which images to embed (a run folder's own data set is "
-                                    "the default)")
+            raise common.UsageError(
+                "--data is required: which images to embed (a run folder's own data set is "
+                "the default)"
+            )
         args.data = run.data
     graph = common.graph_from_args(args)
     model = to_graph_module(graph, seed=0)
@@ -68,9 +85,13 @@ def run(args) -> int:
     accuracy = knn_accuracy(features, images.y.numpy(), images.split, k=args.k)
     write(path, features, images, metadata(args, graph, images, run, path))
     held = int(images.split.sum())
-    print(f"{len(features):,} images → {features.shape[1]}-dimensional features at `{args.at}`; wrote {path}",
-          file=sys.stderr)
-    print(f"kNN accuracy ({args.k} nearest training images, L2) on {held:,} held-out images: {100 * accuracy:.2f} %")
+    print(
+        f"{len(features):,} images → {features.shape[1]}-dimensional features at `{args.at}`; wrote {path}",
+        file=sys.stderr,
+    )
+    print(
+        f"kNN accuracy ({args.k} nearest training images, L2) on {held:,} held-out images: {100 * accuracy:.2f} %"
+    )
     return common.OK
 
 
@@ -83,8 +104,10 @@ def output(out: Path) -> Path:
     path = check_output(out, "--out")
     what = safefs.kind(path, follow=True)
     if what not in ("file", "missing"):
-        raise common.UserError(f"`{path}` is a {what}: --out needs a regular file, written whole",
-                               "name a file, e.g. `--out feats.npz`")
+        raise common.UserError(
+            f"`{path}` is a {what}: --out needs a regular file, written whole",
+            "name a file, e.g. `--out feats.npz`",
+        )
     return path
 
 
@@ -98,14 +121,19 @@ def images_for(args, graph, run):
     prep = run.preprocessing if run is not None else None
     resize = prep is None or prep.resize is not None
     seed = args.seed if args.seed is not None else (run.seed if run is not None else 0)
-    stats = {"mean": prep.mean, "std": prep.std} if prep is not None and prep.mean is not None else {}
+    stats = (
+        {"mean": prep.mean, "std": prep.std} if prep is not None and prep.mean is not None else {}
+    )
     images = load_images(args.data, size=(h, w) if resize else None, seed=seed, **stats)
     check_images(graph, args.data, images.x.shape[1:])
     if not stats:
         from cnnc.search.runs import numbers as _numbers
 
-        print(f"standardised with the data set's own statistics: mean {_numbers(images.mean)}, "
-              f"std {_numbers(images.std)}", file=sys.stderr)
+        print(
+            f"standardised with the data set's own statistics: mean {_numbers(images.mean)}, "
+            f"std {_numbers(images.std)}",
+            file=sys.stderr,
+        )
     return images, seed
 
 
@@ -117,10 +145,19 @@ def metadata(args, graph, images, run, path: Path) -> dict:
     # the labels are the data set's: the run's class names where it is the run's own data set
     same = run is not None and run.classes and run.data.strip() == args.data.strip()
     classes = list(run.classes) if same else list(class_names(args.data, int(images.y.max()) + 1))
-    return {"file": portable(args.file, base), "network": graph.network, "args": list(args.arg),
-            "input": list(graph.input_type.shape), "weights": portable(args.weights, base), "at": args.at,
-            "mean": list(images.mean), "std": list(images.std), "data": args.data, "classes": classes,
-            "run": portable(run.folder, base) if run is not None else None}
+    return {
+        "file": portable(args.file, base),
+        "network": graph.network,
+        "args": list(args.arg),
+        "input": list(graph.input_type.shape),
+        "weights": portable(args.weights, base),
+        "at": args.at,
+        "mean": list(images.mean),
+        "std": list(images.std),
+        "data": args.data,
+        "classes": classes,
+        "run": portable(run.folder, base) if run is not None else None,
+    }
 
 
 def write(path: Path, features, images, meta) -> None:
@@ -130,5 +167,7 @@ def write(path: Path, features, images, meta) -> None:
     with writing(path, "--out"):
         path.parent.mkdir(parents=True, exist_ok=True)
         if save(path, features, images, meta).replaced_link:
-            print(f"note: `{path}` was a link: replaced by the file, nothing written through it", file=sys.stderr)
-
+            print(
+                f"note: `{path}` was a link: replaced by the file, nothing written through it",
+                file=sys.stderr,
+            )

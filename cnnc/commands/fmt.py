@@ -26,7 +26,9 @@ examples:
 def configure(p) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help=".cnn files")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true", help="report files that are not formatted (exit 1)")
+    mode.add_argument(
+        "--check", action="store_true", help="report files that are not formatted (exit 1)"
+    )
     mode.add_argument("--write", "-w", action="store_true", help="rewrite the files in place")
     common.add_color_arg(p)
 
@@ -54,15 +56,26 @@ def run(args) -> int:
             continue
         changed.append(name)
         if args.check:
-            sys.stdout.writelines(difflib.unified_diff(source.text.splitlines(True), formatted.splitlines(True),
-                                                       name, f"{name} (formatted)"))
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    source.text.splitlines(True),
+                    formatted.splitlines(True),
+                    name,
+                    f"{name} (formatted)",
+                )
+            )
         elif args.write:
-            with writing(path, fix="make the file writable, or print the formatted text without --write"):
+            with writing(
+                path, fix="make the file writable, or print the formatted text without --write"
+            ):
                 safefs.write_text(path, formatted)
     if diagnostics:
         raise CnncError(*diagnostics)
     if args.check and changed:
-        print(f"{len(changed)} file{'s' if len(changed) != 1 else ''} would be reformatted", file=sys.stderr)
+        print(
+            f"{len(changed)} file{'s' if len(changed) != 1 else ''} would be reformatted",
+            file=sys.stderr,
+        )
         return common.USER_ERROR
     if args.write and changed:
         print(f"reformatted {len(changed)} file{'s' if len(changed) != 1 else ''}", file=sys.stderr)

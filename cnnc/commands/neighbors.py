@@ -28,14 +28,27 @@ examples:
 def configure(p) -> None:
     p.add_argument("features", type=Path, help="an .npz file written by `cnnc features`")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--query", metavar="INDEX_OR_IMAGE", help="an index into the file, or an image file")
+    what.add_argument(
+        "--query", metavar="INDEX_OR_IMAGE", help="an index into the file, or an image file"
+    )
     what.add_argument("--map", action="store_true", help="draw a 2-D map of the features")
     p.add_argument("-k", type=int, default=5, help="how many neighbours (default 5)")
-    p.add_argument("--run", dest="run_folder", type=Path, metavar="RUN", help="embed an image --query with this run folder's "
-                   "program, weights and preprocessing (`cnnc train --out RUN`)")
+    p.add_argument(
+        "--run",
+        dest="run_folder",
+        type=Path,
+        metavar="RUN",
+        help="embed an image --query with this run folder's "
+        "program, weights and preprocessing (`cnnc train --out RUN`)",
+    )
     p.add_argument("--method", choices=("pca", "tsne"), default="pca", help="the map's projection")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE.png",
-                   help="the picture (default: neighbours.png or map.png beside the features file)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE.png",
+        help="the picture (default: neighbours.png or map.png beside the features file)",
+    )
 
 
 def run(args) -> int:
@@ -51,16 +64,20 @@ def run(args) -> int:
             from cnnc.search.pictures import draw_map
 
             if len(data["features"]) < 3:
-                raise common.UserError(f"`{args.features}` holds {len(data['features'])} images: a map needs 3 or more",
-                                       "write features of a larger data set")
+                raise common.UserError(
+                    f"`{args.features}` holds {len(data['features'])} images: a map needs 3 or more",
+                    "write features of a larger data set",
+                )
             draw_map(data, args.method, out)
             print(f"wrote {out}: {len(data['features']):,} images, {args.method}", file=sys.stderr)
             return common.OK
         query, vector, exclude = query_vector(args.query, data, args)
         pool = feats_pool(data, exclude)
         if len(pool) == 0:
-            raise common.UserError(f"`{args.features}` holds no training image to search (split 0) besides the query",
-                                   "write features of a data set with a training part")
+            raise common.UserError(
+                f"`{args.features}` holds no training image to search (split 0) besides the query",
+                "write features of a data set with a training part",
+            )
         found, dist = feats.nearest(data["features"], vector, pool, args.k)
         print_table(query, found, dist, data)
         from cnnc.search.pictures import draw_neighbours
@@ -83,11 +100,15 @@ def query_vector(query: str, data, args):
     if query.lstrip("-").isdigit():
         i = int(query)
         if not 0 <= i < n:
-            raise common.UsageError(f"--query {i} is out of range: the file holds {n:,} images (0…{n - 1})")
+            raise common.UsageError(
+                f"--query {i} is out of range: the file holds {n:,} images (0…{n - 1})"
+            )
         return i, data["features"][i], i
     path = Path(query)
     if not path.is_file():
-        raise common.UsageError(f"--query must be an index or an image file, but `{query}` is neither")
+        raise common.UsageError(
+            f"--query must be an index or an image file, but `{query}` is neither"
+        )
     vector, thumb = embed_image(path, data, args)
     return thumb, vector, None
 
@@ -99,12 +120,16 @@ def print_table(query, found, dist, data) -> None:
 
     labels, paths = data["labels"], data["paths"]
     if isinstance(query, int):
-        print(f"query #{query} (label {class_name(data, int(labels[query]))}, {printable(str(paths[query]))})")
+        print(
+            f"query #{query} (label {class_name(data, int(labels[query]))}, {printable(str(paths[query]))})"
+        )
     else:
         print("query image")
     print(f"{'rank':>4}  {'index':>6}  {'label':>5}  {'distance':>9}  path")
     for rank, (i, d) in enumerate(zip(found, dist), 1):
-        print(f"{rank:>4}  {i:>6}  {class_name(data, int(labels[i])):>5}  {d:>9.4f}  {printable(str(paths[i]))}")
+        print(
+            f"{rank:>4}  {i:>6}  {class_name(data, int(labels[i])):>5}  {d:>9.4f}  {printable(str(paths[i]))}"
+        )
 
 
 def embed_image(path: Path, data, args) -> tuple:
@@ -121,15 +146,25 @@ def embed_image(path: Path, data, args) -> tuple:
     from cnnc.search.runs import numbers
 
     how = embedding(data, args.features, args.run_folder)
-    print(f"embedding the query with `{printable(how.program)}` at {list(how.input)}, weights "
-          f"`{printable(str(how.weights))}`, mean {numbers(how.mean)}, std {numbers(how.std)}, at `{how.at}`",
-          file=sys.stderr)
-    model = cnnc.load(how.program, network=how.network, args=list(how.args) or None, input=how.input,
-                      weights=how.weights, seed=0)
+    print(
+        f"embedding the query with `{printable(how.program)}` at {list(how.input)}, weights "
+        f"`{printable(str(how.weights))}`, mean {numbers(how.mean)}, std {numbers(how.std)}, at `{how.at}`",
+        file=sys.stderr,
+    )
+    model = cnnc.load(
+        how.program,
+        network=how.network,
+        args=list(how.args) or None,
+        input=how.input,
+        weights=how.weights,
+        seed=0,
+    )
     c, h, w = how.input
     if c not in (1, 3):
-        raise common.UserError(f"`{how.network}` takes {c} channels: an image file gives 3 (or 1, averaged)",
-                               "query by an index into the features file instead")
+        raise common.UserError(
+            f"`{how.network}` takes {c} channels: an image file gives 3 (or 1, averaged)",
+            "query by an index into the features file instead",
+        )
     x = datasets._read_image(path).unsqueeze(0)  # [1, 3, H, W]
     if c == 1:
         x = x.mean(dim=1, keepdim=True)  # [1, 1, H, W]
@@ -140,6 +175,9 @@ def embed_image(path: Path, data, args) -> tuple:
     if vector.shape != data["features"].shape[1:]:
         from cnnc.search.features_file import fail
 
-        fail(args.features, f"its features have {data['features'].shape[1]} dimensions, but `{how.at}` gives "
-             f"{vector.shape[0]}")
+        fail(
+            args.features,
+            f"its features have {data['features'].shape[1]} dimensions, but `{how.at}` gives "
+            f"{vector.shape[0]}",
+        )
     return vector, thumb

@@ -24,6 +24,7 @@ examples:
   cnnc ops Upsample
 """
 
+
 def configure(p) -> None:
     p.add_argument("op", nargs="?", help="an op's name (omit to list them all)")
 
@@ -55,7 +56,8 @@ def unknown(name: str) -> str:
 
     names = [n for s in REGISTRY.values() for n in (s.name, *s.aliases)]
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.5) or difflib.get_close_matches(
-        name.lower(), [n.lower() for n in names], n=1, cutoff=0.5)
+        name.lower(), [n.lower() for n in names], n=1, cutoff=0.5
+    )
     if close:
         match = next(n for n in names if n.lower() == close[0].lower())
         return f"no op `{name}`; did you mean `{match}`?"
@@ -87,7 +89,9 @@ def page(spec) -> str:
     if spec.inferred:
         from cnnc.compiler.coerce import INFERRED
 
-        sections.append(f"inferred: `{spec.inferred}` = {INFERRED.get(spec.inferred, 'from the input')}")
+        sections.append(
+            f"inferred: `{spec.inferred}` = {INFERRED.get(spec.inferred, 'from the input')}"
+        )
     sections += [
         f"shape:    {spec.shape_rule}",
         f"params:   {spec.params_rule}",
@@ -108,7 +112,9 @@ def signature(spec) -> str:
     from cnnc.compiler.ops import REQUIRED
     from cnnc.compiler.ops.text import literal
 
-    parts = [p.name if p.default is REQUIRED else f"{p.name} = {literal(p.default)}" for p in spec.params]
+    parts = [
+        p.name if p.default is REQUIRED else f"{p.name} = {literal(p.default)}" for p in spec.params
+    ]
     return f"{spec.name}({', '.join(parts)})" if parts else spec.name
 
 
@@ -124,14 +130,20 @@ def parameter_lines(spec) -> list[str]:
         values = p.kind.value if not p.choices else " | ".join(f'"{c}"' for c in p.choices)
         bound = range_text(p)
         rows.append((p.name, default, values + (f", {bound}" if bound else ""), p.torch_name))
-    widths = [max(len(r[i]) for r in rows + [("parameter", "default", "values", "torch")]) for i in range(3)]
+    widths = [
+        max(len(r[i]) for r in rows + [("parameter", "default", "values", "torch")])
+        for i in range(3)
+    ]
     head = ("parameter", "default", "values", "torch")
     lines = ["  " + "  ".join(f"{c:<{w}}" for c, w in zip(head, widths)) + f"  {head[3]}"]
     lines += ["  " + "  ".join(f"{c:<{w}}" for c, w in zip(r, widths)) + f"  {r[3]}" for r in rows]
     k = spec.positional
     if k is not None:
-        lines.append(f"  (all by name: cnnc infers `{spec.inferred}`, torch's first argument)" if k == 0 else
-                     f"  (the first {k} by position, the rest by name: cnnc infers `{spec.inferred}`)")
+        lines.append(
+            f"  (all by name: cnnc infers `{spec.inferred}`, torch's first argument)"
+            if k == 0
+            else f"  (the first {k} by position, the rest by name: cnnc infers `{spec.inferred}`)"
+        )
     return ["parameters:", *lines, ""]
 
 

@@ -35,18 +35,40 @@ examples:
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_program_args(p)
-    p.add_argument("--output", "-o", metavar="OUT", type=Path,
-                   help="file to write: .svg, .png, .pdf (need `dot`) or .dot/.gv (default: DOT to stdout)")
-    p.add_argument("--depth", "-d", metavar="K", type=_depth,
-                   help="collapse scopes deeper than K into one box each: 0 shows the stages, 1 the "
-                   "stages' blocks (default: draw every layer)")
-    p.add_argument("--direction", choices=("TB", "LR"), default="TB",
-                   help="top to bottom or left to right (default: TB)")
-    p.add_argument("--theme", choices=("light", "dark"), default="light", help="colours (default: light)")
-    p.add_argument("--all-shapes", action="store_true",
-                   help="label every edge with its shape (default: only where the shape is new)")
-    p.add_argument("--no-fold", action="store_true",
-                   help="draw runs of identical collapsed blocks one by one instead of once with ×N")
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="OUT",
+        type=Path,
+        help="file to write: .svg, .png, .pdf (need `dot`) or .dot/.gv (default: DOT to stdout)",
+    )
+    p.add_argument(
+        "--depth",
+        "-d",
+        metavar="K",
+        type=_depth,
+        help="collapse scopes deeper than K into one box each: 0 shows the stages, 1 the "
+        "stages' blocks (default: draw every layer)",
+    )
+    p.add_argument(
+        "--direction",
+        choices=("TB", "LR"),
+        default="TB",
+        help="top to bottom or left to right (default: TB)",
+    )
+    p.add_argument(
+        "--theme", choices=("light", "dark"), default="light", help="colours (default: light)"
+    )
+    p.add_argument(
+        "--all-shapes",
+        action="store_true",
+        help="label every edge with its shape (default: only where the shape is new)",
+    )
+    p.add_argument(
+        "--no-fold",
+        action="store_true",
+        help="draw runs of identical collapsed blocks one by one instead of once with ×N",
+    )
     add_color_arg(p)
 
 
@@ -65,7 +87,9 @@ def run(args) -> int:
     from cnnc.compiler.render.dot import FORMATS, DrawError, render, write
 
     if args.output is not None and args.output.suffix.lower() not in FORMATS:
-        raise UsageError(f"`-o {args.output}`: the suffix picks the format, one of {', '.join(FORMATS)}")
+        raise UsageError(
+            f"`-o {args.output}`: the suffix picks the format, one of {', '.join(FORMATS)}"
+        )
     if args.output is not None:
         check_output(args.output)  # before the work: a folder or a path under a file
     result = elaborate_from_args(args)
@@ -74,9 +98,15 @@ def run(args) -> int:
         return USER_ERROR
     image = args.output is not None and FORMATS[args.output.suffix.lower()] is not None
     try:
-        digraph = render(result.graph, depth=args.depth, direction=args.direction, theme=args.theme,
-                         fold=not args.no_fold, shapes="all" if args.all_shapes else "changes",
-                         bound="image" if image else "text")
+        digraph = render(
+            result.graph,
+            depth=args.depth,
+            direction=args.direction,
+            theme=args.theme,
+            fold=not args.no_fold,
+            shapes="all" if args.all_shapes else "changes",
+            bound="image" if image else "text",
+        )
         _emit(digraph, args.output, write)
     except DrawError as exc:
         print(f"error: {exc}\n  = help: {exc.help}", file=sys.stderr)

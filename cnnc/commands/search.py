@@ -57,7 +57,10 @@ def configure(p) -> None:
         help="how members are chosen: " + choices.choices_help(choices.SAMPLERS, "tpe"),
     )
     p.add_argument(
-        "--seed", type=common.seed, default=0, help="seeds the sampler, the data split and the weights"
+        "--seed",
+        type=common.seed,
+        default=0,
+        help="seeds the sampler, the data split and the weights",
     )
     p.add_argument(
         "--objective",

@@ -48,14 +48,29 @@ def configure(p) -> None:
         metavar="N",
         help="write trial N as a program: the space with each choice replaced by the option taken",
     )
-    p.add_argument("-o", dest="output", type=Path, metavar="FILE",
-                   help="where --export writes (default: trial_N.cnn in --out)")
-    p.add_argument("--space", type=Path, metavar="FILE",
-                   help="with --export: the space the study was made from (default: the file the study "
-                   "records, when it lies inside the study's folder or the zoo)")
-    p.add_argument("--allow-import", action="append", default=[], metavar="DIR", type=common.import_dir,
-                   help="with --export: a folder the space's imports may reach, and where a recorded "
-                   "space may lie (repeatable)")
+    p.add_argument(
+        "-o",
+        dest="output",
+        type=Path,
+        metavar="FILE",
+        help="where --export writes (default: trial_N.cnn in --out)",
+    )
+    p.add_argument(
+        "--space",
+        type=Path,
+        metavar="FILE",
+        help="with --export: the space the study was made from (default: the file the study "
+        "records, when it lies inside the study's folder or the zoo)",
+    )
+    p.add_argument(
+        "--allow-import",
+        action="append",
+        default=[],
+        metavar="DIR",
+        type=common.import_dir,
+        help="with --export: a folder the space's imports may reach, and where a recorded "
+        "space may lie (repeatable)",
+    )
 
 
 def run(args) -> int:
@@ -63,14 +78,25 @@ def run(args) -> int:
 
     storage, out = _locations(args)
     files.check_storage(storage, read_only=True)
-    with files.storage_errors(storage), files.study_refusals():  # a damaged study fails while being read
+    with (
+        files.storage_errors(storage),
+        files.study_refusals(),
+    ):  # a damaged study fails while being read
         with studyfiles.reading(storage):
             study = driver.load_study(storage, args.study, read_only=True)
-            trials, attrs, count = study.trials, study.user_attrs, len(study.directions)  # parsed here, once
+            trials, attrs, count = (
+                study.trials,
+                study.user_attrs,
+                len(study.directions),
+            )  # parsed here, once
         if args.export is not None:
             space = space_file(args, attrs, storage)
-            return export(study, trials, args.export, args.output or out / f"trial_{args.export}.cnn", space)
-        return report_study(study, trials, attrs, count, storage, out, _best_space(args, attrs, storage))
+            return export(
+                study, trials, args.export, args.output or out / f"trial_{args.export}.cnn", space
+            )
+        return report_study(
+            study, trials, attrs, count, storage, out, _best_space(args, attrs, storage)
+        )
 
 
 def _best_space(args, attrs: dict, storage: str) -> tuple[str, tuple[str, ...]] | str:
@@ -93,8 +119,10 @@ def space_file(args, attrs: dict, storage: str) -> tuple[str, tuple[str, ...]]:
     recorded = attrs.get("settings") if isinstance(attrs.get("settings"), dict) else {}
     file = recorded.get("file")
     if type(file) is not str or not file:
-        raise common.UserError(f"the study in `{storage}` does not record its space",
-                               "name the space it was made from with --space FILE")
+        raise common.UserError(
+            f"the study in `{storage}` does not record its space",
+            "name the space it was made from with --space FILE",
+        )
     folder = args.dir or _study_folder(storage)
     if not any(_inside(file, root) for root in (folder, zoo_dir(), *roots) if root is not None):
         raise common.UserError(
@@ -106,7 +134,11 @@ def space_file(args, attrs: dict, storage: str) -> tuple[str, tuple[str, ...]]:
 
 
 def _study_folder(storage: str) -> Path | None:
-    return Path(storage.split(":///", 1)[1]).parent if storage.startswith(("sqlite:///", "journal:///")) else None
+    return (
+        Path(storage.split(":///", 1)[1]).parent
+        if storage.startswith(("sqlite:///", "journal:///"))
+        else None
+    )
 
 
 def _inside(file: str, root) -> bool:
@@ -127,7 +159,9 @@ def export(study, trials, number: int, path: Path, space) -> int:
     if flat:
         from cnnc.dsl.diagnostics import printable
 
-        print(f"note: the layers are listed one by one (the space could not be kept: {printable(flat)})")
+        print(
+            f"note: the layers are listed one by one (the space could not be kept: {printable(flat)})"
+        )
     return common.OK
 
 
@@ -140,8 +174,15 @@ def objective_names(attrs: dict, count: int) -> tuple[str, ...]:
     return tuple(f"objective {i}" for i in range(count))
 
 
-def report_study(study, trials, attrs: dict, count: int, storage: str, out: Path,
-                 space: tuple[str, tuple[str, ...]] | str) -> int:
+def report_study(
+    study,
+    trials,
+    attrs: dict,
+    count: int,
+    storage: str,
+    out: Path,
+    space: tuple[str, tuple[str, ...]] | str,
+) -> int:
     from cnnc.dsl.diagnostics import printable
     from cnnc.search import report, results
 
@@ -168,7 +209,9 @@ def report_study(study, trials, attrs: dict, count: int, storage: str, out: Path
     if failures:
         print(f"failures ({len(failures)}):")
     for row in failures:
-        print(f"  #{row.number} {printable(row.status)}: {printable(row.reason or 'its worker stopped answering')}")
+        print(
+            f"  #{row.number} {printable(row.status)}: {printable(row.reason or 'its worker stopped answering')}"
+        )
     out, moved = _report_folder(out)
     with files.writing(out, "--out"):
         out.mkdir(parents=True, exist_ok=True)
@@ -190,7 +233,9 @@ def _report_folder(out: Path) -> tuple[Path, list[str]]:
     if not search_running(out):
         return out, []
     moved = out / "report"
-    return moved, [f"a search is running in `{out}`: its files are left alone, this report went to `{moved}`"]
+    return moved, [
+        f"a search is running in `{out}`: its files are left alone, this report went to `{moved}`"
+    ]
 
 
 def _locations(args) -> tuple[str, Path]:

@@ -35,7 +35,9 @@ def configure(p) -> None:
         metavar="N",
         help="random members to analyse (default: 200)",
     )
-    p.add_argument("--seed", type=common.seed, default=0, help="seeds the random members (default: 0)")
+    p.add_argument(
+        "--seed", type=common.seed, default=0, help="seeds the random members (default: 0)"
+    )
     p.add_argument(
         "--max-params",
         type=count,
@@ -61,12 +63,21 @@ def run(args) -> int:
     from cnnc.search.space import decisions, load_space, sample, stats, walk
 
     if not 0 <= args.samples <= MAX_SAMPLES:
-        raise common.UsageError(f"--samples must be from 0 to {MAX_SAMPLES:,}, but got {args.samples:,}")
-    space = load_space(args.file, args.network, parse_arg_values(args.arg), args.input,
-                       allow_import=args.allow_import)
+        raise common.UsageError(
+            f"--samples must be from 0 to {MAX_SAMPLES:,}, but got {args.samples:,}"
+        )
+    space = load_space(
+        args.file,
+        args.network,
+        parse_arg_values(args.arg),
+        args.input,
+        allow_import=args.allow_import,
+    )
     size, walked = walk(space, seconds=args.walk_seconds)
-    with limits.spending(f"analyse fewer random members: `--samples N` (asked: {args.samples:,})",
-                         "the sampled members"):
+    with limits.spending(
+        f"analyse fewer random members: `--samples N` (asked: {args.samples:,})",
+        "the sampled members",
+    ):
         members = sample(space, args.samples, args.seed)
     figures = stats(members, args.max_params, args.max_macs)
     size = _with_estimate(size, figures)
@@ -77,7 +88,12 @@ def run(args) -> int:
         from cnnc.dsl.diagnostics import printable
 
         # choice names and option labels are the file's text: escaped, as diagnostics escape it
-        print("\n".join(printable(line, limit=10_000) for line in _text(args.file, found, size, figures, args)))
+        print(
+            "\n".join(
+                printable(line, limit=10_000)
+                for line in _text(args.file, found, size, figures, args)
+            )
+        )
     return common.OK
 
 

@@ -28,22 +28,43 @@ examples:
 """
 
 
-
 def configure(p) -> None:
     common.add_program_args(p)
-    p.add_argument("--depth", "-d", type=int, metavar="K",
-                   help="group the layers of blocks nested deeper than K into one row (0 = stages)")
+    p.add_argument(
+        "--depth",
+        "-d",
+        type=int,
+        metavar="K",
+        help="group the layers of blocks nested deeper than K into one row (0 = stages)",
+    )
     common.add_format_arg(p, ("table", "json", "markdown", "csv"), "table")
-    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16", "float64"), default="float32",
-                   help="element type for memory in bytes (default: float32)")
-    p.add_argument("--all", action="store_true", help="also list in-place activations and views in the table")
-    p.add_argument("--train", action="store_true",
-                   help="also estimate the peak memory of one training step (weights, gradients, "
-                   "optimiser state, saved activations)")
-    p.add_argument("--batch", type=int, metavar="B",
-                   help="batch size: MACs and memory per batch of B samples, and the --train estimate's (default: 1)")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
-                   help="optimiser of the --train estimate: SGD with momentum or Adam (default: sgd)")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "bfloat16", "float64"),
+        default="float32",
+        help="element type for memory in bytes (default: float32)",
+    )
+    p.add_argument(
+        "--all", action="store_true", help="also list in-place activations and views in the table"
+    )
+    p.add_argument(
+        "--train",
+        action="store_true",
+        help="also estimate the peak memory of one training step (weights, gradients, "
+        "optimiser state, saved activations)",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        metavar="B",
+        help="batch size: MACs and memory per batch of B samples, and the --train estimate's (default: 1)",
+    )
+    p.add_argument(
+        "--optimizer",
+        choices=("sgd", "adam"),
+        default="sgd",
+        help="optimiser of the --train estimate: SGD with momentum or Adam (default: sgd)",
+    )
     common.add_color_arg(p)
 
 
@@ -86,7 +107,9 @@ def _check_training_args(args) -> None:
     if args.batch is not None and args.batch < 1:
         raise common.UsageError(f"--batch must be 1 or more, but got {args.batch}")
     if not args.train and args.optimizer != "sgd":
-        raise common.UsageError("--optimizer chooses the optimiser of the training estimate: add --train")
+        raise common.UsageError(
+            "--optimizer chooses the optimiser of the training estimate: add --train"
+        )
 
 
 def _training(graph, summary, args):

@@ -33,27 +33,64 @@ examples:
 def configure(p) -> None:
     common.add_program_args(p)
     p.add_argument("--data", required=True, metavar="SPEC", help=choices.data_specs())
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="where the run's files go")
+    p.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="where the run's files go"
+    )
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 0.05 for sgd, 1e-3 for adamw)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="peak learning rate (default: 0.05 for sgd, 1e-3 for adamw)",
+    )
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--warmup", type=float, default=0.0, metavar="EPOCHS", help="epochs of linear warm-up")
+    p.add_argument(
+        "--warmup", type=float, default=0.0, metavar="EPOCHS", help="epochs of linear warm-up"
+    )
     p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--augment", choices=("auto", "on", "off"), default="auto",
-                   help=f"random crops and flips (auto: on for {choices.data_kinds_with('augment')})")
-    p.add_argument("--normalize", choices=("auto", "data", "imagenet"), default="auto",
-                   help="per-channel statistics of the training set, or ImageNet's (auto: imagenet for "
-                   f"{choices.data_kinds_with('imagenet')})")
-    p.add_argument("--weights", metavar="[LABEL=]PATH", help="start from a checkpoint (a state_dict in .pt/.pth or "
-                   ".safetensors); LABEL=PATH loads it into the part with that label (`body=resnet50.pth`)")
-    p.add_argument("--weights-partial", action="store_true", help="with --weights: load what matches, keep the rest new")
-    p.add_argument("--freeze", action="append", default=[], metavar="LABEL",
-                   help="do not train the parameters under this label (repeatable)")
+    p.add_argument(
+        "--augment",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help=f"random crops and flips (auto: on for {choices.data_kinds_with('augment')})",
+    )
+    p.add_argument(
+        "--normalize",
+        choices=("auto", "data", "imagenet"),
+        default="auto",
+        help="per-channel statistics of the training set, or ImageNet's (auto: imagenet for "
+        f"{choices.data_kinds_with('imagenet')})",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="[LABEL=]PATH",
+        help="start from a checkpoint (a state_dict in .pt/.pth or "
+        ".safetensors); LABEL=PATH loads it into the part with that label (`body=resnet50.pth`)",
+    )
+    p.add_argument(
+        "--weights-partial",
+        action="store_true",
+        help="with --weights: load what matches, keep the rest new",
+    )
+    p.add_argument(
+        "--freeze",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="do not train the parameters under this label (repeatable)",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's own choice)")
-    p.add_argument("--seed", type=common.seed, default=0, help="weights, split and shuffles (0 … 2³² − 1)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads for torch (default: torch's own choice)",
+    )
+    p.add_argument(
+        "--seed", type=common.seed, default=0, help="weights, split and shuffles (0 … 2³² − 1)"
+    )
     p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.pt")
     common.add_color_arg(p)
 
@@ -69,7 +106,13 @@ class Trained:
     command that rebuilds the model from the folder."""
 
     def __init__(self, folder: Path, model, metrics: list[dict], files: list[Path], rebuild: str):
-        self.folder, self.model, self.metrics, self.files, self.rebuild = folder, model, metrics, files, rebuild
+        self.folder, self.model, self.metrics, self.files, self.rebuild = (
+            folder,
+            model,
+            metrics,
+            files,
+            rebuild,
+        )
 
     @property
     def accuracy(self) -> float:
@@ -114,19 +157,35 @@ def train(args) -> Trained:
     check_classes(graph, data)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    print(f"{graph.network}: {total:,} params, {trainable:,} trainable, {total - trainable:,} frozen "
-          f"({len(frozen)} tensors); {printable(data.name)}: {len(data.train_x):,} train / {len(data.val_x):,} validation "
-          f"images of {list(data.input_shape)}, {data.num_classes} classes", flush=True)
-    options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size,
-                           lr=args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3),
-                           optimizer=args.optimizer, weight_decay=args.weight_decay, warmup=args.warmup,
-                           label_smoothing=args.label_smoothing, augment=augmenting(args), device=args.device,
-                           seed=args.seed)
+    print(
+        f"{graph.network}: {total:,} params, {trainable:,} trainable, {total - trainable:,} frozen "
+        f"({len(frozen)} tensors); {printable(data.name)}: {len(data.train_x):,} train / {len(data.val_x):,} validation "
+        f"images of {list(data.input_shape)}, {data.num_classes} classes",
+        flush=True,
+    )
+    options = TrainOptions(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3),
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        warmup=args.warmup,
+        label_smoothing=args.label_smoothing,
+        augment=augmenting(args),
+        device=args.device,
+        seed=args.seed,
+    )
     out = make_folder(args.out, "--out")
     with writing(out, "--out"):
         rows = train_run(model, data, options, out, resume=args.resume)
         program = save_program(args, graph, out, data)
-    files = [out / "model.pt", out / "checkpoint.pt", out / "metrics.csv", out / "curves.png", program]
+    files = [
+        out / "model.pt",
+        out / "checkpoint.pt",
+        out / "metrics.csv",
+        out / "curves.png",
+        program,
+    ]
     rebuild = f"cnnc compile {out} -o model.pt (the run folder names the program, its arguments, input and weights)"
     return Trained(out, model, rows, files, rebuild)
 
@@ -146,7 +205,9 @@ def load_data(args, graph):
     data = load_dataset(args.data, size=(h, w), seed=args.seed)
     check_images(graph, args.data, data.input_shape)
     kind = choices.data_kind(args.data)
-    if args.normalize == "imagenet" or (args.normalize == "auto" and kind is not None and kind.imagenet):
+    if args.normalize == "imagenet" or (
+        args.normalize == "auto" and kind is not None and kind.imagenet
+    ):
         data = imagenet_normalised(data)
     return data
 
@@ -157,15 +218,29 @@ def check_images(graph, spec: str, shape) -> None:
 
     if len(graph.inputs) != 1 or graph.input_type.rank != 3:
         names = ", ".join(f"`{graph.input_name(i)}`" for i in graph.inputs)
-        raise CnncError(error("E0603", f"`{graph.network}` takes {len(graph.inputs)} inputs ({names}); a data set "
-                              "gives images, one per sample", None,
-                              helps=("train or embed a network with one `input [C, H, W]`",)))
+        raise CnncError(
+            error(
+                "E0603",
+                f"`{graph.network}` takes {len(graph.inputs)} inputs ({names}); a data set "
+                "gives images, one per sample",
+                None,
+                helps=("train or embed a network with one `input [C, H, W]`",),
+            )
+        )
     c, h, w = graph.input_type.shape
     if shape is not None and tuple(shape) != (c, h, w):
-        raise CnncError(error("E0603", f"`{graph.network}` takes {[c, h, w]}, but the images of `{spec}` are "
-                              f"{list(shape)}", None,
-                              helps=(f"pass --input {shape[0]},{h},{w} (a network infers its "
-                                     "first layer's channels from its input)",)))
+        raise CnncError(
+            error(
+                "E0603",
+                f"`{graph.network}` takes {[c, h, w]}, but the images of `{spec}` are "
+                f"{list(shape)}",
+                None,
+                helps=(
+                    f"pass --input {shape[0]},{h},{w} (a network infers its "
+                    "first layer's channels from its input)",
+                ),
+            )
+        )
 
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -185,8 +260,13 @@ def imagenet_normalised(data):
     def renorm(x):  # [N, 3, H, W]
         return ((x * own_s + own_m) / 255 - m) / s
 
-    return dataclasses.replace(data, train_x=renorm(data.train_x), val_x=renorm(data.val_x),
-                               mean=tuple(255 * v for v in IMAGENET_MEAN), std=tuple(255 * v for v in IMAGENET_STD))
+    return dataclasses.replace(
+        data,
+        train_x=renorm(data.train_x),
+        val_x=renorm(data.val_x),
+        mean=tuple(255 * v for v in IMAGENET_MEAN),
+        std=tuple(255 * v for v in IMAGENET_STD),
+    )
 
 
 def check_classes(graph, data) -> None:
@@ -194,14 +274,28 @@ def check_classes(graph, data) -> None:
 
     out = graph.output_type.shape
     if graph.output_kind != "tensor":
-        raise CnncError(error("E0603", f"`{graph.network}` returns several tensors; training needs one, the "
-                              f"logits [{data.num_classes}]", None,
-                              helps=("train a network that returns its classifier's output",)))
+        raise CnncError(
+            error(
+                "E0603",
+                f"`{graph.network}` returns several tensors; training needs one, the "
+                f"logits [{data.num_classes}]",
+                None,
+                helps=("train a network that returns its classifier's output",),
+            )
+        )
     if len(out) != 1 or out[0] != data.num_classes:
-        raise CnncError(error("E0603", f"`{graph.network}` outputs {list(out)}, but `{data.name}` has "
-                              f"{data.num_classes} classes: training needs logits [{data.num_classes}]", None,
-                              helps=(f"give the network a head of {data.num_classes} classes, e.g. "
-                                     f"--arg classes={data.num_classes}",)))
+        raise CnncError(
+            error(
+                "E0603",
+                f"`{graph.network}` outputs {list(out)}, but `{data.name}` has "
+                f"{data.num_classes} classes: training needs logits [{data.num_classes}]",
+                None,
+                helps=(
+                    f"give the network a head of {data.num_classes} classes, e.g. "
+                    f"--arg classes={data.num_classes}",
+                ),
+            )
+        )
 
 
 def save_program(args, graph, out: Path, data) -> Path:
@@ -218,8 +312,12 @@ def save_program(args, graph, out: Path, data) -> Path:
         path = Path(key)
         if path != main and path.is_relative_to(root):
             relative = path.relative_to(root)
-            safefs.write_bytes(Path(safefs.folder_inside(out, relative.parent)) / relative.name, path.read_bytes())
+            safefs.write_bytes(
+                Path(safefs.folder_inside(out, relative.parent)) / relative.name, path.read_bytes()
+            )
     safefs.write_bytes(out / "network.cnn", main.read_bytes())
     # every image was resized to the network's input as it loaded (`load_dataset(size=(h, w))`)
-    safefs.write_text(out / "run.json", json.dumps(record(graph, data, args, resized=True), indent=2) + "\n")
+    safefs.write_text(
+        out / "run.json", json.dumps(record(graph, data, args, resized=True), indent=2) + "\n"
+    )
     return out / "network.cnn"

@@ -24,7 +24,9 @@ examples:
 
 def configure(p) -> None:
     common.add_format_arg(p, ("table", "json"), "table")
-    p.add_argument("--plot", metavar="FILE.png", help="draw accuracy against MACs, bubble area ∝ params")
+    p.add_argument(
+        "--plot", metavar="FILE.png", help="draw accuracy against MACs, bubble area ∝ params"
+    )
 
 
 CLASSIFICATION = "image classification"
@@ -55,19 +57,37 @@ def entries() -> list[dict]:
                 continue
             s = summarize(result.graph)
             model = path.stem if len(names) == 1 else f"{path.stem}:{name}"
-            row = {"model": model, "task": tasks.get(model, CLASSIFICATION),
-                   "inputs": [{"name": n, "shape": list(shape)} for n, shape in s.inputs],
-                   "outputs": [{"key": k, "shape": list(shape)} for k, _, shape in s.outputs],
-                   "params": s.params, "macs": s.macs}
+            row = {
+                "model": model,
+                "task": tasks.get(model, CLASSIFICATION),
+                "inputs": [{"name": n, "shape": list(shape)} for n, shape in s.inputs],
+                "outputs": [{"key": k, "shape": list(shape)} for k, _, shape in s.outputs],
+                "params": s.params,
+                "macs": s.macs,
+            }
             if row["task"] == CLASSIFICATION:
                 acc = accuracy.get(model, {})
-                row.update(input=list(s.input), top1=acc.get("top1"), top5=acc.get("top5"),
-                           source=acc.get("source"))
+                row.update(
+                    input=list(s.input),
+                    top1=acc.get("top1"),
+                    top5=acc.get("top5"),
+                    source=acc.get("source"),
+                )
             out.append(row)
     return out
 
 
-PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff")  # matplotlib's
+PLOT_SUFFIXES = (
+    ".png",
+    ".svg",
+    ".pdf",
+    ".jpg",
+    ".jpeg",
+    ".eps",
+    ".ps",
+    ".tif",
+    ".tiff",
+)  # matplotlib's
 
 
 def run(args) -> int:
@@ -75,7 +95,9 @@ def run(args) -> int:
 
     if args.plot:  # before the work: a wrong suffix, a folder, a path under a file
         if Path(args.plot).suffix.lower() not in PLOT_SUFFIXES:
-            raise common.UsageError(f"--plot must end in one of {', '.join(PLOT_SUFFIXES)}, but got `{args.plot}`")
+            raise common.UsageError(
+                f"--plot must end in one of {', '.join(PLOT_SUFFIXES)}, but got `{args.plot}`"
+            )
         check_output(args.plot, "--plot")
     rows = entries()
     if args.format == "json":
@@ -98,14 +120,32 @@ def _table(rows) -> str:
     classifiers = [r for r in rows if r["task"] == CLASSIFICATION]
     dense = [r for r in rows if r["task"] != CLASSIFICATION]
     header = ("model", "input", "params", "MACs", "top-1", "top-5")
-    body = [(r["model"], _shape(r["input"]), _millions(r["params"]), _giga(r["macs"]), _pct(r["top1"]),
-             _pct(r["top5"])) for r in classifiers]
+    body = [
+        (
+            r["model"],
+            _shape(r["input"]),
+            _millions(r["params"]),
+            _giga(r["macs"]),
+            _pct(r["top1"]),
+            _pct(r["top5"]),
+        )
+        for r in classifiers
+    ]
     text = _columns(header, body, left=2)
     text += "\n\naccuracy: ImageNet-1k validation, % (sources: `cnnc zoo --format json`)"
     if dense:
         header = ("model", "task", "input", "outputs", "params", "MACs")
-        body = [(r["model"], r["task"], _listed(r["inputs"], "name"), _listed(r["outputs"], "key"),
-                 _millions(r["params"]), _giga(r["macs"])) for r in dense]
+        body = [
+            (
+                r["model"],
+                r["task"],
+                _listed(r["inputs"], "name"),
+                _listed(r["outputs"], "key"),
+                _millions(r["params"]),
+                _giga(r["macs"]),
+            )
+            for r in dense
+        ]
         text += "\n\ndense prediction\n\n" + _columns(header, body, left=4)
     return text
 
@@ -113,8 +153,12 @@ def _table(rows) -> str:
 def _columns(header, body, left: int) -> str:
     """Aligned columns under a rule: the first `left` flush left, the figures flush right."""
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
-    lines = ["  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in [header, *body]]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))
+        )
+        for row in [header, *body]
+    ]
     lines.insert(1, "  ".join("─" * w for w in widths))
     return "\n".join(line.rstrip() for line in lines)
 
@@ -148,7 +192,9 @@ def plot(rows, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [r for r in rows if r.get("top1") is not None]  # the classifiers with a published accuracy
+    shown = [
+        r for r in rows if r.get("top1") is not None
+    ]  # the classifiers with a published accuracy
     fig, ax = plt.subplots(figsize=(11, 7), dpi=110)
     for r in shown:
         x, y = r["macs"] / 1e9, r["top1"]

@@ -18,11 +18,15 @@ def _inputs(graph: Graph, node: Node):
 
 def params(graph: Graph) -> dict[int, int]:
     """Trainable parameters of each node (what `sum(p.numel())` counts for its module)."""
-    return {n.id: 0 if is_error(n.type) else n.spec.count_params(n.args, _inputs(graph, n), n.type)
-            for n in graph.nodes_in_order()}
+    return {
+        n.id: 0 if is_error(n.type) else n.spec.count_params(n.args, _inputs(graph, n), n.type)
+        for n in graph.nodes_in_order()
+    }
 
 
 def macs(graph: Graph) -> dict[int, int]:
     """Multiply-accumulates of each node at batch 1."""
-    return {n.id: 0 if is_error(n.type) else n.spec.count_macs(n.args, _inputs(graph, n), n.type)
-            for n in graph.nodes_in_order()}
+    return {
+        n.id: 0 if is_error(n.type) else n.spec.count_macs(n.args, _inputs(graph, n), n.type)
+        for n in graph.nodes_in_order()
+    }

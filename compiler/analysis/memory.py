@@ -32,8 +32,11 @@ def runs_in_place(graph: Graph, node: Node) -> bool:
     if not node.spec.in_place:
         return False
     producer = graph.node(node.inputs[0])
-    return (producer.spec.overwritable and graph.users(producer.id) == [node.id]
-            and not graph.is_output(producer.id))  # a returned tensor is read by the caller
+    return (
+        producer.spec.overwritable
+        and graph.users(producer.id) == [node.id]
+        and not graph.is_output(producer.id)
+    )  # a returned tensor is read by the caller
 
 
 def add_target(graph: Graph, node: Node) -> int | None:
@@ -60,8 +63,10 @@ def add_target(graph: Graph, node: Node) -> int | None:
 def activations(graph: Graph) -> dict[int, int]:
     """Node id → elements it allocates (0 for views and outputs written in place)."""
     owners = storage_owners(graph)
-    return {n.id: n.type.numel if owners[n.id] == n.id and not is_error(n.type) else 0
-            for n in graph.nodes_in_order()}
+    return {
+        n.id: n.type.numel if owners[n.id] == n.id and not is_error(n.type) else 0
+        for n in graph.nodes_in_order()
+    }
 
 
 def storage_owners(graph: Graph) -> dict[int, int]:
@@ -83,7 +88,9 @@ def storage_owners(graph: Graph) -> dict[int, int]:
         elif runs_in_place(graph, n) or (n.spec.view and not n.spec.reshape):
             owners[n.id], strides[n.id] = owners[first], strides[first]
         elif n.spec.reshape:  # torch returns a view where the strides allow one, else a copy
-            view = _view_strides((1, *graph.node(first).type.shape), strides[first], (1, *n.type.shape))
+            view = _view_strides(
+                (1, *graph.node(first).type.shape), strides[first], (1, *n.type.shape)
+            )
             if view is not None:
                 owners[n.id], strides[n.id] = owners[first], view
     return owners

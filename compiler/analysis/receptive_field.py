@@ -49,7 +49,9 @@ from cnnc.dsl.records import record
 
 MAX_PERIOD = 4096  # positions after which a lattice must repeat
 MAX_CLIPPED = 1 << 14  # positions of a map kept one by one
-MAX_WORK = 1 << 19  # positions looked at or kept in all, for one graph (the zoo needs 39,000 at most)
+MAX_WORK = (
+    1 << 19
+)  # positions looked at or kept in all, for one graph (the zoo needs 39,000 at most)
 
 NOTHING = (1 << 62, -(1 << 62))  # the span of a position that reads nothing
 
@@ -133,20 +135,29 @@ def receptive_fields(graph: Graph) -> dict[int, Field]:
     inputs = _spatial(graph.input_type) if graph.input_type is not None else (1, 1)
     found = patterns(graph)
     out: dict[int, Field] = {}
-    seen: dict[tuple, Extent] = {}  # an axis passed on unchanged (a per-position op) is measured once
+    seen: dict[
+        tuple, Extent
+    ] = {}  # an axis passed on unchanged (a per-position op) is measured once
     for n in graph.nodes_in_order():
         sizes = _spatial(n.type)
         local, clipped = found.local[n.id], found.clipped.get(n.id)
         if local is not None:
             keys = [(id(a), m) for a, m in zip(local, sizes)]
-            h, w = (seen[k] if k in seen else seen.setdefault(k, _extent(a, m))
-                    for k, a, m in zip(keys, local, sizes))
+            h, w = (
+                seen[k] if k in seen else seen.setdefault(k, _extent(a, m))
+                for k, a, m in zip(keys, local, sizes)
+            )
             out[n.id] = Field(h, w)
         elif clipped is not None:
             h, w = (_clipped_extent(c, size) for c, size in zip(clipped, inputs))
             out[n.id] = Field(h, w, n.id not in found.inexact, clipped=True)
         else:  # past the bounds: at most the whole input
-            out[n.id] = Field(Extent(inputs[0], inputs[0], False), Extent(inputs[1], inputs[1], False), False, True)
+            out[n.id] = Field(
+                Extent(inputs[0], inputs[0], False),
+                Extent(inputs[1], inputs[1], False),
+                False,
+                True,
+            )
     return out
 
 
@@ -219,14 +230,18 @@ def _extent(a: Axis, positions: int) -> Extent:
 def _apply(a: Axis, reads: Reads, budget: Budget) -> Axis | None:
     """The spans of an op's output positions, each the union of the spans of the input positions it
     reads; None past the bounds."""
-    repeats = a.period // math.gcd(reads.advance, a.period)  # before the reads move by whole periods
+    repeats = a.period // math.gcd(
+        reads.advance, a.period
+    )  # before the reads move by whole periods
     period = reads.period * repeats
     if period > MAX_PERIOD or not budget.spend(period):
         return None
     taps = [reads.at(r) for r in range(reads.period)]
     if not budget.spend(_work(taps, a.period) * repeats):
         return None
-    spans = [_union(a, taps[r % reads.period], r // reads.period * reads.advance) for r in range(period)]
+    spans = [
+        _union(a, taps[r % reads.period], r // reads.period * reads.advance) for r in range(period)
+    ]
     advance = reads.advance * repeats // a.period * a.advance
     return Axis(period, advance, tuple(s[0] for s in spans), tuple(s[1] for s in spans))
 
@@ -245,8 +260,10 @@ def _union(a: Axis, taps, shift: int) -> tuple[int, int]:
     first, last, step = taps[0] + shift, taps[1] + shift, taps[2]
     count = (last - first) // step + 1
     width = min(count, a.period // math.gcd(step, a.period))
-    return (min(_at(a, first + t * step)[0] for t in range(width)),
-            max(_at(a, last - t * step)[1] for t in range(width)))
+    return (
+        min(_at(a, first + t * step)[0] for t in range(width)),
+        max(_at(a, last - t * step)[1] for t in range(width)),
+    )
 
 
 def _meet(graph: Graph, n: Node, done: dict, budget: Budget) -> tuple[Axis, Axis] | None:
@@ -259,8 +276,10 @@ def _meet(graph: Graph, n: Node, done: dict, budget: Budget) -> tuple[Axis, Axis
         ins = [done[i][axis] for i in n.inputs]
         if any(_spatial(graph.node(i).type)[axis] == 1 < sizes[axis] for i in n.inputs):
             return None
-        rates = {(a.advance // math.gcd(a.advance, a.period), a.period // math.gcd(a.advance, a.period))
-                 for a in ins}
+        rates = {
+            (a.advance // math.gcd(a.advance, a.period), a.period // math.gcd(a.advance, a.period))
+            for a in ins
+        }
         period = math.lcm(*(a.period for a in ins))
         if len(rates) > 1 or period > MAX_PERIOD or not budget.spend(period * len(ins)):
             return None
@@ -277,7 +296,9 @@ def _span_union(spans) -> tuple[int, int]:
 # -- fields at the declared input -------------------------------------------------------------------
 
 
-def _clipped_fields(graph: Graph, steps: dict, local: dict, budget: Budget) -> dict[int, tuple[Clipped, Clipped]]:
+def _clipped_fields(
+    graph: Graph, steps: dict, local: dict, budget: Budget
+) -> dict[int, tuple[Clipped, Clipped]]:
     """For the nodes without local fields and every node they read, directly or not: the span of
     each of the map's positions, reading only positions that exist."""
     needed: set[int] = set()
@@ -292,7 +313,9 @@ def _clipped_fields(graph: Graph, steps: dict, local: dict, budget: Budget) -> d
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _clipped(graph: Graph, n: Node, step, done: dict, budget: Budget) -> tuple[Clipped, Clipped] | None:
+def _clipped(
+    graph: Graph, n: Node, step, done: dict, budget: Budget
+) -> tuple[Clipped, Clipped] | None:
     sizes = _spatial(n.type)
     if not budget.spend(2 * max(sizes)) or max(sizes) > MAX_CLIPPED:
         return None
@@ -306,8 +329,10 @@ def _clipped(graph: Graph, n: Node, step, done: dict, budget: Budget) -> tuple[C
     if step is POINTWISE:
         return ins[0]
     rules = (GLOBAL, GLOBAL) if step in (GLOBAL, REGROUPED) else (step.h, step.w)
-    out = [_clipped_global(c, m) if rule is GLOBAL else _clipped_apply(c, rule, m, budget)
-           for c, rule, m in zip(ins[0], rules, sizes)]
+    out = [
+        _clipped_global(c, m) if rule is GLOBAL else _clipped_apply(c, rule, m, budget)
+        for c, rule, m in zip(ins[0], rules, sizes)
+    ]
     return None if None in out else tuple(out)
 
 
@@ -339,7 +364,7 @@ def _clipped_apply(c: Clipped, reads: Reads, positions: int, budget: Budget) -> 
                 if ordered:
                     span = (c.lo[first], c.hi[last])
                 elif budget.spend((last - first) // step + 1):
-                    span = (min(c.lo[first:last + 1:step]), max(c.hi[first:last + 1:step]))
+                    span = (min(c.lo[first : last + 1 : step]), max(c.hi[first : last + 1 : step]))
                 else:
                     return None
         lo.append(span[0])
@@ -360,15 +385,22 @@ def _clipped_window(c: Clipped, taps, stride: int, positions: int) -> Clipped:
 
 def _ordered(c: Clipped) -> bool:
     """Whether every position reads something and spans only move right with the position."""
-    return (all(map(operator.le, c.lo, c.hi)) and all(map(operator.le, c.lo, c.lo[1:]))
-            and all(map(operator.le, c.hi, c.hi[1:])))
+    return (
+        all(map(operator.le, c.lo, c.hi))
+        and all(map(operator.le, c.lo, c.lo[1:]))
+        and all(map(operator.le, c.hi, c.hi[1:]))
+    )
 
 
 def _clipped_union(ins: list[Clipped], positions: int) -> Clipped:
     """Position by position; a broadcast input (one position) reaches every position."""
-    full = [c if len(c.lo) == positions else Clipped(c.lo * positions, c.hi * positions) for c in ins]
-    return Clipped(tuple(map(min, *(c.lo for c in full))) if len(full) > 1 else full[0].lo,
-                   tuple(map(max, *(c.hi for c in full))) if len(full) > 1 else full[0].hi)
+    full = [
+        c if len(c.lo) == positions else Clipped(c.lo * positions, c.hi * positions) for c in ins
+    ]
+    return Clipped(
+        tuple(map(min, *(c.lo for c in full))) if len(full) > 1 else full[0].lo,
+        tuple(map(max, *(c.hi for c in full))) if len(full) > 1 else full[0].hi,
+    )
 
 
 def _clipped_extent(c: Clipped, input_size: int) -> Extent:

@@ -34,7 +34,9 @@ class Row:
     rf_width: tuple[int, int] = (0, 0)
     whole_input: bool = False  # every position sees the whole input (rf is then its extent)
     rf_exact: bool = True  # False past the analysis's bounds: rf is then an upper bound
-    rf_clipped: bool = False  # spans at the declared input (after a global op), not where it does not clip
+    rf_clipped: bool = (
+        False  # spans at the declared input (after a global op), not where it does not clip
+    )
 
 
 @record
@@ -104,27 +106,47 @@ class Summary:
             "training_activation_bytes": self.training_bytes,
             "failed_at": self.failed_at,
             "inputs": [{"name": n, "shape": list(shape)} for n, shape in self.inputs],
-            "outputs": [{"key": k, "node": node, "shape": list(shape) if shape else None}
-                        for k, node, shape in self.outputs],
+            "outputs": [
+                {"key": k, "node": node, "shape": list(shape) if shape else None}
+                for k, node, shape in self.outputs
+            ],
             "layers": [
-                {"name": r.name, "op": r.op, "shape": list(r.shape) if r.shape else None, "params": r.params,
-                 "macs": r.macs, "activations": r.activations, "rf": r.rf, "rf_min": r.rf_min,
-                 **_rf_json(r),
-                 **({"nodes": r.node_count} if r.node_count > 1 else {}),
-                 **({"error": r.error} if r.error else {})}
+                {
+                    "name": r.name,
+                    "op": r.op,
+                    "shape": list(r.shape) if r.shape else None,
+                    "params": r.params,
+                    "macs": r.macs,
+                    "activations": r.activations,
+                    "rf": r.rf,
+                    "rf_min": r.rf_min,
+                    **_rf_json(r),
+                    **({"nodes": r.node_count} if r.node_count > 1 else {}),
+                    **({"error": r.error} if r.error else {}),
+                }
                 for r in self.layers
             ],
         }
 
 
 def _rf_fields(f) -> dict:
-    return {"rf_height": (f.h.smallest, f.h.largest), "rf_width": (f.w.smallest, f.w.largest),
-            "whole_input": f.whole, "rf_exact": f.exact, "rf_clipped": f.clipped}
+    return {
+        "rf_height": (f.h.smallest, f.h.largest),
+        "rf_width": (f.w.smallest, f.w.largest),
+        "whole_input": f.whole,
+        "rf_exact": f.exact,
+        "rf_clipped": f.clipped,
+    }
 
 
 def _rf_json(r: Row) -> dict:
-    return {"rf_height": list(r.rf_height), "rf_width": list(r.rf_width), "whole_input": r.whole_input,
-            "rf_exact": r.rf_exact, "rf_clipped": r.rf_clipped}
+    return {
+        "rf_height": list(r.rf_height),
+        "rf_width": list(r.rf_width),
+        "whole_input": r.whole_input,
+        "rf_exact": r.rf_exact,
+        "rf_clipped": r.rf_clipped,
+    }
 
 
 def summarize(graph: Graph, dtype: str = "float32", batch: int = 1, fields: bool = True) -> Summary:
@@ -141,14 +163,31 @@ def summarize(graph: Graph, dtype: str = "float32", batch: int = 1, fields: bool
                 rows.append(Row(n.name, n.op, None, 0, 0, 0, 0, 0, error=n.error, text=describe(n)))
             continue
         f = rf[n.id] if rf is not None else None
-        rows.append(Row(n.name, n.op, n.type.shape, p[n.id], m[n.id], a[n.id], f.size if f else 0,
-                        f.size_min if f else 0, text=describe(n), **(_rf_fields(f) if f else {})))
+        rows.append(
+            Row(
+                n.name,
+                n.op,
+                n.type.shape,
+                p[n.id],
+                m[n.id],
+                a[n.id],
+                f.size if f else 0,
+                f.size_min if f else 0,
+                text=describe(n),
+                **(_rf_fields(f) if f else {}),
+            )
+        )
     out = graph.output_type
     single = graph.single
-    inputs = tuple((graph.input_name(i), graph.node(i).type.shape) for i in graph.inputs
-                   if not is_error(graph.node(i).type))
-    outputs = tuple((k, graph.node(i).name, None if is_error(graph.node(i).type) else graph.node(i).type.shape)
-                    for k, i in graph.outputs)
+    inputs = tuple(
+        (graph.input_name(i), graph.node(i).type.shape)
+        for i in graph.inputs
+        if not is_error(graph.node(i).type)
+    )
+    outputs = tuple(
+        (k, graph.node(i).name, None if is_error(graph.node(i).type) else graph.node(i).type.shape)
+        for k, i in graph.outputs
+    )
     return Summary(
         network=graph.network,
         input=graph.input_type.shape if graph.input_type and single else None,
@@ -189,9 +228,17 @@ def group(summary: Summary, graph: Graph, depth: int) -> tuple[Row, ...]:
             continue
         if keys and keys[-1] == key:
             prev = out[-1]
-            out[-1] = replace(row, name=key, op=prev.op, params=prev.params + row.params,
-                              macs=prev.macs + row.macs, activations=prev.activations + row.activations,
-                              node_count=prev.node_count + 1, error=row.error or prev.error, text=prev.text)
+            out[-1] = replace(
+                row,
+                name=key,
+                op=prev.op,
+                params=prev.params + row.params,
+                macs=prev.macs + row.macs,
+                activations=prev.activations + row.activations,
+                node_count=prev.node_count + 1,
+                error=row.error or prev.error,
+                text=prev.text,
+            )
         else:
             out.append(replace(row, name=key, op=titles[key], node_count=1, text=titles[key]))
             keys.append(key)

@@ -38,15 +38,32 @@ def table(summary, rows=None, show_all: bool = False, markdown: bool = False) ->
 
     In-place activations and views are left out unless `show_all`; the totals say how many."""
     shown, hidden = visible(summary.layers if rows is None else rows, show_all)
-    body = [(r.name, _op_cell(r), shape_text(r.shape), count(r.activations), count(r.params), count(r.macs),
-             _rf_cell(r) if r.shape else "") for r in shown]
-    title = (f"{summary.network} · {_inputs_text(summary)} · batch {summary.batch} · {summary.dtype} "
-             f"({DTYPE_BYTES[summary.dtype]} bytes)")
+    body = [
+        (
+            r.name,
+            _op_cell(r),
+            shape_text(r.shape),
+            count(r.activations),
+            count(r.params),
+            count(r.macs),
+            _rf_cell(r) if r.shape else "",
+        )
+        for r in shown
+    ]
+    title = (
+        f"{summary.network} · {_inputs_text(summary)} · batch {summary.batch} · {summary.dtype} "
+        f"({DTYPE_BYTES[summary.dtype]} bytes)"
+    )
     lines = [title, ""]
     lines += _markdown(HEADER, body) if markdown else _columns(HEADER, body)
     if summary.failed_at is not None:
-        lines += ["", (f"stops at `{summary.failed_at}`: its shape could not be inferred (the error is below); "
-                       "totals so far:")]
+        lines += [
+            "",
+            (
+                f"stops at `{summary.failed_at}`: its shape could not be inferred (the error is below); "
+                "totals so far:"
+            ),
+        ]
     lines += ["", *_totals(summary, hidden)]
     return "\n".join(lines)
 
@@ -56,8 +73,15 @@ def visible(rows, show_all: bool):
     if show_all:
         return list(rows), 0
     hidden = (Family.ACT, Family.RESHAPE)
-    shown = [r for r in rows if r.node_count > 1 or r.error or r.op not in REGISTRY
-             or REGISTRY[r.op].family not in hidden or REGISTRY[r.op].tabled]
+    shown = [
+        r
+        for r in rows
+        if r.node_count > 1
+        or r.error
+        or r.op not in REGISTRY
+        or REGISTRY[r.op].family not in hidden
+        or REGISTRY[r.op].tabled
+    ]
     return shown, len(rows) - len(shown)
 
 
@@ -70,15 +94,26 @@ def csv_text(rows) -> str:
     w = csv.writer(buf)
     w.writerow(["name", "op", "shape", "activations", "params", "macs", "rf", "nodes"])
     for r in rows:
-        w.writerow([r.name, r.op, shape_text(r.shape), r.activations, r.params, r.macs, r.rf, r.node_count])
+        w.writerow(
+            [r.name, r.op, shape_text(r.shape), r.activations, r.params, r.macs, r.rf, r.node_count]
+        )
     return buf.getvalue()
 
 
 def row_json(r) -> dict:
     """A grouped row (`--depth`) in the JSON form."""
-    return {"name": r.name, "op": r.op, "shape": list(r.shape) if r.shape else None, "params": r.params,
-            "macs": r.macs, "activations": r.activations, "rf": r.rf, "rf_min": r.rf_min,
-            "whole_input": r.whole_input, "nodes": r.node_count}
+    return {
+        "name": r.name,
+        "op": r.op,
+        "shape": list(r.shape) if r.shape else None,
+        "params": r.params,
+        "macs": r.macs,
+        "activations": r.activations,
+        "rf": r.rf,
+        "rf_min": r.rf_min,
+        "whole_input": r.whole_input,
+        "nodes": r.node_count,
+    }
 
 
 def training_lines(t) -> list[str]:
@@ -86,8 +121,10 @@ def training_lines(t) -> list[str]:
     optimizer = {"sgd": "SGD with momentum", "adam": "Adam"}[t.optimizer]
     return [
         f"training     ≈ {mebibytes(t.total)} peak, batch {t.batch}, {optimizer}, {t.dtype}:",
-        (f"  weights {mebibytes(t.weights)} + gradients {mebibytes(t.gradients)} + optimiser state "
-         f"{mebibytes(t.optimizer_state)}"),
+        (
+            f"  weights {mebibytes(t.weights)} + gradients {mebibytes(t.gradients)} + optimiser state "
+            f"{mebibytes(t.optimizer_state)}"
+        ),
         f"  + saved activations {mebibytes(t.activations)} + gradients in flight {mebibytes(t.workspace)}",
     ]
 
@@ -103,8 +140,10 @@ def _outputs_lines(s) -> list[str]:
     if s.single:
         return [f"output       {_shape_list(s.output)}"]
     head = "outputs      "
-    return [(head if i == 0 else " " * len(head)) + f"{key}: {_shape_list(shape)}  ({node})"
-            for i, (key, node, shape) in enumerate(s.outputs)]
+    return [
+        (head if i == 0 else " " * len(head)) + f"{key}: {_shape_list(shape)}  ({node})"
+        for i, (key, node, shape) in enumerate(s.outputs)
+    ]
 
 
 def _op_cell(row) -> str:
@@ -120,7 +159,10 @@ def _columns(header, body) -> list[str]:
     right = {3, 4, 5, 6}
 
     def fmt(row):
-        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        return "  ".join(
+            str(c).rjust(w) if i in right else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths))
+        )
 
     return [fmt(header), "  ".join("─" * w for w in widths)] + [fmt(r).rstrip() for r in body]
 
@@ -133,12 +175,17 @@ def _markdown(header, body) -> list[str]:
 def _totals(s, hidden: int) -> list[str]:
     lines = [
         *_outputs_lines(s),
-        f"params       {count(s.params)}  ({si(s.params)})" + (
+        f"params       {count(s.params)}  ({si(s.params)})"
+        + (
             f"; {count(s.params - s.frozen_params)} trainable, {count(s.frozen_params)} frozen"
-            if s.frozen_params else ""),
+            if s.frozen_params
+            else ""
+        ),
         f"MACs         {count(s.macs)}  ({si(s.macs)}MAC; FLOPs = 2 × MACs = {si(s.flops)})",
-        (f"activations  {count(s.activations)} elements = {mebibytes(s.activation_bytes)} forward, "
-         f"≈ {mebibytes(s.training_bytes)} to train (×2, kept for the backward pass)"),
+        (
+            f"activations  {count(s.activations)} elements = {mebibytes(s.activation_bytes)} forward, "
+            f"≈ {mebibytes(s.training_bytes)} to train (×2, kept for the backward pass)"
+        ),
         f"weights      {mebibytes(s.params * DTYPE_BYTES[s.dtype])}",
     ]
     if hidden:

@@ -36,6 +36,7 @@ from cnnc.dsl.records import record
 # State tensors per parameter: momentum SGD's momentum buffer; Adam's exp_avg and exp_avg_sq.
 OPTIMIZER_BUFFERS = {"sgd": 1, "adam": 2}
 
+
 @record
 class TrainingMemory:
     """Bytes alive at the peak of one training step; `cnnc summary --train` prints `total`."""

@@ -31,14 +31,26 @@ from cnnc.compiler.elaborate.apply import Elaborator
 from cnnc.compiler.elaborate.bind import describe_call
 from cnnc.compiler.elaborate.entry import default_network, elaborate, network_names
 from cnnc.compiler.elaborate.state import (
-                                           Abort,
-                                           ChoicePoint,
-                                           Decider,
-                                           Elaboration,
-                                           Fail,
-                                           Frame,
-                                           numbered,
+    Abort,
+    ChoicePoint,
+    Decider,
+    Elaboration,
+    Fail,
+    Frame,
+    numbered,
 )
 
-__all__ = ["Abort", "ChoicePoint", "Decider", "Elaboration", "Elaborator", "Fail", "Frame",
-           "default_network", "describe_call", "elaborate", "network_names", "numbered"]
+__all__ = [
+    "Abort",
+    "ChoicePoint",
+    "Decider",
+    "Elaboration",
+    "Elaborator",
+    "Fail",
+    "Frame",
+    "default_network",
+    "describe_call",
+    "elaborate",
+    "network_names",
+    "numbered",
+]

@@ -39,7 +39,9 @@ class Elaborator:
     def __init__(self, decider: Decider | None = None):
         self.b = Builder()
         self.decider = decider
-        self.derivation: Derivation | None = None  # a derived network's clauses, while elaborating one
+        self.derivation: Derivation | None = (
+            None  # a derived network's clauses, while elaborating one
+        )
 
     # -- diagnostics ---------------------------------------------------------------------------
     def report(self, diagnostic: Diagnostic) -> None:
@@ -62,8 +64,15 @@ class Elaborator:
         return evaluate.evaluate(self, expr, env, frame)
 
     # -- application ---------------------------------------------------------------------------
-    def apply(self, layer, x, frame: Frame, name: str | None = None, explicit: bool = False,
-              span: Span | None = None):
+    def apply(
+        self,
+        layer,
+        x,
+        frame: Frame,
+        name: str | None = None,
+        explicit: bool = False,
+        span: Span | None = None,
+    ):
         """Feed tensor `x` through `layer`; returns a Tensor or POISON."""
         if layer is POISON or x is POISON:
             return POISON
@@ -72,8 +81,15 @@ class Elaborator:
             if isinstance(x, Outputs):  # a network with several outputs, used as a layer
                 key = x.items[0][0]
                 helps = (f"name the outputs and take one: `y = …`, then `y.{key} -> …`",)
-            raise Fail(error("E0404", f"`->` feeds a tensor into a layer, but its left side is {type_name(x)}",
-                             span, "this is not a tensor", helps=helps))
+            raise Fail(
+                error(
+                    "E0404",
+                    f"`->` feeds a tensor into a layer, but its left side is {type_name(x)}",
+                    span,
+                    "this is not a tensor",
+                    helps=helps,
+                )
+            )
         if name is not None and self.derivation is not None and self.derivation.replace:
             layer = self.substitute(layer, x, frame, name)
         if not isinstance(layer, LAYER_TYPES):  # (a layer already, most often: one check)
@@ -89,8 +105,15 @@ class Elaborator:
         if isinstance(layer, MergeLayer):
             return self.apply_merge(layer, x, frame, name, explicit)
         what = "a tensor: it is already computed" if isinstance(layer, Tensor) else type_name(layer)
-        raise Fail(error("E0404", f"`->` needs a layer on its right, but got {what}", span,
-                         "not a layer", notes=frame.notes()))
+        raise Fail(
+            error(
+                "E0404",
+                f"`->` needs a layer on its right, but got {what}",
+                span,
+                "not a layer",
+                notes=frame.notes(),
+            )
+        )
 
     def made_layer(self, value, span: Span | None):
         """A list, a block, a partial block or an op named without arguments, made the layer it
@@ -101,7 +124,9 @@ class Elaborator:
             return evaluate.bind_block(self, value, (), (), span, Frame())
         if isinstance(value, Partial):
             return evaluate.call_partial(self, value, (), (), span, Frame())
-        if hasattr(value, "infer"):  # an op named without arguments, e.g. in a list: `[Conv(8, 3), ReLU]`
+        if hasattr(
+            value, "infer"
+        ):  # an op named without arguments, e.g. in a list: `[Conv(8, 3), ReLU]`
             return bind_op_cached(value, (), (), span)
         return value
 
@@ -114,10 +139,19 @@ class Elaborator:
         clause, scope = found
         self.derivation.replaced.append(path)
         value = evaluate.evaluate(self, clause.value, scopes.Env(scope, {}, x), Frame())
-        if isinstance(value, Tensor) or not (is_layer(value) or hasattr(value, "infer") or isinstance(
-                value, (BlockRef, Partial, tuple))):
-            raise Fail(error("E0404", f"`{clause.path.text}` must be replaced by a layer, but got {type_name(value)}",
-                             clause.value.span, "not a layer"))
+        if isinstance(value, Tensor) or not (
+            is_layer(value)
+            or hasattr(value, "infer")
+            or isinstance(value, (BlockRef, Partial, tuple))
+        ):
+            raise Fail(
+                error(
+                    "E0404",
+                    f"`{clause.path.text}` must be replaced by a layer, but got {type_name(value)}",
+                    clause.value.span,
+                    "not a layer",
+                )
+            )
         return value
 
     def apply_op(self, layer: OpLayer, inputs, frame: Frame, name, explicit, operands=()) -> Tensor:
@@ -133,17 +167,36 @@ class Elaborator:
             if exc.describe_inputs is not None:  # a merge names its branches by label and span
                 exc = exc.describe_inputs([self.b.nodes[t.node] for t in inputs])
             self.report(op_diagnostic(exc, layer.span, frame, inputs, operands))
-            return self.b.add(spec.name, layer.args, inputs, ERROR, path, layer.span, frame, exc.message)
+            return self.b.add(
+                spec.name, layer.args, inputs, ERROR, path, layer.span, frame, exc.message
+            )
         return self.b.add(spec.name, args, inputs, out, path, layer.span, frame)
 
-    def merge(self, op: str, inputs, frame: Frame, span: Span | None, name=None, explicit=False, operands=()):
+    def merge(
+        self,
+        op: str,
+        inputs,
+        frame: Frame,
+        span: Span | None,
+        name=None,
+        explicit=False,
+        operands=(),
+    ):
         """A merge node over tensors (concat, +, *); POISON if any input is."""
         if any(t is POISON for t in inputs):
             return POISON
         for t in inputs:
             if not isinstance(t, Tensor):
-                raise Fail(error("E0404", f"`{REGISTRY[op].symbol}` joins tensors, but got {type_name(t)}", span))
-        return self.apply_op(OpLayer(REGISTRY[op], {}, span), list(inputs), frame, name, explicit, operands)
+                raise Fail(
+                    error(
+                        "E0404",
+                        f"`{REGISTRY[op].symbol}` joins tensors, but got {type_name(t)}",
+                        span,
+                    )
+                )
+        return self.apply_op(
+            OpLayer(REGISTRY[op], {}, span), list(inputs), frame, name, explicit, operands
+        )
 
     def apply_merge(self, layer: MergeLayer, x: Tensor, frame: Frame, name, explicit):
         """Branches share `x`. Only a label makes a scope: a merge is not a module of its own, so an
@@ -153,8 +206,12 @@ class Elaborator:
             path = self.b.claim(frame.scope, name, explicit, layer.span)
             self.b.scopes.append(Scope(path, "group", REGISTRY[layer.op].symbol, layer.span))
             sub = Frame(path, frame.instances, frame.blocks)
-        outs = [m if isinstance(m, Tensor) else self.guard(lambda m=m: self.apply(m, x, sub, span=layer.span))
-                for m in layer.members]
+        outs = [
+            m
+            if isinstance(m, Tensor)
+            else self.guard(lambda m=m: self.apply(m, x, sub, span=layer.span))
+            for m in layer.members
+        ]
         result = self.merge(layer.op, outs, sub, layer.span)
         return self.b.part(sub.scope, result) if explicit else result
 
@@ -162,11 +219,23 @@ class Elaborator:
         sub = frame
         items = flatten_seq(layer.items, self.b.room())
         if items is None:  # (a list shared k times at each of n levels spreads into kⁿ layers)
-            raise Fail(error("E0701", f"this sequence has more layers than the {self.b.room():,} nodes left of the "
-                             f"{limits.MAX_NODES:,} a network may have", layer.span, "expands too far",
-                             notes=frame.notes()[:3], helps=(NODES_HELP,)))
-        self.b.need(estimate.value_nodes(items, self.b.node_bounds), f"this sequence of {len(items):,} layers",
-                    layer.span, frame)
+            raise Fail(
+                error(
+                    "E0701",
+                    f"this sequence has more layers than the {self.b.room():,} nodes left of the "
+                    f"{limits.MAX_NODES:,} a network may have",
+                    layer.span,
+                    "expands too far",
+                    notes=frame.notes()[:3],
+                    helps=(NODES_HELP,),
+                )
+            )
+        self.b.need(
+            estimate.value_nodes(items, self.b.node_bounds),
+            f"this sequence of {len(items):,} layers",
+            layer.span,
+            frame,
+        )
         if name is not None:
             path = self.b.claim(frame.scope, name, explicit, layer.span)
             self.b.scopes.append(Scope(path, "seq", "Sequential", layer.span))
@@ -182,15 +251,31 @@ class Elaborator:
         block = layer.block
         if block.name in frame.blocks:
             chain = " → ".join(frame.blocks + (block.name,))
-            raise Fail(error("E0206", f"block `{block.name}` instantiates itself: {chain}", layer.span,
-                             "recursive instantiation", notes=frame.notes(),
-                             helps=("blocks cannot recurse; repeat a block with a list: `[B(…) for i in range(n)]`",)))
-        self.b.need(estimate.block_nodes(block, self.b.node_bounds), f"an instance of `{block.name}`", layer.span,
-                    frame)
+            raise Fail(
+                error(
+                    "E0206",
+                    f"block `{block.name}` instantiates itself: {chain}",
+                    layer.span,
+                    "recursive instantiation",
+                    notes=frame.notes(),
+                    helps=(
+                        "blocks cannot recurse; repeat a block with a list: `[B(…) for i in range(n)]`",
+                    ),
+                )
+            )
+        self.b.need(
+            estimate.block_nodes(block, self.b.node_bounds),
+            f"an instance of `{block.name}`",
+            layer.span,
+            frame,
+        )
         path = self.b.claim(frame.scope, name or block.name.lower(), explicit, layer.span)
         self.b.scopes.append(Scope(path, "block", layer.shown, layer.span))
-        inner = Frame(path, frame.instances + (Instance(path, layer.shown, layer.span),),
-                      frame.blocks + (block.name,))
+        inner = Frame(
+            path,
+            frame.instances + (Instance(path, layer.shown, layer.span),),
+            frame.blocks + (block.name,),
+        )
         env = scopes.Env(block.module, dict(layer.args), x, instance=True)
         result = bodies.run_body(self, block.definition, env, inner)
         if not (result is POISON or isinstance(result, (Tensor, Outputs))):
@@ -204,10 +289,16 @@ class Elaborator:
         too, so that a tap (`x.layer4`) cannot reach what `cut after` removed."""
         found = self.b.parts.get(path + at.parts)
         if found is None:
-            raise Fail(error("E0218", f"`{at.text}` is not a label of this network", at.span,
-                             "not found when used as a layer"))
+            raise Fail(
+                error(
+                    "E0218",
+                    f"`{at.text}` is not a label of this network",
+                    at.span,
+                    "not found when used as a layer",
+                )
+            )
         parts = self.b.parts
-        for node in self.b.nodes[found.node + 1:]:
+        for node in self.b.nodes[found.node + 1 :]:
             for k in range(len(path) + 1, len(node.path) + 1):
                 made = parts.get(node.path[:k])
                 if made is not None and made.node > found.node:
@@ -258,13 +349,19 @@ def op_diagnostic(exc: OpError, span: Span | None, frame: Frame, inputs, operand
     """An op's broken rule as a diagnostic; `operands` (span, tensor) label each side of `+`/`*`."""
     notes = frame.notes() + exc.notes
     span = exc.span or span
-    secondary = exc.secondary + tuple(Label(s, f"`{' '.join(s.text.split())}` is {t.type}")
-                                      for s, t in operands if s is not None and len(s.text) <= 40)
+    secondary = exc.secondary + tuple(
+        Label(s, f"`{' '.join(s.text.split())}` is {t.type}")
+        for s, t in operands
+        if s is not None and len(s.text) <= 40
+    )
     if exc.code == "E0301" and len(inputs) == 2:
         a, b = (t.type for t in inputs)
         if a.rank == b.rank:
-            diffs = [f"{axis} ({x} vs {y})" for axis, x, y in zip(_axes(a.rank), a.shape, b.shape)
-                     if x != y and 1 not in (x, y)]
+            diffs = [
+                f"{axis} ({x} vs {y})"
+                for axis, x, y in zip(_axes(a.rank), a.shape, b.shape)
+                if x != y and 1 not in (x, y)
+            ]
             notes += (f"they differ in {_and_list(diffs)}",)
     helps = (exc.help,) if exc.help else ()
     if exc.code in ("E0301", "E0302", "E0303", "E0305"):

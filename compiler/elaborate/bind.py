@@ -64,15 +64,25 @@ def bind_op(spec, args, kwargs, span) -> OpLayer:
     if slip is not None:
         exc, where = slip
         raise fail(exc.code, exc.message, where or span, helps=(exc.help,) if exc.help else ())
-    bound = bind_arguments(spec.name, [p.name for p in spec.params], {p.name: p.default for p in spec.params},
-                  args, kwargs, span)
+    bound = bind_arguments(
+        spec.name,
+        [p.name for p in spec.params],
+        {p.name: p.default for p in spec.params},
+        args,
+        kwargs,
+        span,
+    )
     values = {}
     for param in spec.params:
         try:
             values[param.torch_name] = coerce(param, bound[param.name], spec.name)
         except OpError as exc:
-            raise fail(exc.code, exc.message, _arg_span(param.name, list(bound), args, kwargs, span),
-                        helps=(exc.help,) if exc.help else ()) from None
+            raise fail(
+                exc.code,
+                exc.message,
+                _arg_span(param.name, list(bound), args, kwargs, span),
+                helps=(exc.help,) if exc.help else (),
+            ) from None
     return OpLayer(spec, values, span)
 
 
@@ -87,16 +97,31 @@ def bind_arguments(fn: str, names, defaults, args, kwargs, span, cli=False) -> d
     """A call's positional `args` and `kwargs` ((name, value, span) triples) matched to the parameters
     `names` of `fn`; a missing one takes its default (E0402 when it is `REQUIRED`)."""
     if len(args) > len(names):
-        raise fail("E0403", f"`{fn}` takes {len(names)} argument{'s' if len(names) != 1 else ''}, "
-                    f"but got {len(args)}", span, helps=(f"its parameters are: {', '.join(names) or 'none'}",))
+        raise fail(
+            "E0403",
+            f"`{fn}` takes {len(names)} argument{'s' if len(names) != 1 else ''}, "
+            f"but got {len(args)}",
+            span,
+            helps=(f"its parameters are: {', '.join(names) or 'none'}",),
+        )
     bound = dict(zip(names, args))
     for key, value, kspan in kwargs:
         if key not in names:
             import difflib
 
             close = difflib.get_close_matches(key, names, n=1)
-            hint = f"did you mean `{close[0]}`?" if close else f"its parameters are: {', '.join(names) or 'none'}"
-            raise fail("E0401", f"`{fn}` has no parameter `{key}`", kspan, "unknown parameter", helps=(hint,))
+            hint = (
+                f"did you mean `{close[0]}`?"
+                if close
+                else f"its parameters are: {', '.join(names) or 'none'}"
+            )
+            raise fail(
+                "E0401",
+                f"`{fn}` has no parameter `{key}`",
+                kspan,
+                "unknown parameter",
+                helps=(hint,),
+            )
         if key in bound:
             raise fail("E0401", f"`{key}` of `{fn}` is given twice", kspan, "given again here")
         bound[key] = value
@@ -104,8 +129,13 @@ def bind_arguments(fn: str, names, defaults, args, kwargs, span, cli=False) -> d
         if name not in bound:
             if defaults[name] is REQUIRED:
                 how = f"pass it with `--arg {name}=…`" if cli else f"e.g. `{fn}(…, {name} = …)`"
-                raise fail("E0402", f"`{fn}` needs the argument `{name}`", span, "missing an argument",
-                            helps=(how,))
+                raise fail(
+                    "E0402",
+                    f"`{fn}` needs the argument `{name}`",
+                    span,
+                    "missing an argument",
+                    helps=(how,),
+                )
             bound[name] = defaults[name]
     return bound
 
@@ -120,8 +150,10 @@ def describe_call(block: BlockRef, bound: dict, given=None) -> str:
             parts.append(show(value))
         elif given is not None and param.name not in given:
             continue
-        elif not (isinstance(param.default, (ast.Number, ast.Bool, ast.String, ast.NoneLit))
-                  and getattr(param.default, "value", None) == value
-                  and type(getattr(param.default, "value", None)) is type(value)):
+        elif not (
+            isinstance(param.default, (ast.Number, ast.Bool, ast.String, ast.NoneLit))
+            and getattr(param.default, "value", None) == value
+            and type(getattr(param.default, "value", None)) is type(value)
+        ):
             parts.append(f"{param.name} = {show(value)}")
     return f"{block.name}({', '.join(parts)})"

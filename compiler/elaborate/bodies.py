@@ -32,7 +32,11 @@ from cnnc.dsl.diagnostics import CnncError, error
 def run_network(el: El, main: ModuleScope, name: str, args: dict, input_shape):
     found = main.find(name)
     if found is None or not isinstance(found[1], (ast.NetworkDef, ast.NetworkAlias)):
-        names = [n for n, item in main.defs.items() if isinstance(item, (ast.NetworkDef, ast.NetworkAlias))]
+        names = [
+            n
+            for n, item in main.defs.items()
+            if isinstance(item, (ast.NetworkDef, ast.NetworkAlias))
+        ]
         raise_usage(f"no network `{name}` in this file", names)
     scope, item = found
     if isinstance(item, ast.NetworkAlias) and item.derive:
@@ -48,8 +52,14 @@ def run_network(el: El, main: ModuleScope, name: str, args: dict, input_shape):
         output = el.guard(lambda: el.apply(output, net_env.input, Frame()))
     elif output is not POISON and not isinstance(output, (Tensor, Outputs)):
         ret = _return_stmt(definition.definition)
-        el.report(error("E0404", f"a network must return a tensor (or several: `(a, b)`, `{{out: y}}`), but "
-                        f"`{name}` returns {type_name(output)}", ret.value.span if ret else None))
+        el.report(
+            error(
+                "E0404",
+                f"a network must return a tensor (or several: `(a, b)`, `{{out: y}}`), but "
+                f"`{name}` returns {type_name(output)}",
+                ret.value.span if ret else None,
+            )
+        )
         output = POISON
     if el.derivation is not None:
         parent = item.value.id if isinstance(item.value, ast.Name) else definition.name
@@ -82,7 +92,9 @@ def finish(el: El, name: str, output) -> Graph:
     d = el.derivation
     frozen = d.frozen if d is not None else ()
     replaced = d.replaced if d is not None else ()
-    return Graph(name, kept, outputs, kept_scopes, output_kind=kind, frozen=frozen, replaced=replaced)
+    return Graph(
+        name, kept, outputs, kept_scopes, output_kind=kind, frozen=frozen, replaced=replaced
+    )
 
 
 def _check_overrides(env: Env) -> None:
@@ -93,8 +105,14 @@ def _check_overrides(env: Env) -> None:
     unknown = [n for n in env.override if n not in declared]
     if unknown:
         listed = ", ".join(f"`{n}`" for n in sorted(declared)) or "one unnamed input"
-        raise CnncError(error("E0307", f"`--input {unknown[0]}=…` names no input of this network", None,
-                              notes=(f"its inputs: {listed}",)))
+        raise CnncError(
+            error(
+                "E0307",
+                f"`--input {unknown[0]}=…` names no input of this network",
+                None,
+                notes=(f"its inputs: {listed}",),
+            )
+        )
 
 
 def _derived_output(el: El, output, parent: str):
@@ -114,11 +132,19 @@ def resolve_network(el: El, scope: ModuleScope, item, cli_args: dict, env: Env):
     """(BlockRef of the network, bound parameters), following `network a = B(…)` aliases."""
     if isinstance(item, ast.NetworkDef):
         ref = BlockRef(item, scope)
-        bound = el.guard(lambda: bind_params(el, ref, (), tuple(cli_args.items()), item.name_span, Frame(),
-                                             from_cli=True), None)
+        bound = el.guard(
+            lambda: bind_params(
+                el, ref, (), tuple(cli_args.items()), item.name_span, Frame(), from_cli=True
+            ),
+            None,
+        )
         return (ref, bound) if bound is not None else (None, None)
     call = item.value
-    func = el.guard(lambda: evaluate(el, call.func, env, Frame())) if isinstance(call, ast.Call) else None
+    func = (
+        el.guard(lambda: evaluate(el, call.func, env, Frame()))
+        if isinstance(call, ast.Call)
+        else None
+    )
     if func is POISON:  # already reported; evaluating the whole call would report it again
         return None, None
     if isinstance(func, BlockRef) and isinstance(func.definition, ast.NetworkDef):
@@ -127,23 +153,39 @@ def resolve_network(el: El, scope: ModuleScope, item, cli_args: dict, env: Env):
     value = el.guard(lambda: evaluate(el, item.value, env, Frame()))
     if isinstance(value, BlockLayer) and isinstance(value.block.definition, ast.NetworkDef):
         return value.block, dict(value.args)
-    if isinstance(value, BlockRef) and isinstance(value.definition, ast.NetworkDef):  # `network b = a`
-        bound = el.guard(lambda: bind_params(el, value, (), tuple(cli_args.items()), item.value.span, Frame(),
-                                             from_cli=True), None)
+    if isinstance(value, BlockRef) and isinstance(
+        value.definition, ast.NetworkDef
+    ):  # `network b = a`
+        bound = el.guard(
+            lambda: bind_params(
+                el, value, (), tuple(cli_args.items()), item.value.span, Frame(), from_cli=True
+            ),
+            None,
+        )
         return (value, bound) if bound is not None else (None, None)
     if value is not POISON:
-        el.report(error("E0404", f"`network {item.name} = …` must name a network, but got {type_name(value)}",
-                        item.value.span))
+        el.report(
+            error(
+                "E0404",
+                f"`network {item.name} = …` must name a network, but got {type_name(value)}",
+                item.value.span,
+            )
+        )
     return None, None
 
 
 def _rebind_alias(el: El, ref: BlockRef, call: ast.Call, cli_args: dict, env: Env):
     """`network resnet50 = ResNet([3, 4, 6, 3])` with `--arg` values on top, bound in one go, so an
     unknown `--arg` is E0401 and defaults that read other parameters see the overrides."""
+
     def bind():
         names = [p.name for p in ref.definition.params or ()]
         if len(call.args) > len(names):
-            raise fail("E0403", f"`{ref.name}` takes {len(names)} arguments, but got {len(call.args)}", call.span)
+            raise fail(
+                "E0403",
+                f"`{ref.name}` takes {len(names)} arguments, but got {len(call.args)}",
+                call.span,
+            )
         given = {name: evaluate(el, a, env, Frame()) for name, a in zip(names, call.args)}
         given |= {k.name: evaluate(el, k.value, env, Frame()) for k in call.kwargs}
         given |= cli_args  # .cnn expressions from the command line, evaluated while binding
@@ -162,7 +204,14 @@ def run_body(el: El, definition, env: Env, frame):
     for stmt in definition.body:
         if isinstance(stmt, ast.Let):
             if stmt.name in env.vars:
-                el.report(error("E0204", f"`{stmt.name}` is defined twice", stmt.name_span, "defined again here"))
+                el.report(
+                    error(
+                        "E0204",
+                        f"`{stmt.name}` is defined twice",
+                        stmt.name_span,
+                        "defined again here",
+                    )
+                )
             env.vars[stmt.name] = el.guard(lambda s=stmt: evaluate(el, s.value, env, frame))
         elif isinstance(stmt, ast.InputDecl):
             el.guard(lambda s=stmt: declare_input(el, s, env, definition, frame))
@@ -173,8 +222,15 @@ def run_body(el: El, definition, env: Env, frame):
             returned = True
             break
     if not returned:
-        el.report(error("E0409", f"`{definition.name}` has no `return`", definition.name_span,
-                        "defined here", helps=("end the body with `return in -> …`",)))
+        el.report(
+            error(
+                "E0409",
+                f"`{definition.name}` has no `return`",
+                definition.name_span,
+                "defined here",
+                helps=("end the body with `return in -> …`",),
+            )
+        )
     return result
 
 
@@ -188,17 +244,31 @@ def declare_input(el: El, stmt: ast.InputDecl, env: Env, definition, frame) -> N
     if stmt.name is not None:
         return _declare_named(el, stmt, env, frame)
     if env.input is not None:
-        what = "a network with several inputs names each of them" if isinstance(env.input, dict) else \
-            "the input is declared twice"
-        raise fail("E0307", what, stmt.span, helps=(NAMED_HELP,) if isinstance(env.input, dict) else ())
+        what = (
+            "a network with several inputs names each of them"
+            if isinstance(env.input, dict)
+            else "the input is declared twice"
+        )
+        raise fail(
+            "E0307", what, stmt.span, helps=(NAMED_HELP,) if isinstance(env.input, dict) else ()
+        )
     try:
-        shape = _declared_shape(el, stmt, env, frame)  # first: the input's own shape cannot use the input
+        shape = _declared_shape(
+            el, stmt, env, frame
+        )  # first: the input's own shape cannot use the input
     finally:
         env.input = POISON  # until the shape is known good: its uses are then not reported again
     if shape is not POISON:
         t = TensorType(tuple(shape))
-        env.input = el.b.add("Input", {"type": t}, [], t, el.b.claim((), "input", False, stmt.span), stmt.span,
-                             Frame())
+        env.input = el.b.add(
+            "Input",
+            {"type": t},
+            [],
+            t,
+            el.b.claim((), "input", False, stmt.span),
+            stmt.span,
+            Frame(),
+        )
 
 
 NAMED_HELP = "e.g. `input image [3, 224, 224]` and `input depth [1, 224, 224]`"
@@ -207,19 +277,36 @@ NAMED_HELP = "e.g. `input image [3, 224, 224]` and `input depth [1, 224, 224]`"
 def _declare_named(el: El, stmt: ast.InputDecl, env: Env, frame) -> None:
     """`input image [3, 224, 224]`: an input node named `image`, and the variable `image`."""
     if env.input is not None and not isinstance(env.input, dict):
-        raise fail("E0307", "a network with several inputs names each of them", stmt.span, helps=(NAMED_HELP,))
+        raise fail(
+            "E0307",
+            "a network with several inputs names each of them",
+            stmt.span,
+            helps=(NAMED_HELP,),
+        )
     if stmt.name in TAKEN_BY_CODE:
-        raise fail("E0209", f"the input name `{stmt.name}` is taken: the compiled network's code uses it",
-                    stmt.name_span, helps=(f"choose another name, e.g. `{stmt.name}_in`",))
+        raise fail(
+            "E0209",
+            f"the input name `{stmt.name}` is taken: the compiled network's code uses it",
+            stmt.name_span,
+            helps=(f"choose another name, e.g. `{stmt.name}_in`",),
+        )
     inputs = env.input if isinstance(env.input, dict) else {}
     if stmt.name in env.vars or stmt.name in inputs:
         raise fail("E0204", f"`{stmt.name}` is defined twice", stmt.name_span, "defined again here")
     if inputs and isinstance(env.override, tuple):
         names = ", ".join(f"`{n}=C,H,W`" for n in [*inputs, stmt.name])
-        raise CnncError(error("E0307", "`--input C,H,W` is one shape, but this network has several inputs", None,
-                              helps=(f"give each input by name: {names}",)))
+        raise CnncError(
+            error(
+                "E0307",
+                "`--input C,H,W` is one shape, but this network has several inputs",
+                None,
+                helps=(f"give each input by name: {names}",),
+            )
+        )
     try:
-        shape = _declared_shape(el, stmt, env, frame)  # first: the input's own shape cannot use the input
+        shape = _declared_shape(
+            el, stmt, env, frame
+        )  # first: the input's own shape cannot use the input
     finally:
         env.input = inputs
         inputs[stmt.name] = env.vars[stmt.name] = POISON  # until the shape is known good
@@ -242,11 +329,18 @@ def _declared_shape(el: El, stmt: ast.InputDecl, env: Env, frame):
     shape = override if override is not None else evaluate(el, stmt.value, env, frame)
     if shape is POISON:
         return POISON
-    ok = isinstance(shape, tuple) and len(shape) in (1, 3) and all(
-        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+    ok = (
+        isinstance(shape, tuple)
+        and len(shape) in (1, 3)
+        and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+    )
     if not ok:
-        raise fail("E0307", f"`input` must be [C, H, W] or [N] of positive integers, but got {show(shape)}",
-                    stmt.value.span, helps=("e.g. `input [3, 224, 224]`",))
+        raise fail(
+            "E0307",
+            f"`input` must be [C, H, W] or [N] of positive integers, but got {show(shape)}",
+            stmt.value.span,
+            helps=("e.g. `input [3, 224, 224]`",),
+        )
     return shape
 
 
@@ -260,8 +354,13 @@ def _check_received(el: El, stmt: ast.InputDecl, env: Env, definition, frame) ->
         if stmt.name is not None:
             env.vars[stmt.name] = POISON
         if stmt is declared[0]:
-            raise fail("E0307", f"`{definition.name}` has several inputs, so it cannot be used as a layer "
-                       "(`->` feeds one tensor)", stmt.span, notes=frame.notes())
+            raise fail(
+                "E0307",
+                f"`{definition.name}` has several inputs, so it cannot be used as a layer "
+                "(`->` feeds one tensor)",
+                stmt.span,
+                notes=frame.notes(),
+            )
         return
     if stmt.name is not None:
         env.vars[stmt.name] = received
@@ -271,11 +370,21 @@ def _check_received(el: El, stmt: ast.InputDecl, env: Env, definition, frame) ->
     if not isinstance(shape, tuple) or not shape:
         return
     got = received.type.shape
-    if len(shape) != len(got) or (len(shape) == 3 and shape[0] != got[0]) or (len(shape) == 1 and shape != got):
+    if (
+        len(shape) != len(got)
+        or (len(shape) == 3 and shape[0] != got[0])
+        or (len(shape) == 1 and shape != got)
+    ):
         expected = f"{shape[0]} channels" if len(shape) == 3 else f"a vector of {shape[0]}"
-        raise fail("E0307", f"`{definition.name}` takes {expected} (its `input {show(list(shape))}`), "
-                    f"but receives {received.type}", stmt.span, "declared here", notes=frame.notes(),
-                    helps=("adapt the tensor before it, e.g. `Conv(3, 1)` to change the channels",))
+        raise fail(
+            "E0307",
+            f"`{definition.name}` takes {expected} (its `input {show(list(shape))}`), "
+            f"but receives {received.type}",
+            stmt.span,
+            "declared here",
+            notes=frame.notes(),
+            helps=("adapt the tensor before it, e.g. `Conv(3, 1)` to change the channels",),
+        )
 
 
 def check_assert(el: El, stmt: ast.Assert, env: Env, frame) -> None:
@@ -286,7 +395,9 @@ def check_assert(el: El, stmt: ast.Assert, env: Env, frame) -> None:
         raise fail("E0404", f"`assert` needs a boolean, but got {type_name(cond)}", stmt.cond.span)
     if not cond:
         message = stmt.message or f"`{stmt.cond.span.text}` does not hold"
-        raise fail("E0408", f"assertion failed: {message}", stmt.cond.span, "is false", notes=frame.notes())
+        raise fail(
+            "E0408", f"assertion failed: {message}", stmt.cond.span, "is false", notes=frame.notes()
+        )
 
 
 def raise_usage(message: str, names) -> None:

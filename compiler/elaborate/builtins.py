@@ -15,7 +15,9 @@ from cnnc.compiler.names import label_problem
 from cnnc.compiler.ops import OpError
 from cnnc.compiler.values import Builtin, LabeledLayer, is_layer, type_name
 
-MAX_LIST = limits.MAX_LIST  # longer lists are not meant; they are an expansion error, not an out-of-memory
+MAX_LIST = (
+    limits.MAX_LIST
+)  # longer lists are not meant; they are an expansion error, not an out-of-memory
 
 
 def _number(value, fn: str, what: str = "argument"):
@@ -44,8 +46,10 @@ def _no_kwargs(fn: str, kwargs: dict) -> None:
 def _arity(fn: str, args: tuple, low: int, high: int) -> None:
     if not low <= len(args) <= high:
         count = f"{low}" if low == high else f"{low} to {high}"
-        raise OpError("E0403" if len(args) > high else "E0402",
-                      f"`{fn}` takes {count} arguments, but got {len(args)}")
+        raise OpError(
+            "E0403" if len(args) > high else "E0402",
+            f"`{fn}` takes {count} arguments, but got {len(args)}",
+        )
 
 
 def b_range(args, kwargs):
@@ -57,19 +61,30 @@ def b_range(args, kwargs):
     values = range(*bounds)
     count = _range_length(values)
     if count > MAX_LIST:
-        raise OpError("E0702", f"`range` would make {count:,} values, more than the {MAX_LIST:,} a list may have")
+        raise OpError(
+            "E0702",
+            f"`range` would make {count:,} values, more than the {MAX_LIST:,} a list may have",
+        )
     return tuple(values)
 
 
 def _range_length(values: range) -> int:
     """`len(range)` without its OverflowError beyond sys.maxsize."""
-    return max(0, (values.stop - values.start + values.step - (1 if values.step > 0 else -1)) // values.step)
+    return max(
+        0,
+        (values.stop - values.start + values.step - (1 if values.step > 0 else -1)) // values.step,
+    )
 
 
 def items_made(name: str, args) -> int:
     """How many list items a call makes, where known before the call (`range`): the caller charges
     them to the budget first."""
-    if name == "range" and 1 <= len(args) <= 3 and all(type(a) is int for a in args) and (len(args) < 3 or args[2]):
+    if (
+        name == "range"
+        and 1 <= len(args) <= 3
+        and all(type(a) is int for a in args)
+        and (len(args) < 3 or args[2])
+    ):
         return _range_length(range(*args))
     return 0
 
@@ -161,7 +176,10 @@ def b_label(args, kwargs):
     _arity("label", args, 2, 2)
     name, layer = args
     if not isinstance(name, str) or not all(name.split(".")):
-        raise OpError("E0405", f"a label must be a non-empty string (dots separate path parts), but got {name!r}")
+        raise OpError(
+            "E0405",
+            f"a label must be a non-empty string (dots separate path parts), but got {name!r}",
+        )
     problem = label_problem(name)  # an identifier or a number per part, not a keyword: E0208, E0209
     if problem is not None:
         raise OpError(problem.code, problem.message, problem.help)
@@ -181,9 +199,12 @@ def b_pow(args, kwargs):
     if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
         bits = limits.pow_bits(base, exponent)
         if bits > limits.MAX_INT_BITS:
-            raise OpError("E0704", f"`pow` would make an integer of up to {bits:,} bits, more than the "
-                          f"{limits.MAX_INT_BITS} an integer may have",
-                          "channel counts and sizes are small numbers; check the arithmetic")
+            raise OpError(
+                "E0704",
+                f"`pow` would make an integer of up to {bits:,} bits, more than the "
+                f"{limits.MAX_INT_BITS} an integer may have",
+                "channel counts and sizes are small numbers; check the arithmetic",
+            )
     result = base**exponent
     if isinstance(result, complex):  # a negative base to a fractional power
         raise OpError("E0405", f"`pow({base}, {exponent})` has no real value")
@@ -196,7 +217,10 @@ def b_log(args, kwargs):
     value = _number(args[0], "log")
     base = _number(args[1], "log", "base") if len(args) == 2 else math.e
     if value <= 0 or base <= 0 or base == 1:
-        raise OpError("E0405", f"`log` needs a positive value and a positive base other than 1, but got {value}, {base}")
+        raise OpError(
+            "E0405",
+            f"`log` needs a positive value and a positive base other than 1, but got {value}, {base}",
+        )
     return math.log(value, base)
 
 

@@ -26,18 +26,37 @@ def decide(el: El, expr: ast.Choice, env, frame):
         if values is POISON:
             return POISON
         if not isinstance(values, tuple) or not values:
-            raise Fail(error("E0502", "`choice(x)` with one option needs a non-empty list to choose from, "
-                             f"but got {show(values)}", options[0].span,
-                             helps=("write the options out: `choice(3, 5, 7)`, or `choice(range(16, 65, 16))`",)))
+            raise Fail(
+                error(
+                    "E0502",
+                    "`choice(x)` with one option needs a non-empty list to choose from, "
+                    f"but got {show(values)}",
+                    options[0].span,
+                    helps=(
+                        "write the options out: `choice(3, 5, 7)`, or `choice(range(16, 65, 16))`",
+                    ),
+                )
+            )
         point = ChoicePoint(name, tuple(show(v) for v in values), values, expr.span)
     else:
         literal = all(isinstance(o, (ast.Number, ast.String, ast.Bool)) for o in options)
         values = tuple(o.value for o in options) if literal else None
-        point = ChoicePoint(name, tuple(" ".join(o.span.text.split()) for o in options), values, expr.span)
+        point = ChoicePoint(
+            name, tuple(" ".join(o.span.text.split()) for o in options), values, expr.span
+        )
     if el.decider is None:
-        raise Fail(error("E0501", "this file is a search space: `choice(…)` needs a decision", expr.span,
-                         f"{len(point.labels)} options", notes=frame.notes(),
-                         helps=("run `cnnc search FILE` to explore it, or replace the choice with one option",)))
+        raise Fail(
+            error(
+                "E0501",
+                "this file is a search space: `choice(…)` needs a decision",
+                expr.span,
+                f"{len(point.labels)} options",
+                notes=frame.notes(),
+                helps=(
+                    "run `cnnc search FILE` to explore it, or replace the choice with one option",
+                ),
+            )
+        )
     index = el.decider.decide(point)
     if point.values is not None and len(options) == 1:
         return point.values[index]
@@ -47,8 +66,14 @@ def decide(el: El, expr: ast.Choice, env, frame):
 def _name(el: El, expr: ast.Choice, env, frame) -> str:
     for kw in expr.kwargs:
         if kw.name != "name":
-            raise Fail(error("E0401", f"`choice` has no parameter `{kw.name}`", kw.span,
-                             helps=("`choice(a, b, …, name = \"k\")` is its only keyword",)))
+            raise Fail(
+                error(
+                    "E0401",
+                    f"`choice` has no parameter `{kw.name}`",
+                    kw.span,
+                    helps=('`choice(a, b, …, name = "k")` is its only keyword',),
+                )
+            )
         value = el.evaluate(kw.value, env, frame)
         if not isinstance(value, str):
             raise Fail(error("E0404", "a choice's `name` must be a string", kw.value.span))

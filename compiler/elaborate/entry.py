@@ -17,8 +17,13 @@ from cnnc.dsl.imports import Program
 DEPTH_HELP = "build repeats with a list, `[B(i) for i in range(n)]`, rather than by nesting"
 
 
-def elaborate(program: Program, network: str | None = None, args=None, input_shape=None,
-              decider: Decider | None = None) -> Elaboration:
+def elaborate(
+    program: Program,
+    network: str | None = None,
+    args=None,
+    input_shape=None,
+    decider: Decider | None = None,
+) -> Elaboration:
     """Elaborate one network of `program` (the default one when `network` is None)."""
     main = scopes.module_scopes(program)[program.main]
     name = network or default_network(program)
@@ -29,9 +34,17 @@ def elaborate(program: Program, network: str | None = None, args=None, input_sha
         graph = bodies.run_network(el, main, name, dict(args or {}), input_shape)
     except Abort as failure:
         el.report(failure.diagnostic)
-    except RecursionError:  # a value nested by thousands of statements; depth is bounded per expression
-        el.report(error("E0705", "the program nests values too deeply to elaborate", None,
-                        helps=(DEPTH_HELP,)))
+    except (
+        RecursionError
+    ):  # a value nested by thousands of statements; depth is bounded per expression
+        el.report(
+            error(
+                "E0705",
+                "the program nests values too deeply to elaborate",
+                None,
+                helps=(DEPTH_HELP,),
+            )
+        )
     return Elaboration(graph, tuple(el.b.diagnostics) + unused.static_warnings(main))
 
 
@@ -57,8 +70,20 @@ def default_network(program: Program) -> str:
     if len(concrete) == 1:
         return concrete[0]
     if not names:
-        raise CnncError(error("E0205", f"`{Path(program.main).name}` defines no network", None,
-                              helps=("add `network Name { input [3, 224, 224] return in -> … }`",)))
+        raise CnncError(
+            error(
+                "E0205",
+                f"`{Path(program.main).name}` defines no network",
+                None,
+                helps=("add `network Name { input [3, 224, 224] return in -> … }`",),
+            )
+        )
     listed = ", ".join(f"`{n}`" for n, _ in names)
-    raise CnncError(error("E0205", f"`{Path(program.main).name}` defines several networks: {listed}", None,
-                          helps=("choose one with `--network NAME`",)))
+    raise CnncError(
+        error(
+            "E0205",
+            f"`{Path(program.main).name}` defines several networks: {listed}",
+            None,
+            helps=("choose one with `--network NAME`",),
+        )
+    )

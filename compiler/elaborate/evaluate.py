@@ -42,9 +42,14 @@ def evaluate(el: El, expr, env: Env, frame):
         raise AssertionError(f"no evaluation rule for {type(expr).__name__}")
     b = el.b
     if b.depth >= limits.MAX_DEPTH:
-        raise fail("E0705", f"evaluation nests deeper than {limits.MAX_DEPTH:,} levels here", expr.span,
-                    "too deep", notes=frame.notes()[:3],
-                    helps=(DEPTH_HELP,))
+        raise fail(
+            "E0705",
+            f"evaluation nests deeper than {limits.MAX_DEPTH:,} levels here",
+            expr.span,
+            "too deep",
+            notes=frame.notes()[:3],
+            helps=(DEPTH_HELP,),
+        )
     b.depth += 1
     try:
         return method(el, expr, env, frame)
@@ -52,8 +57,10 @@ def evaluate(el: El, expr, env: Env, frame):
         b.depth -= 1
 
 
-DEPTH_HELP = ("blocks inside blocks and values defined through other values nest; build repeats with a list, "
-              "`[B(i) for i in range(n)]`")
+DEPTH_HELP = (
+    "blocks inside blocks and values defined through other values nest; build repeats with a list, "
+    "`[B(i) for i in range(n)]`"
+)
 
 
 def ev_number(el: El, expr: ast.Number, env, frame):
@@ -92,7 +99,9 @@ CONCAT = Builtin("concat", None)
 
 
 def unknown_name(expr: ast.Name, env: Env):
-    candidates = env.names() | set(env.module.defs) | {n for m in env.module.imports for n in m.defs}
+    candidates = (
+        env.names() | set(env.module.defs) | {n for m in env.module.imports for n in m.defs}
+    )
     candidates |= set(dsl_names()) | set(builtins.BUILTINS) | {"concat", "same"}
     import difflib
 
@@ -132,10 +141,17 @@ def derived_layer(el: El, value, item: ast.NetworkAlias, scope: ModuleScope):
     _, _, d = derive.collect(scope, item)
     if d.replace or d.freeze or d.freeze_until is not None:
         clause = next(c for c in item.derive if c.kind != "cut_after")
-        raise fail("E0404", f"`{item.name}` changes its parent's layers (`with`, `freeze`), so it cannot be "
-                    "used as a layer", clause.span, "applies to the network itself",
-                    helps=("use it as the network (`cnnc compile FILE -n NAME`), or derive from the "
-                           "network that uses it",))
+        raise fail(
+            "E0404",
+            f"`{item.name}` changes its parent's layers (`with`, `freeze`), so it cannot be "
+            "used as a layer",
+            clause.span,
+            "applies to the network itself",
+            helps=(
+                "use it as the network (`cnnc compile FILE -n NAME`), or derive from the "
+                "network that uses it",
+            ),
+        )
     if isinstance(value, BlockRef) and isinstance(value.definition, ast.NetworkDef):
         value = bind_block(el, value, (), (), item.span, Frame())
     if not isinstance(value, BlockLayer):
@@ -147,16 +163,28 @@ def self_reference(scope: ModuleScope, item, span):
     """A top-level definition reached again while it is evaluated: a cycle, or an alias that meant
     the imported definition its name hides (`network MobileNetV2 = MobileNetV2(width = 1.0)`)."""
     if isinstance(item, ast.Let):
-        return fail("E0206", f"`{item.name}` is defined in terms of itself", item.span, "this definition")
+        return fail(
+            "E0206", f"`{item.name}` is defined in terms of itself", item.span, "this definition"
+        )
     kind = "network" if isinstance(item, ast.NetworkAlias) else "block"
     if any(item.name in imported.defs for imported in scope.imports):
-        return fail("E0216", f"`{kind} {item.name} = …` hides the imported `{item.name}` it refers to",
-                     item.name_span or item.span, "this name is taken here by the alias itself",
-                     notes=(f"inside the alias, `{item.name}` means the alias, not the import",),
-                     helps=(f"give the alias a name of its own, e.g. `{kind} {_other_name(item.name)} = …`",))
-    return fail("E0215", f"`{kind} {item.name}` is defined in terms of itself", span or item.span,
-                 "refers back to the alias being defined",
-                 helps=(f"`{kind} {item.name} = …` must name a {kind} defined elsewhere",))
+        return fail(
+            "E0216",
+            f"`{kind} {item.name} = …` hides the imported `{item.name}` it refers to",
+            item.name_span or item.span,
+            "this name is taken here by the alias itself",
+            notes=(f"inside the alias, `{item.name}` means the alias, not the import",),
+            helps=(
+                f"give the alias a name of its own, e.g. `{kind} {_other_name(item.name)} = …`",
+            ),
+        )
+    return fail(
+        "E0215",
+        f"`{kind} {item.name}` is defined in terms of itself",
+        span or item.span,
+        "refers back to the alias being defined",
+        helps=(f"`{kind} {item.name} = …` must name a {kind} defined elsewhere",),
+    )
 
 
 def _other_name(name: str) -> str:
@@ -169,8 +197,13 @@ def partial_block(el: El, scope: ModuleScope, item: ast.BlockAlias) -> Partial:
     call = item.value
     target = evaluate(el, call.func if isinstance(call, ast.Call) else call, env, frame)
     if not isinstance(target, (BlockRef, Partial)):
-        raise fail("E0404", f"`block {item.name} = …` names a block (with some of its arguments), but this is "
-                    f"{type_name(target)}", item.value.span, helps=("e.g. `block Inception5 = Inception(k5 = 5)`",))
+        raise fail(
+            "E0404",
+            f"`block {item.name} = …` names a block (with some of its arguments), but this is "
+            f"{type_name(target)}",
+            item.value.span,
+            helps=("e.g. `block Inception5 = Inception(k5 = 5)`",),
+        )
     base = target if isinstance(target, Partial) else Partial(target, (), (), target.name)
     if not isinstance(call, ast.Call):
         return Partial(base.block, base.args, base.kwargs, item.name)
@@ -186,15 +219,21 @@ def _check_partial(fn: str, names, args, kwargs: dict, span) -> None:
         raise fail("E0403", f"`{fn}` takes {len(names)} arguments, but got {len(args)}", span)
     for key in kwargs:
         if key not in names:
-            raise fail("E0401", f"`{fn}` has no parameter `{key}`", span,
-                        helps=(f"its parameters are: {', '.join(names) or 'none'}",))
+            raise fail(
+                "E0401",
+                f"`{fn}` has no parameter `{key}`",
+                span,
+                helps=(f"its parameters are: {', '.join(names) or 'none'}",),
+            )
 
 
 def call_partial(el: El, partial: Partial, args, kwargs, span, frame) -> BlockLayer:
     """A partial block called: its fixed arguments first, then the call's (which may override keywords)."""
     given = {k: v for k, v, _ in kwargs}
     fixed = tuple((k, v, span) for k, v in partial.kwargs if k not in given)
-    return bind_block(el, partial.block, partial.args + tuple(args), fixed + tuple(kwargs), span, frame)
+    return bind_block(
+        el, partial.block, partial.args + tuple(args), fixed + tuple(kwargs), span, frame
+    )
 
 
 def ev_input(el: El, expr: ast.InputRef, env: Env, frame):
@@ -202,13 +241,26 @@ def ev_input(el: El, expr: ast.InputRef, env: Env, frame):
     while e is not None and e.input is None:
         e = e.parent
     if e is None:
-        where = "before `input [C, H, W]` is declared" if _in_network(env) else "outside a block or network"
-        raise fail("E0201", f"`{expr.keyword}` is used {where}", expr.span,
-                    helps=("declare the input first: `input [3, 224, 224]`",) if _in_network(env) else ())
+        where = (
+            "before `input [C, H, W]` is declared"
+            if _in_network(env)
+            else "outside a block or network"
+        )
+        raise fail(
+            "E0201",
+            f"`{expr.keyword}` is used {where}",
+            expr.span,
+            helps=("declare the input first: `input [3, 224, 224]`",) if _in_network(env) else (),
+        )
     if isinstance(e.input, dict):  # named inputs: `input image [3, 224, 224]`
         names = ", ".join(f"`{n}`" for n in e.input)
-        raise fail("E0201", f"`{expr.keyword}` is ambiguous: this network's inputs are named ({names})",
-                    expr.span, "which input?", helps=(f"use an input's name, e.g. `{next(iter(e.input))}`",))
+        raise fail(
+            "E0201",
+            f"`{expr.keyword}` is ambiguous: this network's inputs are named ({names})",
+            expr.span,
+            "which input?",
+            helps=(f"use an input's name, e.g. `{next(iter(e.input))}`",),
+        )
     return e.input
 
 
@@ -236,8 +288,12 @@ def ev_tuple(el: El, expr: ast.TupleExpr, env, frame):
 def ev_record(el: El, expr: ast.RecordExpr, env, frame):
     """`{out: y, aux: z}`: tensors returned by name."""
     if not expr.items:
-        raise fail("E0404", "`{}` names no tensor: a network returns at least one", expr.span,
-                   helps=("name each output, e.g. `{out: y}`",))
+        raise fail(
+            "E0404",
+            "`{}` names no tensor: a network returns at least one",
+            expr.span,
+            helps=("name each output, e.g. `{out: y}`",),
+        )
     items, poisoned = [], False
     for f in expr.items:
         if any(k == f.key for k, _ in items):
@@ -252,8 +308,13 @@ def ev_record(el: El, expr: ast.RecordExpr, env, frame):
 
 def _expect_tensor(value, span, why: str) -> None:
     if not isinstance(value, Tensor):
-        raise fail("E0404", f"{why}, but this is {type_name(value)}", span, "not a tensor",
-                    helps=("apply the layer to a tensor first: `x -> layer`",) if is_layer(value) else ())
+        raise fail(
+            "E0404",
+            f"{why}, but this is {type_name(value)}",
+            span,
+            "not a tensor",
+            helps=("apply the layer to a tensor first: `x -> layer`",) if is_layer(value) else (),
+        )
 
 
 def ev_comprehension(el: El, expr: ast.Comprehension, env: Env, frame):
@@ -261,7 +322,11 @@ def ev_comprehension(el: El, expr: ast.Comprehension, env: Env, frame):
     if iterable is POISON:
         return POISON
     if not isinstance(iterable, tuple):
-        raise fail("E0404", f"`for` needs a list to walk, but got {type_name(iterable)}", expr.iterable.span)
+        raise fail(
+            "E0404",
+            f"`for` needs a list to walk, but got {type_name(iterable)}",
+            expr.iterable.span,
+        )
     budget.before_iterating(el, expr, env, frame, len(iterable))
     out = []
     for item in iterable:
@@ -282,8 +347,12 @@ def ev_chain(el: El, expr: ast.Chain, env, frame):
         return POISON
     if not isinstance(first, Tensor):
         if not (is_layer(first) or isinstance(first, tuple) or hasattr(first, "infer")):
-            raise fail("E0404", f"a chain starts with a tensor or a layer, but this is {type_name(first)}",
-                        expr.elements[0].span, "not a tensor or layer")
+            raise fail(
+                "E0404",
+                f"a chain starts with a tensor or a layer, but this is {type_name(first)}",
+                expr.elements[0].span,
+                "not a tensor or layer",
+            )
         first = to_layer(first, expr.elements[0].span)
         layers = (first, *[as_layer(el, e, env, frame) for e in expr.elements[1:]])
         return SeqLayer(layers, expr.span)
@@ -300,8 +369,12 @@ def as_layer(el: El, element, env, frame):
     value = evaluate(el, element, env, frame)
     if value is POISON or is_layer(value) or isinstance(value, tuple) or hasattr(value, "infer"):
         return to_layer(value, element.span)
-    raise fail("E0404", f"`->` needs a layer on its right, but got {type_name(value)}", element.span,
-                "not a layer")
+    raise fail(
+        "E0404",
+        f"`->` needs a layer on its right, but got {type_name(value)}",
+        element.span,
+        "not a layer",
+    )
 
 
 def to_layer(value, span):
@@ -315,9 +388,15 @@ def ev_labeled(el: El, expr: ast.Labeled, env, frame):
     value = evaluate(el, expr.value, env, frame)
     if value is POISON:
         return POISON
-    if isinstance(value, Tensor) or not (is_layer(value) or isinstance(value, tuple) or hasattr(value, "infer")):
-        raise fail("E0404", f"a label names a layer, but `{expr.label}` labels {type_name(value)}",
-                    expr.label_span, helps=("put the label on the layer: `x -> name: Conv(…)`",))
+    if isinstance(value, Tensor) or not (
+        is_layer(value) or isinstance(value, tuple) or hasattr(value, "infer")
+    ):
+        raise fail(
+            "E0404",
+            f"a label names a layer, but `{expr.label}` labels {type_name(value)}",
+            expr.label_span,
+            helps=("put the label on the layer: `x -> name: Conv(…)`",),
+        )
     return LabeledLayer(expr.label, to_layer(value, expr.value.span), expr.span)
 
 
@@ -339,8 +418,12 @@ def ev_call(el: El, expr: ast.Call, env, frame):
         return call_partial(el, func, args, kwargs, expr.span, frame)
     if isinstance(func, Builtin):
         return call_builtin(el, func, args, kwargs, expr.span)
-    raise fail("E0404", f"only ops, blocks and functions can be called, but this is {type_name(func)}",
-                expr.func.span, "not callable")
+    raise fail(
+        "E0404",
+        f"only ops, blocks and functions can be called, but this is {type_name(func)}",
+        expr.func.span,
+        "not callable",
+    )
 
 
 def _poisoned(values) -> bool:
@@ -357,7 +440,9 @@ def concat(el: El, expr: ast.Call, env, frame):
     if any(m is POISON for m in members):  # already reported (before counting the branches)
         return POISON
     if len(members) < 2:
-        raise fail("E0402", f"`concat` joins two or more branches, but got {len(members)}", expr.span)
+        raise fail(
+            "E0402", f"`concat` joins two or more branches, but got {len(members)}", expr.span
+        )
     if any(m is POISON for m in members):
         return POISON
     if all(isinstance(m, Tensor) for m in members):
@@ -398,10 +483,16 @@ def argument_value(el: El, ref: BlockRef, param, expr, env: Env, frame):
     key = (id(ref.definition), param.name)
     active = el.b.defaults
     if key in active:
-        raise fail("E0217", f"the default of `{param.name}` in `{ref.name}` depends on itself", expr.span,
-                    f"needs `{ref.name}` with this default again",
-                    helps=(f"give `{param.name}` a default that does not call `{ref.name}`, or pass "
-                           f"`{param.name}` in the inner call",))
+        raise fail(
+            "E0217",
+            f"the default of `{param.name}` in `{ref.name}` depends on itself",
+            expr.span,
+            f"needs `{ref.name}` with this default again",
+            helps=(
+                f"give `{param.name}` a default that does not call `{ref.name}`, or pass "
+                f"`{param.name}` in the inner call",
+            ),
+        )
     active.add(key)
     try:
         return evaluate(el, expr, env, frame)
@@ -430,12 +521,20 @@ def ev_index(el: El, expr: ast.Index, env, frame):
     if isinstance(value, Outputs) and value.kind == "tuple":
         value = tuple(t for _, t in value.items)
     if not isinstance(value, tuple):
-        raise fail("E0404", f"only lists can be indexed, but this is {type_name(value)}", expr.value.span)
+        raise fail(
+            "E0404", f"only lists can be indexed, but this is {type_name(value)}", expr.value.span
+        )
     if isinstance(index, bool) or not isinstance(index, int):
-        raise fail("E0404", f"a list index must be an integer, but got {type_name(index)}", expr.index.span)
+        raise fail(
+            "E0404", f"a list index must be an integer, but got {type_name(index)}", expr.index.span
+        )
     if not -len(value) <= index < len(value):
-        raise fail("E0407", f"index {index} is out of range for a list of {len(value)}", expr.index.span,
-                    "out of range")
+        raise fail(
+            "E0407",
+            f"index {index} is out of range for a list of {len(value)}",
+            expr.index.span,
+            "out of range",
+        )
     return value[index]
 
 
@@ -456,15 +555,20 @@ def ev_attr(el: El, expr: ast.Attr, env, frame):
     if isinstance(value, Outputs):
         return _output_field(value, expr)
     if not isinstance(value, Tensor):
-        raise fail("E0404", f"`.{expr.name}` reads a tensor's shape, but this is {type_name(value)}",
-                    expr.value.span)
+        raise fail(
+            "E0404",
+            f"`.{expr.name}` reads a tensor's shape, but this is {type_name(value)}",
+            expr.value.span,
+        )
     getter = TENSOR_ATTRS.get(expr.name)
     if getter is None:
         return tap(el, value, expr)
     if is_error(value.type):
         return POISON
     if expr.name in ("height", "width") and value.type.rank != 3:
-        raise fail("E0304", f"`.{expr.name}` needs a [C, H, W] tensor, but got {value.type}", expr.span)
+        raise fail(
+            "E0304", f"`.{expr.name}` needs a [C, H, W] tensor, but got {value.type}", expr.span
+        )
     return getter(value.type)
 
 
@@ -476,8 +580,17 @@ def tap(el: El, value: Tensor, expr: ast.Attr):
         if found is not None:
             return found
     owner = ".".join(value.part) if value.part else ""
-    inside = sorted({p[len(value.part)] for p in el.b.parts if value.part and p[:len(value.part)] == value.part
-                     and len(p) > len(value.part)}) if value.part else []
+    inside = (
+        sorted(
+            {
+                p[len(value.part)]
+                for p in el.b.parts
+                if value.part and p[: len(value.part)] == value.part and len(p) > len(value.part)
+            }
+        )
+        if value.part
+        else []
+    )
     helps = ["tensors have `.channels`, `.height`, `.width`, `.shape`, `.rank` and `.numel`"]
     import difflib
 
@@ -485,9 +598,17 @@ def tap(el: El, value: Tensor, expr: ast.Attr):
     if close:
         helps.insert(0, "did you mean " + " or ".join(f"`{c}`" for c in close) + "?")
     elif inside:
-        helps.insert(0, f"the parts of `{owner}` are " + ", ".join(f"`{c}`" for c in inside[:12])
-                     + (", …" if len(inside) > 12 else ""))
-    what = f"`{owner}` has no part labelled `{expr.name}`" if inside else f"a tensor has no attribute `{expr.name}`"
+        helps.insert(
+            0,
+            f"the parts of `{owner}` are "
+            + ", ".join(f"`{c}`" for c in inside[:12])
+            + (", …" if len(inside) > 12 else ""),
+        )
+    what = (
+        f"`{owner}` has no part labelled `{expr.name}`"
+        if inside
+        else f"a tensor has no attribute `{expr.name}`"
+    )
     raise fail("E0219" if inside else "E0404", what, expr.name_span, helps=tuple(helps))
 
 
@@ -496,15 +617,31 @@ def _output_field(value: Outputs, expr: ast.Attr):
     found = value.get(key)
     if found is None:
         keys = ", ".join(f"`{k}`" for k, _ in value.items)
-        raise fail("E0219", f"no output named `{expr.name}`", expr.name_span,
-                    notes=(f"the outputs are {keys}",))
+        raise fail(
+            "E0219",
+            f"no output named `{expr.name}`",
+            expr.name_span,
+            notes=(f"the outputs are {keys}",),
+        )
     return found
 
 
-ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-         "//": operator.floordiv, "%": operator.mod}
-COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
-           ">=": operator.ge}
+ARITH = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+}
+COMPARE = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
 def ev_binop(el: El, expr: ast.BinOp, env, frame):
@@ -532,9 +669,15 @@ def graph_binop(el: El, expr: ast.BinOp, left, right, frame):
         return el.merge(op, (left, right), frame, expr.op_span, operands=operands)
     for _side, value in (("left", left), ("right", right)):
         if not (isinstance(value, Tensor) or is_layer(value) or hasattr(value, "infer")):
-            raise fail("E0404", f"`{expr.op}` of a tensor or layer with {type_name(value)}", expr.op_span,
-                        helps=("`+` adds two tensors (or two branches), `*` multiplies them",))
-    return MergeLayer(op, (to_layer(left, expr.left.span), to_layer(right, expr.right.span)), expr.op_span)
+            raise fail(
+                "E0404",
+                f"`{expr.op}` of a tensor or layer with {type_name(value)}",
+                expr.op_span,
+                helps=("`+` adds two tensors (or two branches), `*` multiplies them",),
+            )
+    return MergeLayer(
+        op, (to_layer(left, expr.left.span), to_layer(right, expr.right.span)), expr.op_span
+    )
 
 
 def _number(value) -> bool:
@@ -549,26 +692,45 @@ def arithmetic(el: El, expr: ast.BinOp, left, right):
         if isinstance(left, int) and isinstance(right, int) and expr.op != "/":
             bits = limits.int_bits_after(expr.op, left, right)
             if bits > limits.MAX_INT_BITS:
-                raise budget.int_too_large(bits, expr.span, f"the result of `{expr.op}`", "would have up to")
+                raise budget.int_too_large(
+                    bits, expr.span, f"the result of `{expr.op}`", "would have up to"
+                )
         try:
             return ARITH[expr.op](left, right)
         except OverflowError:  # a float too large for the integer's conversion: `/` of huge values
-            raise fail("E0704", f"`{expr.op}` overflows: its operands are too large", expr.span) from None
+            raise fail(
+                "E0704", f"`{expr.op}` overflows: its operands are too large", expr.span
+            ) from None
     if expr.op == "+" and isinstance(left, tuple) and isinstance(right, tuple):
         budget.charge(el, len(left) + len(right), expr.span, "this list")
         return left + right
     if expr.op == "+" and isinstance(left, str) and isinstance(right, str):
         if len(left) + len(right) > limits.MAX_STRING:
-            raise fail("E0703", f"this string would have {len(left) + len(right):,} characters, more than the "
-                        f"{limits.MAX_STRING:,} a string may have", expr.span, "too long",
-                        helps=("labels and names are short; check a `+` repeated in a loop",))
+            raise fail(
+                "E0703",
+                f"this string would have {len(left) + len(right):,} characters, more than the "
+                f"{limits.MAX_STRING:,} a string may have",
+                expr.span,
+                "too long",
+                helps=("labels and names are short; check a `+` repeated in a loop",),
+            )
         budget.charge(el, len(left) + len(right), expr.span, "this string")
         return left + right
-    if expr.op == "*" and isinstance(left, tuple) and isinstance(right, int) and not isinstance(right, bool):
+    if (
+        expr.op == "*"
+        and isinstance(left, tuple)
+        and isinstance(right, int)
+        and not isinstance(right, bool)
+    ):
         budget.charge(el, len(left) * max(right, 0), expr.span, "this list")
         return left * right
-    raise fail("E0404", f"`{expr.op}` cannot combine {type_name(left)} and {type_name(right)}", expr.op_span,
-                secondary=(), helps=_arith_help(left, right))
+    raise fail(
+        "E0404",
+        f"`{expr.op}` cannot combine {type_name(left)} and {type_name(right)}",
+        expr.op_span,
+        secondary=(),
+        helps=_arith_help(left, right),
+    )
 
 
 def _arith_help(left, right) -> tuple[str, ...]:
@@ -581,8 +743,11 @@ def compare(expr: ast.BinOp, left, right):
     if expr.op in ("==", "!="):
         return COMPARE[expr.op](left, right)
     if not (_number(left) and _number(right)):
-        raise fail("E0404", f"`{expr.op}` compares numbers, but got {type_name(left)} and {type_name(right)}",
-                    expr.op_span)
+        raise fail(
+            "E0404",
+            f"`{expr.op}` compares numbers, but got {type_name(left)} and {type_name(right)}",
+            expr.op_span,
+        )
     return COMPARE[expr.op](left, right)
 
 
@@ -617,8 +782,12 @@ def ev_if(el: El, expr: ast.If, env, frame):
     if cond is POISON:
         return POISON
     if not isinstance(cond, bool):
-        raise fail("E0404", f"`if` needs a boolean condition, but got {type_name(cond)} {show(cond)}",
-                    expr.cond.span, helps=("compare explicitly, e.g. `if stride != 1 then …`",))
+        raise fail(
+            "E0404",
+            f"`if` needs a boolean condition, but got {type_name(cond)} {show(cond)}",
+            expr.cond.span,
+            helps=("compare explicitly, e.g. `if stride != 1 then …`",),
+        )
     return evaluate(el, expr.then if cond else expr.else_, env, frame)
 
 
@@ -627,9 +796,23 @@ def ev_choice(el: El, expr: ast.Choice, env, frame):
 
 
 _DISPATCH = {
-    ast.Number: ev_number, ast.String: ev_literal, ast.Bool: ev_literal, ast.NoneLit: ev_none,
-    ast.Name: ev_name, ast.InputRef: ev_input, ast.ListExpr: ev_list, ast.Comprehension: ev_comprehension,
-    ast.Chain: ev_chain, ast.Labeled: ev_labeled, ast.Call: ev_call, ast.Index: ev_index,
-    ast.Attr: ev_attr, ast.BinOp: ev_binop, ast.UnaryOp: ev_unary, ast.If: ev_if, ast.Choice: ev_choice,
-    ast.TupleExpr: ev_tuple, ast.RecordExpr: ev_record,
+    ast.Number: ev_number,
+    ast.String: ev_literal,
+    ast.Bool: ev_literal,
+    ast.NoneLit: ev_none,
+    ast.Name: ev_name,
+    ast.InputRef: ev_input,
+    ast.ListExpr: ev_list,
+    ast.Comprehension: ev_comprehension,
+    ast.Chain: ev_chain,
+    ast.Labeled: ev_labeled,
+    ast.Call: ev_call,
+    ast.Index: ev_index,
+    ast.Attr: ev_attr,
+    ast.BinOp: ev_binop,
+    ast.UnaryOp: ev_unary,
+    ast.If: ev_if,
+    ast.Choice: ev_choice,
+    ast.TupleExpr: ev_tuple,
+    ast.RecordExpr: ev_record,
 }

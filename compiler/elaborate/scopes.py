@@ -80,7 +80,9 @@ class Env:
     parent: Env | None = None
     loop_var: str | None = None  # the variable of the list comprehension this Env is one step of
     network: bool = False  # a network's body (its `input [...]` makes `in`)
-    override: tuple | dict | None = None  # `--input C,H,W` (or `name=C,H,W`, …): replaces the declared input
+    override: tuple | dict | None = (
+        None  # `--input C,H,W` (or `name=C,H,W`, …): replaces the declared input
+    )
     instance: bool = False  # a block's or network's body run as a layer: `in` is what it receives
 
     def get(self, name: str):

@@ -27,8 +27,9 @@ TYPE_CHECKING = False  # `typing` stays unimported at run time (start-up)
 if TYPE_CHECKING:
     from typing import Protocol
 else:
-    Protocol = object  # the interfaces below are Protocols to a type checker, plain classes at run time
-
+    Protocol = (
+        object  # the interfaces below are Protocols to a type checker, plain classes at run time
+    )
 
 
 def numbered(name: str, k: int) -> str:
@@ -101,7 +102,9 @@ class Builder:
     params: int = 0  # parameters of the nodes made so far
     values: int = 0  # their parameters and activation elements (batch 1)
     memory: int = field(default_factory=limits.max_memory)  # bytes they may take (E0709)
-    defaults: set = field(default_factory=set)  # (block, parameter) whose default is being evaluated
+    defaults: set = field(
+        default_factory=set
+    )  # (block, parameter) whose default is being evaluated
     usable: dict = field(default_factory=dict)  # (implicit name, top level?) → the name made usable
     # label path → the output of the part of that path (a node, a block instance, a labelled
     # sequence or merge), so `x.layer4` can take a tap from inside the part that made `x`
@@ -117,11 +120,21 @@ class Builder:
         if nodes > self.ledger.room() and self.ledger.room() < self.room():
             raise Abort(spent_error(self.ledger, span, frame, nodes))
         if nodes > self.room():
-            raise Fail(error("E0701", f"{what} needs at least {nodes:,} nodes, more than the "
-                             f"{limits.MAX_NODES:,} a network may have", span, "expands too far",
-                             notes=frame.notes()[:3], helps=(NODES_HELP,)))
+            raise Fail(
+                error(
+                    "E0701",
+                    f"{what} needs at least {nodes:,} nodes, more than the "
+                    f"{limits.MAX_NODES:,} a network may have",
+                    span,
+                    "expands too far",
+                    notes=frame.notes()[:3],
+                    helps=(NODES_HELP,),
+                )
+            )
 
-    def claim(self, scope: tuple[str, ...], name: str, explicit: bool, span: Span | None) -> tuple[str, ...]:
+    def claim(
+        self, scope: tuple[str, ...], name: str, explicit: bool, span: Span | None
+    ) -> tuple[str, ...]:
         if "." in name:  # a dotted label from `label("a.b", …)`: the last part is the name
             *parts, name = name.split(".")
             scope = scope + tuple(parts)
@@ -131,14 +144,28 @@ class Builder:
                 self.usable[key] = usable_name(name, not scope)
             name = self.usable[key]
         elif (problem := path_problem(scope + (name,))) is not None:  # a label: E0208, E0209
-            raise Fail(error(problem.code, problem.message, span, "the label of this layer",
-                             helps=(problem.help,)))
+            raise Fail(
+                error(
+                    problem.code,
+                    problem.message,
+                    span,
+                    "the label of this layer",
+                    helps=(problem.help,),
+                )
+            )
         names = self.taken.setdefault(scope, {})
         if explicit:
             if name in names:
                 where = ".".join(scope) or "the network"
-                raise Fail(error("E0204", f"the label `{name}` is used twice in `{where}`", span,
-                                 "used again here", helps=("give each layer of a scope its own label",)))
+                raise Fail(
+                    error(
+                        "E0204",
+                        f"the label `{name}` is used twice in `{where}`",
+                        span,
+                        "used again here",
+                        helps=("give each layer of a scope its own label",),
+                    )
+                )
             names[name] = True
             return scope + (name,)
         candidate, k = name, self.suffix.get((scope, name), 0)
@@ -154,15 +181,32 @@ class Builder:
 
     def add(self, op: str, args: dict, inputs, type_, path, span, frame: Frame, err=None) -> Tensor:
         if len(self.nodes) >= limits.MAX_NODES:
-            raise Abort(error("E0701", f"the network expands to more than {limits.MAX_NODES:,} nodes", span,
-                              "while expanding this", notes=frame.notes()[:3], helps=(NODES_HELP,)))
+            raise Abort(
+                error(
+                    "E0701",
+                    f"the network expands to more than {limits.MAX_NODES:,} nodes",
+                    span,
+                    "while expanding this",
+                    notes=frame.notes()[:3],
+                    helps=(NODES_HELP,),
+                )
+            )
         self.ledger.nodes += 1
         if self.ledger.nodes > limits.COMMAND_NODES:
             raise Abort(spent_error(self.ledger, span, frame))
         if not is_error(type_):
             self.weigh(op, args, inputs, type_, span, frame)
-        node = Node(len(self.nodes), op, MappingProxyType(dict(args)), tuple([t.node for t in inputs]), type_,
-                    path, span, frame.instances, err)
+        node = Node(
+            len(self.nodes),
+            op,
+            MappingProxyType(dict(args)),
+            tuple([t.node for t in inputs]),
+            type_,
+            path,
+            span,
+            frame.instances,
+            err,
+        )
         self.nodes.append(node)
         out = self.parts[path] = Tensor(node.id, type_, path)
         return out
@@ -185,28 +229,52 @@ class Builder:
         return out
 
 
-def spent_error(ledger: limits.Ledger, span: Span | None, frame: Frame, need: int = 0) -> Diagnostic:
+def spent_error(
+    ledger: limits.Ledger, span: Span | None, frame: Frame, need: int = 0
+) -> Diagnostic:
     """E0708: the elaborations of this command (this file, for `cnnc check`) spent a total."""
     what, bound = ledger.over() or ("nodes", limits.COMMAND_NODES)
     ledger.exhausted = True
-    headline = (f"{ledger.whose} need at least {ledger.nodes + need:,} nodes, more than the {bound:,} allowed "
-                "in all" if need else f"{ledger.whose} make more than {bound:,} {what} in all")
-    return error("E0708", headline, span, "while expanding this", notes=frame.notes()[:3],
-                 helps=(ledger.help or COMMAND_HELP,))
+    headline = (
+        f"{ledger.whose} need at least {ledger.nodes + need:,} nodes, more than the {bound:,} allowed "
+        "in all"
+        if need
+        else f"{ledger.whose} make more than {bound:,} {what} in all"
+    )
+    return error(
+        "E0708",
+        headline,
+        span,
+        "while expanding this",
+        notes=frame.notes()[:3],
+        helps=(ledger.help or COMMAND_HELP,),
+    )
 
 
 COMMAND_HELP = "run the large networks in separate commands"
 
 
-def memory_error(params: int, values: int, memory: int, span: Span | None, frame: Frame) -> Diagnostic:
+def memory_error(
+    params: int, values: int, memory: int, span: Span | None, frame: Frame
+) -> Diagnostic:
     """E0709: the network's parameters and activations no longer fit in the memory cnnc allows."""
     need, params_bytes = values * limits.BYTES_PER_VALUE, params * limits.BYTES_PER_VALUE
-    what = (f"its {params:,} parameters up to here take {_gib(params_bytes)}" if params_bytes > memory else
-            f"its parameters and activations at batch 1 up to here take {_gib(need)}")
-    return error("E0709", f"the network would not fit in memory: {what}, over the {_gib(memory)} cnnc allows",
-                 span, "passes the budget here", notes=frame.notes()[:3],
-                 helps=("use fewer channels or features, pool before large layers, or a smaller input",
-                        limits.memory_help()))
+    what = (
+        f"its {params:,} parameters up to here take {_gib(params_bytes)}"
+        if params_bytes > memory
+        else f"its parameters and activations at batch 1 up to here take {_gib(need)}"
+    )
+    return error(
+        "E0709",
+        f"the network would not fit in memory: {what}, over the {_gib(memory)} cnnc allows",
+        span,
+        "passes the budget here",
+        notes=frame.notes()[:3],
+        helps=(
+            "use fewer channels or features, pool before large layers, or a smaller input",
+            limits.memory_help(),
+        ),
+    )
 
 
 def _gib(n: int) -> str:
@@ -248,12 +316,28 @@ class El(Protocol):
     def evaluate(self, expr, env, frame: Frame):
         """The value of an expression (`evaluate.evaluate`)."""
 
-    def apply(self, layer, x, frame: Frame, name: str | None = None, explicit: bool = False,
-              span: Span | None = None):
+    def apply(
+        self,
+        layer,
+        x,
+        frame: Frame,
+        name: str | None = None,
+        explicit: bool = False,
+        span: Span | None = None,
+    ):
         """Feed tensor `x` through `layer`; a Tensor or POISON."""
 
     def apply_op(self, layer: OpLayer, inputs, frame: Frame, name, explicit, operands=()) -> Tensor:
         """One op node over `inputs`."""
 
-    def merge(self, op: str, inputs, frame: Frame, span: Span | None, name=None, explicit=False, operands=()):
+    def merge(
+        self,
+        op: str,
+        inputs,
+        frame: Frame,
+        span: Span | None,
+        name=None,
+        explicit=False,
+        operands=(),
+    ):
         """A merge node over tensors (concat, +, *); POISON if any input is."""

@@ -26,8 +26,15 @@ def static_warnings(main: ModuleScope) -> tuple[Diagnostic, ...]:
 
 
 def _static_warnings(main: ModuleScope) -> tuple[Diagnostic, ...]:
-    out = [error("E0204", f"`{item.name}` is defined twice in this file", item.name_span or item.span,
-                 "defined again here") for item in main.duplicates]
+    out = [
+        error(
+            "E0204",
+            f"`{item.name}` is defined twice in this file",
+            item.name_span or item.span,
+            "defined again here",
+        )
+        for item in main.duplicates
+    ]
     for item in main.module.items:
         if isinstance(item, (ast.BlockDef, ast.NetworkDef)):
             out += _unused(item)
@@ -43,16 +50,29 @@ def _unused(definition) -> list[Diagnostic]:
     out = []
     for stmt in definition.body:
         if isinstance(stmt, ast.Let) and stmt.name not in used:
-            out.append(warning("W0101", f"`{stmt.name}` is never used", stmt.name_span, "defined here",
-                               helps=("use it, or remove it (its layers are not part of the network)",)))
+            out.append(
+                warning(
+                    "W0101",
+                    f"`{stmt.name}` is never used",
+                    stmt.name_span,
+                    "defined here",
+                    helps=("use it, or remove it (its layers are not part of the network)",),
+                )
+            )
     defaults = set()
     for p in definition.params or ():
         if p.default is not None:
             defaults |= names_in(p.default)
     for p in definition.params or ():
         if p.name not in used and p.name not in defaults:
-            out.append(warning("W0102", f"parameter `{p.name}` of `{definition.name}` is never used", p.span,
-                               "declared here"))
+            out.append(
+                warning(
+                    "W0102",
+                    f"parameter `{p.name}` of `{definition.name}` is never used",
+                    p.span,
+                    "declared here",
+                )
+            )
     return out
 
 

@@ -19,7 +19,9 @@ def export_program(model, path: str) -> str:
     batch = torch.export.Dim("batch")
     model = model.eval()
     try:
-        program = torch.export.export(model, example, dynamic_shapes=tuple({0: batch} for _ in example))
+        program = torch.export.export(
+            model, example, dynamic_shapes=tuple({0: batch} for _ in example)
+        )
     except Exception as exc:  # noqa: BLE001  any tracing failure: fall back, and say why
         with torch.no_grad():
             torch.jit.save(torch.jit.trace(model, example, strict=False), path)

@@ -272,7 +272,9 @@ def build_fx_graph(graph: Graph) -> fx.Graph:
     return g
 
 
-def example_inputs(graph: Graph, batch: int = 2, device=None, make=torch.randn) -> tuple[torch.Tensor, ...]:
+def example_inputs(
+    graph: Graph, batch: int = 2, device=None, make=torch.randn
+) -> tuple[torch.Tensor, ...]:
     """One tensor `[batch, *shape]` per input, in forward's argument order."""
     return tuple(make(batch, *graph.node(i).type.shape, device=device) for i in graph.inputs)
 
@@ -335,8 +337,15 @@ def check_names(graph: Graph) -> None:
             continue
         problem = path_problem(node.path)
         if problem is not None:
-            raise CnncError(error(problem.code, problem.message, node.span,
-                                  "lowered as a module named here", helps=(problem.help,)))
+            raise CnncError(
+                error(
+                    problem.code,
+                    problem.message,
+                    node.span,
+                    "lowered as a module named here",
+                    helps=(problem.help,),
+                )
+            )
         for depth, part in enumerate(node.path):
             if part in (top if depth == 0 else nested):
                 raise CnncError(

@@ -96,7 +96,9 @@ class Resize(nn.Module):
 
     def forward(self, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         size = like.shape[-2:]  # [h, w] of `like`
-        return nn.functional.interpolate(x, size=size, mode=self.mode, align_corners=self.align_corners)
+        return nn.functional.interpolate(
+            x, size=size, mode=self.mode, align_corners=self.align_corners
+        )
 
     def extra_repr(self) -> str:
         corners = "" if self.align_corners is None else f", align_corners={self.align_corners}"
@@ -142,14 +144,21 @@ class FrozenBatchNorm2d(nn.Module):
     def reset_parameters(self) -> None:
         """Identity statistics: weight 1, bias 0, mean 0, variance 1."""
         with torch.no_grad():
-            for name, value in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+            for name, value in (
+                ("weight", 1.0),
+                ("bias", 0.0),
+                ("running_mean", 0.0),
+                ("running_var", 1.0),
+            ):
                 getattr(self, name).fill_(value)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         state_dict.pop(prefix + "num_batches_tracked", None)  # a BatchNorm2d's checkpoint loads too
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight.reshape(1, -1, 1, 1)  # [1, C, 1, 1]

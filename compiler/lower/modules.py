@@ -26,8 +26,16 @@ from cnnc.compiler.analysis.memory import add_target, runs_in_place
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.ops import REGISTRY, Layer, Lowering
 
-__all__ = ["Layer", "Lowering", "add_target", "bare_parameter", "kind", "layer", "merge_function",
-           "runs_in_place"]
+__all__ = [
+    "Layer",
+    "Lowering",
+    "add_target",
+    "bare_parameter",
+    "kind",
+    "layer",
+    "merge_function",
+    "runs_in_place",
+]
 
 
 def kind(node: Node) -> Lowering:

@@ -27,7 +27,9 @@ from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error
 
 OPSET = 18  # what onnxruntime ≥ 1.16 runs, and the lowest the torch.export-based exporter writes
-INLINE_LIMIT = 1_800_000_000  # bytes of weights kept inside the file: protobuf's 2 GB less the graph's room
+INLINE_LIMIT = (
+    1_800_000_000  # bytes of weights kept inside the file: protobuf's 2 GB less the graph's room
+)
 
 
 def export_onnx(model, path: str, metadata: dict | None = None) -> str:
@@ -46,11 +48,16 @@ def export_onnx(model, path: str, metadata: dict | None = None) -> str:
         with safefs.replacing_path(path) as (tmp, _):
             how = _export(model.eval(), tmp, inputs, outputs, external)
             _finish(tmp, outputs, metadata, external)
+
     def listed(names):
         return ", ".join(f"`{n}`" for n in names)
+
     what = f"input{'s' * (len(inputs) > 1)} {listed(inputs)}, output{'s' * (len(outputs) > 1)} {listed(outputs)}"
-    where = (f"weights in {os.path.basename(path)}.data beside it (over protobuf's 2 GB: keep the two together)"
-             if external else "weights inside")
+    where = (
+        f"weights in {os.path.basename(path)}.data beside it (over protobuf's 2 GB: keep the two together)"
+        if external
+        else "weights inside"
+    )
     return f"ONNX opset {OPSET}, batch dimension dynamic, {what}, {where} ({how})"
 
 
@@ -60,14 +67,27 @@ def check_exportable(graph) -> None:
             continue
         (_, h, w), (_, oh, ow) = graph.node(node.inputs[0]).type.shape, node.type.shape
         if h % oh or w % ow:
-            raise CnncError(error(
-                "E0911", f"ONNX cannot express {node.op} from {h}×{w} to {oh}×{ow}, a size that does not "
-                "divide its input", node.span,
-                "windows of varying size here",
-                notes=(("ONNX's MaxPool slides one fixed window; adaptive pooling to a size that does not divide "
-                       "the input needs windows of two sizes"),),
-                helps=((f"pool to a size that divides {h}×{w}, change the input (--input) so that {oh}×{ow} "
-                       "divides the pooled map, or export a torch program instead (-o OUT.pt2)"),)))
+            raise CnncError(
+                error(
+                    "E0911",
+                    f"ONNX cannot express {node.op} from {h}×{w} to {oh}×{ow}, a size that does not "
+                    "divide its input",
+                    node.span,
+                    "windows of varying size here",
+                    notes=(
+                        (
+                            "ONNX's MaxPool slides one fixed window; adaptive pooling to a size that does not divide "
+                            "the input needs windows of two sizes"
+                        ),
+                    ),
+                    helps=(
+                        (
+                            f"pool to a size that divides {h}×{w}, change the input (--input) so that {oh}×{ow} "
+                            "divides the pooled map, or export a torch program instead (-o OUT.pt2)"
+                        ),
+                    ),
+                )
+            )
 
 
 def weight_bytes(model) -> int:
@@ -83,17 +103,34 @@ def _export(model, path: str, inputs, outputs, external: bool) -> str:
     try:
         batch = torch.export.Dim("batch")
         with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
-            torch.onnx.export(model, example, path, dynamo=True, opset_version=OPSET, input_names=inputs,
-                              output_names=outputs, dynamic_shapes=tuple({0: batch} for _ in example),
-                              external_data=external)
+            torch.onnx.export(
+                model,
+                example,
+                path,
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_shapes=tuple({0: batch} for _ in example),
+                external_data=external,
+            )
         return "torch.export-based exporter"
     except Exception as exc:  # noqa: BLE001  any exporter failure: the older exporter, and say why
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    placeholders = [f"cnnc_output_{i}" for i in range(len(outputs))]  # TorchScript refuses names like `0`
+    placeholders = [
+        f"cnnc_output_{i}" for i in range(len(outputs))
+    ]  # TorchScript refuses names like `0`
     with contextlib.redirect_stdout(io.StringIO()):
-        torch.onnx.export(model, example, path, dynamo=False, opset_version=OPSET, input_names=inputs,
-                          output_names=placeholders,
-                          dynamic_axes={n: {0: "batch"} for n in inputs + placeholders})
+        torch.onnx.export(
+            model,
+            example,
+            path,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=inputs,
+            output_names=placeholders,
+            dynamic_axes={n: {0: "batch"} for n in inputs + placeholders},
+        )
     return f"TorchScript-based exporter (the torch.export-based one failed: {reason})"
 
 

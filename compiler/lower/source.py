@@ -67,9 +67,11 @@ def frozen_lines(graph: Graph) -> list[str]:
     if not graph.frozen:
         return []
     names = tuple(".".join(p) for p in sorted(graph.frozen) if p)
-    return [f"{_INDENT}for name in {names!r}:  # frozen: not trained",
-            f"{_INDENT}    for p in self.get_submodule(name).parameters(recurse=False):",
-            f"{_INDENT}        p.requires_grad_(False)\n"]
+    return [
+        f"{_INDENT}for name in {names!r}:  # frozen: not trained",
+        f"{_INDENT}    for p in self.get_submodule(name).parameters(recurse=False):",
+        f"{_INDENT}        p.requires_grad_(False)\n",
+    ]
 
 
 def to_source(graph: Graph, seed: int | None = None, origin: str = "") -> str:
@@ -100,7 +102,9 @@ def to_source(graph: Graph, seed: int | None = None, origin: str = "") -> str:
 def custom_classes(graph: Graph) -> list[str]:
     """The source of each class of lower/layers.py the network uses, once, in first-use order."""
     ctors = [
-        modules.layer(graph, n).ctor for n in graph.nodes_in_order() if modules.kind(n) is Lowering.MODULE
+        modules.layer(graph, n).ctor
+        for n in graph.nodes_in_order()
+        if modules.kind(n) is Lowering.MODULE
     ]
     used = dict.fromkeys(c.rpartition(".")[2] for c in ctors if "." in c)
     return ["\n" + inspect.getsource(getattr(layers, name)) for name in used]
@@ -135,12 +139,16 @@ def usage(s) -> str:
         return f"y = model(x)  # x: {batched(s.input)} → y: {batched(s.output)}"
     names = [n for n, _ in s.inputs]
     ins = ", ".join(f"{n}: {batched(shape)}" for n, shape in s.inputs)
-    outs = ", ".join(f"{k}: {batched(shape)}" if k is not None else batched(shape) for k, _, shape in s.outputs)
+    outs = ", ".join(
+        f"{k}: {batched(shape)}" if k is not None else batched(shape) for k, _, shape in s.outputs
+    )
     return f"y = model({', '.join(names)})  # {ins} → {outs}"
 
 
 def sizes(s) -> str:
-    return str(list(s.input)) if s.single else ", ".join(f"{n} {list(shape)}" for n, shape in s.inputs)
+    return (
+        str(list(s.input)) if s.single else ", ".join(f"{n} {list(shape)}" for n, shape in s.inputs)
+    )
 
 
 def human(count: int) -> str:
@@ -161,7 +169,11 @@ def batched(shape) -> str:
 
 def module_nodes(graph: Graph) -> list[Node]:
     """The nodes that own something in `__init__`: modules, and LayerScale's bare parameters."""
-    return [n for n in graph.nodes_in_order() if modules.kind(n) in (Lowering.MODULE, Lowering.PARAMETER)]
+    return [
+        n
+        for n in graph.nodes_in_order()
+        if modules.kind(n) in (Lowering.MODULE, Lowering.PARAMETER)
+    ]
 
 
 def plan_layout(graph: Graph) -> Layout:
@@ -184,7 +196,9 @@ def chain_ids(graph: Graph, path: Path, children) -> tuple[int, ...] | None:
         return None
     if any(modules.kind(n) is not Lowering.MODULE for n in inside):
         return None
-    if any(len(n.inputs) != 1 for n in inside):  # a resize to another tensor's size is called on two
+    if any(
+        len(n.inputs) != 1 for n in inside
+    ):  # a resize to another tensor's size is called on two
         return None
     for prev, nxt in itertools.pairwise(inside):
         if nxt.inputs != (prev.id,) or graph.users(prev.id) != [nxt.id] or graph.is_output(prev.id):
@@ -370,14 +384,22 @@ def signature(graph: Graph) -> str:
         return f"    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: {batched(graph.input_type.shape)}"
     args = ", ".join(f"{graph.input_name(i)}: torch.Tensor" for i in graph.inputs)
     result = {"tensor": "torch.Tensor", "dict": "dict[str, torch.Tensor]"}.get(
-        graph.output_kind, f"tuple[{', '.join(['torch.Tensor'] * len(graph.outputs))}]")
-    shapes = ", ".join(f"{graph.input_name(i)}: {batched(graph.node(i).type.shape)}" for i in graph.inputs)
+        graph.output_kind, f"tuple[{', '.join(['torch.Tensor'] * len(graph.outputs))}]"
+    )
+    shapes = ", ".join(
+        f"{graph.input_name(i)}: {batched(graph.node(i).type.shape)}" for i in graph.inputs
+    )
     return f"    def forward(self, {args}) -> {result}:  # {shapes}"
 
 
 def returned(graph: Graph, names: dict[int, str]) -> str:
     if graph.output_kind == "tuple":
-        return "(" + ", ".join(names[i] for _, i in graph.outputs) + ("," if len(graph.outputs) == 1 else "") + ")"
+        return (
+            "("
+            + ", ".join(names[i] for _, i in graph.outputs)
+            + ("," if len(graph.outputs) == 1 else "")
+            + ")"
+        )
     if graph.output_kind == "dict":
         return "{" + ", ".join(f"{str(k)!r}: {names[i]}" for k, i in graph.outputs) + "}"
     return names[graph.output]

@@ -50,7 +50,9 @@ class StorageCounter(fx.Interpreter):
         if n.op != "get_attr":  # a bare parameter (LayerScale's) is a weight, not an activation
             for t in _tensors(out):
                 self.alive.append(t)
-                self.storages[t.untyped_storage()._cdata] = t.untyped_storage().nbytes() // t.element_size()
+                self.storages[t.untyped_storage()._cdata] = (
+                    t.untyped_storage().nbytes() // t.element_size()
+                )
         return out
 
 

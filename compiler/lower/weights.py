@@ -44,7 +44,9 @@ SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 LISTED = 6  # modules named one by one in a report before "and N more"
 MAX_CHECKPOINT_BYTES = 1 << 34  # 16 GiB unpacked: the bound when no network sizes the checkpoint
 MIN_BUDGET = 1 << 30  # a network's checkpoint may unpack to 4 × its own tensors, and at least 1 GiB
-MAX_RATIO = 200  # unpacked / packed bytes past 256 MiB: torch.save stores its members, a bomb deflates
+MAX_RATIO = (
+    200  # unpacked / packed bytes past 256 MiB: torch.save stores its members, a bomb deflates
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,9 @@ class WeightReport:
         return out
 
 
-def read_checkpoint(path: str | Path, budget: int = MAX_CHECKPOINT_BYTES) -> dict[str, torch.Tensor]:
+def read_checkpoint(
+    path: str | Path, budget: int = MAX_CHECKPOINT_BYTES
+) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint file; a user error (E0902) for anything that is not one."""
     path = Path(path)
     if path.suffix == ".safetensors":
@@ -100,11 +104,25 @@ def budget_for(model: nn.Module) -> int:
 
 
 def _unreadable(path: Path, reason: str) -> CnncError:
-    return CnncError(error("E0902", f"`{printable(str(path))}` is not a checkpoint cnnc can read: {reason}", None,
-                           notes=(("cnnc reads state_dicts only (torch.load with weights_only=True), "
-                                   "never pickled objects, so opening a checkpoint runs no code"),),
-                           helps=(("save the weights with torch.save(model.state_dict(), PATH) or "
-                                   "safetensors.torch.save_file"),)))
+    return CnncError(
+        error(
+            "E0902",
+            f"`{printable(str(path))}` is not a checkpoint cnnc can read: {reason}",
+            None,
+            notes=(
+                (
+                    "cnnc reads state_dicts only (torch.load with weights_only=True), "
+                    "never pickled objects, so opening a checkpoint runs no code"
+                ),
+            ),
+            helps=(
+                (
+                    "save the weights with torch.save(model.state_dict(), PATH) or "
+                    "safetensors.torch.save_file"
+                ),
+            ),
+        )
+    )
 
 
 def _opened(path: Path, follow: bool = True):
@@ -113,12 +131,24 @@ def _opened(path: Path, follow: bool = True):
     try:
         return safefs.open_regular(path, follow=follow)
     except FileNotFoundError:
-        raise CnncError(error("E0902", f"no checkpoint file `{printable(str(path))}`", None,
-                              helps=("give the path of a .pt, .pth or .safetensors file",))) from None
+        raise CnncError(
+            error(
+                "E0902",
+                f"no checkpoint file `{printable(str(path))}`",
+                None,
+                helps=("give the path of a .pt, .pth or .safetensors file",),
+            )
+        ) from None
     except safefs.NotRegular as exc:
         what = {"link": "symbolic link", "fifo": "FIFO (named pipe)"}.get(exc.what, exc.what)
-        raise CnncError(error("E0902", f"`{printable(str(path))}` is a {what}, not a checkpoint file", None,
-                              helps=("give the path of a .pt, .pth or .safetensors file",))) from None
+        raise CnncError(
+            error(
+                "E0902",
+                f"`{printable(str(path))}` is a {what}, not a checkpoint file",
+                None,
+                helps=("give the path of a .pt, .pth or .safetensors file",),
+            )
+        ) from None
     except OSError as exc:
         raise _unreadable(path, printable(exc.strerror or type(exc).__name__)) from None
 
@@ -128,7 +158,9 @@ def load_torch_file(path: Path, budget: int = MAX_CHECKPOINT_BYTES, follow: bool
     with _opened(path, follow) as fh:
         _check_unpacked(fh, path, budget)
         try:
-            with warnings.catch_warnings():  # torch's advice on TorchScript and sparse files is not the user's
+            with (
+                warnings.catch_warnings()
+            ):  # torch's advice on TorchScript and sparse files is not the user's
                 warnings.simplefilter("ignore")
                 return torch.load(fh, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 — every reader failure is the file's, said in one line
@@ -152,14 +184,29 @@ def _check_unpacked(fh, path: Path, budget: int) -> None:
         packed = size
     fh.seek(0)
     if size > budget:
-        raise CnncError(error("E0902", f"`{printable(str(path))}` unpacks to {size:,} bytes, more than "
-                              f"cnnc's budget of {budget:,} bytes for this checkpoint", None,
-                              notes=(("the budget is 4 × the network's own weights, at least 1 GiB: "
-                                      "checked before anything is expanded"),),
-                              helps=("save only the network's weights: torch.save(model.state_dict(), PATH)",)))
-    if size > MAX_RATIO * max(packed, 1) and size > MIN_BUDGET // 4:  # torch.save stores, never deflates
-        raise _unreadable(path, f"it unpacks {size // max(packed, 1):,} times its {packed:,} packed bytes "
-                          "(a zip bomb?)")
+        raise CnncError(
+            error(
+                "E0902",
+                f"`{printable(str(path))}` unpacks to {size:,} bytes, more than "
+                f"cnnc's budget of {budget:,} bytes for this checkpoint",
+                None,
+                notes=(
+                    (
+                        "the budget is 4 × the network's own weights, at least 1 GiB: "
+                        "checked before anything is expanded"
+                    ),
+                ),
+                helps=("save only the network's weights: torch.save(model.state_dict(), PATH)",),
+            )
+        )
+    if (
+        size > MAX_RATIO * max(packed, 1) and size > MIN_BUDGET // 4
+    ):  # torch.save stores, never deflates
+        raise _unreadable(
+            path,
+            f"it unpacks {size // max(packed, 1):,} times its {packed:,} packed bytes "
+            "(a zip bomb?)",
+        )
 
 
 def _read_safetensors(path: Path, budget: int) -> dict:
@@ -168,9 +215,15 @@ def _read_safetensors(path: Path, budget: int) -> dict:
     with _opened(path) as fh:
         size = os.fstat(fh.fileno()).st_size
         if size > budget:
-            raise CnncError(error("E0902", f"`{printable(str(path))}` is {size:,} bytes, more than cnnc's "
-                                  f"budget of {budget:,} bytes for this checkpoint", None,
-                                  helps=("save only the network's weights",)))
+            raise CnncError(
+                error(
+                    "E0902",
+                    f"`{printable(str(path))}` is {size:,} bytes, more than cnnc's "
+                    f"budget of {budget:,} bytes for this checkpoint",
+                    None,
+                    helps=("save only the network's weights",),
+                )
+            )
         try:
             return dict(load(fh.read()))
         except Exception as exc:  # noqa: BLE001 — a lying header is the file's fault, said in one line
@@ -183,9 +236,14 @@ def _state_dict(data, path: Path) -> dict[str, torch.Tensor]:
             data = data[key]
             break
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise CnncError(error("E0902", f"`{printable(str(path))}` holds no state_dict (a mapping of names to "
-                              "tensors)", None,
-                              helps=("save the weights with torch.save(model.state_dict(), PATH)",)))
+        raise CnncError(
+            error(
+                "E0902",
+                f"`{printable(str(path))}` holds no state_dict (a mapping of names to tensors)",
+                None,
+                helps=("save the weights with torch.save(model.state_dict(), PATH)",),
+            )
+        )
     return {str(k): v for k, v in data.items()}
 
 
@@ -204,13 +262,23 @@ def checked_tensors(state: dict[str, torch.Tensor], path: Path) -> dict[str, tor
         elif t.is_complex():
             problem = "a complex tensor"
         if problem:
-            raise CnncError(error("E0902", f"`{printable(str(path))}` holds {problem} at `{printable(key)}`: "
-                                  "cnnc loads plain dense tensors only", None,
-                                  helps=("save dense weights: `.to_dense()` a sparse tensor, `.dequantize()` a quantised one",)))
+            raise CnncError(
+                error(
+                    "E0902",
+                    f"`{printable(str(path))}` holds {problem} at `{printable(key)}`: "
+                    "cnnc loads plain dense tensors only",
+                    None,
+                    helps=(
+                        "save dense weights: `.to_dense()` a sparse tensor, `.dequantize()` a quantised one",
+                    ),
+                )
+            )
     return state
 
 
-def load_weights(model: nn.Module, path: str | Path, strict: bool = True, into: str = "") -> WeightReport:
+def load_weights(
+    model: nn.Module, path: str | Path, strict: bool = True, into: str = ""
+) -> WeightReport:
     """Load a checkpoint into `model`, or into its part labelled `into` (see the module docstring);
     returns what happened.
 
@@ -247,10 +315,16 @@ def part_state(model: nn.Module, into: str) -> dict:
         from difflib import get_close_matches
 
         near = get_close_matches(into, [n for n in modules if n and "." not in n], n=3)
-        raise CnncError(error("E0901", f"no part `{into}` to load weights into: the network has no module "
-                              "with that label", None,
-                              helps=(f"labels near it: {', '.join(near)}",) if near else
-                              ("`cnnc summary FILE` lists the labels",)))
+        raise CnncError(
+            error(
+                "E0901",
+                f"no part `{into}` to load weights into: the network has no module with that label",
+                None,
+                helps=(f"labels near it: {', '.join(near)}",)
+                if near
+                else ("`cnnc summary FILE` lists the labels",),
+            )
+        )
     return {f"{into}.{k}": v for k, v in modules[into].state_dict().items()}
 
 
@@ -265,37 +339,62 @@ def _set_skipped(report: WeightReport, into: str) -> WeightReport:
 def nothing_loaded(report: WeightReport, path) -> object:
     where = f"`{report.part}`" if report.part else "the network"
     theirs = len(report.unexpected) + len(report.skipped) + len(report.reshaped)
-    return error("E0901", f"no tensor of the checkpoint `{Path(path).name}` fits {where}: {theirs:,} in the "
-                 f"checkpoint, {len(report.missing) + len(report.reshaped):,} here, none loaded", None,
-                 notes=tuple(report.lines()[1:]) + tuple(causes(report)),
-                 helps=prefix_helps(report) or ("check that the checkpoint is of this architecture",))
+    return error(
+        "E0901",
+        f"no tensor of the checkpoint `{Path(path).name}` fits {where}: {theirs:,} in the "
+        f"checkpoint, {len(report.missing) + len(report.reshaped):,} here, none loaded",
+        None,
+        notes=tuple(report.lines()[1:]) + tuple(causes(report)),
+        helps=prefix_helps(report) or ("check that the checkpoint is of this architecture",),
+    )
 
 
 def set_aside(report: WeightReport, replaced: tuple[str, ...]) -> WeightReport:
     """Mismatches under the replaced layers are what replacing means: new, not an error."""
+
     def mine(key: str) -> bool:
         return key.startswith(replaced)
 
-    new = tuple(k for k in report.missing if mine(k)) + tuple(k for k, _, _ in report.reshaped if mine(k))
+    new = tuple(k for k in report.missing if mine(k)) + tuple(
+        k for k, _, _ in report.reshaped if mine(k)
+    )
     dropped = tuple(k for k in report.unexpected if mine(k))
-    notes = report.notes + ((f"replaced layers, newly initialised: {', '.join(sorted(new))}"
-                             + (f"; the parent's {', '.join(dropped)} not used" if dropped else ""),) if new or dropped else ())
-    return WeightReport(report.loaded, tuple(k for k in report.missing if not mine(k)),
-                        tuple(k for k in report.unexpected if not mine(k)),
-                        tuple(r for r in report.reshaped if not mine(r[0])), notes, report.head, new)
+    notes = report.notes + (
+        (
+            f"replaced layers, newly initialised: {', '.join(sorted(new))}"
+            + (f"; the parent's {', '.join(dropped)} not used" if dropped else ""),
+        )
+        if new or dropped
+        else ()
+    )
+    return WeightReport(
+        report.loaded,
+        tuple(k for k in report.missing if not mine(k)),
+        tuple(k for k in report.unexpected if not mine(k)),
+        tuple(r for r in report.reshaped if not mine(r[0])),
+        notes,
+        report.head,
+        new,
+    )
 
 
 def normalise(state: dict, own: dict) -> tuple[dict, tuple[str, ...]]:
     """Strip DataParallel's `module.` prefix and drop training-only auxiliary heads, saying so."""
     notes = []
-    if state and all(k.startswith("module.") for k in state) and not any(k.startswith("module.") for k in own):
+    if (
+        state
+        and all(k.startswith("module.") for k in state)
+        and not any(k.startswith("module.") for k in own)
+    ):
         state = {k.removeprefix("module."): v for k, v in state.items()}
         notes.append("stripped the `module.` prefix nn.DataParallel writes")
     aux = [k for k in state if k.startswith(AUXILIARY) and k not in own]
     if aux:
         heads = sorted({k.split(".")[0] for k in aux})
-        notes.append(f"skipped {len(aux)} tensors of the training-only auxiliary classifiers "
-                     f"{', '.join(f'`{h}`' for h in heads)}")
+        notes.append(
+            f"skipped {len(aux)} tensors of the training-only auxiliary classifiers "
+            f"{', '.join(f'`{h}`' for h in heads)}"
+        )
         state = {k: v for k, v in state.items() if k not in set(aux)}
     return state, tuple(notes)
 
@@ -315,17 +414,28 @@ def compare(own: dict, state: dict, notes: tuple[str, ...]) -> WeightReport:
 
 
 def mismatch_error(report: WeightReport, path) -> object:
-    counts = [f"{len(report.missing)} missing" if report.missing else "",
-              f"{len(report.unexpected)} unexpected" if report.unexpected else "",
-              f"{len(report.reshaped)} of another shape" if report.reshaped else ""]
+    counts = [
+        f"{len(report.missing)} missing" if report.missing else "",
+        f"{len(report.unexpected)} unexpected" if report.unexpected else "",
+        f"{len(report.reshaped)} of another shape" if report.reshaped else "",
+    ]
     where = f"the part `{report.part}`" if report.part else "the network"
-    headline = f"the checkpoint `{Path(path).name}` does not fit {where}: " + ", ".join(c for c in counts if c)
-    return error("E0901", headline, None, notes=tuple(report.lines()[1:]) + tuple(causes(report)),
-                 helps=prefix_helps(report) or (PARTIAL_HELP,))
+    headline = f"the checkpoint `{Path(path).name}` does not fit {where}: " + ", ".join(
+        c for c in counts if c
+    )
+    return error(
+        "E0901",
+        headline,
+        None,
+        notes=tuple(report.lines()[1:]) + tuple(causes(report)),
+        helps=prefix_helps(report) or (PARTIAL_HELP,),
+    )
 
 
-PARTIAL_HELP = ("load what matches and keep the rest newly initialised with strict=False "
-                "(`--weights-partial` on the command line)")
+PARTIAL_HELP = (
+    "load what matches and keep the rest newly initialised with strict=False "
+    "(`--weights-partial` on the command line)"
+)
 
 
 def causes(report: WeightReport) -> list[str]:
@@ -333,16 +443,26 @@ def causes(report: WeightReport) -> list[str]:
     out = []
     if report.reshaped and {k.rpartition(".")[0] for k, _, _ in report.reshaped} == {report.head}:
         (key, theirs, ours) = report.reshaped[0]
-        out.append(f"likely cause: a replaced head — `{key}` is {list(theirs)} in the checkpoint and "
-                   f"{list(ours)} here (another number of classes)")
+        out.append(
+            f"likely cause: a replaced head — `{key}` is {list(theirs)} in the checkpoint and "
+            f"{list(ours)} here (another number of classes)"
+        )
     prefix = uniform_prefix(report)
     if prefix is not None:
         added, p, count = prefix
-        where = "the network's keys are the checkpoint's" if added else "the checkpoint's keys are the network's"
-        out.append(f"likely cause: {where} with `{p}` in front ({count:,} tensors differ by that prefix alone)")
+        where = (
+            "the network's keys are the checkpoint's"
+            if added
+            else "the checkpoint's keys are the network's"
+        )
+        out.append(
+            f"likely cause: {where} with `{p}` in front ({count:,} tensors differ by that prefix alone)"
+        )
     elif report.missing and report.unexpected:
-        out.append("likely cause: the checkpoint names modules differently (another architecture, or "
-                   "labels that differ from the reference's)")
+        out.append(
+            "likely cause: the checkpoint names modules differently (another architecture, or "
+            "labels that differ from the reference's)"
+        )
     return out
 
 
@@ -382,10 +502,18 @@ def prefix_helps(report: WeightReport) -> tuple[str, ...]:
     added, p, _ = prefix
     label = p.rstrip(".")
     if added:
-        return ((f"load the checkpoint into that part: `--weights {label}=FILE` on the command line, "
-                 f"weights={{\"{label}\": FILE}} in cnnc.load"),)
-    return ((f"strip the prefix: state = torch.load(FILE); torch.save({{k.removeprefix(\"{p}\"): v for k, v in "
-             f"state.items() if k.startswith(\"{p}\")}}, \"stripped.pth\"), then load stripped.pth"),)
+        return (
+            (
+                f"load the checkpoint into that part: `--weights {label}=FILE` on the command line, "
+                f'weights={{"{label}": FILE}} in cnnc.load'
+            ),
+        )
+    return (
+        (
+            f'strip the prefix: state = torch.load(FILE); torch.save({{k.removeprefix("{p}"): v for k, v in '
+            f'state.items() if k.startswith("{p}")}}, "stripped.pth"), then load stripped.pth'
+        ),
+    )
 
 
 def _group(keys) -> str:
@@ -410,7 +538,10 @@ def _group_leaves(keys) -> str:
 
 
 def _group_shapes(items) -> str:
-    shown = [f"`{k}` {list(theirs)} in the checkpoint, {list(ours)} here" for k, theirs, ours in items[:LISTED]]
+    shown = [
+        f"`{k}` {list(theirs)} in the checkpoint, {list(ours)} here"
+        for k, theirs, ours in items[:LISTED]
+    ]
     more = len(items) - LISTED
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 

@@ -60,8 +60,15 @@ class OpError(Exception):
     first culprit's layer), `secondary` labels and `notes`.
     """
 
-    def __init__(self, code: str, message: str, help: str = "", label: str = "",
-                 culprits: tuple[int, ...] = (), describe_inputs: Callable | None = None):
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        help: str = "",
+        label: str = "",
+        culprits: tuple[int, ...] = (),
+        describe_inputs: Callable | None = None,
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -146,8 +153,12 @@ class Lowering(enum.StrEnum):
     """How a node becomes PyTorch."""
 
     INPUT = "input"  # a forward argument
-    MERGE = "merge"  # a function of its inputs (`torch_ctor`: operator.add, operator.mul, torch.cat)
-    PARAMETER = "parameter"  # a bare nn.Parameter on the enclosing module, multiplied in (LayerScale)
+    MERGE = (
+        "merge"  # a function of its inputs (`torch_ctor`: operator.add, operator.mul, torch.cat)
+    )
+    PARAMETER = (
+        "parameter"  # a bare nn.Parameter on the enclosing module, multiplied in (LayerScale)
+    )
     MODULE = "module"  # an nn.Module built by `build`, called on the node's inputs
 
 
@@ -180,8 +191,10 @@ class RFRule(enum.Enum):
     GLOBAL = "each output sees every input position (global pooling, Linear, Flatten)"
     MEET = "the union of the inputs' fields, position by position (merges)"
     ORIGIN = "a network input: one pixel"
-    REGROUPED = ("each output position reads some input positions, regrouped across the map "
-                 "(a reshape to another map): at most every input position")
+    REGROUPED = (
+        "each output position reads some input positions, regrouped across the map "
+        "(a reshape to another map): at most every input position"
+    )
 
 
 POINTWISE = RFRule.POINTWISE
@@ -237,7 +250,9 @@ class OpSpec:
     macs_rule: str  # the MAC count as a formula
     example: str  # a .cnn expression using the op, e.g. `Conv(64, 3, stride = 2, pad = 1)`
     arity: int = 1  # inputs of a node with every TENSOR parameter given; VARIADIC for merges
-    in_place: bool = False  # an elementwise activation torch can run in place: no new activation memory
+    in_place: bool = (
+        False  # an elementwise activation torch can run in place: no new activation memory
+    )
     view: bool = False  # output aliases the input (Flatten, Identity, Dropout at inference)
     layer: bool = True  # callable by name in a .cnn file (merges are written `+`, `*`, `concat`)
     aliases: tuple[str, ...] = field(default=())
@@ -311,7 +326,9 @@ class SpecError(Exception):
 
 
 def _required_pieces() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(OpSpec) if f.default is MISSING and f.default_factory is MISSING)
+    return tuple(
+        f.name for f in fields(OpSpec) if f.default is MISSING and f.default_factory is MISSING
+    )
 
 
 REQUIRED_PIECES = _required_pieces()
@@ -347,7 +364,9 @@ def _contradictions(spec: OpSpec) -> list[str]:
         out.append("`rf` must be an RFRule or a function")
     modules = spec.lowering in (Lowering.MODULE, Lowering.PARAMETER)
     if modules == (spec.build is not_a_module):
-        out.append("`build` must describe the module of a MODULE or PARAMETER op, and only of those")
+        out.append(
+            "`build` must describe the module of a MODULE or PARAMETER op, and only of those"
+        )
     for p in spec.params:
         if not isinstance(p.kind, ParamKind):
             out.append(f"parameter `{p.name}`: `kind` must be a ParamKind")
@@ -391,9 +410,12 @@ def _bounded(spec: OpSpec) -> Callable:
         check_size(spec.name, out)
         params = spec.count_params(args, inputs, out)
         if params > MAX_LAYER_PARAMS:
-            raise OpError("E0308", f"`{spec.name}` would hold {params:,} parameters, over cnnc's "
-                          f"bound of {MAX_LAYER_PARAMS:,} per layer",
-                          help="reduce the channels or features, or pool before the layer")
+            raise OpError(
+                "E0308",
+                f"`{spec.name}` would hold {params:,} parameters, over cnnc's "
+                f"bound of {MAX_LAYER_PARAMS:,} per layer",
+                help="reduce the channels or features, or pool before the layer",
+            )
         return args, out
 
     bounded_infer.__wrapped__ = infer
@@ -403,9 +425,12 @@ def _bounded(spec: OpSpec) -> Callable:
 def check_size(op: str, out: TensorType) -> None:
     """E0308 when a tensor exceeds `MAX_ELEMENTS` (checked on the shape, before anything exists)."""
     if out.numel > MAX_ELEMENTS:
-        raise OpError("E0308", f"`{op}` would make a tensor of {out.numel:,} elements per sample "
-                      f"({out}), over cnnc's bound of {MAX_ELEMENTS:,}",
-                      help="use a smaller input or fewer channels, or downsample earlier")
+        raise OpError(
+            "E0308",
+            f"`{op}` would make a tensor of {out.numel:,} elements per sample "
+            f"({out}), over cnnc's bound of {MAX_ELEMENTS:,}",
+            help="use a smaller input or fewer channels, or downsample earlier",
+        )
 
 
 def merge_text(form: str, operands) -> str:

@@ -36,5 +36,8 @@ def positional(*names: str) -> Callable:
 
 def keywords(positional_names: tuple[str, ...] = (), defaults: Mapping | None = None) -> Callable:
     """`Ctor(*positional, **changed keywords)`."""
-    return lambda node: Layer(ctor(node), tuple(node.args[k] for k in positional_names),
-                              changed(node.args, defaults or {}))
+    return lambda node: Layer(
+        ctor(node),
+        tuple(node.args[k] for k in positional_names),
+        changed(node.args, defaults or {}),
+    )

@@ -29,7 +29,9 @@ from cnnc.compiler.ops.text import pair, window
 from cnnc.compiler.types import TensorType
 
 
-def output_size(size: int, kernel: int, stride: int, pad: int, dilation: int = 1, ceil: bool = False) -> int:
+def output_size(
+    size: int, kernel: int, stride: int, pad: int, dilation: int = 1, ceil: bool = False
+) -> int:
     """W' = (W − F + 2P) / S + 1, rounded down (or up in ceil mode, as torch's pools do)."""
     span = size - dilation * (kernel - 1) - 1 + 2 * pad
     out = (-(-span // stride) if ceil else span // stride) + 1
@@ -41,7 +43,9 @@ def output_size(size: int, kernel: int, stride: int, pad: int, dilation: int = 1
 def window_output(op: str, spatial, kernel, stride, padding, dilation=(1, 1), ceil=False):
     """Apply `output_size` per axis; raise E0303 when a dimension shrinks to zero or below."""
     out = []
-    for axis, size, k, s, p, d in zip(("height", "width"), spatial, kernel, stride, padding, dilation):
+    for axis, size, k, s, p, d in zip(
+        ("height", "width"), spatial, kernel, stride, padding, dilation
+    ):
         o = output_size(size, k, s, p, d, ceil)
         if o <= 0:
             eff = d * (k - 1) + 1
@@ -62,8 +66,11 @@ def resolve_same_padding(kernel, stride, dilation):
         total = d * (k - 1)
         if total % 2:
             if s != 1:
-                raise OpError("E0405", f"`pad = same` needs an odd kernel or stride 1, but got kernel {k}, stride {s}",
-                              help="give the padding explicitly, e.g. `pad = 1`")
+                raise OpError(
+                    "E0405",
+                    f"`pad = same` needs an odd kernel or stride 1, but got kernel {k}, stride {s}",
+                    help="give the padding explicitly, e.g. `pad = 1`",
+                )
             return "same"  # torch pads asymmetrically for an even kernel at stride 1
         pads.append(total // 2)
     return tuple(pads)
@@ -84,12 +91,16 @@ def infer_conv(args: dict, inputs) -> tuple[dict, TensorType]:
         )
     args = dict(args, in_channels=in_channels)
     if args["padding"] == "same":
-        args["padding"] = resolve_same_padding(args["kernel_size"], args["stride"], args["dilation"])
+        args["padding"] = resolve_same_padding(
+            args["kernel_size"], args["stride"], args["dilation"]
+        )
     padding = (0, 0) if args["padding"] == "same" else args["padding"]
     if args["padding"] == "same":
         spatial = inp.spatial
     else:
-        spatial = window_output("Conv", inp.spatial, args["kernel_size"], args["stride"], padding, args["dilation"])
+        spatial = window_output(
+            "Conv", inp.spatial, args["kernel_size"], args["stride"], padding, args["dilation"]
+        )
     return args, TensorType((out_channels, *spatial))
 
 
@@ -125,8 +136,12 @@ def conv_rf(args, inputs) -> RFAxes:
     padding = args["padding"]
     if padding == "same":
         padding = tuple((d * (k - 1)) // 2 for k, d in zip(args["kernel_size"], args["dilation"]))
-    return RFAxes(*(reads.window(k, s, p, d) for k, s, p, d in
-                    zip(args["kernel_size"], args["stride"], padding, args["dilation"])))
+    return RFAxes(
+        *(
+            reads.window(k, s, p, d)
+            for k, s, p, d in zip(args["kernel_size"], args["stride"], padding, args["dilation"])
+        )
+    )
 
 
 def infer_linear(args: dict, inputs) -> tuple[dict, TensorType]:
@@ -136,12 +151,13 @@ def infer_linear(args: dict, inputs) -> tuple[dict, TensorType]:
 
 
 def linear_params(args, inputs, out) -> int:
-    return args["in_features"] * args["out_features"] + (args["out_features"] if args["bias"] else 0)
+    return args["in_features"] * args["out_features"] + (
+        args["out_features"] if args["bias"] else 0
+    )
 
 
 def linear_macs(args, inputs, out) -> int:
     return args["in_features"] * args["out_features"]
-
 
 
 def conv_label(args) -> str:
@@ -151,7 +167,9 @@ def conv_label(args) -> str:
     if groups != 1:
         text += ", dw" if groups == args.get("in_channels") else f", g{groups}"
     if dilation != (1, 1):
-        text += f", d{dilation[0]}" if dilation[0] == dilation[1] else f", d{dilation[0]}×{dilation[1]}"
+        text += (
+            f", d{dilation[0]}" if dilation[0] == dilation[1] else f", d{dilation[0]}×{dilation[1]}"
+        )
     return text
 
 
@@ -165,7 +183,9 @@ def build_conv(node) -> Layer:
 # -- ConvTranspose ---------------------------------------------------------------------------------
 
 
-def transposed_size(size: int, kernel: int, stride: int, pad: int, dilation: int, output_padding: int) -> int:
+def transposed_size(
+    size: int, kernel: int, stride: int, pad: int, dilation: int, output_padding: int
+) -> int:
     """W' = (W − 1)·S − 2P + D·(K − 1) + P_out + 1: where the last tap of the last input lands."""
     return (size - 1) * stride - 2 * pad + dilation * (kernel - 1) + output_padding + 1
 
@@ -175,31 +195,49 @@ def infer_conv_transpose(args: dict, inputs) -> tuple[dict, TensorType]:
     expect_rank(inp, 3, "ConvTranspose", help="a ConvTranspose runs on feature maps")
     in_channels, groups, out_channels = inp.channels, args["groups"], args["out_channels"]
     if in_channels % groups or out_channels % groups:
-        raise OpError("E0305", "`groups` must divide `in_channels` and `out_channels`, but got "
-                      f"in_channels={in_channels}, out_channels={out_channels}, groups={groups}",
-                      help=f"choose groups among the common divisors of {in_channels} and {out_channels}: "
-                      f"{_common_divisors(in_channels, out_channels)}")
-    axes = zip(("height", "width"), inp.spatial, args["kernel_size"], args["stride"], args["padding"],
-               args["dilation"], args["output_padding"])
+        raise OpError(
+            "E0305",
+            "`groups` must divide `in_channels` and `out_channels`, but got "
+            f"in_channels={in_channels}, out_channels={out_channels}, groups={groups}",
+            help=f"choose groups among the common divisors of {in_channels} and {out_channels}: "
+            f"{_common_divisors(in_channels, out_channels)}",
+        )
+    axes = zip(
+        ("height", "width"),
+        inp.spatial,
+        args["kernel_size"],
+        args["stride"],
+        args["padding"],
+        args["dilation"],
+        args["output_padding"],
+    )
     spatial = []
     for axis, size, k, s, p, d, op in axes:
         if op >= s and op >= d:
-            raise OpError("E0405", f"`output_padding` of `ConvTranspose` must be smaller than the stride "
-                          f"or the dilation, but got output_padding {op}, stride {s}, dilation {d}",
-                          help="output_padding only picks among the sizes a stride > 1 leaves open: "
-                          f"use at most {max(s, d) - 1}")
+            raise OpError(
+                "E0405",
+                f"`output_padding` of `ConvTranspose` must be smaller than the stride "
+                f"or the dilation, but got output_padding {op}, stride {s}, dilation {d}",
+                help="output_padding only picks among the sizes a stride > 1 leaves open: "
+                f"use at most {max(s, d) - 1}",
+            )
         o = transposed_size(size, k, s, p, d, op)
         if o <= 0:
-            raise OpError("E0303", f"`ConvTranspose` shrinks the {axis} to {o}: "
-                          f"({size} − 1)·{s} − 2·{p} + {d}·({k} − 1) + {op} + 1 ≤ 0",
-                          help="use less padding or a larger kernel")
+            raise OpError(
+                "E0303",
+                f"`ConvTranspose` shrinks the {axis} to {o}: "
+                f"({size} − 1)·{s} − 2·{p} + {d}·({k} − 1) + {op} + 1 ≤ 0",
+                help="use less padding or a larger kernel",
+            )
         spatial.append(o)
     return dict(args, in_channels=in_channels), TensorType((out_channels, *spatial))
 
 
 def conv_transpose_params(args, inputs, out) -> int:
     kh, kw = args["kernel_size"]
-    weight = args["in_channels"] * (args["out_channels"] // args["groups"]) * kh * kw  # [C_in, C_out / g, kh, kw]
+    weight = (
+        args["in_channels"] * (args["out_channels"] // args["groups"]) * kh * kw
+    )  # [C_in, C_out / g, kh, kw]
     return weight + (args["out_channels"] if args["bias"] else 0)
 
 
@@ -212,15 +250,23 @@ def conv_transpose_macs(args, inputs, out) -> int:
 def conv_transpose_rf(args, inputs) -> RFAxes:
     """Output o reads every input i with i·S − P + t·D = o for a tap t in [0, K): with a 2×2 kernel
     at stride 2, exactly one input position; none where the stride leaves a gap."""
-    return RFAxes(*(reads.transposed(k, s, p, d) for k, s, p, d in
-                    zip(args["kernel_size"], args["stride"], args["padding"], args["dilation"])))
+    return RFAxes(
+        *(
+            reads.transposed(k, s, p, d)
+            for k, s, p, d in zip(
+                args["kernel_size"], args["stride"], args["padding"], args["dilation"]
+            )
+        )
+    )
 
 
 def build_conv_transpose(node) -> Layer:
     a = node.args
     kwargs = {"kernel_size": single(a["kernel_size"])}
-    kwargs |= changed(a, {"stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "bias": True,
-                          "dilation": 1})
+    kwargs |= changed(
+        a,
+        {"stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "bias": True, "dilation": 1},
+    )
     return Layer("ConvTranspose2d", (a["in_channels"], a["out_channels"]), kwargs)
 
 
@@ -299,8 +345,11 @@ register(
         rf=GLOBAL,
         lowering=Lowering.MODULE,
         torch_ctor="torch.nn.Linear",
-        build=lambda node: Layer("Linear", (node.args["in_features"], node.args["out_features"]),
-                                 changed(node.args, {"bias": True})),
+        build=lambda node: Layer(
+            "Linear",
+            (node.args["in_features"], node.args["out_features"]),
+            changed(node.args, {"bias": True}),
+        ),
         label=lambda args: f", {args.get('out_features', '?')}",
         shape_rule="[N] → [out_features]",
         params_rule="N · out_features + out_features (the bias)",

@@ -34,6 +34,7 @@ from cnnc.compiler.types import TensorType
 
 LAYERS = "cnnc.compiler.lower.layers."  # where the torch modules of these ops are defined
 
+
 def infer_same(args: dict, inputs) -> tuple[dict, TensorType]:
     (inp,) = inputs
     return dict(args), inp
@@ -44,11 +45,17 @@ def infer_chunk(args: dict, inputs) -> tuple[dict, TensorType]:
     expect_rank(inp, 3, "Chunk")
     chunks, index = args["chunks"], args["index"]
     if inp.channels % chunks:
-        raise OpError("E0305", "`chunks` must divide the channels of `Chunk`, but got "
-                      f"channels={inp.channels}, chunks={chunks}")
+        raise OpError(
+            "E0305",
+            "`chunks` must divide the channels of `Chunk`, but got "
+            f"channels={inp.channels}, chunks={chunks}",
+        )
     if index >= chunks:
-        raise OpError("E0405", f"`Chunk` index must be below `chunks` ({chunks}), but got {index}",
-                      help=f"the chunks are numbered 0 to {chunks - 1}")
+        raise OpError(
+            "E0405",
+            f"`Chunk` index must be below `chunks` ({chunks}), but got {index}",
+            help=f"the chunks are numbered 0 to {chunks - 1}",
+        )
     return dict(args), TensorType((inp.channels // chunks, *inp.spatial))
 
 
@@ -74,16 +81,45 @@ def pointwise_macs(args, inputs, out) -> int:
     return out.numel * args["in_features"]
 
 
-def _extra(name: str, doc: str, family: Family, params, infer, shape_rule: str, example: str, *,
-           count_params=NO_PARAMS, params_rule: str = "0", count_macs=NO_MACS, macs_rule: str = "0",
-           lowering: Lowering = Lowering.MODULE, build=None, label=no_detail, **more) -> OpSpec:
+def _extra(
+    name: str,
+    doc: str,
+    family: Family,
+    params,
+    infer,
+    shape_rule: str,
+    example: str,
+    *,
+    count_params=NO_PARAMS,
+    params_rule: str = "0",
+    count_macs=NO_MACS,
+    macs_rule: str = "0",
+    lowering: Lowering = Lowering.MODULE,
+    build=None,
+    label=no_detail,
+    **more,
+) -> OpSpec:
     """An op whose module is the class of lower/layers.py named as the op, built from its
     parameters in order unless `build` says otherwise."""
-    return OpSpec(name=name, doc=doc, family=family, params=tuple(params), infer=infer,
-                  count_params=count_params, count_macs=count_macs, rf=POINTWISE, lowering=lowering,
-                  torch_ctor=LAYERS + name, build=build or positional(*(p.torch_name for p in params)),
-                  label=label, shape_rule=shape_rule, params_rule=params_rule, macs_rule=macs_rule,
-                  example=example, **more)
+    return OpSpec(
+        name=name,
+        doc=doc,
+        family=family,
+        params=tuple(params),
+        infer=infer,
+        count_params=count_params,
+        count_macs=count_macs,
+        rf=POINTWISE,
+        lowering=lowering,
+        torch_ctor=LAYERS + name,
+        build=build or positional(*(p.torch_name for p in params)),
+        label=label,
+        shape_rule=shape_rule,
+        params_rule=params_rule,
+        macs_rule=macs_rule,
+        example=example,
+        **more,
+    )
 
 
 def build_layer_scale(node) -> Layer:
@@ -92,32 +128,78 @@ def build_layer_scale(node) -> Layer:
 
 
 register(
-    _extra("StochasticDepth", "drops a residual branch per sample with probability `p` while training",
-           Family.RESHAPE,
-           (ParamSpec("p", "p", ParamKind.FLOAT, 0.0, minimum=0, maximum=1),), infer_same,
-           "any shape, unchanged", "StochasticDepth(0.1)", view=True,
-           saves=Saves.NOTHING, training_tensor=True),
-    _extra("Chunk", "channel group `index` of `chunks`: `x.chunk(chunks, 1)[index]` (ShuffleNetV2)",
-           Family.RESHAPE,
-           (ParamSpec("chunks", "chunks", ParamKind.INT, minimum=1),
-            ParamSpec("index", "index", ParamKind.INT, minimum=0)), infer_chunk,
-           "[C, H, W] → [C / chunks, H, W]", "Chunk(2, 0)", view=True, saves=Saves.NOTHING),
-    _extra("Scale", "multiplies by a constant, e.g. Inception-ResNet's residual scaling", Family.ACT,
-           (ParamSpec("value", "value", ParamKind.FLOAT),), infer_same, "any shape, unchanged", "Scale(0.17)",
-           saves=Saves.NOTHING),
-    _extra("PointwiseLinear", "a Linear at every position, nn.Linear's weights (ConvNeXt's MLP)", Family.LINEAR,
-           (ParamSpec("out_features", "out_features", ParamKind.INT, minimum=1),
-            ParamSpec("bias", "bias", ParamKind.BOOL, True)), infer_pointwise,
-           "[C, H, W] → [out_features, H, W]", "PointwiseLinear(384)", count_params=pointwise_params,
-           params_rule="C · out_features + out_features (the bias)", count_macs=pointwise_macs,
-           macs_rule="H · W · C · out_features",
-           build=lambda node: Layer(LAYERS + "PointwiseLinear",
-                                    (node.args["in_features"], node.args["out_features"]),
-                                    changed(node.args, {"bias": True})),
-           label=lambda args: f", {args.get('out_features', '?')}", inferred="in_features",
-           saves=Saves.INPUT),
-    _extra("LayerScale", "a learned per-channel scale [C, 1, 1] from `init` (CaiT, ConvNeXt)", Family.NORM,
-           (ParamSpec("init", "init", ParamKind.FLOAT, 1e-6),), infer_layer_scale, "[C, H, W] → [C, H, W]",
-           "LayerScale(1e-6)", count_params=lambda args, inputs, out: args["channels"], params_rule="C",
-           build=build_layer_scale, lowering=Lowering.PARAMETER, saves=Saves.INPUT),
+    _extra(
+        "StochasticDepth",
+        "drops a residual branch per sample with probability `p` while training",
+        Family.RESHAPE,
+        (ParamSpec("p", "p", ParamKind.FLOAT, 0.0, minimum=0, maximum=1),),
+        infer_same,
+        "any shape, unchanged",
+        "StochasticDepth(0.1)",
+        view=True,
+        saves=Saves.NOTHING,
+        training_tensor=True,
+    ),
+    _extra(
+        "Chunk",
+        "channel group `index` of `chunks`: `x.chunk(chunks, 1)[index]` (ShuffleNetV2)",
+        Family.RESHAPE,
+        (
+            ParamSpec("chunks", "chunks", ParamKind.INT, minimum=1),
+            ParamSpec("index", "index", ParamKind.INT, minimum=0),
+        ),
+        infer_chunk,
+        "[C, H, W] → [C / chunks, H, W]",
+        "Chunk(2, 0)",
+        view=True,
+        saves=Saves.NOTHING,
+    ),
+    _extra(
+        "Scale",
+        "multiplies by a constant, e.g. Inception-ResNet's residual scaling",
+        Family.ACT,
+        (ParamSpec("value", "value", ParamKind.FLOAT),),
+        infer_same,
+        "any shape, unchanged",
+        "Scale(0.17)",
+        saves=Saves.NOTHING,
+    ),
+    _extra(
+        "PointwiseLinear",
+        "a Linear at every position, nn.Linear's weights (ConvNeXt's MLP)",
+        Family.LINEAR,
+        (
+            ParamSpec("out_features", "out_features", ParamKind.INT, minimum=1),
+            ParamSpec("bias", "bias", ParamKind.BOOL, True),
+        ),
+        infer_pointwise,
+        "[C, H, W] → [out_features, H, W]",
+        "PointwiseLinear(384)",
+        count_params=pointwise_params,
+        params_rule="C · out_features + out_features (the bias)",
+        count_macs=pointwise_macs,
+        macs_rule="H · W · C · out_features",
+        build=lambda node: Layer(
+            LAYERS + "PointwiseLinear",
+            (node.args["in_features"], node.args["out_features"]),
+            changed(node.args, {"bias": True}),
+        ),
+        label=lambda args: f", {args.get('out_features', '?')}",
+        inferred="in_features",
+        saves=Saves.INPUT,
+    ),
+    _extra(
+        "LayerScale",
+        "a learned per-channel scale [C, 1, 1] from `init` (CaiT, ConvNeXt)",
+        Family.NORM,
+        (ParamSpec("init", "init", ParamKind.FLOAT, 1e-6),),
+        infer_layer_scale,
+        "[C, H, W] → [C, H, W]",
+        "LayerScale(1e-6)",
+        count_params=lambda args, inputs, out: args["channels"],
+        params_rule="C",
+        build=build_layer_scale,
+        lowering=Lowering.PARAMETER,
+        saves=Saves.INPUT,
+    ),
 )

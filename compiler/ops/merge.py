@@ -48,7 +48,9 @@ def concat_mismatches(inputs) -> tuple[tuple[int, ...], int]:
     of the most common rank and spatial size, so one odd branch out of four is the one named."""
     keys = [(t.rank, t.spatial) for t in inputs]
     counts = Counter(keys)  # one pass: `keys.count` per key made a wide concat quadratic
-    common = max(counts, key=counts.__getitem__)  # ties: the earliest (insertion order, max's first-wins rule)
+    common = max(
+        counts, key=counts.__getitem__
+    )  # ties: the earliest (insertion order, max's first-wins rule)
     reference = keys.index(common)
     return tuple(i for i, key in enumerate(keys) if key != common), reference
 
@@ -113,32 +115,109 @@ def _infer_elementwise(op: str):
     return infer
 
 
-def _merge(name: str, doc: str, infer, torch_ctor: str, short: str, glyph: str, shape_rule: str,
-           example: str, **more) -> OpSpec:
-    return OpSpec(name=name, doc=doc, family=Family.MERGE, params=(), infer=infer, count_params=NO_PARAMS,
-                  count_macs=NO_MACS, rf=MEET, lowering=Lowering.MERGE, torch_ctor=torch_ctor,
-                  build=not_a_module, label=no_detail, shape_rule=shape_rule, params_rule="0",
-                  macs_rule="0 (additions and products are not multiply-accumulates of a layer)",
-                  example=example, arity=VARIADIC, layer=False, short=short, glyph=glyph,
-                  **more)
+def _merge(
+    name: str,
+    doc: str,
+    infer,
+    torch_ctor: str,
+    short: str,
+    glyph: str,
+    shape_rule: str,
+    example: str,
+    **more,
+) -> OpSpec:
+    return OpSpec(
+        name=name,
+        doc=doc,
+        family=Family.MERGE,
+        params=(),
+        infer=infer,
+        count_params=NO_PARAMS,
+        count_macs=NO_MACS,
+        rf=MEET,
+        lowering=Lowering.MERGE,
+        torch_ctor=torch_ctor,
+        build=not_a_module,
+        label=no_detail,
+        shape_rule=shape_rule,
+        params_rule="0",
+        macs_rule="0 (additions and products are not multiply-accumulates of a layer)",
+        example=example,
+        arity=VARIADIC,
+        layer=False,
+        short=short,
+        glyph=glyph,
+        **more,
+    )
 
 
-BROADCAST = "torch's broadcasting, batch aside: equal ranks, each pair of sizes equal or one of them 1"
+BROADCAST = (
+    "torch's broadcasting, batch aside: equal ranks, each pair of sizes equal or one of them 1"
+)
 
 register(
-    _merge("Concat", "joins tensors along the channels: `concat(a, b, …)`", infer_concat, "torch.cat",
-           "concat", "‖", "[C₁, H, W], [C₂, H, W], … → [C₁ + C₂ + …, H, W]", "concat(a, b)",
-           saves=Saves.NOTHING,
-           written="concat({})", source="torch.cat([{}], dim=1)", overwritable=True),
-    _merge("Add", "elementwise sum with broadcasting: `a + b`", _infer_elementwise("+"), "operator.add",
-           "+", "⊕", BROADCAST, "a + b", saves=Saves.NOTHING,
-           written="+", source="+", accumulate="add_", overwritable=True),
-    _merge("Mul", "elementwise product with broadcasting: `a * b` (SE gates)", _infer_elementwise("*"),
-           "operator.mul", "×", "⊗", BROADCAST, "a * gate", saves=Saves.INPUT,
-           written="*", source="*", overwritable=True),
-    OpSpec(name="Input", doc="a network's input, declared `input [C, H, W]`", family=Family.IO, params=(),
-           infer=lambda args, inputs: (dict(args), args["type"]), count_params=NO_PARAMS,
-           count_macs=NO_MACS, rf=ORIGIN, lowering=Lowering.INPUT, torch_ctor="", build=not_a_module,
-           label=no_detail, shape_rule="the declared shape", params_rule="0", macs_rule="0",
-           example="input [3, 224, 224]", arity=0, layer=False, saves=Saves.NOTHING),
+    _merge(
+        "Concat",
+        "joins tensors along the channels: `concat(a, b, …)`",
+        infer_concat,
+        "torch.cat",
+        "concat",
+        "‖",
+        "[C₁, H, W], [C₂, H, W], … → [C₁ + C₂ + …, H, W]",
+        "concat(a, b)",
+        saves=Saves.NOTHING,
+        written="concat({})",
+        source="torch.cat([{}], dim=1)",
+        overwritable=True,
+    ),
+    _merge(
+        "Add",
+        "elementwise sum with broadcasting: `a + b`",
+        _infer_elementwise("+"),
+        "operator.add",
+        "+",
+        "⊕",
+        BROADCAST,
+        "a + b",
+        saves=Saves.NOTHING,
+        written="+",
+        source="+",
+        accumulate="add_",
+        overwritable=True,
+    ),
+    _merge(
+        "Mul",
+        "elementwise product with broadcasting: `a * b` (SE gates)",
+        _infer_elementwise("*"),
+        "operator.mul",
+        "×",
+        "⊗",
+        BROADCAST,
+        "a * gate",
+        saves=Saves.INPUT,
+        written="*",
+        source="*",
+        overwritable=True,
+    ),
+    OpSpec(
+        name="Input",
+        doc="a network's input, declared `input [C, H, W]`",
+        family=Family.IO,
+        params=(),
+        infer=lambda args, inputs: (dict(args), args["type"]),
+        count_params=NO_PARAMS,
+        count_macs=NO_MACS,
+        rf=ORIGIN,
+        lowering=Lowering.INPUT,
+        torch_ctor="",
+        build=not_a_module,
+        label=no_detail,
+        shape_rule="the declared shape",
+        params_rule="0",
+        macs_rule="0",
+        example="input [3, 224, 224]",
+        arity=0,
+        layer=False,
+        saves=Saves.NOTHING,
+    ),
 )

@@ -87,7 +87,11 @@ def transposed(kernel: int, stride: int, padding: int, dilation: int) -> Reads:
         if t0 > kernel - 1:
             return None
         t_last = t0 + (kernel - 1 - t0) // cycle * cycle
-        return ((target - t_last * dilation) // stride, (target - t0 * dilation) // stride, dilation // g)
+        return (
+            (target - t_last * dilation) // stride,
+            (target - t0 * dilation) // stride,
+            dilation // g,
+        )
 
     return Reads(stride, 1, at)
 

@@ -36,15 +36,24 @@ from cnnc.compiler.types import TensorType
 
 LAYERS = "cnnc.compiler.lower.layers."
 MODES = ("nearest", "bilinear")
-RATIO_DENOMINATOR = 1024  # a scale factor's 1 / factor, as the nearest fraction with a denominator this small
-PAD_MODES = {"constant": "ConstantPad2d", "reflect": "ReflectionPad2d", "replicate": "ReplicationPad2d"}
+RATIO_DENOMINATOR = (
+    1024  # a scale factor's 1 / factor, as the nearest fraction with a denominator this small
+)
+PAD_MODES = {
+    "constant": "ConstantPad2d",
+    "reflect": "ReflectionPad2d",
+    "replicate": "ReplicationPad2d",
+}
 
 
 def _map(op: str, t: TensorType, what: str = "") -> None:
     """E0304 unless `t` (the input, or the tensor `what` names) is a [C, H, W] map."""
     if what and t.rank != 3:
-        raise OpError("E0304", f"{what} of `{op}` must be a [C, H, W] feature map, but got {t}",
-                      help="its height and width are what is read: name a feature map")
+        raise OpError(
+            "E0304",
+            f"{what} of `{op}` must be a [C, H, W] feature map, but got {t}",
+            help="its height and width are what is read: name a feature map",
+        )
     expect_rank(t, 3, op)
 
 
@@ -55,14 +64,22 @@ def infer_upsample(args: dict, inputs) -> tuple[dict, TensorType]:
     inp = inputs[0]
     _map("Upsample", inp)
     args = {k: v for k, v in args.items() if k != "like"}  # given, it is the second input
-    given = [k for k in ("size", "scale_factor") if args.get(k) is not None] + ["like"] * (len(inputs) - 1)
+    given = [k for k in ("size", "scale_factor") if args.get(k) is not None] + ["like"] * (
+        len(inputs) - 1
+    )
     if len(given) != 1:
-        raise OpError("E0405", "`Upsample` needs exactly one of `size`, `scale_factor` or `like`, but got "
-                      + (", ".join(f"`{k}`" for k in given) if given else "none"),
-                      help="e.g. `Upsample(scale_factor = 2)` or `Upsample(like = skip)`")
+        raise OpError(
+            "E0405",
+            "`Upsample` needs exactly one of `size`, `scale_factor` or `like`, but got "
+            + (", ".join(f"`{k}`" for k in given) if given else "none"),
+            help="e.g. `Upsample(scale_factor = 2)` or `Upsample(like = skip)`",
+        )
     if args["align_corners"] and args["mode"] == "nearest":
-        raise OpError("E0405", "`align_corners` applies to interpolating modes only, but `mode` is nearest",
-                      help='write `mode = "bilinear"` or drop `align_corners`')
+        raise OpError(
+            "E0405",
+            "`align_corners` applies to interpolating modes only, but `mode` is nearest",
+            help='write `mode = "bilinear"` or drop `align_corners`',
+        )
     if len(inputs) == 2:
         _map("Upsample", inputs[1], "`like`")
         spatial = inputs[1].spatial
@@ -72,8 +89,11 @@ def infer_upsample(args: dict, inputs) -> tuple[dict, TensorType]:
         spatial = tuple(math.floor(n * s) for n, s in zip(inp.spatial, args["scale_factor"]))
         for axis, n, s, o in zip(("height", "width"), inp.spatial, args["scale_factor"], spatial):
             if o <= 0:
-                raise OpError("E0303", f"`Upsample` shrinks the {axis} to {o}: ⌊{n} · {s:g}⌋ ≤ 0",
-                              help=f"use a scale factor of at least {1 / n:.3g}")
+                raise OpError(
+                    "E0303",
+                    f"`Upsample` shrinks the {axis} to {o}: ⌊{n} · {s:g}⌋ ≤ 0",
+                    help=f"use a scale factor of at least {1 / n:.3g}",
+                )
     return dict(args), TensorType((inp.channels, *spatial))
 
 
@@ -134,9 +154,12 @@ def infer_pixel_shuffle(args: dict, inputs) -> tuple[dict, TensorType]:
     _map("PixelShuffle", inp)
     r = args["upscale_factor"]
     if inp.channels % (r * r):
-        raise OpError("E0305", f"`upscale_factor`² = {r * r} must divide the channels of `PixelShuffle`, "
-                      f"but got channels={inp.channels}",
-                      help=f"give the layer before it a multiple of {r * r} channels")
+        raise OpError(
+            "E0305",
+            f"`upscale_factor`² = {r * r} must divide the channels of `PixelShuffle`, "
+            f"but got channels={inp.channels}",
+            help=f"give the layer before it a multiple of {r * r} channels",
+        )
     return dict(args), TensorType((inp.channels // (r * r), inp.spatial[0] * r, inp.spatial[1] * r))
 
 
@@ -155,14 +178,26 @@ def infer_pad(args: dict, inputs) -> tuple[dict, TensorType]:
     left, right, top, bottom = args["padding"]
     mode = args["mode"]
     if mode != "constant" and args["value"] != 0:
-        raise OpError("E0405", f"`value` fills the border in mode constant only, but `mode` is {mode}",
-                      help="drop `value`, or write `mode = \"constant\"`")
+        raise OpError(
+            "E0405",
+            f"`value` fills the border in mode constant only, but `mode` is {mode}",
+            help='drop `value`, or write `mode = "constant"`',
+        )
     if mode == "reflect":
-        for axis, size, sides in (("height", inp.spatial[0], (top, bottom)), ("width", inp.spatial[1], (left, right))):
+        for axis, size, sides in (
+            ("height", inp.spatial[0], (top, bottom)),
+            ("width", inp.spatial[1], (left, right)),
+        ):
             if max(sides) >= size:
-                raise OpError("E0405", f"reflect padding must be smaller than the {axis} ({size}), but got "
-                              f"{max(sides)}", help="pad less, or use `mode = \"replicate\"`")
-    return dict(args), TensorType((inp.channels, inp.spatial[0] + top + bottom, inp.spatial[1] + left + right))
+                raise OpError(
+                    "E0405",
+                    f"reflect padding must be smaller than the {axis} ({size}), but got "
+                    f"{max(sides)}",
+                    help='pad less, or use `mode = "replicate"`',
+                )
+    return dict(args), TensorType(
+        (inp.channels, inp.spatial[0] + top + bottom, inp.spatial[1] + left + right)
+    )
 
 
 def build_pad(node) -> Layer:
@@ -174,8 +209,13 @@ def build_pad(node) -> Layer:
 
 def pad_label(args) -> str:
     sides = args.get("padding", "?")
-    text = str(sides[0]) if isinstance(sides, tuple) and len(set(sides)) == 1 else \
-        ",".join(map(str, sides)) if isinstance(sides, tuple) else str(sides)
+    text = (
+        str(sides[0])
+        if isinstance(sides, tuple) and len(set(sides)) == 1
+        else ",".join(map(str, sides))
+        if isinstance(sides, tuple)
+        else str(sides)
+    )
     mode = args.get("mode", "constant")
     return text + ("" if mode == "constant" else f" {mode}")
 
@@ -196,8 +236,11 @@ def infer_crop(args: dict, inputs) -> tuple[dict, TensorType]:
     _map("Crop", like, "`like`")
     for axis, n, m in zip(("height", "width"), inp.spatial, like.spatial):
         if m > n:
-            raise OpError("E0303", f"`Crop` cannot grow the {axis}: the input is {n} and `like` is {m}",
-                          help="crop the larger tensor to the smaller one, or pad with `Pad`")
+            raise OpError(
+                "E0303",
+                f"`Crop` cannot grow the {axis}: the input is {n} and `like` is {m}",
+                help="crop the larger tensor to the smaller one, or pad with `Pad`",
+            )
     return dict(args), TensorType((inp.channels, *like.spatial))
 
 

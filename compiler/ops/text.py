@@ -105,5 +105,7 @@ def is_default(p, value, args) -> bool:
     """Whether `value` is what the parameter's default gives (a pool's stride defaults to its kernel)."""
     if p.default is None and p.name == "stride":
         return value is None or value == args.get("kernel_size")
-    default = float(p.default) if p.kind is ParamKind.FLOAT and isinstance(p.default, int) else p.default
+    default = (
+        float(p.default) if p.kind is ParamKind.FLOAT and isinstance(p.default, int) else p.default
+    )
     return literal(value) == literal(default)

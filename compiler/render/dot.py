@@ -46,12 +46,20 @@ from cnnc.compiler.types import is_error
 from cnnc.dsl import safefs
 from cnnc.dsl.records import record
 
-FORMATS = {".dot": None, ".gv": None, ".svg": "svg", ".png": "png", ".pdf": "pdf"}  # suffix → dot -T
+FORMATS = {
+    ".dot": None,
+    ".gv": None,
+    ".svg": "svg",
+    ".png": "png",
+    ".pdf": "pdf",
+}  # suffix → dot -T
 DIRECTIONS = ("TB", "LR")
 SHAPE_MODES = ("changes", "all")
 OUTPUT_KEY = "output"  # the sink drawn after the graph's output; box keys are `n…` or `s_…`
-INSTALL_HELP = ("install Graphviz (`apt-get install graphviz`, `brew install graphviz` or "
-                "`conda install graphviz`), or write DOT text instead with `-o FILE.dot`")
+INSTALL_HELP = (
+    "install Graphviz (`apt-get install graphviz`, `brew install graphviz` or "
+    "`conda install graphviz`), or write DOT text instead with `-o FILE.dot`"
+)
 
 
 # Measured with Graphviz 2.43 (CPU seconds of `dot -Tsvg`): the zoo's largest diagram,
@@ -77,8 +85,10 @@ class DotNotFound(DrawError):
     """An image was asked for, but Graphviz's `dot` program is not on PATH."""
 
     def __init__(self, fmt: str):
-        super().__init__(f"writing a .{fmt} image needs Graphviz's `dot` program, but it is not on PATH",
-                         INSTALL_HELP)
+        super().__init__(
+            f"writing a .{fmt} image needs Graphviz's `dot` program, but it is not on PATH",
+            INSTALL_HELP,
+        )
 
 
 class DotFailed(DrawError):
@@ -89,8 +99,15 @@ class TooLarge(DrawError):
     """The view is larger than Graphviz lays out in seconds."""
 
 
-def render(graph: Graph, depth: int | None = None, direction: str = "TB", theme: str = "light",
-           fold: bool = True, shapes: str = "changes", bound: str | None = None) -> graphviz.Digraph:
+def render(
+    graph: Graph,
+    depth: int | None = None,
+    direction: str = "TB",
+    theme: str = "light",
+    fold: bool = True,
+    shapes: str = "changes",
+    bound: str | None = None,
+) -> graphviz.Digraph:
     """The diagram of `graph`: scopes deeper than `depth` collapsed, runs of identical blocks ×N.
 
     `shapes="changes"` labels the edges where a shape is new (it leaves an op that changes it, a
@@ -107,7 +124,9 @@ def render(graph: Graph, depth: int | None = None, direction: str = "TB", theme:
     if depth is not None and depth < 0:
         raise ValueError(f"`depth` must be 0 or more (or None for everything), but got {depth}")
     if bound is not None and depth is None and len(graph) > _box_bound(bound):
-        _refuse(graph, None, fold, bound, _over(len(graph), _box_bound(bound), "boxes"))  # a box a node
+        _refuse(
+            graph, None, fold, bound, _over(len(graph), _box_bound(bound), "boxes")
+        )  # a box a node
     view = build_view(graph, depth, fold)
     if bound is not None:
         check_drawable(view, fold, bound)
@@ -122,9 +141,12 @@ def size_problem(view: View, bound: str = "image") -> str | None:
     for edge in view.edges:
         fan[edge.src] = fan.get(edge.src, 0) + 1
         fan[edge.dst] = fan.get(edge.dst, 0) + 1
-    return (_over(len(view.boxes), MAX_IMAGE_BOXES, "boxes") or _over(len(view.edges), MAX_IMAGE_EDGES, "edges")
-            or _over(len(view.clusters), MAX_IMAGE_CLUSTERS, "nested blocks")
-            or _over(max(fan.values(), default=0), MAX_IMAGE_FAN, "edges at one box"))
+    return (
+        _over(len(view.boxes), MAX_IMAGE_BOXES, "boxes")
+        or _over(len(view.edges), MAX_IMAGE_EDGES, "edges")
+        or _over(len(view.clusters), MAX_IMAGE_CLUSTERS, "nested blocks")
+        or _over(max(fan.values(), default=0), MAX_IMAGE_FAN, "edges at one box")
+    )
 
 
 def _over(count: int, bound: int, what: str) -> str | None:
@@ -146,9 +168,12 @@ def _refuse(graph: Graph, depth: int | None, fold: bool, bound: str, problem: st
     fits = _deepest_fitting(graph, depth, fold, bound)
     what = "at this depth" if depth is not None else "drawn layer by layer"
     where = "Graphviz lays out in seconds" if bound == "image" else "a diagram can show"
-    help = (f"collapse the blocks: `--depth {fits}` draws it within bounds" if fits is not None else
-            "no depth makes it small enough" + (": write DOT text instead with `-o FILE.dot`"
-                                               if bound == "image" else ""))
+    help = (
+        f"collapse the blocks: `--depth {fits}` draws it within bounds"
+        if fits is not None
+        else "no depth makes it small enough"
+        + (": write DOT text instead with `-o FILE.dot`" if bound == "image" else "")
+    )
     raise TooLarge(f"the diagram {what} has {problem} {where}", help)
 
 
@@ -173,18 +198,31 @@ def to_dot(graph: Graph, **options) -> str:
 # -- drawing ----------------------------------------------------------------------------------
 
 
-def draw(view: View, theme: Theme, direction: str = "TB", shapes: str = "changes") -> graphviz.Digraph:
+def draw(
+    view: View, theme: Theme, direction: str = "TB", shapes: str = "changes"
+) -> graphviz.Digraph:
     """View → Digraph: clusters nested as the scopes nest, then edges, then the output sink.
 
     Linear in the boxes and clusters: each level finds its boxes and child clusters in maps made once
     (no scan of every cluster per cluster)."""
-    g = graphviz.Digraph(view.graph.network, graph_attr=_graph_attrs(view, theme, direction),
-                         node_attr=_node_defaults(theme), edge_attr=_edge_defaults(theme))
-    drawing = _Drawing(view, theme, _group(view.boxes, lambda b: b.parent), _children(view.clusters),
-                       _frozen_clusters(view.graph, view.clusters))
+    g = graphviz.Digraph(
+        view.graph.network,
+        graph_attr=_graph_attrs(view, theme, direction),
+        node_attr=_node_defaults(theme),
+        edge_attr=_edge_defaults(theme),
+    )
+    drawing = _Drawing(
+        view,
+        theme,
+        _group(view.boxes, lambda b: b.parent),
+        _children(view.clusters),
+        _frozen_clusters(view.graph, view.clusters),
+    )
     _draw_level(g, drawing, (), level=0)
     for edge in view.edges:
-        g.edge(edge.src, edge.dst, **_edge_attrs(edge, theme, quiet=edge.quiet and shapes == "changes"))
+        g.edge(
+            edge.src, edge.dst, **_edge_attrs(edge, theme, quiet=edge.quiet and shapes == "changes")
+        )
     if view.outputs:
         _draw_outputs(g, view, theme)
     return g
@@ -236,8 +274,15 @@ def _draw_outputs(g, view: View, theme: Theme) -> None:
         return
     for i, (key, node_id, box) in enumerate(view.outputs):
         name = f"output {key}" if isinstance(key, int) else str(key)
-        _draw_sink(g, view, theme, f"{OUTPUT_KEY}_{i}", box, node_id,
-                   _io_label(name, view.graph.node(node_id).type, theme))
+        _draw_sink(
+            g,
+            view,
+            theme,
+            f"{OUTPUT_KEY}_{i}",
+            box,
+            node_id,
+            _io_label(name, view.graph.node(node_id).type, theme),
+        )
 
 
 def _draw_sink(g, view: View, theme: Theme, sink: str, box: str, node_id: int, label: str) -> None:
@@ -258,20 +303,43 @@ def _io_label(name: str, type_, theme: Theme) -> str:
 
 
 def _graph_attrs(view: View, theme: Theme, direction: str) -> dict:
-    return {"rankdir": direction, "bgcolor": theme.background, "fontname": theme.font,
-            "fontcolor": theme.text, "fontsize": "13", "label": _title(view), "labelloc": "t",
-            "labeljust": "l", "nodesep": "0.25", "ranksep": "0.3", "newrank": "true",
-            "tooltip": view.graph.network}
+    return {
+        "rankdir": direction,
+        "bgcolor": theme.background,
+        "fontname": theme.font,
+        "fontcolor": theme.text,
+        "fontsize": "13",
+        "label": _title(view),
+        "labelloc": "t",
+        "labeljust": "l",
+        "nodesep": "0.25",
+        "ranksep": "0.3",
+        "newrank": "true",
+        "tooltip": view.graph.network,
+    }
 
 
 def _node_defaults(theme: Theme) -> dict:
-    return {"fontname": theme.font, "fontsize": "11", "fontcolor": theme.text, "color": theme.line,
-            "shape": "box", "style": "rounded,filled", "height": "0.3", "margin": "0.1,0.04"}
+    return {
+        "fontname": theme.font,
+        "fontsize": "11",
+        "fontcolor": theme.text,
+        "color": theme.line,
+        "shape": "box",
+        "style": "rounded,filled",
+        "height": "0.3",
+        "margin": "0.1,0.04",
+    }
 
 
 def _edge_defaults(theme: Theme) -> dict:
-    return {"fontname": theme.font, "fontsize": "9", "fontcolor": theme.muted, "color": theme.edge,
-            "arrowsize": "0.6"}
+    return {
+        "fontname": theme.font,
+        "fontsize": "9",
+        "fontcolor": theme.muted,
+        "color": theme.edge,
+        "arrowsize": "0.6",
+    }
 
 
 def _title(view: View) -> str:
@@ -294,8 +362,12 @@ def _box_attrs(box: Box, graph: Graph, theme: Theme) -> dict:
     elif box.poisoned:
         attrs.update(color=theme.unknown, fontcolor=theme.unknown, style=_dashed(attrs))
     elif frozen(graph, box.members) and attrs.get("label", "").endswith(">"):
-        attrs.update(color=FROZEN, penwidth="2", label=attrs["label"][:-1] + _FROZEN_MARK + ">",
-                     tooltip=attrs.get("tooltip", "") + " (frozen)")
+        attrs.update(
+            color=FROZEN,
+            penwidth="2",
+            label=attrs["label"][:-1] + _FROZEN_MARK + ">",
+            tooltip=attrs.get("tooltip", "") + " (frozen)",
+        )
     return attrs
 
 
@@ -339,9 +411,14 @@ def _node_attrs(node: Node, params: int, theme: Theme) -> dict:
         name = node.args.get("name")
         label = "<<B>input</B>>" if name is None else _io_label(name, node.type, theme)
         return {"label": label, "fillcolor": theme.fill("io"), "tooltip": tooltip}
-    small = " · ".join(x for x in (shown_name(node), f"{human(params)} params" if params else "") if x)
-    return {"label": _html_label([_op_line(node)], [html(small)], node.error, theme),
-            "fillcolor": theme.fill(node.spec.family), "tooltip": tooltip}
+    small = " · ".join(
+        x for x in (shown_name(node), f"{human(params)} params" if params else "") if x
+    )
+    return {
+        "label": _html_label([_op_line(node)], [html(small)], node.error, theme),
+        "fillcolor": theme.fill(node.spec.family),
+        "tooltip": tooltip,
+    }
 
 
 def _op_line(node: Node) -> str:
@@ -352,11 +429,24 @@ def _op_line(node: Node) -> str:
 
 
 def _merge_attrs(node: Node, theme: Theme, tooltip: str) -> dict:
-    attrs = {"label": MERGE_GLYPHS[node.op], "shape": "circle", "style": "filled", "fixedsize": "true",
-             "width": "0.32", "fontsize": "15", "fillcolor": theme.fill("merge"), "tooltip": tooltip}
+    attrs = {
+        "label": MERGE_GLYPHS[node.op],
+        "shape": "circle",
+        "style": "filled",
+        "fixedsize": "true",
+        "width": "0.32",
+        "fontsize": "15",
+        "fillcolor": theme.fill("merge"),
+        "tooltip": tooltip,
+    }
     if node.error is not None:
-        attrs.update(shape="box", style="rounded,filled", fixedsize="false", fontsize="11",
-                     label=_html_label([f"<B>{html(MERGE_GLYPHS[node.op])}</B>"], [], node.error, theme))
+        attrs.update(
+            shape="box",
+            style="rounded,filled",
+            fixedsize="false",
+            fontsize="11",
+            label=_html_label([f"<B>{html(MERGE_GLYPHS[node.op])}</B>"], [], node.error, theme),
+        )
     return attrs
 
 
@@ -366,8 +456,11 @@ def _scope_box_attrs(box: Box, graph: Graph, theme: Theme) -> dict:
     if box.repeat > 1:
         title += f"  <B>×{box.repeat}</B>"
     shapes = f"{html(' + '.join(box.in_shapes) or '·')} → {html(box.out_shape)}"
-    return {"label": _html_label([title, shapes], [_counts(box)], box.error, theme),
-            "fillcolor": theme.block_fill, "tooltip": clip(f"{_names(box.names)}: {box.scope.title}", TIP)}
+    return {
+        "label": _html_label([title, shapes], [_counts(box)], box.error, theme),
+        "fillcolor": theme.block_fill,
+        "tooltip": clip(f"{_names(box.names)}: {box.scope.title}", TIP),
+    }
 
 
 TIP = 1_000  # characters of a tooltip: Graphviz refuses a quoted string of ~16 KB
@@ -411,7 +504,9 @@ def _html_label(lines: list[str], small: list[str], error: str | None, theme: Th
     parts = list(lines)
     parts += [f'<FONT POINT-SIZE="9" COLOR="{theme.muted}">{s}</FONT>' for s in small if s]
     if error is not None:
-        parts += [f'<FONT POINT-SIZE="9" COLOR="{theme.error}">{html(x)}</FONT>' for x in wrap(error)]
+        parts += [
+            f'<FONT POINT-SIZE="9" COLOR="{theme.error}">{html(x)}</FONT>' for x in wrap(error)
+        ]
     return "<" + "<BR/>".join(parts) + ">"
 
 
@@ -427,18 +522,33 @@ def _edge_attrs(edge: Edge, theme: Theme, quiet: bool = False) -> dict:
 def _cluster_attrs(view: View, path: tuple, theme: Theme, level: int, is_frozen: bool) -> dict:
     scope = view.graph.scopes[path]
     name = html(display_name(path, view.clusters[path]))
-    label = f"<<B>{name}</B>>" if scope.kind == "seq" else f"<<B>{name}</B>: {html(clip(scope.title))}>"
-    attrs = {"label": label, "labeljust": "l", "fontsize": "11", "fontcolor": theme.text,
-             "color": theme.cluster_line, "style": "rounded,filled", "fillcolor": theme.cluster_fill(level),
-             "tooltip": f"{'.'.join(path)}: {scope.title}"}
-    if scope.kind == "seq":  # a light frame, in its parent's colour: sequences only name a run of layers
+    label = (
+        f"<<B>{name}</B>>" if scope.kind == "seq" else f"<<B>{name}</B>: {html(clip(scope.title))}>"
+    )
+    attrs = {
+        "label": label,
+        "labeljust": "l",
+        "fontsize": "11",
+        "fontcolor": theme.text,
+        "color": theme.cluster_line,
+        "style": "rounded,filled",
+        "fillcolor": theme.cluster_fill(level),
+        "tooltip": f"{'.'.join(path)}: {scope.title}",
+    }
+    if (
+        scope.kind == "seq"
+    ):  # a light frame, in its parent's colour: sequences only name a run of layers
         parent_fill = theme.cluster_fill(level - 1) if level else theme.background
         attrs.update(style="rounded,dashed,filled", fillcolor=parent_fill)
     failing = view.graph.first_error()
     if failing is not None and failing.path[: len(path)] == path:
         attrs.update(color=theme.error, penwidth="1.5")
     elif is_frozen:
-        attrs.update(color=FROZEN, penwidth="2", label=attrs["label"][:-1] + f' <FONT COLOR="{FROZEN}">❄ frozen</FONT>>')
+        attrs.update(
+            color=FROZEN,
+            penwidth="2",
+            label=attrs["label"][:-1] + f' <FONT COLOR="{FROZEN}">❄ frozen</FONT>>',
+        )
     return attrs
 
 
@@ -453,20 +563,33 @@ def image(digraph: graphviz.Digraph, fmt: str, seconds: float | None = None) -> 
     if program is None:
         raise DotNotFound(fmt)
     try:
-        done = subprocess.run([program, f"-T{fmt}"], input=digraph.source.encode("utf-8"),
-                              capture_output=True, timeout=seconds, check=False)
+        done = subprocess.run(
+            [program, f"-T{fmt}"],
+            input=digraph.source.encode("utf-8"),
+            capture_output=True,
+            timeout=seconds,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
-        raise DotFailed(f"Graphviz's `dot` did not finish the .{fmt} image within {seconds:g} s",
-                        DEPTH_HELP) from None
+        raise DotFailed(
+            f"Graphviz's `dot` did not finish the .{fmt} image within {seconds:g} s", DEPTH_HELP
+        ) from None
     except OSError as exc:
-        raise DotFailed(f"Graphviz's `dot` could not be run: {exc.strerror or exc}", INSTALL_HELP) from None
+        raise DotFailed(
+            f"Graphviz's `dot` could not be run: {exc.strerror or exc}", INSTALL_HELP
+        ) from None
     if done.returncode != 0:
-        raise DotFailed(f"Graphviz's `dot` {_failure(done.returncode)} on the .{fmt} image"
-                        + _last_line(done.stderr), DEPTH_HELP)
+        raise DotFailed(
+            f"Graphviz's `dot` {_failure(done.returncode)} on the .{fmt} image"
+            + _last_line(done.stderr),
+            DEPTH_HELP,
+        )
     return done.stdout
 
 
-DEPTH_HELP = "draw fewer boxes with `--depth K` (0 draws the stages), or write DOT text with `-o FILE.dot`"
+DEPTH_HELP = (
+    "draw fewer boxes with `--depth K` (0 draws the stages), or write DOT text with `-o FILE.dot`"
+)
 
 
 def _failure(code: int) -> str:
@@ -482,7 +605,9 @@ def _last_line(stderr: bytes) -> str:
     """`: ` and the last line `dot` wrote to stderr, escaped and cut, or nothing."""
     from cnnc.dsl.diagnostics import printable
 
-    lines = [line for line in stderr[-4096:].decode("utf-8", "replace").splitlines() if line.strip()]
+    lines = [
+        line for line in stderr[-4096:].decode("utf-8", "replace").splitlines() if line.strip()
+    ]
     return f": {printable(lines[-1].strip(), 200)}" if lines else ""
 
 
@@ -491,7 +616,9 @@ def write(digraph: graphviz.Digraph, path: str | Path) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"the output must end in one of {', '.join(FORMATS)}, but got `{path.name}`")
+        raise ValueError(
+            f"the output must end in one of {', '.join(FORMATS)}, but got `{path.name}`"
+        )
     fmt = FORMATS[suffix]
     if fmt is None:
         safefs.write_text(path, digraph.source)

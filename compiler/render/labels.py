@@ -41,14 +41,16 @@ def shown_name(node: Node) -> str:
         return ""
     last = node.path[-1]
     stem, _, suffix = last.rpartition("_")
-    generated = last.isdigit() or last == node.op.lower() or (stem == node.op.lower() and suffix.isdigit())
+    generated = (
+        last.isdigit() or last == node.op.lower() or (stem == node.op.lower() and suffix.isdigit())
+    )
     return "" if generated else last
 
 
 def display_name(path: tuple[str, ...], parent: tuple[str, ...]) -> str:
     """A scope's name inside the cluster `parent`: relative (`branch1` in `inception3a`) unless that is
     only a number, which says little alone (`layer2.0` stays whole)."""
-    rest = path[len(parent):] if path[: len(parent)] == parent else path
+    rest = path[len(parent) :] if path[: len(parent)] == parent else path
     if not parent or all(part.isdigit() for part in rest):
         return ".".join(path)
     return ".".join(rest)

@@ -149,11 +149,15 @@ def _boxes(graph: Graph, node_box, edges: list[Edge], depth) -> list[Box]:
     for e in edges:
         entering.setdefault(e.dst, []).append(e.shape)
     outputs = frozenset(i for _, i in graph_outputs(graph))
-    return [_box(graph, key, ids, counts, entering.get(key, []), node_box, depth, outputs)
-            for key, ids in members.items()]
+    return [
+        _box(graph, key, ids, counts, entering.get(key, []), node_box, depth, outputs)
+        for key, ids in members.items()
+    ]
 
 
-def _box(graph: Graph, key: str, ids: list[int], counts, in_shapes, node_box, depth, outputs) -> Box:
+def _box(
+    graph: Graph, key: str, ids: list[int], counts, in_shapes, node_box, depth, outputs
+) -> Box:
     nodes = [graph.node(i) for i in ids]
     out = _exit_node(graph, nodes, node_box, key, outputs)
     failing = next((n for n in nodes if n.error is not None), None)
@@ -199,7 +203,12 @@ def _fold(boxes: list[Box], edges: list[Edge], outputs: set[str]):
     alias: dict[str, str] = {}
     last: Box | None = None  # the latest box of the run the head of `folded[-1]` stands for
     for box in boxes:
-        if last is not None and last.key not in outputs and _same(last, box) and _chained(last, box, outs, ins):
+        if (
+            last is not None
+            and last.key not in outputs
+            and _same(last, box)
+            and _chained(last, box, outs, ins)
+        ):
             head = folded[-1]
             folded[-1] = _merge(head, box)
             alias[box.key] = head.key
@@ -213,7 +222,13 @@ def _same(a: Box, b: Box) -> bool:
     if a.scope is None or b.scope is None or a.error or b.error or a.poisoned or b.poisoned:
         return False
     return (a.scope.title, a.parent, a.params, a.macs, a.in_shapes, a.out_shape) == (
-        b.scope.title, b.parent, b.params, b.macs, b.in_shapes, b.out_shape)
+        b.scope.title,
+        b.parent,
+        b.params,
+        b.macs,
+        b.in_shapes,
+        b.out_shape,
+    )
 
 
 def _chained(a: Box, b: Box, outs, ins) -> bool:
@@ -222,8 +237,14 @@ def _chained(a: Box, b: Box, outs, ins) -> bool:
 
 
 def _merge(head: Box, box: Box) -> Box:
-    return replace(head, members=head.members + box.members, params=head.params + box.params,
-                   macs=head.macs + box.macs, names=head.names + box.names, out_shape=box.out_shape)
+    return replace(
+        head,
+        members=head.members + box.members,
+        params=head.params + box.params,
+        macs=head.macs + box.macs,
+        names=head.names + box.names,
+        out_shape=box.out_shape,
+    )
 
 
 def _relink(edges: list[Edge], alias: Mapping[str, str]) -> list[Edge]:

@@ -222,8 +222,17 @@ def init_parameters(model: nn.Module, seed: int | None = None) -> None:
                 )
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-            elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm,
-                                     nn.InstanceNorm2d, nn.PReLU)):
+            elif isinstance(
+                module,
+                (
+                    nn.BatchNorm1d,
+                    nn.BatchNorm2d,
+                    nn.LayerNorm,
+                    nn.GroupNorm,
+                    nn.InstanceNorm2d,
+                    nn.PReLU,
+                ),
+            ):
                 module.reset_parameters()
             elif isinstance(module, nn.Linear):
                 bound = 1 / math.sqrt(module.in_features)

@@ -11,6 +11,7 @@ total of torch.utils.flop_counter.FlopCounterMode on a batch-1 eval forward,
 divided by 2; that counter only sees some ops (conv, mm/addmm/bmm, ...), so
 e.g. BatchNorm, activations and pooling contribute nothing.
 """
+
 import argparse
 import json
 import os
@@ -27,19 +28,29 @@ TV = "tv"
 TIMM = "timm"
 MODELS = [
     ("alexnet", TV, 224),
-    ("vgg11", TV, 224), ("vgg11_bn", TV, 224),
-    ("vgg13", TV, 224), ("vgg13_bn", TV, 224),
-    ("vgg16", TV, 224), ("vgg16_bn", TV, 224),
-    ("vgg19", TV, 224), ("vgg19_bn", TV, 224),
+    ("vgg11", TV, 224),
+    ("vgg11_bn", TV, 224),
+    ("vgg13", TV, 224),
+    ("vgg13_bn", TV, 224),
+    ("vgg16", TV, 224),
+    ("vgg16_bn", TV, 224),
+    ("vgg19", TV, 224),
+    ("vgg19_bn", TV, 224),
     ("googlenet", TV, 224),
     ("inception_v3", TV, 299),
-    ("resnet18", TV, 224), ("resnet34", TV, 224), ("resnet50", TV, 224),
-    ("resnet101", TV, 224), ("resnet152", TV, 224),
-    ("resnext50_32x4d", TV, 224), ("resnext101_32x8d", TV, 224),
+    ("resnet18", TV, 224),
+    ("resnet34", TV, 224),
+    ("resnet50", TV, 224),
+    ("resnet101", TV, 224),
+    ("resnet152", TV, 224),
+    ("resnext50_32x4d", TV, 224),
+    ("resnext101_32x8d", TV, 224),
     ("wide_resnet50_2", TV, 224),
-    ("mobilenet_v2", TV, 224), ("mobilenet_v3_small", TV, 224),
+    ("mobilenet_v2", TV, 224),
+    ("mobilenet_v3_small", TV, 224),
     ("mobilenet_v3_large", TV, 224),
-    ("squeezenet1_0", TV, 224), ("squeezenet1_1", TV, 224),
+    ("squeezenet1_0", TV, 224),
+    ("squeezenet1_1", TV, 224),
     ("densenet121", TV, 224),
     ("shufflenet_v2_x1_0", TV, 224),
     ("mnasnet1_0", TV, 224),
@@ -82,6 +93,7 @@ def build(name, src):
         ver = torchvision.__version__.split("+")[0]
         return model, f"torchvision {ver}", f"torchvision.models.{name}({args})"
     import timm
+
     avail = set(timm.list_models())
     for tname in TIMM_NAMES.get(name, [name]):
         if tname in avail:
@@ -140,8 +152,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="*", help="subset of models (default: all)")
     ap.add_argument("--out-dir", default=HERE)
-    ap.add_argument("--modules-dir", default=None,
-                    help="also write <model>.txt with print(model) and module types here")
+    ap.add_argument(
+        "--modules-dir",
+        default=None,
+        help="also write <model>.txt with print(model) and module types here",
+    )
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     wanted = set(args.models)
@@ -170,7 +185,9 @@ def main(argv=None):
             os.makedirs(args.modules_dir, exist_ok=True)
             with open(os.path.join(args.modules_dir, f"{name}.txt"), "w") as f:
                 f.write(module_listing(model, src))
-        print(f"{name:22s} params={params:>11d} macs={macs:>13} out={out_shape} [{ctor}]", flush=True)
+        print(
+            f"{name:22s} params={params:>11d} macs={macs:>13} out={out_shape} [{ctor}]", flush=True
+        )
 
 
 if __name__ == "__main__":

@@ -296,5 +296,7 @@ def test_npz_labels_beyond_any_classifier_are_e0603_before_any_model(tmp_path):
         load_dataset(f"npz:{tmp_path / 'd.npz'}")
     d = info.value.diagnostics[0]
     assert d.code == "E0603"
-    assert d.message.endswith("go up to 1,000,000,000: that makes 1,000,000,001 classes (2 labels are used), "
-                              "more than cnnc's 1,048,576")
+    assert d.message.endswith(
+        "go up to 1,000,000,000: that makes 1,000,000,001 classes (2 labels are used), "
+        "more than cnnc's 1,048,576"
+    )
