@@ -20,6 +20,7 @@ FOLDERS = {  # import name → folder of the checkout
     "cnnc": "cnnc",
     "cnnc.dsl": "dsl",
     "cnnc.compiler": "compiler",
+    "cnnc.training": "training",
     "cnnc.search": "search",
     "cnnc.zoo": "zoo",
 }

@@ -34,10 +34,10 @@ from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.lower.fx import build_fx_graph, build_modules, class_name, graph_module
 from cnnc.compiler.lower.steps import StepModule, to_step_module
 from cnnc.search import driver
-from cnnc.search.data import load_dataset
 from cnnc.search.evaluators.train import train_and_evaluate
 from cnnc.search.space import graph_hash, load_space, replay
 from cnnc.search.worker import Worker
+from cnnc.training.data import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 RESNET_SPACE = """\

@@ -294,7 +294,7 @@ def load(
     Identity dropped, channels_last (see `compiler.lower.optimize`).
 
     `path` may be a run folder (`cnnc train --out RUN`): its program, network, arguments, input and
-    weights are used unless given here, and `model.cnnc_run` (a `search.runs.Run`) holds the rest of
+    weights are used unless given here, and `model.cnnc_run` (a `training.runs.Run`) holds the rest of
     its record: the preprocessing (resize, mean, std) and the class names. Nothing is printed.
     """
     _check_optimize(optimize)
@@ -314,7 +314,7 @@ def load(
 
 def _run(path):
     """The run folder's record where `path` is one (a folder with run.json), else None."""
-    from cnnc.search.runs import is_run, read_run
+    from cnnc.training.runs import is_run, read_run
 
     if not isinstance(path, (str, bytes)) and not hasattr(path, "__fspath__"):
         return None

@@ -2,9 +2,10 @@
 and data-set kinds (`--data KIND[:PATH]`).
 
 Contract: a name is what the user types; its entry holds what the code needs (the function that
-makes or loads it, as `module:function` under `cnnc.search`, imported only on use) and its help
-text. The command line's choices and help are generated from these tables, and the code that
-dispatches on a name reads the same entry, so a new choice is one entry here (and its function).
+makes or loads it, as `module:function` under `cnnc.search` or named in full, imported only on
+use) and its help text. The command line's choices and help are generated from these tables, and
+the code that dispatches on a name reads the same entry, so a new choice is one entry here (and its
+function).
 `tests/test_tables.py` holds every entry to its contract. This module imports nothing heavy: the
 command line reads it to build its parsers.
 """
@@ -18,14 +19,16 @@ from cnnc.dsl.records import record
 
 @record
 class Entry:
-    """A named choice: `target` is `module:function` under `cnnc.search`, imported by `load`."""
+    """A named choice: `target` is `module:function` under `cnnc.search` (or a module named in full,
+    `cnnc.training.data:load_digits_kind`), imported by `load`."""
 
     target: str
     help: str
 
     def load(self):
         module, _, name = self.target.partition(":")
-        return getattr(importlib.import_module(f"cnnc.search.{module}"), name)
+        full = module if module.startswith("cnnc.") else f"cnnc.search.{module}"
+        return getattr(importlib.import_module(full), name)
 
 
 @record
@@ -85,29 +88,29 @@ SAMPLERS = {
 
 DATA_KINDS = {
     "digits": DataKind(
-        "data:load_digits_kind",
+        "cnnc.training.data:load_digits_kind",
         "scikit-learn's bundled 8×8 digits (1,797 grey images, 10 classes)",
         pixel_max=16.0,
     ),
     "cifar10": DataKind(
-        "data:load_cifar10_kind",
+        "cnnc.training.data:load_cifar10_kind",
         "CIFAR-10's python batches in DIR (cifar-10-batches-py)",
         path="DIR",
         pixel_max=255.0,
         augment=True,
-        classes="runs:cifar10_classes",
+        classes="cnnc.training.runs:cifar10_classes",
     ),
     "folder": DataKind(
-        "data:load_folder_kind",
+        "cnnc.training.data:load_folder_kind",
         "image files in DIR, one sub-folder per class",
         path="DIR",
         pixel_max=255.0,
         augment=True,
         imagenet=True,
-        classes="runs:folder_classes",
+        classes="cnnc.training.runs:folder_classes",
     ),
     "npz": DataKind(
-        "data:load_npz_kind",
+        "cnnc.training.data:load_npz_kind",
         "arrays x [N, C, H, W] or [N, H, W, C] and y in a .npz FILE",
         path="FILE",
     ),

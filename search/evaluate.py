@@ -19,9 +19,10 @@ def train_evaluator(settings: Settings, data) -> Evaluator:
     Members are lowered to `StepModule`s: `to_graph_module`'s modules and weights without its
     generated code, whose making would cost more than the rest of cnnc's work on a trial."""
     from cnnc.compiler.lower.steps import to_step_module
-    from cnnc.search.data import check_trainable
     from cnnc.search.evaluators.fit import too_large
-    from cnnc.search.evaluators.train import MIN_TRAIN, TOO_FEW, resolve_device, train_and_evaluate
+    from cnnc.search.evaluators.train import MIN_TRAIN, TOO_FEW, train_and_evaluate
+    from cnnc.training.data import check_trainable
+    from cnnc.training.loop import resolve_device
 
     device = resolve_device(settings.device)
     check_trainable(
@@ -54,10 +55,11 @@ def proxy_evaluator(settings: Settings, data) -> Evaluator:
     """Lower the graph (a `StepModule`, as above) and score it untrained; the score is
     `settings.proxy`, all proxies recorded."""
     from cnnc.compiler.lower.steps import to_step_module
-    from cnnc.search.data import check_trainable
     from cnnc.search.evaluators.fit import too_large
     from cnnc.search.evaluators.proxy import score_all
-    from cnnc.search.evaluators.train import MIN_TRAIN, TOO_FEW, is_out_of_memory, resolve_device
+    from cnnc.search.evaluators.train import MIN_TRAIN, TOO_FEW
+    from cnnc.training.data import check_trainable
+    from cnnc.training.loop import is_out_of_memory, resolve_device
 
     device = resolve_device(settings.device)
     check_trainable(
@@ -85,6 +87,6 @@ def proxy_evaluator(settings: Settings, data) -> Evaluator:
 
 
 def load_data(settings: Settings):
-    from cnnc.search.data import load_dataset
+    from cnnc.training.data import load_dataset
 
     return load_dataset(settings.data, settings.size, settings.seed)

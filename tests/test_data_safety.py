@@ -1,6 +1,6 @@
 """Data sets and checkpoints are data: loading one runs nothing, blocks on nothing, and spends memory
-within stated budgets, each refusal a user error (exit 1) before the cost (search/datafiles.py,
-compiler/lower/weights.py, search/training.py's resume).
+within stated budgets, each refusal a user error (exit 1) before the cost (training/datafiles.py,
+compiler/lower/weights.py, training/train.py's resume).
 
 Bombs are crafted to *declare* sizes far above a budget, or the budget is lowered: a test never
 allocates what it guards against, and the readers that would expand are made to fail if reached.
@@ -26,9 +26,9 @@ from PIL import Image
 
 from cnnc.compiler.lower import weights
 from cnnc.dsl.diagnostics import CnncError
-from cnnc.search import data as datasets
-from cnnc.search import datafiles
-from cnnc.search.data import Dataset, load_dataset, split_indices
+from cnnc.training import data as datasets
+from cnnc.training import datafiles
+from cnnc.training.data import Dataset, load_dataset, split_indices
 
 CANARY = "cnnc-data-canary"
 
@@ -504,7 +504,7 @@ def nan_dataset() -> Dataset:
 def test_non_finite_inputs_are_user_errors_in_train_and_the_search_evaluator(tmp_path):
     import cnnc
     from cnnc.search.evaluators.train import train_and_evaluate
-    from cnnc.search.training import TrainOptions, train_run
+    from cnnc.training.train import TrainOptions, train_run
 
     said = "`made`'s training images hold 1 values that are NaN or infinite: training on them gives a NaN loss"
     model = cnnc.load(tiny_net(tmp_path), seed=0)
@@ -635,7 +635,7 @@ def test_a_network_sizes_its_checkpoint_budget(tmp_path):
 
 @pytest.mark.parametrize("what", ["fifo", "passwd"])
 def test_a_run_checkpoint_that_is_no_regular_file_is_refused_on_resume(resumable, what):
-    from cnnc.search.training import restore
+    from cnnc.training.train import restore
 
     model, opt, schedule, options, path = resumable
     path.unlink()
@@ -677,7 +677,7 @@ def test_a_torchscript_archive_and_a_lying_safetensors_header_are_e0902(tmp_path
 def resumable(tmp_path):
     """A network, its optimiser and schedule as `train_run` makes them, and a real checkpoint."""
     import cnnc
-    from cnnc.search.training import Schedule, TrainOptions, make_optimizer, save_checkpoint
+    from cnnc.training.train import Schedule, TrainOptions, make_optimizer, save_checkpoint
 
     model = cnnc.load(tiny_net(tmp_path), seed=0)
     options = TrainOptions(epochs=3, batch_size=4)
@@ -704,7 +704,7 @@ def resumable(tmp_path):
 
 
 def test_a_real_checkpoint_resumes(resumable):
-    from cnnc.search.training import restore
+    from cnnc.training.train import restore
 
     model, opt, schedule, options, path = resumable
     rows, epoch = restore(path, model, opt, schedule, options)
@@ -758,7 +758,7 @@ FOREIGN = [
 
 @pytest.mark.parametrize("change, said", FOREIGN)
 def test_a_foreign_checkpoint_on_resume_is_a_user_error(resumable, change, said):
-    from cnnc.search.training import restore
+    from cnnc.training.train import restore
 
     model, opt, schedule, options, path = resumable
     torch.save(change(torch.load(path, weights_only=True)), path)
@@ -784,9 +784,9 @@ from pathlib import Path
 import numpy as np, torch
 from cnnc.compiler.lower.weights import read_checkpoint
 from cnnc.dsl.diagnostics import CnncError
-from cnnc.search.data import load_dataset
-from cnnc.search.features import read
-from cnnc.search.training import Schedule, TrainOptions, make_optimizer, restore
+from cnnc.training.data import load_dataset
+from cnnc.training.features import read
+from cnnc.training.train import Schedule, TrainOptions, make_optimizer, restore
 
 
 def refuse(call):
@@ -874,7 +874,7 @@ def hostile_files(d):
 
 
 def run_checkpoint(run, epoch=False):
-    from cnnc.search.training import Schedule, TrainOptions, make_optimizer, save_checkpoint
+    from cnnc.training.train import Schedule, TrainOptions, make_optimizer, save_checkpoint
 
     run.mkdir()
     model = torch.nn.Linear(4, 2)

@@ -10,9 +10,9 @@ torch = pytest.importorskip("torch")
 
 import cnnc
 from cnnc.cli import main
-from cnnc.search import features as feats
-from cnnc.search.data import load_dataset
-from cnnc.search.training import TrainOptions, train_run
+from cnnc.training import features as feats
+from cnnc.training.data import load_dataset
+from cnnc.training.train import TrainOptions, train_run
 
 TINY = (
     "network tiny {\n    input [1, 8, 8]\n    return in -> conv: Conv(16, 3, pad = 1) -> bn: BatchNorm -> ReLU\n"

@@ -18,6 +18,7 @@ PACKAGES = {
     "zoo": "cnnc.zoo",
     "dsl": "cnnc.dsl",
     "compiler": "cnnc.compiler",
+    "training": "cnnc.training",
     "search": "cnnc.search",
     "cnnc": "cnnc",
 }
@@ -39,7 +40,16 @@ class Rule:
 
 
 _COMPILER_UPPER = ("cnnc.compiler.analysis", "cnnc.compiler.lower", "cnnc.compiler.render")
-_SEARCH = ("cnnc.search", "cnnc.compiler", "cnnc.dsl")
+_SEARCH = ("cnnc.search", "cnnc.training", "cnnc.compiler", "cnnc.dsl")
+# the elaborator's helpers (its values, a derivation's record, coercion, node estimates) are its
+# leaves: its stages build on them and on `state`, never the reverse
+_HELPERS = ("values", "derive", "coerce", "estimate")
+_STAGES = tuple(
+    f"cnnc.compiler.elaborate.{m}"
+    for m in ("apply", "bind", "bodies", "budget", "builtins", "choices", "entry", "evaluate")
+    + ("scopes", "unused")
+)
+_TRAINING = ("cnnc.training", "cnnc.dsl")
 
 # room (a package) or module → its rule; rooms in pipeline order, each followed by its modules' own rules
 RULES = {
@@ -53,13 +63,22 @@ RULES = {
         ("cnnc.dsl",), ("lark",)
     ),  # lark for a text not parsed before (`dsl/parse.py`)
     "cnnc.dsl.programs": Rule(("cnnc.dsl", "cnnc.zoo")),  # a model named by its zoo name
-    # the elaborator and its helpers; the compiler's upper rooms build on its graph, never the reverse
+    # the compiler's shared modules (names, limits, the front end); the upper rooms build on the
+    # elaborator's graph, never the reverse
     "cnnc.compiler": Rule(("cnnc.compiler", "cnnc.dsl"), never=_COMPILER_UPPER),
-    # the elaborator: its modules build on `state`, the leaf, which imports none of them
+    # the elaborator: its stages build on `state` and on its helpers, the leaves, which import none
+    # of them
     "cnnc.compiler.elaborate": Rule(("cnnc.compiler", "cnnc.dsl"), never=_COMPILER_UPPER),
     "cnnc.compiler.elaborate.state": Rule(
-        ("cnnc.compiler", "cnnc.dsl"), never=_COMPILER_UPPER + ("cnnc.compiler.elaborate",)
+        ("cnnc.compiler", "cnnc.dsl"), never=_COMPILER_UPPER + _STAGES
     ),
+    **{
+        f"cnnc.compiler.elaborate.{m}": Rule(
+            ("cnnc.compiler", "cnnc.dsl"),
+            never=_COMPILER_UPPER + _STAGES + ("cnnc.compiler.elaborate.state",),
+        )
+        for m in _HELPERS
+    },
     # the smallest input a network accepts, for `elaborate_file` (the API and the commands alike)
     "cnnc.compiler.hints": Rule(("cnnc.compiler.elaborate", "cnnc.dsl.records")),
     "cnnc.compiler.types": Rule(("cnnc.dsl.records", "cnnc.dsl.source", "cnnc.dsl.diagnostics")),
@@ -108,13 +127,34 @@ RULES = {
         ("graphviz",),
         never=("cnnc.compiler.lower",),
     ),
+    # training below search: the trainer `cnnc train` and the search's evaluator share, data sets,
+    # features and run records; of the search it imports only the table of data kinds (its choices
+    # import nothing of ours but records)
+    "cnnc.training": Rule(_TRAINING),
+    "cnnc.training.loop": Rule(_TRAINING, ("torch",)),
+    # data sets are tensors: the loader is torch-side like the trainer that consumes them
+    "cnnc.training.data": Rule(
+        _TRAINING + ("cnnc.search.choices",), ("torch", "numpy", "sklearn", "PIL")
+    ),
+    # data files read as data (a restricted unpickler, archive and pixel budgets), like the loader
+    "cnnc.training.datafiles": Rule(_TRAINING, ("numpy", "torch", "PIL")),
+    # a run's checkpoints are read by the checkpoint reader of lowering (its budgets and tensor checks)
+    "cnnc.training.train": Rule(
+        _TRAINING + ("cnnc.compiler.lower.weights",), ("torch", "matplotlib")
+    ),
+    # features and their pictures run models on tensors, like the trainer
+    "cnnc.training.features": Rule(_TRAINING + ("cnnc.compiler",), ("torch", "numpy")),
+    "cnnc.training.features_file": Rule(_TRAINING, ("numpy",)),  # read as data: no torch
+    "cnnc.training.pictures": Rule(
+        ("cnnc.training", "cnnc.dsl.safefs"), ("numpy", "matplotlib", "sklearn")
+    ),
+    # run folders' records: read by `cnnc.load(RUN)`, so nothing heavy
+    "cnnc.training.runs": Rule(_TRAINING + ("cnnc.search.choices",)),
     "cnnc.search": Rule(_SEARCH),
     # the tables of named choices (evaluators, samplers, data-set kinds): the CLI builds its parsers from
     # them, so they import nothing but records (their entries name their functions, imported on use)
     "cnnc.search.choices": Rule(("cnnc.dsl.records",)),
     "cnnc.search.driver": Rule(_SEARCH, ("optuna", "torch")),
-    # data sets are tensors: the loader is torch-side like the evaluators that consume it
-    "cnnc.search.data": Rule(("cnnc.search", "cnnc.dsl"), ("torch", "numpy", "sklearn", "PIL")),
     # the workers of a study: its storage, the loop, and the processes of `--workers` (GPUs counted)
     "cnnc.search.storage": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),
     # a study's files checked before Optuna opens them, and Optuna's parsing errors made user errors
@@ -122,25 +162,15 @@ RULES = {
     "cnnc.search.worker": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),
     "cnnc.search.launch": Rule(("cnnc.search",), ("torch",)),
     "cnnc.search.report": Rule(_SEARCH, ("optuna", "matplotlib")),
-    # a training run, its features and their pictures run models on tensors, like the evaluators
-    # a run's checkpoints are read by the checkpoint reader of lowering (its budgets and tensor checks)
-    "cnnc.search.training": Rule(
-        ("cnnc.search", "cnnc.dsl", "cnnc.compiler.lower.weights"), ("torch", "matplotlib")
-    ),
-    # data files read as data (a restricted unpickler, archive and pixel budgets), like the loader
-    "cnnc.search.datafiles": Rule(("cnnc.search", "cnnc.dsl"), ("numpy", "torch", "PIL")),
-    "cnnc.search.features": Rule(_SEARCH, ("torch", "numpy")),
-    "cnnc.search.features_file": Rule(_SEARCH, ("numpy",)),  # features files read as data: no torch
-    "cnnc.search.pictures": Rule(
-        ("cnnc.search", "cnnc.dsl.safefs"), ("numpy", "matplotlib", "sklearn")
-    ),
     "cnnc.search.evaluators": Rule(_SEARCH, ("torch", "numpy")),
     # the top: the lazy package, the API over the rooms below, the commands over the API, the CLI over all
     "cnnc": Rule(()),
-    # run folders (`cnnc.load(RUN)`): their record is read by `search.runs`, which imports nothing heavy
-    "cnnc.api": Rule(("cnnc.dsl", "cnnc.compiler", "cnnc.zoo", "cnnc.search.runs"), lazy=True),
+    # run folders (`cnnc.load(RUN)`): their record is read by `training.runs`, which imports nothing heavy
+    "cnnc.api": Rule(("cnnc.dsl", "cnnc.compiler", "cnnc.zoo", "cnnc.training.runs"), lazy=True),
     "cnnc.commands": Rule(
-        ("cnnc", "cnnc.api", "cnnc.commands", "cnnc.search", "cnnc.compiler", "cnnc.dsl"), lazy=True
+        ("cnnc", "cnnc.api", "cnnc.commands", "cnnc.search", "cnnc.training", "cnnc.compiler")
+        + ("cnnc.dsl",),
+        lazy=True,
     ),
     "cnnc.cli": Rule(("cnnc", "cnnc.api", "cnnc.commands", "cnnc.dsl"), lazy=True),
     # `cnnc.search`/`cnnc.train`: the commands' own work, on the command line the keywords make
@@ -152,6 +182,7 @@ LAYERS = [
     ("cnnc.zoo",),
     ("cnnc.dsl",),
     ("cnnc.compiler",),
+    ("cnnc.training", "cnnc.search.choices"),  # the table of choices names functions, imports none
     ("cnnc.search",),
     ("cnnc", "cnnc.api"),
     ("cnnc.commands",),
@@ -208,8 +239,10 @@ def allows(entries, name: str) -> bool:
 
 
 def layer(module: str) -> int:
-    """The index of a module's layer in LAYERS (the deepest entry that holds it)."""
-    return max(i for i, names in enumerate(LAYERS) for n in names if allows((n,), module))
+    """The index of a module's layer in LAYERS: that of the most specific entry that holds it (the
+    longest name), so `cnnc.search.choices` sits below the rest of `cnnc.search`."""
+    held = [(len(n), i) for i, names in enumerate(LAYERS) for n in names if allows((n,), module)]
+    return max(held)[1]
 
 
 @pytest.mark.parametrize("module", list(MODULES))

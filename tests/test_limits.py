@@ -246,7 +246,7 @@ def test_a_list_shared_at_every_level_is_refused_before_it_is_spread():
 
 
 def test_long_values_are_shown_cut():
-    from cnnc.compiler.values import SHOW_LIMIT, show
+    from cnnc.compiler.elaborate.values import SHOW_LIMIT, show
 
     shared = (1,) * 64
     for _ in range(10):
@@ -282,9 +282,9 @@ def test_the_node_estimate_of_every_zoo_block_is_a_lower_bound(path):
     model makes at least as many nodes as its estimate says."""
     from cnnc.api import graph, load_program
     from cnnc.compiler.elaborate import network_names
+    from cnnc.compiler.elaborate.estimate import block_nodes
     from cnnc.compiler.elaborate.scopes import module_scopes
-    from cnnc.compiler.estimate import block_nodes
-    from cnnc.compiler.values import BlockRef
+    from cnnc.compiler.elaborate.values import BlockRef
     from cnnc.dsl import ast
 
     program = load_program(path)

@@ -32,6 +32,7 @@ FOLDERS = {
     "cnnc": "cnnc",
     "dsl": "cnnc/dsl",
     "compiler": "cnnc/compiler",
+    "training": "cnnc/training",
     "search": "cnnc/search",
     "zoo": "cnnc/zoo",
 }  # folder of the checkout → its place in the wheel

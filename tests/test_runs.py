@@ -15,8 +15,8 @@ torch = pytest.importorskip("torch")
 
 import cnnc
 from cnnc.cli import main
-from cnnc.search import features as feats
-from cnnc.search.data import load_dataset
+from cnnc.training import features as feats
+from cnnc.training.data import load_dataset
 
 sys.path.insert(0, str(ROOT / "fuzz"))
 
@@ -352,7 +352,7 @@ def test_a_run_folder_does_not_lead_outside_itself(run32, tmp_path, capsys):
 
 
 def test_class_names_of_each_kind_of_data_set(tmp_path):
-    from cnnc.search.runs import CIFAR10, class_names
+    from cnnc.training.runs import CIFAR10, class_names
 
     for name in ("dog", "cat", ".cache", "b\x1bird"):
         (tmp_path / name).mkdir()

@@ -233,7 +233,7 @@ def test_best_cnn_of_a_space_with_merges_rebuilds_the_same_layers(tmp_path):
 
 @pytest.fixture(scope="module")
 def digits():
-    from cnnc.search.data import load_dataset
+    from cnnc.training.data import load_dataset
 
     return load_dataset("digits")
 

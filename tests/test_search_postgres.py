@@ -148,7 +148,7 @@ def test_study_in_postgresql_resumes(postgres, tmp_path, capsys):
 SLOW_WORKER = """
 import sys, time
 from cnnc.search import driver, evaluate
-from cnnc.search.data import load_dataset
+from cnnc.training.data import load_dataset
 
 storage, out, trials, index = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 settings = driver.Settings(file=sys.argv[5], out=out, trials=trials, evaluator="proxy", device="cpu",

@@ -79,8 +79,8 @@ def test_an_evaluator_that_raises_is_recorded_and_the_worker_goes_on(tmp_path):
 def test_a_member_too_large_for_the_machine_is_a_failed_trial_not_a_crash(
     tmp_path, monkeypatch, one_thread
 ):
-    from cnnc.search.data import load_dataset
     from cnnc.search.evaluators import fit
+    from cnnc.training.data import load_dataset
 
     monkeypatch.setattr(fit, "available_bytes", lambda device: 2**30)  # a machine with 1 GiB free
     big = write(

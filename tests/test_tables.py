@@ -76,7 +76,7 @@ def test_a_command_whose_module_does_not_import_is_an_internal_error_naming_it(m
 
 @pytest.fixture(scope="module")
 def digits():
-    from cnnc.search.data import load_dataset
+    from cnnc.training.data import load_dataset
 
     return load_dataset("digits")
 
@@ -209,8 +209,8 @@ NAMES = {
 
 @pytest.mark.parametrize("kind", list(choices.DATA_KINDS))
 def test_every_data_kind_loads_a_tiny_example(kind, tmp_path):
-    from cnnc.search.data import load_dataset
-    from cnnc.search.runs import class_names
+    from cnnc.training.data import load_dataset
+    from cnnc.training.runs import class_names
 
     assert kind in EXAMPLES, f"data-set kind {kind} has no tiny example in EXAMPLES"
     make, count, classes = EXAMPLES[kind]
@@ -239,7 +239,7 @@ def test_every_data_kind_has_help_and_is_in_the_readme_list(kind):
 
 def test_an_unknown_data_kind_names_the_table(tmp_path):
     from cnnc.dsl.diagnostics import CnncError
-    from cnnc.search.data import load_dataset
+    from cnnc.training.data import load_dataset
 
     with pytest.raises(CnncError) as info:
         load_dataset("mnist:foo")

@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 
 import cnnc
 from cnnc.cli import main
-from cnnc.search.data import load_dataset
-from cnnc.search.training import TrainOptions, train_run
+from cnnc.training.data import load_dataset
+from cnnc.training.train import TrainOptions, train_run
 
 SMALL = 'import "families/resnet.cnn"\n\nnetwork small = ResNet([1, 1, 1, 1], unit = Basic, classes = 10)\n'
 SEVEN = "network seven = ResNet([1, 1, 1, 1], unit = Basic, classes = 7)\n"

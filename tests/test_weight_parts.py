@@ -11,7 +11,7 @@ torchvision = pytest.importorskip("torchvision")
 
 import cnnc
 from cnnc.cli import main
-from cnnc.search.features import extract
+from cnnc.training.features import extract
 
 SMALL = (3, 64, 64)
 

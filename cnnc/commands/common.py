@@ -232,8 +232,8 @@ def graph_from_args(args):
 def use_run(args, weights: bool = True):
     """A run folder (`cnnc train --out RUN`) given as FILE: its program, network, arguments, input and
     (with `weights`) model.pt become the command's, unless the command line names them itself; one
-    line on stderr says what is used. Returns the `search.runs.Run`, or None for a program file."""
-    from cnnc.search.runs import is_run, read_run
+    line on stderr says what is used. Returns the `training.runs.Run`, or None for a program file."""
+    from cnnc.training.runs import is_run, read_run
 
     if not isinstance(getattr(args, "file", None), str):
         return None
@@ -258,7 +258,7 @@ def _note_run_beside(args) -> None:
     """A run's `network.cnn` named as a file declares its own input, not the run's: say so."""
     from pathlib import Path
 
-    from cnnc.search.runs import PROGRAM, is_run
+    from cnnc.training.runs import PROGRAM, is_run
 
     path = Path(args.file)
     if path.name == PROGRAM and getattr(args, "input", None) is None and is_run(path.parent):

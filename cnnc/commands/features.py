@@ -60,7 +60,7 @@ def run(args) -> int:
     import torch
 
     from cnnc.compiler.lower.fx import to_graph_module
-    from cnnc.search.features import extract, knn_accuracy
+    from cnnc.training.features import extract, knn_accuracy
 
     if args.k < 1:
         raise common.UsageError(f"-k must be at least 1, but got {args.k}")
@@ -114,7 +114,7 @@ def output(out: Path) -> Path:
 def images_for(args, graph, run):
     """The data set, resized and standardised as the run trained (or with its own statistics)."""
     from cnnc.commands.train import check_images
-    from cnnc.search.features import load_images
+    from cnnc.training.features import load_images
 
     check_images(graph, args.data, None)  # one image input, before its size is read
     _, h, w = graph.input_type.shape
@@ -127,7 +127,7 @@ def images_for(args, graph, run):
     images = load_images(args.data, size=(h, w) if resize else None, seed=seed, **stats)
     check_images(graph, args.data, images.x.shape[1:])
     if not stats:
-        from cnnc.search.runs import numbers as _numbers
+        from cnnc.training.runs import numbers as _numbers
 
         print(
             f"standardised with the data set's own statistics: mean {_numbers(images.mean)}, "
@@ -138,8 +138,8 @@ def images_for(args, graph, run):
 
 
 def metadata(args, graph, images, run, path: Path) -> dict:
-    from cnnc.search.features_file import portable
-    from cnnc.search.runs import class_names
+    from cnnc.training.features_file import portable
+    from cnnc.training.runs import class_names
 
     base = path.parent
     # the labels are the data set's: the run's class names where it is the run's own data set
@@ -162,7 +162,7 @@ def metadata(args, graph, images, run, path: Path) -> dict:
 
 def write(path: Path, features, images, meta) -> None:
     from cnnc.commands.files import writing
-    from cnnc.search.features import save
+    from cnnc.training.features import save
 
     with writing(path, "--out"):
         path.parent.mkdir(parents=True, exist_ok=True)

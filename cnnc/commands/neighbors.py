@@ -53,7 +53,7 @@ def configure(p) -> None:
 
 def run(args) -> int:
     from cnnc.commands.files import writing
-    from cnnc.search import features as feats
+    from cnnc.training import features as feats
 
     if args.k < 1:
         raise common.UsageError(f"-k must be at least 1, but got {args.k}")
@@ -61,7 +61,7 @@ def run(args) -> int:
     out = args.out or args.features.with_name("map.png" if args.map else "neighbours.png")
     with writing(out, "--out"):
         if args.map:
-            from cnnc.search.pictures import draw_map
+            from cnnc.training.pictures import draw_map
 
             if len(data["features"]) < 3:
                 raise common.UserError(
@@ -80,7 +80,7 @@ def run(args) -> int:
             )
         found, dist = feats.nearest(data["features"], vector, pool, args.k)
         print_table(query, found, dist, data)
-        from cnnc.search.pictures import draw_neighbours
+        from cnnc.training.pictures import draw_neighbours
 
         draw_neighbours(data, query, found, dist, out)
     print(f"wrote {out}", file=sys.stderr)
@@ -116,7 +116,7 @@ def query_vector(query: str, data, args):
 def print_table(query, found, dist, data) -> None:
     """The neighbours, one a line; class names and paths come from the file: escaped."""
     from cnnc.dsl.diagnostics import printable
-    from cnnc.search.features_file import class_name
+    from cnnc.training.features_file import class_name
 
     labels, paths = data["labels"], data["paths"]
     if isinstance(query, int):
@@ -134,16 +134,16 @@ def print_table(query, found, dist, data) -> None:
 
 def embed_image(path: Path, data, args) -> tuple:
     """An outside image embedded as the file's images were: same program, weights, label and
-    normalisation (checked: `search.features_file.embedding`). Returns (feature vector [D],
+    normalisation (checked: `training.features_file.embedding`). Returns (feature vector [D],
     thumbnail [h, w, C] uint8)."""
     import torch
 
     import cnnc
     from cnnc.dsl.diagnostics import printable
-    from cnnc.search import data as datasets
-    from cnnc.search.features import extract, thumbnails
-    from cnnc.search.features_file import embedding
-    from cnnc.search.runs import numbers
+    from cnnc.training import data as datasets
+    from cnnc.training.features import extract, thumbnails
+    from cnnc.training.features_file import embedding
+    from cnnc.training.runs import numbers
 
     how = embedding(data, args.features, args.run_folder)
     print(
@@ -173,7 +173,7 @@ def embed_image(path: Path, data, args) -> tuple:
     mean, std = (torch.tensor(v, dtype=torch.float64) for v in (how.mean, how.std))
     vector = extract(model, how.at, datasets.standardise(x, mean, std))[0]
     if vector.shape != data["features"].shape[1:]:
-        from cnnc.search.features_file import fail
+        from cnnc.training.features_file import fail
 
         fail(
             args.features,

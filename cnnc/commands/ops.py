@@ -87,7 +87,7 @@ def page(spec) -> str:
         sections[0] += f" (also {', '.join(f'`{a}`' for a in spec.aliases)})"
     sections += parameter_lines(spec)
     if spec.inferred:
-        from cnnc.compiler.coerce import INFERRED
+        from cnnc.compiler.elaborate.coerce import INFERRED
 
         sections.append(
             f"inferred: `{spec.inferred}` = {INFERRED.get(spec.inferred, 'from the input')}"

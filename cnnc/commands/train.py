@@ -138,7 +138,7 @@ def train(args) -> Trained:
     from cnnc.commands.files import make_folder, writing
     from cnnc.compiler.lower.fx import to_graph_module
     from cnnc.dsl.diagnostics import printable
-    from cnnc.search.training import TrainOptions, freeze, train_run
+    from cnnc.training.train import TrainOptions, freeze, train_run
 
     if args.threads is not None and args.threads < 1:
         raise common.UsageError(f"--threads must be at least 1, but got {args.threads}")
@@ -198,7 +198,7 @@ def augmenting(args) -> bool:
 
 
 def load_data(args, graph):
-    from cnnc.search.data import load_dataset
+    from cnnc.training.data import load_dataset
 
     check_images(graph, args.data, None)  # one image input, before its size is read
     _, h, w = graph.input_type.shape
@@ -300,10 +300,10 @@ def check_classes(graph, data) -> None:
 
 def save_program(args, graph, out: Path, data) -> Path:
     """Copy the program (and the imports of its own folder) and record how it was instantiated and
-    what its images went through (`search.runs`: input size, preprocessing, class names)."""
+    what its images went through (`training.runs`: input size, preprocessing, class names)."""
     from cnnc.api import load_program
     from cnnc.dsl import safefs
-    from cnnc.search.runs import record
+    from cnnc.training.runs import record
 
     program = load_program(args.file)
     main = Path(program.main)

@@ -22,7 +22,7 @@ at the top of the file):
 - `apply` (`Elaborator`: layers applied to tensors, building the graph);
 - `entry` (`elaborate`, and the networks a file defines).
 `evaluate`, `bodies`, `choices` and `budget` reach the elaborator only through their `el` parameter.
-Outside the room, `compiler/values.py` (values), `coerce.py` (op arguments), `limits.py` (the budgets
+Outside the room, `compiler/elaborate/values.py` (values), `coerce.py` (op arguments), `limits.py` (the budgets
 a file may spend), `estimate.py` (lower bounds on nodes, to refuse a runaway before building it) and
 `derive.py` (derived networks) serve it; they and this room are the only readers of the AST.
 """

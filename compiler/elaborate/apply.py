@@ -5,15 +5,12 @@ sequences, merges), with the names the room's `__init__` describes. Its state is
 
 from __future__ import annotations
 
-from cnnc.compiler import estimate, limits
-from cnnc.compiler.derive import Derivation
-from cnnc.compiler.elaborate import bodies, evaluate, scopes
+from cnnc.compiler import limits
+from cnnc.compiler.elaborate import bodies, estimate, evaluate, scopes
 from cnnc.compiler.elaborate.bind import bind_op_cached
+from cnnc.compiler.elaborate.derive import Derivation
 from cnnc.compiler.elaborate.state import NODES_HELP, Abort, Builder, Decider, Fail, Frame
-from cnnc.compiler.ir import Instance, Scope
-from cnnc.compiler.ops import REGISTRY, OpError
-from cnnc.compiler.types import ERROR, is_error
-from cnnc.compiler.values import (
+from cnnc.compiler.elaborate.values import (
     LAYER_TYPES,
     POISON,
     BlockLayer,
@@ -28,6 +25,9 @@ from cnnc.compiler.values import (
     is_layer,
     type_name,
 )
+from cnnc.compiler.ir import Instance, Scope
+from cnnc.compiler.ops import REGISTRY, OpError
+from cnnc.compiler.types import ERROR, is_error
 from cnnc.dsl.diagnostics import Diagnostic, Label, error
 from cnnc.dsl.source import Span
 

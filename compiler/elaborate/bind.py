@@ -7,10 +7,10 @@ A block's parameters are bound by `evaluate.bind_params`, since its defaults are
 
 from __future__ import annotations
 
-from cnnc.compiler.coerce import coerce, habit
+from cnnc.compiler.elaborate.coerce import coerce, habit
 from cnnc.compiler.elaborate.state import fail
+from cnnc.compiler.elaborate.values import BlockRef, OpLayer, show
 from cnnc.compiler.ops import REQUIRED, OpError
-from cnnc.compiler.values import BlockRef, OpLayer, show
 from cnnc.dsl import ast
 
 # The coerced arguments of op calls, shared by every elaboration in the process. The key is the op,

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import builtins
 
-from cnnc.compiler import derive
+from cnnc.compiler.elaborate import derive
 from cnnc.compiler.elaborate.evaluate import bind_params, evaluate
 from cnnc.compiler.elaborate.scopes import Env, ModuleScope
 from cnnc.compiler.elaborate.state import El, Frame, fail
-from cnnc.compiler.ir import Graph
-from cnnc.compiler.types import TensorType, is_error
-from cnnc.compiler.values import (
+from cnnc.compiler.elaborate.values import (
     POISON,
     BlockLayer,
     BlockRef,
@@ -25,6 +23,8 @@ from cnnc.compiler.values import (
     show,
     type_name,
 )
+from cnnc.compiler.ir import Graph
+from cnnc.compiler.types import TensorType, is_error
 from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import CnncError, error
 
@@ -116,7 +116,7 @@ def _check_overrides(env: Env) -> None:
 
 
 def _derived_output(el: El, output, parent: str):
-    """Cut and freeze a derived network once its parent is elaborated (see `compiler.derive`). A
+    """Cut and freeze a derived network once its parent is elaborated (see `compiler.elaborate.derive`). A
     network with several outputs keeps them, unless `cut after` makes the cut its one output."""
     out_id = output.node if isinstance(output, Tensor) else None
     new_id, frozen, problems = derive.finish(el.derivation, el.b.nodes, out_id, parent)

@@ -5,7 +5,8 @@ charged alongside, and spending one raises `state.Abort` (E0708)."""
 
 from __future__ import annotations
 
-from cnnc.compiler import estimate, limits
+from cnnc.compiler import limits
+from cnnc.compiler.elaborate import estimate
 from cnnc.compiler.elaborate.state import Abort, El, Frame, fail, spent_error
 from cnnc.dsl import ast
 

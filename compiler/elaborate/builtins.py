@@ -11,9 +11,9 @@ import math
 
 from cnnc.compiler import limits
 from cnnc.compiler.elaborate.bind import bind_op
+from cnnc.compiler.elaborate.values import Builtin, LabeledLayer, is_layer, type_name
 from cnnc.compiler.names import label_problem
 from cnnc.compiler.ops import OpError
-from cnnc.compiler.values import Builtin, LabeledLayer, is_layer, type_name
 
 MAX_LIST = (
     limits.MAX_LIST

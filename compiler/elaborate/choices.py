@@ -10,7 +10,7 @@ sees and answers (`ChoicePoint`, `Decider`) lives in `state`, with the elaborato
 from __future__ import annotations
 
 from cnnc.compiler.elaborate.state import ChoicePoint, El, Fail
-from cnnc.compiler.values import POISON, show
+from cnnc.compiler.elaborate.values import POISON, show
 from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import error
 

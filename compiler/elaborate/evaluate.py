@@ -1,6 +1,6 @@
 """Expression evaluation for elaboration: names, arithmetic, calls, comprehensions, choices.
 
-Values are described in `compiler/values.py`; applying layers to tensors is `apply.Elaborator`'s
+Values are described in `compiler/elaborate/values.py`; applying layers to tensors is `apply.Elaborator`'s
 job, reached through `el` (`state.El`). Every user mistake raises `state.Fail` with a located
 diagnostic.
 """
@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import operator
 
-from cnnc.compiler import derive, limits
-from cnnc.compiler.elaborate import budget, builtins, choices
+from cnnc.compiler import limits
+from cnnc.compiler.elaborate import budget, builtins, choices, derive
 from cnnc.compiler.elaborate.bind import bind_arguments, bind_op_cached, describe_call
 from cnnc.compiler.elaborate.scopes import NOT_LOCAL, Env, ModuleScope
 from cnnc.compiler.elaborate.state import El, Frame, fail
-from cnnc.compiler.ops import REQUIRED, OpError, dsl_names, lookup, merge_written
-from cnnc.compiler.types import is_error
-from cnnc.compiler.values import (
+from cnnc.compiler.elaborate.values import (
     POISON,
     BlockLayer,
     BlockRef,
@@ -32,6 +30,8 @@ from cnnc.compiler.values import (
     show,
     type_name,
 )
+from cnnc.compiler.ops import REQUIRED, OpError, dsl_names, lookup, merge_written
+from cnnc.compiler.types import is_error
 from cnnc.dsl import ast
 from cnnc.dsl.records import replace
 

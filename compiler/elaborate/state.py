@@ -12,13 +12,13 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from cnnc.compiler import limits
-from cnnc.compiler.derive import Derivation
+from cnnc.compiler.elaborate.derive import Derivation
+from cnnc.compiler.elaborate.values import OpLayer, Tensor
 from cnnc.compiler.ir import Graph, Instance, Node, Scope
 from cnnc.compiler.names import path_problem
 from cnnc.compiler.names import usable as usable_name
 from cnnc.compiler.ops import REGISTRY
 from cnnc.compiler.types import is_error
-from cnnc.compiler.values import OpLayer, Tensor
 from cnnc.dsl.diagnostics import Diagnostic, error
 from cnnc.dsl.records import field, record
 from cnnc.dsl.source import Span

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from cnnc.search.data import Dataset
-from cnnc.search.evaluators.train import cuda_indices, is_out_of_memory, model_device
+from cnnc.training.data import Dataset
+from cnnc.training.loop import cuda_indices, is_out_of_memory, model_device
 
 # functions that compute a ReLU; nn.ReLU calls F.relu and nn.ReLU6 calls F.hardtanh(x, 0, 6)
 _RELUS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu6}

@@ -27,10 +27,16 @@ import torch
 from torch import nn
 
 from cnnc.dsl.diagnostics import CnncError, error
-from cnnc.search.data import Dataset, check_trainable
+from cnnc.training.data import Dataset, check_trainable
+from cnnc.training.loop import (
+    cuda_indices,
+    is_out_of_memory,
+    model_device,
+    optimizer_step,
+    resolve_device,
+)
 
 OPTIMIZERS = ("sgd", "adamw", "rmsprop")
-DEVICES = ("auto", "cpu", "cuda")
 NAN_CHECK_EVERY = 10  # steps between loss checks; each check syncs with the GPU
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-4
@@ -115,19 +121,6 @@ def _check_options(epochs, batch_size, lr, optimizer, label_smoothing) -> None:
         _fail(f"`label_smoothing` must lie in [0, 1), but got {label_smoothing!r}", "pass e.g. 0.1")
 
 
-def resolve_device(device: str) -> torch.device:
-    """`auto` → cuda when available, else cpu; `cuda` without a GPU is an error."""
-    if device not in DEVICES:
-        _fail(f"unknown device `{device}`", f"expected one of {', '.join(DEVICES)}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        _fail(
-            "device `cuda` was asked for, but torch sees no CUDA GPU", "pass device='auto' or 'cpu'"
-        )
-    return torch.device(device)
-
-
 def _make_plan(device, epochs, batch_size, lr, optimizer, label_smoothing, seed) -> _Plan:
     dev = resolve_device(device)
     on_gpu = dev.type == "cuda"
@@ -169,31 +162,9 @@ def _run_guarded(model, data, plan: _Plan, report, history: list[float]) -> str 
     return failed
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA's OutOfMemoryError, the CPU allocator's failure, or Python's MemoryError."""
-    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
-        return True
-    text = str(exc).lower()
-    return "out of memory" in text or "can't allocate memory" in text
-
-
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where the first parameter or buffer lives; cpu for a model with neither."""
-    for tensor in [*model.parameters(), *model.buffers()]:
-        return tensor.device
-    return torch.device("cpu")
-
-
-def cuda_indices(device: torch.device) -> list[int]:
-    """The CUDA devices whose RNG `fork_rng` must save for work on `device`."""
-    if device.type != "cuda":
-        return []
-    return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
 def _restore(
@@ -287,18 +258,6 @@ def _train_step(model, x, y, plan: _Plan, opt, scaler, loss_fn) -> torch.Tensor:
     loss = loss_fn(logits.float(), y)  # []
     optimizer_step(loss, opt, scaler)
     return loss
-
-
-def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler) -> None:
-    """Backward and one optimiser step; through the GradScaler under fp16 autocast."""
-    opt.zero_grad(set_to_none=True)
-    if scaler is None:
-        loss.backward()
-        opt.step()
-    else:
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
 
 
 @torch.no_grad()

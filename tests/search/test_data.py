@@ -1,4 +1,4 @@
-"""search/data.py: spec → normalised, stratified, seeded train/validation tensors.
+"""training/data.py: spec → normalised, stratified, seeded train/validation tensors.
 
 Every fixture is written here into tmp_path: a CIFAR-10-format pickle directory, a folder of PNGs
 and .npz files. Images carry their own id in a pixel, so a test can find each sample's original
@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from cnnc.dsl.diagnostics import CnncError
-from cnnc.search.data import load_dataset, val_count
+from cnnc.training.data import load_dataset, val_count
 
 torch.set_num_threads(2)
 

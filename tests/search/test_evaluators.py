@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnc.dsl.diagnostics import CnncError
-from cnnc.search.data import load_dataset
 from cnnc.search.evaluators.proxy import agreement, grad_norm, naswot, score_all, synflow
 from cnnc.search.evaluators.train import TrainResult, train_and_evaluate
+from cnnc.training.data import load_dataset
 
 torch.set_num_threads(2)
 

@@ -12,7 +12,7 @@ weights, label, input shape, preprocessing, class names). A file handed over may
 - `embedding` turns `meta` into what a new image is embedded with, checking it as arguments are
   checked: the program and the weights must lie inside the features file's folder or the run
   folder the user names now (`--run`), or be a zoo model's name; the input within the budgets of
-  `search.runs`; the statistics finite. Nothing in the file is followed outside those places.
+  `training.runs`; the statistics finite. Nothing in the file is followed outside those places.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 
 from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error, printable
-from cnnc.search import runs
+from cnnc.training import runs
 
 KEYS = ("features", "labels", "split", "paths", "thumbs", "meta")
 MAX_BYTES = 4 << 30  # all arrays together, expanded

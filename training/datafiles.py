@@ -1,4 +1,4 @@
-"""Data files are data: the readers behind `search/data.py`'s loaders, safe on a shared data set.
+"""Data files are data: the readers behind `training/data.py`'s loaders, safe on a shared data set.
 
 Contract. Reading a data set someone else made runs nothing from it, opens nothing but the entries
 it names, never blocks on them, and spends memory and time within the budgets below, each refusal

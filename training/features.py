@@ -19,8 +19,8 @@ import torch
 from torch import fx
 
 from cnnc.dsl.diagnostics import CnncError, error
-from cnnc.search import data as datasets
-from cnnc.search import features_file
+from cnnc.training import data as datasets
+from cnnc.training import features_file
 
 THUMB = 64  # thumbnails are at most this many pixels a side
 
@@ -41,7 +41,7 @@ class Images:
 def load_images(
     spec: str, size: datasets.Size, seed: int, val_fraction: float = 0.2, mean=None, std=None
 ) -> Images:
-    """`search.data`'s loading and split, keeping each image's origin (its file, for `folder:`).
+    """`training.data`'s loading and split, keeping each image's origin (its file, for `folder:`).
     Standardised with `mean` and `std` where given (a run's, as it trained), else with the training
     part's own statistics."""
     kind, arg = datasets._parse_spec(spec)
@@ -85,7 +85,7 @@ def tap(model: fx.GraphModule, label: str) -> fx.GraphModule:
     if not ids:
         from difflib import get_close_matches
 
-        from cnnc.compiler.derive import labels
+        from cnnc.compiler.elaborate.derive import labels
 
         near = get_close_matches(label, labels(graph.nodes_in_order()), n=3)
         raise CnncError(
@@ -125,7 +125,7 @@ def extract(model, label: str, x: torch.Tensor, batch_size: int = 128) -> np.nda
 
 
 def save(path: Path, features: np.ndarray, images: Images, meta: dict):
-    """Write a features file to exactly `path` (see `search.features_file`)."""
+    """Write a features file to exactly `path` (see `training.features_file`)."""
     arrays = {
         "features": features.astype(np.float32),
         "labels": images.y.numpy(),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+from cnnc.compiler.elaborate.values import Tensor, show, type_name
 from cnnc.compiler.ops import MAX_SIZE, OpError, OpSpec, ParamKind, ParamSpec
 from cnnc.compiler.ops.text import range_text
 
@@ -54,8 +55,6 @@ def _choice(spec: ParamSpec, value, op: str) -> str:
 
 
 def _tensor(spec: ParamSpec, value, op: str):
-    from cnnc.compiler.values import Tensor
-
     if not isinstance(value, Tensor):
         raise _kind_error(
             spec, value, op, "a tensor", "name a tensor computed earlier, e.g. `like = skip`"
@@ -195,8 +194,6 @@ _RANGED = frozenset(
 
 
 def _kind_error(spec: ParamSpec, value, op: str, wanted: str, hint: str = "") -> OpError:
-    from cnnc.compiler.values import type_name
-
     return OpError(
         "E0404",
         f"`{spec.name}` of `{op}` must be {wanted}, but got {type_name(value)} {_show(value)}",
@@ -205,8 +202,6 @@ def _kind_error(spec: ParamSpec, value, op: str, wanted: str, hint: str = "") ->
 
 
 def _show(value) -> str:
-    from cnnc.compiler.values import show
-
     return show(value)
 
 

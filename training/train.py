@@ -29,8 +29,8 @@ from torch import nn
 
 from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error, printable
-from cnnc.search.data import Dataset, check_trainable
-from cnnc.search.evaluators.train import optimizer_step, resolve_device
+from cnnc.training.data import Dataset, check_trainable
+from cnnc.training.loop import optimizer_step, resolve_device
 
 METRICS = (
     "epoch",

@@ -20,7 +20,7 @@ def _pyplot():
 
 def _label(data: dict, label) -> str:
     """A label as drawn: the file's class name, escaped for the terminal and for matplotlib's `$…$`."""
-    from cnnc.search.features_file import class_name
+    from cnnc.training.features_file import class_name
 
     return class_name(data, int(label)).replace("$", r"\$")
 

@@ -10,8 +10,7 @@ program, so every rule below errs low.
 
 from __future__ import annotations
 
-from cnnc.compiler.ops import lookup
-from cnnc.compiler.values import (
+from cnnc.compiler.elaborate.values import (
     BlockLayer,
     BlockRef,
     LabeledLayer,
@@ -21,6 +20,7 @@ from cnnc.compiler.values import (
     SeqLayer,
     Tensor,
 )
+from cnnc.compiler.ops import lookup
 from cnnc.dsl import ast
 
 

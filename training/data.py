@@ -12,7 +12,7 @@ Invariants:
   it costs a few sorts of the labels, whatever the number of classes;
 - `size` resizes with bilinear interpolation before the statistics are taken; a folder's images are
   resized as they are read (without `size`, to the first image's size);
-- a data set is untrusted data: its files are read by `search/datafiles.py`, which runs nothing from
+- a data set is untrusted data: its files are read by `training/datafiles.py`, which runs nothing from
   them (CIFAR's pickles go through a restricted unpickler), refuses links, FIFOs and devices, and
   checks every size against its budgets before the memory is spent; values must be finite.
 
@@ -32,9 +32,9 @@ import torch.nn.functional as F
 
 from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error, printable
-from cnnc.search import datafiles
 from cnnc.search.choices import DATA_KINDS, data_specs
-from cnnc.search.datafiles import shown
+from cnnc.training import datafiles
+from cnnc.training.datafiles import shown
 
 SPEC_HELP = f"expected {data_specs()}"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")

@@ -1,0 +1,1 @@
+"""Training: the one trainer (`cnnc train` and the search's evaluator), data sets, features, run records."""
