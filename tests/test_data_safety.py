@@ -677,7 +677,8 @@ def test_a_torchscript_archive_and_a_lying_safetensors_header_are_e0902(tmp_path
 def resumable(tmp_path):
     """A network, its optimiser and schedule as `train_run` makes them, and a real checkpoint."""
     import cnnc
-    from cnnc.training.train import Schedule, TrainOptions, make_optimizer, save_checkpoint
+    from cnnc.training.loop import Schedule, make_optimizer
+    from cnnc.training.train import TrainOptions, save_checkpoint
 
     model = cnnc.load(tiny_net(tmp_path), seed=0)
     options = TrainOptions(epochs=3, batch_size=4)
@@ -786,7 +787,8 @@ from cnnc.compiler.lower.weights import read_checkpoint
 from cnnc.dsl.diagnostics import CnncError
 from cnnc.training.data import load_dataset
 from cnnc.training.features import read
-from cnnc.training.train import Schedule, TrainOptions, make_optimizer, restore
+from cnnc.training.loop import Schedule, make_optimizer
+from cnnc.training.train import TrainOptions, restore
 
 
 def refuse(call):
@@ -874,7 +876,8 @@ def hostile_files(d):
 
 
 def run_checkpoint(run, epoch=False):
-    from cnnc.training.train import Schedule, TrainOptions, make_optimizer, save_checkpoint
+    from cnnc.training.loop import Schedule, make_optimizer
+    from cnnc.training.train import TrainOptions, save_checkpoint
 
     run.mkdir()
     model = torch.nn.Linear(4, 2)

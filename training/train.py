@@ -1,17 +1,19 @@
-"""A training run (`cnnc train`): the search's trainer grown up, with checkpoints, resuming and records.
+"""A training run (`cnnc train`): the trainer of `training/loop.py` with checkpoints, resuming and
+records.
 
 Input: a compiled module (logits `[N, K]`), a `Dataset` and `TrainOptions`; output files in `out`:
 `checkpoint.pt` after each epoch (weights, optimiser and schedule state, history: `resume` goes on
 from it), `metrics.csv` and `curves.png` (loss and accuracy per epoch), and `model.pt` (the final
-weights, a plain state_dict) at the end. Contract:
+weights, a plain state_dict) at the end. Contract (the rules are the trainer's, by `recipe`):
 - frozen parameters (`freeze`) keep `requires_grad=False`, are left out of the optimiser, and the
   BatchNorm layers whose parameters are all frozen stay in eval mode, so their running statistics
   stay those of the checkpoint (the usual fine-tuning practice): frozen tensors are bit-identical
   after training;
 - the learning rate warms up linearly for `warmup` epochs, then follows a cosine to zero;
-- on CUDA it trains under autocast (bf16 where supported, else fp16 with a GradScaler), channels_last;
-- a loss that stops being finite stops the run with a user error naming the epoch (the checkpoint of
-  the last good epoch stays).
+- an epoch trains its full batches only (a trailing partial one is dropped), checking the loss at
+  every step: a loss that stops being finite stops the run with a user error naming the epoch (the
+  checkpoint of the last good epoch stays);
+- on CUDA it trains under autocast (bf16 where supported, else fp16 with a GradScaler), channels_last.
 """
 
 from __future__ import annotations
@@ -24,13 +26,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error, printable
 from cnnc.training.data import Dataset, check_trainable
-from cnnc.training.loop import optimizer_step, resolve_device
+from cnnc.training.loop import Recipe, Trainer, evaluate, place
 
 METRICS = (
     "epoch",
@@ -109,73 +110,23 @@ def freeze(model: nn.Module, labels: list[str]) -> list[str]:
     return frozen
 
 
-def frozen_norms(model: nn.Module) -> list[nn.Module]:
-    """BatchNorm layers whose parameters are all frozen: they run in eval mode while training."""
-    norms = []
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            params = list(m.parameters())
-            if params and not any(p.requires_grad for p in params):
-                norms.append(m)
-    return norms
-
-
-class Schedule:
-    """Linear warm-up for `warmup` epochs, then a cosine to zero, stepped once per batch."""
-
-    def __init__(self, optimizer, options: TrainOptions, steps_per_epoch: int):
-        self.opt, self.base = optimizer, options.lr
-        self.warm = round(options.warmup * steps_per_epoch)
-        self.total = options.epochs * steps_per_epoch
-        self.step_count = 0
-        self.apply()
-
-    def lr(self) -> float:
-        t = self.step_count
-        if t < self.warm:
-            return self.base * (t + 1) / self.warm
-        progress = (t - self.warm) / max(1, self.total - self.warm)
-        return self.base * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    def apply(self) -> None:
-        for group in self.opt.param_groups:
-            group["lr"] = self.lr()
-
-    def step(self) -> None:
-        self.step_count += 1
-        self.apply()
-
-
-def make_optimizer(model: nn.Module, options: TrainOptions) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise CnncError(
-            error(
-                "E0603",
-                "every parameter is frozen: there is nothing to train",
-                None,
-                helps=("freeze fewer modules",),
-            )
-        )
-    if options.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=options.lr, momentum=0.9, nesterov=True, weight_decay=options.weight_decay
-        )
-    return torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
-
-
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random crop (pad by 1/8 of the side, reflect) and horizontal flip of a batch [B, C, H, W]."""
-    b, _, h, w = x.shape
-    pad = max(1, h // 8)
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")  # [B, C, H + 2p, W + 2p]
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
-    flip = torch.rand(b, generator=gen) < 0.5
-    out = torch.stack(
-        [padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)]
-    )  # [B, C, H, W]
-    return torch.where(flip.view(b, 1, 1, 1), out.flip(-1), out)
+def recipe(options: TrainOptions) -> Recipe:
+    """The trainer's rules for `cnnc train`: full batches, the loss checked at every step, frozen
+    BatchNorm layers kept in eval mode."""
+    return Recipe(
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        lr=options.lr,
+        optimizer=options.optimizer,
+        weight_decay=options.weight_decay,
+        warmup=options.warmup,
+        label_smoothing=options.label_smoothing,
+        augment=options.augment,
+        seed=options.seed,
+        keep_last=False,
+        freeze_norms=True,
+        check_every=1,
+    )
 
 
 def train_run(
@@ -189,99 +140,72 @@ def train_run(
     """Train `model` in place; returns the metrics rows (one per epoch, resumed ones included)."""
     check_options(options)
     log = log or (lambda text: print(text, file=sys.stderr))
-    device = resolve_device(options.device)
-    model.to(device)
-    on_gpu = device.type == "cuda"
-    amp = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if on_gpu else None
-    memory_format = torch.channels_last if on_gpu else torch.contiguous_format
-    model.to(memory_format=memory_format)
+    where = place(options.device)
+    model.to(where.device)
     check_trainable(
         data,
         options.batch_size,
         f"fewer than --batch-size {options.batch_size}, so an epoch would make no training step",
         f"lower --batch-size to at most {len(data.train_x)}, or add images",
     )
-    steps = len(data.train_x) // options.batch_size
-    opt = make_optimizer(model, options)
-    schedule = Schedule(opt, options, steps)
-    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+    trainer = Trainer(model, recipe(options), where, len(data.train_x))
     rows, start = [], 0
     if resume:
-        rows, start = restore(out / "checkpoint.pt", model, opt, schedule, options)
+        rows, start = restore(out / "checkpoint.pt", model, trainer.opt, trainer.schedule, options)
         log(f"resumed from {out / 'checkpoint.pt'} after epoch {start}")
-    gen = torch.Generator().manual_seed(options.seed)
-    for _ in range(start):  # the same shuffles as an uninterrupted run
-        torch.randperm(len(data.train_x), generator=gen)
+    trainer.skip(start)  # the same shuffles as an uninterrupted run
     for epoch in range(start + 1, options.epochs + 1):
-        row = run_epoch(
-            model,
-            data,
-            options,
-            (opt, schedule, scaler, amp, memory_format, device),
-            gen,
-            epoch,
-            log,
-        )
-        rows.append(row)
-        save_checkpoint(out / "checkpoint.pt", model, opt, schedule, options, rows)
+        rows.append(run_epoch(trainer, data, epoch, log))
+        save_checkpoint(out / "checkpoint.pt", model, trainer.opt, trainer.schedule, options, rows)
         write_metrics(out, rows)
     with safefs.replacing(out / "model.pt", "wb") as f:
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, f)
     return rows
 
 
-def run_epoch(model, data: Dataset, options: TrainOptions, tools, gen, epoch: int, log) -> dict:
-    opt, schedule, scaler, amp, memory_format, device = tools
-    norms = frozen_norms(model)
-    model.train()
-    for m in norms:
-        m.eval()
-    order = torch.randperm(len(data.train_x), generator=gen)
-    t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-    batches = len(order) // options.batch_size
-    for k in range(batches):
-        idx = order[k * options.batch_size : (k + 1) * options.batch_size]  # [B]
-        x = data.train_x[idx]  # [B, C, H, W]
-        if options.augment:
-            x = augment(x, gen)
-        x, y = x.to(device).contiguous(memory_format=memory_format), data.train_y[idx].to(device)
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            logits = model(x)  # [B, K]
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=options.label_smoothing)
-        if not torch.isfinite(loss):
-            raise CnncError(
-                error(
-                    "E0603",
-                    f"the loss became {loss.item()} in epoch {epoch}",
-                    None,
-                    helps=("lower --lr, or add --warmup",),
-                )
+class Tally:
+    """An epoch's running figures, taken after each step: images seen, summed loss, hits; it draws
+    the progress bar."""
+
+    def __init__(self, epoch: int, epochs: int, steps: int):
+        self.epoch, self.epochs, self.steps = epoch, epochs, steps
+        self.t0, self.seen, self.loss_sum, self.correct = time.perf_counter(), 0, 0.0, 0
+
+    def __call__(self, step, idx, loss, logits, y) -> None:
+        self.seen += len(idx)
+        self.loss_sum += loss.item() * len(idx)
+        self.correct += (logits.argmax(1) == y).sum().item()
+        speed = self.seen / (time.perf_counter() - self.t0)
+        loss_, acc = self.loss_sum / self.seen, self.correct / self.seen
+        progress(self.epoch, self.epochs, step, self.steps, loss_, acc, speed)
+
+
+def run_epoch(trainer: Trainer, data: Dataset, epoch: int, log) -> dict:
+    """One epoch of training and its validation; its metrics row."""
+    options = trainer.recipe
+    tally = Tally(epoch, options.epochs, trainer.steps)
+    bad = trainer.epoch(data.train_x, data.train_y, tally)
+    if bad is not None:
+        raise CnncError(
+            error(
+                "E0603",
+                f"the loss became {bad} in epoch {epoch}",
+                None,
+                helps=("lower --lr, or add --warmup",),
             )
-        optimizer_step(loss, opt, scaler)
-        schedule.step()
-        seen += len(idx)
-        loss_sum += loss.item() * len(idx)
-        correct += (logits.argmax(1) == y).sum().item()
-        progress(
-            epoch,
-            options.epochs,
-            k + 1,
-            batches,
-            loss_sum / seen,
-            correct / seen,
-            seen / (time.perf_counter() - t0),
         )
-    seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - tally.t0
     val_loss, val_acc = evaluate(
-        model, data.val_x, data.val_y, options.batch_size, device, amp, memory_format
+        trainer.model, data.val_x, data.val_y, options.batch_size, trainer.where
     )
+    seen = tally.seen
     row = {
         "epoch": epoch,
-        "train_loss": loss_sum / max(seen, 1),
-        "train_acc": correct / max(seen, 1),
+        "train_loss": tally.loss_sum / max(seen, 1),
+        "train_acc": tally.correct / max(seen, 1),
         "val_loss": val_loss,
         "val_acc": val_acc,
-        "lr": schedule.lr(),
+        "lr": trainer.schedule.lr(),
         "seconds": seconds,
         "images_per_s": seen / max(seconds, 1e-9),
     }
@@ -306,23 +230,6 @@ def progress(epoch, epochs, k, batches, loss, acc, speed) -> None:
         file=sys.stderr,
         flush=True,
     )
-
-
-@torch.no_grad()
-def evaluate(model, x, y, batch_size, device, amp=None, memory_format=torch.contiguous_format):
-    """(mean loss, top-1 accuracy) of `model` in eval mode on `x` [M, C, H, W], `y` [M]."""
-    model.eval()
-    loss_sum, correct = 0.0, 0
-    for start in range(0, len(x), batch_size):
-        xb = (
-            x[start : start + batch_size].to(device).contiguous(memory_format=memory_format)
-        )  # [B, C, H, W]
-        yb = y[start : start + batch_size].to(device)
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            logits = model(xb).float()  # [B, K]
-        loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
-        correct += (logits.argmax(1) == yb).sum().item()
-    return loss_sum / max(len(x), 1), correct / max(len(x), 1)
 
 
 def save_checkpoint(path: Path, model, opt, schedule, options, rows) -> None:
