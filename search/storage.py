@@ -19,6 +19,9 @@ Contracts:
 - `database_url(url)` is the URL SQLAlchemy is given: `postgresql://…` names no driver, and
   SQLAlchemy 2.1 takes that to mean psycopg 3; where psycopg 3 is not installed, it becomes
   `postgresql+psycopg2://…` (the `postgres` extra's driver, named in the error if it is missing too).
+- `check_storage(url)` refuses, before any work, a storage that cannot hold a study, and
+  `storage_errors(url)` one that fails while in use (`studyfiles.Refused`: the user's to fix; the
+  commands say it as a user error).
 - `open_storage` creates a new storage's tables under `creating(url)`: a file lock beside a SQLite
   file, a PostgreSQL advisory lock for the whole database. Processes started together on a fresh
   storage would otherwise race to create the tables and Optuna's version row, and all but one fail.
@@ -39,6 +42,8 @@ import optuna
 
 from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error
+from cnnc.search import studyfiles
+from cnnc.search.studyfiles import Refused
 
 RETRY_SECONDS = 600.0  # how long a worker waits for a storage that dropped its connection
 MAX_RETRY = 3  # how often a trial killed with its worker is tried again
@@ -328,3 +333,120 @@ def retrying(step: Callable, say: Callable[[str], None], limit: float = RETRY_SE
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:200]
+
+
+# ---------------------------------------------------------------------------------------------
+# Before the work, and while it runs: a storage that cannot hold a study is refused (`Refused`,
+# which the commands make a user error)
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
+STORAGE_HELP = "e.g. `--storage sqlite:///runs/t/study.db` or `--storage postgresql://USER@HOST/DB`"
+STUDY_FILE_HELP = (
+    "move it away to start a new study there, or name another place with --out or --storage"
+)
+READ_ONLY_HELP = (
+    "make the file and its folder writable, or copy the folder and point --out at the copy"
+)
+
+
+def check_storage(url: str, read_only: bool = False) -> None:
+    """Refuse, before the work, a storage that cannot hold a study: a URL that does not parse, an
+    unknown database or one whose driver is missing (raised from the ImportError, which names the
+    driver's module), a study file that is a folder, a link, not a SQLite database or another one
+    than a study (`search/studyfiles.py`), or read-only where the study is to be written
+    (`read_only`: a report, which only reads)."""
+    if url.startswith(("sqlite:///", "journal:///")):
+        _check_study_file(Path(url.split(":///", 1)[1]), url.startswith("sqlite"), read_only)
+        return
+    import sqlalchemy.engine
+    import sqlalchemy.exc
+
+    try:
+        dialect = sqlalchemy.engine.make_url(database_url(url)).get_dialect()
+        dialect.import_dbapi()
+    except sqlalchemy.exc.NoSuchModuleError:  # before ArgumentError, its base class
+        kind = url.partition(":")[0]
+        raise Refused(
+            f"--storage `{url}`: `{kind}` is not a kind of database cnnc knows", STORAGE_HELP
+        ) from None
+    except sqlalchemy.exc.ArgumentError:
+        raise Refused(f"--storage `{url}` is not a database URL", STORAGE_HELP) from None
+    except ImportError as exc:
+        raise Refused(
+            f"--storage `{url}`: its database driver (the module `{exc.name}`) is not installed",
+            f"install that driver, or use SQLite: {STORAGE_HELP}",
+        ) from exc
+
+
+def _check_study_file(path: Path, sqlite: bool, read_only: bool) -> None:
+    try:
+        _check_study_path(path, sqlite, read_only)
+        studyfiles.check(path, sqlite, read_only)
+    except OSError as exc:  # a name the OS refuses (too long, a loop of links)
+        raise Refused(
+            f"cannot use the study file `{path}`: {exc.strerror or exc}", STUDY_FILE_HELP
+        ) from None
+
+
+def _check_study_path(path: Path, sqlite: bool, read_only: bool) -> None:
+    if safefs.kind(path) == "folder":
+        raise Refused(f"the study file `{path}` is a folder", STUDY_FILE_HELP)
+    if not studyfiles.check_entry(path, read_only):
+        return  # a new study: the driver creates it
+    try:
+        with safefs.open_regular(path, follow=False) as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise Refused(
+            f"cannot read the study file `{path}`: {exc.strerror or exc}", STUDY_FILE_HELP
+        ) from None
+    if sqlite and head and head != SQLITE_MAGIC:
+        raise Refused(
+            f"the study file `{path}` is not a SQLite database (damaged, or another kind of file)",
+            STUDY_FILE_HELP,
+        )
+    if not read_only and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        raise Refused(
+            f"the study file `{path}` is read-only: a study writes to its file and beside it",
+            READ_ONLY_HELP,
+        )
+
+
+@contextlib.contextmanager
+def storage_errors(url: str):
+    """A storage that fails while in use (damaged, read-only, full, locked, unreachable) is refused
+    (`Refused`: the user's problem); an error in how cnnc talks to it (a wrong query:
+    ProgrammingError, a broken constraint: IntegrityError) stays an internal error."""
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except (sqlalchemy.exc.DBAPIError, sqlite3.DatabaseError) as exc:
+        if not _storage_failure(exc):
+            raise
+        reason = (str(getattr(exc, "orig", None) or exc).splitlines() or ["no reason given"])[0][
+            :200
+        ]
+        raise Refused(
+            f"the study storage `{url}` failed: {reason}", _storage_help(reason)
+        ) from None
+
+
+def _storage_help(reason: str) -> str:
+    if "readonly" in reason or "read-only" in reason:
+        return READ_ONLY_HELP
+    if "not a database" in reason or "malformed" in reason:
+        return STUDY_FILE_HELP
+    return "check that the database is reachable and has room, then run again (a study resumes)"
+
+
+def _storage_failure(exc) -> bool:
+    import sqlalchemy.exc as sa
+
+    if isinstance(exc, (sa.OperationalError, sa.InterfaceError, sqlite3.OperationalError)):
+        return True
+    return type(exc) in (
+        sa.DatabaseError,
+        sqlite3.DatabaseError,
+    )  # "file is not a database", "malformed"

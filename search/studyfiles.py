@@ -59,7 +59,8 @@ LINK_HELP = (
 
 
 class Refused(Exception):
-    """A study file cnnc will not open, or could not read: `message` and `helps` for the user."""
+    """A study file cnnc will not open, or could not read, or a storage that cannot hold a study
+    (`storage.check_storage`, `storage.storage_errors`): `message` and `helps` for the user."""
 
     def __init__(self, message: str, *helps: str):
         super().__init__(message)

@@ -631,3 +631,62 @@ def test_the_study_fuzzer_ends_its_cases_as_expected(tmp_path):
         assert not outcome.startswith("bug"), (seed, recipe, detail)
         endings.append(outcome)
     assert set(endings) == {"reported", "refused"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The checks live with the storage: the search refuses (`Refused`), the commands say it
+
+
+@pytest.mark.parametrize(
+    "make, url, said",
+    [
+        (lambda p: p.mkdir(), "sqlite:///{p}", "the study file `{p}` is a folder"),
+        (
+            lambda p: p.write_bytes(b"not a database at all"),
+            "sqlite:///{p}",
+            "the study file `{p}` is not a SQLite database (damaged, or another kind of file)",
+        ),
+        (lambda p: None, "nosuchdb://host/x", "--storage `nosuchdb://host/x`: `nosuchdb` is not"),
+        (lambda p: None, "postgresql://", None),  # parses: PostgreSQL's driver is there or named
+    ],
+)
+def test_the_search_refuses_a_storage_before_the_work(tmp_path, make, url, said):
+    from cnnc.search import storage, studyfiles
+
+    path = tmp_path / "study.db"
+    make(path)
+    url = url.format(p=path)
+    if said is None:
+        try:
+            storage.check_storage(url)
+        except studyfiles.Refused as exc:
+            assert isinstance(exc.__cause__, ImportError) and "driver" in str(exc)
+        return
+    with pytest.raises(studyfiles.Refused) as info:
+        storage.check_storage(url)
+    assert str(info.value).startswith(said.format(p=path)) and info.value.helps
+
+
+def test_a_storage_failing_in_use_is_refused_and_a_query_error_stays_internal():
+    import sqlalchemy.exc
+
+    from cnnc.search import storage, studyfiles
+
+    locked = sqlalchemy.exc.OperationalError("select", {}, sqlite3.OperationalError("locked"))
+    with pytest.raises(studyfiles.Refused) as info, storage.storage_errors("sqlite:///s.db"):
+        raise locked
+    assert str(info.value) == "the study storage `sqlite:///s.db` failed: locked"
+    assert info.value.helps[0].startswith("check that the database is reachable")
+    wrong = sqlalchemy.exc.ProgrammingError("select", {}, sqlite3.ProgrammingError("bad"))
+    with pytest.raises(sqlalchemy.exc.ProgrammingError), storage.storage_errors("sqlite:///s.db"):
+        raise wrong
+
+
+def test_the_commands_say_a_refused_storage_as_a_user_error(tmp_path):
+    from cnnc.commands import files
+    from cnnc.commands.common import UserError
+
+    (tmp_path / "study.db").mkdir()
+    with pytest.raises(UserError) as info:
+        files.check_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert "is a folder" in str(info.value)

@@ -121,152 +121,39 @@ def is_usage(diagnostics) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Study storage (`cnnc search`, `cnnc search-report`): a URL or a file the user named
-
-
-SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
-STORAGE_HELP = "e.g. `--storage sqlite:///runs/t/study.db` or `--storage postgresql://USER@HOST/DB`"
-STUDY_FILE_HELP = (
-    "move it away to start a new study there, or name another place with --out or --storage"
-)
-READ_ONLY_HELP = (
-    "make the file and its folder writable, or copy the folder and point --out at the copy"
-)
+# Study storage (`cnnc search`, `cnnc search-report`): the search's refusals made user errors
 
 
 def check_storage(url: str, read_only: bool = False) -> None:
-    """Refuse, before the work, a storage that cannot hold a study: a URL that does not parse, an
-    unknown database or one whose driver is missing, a study file that is a folder, a link, not a
-    SQLite database or another one than a study (`search/studyfiles.py`), or read-only where the
-    study is to be written (`read_only`: a report, which only reads)."""
-    if url.startswith(("sqlite:///", "journal:///")):
-        _check_study_file(Path(url.split(":///", 1)[1]), url.startswith("sqlite"), read_only)
-        return
-    import sqlalchemy.engine
-    import sqlalchemy.exc
-
-    from cnnc.search.storage import database_url
-
-    try:
-        dialect = sqlalchemy.engine.make_url(database_url(url)).get_dialect()
-        dialect.import_dbapi()
-    except sqlalchemy.exc.NoSuchModuleError:  # before ArgumentError, its base class
-        kind = url.partition(":")[0]
-        raise UserError(
-            f"--storage `{url}`: `{kind}` is not a kind of database cnnc knows", STORAGE_HELP
-        ) from None
-    except sqlalchemy.exc.ArgumentError:
-        raise UserError(f"--storage `{url}` is not a database URL", STORAGE_HELP) from None
-    except ImportError as exc:
-        _missing_driver(url, exc)
-
-
-def _missing_driver(url: str, exc: ImportError) -> None:
-    """The driver of a `--storage` URL is not installed: the extra that brings it where cnnc has
-    one (PostgreSQL's psycopg2), else the module's name."""
+    """`search.storage.check_storage` before the work, each refusal a user error; a database driver
+    that an extra of cnnc brings (PostgreSQL's psycopg2) is named by its extra."""
     from cnnc.commands import extras
+    from cnnc.search import storage, studyfiles
 
-    missing = extras.missing_from(exc, f"--storage `{url}`")
-    if missing is not None:
-        raise missing from None
-    raise UserError(
-        f"--storage `{url}`: its database driver (the module `{exc.name}`) is not installed",
-        f"install that driver, or use SQLite: {STORAGE_HELP}",
-    ) from None
-
-
-def _check_study_file(path: Path, sqlite: bool, read_only: bool) -> None:
-    from cnnc.search import studyfiles
-
-    try:
-        with study_refusals():
-            _check_study_path(path, sqlite, read_only)
-            studyfiles.check(path, sqlite, read_only)
-    except OSError as exc:  # a name the OS refuses (too long, a loop of links)
-        raise UserError(
-            f"cannot use the study file `{path}`: {exc.strerror or exc}", STUDY_FILE_HELP
-        ) from None
+    with study_refusals():
+        try:
+            storage.check_storage(url, read_only)
+        except studyfiles.Refused as exc:
+            cause = exc.__cause__
+            missing = (
+                extras.missing_from(cause, f"--storage `{url}`")
+                if isinstance(cause, ImportError)
+                else None
+            )
+            if missing is not None:
+                raise missing from None
+            raise
 
 
 @contextmanager
 def study_refusals():
-    """A study file `search/studyfiles.py` refuses, or could not read, is the user's to fix."""
+    """A study or storage the search refuses, or could not read or use, is the user's to fix."""
     from cnnc.search import studyfiles
 
     try:
         yield
     except studyfiles.Refused as exc:
         raise UserError(str(exc), *exc.helps) from None
-
-
-def _check_study_path(path: Path, sqlite: bool, read_only: bool) -> None:
-    from cnnc.dsl import safefs
-    from cnnc.search import studyfiles
-
-    if safefs.kind(path) == "folder":
-        raise UserError(f"the study file `{path}` is a folder", STUDY_FILE_HELP)
-    if not studyfiles.check_entry(path, read_only):
-        return  # a new study: the driver creates it
-    try:
-        with safefs.open_regular(path, follow=False) as f:
-            head = f.read(len(SQLITE_MAGIC))
-    except OSError as exc:
-        raise UserError(
-            f"cannot read the study file `{path}`: {exc.strerror or exc}", STUDY_FILE_HELP
-        ) from None
-    if sqlite and head and head != SQLITE_MAGIC:
-        raise UserError(
-            f"the study file `{path}` is not a SQLite database (damaged, or another kind of file)",
-            STUDY_FILE_HELP,
-        )
-    if not read_only and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
-        raise UserError(
-            f"the study file `{path}` is read-only: a study writes to its file and beside it",
-            READ_ONLY_HELP,
-        )
-
-
-@contextmanager
-def storage_errors(url: str):
-    """A storage that fails while in use (damaged, read-only, full, locked, unreachable) is the user's
-    problem (exit 1); an error in how cnnc talks to it (a wrong query: ProgrammingError, a broken
-    constraint: IntegrityError) stays an internal error."""
-    import sqlite3
-
-    import sqlalchemy.exc
-
-    try:
-        yield
-    except (sqlalchemy.exc.DBAPIError, sqlite3.DatabaseError) as exc:
-        if not _storage_failure(exc):
-            raise
-        reason = (str(getattr(exc, "orig", None) or exc).splitlines() or ["no reason given"])[0][
-            :200
-        ]
-        raise UserError(
-            f"the study storage `{url}` failed: {reason}", _storage_help(reason)
-        ) from None
-
-
-def _storage_help(reason: str) -> str:
-    if "readonly" in reason or "read-only" in reason:
-        return READ_ONLY_HELP
-    if "not a database" in reason or "malformed" in reason:
-        return STUDY_FILE_HELP
-    return "check that the database is reachable and has room, then run again (a study resumes)"
-
-
-def _storage_failure(exc) -> bool:
-    import sqlite3
-
-    import sqlalchemy.exc as sa
-
-    if isinstance(exc, (sa.OperationalError, sa.InterfaceError, sqlite3.OperationalError)):
-        return True
-    return type(exc) in (
-        sa.DatabaseError,
-        sqlite3.DatabaseError,
-    )  # "file is not a database", "malformed"
 
 
 def make_folder(path: str | Path, what: str) -> Path:

@@ -229,7 +229,7 @@ def search(args):
 
     from cnnc.api import resolve_path
     from cnnc.dsl.diagnostics import CnncError
-    from cnnc.search import driver, evaluate, launch
+    from cnnc.search import driver, evaluate, launch, storage
     from cnnc.search.space import walk
 
     args.file = str(resolve_path(args.file))
@@ -256,7 +256,7 @@ def search(args):
         return run_workers(settings, space, console)
     evaluator = choices.EVALUATORS[settings.evaluator].load()(settings, data)
     try:
-        with files.storage_errors(settings.storage_url), files.study_refusals():
+        with files.study_refusals(), storage.storage_errors(settings.storage_url):
             result = driver.run(
                 settings, space, evaluator, console, data.num_classes, write=not child
             )
@@ -274,10 +274,10 @@ def run_workers(settings, space, console):
     """`--workers K`: the study is opened here first (so K processes do not race to create it),
     then K worker processes share it (`search/launch.py`); the results are written when all stop.
     Returns (the `driver.Result`, the exit status)."""
-    from cnnc.search import driver, launch, report, results
+    from cnnc.search import driver, launch, report, results, storage
     from cnnc.search.worker import finished_count
 
-    with files.storage_errors(settings.storage_url), files.study_refusals():
+    with files.study_refusals(), storage.storage_errors(settings.storage_url):
         study = driver.open_study(settings, space)
     console.started(report.rows(study.trials), driver.changes(study, settings))
     with results.running(settings.out):  # search-report leaves the folder's files alone meanwhile

@@ -75,12 +75,13 @@ def configure(p) -> None:
 
 def run(args) -> int:
     from cnnc.search import driver, studyfiles
+    from cnnc.search import storage as stores
 
     storage, out = _locations(args)
     files.check_storage(storage, read_only=True)
     with (
-        files.storage_errors(storage),
         files.study_refusals(),
+        stores.storage_errors(storage),
     ):  # a damaged study fails while being read
         with studyfiles.reading(storage):
             study = driver.load_study(storage, args.study, read_only=True)
