@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-# Loading, resolving and elaborating live in the rooms below; the API re-exports them under the same names.
-from cnnc.compiler.frontend import check_lint, elaborate_file
+# Loading, resolving and elaborating live in the rooms below; the API re-exports them under the same
+# names (`elaborate_file` hands its graph a renderer for notebooks: see its docstring).
+from cnnc.compiler import frontend
+from cnnc.compiler.frontend import check_lint
 from cnnc.dsl.diagnostics import CnncError, Diagnostic, InternalError
 from cnnc.dsl.programs import (
     is_file,
@@ -23,6 +25,7 @@ from cnnc.dsl.programs import (
     zoo_dir,
     zoo_suggestion,
 )
+from cnnc.dsl.records import replace
 
 TYPE_CHECKING = False  # typing's own, without importing typing at start-up
 if TYPE_CHECKING:
@@ -67,6 +70,17 @@ __all__ = [
 SOURCE_PATH = (
     "<source>.cnn"  # the name of a program given as text (imports resolve beside it, then the zoo)
 )
+
+
+def elaborate_file(
+    path, network=None, args=None, input_shape=None, decider=None, text=None, allow_import=()
+):
+    """Parse and elaborate (`cnnc.compiler.frontend.elaborate_file`): an `Elaboration`, graph and
+    diagnostics; the graph shows itself in notebooks as its diagram (depth 1)."""
+    result = frontend.elaborate_file(path, network, args, input_shape, decider, text, allow_import)
+    if result.graph is None:
+        return result
+    return replace(result, graph=result.graph.drawn_by(_svg))
 
 
 def graph(
@@ -239,13 +253,6 @@ def _svg(g) -> str:
     return diagram(g, depth=1)._repr_svg_()
 
 
-def _plug_diagrams() -> None:
-    """Graphs and compiled models show their diagrams in Jupyter (see `compiler.ir.DIAGRAM_HOOK`)."""
-    from cnnc.compiler import ir
-
-    ir.DIAGRAM_HOOK = _svg
-
-
 def diagram(
     path_or_graph: Path | Graph, network: str | None = None, depth: int | None = None, **options
 ) -> Diagram:
@@ -415,6 +422,3 @@ def _cnn_literal(value) -> str:
         return "[" + ", ".join(_cnn_literal(v) for v in value) + "]"
     kind = type(value).__name__
     raise TypeError(f"a network argument must be a number, bool, string or list, but got {kind}")
-
-
-_plug_diagrams()

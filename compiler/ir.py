@@ -69,11 +69,6 @@ class Scope:
     span: Span | None = field(default=None, compare=False)
 
 
-# Graph → SVG text, for notebooks. The render room draws; the IR may not import it (STYLE.md §3),
-# so `cnnc.api` plugs the renderer in here when it is imported.
-DIAGRAM_HOOK = None
-
-
 class Graph:
     """A frozen, shaped DAG of `Node`s with its inputs and outputs.
 
@@ -202,9 +197,22 @@ class Graph:
     def __str__(self) -> str:
         return "\n".join(format_node(n) for n in self._nodes.values())
 
+    # Graph → SVG text, for notebooks: the render room draws, and the IR may not import it (STYLE.md
+    # §3), so a graph draws itself only with a renderer handed to it (`drawn_by`; the API's graphs)
+    _diagram = None
+
+    def drawn_by(self, diagram) -> Graph:
+        """This graph, shown in notebooks as `diagram(graph)` (SVG text) draws it. A shallow copy:
+        the nodes, frozen, are shared; the graph itself is left as it was."""
+        import copy
+
+        twin = copy.copy(self)
+        twin._diagram = diagram
+        return twin
+
     def _repr_svg_(self):
-        """Jupyter shows the graph as its diagram (depth 1) when a renderer is plugged in."""
-        return DIAGRAM_HOOK(self) if DIAGRAM_HOOK is not None else None
+        """Jupyter shows the graph as its diagram when it has a renderer (`drawn_by`)."""
+        return self._diagram(self) if self._diagram is not None else None
 
     # checking
     def lint(self) -> list[str]:

@@ -294,3 +294,40 @@ def test_the_api_names_the_smallest_input_as_the_cli_does(capsys):
     assert hint in cnnc.check("vgg16", input=(3, 16, 16))[0].helps
     code, _, err = run_cli(["check", "vgg16", "--input", "3,16,16"], capsys)
     assert code == 1 and err.count(hint) == 1 and str(info.value).split("\n\nfound")[0] in err
+
+
+NO_GLOBALS = """
+import sys, types
+import cnnc.compiler.ir, cnnc.compiler.frontend, cnnc.compiler.render.dot, cnnc.dsl.programs
+def state():
+    return {
+        name: {k: id(v) for k, v in vars(m).items() if not isinstance(v, types.ModuleType)}
+        for name, m in list(sys.modules.items())
+        if name.startswith("cnnc.") and name != "cnnc.api"
+    }
+before = state()
+import cnnc.api
+after = state()
+print(sorted(n for n in before if before[n] != after[n]))
+"""
+
+
+def test_importing_the_api_sets_no_global_of_the_rooms_below():
+    """Graphs draw themselves in notebooks by a renderer handed to them, not by a hook that importing
+    `cnnc.api` would plug into the IR: no module imported before it changes when it is imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", NO_GLOBALS], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_apis_graphs_draw_themselves_and_the_elaborators_stay_as_they_are():
+    from cnnc.compiler.frontend import elaborate_file
+
+    bare = elaborate_file("t.cnn", text=TINY).graph
+    assert bare._repr_svg_() is None  # no renderer: the IR draws nothing by itself
+    drawn = cnnc.graph(text=TINY)
+    assert str(drawn) == str(bare) and drawn.network == bare.network
+    assert drawn._diagram is not None and bare._diagram is None
+    assert cnnc.elaborate_file("t.cnn", text=TINY).graph._diagram is drawn._diagram
