@@ -1,4 +1,4 @@
-"""Datasets for search: a spec string → normalised train/validation tensors.
+"""Data sets for training and search: a spec string → normalised train/validation tensors.
 
 Input: a spec (`digits`, `cifar10:DIR`, `folder:DIR`, `npz:FILE`), an optional `size` (a side, or
 (height, width): the network's input), a seed and a validation fraction. Output: a `Dataset` whose
@@ -12,6 +12,8 @@ Invariants:
   it costs a few sorts of the labels, whatever the number of classes;
 - `size` resizes with bilinear interpolation before the statistics are taken; a folder's images are
   resized as they are read (without `size`, to the first image's size);
+- `normalised(data, spec, "imagenet")` standardises with ImageNet's statistics instead (photos for
+  weights trained on ImageNet; `auto`: for the kinds whose entry says so), undoing the data's own;
 - a data set is untrusted data: its files are read by `training/datafiles.py`, which runs nothing from
   them (CIFAR's pickles go through a restricted unpickler), refuses links, FIFOs and devices, and
   checks every size against its budgets before the memory is spent; values must be finite.
@@ -22,7 +24,7 @@ as data, or is over a budget; E0603 an argument out of range.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -32,7 +34,7 @@ import torch.nn.functional as F
 
 from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error, printable
-from cnnc.search.choices import DATA_KINDS, data_specs
+from cnnc.search.choices import DATA_KINDS, data_kind, data_specs
 from cnnc.training import datafiles
 from cnnc.training.datafiles import shown
 
@@ -40,6 +42,8 @@ SPEC_HELP = f"expected {data_specs()}"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 CIFAR_SIDE = 32  # CIFAR-10 rows are 3 × 32 × 32 bytes: all red, then all green, then all blue
 RESIZE_CHUNK = 4096  # images resized at once; bounds the peak memory of interpolate
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # of pixels in [0, 1]
+NORMALIZATIONS = ("auto", "data", "imagenet")  # `--normalize`
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -500,3 +504,32 @@ def standardise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch
     shift = mean.float().view(1, -1, 1, 1)  # [1, C, 1, 1]
     scale = std.float().view(1, -1, 1, 1)  # [1, C, 1, 1]
     return ((x - shift) / scale).contiguous()  # [N, C, H, W]
+
+
+def normalised(data: Dataset, spec: str, how: str) -> Dataset:
+    """The data standardised as `how` says (`NORMALIZATIONS`): `data` keeps the training part's own
+    statistics, `imagenet` takes ImageNet's, `auto` is `imagenet` for a kind whose entry says so."""
+    kind = data_kind(spec)
+    if how == "imagenet" or (how == "auto" and kind is not None and kind.imagenet):
+        return imagenet_normalised(data)
+    return data
+
+
+def imagenet_normalised(data: Dataset) -> Dataset:
+    """Undo the data set's own standardisation and apply ImageNet's (on pixels scaled to [0, 1]);
+    a data set of other than three channels is left as it is."""
+    if data.input_shape[0] != 3:
+        return data
+    own_m, own_s = (torch.tensor(v).view(1, 3, 1, 1) for v in (data.mean, data.std))
+    m, s = (torch.tensor(v).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+
+    def renorm(x):  # [N, 3, H, W]
+        return ((x * own_s + own_m) / 255 - m) / s
+
+    return replace(
+        data,
+        train_x=renorm(data.train_x),
+        val_x=renorm(data.val_x),
+        mean=tuple(255 * v for v in IMAGENET_MEAN),
+        std=tuple(255 * v for v in IMAGENET_STD),
+    )

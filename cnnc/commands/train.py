@@ -56,7 +56,7 @@ def configure(p) -> None:
         default="auto",
         help=f"random crops and flips (auto: on for {choices.data_kinds_with('augment')})",
     )
-    p.add_argument(
+    p.add_argument(  # the choices of `training.data.NORMALIZATIONS`, spelt out: the parser stays light
         "--normalize",
         choices=("auto", "data", "imagenet"),
         default="auto",
@@ -198,18 +198,13 @@ def augmenting(args) -> bool:
 
 
 def load_data(args, graph):
-    from cnnc.training.data import load_dataset
+    from cnnc.training.data import load_dataset, normalised
 
     check_images(graph, args.data, None)  # one image input, before its size is read
     _, h, w = graph.input_type.shape
     data = load_dataset(args.data, size=(h, w), seed=args.seed)
     check_images(graph, args.data, data.input_shape)
-    kind = choices.data_kind(args.data)
-    if args.normalize == "imagenet" or (
-        args.normalize == "auto" and kind is not None and kind.imagenet
-    ):
-        data = imagenet_normalised(data)
-    return data
+    return normalised(data, args.data, args.normalize)
 
 
 def check_images(graph, spec: str, shape) -> None:
@@ -241,32 +236,6 @@ def check_images(graph, spec: str, shape) -> None:
                 ),
             )
         )
-
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def imagenet_normalised(data):
-    """Undo the data set's own standardisation and apply ImageNet's (on pixels scaled to [0, 1])."""
-    import dataclasses
-
-    import torch
-
-    if data.input_shape[0] != 3:
-        return data
-    own_m, own_s = (torch.tensor(v).view(1, 3, 1, 1) for v in (data.mean, data.std))
-    m, s = (torch.tensor(v).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
-
-    def renorm(x):  # [N, 3, H, W]
-        return ((x * own_s + own_m) / 255 - m) / s
-
-    return dataclasses.replace(
-        data,
-        train_x=renorm(data.train_x),
-        val_x=renorm(data.val_x),
-        mean=tuple(255 * v for v in IMAGENET_MEAN),
-        std=tuple(255 * v for v in IMAGENET_STD),
-    )
 
 
 def check_classes(graph, data) -> None:

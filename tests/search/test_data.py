@@ -13,7 +13,14 @@ import torch
 from PIL import Image
 
 from cnnc.dsl.diagnostics import CnncError
-from cnnc.training.data import load_dataset, val_count
+from cnnc.training.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    NORMALIZATIONS,
+    load_dataset,
+    normalised,
+    val_count,
+)
 
 torch.set_num_threads(2)
 
@@ -185,6 +192,38 @@ def test_folder_labels_follow_sorted_class_names(png_dir):
         rgb = tuple(int(v) for v in img[:, 2, 3])
         assert rgb == colors[label] or rgb == (77, 77, 77)  # the grey, resized bee
     assert sum(tuple(int(v) for v in img[:, 2, 3]) == (77, 77, 77) for img in raw) == 1
+
+
+@pytest.mark.parametrize(
+    "how, spec, imagenet",
+    [("auto", "folder:{}", True), ("imagenet", "folder:{}", True), ("data", "folder:{}", False)]
+    + [("auto", "FOLDER:{}", True), ("auto", "npz:{}", False), ("imagenet", "npz:{}", True)],
+)
+def test_normalisation_by_the_data_sets_statistics_or_imagenets(png_dir, how, spec, imagenet):
+    """`--normalize`: ImageNet's statistics replace the data's own on the same raw pixels."""
+    data = load_dataset(f"folder:{png_dir}")
+    out = normalised(data, spec.format(png_dir), how)
+    if not imagenet:
+        assert out is data
+        return
+    assert out.mean == tuple(255 * v for v in IMAGENET_MEAN)
+    assert out.std == tuple(255 * v for v in IMAGENET_STD)
+    raw = unnormalise(data, data.train_x)  # [9, 3, 5, 6], pixels 0 … 255
+    assert torch.allclose(unnormalise(out, out.train_x), raw, atol=1e-3)
+    assert torch.allclose(unnormalise(out, out.val_x), unnormalise(data, data.val_x), atol=1e-3)
+
+
+def test_imagenet_normalisation_leaves_a_grey_data_set_alone():
+    data = load_dataset("digits")
+    assert normalised(data, "digits", "imagenet") is data
+
+
+def test_the_commands_normalize_choices_are_the_data_rooms():
+    from cnnc.cli import build_parser
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    [action] = [a for a in train._actions if a.dest == "normalize"]
+    assert action.choices == NORMALIZATIONS and action.default == "auto"
 
 
 def test_folder_size_resizes_every_image(png_dir):
