@@ -268,3 +268,15 @@ def test_train_help_names_the_kinds_from_the_table(capsys):
         and "(auto: on for cifar10: and folder:)" in flat
         and "(auto: imagenet for folder:)" in flat
     )
+
+
+def test_an_entry_names_its_function_under_cnnc_search_or_in_full():
+    """The data kinds' loaders live in the training room: their targets name it in full."""
+    from cnnc.search.evaluate import train_evaluator
+    from cnnc.training.data import load_digits_kind
+    from cnnc.training.runs import folder_classes
+
+    assert choices.Entry("evaluate:train_evaluator", "").load() is train_evaluator
+    assert choices.Entry("cnnc.training.data:load_digits_kind", "").load() is load_digits_kind
+    assert choices.DATA_KINDS["digits"].load() is load_digits_kind
+    assert choices.Entry(choices.DATA_KINDS["folder"].classes, "").load() is folder_classes
