@@ -13,8 +13,11 @@ block's lowercase name, with `_1`, `_2`, … when repeated in one scope.
 
 The room's modules, each one concern, bottom first (each imports only those above it in this list,
 at the top of the file):
-- `state`: the leaf — `Fail`/`Abort`, `Frame`, `Builder` (nodes, names, budgets), `Elaboration`,
-  the decider's interface, and `El`, what the rules below use of the elaborator;
+- the helpers, leaves that import none of the rest: `values` (what an expression evaluates to),
+  `derive` (derived networks), `coerce` (op arguments, on `values`), `estimate` (lower bounds on
+  nodes, to refuse a runaway before building it, on `values`);
+- `state`: the leaf of the stages — `Fail`/`Abort`, `Frame`, `Builder` (nodes, names, budgets),
+  `Elaboration`, the decider's interface, and `El`, what the rules below use of the elaborator;
 - `scopes` (names), `bind` (binding arguments to an op's or a call's parameters), `builtins` (the
   functions every file can use), `budget` (the checks of `limits` during evaluation), `choices`
   (decisions), `unused` (static warnings);
@@ -22,9 +25,8 @@ at the top of the file):
 - `apply` (`Elaborator`: layers applied to tensors, building the graph);
 - `entry` (`elaborate`, and the networks a file defines).
 `evaluate`, `bodies`, `choices` and `budget` reach the elaborator only through their `el` parameter.
-Outside the room, `compiler/elaborate/values.py` (values), `coerce.py` (op arguments), `limits.py` (the budgets
-a file may spend), `estimate.py` (lower bounds on nodes, to refuse a runaway before building it) and
-`derive.py` (derived networks) serve it; they and this room are the only readers of the AST.
+Outside the room, `compiler/limits.py` (the budgets a file may spend) and `compiler/names.py` (the
+names lowering accepts) serve it; in the compiler, this room alone reads the AST.
 """
 
 from cnnc.compiler.elaborate.apply import Elaborator
