@@ -65,6 +65,8 @@ class Settings:
     trials: int = 20  # until the study holds this many
     sampler: str = "tpe"
     seed: int = 0
+    population: int | None = None  # NSGA-II's generation, evolution's population; None: the default
+    sample_size: int = 5  # evolution's tournament: members sampled to pick a parent
     objectives: tuple[str, ...] = ("accuracy",)
     max_params: int | None = None
     max_macs: int | None = None
@@ -295,8 +297,21 @@ def random_sampler(settings: Settings, space: Space, seed: int):
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+NSGA2_POPULATION = 50  # Optuna's default generation
+EVOLUTION_POPULATION = 20
+
+
 def nsga2_sampler(settings: Settings, space: Space, seed: int):
-    return optuna.samplers.NSGAIISampler(seed=seed)
+    # its first generation is drawn at random: with --trials at most the population, it is random search
+    size = settings.population or NSGA2_POPULATION
+    return optuna.samplers.NSGAIISampler(population_size=size, seed=seed)
+
+
+def evolution_sampler(settings: Settings, space: Space, seed: int):
+    from cnnc.search.evolution import EvolutionSampler
+
+    size = settings.population or EVOLUTION_POPULATION
+    return EvolutionSampler(size, settings.sample_size, seed=seed)
 
 
 def grid_sampler(settings: Settings, space: Space, seed: int):

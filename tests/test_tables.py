@@ -146,7 +146,7 @@ def test_the_search_options_are_generated_from_the_tables(capsys):
     code, out, _ = run_cli(["search", "--help"], capsys)
     flat = " ".join(out.split())
     assert code == 0
-    assert "{tpe,random,nsga2,grid}" in flat and "{train,proxy}" in flat
+    assert "{tpe,random,nsga2,evolution,grid}" in flat and "{train,proxy}" in flat
     for table in (choices.SAMPLERS, choices.EVALUATORS):
         for name, entry in table.items():
             assert f"{name}: {' '.join(entry.help.split())}" in flat
