@@ -48,7 +48,12 @@ from cnnc.search.choices import SAMPLERS, trains
 from cnnc.search.resume import binding, changes, check_same_study, space_fingerprint
 from cnnc.search.space import Memo, Space, graph_hash, over_budget, walk
 
-DIRECTIONS = {"accuracy": "maximize", "params": "minimize", "macs": "minimize"}
+DIRECTIONS = {
+    "accuracy": "maximize",
+    "params": "minimize",
+    "macs": "minimize",
+    "latency": "minimize",  # milliseconds on the search's device (`search/latency.py`)
+}
 PROXIES = report.PROXY_NAMES
 GRID_LIMIT = 100_000  # members a grid search may have
 PROXY_BATCH = (
@@ -376,6 +381,7 @@ class Objective:
         self.num_classes = num_classes
         # (trial, hash) -> the earlier trial to reuse, or None to evaluate; the worker sets it
         self.claims: Callable = lambda trial, digest: None
+        self.latency = None  # the table of layer latencies, opened at the first member it times
 
     def __call__(self, trial):
         self.events.trial_started(trial.number)
@@ -394,6 +400,7 @@ class Objective:
         budget = over_budget(s.params, s.macs, self.settings.max_params, self.settings.max_macs)
         if budget:
             return _reject(trial, "infeasible", budget)
+        self.time_layers(trial, member.graph)
         earlier = self.claims(trial, digest)
         if earlier is not None:
             return self.reuse(trial, earlier, s)
@@ -405,10 +412,19 @@ class Objective:
             return f"the output is {list(shape)}, but the data has {self.num_classes} classes"
         return None
 
-    def values(self, score: float, s) -> list[float]:
-        return [
-            score if o == "accuracy" else float(getattr(s, o)) for o in self.settings.objectives
-        ]
+    def time_layers(self, trial, graph) -> None:
+        """The `latency` objective: the member's predicted latency (`search/latency.py`)."""
+        if "latency" not in self.settings.objectives:
+            return
+        from cnnc.search import latency
+
+        if self.latency is None:
+            self.latency = latency.open_table(self.settings, lambda text: _say(self.events, text))
+        latency.record(self.latency, trial, graph)
+
+    def values(self, score: float, s, latency: float | None = None) -> list[float]:
+        figures = {"params": s.params, "macs": s.macs, "latency": latency}
+        return [score if o == "accuracy" else float(figures[o]) for o in self.settings.objectives]
 
     def run(self, trial, graph, s):
         single = len(self.settings.objectives) == 1
@@ -422,7 +438,7 @@ class Objective:
             _set(trial, "failed", reason)
             raise TrialFailed(reason)
         trial.set_user_attr("status", "trained" if trains(self.settings.evaluator) else "scored")
-        return self.values(outcome.score, s)
+        return self.values(outcome.score, s, trial.user_attrs.get("latency_ms"))
 
     def reporter(self, trial, prune: bool):
         def report_epoch(epoch: int, accuracy: float) -> None:

@@ -81,7 +81,9 @@ def configure(p) -> None:
         "--objective",
         default="accuracy",
         metavar="LIST",
-        help="accuracy, or accuracy,params / accuracy,macs for a Pareto front (default: accuracy)",
+        help="accuracy, or accuracy,params / accuracy,macs / accuracy,latency for a Pareto front; "
+        "latency: milliseconds at batch 1 on --device, each member's layers timed once (cached "
+        "in ~/.cache/cnnc) and summed, checked end to end on a sample (default: accuracy)",
     )
     p.add_argument(
         "--max-params",
@@ -193,7 +195,7 @@ def settings_from(args):
         or len(set(objectives)) < len(objectives)
     ):
         raise common.UsageError(
-            f"--objective must be accuracy, optionally followed by params and/or macs "
+            f"--objective must be accuracy, optionally followed by params, macs and/or latency "
             f"(accuracy,params), but got {args.objective!r}"
         )
     for name in ("trials", "epochs", "batch_size", "threads", "workers", "heartbeat"):
