@@ -142,6 +142,11 @@ def test_every_sampler_is_seeded_reproducibly(name):
     assert sorted(p["w"] for p in first) in ([4, 4], [4, 8], [8, 8])
 
 
+@pytest.mark.parametrize("name", list(choices.SAMPLERS))
+def test_every_sampler_is_in_the_readme_search_section(name):
+    assert f"`{name}`" in readme_section("Architecture search"), f"README lacks sampler `{name}`"
+
+
 def test_the_search_options_are_generated_from_the_tables(capsys):
     code, out, _ = run_cli(["search", "--help"], capsys)
     flat = " ".join(out.split())
