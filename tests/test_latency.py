@@ -210,3 +210,27 @@ def test_search_trials_carry_a_positive_latency_checked_end_to_end(cache, tmp_pa
         rows = list(csv.DictReader(f))
     assert all(float(r["latency_ms"]) > 0 for r in rows)
     assert result.study.metric_names == ["accuracy", "latency"]
+
+
+def test_the_sample_checked_end_to_end_and_its_error():
+    from types import SimpleNamespace
+
+    from cnnc.search import latency as objective
+
+    assert [n for n in range(40) if objective.checked(n)] == [*range(8), 8, 16, 24, 32]
+
+    def row(predicted, measured):
+        return SimpleNamespace(latency_ms=predicted, latency_measured_ms=measured)
+
+    rows = [row(1.1, 1.0), row(0.5, 1.0), row(2.0, None), row(None, 3.0), row(3.0, 2.0)]
+    figures = objective.check(rows)
+    assert figures == {
+        "members": 3,
+        "mean_abs_pct_error": pytest.approx((10 + 50 + 50) / 3),
+        "max_abs_pct_error": pytest.approx(50.0),
+    }
+    assert objective.check_note(figures) == (
+        "latency: the sum of the layers predicted the end-to-end latency of 3 members within "
+        "36.7 % on average (mean absolute error; the largest 50.0 %)"
+    )
+    assert objective.check([row(1.0, None)]) is None

@@ -155,3 +155,20 @@ def test_the_population_options_reach_the_samplers():
 def test_population_options_out_of_place_are_usage_errors(options, message, tmp_path, capsys):
     code, _, err = run_cli(["search", TINY, "--out", tmp_path, *options], capsys)
     assert code == 2 and message in err
+
+
+def test_the_api_passes_the_population_options(tmp_path, monkeypatch):
+    from cnnc import runs
+
+    seen = {}
+
+    def search(args):
+        seen.update(vars(args))
+        raise SystemExit(0)
+
+    from cnnc.commands import search as command
+
+    monkeypatch.setattr(command, "search", search)
+    with pytest.raises(SystemExit):
+        runs.search(TINY, sampler="evolution", population=6, sample_size=2)
+    assert (seen["sampler"], seen["population"], seen["sample_size"]) == ("evolution", 6, 2)
