@@ -85,7 +85,7 @@ def test_the_cache_file_spares_a_second_table_every_timing(cache, twin):
     assert first.measured > 0 and cache.is_file()
     second = LatencyTable("cpu")
     assert second.layers(twin) == before and second.measured == 0 and second.notes == []
-    off = LatencyTable("cpu", path=None)  # memory only: times again
+    off = LatencyTable("cpu", cache=False)  # memory only: times again
     off.layers(twin)
     assert off.measured == first.measured
 
@@ -234,3 +234,23 @@ def test_the_sample_checked_end_to_end_and_its_error():
         "36.7 % on average (mean absolute error; the largest 50.0 %)"
     )
     assert objective.check([row(1.0, None)]) is None
+
+
+def test_summary_latency_past_the_memory_budget_or_failing_to_run_is_a_user_error(
+    cache, twin, tmp_path, capsys, monkeypatch
+):
+    path = tmp_path / "twin.cnn"
+    monkeypatch.setenv("CNNC_MAX_MEMORY", "1M")  # the network checks (batch 1); 1000 samples do not
+    code, _, err = run_cli(["summary", path, "--latency", "--batch", "1000"], capsys)
+    assert code == 1 and f"error: --latency on {path} would allocate about" in err
+    assert "memory budget" in err and "Traceback" not in err
+    monkeypatch.setenv("CNNC_MAX_MEMORY", "16G")
+
+    def fails(*args):
+        raise RuntimeError('"slow_conv2d_cpu" not implemented for \x1b[31mHalf\nmore')
+
+    monkeypatch.setattr(latency, "node_call", fails)
+    code, _, err = run_cli(["summary", path, "--latency", "--dtype", "float16"], capsys)
+    assert code == 1 and "Traceback" not in err and "\x1b" not in err
+    assert f"error: --latency on {path}: `c1` did not run: " in err
+    assert "float32 runs everywhere" in err

@@ -132,26 +132,58 @@ def run(args) -> int:
 def _latency(graph, summary, args) -> dict | None:
     """`--latency`: {"layers": {node name: ms}, "predicted_ms", "measured_ms", "device", "batch",
     "dtype"}; None without it, or for a network with errors (nothing to lower)."""
-    if not args.latency or summary.failed_at is not None or not graph.ok:
+    if not args.latency:
         return None
-    from cnnc.compiler.lower.latency import LatencyTable, device_text, end_to_end
+    if summary.failed_at is not None or not graph.ok:
+        print("note: --latency times a network without errors: no timings", file=sys.stderr)
+        return None
+    _check_latency_memory(summary, args.file)
+    from cnnc.compiler.lower.latency import LatencyTable, TimingFailed, device_text, end_to_end
     from cnnc.search.evaluators.train import resolve_device
 
     device = resolve_device(args.device or "cpu")
     batch = args.batch or 1
     lookup = LatencyTable(device, batch=batch)
-    layers = lookup.layers(graph, args.dtype)
+    try:
+        layers = lookup.layers(graph, args.dtype)
+        measured = end_to_end(graph, device, batch, args.dtype)
+    except TimingFailed as exc:
+        raise common.UserError(
+            f"--latency on {printable(str(args.file))}: {printable(str(exc))}",
+            "try another --dtype (float32 runs everywhere) or a smaller --batch",
+        ) from None
+    except (RuntimeError, MemoryError) as exc:
+        raise common.UserError(
+            f"--latency on {printable(str(args.file))}: the network did not run end to end: "
+            f"{printable(str(exc).splitlines()[0])}",
+            "try another --dtype (float32 runs everywhere) or a smaller --batch",
+        ) from None
     for note in lookup.notes:  # an ignored cache file, a cache folder that cannot be written
         print(f"note: {printable(note)}", file=sys.stderr)
     return {
         "layers": {graph.node(i).name: ms for i, ms in layers.items()},
         "predicted_ms": sum(layers.values()),
-        "measured_ms": end_to_end(graph, device, batch, args.dtype),
+        "measured_ms": measured,
         "device": device_text(device),
         "batch": batch,
         "dtype": args.dtype,
         "timed": lookup.measured,
     }
+
+
+def _check_latency_memory(summary, file) -> None:
+    """Timing allocates the weights and a batch's activations: refused past the memory budget."""
+    from cnnc.compiler import limits
+    from cnnc.compiler.analysis.memory import DTYPE_BYTES
+
+    need = (summary.params + summary.activations) * DTYPE_BYTES[summary.dtype]
+    budget = limits.max_memory()
+    if need > budget:
+        raise common.UserError(
+            f"--latency on {printable(str(file))} would allocate about {need / 2**30:,.1f} GiB (weights and activations at "
+            f"batch {summary.batch}), over the memory budget of {budget / 2**30:,.1f} GiB",
+            "time a smaller --batch; " + limits.memory_help(),
+        )
 
 
 def _row_latency(rows, latency: dict, grouped: bool) -> dict[str, float]:

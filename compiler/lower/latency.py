@@ -54,6 +54,15 @@ MAX_MS = 600_000.0  # ten minutes: no layer of a network cnnc checks takes longe
 _FUNCTIONS = {"operator.add": operator.add, "operator.mul": operator.mul}
 
 
+class TimingFailed(Exception):
+    """A layer did not run on the device (`layer` names it; `reason`: torch's first line)."""
+
+    def __init__(self, layer: str, reason: str):
+        super().__init__(f"`{layer}` did not run: {reason}")
+        self.layer = layer
+        self.reason = reason
+
+
 # ---------------------------------------------------------------------------------------------
 # Keys
 
@@ -170,15 +179,14 @@ def cache_folder() -> Path | None:
 
 
 class LatencyTable:
-    """Measured layer latencies on one device (module docstring); `path` None: memory only."""
+    """Measured layer latencies on one device (module docstring); `cache=False`: in memory only.
+    A layer that fails to run raises `TimingFailed`."""
 
-    def __init__(self, device, path: Path | None | str = "default", batch: int = 1):
+    def __init__(self, device, batch: int = 1, cache: bool = True):
         self.device = torch.device(device)
         self.batch = batch
-        folder = cache_folder()
-        if path == "default":
-            path = folder / f"latency-{device_name(self.device)}.json" if folder else None
-        self.path = Path(path) if path is not None else None
+        folder = cache_folder() if cache else None
+        self.path = folder / f"latency-{device_name(self.device)}.json" if folder else None
         self.notes: list[str] = []
         self.measured = 0  # timings made by this table (the rest came from the file)
         self.entries: dict[str, float] = {}
@@ -196,14 +204,21 @@ class LatencyTable:
                 if key is None:
                     continue
                 if key not in self.entries:
-                    run = node_call(graph, node, self.batch, getattr(torch, dtype), self.device)
-                    self.entries[key] = time_call(run, self.device)
+                    self.entries[key] = self.time_node(graph, node, dtype)
                     self.measured += 1
                     new = True
                 out[node.id] = self.entries[key]
         if new:
             self.save()
         return out
+
+    def time_node(self, graph: Graph, node: Node, dtype: str) -> float:
+        try:
+            run = node_call(graph, node, self.batch, getattr(torch, dtype), self.device)
+            return time_call(run, self.device)
+        except (RuntimeError, MemoryError) as exc:  # a dtype the device lacks, out of memory
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TimingFailed(node.name, first) from None
 
     def predict(self, graph: Graph, dtype: str = "float32") -> float:
         """The network's latency as the sum of its layers' (milliseconds)."""
@@ -238,6 +253,8 @@ def read_table(path: Path) -> tuple[dict[str, float], str | None]:
             data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         return {}, None
+    except safefs.NotRegular as exc:
+        return {}, _ignored(path, f"it is a {exc.what}, not a regular file")
     except OSError as exc:
         return {}, _ignored(path, str(exc.strerror or exc))
     if len(data) > MAX_FILE_BYTES:
