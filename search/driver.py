@@ -12,6 +12,8 @@ Contract of one trial, in this order (nothing is lowered or trained before the c
 2. a member with an error, or whose output does not match the data's classes, is `invalid`; one
    over `max_params`/`max_macs` is `infeasible`. Both are recorded as PRUNED, the reason (for an
    error, its diagnostic's one-line form) in the user attribute `infeasible`.
+   With the `latency` objective, the member's layers are then timed (`search/latency.py`): its
+   predicted milliseconds in the user attribute `latency_ms`, the objective's value.
 3. its `hash` (sha256 of the graph's text) is compared with the study's trials, every worker's: an
    architecture met before reuses that trial's result (status `reused`, `reused_from`) and is not
    evaluated again; one that another worker is evaluating now is waited for, then reused.

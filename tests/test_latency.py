@@ -185,7 +185,7 @@ def by_params(graph, report):
     return driver.Outcome(1.0 / summarize(graph).params, 0.01)
 
 
-def test_search_trials_carry_a_positive_latency_checked_end_to_end(cache, tmp_path):
+def test_search_trials_carry_a_positive_latency_checked_end_to_end(cache, tmp_path, capsys):
     from cnnc.search import driver
 
     settings = driver.Settings(
@@ -210,6 +210,11 @@ def test_search_trials_carry_a_positive_latency_checked_end_to_end(cache, tmp_pa
         rows = list(csv.DictReader(f))
     assert all(float(r["latency_ms"]) > 0 for r in rows)
     assert result.study.metric_names == ["accuracy", "latency"]
+    code, out, _ = run_cli(["search-report", tmp_path / "out"], capsys)
+    assert code == 0 and "latency" in out.splitlines()[1].split()  # a column of the table
+    assert (
+        "note: latency: the sum of the layers predicted the end-to-end latency of 4 members" in out
+    )
 
 
 def test_the_sample_checked_end_to_end_and_its_error():
