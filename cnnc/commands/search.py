@@ -63,8 +63,8 @@ def configure(p) -> None:
         type=int,
         metavar="P",
         help="nsga2: members per generation (default: 50); evolution: members kept, the oldest "
-        "leaving as each child joins (default: 20); the first P complete trials are drawn at "
-        "random, so with --trials at most P either sampler is random search",
+        "leaving as each child joins (default: 20); the first P trials (evolution: complete "
+        "ones) are drawn at random, so with --trials at most P either sampler is random search",
     )
     p.add_argument(
         "--sample-size",
