@@ -259,3 +259,21 @@ def test_summary_latency_past_the_memory_budget_or_failing_to_run_is_a_user_erro
     assert code == 1 and "Traceback" not in err and "\x1b" not in err
     assert f"error: --latency on {path}: `c1` did not run: " in err
     assert "float32 runs everywhere" in err
+
+
+def test_summary_latency_of_a_group_is_the_sum_of_its_layers(cache, tmp_path, capsys):
+    path = tmp_path / "blocks.cnn"
+    path.write_text(
+        "block B(c) {\n    return in -> conv: Conv(c, 3, pad = 1) -> act: ReLU\n}\n"
+        "network blocks {\n    input [2, 6, 6]\n"
+        "    return in -> b1: B(4) -> b2: B(4) -> Flatten -> fc: Linear(3)\n}\n"
+    )
+    code, out, _ = run_cli(
+        ["summary", path, "--latency", "--depth", "0", "--format", "json"], capsys
+    )
+    data = json.loads(out)
+    layers = {x["name"]: x.get("latency_ms") for x in data["layers"]}
+    groups = {x["name"]: x.get("latency_ms") for x in data["groups"]}
+    assert code == 0 and groups["input"] is None
+    assert groups["b1"] == layers["b1.conv"] + layers["b1.act"]
+    assert sum(v for v in groups.values() if v) == pytest.approx(data["latency"]["predicted_ms"])

@@ -187,14 +187,17 @@ def _check_latency_memory(summary, file) -> None:
 
 
 def _row_latency(rows, latency: dict, grouped: bool) -> dict[str, float]:
-    """{row name: ms}: a layer's own, or the sum of a group's layers (`--depth`)."""
+    """{row name: ms}: a layer's own, or the sum of a group's layers (`--depth`); the input has
+    none."""
     layers = latency["layers"]
     if not grouped:
         return {r.name: layers[r.name] for r in rows if r.name in layers}
-    return {
-        r.name: sum(ms for n, ms in layers.items() if n == r.name or n.startswith(r.name + "."))
-        for r in rows
-    }
+    sums = {}
+    for r in rows:
+        inside = [ms for n, ms in layers.items() if n == r.name or n.startswith(r.name + ".")]
+        if inside:
+            sums[r.name] = sum(inside)
+    return sums
 
 
 def _latency_json(data: dict, latency: dict, by_row: dict) -> None:
@@ -202,7 +205,8 @@ def _latency_json(data: dict, latency: dict, by_row: dict) -> None:
         if layer["name"] in latency["layers"]:
             layer["latency_ms"] = latency["layers"][layer["name"]]
     for group in data.get("groups", ()):
-        group["latency_ms"] = by_row.get(group["name"])
+        if group["name"] in by_row:
+            group["latency_ms"] = by_row[group["name"]]
     data["latency"] = {k: v for k, v in latency.items() if k != "layers"}
 
 
