@@ -277,3 +277,14 @@ def test_summary_latency_of_a_group_is_the_sum_of_its_layers(cache, tmp_path, ca
     assert code == 0 and groups["input"] is None
     assert groups["b1"] == layers["b1.conv"] + layers["b1.act"]
     assert sum(v for v in groups.values() if v) == pytest.approx(data["latency"]["predicted_ms"])
+
+
+def test_a_cache_folder_that_cannot_be_made_keeps_the_table_in_memory(
+    cache, twin, tmp_path, monkeypatch
+):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    table = LatencyTable("cpu")
+    assert table.layers(twin) and table.path is None
+    assert len(table.notes) == 1 and table.notes[0].startswith("the latency table stays in memory")

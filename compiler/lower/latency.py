@@ -251,7 +251,7 @@ def read_table(path: Path) -> tuple[dict[str, float], str | None]:
     try:
         with safefs.open_regular(path, follow=False) as f:
             data = f.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no table yet (or no folder to hold one)
         return {}, None
     except safefs.NotRegular as exc:
         return {}, _ignored(path, f"it is a {exc.what}, not a regular file")
