@@ -288,3 +288,16 @@ def test_a_cache_folder_that_cannot_be_made_keeps_the_table_in_memory(
     table = LatencyTable("cpu")
     assert table.layers(twin) and table.path is None
     assert len(table.notes) == 1 and table.notes[0].startswith("the latency table stays in memory")
+
+
+def test_a_slow_run_is_timed_fewer_times(monkeypatch):
+    import torch
+
+    calls = []
+    monkeypatch.setattr(latency, "BUDGET_SECONDS", -1.0)  # every run is "slow"
+    latency.time_call(lambda: calls.append(1), torch.device("cpu"))
+    assert len(calls) == 1 + latency.MIN_REPEATS  # one warm-up, then the fewest timed runs
+    calls.clear()
+    monkeypatch.setattr(latency, "BUDGET_SECONDS", 1e9)
+    latency.time_call(lambda: calls.append(1), torch.device("cpu"))
+    assert len(calls) == latency.WARMUP + latency.REPEATS

@@ -12,8 +12,8 @@ Contract:
   The input node has no key and costs nothing.
 - `LatencyTable(device)`: {key: milliseconds}. `layers(graph)` gives each node's milliseconds,
   timing only the keys the table lacks (`measured` counts those timings); `predict(graph)` is their
-  sum. A timing is the median of `REPEATS` runs after `WARMUP` runs, each run synchronised on a GPU,
-  at inference (`torch.inference_mode`, modules in eval mode), on random inputs.
+  sum. A timing is the median of `REPEATS` runs after `WARMUP` runs (fewer for a slow one:
+  `time_call`), each run synchronised on a GPU, at inference (`torch.inference_mode`, modules in eval mode), on random inputs.
 - the table is kept in the user's cache folder (`$XDG_CACHE_HOME/cnnc/latency-<device>.json`,
   else `~/.cache/cnnc/…`; `CNNC_CACHE=off` keeps it in memory), written whole through `safefs`
   after each new timing. The file is untrusted data: it is read only when it is a regular file of
@@ -44,6 +44,8 @@ from cnnc.dsl import safefs
 
 WARMUP = 3
 REPEATS = 15
+MIN_REPEATS = 3  # timed runs however slow each is
+BUDGET_SECONDS = 1.0  # past this, a warm-up or a timing stops early (see `time_call`)
 FORMAT = "cnnc-latency"
 VERSION = 1
 MAX_FILE_BYTES = 8 << 20
@@ -106,17 +108,30 @@ def layer_key(graph: Graph, node: Node, batch: int, dtype: str, device: torch.de
 
 
 def time_call(run, device: torch.device) -> float:
-    """Milliseconds `run()` takes: the median of `REPEATS` runs after `WARMUP`."""
-    times = []
+    """Milliseconds `run()` takes: the median of `REPEATS` runs after `WARMUP`. A slow run
+    shortens both: the warm-up ends past `BUDGET_SECONDS`, and so do the timed runs once
+    `MIN_REPEATS` are done (a large network's end-to-end timing costs seconds, not minutes)."""
     with torch.inference_mode():
-        for k in range(WARMUP + REPEATS):
-            start = time.perf_counter()
-            run()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if k >= WARMUP:
-                times.append(time.perf_counter() - start)
+        spent = 0.0
+        for _ in range(WARMUP):
+            spent += _once(run, device)
+            if spent > BUDGET_SECONDS:
+                break
+        times: list[float] = []
+        while len(times) < REPEATS:
+            times.append(_once(run, device))
+            if len(times) >= MIN_REPEATS and sum(times) > BUDGET_SECONDS:
+                break
     return statistics.median(times) * 1000.0
+
+
+def _once(run, device: torch.device) -> float:
+    """Seconds one `run()` takes, its GPU work included."""
+    start = time.perf_counter()
+    run()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
 
 
 def node_call(graph: Graph, node: Node, batch: int, dtype: torch.dtype, device: torch.device):
