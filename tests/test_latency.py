@@ -301,3 +301,14 @@ def test_a_slow_run_is_timed_fewer_times(monkeypatch):
     monkeypatch.setattr(latency, "BUDGET_SECONDS", 1e9)
     latency.time_call(lambda: calls.append(1), torch.device("cpu"))
     assert len(calls) == latency.WARMUP + latency.REPEATS
+
+
+def test_summary_latency_on_a_gpu_torch_does_not_see_is_a_user_error(cache, twin, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, _, err = run_cli(
+        ["summary", tmp_path / "twin.cnn", "--latency", "--device", "cuda"], capsys
+    )
+    assert code == 1 and "error: --device cuda was asked for, but torch sees no CUDA GPU" in err

@@ -138,10 +138,16 @@ def _latency(graph, summary, args) -> dict | None:
         print("note: --latency times a network without errors: no timings", file=sys.stderr)
         return None
     _check_latency_memory(summary, args.file)
-    from cnnc.compiler.lower.latency import LatencyTable, TimingFailed, device_text, end_to_end
-    from cnnc.search.evaluators.train import resolve_device
+    import torch
 
-    device = resolve_device(args.device or "cpu")
+    from cnnc.compiler.lower.latency import LatencyTable, TimingFailed, device_text, end_to_end
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise common.UserError(
+            "--device cuda was asked for, but torch sees no CUDA GPU",
+            "leave --device out to time the layers on the CPU",
+        )
+    device = torch.device(args.device or "cpu")
     batch = args.batch or 1
     lookup = LatencyTable(device, batch=batch)
     try:
