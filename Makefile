@@ -53,6 +53,7 @@ bench: setup
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/scaling.py
+	$(BIN)/python bench/latency.py
 
 # Fuzzing for a time budget: mutants of the zoo and generated programs through check → summary → load
 # → forward; outcomes classified, failing inputs saved to $(OUT)/fuzz/bugs/. FUZZ_SECONDS=3600 for a long run.

@@ -80,7 +80,17 @@ EVALUATORS = {
 SAMPLERS = {
     "tpe": Sampler("driver:tpe_sampler", "Optuna's tree-structured Parzen estimator"),
     "random": Sampler("driver:random_sampler", "each member drawn independently at random"),
-    "nsga2": Sampler("driver:nsga2_sampler", "the NSGA-II genetic algorithm, for Pareto fronts"),
+    "nsga2": Sampler(
+        "driver:nsga2_sampler",
+        "the NSGA-II genetic algorithm, for Pareto fronts (its first generation, --population "
+        "members, is drawn at random: with --trials at most that, it is random search)",
+    ),
+    "evolution": Sampler(
+        "driver:evolution_sampler",
+        "regularised (aging) evolution: the best of --sample-size members of the --population "
+        "most recent ones, one decision mutated; the oldest member leaves (several objectives: "
+        "a parent drawn from the sample's Pareto front)",
+    ),
     "grid": Sampler(
         "driver:grid_sampler", "every member once, in turn (needs an enumerable space)"
     ),

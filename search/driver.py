@@ -12,6 +12,8 @@ Contract of one trial, in this order (nothing is lowered or trained before the c
 2. a member with an error, or whose output does not match the data's classes, is `invalid`; one
    over `max_params`/`max_macs` is `infeasible`. Both are recorded as PRUNED, the reason (for an
    error, its diagnostic's one-line form) in the user attribute `infeasible`.
+   With the `latency` objective, the member's layers are then timed (`search/latency.py`): its
+   predicted milliseconds in the user attribute `latency_ms`, the objective's value.
 3. its `hash` (sha256 of the graph's text) is compared with the study's trials, every worker's: an
    architecture met before reuses that trial's result (status `reused`, `reused_from`) and is not
    evaluated again; one that another worker is evaluating now is waited for, then reused.
@@ -48,7 +50,12 @@ from cnnc.search.choices import SAMPLERS, trains
 from cnnc.search.resume import binding, changes, check_same_study, space_fingerprint
 from cnnc.search.space import Memo, Space, graph_hash, over_budget, walk
 
-DIRECTIONS = {"accuracy": "maximize", "params": "minimize", "macs": "minimize"}
+DIRECTIONS = {
+    "accuracy": "maximize",
+    "params": "minimize",
+    "macs": "minimize",
+    "latency": "minimize",  # milliseconds on the search's device (`search/latency.py`)
+}
 PROXIES = report.PROXY_NAMES
 GRID_LIMIT = 100_000  # members a grid search may have
 PROXY_BATCH = (
@@ -65,6 +72,8 @@ class Settings:
     trials: int = 20  # until the study holds this many
     sampler: str = "tpe"
     seed: int = 0
+    population: int | None = None  # NSGA-II's generation, evolution's population; None: the default
+    sample_size: int = 5  # evolution's tournament: members sampled to pick a parent
     objectives: tuple[str, ...] = ("accuracy",)
     max_params: int | None = None
     max_macs: int | None = None
@@ -295,8 +304,21 @@ def random_sampler(settings: Settings, space: Space, seed: int):
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+NSGA2_POPULATION = 50  # Optuna's default generation
+EVOLUTION_POPULATION = 20
+
+
 def nsga2_sampler(settings: Settings, space: Space, seed: int):
-    return optuna.samplers.NSGAIISampler(seed=seed)
+    # its first generation is drawn at random: with --trials at most the population, it is random search
+    size = settings.population or NSGA2_POPULATION
+    return optuna.samplers.NSGAIISampler(population_size=size, seed=seed)
+
+
+def evolution_sampler(settings: Settings, space: Space, seed: int):
+    from cnnc.search.evolution import EvolutionSampler
+
+    size = settings.population or EVOLUTION_POPULATION
+    return EvolutionSampler(size, settings.sample_size, seed=seed)
 
 
 def grid_sampler(settings: Settings, space: Space, seed: int):
@@ -361,6 +383,7 @@ class Objective:
         self.num_classes = num_classes
         # (trial, hash) -> the earlier trial to reuse, or None to evaluate; the worker sets it
         self.claims: Callable = lambda trial, digest: None
+        self.latency = None  # the table of layer latencies, opened at the first member it times
 
     def __call__(self, trial):
         self.events.trial_started(trial.number)
@@ -379,6 +402,7 @@ class Objective:
         budget = over_budget(s.params, s.macs, self.settings.max_params, self.settings.max_macs)
         if budget:
             return _reject(trial, "infeasible", budget)
+        self.time_layers(trial, member.graph)
         earlier = self.claims(trial, digest)
         if earlier is not None:
             return self.reuse(trial, earlier, s)
@@ -390,10 +414,19 @@ class Objective:
             return f"the output is {list(shape)}, but the data has {self.num_classes} classes"
         return None
 
-    def values(self, score: float, s) -> list[float]:
-        return [
-            score if o == "accuracy" else float(getattr(s, o)) for o in self.settings.objectives
-        ]
+    def time_layers(self, trial, graph) -> None:
+        """The `latency` objective: the member's predicted latency (`search/latency.py`)."""
+        if "latency" not in self.settings.objectives:
+            return
+        from cnnc.search import latency
+
+        if self.latency is None:
+            self.latency = latency.open_table(self.settings, lambda text: _say(self.events, text))
+        latency.record(self.latency, trial, graph)
+
+    def values(self, score: float, s, latency: float | None = None) -> list[float]:
+        figures = {"params": s.params, "macs": s.macs, "latency": latency}
+        return [score if o == "accuracy" else float(figures[o]) for o in self.settings.objectives]
 
     def run(self, trial, graph, s):
         single = len(self.settings.objectives) == 1
@@ -407,7 +440,7 @@ class Objective:
             _set(trial, "failed", reason)
             raise TrialFailed(reason)
         trial.set_user_attr("status", "trained" if trains(self.settings.evaluator) else "scored")
-        return self.values(outcome.score, s)
+        return self.values(outcome.score, s, trial.user_attrs.get("latency_ms"))
 
     def reporter(self, trial, prune: bool):
         def report_epoch(epoch: int, accuracy: float) -> None:

@@ -6,8 +6,9 @@ by `optuna.visualization.matplotlib` (imported only inside `plot_study`).
 
 The user attributes `driver.py` records on every trial: `status` (trained | scored | infeasible |
 invalid | reused | pruned | failed), `decisions` ({decision: option label}), `hash`, `params`, `macs`,
-`seconds`, `history`, `proxies` ({proxy: score}), `reused_from`, and why: `infeasible` for a member
-never evaluated, `reason` for a pruned or failed run.
+`latency_ms` and `latency_measured_ms` (the `latency` objective's, `search/latency.py`), `seconds`,
+`history`, `proxies` ({proxy: score}), `reused_from`, and why: `infeasible` for a member never
+evaluated, `reason` for a pruned or failed run.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ CSV_COLUMNS = (
     "values",
     "params",
     "macs",
+    "latency_ms",
+    "latency_measured_ms",
     "seconds",
     "hash",
     "reused",
@@ -52,6 +55,8 @@ class Row:
     reason: str
     decisions: dict = field(default_factory=dict)
     proxies: dict = field(default_factory=dict)
+    latency_ms: float | None = None  # predicted: the sum of its layers' (`search/latency.py`)
+    latency_measured_ms: float | None = None  # timed end to end (a sample of the trials)
 
     @classmethod
     def of(cls, trial) -> Row:
@@ -74,6 +79,8 @@ class Row:
             _text(a.get("reason")) or _text(a.get("infeasible")),
             _texts(a.get("decisions")),
             _reals(a.get("proxies")),
+            _milliseconds(a.get("latency_ms")),
+            _milliseconds(a.get("latency_measured_ms")),
         )
 
     def decisions_text(self, sep: str = "; ") -> str:
@@ -91,6 +98,12 @@ def _real(value) -> float | None:
     if type(value) is int and abs(value) < MAX_COUNT:
         return float(value)
     return value if type(value) is float else None
+
+
+def _milliseconds(value) -> float | None:
+    """A latency attribute: a finite, positive number, else None."""
+    ms = _real(value)
+    return ms if ms is not None and math.isfinite(ms) and ms > 0 else None
 
 
 def _text(value) -> str:
@@ -138,6 +151,8 @@ def write_csv(table: list[Row], path: Path) -> None:
                     cell(";".join(f"{v:.6g}" for v in r.values or ())),
                     _blank(r.params),
                     _blank(r.macs),
+                    _number(r.latency_ms),
+                    _number(r.latency_measured_ms),
                     "" if r.seconds is None else f"{r.seconds:.3f}",
                     cell(r.hash),
                     _blank(r.reused_from),
@@ -225,6 +240,8 @@ def si(n: float | None) -> str:
 def value_text(name: str, value: float) -> str:
     if name in ("params", "macs"):
         return f"{name} {si(value)}"
+    if name == "latency" and math.isfinite(value):
+        return f"latency {value:.3f} ms"
     name = printable(name)
     if math.isinf(value) or math.isnan(value):
         return f"{name} {value}"

@@ -41,7 +41,21 @@ def finish(settings: Settings, space: Space | None, study, stopped: str = "done"
                 f"best.cnn lists the layers one by one (the space could not be kept: {flat})"
             )
     plotted, plot_notes = report.plot_study(study, settings.names, out)
+    notes += latency_notes(study, rows)
     return Result(study, rows, best, files + plotted, notes + plot_notes, stopped)
+
+
+def latency_notes(study, rows) -> list[str]:
+    """The `latency` objective's check (`search/latency.py`), recorded in the study's user
+    attribute `latency_check` and said in a note."""
+    from cnnc.search import latency
+
+    figures = latency.check(rows)
+    if figures is None:
+        return []
+    if study.user_attrs.get("latency_check") != figures:
+        stores.retrying(lambda: study.set_user_attr("latency_check", figures), lambda text: None)
+    return [latency.check_note(figures)]
 
 
 def write_best(

@@ -160,6 +160,9 @@ RULES = {
     # a study's files checked before Optuna opens them, and Optuna's parsing errors made user errors
     "cnnc.search.studyfiles": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),
     "cnnc.search.worker": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),
+    "cnnc.search.evolution": Rule(
+        (), ("optuna",)
+    ),  # a sampler: Optuna's base class, nothing of ours
     "cnnc.search.launch": Rule(("cnnc.search",), ("torch",)),
     "cnnc.search.report": Rule(_SEARCH, ("optuna", "matplotlib")),
     "cnnc.search.evaluators": Rule(_SEARCH, ("torch", "numpy")),

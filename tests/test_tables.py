@@ -142,11 +142,16 @@ def test_every_sampler_is_seeded_reproducibly(name):
     assert sorted(p["w"] for p in first) in ([4, 4], [4, 8], [8, 8])
 
 
+@pytest.mark.parametrize("name", list(choices.SAMPLERS))
+def test_every_sampler_is_in_the_readme_search_section(name):
+    assert f"`{name}`" in readme_section("Architecture search"), f"README lacks sampler `{name}`"
+
+
 def test_the_search_options_are_generated_from_the_tables(capsys):
     code, out, _ = run_cli(["search", "--help"], capsys)
     flat = " ".join(out.split())
     assert code == 0
-    assert "{tpe,random,nsga2,grid}" in flat and "{train,proxy}" in flat
+    assert "{tpe,random,nsga2,evolution,grid}" in flat and "{train,proxy}" in flat
     for table in (choices.SAMPLERS, choices.EVALUATORS):
         for name, entry in table.items():
             assert f"{name}: {' '.join(entry.help.split())}" in flat

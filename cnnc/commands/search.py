@@ -36,6 +36,8 @@ examples:
   cnnc search zoo/spaces/tiny.cnn --trials 12 --out runs/t             # 4 more in the same study
   cnnc search zoo/spaces/mobilenet_space.cnn --size 32 --max-params 200K --objective accuracy,params
   cnnc search zoo/spaces/resnet_space.cnn --evaluator proxy --trials 100
+  cnnc search zoo/spaces/tiny.cnn --sampler evolution --population 10 --trials 40
+  cnnc search zoo/spaces/tiny.cnn --objective accuracy,latency --trials 20   # ms on this machine
   cnnc search zoo/spaces/tiny.cnn --workers 4 --trials 40 --out runs/t4
   cnnc search zoo/spaces/resnet_space.cnn --storage postgresql://search@db.lan/nas --study r --trials 200
 """
@@ -57,6 +59,21 @@ def configure(p) -> None:
         help="how members are chosen: " + choices.choices_help(choices.SAMPLERS, "tpe"),
     )
     p.add_argument(
+        "--population",
+        type=int,
+        metavar="P",
+        help="nsga2: members per generation (default: 50); evolution: members kept, the oldest "
+        "leaving as each child joins (default: 20); the first P trials (evolution: complete "
+        "ones) are drawn at random, so with --trials at most P either sampler is random search",
+    )
+    p.add_argument(
+        "--sample-size",
+        type=int,
+        default=5,
+        metavar="S",
+        help="evolution: members sampled from the population to pick each parent (default: 5)",
+    )
+    p.add_argument(
         "--seed",
         type=common.seed,
         default=0,
@@ -66,7 +83,9 @@ def configure(p) -> None:
         "--objective",
         default="accuracy",
         metavar="LIST",
-        help="accuracy, or accuracy,params / accuracy,macs for a Pareto front (default: accuracy)",
+        help="accuracy, or accuracy,params / accuracy,macs / accuracy,latency for a Pareto front; "
+        "latency: milliseconds at batch 1 on --device, each member's layers timed once (cached "
+        "in ~/.cache/cnnc) and summed, checked end to end on a sample (default: accuracy)",
     )
     p.add_argument(
         "--max-params",
@@ -178,12 +197,13 @@ def settings_from(args):
         or len(set(objectives)) < len(objectives)
     ):
         raise common.UsageError(
-            f"--objective must be accuracy, optionally followed by params and/or macs "
+            f"--objective must be accuracy, optionally followed by params, macs and/or latency "
             f"(accuracy,params), but got {args.objective!r}"
         )
     for name in ("trials", "epochs", "batch_size", "threads", "workers", "heartbeat"):
         if getattr(args, name) < 1:
             raise common.UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    _check_population(args)
     lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
     out = args.out or Path("runs") / Path(args.file).stem
     return Settings(
@@ -194,6 +214,8 @@ def settings_from(args):
         trials=args.trials,
         sampler=args.sampler,
         seed=args.seed,
+        population=args.population,
+        sample_size=args.sample_size,
         objectives=objectives,
         max_params=args.max_params,
         max_macs=args.max_macs,
@@ -216,6 +238,25 @@ def settings_from(args):
         heartbeat=args.heartbeat,
         workers=args.workers,
     )
+
+
+def _check_population(args) -> None:
+    """--population and --sample-size: positive, the sample within the population, and only for
+    the samplers that read them."""
+    if args.population is not None and args.sampler not in ("nsga2", "evolution"):
+        raise common.UsageError(
+            f"--population is read by --sampler nsga2 and evolution, not {args.sampler}"
+        )
+    if args.sample_size != 5 and args.sampler != "evolution":
+        raise common.UsageError("--sample-size is read by --sampler evolution only")
+    if args.population is not None and args.population < 2:
+        raise common.UsageError(f"--population must be at least 2, but got {args.population}")
+    population = args.population or 20
+    if args.sampler == "evolution" and not 1 <= args.sample_size <= population:
+        raise common.UsageError(
+            f"--sample-size must be between 1 and the population ({population}), but got "
+            f"{args.sample_size}"
+        )
 
 
 def run(args) -> int:

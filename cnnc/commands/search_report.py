@@ -185,7 +185,7 @@ def report_study(
     space: tuple[str, tuple[str, ...]] | str,
 ) -> int:
     from cnnc.dsl.diagnostics import printable
-    from cnnc.search import report, results
+    from cnnc.search import latency, report, results
 
     recorded = attrs.get("settings") if isinstance(attrs.get("settings"), dict) else {}
     names = objective_names(attrs, count)
@@ -220,6 +220,9 @@ def report_study(
         bests, notes = results.write_study_best(study, best, out / "best.cnn", space)
         written, plot_notes = report.plot_study(study, names, out)
     notes = moved + notes + plot_notes
+    check = latency.check(rows)  # from the rows' checked figures, not the study's own attribute
+    if check is not None:
+        notes.append(latency.check_note(check))
     for path in [out / "trials.csv", *bests, *written]:
         print(f"wrote {printable(str(path))}")
     for note in notes:

@@ -33,10 +33,11 @@ def shape_text(shape) -> str:
     return "×".join(map(str, shape)) if shape else "?"
 
 
-def table(summary, rows=None, show_all: bool = False, markdown: bool = False) -> str:
+def table(summary, rows=None, show_all: bool = False, markdown: bool = False, latency=None) -> str:
     """The title, one row per layer (`rows`: the summary's own, or `group`'s) and the totals.
 
-    In-place activations and views are left out unless `show_all`; the totals say how many."""
+    In-place activations and views are left out unless `show_all`; the totals say how many.
+    `latency`: {row name: milliseconds} (`cnnc summary --latency`), shown as a last column."""
     shown, hidden = visible(summary.layers if rows is None else rows, show_all)
     body = [
         (
@@ -50,12 +51,16 @@ def table(summary, rows=None, show_all: bool = False, markdown: bool = False) ->
         )
         for r in shown
     ]
+    header = HEADER
+    if latency is not None:
+        header = (*HEADER, "latency ms")
+        body = [(*cells, _ms(latency.get(r.name))) for cells, r in zip(body, shown)]
     title = (
         f"{summary.network} · {_inputs_text(summary)} · batch {summary.batch} · {summary.dtype} "
         f"({DTYPE_BYTES[summary.dtype]} bytes)"
     )
     lines = [title, ""]
-    lines += _markdown(HEADER, body) if markdown else _columns(HEADER, body)
+    lines += _markdown(header, body) if markdown else _columns(header, body)
     if summary.failed_at is not None:
         lines += [
             "",
@@ -85,19 +90,24 @@ def visible(rows, show_all: bool):
     return shown, len(rows) - len(shown)
 
 
-def csv_text(rows) -> str:
-    """The rows as CSV (`--format csv`), with a header line."""
+def csv_text(rows, latency=None) -> str:
+    """The rows as CSV (`--format csv`), with a header line; `latency` as in `table`."""
     import csv
     import io
 
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["name", "op", "shape", "activations", "params", "macs", "rf", "nodes"])
+    extra = ["latency_ms"] if latency is not None else []
+    w.writerow(["name", "op", "shape", "activations", "params", "macs", "rf", "nodes", *extra])
     for r in rows:
-        w.writerow(
-            [r.name, r.op, shape_text(r.shape), r.activations, r.params, r.macs, r.rf, r.node_count]
-        )
+        cells = [r.name, r.op, shape_text(r.shape), r.activations, r.params, r.macs, r.rf]
+        ms = [_ms(latency.get(r.name))] if latency is not None else []
+        w.writerow([*cells, r.node_count, *ms])
     return buf.getvalue()
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 def row_json(r) -> dict:
@@ -156,7 +166,7 @@ def _shape_list(shape) -> str:
 
 def _columns(header, body) -> list[str]:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
-    right = {3, 4, 5, 6}
+    right = {3, 4, 5, 6, 7}
 
     def fmt(row):
         return "  ".join(
@@ -168,7 +178,8 @@ def _columns(header, body) -> list[str]:
 
 
 def _markdown(header, body) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 5) + "|"]
+    aligns = ["---"] * 2 + ["---:"] * (len(header) - 2)
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(aligns) + "|"]
     return out + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in body]
 
 
