@@ -72,6 +72,16 @@ EVALUATORS = {
         "score each member untrained with a zero-cost proxy (--proxy)",
         trains=False,
     ),
+    "supernet": Evaluator(
+        "evaluators.supernet:supernet_evaluator",
+        "train the space once as a weight-sharing supernet; the score is each member's validation "
+        "accuracy with inherited weights (--retrain-top K checks the best K from scratch)",
+    ),
+    "darts": Evaluator(
+        "evaluators.darts:darts_evaluator",
+        "differentiable search (first-order DARTS) over the choices whose options share shapes; "
+        "the one member it derives is scored with its inherited weights",
+    ),
 }
 
 SAMPLERS = {

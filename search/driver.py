@@ -89,6 +89,7 @@ class Settings:
     heartbeat: int = 10  # seconds between a trial's heartbeats; stale after three missed
     workers: int = 1  # processes on this machine (`cnnc search --workers`)
     worker: int = 0  # which of them this process is (seeds its sampler apart from the others)
+    retrain_top: int = 0  # after a one-shot search, retrain the best K from scratch (`retrain.py`)
 
     @property
     def storage_url(self) -> str:
@@ -486,7 +487,21 @@ def run(
                 if write
                 else Result(study, [], [], [], [], stopped)
             )
-    return result
+    return retrained(result, settings, space, evaluator) if write else result
+
+
+def retrained(result: Result, settings: Settings, space: Space, evaluator) -> Result:
+    """`--retrain-top K` of a one-shot evaluator (one with `retrain`): the best K trained from
+    scratch, Kendall τ in the notes and retrain.csv among the files (`retrain.py`)."""
+    retrain = getattr(evaluator, "retrain", None)
+    if not settings.retrain_top or retrain is None or result.stopped != "done":
+        return result
+    from dataclasses import replace
+
+    from cnnc.search.retrain import retrain_top
+
+    figures, path = retrain_top(result.study, space, retrain, settings.retrain_top, settings.out)
+    return replace(result, files=[*result.files, path], notes=[*result.notes, figures.note()])
 
 
 def _say(events, text: str) -> None:

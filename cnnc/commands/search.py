@@ -94,6 +94,14 @@ def configure(p) -> None:
         default="digits",
         help=f"{choices.data_specs()} (default: digits)",
     )
+    p.add_argument(
+        "--retrain-top",
+        type=int,
+        default=0,
+        metavar="K",
+        help="after --evaluator supernet or darts, train the best K from scratch and print Kendall τ "
+        "between their supernet and stand-alone accuracies (default: 0, none)",
+    )
     p.add_argument("--size", type=int, metavar="S", help="resize images to S×S (digits are 8×8)")
     p.add_argument("--epochs", type=int, default=2, help="training epochs per member (default: 2)")
     p.add_argument("--batch-size", type=int, default=64, help="(default: 64)")
@@ -184,6 +192,17 @@ def settings_from(args):
     for name in ("trials", "epochs", "batch_size", "threads", "workers", "heartbeat"):
         if getattr(args, name) < 1:
             raise common.UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.retrain_top < 0:
+        raise common.UsageError("--retrain-top must be 0 or more")
+    if args.workers > 1 and args.evaluator in ONE_SHOT:
+        raise common.UsageError(
+            f"--evaluator {args.evaluator} trains one supernet in one process: --workers must be 1"
+        )
+    if args.retrain_top and args.evaluator not in ONE_SHOT:
+        raise common.UsageError(
+            f"--retrain-top checks a one-shot search: it needs --evaluator "
+            f"{' or '.join(ONE_SHOT)}, but got --evaluator {args.evaluator}"
+        )
     lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
     out = args.out or Path("runs") / Path(args.file).stem
     return Settings(
@@ -215,7 +234,11 @@ def settings_from(args):
         threads=args.threads,
         heartbeat=args.heartbeat,
         workers=args.workers,
+        retrain_top=args.retrain_top,
     )
+
+
+ONE_SHOT = ("supernet", "darts")  # the evaluators whose scores `--retrain-top` checks
 
 
 def run(args) -> int:
@@ -255,6 +278,8 @@ def search(args):
     if settings.workers > 1 and not child:
         return run_workers(settings, space, console)
     evaluator = choices.EVALUATORS[settings.evaluator].load()(settings, data)
+    if getattr(evaluator, "note", None):  # what a one-shot evaluator's training cost
+        print(printable(evaluator.note), flush=True)
     try:
         with files.storage_errors(settings.storage_url), files.study_refusals():
             result = driver.run(
