@@ -473,8 +473,9 @@ def run(
     from cnnc.search.worker import Worker
 
     study = open_study(settings, space)
-    objective = Objective(settings, space, evaluator, events, num_classes, study)
     events.started(report.rows(study.trials), changes(study, settings))
+    settings = derived_first(study, settings, evaluator)
+    objective = Objective(settings, space, evaluator, events, num_classes, study)
     stopped = "done"
     from cnnc.search.results import finish, running
 
@@ -488,6 +489,20 @@ def run(
                 else Result(study, [], [], [], [], stopped)
             )
     return retrained(result, settings, space, evaluator) if write else result
+
+
+def derived_first(study, settings: Settings, evaluator) -> Settings:
+    """An evaluator that derives its member (`darts`, with `derived`: the Optuna parameters) has
+    that member as the study's next trial, and the run stops after it."""
+    derived = getattr(evaluator, "derived", None)
+    if derived is None:
+        return settings
+    from dataclasses import replace
+
+    from cnnc.search.worker import finished_count
+
+    study.enqueue_trial(derived)
+    return replace(settings, trials=finished_count(study.trials) + 1)
 
 
 def retrained(result: Result, settings: Settings, space: Space, evaluator) -> Result:

@@ -238,7 +238,7 @@ def settings_from(args):
     )
 
 
-ONE_SHOT = ("supernet", "darts")  # the evaluators whose scores `--retrain-top` checks
+ONE_SHOT = tuple(n for n in choices.EVALUATORS if choices.one_shot(n))  # `--retrain-top` checks
 
 
 def run(args) -> int:
