@@ -15,7 +15,7 @@ from conftest import ROOT, run_cli
 
 import cnnc
 from cnnc.compiler.lower.steps import to_step_module
-from cnnc.compiler.lower.supernet import NotCovered, Shared, Supernet
+from cnnc.compiler.lower.supernet import NotCovered, Shared, Supernet, plan_slots
 from cnnc.search.retrain import kendall_tau
 
 TINY = ROOT / "zoo" / "spaces" / "tiny.cnn"
@@ -107,7 +107,7 @@ def test_set_member_names_what_is_wrong(net):
 
 def test_a_layer_the_store_lacks_is_refused_not_truncated():
     graphs = [cnnc.graph("n.cnn", text=NET.format(c=8))]
-    net = Supernet(graphs, lambda a: None, seed=0)
+    net = Supernet(plan_slots(graphs), lambda a: None, seed=0)
     with pytest.raises(NotCovered, match="no weights for `conv` as Conv2d\\(1, 16"):
         net.path(cnnc.graph("n.cnn", text=NET.format(c=16)))
 
@@ -175,3 +175,17 @@ def test_one_shot_search_of_tiny_costs_fewer_passes_than_training_six(tmp_path, 
 def test_one_shot_usage_errors(tmp_path, capsys, args, message):
     code, _, err = run_cli(["search", TINY, "--out", tmp_path / "r", *args], capsys)
     assert code == 2 and message in err
+
+
+def test_a_supernet_too_large_for_the_machine_is_refused_before_it_is_allocated(
+    monkeypatch, tmp_path, capsys
+):
+    from cnnc.search.evaluators import supernet as one_shot
+
+    monkeypatch.setattr(one_shot, "available_bytes", lambda device: 1_000_000)
+    argv = ["search", TINY, "--evaluator", "supernet", "--device", "cpu", "--out", tmp_path / "r"]
+    code, out, err = run_cli(argv, capsys)
+    # 75,242 parameters and 195 BatchNorm buffers; ×3 with gradients and momentum, + activations
+    assert code == 1 and "supernet:" not in out
+    assert "error[E0609]: the supernet is too large for this machine: 75,437 weights for 36" in err
+    assert "help: narrow the space's widest choices" in err

@@ -1,7 +1,7 @@
 """Members' graphs → `Supernet`: one `nn.Module` holding the layers of every member, weights shared.
 
-Input: the graphs of the members to cover (a space's members, elaborated by the search side) and a
-function that elaborates a member from its choice assignment (`{decision: option label}`). Output:
+Input: the slots planned from the graphs of the members to cover (`plan_slots`; a space's members,
+elaborated by the search side) and a function that elaborates a member from its choice assignment (`{decision: option label}`). Output:
 a `Supernet` whose forward runs any covered member's path.
 
 Contract:
@@ -25,6 +25,7 @@ Contract:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 import torch
@@ -37,6 +38,8 @@ from cnnc.compiler.lower.fx import container, instantiate, uninitialised
 from cnnc.compiler.lower.init import init_parameters
 from cnnc.compiler.lower.steps import StepModule
 from cnnc.compiler.ops import Lowering
+
+PATHS = 256  # members' networks kept made at once (a long search meets many architectures)
 
 
 class NotCovered(Exception):
@@ -76,6 +79,32 @@ def _nests(big: modules.Layer, layers: list[modules.Layer]) -> bool:
             if len(shape) != len(top[name]) or any(s > t for s, t in zip(shape, top[name])):
                 return False
     return True
+
+
+def plan_slots(graphs: list[Graph]) -> dict[tuple, list[modules.Layer]]:
+    """{slot: the layers the store holds for it}: the largest when every variant nests in it,
+    else each distinct variant (module docstring). Nothing is allocated."""
+    groups: dict[tuple, list[modules.Layer]] = {}
+    for graph in graphs:
+        for node, layer in weighted_layers(graph):
+            variants = groups.setdefault(slot_of(node, layer), [])
+            if layer not in variants:
+                variants.append(layer)
+    plan = {}
+    for key, layers in groups.items():
+        big = _largest(layers)
+        plan[key] = [big] if big is not None and _nests(big, layers) else layers
+    return plan
+
+
+def store_numel(plan: dict[tuple, list[modules.Layer]]) -> int:
+    """Parameters and buffers the store of `plan` holds, counted before anything is allocated."""
+    total = 0
+    for layers in plan.values():
+        for layer in layers:
+            for shape in tensor_shapes(layer).values():
+                total += math.prod(shape)
+    return total
 
 
 class Shared(nn.Module):
@@ -122,7 +151,7 @@ class Supernet(nn.Module):
 
     def __init__(
         self,
-        graphs: list[Graph],
+        plan: dict[tuple, list[modules.Layer]],
         elaborate: Callable[[Mapping[str, str]], Graph],
         seed: int | None = None,
     ):
@@ -130,27 +159,16 @@ class Supernet(nn.Module):
         self.store = nn.ModuleDict()
         self._elaborate = elaborate
         self._slots: dict[tuple, list[tuple[str, modules.Layer]]] = {}
-        self._paths: dict[str, StepModule] = {}  # by the graph's text; not registered: no weights
+        # each architecture's network over the store, by the graph's text; not registered (they
+        # hold no weights of their own), the oldest let go beyond PATHS
+        self._paths: dict[str, StepModule] = {}
         self._current: Graph | None = None
-        self._build_store(graphs)
+        for key, layers in plan.items():
+            for layer in layers:
+                self._add_slot(key, layer)
         init_parameters(self.store, seed)
 
     # -- the store ---------------------------------------------------------------------------
-
-    def _build_store(self, graphs: list[Graph]) -> None:
-        groups: dict[tuple, list[modules.Layer]] = {}
-        for graph in graphs:
-            for node, layer in weighted_layers(graph):
-                variants = groups.setdefault(slot_of(node, layer), [])
-                if layer not in variants:
-                    variants.append(layer)
-        for key, layers in groups.items():
-            big = _largest(layers)
-            if big is not None and _nests(big, layers):
-                self._add_slot(key, big)
-            else:
-                for layer in layers:  # no slicing: one slot per distinct layer
-                    self._add_slot(key, layer)
 
     def _add_slot(self, key: tuple, layer: modules.Layer) -> None:
         path = key[0]
@@ -180,6 +198,8 @@ class Supernet(nn.Module):
         found = self._paths.get(key)
         if found is None:
             found = StepModule(self._member_root(graph), graph)
+            if len(self._paths) >= PATHS:
+                del self._paths[next(iter(self._paths))]
             self._paths[key] = found
         return found
 

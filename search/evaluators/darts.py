@@ -282,7 +282,7 @@ def darts_evaluator(settings: Settings, data: Dataset):
     device = resolve_device(settings.device)
     start = time.perf_counter()
     space = space_for(settings, data.input_shape, data.num_classes)
-    net, members = build(space, settings.seed)
+    net, members = build(space, settings.seed, device, settings.batch_size, settings.optimizer)
     darts = Darts(space, net, classify(space, members))
     steps = search(darts, members, data, settings, device)
     member = derive(darts, members, data, settings, device)

@@ -35,10 +35,11 @@ from torch import nn
 
 from cnnc.compiler import limits
 from cnnc.compiler.analysis.summary import summarize
-from cnnc.compiler.lower.supernet import NotCovered, Supernet
-from cnnc.dsl.diagnostics import CnncError
+from cnnc.compiler.lower.supernet import NotCovered, Supernet, plan_slots, store_numel
+from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search.data import Dataset, check_trainable
 from cnnc.search.driver import Outcome, Settings, space_for
+from cnnc.search.evaluators.fit import SHARE, available_bytes, needed_bytes
 from cnnc.search.evaluators.train import (
     MIN_TRAIN,
     TOO_FEW,
@@ -110,13 +111,45 @@ def member_graph(space: Space, assignment: Mapping[str, str]):
     return member.graph
 
 
-def build(space: Space, seed: int | None = 0) -> tuple[Supernet, list]:
-    """The supernet of `space` (weights from `seed`) and the members it covers."""
+def build(
+    space: Space, seed: int | None = 0, device=None, batch_size: int = 0, optimizer: str = "sgd"
+) -> tuple[Supernet, list]:
+    """The supernet of `space` (weights from `seed`) and the members it covers; E0609 before
+    anything is allocated when it would not fit in `device`'s free memory (training it with
+    `batch_size` and `optimizer`, or just holding it for a batch size of 0)."""
     members = covered(space, seed or 0)
     if not members:
         raise ValueError("the space has no valid member to build a supernet from")
-    net = Supernet([m.graph for m in members], lambda a: member_graph(space, a), seed)
+    plan = plan_slots([m.graph for m in members])
+    check_fits(plan, members, torch.device(device or "cpu"), batch_size, optimizer)
+    net = Supernet(plan, lambda a: member_graph(space, a), seed)
     return net, members
+
+
+def check_fits(plan, members: list, device, batch_size: int, optimizer: str) -> None:
+    """E0609 when the store, its gradients and optimiser state, and the largest member's
+    activations (`fit.needed_bytes`) exceed `fit.SHARE` of the memory free on `device`."""
+    numel = store_numel(plan)
+    activations = 0
+    if batch_size:
+        activations = max(summarize(m.graph, fields=False).activations for m in members)
+    need = needed_bytes(numel, activations, batch_size, optimizer)
+    free = available_bytes(device)
+    if free is None or need <= SHARE * free:
+        return
+    raise CnncError(
+        error(
+            "E0609",
+            f"the supernet is too large for this machine: {numel:,} weights for "
+            f"{len(members):,} architectures need about {need / 2**30:,.1f} GiB, "
+            f"{free / 2**30:,.1f} GiB free on {device}",
+            None,
+            helps=(
+                "narrow the space's widest choices, or search it with `--evaluator train`, which "
+                "holds one member at a time",
+            ),
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,7 +269,7 @@ def supernet_evaluator(settings: Settings, data: Dataset):
     check_trainable(data, MIN_TRAIN, TOO_FEW, "add images to the data set")
     device = resolve_device(settings.device)
     space = space_for(settings, data.input_shape, data.num_classes)
-    net, members = build(space, settings.seed)
+    net, members = build(space, settings.seed, device, settings.batch_size, settings.optimizer)
     training = train(net, members, data, settings, device)
 
     def evaluate_member(graph, report_epoch) -> Outcome:
