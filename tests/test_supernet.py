@@ -189,3 +189,38 @@ def test_a_supernet_too_large_for_the_machine_is_refused_before_it_is_allocated(
     assert code == 1 and "supernet:" not in out
     assert "error[E0609]: the supernet is too large for this machine: 75,437 weights for 36" in err
     assert "help: narrow the space's widest choices" in err
+
+
+MIXED_OUTPUTS = """network m(classes = 10) {{
+    input [1, 8, 8]
+    return in -> Conv(4, 3) -> GlobalAvgPool -> Flatten -> Linear(choice({outs}, name = "out"))
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    "outs, args, message",
+    [
+        ("10, 5", ["--lr", "1e12"], "the supernet's training loss became"),
+        ("7, 5", [], "no member of the space can train on the data"),
+    ],
+)
+def test_a_one_shot_search_that_cannot_train_says_why(tmp_path, capsys, outs, args, message):
+    space = tmp_path / "m.cnn"
+    space.write_text(MIXED_OUTPUTS.format(outs=outs))
+    argv = ["search", space, "--evaluator", "supernet", "--device", "cpu", "--out", tmp_path / "r"]
+    code, _, err = run_cli([*argv, *args], capsys)
+    assert code == 1 and f"error[E0609]: {message}" in err and "Traceback" not in err
+
+
+def test_members_whose_output_is_not_the_datas_classes_are_left_out_of_training():
+    from cnnc.search.data import load_dataset
+    from cnnc.search.driver import Settings
+    from cnnc.search.evaluators.supernet import build, fits_data
+    from cnnc.search.space import load_space
+
+    space = load_space("m.cnn", text=MIXED_OUTPUTS.format(outs="10, 5"))
+    settings = Settings(file="m.cnn")
+    net, members = build(space, 0, keep=fits_data(settings, load_dataset("digits")))
+    assert [m.labels() for m in members] == [{"out": "10"}]
+    assert list(net.store) == ["conv:0", "linear:0"]

@@ -37,9 +37,18 @@ from cnnc.compiler.lower.supernet import NotCovered, Supernet, tensor_shapes
 from cnnc.compiler.ops import Lowering
 from cnnc.search.data import Dataset, check_trainable
 from cnnc.search.driver import Outcome, Settings, int_range, space_for
-from cnnc.search.evaluators.supernet import batch_count, batches_of, build, score
+from cnnc.search.evaluators.supernet import (
+    batch_count,
+    batches_of,
+    build,
+    check_finite,
+    fits_data,
+    guarded,
+    score,
+)
 from cnnc.search.evaluators.train import (
     MIN_TRAIN,
+    NAN_CHECK_EVERY,
     TOO_FEW,
     cuda_indices,
     make_optimizer,
@@ -194,10 +203,11 @@ class Darts(nn.Module):
 
 def search(darts: Darts, members: list, data: Dataset, settings: Settings, device) -> int:
     """First-order DARTS (module docstring); returns the steps taken."""
-    darts.to(device)
-    with torch.random.fork_rng(devices=cuda_indices(device)):
-        torch.manual_seed(settings.seed)
-        return _search(darts, members, data, settings, device)
+    with guarded(device):
+        darts.to(device)
+        with torch.random.fork_rng(devices=cuda_indices(device)):
+            torch.manual_seed(settings.seed)
+            return _search(darts, members, data, settings, device)
 
 
 def _search(darts: Darts, members: list, data: Dataset, settings: Settings, device) -> int:
@@ -227,7 +237,10 @@ def _search(darts: Darts, members: list, data: Dataset, settings: Settings, devi
                 loss_fn(net(vx[v.to(device)]), vy[v.to(device)]).backward()  # [B, K] → []
                 a_opt.step()
             w_opt.zero_grad(set_to_none=True)
-            loss_fn(net(xs[idx.to(device)]), ys[idx.to(device)]).backward()
+            loss = loss_fn(net(xs[idx.to(device)]), ys[idx.to(device)])  # []
+            loss.backward()
+            if steps % NAN_CHECK_EVERY == 0:
+                check_finite(loss.detach(), steps + 1)
             w_opt.step()
             schedule.step()
             steps += 1
@@ -282,7 +295,14 @@ def darts_evaluator(settings: Settings, data: Dataset):
     device = resolve_device(settings.device)
     start = time.perf_counter()
     space = space_for(settings, data.input_shape, data.num_classes)
-    net, members = build(space, settings.seed, device, settings.batch_size, settings.optimizer)
+    net, members = build(
+        space,
+        settings.seed,
+        device,
+        settings.batch_size,
+        settings.optimizer,
+        fits_data(settings, data),
+    )
     darts = Darts(space, net, classify(space, members))
     steps = search(darts, members, data, settings, device)
     member = derive(darts, members, data, settings, device)

@@ -24,11 +24,13 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 from torch import nn
@@ -42,13 +44,15 @@ from cnnc.search.driver import Outcome, Settings, space_for
 from cnnc.search.evaluators.fit import SHARE, available_bytes, needed_bytes
 from cnnc.search.evaluators.train import (
     MIN_TRAIN,
+    NAN_CHECK_EVERY,
     TOO_FEW,
     cuda_indices,
     evaluate,
+    is_out_of_memory,
     make_optimizer,
     resolve_device,
 )
-from cnnc.search.space import Space, fixed, graph_hash, sample, walk
+from cnnc.search.space import Space, fixed, graph_hash, over_budget, sample, walk
 
 COVER_LIMIT = 2_000  # members the walk elaborates to build the supernet
 COVER_SECONDS = 20.0
@@ -112,14 +116,24 @@ def member_graph(space: Space, assignment: Mapping[str, str]):
 
 
 def build(
-    space: Space, seed: int | None = 0, device=None, batch_size: int = 0, optimizer: str = "sgd"
+    space: Space,
+    seed: int | None = 0,
+    device=None,
+    batch_size: int = 0,
+    optimizer: str = "sgd",
+    keep=lambda member: True,
 ) -> tuple[Supernet, list]:
-    """The supernet of `space` (weights from `seed`) and the members it covers; E0609 before
-    anything is allocated when it would not fit in `device`'s free memory (training it with
-    `batch_size` and `optimizer`, or just holding it for a batch size of 0)."""
-    members = covered(space, seed or 0)
+    """The supernet of `space` (weights from `seed`) over its covered members that `keep` accepts,
+    and those members; E0609 when none is left, or before anything is allocated when it would not
+    fit in `device`'s free memory (training it with `batch_size` and `optimizer`, or just holding
+    it for a batch size of 0)."""
+    members = [m for m in covered(space, seed or 0) if keep(m)]
     if not members:
-        raise ValueError("the space has no valid member to build a supernet from")
+        refuse(
+            "no member of the space can train on the data (each is invalid, over the budget, or "
+            "its output is not one score per class)",
+            "check the space with `cnnc space FILE`, and its output against the data's classes",
+        )
     plan = plan_slots([m.graph for m in members])
     check_fits(plan, members, torch.device(device or "cpu"), batch_size, optimizer)
     net = Supernet(plan, lambda a: member_graph(space, a), seed)
@@ -137,19 +151,38 @@ def check_fits(plan, members: list, device, batch_size: int, optimizer: str) -> 
     free = available_bytes(device)
     if free is None or need <= SHARE * free:
         return
-    raise CnncError(
-        error(
-            "E0609",
-            f"the supernet is too large for this machine: {numel:,} weights for "
-            f"{len(members):,} architectures need about {need / 2**30:,.1f} GiB, "
-            f"{free / 2**30:,.1f} GiB free on {device}",
-            None,
-            helps=(
-                "narrow the space's widest choices, or search it with `--evaluator train`, which "
-                "holds one member at a time",
-            ),
-        )
+    refuse(
+        f"the supernet is too large for this machine: {numel:,} weights for "
+        f"{len(members):,} architectures need about {need / 2**30:,.1f} GiB, "
+        f"{free / 2**30:,.1f} GiB free on {device}",
+        TOO_LARGE,
     )
+
+
+TOO_LARGE = (
+    "narrow the space's widest choices, or search it with `--evaluator train`, which holds one "
+    "member at a time"
+)
+
+
+def refuse(message: str, help_: str) -> NoReturn:
+    """E0609: the one-shot search cannot run (explained in dsl/explain/E0609.md)."""
+    raise CnncError(error("E0609", message, None, helps=(help_,)))
+
+
+def fits_data(settings: Settings, data: Dataset):
+    """Whether a member can train on `data` within the budget: one input, one score per class."""
+
+    def keep(member) -> bool:
+        graph = member.graph
+        if len(graph.inputs) != 1 or graph.output_kind != "tensor":
+            return False
+        if graph.output_type.shape != (data.num_classes,):
+            return False
+        s = summarize(graph, fields=False)
+        return over_budget(s.params, s.macs, settings.max_params, settings.max_macs) is None
+
+    return keep
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,11 +207,34 @@ def sandwich(members: list) -> tuple:
 def train(net: Supernet, members: list, data: Dataset, settings: Settings, device) -> Training:
     """Train the supernet's shared weights (module docstring); the caller's RNG is untouched."""
     start = time.perf_counter()
-    net.to(device)
-    with torch.random.fork_rng(devices=cuda_indices(device)):
-        torch.manual_seed(settings.seed)
-        steps, passes, rule = _train(net, members, data, settings, device)
+    with guarded(device):
+        net.to(device)
+        with torch.random.fork_rng(devices=cuda_indices(device)):
+            torch.manual_seed(settings.seed)
+            steps, passes, rule = _train(net, members, data, settings, device)
     return Training(steps, passes, len(members), rule, time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def guarded(device):
+    """Running out of memory while the supernet trains is E0609, not a crash."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        refuse(f"the supernet ran out of memory on {device} while training", TOO_LARGE)
+
+
+def check_finite(loss: torch.Tensor, step: int) -> None:
+    """A loss that is NaN or infinite ends the search (E0609): every score would be noise."""
+    if not torch.isfinite(loss):
+        refuse(
+            f"the supernet's training loss became {float(loss)} at step {step}",
+            "lower the learning rate, e.g. `--lr 0.01`",
+        )
 
 
 def _train(net, members, data, settings: Settings, device) -> tuple[int, int, bool]:
@@ -201,6 +257,8 @@ def _train(net, members, data, settings: Settings, device) -> tuple[int, int, bo
             for m in paths:
                 loss = loss_fn(net(x, member=m.graph), y)  # []
                 loss.backward()
+            if steps % NAN_CHECK_EVERY == 0:  # each check waits for the GPU
+                check_finite(loss.detach(), steps + 1)
             opt.step()
             schedule.step()
             steps, passes = steps + 1, passes + len(paths)
@@ -269,7 +327,14 @@ def supernet_evaluator(settings: Settings, data: Dataset):
     check_trainable(data, MIN_TRAIN, TOO_FEW, "add images to the data set")
     device = resolve_device(settings.device)
     space = space_for(settings, data.input_shape, data.num_classes)
-    net, members = build(space, settings.seed, device, settings.batch_size, settings.optimizer)
+    net, members = build(
+        space,
+        settings.seed,
+        device,
+        settings.batch_size,
+        settings.optimizer,
+        fits_data(settings, data),
+    )
     training = train(net, members, data, settings, device)
 
     def evaluate_member(graph, report_epoch) -> Outcome:
