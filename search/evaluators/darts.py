@@ -7,7 +7,8 @@ which the driver runs as the study's next trial (and only that one: `driver.deri
 Contract:
 - A decision is *mixed* when its options change exactly one layer (the same label path in every
   option, every other node equal) and that layer's input and output shapes are the same in every
-  option (kernel sizes, pool kinds, activations), checked in a member that meets it. It gets
+  option (kernel sizes, pool kinds, activations), checked in the first member that meets it (and
+  again in each member trained: where it does not hold there, it is sampled there). It gets
   architecture weights α (one per option, zero at first), and its layer runs every option, summed
   with weights softmax(α). Each mixed layer's options use the supernet's shared weights.
 - Every other decision (widths, depths: its options change shapes or the nodes) is sampled as the
@@ -22,7 +23,6 @@ Contract:
 
 from __future__ import annotations
 
-import math
 import random
 import time
 
@@ -33,10 +33,10 @@ from cnnc.compiler import limits
 from cnnc.compiler.lower import modules
 from cnnc.compiler.lower.fx import container, instantiate
 from cnnc.compiler.lower.steps import StepModule
-from cnnc.compiler.lower.supernet import NotCovered, Supernet, tensor_shapes
+from cnnc.compiler.lower.supernet import Supernet, tensor_shapes
 from cnnc.compiler.ops import Lowering
 from cnnc.search.data import Dataset, check_trainable
-from cnnc.search.driver import Outcome, Settings, int_range, space_for
+from cnnc.search.driver import Settings, int_range, space_for
 from cnnc.search.evaluators.supernet import (
     batch_count,
     batches_of,
@@ -45,6 +45,7 @@ from cnnc.search.evaluators.supernet import (
     fits_data,
     guarded,
     score,
+    scorer,
 )
 from cnnc.search.evaluators.train import (
     MIN_TRAIN,
@@ -165,8 +166,8 @@ class Darts(nn.Module):
         for name in (n for n in labels if n in self.options):
             members = variants(self.space, labels, name, self.options[name])
             path = mixed_path(members)
-            if path is None or path in mixes:
-                raise NotCovered(f"the options of choice `{name}` do not share shapes here")
+            if path is None or path in mixes:  # not here, though where it was classified: sampled
+                continue
             options = [self._layer(m.graph, path, mixing=True) for m in members]
             mixes[path] = Mixed(options, self.alphas, name)
         root = nn.Module()
@@ -307,14 +308,7 @@ def darts_evaluator(settings: Settings, data: Dataset):
     steps = search(darts, members, data, settings, device)
     member = derive(darts, members, data, settings, device)
 
-    def evaluate_member(graph, report_epoch) -> Outcome:
-        begin = time.perf_counter()
-        try:
-            accuracy = score(net, graph, data, settings, device)
-        except NotCovered as exc:
-            return Outcome(math.nan, time.perf_counter() - begin, str(exc))
-        return Outcome(accuracy, time.perf_counter() - begin, None, {}, (accuracy,))
-
+    evaluate_member = scorer(net, data, settings, device)
     evaluate_member.derived = optuna_params(member)
     evaluate_member.retrain = train_evaluator(settings, data)
     evaluate_member.note = note(darts, member, steps, time.perf_counter() - start)

@@ -320,6 +320,21 @@ def score(net: Supernet, graph, data: Dataset, settings: Settings, device) -> fl
 # The evaluator
 
 
+def scorer(net: Supernet, data: Dataset, settings: Settings, device):
+    """The evaluator `(graph, report_epoch) -> Outcome` of a trained supernet: `score`, or a
+    failed outcome for a member it does not cover."""
+
+    def evaluate_member(graph, report_epoch) -> Outcome:
+        start = time.perf_counter()
+        try:
+            accuracy = score(net, graph, data, settings, device)
+        except NotCovered as exc:
+            return Outcome(math.nan, time.perf_counter() - start, str(exc))
+        return Outcome(accuracy, time.perf_counter() - start, None, {}, (accuracy,))
+
+    return evaluate_member
+
+
 def supernet_evaluator(settings: Settings, data: Dataset):
     """Build and train the supernet of `settings.file` once; score members with its weights."""
     from cnnc.search.evaluate import train_evaluator
@@ -337,14 +352,7 @@ def supernet_evaluator(settings: Settings, data: Dataset):
     )
     training = train(net, members, data, settings, device)
 
-    def evaluate_member(graph, report_epoch) -> Outcome:
-        start = time.perf_counter()
-        try:
-            accuracy = score(net, graph, data, settings, device)
-        except NotCovered as exc:
-            return Outcome(math.nan, time.perf_counter() - start, str(exc))
-        return Outcome(accuracy, time.perf_counter() - start, None, {}, (accuracy,))
-
+    evaluate_member = scorer(net, data, settings, device)
     evaluate_member.retrain = train_evaluator(settings, data)
     evaluate_member.training = training
     evaluate_member.note = training.text()
