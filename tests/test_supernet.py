@@ -96,6 +96,19 @@ def test_gradients_and_batchnorm_statistics_land_in_the_sliced_part_of_the_store
     assert net.store["blocks/0/conv:1"].weight.grad is None  # kernel 5: not on this path
 
 
+def test_the_state_dict_round_trips_and_says_which_members_slice(net, tmp_path):
+    torch.save(net.state_dict(), tmp_path / "supernet.pt")
+    again = cnnc.load(TINY, supernet=True, seed=1)
+    again.load_state_dict(torch.load(tmp_path / "supernet.pt", weights_only=True))
+    x = torch.randn(2, 1, 8, 8)  # [2, 1, 8, 8]
+    net.eval()
+    again.eval()
+    with torch.no_grad():
+        assert torch.equal(again(x, member=MIDDLE), net(x, member=MIDDLE))
+    assert "store.blocks/0/conv:1.weight" in net.state_dict()
+    assert net.slices(net._graph(SMALL)) and not net.slices(net._graph(WIDE))
+
+
 def test_set_member_names_what_is_wrong(net):
     with pytest.raises(ValueError, match=r"`width` has no option `12` \(options: 8, 16, 32\)"):
         net.set_member({"width": "12"})

@@ -223,6 +223,14 @@ class Supernet(nn.Module):
             template = uninitialised(layer)
         return Shared(entry, template)
 
+    def slices(self, graph: Graph) -> bool:
+        """Whether the member uses some slot at a smaller shape than the slot's own."""
+        for node, layer in weighted_layers(graph):
+            name, _ = self.slot(node, layer)
+            if self._slot_layer(name) != layer:
+                return True
+        return False
+
     def _slot_layer(self, name: str) -> modules.Layer:
         return next(layer for slots in self._slots.values() for n, layer in slots if n == name)
 

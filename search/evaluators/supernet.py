@@ -191,11 +191,7 @@ def fits_data(settings: Settings, data: Dataset):
 
 def sliced(net: Supernet, members: list) -> bool:
     """Whether some member uses a slot at a smaller shape than the slot's (width choices)."""
-    for m in members:
-        path = net.path(m.graph)
-        if any(getattr(mod, "template", None) is not None for mod in path.modules()):
-            return True
-    return False
+    return any(net.slices(m.graph) for m in members)
 
 
 def sandwich(members: list) -> tuple:
