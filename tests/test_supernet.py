@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 from conftest import ROOT, run_cli
 
 import cnnc
+from cnnc.api import CnncError
 from cnnc.compiler.lower.steps import to_step_module
 from cnnc.compiler.lower.supernet import NotCovered, Shared, Supernet, plan_slots
 from cnnc.search.retrain import kendall_tau
@@ -224,6 +225,12 @@ def test_a_one_shot_search_that_cannot_train_says_why(tmp_path, capsys, outs, ar
     argv = ["search", space, "--evaluator", "supernet", "--device", "cpu", "--out", tmp_path / "r"]
     code, _, err = run_cli([*argv, *args], capsys)
     assert code == 1 and f"error[E0609]: {message}" in err and "Traceback" not in err
+
+
+def test_a_space_with_no_valid_member_has_no_supernet():
+    text = NET.format(c='choice(4, 8, name = "w")').replace("conv:", "forward:")
+    with pytest.raises(CnncError, match=r"E0609\]: the space has no valid member"):
+        cnnc.load("n.cnn", text=text, supernet=True)
 
 
 def test_members_whose_output_is_not_the_datas_classes_are_left_out_of_training():

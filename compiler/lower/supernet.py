@@ -1,8 +1,8 @@
 """Members' graphs → `Supernet`: one `nn.Module` holding the layers of every member, weights shared.
 
 Input: the slots planned from the graphs of the members to cover (`plan_slots`; a space's members,
-elaborated by the search side) and a function that elaborates a member from its choice assignment (`{decision: option label}`). Output:
-a `Supernet` whose forward runs any covered member's path.
+elaborated by the search side) and a function that elaborates a member from its choice assignment
+(`{decision: option label}`). Output: a `Supernet` whose forward runs any covered member's path.
 
 Contract:
 - A layer with weights (parameters or buffers) lives once in `store`, under its *slot*: the label
@@ -34,7 +34,7 @@ from torch.func import functional_call
 
 from cnnc.compiler.ir import Graph
 from cnnc.compiler.lower import modules
-from cnnc.compiler.lower.fx import container, instantiate, uninitialised
+from cnnc.compiler.lower.fx import check_names, container, instantiate, uninitialised
 from cnnc.compiler.lower.init import init_parameters
 from cnnc.compiler.lower.steps import StepModule
 from cnnc.compiler.ops import Lowering
@@ -163,6 +163,7 @@ class Supernet(nn.Module):
         # hold no weights of their own), the oldest let go beyond PATHS
         self._paths: dict[str, StepModule] = {}
         self._current: Graph | None = None
+        self._per_path: dict[str, int] = {}
         for key, layers in plan.items():
             for layer in layers:
                 self._add_slot(key, layer)
@@ -171,9 +172,11 @@ class Supernet(nn.Module):
     # -- the store ---------------------------------------------------------------------------
 
     def _add_slot(self, key: tuple, layer: modules.Layer) -> None:
-        path = key[0]
-        same_path = sum(1 for k in self._slots if k[0] == path)
-        name = "/".join(path) + f":{same_path + len(self._slots.get(key, []))}"
+        """The slot's module, named `blocks/0/conv:1`: its path, then a count per path (a name no
+        attribute of ModuleDict can have)."""
+        path = "/".join(key[0])
+        self._per_path[path] = self._per_path.get(path, -1) + 1
+        name = f"{path}:{self._per_path[path]}"
         self.store[name] = uninitialised(layer)
         self._slots.setdefault(key, []).append((name, layer))
 
@@ -197,6 +200,7 @@ class Supernet(nn.Module):
         key = str(graph)
         found = self._paths.get(key)
         if found is None:
+            check_names(graph)  # labels that torch would refuse as module names (E0207)
             found = StepModule(self._member_root(graph), graph)
             if len(self._paths) >= PATHS:
                 del self._paths[next(iter(self._paths))]

@@ -127,12 +127,18 @@ def build(
     and those members; E0609 when none is left, or before anything is allocated when it would not
     fit in `device`'s free memory (training it with `batch_size` and `optimizer`, or just holding
     it for a batch size of 0)."""
-    members = [m for m in covered(space, seed or 0) if keep(m)]
+    valid = covered(space, seed or 0)
+    if not valid:
+        refuse(
+            "the space has no valid member to build a supernet from",
+            "`cnnc space FILE` lists why its members are invalid",
+        )
+    members = [m for m in valid if keep(m)]
     if not members:
         refuse(
-            "no member of the space can train on the data (each is invalid, over the budget, or "
-            "its output is not one score per class)",
-            "check the space with `cnnc space FILE`, and its output against the data's classes",
+            "no member of the space can train on the data (each is over the budget, or its "
+            "output is not one score per class)",
+            "check the space's output against the data's classes, and --max-params/--max-macs",
         )
     plan = plan_slots([m.graph for m in members])
     check_fits(plan, members, torch.device(device or "cpu"), batch_size, optimizer)
