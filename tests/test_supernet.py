@@ -244,3 +244,17 @@ def test_members_whose_output_is_not_the_datas_classes_are_left_out_of_training(
     net, members = build(space, 0, keep=fits_data(settings, load_dataset("digits")))
     assert [m.labels() for m in members] == [{"out": "10"}]
     assert list(net.store) == ["conv:0", "linear:0"]
+
+
+def test_a_members_score_does_not_depend_on_the_members_scored_before(one_thread):
+    from cnnc.search.data import load_dataset
+    from cnnc.search.driver import Settings
+    from cnnc.search.evaluators.supernet import score
+
+    net = cnnc.load(TINY, supernet=True, seed=0)
+    data, settings, cpu = load_dataset("digits"), Settings(file=str(TINY)), torch.device("cpu")
+    small, middle = net._graph(SMALL), net._graph(MIDDLE)
+    first = score(net, small, data, settings, cpu)
+    score(net, middle, data, settings, cpu)
+    assert score(net, small, data, settings, cpu) == first
+    assert 0.0 <= first <= 1.0

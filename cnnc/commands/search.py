@@ -36,6 +36,8 @@ examples:
   cnnc search zoo/spaces/tiny.cnn --trials 12 --out runs/t             # 4 more in the same study
   cnnc search zoo/spaces/mobilenet_space.cnn --size 32 --max-params 200K --objective accuracy,params
   cnnc search zoo/spaces/resnet_space.cnn --evaluator proxy --trials 100
+  cnnc search zoo/spaces/tiny.cnn --evaluator supernet --trials 36 --retrain-top 4
+  cnnc search zoo/spaces/tiny.cnn --evaluator darts
   cnnc search zoo/spaces/tiny.cnn --workers 4 --trials 40 --out runs/t4
   cnnc search zoo/spaces/resnet_space.cnn --storage postgresql://search@db.lan/nas --study r --trials 200
 """
