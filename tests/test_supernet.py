@@ -258,3 +258,18 @@ def test_a_members_score_does_not_depend_on_the_members_scored_before(one_thread
     score(net, middle, data, settings, cpu)
     assert score(net, small, data, settings, cpu) == first
     assert 0.0 <= first <= 1.0
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_shared_layer_runs_its_template_on_the_slices_and_leaves_it_weightless(nested):
+    entry = torch.nn.Conv2d(1, 4, 3)
+    with torch.device("meta"):
+        template = torch.nn.Conv2d(1, 2, 3)
+    if nested:  # a layer whose tensors belong to a submodule: torch.func.functional_call's case
+        entry, template = torch.nn.Sequential(entry), torch.nn.Sequential(template)
+    layer = Shared(entry, template)
+    x = torch.randn(2, 1, 5, 5)  # [2, 1, 5, 5]
+    conv = entry[0] if nested else entry
+    expected = torch.nn.functional.conv2d(x, conv.weight[:2], conv.bias[:2])  # [2, 2, 3, 3]
+    assert torch.equal(layer(x), expected)
+    assert all(t.device.type == "meta" for t in template.parameters())
