@@ -488,7 +488,9 @@ def run(
                 if write
                 else Result(study, [], [], [], [], stopped)
             )
-    return retrained(result, settings, space, evaluator) if write else result
+        if write:  # still under the folder's lock: retrain.csv is this search's file too
+            result = retrained(result, settings, space, evaluator)
+    return result
 
 
 def derived_first(study, settings: Settings, evaluator) -> Settings:
