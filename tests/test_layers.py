@@ -138,7 +138,18 @@ RULES = {
     # the top: the lazy package, the API over the rooms below, the commands over the API, the CLI over all
     "cnnc": Rule(()),
     # run folders (`cnnc.load(RUN)`): their record is read by `search.runs`, which imports nothing heavy
-    "cnnc.api": Rule(("cnnc.dsl", "cnnc.compiler", "cnnc.zoo", "cnnc.search.runs"), lazy=True),
+    # `cnnc.load` reads run folders (`runs`) and builds a space's supernet (`load(supernet=True)`)
+    "cnnc.api": Rule(
+        (
+            "cnnc.dsl",
+            "cnnc.compiler",
+            "cnnc.zoo",
+            "cnnc.search.runs",
+            "cnnc.search.space",
+            "cnnc.search.evaluators.supernet",
+        ),
+        lazy=True,
+    ),
     "cnnc.commands": Rule(
         ("cnnc", "cnnc.api", "cnnc.commands", "cnnc.search", "cnnc.compiler", "cnnc.dsl"), lazy=True
     ),
