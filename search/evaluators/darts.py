@@ -33,7 +33,7 @@ from cnnc.compiler import limits
 from cnnc.compiler.lower import modules
 from cnnc.compiler.lower.fx import container, instantiate
 from cnnc.compiler.lower.steps import StepModule
-from cnnc.compiler.lower.supernet import Supernet, tensor_shapes
+from cnnc.compiler.lower.supernet import NotCovered, Supernet, tensor_shapes
 from cnnc.compiler.ops import Lowering
 from cnnc.search.data import Dataset, check_trainable
 from cnnc.search.driver import Settings, int_range, space_for
@@ -254,9 +254,11 @@ def endless(n: int, batch_size: int, gen: torch.Generator):
         yield from batches_of(n, batch_size, gen)
 
 
-def derive(darts: Darts, members: list, data: Dataset, settings: Settings, device):
+def derive(darts: Darts, members: list, data: Dataset, settings: Settings, device, keep):
     """The derived member: α's argmax for the mixed decisions, and for the others the combination
-    whose member scores best with inherited weights (module docstring)."""
+    whose member scores best with inherited weights (module docstring). Where no combination
+    with the argmax gives a member that `keep` accepts and the supernet covers, the best of the
+    covered members themselves."""
     best = darts.argmax()
     combos = {}
     for m in members:
@@ -265,14 +267,24 @@ def derive(darts: Darts, members: list, data: Dataset, settings: Settings, devic
     candidates = list(combos.values())
     if len(candidates) > CANDIDATES:
         candidates = random.Random(settings.seed).sample(candidates, CANDIDATES)
-    scored = []
+    derived = []
     for labels in candidates:
         with limits.spending():
-            member = darts.space.member(fixed({**labels, **best}))
-        if member.ok:
+            derived.append(darts.space.member(fixed({**labels, **best})))
+    scored = best_scored([m for m in derived if m.ok and keep(m)], darts, data, settings, device)
+    return scored or best_scored(members[:CANDIDATES], darts, data, settings, device)
+
+
+def best_scored(members: list, darts: Darts, data: Dataset, settings: Settings, device):
+    """The member of `members` that scores best with inherited weights; None if none is covered."""
+    scored = []
+    for member in members:
+        try:
             scored.append((score(darts.net, member.graph, data, settings, device), member))
+        except NotCovered:
+            continue
     scored.sort(key=lambda s: -s[0])
-    return scored[0][1]
+    return scored[0][1] if scored else None
 
 
 def optuna_params(member) -> dict:
@@ -296,17 +308,13 @@ def darts_evaluator(settings: Settings, data: Dataset):
     device = resolve_device(settings.device)
     start = time.perf_counter()
     space = space_for(settings, data.input_shape, data.num_classes)
+    keep = fits_data(settings, data)
     net, members = build(
-        space,
-        settings.seed,
-        device,
-        settings.batch_size,
-        settings.optimizer,
-        fits_data(settings, data),
+        space, settings.seed, device, settings.batch_size, settings.optimizer, keep
     )
     darts = Darts(space, net, classify(space, members))
     steps = search(darts, members, data, settings, device)
-    member = derive(darts, members, data, settings, device)
+    member = derive(darts, members, data, settings, device, keep)
 
     evaluate_member = scorer(net, data, settings, device)
     evaluate_member.derived = optuna_params(member)
