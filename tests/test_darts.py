@@ -97,3 +97,18 @@ def test_darts_search_of_tiny_derives_one_member_whose_best_cnn_checks(
     assert "decisions: " + derived.replace("=", " = ") in best
     assert "with the weights of a darts search" in best
     assert run_cli(["check", out / "best.cnn"], capsys)[0] == 0
+
+
+def test_without_a_trainable_argmax_member_the_best_covered_member_is_derived(tiny, one_thread):
+    from cnnc.search.data import load_dataset
+    from cnnc.search.driver import Settings
+    from cnnc.search.evaluators.darts import derive
+    from cnnc.search.evaluators.supernet import score
+
+    space, net, members = tiny
+    darts = Darts(space, net, classify(space, members))
+    data, settings, cpu = load_dataset("digits"), Settings(file=str(TINY)), torch.device("cpu")
+    few = members[:3]
+    member = derive(darts, few, data, settings, cpu, keep=lambda m: False)
+    scores = [score(net, m.graph, data, settings, cpu) for m in few]
+    assert member is few[scores.index(max(scores))]
