@@ -277,6 +277,7 @@ def load(
     strict: bool = True,
     optimize: str | None = None,
     text: str | None = None,
+    supernet: bool = False,
 ) -> torch.nn.Module:
     """The network as a `torch.nn.Module`: a torch.fx GraphModule with one straight-line forward.
 
@@ -303,8 +304,16 @@ def load(
     `path` may be a run folder (`cnnc train --out RUN`): its program, network, arguments, input and
     weights are used unless given here, and `model.cnnc_run` (a `training.runs.Run`) holds the rest of
     its record: the preprocessing (resize, mean, std) and the class names. Nothing is printed.
+
+    `supernet=True` lowers a search space (a file with `choice(…)`) to one module holding every
+    member's layers, weights shared by label path and layer, width choices by slicing
+    (`compiler.lower.supernet.Supernet`): `model.set_member({"width": "16", …})` picks the member
+    its forward runs, or `model(x, member={…})`; `model.member_state_dict({…})` is that member's
+    own weights. `weights` and `optimize` do not apply to it.
     """
     _check_optimize(optimize)
+    if supernet:
+        return _supernet(path, network, input, seed, args, allow_import, text, weights, optimize)
     run = _run(path) if text is None else None
     if run is not None:
         path, network = run.program, network or run.network
@@ -317,6 +326,25 @@ def load(
     if run is not None:
         model.cnnc_run = run
     return model
+
+
+def _supernet(path, network, input, seed, args, allow_import, text, weights, optimize):
+    """`load(…, supernet=True)`: the space's supernet (`search.evaluators.supernet.build`)."""
+    from cnnc.search.evaluators.supernet import build
+    from cnnc.search.space import load_space
+
+    if weights is not None or optimize is not None:
+        raise ValueError("`weights` and `optimize` do not apply to a supernet (supernet=True)")
+    path = _source_path(path, text)
+    space = load_space(
+        resolve_path(path) if text is None else path,
+        network,
+        _arg_exprs(args),
+        _shape(input),
+        text=text,
+        allow_import=allow_import,
+    )
+    return build(space, seed)[0]
 
 
 def _run(path):

@@ -118,6 +118,7 @@ def search(
     timeout: float | None = None,
     workers: int | None = None,
     heartbeat: int | None = None,
+    retrain_top: int | None = None,
     allow_import: Iterable[Path] = (),
 ) -> Result:
     """Search a space of networks (`cnnc search`); returns the study's result: `.study` (optuna's),
@@ -162,6 +163,7 @@ def search(
             timeout=timeout,
             workers=workers,
             heartbeat=heartbeat,
+            retrain_top=retrain_top,
         ),
     ]
     result, status = _run("search", argv, path, command.search)

@@ -34,9 +34,11 @@ class Entry:
 @record
 class Evaluator(Entry):
     """`load()` is `(settings, data) -> Evaluator`; `trains`: its score is a validation accuracy
-    after training (else an untrained member's proxy score)."""
+    after training (else an untrained member's proxy score); `one_shot`: that accuracy is with
+    weights shared by every member, trained once (`--retrain-top` checks it)."""
 
     trains: bool = True
+    one_shot: bool = False
 
 
 @record
@@ -74,6 +76,18 @@ EVALUATORS = {
         "evaluate:proxy_evaluator",
         "score each member untrained with a zero-cost proxy (--proxy)",
         trains=False,
+    ),
+    "supernet": Evaluator(
+        "evaluators.supernet:supernet_evaluator",
+        "train the space once as a weight-sharing supernet; the score is each member's validation "
+        "accuracy with inherited weights (--retrain-top K checks the best K from scratch)",
+        one_shot=True,
+    ),
+    "darts": Evaluator(
+        "evaluators.darts:darts_evaluator",
+        "differentiable search (first-order DARTS) over the choices whose options share shapes; "
+        "the one member it derives is scored with its inherited weights",
+        one_shot=True,
     ),
 }
 
@@ -131,6 +145,12 @@ def trains(evaluator: str) -> bool:
     """Whether the evaluator of that name trains its members (a name no entry has: as `train`)."""
     entry = EVALUATORS.get(evaluator)
     return entry is None or entry.trains
+
+
+def one_shot(evaluator: str) -> bool:
+    """Whether the evaluator of that name scores members with shared weights trained once."""
+    entry = EVALUATORS.get(evaluator)
+    return entry is not None and entry.one_shot
 
 
 def choices_help(table: dict, default: str) -> str:

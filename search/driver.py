@@ -98,6 +98,7 @@ class Settings:
     heartbeat: int = 10  # seconds between a trial's heartbeats; stale after three missed
     workers: int = 1  # processes on this machine (`cnnc search --workers`)
     worker: int = 0  # which of them this process is (seeds its sampler apart from the others)
+    retrain_top: int = 0  # after a one-shot search, retrain the best K from scratch (`retrain.py`)
 
     @property
     def storage_url(self) -> str:
@@ -505,8 +506,9 @@ def run(
     from cnnc.search.worker import Worker
 
     study = open_study(settings, space)
-    objective = Objective(settings, space, evaluator, events, num_classes, study)
     events.started(report.rows(study.trials), changes(study, settings))
+    settings = derived_first(study, settings, evaluator)
+    objective = Objective(settings, space, evaluator, events, num_classes, study)
     stopped = "done"
     from cnnc.search.results import finish, running
 
@@ -519,7 +521,37 @@ def run(
                 if write
                 else Result(study, [], [], [], [], stopped)
             )
+        if write:  # still under the folder's lock: retrain.csv is this search's file too
+            result = retrained(result, settings, space, evaluator)
     return result
+
+
+def derived_first(study, settings: Settings, evaluator) -> Settings:
+    """An evaluator that derives its member (`darts`, with `derived`: the Optuna parameters) has
+    that member as the study's next trial, and the run stops after it."""
+    derived = getattr(evaluator, "derived", None)
+    if derived is None:
+        return settings
+    from dataclasses import replace
+
+    from cnnc.search.worker import finished_count
+
+    study.enqueue_trial(derived)
+    return replace(settings, trials=finished_count(study.trials) + 1)
+
+
+def retrained(result: Result, settings: Settings, space: Space, evaluator) -> Result:
+    """`--retrain-top K` of a one-shot evaluator (one with `retrain`): the best K trained from
+    scratch, Kendall τ in the notes and retrain.csv among the files (`retrain.py`)."""
+    retrain = getattr(evaluator, "retrain", None)
+    if not settings.retrain_top or retrain is None or result.stopped != "done":
+        return result
+    from dataclasses import replace
+
+    from cnnc.search.retrain import retrain_top
+
+    figures, path = retrain_top(result.study, space, retrain, settings.retrain_top, settings.out)
+    return replace(result, files=[*result.files, path], notes=[*result.notes, figures.note()])
 
 
 def _say(events, text: str) -> None:

@@ -19,7 +19,7 @@ from cnnc.dsl import safefs
 from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search import report
 from cnnc.search import storage as stores
-from cnnc.search.choices import trains
+from cnnc.search.choices import one_shot, trains
 from cnnc.search.driver import Result, Settings
 from cnnc.search.resume import space_of_study
 from cnnc.search.space import Space, fixed, graph_hash
@@ -86,6 +86,11 @@ def write_best(
     values = row.values or ()
     if row.state != "COMPLETE" or not values:
         score = f"{row.status}: {row.reason}" if row.reason else row.status
+    elif one_shot(settings.evaluator):
+        score = (
+            f"validation accuracy {values[0]:.4f} on {settings.data} with the weights of a "
+            f"{settings.evaluator} search ({settings.epochs} epochs, shared by every member)"
+        )
     elif trains(settings.evaluator):
         score = (
             f"validation accuracy {values[0]:.4f} on {settings.data} after {settings.epochs} epochs"

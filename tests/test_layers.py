@@ -168,8 +168,19 @@ RULES = {
     "cnnc.search.evaluators": Rule(_SEARCH, ("torch", "numpy")),
     # the top: the lazy package, the API over the rooms below, the commands over the API, the CLI over all
     "cnnc": Rule(()),
-    # run folders (`cnnc.load(RUN)`): their record is read by `training.runs`, which imports nothing heavy
-    "cnnc.api": Rule(("cnnc.dsl", "cnnc.compiler", "cnnc.zoo", "cnnc.training.runs"), lazy=True),
+    # `cnnc.load` reads run folders (`training.runs`, which imports nothing heavy) and builds a
+    # space's supernet (`load(supernet=True)`)
+    "cnnc.api": Rule(
+        (
+            "cnnc.dsl",
+            "cnnc.compiler",
+            "cnnc.zoo",
+            "cnnc.training.runs",
+            "cnnc.search.space",
+            "cnnc.search.evaluators.supernet",
+        ),
+        lazy=True,
+    ),
     "cnnc.commands": Rule(
         ("cnnc", "cnnc.api", "cnnc.commands", "cnnc.search", "cnnc.training", "cnnc.compiler")
         + ("cnnc.dsl",),

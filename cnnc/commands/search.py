@@ -38,6 +38,8 @@ examples:
   cnnc search zoo/spaces/resnet_space.cnn --evaluator proxy --trials 100
   cnnc search zoo/spaces/tiny.cnn --sampler evolution --population 10 --trials 40
   cnnc search zoo/spaces/tiny.cnn --objective accuracy,latency --trials 20   # ms on this machine
+  cnnc search zoo/spaces/tiny.cnn --evaluator supernet --trials 36 --retrain-top 4
+  cnnc search zoo/spaces/tiny.cnn --evaluator darts
   cnnc search zoo/spaces/tiny.cnn --workers 4 --trials 40 --out runs/t4
   cnnc search zoo/spaces/resnet_space.cnn --storage postgresql://search@db.lan/nas --study r --trials 200
 """
@@ -112,6 +114,14 @@ def configure(p) -> None:
         "--data",
         default="digits",
         help=f"{choices.data_specs()} (default: digits)",
+    )
+    p.add_argument(
+        "--retrain-top",
+        type=int,
+        default=0,
+        metavar="K",
+        help="after --evaluator supernet or darts, train the best K from scratch and print Kendall τ "
+        "between their supernet and stand-alone accuracies (default: 0, none)",
     )
     p.add_argument("--size", type=int, metavar="S", help="resize images to S×S (digits are 8×8)")
     p.add_argument("--epochs", type=int, default=2, help="training epochs per member (default: 2)")
@@ -204,6 +214,17 @@ def settings_from(args):
         if getattr(args, name) < 1:
             raise common.UsageError(f"--{name.replace('_', '-')} must be at least 1")
     _check_population(args)
+    if args.retrain_top < 0:
+        raise common.UsageError("--retrain-top must be 0 or more")
+    if args.workers > 1 and args.evaluator in ONE_SHOT:
+        raise common.UsageError(
+            f"--evaluator {args.evaluator} trains one supernet in one process: --workers must be 1"
+        )
+    if args.retrain_top and args.evaluator not in ONE_SHOT:
+        raise common.UsageError(
+            f"--retrain-top checks a one-shot search: it needs --evaluator "
+            f"{' or '.join(ONE_SHOT)}, but got --evaluator {args.evaluator}"
+        )
     lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
     out = args.out or Path("runs") / Path(args.file).stem
     return Settings(
@@ -237,6 +258,7 @@ def settings_from(args):
         threads=args.threads,
         heartbeat=args.heartbeat,
         workers=args.workers,
+        retrain_top=args.retrain_top,
     )
 
 
@@ -257,6 +279,9 @@ def _check_population(args) -> None:
             f"--sample-size must be between 1 and the population ({population}), but got "
             f"{args.sample_size}"
         )
+
+
+ONE_SHOT = tuple(n for n in choices.EVALUATORS if choices.one_shot(n))  # `--retrain-top` checks
 
 
 def run(args) -> int:
@@ -296,6 +321,8 @@ def search(args):
     if settings.workers > 1 and not child:
         return run_workers(settings, space, console)
     evaluator = choices.EVALUATORS[settings.evaluator].load()(settings, data)
+    if getattr(evaluator, "note", None):  # what a one-shot evaluator's training cost
+        print(printable(evaluator.note), flush=True)
     try:
         with files.study_refusals(), storage.storage_errors(settings.storage_url):
             result = driver.run(

@@ -1,0 +1,374 @@
+"""One-shot search: train a space's `Supernet` once, then score each member with inherited weights.
+
+Input: `driver.Settings` and a `Dataset`. Output: an evaluator `(graph, report_epoch) -> Outcome`
+whose score is the member's validation accuracy through the supernet, after its BatchNorm
+statistics are recalibrated; it also has `retrain(graph)` (the train evaluator, from scratch) for
+`--retrain-top`, and `note`, a line saying what the training cost.
+
+Contract:
+- The supernet covers every member of the space when the walk enumerates it within
+  `COVER_LIMIT`/`COVER_SECONDS` (tiny.cnn's 36); else the members walked plus `COVER_SAMPLES`
+  seeded random ones, and a member needing weights none of them has is a failed trial
+  ("the supernet holds no weights for …"), never a wrong score.
+- Training (`settings.epochs` epochs over the training split, SGD or the chosen optimiser with a
+  cosine schedule, `train.make_optimizer`) draws a path per step, uniformly among the covered
+  members (single-path one-shot, SPOS). When the supernet shares a slot between shapes (width
+  choices), each step follows the sandwich rule instead: the largest member, the smallest and a
+  random one, their gradients summed into one step. `Training` counts the steps and the member
+  passes (forward and backward of one member on one batch).
+- Scoring a member: reset the running statistics of every BatchNorm, forward `RECALIBRATE`
+  training batches in train mode without gradients (a cumulative average, momentum None), then
+  the validation accuracy in eval mode. Runs are seeded by `settings.seed` and leave the caller's
+  RNG untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NoReturn
+
+import torch
+from torch import nn
+
+from cnnc.compiler import limits
+from cnnc.compiler.analysis.summary import summarize
+from cnnc.compiler.lower.supernet import NotCovered, Supernet, plan_slots, store_numel
+from cnnc.dsl.diagnostics import CnncError, error
+from cnnc.search.driver import Outcome, Settings, space_for
+from cnnc.search.evaluators.fit import SHARE, available_bytes, needed_bytes
+from cnnc.search.evaluators.train import MIN_TRAIN, NAN_CHECK_EVERY, TOO_FEW, recipe
+from cnnc.search.space import Space, fixed, graph_hash, over_budget, sample, walk
+from cnnc.training.data import Dataset, check_trainable
+from cnnc.training.loop import (
+    Placement,
+    cuda_indices,
+    evaluate,
+    is_out_of_memory,
+    make_optimizer,
+    resolve_device,
+)
+
+COVER_LIMIT = 2_000  # members the walk elaborates to build the supernet
+COVER_SECONDS = 20.0
+COVER_SAMPLES = 200  # random members added when the walk does not end
+RECALIBRATE = 4  # training batches that recalibrate a member's BatchNorm statistics
+
+
+@dataclass(frozen=True, slots=True)
+class Training:
+    steps: int  # optimiser steps
+    passes: int  # member forward/backward passes (3 a step under the sandwich rule)
+    members: int  # architectures covered
+    sandwich: bool
+    seconds: float
+
+    def text(self) -> str:
+        rule = "sandwich rule" if self.sandwich else "one random path a step"
+        return (
+            f"supernet: {self.members:,} architectures, trained {self.steps:,} steps "
+            f"({self.passes:,} member passes, {rule}) in {self.seconds:.1f} s"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+
+
+def covered(space: Space, seed: int = 0) -> list:
+    """The valid members the supernet holds, one per architecture (module docstring)."""
+    with limits.spending():
+        size, members = walk(space, COVER_LIMIT, COVER_SECONDS, keep=True)
+    if not size.exact:
+        with limits.spending():
+            members += sample(space, COVER_SAMPLES, seed)
+    distinct = {}
+    for m in members:
+        if m.ok:
+            distinct.setdefault(graph_hash(m.graph), m)
+    return list(distinct.values())
+
+
+def member_graph(space: Space, assignment: Mapping[str, str]):
+    """The member `assignment` names (`{decision: option label}`); each name must be a decision it
+    meets and each label one of that decision's options (ValueError), and the member valid
+    (CnncError with its diagnostics)."""
+    picks = {str(k): str(v) for k, v in assignment.items()}
+    with limits.spending():
+        member = space.member(fixed(picks))
+    options = {p.name: p.labels for p in member.points}
+    for name, label in picks.items():
+        if name not in options:
+            met = ", ".join(options) or "none"
+            raise ValueError(f"the member meets no decision `{name}` (it meets: {met})")
+        if label not in options[name]:
+            raise ValueError(
+                f"`{name}` has no option `{label}` (options: {', '.join(options[name])})"
+            )
+    if not member.ok:
+        raise CnncError(*[d for d in member.diagnostics if d.is_error])
+    return member.graph
+
+
+def build(
+    space: Space,
+    seed: int | None = 0,
+    device=None,
+    batch_size: int = 0,
+    optimizer: str = "sgd",
+    keep=lambda member: True,
+) -> tuple[Supernet, list]:
+    """The supernet of `space` (weights from `seed`) over its covered members that `keep` accepts,
+    and those members; E0609 when none is left, or before anything is allocated when it would not
+    fit in `device`'s free memory (training it with `batch_size` and `optimizer`, or just holding
+    it for a batch size of 0)."""
+    valid = covered(space, seed or 0)
+    if not valid:
+        refuse(
+            "the space has no valid member to build a supernet from",
+            "`cnnc space FILE` lists why its members are invalid",
+        )
+    members = [m for m in valid if keep(m)]
+    if not members:
+        refuse(
+            "no member of the space can train on the data (each is over the budget, or its "
+            "output is not one score per class)",
+            "check the space's output against the data's classes, and --max-params/--max-macs",
+        )
+    plan = plan_slots([m.graph for m in members])
+    check_fits(plan, members, torch.device(device or "cpu"), batch_size, optimizer)
+    net = Supernet(plan, lambda a: member_graph(space, a), seed)
+    return net, members
+
+
+def check_fits(plan, members: list, device, batch_size: int, optimizer: str) -> None:
+    """E0609 when the store, its gradients and optimiser state, and the largest member's
+    activations (`fit.needed_bytes`) exceed `fit.SHARE` of the memory free on `device`."""
+    numel = store_numel(plan)
+    activations = 0
+    if batch_size:
+        activations = max(summarize(m.graph, fields=False).activations for m in members)
+    need = needed_bytes(numel, activations, batch_size, optimizer)
+    free = available_bytes(device)
+    if free is None or need <= SHARE * free:
+        return
+    refuse(
+        f"the supernet is too large for this machine: {numel:,} weights for "
+        f"{len(members):,} architectures need about {need / 2**30:,.1f} GiB, "
+        f"{free / 2**30:,.1f} GiB free on {device}",
+        TOO_LARGE,
+    )
+
+
+TOO_LARGE = (
+    "narrow the space's widest choices, or search it with `--evaluator train`, which holds one "
+    "member at a time"
+)
+
+
+def refuse(message: str, help_: str) -> NoReturn:
+    """E0609: the one-shot search cannot run (explained in dsl/explain/E0609.md)."""
+    raise CnncError(error("E0609", message, None, helps=(help_,)))
+
+
+def fits_data(settings: Settings, data: Dataset):
+    """Whether a member can train on `data` within the budget: one input, one score per class."""
+
+    def keep(member) -> bool:
+        graph = member.graph
+        if len(graph.inputs) != 1 or graph.output_kind != "tensor":
+            return False
+        if graph.output_type.shape != (data.num_classes,):
+            return False
+        s = summarize(graph, fields=False)
+        return over_budget(s.params, s.macs, settings.max_params, settings.max_macs) is None
+
+    return keep
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def sliced(net: Supernet, members: list) -> bool:
+    """Whether some member uses a slot at a smaller shape than the slot's (width choices)."""
+    return any(net.slices(m.graph) for m in members)
+
+
+def sandwich(members: list) -> tuple:
+    """(largest, smallest) member by parameter count."""
+    ordered = sorted(members, key=lambda m: summarize(m.graph, fields=False).params)
+    return ordered[-1], ordered[0]
+
+
+def train(net: Supernet, members: list, data: Dataset, settings: Settings, device) -> Training:
+    """Train the supernet's shared weights (module docstring); the caller's RNG is untouched."""
+    start = time.perf_counter()
+    with guarded(device):
+        net.to(device)
+        with torch.random.fork_rng(devices=cuda_indices(device)):
+            torch.manual_seed(settings.seed)
+            steps, passes, rule = _train(net, members, data, settings, device)
+    return Training(steps, passes, len(members), rule, time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def guarded(device):
+    """Running out of memory while the supernet trains is E0609, not a crash."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        refuse(f"the supernet ran out of memory on {device} while training", TOO_LARGE)
+
+
+def check_finite(loss: torch.Tensor, step: int) -> None:
+    """A loss that is NaN or infinite ends the search (E0609): every score would be noise."""
+    if not torch.isfinite(loss):
+        refuse(
+            f"the supernet's training loss became {float(loss)} at step {step}",
+            "lower the learning rate, e.g. `--lr 0.01`",
+        )
+
+
+def _train(net, members, data, settings: Settings, device) -> tuple[int, int, bool]:
+    xs, ys = data.train_x.to(device), data.train_y.to(device)  # [N, C, H, W], [N]
+    opt = make_optimizer(net, member_recipe(settings))
+    batches = batch_count(len(xs), settings.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.epochs * batches)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    rng = random.Random(settings.seed)
+    gen = torch.Generator().manual_seed(settings.seed)
+    rule = sliced(net, members)
+    fixed_ends = sandwich(members) if rule else ()
+    steps = passes = 0
+    net.train()
+    for _ in range(settings.epochs):
+        for idx in batches_of(len(xs), settings.batch_size, gen):
+            x, y = xs[idx.to(device)], ys[idx.to(device)]  # [B, C, H, W], [B]
+            paths = [*fixed_ends, rng.choice(members)]
+            opt.zero_grad(set_to_none=True)
+            for m in paths:
+                loss = loss_fn(net(x, member=m.graph), y)  # []
+                loss.backward()
+            if steps % NAN_CHECK_EVERY == 0:  # each check waits for the GPU
+                check_finite(loss.detach(), steps + 1)
+            opt.step()
+            schedule.step()
+            steps, passes = steps + 1, passes + len(paths)
+    return steps, passes, rule
+
+
+def batch_count(n: int, batch_size: int) -> int:
+    return max(1, sum(1 for _ in batches_of(n, batch_size, torch.Generator())))
+
+
+def batches_of(n: int, batch_size: int, gen: torch.Generator):
+    """Shuffled index batches [B] of `range(n)`; a trailing batch of one is dropped (BatchNorm)."""
+    order = torch.randperm(n, generator=gen)  # [N]
+    for idx in order.split(batch_size):
+        if len(idx) >= 2 or n == 1:
+            yield idx
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+
+@torch.no_grad()
+def recalibrate(net: Supernet, graph, data: Dataset, settings: Settings, device) -> None:
+    """Reset the BatchNorm statistics the member uses and re-estimate them on `RECALIBRATE`
+    training batches (a cumulative average), in train mode."""
+    path = net.path(graph)
+    norms = [m for m in path.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        if (
+            m.track_running_stats
+            and m.running_mean is not None
+            and m.running_mean.device.type != "meta"
+        ):
+            m.reset_running_stats()
+        m.momentum = None
+    gen = torch.Generator().manual_seed(settings.seed)
+    try:
+        net.train()
+        for k, idx in enumerate(batches_of(len(data.train_x), settings.batch_size, gen)):
+            if k == RECALIBRATE:
+                break
+            net(data.train_x[idx].to(device), member=graph)  # [B, K]
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+
+
+def score(net: Supernet, graph, data: Dataset, settings: Settings, device) -> float:
+    """The member's validation accuracy with inherited weights, after recalibration."""
+    recalibrate(net, graph, data, settings, device)
+    path = net.path(graph)
+    val_x, val_y = data.val_x.to(device), data.val_y.to(device)  # [M, C, H, W], [M]
+    where = Placement(device=torch.device(device), amp=None, memory_format=torch.contiguous_format)
+    return evaluate(path, val_x, val_y, settings.batch_size, where)[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# The evaluator
+
+
+def scorer(net: Supernet, data: Dataset, settings: Settings, device):
+    """The evaluator `(graph, report_epoch) -> Outcome` of a trained supernet: `score`, or a
+    failed outcome for a member it does not cover."""
+
+    def evaluate_member(graph, report_epoch) -> Outcome:
+        start = time.perf_counter()
+        try:
+            accuracy = score(net, graph, data, settings, device)
+        except NotCovered as exc:
+            return Outcome(math.nan, time.perf_counter() - start, str(exc))
+        return Outcome(accuracy, time.perf_counter() - start, None, {}, (accuracy,))
+
+    return evaluate_member
+
+
+def supernet_evaluator(settings: Settings, data: Dataset):
+    """Build and train the supernet of `settings.file` once; score members with its weights."""
+    from cnnc.search.evaluate import train_evaluator
+
+    check_trainable(data, MIN_TRAIN, TOO_FEW, "add images to the data set")
+    device = resolve_device(settings.device)
+    space = space_for(settings, data.input_shape, data.num_classes)
+    net, members = build(
+        space,
+        settings.seed,
+        device,
+        settings.batch_size,
+        settings.optimizer,
+        fits_data(settings, data),
+    )
+    training = train(net, members, data, settings, device)
+
+    evaluate_member = scorer(net, data, settings, device)
+    evaluate_member.retrain = train_evaluator(settings, data)
+    evaluate_member.training = training
+    evaluate_member.note = training.text()
+    return evaluate_member
+
+
+def member_recipe(settings: Settings):
+    """The search's training rules (`cnnc.search.evaluators.train.recipe`): its optimiser and
+    weight decay are the supernet's too."""
+    return recipe(
+        settings.epochs,
+        settings.batch_size,
+        settings.lr,
+        settings.optimizer,
+        settings.label_smoothing,
+        settings.seed,
+    )

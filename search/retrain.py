@@ -1,0 +1,104 @@
+"""`--retrain-top K`: how far to trust a one-shot search's ranking.
+
+Input: a finished study whose scores came from shared weights (`--evaluator supernet` or `darts`),
+its `Space`, and `retrain(graph) -> Outcome` (the train evaluator: each member from scratch).
+Output: `Retrained`: the best K distinct architectures (by score, completed trials only, a reused
+trial standing for its first), each with its supernet score and its stand-alone accuracy, and
+Kendall's τ-b between the two (None with fewer than two, or when either side is constant); written
+to `retrain.csv` in `--out` (through `safefs`) and to the study's user attribute `retrained`.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnc.dsl import safefs
+from cnnc.search import report
+from cnnc.search.space import Space, fixed, graph_hash
+
+
+@dataclass(frozen=True, slots=True)
+class Retrained:
+    numbers: tuple[int, ...]  # trial numbers, best supernet score first
+    supernet: tuple[float, ...]
+    standalone: tuple[float, ...]  # NaN where the run failed
+    tau: float | None
+
+    def note(self) -> str:
+        tau = "undefined" if self.tau is None else f"{self.tau:+.3f}"
+        return (
+            f"retrained the best {len(self.numbers)} from scratch: Kendall τ {tau} between "
+            "supernet and stand-alone accuracy (1: the same order, 0: unrelated)"
+        )
+
+
+def kendall_tau(a: list[float], b: list[float]) -> float | None:
+    """Kendall's τ-b of two equally long lists (ties counted as scipy.stats.kendalltau does)."""
+    concordant = discordant = ties_a = ties_b = 0
+    for i, j in itertools.combinations(range(len(a)), 2):
+        da, db = a[i] - a[j], b[i] - b[j]
+        if da == 0 and db == 0:
+            continue
+        if da == 0:
+            ties_a += 1
+        elif db == 0:
+            ties_b += 1
+        elif (da > 0) == (db > 0):
+            concordant += 1
+        else:
+            discordant += 1
+    denominator = math.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
+    return None if denominator == 0 else (concordant - discordant) / denominator
+
+
+def top_rows(rows: list[report.Row], k: int) -> list[report.Row]:
+    """The best `k` completed trials by their first value, one per architecture."""
+    done = [r for r in rows if r.state == "COMPLETE" and r.values and r.reused_from is None]
+    done.sort(key=lambda r: (-r.values[0], r.number))
+    seen, out = set(), []
+    for r in done:
+        if r.hash not in seen:
+            seen.add(r.hash)
+            out.append(r)
+    return out[:k]
+
+
+def retrain_top(study, space: Space, retrain, k: int, out: Path) -> tuple[Retrained, Path]:
+    """Retrain the best `k` (module docstring); returns the figures and the file written."""
+    rows = top_rows(report.rows(study.trials), k)
+    standalone = []
+    for row in rows:
+        member = space.member(fixed(row.decisions))
+        if not member.ok or graph_hash(member.graph) != row.hash:
+            standalone.append(math.nan)  # a study whose records do not match its space
+            continue
+        outcome = retrain(member.graph, lambda epoch, accuracy: None)
+        standalone.append(math.nan if outcome.failed else outcome.score)
+    scores = [r.values[0] for r in rows]
+    pairs = [(s, a) for s, a in zip(scores, standalone) if not math.isnan(a)]
+    tau = kendall_tau([s for s, _ in pairs], [a for _, a in pairs]) if len(pairs) > 1 else None
+    result = Retrained(tuple(r.number for r in rows), tuple(scores), tuple(standalone), tau)
+    study.set_user_attr(
+        "retrained",
+        {
+            "trials": list(result.numbers),
+            "standalone": [None if math.isnan(a) else a for a in standalone],
+            "tau": tau,
+        },
+    )
+    return result, write_csv(result, Path(out) / "retrain.csv")
+
+
+def write_csv(result: Retrained, path: Path) -> Path:
+    """retrain.csv: trial, supernet score, stand-alone accuracy; τ on a last row of its own."""
+    with safefs.replacing(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["number", "supernet", "standalone"])
+        for n, s, a in zip(result.numbers, result.supernet, result.standalone):
+            w.writerow([n, f"{s:.6g}", "" if math.isnan(a) else f"{a:.6g}"])
+        w.writerow(["kendall_tau", "", "" if result.tau is None else f"{result.tau:.6g}"])
+    return path

@@ -1,0 +1,275 @@
+"""The supernet (`compiler/lower/supernet.py`) and the one-shot search (`--evaluator supernet`):
+weights really shared (the same Parameter, or a view of it), a member's forward through the supernet
+equal to its own module loaded with the same slices, the parameter count the union of the options,
+and a 24-member one-shot search of tiny.cnn cheaper in member passes than training six members."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import ROOT, run_cli
+
+import cnnc
+from cnnc.api import CnncError
+from cnnc.compiler.lower.steps import to_step_module
+from cnnc.compiler.lower.supernet import NotCovered, Shared, Supernet, plan_slots
+from cnnc.search.retrain import kendall_tau
+
+TINY = ROOT / "zoo" / "spaces" / "tiny.cnn"
+SMALL = {"width": "8", "depth": "1", "kernel0": "3", "pool": "MaxPool(2)"}
+WIDE = {"width": "32", "depth": "2", "kernel0": "3", "kernel1": "5", "pool": "AvgPool(2)"}
+MIDDLE = {"width": "16", "depth": "2", "kernel0": "5", "kernel1": "3", "pool": "AvgPool(2)"}
+
+
+@pytest.fixture(scope="module")
+def net():
+    return cnnc.load(TINY, supernet=True, seed=0)
+
+
+def shared(net: Supernet, member: dict, name: str) -> Shared:
+    return net.path(net._graph(member)).get_submodule(name)
+
+
+def test_the_parameter_count_is_the_union_of_the_options(net):
+    widest = {
+        "stem/conv:0": 32 * 1 * 3 * 3,  # Conv2d(1, 32, 3), no bias
+        "stem/bn:0": 2 * 32,
+        "blocks/0/conv:0": 32 * 32 * 3 * 3,  # kernel0 = 3
+        "blocks/0/conv:1": 32 * 32 * 5 * 5,  # kernel0 = 5: another shape, its own weights
+        "blocks/0/bn:0": 2 * 32,
+        "blocks/1/conv:0": 32 * 32 * 3 * 3,
+        "blocks/1/conv:1": 32 * 32 * 5 * 5,
+        "blocks/1/bn:0": 2 * 32,
+        "fc:0": 512 * 10 + 10,  # Linear(32 · 4 · 4, 10)
+    }
+    counts = {name: sum(p.numel() for p in m.parameters()) for name, m in net.store.items()}
+    assert counts == widest
+    assert sum(p.numel() for p in net.parameters()) == 75_242
+
+
+def test_members_share_one_parameter_or_a_view_of_it(net):
+    wide, middle, small = (shared(net, m, "stem.conv") for m in (WIDE, MIDDLE, SMALL))
+    store = net.store["stem/conv:0"]
+    assert wide.template is None and wide.entry is store  # the widest uses the slot itself
+    assert middle.entry is store and small.entry is store
+    view = small.views()["weight"]
+    assert view.shape == (8, 1, 3, 3) and view._base is store.weight
+    assert torch.equal(view, store.weight[:8])
+    # the same kernel shares, another kernel does not
+    assert shared(net, WIDE, "blocks.0.conv").entry is shared(net, SMALL, "blocks.0.conv").entry
+    k5 = shared(net, MIDDLE, "blocks.0.conv").entry
+    assert k5 is net.store["blocks/0/conv:1"] and k5 is not shared(net, WIDE, "blocks.0.conv").entry
+
+
+@pytest.mark.parametrize("member", [SMALL, MIDDLE, WIDE])
+@pytest.mark.parametrize("train", [False, True])
+def test_a_members_forward_is_its_own_module_with_the_sliced_weights(net, member, train):
+    graph = net.set_member(member)
+    alone = to_step_module(graph, seed=5)
+    alone.load_state_dict(net.member_state_dict(member))
+    x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))  # [6, 1, 8, 8]
+    net.train(train)
+    alone.train(train)
+    with torch.no_grad():
+        assert torch.allclose(net(x), alone(x.clone()), atol=1e-6)
+        other = net(x, member=SMALL)  # another member, without changing the chosen one
+        assert torch.allclose(net(x), alone(x.clone()), atol=1e-6)
+        net.set_member(SMALL)
+        assert torch.equal(net(x), other)
+
+
+def test_gradients_and_batchnorm_statistics_land_in_the_sliced_part_of_the_store():
+    net = cnnc.load(TINY, supernet=True, seed=0)
+    net.set_member(SMALL)
+    net.train()
+    net(torch.randn(4, 1, 8, 8)).sum().backward()  # [4, 10] → []
+    grad = net.store["stem/conv:0"].weight.grad  # [32, 1, 3, 3]
+    assert grad[:8].abs().sum() > 0 and torch.count_nonzero(grad[8:]) == 0
+    bn = net.store["stem/bn:0"]
+    assert (
+        torch.count_nonzero(bn.running_mean[:8]) == 8
+        and torch.count_nonzero(bn.running_mean[8:]) == 0
+    )
+    assert net.store["blocks/0/conv:1"].weight.grad is None  # kernel 5: not on this path
+
+
+def test_the_state_dict_round_trips_and_says_which_members_slice(net, tmp_path):
+    torch.save(net.state_dict(), tmp_path / "supernet.pt")
+    again = cnnc.load(TINY, supernet=True, seed=1)
+    again.load_state_dict(torch.load(tmp_path / "supernet.pt", weights_only=True))
+    x = torch.randn(2, 1, 8, 8)  # [2, 1, 8, 8]
+    net.eval()
+    again.eval()
+    with torch.no_grad():
+        assert torch.equal(again(x, member=MIDDLE), net(x, member=MIDDLE))
+    assert "store.blocks/0/conv:1.weight" in net.state_dict()
+    assert net.slices(net._graph(SMALL)) and not net.slices(net._graph(WIDE))
+
+
+def test_set_member_names_what_is_wrong(net):
+    with pytest.raises(ValueError, match=r"`width` has no option `12` \(options: 8, 16, 32\)"):
+        net.set_member({"width": "12"})
+    with pytest.raises(ValueError, match="the member meets no decision `kernel1`"):
+        net.set_member({"depth": "1", "kernel1": "5"})
+    with pytest.raises(ValueError, match="`weights` and `optimize` do not apply"):
+        cnnc.load(TINY, supernet=True, optimize="inference")
+
+
+def test_a_layer_the_store_lacks_is_refused_not_truncated():
+    graphs = [cnnc.graph("n.cnn", text=NET.format(c=8))]
+    net = Supernet(plan_slots(graphs), lambda a: None, seed=0)
+    with pytest.raises(NotCovered, match="no weights for `conv` as Conv2d\\(1, 16"):
+        net.path(cnnc.graph("n.cnn", text=NET.format(c=16)))
+
+
+NET = """network n {{
+    input [1, 8, 8]
+    return in -> conv: Conv({c}, 3) -> GlobalAvgPool -> Flatten
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ([1, 2, 3, 4], [1, 2, 3, 4]),
+        ([1, 2, 3, 4], [4, 3, 2, 1]),
+        ([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]),
+        ([0.9, 0.9, 0.8, 0.7], [0.95, 0.97, 0.97, 0.9]),  # ties on both sides
+    ],
+)
+def test_kendall_tau_is_scipys_tau_b(a, b):
+    stats = pytest.importorskip("scipy.stats")
+    assert kendall_tau(a, b) == pytest.approx(stats.kendalltau(a, b).statistic)
+
+
+def test_kendall_tau_of_a_constant_side_is_undefined():
+    assert kendall_tau([1.0, 1.0, 1.0], [0.1, 0.2, 0.3]) is None
+
+
+def test_one_shot_search_of_tiny_costs_fewer_passes_than_training_six(tmp_path, capsys, one_thread):
+    from cnnc.search.evaluators import supernet as one_shot
+    from cnnc.training.data import load_dataset
+    from cnnc.training.loop import batch_bounds
+
+    out = tmp_path / "run"
+    argv = ["search", TINY, "--evaluator", "supernet", "--sampler", "grid", "--trials", "24"]
+    code, stdout, err = run_cli(
+        [*argv, "--retrain-top", "2", "--device", "cpu", "--out", out], capsys
+    )
+    assert code == 0, err
+    assert (
+        "supernet: 36 architectures, trained 46 steps (138 member passes, sandwich rule)" in stdout
+    )
+    assert "24 trials: " in stdout and "Kendall τ" in stdout
+    # six members trained from scratch for the same 2 epochs take one pass a batch each
+    train = len(load_dataset("digits").train_x)
+    six = 6 * 2 * sum(1 for _ in batch_bounds(train, 64, keep_last=True))
+    assert six == 276 and six > 138
+    assert one_shot.batch_count(train, 64) == 23
+    assert run_cli(["check", out / "best.cnn"], capsys)[0] == 0
+    with open(out / "retrain.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["number", "supernet", "standalone"] and len(rows) == 4
+    assert rows[-1][0] == "kendall_tau" and -1.0 <= float(rows[-1][2]) <= 1.0
+    assert all(0.0 < float(r[2]) <= 1.0 for r in rows[1:3])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--retrain-top", "2"], "--retrain-top checks a one-shot search"),
+        (["--evaluator", "supernet", "--workers", "2"], "--workers must be 1"),
+    ],
+)
+def test_one_shot_usage_errors(tmp_path, capsys, args, message):
+    code, _, err = run_cli(["search", TINY, "--out", tmp_path / "r", *args], capsys)
+    assert code == 2 and message in err
+
+
+def test_a_supernet_too_large_for_the_machine_is_refused_before_it_is_allocated(
+    monkeypatch, tmp_path, capsys
+):
+    from cnnc.search.evaluators import supernet as one_shot
+
+    monkeypatch.setattr(one_shot, "available_bytes", lambda device: 1_000_000)
+    argv = ["search", TINY, "--evaluator", "supernet", "--device", "cpu", "--out", tmp_path / "r"]
+    code, out, err = run_cli(argv, capsys)
+    # 75,242 parameters and 195 BatchNorm buffers; ×3 with gradients and momentum, + activations
+    assert code == 1 and "supernet:" not in out
+    assert "error[E0609]: the supernet is too large for this machine: 75,437 weights for 36" in err
+    assert "help: narrow the space's widest choices" in err
+
+
+MIXED_OUTPUTS = """network m(classes = 10) {{
+    input [1, 8, 8]
+    return in -> Conv(4, 3) -> GlobalAvgPool -> Flatten -> Linear(choice({outs}, name = "out"))
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    "outs, args, message",
+    [
+        ("10, 5", ["--lr", "1e12"], "the supernet's training loss became"),
+        ("7, 5", [], "no member of the space can train on the data"),
+    ],
+)
+def test_a_one_shot_search_that_cannot_train_says_why(tmp_path, capsys, outs, args, message):
+    space = tmp_path / "m.cnn"
+    space.write_text(MIXED_OUTPUTS.format(outs=outs))
+    argv = ["search", space, "--evaluator", "supernet", "--device", "cpu", "--out", tmp_path / "r"]
+    code, _, err = run_cli([*argv, *args], capsys)
+    assert code == 1 and f"error[E0609]: {message}" in err and "Traceback" not in err
+
+
+def test_a_space_with_no_valid_member_has_no_supernet():
+    text = NET.format(c='choice(4, 8, name = "w")').replace("conv:", "forward:")
+    with pytest.raises(CnncError, match=r"E0609\]: the space has no valid member"):
+        cnnc.load("n.cnn", text=text, supernet=True)
+
+
+def test_members_whose_output_is_not_the_datas_classes_are_left_out_of_training():
+    from cnnc.search.driver import Settings
+    from cnnc.search.evaluators.supernet import build, fits_data
+    from cnnc.search.space import load_space
+    from cnnc.training.data import load_dataset
+
+    space = load_space("m.cnn", text=MIXED_OUTPUTS.format(outs="10, 5"))
+    settings = Settings(file="m.cnn")
+    net, members = build(space, 0, keep=fits_data(settings, load_dataset("digits")))
+    assert [m.labels() for m in members] == [{"out": "10"}]
+    assert list(net.store) == ["conv:0", "linear:0"]
+
+
+def test_a_members_score_does_not_depend_on_the_members_scored_before(one_thread):
+    from cnnc.search.driver import Settings
+    from cnnc.search.evaluators.supernet import score
+    from cnnc.training.data import load_dataset
+
+    net = cnnc.load(TINY, supernet=True, seed=0)
+    data, settings, cpu = load_dataset("digits"), Settings(file=str(TINY)), torch.device("cpu")
+    small, middle = net._graph(SMALL), net._graph(MIDDLE)
+    first = score(net, small, data, settings, cpu)
+    score(net, middle, data, settings, cpu)
+    assert score(net, small, data, settings, cpu) == first
+    assert 0.0 <= first <= 1.0
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_shared_layer_runs_its_template_on_the_slices_and_leaves_it_weightless(nested):
+    entry = torch.nn.Conv2d(1, 4, 3)
+    with torch.device("meta"):
+        template = torch.nn.Conv2d(1, 2, 3)
+    if nested:  # a layer whose tensors belong to a submodule: torch.func.functional_call's case
+        entry, template = torch.nn.Sequential(entry), torch.nn.Sequential(template)
+    layer = Shared(entry, template)
+    x = torch.randn(2, 1, 5, 5)  # [2, 1, 5, 5]
+    conv = entry[0] if nested else entry
+    expected = torch.nn.functional.conv2d(x, conv.weight[:2], conv.bias[:2])  # [2, 2, 3, 3]
+    assert torch.equal(layer(x), expected)
+    assert all(t.device.type == "meta" for t in template.parameters())
