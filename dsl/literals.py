@@ -127,6 +127,16 @@ def _hex_escape(code: int) -> str:
 _SHORT = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
 
 
+def comment_lines(comments) -> list[str]:
+    """`# …` lines: one per comment, never broken by a newline in it, control characters escaped
+    (a comment is the one place text of the user's reaches best.cnn without a literal's quotes)."""
+    out = []
+    for c in comments:
+        text = "".join(ch if ch.isprintable() else escape_string(ch)[1:-1] for ch in str(c))
+        out.append(f"# {text}" if text else "#")
+    return out
+
+
 def int_value(span: Span, text: str) -> int:
     _check_digits(span, text)
     return int(text.replace("_", ""))

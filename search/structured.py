@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import re
 
+from cnnc.compiler.ops.text import literal
 from cnnc.dsl import ast, records
-from cnnc.dsl.literals import escape_string
-from cnnc.search.concrete import comment_lines, literal
+from cnnc.dsl.literals import comment_lines, escape_string
 
 SIMPLE = re.compile(
     r'^(?:[A-Za-z_][\w.]*(?:\(.*\))?|-?[\d.]+(?:e[+-]?\d+)?|"[^"]*"|\[.*\])$', re.DOTALL

@@ -261,3 +261,17 @@ def test_torch_export_program_with_a_dynamic_batch(tmp_path):
     for batch in (1, 3):
         x = torch.randn(batch, 3, 32, 32)
         assert torch.allclose(loaded(x), model(x), atol=1e-6)
+
+
+def test_the_names_a_network_reserves_are_those_of_its_class():
+    """`naming.reserved_names` lists `CnncModule`'s attributes without importing `fx` (which imports
+    the source lowering): the list must stay that of the class. (Uncached: both sides are read now,
+    as torch's dynamo, once imported, adds an attribute to every nn.Module.)"""
+    from torch import fx as torch_fx
+
+    from cnnc.compiler.lower import naming
+    from cnnc.compiler.lower.fx import CnncModule
+
+    containers = set(dir(nn.Sequential())) | set(dir(naming.Block("Block")))
+    network = set(dir(CnncModule(nn.Module(), torch_fx.Graph()))) | {"cnnc_graph"}
+    assert naming.reserved_names.__wrapped__(True) == frozenset(containers | network)

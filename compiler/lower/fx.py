@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
-import keyword
 import operator
 
 import torch
@@ -32,36 +30,11 @@ from torch import fx, nn
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.lower import layers, modules
 from cnnc.compiler.lower.init import init_parameters
-from cnnc.compiler.names import path_problem
+from cnnc.compiler.lower.naming import Block, check_names, class_name
+from cnnc.compiler.lower.source import to_source
 from cnnc.compiler.ops import Lowering
-from cnnc.dsl.diagnostics import CnncError, error
 
 _FUNCTIONS = {"operator.add": operator.add, "operator.mul": operator.mul, "torch.cat": torch.cat}
-
-
-class Block(nn.Module):
-    """Holds the modules of one block instance; the network's forward calls them one by one."""
-
-    def __init__(self, title: str):
-        super().__init__()
-        # `print(model)` shows the title: a control character in a string argument stays escaped
-        if not title.isprintable():
-            title = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in title)
-        name, _, rest = title.partition("(")
-        self.block_name = name
-        self.block_args = rest.removesuffix(")")
-
-    def _get_name(self) -> str:
-        return self.block_name  # print(model) shows `(0): Bottleneck(` as torchvision does
-
-    def extra_repr(self) -> str:
-        return self.block_args
-
-    def forward(self, *inputs):
-        raise TypeError(
-            f"`{self.block_name}` is a container of the network's modules, not a layer of "
-            "its own: call the whole network"
-        )
 
 
 class CnncModule(fx.GraphModule):
@@ -77,8 +50,6 @@ class CnncModule(fx.GraphModule):
 
     def cnnc_source(self, seed: int | None = None) -> str:
         """The standalone PyTorch source of this network (see `lower.source`)."""
-        from cnnc.compiler.lower.source import to_source
-
         return to_source(self.cnnc_graph, seed=seed)
 
     def __str__(self) -> str:
@@ -158,15 +129,6 @@ def freeze(gm: nn.Module, graph: Graph) -> None:
         if path:
             for p in gm.get_submodule(".".join(path)).parameters(recurse=False):
                 p.requires_grad_(False)
-
-
-def class_name(network: str) -> str:
-    """The class of a lowered network: `resnet50` → `Resnet50`, `mobilenet_v2` → `MobilenetV2`.
-    Always an ASCII identifier that is no keyword (`network none` is `NetNone`, not `None`)."""
-    parts = "".join(c if c.isascii() and c.isalnum() else "_" for c in network).split("_")
-    name = "".join(p[:1].upper() + p[1:] for p in parts if p)
-    usable = name[:1].isalpha() and not keyword.iskeyword(name)
-    return name if usable else f"Net{name}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,48 +274,3 @@ def merge(g: fx.Graph, graph: Graph, node: Node, inputs: list[fx.Node]) -> fx.No
     for other in inputs[1:]:  # a + b + c, folded left as Python evaluates it
         value = g.create_node("call_function", fn, (value, other), name=name)
     return value
-
-
-# ---------------------------------------------------------------------------------------------
-# Names
-
-
-@functools.cache
-def reserved_names(top_level: bool) -> frozenset[str]:
-    """Attribute names a submodule may not take: torch's own (`eval`, `forward`, `to`, …)."""
-    names = set(dir(nn.Sequential())) | set(dir(Block("Block")))
-    if top_level:
-        names |= set(dir(CnncModule(nn.Module(), fx.Graph()))) | {"cnnc_graph"}
-    return frozenset(names)
-
-
-def check_names(graph: Graph) -> None:
-    """Each part of a module path must be a whitelisted name (E0208, E0209: torch.fx pastes it
-    into `forward` unescaped, so this is what keeps a crafted graph from running code) and free to
-    become a Python attribute of this torch (E0207)."""
-    nested, top = reserved_names(False), reserved_names(True)
-    for node in graph.nodes_in_order():
-        if modules.kind(node) in (Lowering.INPUT, Lowering.MERGE):
-            continue
-        problem = path_problem(node.path)
-        if problem is not None:
-            raise CnncError(
-                error(
-                    problem.code,
-                    problem.message,
-                    node.span,
-                    "lowered as a module named here",
-                    helps=(problem.help,),
-                )
-            )
-        for depth, part in enumerate(node.path):
-            if part in (top if depth == 0 else nested):
-                raise CnncError(
-                    error(
-                        "E0207",
-                        f"the module name `{part}` (in `{node.name}`) is taken by nn.Module",
-                        node.span,
-                        "lowered as a module named here",
-                        helps=(f"choose another label, e.g. `{part}_layer`",),
-                    )
-                )

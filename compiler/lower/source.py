@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.lower import init, layers, modules
-from cnnc.compiler.lower.fx import check_names, class_name
+from cnnc.compiler.lower.naming import check_names, class_name
 from cnnc.compiler.names import is_attribute
 from cnnc.compiler.ops import Lowering, merge_text
 

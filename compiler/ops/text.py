@@ -7,7 +7,7 @@ whose inference failed keeps the arguments as written.
 
 from __future__ import annotations
 
-from cnnc.compiler.ops import REQUIRED, ParamKind
+from cnnc.compiler.ops.spec import REQUIRED, ParamKind
 from cnnc.dsl.literals import escape_string
 
 TYPE_CHECKING = False  # `typing` stays unimported at run time (start-up); annotations only
