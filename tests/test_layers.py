@@ -144,7 +144,9 @@ RULES = {
     ),
     "cnnc.cli": Rule(("cnnc", "cnnc.api", "cnnc.commands", "cnnc.dsl"), lazy=True),
     # `cnnc.search`/`cnnc.train`: the commands' own work, on the command line the keywords make
-    "cnnc.runs": Rule(("cnnc.api", "cnnc.cli", "cnnc.commands", "cnnc.search"), lazy=True),
+    "cnnc.runs": Rule(
+        ("cnnc.api", "cnnc.cli", "cnnc.commands", "cnnc.search", "cnnc.dsl.literals"), lazy=True
+    ),
 }
 
 # the pipeline, bottom first: a module imports its own layer or one below it, never one above
