@@ -32,6 +32,7 @@ from cnnc.compiler.lower import layers, modules
 from cnnc.compiler.lower.init import init_parameters
 from cnnc.compiler.lower.naming import Block, check_names, class_name
 from cnnc.compiler.lower.source import to_source
+from cnnc.compiler.lower.walk import Walk, outputs
 from cnnc.compiler.ops import Lowering
 
 _FUNCTIONS = {"operator.add": operator.add, "operator.mul": operator.mul, "torch.cat": torch.cat}
@@ -211,27 +212,61 @@ def new_container(graph: Graph, path: tuple[str, ...]) -> nn.Module:
 
 def build_fx_graph(graph: Graph) -> fx.Graph:
     """One fx node per IR node, in the IR's (topological) order."""
-    g = fx.Graph()
-    env: dict[int, fx.Node] = {}
-    for node in graph.nodes_in_order():
-        if modules.kind(node) is Lowering.INPUT:
-            value = g.placeholder(graph.input_name(node.id))
-        elif modules.kind(node) is Lowering.MERGE:
-            value = merge(g, graph, node, [env[i] for i in node.inputs])
-        elif modules.kind(node) is Lowering.PARAMETER:
-            scale = g.get_attr(node.name)
-            value = g.create_node(
-                "call_function",
-                operator.mul,
-                (env[node.inputs[0]], scale),
-                name=node.name.replace(".", "_"),
-            )
-        else:  # a module; a resize or crop also takes the tensor whose size it matches
-            value = g.call_module(node.name, tuple(env[i] for i in node.inputs))
+    return FxWalk(graph).run()
+
+
+class FxWalk(Walk):
+    """The IR as an fx graph: each step adds its fx node(s); `meta["cnnc_id"]` names the IR node."""
+
+    def __init__(self, graph: Graph):
+        super().__init__(graph)
+        self.g = fx.Graph()
+
+    def step(self, node: Node, args: list) -> fx.Node:
+        value = super().step(node, args)
         value.meta["cnnc_id"] = node.id
-        env[node.id] = value
-    g.output(outputs(graph, env))
-    return g
+        return value
+
+    def output(self, values: dict) -> fx.Graph:
+        self.g.output(outputs(self.graph, values))
+        return self.g
+
+    def input(self, node: Node) -> fx.Node:
+        return self.g.placeholder(self.graph.input_name(node.id))
+
+    def module(self, node: Node, args: list) -> fx.Node:
+        return self.g.call_module(node.name, tuple(args))
+
+    def parameter(self, node: Node, args: list) -> fx.Node:
+        scale = self.g.get_attr(node.name)
+        return self.g.create_node(
+            "call_function", operator.mul, (args[0], scale), name=_fx_name(node)
+        )
+
+    def cat(self, node: Node, args: list) -> fx.Node:
+        return self.g.create_node(
+            "call_function", torch.cat, (args,), {"dim": 1}, name=_fx_name(node)
+        )
+
+    def accumulate(self, node: Node, args: list, target: int) -> fx.Node:
+        value = args[target]  # `out += identity`: into an input nothing else reads
+        for other in args[:target] + args[target + 1 :]:
+            value = self.g.create_node(
+                "call_method", node.spec.accumulate, (value, other), name=_fx_name(node)
+            )
+        return value
+
+    def fold(self, node: Node, args: list, function: str) -> fx.Node:
+        value = args[0]
+        for other in args[1:]:  # a + b + c, folded left as Python evaluates it
+            value = self.g.create_node(
+                "call_function", _FUNCTIONS[function], (value, other), name=_fx_name(node)
+            )
+        return value
+
+
+def _fx_name(node: Node) -> str:
+    return node.name.replace(".", "_")
 
 
 def example_inputs(
@@ -248,29 +283,3 @@ def output_names(graph: Graph) -> list[str]:
     if graph.output_kind == "tuple":
         return [f"y{k}" for k, _ in graph.outputs]
     return ["y"]
-
-
-def outputs(graph: Graph, values: dict):
-    """What forward returns: a tensor, a tuple of them, or a dict by output name."""
-    if graph.output_kind == "tuple":
-        return tuple(values[i] for _, i in graph.outputs)
-    if graph.output_kind == "dict":
-        return {str(k): values[i] for k, i in graph.outputs}
-    return values[graph.output]
-
-
-def merge(g: fx.Graph, graph: Graph, node: Node, inputs: list[fx.Node]) -> fx.Node:
-    fn = _FUNCTIONS[modules.merge_function(node)]
-    name = node.name.replace(".", "_")
-    if fn is torch.cat:
-        return g.create_node("call_function", torch.cat, (inputs,), {"dim": 1}, name=name)
-    target = modules.add_target(graph, node)
-    if target is not None:  # `out += identity`: accumulate into an input nothing else reads
-        value = inputs[target]
-        for other in inputs[:target] + inputs[target + 1 :]:
-            value = g.create_node("call_method", node.spec.accumulate, (value, other), name=name)
-        return value
-    value = inputs[0]
-    for other in inputs[1:]:  # a + b + c, folded left as Python evaluates it
-        value = g.create_node("call_function", fn, (value, other), name=name)
-    return value
