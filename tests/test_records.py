@@ -26,7 +26,7 @@ MODULES = [
     "cnnc.compiler.ir",
     "cnnc.compiler.types",
     "cnnc.compiler.names",
-    "cnnc.compiler.ops",
+    "cnnc.compiler.ops.spec",
     "cnnc.compiler.derive",
     "cnnc.compiler.elaborate.state",
     "cnnc.compiler.elaborate.scopes",
