@@ -47,6 +47,7 @@ RULES = {
     "cnnc.dsl": Rule(("cnnc.dsl",)),
     "cnnc.dsl.records": Rule(()),  # the record classes every layer defines its values with
     "cnnc.dsl.safefs": Rule(()),  # writing and opening files in shared folders, for every layer
+    "cnnc.dsl.numbers": Rule(()),  # numbers as cnnc prints them, for every layer
     "cnnc.dsl.source": Rule(("cnnc.dsl.records",)),
     "cnnc.dsl.diagnostics": Rule(("cnnc.dsl.records", "cnnc.dsl.source")),
     "cnnc.dsl.syntax": Rule(
@@ -90,10 +91,17 @@ RULES = {
             "cnnc.compiler.ops",
             "cnnc.compiler.types",
             "cnnc.dsl.records",
+            "cnnc.dsl.numbers",
         )
     ),
     "cnnc.compiler.lower": Rule(
-        ("cnnc.compiler", "cnnc.dsl.diagnostics", "cnnc.dsl.source", "cnnc.dsl.safefs"),
+        (
+            "cnnc.compiler",
+            "cnnc.dsl.diagnostics",
+            "cnnc.dsl.source",
+            "cnnc.dsl.safefs",
+            "cnnc.dsl.numbers",
+        ),
         ("torch",),
         never=("cnnc.compiler.render",),
     ),
@@ -104,6 +112,7 @@ RULES = {
             "cnnc.dsl.records",
             "cnnc.dsl.source",
             "cnnc.dsl.safefs",
+            "cnnc.dsl.numbers",
         ),
         ("graphviz",),
         never=("cnnc.compiler.lower",),

@@ -32,6 +32,7 @@ from cnnc.compiler.lower.naming import check_names, class_name
 from cnnc.compiler.lower.walk import Walk
 from cnnc.compiler.names import is_attribute
 from cnnc.compiler.ops import Lowering, merge_text
+from cnnc.dsl.numbers import si
 
 Path = tuple[str, ...]
 _NAMES = ("x", "y", "z", "w", "v", "u", "t", "s")
@@ -120,7 +121,7 @@ def header(graph: Graph, name: str, origin: str) -> str:
     model = {name}()  # weights as `cnnc.load` makes them; {name}(seed=0) is reproducible
     {usage(s)}
 
-{s.params:,} parameters, {human(s.macs)} multiply-accumulates per sample at {sizes(s)}.
+{s.params:,} parameters, {si(s.macs, largest="G")} multiply-accumulates per sample at {sizes(s)}.
 The shape comments are for that input size; the batch size N is free.
 """
 
@@ -150,14 +151,6 @@ def sizes(s) -> str:
     return (
         str(list(s.input)) if s.single else ", ".join(f"{n} {list(shape)}" for n, shape in s.inputs)
     )
-
-
-def human(count: int) -> str:
-    """4089184256 → `4.09 G`."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if count >= scale:
-            return f"{count / scale:.2f} {unit}"
-    return str(count)
 
 
 def batched(shape) -> str:
