@@ -30,7 +30,12 @@ from torch import fx, nn
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.lower import layers, modules
 from cnnc.compiler.lower.init import init_parameters
-from cnnc.compiler.lower.naming import Block, check_names, class_name
+from cnnc.compiler.lower.naming import (  # noqa: F401  (fx's names, as callers import them)
+    Block,
+    check_names,
+    class_name,
+    reserved_names,
+)
 from cnnc.compiler.lower.source import to_source
 from cnnc.compiler.lower.walk import Walk, outputs
 from cnnc.compiler.ops import Lowering
@@ -263,6 +268,14 @@ class FxWalk(Walk):
                 "call_function", _FUNCTIONS[function], (value, other), name=_fx_name(node)
             )
         return value
+
+
+def merge(g: fx.Graph, graph: Graph, node: Node, inputs: list[fx.Node]) -> fx.Node:
+    """The fx node(s) of one merge node of `graph`, added to `g` (FxWalk's merge step, for a lowering
+    that builds its own fx graph)."""
+    walk = FxWalk(graph)
+    walk.g = g
+    return walk.merge(node, inputs)
 
 
 def _fx_name(node: Node) -> str:
