@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from cnnc.compiler import frontend
 from cnnc.compiler.frontend import check_lint
 from cnnc.dsl.diagnostics import CnncError, Diagnostic, InternalError
+from cnnc.dsl.literals import write_literal
 from cnnc.dsl.programs import (
     is_file,
     load_program,
@@ -432,21 +433,5 @@ def _arg_exprs(args) -> dict | None:
             f'`args` takes a dict or a list of "name=value" strings, but got the string {args!r}'
         )
     if isinstance(args, Mapping):
-        args = [f"{name}={_cnn_literal(value)}" for name, value in args.items()]
+        args = [f"{name}={write_literal(value)}" for name, value in args.items()]
     return parse_arg_values(args)
-
-
-def _cnn_literal(value) -> str:
-    """A Python value written in .cnn syntax: True → `true`, [3, 4] → `[3, 4]`, "M" → `"M"`."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_cnn_literal(v) for v in value) + "]"
-    kind = type(value).__name__
-    raise TypeError(f"a network argument must be a number, bool, string or list, but got {kind}")

@@ -211,7 +211,7 @@ def _parse(command: str, argv: list[str]):
 
 def _program_options(network, args, input, allow_import) -> list[str]:
     """`--network`, `--arg name=value`, `--input` and `--allow-import`, as the commands take them."""
-    from cnnc.api import _cnn_literal
+    from cnnc.dsl.literals import write_literal
 
     words = [] if network is None else [f"--network={network}"]
     if isinstance(args, str):
@@ -219,7 +219,7 @@ def _program_options(network, args, input, allow_import) -> list[str]:
             f'`args` takes a dict or a list of "name=value" strings, but got the string {args!r}'
         )
     pairs = (
-        [f"{k}={_cnn_literal(v)}" for k, v in args.items()]
+        [f"{k}={write_literal(v)}" for k, v in args.items()]
         if hasattr(args, "items")
         else list(args or ())
     )

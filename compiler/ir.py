@@ -114,8 +114,10 @@ class Graph:
 
     @cached_property
     def nx(self):
-        """The graph as a frozen networkx DiGraph, for graph algorithms. Built on first use: importing
-        networkx costs more than checking a whole network, and the analysis path needs none."""
+        """The graph as a frozen networkx DiGraph, for graph algorithms: networkx is the IR's graph
+        library, and this is its one door (node ids as nodes, an edge per input with its `port`);
+        read it rather than the Graph's private tables. Built on first use: importing networkx costs
+        more than checking a whole network, and the analysis path needs none."""
         import networkx as nx
 
         g = nx.DiGraph()

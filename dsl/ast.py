@@ -10,8 +10,8 @@ from cnnc.dsl.records import field, record
 from cnnc.dsl.source import Span
 
 
-def _span() -> Span:
-    return field(default=None, compare=False, repr=False)  # type: ignore[return-value]
+def _span(kw_only: bool = False) -> Span:
+    return field(default=None, compare=False, repr=False, kw_only=kw_only)  # type: ignore[return-value]
 
 
 # -- expressions ---------------------------------------------------------------------------
@@ -19,7 +19,8 @@ def _span() -> Span:
 
 @record
 class Expr:
-    span: Span = _span()
+    # keyword-only: each expression's own fields come first, and those without a default need none
+    span: Span = _span(kw_only=True)
 
 
 @record
@@ -78,9 +79,9 @@ class RecordExpr(Expr):
 class Comprehension(Expr):
     """`[elt for var in iterable if cond]`."""
 
-    elt: Expr = None  # type: ignore[assignment]
-    var: str = ""
-    iterable: Expr = None  # type: ignore[assignment]
+    elt: Expr
+    var: str
+    iterable: Expr
     cond: Expr | None = None
 
 
@@ -95,8 +96,8 @@ class Chain(Expr):
 class Labeled(Expr):
     """`label: value` inside a chain; the label becomes the module name."""
 
-    label: str = ""
-    value: Expr = None  # type: ignore[assignment]
+    label: str
+    value: Expr
     label_span: Span = _span()
 
 
@@ -119,22 +120,22 @@ class Field:
 
 @record
 class Call(Expr):
-    func: Expr = None  # type: ignore[assignment]
+    func: Expr
     args: tuple[Expr, ...] = ()
     kwargs: tuple[Kwarg, ...] = ()
 
 
 @record
 class Index(Expr):
-    value: Expr = None  # type: ignore[assignment]
-    index: Expr = None  # type: ignore[assignment]
+    value: Expr
+    index: Expr
 
 
 @record
 class Attr(Expr):
     """`value.name`, e.g. `in.channels`."""
 
-    value: Expr = None  # type: ignore[assignment]
+    value: Expr
     name: str = ""
     name_span: Span = _span()
 
@@ -143,23 +144,23 @@ class Attr(Expr):
 class BinOp(Expr):
     """Arithmetic, comparison and boolean operators; `op` is the symbol as written (`+`, `and`)."""
 
-    op: str = ""
-    left: Expr = None  # type: ignore[assignment]
-    right: Expr = None  # type: ignore[assignment]
+    op: str
+    left: Expr
+    right: Expr
     op_span: Span = _span()
 
 
 @record
 class UnaryOp(Expr):
-    op: str = ""  # `-` or `not`
-    operand: Expr = None  # type: ignore[assignment]
+    op: str  # `-` or `not`
+    operand: Expr
 
 
 @record
 class If(Expr):
-    cond: Expr = None  # type: ignore[assignment]
-    then: Expr = None  # type: ignore[assignment]
-    else_: Expr = None  # type: ignore[assignment]
+    cond: Expr
+    then: Expr
+    else_: Expr
 
 
 @record

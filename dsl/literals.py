@@ -12,7 +12,8 @@ A .cnn file is untrusted text: `int()` of 5,000 digits raises, `float("1e999")` 
   nonzero one that underflows to 0 (`1e-999`) is E0113, not a silent inf or 0.
 
 `escape_string` is the inverse the formatter uses: `decode_string(escape_string(s)) == s` for every
-string without surrogates.
+string without surrogates. `write_literal` is the one writer of a Python value as .cnn text (the
+API's `args`, search's programs): parsing what it writes gives the value back, tuples as lists.
 """
 
 from __future__ import annotations
@@ -125,6 +126,40 @@ def _hex_escape(code: int) -> str:
 
 
 _SHORT = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
+
+
+def write_literal(value) -> str:
+    """`value` as .cnn text: `true`, `none`, `3`, `-0.5`, `1e+300`, `"a\\nb"`, `[1, [2, "x"]]`.
+
+    Holds for every bool, None, int, finite float, string without surrogates, and list or tuple of
+    them (a tuple is written as a list). Anything else no literal can say: TypeError, or ValueError
+    for an infinite or NaN float."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, int):
+        return str(int(value))  # an int subclass (an enum) as its number
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"a .cnn number is finite, but got {value}")
+        return repr(float(value))  # shortest round-trip digits; `1e+300` is a .cnn float too
+    if isinstance(value, str):
+        return escape_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(write_literal(v) for v in value) + "]"
+    kind = type(value).__name__
+    raise TypeError(f"a .cnn value is a number, bool, string, none or list, but got {kind}")
+
+
+def comment_lines(comments) -> list[str]:
+    """`# …` lines: one per comment, never broken by a newline in it, control characters escaped
+    (a comment is the one place text of the user's reaches best.cnn without a literal's quotes)."""
+    out = []
+    for c in comments:
+        text = "".join(ch if ch.isprintable() else escape_string(ch)[1:-1] for ch in str(c))
+        out.append(f"# {text}" if text else "#")
+    return out
 
 
 def int_value(span: Span, text: str) -> int:

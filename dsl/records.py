@@ -12,10 +12,21 @@ costs nothing. `tests/test_records.py` compares records with their `dataclass` t
     @record(slots=False)                     # keeps a `__dict__` (for cached properties)
 
 Fields: `name: T`, `name: T = default` or `name: T = field(default=…, default_factory=…, init=…,
-compare=…, repr=…)`; base classes' fields come first, and a field re-declared keeps its place.
-`__post_init__` runs after `__init__` when the class defines one. `fields(x)` and `replace(x, **changes)`
-are `dataclasses.fields` and `dataclasses.replace` for records. Not supported: `ClassVar`, `InitVar`,
-keyword-only fields, `order=True`.
+compare=…, repr=…, kw_only=…)`; base classes' fields come first, and a field re-declared keeps its place.
+A keyword-only field (`field(kw_only=True)`, or every field of `@record(kw_only=True)`) is taken by
+name only, after the positional ones, as dataclasses do: a base's `span` with a default is then no
+reason for a subclass's fields to have defaults. `__post_init__` runs after `__init__` when the class
+defines one. `fields(x)` and `replace(x, **changes)` are `dataclasses.fields` and `dataclasses.replace`
+for records. Not supported: `ClassVar`, `InitVar`, `KW_ONLY`, `order=True`.
+
+When a record, when a dataclass: records are for the modules `cnnc check` imports (the AST, the IR,
+the op registry, diagnostics, the elaborator's values), where start-up is measured
+(`bench/startup.py`, `tests/test_startup.py`); `@dataclass(frozen=True, slots=True)` is for the rest
+(lowering, search, commands), which import torch or optuna anyway and gain nothing from records.
+Measured on the 2-core build machine (best of 7, December 2026): importing `dataclasses` takes about
+6.4 ms (it pulls in `inspect`); making a frozen, slotted dataclass of three fields about 3.3 ms (its
+methods compiled by `exec` when the class is made), a record 0.02 ms, plus 0.2 ms for its `__init__`
+the first time one is built. Over the ~80 classes `cnnc check` imports, that is the difference.
 """
 
 from __future__ import annotations
@@ -40,10 +51,16 @@ class FrozenError(AttributeError):
 class Field:
     """One field of a record: its name, default (or factory), and what it takes part in."""
 
-    __slots__ = ("compare", "default", "default_factory", "init", "name", "repr", "type")
+    __slots__ = ("compare", "default", "default_factory", "init", "kw_only", "name", "repr", "type")
 
     def __init__(
-        self, default=MISSING, default_factory=MISSING, init=True, repr=True, compare=True
+        self,
+        default=MISSING,
+        default_factory=MISSING,
+        init=True,
+        repr=True,
+        compare=True,
+        kw_only=False,
     ):
         if default is not MISSING and default_factory is not MISSING:
             raise ValueError("a field takes a default or a default_factory, not both")
@@ -54,14 +71,17 @@ class Field:
         self.init = init
         self.repr = repr
         self.compare = compare
+        self.kw_only = kw_only
 
     def __repr__(self) -> str:
         return f"Field(name={self.name!r}, default={self.default!r}, compare={self.compare})"
 
 
-def field(*, default=MISSING, default_factory=MISSING, init=True, repr=True, compare=True):
+def field(
+    *, default=MISSING, default_factory=MISSING, init=True, repr=True, compare=True, kw_only=False
+):
     """A field with options (see `Field`); written as a class attribute's value."""
-    return Field(default, default_factory, init, repr, compare)
+    return Field(default, default_factory, init, repr, compare, kw_only)
 
 
 def fields(record_or_class) -> tuple[Field, ...]:
@@ -92,14 +112,16 @@ def replace(obj, /, **changes):
     return type(obj)(**kwargs)
 
 
-def record(cls=None, /, *, frozen: bool = True, eq: bool = True, slots: bool = True):
+def record(
+    cls=None, /, *, frozen: bool = True, eq: bool = True, slots: bool = True, kw_only: bool = False
+):
     """See the module docstring."""
     if cls is None:
-        return lambda c: _make(c, frozen, eq, slots)
-    return _make(cls, frozen, eq, slots)
+        return lambda c: _make(c, frozen, eq, slots, kw_only)
+    return _make(cls, frozen, eq, slots, kw_only)
 
 
-def _make(cls, frozen: bool, eq: bool, slots: bool):
+def _make(cls, frozen: bool, eq: bool, slots: bool, kw_only: bool = False):
     own = cls.__dict__.get("__annotations__", {})  # noqa: RUF063  (inspect is what start-up avoids)
     table: dict[str, Field] = {}
     for base in reversed(cls.__mro__[1:]):
@@ -108,6 +130,7 @@ def _make(cls, frozen: bool, eq: bool, slots: bool):
         value = cls.__dict__.get(name, MISSING)
         f = value if isinstance(value, Field) else Field(default=value)
         f.name, f.type = name, annotation
+        f.kw_only = f.kw_only or kw_only
         table[name] = f
     if slots:
         body = {
@@ -214,12 +237,12 @@ def _lazy_init(cls):
 
 
 def _generate_init(cls):
-    """`__init__(self, a, b=<default>, …)`: each field set with `object.__setattr__` (frozen or not),
+    """`__init__(self, a, b=<default>, …, *, c=<default>)`: keyword-only fields after `*`; each field set with `object.__setattr__` (frozen or not),
     `default_factory` called per instance, `init=False` fields set from their default, then
     `__post_init__` when the class has one."""
     table = cls.__record_fields__
     ns: dict = {"_set": object.__setattr__, "_MISSING": MISSING}
-    params, lines = [], []
+    params, keywords, lines = [], [], []
     for n, f in table.items():
         if f.default is not MISSING:
             ns[f"_d_{n}"] = f.default
@@ -231,17 +254,19 @@ def _generate_init(cls):
             elif f.default_factory is not MISSING:
                 lines.append(f"  _set(self, {n!r}, _f_{n}())")
             continue
+        into = keywords if f.kw_only else params
         if f.default is not MISSING:
-            params.append(f"{n}=_d_{n}")
+            into.append(f"{n}=_d_{n}")
             lines.append(f"  _set(self, {n!r}, {n})")
         elif f.default_factory is not MISSING:
-            params.append(f"{n}=_MISSING")
+            into.append(f"{n}=_MISSING")
             lines.append(f"  _set(self, {n!r}, _f_{n}() if {n} is _MISSING else {n})")
         else:
-            params.append(n)
+            into.append(n)
             lines.append(f"  _set(self, {n!r}, {n})")
     if hasattr(cls, "__post_init__"):
         lines.append("  self.__post_init__()")
-    src = f"def __init__(self, {', '.join(params)}):\n{chr(10).join(lines) or '  pass'}\n"
+    signature = ", ".join(["self", *params, *(["*", *keywords] if keywords else [])])
+    src = f"def __init__({signature}):\n{chr(10).join(lines) or '  pass'}\n"
     exec(src, ns)  # noqa: S102  field names are the class's own identifiers; defaults are passed by name
     return ns["__init__"]

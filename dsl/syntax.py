@@ -395,7 +395,7 @@ class _ToAst(Transformer):
         span = self._span(meta)
         start = self._tok(name).end
         shape = ast.ListExpr(
-            Span(span.file, span.file.text.index("[", start), span.end), items or ()
+            items or (), span=Span(span.file, span.file.text.index("[", start), span.end)
         )
         return ast.InputDecl(shape, span, str(name), self._tok(name))
 
@@ -407,32 +407,32 @@ class _ToAst(Transformer):
 
     # expressions
     def if_expr(self, meta, children):
-        return ast.If(self._span(meta), *children)
+        return ast.If(*children, span=self._span(meta))
 
     def chain(self, meta, children):
-        return ast.Chain(self._span(meta), tuple(children))
+        return ast.Chain(tuple(children), span=self._span(meta))
 
     def label_name(self, meta, children):
         return children[0]
 
     def labeled(self, meta, children):
         name, value = children
-        return ast.Labeled(self._span(meta), str(name), value, self._tok(name))
+        return ast.Labeled(str(name), value, self._tok(name), span=self._span(meta))
 
     def not_(self, meta, children):
-        return ast.UnaryOp(self._span(meta), "not", children[0])
+        return ast.UnaryOp("not", children[0], span=self._span(meta))
 
     def neg(self, meta, children):
-        return ast.UnaryOp(self._span(meta), "-", children[0])
+        return ast.UnaryOp("-", children[0], span=self._span(meta))
 
     def call(self, meta, children):
         func, args = children
         positional, keywords = _split_args(args)
-        return ast.Call(self._span(meta), func, positional, keywords)
+        return ast.Call(func, positional, keywords, span=self._span(meta))
 
     def choice(self, meta, children):
         positional, keywords = _split_args(children[0])
-        return ast.Choice(self._span(meta), positional, keywords)
+        return ast.Choice(positional, keywords, span=self._span(meta))
 
     def kwarg(self, meta, children):
         name, value = children
@@ -445,11 +445,11 @@ class _ToAst(Transformer):
         return tuple(children)
 
     def index(self, meta, children):
-        return ast.Index(self._span(meta), *children)
+        return ast.Index(*children, span=self._span(meta))
 
     def attr(self, meta, children):
         value, name = children
-        return ast.Attr(self._span(meta), value, str(name), self._tok(name))
+        return ast.Attr(value, str(name), self._tok(name), span=self._span(meta))
 
     def attr_number(self, meta, children):
         """`features.4`: a numbered part, taken by its number (the lexer read `.4` as a float)."""
@@ -466,45 +466,45 @@ class _ToAst(Transformer):
             )
         span = self._tok(number)
         return ast.Attr(
-            self._span(meta), value, text[1:], Span(span.file, span.start + 1, span.end)
+            value, text[1:], Span(span.file, span.start + 1, span.end), span=self._span(meta)
         )
 
     def int_(self, meta, children):
         text = str(children[0])
-        return ast.Number(self._span(meta), int_value(self._span(meta), text), text)
+        return ast.Number(int_value(self._span(meta), text), text, span=self._span(meta))
 
     def float_(self, meta, children):
         text = str(children[0])
-        return ast.Number(self._span(meta), float_value(self._span(meta), text), text)
+        return ast.Number(float_value(self._span(meta), text), text, span=self._span(meta))
 
     def string(self, meta, children):
-        return ast.String(self._span(meta), self._unquote(children[0]))
+        return ast.String(self._unquote(children[0]), span=self._span(meta))
 
     def true(self, meta, children):
-        return ast.Bool(self._span(meta), True)
+        return ast.Bool(True, span=self._span(meta))
 
     def false(self, meta, children):
-        return ast.Bool(self._span(meta), False)
+        return ast.Bool(False, span=self._span(meta))
 
     def none(self, meta, children):
-        return ast.NoneLit(self._span(meta))
+        return ast.NoneLit(span=self._span(meta))
 
     def name(self, meta, children):
-        return ast.Name(self._span(meta), str(children[0]))
+        return ast.Name(str(children[0]), span=self._span(meta))
 
     def input_ref(self, meta, children):
         span = self._span(meta)
-        return ast.InputRef(span, span.text)
+        return ast.InputRef(span.text, span=span)
 
     def list_(self, meta, children):
-        return ast.ListExpr(self._span(meta), children[0] or ())
+        return ast.ListExpr(children[0] or (), span=self._span(meta))
 
     def tuple_(self, meta, children):
         first, rest = children
-        return ast.TupleExpr(self._span(meta), (first, *(rest or ())))
+        return ast.TupleExpr((first, *(rest or ())), span=self._span(meta))
 
     def record(self, meta, children):
-        return ast.RecordExpr(self._span(meta), children[0] or ())
+        return ast.RecordExpr(children[0] or (), span=self._span(meta))
 
     def fields(self, meta, children):
         return tuple(children)
@@ -515,14 +515,14 @@ class _ToAst(Transformer):
 
     def comprehension(self, meta, children):
         elt, var, iterable, cond = children
-        return ast.Comprehension(self._span(meta), elt, str(var), iterable, cond)
+        return ast.Comprehension(elt, str(var), iterable, cond, span=self._span(meta))
 
 
 def _binop_method(symbol: str):
     def build(self, meta, children):
         left, right = children
         op_span = _operator_span(self.source, left.span, right.span, symbol)
-        return ast.BinOp(self._span(meta), symbol, left, right, op_span)
+        return ast.BinOp(symbol, left, right, op_span, span=self._span(meta))
 
     return build
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from cnnc.compiler.ops import Family, Lowering, merge_text
 from cnnc.compiler.ops.text import call_text, literal
 from cnnc.dsl import safefs
-from cnnc.dsl.literals import escape_string
+from cnnc.dsl.literals import comment_lines, escape_string
+from cnnc.search.structured import structured_text
 
 
 @dataclass
@@ -89,16 +90,6 @@ def layer_text(node, graph=None) -> str:
     return f"label({escape_string(node.name)}, {call_text(node.spec, node.args, tensors)})"
 
 
-def comment_lines(comments) -> list[str]:
-    """`# …` lines: one per comment, never broken by a newline in it, control characters escaped
-    (a comment is the one place text of the user's reaches best.cnn without a literal's quotes)."""
-    out = []
-    for c in comments:
-        text = "".join(ch if ch.isprintable() else escape_string(ch)[1:-1] for ch in str(c))
-        out.append(f"# {text}" if text else "#")
-    return out
-
-
 def _list(values) -> str:
     return "[" + ", ".join(literal(v) for v in values) + "]"
 
@@ -131,7 +122,6 @@ def write_member(
 
     from cnnc.dsl.format import format_module
     from cnnc.dsl.parse import parse_text
-    from cnnc.search.structured import structured_text
 
     why = "a choice in an imported file, or an unnamed choice that differs between its uses"
     stem = Path(path).stem  # the default network of a file is the one named as the file

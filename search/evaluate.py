@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 
-from cnnc.search.driver import PROXIES, PROXY_BATCH, Evaluator, Outcome, Settings
+from cnnc.search.settings import PROXIES, PROXY_BATCH, Evaluator, Outcome, Settings
 
 
 def train_evaluator(settings: Settings, data) -> Evaluator:

@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnc.dsl import safefs
+from cnnc.dsl import numbers, safefs
 from cnnc.dsl.diagnostics import printable
 
 PROXY_NAMES = ("synflow", "naswot", "grad_norm")
@@ -228,13 +228,8 @@ def _dominates(a: Row, b: Row) -> bool:
 
 
 def si(n: float | None) -> str:
-    """`1.23 M`, `45.6 K`, `812`."""
-    if n is None:
-        return "?"
-    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= factor:
-            return f"{n / factor:.2f} {prefix}"
-    return f"{n:g}"
+    """`1.23 M`, `45.6 K`, `812`; `?` for a value not known."""
+    return "?" if n is None else numbers.si(n, largest="G")
 
 
 def value_text(name: str, value: float) -> str:

@@ -20,8 +20,8 @@ from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search import report
 from cnnc.search import storage as stores
 from cnnc.search.choices import one_shot, trains
-from cnnc.search.driver import Result, Settings
 from cnnc.search.resume import space_of_study
+from cnnc.search.settings import Result, Settings
 from cnnc.search.space import Space, fixed, graph_hash
 
 

@@ -16,7 +16,7 @@ from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search.space import Space
 
 if TYPE_CHECKING:
-    from cnnc.search.driver import Settings
+    from cnnc.search.settings import Settings
 
 
 def binding(space: Space) -> dict:

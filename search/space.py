@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from cnnc.compiler import limits
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.elaborate import ChoicePoint
+from cnnc.dsl import numbers
 from cnnc.dsl.diagnostics import CnncError, Label, error, render_concise
 
 EXPLORE_LIMIT = 5_000  # members the size walk elaborates at most
@@ -209,17 +210,10 @@ class Size:
             if self.distinct in (None, self.members):
                 return f"{self.members:,} members"
             return f"{self.members:,} members ({self.distinct:,} distinct architectures)"
-        guess = f", ≈ {_big(self.estimate)} estimated from random paths" if self.estimate else ""
+        guess = (
+            f", ≈ {numbers.big(self.estimate)} estimated from random paths" if self.estimate else ""
+        )
         return f"≥ {self.members:,} members (walk stopped after {self.seconds:.1f} s{guess})"
-
-
-def _big(x: float | int) -> str:
-    if x < 1e9:
-        return f"{x:,.0f}"
-    if isinstance(x, int):  # beyond a float's range: the digits give the exponent
-        digits = str(x)
-        return f"{digits[0]}.{digits[1:3]}e+{len(digits) - 1}"
-    return f"{x:.2e}"
 
 
 def walk(

@@ -23,8 +23,7 @@ from __future__ import annotations
 import re
 
 from cnnc.dsl import ast, records
-from cnnc.dsl.literals import escape_string
-from cnnc.search.concrete import comment_lines, literal
+from cnnc.dsl.literals import comment_lines, escape_string, write_literal
 
 SIMPLE = re.compile(
     r'^(?:[A-Za-z_][\w.]*(?:\(.*\))?|-?[\d.]+(?:e[+-]?\d+)?|"[^"]*"|\[.*\])$', re.DOTALL
@@ -136,7 +135,7 @@ def _option(node: ast.Choice, index: int, point):
         value = point.values[index]
         if not isinstance(value, (bool, int, float, str, tuple)) and value is not None:
             return None
-        return [literal(value)]
+        return [write_literal(value)]
     option = node.options[index]
     return [_Span(option.span.start, option.span.end)]
 
@@ -209,4 +208,4 @@ def _alias(name: str, network: str, args) -> str:
 def _arg(value) -> str:
     """An `--arg` value: its .cnn source (an AST expression), or a plain value as a literal."""
     span = getattr(value, "span", None)
-    return f"({span.text})" if span is not None and span.file is not None else literal(value)
+    return f"({span.text})" if span is not None and span.file is not None else write_literal(value)

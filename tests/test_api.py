@@ -166,6 +166,29 @@ def test_args_are_taken_alike_by_graph_summary_and_load():
         cnnc.graph(text=text, args="classes=4")
 
 
+STRING_ARG = """\
+network n(s = "x", sizes = [1]) {
+    input [3, 8, 8]
+    assert s == "a\\nb \\"q\\" \\\\ \\u202e é", "s came through changed"
+    assert sizes == [2, -3, 0.5], "sizes came through changed"
+    return in -> ReLU
+}
+"""
+
+
+def test_args_of_any_text_reach_the_network_as_given():
+    """A string argument with a newline, quotes, a backslash or a bidi mark is written as a .cnn
+    literal the network reads back (it was cut at the newline: `unexpected character`)."""
+    args = {"s": 'a\nb "q" \\ \u202e é', "sizes": (2, -3, 0.5)}
+    assert cnnc.graph(text=STRING_ARG, args=args).network == "n"
+    with pytest.raises(CnncError, match="s came through changed"):
+        cnnc.graph(text=STRING_ARG, args={**args, "s": "a\\nb"})
+    with pytest.raises(TypeError, match="but got dict"):
+        cnnc.graph(text=STRING_ARG, args={"s": {"a": 1}})
+    with pytest.raises(ValueError, match="finite"):
+        cnnc.graph(text=STRING_ARG, args={"sizes": [float("inf")]})
+
+
 def test_a_program_error_raises_the_rendered_diagnostic():
     with pytest.raises(CnncError) as info:
         cnnc.summary(text="network n { input [3, 8, 8] return in -> Conv(4, 9) }")

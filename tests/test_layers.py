@@ -57,6 +57,7 @@ RULES = {
     "cnnc.dsl": Rule(("cnnc.dsl",)),
     "cnnc.dsl.records": Rule(()),  # the record classes every layer defines its values with
     "cnnc.dsl.safefs": Rule(()),  # writing and opening files in shared folders, for every layer
+    "cnnc.dsl.numbers": Rule(()),  # numbers as cnnc prints them, for every layer
     "cnnc.dsl.source": Rule(("cnnc.dsl.records",)),
     "cnnc.dsl.diagnostics": Rule(("cnnc.dsl.records", "cnnc.dsl.source")),
     "cnnc.dsl.syntax": Rule(
@@ -109,10 +110,17 @@ RULES = {
             "cnnc.compiler.ops",
             "cnnc.compiler.types",
             "cnnc.dsl.records",
+            "cnnc.dsl.numbers",
         )
     ),
     "cnnc.compiler.lower": Rule(
-        ("cnnc.compiler", "cnnc.dsl.diagnostics", "cnnc.dsl.source", "cnnc.dsl.safefs"),
+        (
+            "cnnc.compiler",
+            "cnnc.dsl.diagnostics",
+            "cnnc.dsl.source",
+            "cnnc.dsl.safefs",
+            "cnnc.dsl.numbers",
+        ),
         ("torch",),
         never=("cnnc.compiler.render",),
     ),
@@ -123,6 +131,7 @@ RULES = {
             "cnnc.dsl.records",
             "cnnc.dsl.source",
             "cnnc.dsl.safefs",
+            "cnnc.dsl.numbers",
         ),
         ("graphviz",),
         never=("cnnc.compiler.lower",),
@@ -188,7 +197,9 @@ RULES = {
     ),
     "cnnc.cli": Rule(("cnnc", "cnnc.api", "cnnc.commands", "cnnc.dsl"), lazy=True),
     # `cnnc.search`/`cnnc.train`: the commands' own work, on the command line the keywords make
-    "cnnc.runs": Rule(("cnnc.api", "cnnc.cli", "cnnc.commands", "cnnc.search"), lazy=True),
+    "cnnc.runs": Rule(
+        ("cnnc.api", "cnnc.cli", "cnnc.commands", "cnnc.search", "cnnc.dsl.literals"), lazy=True
+    ),
 }
 
 # the pipeline, bottom first: a module imports its own layer or one below it, never one above

@@ -261,3 +261,80 @@ def test_torch_export_program_with_a_dynamic_batch(tmp_path):
     for batch in (1, 3):
         x = torch.randn(batch, 3, 32, 32)
         assert torch.allclose(loaded(x), model(x), atol=1e-6)
+
+
+def test_the_names_a_network_reserves_are_those_of_its_class():
+    """`naming.reserved_names` lists `CnncModule`'s attributes without importing `fx` (which imports
+    the source lowering): the list must stay that of the class. (Uncached: both sides are read now,
+    as torch's dynamo, once imported, adds an attribute to every nn.Module.)"""
+    from torch import fx as torch_fx
+
+    from cnnc.compiler.lower import naming
+    from cnnc.compiler.lower.fx import CnncModule
+
+    containers = set(dir(nn.Sequential())) | set(dir(naming.Block("Block")))
+    network = set(dir(CnncModule(nn.Module(), torch_fx.Graph()))) | {"cnnc_graph"}
+    assert naming.reserved_names.__wrapped__(True) == frozenset(containers | network)
+
+
+EVERY_STEP = """network n {
+    input [4, 8, 8]
+    a = in -> c1: Conv(4, 3, pad = 1) -> r1: ReLU
+    b = in -> c2: Conv(4, 1)
+    s = a + b
+    p = s -> g: LayerScale(4)
+    return concat(p * (in -> c3: Conv(4, 1)), in) -> Flatten
+}
+"""
+
+
+def test_the_walk_visits_nodes_in_order_and_dispatches_each_by_its_step_kind():
+    """The one walk the lowerings share: a sum whose input nothing else reads (`c2`'s, a conv's:
+    ReLU's backward needs its output) accumulates into it; `*` folds; `concat` is a cat; LayerScale
+    is a bare parameter; the values passed on are what the steps returned."""
+    from cnnc.compiler.lower.walk import Walk
+
+    class Kinds(Walk):
+        def __init__(self, graph):
+            super().__init__(graph)
+            self.seen = []
+
+        def step(self, node, args):
+            super().step(node, args)
+            return node.name
+
+        def input(self, node):
+            self.seen.append(("input", node.name))
+
+        def module(self, node, args):
+            self.seen.append(("module", node.name, *args))
+
+        def parameter(self, node, args):
+            self.seen.append(("parameter", node.name, *args))
+
+        def cat(self, node, args):
+            self.seen.append(("cat", *args))
+
+        def accumulate(self, node, args, target):
+            self.seen.append(("accumulate", *args, target))
+
+        def fold(self, node, args, function):
+            self.seen.append(("fold", *args, function))
+
+        def output(self, values):
+            return self.seen, super().output(values)
+
+    seen, out = Kinds(api.graph(text=EVERY_STEP)).run()
+    assert seen == [
+        ("input", "input"),
+        ("module", "c1", "input"),
+        ("module", "r1", "c1"),
+        ("module", "c2", "input"),
+        ("accumulate", "r1", "c2", 1),
+        ("parameter", "g", "add"),
+        ("module", "c3", "input"),
+        ("fold", "g", "c3", "operator.mul"),
+        ("cat", "mul", "input"),
+        ("module", "flatten", "concat"),
+    ]
+    assert out == "flatten"

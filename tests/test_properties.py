@@ -140,6 +140,55 @@ def test_float_literals_mean_their_digits(x):
     assert parse_text(f"x = {text}\n").items[0].value.value == x
 
 
+# every value a .cnn literal can hold: bool, none, int, finite float, string, lists of them
+scalars = st.one_of(
+    st.booleans(),
+    st.none(),
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([1e300, -0.0, 5e-324, 1e16, -1.5e-7]),
+    any_text,
+    st.sampled_from(["a\nb", '"', "\\", "\u202e\u2066x", "é\u00a0", "\x00\x1b[31m"]),
+)
+cnn_values = st.recursive(
+    scalars, lambda sub: st.one_of(st.lists(sub, max_size=3), st.tuples(sub, sub)), max_leaves=8
+)
+
+
+def literal_value(expr):
+    """The value of a literal expression as parsed (a negative number is `-` on its magnitude)."""
+    from cnnc.dsl import ast
+
+    if isinstance(expr, ast.UnaryOp) and expr.op == "-":
+        return -literal_value(expr.operand)
+    if isinstance(expr, ast.ListExpr):
+        return [literal_value(item) for item in expr.items]
+    if isinstance(expr, ast.NoneLit):
+        return None
+    assert isinstance(expr, (ast.Number, ast.String, ast.Bool)), expr
+    return expr.value
+
+
+def as_written(value):
+    """What a value reads back as: a tuple becomes a list."""
+    if isinstance(value, (list, tuple)):
+        return [as_written(v) for v in value]
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(cnn_values)
+def test_written_literals_read_back_as_their_value(value):
+    """`write_literal` (the API's `args`, search's programs) then parsing gives the value back:
+    exactly, `-0.0` and the last digit of a float included (`repr` tells 0.0 from -0.0, 1 from 1.0)."""
+    from cnnc.dsl.literals import write_literal
+    from cnnc.dsl.programs import parse_arg_values
+
+    text = write_literal(value)
+    parsed = parse_arg_values([f"v={text}"])["v"]
+    assert repr(literal_value(parsed)) == repr(as_written(value))
+
+
 def test_zoo_files_round_trip():
     from pathlib import Path
 

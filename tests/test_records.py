@@ -26,7 +26,7 @@ MODULES = [
     "cnnc.compiler.ir",
     "cnnc.compiler.types",
     "cnnc.compiler.names",
-    "cnnc.compiler.ops",
+    "cnnc.compiler.ops.spec",
     "cnnc.compiler.elaborate.derive",
     "cnnc.compiler.elaborate.state",
     "cnnc.compiler.elaborate.scopes",
@@ -61,7 +61,7 @@ def twin(cls):
     options, and `__post_init__` carried over."""
     specs = []
     for f in records.fields(cls):
-        options = {"init": f.init, "repr": f.repr, "compare": f.compare}
+        options = {"init": f.init, "repr": f.repr, "compare": f.compare, "kw_only": f.kw_only}
         if f.default is not records.MISSING:
             options["default"] = f.default
         if f.default_factory is not records.MISSING:
@@ -86,10 +86,14 @@ def test_the_record_classes_are_found():
 
 
 def _required(cls):
+    """None for each positional field without a default (keyword-only ones all have one)."""
     return [
         None
         for f in records.fields(cls)
-        if f.init and f.default is records.MISSING and f.default_factory is records.MISSING
+        if f.init
+        and not f.kw_only
+        and f.default is records.MISSING
+        and f.default_factory is records.MISSING
     ]
 
 
@@ -162,6 +166,43 @@ def test_options_defaults_and_post_init():
         records.replace(two, nope=1)
     with pytest.raises(TypeError):
         records.fields(object())
+
+
+def test_keyword_only_fields_come_after_the_positional_ones_as_in_a_dataclass():
+    """A base's keyword-only field with a default (the AST's `span`) lets a subclass's fields go
+    without one: `If(cond, then, else_, *, span=None)`, as `dataclass(kw_only=…)` writes it."""
+
+    @records.record
+    class Base:
+        span: str = records.field(default="", compare=False, kw_only=True)
+
+    @records.record
+    class Pair(Base):
+        left: int
+        right: int = 0
+
+    @records.record(kw_only=True)
+    class Named:
+        a: int
+        b: int = 2
+
+    assert Pair(1, 2, span="s") == Pair(1, 2) and Pair(1, span="s").span == "s"
+    assert records.replace(Pair(1, span="s"), right=5) == Pair(1, 5)
+    assert records.replace(Pair(1, span="s"), right=5).span == "s"
+    assert [f.name for f in records.fields(Pair)] == ["span", "left", "right"]
+    assert Named(a=1) == Named(a=1, b=2)
+    with pytest.raises(TypeError):
+        Pair(1, 2, "s")  # `span` is not positional
+    with pytest.raises(TypeError):
+        Named(1)
+    with pytest.raises(TypeError):
+        Pair()  # `left` has no default
+    params = inspect.signature(Pair.__init__).parameters.values()
+    assert [(p.name, p.kind.name) for p in params][1:] == [
+        ("left", "POSITIONAL_OR_KEYWORD"),
+        ("right", "POSITIONAL_OR_KEYWORD"),
+        ("span", "KEYWORD_ONLY"),
+    ]
 
 
 def test_a_class_body_keeps_its_own_methods():

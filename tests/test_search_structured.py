@@ -61,6 +61,31 @@ def test_choices_met_with_several_options_become_conditionals_on_their_names(tmp
     assert same_layers(member.graph, elaborate_file(tmp_path / "best.cnn").graph) == []
 
 
+LIST_CHOICE = """\
+network lists(classes = 10) {
+    input [1, 8, 8]
+    k = choice([[3, 3], [1, 1]], name = "k")
+    s = choice(["same", "a\\nb"], name = "s")
+    assert s == "same" or s == "a\\nb", "a chosen string reads back as itself"
+    return in -> c: Conv(4 * len(k), k) -> Flatten -> fc: Linear(classes)
+}
+"""
+
+
+def test_a_chosen_list_or_string_is_written_as_that_value(tmp_path):
+    """`choice([[3, 3], …])` takes the list `[3, 3]` (it was written `3`, which `len` refused, so the
+    member fell back to the flat form); a chosen string keeps its quotes (`"same"` was written as
+    the bare word `same`)."""
+    file = tmp_path / "lists.cnn"
+    file.write_text(LIST_CHOICE)
+    space = driver.space_for(driver.Settings(file=str(file)), (1, 8, 8), 10)
+    member = space.member(fixed({"k": "[3, 3]", "s": '"same"'}))
+    text, flat = write_member(tmp_path / "best.cnn", space, member)
+    assert flat is None
+    assert "k = [3, 3]" in text and 's = "same"' in text
+    assert same_layers(member.graph, elaborate_file(tmp_path / "best.cnn").graph) == []
+
+
 def test_a_member_whose_space_cannot_be_kept_is_written_flat_and_says_why(tmp_path):
     space, found = members("mobilenet_space", (1, 16, 16), 1)
     text, flat = write_member(tmp_path / "best.cnn", space, found[0])

@@ -49,6 +49,21 @@ def test_users_without_networkx_equal_networkx_successors():
     ]
 
 
+def test_the_networkx_view_is_frozen_and_names_each_input_port():
+    """`graph.nx` is the IR's graph for networkx's algorithms: built once, frozen, and an edge per
+    input of each node carrying that input's position (`port`)."""
+    import networkx as nx
+
+    import cnnc.api
+
+    graph = cnnc.api.graph(ROOT / "zoo" / "googlenet.cnn")
+    assert graph.nx is graph.nx and nx.is_frozen(graph.nx)
+    assert sorted(graph.nx.nodes) == [n.id for n in graph.nodes_in_order()]
+    assert {(u, v): port for u, v, port in graph.nx.edges(data="port")} == {
+        (i, n.id): k for n in graph.nodes_in_order() for k, i in enumerate(n.inputs)
+    }
+
+
 @pytest.fixture
 def fresh_parser(monkeypatch, tmp_path):
     """The parser built anew, its cache under `tmp_path`, no AST remembered."""

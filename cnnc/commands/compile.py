@@ -138,10 +138,10 @@ def output_path(out: str | None) -> str | None:
 
 def describe(graph, summary) -> str:
     """`resnet50: 25,557,032 params, 4.09 G MACs, [3, 224, 224] → [1000]`."""
-    from cnnc.compiler.lower.source import human
+    from cnnc.dsl.numbers import si
 
     return (
-        f"{summary.network}: {summary.params:,} params, {human(summary.macs)} MACs, "
+        f"{summary.network}: {summary.params:,} params, {si(summary.macs, largest='G')} MACs, "
         f"{graph.io_text()}"
     )
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from cnnc.commands import common
+from cnnc.dsl.numbers import in_unit
 
 HELP = "list the zoo's models: input, params, MACs and published ImageNet accuracy (--plot)"
 DESCRIPTION = """\
@@ -124,8 +125,8 @@ def _table(rows) -> str:
         (
             r["model"],
             _shape(r["input"]),
-            _millions(r["params"]),
-            _giga(r["macs"]),
+            in_unit(r["params"], 1e6, "M"),
+            in_unit(r["macs"], 1e9, "G"),
             _pct(r["top1"]),
             _pct(r["top5"]),
         )
@@ -141,8 +142,8 @@ def _table(rows) -> str:
                 r["task"],
                 _listed(r["inputs"], "name"),
                 _listed(r["outputs"], "key"),
-                _millions(r["params"]),
-                _giga(r["macs"]),
+                in_unit(r["params"], 1e6, "M"),
+                in_unit(r["macs"], 1e9, "G"),
             )
             for r in dense
         ]
@@ -173,14 +174,6 @@ def _listed(items, key: str) -> str:
     if len(items) == 1 and items[0][key] in (None, "x"):
         return _shape(items[0]["shape"])
     return ", ".join(f"{item[key]} {_shape(item['shape'])}" for item in items)
-
-
-def _millions(n: int) -> str:
-    return f"{n / 1e6:,.2f} M"
-
-
-def _giga(n: int) -> str:
-    return f"{n / 1e9:,.2f} G"
 
 
 def plot(rows, path: str) -> None:

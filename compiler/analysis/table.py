@@ -8,25 +8,10 @@ from __future__ import annotations
 
 from cnnc.compiler.analysis.memory import DTYPE_BYTES
 from cnnc.compiler.ops import REGISTRY, Family
+from cnnc.dsl.numbers import grouped as count
+from cnnc.dsl.numbers import mebibytes, si
 
 HEADER = ("name", "op", "output", "memory", "params", "MACs", "RF")
-
-
-def count(n: int) -> str:
-    """`138,357,544`."""
-    return f"{n:,}"
-
-
-def si(n: float, unit: str = "") -> str:
-    """`138.36 M`, `15.47 G`."""
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= factor:
-            return f"{n / factor:.2f} {prefix}{unit}"
-    return f"{n:g} {unit}".strip()
-
-
-def mebibytes(n: int) -> str:
-    return f"{n / 2**20:,.1f} MiB"
 
 
 def shape_text(shape) -> str:

@@ -9,6 +9,7 @@ from cnnc.compiler import limits
 from cnnc.compiler.elaborate import estimate
 from cnnc.compiler.elaborate.state import Abort, El, Frame, fail, spent_error
 from cnnc.dsl import ast
+from cnnc.dsl.numbers import readable
 
 
 def check_int(value, span, what: str = "this integer"):
@@ -32,17 +33,12 @@ def int_too_large(bits: int, span, what: str, verb: str = "has"):
     )
 
 
-def _count(n: int) -> str:
-    """`1,200,000`, or `about 10^40` for a number too long to read."""
-    return f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
-
-
 def charge(el: El, items: int, span, what: str) -> None:
     """Count list items and characters an elaboration makes (`limits.MAX_ITEMS`), before making them."""
     if items > limits.MAX_LIST:
         raise fail(
             "E0702",
-            f"{what} would have {_count(items)} items, more than the {limits.MAX_LIST:,} a list may have",
+            f"{what} would have {readable(items)} items, more than the {limits.MAX_LIST:,} a list may have",
             span,
             "too long",
             helps=("check the ranges and repeat counts",),

@@ -19,6 +19,7 @@ from cnnc.compiler.names import path_problem
 from cnnc.compiler.names import usable as usable_name
 from cnnc.compiler.ops import REGISTRY
 from cnnc.compiler.types import is_error
+from cnnc.dsl import numbers
 from cnnc.dsl.diagnostics import Diagnostic, error
 from cnnc.dsl.records import field, record
 from cnnc.dsl.source import Span
@@ -260,13 +261,13 @@ def memory_error(
     """E0709: the network's parameters and activations no longer fit in the memory cnnc allows."""
     need, params_bytes = values * limits.BYTES_PER_VALUE, params * limits.BYTES_PER_VALUE
     what = (
-        f"its {params:,} parameters up to here take {_gib(params_bytes)}"
+        f"its {params:,} parameters up to here take {numbers.memory(params_bytes)}"
         if params_bytes > memory
-        else f"its parameters and activations at batch 1 up to here take {_gib(need)}"
+        else f"its parameters and activations at batch 1 up to here take {numbers.memory(need)}"
     )
     return error(
         "E0709",
-        f"the network would not fit in memory: {what}, over the {_gib(memory)} cnnc allows",
+        f"the network would not fit in memory: {what}, over the {numbers.memory(memory)} cnnc allows",
         span,
         "passes the budget here",
         notes=frame.notes()[:3],
@@ -275,10 +276,6 @@ def memory_error(
             limits.memory_help(),
         ),
     )
-
-
-def _gib(n: int) -> str:
-    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
 
 
 NODES_HELP = "check repeat counts and list lengths; real networks have a few thousand nodes"

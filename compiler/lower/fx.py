@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
-import keyword
 import operator
 
 import torch
@@ -32,36 +30,17 @@ from torch import fx, nn
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.lower import layers, modules
 from cnnc.compiler.lower.init import init_parameters
-from cnnc.compiler.names import path_problem
+from cnnc.compiler.lower.naming import (  # noqa: F401  (fx's names, as callers import them)
+    Block,
+    check_names,
+    class_name,
+    reserved_names,
+)
+from cnnc.compiler.lower.source import to_source
+from cnnc.compiler.lower.walk import Walk, outputs
 from cnnc.compiler.ops import Lowering
-from cnnc.dsl.diagnostics import CnncError, error
 
 _FUNCTIONS = {"operator.add": operator.add, "operator.mul": operator.mul, "torch.cat": torch.cat}
-
-
-class Block(nn.Module):
-    """Holds the modules of one block instance; the network's forward calls them one by one."""
-
-    def __init__(self, title: str):
-        super().__init__()
-        # `print(model)` shows the title: a control character in a string argument stays escaped
-        if not title.isprintable():
-            title = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in title)
-        name, _, rest = title.partition("(")
-        self.block_name = name
-        self.block_args = rest.removesuffix(")")
-
-    def _get_name(self) -> str:
-        return self.block_name  # print(model) shows `(0): Bottleneck(` as torchvision does
-
-    def extra_repr(self) -> str:
-        return self.block_args
-
-    def forward(self, *inputs):
-        raise TypeError(
-            f"`{self.block_name}` is a container of the network's modules, not a layer of "
-            "its own: call the whole network"
-        )
 
 
 class CnncModule(fx.GraphModule):
@@ -77,8 +56,6 @@ class CnncModule(fx.GraphModule):
 
     def cnnc_source(self, seed: int | None = None) -> str:
         """The standalone PyTorch source of this network (see `lower.source`)."""
-        from cnnc.compiler.lower.source import to_source
-
         return to_source(self.cnnc_graph, seed=seed)
 
     def __str__(self) -> str:
@@ -158,15 +135,6 @@ def freeze(gm: nn.Module, graph: Graph) -> None:
         if path:
             for p in gm.get_submodule(".".join(path)).parameters(recurse=False):
                 p.requires_grad_(False)
-
-
-def class_name(network: str) -> str:
-    """The class of a lowered network: `resnet50` → `Resnet50`, `mobilenet_v2` → `MobilenetV2`.
-    Always an ASCII identifier that is no keyword (`network none` is `NetNone`, not `None`)."""
-    parts = "".join(c if c.isascii() and c.isalnum() else "_" for c in network).split("_")
-    name = "".join(p[:1].upper() + p[1:] for p in parts if p)
-    usable = name[:1].isalpha() and not keyword.iskeyword(name)
-    return name if usable else f"Net{name}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,27 +217,69 @@ def new_container(graph: Graph, path: tuple[str, ...]) -> nn.Module:
 
 def build_fx_graph(graph: Graph) -> fx.Graph:
     """One fx node per IR node, in the IR's (topological) order."""
-    g = fx.Graph()
-    env: dict[int, fx.Node] = {}
-    for node in graph.nodes_in_order():
-        if modules.kind(node) is Lowering.INPUT:
-            value = g.placeholder(graph.input_name(node.id))
-        elif modules.kind(node) is Lowering.MERGE:
-            value = merge(g, graph, node, [env[i] for i in node.inputs])
-        elif modules.kind(node) is Lowering.PARAMETER:
-            scale = g.get_attr(node.name)
-            value = g.create_node(
-                "call_function",
-                operator.mul,
-                (env[node.inputs[0]], scale),
-                name=node.name.replace(".", "_"),
-            )
-        else:  # a module; a resize or crop also takes the tensor whose size it matches
-            value = g.call_module(node.name, tuple(env[i] for i in node.inputs))
+    return FxWalk(graph).run()
+
+
+class FxWalk(Walk):
+    """The IR as an fx graph: each step adds its fx node(s); `meta["cnnc_id"]` names the IR node."""
+
+    def __init__(self, graph: Graph):
+        super().__init__(graph)
+        self.g = fx.Graph()
+
+    def step(self, node: Node, args: list) -> fx.Node:
+        value = super().step(node, args)
         value.meta["cnnc_id"] = node.id
-        env[node.id] = value
-    g.output(outputs(graph, env))
-    return g
+        return value
+
+    def output(self, values: dict) -> fx.Graph:
+        self.g.output(outputs(self.graph, values))
+        return self.g
+
+    def input(self, node: Node) -> fx.Node:
+        return self.g.placeholder(self.graph.input_name(node.id))
+
+    def module(self, node: Node, args: list) -> fx.Node:
+        return self.g.call_module(node.name, tuple(args))
+
+    def parameter(self, node: Node, args: list) -> fx.Node:
+        scale = self.g.get_attr(node.name)
+        return self.g.create_node(
+            "call_function", operator.mul, (args[0], scale), name=_fx_name(node)
+        )
+
+    def cat(self, node: Node, args: list) -> fx.Node:
+        return self.g.create_node(
+            "call_function", torch.cat, (args,), {"dim": 1}, name=_fx_name(node)
+        )
+
+    def accumulate(self, node: Node, args: list, target: int) -> fx.Node:
+        value = args[target]  # `out += identity`: into an input nothing else reads
+        for other in args[:target] + args[target + 1 :]:
+            value = self.g.create_node(
+                "call_method", node.spec.accumulate, (value, other), name=_fx_name(node)
+            )
+        return value
+
+    def fold(self, node: Node, args: list, function: str) -> fx.Node:
+        value = args[0]
+        for other in args[1:]:  # a + b + c, folded left as Python evaluates it
+            value = self.g.create_node(
+                "call_function", _FUNCTIONS[function], (value, other), name=_fx_name(node)
+            )
+        return value
+
+
+def merge(g: fx.Graph, graph: Graph, node: Node, inputs: list[fx.Node]) -> fx.Node:
+    """The fx node(s) of one merge node of `graph`, added to `g` (FxWalk's merge step, for a lowering
+    that builds its own fx graph)."""
+    walk = FxWalk(graph)
+    walk.g = g
+    return walk.merge(node, inputs)
+
+
+def _fx_name(node: Node) -> str:
+    return node.name.replace(".", "_")
 
 
 def example_inputs(
@@ -286,74 +296,3 @@ def output_names(graph: Graph) -> list[str]:
     if graph.output_kind == "tuple":
         return [f"y{k}" for k, _ in graph.outputs]
     return ["y"]
-
-
-def outputs(graph: Graph, values: dict):
-    """What forward returns: a tensor, a tuple of them, or a dict by output name."""
-    if graph.output_kind == "tuple":
-        return tuple(values[i] for _, i in graph.outputs)
-    if graph.output_kind == "dict":
-        return {str(k): values[i] for k, i in graph.outputs}
-    return values[graph.output]
-
-
-def merge(g: fx.Graph, graph: Graph, node: Node, inputs: list[fx.Node]) -> fx.Node:
-    fn = _FUNCTIONS[modules.merge_function(node)]
-    name = node.name.replace(".", "_")
-    if fn is torch.cat:
-        return g.create_node("call_function", torch.cat, (inputs,), {"dim": 1}, name=name)
-    target = modules.add_target(graph, node)
-    if target is not None:  # `out += identity`: accumulate into an input nothing else reads
-        value = inputs[target]
-        for other in inputs[:target] + inputs[target + 1 :]:
-            value = g.create_node("call_method", node.spec.accumulate, (value, other), name=name)
-        return value
-    value = inputs[0]
-    for other in inputs[1:]:  # a + b + c, folded left as Python evaluates it
-        value = g.create_node("call_function", fn, (value, other), name=name)
-    return value
-
-
-# ---------------------------------------------------------------------------------------------
-# Names
-
-
-@functools.cache
-def reserved_names(top_level: bool) -> frozenset[str]:
-    """Attribute names a submodule may not take: torch's own (`eval`, `forward`, `to`, …)."""
-    names = set(dir(nn.Sequential())) | set(dir(Block("Block")))
-    if top_level:
-        names |= set(dir(CnncModule(nn.Module(), fx.Graph()))) | {"cnnc_graph"}
-    return frozenset(names)
-
-
-def check_names(graph: Graph) -> None:
-    """Each part of a module path must be a whitelisted name (E0208, E0209: torch.fx pastes it
-    into `forward` unescaped, so this is what keeps a crafted graph from running code) and free to
-    become a Python attribute of this torch (E0207)."""
-    nested, top = reserved_names(False), reserved_names(True)
-    for node in graph.nodes_in_order():
-        if modules.kind(node) in (Lowering.INPUT, Lowering.MERGE):
-            continue
-        problem = path_problem(node.path)
-        if problem is not None:
-            raise CnncError(
-                error(
-                    problem.code,
-                    problem.message,
-                    node.span,
-                    "lowered as a module named here",
-                    helps=(problem.help,),
-                )
-            )
-        for depth, part in enumerate(node.path):
-            if part in (top if depth == 0 else nested):
-                raise CnncError(
-                    error(
-                        "E0207",
-                        f"the module name `{part}` (in `{node.name}`) is taken by nn.Module",
-                        node.span,
-                        "lowered as a module named here",
-                        helps=(f"choose another label, e.g. `{part}_layer`",),
-                    )
-                )

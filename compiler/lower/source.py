@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.ir import Graph, Node
 from cnnc.compiler.lower import init, layers, modules
-from cnnc.compiler.lower.fx import check_names, class_name
+from cnnc.compiler.lower.naming import check_names, class_name
+from cnnc.compiler.lower.walk import Walk
 from cnnc.compiler.names import is_attribute
 from cnnc.compiler.ops import Lowering, merge_text
+from cnnc.dsl.numbers import si
 
 Path = tuple[str, ...]
 _NAMES = ("x", "y", "z", "w", "v", "u", "t", "s")
@@ -119,7 +121,7 @@ def header(graph: Graph, name: str, origin: str) -> str:
     model = {name}()  # weights as `cnnc.load` makes them; {name}(seed=0) is reproducible
     {usage(s)}
 
-{s.params:,} parameters, {human(s.macs)} multiply-accumulates per sample at {sizes(s)}.
+{s.params:,} parameters, {si(s.macs, largest="G")} multiply-accumulates per sample at {sizes(s)}.
 The shape comments are for that input size; the batch size N is free.
 """
 
@@ -149,14 +151,6 @@ def sizes(s) -> str:
     return (
         str(list(s.input)) if s.single else ", ".join(f"{n} {list(shape)}" for n, shape in s.inputs)
     )
-
-
-def human(count: int) -> str:
-    """4089184256 → `4.09 G`."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if count >= scale:
-            return f"{count / scale:.2f} {unit}"
-    return str(count)
 
 
 def batched(shape) -> str:
@@ -359,22 +353,67 @@ def statements(graph: Graph, layout: Layout) -> list[Statement]:
 
 
 def forward_lines(graph: Graph, layout: Layout) -> list[str]:
-    stmts = statements(graph, layout)
-    names = allocate_names(graph, stmts)
-    lines = [signature(graph)]
-    open_blocks: tuple[Path, ...] = ()
-    for stmt in stmts:
-        blocks = enclosing_blocks(graph, stmt.path)
-        new = [b for b in blocks if b not in open_blocks]
+    names = allocate_names(graph, statements(graph, layout))
+    return SourceWalk(graph, layout, names).run()
+
+
+class SourceWalk(Walk):
+    """The IR as the lines of `forward`: each step's value is the variable it assigns (`names`), a
+    chain container's nodes one line at the last of them, a block instance opened by its heading."""
+
+    def __init__(self, graph: Graph, layout: Layout, names: dict[int, str]):
+        super().__init__(graph)
+        self.layout, self.names = layout, names
+        self.chain_of = {i: p for p, ids in layout.chains.items() for i in ids}
+        self.lines = [signature(graph)]
+        self.open_blocks: tuple[Path, ...] = ()
+
+    def output(self, values: dict) -> list[str]:
+        return [*self.lines, f"{_INDENT}return {returned(self.graph, self.names)}"]
+
+    def input(self, node: Node) -> str:
+        return self.names[node.id]
+
+    def module(self, node: Node, args: list) -> str | None:
+        path = self.chain_of.get(node.id)
+        if path is None:
+            return self.line(
+                node.path, node, f"{access(self.layout, node.path)}({', '.join(args)})"
+            )
+        ids = self.layout.chains[path]
+        if ids[-1] != node.id:
+            return None  # inside a chain: only the next module of the chain reads it
+        ins = ", ".join(self.names[i] for i in self.graph.node(ids[0]).inputs)
+        return self.line(path, node, f"{access(self.layout, path)}({ins})")
+
+    def parameter(self, node: Node, args: list) -> str:
+        return self.line(node.path, node, f"{args[0]} * {access(self.layout, node.path)}")
+
+    def cat(self, node: Node, args: list) -> str:
+        return self.line(node.path, node, merge_text(node.spec.source, args))
+
+    def accumulate(self, node: Node, args: list, target: int) -> str:
+        """`y.add_(x)`: the sum overwrites y, which nothing else reads."""
+        others = args[:target] + args[target + 1 :]
+        text = args[target] + "".join(f".{node.spec.accumulate}({a})" for a in others)
+        return self.line(node.path, node, text)
+
+    def fold(self, node: Node, args: list, function: str) -> str:
+        return self.line(node.path, node, merge_text(node.spec.source, args))
+
+    def line(self, path: Path, node: Node, expr: str) -> str:
+        """`x = expr  # [N, …]` for the statement at `path`, after the headings of the block
+        instances it opens (a blank line between sections, none right after `def forward`)."""
+        blocks = enclosing_blocks(self.graph, path)
+        new = [b for b in blocks if b not in self.open_blocks]
         if new:
-            if len(lines) > 1:  # a blank line between sections, none right after `def forward`
-                lines.append("")
-            lines += [heading(graph, b) for b in new]
-        open_blocks = blocks
-        expr = expression(graph, layout, stmt, names)
-        lines.append(f"{_INDENT}{names[stmt.out.id]} = {expr}  # {batched(stmt.out.type.shape)}")
-    lines.append(f"{_INDENT}return {returned(graph, names)}")
-    return lines
+            if len(self.lines) > 1:
+                self.lines.append("")
+            self.lines += [heading(self.graph, b) for b in new]
+        self.open_blocks = blocks
+        name = self.names[node.id]
+        self.lines.append(f"{_INDENT}{name} = {expr}  # {batched(node.type.shape)}")
+        return name
 
 
 def signature(graph: Graph) -> str:
@@ -408,20 +447,6 @@ def returned(graph: Graph, names: dict[int, str]) -> str:
 def enclosing_blocks(graph: Graph, path: Path) -> tuple[Path, ...]:
     prefixes = (path[:d] for d in range(1, len(path)))
     return tuple(p for p in prefixes if p in graph.scopes and graph.scopes[p].kind == "block")
-
-
-def expression(graph: Graph, layout: Layout, stmt: Statement, names: dict[int, str]) -> str:
-    node = stmt.out
-    if modules.kind(node) is Lowering.PARAMETER:
-        return f"{names[node.inputs[0]]} * {access(layout, stmt.path)}"
-    if modules.kind(node) is Lowering.MODULE:
-        return f"{access(layout, stmt.path)}({', '.join(names[i] for i in stmt.nodes[0].inputs)})"
-    args = [names[i] for i in node.inputs]
-    target = modules.add_target(graph, node)
-    if target is not None:  # `y.add_(x)`: the sum overwrites y, which nothing else reads
-        others = args[:target] + args[target + 1 :]
-        return args[target] + "".join(f".{node.spec.accumulate}({a})" for a in others)
-    return merge_text(node.spec.source, args)
 
 
 def allocate_names(graph: Graph, stmts: list[Statement]) -> dict[int, str]:

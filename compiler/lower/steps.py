@@ -4,9 +4,9 @@ A search lowers every member it trains or scores. For a GraphModule, torch.fx's 
 generation and the `compile` of the `forward` it writes cost more than the rest of cnnc's work on a
 trial (`bench/search.py`). A `StepModule` holds the same module tree (the same state_dict keys, the
 same weights from the same seed, the same frozen parameters) and runs the IR's nodes in order, with
-the lowering decisions `build_fx_graph` emits from (`modules.kind`, `modules.merge_function`,
-`modules.add_target`): a module called on its inputs, a bare parameter multiplied in, `torch.cat`
-on channels, a sum folded left, or accumulated in place into an input nothing else reads. Like the
+the step kinds `build_fx_graph` emits from (`walk.Walk`'s): a module called on its inputs, a bare
+parameter multiplied in, `torch.cat` on channels, a sum folded left, or accumulated in place into an
+input nothing else reads. Like the
 generated code, it lets go of each value after its last reader, so the memory it holds is the same.
 `tests/test_steps.py` compares outputs, gradients and state_dicts with the GraphModule's.
 """
@@ -19,9 +19,8 @@ import torch
 from torch import nn
 
 from cnnc.compiler.ir import Graph
-from cnnc.compiler.lower import modules
-from cnnc.compiler.lower.fx import _FUNCTIONS, adopt, lower, outputs
-from cnnc.compiler.ops import Lowering
+from cnnc.compiler.lower.fx import _FUNCTIONS, adopt, lower
+from cnnc.compiler.lower.walk import Walk, outputs
 
 MODULE, PARAMETER, CAT, ADD_INTO, FOLD = range(5)
 
@@ -79,33 +78,52 @@ class StepModule(nn.Module):
 
 def _steps(graph: Graph) -> list[tuple]:
     """One step per node but the inputs, each with the values it is the last to read."""
+    order = StepWalk(graph).run()
     last: dict[int, int] = {}
-    order = [n for n in graph.nodes_in_order() if modules.kind(n) is not Lowering.INPUT]
-    for k, node in enumerate(order):
-        for i in node.inputs:
+    for k, (_, _, ins, _) in enumerate(order):
+        for i in ins:
             last[i] = k
     kept = {i for _, i in graph.outputs}
     frees: list[list[int]] = [[] for _ in order]
     for i, k in last.items():
         if i not in kept:
             frees[k].append(i)
-    return [(*_step(graph, node), tuple(frees[k])) for k, node in enumerate(order)]
+    return [(*step, tuple(frees[k])) for k, step in enumerate(order)]
 
 
-def _step(graph: Graph, node) -> tuple:
-    ins = tuple(node.inputs)
-    kind = modules.kind(node)
-    if kind is Lowering.MODULE:
-        return MODULE, node.id, ins, node.name
-    if kind is Lowering.PARAMETER:
-        return PARAMETER, node.id, ins, node.name
-    fn = _FUNCTIONS[modules.merge_function(node)]
-    if fn is torch.cat:
-        return CAT, node.id, ins, None
-    target = modules.add_target(graph, node)
-    if target is not None:
-        return ADD_INTO, node.id, ins, (target, node.spec.accumulate)
-    return FOLD, node.id, ins, fn
+class StepWalk(Walk):
+    """The IR as steps `(kind, out, inputs, target)`: a node's value is its id, read at run time."""
+
+    def __init__(self, graph: Graph):
+        super().__init__(graph)
+        self.steps: list[tuple] = []
+
+    def step(self, node, args: list) -> int:
+        made = super().step(node, args)
+        if made is not None:
+            self.steps.append((made[0], node.id, tuple(node.inputs), made[1]))
+        return node.id
+
+    def output(self, values: dict) -> list[tuple]:
+        return self.steps
+
+    def input(self, node) -> None:
+        return None  # forward's arguments, not a step
+
+    def module(self, node, args: list) -> tuple:
+        return MODULE, node.name
+
+    def parameter(self, node, args: list) -> tuple:
+        return PARAMETER, node.name
+
+    def cat(self, node, args: list) -> tuple:
+        return CAT, None
+
+    def accumulate(self, node, args: list, target: int) -> tuple:
+        return ADD_INTO, (target, node.spec.accumulate)
+
+    def fold(self, node, args: list, function: str) -> tuple:
+        return FOLD, _FUNCTIONS[function]
 
 
 def to_step_module(graph: Graph, seed: int | None = None, device=None) -> StepModule:

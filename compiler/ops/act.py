@@ -6,7 +6,9 @@ None counts multiply-accumulates; PReLU alone has parameters (its slopes).
 
 from __future__ import annotations
 
-from cnnc.compiler.ops import (
+from cnnc.compiler.ops import reads
+from cnnc.compiler.ops.build import changed, ctor, keywords
+from cnnc.compiler.ops.spec import (
     GLOBAL,
     NO_MACS,
     NO_PARAMS,
@@ -21,10 +23,8 @@ from cnnc.compiler.ops import (
     RFAxes,
     Saves,
     no_detail,
-    reads,
     register,
 )
-from cnnc.compiler.ops.build import changed, ctor, keywords
 from cnnc.compiler.ops.text import one
 from cnnc.compiler.types import TensorType
 from cnnc.dsl.records import replace

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from cnnc.compiler.ops import Layer
+from cnnc.compiler.ops.spec import Layer
 
 
 def single(value):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 
-from cnnc.compiler.ops import (
+from cnnc.compiler.ops import reads
+from cnnc.compiler.ops.build import changed, single
+from cnnc.compiler.ops.spec import (
     GLOBAL,
     Family,
     Layer,
@@ -21,10 +23,8 @@ from cnnc.compiler.ops import (
     RFAxes,
     Saves,
     expect_rank,
-    reads,
     register,
 )
-from cnnc.compiler.ops.build import changed, single
 from cnnc.compiler.ops.text import pair, window
 from cnnc.compiler.types import TensorType
 

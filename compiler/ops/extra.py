@@ -13,7 +13,8 @@ The torch modules that run these ops live in `compiler/lower/layers.py`.
 
 from __future__ import annotations
 
-from cnnc.compiler.ops import (
+from cnnc.compiler.ops.build import changed, positional
+from cnnc.compiler.ops.spec import (
     NO_MACS,
     NO_PARAMS,
     POINTWISE,
@@ -29,7 +30,6 @@ from cnnc.compiler.ops import (
     no_detail,
     register,
 )
-from cnnc.compiler.ops.build import changed, positional
 from cnnc.compiler.types import TensorType
 
 LAYERS = "cnnc.compiler.lower.layers."  # where the torch modules of these ops are defined

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from cnnc.compiler.ops import (
+from cnnc.compiler.ops.spec import (
     MEET,
     NO_MACS,
     NO_PARAMS,

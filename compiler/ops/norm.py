@@ -7,7 +7,8 @@ are the affine weight and bias, two per channel, when `affine`; running statisti
 
 from __future__ import annotations
 
-from cnnc.compiler.ops import (
+from cnnc.compiler.ops.build import changed, ctor
+from cnnc.compiler.ops.spec import (
     NO_MACS,
     NO_PARAMS,
     POINTWISE,
@@ -23,7 +24,6 @@ from cnnc.compiler.ops import (
     no_detail,
     register,
 )
-from cnnc.compiler.ops.build import changed, ctor
 from cnnc.compiler.ops.text import one
 from cnnc.compiler.types import TensorType
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from cnnc.compiler.ops import (
+from cnnc.compiler.ops import reads
+from cnnc.compiler.ops.build import changed, ctor, positional, single
+from cnnc.compiler.ops.conv import window_output
+from cnnc.compiler.ops.spec import (
     GLOBAL,
     NO_MACS,
     NO_PARAMS,
@@ -16,11 +19,8 @@ from cnnc.compiler.ops import (
     RFAxes,
     Saves,
     expect_rank,
-    reads,
     register,
 )
-from cnnc.compiler.ops.build import changed, ctor, positional, single
-from cnnc.compiler.ops.conv import window_output
 from cnnc.compiler.ops.text import pair, window
 from cnnc.compiler.types import TensorType
 

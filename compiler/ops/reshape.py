@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from cnnc.compiler.ops import (
+from cnnc.compiler.ops.build import changed, ctor, positional
+from cnnc.compiler.ops.spec import (
     GLOBAL,
     NO_MACS,
     NO_PARAMS,
@@ -22,7 +23,6 @@ from cnnc.compiler.ops import (
     no_detail,
     register,
 )
-from cnnc.compiler.ops.build import changed, ctor, positional
 from cnnc.compiler.ops.text import one
 from cnnc.compiler.types import TensorType
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import math
 
-from cnnc.compiler.ops import (
+from cnnc.compiler.ops import reads
+from cnnc.compiler.ops.build import changed, ctor
+from cnnc.compiler.ops.spec import (
     NO_MACS,
     NO_PARAMS,
     Family,
@@ -27,10 +29,8 @@ from cnnc.compiler.ops import (
     RFAxes,
     Saves,
     expect_rank,
-    reads,
     register,
 )
-from cnnc.compiler.ops.build import changed, ctor
 from cnnc.compiler.ops.text import cross, pair
 from cnnc.compiler.types import TensorType
 

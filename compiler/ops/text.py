@@ -7,8 +7,8 @@ whose inference failed keeps the arguments as written.
 
 from __future__ import annotations
 
-from cnnc.compiler.ops import REQUIRED, ParamKind
-from cnnc.dsl.literals import escape_string
+from cnnc.compiler.ops.spec import REQUIRED, ParamKind
+from cnnc.dsl.literals import write_literal
 
 TYPE_CHECKING = False  # `typing` stays unimported at run time (start-up); annotations only
 if TYPE_CHECKING:
@@ -66,18 +66,16 @@ def range_text(p) -> str:
 
 
 def literal(value) -> str:
-    """A value as .cnn source writes it: `3`, `[3, 5]`, `true`, `same`, `1e-05`, `"bilinear"`."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
+    """An op argument as .cnn source writes it: `3`, `[3, 5]`, `true`, `same`, `1e-05`, `"bilinear"`;
+    a pair of equal sizes as one number, the padding `"same"` as the word. Otherwise
+    `dsl.literals.write_literal`'s text."""
     if isinstance(value, tuple):
         if len(value) == 2 and value[0] == value[1]:
             return literal(value[0])
         return "[" + ", ".join(literal(v) for v in value) + "]"
-    if isinstance(value, str):
-        return value if value == "same" else escape_string(value)
-    return repr(value)
+    if value == "same" and isinstance(value, str):
+        return value
+    return write_literal(value)
 
 
 def call_text(spec, args, tensors: tuple[str, ...] = ()) -> str:

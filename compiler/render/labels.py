@@ -11,18 +11,9 @@ from html import escape
 
 from cnnc.compiler.ir import Node
 from cnnc.compiler.ops import REGISTRY, describe
+from cnnc.dsl.numbers import short as human  # noqa: F401  (labels' name, used by dot.py)
 
 MERGE_GLYPHS = {name: spec.glyph for name, spec in REGISTRY.items() if spec.glyph}  # ⊕ ⊗ ‖
-
-
-def human(count: int) -> str:
-    """3 significant digits with a K/M/G/T suffix: 9408 → `9.41K`, 25_557_032 → `25.6M`."""
-    value = float(count)
-    for suffix in ("", "K", "M", "G", "T"):
-        if abs(value) < 1000 or suffix == "T":
-            return f"{value:.3g}{suffix}" if suffix else str(count)
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def op_label(node: Node) -> str:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 
+from cnnc.dsl.numbers import gibibytes
+
 BYTES = 4  # float32
 SHARE = 0.8  # of the memory available now, the most one member may plan to use
 
@@ -53,10 +55,6 @@ def too_large(graph, device, batch_size: int, optimizer: str = "sgd") -> str | N
     if free is None or need <= SHARE * free:
         return None
     return (
-        f"too large for this machine: needs about {_gib(need)} ({s.params:,} params, "
-        f"{s.activations:,} activations per sample × batch {batch_size}), {_gib(free)} free on {device}"
+        f"too large for this machine: needs about {gibibytes(need)} ({s.params:,} params, "
+        f"{s.activations:,} activations per sample × batch {batch_size}), {gibibytes(free)} free on {device}"
     )
-
-
-def _gib(n: int) -> str:
-    return f"{n / 2**30:,.1f} GiB"
