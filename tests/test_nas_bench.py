@@ -1,0 +1,155 @@
+"""The tabular NAS benchmark of `bench/nas/`: the versioned table holds one valid result for each
+distinct member of its space (as the project's own enumeration counts them), and the regret
+arithmetic of the runner gives exact values on a tiny synthetic table."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+
+import pytest
+from conftest import ROOT
+
+from cnnc.search.space import load_space, walk
+
+NAS = ROOT / "bench" / "nas"
+
+
+def bench_module(name: str):
+    """A module of bench/nas (not a package), loaded from its file under a name of its own."""
+    spec = importlib.util.spec_from_file_location(f"nasbench_{name}", NAS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+table = bench_module("table")
+regret = bench_module("regret")
+Trial = regret.Trial
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+
+
+@pytest.fixture(scope="module")
+def built():
+    return table.read(table.TABLE)
+
+
+def test_the_table_has_one_entry_per_distinct_member_of_the_space(built):
+    meta, members = built
+    space = load_space(table.SPACE, args={"classes": 10})
+    size, walked = walk(space, limit=10_000, seconds=120.0)
+    assert size.exact and size.members == 729 and size.distinct == 729
+    assert {table.key_of(m.labels()) for m in walked} == set(members)
+    assert meta["members"] == meta["distinct"] == meta["trained"] == 729
+
+
+def test_every_entry_is_a_result(built):
+    _, members = built
+    for key, entry in members.items():
+        assert 0.0 <= entry.accuracy <= 1.0, key
+        assert entry.params > 0 and entry.macs > 0 and entry.seconds > 0, key
+    assert max(e.accuracy for e in members.values()) > 0.9  # trained, not chance (0.1)
+
+
+def test_the_table_records_the_space_it_was_built_from(built):
+    import hashlib
+
+    meta, _ = built
+    assert meta["space_sha256"] == hashlib.sha256(table.SPACE.read_bytes()).hexdigest()
+
+
+def test_the_key_is_nas_bench_201_notation():
+    decisions = dict(zip(table.EDGES, ["Identity", "ReLUConvBN(c)", *["Identity"] * 4]))
+    decisions["e3_2"] = "AvgPool(3, stride = 1, pad = 1)"
+    assert table.key_of(decisions) == (
+        "|skip_connect~0|+|nor_conv_3x3~0|skip_connect~1|"
+        "+|skip_connect~0|skip_connect~1|avg_pool_3x3~2|"
+    )
+
+
+@pytest.mark.parametrize(
+    "row, problem",
+    [
+        ([1.5, 10, 10, 1.0], "accuracy 1.5 is not in [0, 1]"),
+        ([0.5, -1, 10, 1.0], "params and macs must be counts"),
+        ([0.5, 10, 10, math.inf], "seconds inf is not a duration"),
+        ([0.5, 10, 10], "expected [accuracy, params, macs, seconds]"),
+    ],
+)
+def test_a_bad_entry_is_named(tmp_path, row, problem):
+    path = tmp_path / "t.json"
+    path.write_text('{"meta": {}, "members": {"k": %s}}' % str(row).replace("inf", "Infinity"))
+    with pytest.raises(ValueError, match=r"^k: ") as info:
+        table.read(path)
+    assert problem in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Regret on a synthetic table: accuracies 0.9 (best), 0.8, 0.7, 0.5 of 4 members
+
+BEST = 0.9
+RUN_A = [Trial(0.5, 2.0), Trial(0.8, 3.0), Trial(0.9, 5.0)]  # finds the best at trial 3, 10 s
+RUN_B = [Trial(0.7, 1.0), Trial(0.7, 0.0), Trial(0.8, 4.0)]  # never does
+
+
+def test_regret_after_n_trials():
+    assert [regret.regret_after_trials(RUN_A, BEST, n) for n in (1, 2, 3, 4)] == [
+        pytest.approx(0.4),
+        pytest.approx(0.1),
+        0.0,
+        None,
+    ]
+    assert regret.regret_after_trials(RUN_B, BEST, 2) == pytest.approx(0.2)
+
+
+def test_regret_after_seconds_counts_only_trials_finished_within_the_budget():
+    at = [regret.regret_after_seconds(RUN_A, BEST, s) for s in (1, 2, 4.9, 5, 9.9, 10, 99)]
+    assert at == [None, pytest.approx(0.4), pytest.approx(0.4), pytest.approx(0.1)] + [
+        pytest.approx(0.1),
+        0.0,
+        0.0,
+    ]
+
+
+def test_the_top_threshold_is_the_best_ceil_fraction_members():
+    accuracies = [0.5 + i / 1000 for i in range(250)]  # ⌈1 % of 250⌉ = 3: the third best
+    assert regret.top_threshold(accuracies, 0.01) == pytest.approx(0.747)
+    assert regret.top_threshold([0.9, 0.8, 0.7, 0.5], 0.01) == 0.9  # at least one member
+
+
+def test_time_to_reach_and_its_median_over_runs():
+    assert regret.time_to_reach(RUN_A, 0.9) == (3, 10.0)
+    assert regret.time_to_reach(RUN_B, 0.9) is None
+    assert regret.time_to_reach(RUN_B, 0.7) == (1, 1.0)
+    assert regret.median_time([RUN_A, RUN_B], 0.8) == (2.5, 5.0, 2)  # both at 5 s
+    assert regret.median_time([RUN_A, RUN_B], 0.9) == (3, 10.0, 1)
+    assert regret.median_time([RUN_B], 0.9) == (None, None, 0)
+
+
+def test_kendall_tau_b():
+    assert regret.kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+    assert regret.kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    # one tie in x among 6 pairs: (5 − 0) / √(5 · 6)
+    assert regret.kendall_tau([1, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(5 / math.sqrt(30))
+    assert math.isnan(regret.kendall_tau([1, 1], [1, 2]))
+
+
+def test_the_regret_tables_print_the_means_over_seeds(monkeypatch):
+    monkeypatch.setattr(regret, "TRIALS_AT", (1, 3, 5))
+    monkeypatch.setattr(regret, "SECONDS_AT", (2, 5))
+    results = {"a": [RUN_A, RUN_B]}
+    assert regret.regret_table(results, BEST, 0.8).splitlines() == [
+        "method  seeds     @1    @3  @5  →top1% trials  reached",
+        "------  -----  -----  ----  --  -------------  -------",
+        "a           2  30.00  5.00   —            2.5      2/2",
+    ]
+    assert regret.time_table(results, BEST, 0.8).splitlines() == [
+        "method   @2 s   @5 s  charged s  →top1% s",
+        "------  -----  -----  ---------  --------",
+        "a       30.00  10.00        7.5       5.0",
+    ]
