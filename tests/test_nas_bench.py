@@ -153,3 +153,52 @@ def test_the_regret_tables_print_the_means_over_seeds(monkeypatch):
         "------  -----  -----  ---------  --------",
         "a       30.00  10.00        7.5       5.0",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The runner drives a real study, each member looked up in the table
+
+
+def test_a_sampler_run_charges_the_table_for_each_member_it_meets(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "table", table)  # what run.py imports by name
+    monkeypatch.setitem(sys.modules, "regret", regret)
+    run = bench_module("run")
+    members = table.space_members()
+    ranked = {key: table.Entry(i / 1000, 1, 1, 1.0 + i) for i, (key, _) in enumerate(members)}
+    by_hash = {run_hash(graph): key for key, graph in members}
+    bench = run.Bench(ranked, by_hash, 6, tmp_path)
+    method = next(m for m in run.METHODS if m.name == "random")
+    trials = run.lookup_search(bench, method, seed=0)
+    study = load_study(tmp_path / "random-0")
+    keys = [table.key_of(t.user_attrs["decisions"]) for t in study.trials]
+    assert [t.accuracy for t in trials] == [ranked[k].accuracy for k in keys]
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}  # a member met again costs nothing
+    charged = [ranked[k].seconds if first[k] == i else 0.0 for i, k in enumerate(keys)]
+    assert [t.seconds for t in trials] == charged and len(trials) == 6
+
+
+def run_hash(graph) -> str:
+    from cnnc.search.space import graph_hash
+
+    return graph_hash(graph)
+
+
+def load_study(folder):
+    from cnnc.search.driver import load_study
+
+    return load_study(f"sqlite:///{folder / 'study.db'}", None, read_only=True)
+
+
+def test_a_method_whose_choice_is_not_in_the_tables_is_skipped_and_said_so(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "table", table)
+    monkeypatch.setitem(sys.modules, "regret", regret)
+    run = bench_module("run")
+    ready = [m.name for m in run.METHODS if run.available(m)]
+    assert ready[:2] == ["random", "tpe"]
+    missing = run.Method("later", "evaluator", "no-such-evaluator", run.weight_sharing, "wall")
+    monkeypatch.setattr(run, "METHODS", (missing,))
+    opts = run.parse(["--seeds", "1"])
+    assert run.run_methods(None, opts) == ({}, {})
+    assert capsys.readouterr().out == (
+        "skipped later: no evaluator `no-such-evaluator` in search/choices.py yet\n"
+    )

@@ -10,8 +10,8 @@ Methods of two kinds (the `METHODS` table):
 - *from scratch* (a sampler: random, TPE, evolution): a real `cnnc search` study (the driver,
   `search/driver.py`, with the sampler of `--sampler NAME` and its dedup of repeated members) whose
   evaluator looks the member up in the table instead of training it. A trial's accuracy and its
-  seconds are the table's (a member met again costs nothing), so a run is quick and exact; the
-  driver's own time per trial is shown beside the table, not charged.
+  seconds are the table's (CPU seconds of one thread; a member met again costs nothing), so a run
+  is quick and exact; the driver's own time per trial is shown beside the table, not charged.
 - *weight sharing* (supernet, DARTS: an `--evaluator` that trains something itself): run through
   `cnnc.search`, charged their measured wall time; the member they pick is looked up in the table.
 A method whose choice is not in `search/choices.py` yet is skipped, and the runner says so.
@@ -157,19 +157,19 @@ def available(method: Method) -> bool:
 
 def proxy_scores(seed: int) -> tuple[dict[str, dict[str, float]], float]:
     """{proxy: {key: score}} over every member (weights and minibatch seeded by `seed`), and the
-    seconds the scoring took."""
+    CPU seconds the scoring took (one thread, as the table's seconds)."""
     from cnnc.compiler.lower.steps import to_step_module
     from cnnc.search.data import load_dataset
     from cnnc.search.evaluators.proxy import score_all
 
     data = load_dataset("digits", None, 0)
     scores: dict[str, dict[str, float]] = {}
-    start = time.perf_counter()
+    start = time.process_time()
     for key, graph in table.space_members():
         model = to_step_module(graph, seed=seed)
         for name, value in score_all(model, data, seed=seed).items():
             scores.setdefault(name, {})[key] = value
-    return scores, time.perf_counter() - start
+    return scores, time.process_time() - start
 
 
 def proxy_rows(bench: Bench, seeds: int) -> list[tuple]:

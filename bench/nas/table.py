@@ -8,8 +8,9 @@ equal: the key is the cell's canonical form, and the members of the space are th
 architectures (`build.py` checks that their graph hashes are as many as their keys).
 
 `table.json` holds `meta` (how it was built) and `members`: key -> [accuracy, params, macs,
-seconds], accuracy the validation accuracy in [0, 1] after the last epoch, seconds the wall time of
-training and evaluating the member (one CPU thread). `read` checks every entry; it imports nothing
+seconds], accuracy the validation accuracy in [0, 1] after the last epoch, seconds the CPU time of
+training and evaluating the member on one thread (on a shared machine, wall time stretches with the
+others' load; CPU time on one thread is the member's own cost). `read` checks every entry; it imports nothing
 heavy (the test and the regret tables read it without torch).
 """
 
@@ -40,7 +41,7 @@ class Entry:
     accuracy: float  # validation accuracy after the last epoch, in [0, 1]
     params: int
     macs: int
-    seconds: float  # wall time of training and evaluating it
+    seconds: float  # CPU time of training and evaluating it, one thread
 
 
 def key_of(decisions: dict[str, str]) -> str:
