@@ -149,9 +149,9 @@ def test_the_regret_tables_print_the_means_over_seeds(monkeypatch):
         "a           2  30.00  5.00   —            2.5      2/2",
     ]
     assert regret.time_table(results, BEST, 0.8).splitlines() == [
-        "method   @2 s   @5 s  charged s  →top1% s",
-        "------  -----  -----  ---------  --------",
-        "a       30.00  10.00        7.5       5.0",
+        "method   @2 s   @5 s  charged s  trained  →top1% s",
+        "------  -----  -----  ---------  -------  --------",
+        "a       30.00  10.00        7.5      2.5       5.0",
     ]
 
 

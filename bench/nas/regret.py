@@ -113,6 +113,8 @@ def pp(x: float | None) -> str:
 
 
 def regret_table(results: dict[str, list[list[Trial]]], best: float, threshold: float) -> str:
+    """Regret after each count of `TRIALS_AT`, means over the seeds (— while a run has fewer
+    trials); the median trials to a member at or above `threshold`, and how many runs reach one."""
     head = ["method", "seeds", *(f"@{n}" for n in TRIALS_AT), "→top1% trials", "reached"]
     lines = [head]
     for name, runs in results.items():
@@ -124,14 +126,18 @@ def regret_table(results: dict[str, list[list[Trial]]], best: float, threshold: 
 
 
 def time_table(results: dict[str, list[list[Trial]]], best: float, threshold: float) -> str:
-    head = ["method", *(f"@{s} s" for s in SECONDS_AT), "charged s", "→top1% s"]
+    """Regret after each budget of `SECONDS_AT`; a run's charged seconds and the members it trained
+    (its trials charged any time: a member met again is not), both means over the seeds; the
+    median seconds to a member at or above `threshold`."""
+    head = ["method", *(f"@{s} s" for s in SECONDS_AT), "charged s", "trained", "→top1% s"]
     lines = [head]
     for name, runs in results.items():
         at = [mean_or_none(regret_after_seconds(r, best, s) for r in runs) for s in SECONDS_AT]
         _, seconds, _ = median_time(runs, threshold)
         charged = statistics.fmean(sum(t.seconds for t in r) for r in runs)
+        trained = statistics.fmean(sum(t.seconds > 0 for t in r) for r in runs)
         to_top = "—" if seconds is None else f"{seconds:.1f}"
-        lines.append([name, *map(pp, at), f"{charged:.1f}", to_top])
+        lines.append([name, *map(pp, at), f"{charged:.1f}", f"{trained:g}", to_top])
     return layout(lines)
 
 
