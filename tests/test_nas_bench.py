@@ -195,7 +195,7 @@ def test_a_method_whose_choice_is_not_in_the_tables_is_skipped_and_said_so(monke
     run = bench_module("run")
     ready = [m.name for m in run.METHODS if run.available(m)]
     assert ready[:2] == ["random", "tpe"]
-    missing = run.Method("later", "evaluator", "no-such-evaluator", run.weight_sharing, "wall")
+    missing = run.Method("later", "evaluator", "no-such-evaluator", run.weight_sharing, "own")
     monkeypatch.setattr(run, "METHODS", (missing,))
     opts = run.parse(["--seeds", "1"])
     assert run.run_methods(None, opts) == ({}, {})
