@@ -201,3 +201,49 @@ def test_a_method_whose_choice_is_not_in_the_tables_is_skipped_and_said_so(monke
     assert capsys.readouterr().out == (
         "skipped later: no evaluator `no-such-evaluator` in search/choices.py yet\n"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Members that compute the same function
+
+
+@pytest.fixture(scope="module")
+def equivalence():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "table", table)  # what equivalence.py imports by name
+        yield bench_module("equivalence")
+
+
+def cell(*ops: str) -> str:
+    names = {"s": "skip_connect", "c": "nor_conv_3x3", "p": "avg_pool_3x3"}
+    return table.key_of({e: label_of(names[op]) for e, op in zip(table.EDGES, ops)})
+
+
+def label_of(op: str) -> str:
+    return next(label for label, name in table.OPS.items() if name == op)
+
+
+def test_a_skip_into_node_1_lets_the_ops_from_nodes_0_and_1_swap(equivalence):
+    swaps = [cell(*"scpcps"), cell(*"spcpcs"), cell(*"scppcs")]  # node 2's, node 3's or both
+    other = cell(*"scpccs")  # node 3 takes two convs, not a conv and a pool
+    assert equivalence.classes([*swaps, other]) == [swaps, [other]]
+
+
+def test_a_conv_reached_through_a_skip_is_not_a_conv_of_its_own(built, equivalence):
+    # node 2 = conv(x0) + conv(x0) and node 3 = x0 + conv(x0) + node 2 in both, but in the first
+    # node 3's conv is node 1's, also in node 2: 2 convs a cell against 3. NAS-Bench-201's text
+    # form (`to_unique_str`) calls them one cell
+    shared, separate = cell(*"ccssss"), cell(*"sccscs")
+    assert equivalence.classes([shared, separate]) == [[shared], [separate]]
+    _, members = built
+    assert members[shared].params < members[separate].params
+
+
+def test_equivalent_members_have_one_size_and_train_alike(built, equivalence):
+    meta, members = built
+    found = equivalence.classes(list(members))
+    assert len(found) == meta["functions"] == 567
+    for keys in found:
+        assert len({members[k].params for k in keys}) == 1, keys
+        accuracies = [members[k].accuracy for k in keys]
+        assert max(accuracies) - min(accuracies) <= 1 / 359 + 1e-6, keys  # one validation image

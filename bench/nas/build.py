@@ -126,7 +126,18 @@ def train_one(graph, evaluate) -> table.Entry:
 
 
 def counts(todo: list, members: dict) -> dict:
-    return {"members": len(todo), "distinct": len({k for k, _ in todo}), "trained": len(members)}
+    """`distinct`: graphs (keys); `functions`: classes of members that compute the same function
+    (`equivalence.py`), each trained as often as it has members."""
+    import equivalence
+
+    keys = [k for k, _ in todo]
+    functions = len(equivalence.classes(keys))
+    return {
+        "members": len(todo),
+        "distinct": len(set(keys)),
+        "functions": functions,
+        "trained": len(members),
+    }
 
 
 if __name__ == "__main__":

@@ -3,15 +3,17 @@
 A member of `cell.cnn` is keyed by its cell in NAS-Bench-201's notation,
 `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|` (node 1's incoming edge, then node 2's, then node 3's, each
 `op~i` the op on the edge from node i), with NAS-Bench-201's op names. Every edge is present and
-the cell's DAG has one topological order, so two cells are isomorphic only when their keys are
-equal: the key is the cell's canonical form, and the members of the space are the distinct
-architectures (`build.py` checks that their graph hashes are as many as their keys).
+the cell's DAG has one topological order, so two cells are isomorphic as DAGs only when their keys
+are equal: the key is the cell's canonical form as a graph (`space_members` checks that graph
+hashes and keys are as many). Some distinct cells compute the same function (a skip into node 1;
+`equivalence.py` groups them): the table holds every member, each trained once, so such a class
+is trained once per member (the meta's `functions` counts the classes).
 
 `table.json` holds `meta` (how it was built) and `members`: key -> [accuracy, params, macs,
 seconds], accuracy the validation accuracy in [0, 1] after the last epoch, seconds the CPU time of
 training and evaluating the member on one thread (on a shared machine, wall time stretches with the
-others' load; CPU time on one thread is the member's own cost). `read` checks every entry; it imports nothing
-heavy (the test and the regret tables read it without torch).
+others' load; CPU time on one thread is the member's own cost). `read` checks every entry; it
+imports nothing heavy (the test and the regret tables read it without torch).
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ def key_of(decisions: dict[str, str]) -> str:
     """NAS-Bench-201's arch string of a member's decisions ({edge: option label})."""
     ops = [f"{OPS[decisions[edge]]}~{edge[-1]}" for edge in EDGES]
     return f"|{ops[0]}|+|{ops[1]}|{ops[2]}|+|{ops[3]}|{ops[4]}|{ops[5]}|"
+
+
+def parse_key(key: str) -> list[list[tuple[str, int]]]:
+    """The ops into nodes 1, 2 and 3 of a key, each `(op, from node)`: `key_of` read back."""
+    nodes = key.strip("|").split("|+|")
+    return [[(op, int(i)) for op, i in (e.split("~") for e in n.split("|"))] for n in nodes]
 
 
 def entry_json(entry: Entry) -> list:
