@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 
 from cnnc.compiler import derive
+from cnnc.compiler.elaborate import zeros
 from cnnc.compiler.elaborate.evaluate import bind_params, evaluate
 from cnnc.compiler.elaborate.scopes import Env, ModuleScope
 from cnnc.compiler.elaborate.state import El, Frame, fail
@@ -68,7 +69,7 @@ def run_network(el: El, main: ModuleScope, name: str, args: dict, input_shape):
 
 
 def finish(el: El, name: str, output) -> Graph:
-    """Prune what reaches no output and freeze the graph. `output` is a Tensor, an `Outputs` (a
+    """Prune what reaches no output (or only a Zero) and freeze the graph. `output` is a Tensor, an `Outputs` (a
     tuple or named tensors) or POISON (then every node is kept, for the diagnostics' sake)."""
     nodes = el.b.nodes
     if isinstance(output, Outputs):
@@ -79,13 +80,8 @@ def finish(el: El, name: str, output) -> Graph:
         outputs, kind = (), "tensor"
     if not outputs:
         keep = {n.id for n in nodes}
-    else:
-        keep, stack = set(), [nid for _, nid in outputs]
-        while stack:
-            nid = stack.pop()
-            if nid not in keep:
-                keep.add(nid)
-                stack.extend(nodes[nid].inputs)
+    else:  # what a Zero makes dead goes too (`zeros.py`)
+        nodes, outputs, keep = zeros.drop_zeros(nodes, outputs)
     kept = [n for n in nodes if n.id in keep or n.op == "Input"]
     prefixes = {n.path[:k] for n in kept for k in range(1, len(n.path))}
     kept_scopes = [s for s in el.b.scopes if s.path in prefixes]
