@@ -116,6 +116,8 @@ RULES = {
     # data sets are tensors: the loader is torch-side like the evaluators that consume it
     "cnnc.search.data": Rule(("cnnc.search", "cnnc.dsl"), ("torch", "numpy", "sklearn", "PIL")),
     # the workers of a study: its storage, the loop, and the processes of `--workers` (GPUs counted)
+    # architectures up to isomorphism: networkx's graph hashing and matching on the IR
+    "cnnc.search.architecture": Rule(_SEARCH, ("networkx",)),
     "cnnc.search.storage": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),
     # a study's files checked before Optuna opens them, and Optuna's parsing errors made user errors
     "cnnc.search.studyfiles": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),

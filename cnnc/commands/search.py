@@ -247,7 +247,7 @@ def search(args):
     data = evaluate.load_data(settings)
     space = driver.space_for(settings, data.input_shape, data.num_classes)
     size, walked = walk(space, seconds=1.0)
-    if size.exact and not any(m.ok for m in walked):  # not a choice that fails: the program does
+    if size.complete and not any(m.ok for m in walked):  # not a choice that fails: the program does
         raise CnncError(*walked[0].diagnostics)
     console = Console(settings, child)
     if not child:
@@ -413,6 +413,13 @@ def print_result(result, settings) -> None:
 
     print()
     print(f"{counts_text(result.rows)} in study `{printable(settings.study_name)}`")
+    if result.stopped == "exhausted":
+        from cnnc.search.worker import EXHAUSTED_AFTER
+
+        print(
+            f"the space looks exhausted: the last {EXHAUSTED_AFTER} proposals were all "
+            "architectures already evaluated"
+        )
     if not result.best:
         print("no member completed: nothing to call best")
     if len(settings.names) > 1 and result.best:

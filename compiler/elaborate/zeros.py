@@ -8,6 +8,7 @@ Rules, each keeping the network's value:
 - a `Zero` in a sum is dropped from it (`a + Zero` is `a`), where the other operands alone give the
   sum's shape (a Zero that broadcasts them stays); a sum left with one operand is that operand, and
   a sum of Zeros only is its first Zero of the sum's shape;
+- an Identity of a Zero is that Zero;
 - a Zero's value depends on nothing, so what feeds it is not kept for its sake; a kept Zero whose
   input is not kept reads the nearest kept tensor above it instead (for the batch size only: its
   `shape` argument keeps its output's shape).
@@ -26,6 +27,7 @@ from cnnc.dsl.records import replace
 
 ZERO = "Zero"
 SUM = "Add"
+SAME = "Identity"
 
 
 def drop_zeros(nodes: list[Node], outputs: tuple) -> tuple[list[Node], tuple, set[int]]:
@@ -38,6 +40,8 @@ def drop_zeros(nodes: list[Node], outputs: tuple) -> tuple[list[Node], tuple, se
             node = nodes[i] = replace(node, inputs=inputs)
         if node.op == SUM:
             _drop_from_sum(nodes, i, alias)
+        elif node.op == SAME and len(inputs) == 1 and nodes[inputs[0]].op == ZERO:
+            alias[i] = inputs[0]  # an Identity of zeros is those zeros (a skip from a cut node)
     outputs = tuple((key, alias.get(nid, nid)) for key, nid in outputs)
     keep = _needed(nodes, [nid for _, nid in outputs])
     for i in sorted(keep):
