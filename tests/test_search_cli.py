@@ -24,7 +24,13 @@ def test_space_json(capsys):
     code, out, _ = run_cli(["space", TINY, "--samples", "5", "--format", "json"], capsys)
     data = json.loads(out)
     assert code == 0 and data["size"].pop("estimate") > 0  # Knuth's, from 5 random paths
-    assert data["size"] == {"members": 36, "exact": True, "distinct": 36}
+    assert data["size"] == {
+        "members": 36,
+        "exact": True,
+        "distinct": 36,
+        "counted_by": "walk",
+        "error": None,
+    }
     assert data["decisions"][3]["when"] == {"decision": "depth", "options": ["2"]}
 
 
