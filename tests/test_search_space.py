@@ -268,3 +268,23 @@ def test_concrete_program_of_merges_on_the_input():
         assert line in program
     rebuilt = elaborate_file("best.cnn", text=program)
     assert rebuilt.ok and same_layers(graph, rebuilt.graph) == []
+
+
+BLOCKS = f"""
+block B(c) {{
+    k = choice(3, 5)
+    both = Conv(choice(4, 8), choice(1, 3), pad = same)
+    return in -> conv: Conv(c, k, pad = same) -> both
+}}
+network blocks {{
+    input [3, 8, 8]
+    return in -> stage1: [B(4) for i in range(2)] -> last: B(choice(4, 8)) {HEAD}
+}}
+"""
+
+
+def test_a_blocks_choices_are_named_from_its_label_path_and_let():
+    names = [name for name, _ in walk(space(BLOCKS), limit=1, keep=True)[1][0].picks]
+    assert names[:2] == ["stage1.0.k", "stage1.0@4:17"]  # a let with two choices: by place
+    assert "stage1.1.k" in names and "last.k" in names
+    assert "network@9:62" in names  # the network's own choices keep their place

@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 
 from cnnc.compiler import derive
-from cnnc.compiler.elaborate import zeros
+from cnnc.compiler.elaborate import choices, zeros
 from cnnc.compiler.elaborate.evaluate import bind_params, evaluate
 from cnnc.compiler.elaborate.scopes import Env, ModuleScope
 from cnnc.compiler.elaborate.state import El, Frame, fail
@@ -208,7 +208,7 @@ def run_body(el: El, definition, env: Env, frame):
                         "defined again here",
                     )
                 )
-            env.vars[stmt.name] = el.guard(lambda s=stmt: evaluate(el, s.value, env, frame))
+            env.vars[stmt.name] = _let_value(el, stmt, env, frame)
         elif isinstance(stmt, ast.InputDecl):
             el.guard(lambda s=stmt: declare_input(el, s, env, definition, frame))
         elif isinstance(stmt, ast.Assert):
@@ -228,6 +228,16 @@ def run_body(el: El, definition, env: Env, frame):
             )
         )
     return result
+
+
+def _let_value(el: El, stmt: ast.Let, env: Env, frame):
+    """The value of `name = …`, evaluated with the binding known (it names a block's choices)."""
+    outer = el.b.binding
+    el.b.binding = (stmt.name, choices.count(stmt.value))
+    try:
+        return el.guard(lambda: evaluate(el, stmt.value, env, frame))
+    finally:
+        el.b.binding = outer
 
 
 def declare_input(el: El, stmt: ast.InputDecl, env: Env, definition, frame) -> None:

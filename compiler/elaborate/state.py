@@ -109,6 +109,9 @@ class Builder:
     # label path → the output of the part of that path (a node, a block instance, a labelled
     # sequence or merge), so `x.layer4` can take a tap from inside the part that made `x`
     parts: dict = field(default_factory=dict)
+    # the `let` whose value is being evaluated, with how many `choice`s its text holds: a block's
+    # lone choice in `k = choice(3, 5)` is named `<instance path>.k` (`choices._name`)
+    binding: tuple[str, int] | None = None
 
     def room(self) -> int:
         """Nodes that may still be made."""
