@@ -187,6 +187,14 @@ def graph_hash(graph) -> str:
     return key(labelled(graph))
 
 
+def text_hash(graph) -> str:
+    """sha256 of the graph's text dump: the key of studies recorded before `graph_hash` (their
+    trials still replay to their architecture)."""
+    import hashlib
+
+    return hashlib.sha256(str(graph).encode()).hexdigest()
+
+
 # ---------------------------------------------------------------------------------------------
 # Decisions and size
 
@@ -225,8 +233,7 @@ class Size:
         if self.how == "composed" and self.exact:
             return (
                 f"{self.members:,} members (composed from independent decisions, checked on "
-                f"{self.checked} random members; distinct architectures are counted only when "
-                "every member is walked: a larger --walk-seconds)"
+                f"{self.checked} random members; too many to walk for distinct architectures)"
             )
         if self.how == "composed":
             return (

@@ -114,6 +114,8 @@ def _text(path, found, size, figures, args) -> list[str]:
     ]
     lines += decision_rows(found)
     lines += ["", f"size: {size.text()}"]
+    if size.how == "composed" and size.exact:
+        lines.append("  (a larger --walk-seconds walks every member and counts the architectures)")
     if not figures.samples:
         return lines
     n = figures.samples
