@@ -301,6 +301,13 @@ def run_workers(settings, space, console):
 # Output
 
 
+def _counts(row) -> bool:
+    """Whether a finished trial counts toward `--trials` (`search.worker.counts`, on a row)."""
+    if row.status == "reused":
+        return False
+    return row.state in ("COMPLETE", "PRUNED") or (row.state == "FAIL" and row.status == "failed")
+
+
 class Console:
     """Trial lines on stdout; the live progress line on stderr (rewritten in place on a terminal)."""
 
@@ -362,7 +369,8 @@ class Console:
             self.best = (best[0].values[0], best[0].number)
         self.clear()
         print(trial_line(row, self.settings.names), flush=True)
-        self.status(f"trial {row.number + 1}/{self.settings.trials} done", final=not self.live)
+        counted = sum(_counts(r) for r in self.rows)  # a reused architecture is not a trial
+        self.status(f"trial {counted}/{self.settings.trials} done", final=not self.live)
 
     def note(self, text: str) -> None:
         self.clear()
