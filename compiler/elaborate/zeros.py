@@ -44,10 +44,14 @@ def drop_zeros(nodes: list[Node], outputs: tuple) -> tuple[list[Node], tuple, se
             alias[i] = inputs[0]  # an Identity of zeros is those zeros (a skip from a cut node)
     outputs = tuple((key, alias.get(nid, nid)) for key, nid in outputs)
     keep = _needed(nodes, [nid for _, nid in outputs])
+    nearest: dict[int, int] = {}  # many Zeros may read one dead branch: each is searched once
     for i in sorted(keep):
         node = nodes[i]
         if node.op == ZERO and node.inputs and node.inputs[0] not in keep:
-            nodes[i] = replace(node, inputs=(_nearest_kept(nodes, node.inputs[0], keep),))
+            src = node.inputs[0]
+            if src not in nearest:
+                nearest[src] = _nearest_kept(nodes, src, keep)
+            nodes[i] = replace(node, inputs=(nearest[src],))
     return nodes, outputs, keep
 
 
