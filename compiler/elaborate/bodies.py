@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 
 from cnnc.compiler import derive
-from cnnc.compiler.elaborate import choices, zeros
+from cnnc.compiler.elaborate import zeros
 from cnnc.compiler.elaborate.evaluate import bind_params, evaluate
 from cnnc.compiler.elaborate.scopes import Env, ModuleScope
 from cnnc.compiler.elaborate.state import El, Frame, fail
@@ -233,7 +233,7 @@ def run_body(el: El, definition, env: Env, frame):
 def _let_value(el: El, stmt: ast.Let, env: Env, frame):
     """The value of `name = …`, evaluated with the binding known (it names a block's choices)."""
     outer = el.b.binding
-    el.b.binding = (stmt.name, choices.count(stmt.value))
+    el.b.binding = stmt
     try:
         return el.guard(lambda: evaluate(el, stmt.value, env, frame))
     finally:

@@ -80,11 +80,19 @@ def _name(el: El, expr: ast.Choice, env, frame) -> str:
         if not isinstance(value, str):
             raise Fail(error("E0404", "a choice's `name` must be a string", kw.value.span))
         return value
-    binding = el.b.binding
-    if frame.scope and binding is not None and binding[1] == 1:
-        return f"{'.'.join(frame.scope)}.{binding[0]}{_loop_suffix(env)}"
+    let = el.b.binding
+    if frame.scope and let is not None and _lone(el, let):
+        return f"{'.'.join(frame.scope)}.{let.name}{_loop_suffix(env)}"
     where = ".".join(frame.scope) or "network"
     return f"{where}@{expr.span.line}:{expr.span.col}{_loop_suffix(env)}"
+
+
+def _lone(el: El, let) -> bool:
+    """Whether the let's text holds one `choice` (counted once per let)."""
+    known = el.b.choices_in.get(id(let))
+    if known is None:
+        known = el.b.choices_in[id(let)] = count(let.value)
+    return known == 1
 
 
 def count(expr) -> int:
