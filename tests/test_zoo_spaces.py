@@ -4,6 +4,7 @@ also checked by hand arithmetic: a product over blocks, a sum over stage depths.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
@@ -58,3 +59,50 @@ def test_each_space_has_the_size_its_comment_states(name, members, capsys):
     assert size["distinct"] == stated["distinct"]
     if stated["distinct"] is None:  # too many to walk: composed
         assert size["counted_by"] == "composed"
+
+
+POOL = "AvgPool(3, stride = 1, pad = 1, count_include_pad = false)"
+NB201 = {
+    "Zero": "none",
+    "Identity": "skip_connect",
+    "ReLUConvBN(c, 1)": "nor_conv_1x1",
+    "ReLUConvBN(c, 3)": "nor_conv_3x3",
+    POOL: "avg_pool_3x3",
+}
+EDGES = ("edge0_1", "edge0_2", "edge1_2", "edge0_3", "edge1_3", "edge2_3")  # (i, j) by j, then i
+
+
+def unique_str(ops: dict) -> str:
+    """NAS-Bench-201's `CellStructure.to_unique_str(consider_zero=True)`, on cnnc's edge names."""
+    nodes, edges = {0: "0"}, iter(EDGES)
+    for j in (1, 2, 3):
+        terms = []
+        for i in range(j):
+            op = NB201[ops[next(edges)]]
+            if op == "none" or nodes[i] == "#":
+                terms.append("#")
+            elif op == "skip_connect":
+                terms.append(nodes[i])
+            else:
+                terms.append(f"({nodes[i]})@{op}")
+        nodes[j] = "+".join(sorted(terms))
+    return nodes[3]
+
+
+def test_nasbench201s_own_count_is_6466_unique_strings():
+    cells = itertools.product(NB201, repeat=6)
+    assert len({unique_str(dict(zip(EDGES, ops))) for ops in cells}) == 6_466
+
+
+def test_nasbench201_reads_a_shared_node_and_a_fresh_layer_alike_and_cnnc_does_not():
+    """The comment's first difference: node 3 = node 1 + pool(node 1), node 1 = conv1x1(in), or
+    node 3 = a conv1x1(in) of its own + pool(node 1): one string, two architectures."""
+    from cnnc.search.space import fixed, graph_hash, load_space
+
+    space = load_space(SPACES / "nasbench201.cnn", "cell")
+    conv = "ReLUConvBN(c, 1)"
+    shared = dict(zip(EDGES, (conv, "Zero", POOL, "Zero", "Identity", "Identity")))
+    fresh = dict(zip(EDGES, (conv, "Zero", POOL, conv, "Zero", "Identity")))
+    assert unique_str(shared) == unique_str(fresh)
+    one, two = (space.member(fixed(ops)).graph for ops in (shared, fresh))
+    assert graph_hash(one) != graph_hash(two)
