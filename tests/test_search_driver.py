@@ -355,3 +355,18 @@ def test_a_space_with_fewer_architectures_than_trials_stops_exhausted(tmp_path, 
     result = study(tmp_path, file=file, trials=10, sampler="random")
     assert result.stopped == "exhausted"
     assert sum(r.status == "trained" for r in result.rows) == 2
+
+
+def test_a_shared_key_is_confirmed_before_a_result_is_reused(tmp_path, monkeypatch):
+    """Every member given one key (a collision everywhere): only isomorphic ones are reused."""
+    from cnnc.search import results
+    from cnnc.search.architecture import Architectures
+
+    for module in (driver, results):  # the trials' keys, and best.cnn's check of its trial's
+        monkeypatch.setattr(module, "graph_hash", lambda graph: "0" * 32)
+    evaluator = Counting()
+    file = write(tmp_path, "symmetric.cnn", SYMMETRIC)
+    result = study(tmp_path, file=file, trials=10, sampler="random", evaluator=evaluator)
+    seen = Architectures()
+    assert all(seen.add(g)[1] for g in evaluator.graphs) and seen.count == 10
+    assert sum(r.status == "trained" for r in result.rows) == 10
