@@ -127,3 +127,19 @@ def test_search_report_reads_a_journal_folder(tmp_path, capsys):
     code, stdout, err = run_cli(["search-report", out], capsys)
     assert code == 0, err
     assert f"study `j` in {url}" in stdout and "progress: 1 finished" in stdout
+
+
+def test_search_says_when_the_space_is_exhausted(tmp_path, capsys, monkeypatch):
+    from cnnc.search import worker
+
+    monkeypatch.setattr(worker, "EXHAUSTED_AFTER", 5)
+    space = tmp_path / "two.cnn"
+    space.write_text(
+        "network two(classes = 10) {\n    input [1, 8, 8]\n"
+        "    return in -> Conv(4, 1) -> choice(ReLU, ReLU -> Identity) -> Flatten -> Linear(classes)\n}\n"
+    )
+    args = ["search", space, "--evaluator", "proxy", "--device", "cpu", "--trials", "3"]
+    code, out, err = run_cli([*args, "--sampler", "random", "--out", tmp_path / "run"], capsys)
+    assert code == 0, err
+    assert "1 scored" in out and "reused" in out
+    assert "the space looks exhausted: the last 5 proposals were all architectures already" in out
