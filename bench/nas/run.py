@@ -164,7 +164,7 @@ def proxy_scores(seed: int) -> tuple[dict[str, dict[str, float]], float]:
     """{proxy: {key: score}} over every member (weights and minibatch seeded by `seed`), and the
     CPU seconds the scoring took (one thread, as the table's seconds)."""
     from cnnc.compiler.lower.steps import to_step_module
-    from cnnc.search.data import load_dataset
+    from cnnc.training.data import load_dataset
     from cnnc.search.evaluators.proxy import score_all
 
     data = load_dataset("digits", None, 0)
