@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 
 from cnnc.compiler import limits
+from cnnc.search.deciders import replay, uniform
 
 CHECKS = 64  # random members followed through the composed tree
 SEED = 0
@@ -74,7 +75,6 @@ class _Tree:
         self.root: tuple = ()
 
     def points(self, prefix: tuple[int, ...]) -> tuple:
-        from cnnc.search.space import replay
 
         self.elaborations += 1
         with limits.spending():  # each member its own budget, as the walk elaborates them
@@ -119,7 +119,6 @@ class _Tree:
         return kids
 
     def sampled(self, rng: random.Random):
-        from cnnc.search.space import uniform
 
         with limits.spending():
             return self.space.member(uniform(rng))

@@ -25,88 +25,19 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cnnc.compiler import limits
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.elaborate import ChoicePoint
 from cnnc.dsl import numbers
-from cnnc.dsl.diagnostics import CnncError, Label, error, render_concise
+from cnnc.dsl.diagnostics import CnncError, render_concise
+from cnnc.search.deciders import Memo, conflict, fixed, replay, uniform  # noqa: F401  (callers import them from here)
 
 EXPLORE_LIMIT = 1_000_000  # members the walk keeps at most (memory); its time stops it far sooner
 EXPLORE_SECONDS = 3.0  # the walk's time budget
 COMPOSE_SECONDS = 5.0  # the composed count's, at least (it needs far fewer elaborations)
-
-
-# ---------------------------------------------------------------------------------------------
-# Deciders
-
-
-class Memo:
-    """A decider that answers each decision once and records what it met.
-
-    `choose(point) -> index` is asked only for a decision not met before in this elaboration; a
-    named choice met again gets the same index. `points` and `picks` keep the order of first meeting.
-    """
-
-    def __init__(self, choose: Callable[[ChoicePoint], int]):
-        self.choose = choose
-        self.points: dict[str, ChoicePoint] = {}
-        self.picks: dict[str, int] = {}
-
-    def decide(self, point: ChoicePoint) -> int:
-        known = self.points.get(point.name)
-        if known is None:
-            index = self.choose(point)
-            self.points[point.name] = point
-            self.picks[point.name] = index
-            return index
-        if known.labels != point.labels:
-            raise CnncError(conflict(known, point))
-        return self.picks[point.name]
-
-    def assignment(self) -> dict[str, str]:
-        """{decision: chosen option's label}, in the order met."""
-        return {name: self.points[name].labels[i] for name, i in self.picks.items()}
-
-
-def conflict(first: ChoicePoint, again: ChoicePoint):
-    secondary = (Label(first.span, "first named here"),) if first.span is not None else ()
-    return error(
-        "E0503",
-        f"the choice `{first.name}` is named twice with different options: "
-        f"{' | '.join(first.labels)} vs {' | '.join(again.labels)}",
-        again.span,
-        "named again here",
-        secondary=secondary,
-        helps=("give one name to one list of options, or give the two choices different names",),
-    )
-
-
-def replay(prefix: tuple[int, ...]) -> Memo:
-    """Decides the k-th new decision as `prefix[k]`, then option 0 beyond the prefix."""
-
-    def choose(point: ChoicePoint) -> int:
-        k = len(memo.picks)
-        return prefix[k] if k < len(prefix) else 0
-
-    memo = Memo(choose)
-    return memo
-
-
-def uniform(rng: random.Random) -> Memo:
-    return Memo(lambda point: rng.randrange(len(point.labels)))
-
-
-def fixed(picks: Mapping[str, str]) -> Memo:
-    """Decides by label, as recorded in a trial (`{name: label}`); unknown names take option 0."""
-
-    def choose(point: ChoicePoint) -> int:
-        label = picks.get(point.name)
-        return point.labels.index(label) if label in point.labels else 0
-
-    return Memo(choose)
 
 
 # ---------------------------------------------------------------------------------------------

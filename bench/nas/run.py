@@ -44,7 +44,7 @@ PROXY_TOP = 10  # a proxy's best members trained
 @dataclass(frozen=True)
 class Bench:
     members: dict  # key -> table.Entry
-    by_hash: dict  # graph hash -> key
+    by_hash: dict  # the graph's text hash (one member, not its isomorphism class) -> key
     trials: int
     workdir: Path
 
@@ -80,10 +80,10 @@ def lookup_search(bench: Bench, method: Method, seed: int) -> list[Trial]:
 def lookup_evaluator(bench: Bench):
     """The evaluator of the driver's contract, `(graph, report) -> Outcome`, reading the table."""
     from cnnc.search.driver import Outcome
-    from cnnc.search.space import graph_hash
+    from cnnc.search.space import text_hash
 
     def evaluate(graph, report_epoch) -> Outcome:
-        entry = bench.members[bench.by_hash[graph_hash(graph)]]
+        entry = bench.members[bench.by_hash[text_hash(graph)]]
         return Outcome(entry.accuracy, entry.seconds, None, {}, (entry.accuracy,))
 
     return evaluate
@@ -164,8 +164,8 @@ def proxy_scores(seed: int) -> tuple[dict[str, dict[str, float]], float]:
     """{proxy: {key: score}} over every member (weights and minibatch seeded by `seed`), and the
     CPU seconds the scoring took (one thread, as the table's seconds)."""
     from cnnc.compiler.lower.steps import to_step_module
-    from cnnc.training.data import load_dataset
     from cnnc.search.evaluators.proxy import score_all
+    from cnnc.training.data import load_dataset
 
     data = load_dataset("digits", None, 0)
     scores: dict[str, dict[str, float]] = {}
@@ -222,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     best = max(e.accuracy for e in members.values())
     threshold = regret.top_threshold([e.accuracy for e in members.values()], TOP)
     print(header(meta, members, best, threshold))
-    from cnnc.search.space import graph_hash
+    from cnnc.search.space import text_hash
 
-    by_hash = {graph_hash(g): k for k, g in table.space_members()}
+    by_hash = {text_hash(g): k for k, g in table.space_members()}
     with tempfile.TemporaryDirectory(prefix="cnnc-nasbench-") as work:
         bench = Bench(members, by_hash, opts.trials, Path(work))
         results, overhead = run_methods(bench, opts)
