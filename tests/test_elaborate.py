@@ -282,6 +282,9 @@ def test_sum_of_a_list_of_branches_is_one_add():
     [
         ("return sum([in, 1])", "E0404"),  # a branch and a number
         ("return sum([in -> Conv(4, 1), in -> Conv(5, 1)])", "E0301"),  # the Add's own rule
+        # a sum of edges that are all undecided choices: the choice's error alone, not a second
+        # one calling the poisoned edges numbers
+        ("return sum([in -> choice(ReLU, Identity), in -> choice(ReLU, Identity)])", "E0501"),
     ],
 )
 def test_sum_of_branches_errors(body, code):

@@ -453,11 +453,13 @@ def concat(el: El, expr: ast.Call, env, frame):
 
 
 def _joins_branches(args) -> bool:
-    """`sum(xs)` where xs holds a tensor or a layer: a sum of branches, not of numbers."""
+    """`sum(xs)` where xs holds a tensor or a layer: a sum of branches, not of numbers. A
+    poisoned item (an error already reported) goes the branches' way, which passes the poison on
+    instead of reporting it again as a number it is not."""
     return (
         len(args) == 1
         and isinstance(args[0], tuple)
-        and any(isinstance(m, GRAPHISH) or hasattr(m, "infer") for m in args[0])
+        and any(isinstance(m, GRAPHISH) or hasattr(m, "infer") or m is POISON for m in args[0])
     )
 
 
