@@ -14,6 +14,14 @@ it for comparison. Weight initialisation is the trial's (a hand-written model pa
 not counted.
 
     .venv/bin/python bench/search.py [--repeat 7] [--threads 1]
+    .venv/bin/python bench/search.py --one-shot 5
+
+`--one-shot N` instead compares the two searches of `zoo/spaces/tiny.cnn` on digits that the
+one-shot evaluator must beat: 24 members scored by a supernet (`--evaluator supernet --trials 24`)
+against 6 members trained for 2 epochs each (`--epochs 2 --trials 6`), N runs of each, alternating;
+cold (a `cnnc search` process each) and warm (`cnnc.search` in this process, imports done). It gives
+medians of wall time and of CPU time (the process's own, with its children's for a cold run: on a
+machine shared with other work, CPU time moves less than wall time), and the ratio one-shot / trained.
 
 Goals: cnnc's own part of a trial (elaborate, check, analyse, fx graph and code) under 10 ms for the
 ResNet-50-sized member (issue 12), and the whole overhead a small share of a trial.
@@ -146,11 +154,81 @@ def epoch_seconds(data, graph, repeat: int) -> float:
     return statistics.median(times)
 
 
+SEARCHES = {  # the one-shot search and the trained one it must beat (module docstring)
+    "trained: 6 members, 2 epochs": ["--epochs", "2", "--trials", "6"],
+    "one-shot: 24 members, supernet": ["--evaluator", "supernet", "--trials", "24"],
+}
+
+
+def cold_seconds(options: list[str], out: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of one `cnnc search` process, from nothing."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.rmtree(out, ignore_errors=True)
+    argv = [sys.executable, "-m", "cnnc.cli", "search", str(TINY), "--data", "digits", *options]
+    before, start = os.times(), time.perf_counter()
+    subprocess.run([*argv, "--out", str(out)], check=True, capture_output=True)
+    after = os.times()
+    cpu = (
+        after.children_user - before.children_user + after.children_system - before.children_system
+    )
+    return time.perf_counter() - start, cpu
+
+
+def warm_seconds(options: list[str], out: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of the same search run by `cnnc.search` in this process."""
+    import contextlib
+    import io
+    import shutil
+
+    from cnnc.runs import search
+
+    shutil.rmtree(out, ignore_errors=True)
+    pairs = dict(zip(options[::2], options[1::2]))
+    keywords = {k.removeprefix("--"): v for k, v in pairs.items()}
+    keywords = {k: int(v) if v.isdigit() else v for k, v in keywords.items()}
+    start, cpu = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        search(TINY, data="digits", out=out, **keywords)
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def one_shot(repeat: int) -> None:
+    """The table of the module docstring's `--one-shot`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        warm_seconds(SEARCHES["trained: 6 members, 2 epochs"], Path(tmp) / "warm-up")
+        figures = {(mode, label): [] for mode in ("cold", "warm") for label in SEARCHES}
+        for _ in range(repeat):
+            for label, options in SEARCHES.items():
+                out = Path(tmp) / label.split(":")[0]
+                figures["cold", label].append(cold_seconds(options, out))
+                figures["warm", label].append(warm_seconds(options, out))
+    print(f"one-shot vs trained search of tiny.cnn on digits, median of {repeat} runs each")
+    print(f"  {'':<10}{'search':<34}{'wall s':>8}{'CPU s':>8}")
+    for mode in ("cold", "warm"):
+        medians = {}
+        for label in SEARCHES:
+            runs = figures[mode, label]
+            medians[label] = [statistics.median(r[k] for r in runs) for k in (0, 1)]
+            wall, cpu = medians[label]
+            print(f"  {mode:<10}{label:<34}{wall:>8.2f}{cpu:>8.2f}")
+        trained, shot = medians.values()
+        ratio = f"{shot[0] / trained[0]:.2f}", f"{shot[1] / trained[1]:.2f}"
+        print(f"  {mode:<10}{'ratio one-shot / trained':<34}{ratio[0]:>8}{ratio[1]:>8}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--one-shot", type=int, default=0, metavar="N")
     args = parser.parse_args()
+    if args.one_shot:
+        one_shot(args.one_shot)
+        return
     torch.set_num_threads(args.threads)
     big = load_space(ROOT / "bench" / "resnet50_space.cnn", text=RESNET_SPACE)
     tiny = load_space(TINY)

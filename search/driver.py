@@ -270,19 +270,23 @@ class Objective:
         self.events.trial_started(trial.number)
         with limits.spending():  # each trial its own budget, not the search command's
             member = self.space.member(optuna_decider(trial))
-        trial.set_user_attr("decisions", member.labels())
+        attrs = {"decisions": member.labels()}  # written together: one storage transaction
         if not member.ok:
-            return _reject(trial, "invalid", member.invalid)
-        s = summarize(member.graph, fields=False)
-        digest = graph_hash(member.graph)
-        for key, value in (("hash", digest), ("params", s.params), ("macs", s.macs)):
-            trial.set_user_attr(key, value)
+            return _reject(trial, "invalid", member.invalid, attrs)
+        try:
+            s = summarize(member.graph, fields=False)
+            digest = graph_hash(member.graph)
+        except Exception:
+            stores.set_user_attrs(trial, attrs)  # a failed trial still says which member it was
+            raise
+        attrs.update(hash=digest, params=s.params, macs=s.macs)
         problem = self.output_problem(member.graph)
         if problem:
-            return _reject(trial, "invalid", problem)
+            return _reject(trial, "invalid", problem, attrs)
         budget = over_budget(s.params, s.macs, self.settings.max_params, self.settings.max_macs)
         if budget:
-            return _reject(trial, "infeasible", budget)
+            return _reject(trial, "infeasible", budget, attrs)
+        stores.set_user_attrs(trial, attrs)
         self.time_layers(trial, member.graph)
         earlier = self.claims(trial, digest, lambda t: self.same_as(t, member.graph))
         if earlier is not None:
@@ -326,15 +330,15 @@ class Objective:
     def run(self, trial, graph, s):
         single = len(self.settings.objectives) == 1
         outcome = self.evaluate(graph, self.reporter(trial, prune=single))
-        trial.set_user_attr("seconds", outcome.seconds)
-        trial.set_user_attr("history", list(outcome.history))
+        attrs = {"seconds": outcome.seconds, "history": list(outcome.history)}
         if outcome.proxies:
-            trial.set_user_attr("proxies", outcome.proxies)
+            attrs["proxies"] = outcome.proxies
         if outcome.failed or math.isnan(outcome.score):
             reason = outcome.failed or "the score is NaN"
-            _set(trial, "failed", reason)
+            _set(trial, "failed", reason, attrs)
             raise TrialFailed(reason)
-        trial.set_user_attr("status", "trained" if trains(self.settings.evaluator) else "scored")
+        attrs["status"] = "trained" if trains(self.settings.evaluator) else "scored"
+        stores.set_user_attrs(trial, attrs)
         return self.values(outcome.score, s, trial.user_attrs.get("latency_ms"))
 
     def reporter(self, trial, prune: bool):
@@ -350,11 +354,11 @@ class Objective:
         return report_epoch
 
     def reuse(self, trial, earlier, s):
-        for key in ("proxies", "history"):
-            if key in earlier.user_attrs:
-                trial.set_user_attr(key, earlier.user_attrs[key])
-        trial.set_user_attr("reused_from", earlier.number)
-        _set(trial, "reused", earlier.user_attrs.get("reason", ""))
+        attrs = {
+            k: earlier.user_attrs[k] for k in ("proxies", "history") if k in earlier.user_attrs
+        }
+        attrs["reused_from"] = earlier.number
+        _set(trial, "reused", earlier.user_attrs.get("reason", ""), attrs)
         if earlier.state == optuna.trial.TrialState.PRUNED:
             raise optuna.TrialPruned()
         if earlier.state == optuna.trial.TrialState.FAIL:
@@ -366,16 +370,18 @@ class Objective:
         self.events.finished(report.Row.of(frozen))
 
 
-def _set(trial, status: str, reason: str) -> None:
-    trial.set_user_attr("status", status)
+def _set(trial, status: str, reason: str, attrs: dict | None = None) -> None:
+    """`status` and `reason` (when given), after `attrs`, in one write (`storage.set_user_attrs`)."""
+    attrs = {**(attrs or {}), "status": status}
     if reason:
-        trial.set_user_attr("reason", reason)
+        attrs["reason"] = reason
+    stores.set_user_attrs(trial, attrs)
 
 
-def _reject(trial, status: str, reason: str):
-    """Never evaluated: PRUNED, with the reason under the user attribute `infeasible`."""
-    trial.set_user_attr("status", status)
-    trial.set_user_attr("infeasible", reason)
+def _reject(trial, status: str, reason: str, attrs: dict):
+    """Never evaluated: PRUNED, with the reason under the user attribute `infeasible` (written with
+    `attrs`)."""
+    stores.set_user_attrs(trial, {**attrs, "status": status, "infeasible": reason})
     raise optuna.TrialPruned(reason)
 
 

@@ -370,3 +370,56 @@ def test_a_shared_key_is_confirmed_before_a_result_is_reused(tmp_path, monkeypat
     seen = Architectures()
     assert all(seen.add(g)[1] for g in evaluator.graphs) and seen.count == 10
     assert sum(r.status == "trained" for r in result.rows) == 10
+
+
+DRIVER_KEYS = {"decisions", "hash", "params", "macs", "seconds", "history", "proxies", "status"}
+DRIVER_KEYS |= {"reason", "reused_from", "infeasible"}  # the attributes the driver writes
+
+
+def attribute_transactions(run) -> dict[tuple[int, str], int]:
+    """{(trial id, key): transactions}, counting each storage commit that wrote the driver's
+    attributes once per trial (SQLAlchemy's events: what reaches the database)."""
+    import sqlalchemy
+
+    written: set[tuple[int, str]] = set()  # in the transaction now open
+    commits: dict[int, int] = {}
+
+    def execute(conn, cursor, statement, parameters, context, many):
+        if (
+            statement.startswith("INSERT INTO trial_user_attributes")
+            and parameters[1] in DRIVER_KEYS
+        ):
+            written.add((parameters[0], parameters[1]))
+
+    def commit(conn):
+        for trial_id in {t for t, _ in written}:
+            commits[trial_id] = commits.get(trial_id, 0) + 1
+        written.clear()
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", execute)
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "commit", commit)
+    try:
+        result = run()
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", execute)
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "commit", commit)
+    return result, commits
+
+
+def test_a_trial_writes_its_attributes_in_one_transaction_per_step(tmp_path):
+    # the structural reason a one-shot search of many cheap trials is quick: each step of a trial
+    # (the member checked; its result, or the result it reuses) is one storage transaction, not
+    # one per attribute (7 for an evaluated trial and for a reused one, before)
+    file = write(
+        tmp_path,
+        "steps.cnn",
+        "return in -> choice(Conv(8, 3, pad = 1), Conv(8, 3, pad = same), Conv(8, 9), "
+        f'Conv(64, 3, pad = 1), name = "conv") {HEAD}',
+    )
+    result, commits = attribute_transactions(
+        lambda: study(tmp_path, file=file, trials=4, sampler="grid", max_params=1_000)
+    )
+    by_status = {}
+    for row, trial in zip(result.rows, result.study.trials):
+        by_status.setdefault(row.status, set()).add(commits[trial._trial_id])
+    assert by_status == {"trained": {2}, "reused": {2}, "invalid": {1}, "infeasible": {1}}

@@ -105,6 +105,20 @@ def test_the_trained_program_rebuilds(small, tmp_path, one_thread, capsys):
     assert model.cnnc_weights.ok
 
 
+def test_digits_are_read_from_scikit_learns_file_as_its_loader_reads_them():
+    # the file is read without importing scikit-learn (a second of a cold command); the images
+    # and labels must be exactly the loader's
+    from sklearn.datasets import load_digits as sk_digits
+
+    from cnnc.training.data import _digits_file, load_digits
+
+    raw, bunch = load_digits(), sk_digits()
+    assert _digits_file() is not None  # the file is read, not the loader called
+    assert torch.equal(raw.x, torch.from_numpy(bunch.images).float().unsqueeze(1))
+    assert torch.equal(raw.y, torch.from_numpy(bunch.target).long())
+    assert (raw.x.shape, raw.y.dtype, raw.num_classes) == ((1797, 1, 8, 8), torch.int64, 10)
+
+
 def test_resume_continues_where_the_run_stopped(tmp_path, one_thread):
     data = load_dataset("digits", size=8, seed=0)
     net = tmp_path / "tiny.cnn"

@@ -54,11 +54,25 @@ def slot_of(node, layer: modules.Layer) -> tuple:
 
 
 def tensor_shapes(layer: modules.Layer) -> dict[str, tuple[int, ...]]:
-    """{name: shape} of the parameters and buffers of `layer`, built on `meta` (nothing allocated)."""
-    with torch.device("meta"):
-        module = uninitialised(layer)
-    tensors = [*module.named_parameters(), *module.named_buffers()]
-    return {name: tuple(t.shape) for name, t in tensors}
+    """{name: shape} of the parameters and buffers of `layer`, built on `meta` (nothing allocated).
+
+    Remembered by the layer's call, which alone decides them: a member's path asks for each of its
+    layers, and building the module was most of what making a path cost."""
+    key = (layer.ctor, repr(layer.args), repr(sorted(layer.kwargs.items())))
+    shapes = _SHAPES.get(key)
+    if shapes is None:
+        with torch.device("meta"):
+            module = uninitialised(layer)
+        tensors = [*module.named_parameters(), *module.named_buffers()]
+        shapes = {name: tuple(t.shape) for name, t in tensors}
+        if len(_SHAPES) >= SHAPES:
+            _SHAPES.clear()
+        _SHAPES[key] = shapes
+    return dict(shapes)  # the caller's own copy
+
+
+SHAPES = 4_096  # layer calls whose shapes are remembered (a dict of a few names each)
+_SHAPES: dict[tuple, dict[str, tuple[int, ...]]] = {}
 
 
 def _largest(layers: list[modules.Layer]) -> modules.Layer | None:
@@ -181,6 +195,7 @@ class Supernet(nn.Module):
         # each architecture's network over the store, by the graph's text; not registered (they
         # hold no weights of their own), the oldest let go beyond PATHS
         self._paths: dict[str, StepModule] = {}
+        self._texts: dict[int, tuple[Graph, str]] = {}  # id(graph) -> (graph, str(graph))
         self._current: Graph | None = None
         self._per_path: dict[str, int] = {}
         for key, layers in plan.items():
@@ -216,7 +231,7 @@ class Supernet(nn.Module):
 
     def path(self, graph: Graph) -> StepModule:
         """The member's network over the store (made once per architecture)."""
-        key = str(graph)
+        key = self._text(graph)
         found = self._paths.get(key)
         if found is None:
             check_names(graph)  # labels that torch would refuse as module names (E0207)
@@ -225,6 +240,19 @@ class Supernet(nn.Module):
                 del self._paths[next(iter(self._paths))]
             self._paths[key] = found
         return found
+
+    def _text(self, graph: Graph) -> str:
+        """The graph's text, which names its architecture. A dump of every node, so remembered per
+        graph object: training and scoring pass the same few graphs at every batch. The graph is
+        held beside its text, so its id cannot be reused while remembered."""
+        known = self._texts.get(id(graph))
+        if known is not None and known[0] is graph:
+            return known[1]
+        if len(self._texts) >= PATHS:
+            del self._texts[next(iter(self._texts))]
+        text = str(graph)
+        self._texts[id(graph)] = (graph, text)
+        return text
 
     def _member_root(self, graph: Graph) -> nn.Module:
         root = nn.Module()
