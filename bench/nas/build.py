@@ -35,7 +35,7 @@ import torch
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.dsl import safefs
 from cnnc.search import driver
-from cnnc.search.data import load_dataset
+from cnnc.training.data import load_dataset
 from cnnc.search.evaluate import train_evaluator
 
 
