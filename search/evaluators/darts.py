@@ -11,6 +11,9 @@ Contract:
   again in each member trained: where it does not hold there, it is sampled there). It gets
   architecture weights α (one per option, zero at first), and its layer runs every option, summed
   with weights softmax(α). Each mixed layer's options use the supernet's shared weights.
+- A decision whose options are small subgraphs of their own, each read from one node and read at
+  one (NAS-Bench-201's edge ops: Identity, ReLU → Conv → BatchNorm, AvgPool), mixes the same way at
+  each place it is used (`regions.py`: its sites), each option its own nodes.
 - Every other decision (widths, depths: its options change shapes or the nodes) is sampled as the
   one-shot supernet does, uniformly a step (SPOS); the derived member takes, among those decisions'
   combinations (at most `CANDIDATES`, seeded), the one whose member scores best with its inherited
