@@ -48,7 +48,7 @@ from regret import Trial
 TOP = 0.01  # top-1 % members
 PROXY_TOP = 10  # a proxy's (and the supernet's) best members trained
 REACH = (0.01, 0.05)  # the top fractions whose time to reach is tabled
-SUPERNET_EPOCHS = (5, 10, 20)  # the supernet-E methods
+SUPERNET_EPOCHS = (5, 10, 20, 40)  # the supernet-E methods
 DARTS_EPOCHS = (5, 10, 20)
 
 
