@@ -14,9 +14,11 @@ Contract of one trial, in this order (nothing is lowered or trained before the c
    error, its diagnostic's one-line form) in the user attribute `infeasible`.
    With the `latency` objective, the member's layers are then timed (`search/latency.py`): its
    predicted milliseconds in the user attribute `latency_ms`, the objective's value.
-3. its `hash` (sha256 of the graph's text) is compared with the study's trials, every worker's: an
-   architecture met before reuses that trial's result (status `reused`, `reused_from`) and is not
-   evaluated again; one that another worker is evaluating now is waited for, then reused.
+3. its `hash` (its architecture's key, equal for isomorphic graphs: `search/architecture.py`) is
+   compared with the study's trials, every worker's, and a match confirmed exactly (the earlier
+   trial's decisions elaborated again, the two graphs matched): an architecture met before reuses
+   that trial's result (status `reused`, `reused_from`), is not evaluated again and does not count
+   toward `--trials`; one that another worker is evaluating now is waited for, then reused.
 4. the evaluator trains it (per-epoch validation accuracy feeds the pruner) or scores it with a
    zero-cost proxy. A member too large for the device's free memory, a failed run (NaN loss, out of
    memory) or any exception is recorded as FAIL with its reason, and the study goes on.
@@ -57,7 +59,7 @@ from cnnc.search.settings import (  # noqa: F401  (driver.Settings, driver.Resul
     Settings,
     TrialFailed,
 )
-from cnnc.search.space import Memo, Space, graph_hash, over_budget, walk
+from cnnc.search.space import Memo, Space, fixed, graph_hash, over_budget, walk
 
 GRID_LIMIT = 100_000  # members a grid search may have
 
@@ -216,7 +218,7 @@ def grid_space(space: Space) -> dict:
     from cnnc.search.space import decisions
 
     size, members = walk(space, limit=GRID_LIMIT, seconds=60.0)
-    if not size.exact:
+    if not size.complete:
         raise CnncError(
             error(
                 "E0605",
@@ -259,8 +261,9 @@ class Objective:
     ):
         self.settings, self.space, self.evaluate, self.events = settings, space, evaluator, events
         self.num_classes = num_classes
-        # (trial, hash) -> the earlier trial to reuse, or None to evaluate; the worker sets it
-        self.claims: Callable = lambda trial, digest: None
+        # (trial, hash, same) -> the earlier trial to reuse, or None to evaluate; the worker sets it
+        self.claims: Callable = lambda trial, digest, same: None
+        self._seen: dict[int, object] = {}  # trial number → its architecture, for `same_as`
         self.latency = None  # the table of layer latencies, opened at the first member it times
 
     def __call__(self, trial):
@@ -281,10 +284,24 @@ class Objective:
         if budget:
             return _reject(trial, "infeasible", budget)
         self.time_layers(trial, member.graph)
-        earlier = self.claims(trial, digest)
+        earlier = self.claims(trial, digest, lambda t: self.same_as(t, member.graph))
         if earlier is not None:
             return self.reuse(trial, earlier, s)
         return self.run(trial, member.graph, s)
+
+    def same_as(self, earlier, graph) -> bool:
+        """Whether `earlier`'s architecture (its decisions elaborated again) is `graph`'s, up to
+        isomorphism: a key shared by two architectures is never taken for a match."""
+        from cnnc.search.architecture import labelled, matches
+
+        known = self._seen.get(earlier.number)
+        if known is None:
+            with limits.spending():
+                member = self.space.member(fixed(earlier.user_attrs.get("decisions", {})))
+            if not member.ok:
+                return False
+            known = self._seen[earlier.number] = labelled(member.graph).nx()
+        return matches(known, labelled(graph).nx())
 
     def output_problem(self, graph) -> str | None:
         shape = graph.output_type.shape

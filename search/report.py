@@ -313,8 +313,10 @@ def progress_text(trials, target: int | None) -> str:
     """`progress: 7 of 12 finished · 3 running · 1 queued again` (finished as `worker.counts` says)."""
     states = [t.state.name for t in trials]
     done = sum(
-        s in ("COMPLETE", "PRUNED")
-        or (s == "FAIL" and t.user_attrs.get("status") in ("failed", "reused"))
+        t.user_attrs.get("status") != "reused"  # a known architecture: not counted
+        and (
+            s in ("COMPLETE", "PRUNED") or (s == "FAIL" and t.user_attrs.get("status") == "failed")
+        )
         for s, t in zip(states, trials)
     )
     target = (

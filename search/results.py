@@ -22,7 +22,7 @@ from cnnc.search import storage as stores
 from cnnc.search.choices import one_shot, trains
 from cnnc.search.resume import space_of_study
 from cnnc.search.settings import Result, Settings
-from cnnc.search.space import Space, fixed, graph_hash
+from cnnc.search.space import Space, fixed, graph_hash, text_hash
 
 
 def finish(settings: Settings, space: Space | None, study, stopped: str = "done") -> Result:
@@ -66,8 +66,9 @@ def write_best(
     from cnnc.search.concrete import write_member
 
     member = space.member(fixed(row.decisions))
-    if (
-        not member.ok or graph_hash(member.graph) != row.hash
+    if not member.ok or row.hash not in (
+        graph_hash(member.graph),
+        text_hash(member.graph),
     ):  # a damaged or crafted study, or another space
         raise CnncError(
             error(

@@ -131,7 +131,7 @@ class Result:
     best: list[report.Row]  # the best trial, or the Pareto front (best accuracy first)
     files: list[Path]
     notes: list[str]
-    stopped: str = "done"  # done | timeout | interrupted (`worker.Worker.work`)
+    stopped: str = "done"  # done | timeout | exhausted | interrupted (`worker.Worker.work`)
 
     def __repr__(self) -> str:
         """One line (a notebook's echo), not every trial: the counts, the best trial, the files."""

@@ -7,11 +7,14 @@ Contracts:
 - a *member* is one complete assignment: each decision met while elaborating gets an option, and
   decisions inside options not taken are never met (they are conditional). A named choice is one
   decision wherever it appears; the same name with other options is E0503.
-- the size counts members by walking the decision tree depth-first, one elaboration per member. It is
-  exact when the walk ends within its budget; otherwise it is a lower bound (members seen plus the
-  subtrees not yet entered, each holding at least one), shown `≥ N`, beside an estimate from random
-  paths (Knuth's estimator: the mean product of the option counts met along a uniform random path).
-- a member's architecture is identified by `graph_hash`: sha256 of the graph's stable text dump.
+- the size counts members by walking the decision tree depth-first, one elaboration per member,
+  and the distinct architectures among them (`search/architecture.py`: up to graph isomorphism).
+  When the walk does not end within its time, the count is composed along the decision tree
+  (`search/counting.py`: a product over independent decisions, a sum over conditional branches),
+  exact and checked on random members; where the decisions do not compose, it is Knuth's estimate
+  with its standard error, said so. Distinct architectures are counted only by a complete walk.
+- a member's architecture is identified by `graph_hash`: its isomorphism class's Weisfeiler–Lehman
+  hash (equal architectures, equal hashes; `architecture.Architectures` confirms a match exactly).
 - the walk elaborates each member under a budget of its own (it stops on count and time); the
   samples share the budget open around them (`limits.spending`), so their graphs, kept for the
   statistics, are bounded in all.
@@ -19,91 +22,22 @@ Contracts:
 
 from __future__ import annotations
 
-import hashlib
 import random
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cnnc.compiler import limits
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.elaborate import ChoicePoint
 from cnnc.dsl import numbers
-from cnnc.dsl.diagnostics import CnncError, Label, error, render_concise
+from cnnc.dsl.diagnostics import CnncError, render_concise
+from cnnc.search.deciders import Memo, conflict, fixed, replay, uniform  # noqa: F401  (callers import them from here)
 
-EXPLORE_LIMIT = 5_000  # members the size walk elaborates at most
-EXPLORE_SECONDS = 3.0  # and its time budget
-
-
-# ---------------------------------------------------------------------------------------------
-# Deciders
-
-
-class Memo:
-    """A decider that answers each decision once and records what it met.
-
-    `choose(point) -> index` is asked only for a decision not met before in this elaboration; a
-    named choice met again gets the same index. `points` and `picks` keep the order of first meeting.
-    """
-
-    def __init__(self, choose: Callable[[ChoicePoint], int]):
-        self.choose = choose
-        self.points: dict[str, ChoicePoint] = {}
-        self.picks: dict[str, int] = {}
-
-    def decide(self, point: ChoicePoint) -> int:
-        known = self.points.get(point.name)
-        if known is None:
-            index = self.choose(point)
-            self.points[point.name] = point
-            self.picks[point.name] = index
-            return index
-        if known.labels != point.labels:
-            raise CnncError(conflict(known, point))
-        return self.picks[point.name]
-
-    def assignment(self) -> dict[str, str]:
-        """{decision: chosen option's label}, in the order met."""
-        return {name: self.points[name].labels[i] for name, i in self.picks.items()}
-
-
-def conflict(first: ChoicePoint, again: ChoicePoint):
-    secondary = (Label(first.span, "first named here"),) if first.span is not None else ()
-    return error(
-        "E0503",
-        f"the choice `{first.name}` is named twice with different options: "
-        f"{' | '.join(first.labels)} vs {' | '.join(again.labels)}",
-        again.span,
-        "named again here",
-        secondary=secondary,
-        helps=("give one name to one list of options, or give the two choices different names",),
-    )
-
-
-def replay(prefix: tuple[int, ...]) -> Memo:
-    """Decides the k-th new decision as `prefix[k]`, then option 0 beyond the prefix."""
-
-    def choose(point: ChoicePoint) -> int:
-        k = len(memo.picks)
-        return prefix[k] if k < len(prefix) else 0
-
-    memo = Memo(choose)
-    return memo
-
-
-def uniform(rng: random.Random) -> Memo:
-    return Memo(lambda point: rng.randrange(len(point.labels)))
-
-
-def fixed(picks: Mapping[str, str]) -> Memo:
-    """Decides by label, as recorded in a trial (`{name: label}`); unknown names take option 0."""
-
-    def choose(point: ChoicePoint) -> int:
-        label = picks.get(point.name)
-        return point.labels.index(label) if label in point.labels else 0
-
-    return Memo(choose)
+EXPLORE_LIMIT = 1_000_000  # members the walk keeps at most (memory); its time stops it far sooner
+EXPLORE_SECONDS = 3.0  # the walk's time budget
+COMPOSE_SECONDS = 5.0  # the composed count's, at least (it needs far fewer elaborations)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +113,17 @@ class Member:
 
 
 def graph_hash(graph) -> str:
-    """sha256 of the graph's one-line-per-node dump: equal architectures, equal hashes."""
+    """The architecture's key: equal for isomorphic graphs (`search/architecture.py`)."""
+    from cnnc.search.architecture import key, labelled
+
+    return key(labelled(graph))
+
+
+def text_hash(graph) -> str:
+    """sha256 of the graph's text dump: the key of studies recorded before `graph_hash` (their
+    trials still replay to their architecture)."""
+    import hashlib
+
     return hashlib.sha256(str(graph).encode()).hexdigest()
 
 
@@ -199,17 +143,36 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class Size:
-    members: int  # exact when `exact`, else a lower bound
+    members: int | float  # exact when `exact`, else a lower bound (a walk) or an estimate
     exact: bool
-    distinct: int | None  # distinct architectures (graph hashes) among the members, when exact
+    distinct: int | None  # distinct valid architectures, when every member was walked
     estimate: float | None  # Knuth's estimate from random paths (None without samples)
     seconds: float
+    how: str = "walk"  # walk: every member elaborated; composed: `counting.compose`; bound
+    invalid: int = 0  # members that fail to elaborate, when walked
+    error: float | None = None  # the composed estimate's standard error
+    checked: int = 0  # random members a composed count was checked on
+
+    @property
+    def complete(self) -> bool:
+        """Every member was elaborated (a grid may enumerate them)."""
+        return self.how == "walk" and self.exact
 
     def text(self) -> str:
-        if self.exact:
-            if self.distinct in (None, self.members):
-                return f"{self.members:,} members"
-            return f"{self.members:,} members ({self.distinct:,} distinct architectures)"
+        if self.complete:
+            bad = f" ({self.invalid:,} members invalid)" if self.invalid else ""
+            return f"{self.members:,} members, {self.distinct:,} distinct architectures{bad}"
+        if self.how == "composed" and self.exact:
+            return (
+                f"{self.members:,} members (composed from independent decisions, checked on "
+                f"{self.checked} random members; too many to walk for distinct architectures)"
+            )
+        if self.how == "composed":
+            return (
+                f"≈ {numbers.big(self.members)} ± {numbers.big(self.error)} members (an estimate from random "
+                "paths, with its standard error: the decisions depend on each other in a way "
+                "that does not compose)"
+            )
         guess = (
             f", ≈ {numbers.big(self.estimate)} estimated from random paths" if self.estimate else ""
         )
@@ -219,26 +182,52 @@ class Size:
 def walk(
     space: Space, limit: int = EXPLORE_LIMIT, seconds: float = EXPLORE_SECONDS, keep: bool = False
 ) -> tuple[Size, list[Member]]:
-    """Depth-first over the decision tree: every member once, until `limit` or `seconds` runs out.
+    """Depth-first over the decision tree: every member once, until `limit` or `seconds` runs out;
+    then, if members remain, their count composed (`counting.compose`, `seconds` more at most).
 
     Returns the size and the members met, their graphs kept only with `keep` (memory).
     """
+    from cnnc.search.architecture import Architectures
+
     start = time.perf_counter()
     stack: list[tuple[int, ...]] = [()]
-    members, hashes = [], set()
+    members, architectures, invalid = [], Architectures(), 0
     while stack and len(members) < limit and time.perf_counter() - start < seconds:
         prefix = stack.pop()
         with limits.spending():  # bounded by count and time, each member by its own budget
             member = space.member(replay(prefix))
         members.append(member if keep else _light(member))
-        hashes.add(graph_hash(member.graph) if member.ok else f"invalid:{member.picks}")
+        if member.ok:
+            architectures.add(member.graph)
+        else:
+            invalid += 1
         picks = tuple(i for _, i in member.picks)
         for k in range(len(prefix), len(member.points)):  # deepest pushed last: popped first
             stack += [picks[:k] + (i,) for i in range(len(member.points[k].labels) - 1, 0, -1)]
-    exact = not stack
-    count = len(members) + len(stack)
-    size = Size(count, exact, len(hashes) if exact else None, None, time.perf_counter() - start)
-    return size, members
+    if not stack:
+        took = time.perf_counter() - start
+        return Size(len(members), True, architectures.count, None, took, invalid=invalid), members
+    return _composed(space, len(members) + len(stack), seconds, start), members
+
+
+def _composed(space: Space, bound: int, seconds: float, start: float) -> Size:
+    """The size of a space the walk did not finish: composed, else the walk's lower bound."""
+    from cnnc.search.counting import compose
+
+    composed = compose(space, max(seconds, COMPOSE_SECONDS))
+    took = time.perf_counter() - start
+    if composed is None:
+        return Size(bound, False, None, None, took, how="bound")
+    return Size(
+        composed.members,
+        composed.exact,
+        None,
+        None,
+        took,
+        how="composed",
+        error=composed.error,
+        checked=composed.checked,
+    )
 
 
 def _light(member: Member) -> Member:
@@ -345,12 +334,21 @@ def stats(members: list[Member], max_params=None, max_macs=None) -> Stats:
         len(members),
         len(members) - len(valid),
         over,
-        len({graph_hash(m.graph) for m in valid}),
+        _distinct(valid),
         _spread(params),
         _spread(macs),
         common,
         estimate,
     )
+
+
+def _distinct(valid: list[Member]) -> int:
+    from cnnc.search.architecture import Architectures
+
+    architectures = Architectures()
+    for m in valid:
+        architectures.add(m.graph)
+    return architectures.count
 
 
 def _mean(values: list[int]) -> float | int:

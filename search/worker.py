@@ -2,13 +2,19 @@
 
 Any number of workers (processes on one machine, or machines sharing a database) run this loop on
 one study. Input: the study, `Settings` and the trial's objective (`driver.Objective`). Output: the
-trials it ran, recorded in the study, and why it stopped (`done`, `timeout` or `interrupted`).
+trials it ran, recorded in the study, and why it stopped (`done`, `timeout`, `exhausted` or
+`interrupted`).
 
 Contracts:
 - `--trials N` counts *finished* trials: COMPLETE, PRUNED (invalid, infeasible or pruned members),
-  and FAIL when the member itself failed (`status` failed or reused: NaN, out of memory, too large,
-  an exception). A trial failed because its worker died, was stopped or lost the storage is not
-  counted, and its parameters are enqueued again.
+  and FAIL when the member itself failed (`status` failed: NaN, out of memory, too large, an
+  exception). A trial failed because its worker died, was stopped or lost the storage is not
+  counted, and its parameters are enqueued again. A trial whose architecture was met before
+  (`status` reused: isomorphic to an earlier trial's, whose result it takes) is not counted either:
+  N trials are N distinct architectures. After a reused trial the next one is drawn at random
+  (a sampler that proposed a known architecture, TPE near its best, tends to propose it again);
+  when `EXHAUSTED_AFTER` proposals in a row are all reused, the space looks exhausted and the
+  worker stops (`exhausted`).
 - A slot is claimed under the `StudyLock`: stale trials are failed first, then a new trial starts
   only while finished + running < N. With finished < N ≤ finished + running the worker waits (a
   running trial may still die); with finished ≥ N it stops. So the study never overshoots N, and a
@@ -32,12 +38,15 @@ import optuna
 from cnnc.search import storage as stores
 
 TrialState = optuna.trial.TrialState
-COUNTED_FAILURES = ("failed", "reused")  # a FAIL that is the member's own result
+COUNTED_FAILURES = ("failed",)  # a FAIL that is the member's own result
+EXHAUSTED_AFTER = 100  # reused proposals in a row after which the space is taken as exhausted
 POLL_SECONDS = 0.5  # how often a waiting worker looks at the study again
 
 
 def counts(trial) -> bool:
     """Whether a trial counts toward `--trials` (module docstring)."""
+    if trial.user_attrs.get("status") == "reused":
+        return False
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
     return trial.state == TrialState.FAIL and trial.user_attrs.get("status") in COUNTED_FAILURES
@@ -114,6 +123,8 @@ class Worker:
         self.study, self.settings, self.objective, self.say = study, settings, objective, say
         self.lock = stores.StudyLock(settings.storage_url, study.study_name)
         self.signals = Signals()
+        self.repeats = 0  # reused trials in a row, this worker's
+        self.explorer = optuna.samplers.RandomSampler(seed=settings.seed + 7919 * settings.worker)
         objective.claims = self.claim_architecture
 
     def work(self) -> str:
@@ -127,6 +138,8 @@ class Worker:
                     and time.monotonic() - start > self.settings.timeout
                 ):
                     return "timeout"
+                if self.repeats >= EXHAUSTED_AFTER:
+                    return "exhausted"
                 claim = self.retrying(self.claim_slot)
                 if claim == "done":
                     return "done"
@@ -167,8 +180,9 @@ class Worker:
         waiting = any(t.state == TrialState.WAITING for t in trials)
         return exhausted is not None and not waiting and exhausted(self.study)
 
-    def claim_architecture(self, trial, digest: str):
+    def claim_architecture(self, trial, digest: str, same=lambda earlier: True):
         """The finished trial whose result `trial` reuses, or None once `trial` may evaluate `digest`.
+        An earlier trial of the same key is reused only where `same(earlier)` confirms the match.
 
         While another live trial evaluates the same architecture, wait for its result: no
         architecture is evaluated twice at once."""
@@ -179,8 +193,9 @@ class Worker:
                     self.fail_stale()
                 trials = self.study.get_trials(deepcopy=False)
                 earlier = [t for t in trials if _evaluated(t) and t.user_attrs["hash"] == digest]
-                if earlier:
-                    return earlier[0]
+                confirmed = next((t for t in earlier if same(t)), None)
+                if confirmed is not None:
+                    return confirmed
                 busy = any(
                     t.state == TrialState.RUNNING
                     and t.number != trial.number
@@ -208,7 +223,8 @@ class Worker:
                 self.signals.in_trial = True
                 if self.signals.stopping is not None:  # arrived while the slot was claimed
                     raise Interrupted(self.signals.stopping)
-                values, state = self.objective(trial), TrialState.COMPLETE
+                with self.exploring():
+                    values, state = self.objective(trial), TrialState.COMPLETE
             except optuna.TrialPruned:
                 state = TrialState.PRUNED
             except Interrupted as exc:
@@ -225,8 +241,24 @@ class Worker:
             self.abandon(trial, interrupted, lost)
             return
         frozen = self.retrying(lambda: self._tell(trial, state, values))
+        reused = frozen is not None and frozen.user_attrs.get("status") == "reused"
+        self.repeats = self.repeats + 1 if reused else 0
         if frozen is not None:
             self.objective.after(self.study, frozen)
+
+    @contextlib.contextmanager
+    def exploring(self):
+        """After a reused trial, this one's suggestions come from a random sampler (module
+        docstring); a grid keeps its own order."""
+        tuned = self.study.sampler
+        if self.repeats == 0 or hasattr(tuned, "is_exhausted"):
+            yield
+            return
+        self.study.sampler = self.explorer
+        try:
+            yield
+        finally:
+            self.study.sampler = tuned
 
     def _tell(self, trial, state, values):
         try:

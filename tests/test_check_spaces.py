@@ -8,7 +8,7 @@ import json
 from conftest import run_cli
 
 TINY_OK = """\
-ok: tiny: a search space with 5 decisions, 1 conditional, 36 members; `cnnc search` explores it
+ok: tiny: a search space with 5 decisions, 1 conditional, 36 members, 36 distinct architectures; `cnnc search` explores it
   width    8 | 16 | 32              zoo/spaces/tiny.cnn:11:13
   depth    1 | 2                    zoo/spaces/tiny.cnn:14:42
   kernel0  3 | 5                    zoo/spaces/tiny.cnn:13:39

@@ -260,3 +260,32 @@ def test_an_input_whose_shape_reads_the_input_is_an_error(declaration):
 
     found = cnnc.check(text=f"network n {{\n    {declaration}\n    return in -> Linear(10)\n}}\n")
     assert [d.code for d in found if d.is_error][:1] == ["E0201"]
+
+
+def test_sum_of_a_list_of_branches_is_one_add():
+    """NAS-Bench-201's node: the sum of its incoming edges, however many a cell gives it."""
+    text = net("""edges = [in -> Conv(4, 1), in -> Conv(4, 3, pad = 1), in -> Conv(4, 5, pad = 2)]
+    return sum(edges) -> ReLU""")
+    g = graph("t.cnn", text=text)
+    add = next(n for n in g.nodes_in_order() if n.op == "Add")
+    assert [g.node(i).name for i in add.inputs] == ["conv", "conv_1", "conv_2"]
+    assert add.type.shape == (4, 32, 32)
+    layers = net("return in -> sum([Conv(4, 1), Conv(4, 1)]) -> sum([ReLU])")
+    assert [n.op for n in graph("t.cnn", text=layers).nodes_in_order()] == [
+        *("Input", "Conv", "Conv", "Add", "ReLU")
+    ]
+    assert graph("t.cnn", text=net("assert sum([1, 2.5]) == 3.5\n    return in")).ok
+
+
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ("return sum([in, 1])", "E0404"),  # a branch and a number
+        ("return sum([in -> Conv(4, 1), in -> Conv(5, 1)])", "E0301"),  # the Add's own rule
+        # a sum of edges that are all undecided choices: the choice's error alone, not a second
+        # one calling the poisoned edges numbers
+        ("return sum([in -> choice(ReLU, Identity), in -> choice(ReLU, Identity)])", "E0501"),
+    ],
+)
+def test_sum_of_branches_errors(body, code):
+    assert codes(net(body)) == [code]

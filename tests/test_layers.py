@@ -165,6 +165,8 @@ RULES = {
     "cnnc.search.choices": Rule(("cnnc.dsl.records",)),
     "cnnc.search.driver": Rule(_SEARCH, ("optuna", "torch")),
     # the workers of a study: its storage, the loop, and the processes of `--workers` (GPUs counted)
+    # architectures up to isomorphism: networkx's graph hashing and matching on the IR
+    "cnnc.search.architecture": Rule(_SEARCH, ("networkx",)),
     "cnnc.search.storage": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),
     # a study's files checked before Optuna opens them, and Optuna's parsing errors made user errors
     "cnnc.search.studyfiles": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),

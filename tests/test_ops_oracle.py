@@ -334,6 +334,10 @@ def scale(draw):
     return Case(f"Scale({num(value)})", shape, lambda: nn.Identity(), lambda m, x: x * value)
 
 
+def zero(draw):
+    return Case("Zero", maps(draw), lambda: nn.Identity(), lambda m, x: torch.zeros_like(x))
+
+
 def dropout(draw):
     p = draw(st.floats(0, 1))
     return Case(f"Dropout({num(p)})", maps(draw), lambda: nn.Dropout(p))
@@ -495,6 +499,7 @@ CASES = {
     "PReLU": prelu,
     "Softmax": softmax,
     "Scale": scale,
+    "Zero": zero,
     "Dropout": dropout,
     "StochasticDepth": stochastic_depth,
     "Identity": lambda draw: Case("Identity", maps(draw), lambda: nn.Identity()),

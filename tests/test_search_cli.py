@@ -24,7 +24,13 @@ def test_space_json(capsys):
     code, out, _ = run_cli(["space", TINY, "--samples", "5", "--format", "json"], capsys)
     data = json.loads(out)
     assert code == 0 and data["size"].pop("estimate") > 0  # Knuth's, from 5 random paths
-    assert data["size"] == {"members": 36, "exact": True, "distinct": 36}
+    assert data["size"] == {
+        "members": 36,
+        "exact": True,
+        "distinct": 36,
+        "counted_by": "walk",
+        "error": None,
+    }
     assert data["decisions"][3]["when"] == {"decision": "depth", "options": ["2"]}
 
 
@@ -40,7 +46,7 @@ def test_search_resume_report_and_best_program(tmp_path, capsys):
     code, stdout, _ = run_cli([*common, "--trials", "5"], capsys)
     assert code == 0 and "resuming: the study holds 3 trials" in stdout
     with open(out / "trials.csv") as f:
-        assert len(list(csv.DictReader(f))) == 5
+        assert sum(r["status"] != "reused" for r in csv.DictReader(f)) == 5  # reused: not counted
     code, stdout, _ = run_cli(["search-report", out, "--out", tmp_path / "report"], capsys)
     assert code == 0 and "study `tiny`" in stdout and "naswot" in stdout
     assert (tmp_path / "report" / "history.png").is_file()
@@ -121,3 +127,19 @@ def test_search_report_reads_a_journal_folder(tmp_path, capsys):
     code, stdout, err = run_cli(["search-report", out], capsys)
     assert code == 0, err
     assert f"study `j` in {url}" in stdout and "progress: 1 finished" in stdout
+
+
+def test_search_says_when_the_space_is_exhausted(tmp_path, capsys, monkeypatch):
+    from cnnc.search import worker
+
+    monkeypatch.setattr(worker, "EXHAUSTED_AFTER", 5)
+    space = tmp_path / "two.cnn"
+    space.write_text(
+        "network two(classes = 10) {\n    input [1, 8, 8]\n"
+        "    return in -> Conv(4, 1) -> choice(ReLU, ReLU -> Identity) -> Flatten -> Linear(classes)\n}\n"
+    )
+    args = ["search", space, "--evaluator", "proxy", "--device", "cpu", "--trials", "3"]
+    code, out, err = run_cli([*args, "--sampler", "random", "--out", tmp_path / "run"], capsys)
+    assert code == 0, err
+    assert "1 scored" in out and "reused" in out
+    assert "the space looks exhausted: the last 5 proposals were all architectures already" in out

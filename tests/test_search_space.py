@@ -72,12 +72,24 @@ def space(text: str, name: str = "space.cnn"):
 
 
 @pytest.mark.parametrize(
-    "text, members", [(FLAT, 18), (LOOP, 28), (NESTED, 3), (SHARED, 2), (INVALID, 4)]
+    "text, members, distinct, invalid",
+    [
+        (FLAT, 18, 18, 0),
+        (LOOP, 28, 28, 0),
+        (NESTED, 3, 3, 0),
+        (SHARED, 2, 2, 0),
+        (INVALID, 4, 2, 2),
+    ],
 )
-def test_sizes_counted_by_hand(text, members):
+def test_sizes_counted_by_hand(text, members, distinct, invalid):
     size, _ = walk(space(text))
-    assert size.exact and size.members == members
-    assert size.text() == f"{members} members"
+    assert size.complete and (size.members, size.distinct, size.invalid) == (
+        members,
+        distinct,
+        invalid,
+    )
+    bad = f" ({invalid} members invalid)" if invalid else ""
+    assert size.text() == f"{members} members, {distinct} distinct architectures{bad}"
 
 
 def test_decisions_in_order_with_their_options():
@@ -122,11 +134,57 @@ def test_a_name_with_two_option_lists_is_an_error():
     assert d.code == "E0503" and "named twice" in d.message and "4 | 8 vs 1 | 3" in d.message
 
 
-def test_a_walk_over_budget_gives_a_lower_bound():
-    size, members = walk(space(FLAT), limit=5)
-    assert not size.exact and len(members) == 5
-    assert 5 < size.members <= 18  # seen members plus subtrees not entered, each at least one
-    assert size.text().startswith(f"≥ {size.members} members")
+def test_a_walk_over_budget_composes_the_count():
+    size, members = walk(space(LOOP), limit=5)
+    assert len(members) == 5 and not size.complete
+    assert (size.members, size.exact, size.how, size.checked) == (28, True, "composed", 64)
+    assert size.text().startswith("28 members (composed from independent decisions")
+
+
+def test_a_walk_out_of_time_gives_a_lower_bound(monkeypatch):
+    from cnnc.search import space as spaces
+
+    monkeypatch.setattr(spaces, "COMPOSE_SECONDS", 0.0)  # no time to compose the count either
+    size, members = walk(space(LOOP), seconds=0.0)
+    assert members == [] and (size.exact, size.how, size.members) == (False, "bound", 1)
+    assert size.text().startswith("≥ 1 members")
+
+
+# `k` exists only when a = 2 and b = 2: 1 + 1 + 1 + 2 = 5 members, but every decision's first
+# option hides it, so the composed tree (4) disagrees with the random members that meet it
+DEPENDENT = f"""
+network dependent {{
+    input [3, 8, 8]
+    a = choice(1, 2, name = "a")
+    b = choice(1, 2, name = "b")
+    k = if a == 2 and b == 2 then choice(3, 5, name = "k") else 1
+    return in -> Conv(4 * a * b, k, pad = same) {HEAD}
+}}
+"""
+
+
+def test_decisions_that_do_not_compose_give_an_estimate_with_its_error():
+    from cnnc.search.counting import CHECKS, compose
+
+    composed = compose(space(DEPENDENT), seconds=60)
+    assert not composed.exact and composed.checked == 0
+    # Knuth's estimator: 8 on a path through `k` (a quarter of them), 4 on the others
+    with_k = round((composed.members - 4) / 4 * CHECKS)
+    assert composed.members == (8 * with_k + 4 * (CHECKS - with_k)) / CHECKS
+    assert 0 < composed.error < 1
+    size, _ = walk(space(DEPENDENT), limit=1)
+    assert size.text().startswith(f"≈ {composed.members:,.0f} ± 0 members (an estimate")
+    assert walk(space(DEPENDENT))[0].members == 5  # the walk, where it ends, is exact
+
+
+def test_the_mobilenet_space_is_counted_by_composing_its_stages():
+    """Per block 2 expansions × 3 kernels × 2 SE = 12; a stage of 1, 2 or 3 blocks 12 + 12² + 12³
+    = 1,884; three stages 1,884³ — too many to walk, counted with ~80 elaborations."""
+    from cnnc.search.counting import compose
+
+    composed = compose(load_space(ROOT / "zoo" / "spaces" / "mobilenet_space.cnn"), seconds=120)
+    assert composed.exact and composed.members == (12 + 12**2 + 12**3) ** 3 == 6_687_175_104
+    assert composed.elaborations < 200
 
 
 def test_knuth_estimate_is_exact_for_a_product_space():
@@ -210,3 +268,23 @@ def test_concrete_program_of_merges_on_the_input():
         assert line in program
     rebuilt = elaborate_file("best.cnn", text=program)
     assert rebuilt.ok and same_layers(graph, rebuilt.graph) == []
+
+
+BLOCKS = f"""
+block B(c) {{
+    k = choice(3, 5)
+    both = Conv(choice(4, 8), choice(1, 3), pad = same)
+    return in -> conv: Conv(c, k, pad = same) -> both
+}}
+network blocks {{
+    input [3, 8, 8]
+    return in -> stage1: [B(4) for i in range(2)] -> last: B(choice(4, 8)) {HEAD}
+}}
+"""
+
+
+def test_a_blocks_choices_are_named_from_its_label_path_and_let():
+    names = [name for name, _ in walk(space(BLOCKS), limit=1, keep=True)[1][0].picks]
+    assert names[:2] == ["stage1.0.k", "stage1.0@4:17"]  # a let with two choices: by place
+    assert "stage1.1.k" in names and "last.k" in names
+    assert "network@9:62" in names  # the network's own choices keep their place

@@ -47,7 +47,8 @@ class _Trial:
         (COMPLETE, "scored", True),
         (PRUNED, "infeasible", True),
         (FAIL, "failed", True),  # the member's own failure is its result
-        (FAIL, "reused", True),
+        (FAIL, "reused", False),  # an architecture met before: N trials are N architectures
+        (COMPLETE, "reused", False),
         (FAIL, "interrupted", False),  # stopped by a signal: run again
         (FAIL, "lost", False),
         (FAIL, "stale", False),  # its worker died
@@ -158,7 +159,8 @@ def test_workers_in_threads_stop_at_exactly_the_trials_asked(tmp_path):
         t.join(timeout=120)
     assert errors == []
     trials = optuna.load_study(study_name="tiny", storage=s.storage_url).trials
-    assert len(trials) == 7 and worker.finished_count(trials) == 7
+    reused = sum(t.user_attrs.get("status") == "reused" for t in trials)  # not counted
+    assert len(trials) == 7 + reused and worker.finished_count(trials) == 7
     scored = [t.user_attrs["hash"] for t in trials if t.user_attrs.get("status") == "trained"]
     assert len(scored) == len(set(scored))  # each architecture evaluated once, by one worker
 
@@ -204,7 +206,8 @@ def children_of(pid: int) -> set[int]:
 def check_killed_study(study, killed: int, trials: int, space_settings) -> None:
     """The issue's assertions on a study after one of its workers was killed during `killed`."""
     all_ = study.trials
-    assert sum(t.state == COMPLETE for t in all_) == trials
+    counted = [t for t in all_ if t.user_attrs.get("status") != "reused"]  # reused: not counted
+    assert sum(t.state == COMPLETE for t in counted) == trials
     assert worker.finished_count(all_) == trials
     assert not [t for t in all_ if t.state == optuna.trial.TrialState.RUNNING]
     dead = all_[killed]
@@ -443,7 +446,8 @@ def search_together(
 
 def check_searched_together(results: list[tuple[int, str]], study, trials: int = 4) -> None:
     assert [code for code, _ in results] == [0] * len(results), [err for _, err in results]
-    assert worker.finished_count(study.trials) == trials and len(study.trials) == trials
+    reused = sum(t.user_attrs.get("status") == "reused" for t in study.trials)  # not counted
+    assert worker.finished_count(study.trials) == trials and len(study.trials) == trials + reused
 
 
 def test_threads_opening_a_fresh_sqlite_storage_together_all_succeed(tmp_path):

@@ -115,7 +115,8 @@ PROGRAMS = {
             input [3, 16, 16]
             x = in -> stem: (Conv(8, 4, stride = 4) -> LayerNorm2d)
                    -> stage: [CN(8) for i in range(2)]
-            y = concat(x -> Chunk(2, 0), x -> Chunk(2, 1) -> Conv(4, 1) -> SiLU) -> Identity
+            w = concat(x -> Chunk(2, 0), x -> Chunk(2, 1) -> Conv(4, 1) -> SiLU) -> Identity
+            y = concat(w, w -> Conv(4, 3, pad = 1) -> Zero) -> Conv(8, 1)
             return (y -> Conv(8, 2, pad = same) -> Scale(0.5)) + y
                    -> LeakyReLU(0.2) -> Sigmoid -> Hardsigmoid
                    -> GlobalAvgPool -> Flatten -> Linear(10) -> ReLU

@@ -514,6 +514,23 @@ def test_export_of_a_trial_whose_records_do_not_match_is_a_user_error(study, tmp
     )
 
 
+def test_a_study_recorded_with_text_hashes_still_exports(study, tmp_path, capsys):
+    """Studies made before architectures were keyed up to isomorphism hold sha256 of the graph's
+    text: their trials still replay to their architecture."""
+    from cnnc.search.driver import load_study
+    from cnnc.search.space import fixed, load_space, text_hash
+
+    decisions = (
+        load_study(f"sqlite:///{study / 'study.db'}", None).trials[0].user_attrs["decisions"]
+    )
+    member = load_space(TINY, input_shape=(1, 8, 8), args={"classes": 10}).member(fixed(decisions))
+    set_attr(study / "study.db", 0, "hash", text_hash(member.graph))
+    code, _, err = run_cli(
+        ["search-report", study, "--export", "0", "-o", tmp_path / "t.cnn"], capsys
+    )
+    assert code == 0, err
+
+
 ESCAPING = 'network esc {\n    input [1, 8, 8]\n    return in -> Conv(choice(4, 8, name = "w\\u001b[31m\\u202e"), 3) -> Flatten -> Linear(10)\n}\n'
 
 

@@ -35,8 +35,8 @@ import torch
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.dsl import safefs
 from cnnc.search import driver
-from cnnc.training.data import load_dataset
 from cnnc.search.evaluate import train_evaluator
+from cnnc.training.data import load_dataset
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,7 +55,7 @@ DARTS_EPOCHS = (5, 10, 20)
 @dataclass(frozen=True)
 class Bench:
     members: dict  # key -> table.Entry
-    by_hash: dict  # graph hash -> key
+    by_hash: dict  # the graph's text hash (one member, not its isomorphism class) -> key
     trials: int
     workdir: Path
     graphs: tuple = ()  # (key, graph) of every member, in the walk's order
@@ -94,10 +94,10 @@ def lookup_search(bench: Bench, method: Method, seed: int) -> list[Trial]:
 def lookup_evaluator(bench: Bench):
     """The evaluator of the driver's contract, `(graph, report) -> Outcome`, reading the table."""
     from cnnc.search.driver import Outcome
-    from cnnc.search.space import graph_hash
+    from cnnc.search.space import text_hash
 
     def evaluate(graph, report_epoch) -> Outcome:
-        entry = bench.members[bench.by_hash[graph_hash(graph)]]
+        entry = bench.members[bench.by_hash[text_hash(graph)]]
         return Outcome(entry.accuracy, entry.seconds, None, {}, (entry.accuracy,))
 
     return evaluate
@@ -327,10 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     best = max(e.accuracy for e in members.values())
     threshold = regret.top_threshold([e.accuracy for e in members.values()], TOP)
     print(header(meta, members, best, threshold))
-    from cnnc.search.space import graph_hash
+    from cnnc.search.space import text_hash
 
     graphs = tuple(table.space_members())
-    by_hash = {graph_hash(g): k for k, g in graphs}
+    by_hash = {text_hash(g): k for k, g in graphs}
     with tempfile.TemporaryDirectory(prefix="cnnc-nasbench-") as work:
         bench = Bench(members, by_hash, opts.trials, Path(work), graphs)
         results, overhead = run_methods(bench, opts)

@@ -95,7 +95,7 @@ def space_members() -> list[tuple[str, object]]:
     """(key, graph) of every member of `cell.cnn`, in the order of the project's own enumeration
     (`search.space.walk`); SystemExit when the walk does not end, or when two members share a key
     or a graph hash (the key would not be the canonical form)."""
-    from cnnc.search.space import graph_hash, load_space, walk
+    from cnnc.search.space import load_space, text_hash, walk
 
     space = load_space(SPACE, args={"classes": 10})
     size, members = walk(space, limit=WALK_LIMIT, seconds=WALK_SECONDS, keep=True)
@@ -107,6 +107,6 @@ def space_members() -> list[tuple[str, object]]:
         if key in keyed:
             raise SystemExit(f"two members share the key {key}")
         keyed[key] = m.graph
-    if len({graph_hash(g) for g in keyed.values()}) != len(keyed):
+    if len({text_hash(g) for g in keyed.values()}) != len(keyed):
         raise SystemExit("two members with different keys have the same graph")
     return list(keyed.items())

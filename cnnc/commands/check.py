@@ -135,7 +135,7 @@ def check_space(program, network: str, values, input_shape):
 
     space = Space(program, network, values, input_shape)
     size, members = walk(space, seconds=SPACE_SECONDS)
-    if not size.exact:
+    if not size.complete:
         members += _sampled(space)
     if not any(m.ok for m in members):
         return None, [d for d in members[0].diagnostics if d.code != SEARCH_SPACE]

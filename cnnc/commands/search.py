@@ -313,7 +313,7 @@ def search(args):
     data = evaluate.load_data(settings)
     space = driver.space_for(settings, data.input_shape, data.num_classes)
     size, walked = walk(space, seconds=1.0)
-    if size.exact and not any(m.ok for m in walked):  # not a choice that fails: the program does
+    if size.complete and not any(m.ok for m in walked):  # not a choice that fails: the program does
         raise CnncError(*walked[0].diagnostics)
     console = Console(settings, child)
     if not child:
@@ -367,6 +367,13 @@ def run_workers(settings, space, console):
 
 # ---------------------------------------------------------------------------------------------
 # Output
+
+
+def _counts(row) -> bool:
+    """Whether a finished trial counts toward `--trials` (`search.worker.counts`, on a row)."""
+    if row.status == "reused":
+        return False
+    return row.state in ("COMPLETE", "PRUNED") or (row.state == "FAIL" and row.status == "failed")
 
 
 class Console:
@@ -430,7 +437,8 @@ class Console:
             self.best = (best[0].values[0], best[0].number)
         self.clear()
         print(trial_line(row, self.settings.names), flush=True)
-        self.status(f"trial {row.number + 1}/{self.settings.trials} done", final=not self.live)
+        counted = sum(_counts(r) for r in self.rows)  # a reused architecture is not a trial
+        self.status(f"trial {counted}/{self.settings.trials} done", final=not self.live)
 
     def note(self, text: str) -> None:
         self.clear()
@@ -481,6 +489,13 @@ def print_result(result, settings) -> None:
 
     print()
     print(f"{counts_text(result.rows)} in study `{printable(settings.study_name)}`")
+    if result.stopped == "exhausted":
+        from cnnc.search.worker import EXHAUSTED_AFTER
+
+        print(
+            f"the space looks exhausted: the last {EXHAUSTED_AFTER} proposals were all "
+            "architectures already evaluated"
+        )
     if not result.best:
         print("no member completed: nothing to call best")
     if len(settings.names) > 1 and result.best:

@@ -10,8 +10,9 @@ HELP = "list a search space's decisions, count its members and sample their cost
 DESCRIPTION = """\
 Show what a search space (a .cnn file with `choice(…)`) leaves open: each decision with its
 options (a decision met only under some option of another is marked `only when …`), the number of
-members (exact when the decision tree can be walked within a few seconds, else a lower bound and an
-estimate), and statistics of seeded random members analysed statically: parameters, MACs, the share
+members and of distinct architectures (up to graph isomorphism) when the decision tree can be walked
+within --walk-seconds; else the number of members composed from independent decisions (or, where
+they do not compose, an estimate with its standard error), and statistics of seeded random members analysed statically: parameters, MACs, the share
 that fails shape checking and the share over a budget. Runs no model.
 
 examples:
@@ -113,6 +114,8 @@ def _text(path, found, size, figures, args) -> list[str]:
     ]
     lines += decision_rows(found)
     lines += ["", f"size: {size.text()}"]
+    if size.how == "composed" and size.exact:
+        lines.append("  (a larger --walk-seconds walks every member and counts the architectures)")
     if not figures.samples:
         return lines
     n = figures.samples
@@ -180,6 +183,8 @@ def _json(found, size, figures, args) -> dict:
             "exact": size.exact,
             "distinct": size.distinct,
             "estimate": size.estimate,
+            "counted_by": size.how,  # walk | composed | bound
+            "error": size.error,  # a composed estimate's standard error
         },
         "samples": {
             "count": figures.samples,

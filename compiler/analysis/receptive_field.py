@@ -347,8 +347,9 @@ def _clipped_apply(c: Clipped, reads: Reads, positions: int, budget: Budget) -> 
     the last of those; others are looked at one by one."""
     size = len(c.lo)
     ordered = _ordered(c)
-    if ordered and reads.period == 1 and reads.at(0)[2] == 1:
-        return _clipped_window(c, reads.at(0), reads.advance, positions)
+    taps = reads.at(0) if reads.period == 1 else None  # None too where it reads nothing (Zero)
+    if ordered and taps is not None and taps[2] == 1:
+        return _clipped_window(c, taps, reads.advance, positions)
     lo, hi = [], []
     for o in range(positions):
         q, r = divmod(o, reads.period)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 
-from cnnc.compiler.elaborate import derive
+from cnnc.compiler.elaborate import derive, zeros
 from cnnc.compiler.elaborate.evaluate import bind_params, evaluate
 from cnnc.compiler.elaborate.scopes import Env, ModuleScope
 from cnnc.compiler.elaborate.state import El, Frame, fail
@@ -68,7 +68,7 @@ def run_network(el: El, main: ModuleScope, name: str, args: dict, input_shape):
 
 
 def finish(el: El, name: str, output) -> Graph:
-    """Prune what reaches no output and freeze the graph. `output` is a Tensor, an `Outputs` (a
+    """Prune what reaches no output (or only a Zero) and freeze the graph. `output` is a Tensor, an `Outputs` (a
     tuple or named tensors) or POISON (then every node is kept, for the diagnostics' sake)."""
     nodes = el.b.nodes
     if isinstance(output, Outputs):
@@ -79,13 +79,8 @@ def finish(el: El, name: str, output) -> Graph:
         outputs, kind = (), "tensor"
     if not outputs:
         keep = {n.id for n in nodes}
-    else:
-        keep, stack = set(), [nid for _, nid in outputs]
-        while stack:
-            nid = stack.pop()
-            if nid not in keep:
-                keep.add(nid)
-                stack.extend(nodes[nid].inputs)
+    else:  # what a Zero makes dead goes too (`zeros.py`)
+        nodes, outputs, keep = zeros.drop_zeros(nodes, outputs)
     kept = [n for n in nodes if n.id in keep or n.op == "Input"]
     prefixes = {n.path[:k] for n in kept for k in range(1, len(n.path))}
     kept_scopes = [s for s in el.b.scopes if s.path in prefixes]
@@ -212,7 +207,7 @@ def run_body(el: El, definition, env: Env, frame):
                         "defined again here",
                     )
                 )
-            env.vars[stmt.name] = el.guard(lambda s=stmt: evaluate(el, s.value, env, frame))
+            env.vars[stmt.name] = _let_value(el, stmt, env, frame)
         elif isinstance(stmt, ast.InputDecl):
             el.guard(lambda s=stmt: declare_input(el, s, env, definition, frame))
         elif isinstance(stmt, ast.Assert):
@@ -232,6 +227,16 @@ def run_body(el: El, definition, env: Env, frame):
             )
         )
     return result
+
+
+def _let_value(el: El, stmt: ast.Let, env: Env, frame):
+    """The value of `name = …`, evaluated with the binding known (it names a block's choices)."""
+    outer = el.b.binding
+    el.b.binding = stmt
+    try:
+        return el.guard(lambda: evaluate(el, stmt.value, env, frame))
+    finally:
+        el.b.binding = outer
 
 
 def declare_input(el: El, stmt: ast.InputDecl, env: Env, definition, frame) -> None:

@@ -2,7 +2,9 @@
 
 Options are evaluated lazily: only the chosen one is elaborated, so choices nested inside an option
 exist only when it is chosen. A choice named with `name = "k"` is one decision wherever it appears; an
-unnamed one is a decision per place and per block instance (`layer1.0@12:20`).
+unnamed one is a decision per place and per block instance: in a block, the lone choice of a `let`
+is named from the instance's label path and the let (`stage1.0.k` for `k = choice(3, 5)` in the
+block made as `stage1.0`); others from the path and the place (`stage1.0@12:20`, `network@3:9`).
 Without a decider, a choice is E0501: the file is a search space, for `cnnc search`. What a decider
 sees and answers (`ChoicePoint`, `Decider`) lives in `state`, with the elaborator's other types.
 """
@@ -78,8 +80,45 @@ def _name(el: El, expr: ast.Choice, env, frame) -> str:
         if not isinstance(value, str):
             raise Fail(error("E0404", "a choice's `name` must be a string", kw.value.span))
         return value
+    let = el.b.binding
+    if frame.scope and let is not None and _lone(el, let):
+        return f"{'.'.join(frame.scope)}.{let.name}{_loop_suffix(env)}"
     where = ".".join(frame.scope) or "network"
     return f"{where}@{expr.span.line}:{expr.span.col}{_loop_suffix(env)}"
+
+
+def _lone(el: El, let) -> bool:
+    """Whether the let's text holds one `choice` (counted once per let)."""
+    known = el.b.choices_in.get(id(let))
+    if known is None:
+        known = el.b.choices_in[id(let)] = count(let.value)
+    return known == 1
+
+
+def count(expr) -> int:
+    """How many `choice(…)`s the expression's text holds, nested ones included."""
+    if isinstance(expr, ast.Choice):
+        return 1 + sum(count(o) for o in expr.options) + sum(count(k.value) for k in expr.kwargs)
+    total = 0
+    for value in _children(expr):
+        total += count(value)
+    return total
+
+
+def _children(expr):
+    from cnnc.dsl import records
+
+    if not records.is_record(expr):
+        return ()
+    out = []
+    for f in records.fields(expr):
+        value = getattr(expr, f.name)
+        if isinstance(value, (list, tuple)):
+            out += [v for v in value if records.is_record(v)]
+            out += [x for v in value if isinstance(v, tuple) for x in v if records.is_record(x)]
+        elif records.is_record(value):
+            out.append(value)
+    return out
 
 
 def _loop_suffix(env) -> str:

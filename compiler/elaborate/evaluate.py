@@ -416,6 +416,8 @@ def ev_call(el: El, expr: ast.Call, env, frame):
         return bind_block(el, func, args, kwargs, expr.span, frame)
     if isinstance(func, Partial):
         return call_partial(el, func, args, kwargs, expr.span, frame)
+    if isinstance(func, Builtin) and func.name == "sum" and _joins_branches(args):
+        return sum_branches(el, args[0], kwargs, expr.span, frame)
     if isinstance(func, Builtin):
         return call_builtin(el, func, args, kwargs, expr.span)
     raise fail(
@@ -448,6 +450,39 @@ def concat(el: El, expr: ast.Call, env, frame):
     if all(isinstance(m, Tensor) for m in members):
         return el.merge("Concat", members, frame, expr.span)
     return MergeLayer("Concat", tuple(to_layer(m, expr.span) for m in members), expr.span)
+
+
+def _joins_branches(args) -> bool:
+    """`sum(xs)` where xs holds a tensor or a layer: a sum of branches, not of numbers. A
+    poisoned item (an error already reported) goes the branches' way, which passes the poison on
+    instead of reporting it again as a number it is not."""
+    return (
+        len(args) == 1
+        and isinstance(args[0], tuple)
+        and any(isinstance(m, GRAPHISH) or hasattr(m, "infer") or m is POISON for m in args[0])
+    )
+
+
+def sum_branches(el: El, members: tuple, kwargs, span, frame):
+    """`sum([a, b, c])`: one Add of every member (a cell's node: the sum of its incoming edges).
+    Tensors make the Add now; layers make a branch layer, as `a + b` of layers does."""
+    if kwargs:
+        raise fail("E0401", "`sum` takes no keyword arguments", kwargs[0][2])
+    if _poisoned(members):
+        return POISON
+    for m in members:
+        if not (isinstance(m, GRAPHISH) or hasattr(m, "infer")):
+            raise fail(
+                "E0404",
+                f"`sum` adds numbers or branches, but this list mixes a branch with {type_name(m)}",
+                span,
+                helps=("sum the numbers and the branches apart",),
+            )
+    if len(members) == 1:
+        return members[0]
+    if all(isinstance(m, Tensor) for m in members):
+        return el.merge("Add", members, frame, span)
+    return MergeLayer("Add", tuple(to_layer(m, span) for m in members), span)
 
 
 def bind_block(el: El, ref: BlockRef, args, kwargs, span, frame) -> BlockLayer:

@@ -110,6 +110,11 @@ class Builder:
     # label path → the output of the part of that path (a node, a block instance, a labelled
     # sequence or merge), so `x.layer4` can take a tap from inside the part that made `x`
     parts: dict = field(default_factory=dict)
+    # the `let` whose value is being evaluated (an ast.Let): a block's lone choice in
+    # `k = choice(3, 5)` is named `<instance path>.k` (`choices._name`); and how many `choice`s
+    # each let's text holds, counted when a choice in it is first met
+    binding: object = None
+    choices_in: dict = field(default_factory=dict)
 
     def room(self) -> int:
         """Nodes that may still be made."""

@@ -39,6 +39,21 @@ class StochasticDepth(nn.Module):
         return f"p={self.p}, mode=row"
 
 
+class Zero(nn.Module):
+    """Zeros of a fixed shape per sample; the input gives only the batch size, dtype and device
+    (a cell's cut edge: what fed it was dropped, so it may read an earlier tensor)."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros((x.shape[0], *self.shape))  # [N, *shape]
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
+
+
 class Chunk(nn.Module):
     """Channel group `index` of `chunks` equal groups: `x.chunk(chunks, dim=1)[index]`."""
 

@@ -1,6 +1,11 @@
 """Ops the modern zoo needs: stochastic depth, channel split, constant and learned scaling and
 per-position Linear layers (EfficientNet, ShuffleNetV2, Inception-ResNet, ConvNeXt; ConvNeXt's
-channel LayerNorm is in norm.py).
+channel LayerNorm is in norm.py), and the zero op of cell search spaces (NAS-Bench-201's `none`).
+
+`Zero` outputs zeros of its input's shape: its value depends on nothing, so elaboration drops what
+feeds only a Zero (and a Zero from a sum), see `compiler/elaborate/zeros.py`. Its input may then be
+an earlier tensor of another shape, read only for the batch size: `shape` (set by `infer`) keeps
+the output's.
 
 Every op here keeps the tensor in [C, H, W]: ConvNeXt's channels-last layers (torchvision permutes
 to [N, H, W, C], applies nn.LayerNorm / nn.Linear, and permutes back) are described by what they
@@ -14,6 +19,7 @@ The torch modules that run these ops live in `compiler/lower/layers.py`.
 from __future__ import annotations
 
 from cnnc.compiler.ops.build import changed, positional
+from cnnc.compiler.ops.reads import Reads
 from cnnc.compiler.ops.spec import (
     NO_MACS,
     NO_PARAMS,
@@ -25,12 +31,14 @@ from cnnc.compiler.ops.spec import (
     OpSpec,
     ParamKind,
     ParamSpec,
+    RFAxes,
     Saves,
     expect_rank,
     no_detail,
     register,
 )
 from cnnc.compiler.types import TensorType
+from cnnc.dsl.records import replace
 
 LAYERS = "cnnc.compiler.lower.layers."  # where the torch modules of these ops are defined
 
@@ -38,6 +46,21 @@ LAYERS = "cnnc.compiler.lower.layers."  # where the torch modules of these ops a
 def infer_same(args: dict, inputs) -> tuple[dict, TensorType]:
     (inp,) = inputs
     return dict(args), inp
+
+
+def infer_zero(args: dict, inputs) -> tuple[dict, TensorType]:
+    """The input's shape, or the `shape` kept when elaboration rewired the Zero (module docstring)."""
+    (inp,) = inputs
+    shape = tuple(args.get("shape", inp.shape))
+    return dict(args, shape=shape), TensorType(shape)
+
+
+READS_NOTHING = Reads(1, 1, lambda r: None)  # no output position reads any input position
+
+
+def zero_field(args, inputs) -> RFAxes:
+    """none: the zeros read no input position"""
+    return RFAxes(READS_NOTHING, READS_NOTHING)
 
 
 def infer_chunk(args: dict, inputs) -> tuple[dict, TensorType]:
@@ -127,7 +150,24 @@ def build_layer_scale(node) -> Layer:
     return Layer("Parameter", ((node.args["channels"], 1, 1), node.args["init"]), {})
 
 
+ZERO = replace(
+    _extra(
+        "Zero",
+        "zeros of the input's shape: a cut edge of a cell (NAS-Bench-201's `none`)",
+        Family.RESHAPE,
+        (),
+        infer_zero,
+        "any shape, unchanged (all zeros); what feeds only a Zero is dropped",
+        "Zero",
+        build=lambda node: Layer(LAYERS + "Zero", (tuple(node.args["shape"]),), {}),
+        saves=Saves.NOTHING,
+        overwritable=True,
+    ),
+    rf=zero_field,
+)
+
 register(
+    ZERO,
     _extra(
         "StochasticDepth",
         "drops a residual branch per sample with probability `p` while training",

@@ -184,6 +184,7 @@ register(
         source="+",
         accumulate="add_",
         overwritable=True,
+        commutative=True,
     ),
     _merge(
         "Mul",
@@ -198,6 +199,7 @@ register(
         written="*",
         source="*",
         overwritable=True,
+        commutative=True,
     ),
     OpSpec(
         name="Input",

@@ -281,6 +281,9 @@ class OpSpec:
     written: str = ""
     source: str = ""
     accumulate: str = ""
+    # A merge whose operands may be swapped without changing its value (Add, Mul; not Concat):
+    # architectures that differ only in their order are one (`search/architecture.py`).
+    commutative: bool = False
     # No backward reads its output, so an in-place op after it may overwrite it (analysis/memory.py).
     overwritable: bool = False
     reshape: bool = False  # a view only where the strides allow one, else a copy (Flatten, Reshape)
