@@ -34,6 +34,7 @@ ten trained: charged their table seconds, plus the scoring of every member).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -177,6 +178,9 @@ def supernet_run(bench: Bench, method: Method, seed: int) -> list[Trial]:
     trained = time.process_time()
     scores = {key: evaluate(graph, None).score for key, graph in bench.graphs}
     scored = time.process_time()
+    if any(math.isnan(v) for v in scores.values()):  # a member the supernet does not cover
+        missed = [k for k, v in scores.items() if math.isnan(v)]
+        raise SystemExit(f"{method.name}: the supernet scored no accuracy for {missed[:3]} …")
     ranked = sorted(scores, key=lambda k: -scores[k])  # ties keep the walk's order
     tau = regret.kendall_tau(
         [scores[k] for k in ranked], [bench.members[k].accuracy for k in ranked]
