@@ -177,6 +177,25 @@ def test_an_edge_ops_outputs_are_weighted_by_softmax_alpha_each_reading_one_inpu
         assert torch.allclose(network(x), expected, atol=1e-6)
 
 
+def test_an_edge_with_a_zero_option_is_sampled_not_mixed():
+    # Zero takes the edge out of the sum: its member has no node where the others have the op's
+    text = """
+block Edge(name) {
+    return in -> choice(Zero, Identity, AvgPool(3, stride = 1, pad = 1), name = name)
+}
+network z {
+    input [1, 8, 8]
+    x = in -> stem: Conv(4, 3, pad = 1)
+    return sum([x -> a: Edge("a"), x]) -> GlobalAvgPool -> Flatten -> fc: Linear(10)
+}
+"""
+    space = load_space("z.cnn", text=text)
+    _, members = build(space, 0)
+    options = ("Zero", "Identity", "AvgPool(3, stride = 1, pad = 1)")
+    assert regions.sites(variants(space, {"a": "Identity"}, "a", options)) is None
+    assert classify(space, members) == {}
+
+
 def test_darts_search_of_tiny_derives_one_member_whose_best_cnn_checks(
     tmp_path, capsys, one_thread
 ):
