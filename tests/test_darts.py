@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from conftest import ROOT, run_cli
 
+from cnnc.search.evaluators import regions
 from cnnc.search.evaluators.darts import Darts, classify, mixed_path, variants
 from cnnc.search.evaluators.supernet import build
 from cnnc.search.space import fixed, load_space
@@ -41,6 +44,7 @@ def test_choices_whose_options_share_shapes_mix_and_the_others_are_sampled(tiny)
     }
     assert mixed_path(variants(space, WIDE, "pool", mixed["pool"])) == ("pool",)
     assert mixed_path(variants(space, WIDE, "width", ("8", "16", "32"))) is None  # shapes differ
+    assert regions.sites(variants(space, WIDE, "width", ("8", "16", "32"))) is None
     assert mixed_path(variants(space, WIDE, "depth", ("1", "2"))) is None  # the nodes differ
 
 
@@ -78,6 +82,118 @@ def test_alpha_takes_gradients_and_options_read_one_input_unchanged():
     with torch.no_grad():
         expected = 0.5 * (net(x, member=relu) + net(x, member=sigmoid))  # [4, 4]
         assert torch.allclose(network(x), expected, atol=1e-6)
+
+
+# NAS-Bench-201's cell, shrunk: each edge one op of three, the cell used twice (one genotype)
+EDGE_OPS = ("Identity", "ReLUConvBN(c)", "AvgPool(3, stride = 1, pad = 1)")
+OPS = """
+block ReLUConvBN(c) {
+    return in -> ReLU -> conv: Conv(c, 3, pad = 1, bias = false) -> bn: BatchNorm
+}
+
+block Edge(c, name) {
+    return in -> choice(Identity, ReLUConvBN(c), AvgPool(3, stride = 1, pad = 1), name = name)
+}
+"""
+CELLS = (
+    OPS
+    + """
+block Cell(c) {
+    x1 = in -> e1: Edge(c, "e1")
+    return (in -> e2: Edge(c, "e2")) + (x1 -> e3: Edge(c, "e3"))
+}
+
+network cells {
+    input [1, 8, 8]
+    return in -> stem: (Conv(4, 3, pad = 1, bias = false) -> BatchNorm) -> c1: Cell(4)
+              -> c2: Cell(4) -> GlobalAvgPool -> Flatten -> fc: Linear(10)
+}
+"""
+)
+LAST = (
+    OPS
+    + """
+network last {
+    input [1, 8, 8]
+    return in -> stem: (Conv(4, 3, pad = 1, bias = false) -> BatchNorm) -> op: Edge(4, "op")
+              -> GlobalAvgPool -> Flatten
+}
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def cells():
+    space = load_space("cells.cnn", text=CELLS)
+    net, members = build(space, 0)
+    return space, net, members
+
+
+def test_edge_ops_of_a_cell_used_twice_mix_with_a_site_in_each_cell(cells):
+    space, _, members = cells
+    assert classify(space, members) == {"e1": EDGE_OPS, "e2": EDGE_OPS, "e3": EDGE_OPS}
+    labels = {"e1": "Identity", "e2": "ReLUConvBN(c)", "e3": "Identity"}
+    found = regions.sites(variants(space, labels, "e2", EDGE_OPS))
+    # node 2's edge from the cell's input: the stem's output into c1, c1's output into c2
+    assert [(s.source, s.readers, [len(n) for n in s.nodes]) for s in found] == [
+        (("c1", "add"), frozenset({("c2", "add")}), [1, 3, 1]),
+        (("stem", "1"), frozenset({("c1", "add")}), [1, 3, 1]),
+    ]
+
+
+def test_with_one_op_weighted_fully_on_each_edge_the_cell_network_is_that_members_path(cells):
+    space, net, members = cells
+    darts = Darts(space, net, classify(space, members))
+    labels = {"e1": "ReLUConvBN(c)", "e2": "AvgPool(3, stride = 1, pad = 1)", "e3": "Identity"}
+    with torch.no_grad():
+        for name, alpha in darts.alphas.items():
+            alpha.fill_(-50.0)
+            alpha[EDGE_OPS.index(labels[name])] = 50.0
+    x = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))  # [3, 1, 8, 8]
+    net.eval()
+    base = space.member(fixed(dict.fromkeys(labels, "Identity")))  # any member: every edge mixes
+    mixed = darts.network(base).eval()
+    with torch.no_grad():
+        expected = net(x, member=space.member(fixed(labels)).graph)  # [3, 10]
+        assert torch.allclose(mixed(x), expected, atol=1e-6)
+
+
+def test_an_edge_ops_outputs_are_weighted_by_softmax_alpha_each_reading_one_input():
+    space = load_space("last.cnn", text=LAST)
+    net, members = build(space, 0)
+    darts = Darts(space, net, classify(space, members))
+    assert darts.options == {"op": EDGE_OPS}
+    network = darts.network(members[0]).train()
+    x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(1))  # [4, 1, 8, 8]
+    network(x).sum().backward()  # [4, 4] → []
+    assert darts.alphas["op"].grad.abs().sum() > 0
+    # α = (0, ln 2, 0): weights ¼, ½, ¼; the ReLU of ReLUConvBN must not change the others' input
+    outs = [space.member(fixed({"op": op})).graph for op in EDGE_OPS]
+    net.eval()
+    network.eval()
+    darts.alphas["op"].data = torch.tensor([0.0, math.log(2.0), 0.0])
+    with torch.no_grad():
+        expected = sum(w * net(x, member=g) for w, g in zip((0.25, 0.5, 0.25), outs))  # [4, 4]
+        assert torch.allclose(network(x), expected, atol=1e-6)
+
+
+def test_an_edge_with_a_zero_option_is_sampled_not_mixed():
+    # Zero takes the edge out of the sum: its member has no node where the others have the op's
+    text = """
+block Edge(name) {
+    return in -> choice(Zero, Identity, AvgPool(3, stride = 1, pad = 1), name = name)
+}
+network z {
+    input [1, 8, 8]
+    x = in -> stem: Conv(4, 3, pad = 1)
+    return sum([x -> a: Edge("a"), x]) -> GlobalAvgPool -> Flatten -> fc: Linear(10)
+}
+"""
+    space = load_space("z.cnn", text=text)
+    _, members = build(space, 0)
+    options = ("Zero", "Identity", "AvgPool(3, stride = 1, pad = 1)")
+    assert regions.sites(variants(space, {"a": "Identity"}, "a", options)) is None
+    assert classify(space, members) == {}
 
 
 def test_darts_search_of_tiny_derives_one_member_whose_best_cnn_checks(

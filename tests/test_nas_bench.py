@@ -191,13 +191,85 @@ def load_study(folder):
     return load_study(f"sqlite:///{folder / 'study.db'}", None, read_only=True)
 
 
-def test_a_method_whose_choice_is_not_in_the_tables_is_skipped_and_said_so(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "table", table)
+@pytest.fixture
+def run(monkeypatch):
+    monkeypatch.setitem(sys.modules, "table", table)  # what run.py imports by name
     monkeypatch.setitem(sys.modules, "regret", regret)
-    run = bench_module("run")
+    return bench_module("run")
+
+
+def test_every_method_runs_evolution_and_the_weight_sharing_ones_at_several_epochs(run):
     ready = [m.name for m in run.METHODS if run.available(m)]
-    assert ready[:2] == ["random", "tpe"]
-    missing = run.Method("later", "evaluator", "no-such-evaluator", run.weight_sharing, "own")
+    one_shot = [f"supernet-{e}" for e in run.SUPERNET_EPOCHS] + [
+        f"darts-{e}" for e in run.DARTS_EPOCHS
+    ]
+    assert ready == ["random", "tpe", "evolution", *one_shot]
+    assert [m.epochs for m in run.METHODS[3:]] == [*run.SUPERNET_EPOCHS, *run.DARTS_EPOCHS]
+    assert {m.charged for m in run.METHODS[3:]} == {"own"}
+
+
+def test_the_supernet_is_charged_its_search_then_its_next_best_their_table_seconds(
+    monkeypatch, tmp_path, space_members, run
+):
+    from cnnc.search.driver import Outcome
+    from cnnc.search.evaluators import supernet
+
+    keys = [key for key, _ in space_members[:12]]
+    ranked = {k: table.Entry(0.5 + i / 100, 1, 1, 1.0 + i) for i, k in enumerate(keys)}
+    # it scores them in the reverse of the table's order, but the member last in the walk best
+    scores = {k: -i for i, k in enumerate(keys)} | {keys[-1]: 1}
+    by_graph = {id(graph): key for key, graph in space_members[:12]}
+
+    def fake(settings, data):
+        assert (settings.evaluator, settings.epochs, settings.seed) == ("supernet", 5, 3)
+        assert (settings.lr, settings.batch_size, settings.device) == (0.05, 64, "cpu")
+        return lambda graph, report: Outcome(scores[by_graph[id(graph)]], 0.0, None)
+
+    monkeypatch.setattr(supernet, "supernet_evaluator", fake)
+    monkeypatch.setattr(run, "digits", lambda: None)
+    bench = run.Bench(ranked, {}, 100, tmp_path, tuple(space_members[:12]))
+    method = next(m for m in run.METHODS if m.name == "supernet-5")
+    trials = run.supernet_run(bench, method, seed=3)
+    top = [keys[-1], *keys[:9]]  # its ten best
+    assert [t.accuracy for t in trials] == [ranked[k].accuracy for k in top]
+    assert [t.seconds for t in trials[1:]] == [ranked[k].seconds for k in top[1:]]
+    (row,) = bench.one_shot
+    assert trials[0].seconds == pytest.approx(row.train + row.score)
+    assert (row.method, row.seed, row.picked) == ("supernet-5", 3, keys[-1])
+    # 11 members in reverse order (55 discordant pairs), the 12th first (11 concordant)
+    assert row.tau == pytest.approx((11 - 55) / 66)
+
+
+def test_darts_is_one_trial_the_member_it_derives_charged_its_search(
+    monkeypatch, tmp_path, space_members, run
+):
+    from cnnc.search.evaluators import darts
+
+    key = space_members[7][0]
+    ranked = {k: table.Entry(0.5, 1, 1, 1.0) for k, _ in space_members[:8]}
+    ranked[key] = table.Entry(0.9, 1, 1, 1.0)
+    labels = {name: label for label, name in table.OPS.items()}
+    ops = [op for node in table.parse_key(key) for op, _ in node]
+
+    def fake(settings, data):
+        assert (settings.evaluator, settings.epochs) == ("darts", run.DARTS_EPOCHS[0])
+        evaluate = lambda graph, report: None  # noqa: E731
+        evaluate.derived = {edge: labels[op] for edge, op in zip(table.EDGES, ops)}
+        return evaluate
+
+    monkeypatch.setattr(darts, "darts_evaluator", fake)
+    monkeypatch.setattr(run, "digits", lambda: None)
+    bench = run.Bench(ranked, {}, 100, tmp_path, ())
+    method = next(m for m in run.METHODS if m.name.startswith("darts-"))
+    (trial,) = run.darts_run(bench, method, seed=0)
+    (row,) = bench.one_shot
+    assert (trial.accuracy, trial.seconds, row.picked, row.tau) == (0.9, row.train, key, None)
+
+
+def test_a_method_whose_choice_is_not_in_the_tables_is_skipped_and_said_so(
+    monkeypatch, capsys, run
+):
+    missing = run.Method("later", "evaluator", "no-such-evaluator", run.supernet_run, "own")
     monkeypatch.setattr(run, "METHODS", (missing,))
     opts = run.parse(["--seeds", "1"])
     assert run.run_methods(None, opts) == ({}, {})

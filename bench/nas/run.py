@@ -12,10 +12,18 @@ Methods of two kinds (the `METHODS` table):
   evaluator looks the member up in the table instead of training it. A trial's accuracy and its
   seconds are the table's (CPU seconds of one thread; a member met again costs nothing), so a run
   is quick and exact; the driver's own time per trial is shown beside the table, not charged.
-- *weight sharing* (supernet, DARTS: an `--evaluator` that trains something itself): run through
-  `cnnc.search` in this process, charged their own time (CPU seconds of one thread, as the table's:
-  the wall time on an idle core); the member they pick is looked up in the table.
-A method whose choice is not in `search/choices.py` yet is skipped, and the runner says so.
+- *weight sharing* (`supernet-E`, `darts-E`: `--evaluator supernet|darts` trained E epochs): the
+  evaluator `cnnc search` builds (`search/evaluators/`), run in this process on digits with the
+  table's split and training recipe (SGD, lr 0.05, batch 64, one thread), seeded by the seed, and
+  charged its own CPU time (the table's unit: the wall time on an idle core). The supernet scores
+  every member with inherited weights (BatchNorm recalibrated): its trial 1 is the member it
+  scores best, charged the training and the scoring; trials 2 … 10 its next best, each charged its
+  table seconds (trained to check it). The runner prints the Kendall τ of its scores of all 729
+  members against the table. DARTS's one trial is the member it derives (α's argmax), charged the
+  search and the derivation.
+Every method's member is looked up in the table for its accuracy. A method whose choice is not in
+`search/choices.py` is skipped, and the runner says so. A third table gives, for each method, the
+median trials and charged seconds to a top-1 % and a top-5 % member.
 
 Zero-cost proxies (`search/evaluators/proxy.py`) score every member untrained (`--proxy-seeds`
 seeds of weights and minibatch); the runner prints each proxy's Kendall τ against the table's
@@ -26,11 +34,12 @@ ten trained: charged their table seconds, plus the scoring of every member).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import regret
@@ -38,7 +47,10 @@ import table
 from regret import Trial
 
 TOP = 0.01  # top-1 % members
-PROXY_TOP = 10  # a proxy's best members trained
+PROXY_TOP = 10  # a proxy's (and the supernet's) best members trained
+REACH = (0.01, 0.05)  # the top fractions whose time to reach is tabled
+SUPERNET_EPOCHS = (5, 10, 20, 40)  # the supernet-E methods
+DARTS_EPOCHS = (5, 10, 20)
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,8 @@ class Bench:
     by_hash: dict  # the graph's text hash (one member, not its isomorphism class) -> key
     trials: int
     workdir: Path
+    graphs: tuple = ()  # (key, graph) of every member, in the walk's order
+    one_shot: list = field(default_factory=list)  # OneShot rows, as the methods run
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,7 @@ class Method:
     choice: str
     run: Callable  # (bench, method, seed) -> list[Trial]
     charged: str  # what a trial costs: the "table"'s seconds, or the method's "own" CPU time
+    epochs: int = 0  # a weight-sharing method's training epochs
 
 
 def lookup_search(bench: Bench, method: Method, seed: int) -> list[Trial]:
@@ -112,41 +127,102 @@ class Quiet:
         pass
 
 
-def weight_sharing(bench: Bench, method: Method, seed: int) -> list[Trial]:
-    """HOOK for `--evaluator supernet` / `--evaluator darts`: one `cnnc search` with the method's
-    evaluator, in this process on one thread, charged its own time; the member it ranks best is
-    looked up in the table. The lead adjusts the keywords (epochs, trials) to the evaluator's
-    options when it lands.
+# ---------------------------------------------------------------------------------------------
+# Weight sharing
 
-    Its time is the CPU time of this process, the unit of the table's seconds: on an idle core it
-    is the wall time, and on a shared machine the others' load does not stretch it."""
-    import cnnc
 
-    start = time.process_time()
-    result = cnnc.search(
-        table.SPACE,
+@dataclass(frozen=True)
+class OneShot:
+    """What a one-shot run measured besides its trials (the one-shot table's row)."""
+
+    method: str
+    seed: int
+    train: float  # CPU seconds: building and training the supernet (DARTS: search and derivation)
+    score: float  # CPU seconds: scoring every member with inherited weights (0 for DARTS)
+    tau: float | None  # Kendall τ of the scores of every member against the table (None: DARTS)
+    picked: str  # the key of the member it picked
+
+
+def one_shot_settings(method: Method, seed: int, workdir: Path):
+    """The evaluator's settings: the table's training recipe (SGD, lr 0.05, batch 64, one
+    thread, CPU) and the method's own epochs and seed."""
+    from cnnc.search.driver import Settings
+
+    return Settings(
+        file=str(table.SPACE),
         evaluator=method.choice,
-        data="digits",
+        epochs=method.epochs,
         seed=seed,
-        trials=bench.trials,
-        epochs=3,
-        threads=1,
         device="cpu",
-        out=bench.workdir / f"{method.name}-{seed}",
+        out=workdir / f"{method.name}-{seed}",
     )
+
+
+def digits():
+    """digits with the table's split (20 % validation, split seed 0), whatever the run's seed."""
+    from cnnc.training.data import load_dataset
+
+    return load_dataset("digits", None, 0)
+
+
+def supernet_run(bench: Bench, method: Method, seed: int) -> list[Trial]:
+    """`--evaluator supernet` trained once (the code `cnnc search` runs, in this process), then
+    every member scored with inherited weights (BatchNorm recalibrated). Trial 1 is the member it
+    scores best, charged the training and the scoring of every member; trials 2 … `PROXY_TOP` are
+    its next best, each charged its table seconds (trained from scratch to check it)."""
+    from cnnc.search.evaluators.supernet import supernet_evaluator
+
+    settings = one_shot_settings(method, seed, bench.workdir)
+    start = time.process_time()
+    evaluate = supernet_evaluator(settings, digits())
+    trained = time.process_time()
+    scores = {key: evaluate(graph, None).score for key, graph in bench.graphs}
+    scored = time.process_time()
+    if any(math.isnan(v) for v in scores.values()):  # a member the supernet does not cover
+        missed = [k for k, v in scores.items() if math.isnan(v)]
+        raise SystemExit(f"{method.name}: the supernet scored no accuracy for {missed[:3]} …")
+    ranked = sorted(scores, key=lambda k: -scores[k])  # ties keep the walk's order
+    tau = regret.kendall_tau(
+        [scores[k] for k in ranked], [bench.members[k].accuracy for k in ranked]
+    )
+    bench.one_shot.append(
+        OneShot(method.name, seed, trained - start, scored - trained, tau, ranked[0])
+    )
+    return charged_top(bench, ranked[:PROXY_TOP], scored - start)
+
+
+def charged_top(bench: Bench, keys: list[str], searched: float) -> list[Trial]:
+    """The members `keys` in order as trials: the first charged the search, the others their
+    table seconds."""
+    first = Trial(bench.members[keys[0]].accuracy, searched)
+    return [first, *(Trial(bench.members[k].accuracy, bench.members[k].seconds) for k in keys[1:])]
+
+
+def darts_run(bench: Bench, method: Method, seed: int) -> list[Trial]:
+    """`--evaluator darts` (search and derivation, in this process): one trial, the member it
+    derives, charged the whole search."""
+    from cnnc.search.evaluators.darts import darts_evaluator
+
+    settings = one_shot_settings(method, seed, bench.workdir)
+    start = time.process_time()
+    evaluate = darts_evaluator(settings, digits())
     spent = time.process_time() - start
-    key = table.key_of(result.best[0].decisions)
+    key = table.key_of(evaluate.derived)
+    bench.one_shot.append(OneShot(method.name, seed, spent, 0.0, None, key))
     return [Trial(bench.members[key].accuracy, spent)]
 
 
 METHODS = (
     Method("random", "sampler", "random", lookup_search, "table"),
     Method("tpe", "sampler", "tpe", lookup_search, "table"),
-    # HOOK: the evolution sampler (`--sampler evolution`), a from-scratch search like TPE
     Method("evolution", "sampler", "evolution", lookup_search, "table"),
-    # HOOKS: weight-sharing evaluators, charged their own training (`weight_sharing`)
-    Method("supernet", "evaluator", "supernet", weight_sharing, "own"),
-    Method("darts", "evaluator", "darts", weight_sharing, "own"),
+    # weight sharing, charged their own CPU time. A supernet epoch is 22 steps of one random path
+    # (a member's 3 epochs are 69 steps, ~1 s); building the supernet costs ~5 s besides
+    *(
+        Method(f"supernet-{e}", "evaluator", "supernet", supernet_run, "own", e)
+        for e in SUPERNET_EPOCHS
+    ),
+    *(Method(f"darts-{e}", "evaluator", "darts", darts_run, "own", e) for e in DARTS_EPOCHS),
 )
 
 
@@ -198,6 +274,39 @@ def proxy_rows(bench: Bench, seeds: int) -> list[tuple]:
 # Tables
 
 
+def reach_table(results: dict, thresholds: dict[float, float]) -> str:
+    """Per method and top fraction: the median trials and charged seconds to a member at or above
+    its threshold, and how many runs reach one."""
+    head = ["method"]
+    for fraction in thresholds:
+        top = f"top{100 * fraction:g}%"
+        head += [f"{top} trials", f"{top} s", "reached"]
+    lines = [head]
+    for name, runs in results.items():
+        row = [name]
+        for threshold in thresholds.values():
+            trials, seconds, reached = regret.median_time(runs, threshold)
+            row += [
+                "—" if trials is None else f"{trials:g}",
+                "—" if seconds is None else f"{seconds:.1f}",
+                f"{reached}/{len(runs)}",
+            ]
+        lines.append(row)
+    return regret.layout(lines)
+
+
+def one_shot_table(rows: list[OneShot], members: dict, best: float) -> str:
+    """Per weight-sharing run: its CPU seconds, τ over every member, the pick and its regret."""
+    lines = [["method", "seed", "train s", "score s", "Kendall τ", "regret", "picked"]]
+    for r in rows:
+        tau = "—" if r.tau is None else f"{r.tau:.3f}"
+        picked = regret.pp(best - members[r.picked].accuracy)
+        lines.append(
+            [r.method, str(r.seed), f"{r.train:.1f}", f"{r.score:.1f}", tau, picked, r.picked]
+        )
+    return regret.layout(lines)
+
+
 def proxy_table(rows: list[tuple]) -> str:
     lines = [
         ["proxy", "seed", "Kendall τ", "top-1 regret", f"best-of-{PROXY_TOP} regret", "cost s"]
@@ -224,9 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     print(header(meta, members, best, threshold))
     from cnnc.search.space import text_hash
 
-    by_hash = {text_hash(g): k for k, g in table.space_members()}
+    graphs = tuple(table.space_members())
+    by_hash = {text_hash(g): k for k, g in graphs}
     with tempfile.TemporaryDirectory(prefix="cnnc-nasbench-") as work:
-        bench = Bench(members, by_hash, opts.trials, Path(work))
+        bench = Bench(members, by_hash, opts.trials, Path(work), graphs)
         results, overhead = run_methods(bench, opts)
     print(f"\n## Regret (pp) after n trials, mean over seeds; {opts.trials} trials a run\n")
     print(regret.regret_table(results, best, threshold))
@@ -234,6 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     print(regret.time_table(results, best, threshold))
     for name, seconds in overhead.items():
         print(f"{name}: the driver's own time {1e3 * seconds:.0f} ms a trial (not charged)")
+    accuracies = [e.accuracy for e in members.values()]
+    print("\n## Time to a top-k % member: median over the runs that reach one\n")
+    print(reach_table(results, {f: regret.top_threshold(accuracies, f) for f in REACH}))
+    if bench.one_shot:
+        print("\n## Weight sharing: each run\n")
+        print(one_shot_table(bench.one_shot, bench.members, best))
     if opts.proxy_seeds:
         print("\n## Zero-cost proxies over every member\n")
         print(proxy_table(proxy_rows(bench, opts.proxy_seeds)))

@@ -78,7 +78,12 @@ class StepModule(nn.Module):
 
 def _steps(graph: Graph) -> list[tuple]:
     """One step per node but the inputs, each with the values it is the last to read."""
-    order = StepWalk(graph).run()
+    return with_frees(StepWalk(graph).run(), graph)
+
+
+def with_frees(order: list[tuple], graph: Graph) -> list[tuple]:
+    """Steps `(kind, out, inputs, target)` in the order they run, each with the values it is the
+    last to read (a network's outputs are kept)."""
     last: dict[int, int] = {}
     for k, (_, _, ins, _) in enumerate(order):
         for i in ins:

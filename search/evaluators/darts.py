@@ -11,6 +11,9 @@ Contract:
   again in each member trained: where it does not hold there, it is sampled there). It gets
   architecture weights α (one per option, zero at first), and its layer runs every option, summed
   with weights softmax(α). Each mixed layer's options use the supernet's shared weights.
+- A decision whose options are small subgraphs of their own, each read from one node and read at
+  one (NAS-Bench-201's edge ops: Identity, ReLU → Conv → BatchNorm, AvgPool), mixes the same way at
+  each place it is used (`regions.py`: its sites), each option its own nodes.
 - Every other decision (widths, depths: its options change shapes or the nodes) is sampled as the
   one-shot supernet does, uniformly a step (SPOS); the derived member takes, among those decisions'
   combinations (at most `CANDIDATES`, seeded), the one whose member scores best with its inherited
@@ -36,6 +39,7 @@ from cnnc.compiler.lower.steps import StepModule
 from cnnc.compiler.lower.supernet import NotCovered, Supernet, tensor_shapes
 from cnnc.compiler.ops import Lowering
 from cnnc.search.driver import Settings, int_range, space_for
+from cnnc.search.evaluators import regions
 from cnnc.search.evaluators.supernet import (
     batch_count,
     batches_of,
@@ -103,11 +107,26 @@ def classify(space: Space, members: list) -> dict[str, tuple[str, ...]]:
             if point.name in checked:
                 continue
             checked.add(point.name)
-            path = mixed_path(variants(space, labels, point.name, point.labels))
-            if path is not None and path not in paths:
+            options = variants(space, labels, point.name, point.labels)
+            taken = mixed_paths(options)
+            if taken and not taken & paths:
                 mixed[point.name] = point.labels
-                paths.add(path)
+                paths |= taken
     return mixed
+
+
+def mixed_paths(members: list) -> set[tuple[str, ...]]:
+    """The label paths a decision mixes over its options' `members`: `mixed_path`'s one layer, or
+    the nodes of its sites (`regions.sites`) in every option; empty when it does not mix."""
+    path = mixed_path(members)
+    if path is not None:
+        return {path}
+    found = regions.sites(members)
+    if not found:
+        return set()
+    return {
+        m.graph.node(i).path for site in found for m, ids in zip(members, site.nodes) for i in ids
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,21 +176,42 @@ class Darts(nn.Module):
 
     def _build(self, labels: dict[str, str]) -> StepModule:
         base = self.space.member(fixed(labels)).graph
-        mixes = {}
+        mixes, placed, sites = {}, [], nn.ModuleList()
         for name in (n for n in labels if n in self.options):
             members = variants(self.space, labels, name, self.options[name])
             path = mixed_path(members)
-            if path is None or path in mixes:  # not here, though where it was classified: sampled
-                continue
-            options = [self._layer(m.graph, path, mixing=True) for m in members]
-            mixes[path] = Mixed(options, self.alphas, name)
+            if path is not None and path not in mixes:
+                options = [self._layer(m.graph, path, mixing=True) for m in members]
+                mixes[path] = Mixed(options, self.alphas, name)
+            elif path is None:  # its sites, or none here though where classified: sampled
+                index = self.options[name].index(labels[name])
+                for site in regions.sites(members) or ():
+                    if site.nodes[index] & {i for ids, _, _ in placed for i in ids}:
+                        continue  # another decision's site holds it: sampled here
+                    placed.append((site.nodes[index], site.sources[index], site.outputs[index]))
+                    sites.append(self._site(members, site, name))
+        inside = {i for ids, _, _ in placed for i in ids}
         root = nn.Module()
         for node in base.nodes_in_order():
-            if modules.kind(node) is not Lowering.MODULE:
+            if modules.kind(node) is not Lowering.MODULE or node.id in inside:
                 continue
             module = mixes.get(node.path) or self._layer(base, node.path)
             container(root, base, node.path[:-1]).add_module(node.path[-1], module)
-        return StepModule(root, base)
+        if not placed:
+            return StepModule(root, base)
+        root.add_module(regions.MIXED, sites)
+        return regions.MixedSteps(root, base, placed)
+
+    def _site(self, members: list, site, name: str) -> Mixed:
+        """The site's options side by side (`regions.Region`), weighted by the decision's α."""
+        options = [
+            regions.Region(m.graph, ids, source, out, self._mixing_layer)
+            for m, ids, source, out in zip(members, site.nodes, site.sources, site.outputs)
+        ]
+        return Mixed(options, self.alphas, name)
+
+    def _mixing_layer(self, graph, path) -> nn.Module:
+        return self._layer(graph, path, mixing=True)
 
     def _layer(self, graph, path, mixing: bool = False) -> nn.Module:
         """The layer at `path`: shared weights, or a weightless module of its own. A mixed option
