@@ -78,29 +78,15 @@ def median_time(
 
 
 def kendall_tau(xs, ys) -> float:
-    """Kendall's τ-b of two equally long sequences (ties in either corrected for); NaN when one
-    of them is constant."""
-    concordant = discordant = ties_x = ties_y = 0
-    pairs = list(zip(xs, ys, strict=True))
-    for i, (x1, y1) in enumerate(pairs):
-        for x2, y2 in pairs[i + 1 :]:
-            dx, dy = _sign(x1 - x2), _sign(y1 - y2)
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif dx == dy:
-                concordant += 1
-            else:
-                discordant += 1
-    denominator = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
-    return (concordant - discordant) / denominator if denominator else math.nan
+    """Kendall's τ-b of two equally long sequences (ties in either corrected for), the search's own
+    (`cnnc.search.retrain.kendall_tau`, as `--retrain-top` reports it); NaN when one of them is
+    constant."""
+    from cnnc.search.retrain import kendall_tau as tau
 
-
-def _sign(x: float) -> int:
-    return (x > 0) - (x < 0)
+    if len(xs) != len(ys):
+        raise ValueError("kendall_tau needs two sequences of one length")
+    value = tau(list(xs), list(ys))
+    return math.nan if value is None else value
 
 
 # ---------------------------------------------------------------------------------------------
