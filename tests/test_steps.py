@@ -54,7 +54,9 @@ def _inputs(graph, batch=1):
 
 
 @pytest.mark.parametrize("name", [*ZOO, "two"])
-def test_the_step_module_is_the_graph_modules_network(name):
+def test_the_step_module_is_the_graph_modules_network(name, one_thread):
+    # one thread: several split a convolution's weight-gradient reduction by the machine's load,
+    # so two runs of one network could differ in the last bits
     graph = _graph(name)
     fx_model, steps = to_graph_module(graph, seed=0), to_step_module(graph, seed=0)
     assert isinstance(steps, StepModule)
