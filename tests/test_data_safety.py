@@ -678,7 +678,7 @@ def resumable(tmp_path):
     """A network, its optimiser and schedule as `train_run` makes them, and a real checkpoint."""
     import cnnc
     from cnnc.training.loop import Schedule, make_optimizer
-    from cnnc.training.train import TrainOptions, save_checkpoint
+    from cnnc.training.train import METRICS, TrainOptions, save_checkpoint
 
     model = cnnc.load(tiny_net(tmp_path), seed=0)
     options = TrainOptions(epochs=3, batch_size=4)
@@ -687,19 +687,7 @@ def resumable(tmp_path):
     opt.step()
     schedule = Schedule(opt, options, steps_per_epoch=2)
     schedule.step_count = 2
-    row = dict.fromkeys(
-        (
-            "epoch",
-            "train_loss",
-            "train_acc",
-            "val_loss",
-            "val_acc",
-            "lr",
-            "seconds",
-            "images_per_s",
-        ),
-        1.0,
-    ) | {"epoch": 1}
+    row = dict.fromkeys(METRICS, 1.0) | {"epoch": 1}  # a history row as `train_run` records it
     save_checkpoint(tmp_path / "checkpoint.pt", model, opt, schedule, options, [row])
     return model, opt, schedule, options, tmp_path / "checkpoint.pt"
 
