@@ -46,6 +46,7 @@ from cnnc.search.space import Space, fixed, graph_hash, over_budget, sample, wal
 from cnnc.training.data import Dataset, check_trainable
 from cnnc.training.loop import (
     Placement,
+    batch_bounds,
     cuda_indices,
     evaluate,
     is_out_of_memory,
@@ -267,15 +268,15 @@ def _train(net, members, data, settings: Settings, device) -> tuple[int, int, bo
 
 
 def batch_count(n: int, batch_size: int) -> int:
-    return max(1, sum(1 for _ in batches_of(n, batch_size, torch.Generator())))
+    return max(1, sum(1 for _ in batch_bounds(n, batch_size, keep_last=True)))
 
 
 def batches_of(n: int, batch_size: int, gen: torch.Generator):
-    """Shuffled index batches [B] of `range(n)`; a trailing batch of one is dropped (BatchNorm)."""
+    """Shuffled index batches [B] of `range(n)`, bounded as the trainer's (`batch_bounds`: a
+    trailing batch of one is dropped, BatchNorm needs two)."""
     order = torch.randperm(n, generator=gen)  # [N]
-    for idx in order.split(batch_size):
-        if len(idx) >= 2 or n == 1:
-            yield idx
+    for start, stop in batch_bounds(n, batch_size, keep_last=True):
+        yield order[start:stop]
 
 
 # ---------------------------------------------------------------------------------------------
