@@ -8,6 +8,7 @@ them, so they live apart from both.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable, Mapping
 
@@ -79,3 +80,13 @@ def fixed(picks: Mapping[str, str]) -> Memo:
         return point.labels.index(label) if label in point.labels else 0
 
     return Memo(choose)
+
+
+def int_range(values) -> tuple[int, int, int] | None:
+    """(low, high, step) when `values` are ≥ 2 ints in increasing arithmetic progression."""
+    if values is None or len(values) < 2 or any(type(v) is not int for v in values):
+        return None
+    step = values[1] - values[0]
+    if step <= 0 or any(b - a != step for a, b in itertools.pairwise(values)):
+        return None
+    return values[0], values[-1], step

@@ -26,13 +26,21 @@ The study lives in `storage` (default `sqlite:///<out>/study.db`, or a journal f
 workers; `storage.py`); opening it again resumes it, and `trials` counts the study's finished
 trials over every worker (`worker.py`), so `trials = 12` after 8 runs 4 more. A resume with another
 space (its fingerprint, kept in the study's user attributes) is refused (E0607).
+
+A one-shot search (`--evaluator supernet` or `darts`: one process, its members scored in
+milliseconds by a supernet it trains first) in the default storage works on a copy of the study in
+memory (`storage.in_memory`) and writes its trials to the storage when it stops — done, out of
+trials, interrupted by a signal, or stopped by an error. Optuna's storage costs ~30 ms a trial,
+more than scoring a member. A process killed outright loses those trials, and nothing more: the
+supernet is not kept either, so the next run trains it again and rescores. A `--storage` the user
+names may be shared with other processes, and a study that holds unfinished trials (queued again,
+or a live worker's) has to be claimed trial by trial: both are worked on in place.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import math
 import os
 import warnings
@@ -45,7 +53,8 @@ from cnnc.compiler.analysis.summary import summarize
 from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search import report
 from cnnc.search import storage as stores
-from cnnc.search.choices import SAMPLERS, trains
+from cnnc.search.choices import SAMPLERS, one_shot, trains
+from cnnc.search.deciders import int_range  # noqa: F401  (driver.int_range: its old home)
 from cnnc.search.results import finish, running
 from cnnc.search.resume import binding, changes, check_same_study, space_fingerprint
 from cnnc.search.settings import (  # noqa: F401  (driver.Settings, driver.Result: their old home)
@@ -65,16 +74,6 @@ GRID_LIMIT = 100_000  # members a grid search may have
 
 # ---------------------------------------------------------------------------------------------
 # Decisions → Optuna parameters
-
-
-def int_range(values) -> tuple[int, int, int] | None:
-    """(low, high, step) when `values` are ≥ 2 ints in increasing arithmetic progression."""
-    if values is None or len(values) < 2 or any(type(v) is not int for v in values):
-        return None
-    step = values[1] - values[0]
-    if step <= 0 or any(b - a != step for a, b in itertools.pairwise(values)):
-        return None
-    return values[0], values[-1], step
 
 
 def optuna_decider(trial) -> Memo:
@@ -407,13 +406,19 @@ def run(
 
     study = open_study(settings, space)
     events.started(report.rows(study.trials), changes(study, settings))
-    settings = derived_first(study, settings, evaluator)
-    objective = Objective(settings, space, evaluator, events, num_classes, study)
+    held = len(study.trials)
+    working = stores.in_memory(study) if in_memory(settings, study) else study
+    settings = derived_first(working, settings, evaluator)
+    objective = Objective(settings, space, evaluator, events, num_classes, working)
     stopped = "done"
     with running(settings.out) if write else contextlib.nullcontext():  # search-report keeps off
         try:
-            stopped = Worker(study, settings, objective, lambda text: _say(events, text)).work()
+            stopped = Worker(working, settings, objective, lambda text: _say(events, text)).work()
         finally:
+            if working is not study:
+                stores.retrying(
+                    lambda: stores.write_back(working, study, held), lambda text: _say(events, text)
+                )
             result = (
                 finish(settings, space, study, stopped)
                 if write
@@ -422,6 +427,15 @@ def run(
         if write:  # still under the folder's lock: retrain.csv is this search's file too
             result = retrained(result, settings, space, evaluator)
     return result
+
+
+def in_memory(settings: Settings, study) -> bool:
+    """Whether this run works on a copy of `study` in memory (module docstring)."""
+    return (
+        one_shot(settings.evaluator)
+        and settings.storage is None
+        and all(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    )
 
 
 def derived_first(study, settings: Settings, evaluator) -> Settings:

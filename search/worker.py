@@ -11,8 +11,9 @@ Contracts:
   exception). A trial failed because its worker died, was stopped or lost the storage is not
   counted, and its parameters are enqueued again. A trial whose architecture was met before
   (`status` reused: isomorphic to an earlier trial's, whose result it takes) is not counted either:
-  N trials are N distinct architectures. After a reused trial the next one is drawn at random
-  (a sampler that proposed a known architecture, TPE near its best, tends to propose it again);
+  N trials are N distinct architectures. After a reused trial the next one is a member no trial
+  has proposed, drawn at random (`explore.py`; a sampler that proposed a known architecture, TPE
+  near its best, tends to propose it again);
   when `EXHAUSTED_AFTER` proposals in a row are all reused, the space looks exhausted and the
   worker stops (`exhausted`).
 - A slot is claimed under the `StudyLock`: stale trials are failed first, then a new trial starts
@@ -36,6 +37,7 @@ from collections.abc import Callable
 import optuna
 
 from cnnc.search import storage as stores
+from cnnc.search.explore import Unproposed
 
 TrialState = optuna.trial.TrialState
 COUNTED_FAILURES = ("failed",)  # a FAIL that is the member's own result
@@ -124,7 +126,7 @@ class Worker:
         self.lock = stores.StudyLock(settings.storage_url, study.study_name)
         self.signals = Signals()
         self.repeats = 0  # reused trials in a row, this worker's
-        self.explorer = optuna.samplers.RandomSampler(seed=settings.seed + 7919 * settings.worker)
+        self.explorer = Unproposed(objective.space, settings.seed + 7919 * settings.worker)
         objective.claims = self.claim_architecture
 
     def work(self) -> str:

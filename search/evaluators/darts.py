@@ -38,7 +38,8 @@ from cnnc.compiler.lower.fx import container, instantiate
 from cnnc.compiler.lower.steps import StepModule
 from cnnc.compiler.lower.supernet import NotCovered, Supernet, tensor_shapes
 from cnnc.compiler.ops import Lowering
-from cnnc.search.driver import Settings, int_range, space_for
+from cnnc.search.deciders import int_range
+from cnnc.search.driver import Settings, space_for
 from cnnc.search.evaluators import regions
 from cnnc.search.evaluators.supernet import (
     batch_count,
