@@ -336,7 +336,8 @@ class Objective:
             reason = outcome.failed or "the score is NaN"
             _set(trial, "failed", reason, attrs)
             raise TrialFailed(reason)
-        attrs["status"] = "trained" if trains(self.settings.evaluator) else "scored"
+        evaluator = self.settings.evaluator  # a one-shot member is scored with shared weights
+        attrs["status"] = "trained" if trains(evaluator) and not one_shot(evaluator) else "scored"
         stores.set_user_attrs(trial, attrs)
         return self.values(outcome.score, s, trial.user_attrs.get("latency_ms"))
 

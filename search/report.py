@@ -5,7 +5,8 @@ Input: trial-like objects (optuna's `FrozenTrial`, read by attribute: `number`, 
 by `optuna.visualization.matplotlib` (imported only inside `plot_study`).
 
 The user attributes `driver.py` records on every trial: `status` (trained | scored | infeasible |
-invalid | reused | pruned | failed), `decisions` ({decision: option label}), `hash`, `params`, `macs`,
+invalid | reused | pruned | failed; scored: a zero-cost proxy's score, or a one-shot evaluator's
+accuracy with the supernet's shared weights), `decisions` ({decision: option label}), `hash`, `params`, `macs`,
 `latency_ms` and `latency_measured_ms` (the `latency` objective's, `search/latency.py`), `seconds`,
 `history`, `proxies` ({proxy: score}), `reused_from`, and why: `infeasible` for a member never
 evaluated, `reason` for a pruned or failed run.

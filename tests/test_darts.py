@@ -207,7 +207,7 @@ def test_darts_search_of_tiny_derives_one_member_whose_best_cnn_checks(
     assert (
         "darts: 46 steps" in stdout and "sampled (options differ in shape): width, depth" in stdout
     )
-    assert "1 trial: 1 trained" in stdout and "resuming" not in stdout
+    assert "1 trial: 1 scored" in stdout and "resuming" not in stdout
     derived = stdout.split("derived: ")[1].splitlines()[0]
     best = (out / "best.cnn").read_text()
     assert "decisions: " + derived.replace("=", " = ") in best

@@ -120,7 +120,7 @@ def test_a_one_shot_search_writes_its_study_to_the_storage_and_resumes_from_it(
     stored = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
     numbers = [t.number for t in stored.trials]
     assert numbers == list(range(len(numbers))) and len(numbers) >= 5
-    trained = [t for t in stored.trials if t.user_attrs.get("status") == "trained"]
+    trained = [t for t in stored.trials if t.user_attrs.get("status") == "scored"]
     assert len(trained) == 5 and all(t.state == TrialState.COMPLETE for t in trained)
     assert all("decisions" in t.user_attrs and "hash" in t.user_attrs for t in trained)
     with open(out / "trials.csv") as f:
@@ -128,7 +128,7 @@ def test_a_one_shot_search_writes_its_study_to_the_storage_and_resumes_from_it(
     code, _, err = run_cli([*argv, "--trials", "8"], capsys)
     assert code == 0, err
     stored = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
-    again = [t for t in stored.trials if t.user_attrs.get("status") == "trained"]
+    again = [t for t in stored.trials if t.user_attrs.get("status") == "scored"]
     assert len(again) == 8 and again[:5] == trained
     assert len({t.user_attrs["hash"] for t in again}) == 8
 

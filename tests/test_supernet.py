@@ -167,7 +167,7 @@ def test_one_shot_search_of_tiny_costs_fewer_passes_than_training_six(tmp_path, 
     )
     # --trials counts distinct architectures: the grid's repeats (kernel1 of a one-block member)
     # are reused on top of the 24
-    assert "27 trials: 24 trained, 3 reused" in stdout and "Kendall τ" in stdout
+    assert "27 trials: 24 scored, 3 reused" in stdout and "Kendall τ" in stdout
     # six members trained from scratch for the same 2 epochs take one pass a batch each
     train = len(load_dataset("digits").train_x)
     six = 6 * 2 * sum(1 for _ in batch_bounds(train, 64, keep_last=True))
