@@ -410,6 +410,9 @@ def run(
     held = len(study.trials)
     working = stores.in_memory(study) if in_memory(settings, study) else study
     settings = derived_first(working, settings, evaluator)
+    planned = getattr(events, "planned", None)
+    if planned is not None:
+        planned(settings.trials)
     objective = Objective(settings, space, evaluator, events, num_classes, working)
     stopped = "done"
     with running(settings.out) if write else contextlib.nullcontext():  # search-report keeps off

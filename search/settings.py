@@ -118,6 +118,9 @@ Evaluator = Callable[..., Outcome]  # (graph, report(epoch, accuracy)) -> Outcom
 
 
 class Events(Protocol):
+    """What a run tells its caller. Optional too, looked up by name: `note(text)` (a worker's
+    remark) and `planned(trials)` (the finished trials the run works toward)."""
+
     def started(self, rows: list[report.Row], notes: list[str]) -> None: ...
     def trial_started(self, number: int) -> None: ...
     def epoch(self, number: int, epoch: int, accuracy: float) -> None: ...

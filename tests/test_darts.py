@@ -208,6 +208,7 @@ def test_darts_search_of_tiny_derives_one_member_whose_best_cnn_checks(
         "darts: 46 steps" in stdout and "sampled (options differ in shape): width, depth" in stdout
     )
     assert "1 trial: 1 scored" in stdout and "resuming" not in stdout
+    assert "trial 1/1 done" in err and "/20" not in err  # its one member, not --trials' default
     derived = stdout.split("derived: ")[1].splitlines()[0]
     best = (out / "best.cnn").read_text()
     assert "decisions: " + derived.replace("=", " = ") in best

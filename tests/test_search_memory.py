@@ -127,6 +127,7 @@ def test_a_one_shot_search_writes_its_study_to_the_storage_and_resumes_from_it(
         assert len(f.read().splitlines()) == len(numbers) + 1  # a header, then every stored trial
     code, _, err = run_cli([*argv, "--trials", "8"], capsys)
     assert code == 0, err
+    assert "trial 8/8 done" in err  # reused trials are not counted, their numbers notwithstanding
     stored = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
     again = [t for t in stored.trials if t.user_attrs.get("status") == "scored"]
     assert len(again) == 8 and again[:5] == trained

@@ -389,6 +389,7 @@ class Console:
         self.best: tuple[float, int] | None = None
         self.rows = []  # every finished trial of the study
         self.shown = False
+        self.total = settings.trials  # what the run works toward (`planned`: the driver's count)
 
     def header(self, settings, data, size) -> None:
         shape = "×".join(map(str, data.input_shape))
@@ -416,15 +417,24 @@ class Console:
         for note in notes:
             print(f"note: {printable(note)}", flush=True)
 
+    def planned(self, trials: int) -> None:
+        """The finished trials the study will hold: `--trials`, or, for an evaluator that derives
+        its one member (darts), the trials held and that one."""
+        self.total = trials
+
     def trial_started(self, number: int) -> None:
         self.number = number
-        self.status(f"trial {number + 1}/{self.settings.trials}")
+        self.status(self.progress())
+
+    def progress(self) -> str:
+        """`trial 5/24`: the trial that would count next (a reused one does not count)."""
+        counted = sum(_counts(r) for r in self.rows)
+        return f"trial {min(counted + 1, self.total)}/{self.total}"
 
     def epoch(self, number: int, epoch: int, accuracy: float) -> None:
         if self.live:
             self.status(
-                f"trial {number + 1}/{self.settings.trials} · epoch {epoch}/{self.settings.epochs} "
-                f"({accuracy:.4f})"
+                f"{self.progress()} · epoch {epoch}/{self.settings.epochs} ({accuracy:.4f})"
             )
 
     def finished(self, row) -> None:
@@ -438,7 +448,7 @@ class Console:
         self.clear()
         print(trial_line(row, self.settings.names), flush=True)
         counted = sum(_counts(r) for r in self.rows)  # a reused architecture is not a trial
-        self.status(f"trial {counted}/{self.settings.trials} done", final=not self.live)
+        self.status(f"trial {counted}/{self.total} done", final=not self.live)
 
     def note(self, text: str) -> None:
         self.clear()
