@@ -53,3 +53,20 @@ def run_cli(args, capsys) -> tuple[int, str, str]:
         code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+class Quiet:
+    """The search driver's `Events`, saying nothing (for `driver.run` in tests)."""
+
+    def started(self, rows, notes): ...
+    def trial_started(self, number): ...
+    def epoch(self, number, epoch, accuracy): ...
+    def finished(self, row): ...
+
+
+def by_params(graph, report):
+    """An evaluator that scores a member by its parameter count (fewer is better), instantly."""
+    from cnnc.compiler.analysis.summary import summarize
+    from cnnc.search import driver
+
+    return driver.Outcome(1.0 / summarize(graph).params, 0.01)

@@ -11,7 +11,7 @@ import math
 import os
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, Quiet, by_params, run_cli
 
 from cnnc.api import elaborate_file
 from cnnc.compiler.lower import latency
@@ -169,20 +169,6 @@ def test_summary_latency_adds_the_column_and_the_totals_line(cache, twin, tmp_pa
     rows = list(csv.DictReader(out.splitlines()))
     assert code == 0 and rows[0]["latency_ms"] == "" and float(rows[1]["latency_ms"]) > 0
     assert run_cli(["summary", path, "--device", "cpu"], capsys)[0] == 2  # --device needs --latency
-
-
-class Quiet:
-    def started(self, rows, notes): ...
-    def trial_started(self, number): ...
-    def epoch(self, number, epoch, accuracy): ...
-    def finished(self, row): ...
-
-
-def by_params(graph, report):
-    from cnnc.compiler.analysis.summary import summarize
-    from cnnc.search import driver
-
-    return driver.Outcome(1.0 / summarize(graph).params, 0.01)
 
 
 def test_search_trials_carry_a_positive_latency_checked_end_to_end(cache, tmp_path, capsys):

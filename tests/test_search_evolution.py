@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import optuna
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, Quiet, by_params, run_cli
 
 from cnnc.search import driver, evolution
 from cnnc.search.evolution import MUTATED, PARENT, EvolutionSampler
@@ -91,19 +91,6 @@ def test_the_same_seed_gives_the_same_trials_and_another_seed_others():
 def test_a_sample_larger_than_the_population_is_refused():
     with pytest.raises(ValueError, match="sample_size <= population"):
         EvolutionSampler(population=3, sample_size=4)
-
-
-class Quiet:
-    def started(self, rows, notes): ...
-    def trial_started(self, number): ...
-    def epoch(self, number, epoch, accuracy): ...
-    def finished(self, row): ...
-
-
-def by_params(graph, report):
-    from cnnc.compiler.analysis.summary import summarize
-
-    return driver.Outcome(1.0 / summarize(graph).params, 0.01)
 
 
 def test_the_driver_runs_evolution_and_a_resume_goes_on_from_the_study(tmp_path):

@@ -11,7 +11,7 @@ import warnings
 
 import optuna
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, Quiet, run_cli
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -148,12 +148,6 @@ def test_trials_scored_before_an_error_stopped_the_run_are_written_back(tmp_path
             raise Stop
         scored.append(graph)
         return driver.Outcome(0.5 + len(scored) / 100, 0.0, None, {}, ())
-
-    class Quiet:
-        def started(self, rows, notes): ...
-        def trial_started(self, number): ...
-        def epoch(self, number, epoch, accuracy): ...
-        def finished(self, row): ...
 
     with pytest.raises(Stop):
         driver.run(settings, space, evaluate, Quiet(), 10)
