@@ -16,7 +16,10 @@ edge's label:
   (they compute one value: a pool of the input taken on two edges of a cell is one pool).
 
 The key is a Weisfeiler–Lehman hash of that labelled graph (`key`); graphs of one key are then
-compared exactly with `nx.is_isomorphic`, so a hash collision never merges two architectures.
+compared exactly with networkx's VF2 matcher, so a hash collision never merges two architectures.
+The match is bounded: VF2 may try exponentially many node pairings on graphs the hash cannot tell
+apart (crafted, highly symmetric ones); after `MATCH_STEPS` pairings tried, the two are taken as
+two architectures. The cost of that answer is at most one architecture evaluated twice.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import networkx as nx
 from cnnc.compiler.ir import format_value
 
 WL_ITERATIONS = 4  # rounds of neighbourhood hashing: enough to tell cells of a few nodes apart
+MATCH_STEPS = 200_000  # node pairings one exact match may try (~0.3 s; a real match needs ~nodes)
 TRANSPARENT = "Identity"
 READS_NOTHING = "Zero"
 
@@ -134,9 +138,30 @@ def _same_label(a: dict, b: dict) -> bool:
     return a["label"] == b["label"]
 
 
-def matches(a: nx.DiGraph, b: nx.DiGraph) -> bool:
-    """Whether two `Labelled.nx` graphs are one architecture (exactly, not by key)."""
-    return nx.is_isomorphic(a, b, node_match=_same_label, edge_match=_same_label)
+class _OutOfSteps(Exception):
+    pass
+
+
+def matches(a: nx.DiGraph, b: nx.DiGraph, steps: int = MATCH_STEPS) -> bool:
+    """Whether two `Labelled.nx` graphs are one architecture (exactly, not by key); False when the
+    match tries more than `steps` node pairings (module docstring)."""
+    if a.number_of_nodes() != b.number_of_nodes() or a.number_of_edges() != b.number_of_edges():
+        return False
+    left = [steps]
+
+    def same_node(x: dict, y: dict) -> bool:  # VF2 asks it of each pairing it tries
+        left[0] -= 1
+        if left[0] < 0:
+            raise _OutOfSteps
+        return x["label"] == y["label"]
+
+    matcher = nx.algorithms.isomorphism.DiGraphMatcher(
+        a, b, node_match=same_node, edge_match=_same_label
+    )
+    try:
+        return matcher.is_isomorphic()
+    except _OutOfSteps:
+        return False
 
 
 class Architectures:

@@ -3,8 +3,10 @@ on ops and arguments, commutative merges unordered, Concat ordered), counted by 
 
 from __future__ import annotations
 
+import networkx as nx
 from conftest import run_cli
 
+from cnnc.search import architecture
 from cnnc.search.architecture import Architectures, key, labelled
 from cnnc.search.space import graph_hash, load_space, walk
 
@@ -72,3 +74,34 @@ def test_cnnc_space_reports_members_and_distinct_architectures(tmp_path, capsys)
     code, out, err = run_cli(["space", path, "--samples", "0"], capsys)
     assert code == 0, err
     assert "size: 3 members, 2 distinct architectures" in out
+
+
+def labelled_cycle(n: int, parts: int) -> nx.DiGraph:
+    """`parts` directed rings of `n // parts` equal nodes each: every node looks alike to the hash."""
+    g = nx.DiGraph()
+    size = n // parts
+    for p in range(parts):
+        for i in range(size):
+            g.add_node(p * size + i, label="relu")
+            g.add_edge(p * size + i, p * size + (i + 1) % size, label="0")
+    return g
+
+
+def test_an_exact_match_that_runs_out_of_steps_answers_two_architectures():
+    one_ring, rotated = (
+        labelled_cycle(12, 1),
+        nx.relabel_nodes(labelled_cycle(12, 1), {i: (i + 5) % 12 for i in range(12)}),
+    )
+    assert architecture.matches(one_ring, rotated)
+    assert not architecture.matches(one_ring, rotated, steps=3)  # bounded: taken as distinct
+    # the hash cannot tell one ring of 12 from two of 6; the exact match can, within its steps
+    two_rings = labelled_cycle(12, 2)
+    g1, g2 = (
+        architecture.Labelled(
+            {n: d["label"] for n, d in g.nodes(data=True)},
+            tuple((a, b, d["label"]) for a, b, d in g.edges(data=True)),
+        )
+        for g in (one_ring, two_rings)
+    )
+    assert key(g1) == key(g2)
+    assert not architecture.matches(one_ring, two_rings)
