@@ -335,6 +335,9 @@ def progress_text(trials, target: int | None) -> str:
 # Plots
 
 
+AXES = {"latency": "latency (ms)", "macs": "MACs"}  # an objective's axis, with its unit
+
+
 def plot_study(study, names: tuple[str, ...], out: Path) -> tuple[list[Path], list[str]]:
     """history.png, pareto.png (two objectives) and importances.png, each skipped with a note when
     the study cannot give it (too few complete trials, one parameter, …)."""
@@ -352,7 +355,8 @@ def plot_study(study, names: tuple[str, ...], out: Path) -> tuple[list[Path], li
         )
     ]
     if len(names) == 2:
-        plots.append(("pareto.png", lambda: vis.plot_pareto_front(study, target_names=list(names))))
+        axes = [AXES.get(n, n) for n in names]
+        plots.append(("pareto.png", lambda: vis.plot_pareto_front(study, target_names=axes)))
     plots.append(
         (
             "importances.png",

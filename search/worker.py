@@ -205,12 +205,12 @@ class Worker:
                     for t in trials
                 )
                 if not busy:
-                    # `since` first: a worker killed between the two writes leaves no `evaluating`
-                    # mark without its start (others read the mark; the start dates it)
-                    trial.set_user_attr(
-                        "evaluating_since", time.time()
-                    )  # (seconds since the epoch)
-                    trial.set_user_attr("evaluating", digest)
+                    # one write (`set_user_attrs`: one transaction where the storage has them;
+                    # elsewhere `since` first): no `evaluating` mark without its start, which
+                    # dates it for the others (seconds since the epoch)
+                    stores.set_user_attrs(
+                        trial, {"evaluating_since": time.time(), "evaluating": digest}
+                    )
                     return None
             time.sleep(POLL_SECONDS)
             waited = True

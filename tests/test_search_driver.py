@@ -423,3 +423,22 @@ def test_a_trial_writes_its_attributes_in_one_transaction_per_step(tmp_path):
     for row, trial in zip(result.rows, result.study.trials):
         by_status.setdefault(row.status, set()).add(commits[trial._trial_id])
     assert by_status == {"trained": {2}, "reused": {2}, "invalid": {1}, "infeasible": {1}}
+
+
+def test_the_pareto_plots_axes_carry_their_units(tmp_path, monkeypatch):
+    import optuna.visualization.matplotlib as vis
+
+    from cnnc.search import report
+
+    asked = []
+
+    def pareto(study, target_names):
+        asked.append(target_names)
+        raise ValueError("not drawn here")
+
+    monkeypatch.setattr(vis, "plot_pareto_front", pareto)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for values in ([0.5, 3.0], [0.75, 4.0]):
+        study.add_trial(optuna.trial.create_trial(values=values))
+    report.plot_study(study, ("accuracy", "latency"), tmp_path)
+    assert asked == [["accuracy", "latency (ms)"]]
