@@ -1,8 +1,9 @@
 """Study and run folders for the fuzzer: damaged, crafted and booby-trapped copies of a real SQLite
-study, a journal study and a `cnnc train` run folder, driven through `search-report` (and `--export`)
-and `train --resume`.
+study, a journal study, a one-shot (supernet) study and a `cnnc train` run folder, driven through
+`search-report` (and `--export`), a resumed one-shot search (its study copied into memory and
+written back) and `train --resume`.
 
-`seeds(box)` makes the three folders once per worker (before the audit hook watches). `run_case(box,
+`seeds(box)` makes the four folders once per worker (before the audit hook watches). `run_case(box,
 seed)` copies one, applies a few mutations chosen by `random.Random(seed)` (so a saved case is the
 seed alone), runs the command in-process and classifies the ending:
 - expected: `reported` (exit 0), `refused` (exit 1 with `error: ` and a help line);
@@ -106,6 +107,8 @@ def seeds(box: Path) -> Path:
             )
             == 0
         )
+        shot = ["--evaluator", "supernet", "--epochs", "1", "--out", str(root / "oneshot")]
+        assert main([*common[:2], *common[4:], *shot]) == 0
         (root / "net.cnn").write_text(NET)
         assert (
             main(
@@ -127,6 +130,7 @@ def seeds(box: Path) -> Path:
             == 0
         )
     _fold_wal(root / "sqlite" / "study.db")
+    _fold_wal(root / "oneshot" / "study.db")
     root.rename(done)
     return done
 
@@ -272,9 +276,9 @@ RUN_OUTPUTS = ("metrics.csv", "curves.png", "model.pt", "run.json", "network.cnn
 
 
 def mutate(rng: random.Random, kind: str, folder: Path, victims: Path) -> list[str]:
-    """A few mutations of the copied seed `folder` of `kind` (sqlite, journal, run)."""
+    """A few mutations of the copied seed `folder` of `kind` (sqlite, oneshot, journal, run)."""
     done = []
-    if kind == "sqlite":
+    if kind in ("sqlite", "oneshot"):
         steps = [_sql_attr, _sql_attr, _sql_column, _sql_schema, "bytes", "plant", "plant-side"]
     elif kind == "journal":
         steps = [_journal_lines, _journal_lines, "bytes", "plant"]
@@ -284,7 +288,9 @@ def mutate(rng: random.Random, kind: str, folder: Path, victims: Path) -> list[s
     # links and FIFOs last: the fuzzer's own edits of the study must not block on a FIFO it planted
     for step in sorted(chosen, key=lambda s: isinstance(s, str) and s.startswith("plant")):
         if step == "bytes":
-            done.append(_bytes(rng, folder / ("study.db" if kind == "sqlite" else "study.journal")))
+            done.append(
+                _bytes(rng, folder / ("study.journal" if kind == "journal" else "study.db"))
+            )
         elif step == "plant":
             done.append(_plant(rng, folder, STUDY_OUTPUTS, victims))
         elif step == "plant-side":
@@ -314,7 +320,7 @@ def prepare(box: Path, seed: int) -> tuple[list[str], list[str], Path]:
     for folder in (case, victims):
         shutil.rmtree(folder, ignore_errors=True)
     victims.mkdir()
-    kind = rng.choice(["sqlite", "sqlite", "journal", "run"])
+    kind = rng.choice(["sqlite", "sqlite", "journal", "run", "oneshot"])
     shutil.copytree(root / kind, case, symlinks=True)
     recipe = [kind, *mutate(rng, kind, case, victims)]
     if kind == "run":
@@ -332,6 +338,21 @@ def prepare(box: Path, seed: int) -> tuple[list[str], list[str], Path]:
             "--batch-size",
             "256",
             "--resume",
+        ]
+    elif kind == "oneshot":  # a one-shot search resumed: its study copied into memory and back
+        argv = [
+            "search",
+            str(box / TINY_SPACE),
+            "--evaluator",
+            "supernet",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--trials",
+            "5",
+            "--out",
+            str(case),
         ]
     elif rng.random() < 0.25:
         argv = [

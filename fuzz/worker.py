@@ -44,6 +44,19 @@ FILE_EVENTS = (
 )  # allowed inside the sandbox
 
 
+SYSTEM_FACTS = ("/proc/", "/sys/")  # read, never written: free memory, a worker's process start
+
+
+def _reads_system(event: str, real: str, args) -> bool:
+    """A read-only open of what the kernel reports (the memory budget, a worker's liveness)."""
+    if event != "open" or not real.startswith(SYSTEM_FACTS):
+        return False
+    mode, flags = (list(args[1:3]) + [None, None])[:2]
+    if isinstance(mode, str):
+        return not any(c in mode for c in "wax+")
+    return isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) == 0
+
+
 class Watch:
     """An audit hook that records forbidden events while `active`; the driver classifies them."""
 
@@ -61,7 +74,7 @@ class Watch:
             if isinstance(path, (str, bytes, os.PathLike)):
                 path = os.fsdecode(path)
                 real = os.path.realpath(path) if path else path
-                if not real.startswith(self.allowed):
+                if not real.startswith(self.allowed) and not _reads_system(event, real, args):
                     self.events.append(f"{event} {path!r}")
         elif event.startswith(FORBIDDEN_EVENTS):
             self.events.append(event)

@@ -408,7 +408,7 @@ def run(
     study = open_study(settings, space)
     events.started(report.rows(study.trials), changes(study, settings))
     held = len(study.trials)
-    working = memory_copy(study) if in_memory(settings, study) else study
+    working = stores.in_memory(study) if in_memory(settings, study) else study
     settings = derived_first(working, settings, evaluator)
     planned = getattr(events, "planned", None)
     if planned is not None:
@@ -440,16 +440,6 @@ def in_memory(settings: Settings, study) -> bool:
         and settings.storage is None
         and all(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     )
-
-
-def memory_copy(study):
-    """`storage.in_memory(study)`, or `study` itself where Optuna will not take one of its trials
-    into a new study (a crafted or damaged one: a COMPLETE trial without values, a parameter
-    outside its distribution); such a study is worked on in place, as it always was."""
-    try:
-        return stores.in_memory(study)
-    except (ValueError, TypeError, KeyError, IndexError):
-        return study
 
 
 def derived_first(study, settings: Settings, evaluator) -> Settings:

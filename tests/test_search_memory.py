@@ -203,13 +203,19 @@ def test_the_explorers_draws_are_not_the_study_samplers_under_the_same_seed():
     assert firsts[0] != firsts[1]
 
 
-def test_a_study_optuna_would_not_copy_is_worked_on_in_place(tmp_path, capsys, one_thread):
+@pytest.mark.parametrize(
+    "craft, said",
+    [
+        ("UPDATE trial_values SET value = '=HYPERLINK(\"x\")'", "trial 0's values are"),
+        ("UPDATE trials SET number = 'yesterday' WHERE trial_id = 2", "cannot be read"),
+        ("DELETE FROM trial_values WHERE trial_id = 1", "values should be set"),  # COMPLETE
+    ],
+)
+def test_a_resumed_search_refuses_a_study_with_a_damaged_trial(tmp_path, capsys, craft, said):
     out = tmp_path / "run"
-    argv = ["search", TINY, "--evaluator", "supernet", "--device", "cpu", "--out", out]
-    assert run_cli([*argv, "--trials", "3"], capsys)[0] == 0
-    with sqlite3.connect(out / "study.db") as db:  # a COMPLETE trial without its value
-        db.execute("DELETE FROM trial_values WHERE trial_id = 1")
-    code, _, err = run_cli([*argv, "--trials", "5"], capsys)
-    assert code == 0, err
-    stored = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
-    assert sum(t.user_attrs.get("status") == "scored" for t in stored.trials) == 5
+    argv = ["search", TINY, "--evaluator", "proxy", "--device", "cpu", "--out", out]
+    assert run_cli([*argv, "--trials", "2"], capsys)[0] == 0
+    with sqlite3.connect(out / "study.db") as db:
+        db.execute(craft)
+    code, _, err = run_cli([*argv, "--trials", "4"], capsys)
+    assert code == 1 and said in err and "help:" in err
