@@ -44,7 +44,11 @@ def decide(el: El, expr: ast.Choice, env, frame):
         literal = all(isinstance(o, (ast.Number, ast.String, ast.Bool)) for o in options)
         values = tuple(o.value for o in options) if literal else None
         point = ChoicePoint(
-            name, tuple(" ".join(o.span.text.split()) for o in options), values, expr.span
+            name,
+            tuple(" ".join(o.span.text.split()) for o in options),
+            values,
+            expr.span,
+            options=options,
         )
     if el.decider is None:
         raise Fail(

@@ -294,6 +294,8 @@ class ChoicePoint:
     labels: tuple[str, ...]  # each option as written (or as a value, for `choice(range(…))`)
     values: tuple | None  # the options' plain values when every option is a constant
     span: Span | None
+    # the options as written (AST), for a `decide { … }` clause to match its values against
+    options: tuple = field(default=(), compare=False, repr=False)
 
 
 class Decider(Protocol):
