@@ -158,8 +158,8 @@ def test_a_search_whose_block_choice_differs_writes_a_best_that_decides(tmp_path
     clause = tail[tail.index("network best = ") :].splitlines()
     assert clause[0] == "network best = blocks(classes = 10) decide {" and clause[-1] == "}"
     assert sorted(line.rpartition(":")[0].strip() for line in clause[1:-1]) == [
-        '"units.0@3:23"',
-        '"units.1@3:23"',
+        '"units.0.conv.out_channels"',
+        '"units.1.conv.out_channels"',
     ]
     assert run_cli(["check", out / "best.cnn"], capsys)[0] == 0
 

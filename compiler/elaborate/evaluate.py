@@ -358,7 +358,11 @@ def ev_chain(el: El, expr: ast.Chain, env, frame):
         return SeqLayer(layers, expr.span)
     x = first
     for element in expr.elements[1:]:
-        layer = as_layer(el, element, env, frame)
+        outer, el.b.placing = el.b.placing, element  # names the choices it holds (`choices`)
+        try:
+            layer = as_layer(el, element, env, frame)
+        finally:
+            el.b.placing = outer
         x = el.apply(layer, x, frame, span=element.span)
         if x is POISON:
             return POISON
