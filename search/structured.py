@@ -22,8 +22,10 @@ its decisions given: the space's text as it is (only its `input` statement given
 not reformatted, and the comments go below it, since a choice's place can be part of its name)
 and one more item, `network best = Net(arg = value, …) decide { "name": option, … }`, each option
 written as the choice writes it (a value of `choice(range(…))` as a literal), which elaboration
-matches back to the option (`compiler/elaborate/decided.py`). None only when the file already has a
-network `best` or the searched network is not one the file defines.
+matches back to the option (`compiler/elaborate/decided.py`). A choice in an imported file is
+kept so too (the import stays; the caller's rebuild check finds whether it resolves where the text
+is written). None only when the file already has a network `best`, the searched network is not one
+the file defines, or a chosen value has no literal (a layer taken from `choice(list)`).
 """
 
 from __future__ import annotations

@@ -144,6 +144,24 @@ def test_a_member_of_a_space_that_already_has_a_best_is_written_flat_and_says_wh
     assert same_layers(member.graph, elaborate_file(tmp_path / "best.cnn").graph) == []
 
 
+def test_a_member_whose_choice_is_in_an_imported_file_imports_it_and_decides(tmp_path, capsys):
+    (tmp_path / "blocks.cnn").write_text(BLOCK_SPACE.split("\n\nnetwork")[0] + "\n")
+    (tmp_path / "space.cnn").write_text(
+        'import "blocks.cnn"\n\nnetwork' + BLOCK_SPACE.split("\n\nnetwork")[1]
+    )
+    space = driver.space_for(driver.Settings(file=str(tmp_path / "space.cnn")), (1, 8, 8), 10)
+    member = space.member(fixed({"units.0.conv.out_channels": "8"}))
+    text, flat = write_member(tmp_path / "best.cnn", space, member)
+    assert flat is None
+    assert text.startswith('import "blocks.cnn"\n') and "block Unit" not in text
+    assert text.endswith(
+        "network best = blocks(classes = 10) decide {\n"
+        '    "units.0.conv.out_channels": 8,\n    "units.1.conv.out_channels": 8,\n}\n'
+    )
+    assert run_cli(["check", tmp_path / "best.cnn"], capsys)[0] == 0
+    assert same_layers(member.graph, elaborate_file(tmp_path / "best.cnn").graph) == []
+
+
 def test_a_search_whose_block_choice_differs_writes_a_best_that_decides(tmp_path, capsys):
     file = tmp_path / "blocks.cnn"
     file.write_text(BLOCK_SPACE)
