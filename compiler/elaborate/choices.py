@@ -20,7 +20,7 @@ sees and answers (`ChoicePoint`, `Decider`) lives in `state`, with the elaborato
 from __future__ import annotations
 
 from cnnc.compiler.elaborate.state import ChoicePoint, El, Fail
-from cnnc.compiler.elaborate.values import POISON, show
+from cnnc.compiler.elaborate.values import POISON, BlockRef, show
 from cnnc.dsl import ast
 from cnnc.dsl.diagnostics import error
 
@@ -137,8 +137,6 @@ def _placed(el: El, expr: ast.Choice, env, frame) -> str | None:
 
 def _parameter(func, call: ast.Call, expr) -> str | None:
     """The parameter of `func` (an op, by its torch name; a block) that `expr` is passed to."""
-    from cnnc.compiler.elaborate.values import BlockRef
-
     index = next((i for i, a in enumerate(call.args) if a is expr), None)
     keyword = next((k.name for k in call.kwargs if k.value is expr), None)
     if hasattr(func, "infer"):  # an op: its parameters as torch.nn names them
