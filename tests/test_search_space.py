@@ -304,7 +304,7 @@ def test_an_unnamed_choice_is_named_from_the_path_of_the_layer_it_stands_in():
     assert member.ok
     unit = ["conv.out_channels", "conv.padding", "act", "conv_1", "@4:61"]
     assert [name for name, _ in member.picks] == [
-        "network@11:43",  # a choice inside a list (made before it is applied): its place
+        "units.1.kernel_size",  # in a labelled list, made before it is applied: by its number
         *(f"units.0.{n}" if n[0] != "@" else f"units.0{n}" for n in unit),
         "s.n",  # a block call's argument: the block's parameter
         *(f"s.{i}.{n}" if n[0] != "@" else f"s.{i}{n}" for i in (0, 1) for n in unit),
@@ -356,3 +356,29 @@ network clash {
 """
     member = space(text).member(fixed({}))
     assert [name for name, _ in member.picks] == ["u.k", "u@4:47"]
+
+
+SEQUENCES = """
+network seqs {
+    input [1, 8, 8]
+    return in -> a: [Conv(4, choice(1, 3)), ReLU, choice(MaxPool(1), AvgPool(1))]
+              -> b: (Conv(4, 1) -> Conv(4, 3, pad = choice(0, 1)))
+              -> c: [p: Conv(4, choice(1, 3)), [ReLU], Conv(4, choice(1, 3))]
+              -> Flatten -> Linear(10)
+}
+"""
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_member_of_a_labelled_sequence_is_named_by_its_number_or_label(seed):
+    member = space(SEQUENCES).member(uniform(random.Random(seed)))
+    names = [name for name, _ in member.picks]
+    assert names == [
+        *("a.0.kernel_size", "a.2", "b.1.padding", "c.p.kernel_size"),
+        "network@6:64",  # after a nested list, which shifts the numbers: its place
+    ]
+    layers = {".".join(n.path): n for n in member.graph.nodes_in_order()}
+    picked = dict(member.picks)
+    assert layers["a.2"].op == ("MaxPool", "AvgPool")[picked["a.2"]]
+    assert layers["b.1"].args["padding"] == ((0, 0), (1, 1))[picked["b.1.padding"]]
+    assert layers["c.p"].args["kernel_size"] == ((1, 1), (3, 3))[picked["c.p.kernel_size"]]

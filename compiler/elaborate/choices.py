@@ -8,9 +8,12 @@ unnamed one is a decision per place and per block instance, named, in this order
 - from the path of the layer a chain is about to apply (`Builder.placing`): an argument of an op or
   block call is `<layer path>.<parameter>` (the op's parameter as torch names it, `pad` →
   `padding`; a block's as written: `stage1.n`), a choice of layers is the layer's path when a
-  label or its options' one implicit name gives it (`stage1.0.pool`, `conv_1`);
-- else from the path and the place (`stage1.0@12:20`, `network@3:9`): a choice in a list, inside
-  an expression, one of several in a let, or between layers whose implicit names differ.
+  label or its options' one implicit name gives it (`stage1.0.pool`, `conv_1`); in a labelled
+  sequence (`conv: [A, B]`, `branch: (A -> B)`) a member is numbered by its place in it or named
+  by its label (`branch2.1.kernel_size`);
+- else from the path and the place (`stage1.0@12:20`, `network@3:9`): a choice in an unlabelled
+  list or after a nested one, inside an expression, one of several in a let, or between layers
+  whose implicit names differ.
 A loop suffix (`[i=2]`) follows inside a comprehension; a name another choice of the elaboration
 took first falls back to the place, so that names stay unique.
 Without a decider, a choice is E0501: the file is a search space, for `cnnc search`. What a decider
@@ -125,6 +128,8 @@ def _placed(el: El, expr: ast.Choice, env, frame) -> str | None:
         if base is None:
             return None
         return ".".join(frame.scope + (label,) if label else el.b.peek(frame.scope, base))
+    if label and isinstance(target, (ast.ListExpr, ast.Chain)):
+        return _in_sequence(el, expr, target, frame.scope + (label,), env, frame)
     if not isinstance(target, ast.Call) or not isinstance(target.func, ast.Name):
         return None
     func = el.evaluate(target.func, env, frame)
@@ -133,6 +138,28 @@ def _placed(el: El, expr: ast.Choice, env, frame) -> str | None:
         return None
     path = frame.scope + (label,) if label else el.b.peek(frame.scope, _implicit(func))
     return ".".join(path) + "." + param
+
+
+def _in_sequence(el: El, expr: ast.Choice, seq, prefix: tuple[str, ...], env, frame):
+    """In a labelled sequence (`conv: [A, B]`, `branch: (A -> B)`), a member is numbered by its
+    position (`apply_seq`) or named by its label: the choice's path, while every member before it
+    is one layer (a nested sequence, or a name that may hold a list, would be flattened and shift
+    the numbers)."""
+    items = seq.items if isinstance(seq, ast.ListExpr) else seq.elements
+    for j, item in enumerate(items):
+        part, inner = (item.label, item.value) if isinstance(item, ast.Labeled) else (str(j), item)
+        if inner is expr:
+            return ".".join(prefix + (part,)) if _implicit_of_options(expr, same=False) else None
+        call = isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name)
+        if not call and not isinstance(inner, ast.Name):
+            return None
+        func = el.evaluate(inner.func if call else inner, env, frame)
+        param = _parameter(func, inner, expr) if call else None
+        if param is not None:
+            return ".".join(prefix + (part,)) + "." + param
+        if not (hasattr(func, "infer") or isinstance(func, BlockRef)):
+            return None  # a function's result, or a name's value, may be a list
+    return None
 
 
 def _parameter(func, call: ast.Call, expr) -> str | None:
@@ -157,16 +184,19 @@ def _implicit(func) -> str:
     return func.name.lower()
 
 
-def _implicit_of_options(expr: ast.Choice) -> str | None:
+def _implicit_of_options(expr: ast.Choice, same: bool = True) -> str | None:
     """The implicit name every option of an unlabelled choice of layers would take, if it is one:
-    `conv` for `choice(Conv(8, 3), Conv(8, 5))`; None when they differ or are not named calls."""
+    `conv` for `choice(Conv(8, 3), Conv(8, 5))`; None when they differ (unless not `same`: then
+    any one) or are not named calls."""
     names = set()
     for option in expr.options:
         func = option.func if isinstance(option, ast.Call) else option
         if not isinstance(func, ast.Name):
             return None
         names.add(func.id.lower())
-    return names.pop() if len(names) == 1 and len(expr.options) > 1 else None
+    if len(expr.options) < 2 or (same and len(names) > 1):
+        return None
+    return min(names)
 
 
 def _lone(el: El, let) -> bool:
