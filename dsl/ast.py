@@ -258,13 +258,24 @@ class Replacement:
 
 
 @record
-class Derive:
-    """One clause after a network alias: `with { … }`, `freeze until P`, `freeze P, Q`, `cut after P`."""
+class Decision:
+    """`"stage1.0.k": 5` inside `decide { … }`: the decision `stage1.0.k` takes the option `5`."""
 
-    kind: str  # with | freeze_until | freeze | cut_after
+    name: String
+    value: Expr
+    span: Span = _span()
+
+
+@record
+class Derive:
+    """One clause after a network alias: `with { … }`, `freeze until P`, `freeze P, Q`, `cut after P`,
+    `decide { "k": 5, … }`."""
+
+    kind: str  # with | freeze_until | freeze | cut_after | decide
     replacements: tuple[Replacement, ...] = ()
     paths: tuple[LabelPath, ...] = ()
     span: Span = _span()
+    decisions: tuple[Decision, ...] = ()
 
 
 @record

@@ -165,9 +165,13 @@ def _item(item, comments: _Comments) -> list[Line]:
 
 def _derived(lines: list[Line], clauses) -> list[Line]:
     """A derived network's clauses after its value: `with { path: layer … }`, `freeze until P`,
-    `freeze P, Q`, `cut after P`, each starting on the line the previous one ended."""
+    `freeze P, Q`, `cut after P`, `decide { "k": option, … }`, each starting on the line the
+    previous one ended."""
     for clause in clauses:
         last = lines[-1]
+        if clause.kind == "decide":
+            lines = _decisions(lines, clause)
+            continue
         if clause.kind == "with":
             lines[-1] = Line(last.text + " with {", last.first, last.last)
             for r in clause.replacements:
@@ -181,6 +185,18 @@ def _derived(lines: list[Line], clauses) -> list[Line]:
         ]
         lines[-1] = Line(f"{last.text} {words} {paths}", last.first, last.last)
     return lines
+
+
+def _decisions(lines: list[Line], clause) -> list[Line]:
+    """`decide {`, one `"name": option,` a line, `}`."""
+    last = lines[-1]
+    lines[-1] = Line(last.text + " decide {", last.first, last.last)
+    for d in clause.decisions:
+        value = _stmt(f"{INDENT}{escape_string(d.name.value)}: ", d.value, INDENT, d)
+        value[-1] = Line(value[-1].text + ",", value[-1].first, value[-1].last)
+        lines += value
+    end = clause.span.file.line_col(clause.span.end)[0] if clause.span is not None else 0
+    return lines + [Line("}", end, end)]
 
 
 def _header(item) -> list[Line]:

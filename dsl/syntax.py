@@ -376,6 +376,18 @@ class _ToAst(Transformer):
     def cut_after(self, meta, children):
         return ast.Derive("cut_after", paths=tuple(children), span=self._span(meta))
 
+    def decision(self, meta, children):
+        name, value = children
+        key = ast.String(self._unquote(name), span=self._tok(name))
+        return ast.Decision(key, value, self._span(meta))
+
+    def decisions(self, meta, children):
+        return tuple(children)
+
+    def derive_decide(self, meta, children):
+        found = children[0] or ()
+        return ast.Derive("decide", decisions=tuple(found), span=self._span(meta))
+
     def block_alias(self, meta, children):
         name, value = children
         return ast.BlockAlias(str(name), value, self._span(meta), self._tok(name))

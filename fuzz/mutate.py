@@ -96,6 +96,8 @@ SNIPPETS = (
     "else",
     "concat(",
     "label(",
+    " decide { ",
+    '"stage1.0.k": ',
     '"',
     "#",
     "\n",

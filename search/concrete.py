@@ -16,7 +16,7 @@ from cnnc.compiler.ops import Family, Lowering, merge_text
 from cnnc.compiler.ops.text import call_text, literal
 from cnnc.dsl import safefs
 from cnnc.dsl.literals import comment_lines, escape_string
-from cnnc.search.structured import structured_text
+from cnnc.search.structured import decided_text, structured_text
 
 
 @dataclass
@@ -115,28 +115,41 @@ def write_program(path, graph, name: str = "best", comments: tuple[str, ...] = (
 def write_member(
     path, space, member, name: str = "best", comments: tuple[str, ...] = ()
 ) -> tuple[str, str | None]:
-    """Write `member` as its space with the choices resolved (`structured.py`), formatted; where that
-    cannot be done or does not rebuild the same layers, the flat form (`write_program`). Returns the
-    text and, for the flat form, why."""
+    """Write `member` as its space: with the choices resolved in place (`structured.py`, formatted)
+    where that can be done, else as the space's text as it is with a `decide { … }` alias
+    (`decided_text`); each checked to rebuild the member's layers. Where neither does, the flat form
+    (`write_program`). Returns the text and, for the flat form, why."""
     from pathlib import Path
 
+    stem = Path(path).stem  # the default network of a file is the one named as the file
+    network = stem if stem.isidentifier() else name
+    why = f"the file already defines a network `{network}`, or the searched network is not its own"
+    for write in (structured_text, decided_text):
+        raw = write(space, member, network, comments)
+        if raw is None:
+            continue
+        text, problem = _checked(path, raw, member.graph, formatted=write is structured_text)
+        if problem is None:
+            safefs.write_text(path, text)
+            return text, None
+        why = problem
+    return write_program(path, member.graph, name, comments), why
+
+
+def _checked(path, raw: str, graph, formatted: bool) -> tuple[str | None, str | None]:
+    """(text, None) when `raw` (`formatted`, or as it is) rebuilds `graph`'s layers, else (None,
+    why not)."""
     from cnnc.dsl.format import format_module
     from cnnc.dsl.parse import parse_text
 
-    why = "a choice in an imported file, or an unnamed choice that differs between its uses"
-    stem = Path(path).stem  # the default network of a file is the one named as the file
-    raw = structured_text(space, member, stem if stem.isidentifier() else name, comments)
-    if raw is not None:
-        try:
+    text = raw
+    try:
+        if formatted:
             text = format_module(parse_text(raw, path=str(path)))
-        except Exception as exc:  # noqa: BLE001 - the flat form below is always possible
-            text, why = None, f"the rewritten space does not parse: {exc}"
-        problems = rebuild_problems(path, text, member.graph) if text is not None else [why]
-        if not problems:
-            safefs.write_text(path, text)
-            return text, None
-        why = problems[0]
-    return write_program(path, member.graph, name, comments), why
+    except Exception as exc:  # noqa: BLE001 - the flat form is always possible
+        return None, f"the rewritten space does not parse: {exc}"
+    problems = rebuild_problems(path, text, graph)
+    return (text, None) if not problems else (None, problems[0])
 
 
 def rebuild_problems(path, text: str, graph) -> list[str]:

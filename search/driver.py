@@ -56,7 +56,14 @@ from cnnc.search import storage as stores
 from cnnc.search.choices import SAMPLERS, one_shot, trains
 from cnnc.search.deciders import int_range  # noqa: F401  (driver.int_range: its old home)
 from cnnc.search.results import finish, running
-from cnnc.search.resume import binding, changes, check_same_study, space_fingerprint
+from cnnc.search.resume import (
+    NAMING,
+    binding,
+    changes,
+    check_names,
+    check_same_study,
+    space_fingerprint,
+)
 from cnnc.search.settings import (  # noqa: F401  (driver.Settings, driver.Result: their old home)
     DIRECTIONS,
     PROXIES,
@@ -149,8 +156,13 @@ def open_study(settings: Settings, space: Space):
             study.set_user_attr("settings", settings.recorded())
             study.set_user_attr("space", fingerprint)
             study.set_user_attr("binding", binding(space))
+            study.set_user_attr("naming", NAMING)
     if recorded is not None:
         check_same_study(settings, recorded, study.user_attrs.get("space"), fingerprint)
+        if study.user_attrs.get("naming") != NAMING and check_names(study, space, settings.file):
+            study.set_user_attr(
+                "naming", NAMING
+            )  # its names are the space's: no need to look again
     name_metrics(study, settings)
     if study.user_attrs.get("trials") != settings.trials:
         study.set_user_attr("trials", settings.trials)  # the latest --trials, for search-report

@@ -3,7 +3,9 @@
 Input: a `Space` and a study (optuna's). Output: the space's fingerprint (sha256 of the modules'
 syntax trees without positions or comments, the network, its arguments and the input shape), the
 binding `search-report --export` rebuilds the space from, and the errors of a resume that would mix
-results: other objectives (E0604) or another space (E0607).
+results: other objectives (E0604) or another space (E0607), which includes a study whose trials
+name decisions the space no longer has (`check_names`: a cnnc that named unnamed choices by their
+place, `stage1.0@8:28`, before they were named from the label path, `stage1.0.conv.kernel_size`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,15 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
+from cnnc.compiler import limits
 from cnnc.dsl import records
 from cnnc.dsl.diagnostics import CnncError, error
-from cnnc.search.space import Space
+from cnnc.search.space import Space, fixed
+
+# How the study's decisions are named; a study records it when created or found to agree (2: from
+# the label path of the layer a choice stands in; a study without it may use the older names).
+NAMING = 2
+NAME_SETS = 64  # distinct sets of decision names a resume replays at most to compare the names
 
 if TYPE_CHECKING:
     from cnnc.search.settings import Settings
@@ -59,7 +67,49 @@ def space_of_study(study, file: str, allow_import: tuple[str, ...] = ()) -> Spac
                 helps=("restore the space the study was made from to export its trials",),
             )
         )
+    check_names(study, space, file)
     return space
+
+
+def check_names(study, space: Space, file) -> bool:
+    """Refuse (E0607) a study whose trials name decisions that replaying them does not meet: its
+    decisions were named otherwise (an older cnnc), and would replay to other architectures. Each
+    distinct set of names is replayed once, up to NAME_SETS. True when the study's names are the
+    space's (so the study may record `NAMING`)."""
+    if study.user_attrs.get("naming") == NAMING:
+        return True
+    seen: set[frozenset] = set()
+    for trial in study.trials:
+        recorded = trial.user_attrs.get("decisions")
+        if not isinstance(recorded, dict) or not recorded or frozenset(recorded) in seen:
+            continue
+        seen.add(frozenset(recorded))
+        with limits.spending():  # a replay's nodes count apart from the search's
+            met = space.member(fixed(recorded)).labels()
+        unknown = [name for name in recorded if name not in met]
+        if unknown:
+            raise CnncError(renamed(study.study_name, file, unknown, list(met)))
+        if len(seen) >= NAME_SETS:
+            break
+    return True
+
+
+def renamed(study_name: str, file, unknown: list[str], now: list[str]):
+    shown = ", ".join(f"`{n}`" for n in unknown[:3]) + (" …" if len(unknown) > 3 else "")
+    listed = ", ".join(f"`{n}`" for n in now[:3]) + (" …" if len(now) > 3 else "")
+    return error(
+        "E0607",
+        f"study `{study_name}` names decisions that `{file}` no longer has: {shown}",
+        None,
+        notes=(
+            "cnnc now names a choice from the label path of the layer it stands in; the space's "
+            f"decisions are {listed}",
+        ),
+        helps=(
+            "its trials would replay to other architectures: start another study with "
+            "`--study NAME` (or another --out); the cnnc that made the study still reads it",
+        ),
+    )
 
 
 MAX_SIDE = 1 << 16  # an input dimension a recorded binding may name

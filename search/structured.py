@@ -16,6 +16,16 @@ Contracts:
   `--arg`s and the `classes` bound from the data), and its `input` statement gets the data's shape;
 - None when a choice lies in an imported file (that file would need rewriting too), when an
   unnamed choice differs between its uses, or when the file already has a network `best`.
+
+Where the choices cannot be replaced in place, `decided_text` states the member as its space with
+its decisions given: the space's text as it is (only its `input` statement given the data's shape;
+not reformatted, and the comments go below it, since a choice's place can be part of its name)
+and one more item, `network best = Net(arg = value, …) decide { "name": option, … }`, each option
+written as the choice writes it (a value of `choice(range(…))` as a literal), which elaboration
+matches back to the option (`compiler/elaborate/decided.py`). A choice in an imported file is
+kept so too (the import stays; the caller's rebuild check finds whether it resolves where the text
+is written). None only when the file already has a network `best`, the searched network is not one
+the file defines, or a chosen value has no literal (a layer taken from `choice(list)`).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from __future__ import annotations
 import re
 
 from cnnc.dsl import ast, records
+from cnnc.dsl.flat import flat
 from cnnc.dsl.literals import comment_lines, escape_string, write_literal
 
 SIMPLE = re.compile(
@@ -40,11 +51,7 @@ def structured_text(
     source = module.items[0].span.file
     if any(p.span is None or p.span.file is not source for p in member.points):
         return None  # a choice in an imported file, or one without a place in the main file
-    if any(
-        item.name == name
-        for item in module.items
-        if isinstance(item, (ast.NetworkDef, ast.NetworkAlias))
-    ):
+    if _has_network(module, name):
         return None
     met = _met(member)
     edits = {}
@@ -64,6 +71,68 @@ def structured_text(
     body = _render(source.text, 0, len(source.text), edits)
     head = "".join(line + "\n" for line in comment_lines(comments))  # escaped, one line each
     return f"{head}{body.rstrip()}\n\n{_alias(name, network.name, space.args)}\n"
+
+
+def decided_text(space, member, name: str = "best", comments: tuple[str, ...] = ()) -> str | None:
+    """The space's text and `network best = … decide { … }` (module docstring), or None."""
+    module = space.program.main_module
+    if not module.items or _has_network(module, name):
+        return None
+    network = _network(space, module)
+    if network is None:
+        return None
+    source = module.items[0].span.file
+    shape = _input_edit(network, space.input_shape)
+    body = _render(source.text, 0, len(source.text), dict([shape]) if shape else {})
+    clause = _decisions(member)
+    if clause is None:
+        return None
+    # below the space, so that its lines keep their numbers (they name choices: `stage1.0@12:20`)
+    head = "".join(line + "\n" for line in comment_lines(comments))  # escaped, one line each
+    member_text = _canonical(f"{head}{_alias(name, network.name, space.args)} {clause}\n")
+    return None if member_text is None else f"{body.rstrip()}\n\n{member_text}"
+
+
+def _canonical(text: str) -> str | None:
+    """`text` (comments and one alias) as the formatter prints it; None if it does not parse."""
+    from cnnc.dsl.diagnostics import CnncError
+    from cnnc.dsl.format import format_module
+    from cnnc.dsl.parse import parse_text
+
+    try:
+        return format_module(parse_text(text, path="best.cnn"))
+    except CnncError:
+        return None
+
+
+def _decisions(member) -> str | None:
+    """`decide { "name": option, … }`, in the order the decisions were met; None when an option
+    cannot be written (a layer taken from `choice(list)`)."""
+    entries = []
+    for point, (decision, index) in zip(member.points, member.picks):
+        written = _written(point, index)
+        if written is None:
+            return None
+        entries.append(f"    {escape_string(decision)}: {written},")
+    return "decide {\n" + "\n".join(entries) + "\n}"
+
+
+def _written(point, index: int) -> str | None:
+    """Option `index` as .cnn source: as the choice writes it, or a chosen value as a literal."""
+    if len(point.options) > 1:
+        return flat(point.options[index])
+    try:
+        return write_literal(point.values[index])
+    except (TypeError, ValueError):  # a layer or a non-finite number: no literal says it
+        return None
+
+
+def _has_network(module, name: str) -> bool:
+    return any(
+        item.name == name
+        for item in module.items
+        if isinstance(item, (ast.NetworkDef, ast.NetworkAlias))
+    )
 
 
 def _walk(node):

@@ -46,8 +46,8 @@ _SEARCH = ("cnnc.search", "cnnc.training", "cnnc.compiler", "cnnc.dsl")
 _HELPERS = ("values", "derive", "coerce", "estimate")
 _STAGES = tuple(
     f"cnnc.compiler.elaborate.{m}"
-    for m in ("apply", "bind", "bodies", "budget", "builtins", "choices", "entry", "evaluate")
-    + ("scopes", "unused")
+    for m in ("apply", "bind", "bodies", "budget", "builtins", "choices", "decided", "entry")
+    + ("evaluate", "scopes", "unused")
 )
 _TRAINING = ("cnnc.training", "cnnc.dsl")
 

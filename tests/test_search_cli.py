@@ -143,3 +143,63 @@ def test_search_says_when_the_space_is_exhausted(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     assert "1 scored" in out and "reused" in out
     assert "the space looks exhausted: the last 5 proposals were all architectures already" in out
+
+
+BLOCKS = """\
+block B(c) {
+    return in -> Conv(c, choice(3, 5), pad = same) -> ReLU
+}
+
+network blocks(classes = 10) {
+    input [1, 8, 8]
+    return in -> e1: B(4) -> e2: B(4) -> Flatten -> Linear(classes)
+}
+"""
+
+
+def as_an_older_cnnc_wrote_it(db_path, rename) -> None:
+    """The study's trials with their decisions renamed, and no `naming` recorded."""
+    import json
+    import sqlite3
+
+    db = sqlite3.connect(db_path)
+    query = "select trial_id, value_json from trial_user_attributes where key = 'decisions'"
+    for trial, value in db.execute(query).fetchall():
+        old = {rename(k): v for k, v in json.loads(value).items()}
+        db.execute(
+            "update trial_user_attributes set value_json = ? where trial_id = ? and key = ?",
+            (json.dumps(old), trial, "decisions"),
+        )
+    db.execute("delete from study_user_attributes where key = 'naming'")
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("renamed", [True, False])
+def test_a_study_whose_decisions_were_named_by_place_is_refused_not_replayed(
+    tmp_path, capsys, renamed
+):
+    """Before choices were named from the label path, `Conv(c, choice(3, 5))` in `e1: B(4)` was
+    `e1@2:26`; its trials would replay to other architectures. A study whose names agree resumes."""
+    space = tmp_path / "blocks.cnn"
+    space.write_text(BLOCKS)
+    out = tmp_path / "run"
+    args = ["search", space, "--evaluator", "proxy", "--device", "cpu", "--sampler", "random"]
+    code, _, err = run_cli([*args, "--trials", "2", "--out", out], capsys)
+    assert code == 0, err
+    old = (lambda k: k.replace(".conv.kernel_size", "@2:26")) if renamed else (lambda k: k)
+    as_an_older_cnnc_wrote_it(out / "study.db", old)
+    code, _, err = run_cli([*args, "--trials", "3", "--out", out], capsys)
+    export = ["search-report", out, "--export", "0", "--space", space, "-o", tmp_path / "t0.cnn"]
+    if not renamed:
+        assert code == 0, err
+        assert run_cli(export, capsys)[0] == 0
+        return
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines()[0] == (
+        f"error[E0607]: study `blocks` names decisions that `{space}` no longer has: "
+        "`e1@2:26`, `e2@2:26`"
+    )
+    assert "= help: its trials would replay to other architectures" in err
+    code, _, err = run_cli(export, capsys)
+    assert code == 1 and "error[E0607]: study `blocks` names decisions that" in err

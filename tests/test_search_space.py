@@ -283,8 +283,102 @@ network blocks {{
 """
 
 
+PATHS = """
+block Unit(w) {
+    return in -> Conv(choice([w, 2 * w]), 3, pad = choice(0, 1)) -> act: choice(ReLU, GELU)
+              -> choice(Conv(w, 1), Conv(w, 3, pad = 1)) -> choice(MaxPool(1), AvgPool(1))
+}
+block Stage(n) {
+    return in -> [Unit(8) for i in range(n)]
+}
+network paths {
+    input [1, 8, 8]
+    return in -> units: [Unit(4), Conv(4, choice(1, 3))] -> s: Stage(choice(1, 2))
+              -> Conv(4, choice(1, 3)) -> Conv(4, 1, pad = choice(0, 1)) -> Flatten -> Linear(10)
+}
+"""
+
+
+def test_an_unnamed_choice_is_named_from_the_path_of_the_layer_it_stands_in():
+    member = space(PATHS).member(fixed({"s.n": "2"}))
+    assert member.ok
+    unit = ["conv.out_channels", "conv.padding", "act", "conv_1", "@4:61"]
+    assert [name for name, _ in member.picks] == [
+        "units.1.kernel_size",  # in a labelled list, made before it is applied: by its number
+        *(f"units.0.{n}" if n[0] != "@" else f"units.0{n}" for n in unit),
+        "s.n",  # a block call's argument: the block's parameter
+        *(f"s.{i}.{n}" if n[0] != "@" else f"s.{i}{n}" for i in (0, 1) for n in unit),
+        "conv.kernel_size",  # an op's argument: torch's name for it
+        "conv_1.padding",  # `pad` is spelt `padding` in torch
+    ]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_path_name_names_a_layer_of_the_member_and_the_argument_it_took(seed):
+    member = space(PATHS).member(uniform(random.Random(seed)))
+    layers = {".".join(n.path): n for n in member.graph.nodes_in_order()}
+    for point, (name, index) in zip(member.points, member.picks):
+        if "@" in name:
+            continue
+        path, _, param = name.rpartition(".")
+        if name in layers:  # a choice of layers, or a label's: the layer it put there
+            option = point.options[index]
+            assert layers[name].op == getattr(option, "func", option).id
+        elif param in ("out_channels", "padding", "kernel_size"):
+            value = point.values[index]
+            assert layers[path].args[param] in (value, (value, value))
+        else:
+            assert (path, param) == ("s", "n")
+
+
 def test_a_blocks_choices_are_named_from_its_label_path_and_let():
     names = [name for name, _ in walk(space(BLOCKS), limit=1, keep=True)[1][0].picks]
     assert names[:2] == ["stage1.0.k", "stage1.0@4:17"]  # a let with two choices: by place
     assert "stage1.1.k" in names and "last.k" in names
-    assert "network@9:62" in names  # the network's own choices keep their place
+    assert "last.c" in names  # a block call's argument: the layer's path and the parameter
+    assert names == [
+        *("stage1.0.k", "stage1.0@4:17", "stage1.0@4:31"),
+        *("stage1.1.k", "stage1.1@4:17", "stage1.1@4:31"),
+        *("last.c", "last.k", "last@4:17", "last@4:31"),
+    ]
+
+
+def test_a_path_name_another_choice_took_first_falls_back_to_the_place():
+    text = """
+block U {
+    k = choice(3, 5)
+    return in -> Conv(4, k, pad = same) -> k: choice(ReLU, GELU)
+}
+network clash {
+    input [1, 8, 8]
+    return in -> u: U -> Flatten -> Linear(10)
+}
+"""
+    member = space(text).member(fixed({}))
+    assert [name for name, _ in member.picks] == ["u.k", "u@4:47"]
+
+
+SEQUENCES = """
+network seqs {
+    input [1, 8, 8]
+    return in -> a: [Conv(4, choice(1, 3)), ReLU, choice(MaxPool(1), AvgPool(1))]
+              -> b: (Conv(4, 1) -> Conv(4, 3, pad = choice(0, 1)))
+              -> c: [p: Conv(4, choice(1, 3)), [ReLU], Conv(4, choice(1, 3))]
+              -> Flatten -> Linear(10)
+}
+"""
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_member_of_a_labelled_sequence_is_named_by_its_number_or_label(seed):
+    member = space(SEQUENCES).member(uniform(random.Random(seed)))
+    names = [name for name, _ in member.picks]
+    assert names == [
+        *("a.0.kernel_size", "a.2", "b.1.padding", "c.p.kernel_size"),
+        "network@6:64",  # after a nested list, which shifts the numbers: its place
+    ]
+    layers = {".".join(n.path): n for n in member.graph.nodes_in_order()}
+    picked = dict(member.picks)
+    assert layers["a.2"].op == ("MaxPool", "AvgPool")[picked["a.2"]]
+    assert layers["b.1"].args["padding"] == ((0, 0), (1, 1))[picked["b.1.padding"]]
+    assert layers["c.p"].args["kernel_size"] == ((1, 1), (3, 3))[picked["c.p.kernel_size"]]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from conftest import ROOT, run_cli
@@ -86,14 +87,99 @@ def test_a_chosen_list_or_string_is_written_as_that_value(tmp_path):
     assert same_layers(member.graph, elaborate_file(tmp_path / "best.cnn").graph) == []
 
 
-def test_a_member_whose_space_cannot_be_kept_is_written_flat_and_says_why(tmp_path):
-    space, found = members("mobilenet_space", (1, 16, 16), 1)
-    text, flat = write_member(tmp_path / "best.cnn", space, found[0])
-    assert (
-        flat == "a choice in an imported file, or an unnamed choice that differs between its uses"
+@pytest.mark.parametrize(
+    "name, block", [("mobilenet_space", "SearchIR"), ("proxyless_space", "MBConv")]
+)
+def test_a_member_whose_block_choices_differ_keeps_the_space_and_states_its_decisions(
+    tmp_path, capsys, name, block
+):
+    """An unnamed choice in a block differs between its instances: the choices cannot be replaced
+    in place, so best.cnn is the space as written plus `network best = … decide { … }`."""
+    from cnnc.compiler.analysis.summary import summarize
+    from cnnc.search.space import graph_hash
+
+    space, (member,) = members(name, (1, 16, 16), 1)
+    path = tmp_path / "best.cnn"
+    text, flat = write_member(path, space, member, comments=("trial 3",))
+    assert flat is None
+    source = (SPACES / f"{name}.cnn").read_text()
+    as_searched = re.sub(r"input \[[^\]]*\]", "input [1, 16, 16]", source, count=1).rstrip()
+    assert text.startswith(
+        f"{as_searched}\n\n# trial 3\nnetwork best = {name}(classes = 10) decide {{\n"
+    )  # the space verbatim but for the data's shape, then the member, as one more item
+    assert f"block {block}(out, stride) {{" in text and "choice(3, 5, 7)" in text
+    assert '    "stage1.0.k": ' in text
+    assert text.count('": ') == len(member.picks)  # one entry a decision, nothing else
+    assert run_cli(["check", f"{path}:best"], capsys)[0] == 0
+    again = elaborate_file(path).graph
+    assert graph_hash(again) == graph_hash(member.graph)
+    s, t = summarize(member.graph), summarize(again)
+    assert (s.params, s.macs) == (t.params, t.macs)
+    assert same_layers(member.graph, again) == []
+
+
+BLOCK_SPACE = """\
+# each unit's width: its own, or twice it (so no member takes one value for both units)
+block Unit(w) {
+    return in -> Conv(choice([w, 2 * w]), 3, pad = same) -> ReLU
+}
+
+network blocks(classes = 10) {
+    input [1, 8, 8]
+    return in -> units: [Unit(4), Unit(8)] -> Flatten -> fc: Linear(classes)
+}
+"""
+
+
+def test_a_member_of_a_space_that_already_has_a_best_is_written_flat_and_says_why(tmp_path):
+    file = tmp_path / "space.cnn"
+    file.write_text(BLOCK_SPACE + "\nnetwork best = blocks(classes = 3)\n")
+    space = driver.space_for(driver.Settings(file=str(file), network="blocks"), (1, 8, 8), 10)
+    member = space.member(uniform(random.Random(0)))
+    text, flat = write_member(tmp_path / "best.cnn", space, member)
+    assert flat == (
+        "the file already defines a network `best`, or the searched network is not its own"
     )
-    assert "network best {" in text and 'label("classifier", Linear(10))' in text
-    assert same_layers(found[0].graph, elaborate_file(tmp_path / "best.cnn").graph) == []
+    assert "network best {" in text and 'label("fc", Linear(10))' in text
+    assert same_layers(member.graph, elaborate_file(tmp_path / "best.cnn").graph) == []
+
+
+def test_a_member_whose_choice_is_in_an_imported_file_imports_it_and_decides(tmp_path, capsys):
+    (tmp_path / "blocks.cnn").write_text(BLOCK_SPACE.split("\n\nnetwork")[0] + "\n")
+    (tmp_path / "space.cnn").write_text(
+        'import "blocks.cnn"\n\nnetwork' + BLOCK_SPACE.split("\n\nnetwork")[1]
+    )
+    space = driver.space_for(driver.Settings(file=str(tmp_path / "space.cnn")), (1, 8, 8), 10)
+    member = space.member(fixed({"units.0.conv.out_channels": "8"}))
+    text, flat = write_member(tmp_path / "best.cnn", space, member)
+    assert flat is None
+    assert text.startswith('import "blocks.cnn"\n') and "block Unit" not in text
+    assert text.endswith(
+        "network best = blocks(classes = 10) decide {\n"
+        '    "units.0.conv.out_channels": 8,\n    "units.1.conv.out_channels": 8,\n}\n'
+    )
+    assert run_cli(["check", tmp_path / "best.cnn"], capsys)[0] == 0
+    assert same_layers(member.graph, elaborate_file(tmp_path / "best.cnn").graph) == []
+
+
+def test_a_search_whose_block_choice_differs_writes_a_best_that_decides(tmp_path, capsys):
+    file = tmp_path / "blocks.cnn"
+    file.write_text(BLOCK_SPACE)
+    out = tmp_path / "run"
+    args = ["search", file, "--evaluator", "proxy", "--device", "cpu", "--trials", "4"]
+    code, _, err = run_cli([*args, "--sampler", "random", "--out", out], capsys)
+    assert code == 0, err
+    best = (out / "best.cnn").read_text()
+    assert best.startswith(BLOCK_SPACE)  # the space as written, then the trial and the member
+    tail = best[len(BLOCK_SPACE) :]
+    assert tail.startswith("\n# A member of the search space `blocks.cnn`, written by cnnc:\n")
+    clause = tail[tail.index("network best = ") :].splitlines()
+    assert clause[0] == "network best = blocks(classes = 10) decide {" and clause[-1] == "}"
+    assert sorted(line.rpartition(":")[0].strip() for line in clause[1:-1]) == [
+        '"units.0.conv.out_channels"',
+        '"units.1.conv.out_channels"',
+    ]
+    assert run_cli(["check", out / "best.cnn"], capsys)[0] == 0
 
 
 @settings(max_examples=40, deadline=None)

@@ -20,7 +20,7 @@ at the top of the file):
   `Elaboration`, the decider's interface, and `El`, what the rules below use of the elaborator;
 - `scopes` (names), `bind` (binding arguments to an op's or a call's parameters), `builtins` (the
   functions every file can use), `budget` (the checks of `limits` during evaluation), `choices`
-  (decisions), `unused` (static warnings), `zeros` (what a `Zero` makes dead);
+  (decisions), `decided` (the decider of a `decide { … }` clause, on `choices`), `unused` (static warnings), `zeros` (what a `Zero` makes dead);
 - `evaluate` (expressions), `bodies` (statements, networks, the finished graph);
 - `apply` (`Elaborator`: layers applied to tensors, building the graph);
 - `entry` (`elaborate`, and the networks a file defines).

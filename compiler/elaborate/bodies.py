@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 
 from cnnc.compiler.elaborate import derive, zeros
+from cnnc.compiler.elaborate.decided import ClauseDecider
 from cnnc.compiler.elaborate.evaluate import bind_params, evaluate
 from cnnc.compiler.elaborate.scopes import Env, ModuleScope
 from cnnc.compiler.elaborate.state import El, Frame, fail
@@ -41,6 +42,11 @@ def run_network(el: El, main: ModuleScope, name: str, args: dict, input_shape):
     scope, item = found
     if isinstance(item, ast.NetworkAlias) and item.derive:
         scope, item, el.derivation = derive.collect(scope, item)
+        for problem in el.derivation.problems:
+            el.report(problem)
+        if el.derivation.decide is not None:
+            d = el.derivation
+            el.decider = ClauseDecider(d.decisions, d.decide, _constant(el))
     env = Env(scope, {})
     definition, bound = resolve_network(el, scope, item, args, env)
     if definition is None:
@@ -64,7 +70,20 @@ def run_network(el: El, main: ModuleScope, name: str, args: dict, input_shape):
     if el.derivation is not None:
         parent = item.value.id if isinstance(item.value, ast.Name) else definition.name
         output = _derived_output(el, output, parent)
+    if isinstance(el.decider, ClauseDecider):
+        finished = output is not POISON and not any(d.is_error for d in el.b.diagnostics)
+        for problem in el.decider.problems(finished):
+            el.report(problem)
     return finish(el, name, output)
+
+
+def _constant(el: El):
+    """(expr, scope) → the expression's value, evaluated in the scope of its file alone."""
+
+    def value(expr, scope):
+        return evaluate(el, expr, Env(scope, {}), Frame())
+
+    return value
 
 
 def finish(el: El, name: str, output) -> Graph:

@@ -8,6 +8,8 @@ A derived network elaborates its parent with three changes:
 - `freeze P, Q` / `freeze until P` — the parameters of the modules under P and Q (or of every module
   made before the first one under P) are not trained: `Graph.frozen` holds their module paths.
 - `cut after P` — the network's output is the last tensor made under P; what follows is dropped.
+- `decide { "k": 5, … }` — the parent is a search space, and this is one member of it: each
+  decision the elaboration meets takes the option given under its name (`decided.py`).
 A path that names nothing in the parent is a located error with the nearest labels.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from cnnc.compiler.ops import REGISTRY
 from cnnc.dsl import ast
-from cnnc.dsl.diagnostics import Diagnostic, error
+from cnnc.dsl.diagnostics import Diagnostic, Label, error
 from cnnc.dsl.records import field, record
 
 
@@ -29,6 +31,11 @@ class Derivation:
     freeze: list[ast.LabelPath] = field(default_factory=list)
     freeze_until: ast.LabelPath | None = None
     cut: ast.LabelPath | None = None
+    decisions: dict[str, tuple[ast.Decision, object]] = field(
+        default_factory=dict
+    )  # decision name → (clause entry, scope)
+    decide: ast.Derive | None = None  # the last `decide` clause, where a lacking decision is told
+    problems: list[Diagnostic] = field(default_factory=list)  # a name given twice in a clause
     replaced: list[tuple[str, ...]] = field(
         default_factory=list
     )  # filled as the replacements are applied
@@ -36,7 +43,7 @@ class Derivation:
 
     @property
     def empty(self) -> bool:
-        return not (self.replace or self.freeze or self.freeze_until or self.cut)
+        return not (self.replace or self.freeze or self.freeze_until or self.cut or self.decisions)
 
 
 def collect(scope, item) -> tuple[object, object, Derivation]:
@@ -64,10 +71,36 @@ def add(d: Derivation, clause: ast.Derive, scope) -> None:
             d.replace[r.path.parts] = (r, scope)
     elif clause.kind == "freeze":
         d.freeze += clause.paths
+    elif clause.kind == "decide":
+        _add_decisions(d, clause, scope)
     elif clause.kind == "freeze_until":
         d.freeze_until = clause.paths[0]
     else:
         d.cut = clause.paths[0]
+
+
+def _add_decisions(d: Derivation, clause: ast.Derive, scope) -> None:
+    """A clause's decisions; a name given twice in one clause is E0507 (a parent's are overridden)."""
+    d.decide = clause
+    first: dict[str, ast.Decision] = {}
+    for entry in clause.decisions:
+        name = entry.name.value
+        if name in first:
+            d.problems.append(twice(first[name], entry))
+            continue
+        first[name] = entry
+        d.decisions[name] = (entry, scope)
+
+
+def twice(first: ast.Decision, again: ast.Decision) -> Diagnostic:
+    return error(
+        "E0507",
+        f"the decision `{again.name.value}` is given twice",
+        again.name.span,
+        "given again here",
+        secondary=(Label(first.name.span, "first given here"),),
+        helps=("keep one entry for each decision",),
+    )
 
 
 def under(path: tuple[str, ...], prefix: tuple[str, ...]) -> bool:

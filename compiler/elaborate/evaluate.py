@@ -139,12 +139,12 @@ def derived_layer(el: El, value, item: ast.NetworkAlias, scope: ModuleScope):
     """A derived network used as a layer: `cut after P` makes the part at P its output. Its other
     clauses change layers deep inside the parent, which only the network itself can do."""
     _, _, d = derive.collect(scope, item)
-    if d.replace or d.freeze or d.freeze_until is not None:
+    if d.replace or d.freeze or d.freeze_until is not None or d.decide is not None:
         clause = next(c for c in item.derive if c.kind != "cut_after")
+        how = "`decide`" if clause.kind == "decide" else "`with`, `freeze`"
         raise fail(
             "E0404",
-            f"`{item.name}` changes its parent's layers (`with`, `freeze`), so it cannot be "
-            "used as a layer",
+            f"`{item.name}` changes its parent's layers ({how}), so it cannot be used as a layer",
             clause.span,
             "applies to the network itself",
             helps=(
@@ -358,7 +358,11 @@ def ev_chain(el: El, expr: ast.Chain, env, frame):
         return SeqLayer(layers, expr.span)
     x = first
     for element in expr.elements[1:]:
-        layer = as_layer(el, element, env, frame)
+        outer, el.b.placing = el.b.placing, element  # names the choices it holds (`choices`)
+        try:
+            layer = as_layer(el, element, env, frame)
+        finally:
+            el.b.placing = outer
         x = el.apply(layer, x, frame, span=element.span)
         if x is POISON:
             return POISON

@@ -115,6 +115,10 @@ class Builder:
     # each let's text holds, counted when a choice in it is first met
     binding: object = None
     choices_in: dict = field(default_factory=dict)
+    # the chain element (AST) being evaluated to be applied next in the frame's scope: a choice
+    # that is its argument, or is it, is named from the path it will have (`choices._name`)
+    placing: object = None
+    choice_names: dict = field(default_factory=dict)  # a path-given name → the choice it names
 
     def room(self) -> int:
         """Nodes that may still be made."""
@@ -183,6 +187,20 @@ class Builder:
                 candidate = numbered(name, k)
             self.suffix[(scope, name)] = k
         names[candidate] = False
+        return scope + (candidate,)
+
+    def peek(self, scope: tuple[str, ...], name: str) -> tuple[str, ...]:
+        """The path `claim(scope, name, explicit=False, …)` would give now, claiming nothing."""
+        key = (name, not scope)
+        name = self.usable.get(key) or usable_name(name, not scope)
+        names = self.taken.get(scope, {})
+        candidate, k = name, self.suffix.get((scope, name), 0)
+        if k or candidate in names:
+            k += 1
+            candidate = numbered(name, k)
+            while candidate in names:
+                k += 1
+                candidate = numbered(name, k)
         return scope + (candidate,)
 
     def add(self, op: str, args: dict, inputs, type_, path, span, frame: Frame, err=None) -> Tensor:
@@ -294,6 +312,8 @@ class ChoicePoint:
     labels: tuple[str, ...]  # each option as written (or as a value, for `choice(range(…))`)
     values: tuple | None  # the options' plain values when every option is a constant
     span: Span | None
+    # the options as written (AST), for a `decide { … }` clause to match its values against
+    options: tuple = field(default=(), compare=False, repr=False)
 
 
 class Decider(Protocol):
