@@ -171,6 +171,8 @@ RULES = {
     # a study's files checked before Optuna opens them, and Optuna's parsing errors made user errors
     "cnnc.search.studyfiles": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),
     "cnnc.search.worker": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),
+    # the sampler a worker turns to after a reused proposal: members elaborated, Optuna's base class
+    "cnnc.search.explore": Rule(("cnnc.search", "cnnc.compiler"), ("optuna",)),
     "cnnc.search.evolution": Rule(
         (), ("optuna",)
     ),  # a sampler: Optuna's base class, nothing of ours
