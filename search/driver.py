@@ -488,9 +488,45 @@ def _say(events, text: str) -> None:
         note(text)
 
 
+_LAST_SPACE: list = []  # [(key, files' stamps, Space)]: `space_for`'s last answer
+
+
 def space_for(settings: Settings, input_shape, num_classes: int | None) -> Space:
     """The space of `settings.file` at the data's input shape; a network parameter `classes` not
-    given with `--arg` is bound to the data's number of classes."""
+    given with `--arg` is bound to the data's number of classes.
+
+    Asked again for the same file, network, arguments and shape while none of the program's files
+    changed (size and modification time), it is the same `Space`, so what it remembers (a complete
+    walk: the command's header and a supernet's cover) is computed once."""
+    key = (
+        str(settings.file),
+        settings.network,
+        tuple(settings.args),
+        tuple(settings.allow_import),
+        input_shape,
+        num_classes,
+    )
+    if _LAST_SPACE:
+        known, stamps, space = _LAST_SPACE[0]
+        if known == key and stamps is not None and stamps == _stamps(space):
+            return space
+    space = _load_space(settings, input_shape, num_classes)
+    _LAST_SPACE[:] = [(key, _stamps(space), space)]
+    return space
+
+
+def _stamps(space: Space) -> tuple | None:
+    """(path, size, mtime) of each file of the space's program; None where one cannot be read."""
+    try:
+        return tuple(
+            (path, os.stat(path).st_size, os.stat(path).st_mtime_ns)
+            for path in sorted(space.program.modules)
+        )
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def _load_space(settings: Settings, input_shape, num_classes: int | None) -> Space:
     from cnnc.compiler.elaborate import default_network
     from cnnc.dsl.programs import load_program, parse_arg_values
 

@@ -18,6 +18,9 @@ Contracts:
 - the walk elaborates each member under a budget of its own (it stops on count and time); the
   samples share the budget open around them (`limits.spending`), so their graphs, kept for the
   statistics, are bounded in all.
+- a complete walk that kept its graphs is remembered by its `Space` (`Space.walked`): a later walk
+  of that space within its limit is answered from it (`cnnc search` walks a one-shot space once,
+  for the header and for the supernet).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Space:
     network: str | None = None
     args: Mapping | None = None
     input_shape: tuple[int, ...] | None = None
+    walked: list = field(default_factory=list, repr=False)  # [(size, members)]: a complete walk
 
     def elaborate(self, decider):
         from cnnc.compiler.elaborate import elaborate
@@ -189,6 +193,9 @@ def walk(
     """
     from cnnc.search.architecture import Architectures
 
+    if space.walked and len(space.walked[0][1]) <= limit:  # (module docstring)
+        size, members = space.walked[0]
+        return size, list(members) if keep else [_light(m) for m in members]
     start = time.perf_counter()
     stack: list[tuple[int, ...]] = [()]
     members, architectures, invalid = [], Architectures(), 0
@@ -206,7 +213,10 @@ def walk(
             stack += [picks[:k] + (i,) for i in range(len(member.points[k].labels) - 1, 0, -1)]
     if not stack:
         took = time.perf_counter() - start
-        return Size(len(members), True, architectures.count, None, took, invalid=invalid), members
+        size = Size(len(members), True, architectures.count, None, took, invalid=invalid)
+        if keep:
+            space.walked[:] = [(size, tuple(members))]
+        return size, members
     return _composed(space, len(members) + len(stack), seconds, start), members
 
 

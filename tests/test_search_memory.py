@@ -219,3 +219,25 @@ def test_a_resumed_search_refuses_a_study_with_a_damaged_trial(tmp_path, capsys,
         db.execute(craft)
     code, _, err = run_cli([*argv, "--trials", "4"], capsys)
     assert code == 1 and said in err and "help:" in err
+
+
+def test_a_space_is_walked_once_and_loaded_again_only_when_its_file_changes(tmp_path):
+    import os
+
+    file = tmp_path / "tiny.cnn"
+    file.write_text(TINY.read_text())
+    settings = driver.Settings(file=str(file), out=tmp_path)
+    space = driver.space_for(settings, (1, 8, 8), 10)
+    assert driver.space_for(settings, (1, 8, 8), 10) is space
+    assert driver.space_for(settings, (1, 8, 8), 3) is not space  # another binding of `classes`
+    space = driver.space_for(settings, (1, 8, 8), 10)
+    size, members = walk(space, keep=True)
+    again, kept = walk(space, keep=True)
+    assert again is size and [m.graph for m in kept] == [m.graph for m in members]
+    light = walk(space)[1]
+    assert [m.picks for m in light] == [m.picks for m in members] and light[0].graph is None
+    assert walk(space, limit=10)[0].complete is False  # a walk within a lower limit walks
+    file.write_text(TINY.read_text().replace("choice(8, 16, 32", "choice(8, 16"))
+    os.utime(file, ns=(0, 1))  # a change the file's size and time both show
+    changed = driver.space_for(settings, (1, 8, 8), 10)
+    assert changed is not space and walk(changed)[0].members == 24

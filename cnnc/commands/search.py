@@ -312,7 +312,8 @@ def search(args):
     torch.set_num_threads(settings.threads)
     data = evaluate.load_data(settings)
     space = driver.space_for(settings, data.input_shape, data.num_classes)
-    size, walked = walk(space, seconds=1.0)
+    # a one-shot evaluator builds its supernet from this walk's graphs when it is complete
+    size, walked = walk(space, seconds=1.0, keep=choices.one_shot(settings.evaluator))
     if size.complete and not any(m.ok for m in walked):  # not a choice that fails: the program does
         raise CnncError(*walked[0].diagnostics)
     console = Console(settings, child)
