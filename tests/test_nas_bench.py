@@ -200,11 +200,16 @@ def run(monkeypatch):
 
 def test_every_method_runs_evolution_and_the_weight_sharing_ones_at_several_epochs(run):
     ready = [m.name for m in run.METHODS if run.available(m)]
-    one_shot = [f"supernet-{e}" for e in run.SUPERNET_EPOCHS] + [
-        f"darts-{e}" for e in run.DARTS_EPOCHS
-    ]
+    rules = [(r, e) for r in run.SUPERNET_RULES for e in run.RULE_EPOCHS]
+    one_shot = (
+        [f"supernet-{e}" for e in run.SUPERNET_EPOCHS]
+        + [f"supernet-{r}-{e}" for r, e in rules]
+        + [f"darts-{e}" for e in run.DARTS_EPOCHS]
+    )
     assert ready == ["random", "tpe", "evolution", *one_shot]
-    assert [m.epochs for m in run.METHODS[3:]] == [*run.SUPERNET_EPOCHS, *run.DARTS_EPOCHS]
+    epochs = [*run.SUPERNET_EPOCHS, *(e for _, e in rules), *run.DARTS_EPOCHS]
+    assert [m.epochs for m in run.METHODS[3:]] == epochs
+    assert [m.rule for m in run.METHODS[3:] if m.rule] == ["uniform", "fair"]
     assert {m.charged for m in run.METHODS[3:]} == {"own"}
 
 
@@ -220,7 +225,8 @@ def test_the_supernet_is_charged_its_search_then_its_next_best_their_table_secon
     scores = {k: -i for i, k in enumerate(keys)} | {keys[-1]: 1}
     by_graph = {id(graph): key for key, graph in space_members[:12]}
 
-    def fake(settings, data):
+    def fake(settings, data, rule):
+        assert rule == supernet.RULE == "architecture"
         assert (settings.evaluator, settings.epochs, settings.seed) == ("supernet", 5, 3)
         assert (settings.lr, settings.batch_size, settings.device) == (0.05, 64, "cpu")
         return lambda graph, report: Outcome(scores[by_graph[id(graph)]], 0.0, None)
@@ -236,6 +242,7 @@ def test_the_supernet_is_charged_its_search_then_its_next_best_their_table_secon
     (row,) = bench.one_shot
     assert trials[0].seconds == pytest.approx(row.train + row.score)
     assert (row.method, row.seed, row.picked) == ("supernet-5", 3, keys[-1])
+    assert row.best_of == ranked[keys[-1]].accuracy  # the best of its ten, the table's 12th
     # 11 members in reverse order (55 discordant pairs), the 12th first (11 concordant)
     assert row.tau == pytest.approx((11 - 55) / 66)
 
