@@ -18,14 +18,13 @@ one thread) but with weights and shuffling seeded by `--seed`, a seeded uniform 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 from pathlib import Path
 
 import regret
 import table
-
-EPOCHS = 3  # the table's (build.py's default)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     sample = random.Random(opts.sample_seed).sample(sorted(members), opts.sample)
     top = ranked[: opts.top]
     again = retrain(sorted(set(sample) | set(top)), opts)
-    print(f"seed {opts.seed} against the table's seed 0 ({len(again)} members retrained)\n")
-    print(tau_table(members, again, sample, top))
+    print(
+        f"seed {opts.seed}, {opts.epochs} epochs, against the table's seed 0, 3 epochs "
+        f"({len(again)} members retrained)\n"
+    )
+    print(tau_table(members, again, sample, top, scores_of(opts.scores)))
     print()
     print(pick_line(members, again, ranked[0]))
     return 0
@@ -47,11 +49,18 @@ def parse(argv):
     p.add_argument(
         "--seed", type=int, default=1, help="the second training's weights and shuffling"
     )
+    p.add_argument("--epochs", type=int, default=3, help="the second training's (the table's: 3)")
     p.add_argument("--sample", type=int, default=60, help="members drawn uniformly")
     p.add_argument("--sample-seed", type=int, default=0)
     p.add_argument("--top", type=int, default=40, help="the table's best members, retrained too")
     p.add_argument("--table", default=str(table.TABLE))
     p.add_argument("--out", default=str(table.HERE / "seed1.json"))
+    p.add_argument(
+        "--scores",
+        nargs="*",
+        default=[],
+        help="JSON files {key: score} of every member (run.py --scores): a column each",
+    )
     return p.parse_args(argv)
 
 
@@ -73,10 +82,10 @@ def retrain(keys: list[str], opts) -> dict[str, table.Entry]:
         graphs = dict(table.space_members())
         data = load_dataset("digits", None, 0)
         settings = driver.Settings(
-            file=str(table.SPACE), epochs=EPOCHS, seed=opts.seed, device="cpu"
+            file=str(table.SPACE), epochs=opts.epochs, seed=opts.seed, device="cpu"
         )
         evaluate = train_evaluator(settings, data)
-        meta = {"command": "bench/nas/ceiling.py", "seed": opts.seed, "epochs": EPOCHS}
+        meta = {"command": "bench/nas/ceiling.py", "seed": opts.seed, "epochs": opts.epochs}
         for n, key in enumerate(todo, 1):
             done[key] = build.train_one(graphs[key], evaluate)
             safefs.write_text(out, table.dump(meta, done))
@@ -89,8 +98,14 @@ def tau(members, keys, score) -> str:
     return f"{value:.3f}"
 
 
-def tau_table(members, again, sample, top) -> str:
-    """τ against the table of the second training, params and MACs, over each set of members."""
+def scores_of(paths: list[str]) -> dict[str, dict[str, float]]:
+    """{file stem: {key: score}} of each scores file."""
+    return {Path(p).stem: json.loads(Path(p).read_text(encoding="utf-8")) for p in paths}
+
+
+def tau_table(members, again, sample, top, scores: dict) -> str:
+    """τ against the table of the second training, params, MACs, the count of edges that are not
+    skips and each scores file, over each set of members."""
     sets = {
         f"uniform sample ({len(sample)})": sample,
         f"table's top {len(top)}": top,
@@ -102,6 +117,7 @@ def tau_table(members, again, sample, top) -> str:
         "params": lambda k: members[k].params,
         "MACs": lambda k: members[k].macs,
         "fewer skips": lambda k: -k.count("skip_connect"),
+        **{name: by_key.__getitem__ for name, by_key in scores.items()},
     }
     lines = [["members", *scorers]]
     for name, keys in sets.items():

@@ -35,6 +35,7 @@ ten trained: charged their table seconds, plus the scoring of every member).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -64,6 +65,7 @@ class Bench:
     workdir: Path
     graphs: tuple = ()  # (key, graph) of every member, in the walk's order
     one_shot: list = field(default_factory=list)  # OneShot rows, as the methods run
+    scores: Path | None = None  # where each supernet run's scores go (`--scores`), if anywhere
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,11 @@ def supernet_run(bench: Bench, method: Method, seed: int) -> list[Trial]:
     if any(math.isnan(v) for v in scores.values()):  # a member the supernet does not cover
         missed = [k for k, v in scores.items() if math.isnan(v)]
         raise SystemExit(f"{method.name}: the supernet scored no accuracy for {missed[:3]} …")
+    if bench.scores is not None:  # for ceiling.py's columns
+        from cnnc.dsl import safefs
+
+        bench.scores.mkdir(parents=True, exist_ok=True)
+        safefs.write_text(bench.scores / f"{method.name}-{seed}.json", json.dumps(scores))
     ranked = sorted(scores, key=lambda k: -scores[k])  # ties keep the walk's order
     tau = regret.kendall_tau(
         [scores[k] for k in ranked], [bench.members[k].accuracy for k in ranked]
@@ -358,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     graphs = tuple(table.space_members())
     by_hash = {text_hash(g): k for k, g in graphs}
     with tempfile.TemporaryDirectory(prefix="cnnc-nasbench-") as work:
-        bench = Bench(members, by_hash, opts.trials, Path(work), graphs)
+        scores = Path(opts.scores) if opts.scores else None
+        bench = Bench(members, by_hash, opts.trials, Path(work), graphs, scores=scores)
         results, overhead = run_methods(bench, opts)
     print(f"\n## Regret (pp) after n trials, mean over seeds; {opts.trials} trials a run\n")
     print(regret.regret_table(results, best, threshold))
@@ -385,6 +393,7 @@ def parse(argv):
     p.add_argument("--proxy-seeds", type=int, default=1)
     p.add_argument("--only", default="", help="comma-separated method names (default: all)")
     p.add_argument("--table", default=str(table.TABLE))
+    p.add_argument("--scores", default="", help="a folder for each supernet run's scores (JSON)")
     return p.parse_args(argv)
 
 
