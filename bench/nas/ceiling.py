@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         f"seed {opts.seed}, {opts.epochs} epochs, against the table's seed 0, 3 epochs "
         f"({len(again)} members retrained)\n"
     )
-    print(tau_table(members, again, sample, top, scores_of(opts.scores)))
+    scores = scores_of(opts.scores)
+    print(tau_table(members, again, sample, top, scores))
+    print(f"\nagainst the second training, over the uniform sample ({len(sample)})\n")
+    print(second_table(members, again, sample, scores))
     print()
     print(pick_line(members, again, ranked[0]))
     return 0
@@ -98,6 +101,22 @@ def tau(members, keys, score) -> str:
     return f"{value:.3f}"
 
 
+def scorers_of(members, scores: dict) -> dict:
+    """{name: key -> score}: params, MACs, the count of edges that are not skips, each file."""
+    return {
+        "params": lambda k: members[k].params,
+        "MACs": lambda k: members[k].macs,
+        "fewer skips": lambda k: -k.count("skip_connect"),
+        **{name: by_key.__getitem__ for name, by_key in scores.items()},
+    }
+
+
+def second_table(members, again, sample, scores: dict) -> str:
+    """τ of the table and of each scorer against the second training, over the sample."""
+    scorers = {"table": lambda k: members[k].accuracy, **scorers_of(members, scores)}
+    return regret.layout([list(scorers), [tau(again, sample, s) for s in scorers.values()]])
+
+
 def scores_of(paths: list[str]) -> dict[str, dict[str, float]]:
     """{file stem: {key: score}} of each scores file."""
     return {Path(p).stem: json.loads(Path(p).read_text(encoding="utf-8")) for p in paths}
@@ -114,10 +133,7 @@ def tau_table(members, again, sample, top, scores: dict) -> str:
     }
     scorers = {
         "second training": lambda k: again[k].accuracy,
-        "params": lambda k: members[k].params,
-        "MACs": lambda k: members[k].macs,
-        "fewer skips": lambda k: -k.count("skip_connect"),
-        **{name: by_key.__getitem__ for name, by_key in scores.items()},
+        **scorers_of(members, scores),
     }
     lines = [["members", *scorers]]
     for name, keys in sets.items():
