@@ -329,3 +329,52 @@ def test_equivalent_members_have_one_size_and_train_alike(built, equivalence):
         assert len({members[k].params for k in keys}) == 1, keys
         accuracies = [members[k].accuracy for k in keys]
         assert max(accuracies) - min(accuracies) <= 1 / 359 + 1e-6, keys  # one validation image
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """`bench(name)`: a bench/nas script, its sibling modules importable by name."""
+    monkeypatch.setitem(sys.modules, "table", table)
+    monkeypatch.setitem(sys.modules, "regret", regret)
+    return bench_module
+
+
+def test_a_remedy_changes_one_setting_for_its_run_and_puts_it_back(monkeypatch, bench):
+    from cnnc.search.evaluators import supernet
+
+    remedies = bench("remedies")
+    keys = ["a", "b", "c"]
+    members = {k: table.Entry(a, 1, 1, 1.0) for k, a in zip(keys, (0.9, 0.8, 0.7))}
+    seen, drawing = [], supernet.drawing
+
+    def trained(variant, seed):
+        draw = supernet.drawing(["m"], "architecture")
+        seen.append((supernet.RECALIBRATE, draw(remedies.random.Random(0))))
+        return {"A": 0.1, "B": 0.3, "C": 0.2}.__getitem__  # b first, then c, then a
+
+    monkeypatch.setattr(remedies, "trained", trained)
+    variant = remedies.Variant("x", recalibrate=16, paths=3)
+    row = remedies.run(variant, 0, [("a", "A"), ("b", "B"), ("c", "C")], members)
+    assert seen == [(16, ["m", "m", "m"])]
+    assert supernet.RECALIBRATE == 4 and supernet.drawing is drawing
+    # scores b > c > a against a > b > c: one concordant pair of three, τ = (1 − 2) / 3
+    assert row[:5] == ["x", "0", "-0.333", "10.00", "0.00"]
+    assert len({v.name for v in remedies.VARIANTS}) == len(remedies.VARIANTS)
+
+
+def test_the_ceiling_ranks_every_scorer_against_the_second_training(bench):
+    ceiling = bench("ceiling")
+    members = {
+        "|skip_connect~0|": table.Entry(0.9, 30, 3, 1.0),
+        "|nor_conv_3x3~0|": table.Entry(0.8, 20, 2, 1.0),
+        "|avg_pool_3x3~0|": table.Entry(0.7, 10, 1, 1.0),
+    }
+    keys = list(members)
+    again = {k: table.Entry(a, 1, 1, 1.0) for k, a in zip(keys, (0.7, 0.8, 0.9))}
+    text = ceiling.second_table(members, again, keys, {"s": {k: i for i, k in enumerate(keys)}})
+    head, _, values = text.splitlines()
+    assert head.split() == ["table", "params", "MACs", "fewer", "skips", "s"]
+    # the second training reverses the table (and params and MACs, which follow it); "fewer
+    # skips" puts the skip cell last, as the second training does, and ties the two others;
+    # `s` is the second training's order
+    assert values.split() == ["-1.000", "-1.000", "-1.000", "0.816", "1.000"]
