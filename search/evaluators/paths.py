@@ -15,8 +15,9 @@ Contract:
 - `uniform` is single-path one-shot's draw (SPOS, Guo et al., ECCV 2020): every decision the path
   meets picks one of its options with equal probability, so a member is drawn with probability
   Π 1/|options| over the decisions it meets. The draw is over decisions, not over members or
-  architectures: isomorphic members are distinct paths (each trains its own weights), and a space
-  whose cheap options lead to many equivalent members does not train them more often.
+  architectures: isomorphic members are distinct paths (each trains its own weights), so an
+  architecture that many assignments spell is drawn that many times as often (which the rule
+  "architecture" avoids).
 - `fair` is FairNAS's strict fairness (Chu et al., ICCV 2021): k paths, k the most options a
   decision has, that together take every option of every decision exactly once (a decision with
   fewer options takes random ones for the rest). A decision met only on some paths (one inside a
@@ -39,9 +40,8 @@ class Node:
     """A decision met after the picks that lead here, and where each of its options leads."""
 
     decision: str
-    children: dict[int, Node | object] = field(
-        default_factory=dict
-    )  # option index -> Node | Member
+    # option index -> the next decision's Node, or the member the picks spell
+    children: dict[int, Node | object] = field(default_factory=dict)
 
 
 class Paths:
