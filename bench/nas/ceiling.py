@@ -78,7 +78,7 @@ def retrain(keys: list[str], opts) -> dict[str, table.Entry]:
     from cnnc.training.data import load_dataset
 
     out = Path(opts.out)
-    done = table.read(out)[1] if out.is_file() else {}
+    done = previous(out, opts)
     todo = [k for k in keys if k not in done]
     if todo:
         torch.set_num_threads(1)
@@ -94,6 +94,19 @@ def retrain(keys: list[str], opts) -> dict[str, table.Entry]:
             safefs.write_text(out, table.dump(meta, done))
             print(f"{n}/{len(todo)} {key} {done[key].accuracy:.4f}", file=sys.stderr)
     return {k: done[k] for k in keys}
+
+
+def previous(out: Path, opts) -> dict[str, table.Entry]:
+    """The members `out` already holds, when it was trained with this seed and these epochs;
+    SystemExit when it was not (its results would be mixed with others)."""
+    if not out.is_file():
+        return {}
+    meta, done = table.read(out)
+    if (meta.get("seed"), meta.get("epochs")) != (opts.seed, opts.epochs):
+        raise SystemExit(
+            f"{out} holds seed {meta.get('seed')}, {meta.get('epochs')} epochs: give another --out"
+        )
+    return done
 
 
 def tau(members, keys, score) -> str:
