@@ -200,11 +200,16 @@ def run(monkeypatch):
 
 def test_every_method_runs_evolution_and_the_weight_sharing_ones_at_several_epochs(run):
     ready = [m.name for m in run.METHODS if run.available(m)]
-    one_shot = [f"supernet-{e}" for e in run.SUPERNET_EPOCHS] + [
-        f"darts-{e}" for e in run.DARTS_EPOCHS
-    ]
+    rules = [(r, e) for r in run.SUPERNET_RULES for e in run.RULE_EPOCHS]
+    one_shot = (
+        [f"supernet-{e}" for e in run.SUPERNET_EPOCHS]
+        + [f"supernet-{r}-{e}" for r, e in rules]
+        + [f"darts-{e}" for e in run.DARTS_EPOCHS]
+    )
     assert ready == ["random", "tpe", "evolution", *one_shot]
-    assert [m.epochs for m in run.METHODS[3:]] == [*run.SUPERNET_EPOCHS, *run.DARTS_EPOCHS]
+    epochs = [*run.SUPERNET_EPOCHS, *(e for _, e in rules), *run.DARTS_EPOCHS]
+    assert [m.epochs for m in run.METHODS[3:]] == epochs
+    assert [m.rule for m in run.METHODS[3:] if m.rule] == ["uniform", "fair"]
     assert {m.charged for m in run.METHODS[3:]} == {"own"}
 
 
@@ -220,7 +225,8 @@ def test_the_supernet_is_charged_its_search_then_its_next_best_their_table_secon
     scores = {k: -i for i, k in enumerate(keys)} | {keys[-1]: 1}
     by_graph = {id(graph): key for key, graph in space_members[:12]}
 
-    def fake(settings, data):
+    def fake(settings, data, rule):
+        assert rule == supernet.RULE == "architecture"
         assert (settings.evaluator, settings.epochs, settings.seed) == ("supernet", 5, 3)
         assert (settings.lr, settings.batch_size, settings.device) == (0.05, 64, "cpu")
         return lambda graph, report: Outcome(scores[by_graph[id(graph)]], 0.0, None)
@@ -236,6 +242,7 @@ def test_the_supernet_is_charged_its_search_then_its_next_best_their_table_secon
     (row,) = bench.one_shot
     assert trials[0].seconds == pytest.approx(row.train + row.score)
     assert (row.method, row.seed, row.picked) == ("supernet-5", 3, keys[-1])
+    assert row.best_of == ranked[keys[-1]].accuracy  # the best of its ten, the table's 12th
     # 11 members in reverse order (55 discordant pairs), the 12th first (11 concordant)
     assert row.tau == pytest.approx((11 - 55) / 66)
 
@@ -322,3 +329,52 @@ def test_equivalent_members_have_one_size_and_train_alike(built, equivalence):
         assert len({members[k].params for k in keys}) == 1, keys
         accuracies = [members[k].accuracy for k in keys]
         assert max(accuracies) - min(accuracies) <= 1 / 359 + 1e-6, keys  # one validation image
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """`bench(name)`: a bench/nas script, its sibling modules importable by name."""
+    monkeypatch.setitem(sys.modules, "table", table)
+    monkeypatch.setitem(sys.modules, "regret", regret)
+    return bench_module
+
+
+def test_a_remedy_changes_one_setting_for_its_run_and_puts_it_back(monkeypatch, bench):
+    from cnnc.search.evaluators import supernet
+
+    remedies = bench("remedies")
+    keys = ["a", "b", "c"]
+    members = {k: table.Entry(a, 1, 1, 1.0) for k, a in zip(keys, (0.9, 0.8, 0.7))}
+    seen, drawing = [], supernet.drawing
+
+    def trained(variant, seed):
+        draw = supernet.drawing(["m"], "architecture")
+        seen.append((supernet.RECALIBRATE, draw(remedies.random.Random(0))))
+        return {"A": 0.1, "B": 0.3, "C": 0.2}.__getitem__  # b first, then c, then a
+
+    monkeypatch.setattr(remedies, "trained", trained)
+    variant = remedies.Variant("x", recalibrate=16, paths=3)
+    row = remedies.run(variant, 0, [("a", "A"), ("b", "B"), ("c", "C")], members)
+    assert seen == [(16, ["m", "m", "m"])]
+    assert supernet.RECALIBRATE == 4 and supernet.drawing is drawing
+    # scores b > c > a against a > b > c: one concordant pair of three, τ = (1 − 2) / 3
+    assert row[:5] == ["x", "0", "-0.333", "10.00", "0.00"]
+    assert len({v.name for v in remedies.VARIANTS}) == len(remedies.VARIANTS)
+
+
+def test_the_ceiling_ranks_every_scorer_against_the_second_training(bench):
+    ceiling = bench("ceiling")
+    members = {
+        "|skip_connect~0|": table.Entry(0.9, 30, 3, 1.0),
+        "|nor_conv_3x3~0|": table.Entry(0.8, 20, 2, 1.0),
+        "|avg_pool_3x3~0|": table.Entry(0.7, 10, 1, 1.0),
+    }
+    keys = list(members)
+    again = {k: table.Entry(a, 1, 1, 1.0) for k, a in zip(keys, (0.7, 0.8, 0.9))}
+    text = ceiling.second_table(members, again, keys, {"s": {k: i for i, k in enumerate(keys)}})
+    head, _, values = text.splitlines()
+    assert head.split() == ["table", "params", "MACs", "fewer", "skips", "s"]
+    # the second training reverses the table (and params and MACs, which follow it); "fewer
+    # skips" puts the skip cell last, as the second training does, and ties the two others;
+    # `s` is the second training's order
+    assert values.split() == ["-1.000", "-1.000", "-1.000", "0.816", "1.000"]

@@ -163,7 +163,8 @@ def test_one_shot_search_of_tiny_costs_fewer_passes_than_training_six(tmp_path, 
     )
     assert code == 0, err
     assert (
-        "supernet: 36 architectures, trained 46 steps (138 member passes, sandwich rule)" in stdout
+        "supernet: 36 architectures, trained 46 steps (138 member passes, a uniform architecture "
+        "a step, sandwich rule)" in stdout
     )
     # --trials counts distinct architectures: the grid's repeats (kernel1 of a one-block member)
     # are reused on top of the 24
@@ -275,3 +276,99 @@ def test_a_shared_layer_runs_its_template_on_the_slices_and_leaves_it_weightless
     expected = torch.nn.functional.conv2d(x, conv.weight[:2], conv.bias[:2])  # [2, 2, 3, 3]
     assert torch.equal(layer(x), expected)
     assert all(t.device.type == "meta" for t in template.parameters())
+
+
+@pytest.fixture(scope="module")
+def tiny_paths():
+    from cnnc.search.evaluators.paths import Paths
+    from cnnc.search.evaluators.supernet import covered
+    from cnnc.search.space import load_space
+
+    members = covered(load_space(TINY), distinct=False)
+    return members, Paths(members)
+
+
+def test_a_supernet_trains_every_assignment_and_counts_architectures(tiny_paths):
+    from cnnc.search.evaluators.supernet import architectures
+
+    members, _ = tiny_paths
+    # 3 widths × 2 pools × (2 kernels for one block, 2 × 2 for two) = 36, none isomorphic
+    assert len(members) == 36 and len(architectures(members)) == 36
+    assert len({m.picks for m in members}) == 36
+
+
+def test_a_uniform_path_draws_each_decision_uniformly_not_each_member(tiny_paths):
+    import random
+
+    _, paths = tiny_paths
+    rng = random.Random(0)
+    drawn = [paths.uniform(rng).labels() for _ in range(2_400)]
+    one_block = sum(d["depth"] == "1" for d in drawn) / len(drawn)
+    # depth is one decision of two options: half the draws (uniform over the 36 members: 12/36)
+    assert 0.47 < one_block < 0.53
+    widths = [d["width"] for d in drawn]
+    assert all(0.3 < widths.count(w) / len(drawn) < 0.37 for w in ("8", "16", "32"))
+
+
+def test_a_fair_step_takes_every_option_of_every_decision_once(tiny_paths):
+    import random
+
+    _, paths = tiny_paths
+    rng = random.Random(0)
+    assert paths.width == 3  # `width` has three options: three paths a step
+    for _ in range(50):
+        step = [m.labels() for m in paths.fair(rng)]
+        assert sorted(d["width"] for d in step) == ["16", "32", "8"]
+        for decision in ("depth", "kernel0", "pool"):  # two options: each at least once
+            assert len({d[decision] for d in step}) == 2
+        # `kernel1` is met on the two-block paths alone, so it takes its options on those only
+        assert all(("kernel1" in d) == (d["depth"] == "2") for d in step)
+
+
+def test_a_path_never_leads_to_a_member_the_supernet_does_not_hold(tiny_paths):
+    import random
+
+    from cnnc.search.evaluators.paths import Paths
+
+    members, _ = tiny_paths
+    held = [m for m in members if m.labels()["width"] != "16"]
+    paths = Paths(held)
+    rng = random.Random(0)
+    drawn = [paths.uniform(rng) for _ in range(200)] + [
+        m for _ in range(50) for m in paths.fair(rng)
+    ]
+    assert {m.labels()["width"] for m in drawn} == {"8", "32"}
+    assert all(m in held for m in drawn)
+
+
+ISOMORPHIC = """network s(classes = 10) {{
+    input [1, 8, 8]
+    a = in -> left: choice({ops}, name = "a")
+    b = in -> right: choice({ops}, name = "b")
+    return (a + b) -> Flatten -> fc: Linear(classes)
+}}
+""".format(ops="Conv(1, 3, pad = 1), AvgPool(3, stride = 1, pad = 1)")
+
+
+def test_isomorphic_members_are_scored_through_the_member_training_drew(one_thread):
+    from cnnc.search.driver import Settings
+    from cnnc.search.evaluators.paths import Representatives
+    from cnnc.search.evaluators.supernet import build, covered, scorer
+    from cnnc.search.space import load_space
+    from cnnc.training.data import load_dataset
+
+    space = load_space("s.cnn", text=ISOMORPHIC)
+    everyone = covered(space, distinct=False)
+    net, trained = build(space, 0)
+    # conv + pool and pool + conv are one architecture (`+` is commutative): 4 members, 3 trained
+    assert len(everyone) == 4 and len(trained) == 3
+    twin = next(m for m in everyone if m not in trained)
+    drawn = next(
+        m for m in trained if sorted(m.labels().values()) == sorted(twin.labels().values())
+    )
+    assert Representatives(trained).of(twin.graph) == (drawn.graph, trained.index(drawn))
+    data, settings = load_dataset("digits"), Settings(file="s.cnn")
+    evaluate = scorer(net, data, settings, torch.device("cpu"), trained)
+    alone = scorer(net, data, settings, torch.device("cpu"))  # each member through its own path
+    assert evaluate(twin.graph, None).score == alone(drawn.graph, None).score
+    assert evaluate(drawn.graph, None).score == evaluate(twin.graph, None).score

@@ -12,7 +12,8 @@ Methods of two kinds (the `METHODS` table):
   evaluator looks the member up in the table instead of training it. A trial's accuracy and its
   seconds are the table's (CPU seconds of one thread; a member met again costs nothing), so a run
   is quick and exact; the driver's own time per trial is shown beside the table, not charged.
-- *weight sharing* (`supernet-E`, `darts-E`: `--evaluator supernet|darts` trained E epochs): the
+- *weight sharing* (`supernet-E`, `darts-E`: `--evaluator supernet|darts` trained E epochs;
+  `supernet-RULE-E` with another of the supernet's path rules, `supernet.RULES`): the
   evaluator `cnnc search` builds (`search/evaluators/`), run in this process on digits with the
   table's split and training recipe (SGD, lr 0.05, batch 64, one thread), seeded by the seed, and
   charged its own CPU time (the table's unit: the wall time on an idle core). The supernet scores
@@ -34,6 +35,7 @@ ten trained: charged their table seconds, plus the scoring of every member).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -49,7 +51,9 @@ from regret import Trial
 TOP = 0.01  # top-1 % members
 PROXY_TOP = 10  # a proxy's (and the supernet's) best members trained
 REACH = (0.01, 0.05)  # the top fractions whose time to reach is tabled
-SUPERNET_EPOCHS = (5, 10, 20, 40)  # the supernet-E methods
+SUPERNET_EPOCHS = (5, 10, 20, 40)  # the supernet-E methods (the default path rule)
+SUPERNET_RULES = ("uniform", "fair")  # supernet-RULE-E: the other path rules, at these epochs
+RULE_EPOCHS = (10,)
 DARTS_EPOCHS = (5, 10, 20)
 
 
@@ -61,6 +65,7 @@ class Bench:
     workdir: Path
     graphs: tuple = ()  # (key, graph) of every member, in the walk's order
     one_shot: list = field(default_factory=list)  # OneShot rows, as the methods run
+    scores: Path | None = None  # where each supernet run's scores go (`--scores`), if anywhere
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Method:
     run: Callable  # (bench, method, seed) -> list[Trial]
     charged: str  # what a trial costs: the "table"'s seconds, or the method's "own" CPU time
     epochs: int = 0  # a weight-sharing method's training epochs
+    rule: str = ""  # the supernet's path rule (`supernet.RULES`); "": its default
 
 
 def lookup_search(bench: Bench, method: Method, seed: int) -> list[Trial]:
@@ -141,6 +147,9 @@ class OneShot:
     score: float  # CPU seconds: scoring every member with inherited weights (0 for DARTS)
     tau: float | None  # Kendall τ of the scores of every member against the table (None: DARTS)
     picked: str  # the key of the member it picked
+    best_of: float | None = (
+        None  # the table's best accuracy among its first `PROXY_TOP` (DARTS: None)
+    )
 
 
 def one_shot_settings(method: Method, seed: int, workdir: Path):
@@ -170,23 +179,36 @@ def supernet_run(bench: Bench, method: Method, seed: int) -> list[Trial]:
     every member scored with inherited weights (BatchNorm recalibrated). Trial 1 is the member it
     scores best, charged the training and the scoring of every member; trials 2 … `PROXY_TOP` are
     its next best, each charged its table seconds (trained from scratch to check it)."""
-    from cnnc.search.evaluators.supernet import supernet_evaluator
+    from cnnc.search.evaluators.supernet import RULE, supernet_evaluator
 
     settings = one_shot_settings(method, seed, bench.workdir)
     start = time.process_time()
-    evaluate = supernet_evaluator(settings, digits())
+    evaluate = supernet_evaluator(settings, digits(), method.rule or RULE)
     trained = time.process_time()
     scores = {key: evaluate(graph, None).score for key, graph in bench.graphs}
     scored = time.process_time()
     if any(math.isnan(v) for v in scores.values()):  # a member the supernet does not cover
         missed = [k for k, v in scores.items() if math.isnan(v)]
         raise SystemExit(f"{method.name}: the supernet scored no accuracy for {missed[:3]} …")
+    if bench.scores is not None:  # for ceiling.py's columns
+        from cnnc.dsl import safefs
+
+        bench.scores.mkdir(parents=True, exist_ok=True)
+        safefs.write_text(bench.scores / f"{method.name}-{seed}.json", json.dumps(scores))
     ranked = sorted(scores, key=lambda k: -scores[k])  # ties keep the walk's order
     tau = regret.kendall_tau(
         [scores[k] for k in ranked], [bench.members[k].accuracy for k in ranked]
     )
     bench.one_shot.append(
-        OneShot(method.name, seed, trained - start, scored - trained, tau, ranked[0])
+        OneShot(
+            method.name,
+            seed,
+            trained - start,
+            scored - trained,
+            tau,
+            ranked[0],
+            max(bench.members[k].accuracy for k in ranked[:PROXY_TOP]),
+        )
     )
     return charged_top(bench, ranked[:PROXY_TOP], scored - start)
 
@@ -221,6 +243,11 @@ METHODS = (
     *(
         Method(f"supernet-{e}", "evaluator", "supernet", supernet_run, "own", e)
         for e in SUPERNET_EPOCHS
+    ),
+    *(
+        Method(f"supernet-{r}-{e}", "evaluator", "supernet", supernet_run, "own", e, r)
+        for r in SUPERNET_RULES
+        for e in RULE_EPOCHS
     ),
     *(Method(f"darts-{e}", "evaluator", "darts", darts_run, "own", e) for e in DARTS_EPOCHS),
 )
@@ -296,14 +323,16 @@ def reach_table(results: dict, thresholds: dict[float, float]) -> str:
 
 
 def one_shot_table(rows: list[OneShot], members: dict, best: float) -> str:
-    """Per weight-sharing run: its CPU seconds, τ over every member, the pick and its regret."""
-    lines = [["method", "seed", "train s", "score s", "Kendall τ", "regret", "picked"]]
+    """Per weight-sharing run: its CPU seconds, τ over every member, the pick and its regret,
+    and the regret of the best of its first `PROXY_TOP`."""
+    head = ["method", "seed", "train s", "score s", "Kendall τ", "regret", "top-10 regret"]
+    lines = [[*head, "picked"]]
     for r in rows:
         tau = "—" if r.tau is None else f"{r.tau:.3f}"
         picked = regret.pp(best - members[r.picked].accuracy)
-        lines.append(
-            [r.method, str(r.seed), f"{r.train:.1f}", f"{r.score:.1f}", tau, picked, r.picked]
-        )
+        best_of = "—" if r.best_of is None else regret.pp(best - r.best_of)
+        times = [f"{r.train:.1f}", f"{r.score:.1f}"]
+        lines.append([r.method, str(r.seed), *times, tau, picked, best_of, r.picked])
     return regret.layout(lines)
 
 
@@ -336,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     graphs = tuple(table.space_members())
     by_hash = {text_hash(g): k for k, g in graphs}
     with tempfile.TemporaryDirectory(prefix="cnnc-nasbench-") as work:
-        bench = Bench(members, by_hash, opts.trials, Path(work), graphs)
+        scores = Path(opts.scores) if opts.scores else None
+        bench = Bench(members, by_hash, opts.trials, Path(work), graphs, scores=scores)
         results, overhead = run_methods(bench, opts)
     print(f"\n## Regret (pp) after n trials, mean over seeds; {opts.trials} trials a run\n")
     print(regret.regret_table(results, best, threshold))
@@ -363,6 +393,7 @@ def parse(argv):
     p.add_argument("--proxy-seeds", type=int, default=1)
     p.add_argument("--only", default="", help="comma-separated method names (default: all)")
     p.add_argument("--table", default=str(table.TABLE))
+    p.add_argument("--scores", default="", help="a folder for each supernet run's scores (JSON)")
     return p.parse_args(argv)
 
 

@@ -11,14 +11,18 @@ Contract:
   seeded random ones, and a member needing weights none of them has is a failed trial
   ("the supernet holds no weights for …"), never a wrong score.
 - Training (`settings.epochs` epochs over the training split, SGD or the chosen optimiser with a
-  cosine schedule, `train.make_optimizer`) draws a path per step, uniformly among the covered
-  members (single-path one-shot, SPOS). When the supernet shares a slot between shapes (width
-  choices), each step follows the sandwich rule instead: the largest member, the smallest and a
-  random one, their gradients summed into one step. `Training` counts the steps and the member
-  passes (forward and backward of one member on one batch).
+  cosine schedule, `train.make_optimizer`) draws its paths by a rule of `RULES` (`paths.py`):
+  by default one architecture a step, uniformly, each the first member of it met (de-isomorphic
+  sampling); or, over every assignment of the decisions, one path a step with each decision's
+  option drawn uniformly (SPOS's rule) or FairNAS's fair steps. When the supernet shares a slot
+  between shapes (width choices), each step also trains the largest member and the smallest (the
+  sandwich rule), their gradients summed into one step. `Training` counts the steps and the
+  member passes (forward and backward of one member on one batch).
 - Scoring a member: reset the running statistics of every BatchNorm, forward `RECALIBRATE`
   training batches in train mode without gradients (a cumulative average, momentum None), then
-  the validation accuracy in eval mode. Runs are seeded by `settings.seed` and leave the caller's
+  the validation accuracy in eval mode. Under the default rule a member is scored through the
+  trained member of its architecture (`paths.Representatives`), so isomorphic members get one
+  score, computed once. Runs are seeded by `settings.seed` and leave the caller's
   RNG untouched.
 """
 
@@ -41,6 +45,7 @@ from cnnc.compiler.lower.supernet import NotCovered, Supernet, plan_slots, store
 from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search.driver import Outcome, Settings, space_for
 from cnnc.search.evaluators.fit import SHARE, available_bytes, needed_bytes
+from cnnc.search.evaluators.paths import Paths, Representatives
 from cnnc.search.evaluators.train import MIN_TRAIN, NAN_CHECK_EVERY, TOO_FEW, recipe
 from cnnc.search.space import Space, fixed, graph_hash, over_budget, sample, walk
 from cnnc.training.data import Dataset, check_trainable
@@ -60,6 +65,9 @@ COVER_SAMPLES = 200  # random members added when the walk does not end
 RECALIBRATE = 4  # training batches that recalibrate a member's BatchNorm statistics
 
 
+RULE = "architecture"  # the default of `RULES` (bench/nas measured the three: BENCHMARKS.md)
+
+
 @dataclass(frozen=True, slots=True)
 class Training:
     steps: int  # optimiser steps
@@ -67,31 +75,53 @@ class Training:
     members: int  # architectures covered
     sandwich: bool
     seconds: float
+    rule: str = RULE
 
     def text(self) -> str:
-        rule = "sandwich rule" if self.sandwich else "one random path a step"
+        rule = RULES[self.rule] + (", sandwich rule" if self.sandwich else "")
         return (
             f"supernet: {self.members:,} architectures, trained {self.steps:,} steps "
             f"({self.passes:,} member passes, {rule}) in {self.seconds:.1f} s"
         )
 
 
+RULES = {  # how training draws its paths (module docstring) -> how `Training.text` says it
+    "architecture": "a uniform architecture a step",
+    "uniform": "each decision uniform, a path a step",
+    "fair": "fair steps: each option of each decision once a step",
+}
+
+
 # ---------------------------------------------------------------------------------------------
 # Building
 
 
-def covered(space: Space, seed: int = 0) -> list:
-    """The valid members the supernet holds, one per architecture (module docstring)."""
+def covered(space: Space, seed: int = 0, distinct: bool = True) -> list:
+    """The valid members the supernet holds (module docstring): one per architecture, or with
+    `distinct` False one per assignment of the decisions (isomorphic members too)."""
     with limits.spending():
         size, members = walk(space, COVER_LIMIT, COVER_SECONDS, keep=True)
     if not size.exact:
         with limits.spending():
             members += sample(space, COVER_SAMPLES, seed)
-    distinct = {}
+    valid = [m for m in members if m.ok]
+    return architectures(valid) if distinct else _assignments(valid)
+
+
+def architectures(members: list) -> list:
+    """The first member of each architecture (`graph_hash`), in order."""
+    first = {}
     for m in members:
-        if m.ok:
-            distinct.setdefault(graph_hash(m.graph), m)
-    return list(distinct.values())
+        first.setdefault(graph_hash(m.graph), m)
+    return list(first.values())
+
+
+def _assignments(members: list) -> list:
+    """The first member of each assignment (a seeded sample may repeat one the walk met)."""
+    first = {}
+    for m in members:
+        first.setdefault(m.picks, m)
+    return list(first.values())
 
 
 def member_graph(space: Space, assignment: Mapping[str, str]):
@@ -122,12 +152,14 @@ def build(
     batch_size: int = 0,
     optimizer: str = "sgd",
     keep=lambda member: True,
+    distinct: bool = True,
 ) -> tuple[Supernet, list]:
-    """The supernet of `space` (weights from `seed`) over its covered members that `keep` accepts,
-    and those members; E0609 when none is left, or before anything is allocated when it would not
-    fit in `device`'s free memory (training it with `batch_size` and `optimizer`, or just holding
-    it for a batch size of 0)."""
-    valid = covered(space, seed or 0)
+    """The supernet of `space` (weights from `seed`) over its covered members that `keep` accepts
+    (one per architecture, or with `distinct` False one per assignment: `covered`), and those
+    members; E0609 when none is left, or before anything is allocated when it would not fit in
+    `device`'s free memory (training it with `batch_size` and `optimizer`, or just holding it for a
+    batch size of 0)."""
+    valid = covered(space, seed or 0, distinct)
     if not valid:
         refuse(
             "the space has no valid member to build a supernet from",
@@ -206,15 +238,19 @@ def sandwich(members: list) -> tuple:
     return ordered[-1], ordered[0]
 
 
-def train(net: Supernet, members: list, data: Dataset, settings: Settings, device) -> Training:
-    """Train the supernet's shared weights (module docstring); the caller's RNG is untouched."""
+def train(
+    net: Supernet, members: list, data: Dataset, settings: Settings, device, rule: str = RULE
+) -> Training:
+    """Train the supernet's shared weights by `rule` (module docstring); the caller's RNG is
+    untouched."""
     start = time.perf_counter()
     with guarded(device):
         net.to(device)
         with torch.random.fork_rng(devices=cuda_indices(device)):
             torch.manual_seed(settings.seed)
-            steps, passes, rule = _train(net, members, data, settings, device)
-    return Training(steps, passes, len(members), rule, time.perf_counter() - start)
+            steps, passes, sandwiched = _train(net, members, data, settings, device, rule)
+    count = len(members) if rule == "architecture" else len(architectures(members))
+    return Training(steps, passes, count, sandwiched, time.perf_counter() - start, rule)
 
 
 @contextlib.contextmanager
@@ -239,7 +275,7 @@ def check_finite(loss: torch.Tensor, step: int) -> None:
         )
 
 
-def _train(net, members, data, settings: Settings, device) -> tuple[int, int, bool]:
+def _train(net, members, data, settings: Settings, device, rule: str) -> tuple[int, int, bool]:
     xs, ys = data.train_x.to(device), data.train_y.to(device)  # [N, C, H, W], [N]
     opt = make_optimizer(net, member_recipe(settings))
     batches = batch_count(len(xs), settings.batch_size)
@@ -247,14 +283,15 @@ def _train(net, members, data, settings: Settings, device) -> tuple[int, int, bo
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     rng = random.Random(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
-    rule = sliced(net, members)
-    fixed_ends = sandwich(members) if rule else ()
+    sandwiched = sliced(net, members)
+    fixed_ends = sandwich(members) if sandwiched else ()
+    draw = drawing(members, rule)
     steps = passes = 0
     net.train()
     for _ in range(settings.epochs):
         for idx in batches_of(len(xs), settings.batch_size, gen):
             x, y = xs[idx.to(device)], ys[idx.to(device)]  # [B, C, H, W], [B]
-            paths = [*fixed_ends, rng.choice(members)]
+            paths = [*fixed_ends, *draw(rng)]
             opt.zero_grad(set_to_none=True)
             for m in paths:
                 loss = loss_fn(net(x, member=m.graph), y)  # []
@@ -264,7 +301,17 @@ def _train(net, members, data, settings: Settings, device) -> tuple[int, int, bo
             opt.step()
             schedule.step()
             steps, passes = steps + 1, passes + len(paths)
-    return steps, passes, rule
+    return steps, passes, sandwiched
+
+
+def drawing(members: list, rule: str):
+    """The members a step trains besides the sandwich's ends, `rng -> list`, by `rule`."""
+    if rule not in RULES:
+        raise ValueError(f"no supernet rule `{rule}` (rules: {', '.join(RULES)})")
+    if rule == "architecture":
+        return lambda rng: [rng.choice(members)]
+    paths = Paths(members)
+    return paths.fair if rule == "fair" else lambda rng: [paths.uniform(rng)]
 
 
 def batch_count(n: int, batch_size: int) -> int:
@@ -323,23 +370,32 @@ def score(net: Supernet, graph, data: Dataset, settings: Settings, device) -> fl
 # The evaluator
 
 
-def scorer(net: Supernet, data: Dataset, settings: Settings, device):
+def scorer(net: Supernet, data: Dataset, settings: Settings, device, trained=None):
     """The evaluator `(graph, report_epoch) -> Outcome` of a trained supernet: `score`, or a
-    failed outcome for a member it does not cover."""
+    failed outcome for a member it does not cover. With `trained` (the members training drew, one
+    per architecture) a member is scored through its architecture's trained member, once."""
+    representatives = None if trained is None else Representatives(trained)
+    known: dict[int, float] = {}  # architecture index -> its score
 
     def evaluate_member(graph, report_epoch) -> Outcome:
         start = time.perf_counter()
+        target, index = (graph, None) if representatives is None else representatives.of(graph)
         try:
-            accuracy = score(net, graph, data, settings, device)
+            accuracy = (
+                known[index] if index in known else score(net, target, data, settings, device)
+            )
         except NotCovered as exc:
             return Outcome(math.nan, time.perf_counter() - start, str(exc))
+        if index is not None:
+            known[index] = accuracy
         return Outcome(accuracy, time.perf_counter() - start, None, {}, (accuracy,))
 
     return evaluate_member
 
 
-def supernet_evaluator(settings: Settings, data: Dataset):
-    """Build and train the supernet of `settings.file` once; score members with its weights."""
+def supernet_evaluator(settings: Settings, data: Dataset, rule: str = RULE):
+    """Build and train the supernet of `settings.file` once, its paths drawn by `rule` (`RULES`);
+    score members with its weights."""
     from cnnc.search.evaluate import train_evaluator
 
     check_trainable(data, MIN_TRAIN, TOO_FEW, "add images to the data set")
@@ -352,10 +408,11 @@ def supernet_evaluator(settings: Settings, data: Dataset):
         settings.batch_size,
         settings.optimizer,
         fits_data(settings, data),
+        distinct=rule == "architecture",
     )
-    training = train(net, members, data, settings, device)
-
-    evaluate_member = scorer(net, data, settings, device)
+    training = train(net, members, data, settings, device, rule)
+    trained = members if rule == "architecture" else None
+    evaluate_member = scorer(net, data, settings, device, trained)
     evaluate_member.retrain = train_evaluator(settings, data)
     evaluate_member.training = training
     evaluate_member.note = training.text()
