@@ -78,6 +78,7 @@ from cnnc.search.settings import (  # noqa: F401  (driver.Settings, driver.Resul
 from cnnc.search.space import Memo, Space, fixed, graph_hash, over_budget, walk
 
 GRID_LIMIT = 100_000  # members a grid search may have
+GRAPHS_KEPT = 256  # evaluated members' graphs an objective keeps for `same_as`
 
 # ---------------------------------------------------------------------------------------------
 # Decisions → Optuna parameters
@@ -275,6 +276,7 @@ class Objective:
         # (trial, hash, same) -> the earlier trial to reuse, or None to evaluate; the worker sets it
         self.claims: Callable = lambda trial, digest, same: None
         self._seen: dict[int, object] = {}  # trial number → its architecture, for `same_as`
+        self._graphs: dict[int, object] = {}  # trial number → the graph this process evaluated
         self.latency = None  # the table of layer latencies, opened at the first member it times
 
     def __call__(self, trial):
@@ -302,6 +304,9 @@ class Objective:
         earlier = self.claims(trial, digest, lambda t: self.same_as(t, member.graph))
         if earlier is not None:
             return self.reuse(trial, earlier, s)
+        if len(self._graphs) >= GRAPHS_KEPT:  # the oldest let go (memory)
+            del self._graphs[next(iter(self._graphs))]
+        self._graphs[trial.number] = member.graph
         return self.run(trial, member.graph, s)
 
     def same_as(self, earlier, graph) -> bool:
@@ -310,6 +315,8 @@ class Objective:
         from cnnc.search.architecture import labelled, matches
 
         known = self._seen.get(earlier.number)
+        if known is None and earlier.number in self._graphs:  # evaluated here: no elaboration
+            known = self._seen[earlier.number] = labelled(self._graphs[earlier.number]).nx()
         if known is None:
             with limits.spending():
                 member = self.space.member(fixed(earlier.user_attrs.get("decisions", {})))

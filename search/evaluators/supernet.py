@@ -20,7 +20,7 @@ Contract:
   member passes (forward and backward of one member on one batch).
 - Scoring a member: reset the running statistics of every BatchNorm, forward `RECALIBRATE`
   training batches in train mode without gradients (a cumulative average, momentum None), then
-  the validation accuracy in eval mode. Under the default rule a member is scored through the
+  the validation accuracy in eval mode, in batches of `SCORE_BATCHES` training batches. Under the default rule a member is scored through the
   trained member of its architecture (`paths.Representatives`), so isomorphic members get one
   score, computed once. Runs are seeded by `settings.seed` and leave the caller's
   RNG untouched.
@@ -63,6 +63,7 @@ COVER_LIMIT = 2_000  # members the walk elaborates to build the supernet
 COVER_SECONDS = 20.0
 COVER_SAMPLES = 200  # random members added when the walk does not end
 RECALIBRATE = 4  # training batches that recalibrate a member's BatchNorm statistics
+SCORE_BATCHES = 4  # the validation batch that scores a member, in training batches
 
 
 RULE = "architecture"  # the default of `RULES` (bench/nas measured the three: BENCHMARKS.md)
@@ -363,7 +364,8 @@ def score(net: Supernet, graph, data: Dataset, settings: Settings, device) -> fl
     path = net.path(graph)
     val_x, val_y = data.val_x.to(device), data.val_y.to(device)  # [M, C, H, W], [M]
     where = Placement(device=torch.device(device), amp=None, memory_format=torch.contiguous_format)
-    return evaluate(path, val_x, val_y, settings.batch_size, where)[1]
+    # without gradients a batch holds no activations for backward: a larger one costs less a member
+    return evaluate(path, val_x, val_y, SCORE_BATCHES * settings.batch_size, where)[1]
 
 
 # ---------------------------------------------------------------------------------------------
