@@ -178,6 +178,15 @@ class Builder:
                 )
             names[name] = True
             return scope + (name,)
+        candidate, k = self._free(scope, name, names)
+        if k:
+            self.suffix[(scope, name)] = k
+        names[candidate] = False
+        return scope + (candidate,)
+
+    def _free(self, scope: tuple[str, ...], name: str, names: dict) -> tuple[str, int]:
+        """The first of `name`, `name_1`, … free in `scope` after those numbered before, and its
+        number (0: the bare name)."""
         candidate, k = name, self.suffix.get((scope, name), 0)
         if k or candidate in names:
             k += 1
@@ -185,23 +194,13 @@ class Builder:
             while candidate in names:
                 k += 1
                 candidate = numbered(name, k)
-            self.suffix[(scope, name)] = k
-        names[candidate] = False
-        return scope + (candidate,)
+        return candidate, k
 
     def peek(self, scope: tuple[str, ...], name: str) -> tuple[str, ...]:
         """The path `claim(scope, name, explicit=False, …)` would give now, claiming nothing."""
         key = (name, not scope)
         name = self.usable.get(key) or usable_name(name, not scope)
-        names = self.taken.get(scope, {})
-        candidate, k = name, self.suffix.get((scope, name), 0)
-        if k or candidate in names:
-            k += 1
-            candidate = numbered(name, k)
-            while candidate in names:
-                k += 1
-                candidate = numbered(name, k)
-        return scope + (candidate,)
+        return scope + (self._free(scope, name, self.taken.get(scope, {}))[0],)
 
     def add(self, op: str, args: dict, inputs, type_, path, span, frame: Frame, err=None) -> Tensor:
         if len(self.nodes) >= limits.MAX_NODES:
