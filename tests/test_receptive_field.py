@@ -284,3 +284,16 @@ def test_random_programs_fields_equal_the_gradient_support(text):
         return  # a chain shrank a map to nothing: the checker refuses it, as torch would
     problems, _ = check(graph, [n.id for n in graph.nodes_in_order()], max_pairs=96)
     assert problems == [], text
+
+
+def test_a_map_whose_rows_all_read_padding_reads_nothing_after_a_global_pool():
+    # the strided 1×1 conv reads rows -1 and 1 of a one-row map: padding only, so its columns'
+    # spans (cols 5–9 at position 1) reach no input, and the global pool after it reads nothing
+    text = (
+        "network net {\n    input [1, 10, 10]\n"
+        "    return in -> AdaptiveAvgPool([1, 2]) -> Conv(1, 1, stride = 2, pad = 1)"
+        " -> GlobalAvgPool -> Flatten -> Linear(3)\n}\n"
+    )
+    graph = api.graph("padding.cnn", text=text)
+    problems, _ = check(graph, [n.id for n in graph.nodes_in_order()], max_pairs=96)
+    assert problems == []

@@ -324,6 +324,7 @@ def _clipped(
     ins = [done.get(i) for i in n.inputs]
     if any(c is None for c in ins):
         return None
+    ins = [_reachable(c) for c in ins]
     if step is MEET:
         return tuple(_clipped_union([c[axis] for c in ins], sizes[axis]) for axis in range(2))
     if step is POINTWISE:
@@ -334,6 +335,15 @@ def _clipped(
         for c, rule, m in zip(ins[0], rules, sizes)
     ]
     return None if None in out else tuple(out)
+
+
+def _reachable(c: tuple[Clipped, Clipped]) -> tuple[Clipped, Clipped]:
+    """A map's spans, all of them empty where one axis reads nothing at any position: position
+    (h, w) reads the rows of h times the columns of w, so a map whose rows all read padding reads
+    no input at all, whatever its columns say (a global pool must not report them)."""
+    if not any(all(lo > hi for lo, hi in zip(axis.lo, axis.hi)) for axis in c):
+        return c
+    return tuple(Clipped((NOTHING[0],) * len(axis.lo), (NOTHING[1],) * len(axis.lo)) for axis in c)
 
 
 def _clipped_global(c: Clipped, positions: int) -> Clipped:
