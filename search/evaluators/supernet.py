@@ -18,8 +18,8 @@ Contract:
   between shapes (width choices), each step also trains the largest member and the smallest (the
   sandwich rule), their gradients summed into one step. `Training` counts the steps and the
   member passes (forward and backward of one member on one batch).
-- Scoring a member: reset the running statistics of every BatchNorm, forward `RECALIBRATE`
-  training batches in train mode without gradients (a cumulative average, momentum None), then
+- Scoring a member: reset the running statistics of every BatchNorm, forward the images of
+  `RECALIBRATE` training batches as one batch in train mode without gradients (momentum None), then
   the validation accuracy in eval mode, in batches of `SCORE_BATCHES` training batches. Under the default rule a member is scored through the
   trained member of its architecture (`paths.Representatives`), so isomorphic members get one
   score, computed once. Runs are seeded by `settings.seed` and leave the caller's
@@ -333,8 +333,9 @@ def batches_of(n: int, batch_size: int, gen: torch.Generator):
 
 @torch.no_grad()
 def recalibrate(net: Supernet, graph, data: Dataset, settings: Settings, device) -> None:
-    """Reset the BatchNorm statistics the member uses and re-estimate them on `RECALIBRATE`
-    training batches (a cumulative average), in train mode."""
+    """Reset the BatchNorm statistics the member uses and re-estimate them on the first
+    `RECALIBRATE` training batches' images, in train mode: one forward of them all (the images of
+    `RECALIBRATE` batches in one: the statistics of all of them, at a fraction of the calls)."""
     path = net.path(graph)
     norms = [m for m in path.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [m.momentum for m in norms]
@@ -349,10 +350,8 @@ def recalibrate(net: Supernet, graph, data: Dataset, settings: Settings, device)
     gen = torch.Generator().manual_seed(settings.seed)
     try:
         net.train()
-        for k, idx in enumerate(batches_of(len(data.train_x), settings.batch_size, gen)):
-            if k == RECALIBRATE:
-                break
-            net(data.train_x[idx].to(device), member=graph)  # [B, K]
+        idx = next(batches_of(len(data.train_x), RECALIBRATE * settings.batch_size, gen))
+        net(data.train_x[idx].to(device), member=graph)  # [RECALIBRATE · B, K]
     finally:
         for m, momentum in zip(norms, saved):
             m.momentum = momentum
