@@ -425,9 +425,9 @@ def run(
     from cnnc.search.worker import Worker
 
     study = open_study(settings, space)
-    events.started(report.rows(study.trials), changes(study, settings))
-    held = len(study.trials)
-    working = stores.in_memory(study) if in_memory(settings, study) else study
+    held = study.get_trials(deepcopy=False)  # read once: `study.trials` copies every trial
+    events.started(report.rows(held), changes(study, settings))
+    working = stores.in_memory(study) if in_memory(settings, held) else study
     settings = derived_first(working, settings, evaluator)
     planned = getattr(events, "planned", None)
     if planned is not None:
@@ -440,7 +440,8 @@ def run(
         finally:
             if working is not study:
                 stores.retrying(
-                    lambda: stores.write_back(working, study, held), lambda text: _say(events, text)
+                    lambda: stores.write_back(working, study, len(held)),
+                    lambda text: _say(events, text),
                 )
             result = (
                 finish(settings, space, study, stopped)
@@ -452,12 +453,12 @@ def run(
     return result
 
 
-def in_memory(settings: Settings, study) -> bool:
-    """Whether this run works on a copy of `study` in memory (module docstring)."""
+def in_memory(settings: Settings, trials) -> bool:
+    """Whether this run works on a copy in memory of the study holding `trials` (module docstring)."""
     return (
         one_shot(settings.evaluator)
         and settings.storage is None
-        and all(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+        and all(t.state.is_finished() for t in trials)
     )
 
 

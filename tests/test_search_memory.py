@@ -159,14 +159,14 @@ def test_trials_scored_before_an_error_stopped_the_run_are_written_back(tmp_path
 def test_a_study_with_unfinished_trials_or_a_named_storage_is_worked_on_in_place(tmp_path):
     study = sqlite_study(tmp_path / "s.db")
     one_shot = driver.Settings(file=str(TINY), out=tmp_path, evaluator="supernet")
-    assert driver.in_memory(one_shot, study)
+    assert driver.in_memory(one_shot, study.trials)
     named = driver.Settings(
         file=str(TINY), out=tmp_path, evaluator="supernet", storage=f"sqlite:///{tmp_path}/s.db"
     )
-    assert not driver.in_memory(named, study)
-    assert not driver.in_memory(driver.Settings(file=str(TINY), out=tmp_path), study)
+    assert not driver.in_memory(named, study.trials)
+    assert not driver.in_memory(driver.Settings(file=str(TINY), out=tmp_path), study.trials)
     study.enqueue_trial({"k": "3"})  # queued again after a stopped run: claimed trial by trial
-    assert not driver.in_memory(one_shot, study)
+    assert not driver.in_memory(one_shot, study.trials)
 
 
 def test_after_a_reuse_the_next_member_is_one_no_trial_has_proposed():
