@@ -865,7 +865,7 @@ def hostile_files(d):
 
 def run_checkpoint(run, epoch=False):
     from cnnc.training.loop import Schedule, make_optimizer
-    from cnnc.training.train import TrainOptions, save_checkpoint
+    from cnnc.training.train import METRICS, TrainOptions, save_checkpoint
 
     run.mkdir()
     model = torch.nn.Linear(4, 2)
@@ -873,19 +873,7 @@ def run_checkpoint(run, epoch=False):
     opt = make_optimizer(model, options)
     schedule = Schedule(opt, options, 1)
     schedule.step_count = 1
-    row = dict.fromkeys(
-        (
-            "epoch",
-            "train_loss",
-            "train_acc",
-            "val_loss",
-            "val_acc",
-            "lr",
-            "seconds",
-            "images_per_s",
-        ),
-        0.5,
-    ) | {"epoch": True if epoch else 1}
+    row = dict.fromkeys(METRICS, 0.5) | {"epoch": True if epoch else 1}
     save_checkpoint(run / "checkpoint.pt", model, opt, schedule, options, [row])
 
 
