@@ -160,10 +160,8 @@ def open_study(settings: Settings, space: Space):
             study.set_user_attr("naming", NAMING)
     if recorded is not None:
         check_same_study(settings, recorded, study.user_attrs.get("space"), fingerprint)
-        if study.user_attrs.get("naming") != NAMING and check_names(study, space, settings.file):
-            study.set_user_attr(
-                "naming", NAMING
-            )  # its names are the space's: no need to look again
+        if check_names(study, space, settings.file) and study.user_attrs.get("naming") != NAMING:
+            study.set_user_attr("naming", NAMING)  # its names are the space's
     name_metrics(study, settings)
     if study.user_attrs.get("trials") != settings.trials:
         study.set_user_attr("trials", settings.trials)  # the latest --trials, for search-report

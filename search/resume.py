@@ -11,6 +11,7 @@ place, `stage1.0@8:28`, before they were named from the label path, `stage1.0.co
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import TYPE_CHECKING
 
 from cnnc.compiler import limits
@@ -73,42 +74,61 @@ def space_of_study(study, file: str, allow_import: tuple[str, ...] = ()) -> Spac
 
 def check_names(study, space: Space, file) -> bool:
     """Refuse (E0607) a study whose trials name decisions that replaying them does not meet: its
-    decisions were named otherwise (an older cnnc), and would replay to other architectures. Each
-    distinct set of names is replayed once, up to NAME_SETS. True when the study's names are the
-    space's (so the study may record `NAMING`)."""
-    if study.user_attrs.get("naming") == NAMING:
-        return True
+    decisions were named otherwise (an older cnnc), or a choice named by its place (`@line:col`:
+    neither a `name` nor a label path) has moved since, which the fingerprint, blind to layout,
+    does not see. Either way they would replay to other architectures. Each distinct set of names
+    is replayed once, up to NAME_SETS; a study that records `NAMING` replays only the sets holding
+    a place name. True when the study's names are the space's (so the study may record
+    `NAMING`)."""
+    current = study.user_attrs.get("naming") == NAMING
     seen: set[frozenset] = set()
-    for trial in study.trials:
+    for trial in study.get_trials(deepcopy=False):
         recorded = trial.user_attrs.get("decisions")
         if not isinstance(recorded, dict) or not recorded or frozenset(recorded) in seen:
+            continue
+        if current and not any(PLACE.search(str(name)) for name in recorded):
             continue
         seen.add(frozenset(recorded))
         with limits.spending():  # a replay's nodes count apart from the search's
             met = space.member(fixed(recorded)).labels()
         unknown = [name for name in recorded if name not in met]
         if unknown:
-            raise CnncError(renamed(study.study_name, file, unknown, list(met)))
+            raise CnncError(renamed(study.study_name, file, unknown, list(met), moved=current))
         if len(seen) >= NAME_SETS:
             break
     return True
 
 
-def renamed(study_name: str, file, unknown: list[str], now: list[str]):
+PLACE = re.compile(r"@\d+:\d+")  # a decision named by its place in the file (`stage1@8:28`)
+
+
+def renamed(study_name: str, file, unknown: list[str], now: list[str], moved: bool = False):
     shown = ", ".join(f"`{n}`" for n in unknown[:3]) + (" …" if len(unknown) > 3 else "")
     listed = ", ".join(f"`{n}`" for n in now[:3]) + (" …" if len(now) > 3 else "")
+    if moved:
+        why = (
+            "a choice with neither a `name` nor a labelled layer is named by its place in the "
+            f"file, and lines have moved since; the space's decisions are {listed}"
+        )
+        fix = (
+            "put the lines back where they were to go on with the study, or start another with "
+            '`--study NAME` (or another --out); `choice(…, name = "k")` keeps a name where lines move'
+        )
+    else:
+        why = (
+            "cnnc now names a choice from the label path of the layer it stands in; the space's "
+            f"decisions are {listed}"
+        )
+        fix = (
+            "its trials would replay to other architectures: start another study with "
+            "`--study NAME` (or another --out); the cnnc that made the study still reads it"
+        )
     return error(
         "E0607",
         f"study `{study_name}` names decisions that `{file}` no longer has: {shown}",
         None,
-        notes=(
-            "cnnc now names a choice from the label path of the layer it stands in; the space's "
-            f"decisions are {listed}",
-        ),
-        helps=(
-            "its trials would replay to other architectures: start another study with "
-            "`--study NAME` (or another --out); the cnnc that made the study still reads it",
-        ),
+        notes=(why,),
+        helps=(fix,),
     )
 
 

@@ -203,3 +203,42 @@ def test_a_study_whose_decisions_were_named_by_place_is_refused_not_replayed(
     assert "= help: its trials would replay to other architectures" in err
     code, _, err = run_cli(export, capsys)
     assert code == 1 and "error[E0607]: study `blocks` names decisions that" in err
+
+
+PLACED = """\
+network n(classes = 10) {
+    input [1, 8, 8]
+    w = choice(4, 8)
+    return in -> Conv(w, 3) -> ReLU -> Flatten -> Linear(classes)
+}
+"""
+
+
+@pytest.mark.parametrize("edit", ["# a line above\n", ""])
+def test_a_resume_after_a_place_named_choice_moved_is_refused(tmp_path, capsys, edit):
+    """`w` is named by its place, `network@3:9`; a line added above it renames it `network@4:9`
+    while the fingerprint, blind to layout, stays: the resume is refused, not mixed. The file as
+    it was resumes, and so does a study whose names were all given."""
+    space = tmp_path / "placed.cnn"
+    space.write_text(PLACED)
+    out = tmp_path / "run"
+    args = ["search", space, "--evaluator", "proxy", "--device", "cpu", "--sampler", "random"]
+    code, _, err = run_cli([*args, "--trials", "1", "--out", out], capsys)
+    assert code == 0, err
+    space.write_text(edit + PLACED)
+    code, _, err = run_cli([*args, "--trials", "2", "--out", out], capsys)
+    export = ["search-report", out, "--export", "0", "--space", space, "-o", tmp_path / "t0.cnn"]
+    if not edit:
+        assert code == 0, err
+        assert run_cli(export, capsys)[0] == 0
+        return
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines()[0] == (
+        f"error[E0607]: study `placed` names decisions that `{space}` no longer has: `network@3:9`"
+    )
+    assert "lines have moved since; the space's decisions are `network@4:9`" in err
+    assert "= help: put the lines back where they were" in err
+    with open(out / "trials.csv") as f:
+        assert len(f.readlines()) == 2  # the header and the one trial: nothing was added
+    code, _, err = run_cli(export, capsys)
+    assert code == 1 and "lines have moved since" in err
