@@ -30,14 +30,16 @@ is a `Ledger`'s, bounded per command (`cnnc check`: per file) by the `COMMAND_*`
 outside any (the Python API, a search trial) gets its own.
 
 What a network needs to run is bounded too (E0709): its parameters and the activations of a forward
-pass at batch 1, as float32, must fit in `max_memory()`, half this machine's physical memory,
-overridden by `CNNC_MAX_MEMORY` (bytes, or with a K, M, G or T suffix): what checks, runs.
+pass at batch 1, as float32, must fit in `max_memory()`, half this machine's physical memory
+(or of its cgroup's limit, a container's, when less), overridden by `CNNC_MAX_MEMORY` (bytes, or with a K, M, G or T suffix): what checks, runs.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from pathlib import Path
 
 MAX_NODES = 250_000
 MAX_LIST = 1_000_000
@@ -111,7 +113,7 @@ def ledger() -> Ledger:
 
 def max_memory(environ=None) -> int:
     """Bytes a network's parameters and activations may take: `CNNC_MAX_MEMORY`, else half of
-    this machine's physical memory."""
+    this machine's physical memory (`machine_memory`)."""
     text = (os.environ if environ is None else environ).get(MEMORY_ENV, "").strip()
     if text:
         value = parse_bytes(text)
@@ -149,12 +151,105 @@ def parse_bytes(text: str) -> int | None:
 
 
 def machine_memory() -> int:
-    """Physical memory in bytes (`os.sysconf`: no file is read, so elaboration opens nothing)."""
+    """Physical memory in bytes (`os.sysconf`), or this process's cgroup limit when less (a
+    container's; read once, `cgroup_limit`)."""
     try:
         physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         physical = 0
-    return physical if physical > 0 else MEMORY_FALLBACK
+    physical = physical if physical > 0 else MEMORY_FALLBACK
+    limit = cgroup_limit()
+    return physical if limit is None else max(1, min(physical, limit))
+
+
+@functools.cache
+def cgroup_limit() -> int | None:
+    return cgroup_memory()[0]
+
+
+UNLIMITED = 1 << 60  # a cgroup v1 limit at or above this is no limit ("max" in v2)
+# (limit, usage, the reclaimable page cache's key in memory.stat) of cgroup v2, then v1
+CGROUP_FILES = (
+    ("memory.max", "memory.current", "inactive_file"),
+    ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
+)
+
+
+def cgroup_memory(
+    proc: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup"
+) -> tuple[int | None, int | None]:
+    """(limit, room) of this process's memory cgroups (v2, or v1's `memory` hierarchy under
+    `root/memory`) and their parents: the tightest limit, and the least any of them may still take
+    (its limit less its usage, the reclaimable page cache not counted as used); None where no limit
+    is set or none can be read. A container's limit, which the machine's figures do not show."""
+    try:
+        with open(proc) as f:
+            lines = f.read(1 << 16).splitlines()
+    except OSError:
+        return None, None
+    tightest = least = None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        ids, controllers, path = parts
+        if ids == "0" and not controllers:
+            mount, files = Path(root), CGROUP_FILES[0]
+        elif "memory" in controllers.split(","):
+            mount, files = Path(root) / "memory", CGROUP_FILES[1]
+        else:
+            continue
+        for group in _groups(mount, path):
+            figures = _room(group, *files)
+            if figures is not None:
+                limit, room = figures
+                tightest = limit if tightest is None else min(tightest, limit)
+                least = room if least is None else min(least, room)
+    return tightest, least
+
+
+def _groups(mount: Path, path: str) -> list[Path]:
+    """The cgroup's folder, then its parents' up to the mount. A container sees its own cgroup at
+    the mount while the path names it on the host: the path's tails are tried, longest first."""
+    parts = [p for p in path.split("/") if p and p not in (".", "..")]
+    for start in range(len(parts) + 1):
+        own = mount.joinpath(*parts[start:])
+        if own.is_dir():
+            break
+    else:
+        return []
+    found = [own]
+    while own != mount:
+        own = own.parent
+        found.append(own)
+    return found
+
+
+def _room(group: Path, limit_file: str, usage_file: str, cache_key: str) -> tuple[int, int] | None:
+    """(limit, room) of one cgroup folder, None when it sets no limit or cannot be read."""
+    try:
+        limit_text = (group / limit_file).read_text()[:64].strip()
+        usage = int((group / usage_file).read_text()[:64].strip())
+    except (OSError, ValueError):
+        return None
+    if limit_text == "max":
+        return None
+    try:
+        limit = int(limit_text)
+    except ValueError:
+        return None
+    if limit >= UNLIMITED:
+        return None
+    cache = 0
+    try:
+        for line in (group / "memory.stat").read_text()[: 1 << 16].splitlines():
+            key, _, value = line.partition(" ")
+            if key == cache_key:
+                cache = int(value)
+                break
+    except (OSError, ValueError):
+        pass
+    return limit, max(0, limit - max(0, usage - cache))
 
 
 # Python frames one level of evaluation takes at most (a block instance: evaluate → chain → apply →

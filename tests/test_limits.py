@@ -557,3 +557,90 @@ def test_steps_and_items_are_totals_of_the_file_too(
     assert len(out.splitlines()) == (2 if total == "COMMAND_STEPS" else 1)
     assert f"error[E0708]: the networks of this file make more than {bound} {what} in all" in err
     assert err.count("error[") == 1
+
+
+# A container's memory: its cgroup's limit, which the machine's figures do not show
+
+G, M = 2**30, 2**20
+
+
+def cgroup_tree(tmp_path, proc_line: str, groups: dict[str, dict[str, str]]):
+    """A /proc/self/cgroup of one line and a cgroup mount holding `groups` (folder -> files)."""
+    proc = tmp_path / "cgroup"
+    proc.write_text(proc_line + "\n")
+    root = tmp_path / "sys"
+    root.mkdir()
+    for folder, files in groups.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (root / folder / name).write_text(text)
+    return str(proc), str(root)
+
+
+@pytest.mark.parametrize(
+    "proc_line, groups, expected",
+    [
+        (  # v2: limit less usage, the inactive page cache reclaimable
+            "0::/a/b",
+            {
+                "a": {"memory.max": "max", "memory.current": str(3 * G)},
+                "a/b": {
+                    "memory.max": str(G),
+                    "memory.current": str(512 * M),
+                    "memory.stat": f"anon 1\ninactive_file {128 * M}\nactive_file 5\n",
+                },
+            },
+            (G, 640 * M),
+        ),
+        (  # v2: a parent's limit is the tighter
+            "0::/a/b",
+            {
+                "a": {"memory.max": str(768 * M), "memory.current": str(700 * M)},
+                "a/b": {"memory.max": str(G), "memory.current": str(100 * M)},
+            },
+            (768 * M, 68 * M),
+        ),
+        (  # v1 in a container: the host's path is absent, the mount is the container's cgroup
+            "4:memory:/docker/abc",
+            {
+                "memory": {
+                    "memory.limit_in_bytes": str(2 * G),
+                    "memory.usage_in_bytes": str(G),
+                    "memory.stat": f"cache 9\ntotal_inactive_file {G // 2}\n",
+                },
+            },
+            (2 * G, 3 * G // 2),
+        ),
+        (  # v1 without a limit (the largest page-aligned long)
+            "4:memory:/",
+            {
+                "memory": {
+                    "memory.limit_in_bytes": "9223372036854771712",
+                    "memory.usage_in_bytes": "5",
+                }
+            },
+            (None, None),
+        ),
+        ("0::/", {"": {"memory.current": "5"}}, (None, None)),  # v2 root: no memory.max
+        ("0::/a", {"a": {"memory.max": "lots", "memory.current": "5"}}, (None, None)),
+        ("0::/a", {"a": {"memory.max": str(G), "memory.current": str(2 * G)}}, (G, 0)),
+    ],
+)
+def test_cgroup_memory_reads_the_tightest_limit_and_room(tmp_path, proc_line, groups, expected):
+    assert limits.cgroup_memory(*cgroup_tree(tmp_path, proc_line, groups)) == expected
+
+
+def test_no_cgroup_file_is_no_limit(tmp_path):
+    assert limits.cgroup_memory(str(tmp_path / "absent"), str(tmp_path)) == (None, None)
+
+
+def test_the_memory_budget_and_a_members_room_follow_the_cgroup(monkeypatch):
+    from cnnc.search.evaluators import fit
+
+    monkeypatch.setattr(limits, "cgroup_limit", lambda: 2 * G)
+    assert limits.machine_memory() == 2 * G and limits.max_memory({}) == G
+    monkeypatch.setattr(fit, "_system_available", lambda: 20 * G)
+    monkeypatch.setattr(limits, "cgroup_memory", lambda: (2 * G, 300 * M))
+    assert fit.available_bytes("cpu") == 300 * M
+    monkeypatch.setattr(limits, "cgroup_memory", lambda: (None, None))
+    assert fit.available_bytes("cpu") == 20 * G

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from cnnc.compiler import limits
 from cnnc.dsl.numbers import gibibytes
 
 BYTES = 4  # float32
@@ -26,18 +27,27 @@ def needed_bytes(params: int, activations: int, batch_size: int, optimizer: str 
 
 
 def available_bytes(device) -> int | None:
-    """Free memory on `device` (a torch.device) now; None when it cannot be told."""
+    """Free memory on `device` (a torch.device) now; None when it cannot be told. On the CPU the
+    system's available memory, or what this process's control group may still take when that is
+    less (a container's limit, which the system's figure does not show)."""
     if getattr(device, "type", str(device)) == "cuda":
         import torch
 
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
+    system = _system_available()
+    group = limits.cgroup_memory()[1]
+    known = [b for b in (system, group) if b is not None]
+    return min(known) if known else None
+
+
+def _system_available() -> int | None:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
