@@ -372,3 +372,21 @@ def test_isomorphic_members_are_scored_through_the_member_training_drew(one_thre
     alone = scorer(net, data, settings, torch.device("cpu"))  # each member through its own path
     assert evaluate(twin.graph, None).score == alone(drawn.graph, None).score
     assert evaluate(drawn.graph, None).score == evaluate(twin.graph, None).score
+
+
+def test_a_space_the_walk_does_not_finish_is_covered_by_random_members_too(monkeypatch):
+    """A walk stopped after 5 members of tiny.cnn still counts it exactly (composed from its
+    decisions), but met width 8 alone: the seeded random members cover the other widths, so every
+    member has weights (proxyless_space.cnn, too large to walk, failed every trial without them)."""
+    from cnnc.search.evaluators import supernet as one_shot
+    from cnnc.search.space import load_space
+
+    monkeypatch.setattr(one_shot, "COVER_LIMIT", 5)
+    space = load_space(TINY)
+    members = one_shot.covered(space)
+    widths = {dict(m.picks)["width"] for m in members}
+    assert widths == {0, 1, 2} and len(members) > 5
+    net, kept = one_shot.build(space, 0)
+    for assignment in (SMALL, WIDE, MIDDLE):  # each is covered, and runs
+        graph = one_shot.member_graph(space, assignment)
+        assert net(torch.zeros(2, 1, 8, 8), member=graph).shape == (2, 10)

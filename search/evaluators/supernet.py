@@ -102,7 +102,7 @@ def covered(space: Space, seed: int = 0, distinct: bool = True) -> list:
     `distinct` False one per assignment of the decisions (isomorphic members too)."""
     with limits.spending():
         size, members = walk(space, COVER_LIMIT, COVER_SECONDS, keep=True)
-    if not size.exact:
+    if not size.complete:  # (an exact count composed from the decisions walked no further)
         with limits.spending():
             members += sample(space, COVER_SAMPLES, seed)
     valid = [m for m in members if m.ok]
