@@ -374,19 +374,32 @@ def test_isomorphic_members_are_scored_through_the_member_training_drew(one_thre
     assert evaluate(drawn.graph, None).score == evaluate(twin.graph, None).score
 
 
-def test_a_space_the_walk_does_not_finish_is_covered_by_random_members_too(monkeypatch):
-    """A walk stopped after 5 members of tiny.cnn still counts it exactly (composed from its
-    decisions), but met width 8 alone: the seeded random members cover the other widths, so every
-    member has weights (proxyless_space.cnn, too large to walk, failed every trial without them)."""
+def test_a_space_too_large_to_walk_is_covered_by_random_members(monkeypatch):
+    """tiny.cnn counts 36 members, over a cover limit of 5: it is not walked (a walk stopped after
+    5 members would meet width 8 alone) but sampled, and every width is covered, so every member
+    has weights (proxyless_space.cnn, too large to walk, once covered one block's options and
+    failed every trial)."""
     from cnnc.search.evaluators import supernet as one_shot
     from cnnc.search.space import load_space
 
     monkeypatch.setattr(one_shot, "COVER_LIMIT", 5)
     space = load_space(TINY)
+    monkeypatch.setattr(one_shot, "walk", lambda *a, **k: pytest.fail("walked"))
     members = one_shot.covered(space)
-    widths = {dict(m.picks)["width"] for m in members}
-    assert widths == {0, 1, 2} and len(members) > 5
-    net, kept = one_shot.build(space, 0)
+    assert {dict(m.picks)["width"] for m in members} == {0, 1, 2}
+    assert 30 <= len(members) <= 36  # 200 seeded draws meet 35 of the 36
+    net, _ = one_shot.build(space, 0)
     for assignment in (SMALL, WIDE, MIDDLE):  # each is covered, and runs
         graph = one_shot.member_graph(space, assignment)
         assert net(torch.zeros(2, 1, 8, 8), member=graph).shape == (2, 10)
+
+
+def test_a_space_within_the_cover_limit_is_walked_whole():
+    from cnnc.search.evaluators import supernet as one_shot
+    from cnnc.search.space import load_space
+
+    space = load_space(TINY)
+    assert one_shot.walkable(space)
+    assert [m.picks for m in one_shot.covered(space)] == [
+        m.picks for m in one_shot.walk(space, 100, 60.0, keep=True)[1]
+    ]

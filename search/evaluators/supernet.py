@@ -7,9 +7,13 @@ statistics are recalibrated; it also has `retrain(graph)` (the train evaluator, 
 
 Contract:
 - The supernet covers every member of the space when the walk enumerates it within
-  `COVER_LIMIT`/`COVER_SECONDS` (tiny.cnn's 36); else the members walked plus `COVER_SAMPLES`
-  seeded random ones, and a member needing weights none of them has is a failed trial
-  ("the supernet holds no weights for …"), never a wrong score.
+  `COVER_LIMIT`/`COVER_SECONDS` (tiny.cnn's 36); else `COVER_SAMPLES` seeded random members,
+  uniform over the space (a walk stopped part-way meets members that differ in their last
+  decisions alone: training them would favour the first options of every other decision; a space
+  whose count, `counting.compose`, is over `COVER_LIMIT` is not walked at all). Weights are per
+  layer, so a member outside the cover is scored through its own path when every layer it has is
+  held; one needing weights none of them has is a failed trial ("the supernet holds no weights
+  for …"), never a wrong score.
 - Training (`settings.epochs` epochs over the training split, SGD or the chosen optimiser with a
   cosine schedule, `train.make_optimizer`) draws its paths by a rule of `RULES` (`paths.py`):
   by default one architecture a step, uniformly, each the first member of it met (de-isomorphic
@@ -43,6 +47,7 @@ from cnnc.compiler import limits
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.lower.supernet import NotCovered, Supernet, plan_slots, store_numel
 from cnnc.dsl.diagnostics import CnncError, error
+from cnnc.search.counting import compose
 from cnnc.search.driver import Outcome, Settings, space_for
 from cnnc.search.evaluators.fit import SHARE, available_bytes, needed_bytes
 from cnnc.search.evaluators.paths import Paths, Representatives
@@ -61,7 +66,7 @@ from cnnc.training.loop import (
 
 COVER_LIMIT = 2_000  # members the walk elaborates to build the supernet
 COVER_SECONDS = 20.0
-COVER_SAMPLES = 200  # random members added when the walk does not end
+COVER_SAMPLES = 200  # random members that cover a space too large to walk
 RECALIBRATE = 4  # training batches that recalibrate a member's BatchNorm statistics
 SCORE_BATCHES = 4  # the validation batch that scores a member, in training batches
 
@@ -101,10 +106,25 @@ def covered(space: Space, seed: int = 0, distinct: bool = True) -> list:
     """The valid members the supernet holds (module docstring): one per architecture, or with
     `distinct` False one per assignment of the decisions (isomorphic members too)."""
     with limits.spending():
-        size, members = walk(space, COVER_LIMIT, COVER_SECONDS, keep=True)
-    if not size.complete:  # (an exact count composed from the decisions walked no further)
-        with limits.spending():
-            members += sample(space, COVER_SAMPLES, seed)
+        if walkable(space):
+            size, members = walk(space, COVER_LIMIT, COVER_SECONDS, keep=True)
+            if size.complete:
+                return _distinct(members, distinct)
+        members = sample(space, COVER_SAMPLES, seed)
+    return _distinct(members, distinct)
+
+
+def walkable(space: Space) -> bool:
+    """Whether a walk may meet every member within COVER_LIMIT: a walk remembered whole, or a count
+    (`counting.compose`, an estimate included) within it. A walk that stops part-way costs its
+    seconds for members that differ in their last decisions alone."""
+    if space.walked:
+        return True
+    composed = compose(space, COVER_SECONDS)
+    return composed is None or composed.members <= COVER_LIMIT
+
+
+def _distinct(members: list, distinct: bool) -> list:
     valid = [m for m in members if m.ok]
     return architectures(valid) if distinct else _assignments(valid)
 
