@@ -9,7 +9,7 @@ Failures of cnnc, each saved to `OUT/bugs/` with its input: `bug:internal` (exit
 exception), `bug:summary`, `bug:run` (check accepted what does not run), `bug:source` (the .py artefact
 differs), `bug:diagnostics` (raw control characters, a file's contents, huge lines), `bug:escape` (a
 file opened outside the sandbox, a process or socket, a payload that ran), `bug:hang` (over
-`--timeout` seconds), `bug:memory` (the worker grew more than `--memory` MB). Exit status 1 if any.
+`--timeout` seconds), `bug:memory` (the worker grew more than `--memory` MB while one input ran). Exit status 1 if any.
 A share of the inputs (`--studies`) are study and run folders instead (`fuzz/study_mutants.py`).
 """
 
@@ -77,7 +77,12 @@ class Worker:
         self.baseline = rss_mb(self.proc.pid)
 
     def ask(self, request: dict, timeout: float, memory_mb: float) -> tuple[str, str]:
-        """Send one input; wait for its answer while watching time and memory."""
+        """Send one input; wait for its answer while watching time and memory: what the worker
+        adds while this input runs. A worker that has kept more than `HELD` × `memory_mb` from the
+        inputs before (imports, the allocator's caches) starts afresh first."""
+        if rss_mb(self.proc.pid) - self.baseline > HELD * memory_mb:
+            self.restart()
+        before = rss_mb(self.proc.pid)
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         fd = self.proc.stdout.fileno()
@@ -98,7 +103,7 @@ class Worker:
                 if time.monotonic() > deadline:
                     self.restart()
                     return "bug:hang", f"no answer within {timeout:.0f} s"
-                grown = rss_mb(self.proc.pid) - self.baseline
+                grown = rss_mb(self.proc.pid) - before
                 if grown > memory_mb:
                     self.restart()
                     return "bug:memory", f"the worker grew by {grown:.0f} MB"
@@ -116,6 +121,9 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+HELD = 2  # × --memory: what a worker may keep from earlier inputs before it is restarted
 
 
 def rss_mb(pid: int) -> float:
