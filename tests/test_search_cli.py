@@ -242,3 +242,14 @@ def test_a_resume_after_a_place_named_choice_moved_is_refused(tmp_path, capsys, 
         assert len(f.readlines()) == 2  # the header and the one trial: nothing was added
     code, _, err = run_cli(export, capsys)
     assert code == 1 and "lines have moved since" in err
+
+
+@pytest.mark.parametrize("trials, front", [(1, "1 trial"), (3, "3 trials")])
+def test_a_pareto_front_says_how_many_trials_it_holds(tmp_path, capsys, trials, front):
+    """With accuracy and params, the proxy's three random members of tiny.cnn are all on the
+    front (each larger one scores higher); one trial is a front of one."""
+    args = ["search", TINY, "--evaluator", "proxy"]
+    args += ["--objective", "accuracy,params", "--sampler", "random", "--device", "cpu"]
+    code, out, err = run_cli([*args, "--trials", str(trials), "--out", tmp_path / "r"], capsys)
+    assert code == 0, err
+    assert f"Pareto front ({front}; best.cnn is the first):" in out

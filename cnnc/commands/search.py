@@ -510,7 +510,8 @@ def print_result(result, settings) -> None:
     if not result.best:
         print("no member completed: nothing to call best")
     if len(settings.names) > 1 and result.best:
-        print(f"Pareto front ({len(result.best)} trials; best.cnn is the first):")
+        n = len(result.best)
+        print(f"Pareto front ({n} trial{'s' if n != 1 else ''}; best.cnn is the first):")
     for row in result.best:
         figures = "  ".join(
             value_text(n, v)
