@@ -403,3 +403,38 @@ def test_a_space_within_the_cover_limit_is_walked_whole():
     assert [m.picks for m in one_shot.covered(space)] == [
         m.picks for m in one_shot.walk(space, 100, 60.0, keep=True)[1]
     ]
+
+
+DEPTHWISE = """network dw(classes = 10) {
+    input [1, 8, 8]
+    c = choice(8, 16, name = "c")
+    return in -> stem: Conv(c, 3, pad = same) -> dw: Conv(c, choice(3, 5, name = "k"), pad = same, groups = c)
+              -> GlobalAvgPool -> Flatten -> fc: Linear(classes)
+}
+"""
+
+
+def test_a_depthwise_convolution_of_several_widths_shares_one_sliced_weight(tmp_path):
+    """`groups = c` is the depthwise layer's width: its 8- and 16-channel forms share the 16-channel
+    weight (as the 1×1 convolutions beside it do), while another kernel is another weight."""
+    space = tmp_path / "dw.cnn"
+    space.write_text(DEPTHWISE)
+    net = cnnc.load(space, supernet=True, seed=0)
+    shapes = {name: tuple(m.weight.shape) for name, m in net.store.items()}
+    assert shapes == {
+        "stem:0": (16, 1, 3, 3),
+        "dw:0": (16, 1, 3, 3),  # Conv2d(16, 16, 3, groups=16), the 8-channel form sliced
+        "dw:1": (16, 1, 5, 5),
+        "fc:0": (10, 16),
+    }
+    assert net.store["dw:0"].groups == 16
+    x = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))  # [3, 1, 8, 8]
+    for member in ({"c": "8", "k": "3"}, {"c": "16", "k": "5"}, {"c": "8", "k": "5"}):
+        graph = net.set_member(member)
+        alone = to_step_module(graph, seed=5)
+        alone.load_state_dict(net.member_state_dict(member))
+        net.eval()
+        alone.eval()
+        with torch.no_grad():
+            assert torch.allclose(net(x), alone(x.clone()), atol=1e-6)
+    assert net.slices(net._graph({"c": "8", "k": "3"}))

@@ -10,7 +10,8 @@ Contract:
   whose layer at that path has that class and those keywords uses the same weights: its positional
   arguments (channel counts: `Conv2d(in, out)`, `BatchNorm2d(c)`, `Linear(in, out)`) may differ,
   and the slot holds the largest of each, the member using the first `c` along every dimension
-  (weight slicing, as once-for-all and BigNAS do). Where slicing would not give the member's own
+  (weight slicing, as once-for-all and BigNAS do); a depthwise convolution's `groups`, equal to its
+  channels, counts as its width (`slot_of`). Where slicing would not give the member's own
   shapes, each positional variant is a slot of its own (shared only by equal layers).
 - A member's forward is its own graph run by a `StepModule` whose modules at the weighted paths are
   `Shared` views of the store (the slot itself when the shapes are equal, else the slot's tensors
@@ -48,9 +49,35 @@ class NotCovered(Exception):
 
 
 def slot_of(node, layer: modules.Layer) -> tuple:
-    """What a layer shares its weights by: path, class and keywords (`inplace` aside)."""
-    kwargs = tuple(sorted((k, repr(v)) for k, v in layer.kwargs.items() if k != "inplace"))
+    """What a layer shares its weights by: path, class and keywords (`inplace` aside). A depthwise
+    convolution's `groups` is its width (`depthwise`): it is keyed as such, so depthwise layers of
+    several widths share one weight, sliced as the other widths are (as once-for-all does)."""
+    kwargs = tuple(
+        sorted(
+            (k, DEPTHWISE if k == "groups" and depthwise(layer) else repr(v))
+            for k, v in layer.kwargs.items()
+            if k != "inplace"
+        )
+    )
     return node.path, layer.ctor, kwargs, len(layer.args)
+
+
+DEPTHWISE = "depthwise"  # a depthwise convolution's `groups` in its slot's key
+
+
+def depthwise(layer: modules.Layer) -> bool:
+    """A convolution whose groups, input and output channels are one count (`groups = c`)."""
+    args, groups = layer.args, layer.kwargs.get("groups")
+    return (
+        layer.ctor in DEPTHWISE_CONVS
+        and len(args) >= 2
+        and type(groups) is int
+        and groups > 1
+        and args[0] == args[1] == groups
+    )
+
+
+DEPTHWISE_CONVS = ("Conv1d", "Conv2d", "Conv3d")
 
 
 def tensor_shapes(layer: modules.Layer) -> dict[str, tuple[int, ...]]:
@@ -80,7 +107,10 @@ def _largest(layers: list[modules.Layer]) -> modules.Layer | None:
     if any(not all(type(a) is int for a in layer.args) for layer in layers):
         return None
     args = tuple(max(values) for values in zip(*(layer.args for layer in layers)))
-    return modules.Layer(layers[0].ctor, args, dict(layers[0].kwargs))
+    kwargs = dict(layers[0].kwargs)
+    if depthwise(layers[0]):  # the widest depthwise convolution: groups = its channels
+        kwargs["groups"] = args[0]
+    return modules.Layer(layers[0].ctor, args, kwargs)
 
 
 def _nests(big: modules.Layer, layers: list[modules.Layer]) -> bool:
