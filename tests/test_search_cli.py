@@ -253,3 +253,22 @@ def test_a_pareto_front_says_how_many_trials_it_holds(tmp_path, capsys, trials, 
     code, out, err = run_cli([*args, "--trials", str(trials), "--out", tmp_path / "r"], capsys)
     assert code == 0, err
     assert f"Pareto front ({front}; best.cnn is the first):" in out
+
+
+def test_the_eta_is_timed_from_the_first_trial_and_counts_what_counts(monkeypatch):
+    """A one-shot search trains for 60 s before its first trial, then scores 2 members and reuses
+    one in 3 s: 22 of 24 are left at 1.5 s each (33 s), not at 21 s a trial."""
+    from cnnc.commands import search as command
+    from cnnc.search.driver import Settings
+    from cnnc.search.report import Row
+
+    clock = iter([0.0, 60.0, 63.0])  # start, first trial, the status line
+    monkeypatch.setattr(command.time, "perf_counter", lambda: next(clock))
+    console = command.Console(Settings(file="t.cnn", trials=24))
+    console.started([], [])
+    console.trial_started(0)
+    for number, status in enumerate(["scored", "reused", "scored"]):
+        row = Row(number, "COMPLETE", status, (0.5,), 1, 1, 1.0, "h", None, "")
+        console.rows.append(row)
+        console.done += 1
+    assert console.eta(63.0) == " · ETA 0:33"

@@ -391,6 +391,7 @@ class Console:
         self.rows = []  # every finished trial of the study
         self.shown = False
         self.total = settings.trials  # what the run works toward (`planned`: the driver's count)
+        self.first: float | None = None  # when this run's first trial started (after any set-up)
 
     def header(self, settings, data, size) -> None:
         shape = "×".join(map(str, data.input_shape))
@@ -425,6 +426,8 @@ class Console:
 
     def trial_started(self, number: int) -> None:
         self.number = number
+        if self.first is None:
+            self.first = time.perf_counter()
         self.status(self.progress())
 
     def progress(self) -> str:
@@ -466,10 +469,13 @@ class Console:
         self.shown = self.live
 
     def eta(self, elapsed: float) -> str:
-        if not self.done:
+        """The time the trials still to count take at this run's pace so far, timed from its first
+        trial: a one-shot evaluator's training before it is done once."""
+        counted = sum(_counts(r) for r in self.rows[self.held :])
+        if not counted or self.first is None:
             return ""
-        left = self.settings.trials - (self.held or 0) - self.done
-        seconds = elapsed / self.done * max(0, left)
+        left = max(0, self.total - sum(_counts(r) for r in self.rows))
+        seconds = (time.perf_counter() - self.first) / counted * left
         if self.settings.timeout is not None:
             seconds = min(seconds, max(0.0, self.settings.timeout - elapsed))
         return f" · ETA {clock(seconds)}"
