@@ -119,7 +119,7 @@ def walkable(space: Space) -> bool:
     (`counting.compose`, an estimate included) within it. A walk that stops part-way costs its
     seconds for members that differ in their last decisions alone."""
     if space.walked:
-        return True
+        return len(space.walked[0][1]) <= COVER_LIMIT
     composed = compose(space, COVER_SECONDS)
     return composed is None or composed.members <= COVER_LIMIT
 
