@@ -42,20 +42,18 @@ from cnnc.search.deciders import int_range
 from cnnc.search.driver import Settings, space_for
 from cnnc.search.evaluators import regions
 from cnnc.search.evaluators.supernet import (
-    batch_count,
     batches_of,
     build,
-    check_finite,
     fits_data,
     guarded,
-    member_recipe,
     score,
     scorer,
+    weight_steps,
 )
-from cnnc.search.evaluators.train import MIN_TRAIN, NAN_CHECK_EVERY, TOO_FEW
+from cnnc.search.evaluators.train import MIN_TRAIN, TOO_FEW
 from cnnc.search.space import Space, fixed
 from cnnc.training.data import Dataset, check_trainable
-from cnnc.training.loop import cuda_indices, make_optimizer, resolve_device
+from cnnc.training.loop import cuda_indices, resolve_device
 
 ALPHA_LR = 3e-3  # DARTS' 3e-4 is for 50 epochs; a search here runs a few
 CANDIDATES = 64  # combinations of the sampled decisions the derivation scores at most
@@ -248,40 +246,33 @@ def search(darts: Darts, members: list, data: Dataset, settings: Settings, devic
 
 
 def _search(darts: Darts, members: list, data: Dataset, settings: Settings, device) -> int:
-    xs, ys = data.train_x.to(device), data.train_y.to(device)  # [N, C, H, W], [N]
     vx, vy = data.val_x.to(device), data.val_y.to(device)  # [M, C, H, W], [M]
-    w_opt = make_optimizer(darts.net, member_recipe(settings))
     alphas = list(darts.alphas.parameters())  # none when no choice mixes: one-shot alone
     a_opt = (
         torch.optim.Adam(alphas, lr=ALPHA_LR, betas=(0.5, 0.999), weight_decay=1e-3)
         if alphas
         else None
     )
-    batches = batch_count(len(xs), settings.batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=settings.epochs * batches)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     rng = random.Random(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
-    steps = 0
     val = endless(len(vx), settings.batch_size, gen)
-    for _ in range(settings.epochs):
-        for idx in batches_of(len(xs), settings.batch_size, gen):
-            net = darts.network(rng.choice(members))
-            net.train()
-            v = next(val)  # [B]
-            if a_opt is not None:
-                a_opt.zero_grad(set_to_none=True)
-                loss_fn(net(vx[v.to(device)]), vy[v.to(device)]).backward()  # [B, K] → []
-                a_opt.step()
-            w_opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(xs[idx.to(device)]), ys[idx.to(device)])  # []
-            loss.backward()
-            if steps % NAN_CHECK_EVERY == 0:
-                check_finite(loss.detach(), steps + 1)
-            w_opt.step()
-            schedule.step()
-            steps += 1
-    return steps
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # [B, C, H, W], [B] -> []
+        """α on a validation batch, then the weights' backward on the training batch."""
+        net = darts.network(rng.choice(members))
+        net.train()
+        v = next(val)  # [B]
+        if a_opt is not None:
+            a_opt.zero_grad(set_to_none=True)
+            loss_fn(net(vx[v.to(device)]), vy[v.to(device)]).backward()  # [B, K] → []
+            a_opt.step()
+            darts.net.zero_grad(set_to_none=True)  # the weights learn from the training batch
+        loss = loss_fn(net(x), y)  # []
+        loss.backward()
+        return loss
+
+    return weight_steps(darts.net, data, settings, device, gen, step)
 
 
 def endless(n: int, batch_size: int, gen: torch.Generator):

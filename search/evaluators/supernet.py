@@ -297,32 +297,50 @@ def check_finite(loss: torch.Tensor, step: int) -> None:
 
 
 def _train(net, members, data, settings: Settings, device, rule: str) -> tuple[int, int, bool]:
-    xs, ys = data.train_x.to(device), data.train_y.to(device)  # [N, C, H, W], [N]
-    opt = make_optimizer(net, member_recipe(settings))
-    batches = batch_count(len(xs), settings.batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.epochs * batches)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     rng = random.Random(settings.seed)
-    gen = torch.Generator().manual_seed(settings.seed)
     sandwiched = sliced(net, members)
     fixed_ends = sandwich(members) if sandwiched else ()
     draw = drawing(members, rule)
-    steps = passes = 0
+    passes = 0
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # [B, C, H, W], [B] -> []
+        nonlocal passes
+        paths = [*fixed_ends, *draw(rng)]
+        for m in paths:
+            loss = loss_fn(net(x, member=m.graph), y)  # []
+            loss.backward()
+        passes += len(paths)
+        return loss
+
     net.train()
+    steps = weight_steps(
+        net, data, settings, device, torch.Generator().manual_seed(settings.seed), step
+    )
+    return steps, passes, sandwiched
+
+
+def weight_steps(module: nn.Module, data: Dataset, settings: Settings, device, gen, step) -> int:
+    """The shared weights' training, the one-shot evaluators' alike: `settings.epochs` passes over
+    the training split in shuffled batches (`batches_of`, drawn from `gen`), each one step of the
+    search's optimiser (`member_recipe`) over `module`'s parameters, on a cosine schedule over every
+    step, after `step(x, y)` ran the batch's forward and backward passes and returned its last loss
+    (checked finite every `NAN_CHECK_EVERY` steps). Returns the steps taken."""
+    xs, ys = data.train_x.to(device), data.train_y.to(device)  # [N, C, H, W], [N]
+    opt = make_optimizer(module, member_recipe(settings))
+    batches = batch_count(len(xs), settings.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.epochs * batches)
+    steps = 0
     for _ in range(settings.epochs):
         for idx in batches_of(len(xs), settings.batch_size, gen):
-            x, y = xs[idx.to(device)], ys[idx.to(device)]  # [B, C, H, W], [B]
-            paths = [*fixed_ends, *draw(rng)]
             opt.zero_grad(set_to_none=True)
-            for m in paths:
-                loss = loss_fn(net(x, member=m.graph), y)  # []
-                loss.backward()
+            loss = step(xs[idx.to(device)], ys[idx.to(device)])  # []
             if steps % NAN_CHECK_EVERY == 0:  # each check waits for the GPU
                 check_finite(loss.detach(), steps + 1)
             opt.step()
             schedule.step()
-            steps, passes = steps + 1, passes + len(paths)
-    return steps, passes, sandwiched
+            steps += 1
+    return steps
 
 
 def drawing(members: list, rule: str):
