@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import warnings
 
 import torch
 
@@ -95,6 +96,9 @@ def weight_bytes(model) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+SHARED_BATCH = r".*axis name: batch will not be used"  # inputs sharing a batch dimension, as meant
+
+
 def _export(model, path: str, inputs, outputs, external: bool) -> str:
     """Run torch's exporter (the torch.export-based one, else the TorchScript-based one)."""
     from cnnc.compiler.lower.fx import example_inputs
@@ -102,7 +106,9 @@ def _export(model, path: str, inputs, outputs, external: bool) -> str:
     example = example_inputs(model.cnnc_graph)  # [2, C, H, W] each: batch 1 would be specialised
     try:
         batch = torch.export.Dim("batch")
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # the exporter prints its progress, and warns that several inputs share `batch`
+            warnings.filterwarnings("ignore", message=SHARED_BATCH)
             torch.onnx.export(
                 model,
                 example,
