@@ -438,3 +438,26 @@ def test_a_depthwise_convolution_of_several_widths_shares_one_sliced_weight(tmp_
         with torch.no_grad():
             assert torch.allclose(net(x), alone(x.clone()), atol=1e-6)
     assert net.slices(net._graph({"c": "8", "k": "3"}))
+
+
+def test_a_sampled_cover_holds_the_spaces_largest_and_smallest_member(monkeypatch):
+    """Three random members of tiny.cnn miss both ends of the space; coordinate ascent and descent
+    from the sample find the largest and the smallest member by parameters (each decision changes
+    its own layers), so the sandwich rule trains BigNAS's biggest and smallest child."""
+    from cnnc.compiler.analysis.summary import summarize
+    from cnnc.search.evaluators import supernet as one_shot
+    from cnnc.search.space import load_space
+
+    space = load_space(TINY)
+    every = [summarize(m.graph, fields=False).params for m in one_shot.covered(space)]
+    monkeypatch.setattr(one_shot, "COVER_LIMIT", 5)
+    monkeypatch.setattr(one_shot, "COVER_SAMPLES", 3)
+    sampled = one_shot.sample(space, 3, 0)
+    assert max(summarize(m.graph, fields=False).params for m in sampled) < max(every)
+    largest, smallest = one_shot.sandwich(one_shot.covered(space))
+    assert summarize(largest.graph, fields=False).params == max(every) == 56_810
+    assert summarize(smallest.graph, fields=False).params == min(every) == 1_970
+    # a member `keep` refuses is never an end: the largest under 20,000 parameters instead
+    small_only = one_shot.covered(space, keep=lambda m: summarize(m.graph).params < 20_000)
+    kept = [summarize(m.graph).params for m in small_only if summarize(m.graph).params < 20_000]
+    assert max(kept) == max(p for p in every if p < 20_000)

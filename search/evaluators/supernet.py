@@ -10,7 +10,9 @@ Contract:
   `COVER_LIMIT`/`COVER_SECONDS` (tiny.cnn's 36); else `COVER_SAMPLES` seeded random members,
   uniform over the space (a walk stopped part-way meets members that differ in their last
   decisions alone: training them would favour the first options of every other decision; a space
-  whose count, `counting.compose`, is over `COVER_LIMIT` is not walked at all). Weights are per
+  whose count, `counting.compose`, is over `COVER_LIMIT` is not walked at all), with the largest
+  and the smallest member by parameters that coordinate search finds (`extremes`: the sandwich
+  rule's ends, which a sample almost never holds). Weights are per
   layer, so a member outside the cover is scored through its own path when every layer it has is
   held; one needing weights none of them has is a failed trial ("the supernet holds no weights
   for …"), never a wrong score.
@@ -102,16 +104,68 @@ RULES = {  # how training draws its paths (module docstring) -> how `Training.te
 # Building
 
 
-def covered(space: Space, seed: int = 0, distinct: bool = True) -> list:
+def covered(space: Space, seed: int = 0, distinct: bool = True, keep=lambda member: True) -> list:
     """The valid members the supernet holds (module docstring): one per architecture, or with
-    `distinct` False one per assignment of the decisions (isomorphic members too)."""
+    `distinct` False one per assignment of the decisions (isomorphic members too). A sampled cover
+    holds the largest and the smallest member that `keep` accepts too (`extremes`)."""
     with limits.spending():
         if walkable(space):
             size, members = walk(space, COVER_LIMIT, COVER_SECONDS, keep=True)
             if size.complete:
                 return _distinct(members, distinct)
         members = sample(space, COVER_SAMPLES, seed)
+        members += extremes(space, [m for m in members if m.ok and keep(m)], keep)
     return _distinct(members, distinct)
+
+
+EXTREME_SWEEPS = 3  # passes over the decisions that `extremes` makes at most, each way
+EXTREME_SECONDS = 10.0  # and the seconds it spends in all
+
+
+def extremes(space: Space, members: list, keep) -> list:
+    """The largest and the smallest member by parameters that `keep` accepts, as coordinate ascent
+    (descent) finds them from the largest (smallest) of `members`: each decision in turn set to
+    the option that makes the member largest (smallest), the others kept, until a pass changes
+    nothing. Where decisions are independent, as a network's per-block ones are, these are the
+    space's own (BigNAS's biggest and smallest child), which a random sample almost never holds.
+    Stops early, with what it has, when `EXTREME_SECONDS` or the command's budget run out."""
+    if not members:
+        return []
+    deadline = time.perf_counter() + EXTREME_SECONDS
+    params = {}  # graph_hash -> parameters
+
+    def size(member) -> int:
+        key = graph_hash(member.graph)
+        if key not in params:
+            params[key] = summarize(member.graph, fields=False).params
+        return params[key]
+
+    found = []
+    for sign in (1, -1):  # largest, then smallest
+        best = max(members, key=lambda m: sign * size(m))
+        for _ in range(EXTREME_SWEEPS):
+            changed = False
+            for name in [p.name for p in best.points]:
+                point = next((p for p in best.points if p.name == name), None)
+                for label in point.labels if point is not None else ():
+                    if time.perf_counter() > deadline:
+                        return [*found, best]
+                    picks = {**best.labels(), name: label}
+                    if picks == best.labels():
+                        continue
+                    candidate = space.member(fixed(picks))
+                    if any(d.code == "E0708" for d in candidate.diagnostics):
+                        return [*found, best]  # the command's budget is spent
+                    if (
+                        candidate.ok
+                        and keep(candidate)
+                        and sign * size(candidate) > sign * size(best)
+                    ):
+                        best, changed = candidate, True
+            if not changed:
+                break
+        found.append(best)
+    return found
 
 
 def walkable(space: Space) -> bool:
@@ -180,7 +234,7 @@ def build(
     members; E0609 when none is left, or before anything is allocated when it would not fit in
     `device`'s free memory (training it with `batch_size` and `optimizer`, or just holding it for a
     batch size of 0)."""
-    valid = covered(space, seed or 0, distinct)
+    valid = covered(space, seed or 0, distinct, keep)
     if not valid:
         refuse(
             "the space has no valid member to build a supernet from",
