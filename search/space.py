@@ -305,14 +305,17 @@ class Stats:
     estimate: float  # Knuth's estimate of the number of members
 
 
-def sample(space: Space, n: int, seed: int = 0) -> list[Member]:
+def sample(space: Space, n: int, seed: int = 0, until_spent: bool = False) -> list[Member]:
     """`n` seeded random members, elaborated under the open budget (`limits.spending`): when it
-    runs out, CnncError with its E0708 rather than members that stopped part-way."""
+    runs out, CnncError with its E0708 rather than members that stopped part-way, or with
+    `until_spent` the members elaborated before it ran out."""
     rng = random.Random(seed)
     members = []
     for _ in range(n):
         member = space.member(uniform(rng))
         spent = [d for d in member.diagnostics if d.code == "E0708"]
+        if spent and until_spent and members:
+            break
         if spent:
             raise CnncError(spent[0])
         members.append(member)

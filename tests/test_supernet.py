@@ -461,3 +461,18 @@ def test_a_sampled_cover_holds_the_spaces_largest_and_smallest_member(monkeypatc
     small_only = one_shot.covered(space, keep=lambda m: summarize(m.graph).params < 20_000)
     kept = [summarize(m.graph).params for m in small_only if summarize(m.graph).params < 20_000]
     assert max(kept) == max(p for p in every if p < 20_000)
+
+
+def test_a_cover_of_large_members_is_what_the_commands_budget_elaborates(monkeypatch):
+    """Where 200 members would spend more nodes than a command may make (E0708), the cover is the
+    members elaborated before the budget ran out, not an error."""
+    from cnnc.compiler import limits
+    from cnnc.search.evaluators import supernet as one_shot
+    from cnnc.search.space import load_space
+
+    monkeypatch.setattr(one_shot, "COVER_LIMIT", 5)
+    space = load_space(TINY)
+    per_member = len(one_shot.sample(space, 1, 0)[0].graph)
+    monkeypatch.setattr(limits, "COMMAND_NODES", 30 * per_member)
+    members = one_shot.covered(space)
+    assert 5 <= len(members) < 36  # what fits in the budget (`extremes` stops when it is spent)

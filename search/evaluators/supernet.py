@@ -113,7 +113,7 @@ def covered(space: Space, seed: int = 0, distinct: bool = True, keep=lambda memb
             size, members = walk(space, COVER_LIMIT, COVER_SECONDS, keep=True)
             if size.complete:
                 return _distinct(members, distinct)
-        members = sample(space, COVER_SAMPLES, seed)
+        members = sample(space, COVER_SAMPLES, seed, until_spent=True)  # large members: fewer
         members += extremes(space, [m for m in members if m.ok and keep(m)], keep)
     return _distinct(members, distinct)
 
