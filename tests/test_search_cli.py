@@ -175,34 +175,48 @@ def as_an_older_cnnc_wrote_it(db_path, rename) -> None:
     db.close()
 
 
+def resumed(tmp_path, capsys, text: str, trials: int, change):
+    """A proxy search of `text` for `trials` trials, `change(space, out)`, then the same search for
+    one more: (its exit code and stderr, the argv exporting trial 0, the space file, the folder)."""
+    space = tmp_path / "space.cnn"
+    space.write_text(text)
+    out = tmp_path / "run"
+    args = ["search", space, "--evaluator", "proxy", "--device", "cpu", "--sampler", "random"]
+    args += ["--study", "s", "--out", out]
+    code, _, err = run_cli([*args, "--trials", str(trials)], capsys)
+    assert code == 0, err
+    change(space, out)
+    code, _, err = run_cli([*args, "--trials", str(trials + 1)], capsys)
+    export = ["search-report", out, "--export", "0", "--space", space, "-o", tmp_path / "t0.cnn"]
+    return code, err, export, space, out
+
+
 @pytest.mark.parametrize("renamed", [True, False])
 def test_a_study_whose_decisions_were_named_by_place_is_refused_not_replayed(
     tmp_path, capsys, renamed
 ):
     """Before choices were named from the label path, `Conv(c, choice(3, 5))` in `e1: B(4)` was
     `e1@2:26`; its trials would replay to other architectures. A study whose names agree resumes."""
-    space = tmp_path / "blocks.cnn"
-    space.write_text(BLOCKS)
-    out = tmp_path / "run"
-    args = ["search", space, "--evaluator", "proxy", "--device", "cpu", "--sampler", "random"]
-    code, _, err = run_cli([*args, "--trials", "2", "--out", out], capsys)
-    assert code == 0, err
     old = (lambda k: k.replace(".conv.kernel_size", "@2:26")) if renamed else (lambda k: k)
-    as_an_older_cnnc_wrote_it(out / "study.db", old)
-    code, _, err = run_cli([*args, "--trials", "3", "--out", out], capsys)
-    export = ["search-report", out, "--export", "0", "--space", space, "-o", tmp_path / "t0.cnn"]
+    code, err, export, space, _ = resumed(
+        tmp_path,
+        capsys,
+        BLOCKS,
+        2,
+        lambda space, out: as_an_older_cnnc_wrote_it(out / "study.db", old),
+    )
     if not renamed:
         assert code == 0, err
         assert run_cli(export, capsys)[0] == 0
         return
     assert code == 1 and "Traceback" not in err
     assert err.splitlines()[0] == (
-        f"error[E0607]: study `blocks` names decisions that `{space}` no longer has: "
+        f"error[E0607]: study `s` names decisions that `{space}` no longer has: "
         "`e1@2:26`, `e2@2:26`"
     )
     assert "= help: its trials would replay to other architectures" in err
     code, _, err = run_cli(export, capsys)
-    assert code == 1 and "error[E0607]: study `blocks` names decisions that" in err
+    assert code == 1 and "error[E0607]: study `s` names decisions that" in err
 
 
 PLACED = """\
@@ -218,23 +232,17 @@ network n(classes = 10) {
 def test_a_resume_after_a_place_named_choice_moved_is_refused(tmp_path, capsys, edit):
     """`w` is named by its place, `network@3:9`; a line added above it renames it `network@4:9`
     while the fingerprint, blind to layout, stays: the resume is refused, not mixed. The file as
-    it was resumes, and so does a study whose names were all given."""
-    space = tmp_path / "placed.cnn"
-    space.write_text(PLACED)
-    out = tmp_path / "run"
-    args = ["search", space, "--evaluator", "proxy", "--device", "cpu", "--sampler", "random"]
-    code, _, err = run_cli([*args, "--trials", "1", "--out", out], capsys)
-    assert code == 0, err
-    space.write_text(edit + PLACED)
-    code, _, err = run_cli([*args, "--trials", "2", "--out", out], capsys)
-    export = ["search-report", out, "--export", "0", "--space", space, "-o", tmp_path / "t0.cnn"]
+    it was resumes."""
+    code, err, export, space, out = resumed(
+        tmp_path, capsys, PLACED, 1, lambda space, out: space.write_text(edit + PLACED)
+    )
     if not edit:
         assert code == 0, err
         assert run_cli(export, capsys)[0] == 0
         return
     assert code == 1 and "Traceback" not in err
     assert err.splitlines()[0] == (
-        f"error[E0607]: study `placed` names decisions that `{space}` no longer has: `network@3:9`"
+        f"error[E0607]: study `s` names decisions that `{space}` no longer has: `network@3:9`"
     )
     assert "lines have moved since; the space's decisions are `network@4:9`" in err
     assert "= help: put the lines back where they were" in err
