@@ -31,7 +31,8 @@ outside any (the Python API, a search trial) gets its own.
 
 What a network needs to run is bounded too (E0709): its parameters and the activations of a forward
 pass at batch 1, as float32, must fit in `max_memory()`, half this machine's physical memory
-(or of its cgroup's limit, a container's, when less), overridden by `CNNC_MAX_MEMORY` (bytes, or with a K, M, G or T suffix): what checks, runs.
+(or of its cgroup's limit, a container's, when less), overridden by `CNNC_MAX_MEMORY` (bytes, or
+with a K, M, G or T suffix): what checks, runs.
 """
 
 from __future__ import annotations
