@@ -112,7 +112,8 @@ def renamed(study_name: str, file, unknown: list[str], now: list[str], moved: bo
         )
         fix = (
             "put the lines back where they were to go on with the study, or start another with "
-            '`--study NAME` (or another --out); `choice(…, name = "k")` keeps a name where lines move'
+            "`--study NAME` (or another --out); "
+            '`choice(…, name = "k")` keeps a name where lines move'
         )
     else:
         why = (

@@ -26,10 +26,10 @@ Contract:
   member passes (forward and backward of one member on one batch).
 - Scoring a member: reset the running statistics of every BatchNorm, forward the images of
   `RECALIBRATE` training batches as one batch in train mode without gradients (momentum None), then
-  the validation accuracy in eval mode, in batches of `SCORE_BATCHES` training batches. Under the default rule a member is scored through the
-  trained member of its architecture (`paths.Representatives`), so isomorphic members get one
-  score, computed once. Runs are seeded by `settings.seed` and leave the caller's
-  RNG untouched.
+  the validation accuracy in eval mode, in batches of `SCORE_BATCHES` training batches. Under the
+  default rule a member is scored through the trained member of its architecture
+  (`paths.Representatives`), so isomorphic members get one score, computed once. Runs are seeded
+  by `settings.seed` and leave the caller's RNG untouched.
 """
 
 from __future__ import annotations
