@@ -465,7 +465,8 @@ def test_a_sampled_cover_holds_the_spaces_largest_and_smallest_member(monkeypatc
 
 def test_a_cover_of_large_members_is_what_the_commands_budget_elaborates(monkeypatch):
     """Where 200 members would spend more nodes than a command may make (E0708), the cover is the
-    members elaborated before the budget ran out, not an error."""
+    members elaborated before the budget ran out, not an error; where none is, the error is the
+    budget's, not "no valid member"."""
     from cnnc.compiler import limits
     from cnnc.search.evaluators import supernet as one_shot
     from cnnc.search.space import load_space
@@ -476,3 +477,6 @@ def test_a_cover_of_large_members_is_what_the_commands_budget_elaborates(monkeyp
     monkeypatch.setattr(limits, "COMMAND_NODES", 30 * per_member)
     members = one_shot.covered(space)
     assert 5 <= len(members) < 36  # what fits in the budget (`extremes` stops when it is spent)
+    monkeypatch.setattr(limits, "COMMAND_NODES", 1)  # not one member: the budget's own error
+    with pytest.raises(CnncError, match="E0708"):
+        one_shot.covered(space)

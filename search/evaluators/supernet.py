@@ -179,7 +179,13 @@ def walkable(space: Space) -> bool:
 
 
 def _distinct(members: list, distinct: bool) -> list:
+    """The valid members, one per architecture (or assignment); none valid because the command's
+    budget ran out is that budget's error (E0708), not a space without members."""
     valid = [m for m in members if m.ok]
+    if not valid:
+        spent = [d for m in members for d in m.diagnostics if d.code == "E0708"]
+        if spent:
+            raise CnncError(spent[0])
     return architectures(valid) if distinct else _assignments(valid)
 
 
