@@ -394,6 +394,21 @@ def test_a_space_too_large_to_walk_is_covered_by_random_members(monkeypatch):
         assert net(torch.zeros(2, 1, 8, 8), member=graph).shape == (2, 10)
 
 
+def test_the_note_of_a_sampled_supernet_says_so(monkeypatch, one_thread):
+    from cnnc.search.driver import Settings
+    from cnnc.search.evaluators import supernet as one_shot
+    from cnnc.training.data import load_dataset
+
+    monkeypatch.setattr(one_shot, "COVER_LIMIT", 5)
+    settings = Settings(file=str(TINY), evaluator="supernet", epochs=1, device="cpu")
+    evaluate = one_shot.supernet_evaluator(settings, load_dataset("digits"))
+    assert evaluate.training.sampled
+    assert evaluate.note.startswith(
+        "supernet: 35 architectures (a seeded sample, the space's largest and smallest among "
+        "them), trained 23 steps"
+    )
+
+
 def test_a_space_within_the_cover_limit_is_walked_whole():
     from cnnc.search.evaluators import supernet as one_shot
     from cnnc.search.space import load_space

@@ -39,7 +39,7 @@ import math
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NoReturn
 
 import torch
@@ -84,12 +84,15 @@ class Training:
     sandwich: bool
     seconds: float
     rule: str = RULE
+    sampled: bool = False  # the cover is a sample of a space too large to walk
 
     def text(self) -> str:
         rule = RULES[self.rule] + (", sandwich rule" if self.sandwich else "")
+        sampled = " (a seeded sample, the space's largest and smallest among them)"
         return (
-            f"supernet: {self.members:,} architectures, trained {self.steps:,} steps "
-            f"({self.passes:,} member passes, {rule}) in {self.seconds:.1f} s"
+            f"supernet: {self.members:,} architectures{sampled if self.sampled else ''}, "
+            f"trained {self.steps:,} steps ({self.passes:,} member passes, {rule}) "
+            f"in {self.seconds:.1f} s"
         )
 
 
@@ -173,9 +176,15 @@ def walkable(space: Space) -> bool:
     (`counting.compose`, an estimate included) within it. A walk that stops part-way costs its
     seconds for members that differ in their last decisions alone."""
     if space.walked:
-        return len(space.walked[0][1]) <= COVER_LIMIT
+        return walked_whole(space)
     composed = compose(space, COVER_SECONDS)
     return composed is None or composed.members <= COVER_LIMIT
+
+
+def walked_whole(space: Space) -> bool:
+    """Whether `space` remembers a walk of every member, within COVER_LIMIT (else `covered`
+    samples it)."""
+    return bool(space.walked) and len(space.walked[0][1]) <= COVER_LIMIT
 
 
 def _distinct(members: list, distinct: bool) -> list:
@@ -509,7 +518,9 @@ def supernet_evaluator(settings: Settings, data: Dataset, rule: str = RULE):
         fits_data(settings, data),
         distinct=rule == "architecture",
     )
-    training = train(net, members, data, settings, device, rule)
+    training = replace(
+        train(net, members, data, settings, device, rule), sampled=not walked_whole(space)
+    )
     trained = members if rule == "architecture" else None
     evaluate_member = scorer(net, data, settings, device, trained)
     evaluate_member.retrain = train_evaluator(settings, data)
