@@ -9,8 +9,8 @@ Failures of cnnc, each saved to `OUT/bugs/` with its input: `bug:internal` (exit
 exception), `bug:summary`, `bug:run` (check accepted what does not run), `bug:source` (the .py artefact
 differs), `bug:diagnostics` (raw control characters, a file's contents, huge lines), `bug:escape` (a
 file opened outside the sandbox, a process or socket, a payload that ran), `bug:hang` (over
-`--timeout` seconds), `bug:memory` (the worker grew more than `--memory` MB while one input ran). Exit status 1 if any.
-A share of the inputs (`--studies`) are study and run folders instead (`fuzz/study_mutants.py`).
+`--timeout` seconds), `bug:memory` (the worker grew more than `--memory` MB while one input ran).
+Exit status 1 if any. A share of the inputs (`--studies`) are study and run folders instead (`fuzz/study_mutants.py`).
 """
 
 from __future__ import annotations
