@@ -394,6 +394,34 @@ def test_a_space_too_large_to_walk_is_covered_by_random_members(monkeypatch):
         assert net(torch.zeros(2, 1, 8, 8), member=graph).shape == (2, 10)
 
 
+def test_a_sampled_cover_trains_a_new_member_a_step(monkeypatch):
+    """On a space too large to walk the cover decides which weights the store holds, not which
+    members train: each step draws a new member, each decision uniform (SPOS), again where the
+    store lacks one of its layers. Three sampled members and the space's two ends hold no 3×3
+    second block and no 3×3 first block 32 wide, and 60 draws train 19 members, none of those."""
+    import random
+
+    from cnnc.search.evaluators import supernet as one_shot
+    from cnnc.search.space import graph_hash, load_space
+
+    monkeypatch.setattr(one_shot, "COVER_LIMIT", 5)
+    monkeypatch.setattr(one_shot, "COVER_SAMPLES", 3)
+    space = load_space(TINY)
+    net, members = one_shot.build(space, 0)
+    assert len(members) == 5
+    assert not any(m.labels().get("kernel1") == "3" for m in members)
+    draw = one_shot.fresh(space, net, members, keep=lambda m: True)
+    rng = random.Random(0)
+    drawn = [m.labels() for _ in range(60) for m in draw(rng)]
+    assert not any(d.get("kernel1") == "3" for d in drawn)
+    assert not any(d["width"] == "32" and d["kernel0"] == "3" for d in drawn)
+    assert len({tuple(sorted(d.items())) for d in drawn}) == 19
+    # a member the data cannot take is drawn again; after FRESH_TRIES, one of the cover trains
+    refuse = one_shot.fresh(space, net, members, keep=lambda m: False)
+    cover = {graph_hash(m.graph) for m in members}
+    assert {graph_hash(m.graph) for _ in range(10) for m in refuse(rng)} <= cover
+
+
 def test_the_note_of_a_sampled_supernet_says_so(monkeypatch, one_thread):
     from cnnc.search.driver import Settings
     from cnnc.search.evaluators import supernet as one_shot
@@ -402,10 +430,11 @@ def test_the_note_of_a_sampled_supernet_says_so(monkeypatch, one_thread):
     monkeypatch.setattr(one_shot, "COVER_LIMIT", 5)
     settings = Settings(file=str(TINY), evaluator="supernet", epochs=1, device="cpu")
     evaluate = one_shot.supernet_evaluator(settings, load_dataset("digits"))
-    assert evaluate.training.sampled
+    assert evaluate.training.sampled and evaluate.training.fresh
     assert evaluate.note.startswith(
         "supernet: 35 architectures (a seeded sample, the space's largest and smallest among "
-        "them), trained 23 steps"
+        "them), trained 23 steps (69 member passes, a new member a step, each decision uniform, "
+        "sandwich rule)"
     )
 
 

@@ -20,7 +20,9 @@ Contract:
   cosine schedule, `train.make_optimizer`) draws its paths by a rule of `RULES` (`paths.py`):
   by default one architecture a step, uniformly, each the first member of it met (de-isomorphic
   sampling); or, over every assignment of the decisions, one path a step with each decision's
-  option drawn uniformly (SPOS's rule) or FairNAS's fair steps. When the supernet shares a slot
+  option drawn uniformly (SPOS's rule) or FairNAS's fair steps. On a sampled cover the first two
+  draw a new member of the space a step, each decision uniform (`fresh`): the cover decides which
+  weights the store holds, not which members train. When the supernet shares a slot
   between shapes (width choices), each step also trains the largest member and the smallest (the
   sandwich rule), their gradients summed into one step. `Training` counts the steps and the
   member passes (forward and backward of one member on one batch).
@@ -54,7 +56,7 @@ from cnnc.search.driver import Outcome, Settings, space_for
 from cnnc.search.evaluators.fit import SHARE, available_bytes, needed_bytes
 from cnnc.search.evaluators.paths import Paths, Representatives
 from cnnc.search.evaluators.train import MIN_TRAIN, NAN_CHECK_EVERY, TOO_FEW, recipe
-from cnnc.search.space import Space, fixed, graph_hash, over_budget, sample, walk
+from cnnc.search.space import Space, fixed, graph_hash, over_budget, sample, uniform, walk
 from cnnc.training.data import Dataset, check_trainable
 from cnnc.training.loop import (
     Placement,
@@ -85,9 +87,11 @@ class Training:
     seconds: float
     rule: str = RULE
     sampled: bool = False  # the cover is a sample of a space too large to walk
+    fresh: bool = False  # a new member of the space a step (`fresh`), not one of the cover
 
     def text(self) -> str:
-        rule = RULES[self.rule] + (", sandwich rule" if self.sandwich else "")
+        rule = FRESH if self.fresh else RULES[self.rule]
+        rule += ", sandwich rule" if self.sandwich else ""
         sampled = " (a seeded sample, the space's largest and smallest among them)"
         return (
             f"supernet: {self.members:,} architectures{sampled if self.sampled else ''}, "
@@ -101,6 +105,7 @@ RULES = {  # how training draws its paths (module docstring) -> how `Training.te
     "uniform": "each decision uniform, a path a step",
     "fair": "fair steps: each option of each decision once a step",
 }
+FRESH = "a new member a step, each decision uniform"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,18 +334,28 @@ def sandwich(members: list) -> tuple:
 
 
 def train(
-    net: Supernet, members: list, data: Dataset, settings: Settings, device, rule: str = RULE
+    net: Supernet,
+    members: list,
+    data: Dataset,
+    settings: Settings,
+    device,
+    rule: str = RULE,
+    draw=None,
 ) -> Training:
-    """Train the supernet's shared weights by `rule` (module docstring); the caller's RNG is
+    """Train the supernet's shared weights by `rule` (module docstring), or with the members
+    `draw(rng)` gives a step besides the sandwich's ends (`fresh`); the caller's RNG is
     untouched."""
     start = time.perf_counter()
     with guarded(device):
         net.to(device)
         with torch.random.fork_rng(devices=cuda_indices(device)):
             torch.manual_seed(settings.seed)
-            steps, passes, sandwiched = _train(net, members, data, settings, device, rule)
+            steps, passes, sandwiched = _train(
+                net, members, data, settings, device, draw or drawing(members, rule)
+            )
     count = len(members) if rule == "architecture" else len(architectures(members))
-    return Training(steps, passes, count, sandwiched, time.perf_counter() - start, rule)
+    seconds = time.perf_counter() - start
+    return Training(steps, passes, count, sandwiched, seconds, rule, fresh=draw is not None)
 
 
 @contextlib.contextmanager
@@ -365,12 +380,11 @@ def check_finite(loss: torch.Tensor, step: int) -> None:
         )
 
 
-def _train(net, members, data, settings: Settings, device, rule: str) -> tuple[int, int, bool]:
+def _train(net, members, data, settings: Settings, device, draw) -> tuple[int, int, bool]:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     rng = random.Random(settings.seed)
     sandwiched = sliced(net, members)
     fixed_ends = sandwich(members) if sandwiched else ()
-    draw = drawing(members, rule)
     passes = 0
 
     def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # [B, C, H, W], [B] -> []
@@ -420,6 +434,36 @@ def drawing(members: list, rule: str):
         return lambda rng: [rng.choice(members)]
     paths = Paths(members)
     return paths.fair if rule == "fair" else lambda rng: [paths.uniform(rng)]
+
+
+FRESH_TRIES = 8  # draws a step makes for a member the store holds, before it takes one of the cover
+
+
+def fresh(space: Space, net: Supernet, members: list, keep):
+    """A sampled cover's draw, `rng -> [member]`: a new member of `space` each step, each decision
+    uniform (SPOS's rule; a space too large to walk has no list of its architectures to draw
+    from), drawn again when `keep` refuses it or the store lacks one of its layers (one no member
+    of the cover has); after FRESH_TRIES, one of `members`. Each member is elaborated under its own
+    budget, as a trial's is."""
+
+    def draw(rng: random.Random) -> list:
+        for _ in range(FRESH_TRIES):
+            with limits.spending():
+                member = space.member(uniform(rng))
+            if member.ok and keep(member) and holds(net, member.graph):
+                return [member]
+        return [rng.choice(members)]
+
+    return draw
+
+
+def holds(net: Supernet, graph) -> bool:
+    """Whether the store has a weight for every layer of `graph` (its path is made, and kept)."""
+    try:
+        net.path(graph)
+    except NotCovered:
+        return False
+    return True
 
 
 def batch_count(n: int, batch_size: int) -> int:
@@ -509,18 +553,19 @@ def supernet_evaluator(settings: Settings, data: Dataset, rule: str = RULE):
     check_trainable(data, MIN_TRAIN, TOO_FEW, "add images to the data set")
     device = resolve_device(settings.device)
     space = space_for(settings, data.input_shape, data.num_classes)
+    keep = fits_data(settings, data)
     net, members = build(
         space,
         settings.seed,
         device,
         settings.batch_size,
         settings.optimizer,
-        fits_data(settings, data),
+        keep,
         distinct=rule == "architecture",
     )
-    training = replace(
-        train(net, members, data, settings, device, rule), sampled=not walked_whole(space)
-    )
+    sampled = not walked_whole(space)
+    draw = fresh(space, net, members, keep) if sampled and rule != "fair" else None
+    training = replace(train(net, members, data, settings, device, rule, draw), sampled=sampled)
     trained = members if rule == "architecture" else None
     evaluate_member = scorer(net, data, settings, device, trained)
     evaluate_member.retrain = train_evaluator(settings, data)
