@@ -271,6 +271,7 @@ def _plant(rng: random.Random, folder: Path, names: tuple[str, ...], victims: Pa
 
 
 STUDY_OUTPUTS = ("trials.csv", "history.png", "importances.png", "best.cnn", "trial_0.cnn")
+KEPT = "supernet.safetensors"
 SQLITE_SIDES = ("study.db", "study.db-wal", "study.db-journal", "study.db.cnnc-lock")
 RUN_OUTPUTS = ("metrics.csv", "curves.png", "model.pt", "run.json", "network.cnn", "checkpoint.pt")
 
@@ -280,6 +281,8 @@ def mutate(rng: random.Random, kind: str, folder: Path, victims: Path) -> list[s
     done = []
     if kind in ("sqlite", "oneshot"):
         steps = [_sql_attr, _sql_attr, _sql_column, _sql_schema, "bytes", "plant", "plant-side"]
+        if kind == "oneshot":  # the kept supernet (`search/evaluators/kept.py`)
+            steps += ["bytes-kept", "plant-kept"]
     elif kind == "journal":
         steps = [_journal_lines, _journal_lines, "bytes", "plant"]
     else:
@@ -295,6 +298,10 @@ def mutate(rng: random.Random, kind: str, folder: Path, victims: Path) -> list[s
             done.append(_plant(rng, folder, STUDY_OUTPUTS, victims))
         elif step == "plant-side":
             done.append(_plant(rng, folder, SQLITE_SIDES, victims))
+        elif step == "plant-kept":
+            done.append(_plant(rng, folder, (KEPT,), victims))
+        elif step == "bytes-kept":
+            done.append(_bytes(rng, folder / KEPT))
         elif step == "plant-run":
             done.append(_plant(rng, folder, RUN_OUTPUTS[:-1], victims))
         elif step == "bytes-run":

@@ -63,6 +63,9 @@ class Settings:
     workers: int = 1  # processes on this machine (`cnnc search --workers`)
     worker: int = 0  # which of them this process is (seeds its sampler apart from the others)
     retrain_top: int = 0  # after a one-shot search, retrain the best K from scratch (`retrain.py`)
+    # a one-shot search keeps its trained supernet in `out` for a resume (`evaluators/kept.py`):
+    # `cnnc search` does; a caller building an evaluator of its own chooses
+    keep_supernet: bool = False
 
     @property
     def storage_url(self) -> str:

@@ -259,6 +259,7 @@ def settings_from(args):
         heartbeat=args.heartbeat,
         workers=args.workers,
         retrain_top=args.retrain_top,
+        keep_supernet=True,
     )
 
 

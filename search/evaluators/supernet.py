@@ -32,6 +32,9 @@ Contract:
   default rule a member is scored through the trained member of its architecture
   (`paths.Representatives`), so isomorphic members get one score, computed once. Runs are seeded
   by `settings.seed` and leave the caller's RNG untouched.
+- With `settings.keep_supernet` (`cnnc search`) the trained supernet is kept in the study folder,
+  and a resume whose training would be the same loads it instead of training (`kept.py`): its new
+  trials are scored by the weights that scored the old ones.
 """
 
 from __future__ import annotations
@@ -50,12 +53,14 @@ from torch import nn
 from cnnc.compiler import limits
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.lower.supernet import NotCovered, Supernet, plan_slots, store_numel
-from cnnc.dsl.diagnostics import CnncError, error
+from cnnc.dsl.diagnostics import CnncError, error, printable
 from cnnc.search.counting import compose
 from cnnc.search.driver import Outcome, Settings, space_for
+from cnnc.search.evaluators import kept
 from cnnc.search.evaluators.fit import SHARE, available_bytes, needed_bytes
 from cnnc.search.evaluators.paths import Paths, Representatives
 from cnnc.search.evaluators.train import MIN_TRAIN, NAN_CHECK_EVERY, TOO_FEW, recipe
+from cnnc.search.resume import space_fingerprint
 from cnnc.search.space import Space, fixed, graph_hash, over_budget, sample, uniform, walk
 from cnnc.training.data import Dataset, check_trainable
 from cnnc.training.loop import (
@@ -564,14 +569,36 @@ def supernet_evaluator(settings: Settings, data: Dataset, rule: str = RULE):
         distinct=rule == "architecture",
     )
     sampled = not walked_whole(space)
-    draw = fresh(space, net, members, keep) if sampled and rule != "fair" else None
-    training = replace(train(net, members, data, settings, device, rule, draw), sampled=sampled)
+    digest = kept.key(settings, data, space_fingerprint(space), rule)
+    training, why = (
+        kept.load(settings.out, net, digest, Training) if settings.keep_supernet else (None, None)
+    )
+    if training is not None:
+        net.to(device)
+        note = training.text().replace("supernet:", f"supernet (kept in {kept.FILE}):", 1)
+        note += "; not trained again"
+    else:
+        draw = fresh(space, net, members, keep) if sampled and rule != "fair" else None
+        training = replace(train(net, members, data, settings, device, rule, draw), sampled=sampled)
+        note = training.text() + (f"; {why}: trained again" if why else "")
+        if settings.keep_supernet:
+            note += keep_trained(settings.out, net, digest, training)
     trained = members if rule == "architecture" else None
     evaluate_member = scorer(net, data, settings, device, trained)
     evaluate_member.retrain = train_evaluator(settings, data)
     evaluate_member.training = training
-    evaluate_member.note = training.text()
+    evaluate_member.note = note
     return evaluate_member
+
+
+def keep_trained(folder, net: Supernet, digest: str, training: Training) -> str:
+    """Keep the trained supernet in the study folder (`kept.save`); what the note adds when it
+    cannot be written (the search goes on: its trials do not need the file)."""
+    try:
+        kept.save(folder, net, digest, training)
+    except OSError as exc:
+        return f"; not kept in {kept.FILE} ({printable(exc.strerror or type(exc).__name__)})"
+    return ""
 
 
 def member_recipe(settings: Settings):
