@@ -2,7 +2,10 @@
 
 Input: trial-like objects (optuna's `FrozenTrial`, read by attribute: `number`, `state.name`, `values`,
 `user_attrs`, `duration`) and the study's objective names. Output: `Row`s, text, and PNG plots drawn
-by `optuna.visualization.matplotlib` (imported only inside `plot_study`).
+by `optuna.visualization.matplotlib` (imported only inside `plot_study`). The decisions' importance is
+each decision's η² (`importances`: one-way analysis of variance, the share of the score's variance
+its options explain alone), exact and the same on every run, in place of optuna's fANOVA, whose
+random forest differs from run to run and whose import (scikit-learn's) cost a second a search.
 
 The user attributes `driver.py` records on every trial: `status` (trained | scored | infeasible |
 invalid | reused | pruned | failed; scored: a zero-cost proxy's score, or a one-shot evaluator's
@@ -357,12 +360,7 @@ def plot_study(study, names: tuple[str, ...], out: Path) -> tuple[list[Path], li
     if len(names) == 2:
         axes = [AXES.get(n, n) for n in names]
         plots.append(("pareto.png", lambda: vis.plot_pareto_front(study, target_names=axes)))
-    plots.append(
-        (
-            "importances.png",
-            lambda: vis.plot_param_importances(study, target=first, target_name=names[0]),
-        )
-    )
+    plots.append(("importances.png", lambda: importance_axes(study, first, names[0])))
     files, notes = [], []
     for name, draw in plots:
         problem = _draw(draw, out / name)
@@ -371,6 +369,71 @@ def plot_study(study, names: tuple[str, ...], out: Path) -> tuple[list[Path], li
         else:
             notes.append(f"no {name}: {problem}")
     return files, notes
+
+
+MIN_TRIALS = 3  # scored trials a decision's importance needs
+
+
+def importances(study, target=None) -> dict[str, float]:
+    """Each decision's η² over the study's complete trials (by the first value, or `target`), a
+    reused trial left out (its score is its earlier trial's, counted once): over the trials that
+    hold the decision, SS_between / SS_total, where SS_between = Σ_options n_o (mean_o − mean)²
+    and SS_total = Σ (score − mean)². A decision met in fewer than MIN_TRIALS trials, or with one
+    option alone, or whose trials' scores are all equal, has none."""
+    import optuna
+
+    scores: dict[str, list[tuple[str, float]]] = {}
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if trial.user_attrs.get("status") == "reused":
+            continue
+        value = target(trial) if target is not None else trial.value
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            continue
+        for name, option in trial.params.items():
+            scores.setdefault(str(name), []).append((str(option), float(value)))
+    found = {}
+    for name, pairs in scores.items():
+        share = _eta_squared(pairs)
+        if share is not None:
+            found[name] = share
+    return found
+
+
+def _eta_squared(pairs: list[tuple[str, float]]) -> float | None:
+    groups: dict[str, list[float]] = {}
+    for option, value in pairs:
+        groups.setdefault(option, []).append(value)
+    if len(pairs) < MIN_TRIALS or len(groups) < 2:
+        return None
+    mean = math.fsum(v for _, v in pairs) / len(pairs)
+    total = math.fsum((v - mean) ** 2 for _, v in pairs)
+    if total <= 0.0:
+        return None
+    between = math.fsum(
+        len(values) * (math.fsum(values) / len(values) - mean) ** 2 for values in groups.values()
+    )
+    return min(1.0, between / total)
+
+
+def importance_axes(study, target, name: str):
+    """The bar chart of `importances`, largest at the top (ValueError when there is none)."""
+    import matplotlib.pyplot as plt
+
+    found = sorted(importances(study, target).items(), key=lambda kv: (kv[1], kv[0]))
+    if not found:
+        raise ValueError(
+            f"no decision has an importance yet (it needs {MIN_TRIALS} scored trials and two "
+            "options met)"
+        )
+    figure, axes = plt.subplots(figsize=(7, 1.2 + 0.35 * len(found)))
+    labels = [printable(n) for n, _ in found]
+    bars = axes.barh(labels, [v for _, v in found], color="#4c72b0")
+    axes.bar_label(bars, labels=[f"{v:.2f}" for _, v in found], padding=3)
+    axes.set_xlim(0, 1.1)
+    axes.set_xlabel(f"η²: the share of the {name}'s variance each decision explains alone")
+    axes.set_title("Decision importance")
+    figure.tight_layout()
+    return axes
 
 
 def _draw(draw, path: Path) -> str | None:
