@@ -216,6 +216,26 @@ def test_darts_search_of_tiny_derives_one_member_whose_best_cnn_checks(
     assert run_cli(["check", out / "best.cnn"], capsys)[0] == 0
 
 
+def test_a_resumed_darts_search_loads_its_weights_and_derives_the_same_member(
+    tmp_path, capsys, one_thread, monkeypatch
+):
+    from cnnc.search.evaluators import darts
+
+    out = tmp_path / "run"
+    argv = ["search", TINY, "--evaluator", "darts", "--device", "cpu", "--epochs", "1"]
+    code, first, err = run_cli([*argv, "--out", out], capsys)
+    assert code == 0, err
+    monkeypatch.setattr(darts, "search", lambda *a, **k: pytest.fail("searched again"))
+    code, again, err = run_cli([*argv, "--trials", "2", "--out", out], capsys)
+    assert code == 0, err
+    line = next(x for x in again.splitlines() if x.startswith("darts"))
+    assert line.startswith("darts (kept in darts.safetensors): 23 steps in ")
+    assert line.endswith("; not searched again")
+    derived = first.split("derived: ")[1].splitlines()[0]
+    assert line.split("derived: ")[1] == derived + "; not searched again"
+    assert "softmax(α): " + first.split("softmax(α): ")[1].split("; derived")[0] in line
+
+
 def test_without_a_trainable_argmax_member_the_best_covered_member_is_derived(tiny, one_thread):
     from cnnc.search.driver import Settings
     from cnnc.search.evaluators.darts import derive

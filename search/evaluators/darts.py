@@ -22,12 +22,16 @@ Contract:
   0.999), weight decay 1e-3, as DARTS), then the weights one step of `settings.optimizer` on a
   training batch; `settings.epochs` passes over the training split.
 - A mixed decision's option is the argmax of its α in the derived member.
+- With `settings.keep_supernet` (`cnnc search`) the searched weights and α are kept in the study
+  folder (`darts.safetensors`, `kept.py`), and a resume whose search would be the same loads them
+  and derives the same member, instead of searching again.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -40,17 +44,19 @@ from cnnc.compiler.lower.supernet import NotCovered, Supernet, tensor_shapes
 from cnnc.compiler.ops import Lowering
 from cnnc.search.deciders import int_range
 from cnnc.search.driver import Settings, space_for
-from cnnc.search.evaluators import regions
+from cnnc.search.evaluators import kept, regions
 from cnnc.search.evaluators.supernet import (
     batches_of,
     build,
     fits_data,
     guarded,
+    keep_trained,
     score,
     scorer,
     weight_steps,
 )
 from cnnc.search.evaluators.train import MIN_TRAIN, TOO_FEW
+from cnnc.search.resume import space_fingerprint
 from cnnc.search.space import Space, fixed
 from cnnc.training.data import Dataset, check_trainable
 from cnnc.training.loop import cuda_indices, resolve_device
@@ -340,14 +346,43 @@ def darts_evaluator(settings: Settings, data: Dataset):
         space, settings.seed, device, settings.batch_size, settings.optimizer, keep
     )
     darts = Darts(space, net, classify(space, members))
-    steps = search(darts, members, data, settings, device)
+    digest = kept.key(settings, data, space_fingerprint(space), "darts")
+    searched, why = (
+        kept.load(settings.out, darts, digest, Searched, FILE)
+        if settings.keep_supernet
+        else (None, None)
+    )
+    loaded = searched is not None
+    if loaded:
+        darts.to(device)
+    else:
+        steps = search(darts, members, data, settings, device)
+        searched = Searched(steps, time.perf_counter() - start)
     member = derive(darts, members, data, settings, device, keep)
+    text = note(darts, member, searched.steps, searched.seconds)
+    if loaded:
+        text = text.replace("darts:", f"darts (kept in {FILE}):", 1) + "; not searched again"
+    elif settings.keep_supernet:
+        text += (f"; {why}: searched again" if why else "") + keep_trained(
+            settings.out, darts, digest, searched, FILE
+        )
 
     evaluate_member = scorer(net, data, settings, device)
     evaluate_member.derived = optuna_params(member)
     evaluate_member.retrain = train_evaluator(settings, data)
-    evaluate_member.note = note(darts, member, steps, time.perf_counter() - start)
+    evaluate_member.note = text
     return evaluate_member
+
+
+FILE = "darts.safetensors"  # the searched weights and α, kept in the study folder (`kept.py`)
+
+
+@dataclass(frozen=True, slots=True)
+class Searched:
+    """What the search cost (kept with its weights)."""
+
+    steps: int
+    seconds: float
 
 
 def note(darts: Darts, member, steps: int, seconds: float) -> str:

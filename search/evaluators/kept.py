@@ -51,42 +51,43 @@ def key(settings, data, fingerprint: str, rule: str) -> str:
     return h.hexdigest()
 
 
-def save(folder: Path, net: torch.nn.Module, digest: str, training) -> None:
-    """Write the supernet's tensors with `digest` and `training` (a dataclass) as metadata."""
+def save(folder: Path, net: torch.nn.Module, digest: str, training, file: str = FILE) -> None:
+    """Write the supernet's tensors (a `Supernet`, or DARTS' with its α) to `folder/file`, with
+    `digest` and `training` (a dataclass) as metadata."""
     from safetensors.torch import save as to_bytes
 
     state = {name: t.detach().cpu().contiguous() for name, t in net.state_dict().items()}
     meta = {"cnnc": "supernet", "key": digest, "training": json.dumps(asdict(training))}
-    safefs.write_bytes(Path(folder) / FILE, to_bytes(state, metadata=meta))
+    safefs.write_bytes(Path(folder) / file, to_bytes(state, metadata=meta))
 
 
-def load(folder: Path, net: torch.nn.Module, digest: str, training_type):
-    """(the kept training as a `training_type`, None) after filling `net` from the folder's file,
-    or (None, why it was not used) — (None, None) when there is no file."""
-    path = Path(folder) / FILE
+def load(folder: Path, net: torch.nn.Module, digest: str, training_type, file: str = FILE):
+    """(the kept training as a `training_type`, None) after filling `net` from `folder/file`, or
+    (None, why it was not used) — (None, None) when there is no file."""
+    path = Path(folder) / file
     what = safefs.kind(path)
     if what == "missing":
         return None, None
     if what != "file":
-        return None, f"{FILE} is a {what}, not a file"
+        return None, f"{file} is a {what}, not a file"
     own = net.state_dict()
     most = HEADER_MOST + 8 + sum(t.numel() * t.element_size() for t in own.values())
     try:
         with safefs.open_regular(path, follow=False) as fh:
             if os.fstat(fh.fileno()).st_size > most:
-                return None, f"{FILE} is larger than this supernet's weights"
+                return None, f"{file} is larger than this supernet's weights"
             raw = fh.read(most + 1)
     except OSError as exc:
-        return None, f"{FILE} cannot be read ({printable(exc.strerror or type(exc).__name__)})"
+        return None, f"{file} cannot be read ({printable(exc.strerror or type(exc).__name__)})"
     meta = _metadata(raw)
     if meta is None or meta.get("cnnc") != "supernet":
-        return None, f"{FILE} is not a supernet cnnc saved"
+        return None, f"{file} is not a supernet cnnc saved"
     if meta.get("key") != digest:
-        return None, f"{FILE} holds the supernet of other settings, data or space"
+        return None, f"{file} holds the supernet of other settings, data or space"
     training = _training(meta.get("training"), training_type)
     state = _tensors(raw)
     if training is None or state is None or not _same(state, own):
-        return None, f"{FILE} does not hold this supernet's weights"
+        return None, f"{file} does not hold this supernet's weights"
     net.load_state_dict(state)
     return training, None
 

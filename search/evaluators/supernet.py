@@ -591,13 +591,13 @@ def supernet_evaluator(settings: Settings, data: Dataset, rule: str = RULE):
     return evaluate_member
 
 
-def keep_trained(folder, net: Supernet, digest: str, training: Training) -> str:
+def keep_trained(folder, net: nn.Module, digest: str, training, file: str = kept.FILE) -> str:
     """Keep the trained supernet in the study folder (`kept.save`); what the note adds when it
     cannot be written (the search goes on: its trials do not need the file)."""
     try:
-        kept.save(folder, net, digest, training)
+        kept.save(folder, net, digest, training, file)
     except OSError as exc:
-        return f"; not kept in {kept.FILE} ({printable(exc.strerror or type(exc).__name__)})"
+        return f"; not kept in {file} ({printable(exc.strerror or type(exc).__name__)})"
     return ""
 
 
