@@ -143,6 +143,7 @@ def test_search_says_when_the_space_is_exhausted(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     assert "1 scored" in out and "reused" in out
     assert "the space looks exhausted: the last 5 proposals were all architectures already" in out
+    assert err.count("trial 1/3 done") == 1  # a reuse leaves the count: a log says it once
 
 
 BLOCKS = """\

@@ -393,6 +393,7 @@ class Console:
         self.shown = False
         self.total = settings.trials  # what the run works toward (`planned`: the driver's count)
         self.first: float | None = None  # when this run's first trial started (after any set-up)
+        self.said = -1  # the count of trials done that the log last said
 
     def header(self, settings, data, size) -> None:
         shape = "×".join(map(str, data.input_shape))
@@ -453,7 +454,9 @@ class Console:
         self.clear()
         print(trial_line(row, self.settings.names), flush=True)
         counted = sum(_counts(r) for r in self.rows)  # a reused architecture is not a trial
-        self.status(f"trial {counted}/{self.total} done", final=not self.live)
+        # on a terminal the line is redrawn; in a log, a count said once (a reuse leaves it)
+        self.status(f"trial {counted}/{self.total} done", final=counted != self.said)
+        self.said = counted
 
     def note(self, text: str) -> None:
         self.clear()
