@@ -93,7 +93,7 @@ def settings_for(seed: int, evaluator: str):
 
 
 def members_of():
-    from cnnc.search.evaluators.supernet import covered
+    from cnnc.search.evaluators.cover import covered
     from cnnc.search.space import load_space
 
     return covered(load_space(TINY))

@@ -13,7 +13,7 @@ import torch
 from conftest import ROOT, run_cli
 
 from cnnc.search.driver import Settings
-from cnnc.search.evaluators import kept
+from cnnc.search.evaluators import cover, kept
 from cnnc.search.evaluators import supernet as one_shot
 from cnnc.search.space import load_space
 from cnnc.training.data import load_dataset
@@ -37,7 +37,7 @@ def evaluator(tmp_path, digits, **changes):
 
 def scores(evaluate) -> list[float]:
     space = load_space(TINY)
-    members = one_shot.covered(space)
+    members = cover.covered(space)
     return [evaluate(m.graph, lambda epoch, accuracy: None).score for m in members]
 
 

@@ -280,8 +280,8 @@ def test_a_shared_layer_runs_its_template_on_the_slices_and_leaves_it_weightless
 
 @pytest.fixture(scope="module")
 def tiny_paths():
+    from cnnc.search.evaluators.cover import covered
     from cnnc.search.evaluators.paths import Paths
-    from cnnc.search.evaluators.supernet import covered
     from cnnc.search.space import load_space
 
     members = covered(load_space(TINY), distinct=False)
@@ -289,7 +289,7 @@ def tiny_paths():
 
 
 def test_a_supernet_trains_every_assignment_and_counts_architectures(tiny_paths):
-    from cnnc.search.evaluators.supernet import architectures
+    from cnnc.search.evaluators.cover import architectures
 
     members, _ = tiny_paths
     # 3 widths × 2 pools × (2 kernels for one block, 2 × 2 for two) = 36, none isomorphic
@@ -352,8 +352,9 @@ ISOMORPHIC = """network s(classes = 10) {{
 
 def test_isomorphic_members_are_scored_through_the_member_training_drew(one_thread):
     from cnnc.search.driver import Settings
+    from cnnc.search.evaluators.cover import covered
     from cnnc.search.evaluators.paths import Representatives
-    from cnnc.search.evaluators.supernet import build, covered, scorer
+    from cnnc.search.evaluators.supernet import build, scorer
     from cnnc.search.space import load_space
     from cnnc.training.data import load_dataset
 
@@ -379,13 +380,14 @@ def test_a_space_too_large_to_walk_is_covered_by_random_members(monkeypatch):
     5 members would meet width 8 alone) but sampled, and every width is covered, so every member
     has weights (proxyless_space.cnn, too large to walk, once covered one block's options and
     failed every trial)."""
+    from cnnc.search.evaluators import cover
     from cnnc.search.evaluators import supernet as one_shot
     from cnnc.search.space import load_space
 
-    monkeypatch.setattr(one_shot, "COVER_LIMIT", 5)
+    monkeypatch.setattr(cover, "COVER_LIMIT", 5)
     space = load_space(TINY)
-    monkeypatch.setattr(one_shot, "walk", lambda *a, **k: pytest.fail("walked"))
-    members = one_shot.covered(space)
+    monkeypatch.setattr(cover, "walk", lambda *a, **k: pytest.fail("walked"))
+    members = cover.covered(space)
     assert {dict(m.picks)["width"] for m in members} == {0, 1, 2}
     assert 30 <= len(members) <= 36  # 200 seeded draws meet 35 of the 36
     net, _ = one_shot.build(space, 0)
@@ -401,33 +403,35 @@ def test_a_sampled_cover_trains_a_new_member_a_step(monkeypatch):
     second block and no 3×3 first block 32 wide, and 60 draws train 19 members, none of those."""
     import random
 
+    from cnnc.search.evaluators import cover
     from cnnc.search.evaluators import supernet as one_shot
     from cnnc.search.space import graph_hash, load_space
 
-    monkeypatch.setattr(one_shot, "COVER_LIMIT", 5)
-    monkeypatch.setattr(one_shot, "COVER_SAMPLES", 3)
+    monkeypatch.setattr(cover, "COVER_LIMIT", 5)
+    monkeypatch.setattr(cover, "COVER_SAMPLES", 3)
     space = load_space(TINY)
     net, members = one_shot.build(space, 0)
     assert len(members) == 5
     assert not any(m.labels().get("kernel1") == "3" for m in members)
-    draw = one_shot.fresh(space, net, members, keep=lambda m: True)
+    draw = cover.fresh(space, net, members, keep=lambda m: True)
     rng = random.Random(0)
     drawn = [m.labels() for _ in range(60) for m in draw(rng)]
     assert not any(d.get("kernel1") == "3" for d in drawn)
     assert not any(d["width"] == "32" and d["kernel0"] == "3" for d in drawn)
     assert len({tuple(sorted(d.items())) for d in drawn}) == 19
     # a member the data cannot take is drawn again; after FRESH_TRIES, one of the cover trains
-    refuse = one_shot.fresh(space, net, members, keep=lambda m: False)
+    refuse = cover.fresh(space, net, members, keep=lambda m: False)
     cover = {graph_hash(m.graph) for m in members}
     assert {graph_hash(m.graph) for _ in range(10) for m in refuse(rng)} <= cover
 
 
 def test_the_note_of_a_sampled_supernet_says_so(monkeypatch, one_thread):
     from cnnc.search.driver import Settings
+    from cnnc.search.evaluators import cover
     from cnnc.search.evaluators import supernet as one_shot
     from cnnc.training.data import load_dataset
 
-    monkeypatch.setattr(one_shot, "COVER_LIMIT", 5)
+    monkeypatch.setattr(cover, "COVER_LIMIT", 5)
     settings = Settings(file=str(TINY), evaluator="supernet", epochs=1, device="cpu")
     evaluate = one_shot.supernet_evaluator(settings, load_dataset("digits"))
     assert evaluate.training.sampled and evaluate.training.fresh
@@ -439,13 +443,13 @@ def test_the_note_of_a_sampled_supernet_says_so(monkeypatch, one_thread):
 
 
 def test_a_space_within_the_cover_limit_is_walked_whole():
-    from cnnc.search.evaluators import supernet as one_shot
+    from cnnc.search.evaluators import cover
     from cnnc.search.space import load_space
 
     space = load_space(TINY)
-    assert one_shot.walkable(space)
-    assert [m.picks for m in one_shot.covered(space)] == [
-        m.picks for m in one_shot.walk(space, 100, 60.0, keep=True)[1]
+    assert cover.walkable(space)
+    assert [m.picks for m in cover.covered(space)] == [
+        m.picks for m in cover.walk(space, 100, 60.0, keep=True)[1]
     ]
 
 
@@ -489,20 +493,21 @@ def test_a_sampled_cover_holds_the_spaces_largest_and_smallest_member(monkeypatc
     from the sample find the largest and the smallest member by parameters (each decision changes
     its own layers), so the sandwich rule trains BigNAS's biggest and smallest child."""
     from cnnc.compiler.analysis.summary import summarize
+    from cnnc.search.evaluators import cover
     from cnnc.search.evaluators import supernet as one_shot
     from cnnc.search.space import load_space
 
     space = load_space(TINY)
-    every = [summarize(m.graph, fields=False).params for m in one_shot.covered(space)]
-    monkeypatch.setattr(one_shot, "COVER_LIMIT", 5)
-    monkeypatch.setattr(one_shot, "COVER_SAMPLES", 3)
-    sampled = one_shot.sample(space, 3, 0)
+    every = [summarize(m.graph, fields=False).params for m in cover.covered(space)]
+    monkeypatch.setattr(cover, "COVER_LIMIT", 5)
+    monkeypatch.setattr(cover, "COVER_SAMPLES", 3)
+    sampled = cover.sample(space, 3, 0)
     assert max(summarize(m.graph, fields=False).params for m in sampled) < max(every)
-    largest, smallest = one_shot.sandwich(one_shot.covered(space))
+    largest, smallest = one_shot.sandwich(cover.covered(space))
     assert summarize(largest.graph, fields=False).params == max(every) == 56_810
     assert summarize(smallest.graph, fields=False).params == min(every) == 1_970
     # a member `keep` refuses is never an end: the largest under 20,000 parameters instead
-    small_only = one_shot.covered(space, keep=lambda m: summarize(m.graph).params < 20_000)
+    small_only = cover.covered(space, keep=lambda m: summarize(m.graph).params < 20_000)
     kept = [summarize(m.graph).params for m in small_only if summarize(m.graph).params < 20_000]
     assert max(kept) == max(p for p in every if p < 20_000)
 
@@ -512,15 +517,15 @@ def test_a_cover_of_large_members_is_what_the_commands_budget_elaborates(monkeyp
     members elaborated before the budget ran out, not an error; where none is, the error is the
     budget's, not "no valid member"."""
     from cnnc.compiler import limits
-    from cnnc.search.evaluators import supernet as one_shot
+    from cnnc.search.evaluators import cover
     from cnnc.search.space import load_space
 
-    monkeypatch.setattr(one_shot, "COVER_LIMIT", 5)
+    monkeypatch.setattr(cover, "COVER_LIMIT", 5)
     space = load_space(TINY)
-    per_member = len(one_shot.sample(space, 1, 0)[0].graph)
+    per_member = len(cover.sample(space, 1, 0)[0].graph)
     monkeypatch.setattr(limits, "COMMAND_NODES", 30 * per_member)
-    members = one_shot.covered(space)
+    members = cover.covered(space)
     assert 5 <= len(members) < 36  # what fits in the budget (`extremes` stops when it is spent)
     monkeypatch.setattr(limits, "COMMAND_NODES", 1)  # not one member: the budget's own error
     with pytest.raises(CnncError, match="E0708"):
-        one_shot.covered(space)
+        cover.covered(space)
