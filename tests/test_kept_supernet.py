@@ -63,7 +63,7 @@ def test_other_settings_train_again_and_replace_the_kept_supernet(tmp_path, digi
     digest = kept._metadata((tmp_path / kept.FILE).read_bytes())["key"]
     other = evaluator(tmp_path, digits, lr=0.02)
     assert other.note.endswith(
-        "; supernet.safetensors holds the supernet of other settings, data or space: trained again"
+        "; supernet.safetensors holds the supernet of other settings, data or space, so not loaded"
     )
     assert kept._metadata((tmp_path / kept.FILE).read_bytes())["key"] != digest
     assert not (tmp_path.parent / kept.FILE).exists()
@@ -96,15 +96,17 @@ def forged(state: dict, meta: dict) -> bytes:
 
 def test_the_kept_file_round_trips_its_training(tmp_path, small_net):
     saved(tmp_path, small_net)
-    training, why = kept.load(tmp_path, small_net, DIGEST, one_shot.Training)
+    training, why = kept.load(tmp_path, small_net, DIGEST, TEMPLATE)
     assert why is None and training == one_shot.Training(5, 15, 36, True, 1.5)
-    assert kept.load(tmp_path / "none", small_net, DIGEST, one_shot.Training) == (None, None)
+    assert kept.load(tmp_path / "none", small_net, DIGEST, TEMPLATE) == (None, None)
+
+
+COSTS = {"steps": 5, "passes": 15, "members": 36, "seconds": 1.5}
+TEMPLATE = one_shot.Training(0, 0, 0, True, 0.0)  # what the run itself decides: rule, sandwich, …
 
 
 def meta(training: dict | None = None) -> dict:
-    fields = {"steps": 5, "passes": 15, "members": 36, "sandwich": True, "seconds": 1.5,
-              "rule": "architecture", "sampled": False, "fresh": False}  # fmt: skip
-    return {"cnnc": "supernet", "key": DIGEST, "training": json.dumps(training or fields)}
+    return {"cnnc": "supernet", "key": DIGEST, "training": json.dumps(training or COSTS)}
 
 
 def hostile(small_net) -> dict:
@@ -131,7 +133,10 @@ def hostile(small_net) -> dict:
         forged(as_int, meta()): "does not hold this supernet's weights",
         forged(state, meta({"steps": "5"})): "does not hold this supernet's weights",
         forged(state, {**meta(), "training": "[" * 100_000}): "does not hold this supernet's",
-        forged(state, meta({**json.loads(meta()["training"]), "seconds": True})): "does not hold",
+        forged(state, meta({**COSTS, "seconds": True})): "does not hold",
+        forged(state, meta({**COSTS, "steps": -1})): "does not hold",
+        forged(state, meta({**COSTS, "seconds": 1e300})): "does not hold",
+        forged(state, meta({**COSTS, "rule": "zzz"})): "does not hold",  # never the file's
         forged(state, meta()) + b"\x00" * (1 << 21): "is larger than this supernet's weights",
     }
 
@@ -142,7 +147,7 @@ def test_a_hostile_kept_file_is_a_reason_to_train_again(tmp_path, small_net):
         folder = tmp_path / str(i)
         folder.mkdir()
         (folder / kept.FILE).write_bytes(content)
-        training, why = kept.load(folder, small_net, DIGEST, one_shot.Training)
+        training, why = kept.load(folder, small_net, DIGEST, TEMPLATE)
         assert training is None and why.startswith(f"{kept.FILE} "), i
         assert reason in why, (i, why)
     after = small_net.state_dict()
@@ -157,7 +162,7 @@ def test_a_link_or_fifo_in_its_place_is_not_opened_and_is_replaced(tmp_path, sma
     folder = tmp_path / "study"
     folder.mkdir()
     (folder / kept.FILE).symlink_to(target)
-    assert kept.load(folder, small_net, DIGEST, one_shot.Training) == (
+    assert kept.load(folder, small_net, DIGEST, TEMPLATE) == (
         None,
         "supernet.safetensors is a link, not a file",
     )
@@ -167,7 +172,7 @@ def test_a_link_or_fifo_in_its_place_is_not_opened_and_is_replaced(tmp_path, sma
     fifo = tmp_path / "fifo"
     fifo.mkdir()
     os.mkfifo(fifo / kept.FILE)
-    assert kept.load(fifo, small_net, DIGEST, one_shot.Training)[1] == (
+    assert kept.load(fifo, small_net, DIGEST, TEMPLATE)[1] == (
         "supernet.safetensors is a fifo, not a file"
     )
 

@@ -348,7 +348,7 @@ def darts_evaluator(settings: Settings, data: Dataset):
     darts = Darts(space, net, classify(space, members))
     digest = kept.key(settings, data, space_fingerprint(space), "darts")
     searched, why = (
-        kept.load(settings.out, darts, digest, Searched, FILE)
+        kept.load(settings.out, darts, digest, Searched(0, 0.0), FILE)
         if settings.keep_supernet
         else (None, None)
     )
@@ -363,7 +363,7 @@ def darts_evaluator(settings: Settings, data: Dataset):
     if loaded:
         text = text.replace("darts:", f"darts (kept in {FILE}):", 1) + "; not searched again"
     elif settings.keep_supernet:
-        text += (f"; {why}: searched again" if why else "") + keep_trained(
+        text += (f"; {why}, so not loaded" if why else "") + keep_trained(
             settings.out, darts, digest, searched, FILE
         )
 

@@ -2,8 +2,8 @@
 trials with the weights that scored the old ones instead of training the supernet again.
 
 Input: the study folder, a built `Supernet` and the `key` of what its training depends on. Output:
-`save` writes `supernet.safetensors` (the store's tensors; in its metadata the key and how training
-went) through `safefs` (a temporary file and a rename: a planted link is replaced, never written
+`save` writes `supernet.safetensors` (the store's tensors; in its metadata the key and what training
+cost: its counts and seconds) through `safefs` (a temporary file and a rename: a planted link is replaced, never written
 through); `load` fills the supernet from it and returns that training, or says why it cannot.
 
 Contract:
@@ -25,7 +25,7 @@ import json
 import math
 import os
 import struct
-from dataclasses import asdict, fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -57,13 +57,14 @@ def save(folder: Path, net: torch.nn.Module, digest: str, training, file: str = 
     from safetensors.torch import save as to_bytes
 
     state = {name: t.detach().cpu().contiguous() for name, t in net.state_dict().items()}
-    meta = {"cnnc": "supernet", "key": digest, "training": json.dumps(asdict(training))}
+    meta = {"cnnc": "supernet", "key": digest, "training": json.dumps(costs(training))}
     safefs.write_bytes(Path(folder) / file, to_bytes(state, metadata=meta))
 
 
-def load(folder: Path, net: torch.nn.Module, digest: str, training_type, file: str = FILE):
-    """(the kept training as a `training_type`, None) after filling `net` from `folder/file`, or
-    (None, why it was not used) — (None, None) when there is no file."""
+def load(folder: Path, net: torch.nn.Module, digest: str, template, file: str = FILE):
+    """(`template`, a dataclass, with the kept training's counts and seconds, None) after filling
+    `net` from `folder/file`, or (None, why it was not used) — (None, None) when there is no
+    file."""
     path = Path(folder) / file
     what = safefs.kind(path)
     if what == "missing":
@@ -84,7 +85,7 @@ def load(folder: Path, net: torch.nn.Module, digest: str, training_type, file: s
         return None, f"{file} is not a supernet cnnc saved"
     if meta.get("key") != digest:
         return None, f"{file} holds the supernet of other settings, data or space"
-    training = _training(meta.get("training"), training_type)
+    training = _training(meta.get("training"), template)
     state = _tensors(raw)
     if training is None or state is None or not _same(state, own):
         return None, f"{file} does not hold this supernet's weights"
@@ -107,29 +108,40 @@ def _metadata(raw: bytes) -> dict | None:
     return meta if isinstance(meta, dict) else None
 
 
-def _training(text, training_type):
-    """The kept training, each field of the type the dataclass declares, or None."""
+MOST = 10**15  # a count or a number of seconds a kept training may say
+
+
+def costs(training) -> dict:
+    """The training's counts and seconds (its `int` and `float` fields): what the file keeps. The
+    rest (the rule, whether the cover was sampled) is the run's own, never read from the file."""
+    return {f.name: getattr(training, f.name) for f in fields(training) if f.type in NUMBERS}
+
+
+NUMBERS = ("int", "float")  # field types as the dataclasses declare them (postponed annotations)
+
+
+def _training(text, template):
+    """`template` with the counts and seconds the file keeps (`costs`), each of its field's type,
+    finite and within [0, MOST]; None for anything else."""
     try:
         values = json.loads(text) if isinstance(text, str) else None
     except (ValueError, RecursionError):
         return None
-    types = {f.name: f.type for f in fields(training_type)}
+    types = {f.name: f.type for f in fields(template) if f.type in NUMBERS}
     if not isinstance(values, dict) or set(values) != set(types):
         return None
     for name, value in values.items():
-        if not _typed(value, types[name]):
+        if not _number(value, types[name]):
             return None
-    return training_type(**values)
+    return replace(template, **values)
 
 
-def _typed(value, declared: str) -> bool:
-    """Whether a JSON value is of the declared type (`int`, `float`, `bool`, `str`); a bool is no
-    number, a float must be finite."""
-    if declared == "bool" or isinstance(value, bool):
-        return declared == "bool" and isinstance(value, bool)
-    if declared == "float":
-        return isinstance(value, (int, float)) and math.isfinite(value)
-    return declared in ("int", "str") and type(value) is {"int": int, "str": str}[declared]
+def _number(value, declared: str) -> bool:
+    """A JSON number of the declared type (`int`, or `float`, which an int is too; a bool is
+    neither), finite, within [0, MOST]."""
+    if isinstance(value, bool) or not isinstance(value, int if declared == "int" else (int, float)):
+        return False
+    return math.isfinite(value) and 0 <= value <= MOST
 
 
 def _tensors(raw: bytes) -> dict | None:

@@ -423,18 +423,19 @@ def supernet_evaluator(settings: Settings, data: Dataset, rule: str = RULE):
         distinct=rule == "architecture",
     )
     sampled = not walked_whole(space)
+    draw = fresh(space, net, members, keep) if sampled and rule != "fair" else None
     digest = kept.key(settings, data, space_fingerprint(space), rule)
+    ran = Training(0, 0, 0, sliced(net, members), 0.0, rule, sampled, draw is not None)
     training, why = (
-        kept.load(settings.out, net, digest, Training) if settings.keep_supernet else (None, None)
+        kept.load(settings.out, net, digest, ran) if settings.keep_supernet else (None, None)
     )
     if training is not None:
         net.to(device)
         note = training.text().replace("supernet:", f"supernet (kept in {kept.FILE}):", 1)
         note += "; not trained again"
     else:
-        draw = fresh(space, net, members, keep) if sampled and rule != "fair" else None
         training = replace(train(net, members, data, settings, device, rule, draw), sampled=sampled)
-        note = training.text() + (f"; {why}: trained again" if why else "")
+        note = training.text() + (f"; {why}, so not loaded" if why else "")
         if settings.keep_supernet:
             note += keep_trained(settings.out, net, digest, training)
     trained = members if rule == "architecture" else None
