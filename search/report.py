@@ -425,8 +425,9 @@ def importance_axes(study, target, name: str):
             f"no decision has an importance yet (it needs {MIN_TRIALS} scored trials and two "
             "options met)"
         )
+    found = found[-MOST_BARS:]
     figure, axes = plt.subplots(figsize=(7, 1.2 + 0.35 * len(found)))
-    labels = [printable(n) for n, _ in found]
+    labels = [_label(n) for n, _ in found]
     bars = axes.barh(labels, [v for _, v in found], color="#4c72b0")
     axes.bar_label(bars, labels=[f"{v:.2f}" for _, v in found], padding=3)
     axes.set_xlim(0, 1.1)
@@ -434,6 +435,18 @@ def importance_axes(study, target, name: str):
     axes.set_title("Decision importance")
     figure.tight_layout()
     return axes
+
+
+MOST_BARS = 40  # decisions a chart shows, the most important
+LABEL_WIDTH = 48  # characters of a decision's name a chart shows
+
+
+def _label(name: str) -> str:
+    """A decision's name as a chart shows it (a study's names are data): one line, control
+    characters escaped, at most LABEL_WIDTH characters, `$` not read as mathematics."""
+    text = printable(name)  # a newline too: `\x0a`
+    text = text if len(text) <= LABEL_WIDTH else text[: LABEL_WIDTH - 1] + "…"
+    return text.replace("$", r"\$")
 
 
 def _draw(draw, path: Path) -> str | None:
