@@ -100,7 +100,10 @@ class _Tree:
             else:
                 kids = expanded.get(key)
                 if kids is None:  # (prefix, points, future) per option, at this node's depth
-                    kids = expanded[key] = self._kids(prefix, points)
+                    kids = self._kids(prefix, points)
+                    if kids is None:  # the deadline passed among a decision's options
+                        return False
+                    expanded[key] = kids
                 waiting = [(p, pts) for p, pts, child in kids if child not in self.counts]
                 if waiting:
                     stack.extend(waiting)
@@ -110,10 +113,14 @@ class _Tree:
                 stack.pop()
         return True
 
-    def _kids(self, prefix, points) -> list:
+    def _kids(self, prefix, points) -> list | None:
+        """(prefix, points, future) of each option of the decision at this depth; None when the
+        deadline passes first (a decision may have thousands of options, each an elaboration)."""
         k = len(prefix)
         kids = []
         for i in range(len(points[k].labels)):
+            if i and time.perf_counter() > self.deadline:
+                return None
             met = points if i == 0 else self.points(prefix + (i,))
             kids.append((prefix + (i,), met, _future(met, k + 1)))
         return kids

@@ -382,3 +382,54 @@ def test_a_member_of_a_labelled_sequence_is_named_by_its_number_or_label(seed):
     assert layers["a.2"].op == ("MaxPool", "AvgPool")[picked["a.2"]]
     assert layers["b.1"].args["padding"] == ((0, 0), (1, 1))[picked["b.1.padding"]]
     assert layers["c.p"].args["kernel_size"] == ((1, 1), (3, 3))[picked["c.p.kernel_size"]]
+
+
+WIDE = """network wide(classes = 10) {
+    input [1, 8, 8]
+    w = choice(range(1, 5000), name = "w")
+    f = choice([1, 2], name = "f")
+    g = choice([1.0, 2.0], name = "g")
+    return in -> Conv(8, 3) -> Flatten -> Linear(classes)
+}
+"""
+
+
+def test_a_wide_choice_is_shown_once_and_its_members_share_the_labels():
+    """A walk meets a choice of n options n times: each member holding its own n labels cost n²
+    (`choice(range(1, 10000))` ran `cnnc check` out of 6 GB). Members share one tuple of labels
+    and of values; equal numbers of other types (1 and 1.0) keep their own."""
+    space = load_space("wide.cnn", text=WIDE)
+    a, b = sample(space, 2, seed=1)
+    assert a.points[0].labels is b.points[0].labels and len(a.points[0].labels) == 4999
+    assert a.points[0].values is b.points[0].values
+    assert a.points[1].labels == ("1", "2") and a.points[2].labels == ("1.0", "2.0")
+    assert type(a.points[2].values[0]) is float
+
+
+def test_counting_a_wide_decision_stops_at_its_deadline(monkeypatch):
+    """Each option of a decision is an elaboration: the count checks its deadline between them
+    (it elaborated all 4,999 options of `w` first, whatever the deadline)."""
+    import time
+
+    from cnnc.search import counting
+
+    space = load_space("wide.cnn", text=WIDE)
+    slow = counting._Tree.points
+
+    def points(self, prefix):
+        time.sleep(0.01)
+        return slow(self, prefix)
+
+    monkeypatch.setattr(counting._Tree, "points", points)
+    tree = counting._Tree(space, deadline=time.perf_counter() + 0.1)
+    assert tree.count() is False
+    assert tree.elaborations < 30
+
+
+def test_a_decisions_options_are_listed_elided_past_twelve():
+    from cnnc.commands.space import options_text
+
+    assert options_text([str(i) for i in range(1, 13)]) == " | ".join(map(str, range(1, 13)))
+    assert options_text([str(i) for i in range(1, 5000)]) == (
+        "1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | … | 4998 | 4999 (4,999 options)"
+    )

@@ -150,17 +150,28 @@ def _text(path, found, size, figures, args) -> list[str]:
 def decision_rows(found) -> list[str]:
     """One line per decision: its name, its options, where it is, and when it is met."""
     rows = [
-        (d.name, " | ".join(d.labels), d.span.where() if d.span else "", _when(d)) for d in found
+        (d.name, options_text(d.labels), d.span.where() if d.span else "", _when(d)) for d in found
     ]
     widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths + [0])).rstrip() for r in rows]
+
+
+SHOWN_OPTIONS = 12  # options a line lists; more are elided, and counted
+
+
+def options_text(labels) -> str:
+    """`3 | 5 | 7`; of more than SHOWN_OPTIONS, the first ones, `…` and the last two, counted."""
+    if len(labels) <= SHOWN_OPTIONS:
+        return " | ".join(labels)
+    shown = [*labels[: SHOWN_OPTIONS - 3], "…", *labels[-2:]]
+    return f"{' | '.join(shown)} ({len(labels):,} options)"
 
 
 def _when(d) -> str:
     if d.when is None:
         return ""
     name, labels = d.when
-    return f"only when {name} = {' | '.join(labels)}"
+    return f"only when {name} = {options_text(labels)}"
 
 
 def _share(k: int, n: int) -> str:

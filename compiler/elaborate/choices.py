@@ -50,7 +50,8 @@ def decide(el: El, expr: ast.Choice, env, frame):
                     ),
                 )
             )
-        point = ChoicePoint(name, tuple(show(v) for v in values), values, expr.span)
+        values, labels = _shown(values)
+        point = ChoicePoint(name, labels, values, expr.span)
     else:
         literal = all(isinstance(o, (ast.Number, ast.String, ast.Bool)) for o in options)
         values = tuple(o.value for o in options) if literal else None
@@ -78,6 +79,26 @@ def decide(el: El, expr: ast.Choice, env, frame):
     if point.values is not None and len(options) == 1:
         return point.values[index]
     return el.evaluate(options[index], env, frame)
+
+
+FLAT = frozenset({int, float, str, bool})  # option types whose equal tuples show alike
+SHOWN: dict[tuple, tuple[tuple, tuple[str, ...]]] = {}  # (options, their types) -> shown once
+SHOWN_MOST = 64  # lists of options remembered
+
+
+def _shown(values: tuple) -> tuple[tuple, tuple[str, ...]]:
+    """(the options, their labels), the same two tuples for every elaboration of one list of
+    numbers or strings: a walk meets a choice of n options n times, and neither showing each
+    option again nor holding a copy a member may cost n² (`choice(range(1, 10000))`)."""
+    if not set(map(type, values)) <= FLAT:  # nested lists or blocks: shown each time
+        return values, tuple(show(v) for v in values)
+    key = (values, tuple(map(type, values)))  # 1 and 1.0 are equal, but show apart
+    found = SHOWN.get(key)
+    if found is None:
+        if len(SHOWN) >= SHOWN_MOST:
+            del SHOWN[next(iter(SHOWN))]
+        found = SHOWN[key] = (values, tuple(show(v) for v in values))
+    return found
 
 
 def _name(el: El, expr: ast.Choice, env, frame) -> str:
