@@ -235,8 +235,9 @@ def parse_all(study) -> None:
     (Optuna parses rows when they are read, so it would fail later, anywhere)."""
     if not isinstance(study.user_attrs, dict) or not isinstance(study.trials, list):
         raise Refused(f"study `{study.study_name}` cannot be read", MOVE_HELP)
+    objectives = len(study.directions)
     for trial in study.trials:
-        problem = _damage(trial)
+        problem = _damage(trial, objectives)
         if problem:
             raise Refused(
                 f"study `{study.study_name}` holds a damaged trial ({_first_line_of(problem)})",
@@ -244,15 +245,18 @@ def parse_all(study) -> None:
             )
 
 
-def _damage(trial) -> str | None:
+def _damage(trial, objectives: int) -> str | None:
     """What Optuna itself would refuse in a trial it reads back (its `_validate`: a COMPLETE trial
-    without values, a parameter outside its distribution), or a number or value of the wrong
-    type; None for a sound trial. Caught here, not when a search reuses or copies the trial."""
+    without values, a parameter outside its distribution; adding it to a study of `objectives`
+    objectives: another count of values), or a number or value of the wrong type; None for a
+    sound trial. Caught here, not when a search reuses or copies the trial."""
     if type(trial.number) is not int:
         return f"its number is {trial.number!r}"
     values = trial.values or ()
     if any(type(v) is not float and type(v) is not int for v in values):
         return f"trial {trial.number}'s values are {list(values)!r}"
+    if values and len(values) != objectives:
+        return f"trial {trial.number} has {len(values)} values for {objectives} objectives"
     try:
         trial._validate()
     except (ValueError, TypeError, KeyError, IndexError) as exc:

@@ -209,6 +209,11 @@ def test_the_explorers_draws_are_not_the_study_samplers_under_the_same_seed():
         ("UPDATE trial_values SET value = '=HYPERLINK(\"x\")'", "trial 0's values are"),
         ("UPDATE trials SET number = 'yesterday' WHERE trial_id = 2", "cannot be read"),
         ("DELETE FROM trial_values WHERE trial_id = 1", "values should be set"),  # COMPLETE
+        (  # a second value in a study of one objective (optuna refused it when adding: exit 70)
+            "INSERT INTO trial_values (trial_id, objective, value, value_type) "
+            "SELECT trial_id, 1, value, value_type FROM trial_values WHERE trial_id = 1",
+            "trial 0 has 2 values for 1 objectives",
+        ),
     ],
 )
 def test_a_resumed_search_refuses_a_study_with_a_damaged_trial(tmp_path, capsys, craft, said):
