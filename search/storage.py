@@ -285,6 +285,24 @@ def _process_start(pid: int) -> str | None:
     return "dead" if fields[0] in ("Z", "X") else fields[19]
 
 
+def worker_text(worker) -> str:
+    """`in process 4242 on host-a`, from a trial's `worker` attribute (data: escaped, cut)."""
+    from cnnc.dsl.diagnostics import printable
+
+    if not isinstance(worker, dict):
+        return "(no worker recorded)"
+    host, pid = printable(str(worker.get("host")))[:64], printable(str(worker.get("pid")))[:16]
+    return f"in process {pid} on {host}"
+
+
+def claimed(worker) -> bool:
+    """Whether a RUNNING trial's `worker` attribute names a process that may still run it. Called
+    under the study lock, inside which a worker asks for a trial and records itself on it: a trial
+    without the record (its worker died in between, or the study was edited) has no one to finish
+    it, whatever its heartbeat says (none, or one dated in the future)."""
+    return isinstance(worker, dict) and isinstance(worker.get("host"), str) and is_alive(worker)
+
+
 def is_alive(worker: dict | None) -> bool:
     """Whether the process a trial recorded still runs (unknown hosts count as alive)."""
     if not worker or worker.get("host") != HOST:
@@ -306,15 +324,11 @@ def fail_stale(study, url: str) -> list[int]:
     trial says why: a worker killed after its result was set would otherwise leave `trained` on a
     failed trial."""
     storage = study._storage  # the public Study API cannot change another worker's trial
-    if kind(url) == "journal":
-        ids = [
-            t._trial_id
-            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-            if not is_alive(t.user_attrs.get("worker"))
-        ]
-    else:
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    ids = [t._trial_id for t in running if not claimed(t.user_attrs.get("worker"))]
+    if kind(url) != "journal":
         stale = getattr(storage, "_get_stale_trial_ids", None)  # RDB storages with a heartbeat
-        ids = list(stale(study._study_id)) if stale is not None else []
+        ids += [i for i in (stale(study._study_id) if stale is not None else ()) if i not in ids]
     failed = []
     for trial_id in ids:
         with contextlib.suppress(

@@ -126,6 +126,7 @@ class Worker:
         self.lock = stores.StudyLock(settings.storage_url, study.study_name)
         self.signals = Signals()
         self.repeats = 0  # reused trials in a row, this worker's
+        self.waited_for: tuple[int, ...] = ()  # the running trials it last said it waits for
         self.explorer = Unproposed(objective.space, settings.seed + 7919 * settings.worker)
         objective.claims = self.claim_architecture
 
@@ -146,6 +147,7 @@ class Worker:
                 if claim == "done":
                     return "done"
                 if claim == "wait":
+                    self.waiting()
                     time.sleep(POLL_SECONDS)
                     continue
                 self.run(claim)
@@ -169,6 +171,20 @@ class Worker:
             trial = self.study.ask()
             trial.set_user_attr("worker", stores.this_worker())
             return trial
+
+    def waiting(self) -> None:
+        """Say once which running trials the worker waits for (they may hold the last slots), and
+        where they run: a wait is never silent."""
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        numbers = tuple(t.number for t in running)
+        if numbers == self.waited_for:
+            return
+        self.waited_for = numbers
+        where = "; ".join(
+            f"#{t.number} {stores.worker_text(t.user_attrs.get('worker'))}" for t in running[:3]
+        )
+        more = f" and {len(running) - 3} more" if len(running) > 3 else ""
+        self.say(f"waiting for running trials to finish ({where}{more}); Ctrl-C stops the search")
 
     def fail_stale(self) -> None:
         for number in stores.fail_stale(self.study, self.settings.storage_url):

@@ -185,3 +185,36 @@ def test_killing_the_workers_parent_stops_its_workers_and_the_report_writes_best
         for t in complete
         if t.values[0] == top
     )
+
+
+def test_a_resume_says_which_running_trial_it_waits_for_and_goes_on_when_its_process_ends(
+    tmp_path, capsys
+):
+    """The study's last slot is held by a RUNNING trial whose process lives (2 s): the search
+    says whom it waits for, once, and when the process ends fails that trial and runs another."""
+    import json
+    import sqlite3
+
+    out = tmp_path / "run"
+    _search(out, capsys, trials=4)
+    holder = subprocess.Popen(["sleep", "2"])
+    worker = {
+        "host": storage.HOST,
+        "pid": holder.pid,
+        "started": storage._process_start(holder.pid),
+    }
+    with sqlite3.connect(out / "study.db") as db:
+        (trial_id,) = db.execute("SELECT trial_id FROM trials WHERE number = 3").fetchone()
+        db.execute("UPDATE trials SET state = 'RUNNING', datetime_complete = NULL WHERE number = 3")
+        db.execute("DELETE FROM trial_values WHERE trial_id = ?", (trial_id,))
+        db.execute(
+            "UPDATE trial_user_attributes SET value_json = ? WHERE trial_id = ? AND key = 'worker'",
+            (json.dumps(worker), trial_id),
+        )
+    argv = ["search", TINY, "--evaluator", "proxy", "--device", "cpu", "--out", out]
+    code, _, err = run_cli([*argv, "--trials", "4"], capsys)
+    holder.wait()
+    assert code == 0, err
+    said = f"waiting for running trials to finish (#3 in process {holder.pid} on {storage.HOST})"
+    assert err.count(said) == 1
+    assert "trial 3's worker stopped answering: recorded FAIL" in err

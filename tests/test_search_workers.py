@@ -138,6 +138,32 @@ def test_a_journal_trial_whose_process_is_gone_is_failed_and_queued_again(tmp_pa
     assert queued.user_attrs == {"retry_of": trial.number, "retries": 1}
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_running_trial_no_live_worker_claims_is_failed_whatever_its_heartbeat(tmp_path, kind):
+    """A RUNNING trial without a `worker` record (its worker died between asking for it and
+    recording itself, or the study was edited), or whose worker is gone, was waited for forever
+    on SQLite: only a heartbeat in the past made it stale."""
+    file = "study.db" if kind == "sqlite" else "study.journal"
+    url = f"{kind}:///{tmp_path / file}"
+    study = optuna.create_study(storage=storage.open_storage(url, 10), study_name="s")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    unclaimed = study.ask()
+    dead = study.ask()
+    dead.set_user_attr("worker", {"host": storage.HOST, "pid": gone.pid, "started": None})
+    crafted = study.ask()
+    crafted.set_user_attr("worker", "somebody")
+    alive = study.ask()
+    alive.set_user_attr("worker", storage.this_worker())
+    failed = sorted(storage.fail_stale(study, url))
+    assert failed == [unclaimed.number, dead.number, crafted.number]
+    assert {t.number: t.state for t in study.trials}[alive.number].name == "RUNNING"
+    assert (
+        storage.worker_text(storage.this_worker()) == f"in process {os.getpid()} on {storage.HOST}"
+    )
+    assert storage.worker_text("x\x1b[31m") == "(no worker recorded)"
+
+
 def test_workers_in_threads_stop_at_exactly_the_trials_asked(tmp_path):
     """Three workers race for the last slots of one SQLite study: none overshoots, none is lost."""
     s = settings(tmp_path, trials=7, sampler="random")
