@@ -426,7 +426,9 @@ def run(
     held = study.get_trials(deepcopy=False)  # read once: `study.trials` copies every trial
     events.started(report.rows(held), changes(study, settings))
     working = stores.in_memory(study) if in_memory(settings, held) else study
-    settings = derived_first(working, settings, evaluator)
+    settings, derived = derived_first(working, settings, evaluator)
+    if derived:
+        _say(events, derived)
     planned = getattr(events, "planned", None)
     if planned is not None:
         planned(settings.trials)
@@ -460,18 +462,30 @@ def in_memory(settings: Settings, trials) -> bool:
     )
 
 
-def derived_first(study, settings: Settings, evaluator) -> Settings:
-    """An evaluator that derives its member (`darts`, with `derived`: the Optuna parameters) has
-    that member as the study's next trial, and the run stops after it."""
+def derived_first(study, settings: Settings, evaluator) -> tuple[Settings, str | None]:
+    """An evaluator that derives its member (`darts`, with `derived`: the Optuna parameters, and
+    `derived_hash`: its architecture's) has that member as the study's next trial, and the run
+    stops after it; a study that holds it already (a resume) runs nothing, and says so (a reused
+    proposal would not count, and another member would be proposed in its place)."""
     derived = getattr(evaluator, "derived", None)
     if derived is None:
-        return settings
+        return settings, None
     from dataclasses import replace
 
-    from cnnc.search.worker import finished_count
+    from cnnc.search.worker import counts, finished_count
 
+    trials = study.get_trials(deepcopy=False)
+    digest = getattr(evaluator, "derived_hash", None)
+    held = [
+        t
+        for t in trials
+        if counts(t) and (t.params == derived or (digest and t.user_attrs.get("hash") == digest))
+    ]
+    if held:
+        note = f"the derived member is trial {held[0].number}'s architecture: no trial to run"
+        return replace(settings, trials=finished_count(trials)), note
     study.enqueue_trial(derived)
-    return replace(settings, trials=finished_count(study.trials) + 1)
+    return replace(settings, trials=finished_count(trials) + 1), None
 
 
 def retrained(result: Result, settings: Settings, space: Space, evaluator) -> Result:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 
 import pytest
@@ -234,6 +235,10 @@ def test_a_resumed_darts_search_loads_its_weights_and_derives_the_same_member(
     derived = first.split("derived: ")[1].splitlines()[0]
     assert line.split("derived: ")[1] == derived + "; not searched again"
     assert "softmax(α): " + first.split("softmax(α): ")[1].split("; derived")[0] in line
+    # the study holds the derived member already: no other member is proposed in its place
+    assert "note: the derived member is trial 0's architecture: no trial to run" in err
+    with open(out / "trials.csv") as f:
+        assert [r["number"] for r in csv.DictReader(f)] == ["0"]
 
 
 def test_without_a_trainable_argmax_member_the_best_covered_member_is_derived(tiny, one_thread):

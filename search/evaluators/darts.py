@@ -57,7 +57,7 @@ from cnnc.search.evaluators.supernet import (
 )
 from cnnc.search.evaluators.train import MIN_TRAIN, TOO_FEW
 from cnnc.search.resume import space_fingerprint
-from cnnc.search.space import Space, fixed
+from cnnc.search.space import Space, fixed, graph_hash
 from cnnc.training.data import Dataset, check_trainable
 from cnnc.training.loop import cuda_indices, resolve_device
 
@@ -369,6 +369,7 @@ def darts_evaluator(settings: Settings, data: Dataset):
 
     evaluate_member = scorer(net, data, settings, device)
     evaluate_member.derived = optuna_params(member)
+    evaluate_member.derived_hash = graph_hash(member.graph)
     evaluate_member.retrain = train_evaluator(settings, data)
     evaluate_member.note = text
     return evaluate_member
