@@ -449,7 +449,7 @@ def run(
                 else Result(study, [], [], [], [], stopped)
             )
         if write:  # still under the folder's lock: retrain.csv is this search's file too
-            result = retrained(result, settings, space, evaluator)
+            result = retrained(result, settings, space, evaluator, lambda t: _say(events, t))
     return result
 
 
@@ -488,7 +488,7 @@ def derived_first(study, settings: Settings, evaluator) -> tuple[Settings, str |
     return replace(settings, trials=finished_count(trials) + 1), None
 
 
-def retrained(result: Result, settings: Settings, space: Space, evaluator) -> Result:
+def retrained(result: Result, settings: Settings, space: Space, evaluator, say) -> Result:
     """`--retrain-top K` of a one-shot evaluator (one with `retrain`): the best K trained from
     scratch, Kendall τ in the notes and retrain.csv among the files (`retrain.py`)."""
     retrain = getattr(evaluator, "retrain", None)
@@ -498,7 +498,8 @@ def retrained(result: Result, settings: Settings, space: Space, evaluator) -> Re
 
     from cnnc.search.retrain import retrain_top
 
-    figures, path = retrain_top(result.study, space, retrain, settings.retrain_top, settings.out)
+    study, k = result.study, settings.retrain_top
+    figures, path = retrain_top(study, space, retrain, k, settings.out, say)
     return replace(result, files=[*result.files, path], notes=[*result.notes, figures.note()])
 
 

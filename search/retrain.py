@@ -5,7 +5,8 @@ its `Space`, and `retrain(graph) -> Outcome` (the train evaluator: each member f
 Output: `Retrained`: the best K distinct architectures (by score, completed trials only, a reused
 trial standing for its first), each with its supernet score and its stand-alone accuracy, and
 Kendall's τ-b between the two (None with fewer than two, or when either side is constant); written
-to `retrain.csv` in `--out` (through `safefs`) and to the study's user attribute `retrained`.
+to `retrain.csv` in `--out` (through `safefs`) and to the study's user attribute `retrained` after
+each member, so that an interrupted run keeps what it retrained and a resume retrains the rest.
 """
 
 from __future__ import annotations
@@ -67,30 +68,75 @@ def top_rows(rows: list[report.Row], k: int) -> list[report.Row]:
     return out[:k]
 
 
-def retrain_top(study, space: Space, retrain, k: int, out: Path) -> tuple[Retrained, Path]:
-    """Retrain the best `k` (module docstring); returns the figures and the file written."""
+def retrain_top(
+    study, space: Space, retrain, k: int, out: Path, say=lambda text: None
+) -> tuple[Retrained, Path]:
+    """Retrain the best `k` (module docstring); returns the figures and the file written. Each
+    member retrained is said (`say`) and recorded at once, so a run interrupted meanwhile keeps
+    the ones done (retrain.csv and `retrained` hold those), and a resume retrains only the rest."""
     rows = top_rows(report.rows(study.trials), k)
-    standalone = []
-    for row in rows:
-        member = space.member(fixed(row.decisions))
-        if not member.ok or graph_hash(member.graph) != row.hash:
-            standalone.append(math.nan)  # a study whose records do not match its space
+    earlier = recorded(study.user_attrs.get("retrained"))
+    standalone: list[float] = []
+    path = Path(out) / "retrain.csv"
+    for i, row in enumerate(rows):
+        if row.number in earlier:
+            standalone.append(earlier[row.number])
             continue
-        outcome = retrain(member.graph, lambda epoch, accuracy: None)
-        standalone.append(math.nan if outcome.failed else outcome.score)
+        standalone.append(_retrain(space, retrain, row))
+        accuracy = "failed" if math.isnan(standalone[-1]) else f"{standalone[-1]:.4f}"
+        say(f"retrained #{row.number} ({i + 1}/{len(rows)}): stand-alone accuracy {accuracy}")
+        keep(study, figures(rows, standalone), path)
+    result = figures(rows, standalone)
+    return result, keep(study, result, path)
+
+
+def _retrain(space: Space, retrain, row) -> float:
+    member = space.member(fixed(row.decisions))
+    if not member.ok or graph_hash(member.graph) != row.hash:
+        return math.nan  # a study whose records do not match its space
+    outcome = retrain(member.graph, lambda epoch, accuracy: None)
+    return math.nan if outcome.failed else outcome.score
+
+
+def figures(rows, standalone: list[float]) -> Retrained:
+    """The figures of the first `len(standalone)` rows, retrained."""
+    rows = rows[: len(standalone)]
     scores = [r.values[0] for r in rows]
     pairs = [(s, a) for s, a in zip(scores, standalone) if not math.isnan(a)]
     tau = kendall_tau([s for s, _ in pairs], [a for _, a in pairs]) if len(pairs) > 1 else None
-    result = Retrained(tuple(r.number for r in rows), tuple(scores), tuple(standalone), tau)
+    return Retrained(tuple(r.number for r in rows), tuple(scores), tuple(standalone), tau)
+
+
+def keep(study, result: Retrained, path: Path) -> Path:
+    """The study's `retrained` attribute and retrain.csv, as far as `result` goes."""
     study.set_user_attr(
         "retrained",
         {
             "trials": list(result.numbers),
-            "standalone": [None if math.isnan(a) else a for a in standalone],
-            "tau": tau,
+            "standalone": [None if math.isnan(a) else a for a in result.standalone],
+            "tau": result.tau,
         },
     )
-    return result, write_csv(result, Path(out) / "retrain.csv")
+    return write_csv(result, path)
+
+
+def recorded(attribute) -> dict[int, float]:
+    """{trial number: stand-alone accuracy (NaN: failed)} of a study's `retrained` attribute, an
+    earlier run's; {} for anything but lists of trial numbers and accuracies in [0, 1] (a study
+    is data)."""
+    if not isinstance(attribute, dict):
+        return {}
+    numbers, accuracies = attribute.get("trials"), attribute.get("standalone")
+    if not isinstance(numbers, list) or not isinstance(accuracies, list):
+        return {}
+    if len(numbers) != len(accuracies) or len(numbers) > 10_000:
+        return {}
+    out = {}
+    for n, a in zip(numbers, accuracies):
+        if type(n) is not int or not (a is None or type(a) in (int, float) and 0 <= a <= 1):
+            return {}
+        out[n] = math.nan if a is None else float(a)
+    return out
 
 
 def write_csv(result: Retrained, path: Path) -> Path:

@@ -529,3 +529,41 @@ def test_a_cover_of_large_members_is_what_the_commands_budget_elaborates(monkeyp
     monkeypatch.setattr(limits, "COMMAND_NODES", 1)  # not one member: the budget's own error
     with pytest.raises(CnncError, match="E0708"):
         cover.covered(space)
+
+
+def test_retraining_interrupted_keeps_the_members_done_and_a_resume_retrains_the_rest(
+    tmp_path, capsys
+):
+    import optuna
+
+    from cnnc.search import driver
+    from cnnc.search.retrain import recorded, retrain_top
+    from cnnc.search.space import load_space
+
+    out = tmp_path / "run"
+    argv = ["search", TINY, "--evaluator", "proxy", "--device", "cpu", "--trials", "4"]
+    assert run_cli([*argv, "--out", out], capsys)[0] == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+    space = load_space(TINY, input_shape=(1, 8, 8))
+    calls, said, interrupt = [], [], [True]
+
+    def retrain(graph, report_epoch):
+        calls.append(graph)
+        if len(calls) == 2 and interrupt and interrupt.pop():
+            raise KeyboardInterrupt  # Ctrl-C during the second member, the first run
+        return driver.Outcome(0.5 + 0.1 * len(calls), 1.0)
+
+    with pytest.raises(KeyboardInterrupt):
+        retrain_top(study, space, retrain, 3, out, said.append)
+    (first,) = recorded(study.user_attrs["retrained"])
+    assert recorded(study.user_attrs["retrained"]) == {first: 0.6}
+    with open(out / "retrain.csv") as f:
+        assert [r[:1] for r in csv.reader(f)][1:] == [[str(first)], ["kendall_tau"]]
+    assert said == [f"retrained #{first} (1/3): stand-alone accuracy 0.6000"]
+    calls.clear()
+    figures, _ = retrain_top(study, space, retrain, 3, out, said.append)
+    assert len(calls) == 2 and figures.numbers[0] == first and figures.standalone[0] == 0.6
+    assert len(figures.standalone) == 3 and figures.tau is not None
+    # a crafted attribute is no earlier run's
+    for crafted in ({"trials": [first], "standalone": [7.0]}, {"trials": "x"}, [1], None):
+        assert recorded(crafted) == {}
