@@ -75,6 +75,15 @@ def test_train_threads_below_one_is_a_usage_error(tiny, tmp_path, capsys):
         cnnc.train(tiny, "digits", tmp_path / "r", threads=0)
 
 
+def test_a_number_out_of_range_is_a_value_error(tiny, tmp_path):
+    with pytest.raises(
+        ValueError, match=r"^cnnc.search: --lr must be a positive number, but got -1$"
+    ):
+        cnnc.search(tiny, lr=-1, out=tmp_path / "s")
+    with pytest.raises(ValueError, match=r"^cnnc.train: --batch-size must be at least 2 \("):
+        cnnc.train(tiny, "digits", tmp_path / "r", batch_size=1)
+
+
 def test_a_value_the_command_refuses_is_a_value_error(tiny, tmp_path):
     with pytest.raises(ValueError, match="cnnc.train: argument --epochs: invalid int value: 'x'"):
         cnnc.train(tiny, "digits", tmp_path / "r", epochs="x")

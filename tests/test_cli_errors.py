@@ -253,3 +253,104 @@ def test_seed_out_of_range_is_a_usage_error(args, capsys):
 def test_space_samples_bounded(capsys):
     code, _, err = run_cli(["space", "spaces/tiny.cnn", "--samples", "99999999999"], capsys)
     assert code == 2 and "--samples must be from 0 to 100,000, but got 99,999,999,999" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Numeric options out of range: usage errors before any work (they failed each trial, crashed or
+# trained nothing)
+
+TINY_SPACE = ROOT / "zoo" / "spaces" / "tiny.cnn"
+SEARCH_NUMBERS = ["search", TINY_SPACE, "--data", "digits", "--trials", "2"]
+TRAIN_NUMBERS = ["train", "lenet5", "--data", "digits"]
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--lr", "-1", "--lr must be a positive number, but got -1"),
+        ("--lr", "0", "--lr must be a positive number, but got 0"),
+        ("--lr", "nan", "--lr must be a finite number, but got nan"),
+        ("--lr", "inf", "--lr must be a finite number, but got inf"),
+        ("--label-smoothing", "2", "--label-smoothing must lie in [0, 1), but got 2"),
+        ("--label-smoothing", "1", "--label-smoothing must lie in [0, 1), but got 1"),
+        ("--label-smoothing", "-0.5", "--label-smoothing must lie in [0, 1), but got -0.5"),
+        ("--label-smoothing", "nan", "--label-smoothing must be a finite number, but got nan"),
+        (
+            "--batch-size",
+            "1",
+            "--batch-size must be at least 2 (BatchNorm needs batches of two), but got 1",
+        ),
+        ("--epochs", "0", "--epochs must be at least 1, but got 0"),
+        ("--threads", "0", "--threads must be at least 1, but got 0"),
+        (
+            "--threads",
+            "100000",
+            "--threads must be at most 8 (4 per CPU; this machine has 2), but got 100,000",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", [SEARCH_NUMBERS, TRAIN_NUMBERS], ids=["search", "train"])
+def test_numeric_option_out_of_range(command, flag, value, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    code, out, err = run_cli([*command, "--out", tmp_path / "run", flag, value], capsys)
+    assert (code, out, err) == (2, "", f"cnnc {command[0]}: {message}\n")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--timeout", "nan"], "--timeout must be a finite number, but got nan"),
+        (["--timeout", "inf"], "--timeout must be a finite number, but got inf"),
+        (["--timeout", "-1"], "--timeout must be a positive number, but got -1"),
+        (["--timeout", "0"], "--timeout must be a positive number, but got 0"),
+        (["--heartbeat", "0"], "--heartbeat must be at least 1, but got 0"),
+        (
+            ["--heartbeat", "99999999999"],
+            "--heartbeat must be at most 86,400 seconds (a day), but got 99,999,999,999",
+        ),
+        (["--workers", "0"], "--workers must be at least 1, but got 0"),
+    ],
+)
+def test_search_numeric_option_out_of_range(args, message, tmp_path, capsys):
+    code, out, err = run_cli([*SEARCH_NUMBERS, "--out", tmp_path / "run", *args], capsys)
+    assert (code, out, err) == (2, "", f"cnnc search: {message}\n")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--weight-decay", "-1"], "--weight-decay must be 0 or more, but got -1"),
+        (["--weight-decay", "nan"], "--weight-decay must be a finite number, but got nan"),
+        (["--weight-decay", "inf"], "--weight-decay must be a finite number, but got inf"),
+        (["--warmup", "-1"], "--warmup must be 0 or more, but got -1"),
+        (["--warmup", "nan"], "--warmup must be a finite number, but got nan"),
+        (["--epochs", "2", "--warmup", "2"], "--warmup must be below --epochs (2), but got 2"),
+    ],
+)
+def test_train_numeric_option_out_of_range(args, message, tmp_path, capsys):
+    code, out, err = run_cli([*TRAIN_NUMBERS, "--out", tmp_path / "run", *args], capsys)
+    assert (code, out, err) == (2, "", f"cnnc train: {message}\n")
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("nan", "--walk-seconds must be a finite number, but got nan"),
+        ("inf", "--walk-seconds must be a finite number, but got inf"),
+        ("-1", "--walk-seconds must be 0 or more, but got -1"),
+    ],
+)
+def test_space_walk_seconds_out_of_range(value, message, capsys):
+    code, out, err = run_cli(["space", TINY_SPACE, "--walk-seconds", value], capsys)
+    assert (code, out, err) == (2, "", f"cnnc space: {message}\n")
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1.5Mx"])
+def test_search_count_that_is_no_number(value, tmp_path, capsys):
+    code, _, err = run_cli([*SEARCH_NUMBERS, "--out", tmp_path, "--max-params", value], capsys)
+    assert code == 2
+    assert err.endswith(
+        "cnnc search: error: argument --max-params: expected a count such as 200K, 1.5M or "
+        f"2000000, but got '{value}'\n"
+    )

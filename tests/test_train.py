@@ -204,10 +204,6 @@ def test_generated_image_folder_with_imagenet_normalisation(tmp_path, one_thread
             "takes [3, 16, 16], but the images of `digits` are [1, 16, 16]",
         ),
         (["--input", "1,16,16", "--network", "seven"], "outputs [7], but `digits` has 10 classes"),
-        (
-            ["-n", "small", "--input", "1,16,16", "--epochs", "0"],
-            "--epochs must be at least 1, but got 0",
-        ),
     ],
 )
 def test_mistakes_are_user_errors(small, tmp_path, capsys, extra, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -128,6 +129,63 @@ def seed(text: str) -> int:
             f"expected a whole number from 0 to {MAX_SEED}, but got {text!r}"
         )
     return value
+
+
+def finite(flag: str, value: float) -> None:
+    """A float option must be a number: `float()` also reads `nan` and `inf`."""
+    if not math.isfinite(value):
+        raise UsageError(f"{flag} must be a finite number, but got {shown_number(value)}")
+
+
+def positive(flag: str, value: float) -> None:
+    finite(flag, value)
+    if value <= 0:
+        raise UsageError(f"{flag} must be a positive number, but got {shown_number(value)}")
+
+
+def not_negative(flag: str, value: float) -> None:
+    finite(flag, value)
+    if value < 0:
+        raise UsageError(f"{flag} must be 0 or more, but got {shown_number(value)}")
+
+
+def below_one(flag: str, value: float) -> None:
+    """A fraction that may be 0 but not 1 (`--label-smoothing`: 1 leaves no target)."""
+    finite(flag, value)
+    if not 0 <= value < 1:
+        raise UsageError(f"{flag} must lie in [0, 1), but got {shown_number(value)}")
+
+
+def at_least(flag: str, value: int, least: int, why: str = "") -> None:
+    if value < least:
+        reason = f" ({why})" if why else ""
+        raise UsageError(f"{flag} must be at least {least}{reason}, but got {value}")
+
+
+def batch_size(value: int) -> None:
+    """Training in batches of one leaves BatchNorm nothing to normalise over: no step is taken."""
+    at_least("--batch-size", value, 2, "BatchNorm needs batches of two")
+
+
+THREADS_PER_CPU = 4  # past a few per CPU torch only slows; far past, its OpenMP runtime crashes
+
+
+def threads(value: int) -> None:
+    """`--threads N`: 1 … 4 per CPU of this machine."""
+    at_least("--threads", value, 1)
+    cpus = os.cpu_count() or 1
+    most = THREADS_PER_CPU * cpus
+    if value > most:
+        raise UsageError(
+            f"--threads must be at most {most:,} ({THREADS_PER_CPU} per CPU; this machine has "
+            f"{cpus}), but got {value:,}"
+        )
+
+
+def shown_number(value: float) -> str:
+    """`-1.0` as `-1`, as the user most likely typed it; other floats as Python writes them."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def parse_input(text: str):

@@ -7,6 +7,7 @@ Prints one line per trial on stdout and a live progress line on stderr; writes t
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -189,9 +190,11 @@ def count(text: str) -> int:
     try:
         value = float(t[:-1] if factor != 1 else t) * factor
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value):  # `inf` reads as a float, but no count is infinite
         raise argparse.ArgumentTypeError(
             f"expected a count such as 200K, 1.5M or 2000000, but got {text!r}"
-        ) from None
+        )
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive count, but got {text!r}")
     return int(value)
@@ -210,9 +213,7 @@ def settings_from(args):
             f"--objective must be accuracy, optionally followed by params, macs and/or latency "
             f"(accuracy,params), but got {args.objective!r}"
         )
-    for name in ("trials", "epochs", "batch_size", "threads", "workers", "heartbeat"):
-        if getattr(args, name) < 1:
-            raise common.UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    _check_numbers(args)
     _check_population(args)
     if args.retrain_top < 0:
         raise common.UsageError("--retrain-top must be 0 or more")
@@ -261,6 +262,28 @@ def settings_from(args):
         retrain_top=args.retrain_top,
         keep_supernet=True,
     )
+
+
+MAX_HEARTBEAT = 86_400  # a day; far larger beats overflow the storage's clock arithmetic
+
+
+def _check_numbers(args) -> None:
+    """The counts, rates and times: in range before any work (the trainers would fail each trial,
+    crash, or train nothing)."""
+    for name in ("trials", "epochs", "workers", "heartbeat"):
+        common.at_least(f"--{name}", getattr(args, name), 1)
+    if args.heartbeat > MAX_HEARTBEAT:
+        raise common.UsageError(
+            f"--heartbeat must be at most {MAX_HEARTBEAT:,} seconds (a day), but got "
+            f"{args.heartbeat:,}"
+        )
+    common.batch_size(args.batch_size)
+    common.threads(args.threads)
+    if args.lr is not None:
+        common.positive("--lr", args.lr)
+    common.below_one("--label-smoothing", args.label_smoothing)
+    if args.timeout is not None:
+        common.positive("--timeout", args.timeout)
 
 
 def _check_population(args) -> None:

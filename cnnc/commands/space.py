@@ -67,6 +67,7 @@ def run(args) -> int:
         raise common.UsageError(
             f"--samples must be from 0 to {MAX_SAMPLES:,}, but got {args.samples:,}"
         )
+    common.not_negative("--walk-seconds", args.walk_seconds)
     space = load_space(
         args.file,
         args.network,

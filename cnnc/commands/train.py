@@ -140,8 +140,7 @@ def train(args) -> Trained:
     from cnnc.dsl.diagnostics import printable
     from cnnc.training.train import TrainOptions, freeze, train_run
 
-    if args.threads is not None and args.threads < 1:
-        raise common.UsageError(f"--threads must be at least 1, but got {args.threads}")
+    check_numbers(args)
     graph = common.graph_from_args(args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -188,6 +187,25 @@ def train(args) -> Trained:
     ]
     rebuild = f"cnnc compile {out} -o model.pt (the run folder names the program, its arguments, input and weights)"
     return Trained(out, model, rows, files, rebuild)
+
+
+def check_numbers(args) -> None:
+    """The numeric options, before the program and the data are loaded: the rules of
+    `cnnc search`'s same options, said as usage errors."""
+    common.at_least("--epochs", args.epochs, 1)
+    common.batch_size(args.batch_size)
+    if args.threads is not None:
+        common.threads(args.threads)
+    if args.lr is not None:
+        common.positive("--lr", args.lr)
+    common.not_negative("--weight-decay", args.weight_decay)
+    common.below_one("--label-smoothing", args.label_smoothing)
+    common.not_negative("--warmup", args.warmup)
+    if args.warmup >= args.epochs:  # the schedule would never reach its peak
+        raise common.UsageError(
+            f"--warmup must be below --epochs ({args.epochs}), but got "
+            f"{common.shown_number(args.warmup)}"
+        )
 
 
 def augmenting(args) -> bool:
