@@ -707,3 +707,27 @@ def test_the_commands_say_a_refused_storage_as_a_user_error(tmp_path):
     with pytest.raises(UserError) as info:
         files.check_storage(f"sqlite:///{tmp_path / 'study.db'}")
     assert "is a folder" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["trials.csv", "best.cnn", "retrain.csv"])
+def test_a_folder_where_the_search_writes_a_file_is_refused_before_any_work(tmp_path, capsys, name):
+    """It ended in exit 70 after the trials ran ('Is a directory'), the summary lost."""
+    out = tmp_path / "run"
+    (out / name).mkdir(parents=True)
+    argv = ["search", TINY, "--evaluator", "proxy", "--device", "cpu", "--trials", "2"]
+    code, stdout, err = run_cli([*argv, "--out", out], capsys)
+    assert code == 1 and stdout == ""
+    assert f"`{out / name}` is a folder, where the search writes its {name}" in err
+    assert "help: move it away, or choose another --out" in err
+    assert not (out / "study.db").exists()
+
+
+def test_a_file_that_cannot_be_written_is_named_not_its_temporary():
+    from cnnc.commands import files
+    from cnnc.commands.common import UserError
+
+    with pytest.raises(UserError) as info, files.writing("run", "--out"):
+        raise IsADirectoryError(
+            21, "Is a directory", "run/.trials.csv.x1.tmp.csv", None, "run/trials.csv"
+        )
+    assert str(info.value).startswith("cannot write `run/trials.csv`: Is a directory")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cnnc.api import is_file, resolve_path
 from cnnc.commands.common import UsageError, UserError
-from cnnc.dsl.diagnostics import CnncError, error
+from cnnc.dsl.diagnostics import CnncError, error, printable
 
 STDIN = "-"
 STDIN_NAME = (
@@ -104,13 +104,15 @@ def check_output(path: str | Path, what: str = "-o") -> Path:
 
 @contextmanager
 def writing(path: str | Path, what: str = "-o", fix: str | None = None):
-    """Turn a failure to write `path` (no permission, a read-only or full disk) into a user error."""
+    """Turn a failure to write `path` (no permission, a read-only or full disk, a folder where a
+    file goes) into a user error naming the file that failed: a file replaced under `path` (the
+    rename's target), else `path` (never a temporary file's name)."""
     try:
         yield
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise UserError(
-            f"cannot write `{path}`: {reason}",
+            f"cannot write `{printable(str(exc.filename2 or path))}`: {reason}",
             fix or f"choose a place you can write to with {what}",
         ) from None
 

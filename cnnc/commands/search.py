@@ -332,6 +332,7 @@ def search(args):
         else settings_from(args)
     )
     files.make_folder(settings.out, "--out")  # before the work: the storage and the folder must do
+    check_outputs(settings.out)
     files.check_storage(settings.storage_url)
     torch.set_num_threads(settings.threads)
     data = evaluate.load_data(settings)
@@ -349,7 +350,11 @@ def search(args):
     if getattr(evaluator, "note", None):  # what a one-shot evaluator's training cost
         print(printable(evaluator.note), flush=True)
     try:
-        with files.study_refusals(), storage.storage_errors(settings.storage_url):
+        with (
+            files.study_refusals(),
+            storage.storage_errors(settings.storage_url),
+            files.writing(settings.out, "--out", MOVE_AWAY),
+        ):
             result = driver.run(
                 settings, space, evaluator, console, data.num_classes, write=not child
             )
@@ -361,6 +366,20 @@ def search(args):
 
 
 INTERRUPTED = 130  # as a shell reports a process stopped by SIGINT
+OUTPUTS = ("trials.csv", "best.cnn", "retrain.csv")  # the files a search must write when it stops
+MOVE_AWAY = "move it away, or choose another --out"
+
+
+def check_outputs(out) -> None:
+    """Refuse, before any work, a folder standing where the search writes a file it must write
+    (the trials would be run, then the summary lost)."""
+    for name in OUTPUTS:
+        path = Path(out) / name
+        if path.is_dir() and not path.is_symlink():
+            raise common.UserError(
+                f"`{printable(str(path))}` is a folder, where the search writes its {name}",
+                MOVE_AWAY,
+            )
 
 
 def run_workers(settings, space, console):
