@@ -615,18 +615,28 @@ def test_search_resuming_a_crafted_journal_is_a_user_error(tmp_path, capsys):
     assert_user_error(code, err, "cannot be read (damaged, or not written by cnnc)")
 
 
-def test_a_study_file_over_the_bound_is_refused_before_it_is_read(tmp_path, capsys):
-    from cnnc.search.studyfiles import MAX_STUDY_BYTES
+def test_a_study_file_over_the_bound_is_refused_before_it_is_read(tmp_path, capsys, monkeypatch):
+    from cnnc.compiler import limits
+    from cnnc.search import studyfiles
 
     folder = tmp_path / "run"
     folder.mkdir()
     with open(folder / "study.journal", "wb") as f:
-        f.truncate(MAX_STUDY_BYTES + 1)  # sparse: no disk spent
+        f.truncate(studyfiles.MAX_STUDY_BYTES + 1)  # sparse: no disk spent
+    code, _, err = run_cli(["search-report", folder], capsys)
+    most = min(studyfiles.MAX_STUDY_BYTES, limits.machine_memory() // 40)
+    assert_user_error(code, err, f"over the {most:,} a study may hold on this machine")
+    # on a machine of 4 GiB, a study of 120 MB would take up to 4.8 GB read: refused
+    monkeypatch.setattr(limits, "machine_memory", lambda: 4 << 30)
+    assert studyfiles.most_bytes() == (4 << 30) // 40
+    with open(folder / "study.journal", "r+b") as f:
+        f.truncate(120_000_000)
     code, _, err = run_cli(["search-report", folder], capsys)
     assert_user_error(
         code,
         err,
-        f"holds {MAX_STUDY_BYTES + 1:,} bytes, over the {MAX_STUDY_BYTES:,} a study may hold",
+        f"holds 120,000,000 bytes, over the {(4 << 30) // 40:,} a study may hold on this machine "
+        "(read, a study takes up to 40 times its bytes in memory)",
     )
 
 
