@@ -168,8 +168,11 @@ RULES = {
     # architectures up to isomorphism: networkx's graph hashing and matching on the IR
     "cnnc.search.architecture": Rule(_SEARCH, ("networkx",)),
     "cnnc.search.storage": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),
-    # a study's files checked before Optuna opens them, and Optuna's parsing errors made user errors
-    "cnnc.search.studyfiles": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),
+    # a study's files checked before Optuna opens them, and Optuna's parsing errors made user errors;
+    # the machine's memory (`limits`) bounds the file it reads
+    "cnnc.search.studyfiles": Rule(
+        ("cnnc.search", "cnnc.dsl", "cnnc.compiler.limits"), ("optuna",)
+    ),
     "cnnc.search.worker": Rule(("cnnc.search", "cnnc.dsl"), ("optuna",)),
     # the sampler a worker turns to after a reused proposal: members elaborated, Optuna's base class
     "cnnc.search.explore": Rule(("cnnc.search", "cnnc.compiler"), ("optuna",)),
