@@ -413,16 +413,18 @@ def run(
     events: Events,
     num_classes: int | None = None,
     write: bool = True,
+    study=None,
 ) -> Result:
     """Work on the study until it holds `settings.trials` finished trials (counted over every worker,
     see `worker.py`), the timeout ends or a signal stops this worker; then write the results (unless
     `write` is false: a worker started by `--workers` leaves that to its parent).
 
-    The results are written even when an error stops the run.
+    The results are written even when an error stops the run. `study`: the study `open_study` gave
+    the caller (which opens it before building an evaluator that trains), else opened here.
     """
     from cnnc.search.worker import Worker
 
-    study = open_study(settings, space)
+    study = open_study(settings, space) if study is None else study  # (opened by the caller)
     held = study.get_trials(deepcopy=False)  # read once: `study.trials` copies every trial
     events.started(report.rows(held), changes(study, settings))
     working = stores.in_memory(study) if in_memory(settings, held) else study

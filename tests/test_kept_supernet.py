@@ -186,3 +186,16 @@ def test_a_resumed_search_says_it_loaded_the_supernet(tmp_path, capsys):
     line = next(x for x in stdout.splitlines() if x.startswith("supernet"))
     assert line.startswith("supernet (kept in supernet.safetensors): 36 architectures")
     assert line.endswith("; not trained again")
+
+
+def test_a_resume_of_another_space_is_refused_before_the_supernet_trains(
+    tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "s"
+    common = ["search", "--data", "digits", "--evaluator", "supernet", "--epochs", "1"]
+    assert run_cli([common[0], TINY, *common[1:], "--trials", "2", "--out", out], capsys)[0] == 0
+    other = tmp_path / "tiny.cnn"
+    other.write_text(TINY.read_text().replace("choice(8, 16, 32", "choice(8, 16"))
+    monkeypatch.setattr(one_shot, "train", lambda *a, **k: pytest.fail("trained first"))
+    code, _, err = run_cli([common[0], other, *common[1:], "--trials", "3", "--out", out], capsys)
+    assert code == 1 and "E0607" in err and "was made from another search space" in err

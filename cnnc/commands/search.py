@@ -346,6 +346,10 @@ def search(args):
         console.header(settings, data, size)
     if settings.workers > 1 and not child:
         return run_workers(settings, space, console)
+    # opened (a resume: checked) before the evaluator, whose set-up may train a supernet for hours:
+    # a damaged study, or one of another space, is refused before that work
+    with files.study_refusals(), storage.storage_errors(settings.storage_url):
+        study = driver.open_study(settings, space)
     evaluator = choices.EVALUATORS[settings.evaluator].load()(settings, data)
     if getattr(evaluator, "note", None):  # what a one-shot evaluator's training cost
         print(printable(evaluator.note), flush=True)
@@ -356,7 +360,7 @@ def search(args):
             files.writing(settings.out, "--out", MOVE_AWAY),
         ):
             result = driver.run(
-                settings, space, evaluator, console, data.num_classes, write=not child
+                settings, space, evaluator, console, data.num_classes, not child, study
             )
     finally:
         console.close()
