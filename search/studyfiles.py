@@ -156,6 +156,12 @@ def _check_tables(path: Path, read_only: bool) -> None:
         finally:
             connection.close()
     except (sqlite3.DatabaseError, ValueError) as exc:  # damaged pages; names that are not UTF-8
+        if not os.access(path.parent, os.W_OK) and isinstance(exc, sqlite3.OperationalError):
+            raise Refused(  # a study in WAL mode is read through a `-shm` file made beside it
+                f"the study file `{path}` is in a folder cnnc cannot write, and SQLite must "
+                "write beside a study to read it",
+                "copy the study's folder somewhere you can write, and name the copy",
+            ) from None
         raise Refused(
             f"the study file `{path}` cannot be read as SQLite: {_first_line(exc)}", MOVE_HELP
         ) from None

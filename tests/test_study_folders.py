@@ -741,3 +741,26 @@ def test_a_file_that_cannot_be_written_is_named_not_its_temporary():
             21, "Is a directory", "run/.trials.csv.x1.tmp.csv", None, "run/trials.csv"
         )
     assert str(info.value).startswith("cannot write `run/trials.csv`: Is a directory")
+
+
+def test_a_study_in_a_folder_cnnc_cannot_write_says_so(tmp_path, monkeypatch):
+    """SQLite reads a study in WAL mode through a `-shm` file it makes beside it: on a read-only
+    folder the open fails, which said 'unable to open database file' and advised moving the study
+    away."""
+    import sqlite3
+
+    from cnnc.search import studyfiles
+
+    db = tmp_path / "study.db"
+    sqlite3.connect(db).close()
+
+    def refuse(*args, **kwargs):
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(studyfiles.sqlite3, "connect", refuse)
+    monkeypatch.setattr(studyfiles.os, "access", lambda path, mode: False)
+    with pytest.raises(studyfiles.Refused) as info:
+        studyfiles._check_tables(db, read_only=True)
+    assert "is in a folder cnnc cannot write, and SQLite must write beside a study" in str(
+        info.value
+    )
