@@ -12,6 +12,8 @@ style, named for what it shows:
 
 from __future__ import annotations
 
+import math
+
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
 
 
@@ -27,8 +29,10 @@ def readable(n: int) -> str:
 
 def si(n: float, unit: str = "", largest: str = "T") -> str:
     """`138.36 M`, `15.47 G`; below 1000 as it is (`812`, `0.5`). Prefixes stop at `largest`
-    (`2000.00 G` with `largest="G"`)."""
+    (`2000.00 G` with `largest="G"`); a million times that, or not finite: `1.23e+30`, `inf`."""
     usable = _PREFIXES[[p for _, p in _PREFIXES].index(largest) :]
+    if not math.isfinite(n) or abs(n) >= 1e6 * usable[0][0]:  # past any prefix: 1.23e+30
+        return f"{n:.3g} {unit}".strip()
     for factor, prefix in usable:
         if abs(n) >= factor:
             return f"{n / factor:.2f} {prefix}{unit}"

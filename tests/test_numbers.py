@@ -19,6 +19,11 @@ from cnnc.dsl import numbers
         (lambda: numbers.si(2 * 10**12), "2.00 T"),
         (lambda: numbers.si(2 * 10**12, largest="G"), "2000.00 G"),
         (lambda: numbers.si(4_089_184_256, largest="G"), "4.09 G"),
+        # a study is data: a crafted value is no 300-digit number, nor `inf T`
+        (lambda: numbers.si(1e308), "1e+308"),
+        (lambda: numbers.si(float("inf"), "B"), "inf B"),
+        (lambda: numbers.si(-1e30, largest="G"), "-1e+30"),
+        (lambda: numbers.si(999_999 * 10**12), "999999.00 T"),
         (lambda: numbers.si(812), "812"),
         (lambda: numbers.si(0.5, "s"), "0.5 s"),
         (lambda: numbers.si(-2500), "-2.50 K"),
