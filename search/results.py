@@ -200,10 +200,16 @@ RUNNING = ".cnnc-search.lock"
 
 @contextlib.contextmanager
 def running(out):
-    """Held by a search while it works with `out` as its folder (module docstring). A folder that
-    cannot hold the lock file is searched without it."""
+    """Held by a search while it works with `out` as its folder (module docstring). A link or a
+    FIFO planted in the lock file's place is removed first (it would keep the lock from being
+    taken, and `search-report` from seeing the search); a folder that cannot hold the lock file is
+    searched without it."""
+    path = Path(out) / RUNNING
+    if safefs.kind(path) in ("link", "fifo", "socket"):
+        with contextlib.suppress(OSError):
+            path.unlink()
     try:
-        lock = safefs.open_lock(Path(out) / RUNNING)
+        lock = safefs.open_lock(path)
     except OSError:
         yield
         return
@@ -213,11 +219,16 @@ def running(out):
 
 
 def search_running(out) -> bool:
-    """Whether a search holds `running(out)` now."""
+    """Whether a search holds `running(out)` now; where something else stands in the lock file's
+    place (a folder, a link, a FIFO) it cannot tell, and answers True: a report then leaves the
+    folder's files alone."""
+    path = Path(out) / RUNNING
     try:
-        lock = safefs.open_lock(Path(out) / RUNNING, create=False)
-    except OSError:  # none, or not a lock file of ours
+        lock = safefs.open_lock(path, create=False)
+    except FileNotFoundError:  # no search has run here
         return False
+    except OSError:  # not a lock file of ours
+        return safefs.kind(path) != "missing"
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

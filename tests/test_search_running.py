@@ -218,3 +218,27 @@ def test_a_resume_says_which_running_trial_it_waits_for_and_goes_on_when_its_pro
     said = f"waiting for running trials to finish (#3 in process {holder.pid} on {storage.HOST})"
     assert err.count(said) == 1
     assert "trial 3's worker stopped answering: recorded FAIL" in err
+
+
+def test_a_planted_lock_file_neither_hides_a_search_nor_is_written_through(tmp_path):
+    """A link or FIFO in the lock file's place kept the search from taking its lock, and
+    search-report from seeing it: the search removes such an entry and takes its lock; where a
+    folder stands there, a report cannot tell and leaves the files alone."""
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    for plant in ("link", "fifo"):
+        out = tmp_path / plant
+        out.mkdir()
+        lock = out / results.RUNNING
+        if plant == "link":
+            lock.symlink_to(victim)
+        else:
+            os.mkfifo(lock)
+        with results.running(out):
+            assert results.search_running(out)
+            assert lock.is_file() and not lock.is_symlink()
+        assert not results.search_running(out)
+    assert victim.read_text() == "keep"
+    folder = tmp_path / "folder"
+    (folder / results.RUNNING).mkdir(parents=True)
+    assert results.search_running(folder)
