@@ -138,6 +138,7 @@ def test_a_journal_trial_whose_process_is_gone_is_failed_and_queued_again(tmp_pa
     assert queued.user_attrs == {"retry_of": trial.number, "retries": 1}
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # asked by hand, as a worker does
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_a_running_trial_no_live_worker_claims_is_failed_whatever_its_heartbeat(tmp_path, kind):
     """A RUNNING trial without a `worker` record (its worker died between asking for it and
