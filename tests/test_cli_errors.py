@@ -298,39 +298,42 @@ def test_numeric_option_out_of_range(command, flag, value, message, tmp_path, mo
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "command, args, message",
     [
-        (["--timeout", "nan"], "--timeout must be a finite number, but got nan"),
-        (["--timeout", "inf"], "--timeout must be a finite number, but got inf"),
-        (["--timeout", "-1"], "--timeout must be a positive number, but got -1"),
-        (["--timeout", "0"], "--timeout must be a positive number, but got 0"),
-        (["--heartbeat", "0"], "--heartbeat must be at least 1, but got 0"),
+        (SEARCH_NUMBERS, ["--timeout", "nan"], "--timeout must be a finite number, but got nan"),
+        (SEARCH_NUMBERS, ["--timeout", "inf"], "--timeout must be a finite number, but got inf"),
+        (SEARCH_NUMBERS, ["--timeout", "-1"], "--timeout must be a positive number, but got -1"),
+        (SEARCH_NUMBERS, ["--timeout", "0"], "--timeout must be a positive number, but got 0"),
+        (SEARCH_NUMBERS, ["--heartbeat", "0"], "--heartbeat must be at least 1, but got 0"),
         (
+            SEARCH_NUMBERS,
             ["--heartbeat", "99999999999"],
             "--heartbeat must be at most 86,400 seconds (a day), but got 99,999,999,999",
         ),
-        (["--workers", "0"], "--workers must be at least 1, but got 0"),
+        (SEARCH_NUMBERS, ["--workers", "0"], "--workers must be at least 1, but got 0"),
+        (TRAIN_NUMBERS, ["--weight-decay", "-1"], "--weight-decay must be 0 or more, but got -1"),
+        (
+            TRAIN_NUMBERS,
+            ["--weight-decay", "nan"],
+            "--weight-decay must be a finite number, but got nan",
+        ),
+        (
+            TRAIN_NUMBERS,
+            ["--weight-decay", "inf"],
+            "--weight-decay must be a finite number, but got inf",
+        ),
+        (TRAIN_NUMBERS, ["--warmup", "-1"], "--warmup must be 0 or more, but got -1"),
+        (TRAIN_NUMBERS, ["--warmup", "nan"], "--warmup must be a finite number, but got nan"),
+        (
+            TRAIN_NUMBERS,
+            ["--epochs", "2", "--warmup", "2"],
+            "--warmup must be below --epochs (2), but got 2",
+        ),
     ],
 )
-def test_search_numeric_option_out_of_range(args, message, tmp_path, capsys):
-    code, out, err = run_cli([*SEARCH_NUMBERS, "--out", tmp_path / "run", *args], capsys)
-    assert (code, out, err) == (2, "", f"cnnc search: {message}\n")
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--weight-decay", "-1"], "--weight-decay must be 0 or more, but got -1"),
-        (["--weight-decay", "nan"], "--weight-decay must be a finite number, but got nan"),
-        (["--weight-decay", "inf"], "--weight-decay must be a finite number, but got inf"),
-        (["--warmup", "-1"], "--warmup must be 0 or more, but got -1"),
-        (["--warmup", "nan"], "--warmup must be a finite number, but got nan"),
-        (["--epochs", "2", "--warmup", "2"], "--warmup must be below --epochs (2), but got 2"),
-    ],
-)
-def test_train_numeric_option_out_of_range(args, message, tmp_path, capsys):
-    code, out, err = run_cli([*TRAIN_NUMBERS, "--out", tmp_path / "run", *args], capsys)
-    assert (code, out, err) == (2, "", f"cnnc train: {message}\n")
+def test_an_option_of_one_command_out_of_range(command, args, message, tmp_path, capsys):
+    code, out, err = run_cli([*command, "--out", tmp_path / "run", *args], capsys)
+    assert (code, out, err) == (2, "", f"cnnc {command[0]}: {message}\n")
 
 
 @pytest.mark.parametrize(
