@@ -190,6 +190,40 @@ def check_same_study(
         )
 
 
+SCORED_BY = "scored_by"  # the study's record of the shared weights that scored its trials
+
+
+def same_weights(study, settings: Settings, data, space: Space) -> None:
+    """A one-shot study's trials are scored by one supernet (or one DARTS search): a resume whose
+    training would differ (`kept.key`: the evaluator, its settings, the training data, the space)
+    would rank two supernets' scores together (E0604), before any training. A study with no
+    scored trial takes this run's record."""
+    from cnnc.search.evaluators import kept
+
+    digest = kept.key(settings, data, space_fingerprint(space), settings.evaluator)
+    recorded = study.user_attrs.get(SCORED_BY)
+    scored = any(t.user_attrs.get("status") == "scored" for t in study.get_trials(deepcopy=False))
+    if recorded == digest:
+        return
+    if recorded is None or not scored:
+        study.set_user_attr(SCORED_BY, digest)
+        return
+    raise CnncError(
+        error(
+            "E0604",
+            f"study `{settings.study_name}` was scored by weights trained with other settings "
+            "(epochs, learning rate, batch size, optimiser, label smoothing, seed, budgets or "
+            "data): its scores and this run's would not compare",
+            None,
+            notes=tuple(changes(study, settings)),
+            helps=(
+                "keep the settings the study was made with, or start another study with "
+                "`--study NAME` or another --out",
+            ),
+        )
+    )
+
+
 def space_fingerprint(space: Space) -> str:
     """sha256 of what decides the members: every module's syntax tree (without source positions and
     comments: layout and comments do not count), the network, its arguments and the input shape."""

@@ -199,3 +199,20 @@ def test_a_resume_of_another_space_is_refused_before_the_supernet_trains(
     monkeypatch.setattr(one_shot, "train", lambda *a, **k: pytest.fail("trained first"))
     code, _, err = run_cli([common[0], other, *common[1:], "--trials", "3", "--out", out], capsys)
     assert code == 1 and "E0607" in err and "was made from another search space" in err
+
+
+def test_a_resume_that_would_train_other_weights_is_refused_before_training(
+    tmp_path, capsys, monkeypatch
+):
+    """Its trials would be scored by another supernet than the study's, and ranked with them."""
+    out = tmp_path / "s"
+    common = ["search", TINY, "--data", "digits", "--evaluator", "supernet", "--out", out]
+    assert run_cli([*common, "--trials", "2", "--epochs", "1"], capsys)[0] == 0
+    monkeypatch.setattr(one_shot, "train", lambda *a, **k: pytest.fail("trained first"))
+    code, _, err = run_cli([*common, "--trials", "3", "--epochs", "2"], capsys)
+    assert code == 1 and "error[E0604]: study `tiny` was scored by weights trained with" in err
+    assert "= note: the study was made with epochs = 1, this run has 2" in err
+    for changed in (["--lr", "0.02"], ["--seed", "1"]):
+        code, _, err = run_cli([*common, "--trials", "3", "--epochs", "1", *changed], capsys)
+        assert code == 1 and "E0604" in err
+    assert run_cli([*common, "--trials", "3", "--epochs", "1"], capsys)[0] == 0  # loaded

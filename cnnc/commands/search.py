@@ -320,6 +320,7 @@ def search(args):
     from cnnc.api import resolve_path
     from cnnc.dsl.diagnostics import CnncError
     from cnnc.search import driver, evaluate, launch, storage
+    from cnnc.search.resume import same_weights
     from cnnc.search.space import walk
 
     args.file = str(resolve_path(args.file))
@@ -350,6 +351,8 @@ def search(args):
     # a damaged study, or one of another space, is refused before that work
     with files.study_refusals(), storage.storage_errors(settings.storage_url):
         study = driver.open_study(settings, space)
+        if choices.one_shot(settings.evaluator):
+            same_weights(study, settings, data, space)
     evaluator = choices.EVALUATORS[settings.evaluator].load()(settings, data)
     if getattr(evaluator, "note", None):  # what a one-shot evaluator's training cost
         print(printable(evaluator.note), flush=True)
