@@ -208,7 +208,9 @@ def evolution_sampler(settings: Settings, space: Space, seed: int):
     from cnnc.search.evolution import EvolutionSampler
 
     size = settings.population or EVOLUTION_POPULATION
-    return EvolutionSampler(size, settings.sample_size, seed=seed)
+    # its draws are seeded by (seed, trial number), unique per trial in any worker: the seed itself,
+    # not `seed` (offset by the trials a resume finds), so a resume draws what one run would
+    return EvolutionSampler(size, settings.sample_size, seed=settings.seed)
 
 
 def grid_sampler(settings: Settings, space: Space, seed: int):

@@ -20,6 +20,8 @@ Contract of `EvolutionSampler(population, sample_size, seed)`:
 - everything is drawn from a generator seeded by (`seed`, trial number): the same seed and the same
   study give the same trials, in any process and after a resume. The trial's system attributes
   `evolution:parent` and `evolution:mutated` record its parent's number and the decision mutated.
+- a child that is an architecture the study holds is reused (not counted), and the next trial is
+  evolution's own again: no random member is put in its place.
 
 The sampler reads the study's trials, so it works with any storage and with several workers.
 """
@@ -49,6 +51,10 @@ class Plan:
 
 class EvolutionSampler(optuna.samplers.BaseSampler):
     """See the module docstring."""
+
+    # every trial is its own: a worker never hands a trial to another sampler after a reused one
+    # (`worker.Worker.exploring`), which would record a parent and a mutation it did not make
+    proposes_alone = True
 
     def __init__(self, population: int = 20, sample_size: int = 5, seed: int = 0):
         if not 1 <= sample_size <= population:

@@ -13,7 +13,8 @@ Contracts:
   (`status` reused: isomorphic to an earlier trial's, whose result it takes) is not counted either:
   N trials are N distinct architectures. After a reused trial the next one is a member no trial
   has proposed, drawn at random (`explore.py`; a sampler that proposed a known architecture, TPE
-  near its best, tends to propose it again);
+  near its best, tends to propose it again), except under a grid or evolution, which keep their
+  own proposals;
   when `EXHAUSTED_AFTER` proposals in a row are all reused, the space looks exhausted and the
   worker stops (`exhausted`).
 - A slot is claimed under the `StudyLock`: stale trials are failed first, then a new trial starts
@@ -267,9 +268,10 @@ class Worker:
     @contextlib.contextmanager
     def exploring(self):
         """After a reused trial, this one's suggestions come from a random sampler (module
-        docstring); a grid keeps its own order."""
+        docstring); a grid keeps its own order, and evolution its own proposals."""
         tuned = self.study.sampler
-        if self.repeats == 0 or hasattr(tuned, "is_exhausted"):
+        own = hasattr(tuned, "is_exhausted") or getattr(tuned, "proposes_alone", False)
+        if self.repeats == 0 or own:
             yield
             return
         self.study.sampler = self.explorer

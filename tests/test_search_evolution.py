@@ -161,3 +161,29 @@ def test_the_api_passes_the_population_options(tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         runs.search(TINY, sampler="evolution", population=6, sample_size=2)
     assert (seen["sampler"], seen["population"], seen["sample_size"]) == ("evolution", 6, 2)
+
+
+def test_a_resume_draws_the_trials_one_run_would_and_every_child_is_its_parents_mutation(tmp_path):
+    """Evolution's draws are seeded by (seed, trial number): a resume draws what one run draws
+    (the resume's offset seed made them differ). After a reused child the next trial is evolution's
+    own: a random member put in its place recorded a parent and a mutation it did not make."""
+    base = {"file": str(TINY), "sampler": "evolution", "population": 4, "sample_size": 2}
+    whole = driver.run(
+        driver.Settings(**base, out=tmp_path / "a", trials=14), tiny_space(), by_params, Quiet(), 10
+    ).study.trials
+    driver.run(
+        driver.Settings(**base, out=tmp_path / "b", trials=6), tiny_space(), by_params, Quiet(), 10
+    )
+    resumed = driver.run(
+        driver.Settings(**base, out=tmp_path / "b", trials=14), tiny_space(), by_params, Quiet(), 10
+    ).study.trials
+    assert [t.params for t in resumed] == [t.params for t in whole]
+    assert any(t.user_attrs.get("status") == "reused" for t in whole)
+    for child in whole:
+        if PARENT not in child.system_attrs:
+            continue
+        parent = whole[child.system_attrs[PARENT]].user_attrs["decisions"]
+        mine = child.user_attrs["decisions"]
+        differ = sorted(k for k in {*parent, *mine} if parent.get(k) != mine.get(k))
+        mutated = child.system_attrs["evolution:mutated"]
+        assert differ == [mutated] or mutated == "depth", (child.number, mutated, differ)
