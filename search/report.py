@@ -3,9 +3,10 @@
 Input: trial-like objects (optuna's `FrozenTrial`, read by attribute: `number`, `state.name`, `values`,
 `user_attrs`, `duration`) and the study's objective names. Output: `Row`s, text, and PNG plots drawn
 by `optuna.visualization.matplotlib` (imported only inside `plot_study`). The decisions' importance is
-each decision's η² (`importances`: one-way analysis of variance, the share of the score's variance
-its options explain alone), exact and the same on every run, in place of optuna's fANOVA, whose
-random forest differs from run to run and whose import (scikit-learn's) cost a second a search.
+each decision's ω² (`importances`: one-way analysis of variance, the share of the score's variance
+its options explain alone beyond chance), exact and the same on every run, in place of optuna's
+fANOVA, whose random forest differs from run to run and whose import (scikit-learn's) cost a second
+a search.
 
 The user attributes `driver.py` records on every trial: `status` (trained | scored | infeasible |
 invalid | reused | pruned | failed; scored: a zero-cost proxy's score, or a one-shot evaluator's
@@ -374,12 +375,16 @@ def plot_study(study, names: tuple[str, ...], out: Path) -> tuple[list[Path], li
 MIN_TRIALS = 3  # scored trials a decision's importance needs
 
 
-def importances(study, target=None) -> dict[str, float]:
-    """Each decision's η² over the study's complete trials (by the first value, or `target`), a
-    reused trial left out (its score is its earlier trial's, counted once): over the trials that
-    hold the decision, SS_between / SS_total, where SS_between = Σ_options n_o (mean_o − mean)²
-    and SS_total = Σ (score − mean)². A decision met in fewer than MIN_TRIALS trials, or with one
-    option alone, or whose trials' scores are all equal, has none."""
+def importances(study, target=None) -> dict[str, tuple[float, int]]:
+    """Each decision's ω² over the study's complete trials (by the first value, or `target`), a
+    reused trial left out (its score is its earlier trial's, counted once), with the number of
+    trials it is over: those that hold the decision. ω² = (SS_between − (k − 1)·MS_within) /
+    (SS_total + MS_within), for k options met, SS_between = Σ_options n_o (mean_o − mean)²,
+    SS_total = Σ (score − mean)², MS_within = (SS_total − SS_between) / (n − k): the share of the
+    score's variance the decision explains alone, less what chance explains among n trials (η²,
+    SS_between / SS_total, is (k − 1)/(n − 1) on pure noise), 0 where it explains no more. A
+    decision met in fewer than MIN_TRIALS trials or k + 2, with one option alone, or whose trials'
+    scores are all equal, has none."""
     import optuna
 
     scores: dict[str, list[tuple[str, float]]] = {}
@@ -393,45 +398,50 @@ def importances(study, target=None) -> dict[str, float]:
             scores.setdefault(str(name), []).append((str(option), float(value)))
     found = {}
     for name, pairs in scores.items():
-        share = _eta_squared(pairs)
+        share = _omega_squared(pairs)
         if share is not None:
-            found[name] = share
+            found[name] = (share, len(pairs))
     return found
 
 
-def _eta_squared(pairs: list[tuple[str, float]]) -> float | None:
+def _omega_squared(pairs: list[tuple[str, float]]) -> float | None:
     groups: dict[str, list[float]] = {}
     for option, value in pairs:
         groups.setdefault(option, []).append(value)
-    if len(pairs) < MIN_TRIALS or len(groups) < 2:
+    n, k = len(pairs), len(groups)
+    if n < max(MIN_TRIALS, k + 2) or k < 2:
         return None
-    mean = math.fsum(v for _, v in pairs) / len(pairs)
+    mean = math.fsum(v for _, v in pairs) / n
     total = math.fsum((v - mean) ** 2 for _, v in pairs)
     if total <= 0.0:
         return None
     between = math.fsum(
         len(values) * (math.fsum(values) / len(values) - mean) ** 2 for values in groups.values()
     )
-    return min(1.0, between / total)
+    within = max(0.0, total - between) / (n - k)
+    return min(1.0, max(0.0, (between - (k - 1) * within) / (total + within)))
 
 
 def importance_axes(study, target, name: str):
     """The bar chart of `importances`, largest at the top (ValueError when there is none)."""
     import matplotlib.pyplot as plt
 
-    found = sorted(importances(study, target).items(), key=lambda kv: (kv[1], kv[0]))
+    found = sorted(importances(study, target).items(), key=lambda kv: (kv[1][0], kv[0]))
     if not found:
         raise ValueError(
-            f"no decision has an importance yet (it needs {MIN_TRIALS} scored trials and two "
-            "options met)"
+            f"no decision has an importance yet (it needs {MIN_TRIALS} scored trials, and two "
+            "more than the options it meets)"
         )
     found = found[-MOST_BARS:]
-    figure, axes = plt.subplots(figsize=(7, 1.2 + 0.35 * len(found)))
-    labels = [_label(n) for n, _ in found]
-    bars = axes.barh(labels, [v for _, v in found], color="#4c72b0")
-    axes.bar_label(bars, labels=[f"{v:.2f}" for _, v in found], padding=3)
+    figure, axes = plt.subplots(figsize=(7, 1.4 + 0.35 * len(found)))
+    labels = [f"{_label(n)} (n={count})" for n, (_, count) in found]
+    bars = axes.barh(labels, [v for _, (v, _) in found], color="#4c72b0")
+    axes.bar_label(bars, labels=[f"{v:.2f}" for _, (v, _) in found], padding=3)
     axes.set_xlim(0, 1.1)
-    axes.set_xlabel(f"η²: the share of the {name}'s variance each decision explains alone")
+    axes.set_xlabel(
+        f"ω²: the share of the {name}'s variance each decision explains alone, beyond chance\n"
+        "(0: no more than chance; n: the scored trials that meet it)"
+    )
     axes.set_title("Decision importance")
     figure.tight_layout()
     return axes
