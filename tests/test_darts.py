@@ -254,3 +254,15 @@ def test_without_a_trainable_argmax_member_the_best_covered_member_is_derived(ti
     member = derive(darts, few, data, settings, cpu, keep=lambda m: False)
     scores = [score(net, m.graph, data, settings, cpu) for m in few]
     assert member is few[scores.index(max(scores))]
+
+
+def test_a_note_says_when_alpha_barely_left_uniform():
+    from cnnc.search.evaluators.darts import undecided
+
+    near = {"a": {"x": 0.34, "y": 0.33, "z": 0.33}, "b": {"3": 0.51, "5": 0.49}}
+    assert undecided(near) == (
+        "; α barely left uniform (the largest margin between a choice's two likeliest options "
+        "is 0.02): the derived member is close to an arbitrary pick, search longer (--epochs)"
+    )
+    assert undecided({**near, "c": {"3": 0.6, "5": 0.4}}) == ""  # one choice decided
+    assert undecided({}) == ""  # no choice mixes

@@ -396,4 +396,26 @@ def note(darts: Darts, member, steps: int, seconds: float) -> str:
         f"darts: {steps:,} steps in {seconds:.1f} s; softmax(α): {mixed or 'no choice mixes'}"
         + (f"; sampled (options differ in shape): {', '.join(sampled)}" if sampled else "")
         + f"; derived: {', '.join(f'{k}={v}' for k, v in member.labels().items())}"
+        + undecided(darts.probabilities())
+    )
+
+
+UNDECIDED = 0.05  # a margin of softmax(α) below which an argmax is close to an arbitrary pick
+
+
+def undecided(probabilities: dict) -> str:
+    """What the note adds when every mixed decision's two likeliest options are within
+    UNDECIDED of each other: α barely left uniform, and the argmax says little (short searches
+    do; DARTS also drifts to parameter-free ops, Zela et al. 2020)."""
+    margins = []
+    for probs in probabilities.values():
+        top = sorted(probs.values(), reverse=True)
+        if len(top) > 1:
+            margins.append(top[0] - top[1])
+    if not margins or max(margins) >= UNDECIDED:
+        return ""
+    return (
+        f"; α barely left uniform (the largest margin between a choice's two likeliest options "
+        f"is {max(margins):.2f}): the derived member is close to an arbitrary pick, search "
+        "longer (--epochs)"
     )
