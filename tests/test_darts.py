@@ -231,6 +231,7 @@ def test_a_resumed_darts_search_loads_its_weights_and_derives_the_same_member(
     assert code == 0, err
     line = next(x for x in again.splitlines() if x.startswith("darts"))
     assert line.startswith("darts (kept in darts.safetensors): 23 steps in ")
+    assert "note: α barely left uniform" in again  # 1 epoch on tiny: softmax(α) 0.49 / 0.51
     assert line.endswith("; not searched again")
     derived = first.split("derived: ")[1].splitlines()[0]
     assert line.split("derived: ")[1] == derived + "; not searched again"
@@ -261,8 +262,8 @@ def test_a_note_says_when_alpha_barely_left_uniform():
 
     near = {"a": {"x": 0.34, "y": 0.33, "z": 0.33}, "b": {"3": 0.51, "5": 0.49}}
     assert undecided(near) == (
-        "; α barely left uniform (the largest margin between a choice's two likeliest options "
-        "is 0.02): the derived member is close to an arbitrary pick, search longer (--epochs)"
+        "α barely left uniform (the largest margin between a choice's two likeliest options is "
+        "0.02): the derived member is close to an arbitrary pick; search longer (--epochs)"
     )
     assert undecided({**near, "c": {"3": 0.6, "5": 0.4}}) == ""  # one choice decided
     assert undecided({}) == ""  # no choice mixes

@@ -356,6 +356,8 @@ def search(args):
     evaluator = choices.EVALUATORS[settings.evaluator].load()(settings, data)
     if getattr(evaluator, "note", None):  # what a one-shot evaluator's training cost
         print(printable(evaluator.note), flush=True)
+    if getattr(evaluator, "warning", None):  # how far to trust it (darts: α near uniform)
+        print(f"note: {printable(evaluator.warning)}", flush=True)
     try:
         with (
             files.study_refusals(),

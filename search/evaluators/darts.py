@@ -372,6 +372,7 @@ def darts_evaluator(settings: Settings, data: Dataset):
     evaluate_member.derived_hash = graph_hash(member.graph)
     evaluate_member.retrain = train_evaluator(settings, data)
     evaluate_member.note = text
+    evaluate_member.warning = undecided(darts.probabilities())
     return evaluate_member
 
 
@@ -396,7 +397,6 @@ def note(darts: Darts, member, steps: int, seconds: float) -> str:
         f"darts: {steps:,} steps in {seconds:.1f} s; softmax(α): {mixed or 'no choice mixes'}"
         + (f"; sampled (options differ in shape): {', '.join(sampled)}" if sampled else "")
         + f"; derived: {', '.join(f'{k}={v}' for k, v in member.labels().items())}"
-        + undecided(darts.probabilities())
     )
 
 
@@ -404,7 +404,7 @@ UNDECIDED = 0.05  # a margin of softmax(α) below which an argmax is close to an
 
 
 def undecided(probabilities: dict) -> str:
-    """What the note adds when every mixed decision's two likeliest options are within
+    """The warning a search says when every mixed decision's two likeliest options are within
     UNDECIDED of each other: α barely left uniform, and the argmax says little (short searches
     do; DARTS also drifts to parameter-free ops, Zela et al. 2020)."""
     margins = []
@@ -415,7 +415,7 @@ def undecided(probabilities: dict) -> str:
     if not margins or max(margins) >= UNDECIDED:
         return ""
     return (
-        f"; α barely left uniform (the largest margin between a choice's two likeliest options "
-        f"is {max(margins):.2f}): the derived member is close to an arbitrary pick, search "
-        "longer (--epochs)"
+        f"α barely left uniform (the largest margin between a choice's two likeliest options is "
+        f"{max(margins):.2f}): the derived member is close to an arbitrary pick; search longer "
+        "(--epochs)"
     )
