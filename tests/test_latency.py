@@ -219,10 +219,15 @@ def test_the_sample_checked_end_to_end_and_its_error():
         "members": 3,
         "mean_abs_pct_error": pytest.approx((10 + 50 + 50) / 3),
         "max_abs_pct_error": pytest.approx(50.0),
+        "mean_pct_error": pytest.approx((10 - 50 + 50) / 3),
     }
     assert objective.check_note(figures) == (
         "latency: the sum of the layers predicted the end-to-end latency of 3 members within "
-        "36.7 % on average (mean absolute error; the largest 50.0 %)"
+        "36.7 % on average (mean absolute error; the largest 50.0 %; 3.3 % high on average)"
+    )
+    low = objective.check([row(0.8, 1.0), row(0.6, 1.0)])  # a bias: every member reads low
+    assert objective.check_note(low).endswith(
+        "(mean absolute error; the largest 40.0 %; 30.0 % low on average)"
     )
     assert objective.check([row(1.0, None)]) is None
 
