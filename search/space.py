@@ -56,6 +56,9 @@ class Space:
     args: Mapping | None = None
     input_shape: tuple[int, ...] | None = None
     walked: list = field(default_factory=list, repr=False)  # [(size, members)]: a complete walk
+    counted: list = field(
+        default_factory=list, repr=False
+    )  # [size]: a complete walk's, kept or not
 
     def elaborate(self, decider):
         from cnnc.compiler.elaborate import elaborate
@@ -214,6 +217,7 @@ def walk(
     if not stack:
         took = time.perf_counter() - start
         size = Size(len(members), True, architectures.count, None, took, invalid=invalid)
+        space.counted[:] = [size]
         if keep:
             space.walked[:] = [(size, tuple(members))]
         return size, members

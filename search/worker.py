@@ -16,7 +16,8 @@ Contracts:
   near its best, tends to propose it again), except under a grid or evolution, which keep their
   own proposals;
   when `EXHAUSTED_AFTER` proposals in a row are all reused, the space looks exhausted and the
-  worker stops (`exhausted`).
+  worker stops (`exhausted`); a space walked whole stops as soon as each of its distinct
+  architectures has a trial (`done`, said), except under a grid, which proposes each point once.
 - A slot is claimed under the `StudyLock`: stale trials are failed first, then a new trial starts
   only while finished + running < N. With finished < N ≤ finished + running the worker waits (a
   running trial may still die); with finished ≥ N it stops. So the study never overshoots N, and a
@@ -169,6 +170,8 @@ class Worker:
                 return "done"
             if done + running >= self.settings.trials or self.grid_done(trials):
                 return "wait" if running else "done"
+            if not running and not self.gridded() and self.all_met(trials):
+                return "done"
             trial = self.study.ask()
             trial.set_user_attr("worker", stores.this_worker())
             return trial
@@ -192,6 +195,27 @@ class Worker:
             self.say(
                 f"trial {number}'s worker stopped answering: recorded FAIL, its parameters queued again"
             )
+
+    def all_met(self, trials) -> bool:
+        """Whether every distinct architecture of a space walked whole has a trial that counts
+        (`Size.distinct`): nothing is left to propose, and proposals would all be reused (until
+        `EXHAUSTED_AFTER` in a row). Said once."""
+        counted = self.objective.space.counted
+        size = counted[0] if counted else None
+        if size is None or not size.complete or not size.distinct:
+            return False
+        met = {t.user_attrs.get("hash") for t in trials if counts(t)} - {None}
+        if len(met) < size.distinct:
+            return False
+        self.say(
+            f"every one of the space's {size.distinct:,} distinct architectures has a trial: "
+            "nothing is left to propose"
+        )
+        return True
+
+    def gridded(self) -> bool:
+        """A grid proposes each of its points once and ends on its own (`grid_done`)."""
+        return hasattr(self.study.sampler, "is_exhausted")
 
     def grid_done(self, trials) -> bool:
         """A grid sampler has started every point, and no failed trial waits to be run again."""

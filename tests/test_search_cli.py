@@ -130,9 +130,12 @@ def test_search_report_reads_a_journal_folder(tmp_path, capsys):
 
 
 def test_search_says_when_the_space_is_exhausted(tmp_path, capsys, monkeypatch):
+    """A space it cannot count (here: as if its walk had not finished) stops after
+    EXHAUSTED_AFTER reused proposals in a row."""
     from cnnc.search import worker
 
     monkeypatch.setattr(worker, "EXHAUSTED_AFTER", 5)
+    monkeypatch.setattr(worker.Worker, "all_met", lambda self, trials: False)
     space = tmp_path / "two.cnn"
     space.write_text(
         "network two(classes = 10) {\n    input [1, 8, 8]\n"
@@ -281,3 +284,18 @@ def test_the_eta_is_timed_from_the_first_trial_and_counts_what_counts(monkeypatc
         console.rows.append(row)
         console.done += 1
     assert console.eta(63.0) == " · ETA 0:33"
+
+
+def test_a_search_stops_once_every_distinct_architecture_has_a_trial(tmp_path, capsys):
+    """tiny.cnn's walk counts 36 distinct architectures: asked for 40, the search ran 100 reused
+    proposals in a row before taking the space as exhausted; it stops when the 36th is met."""
+    out = tmp_path / "run"
+    argv = ["search", TINY, "--evaluator", "proxy", "--device", "cpu", "--sampler", "random"]
+    code, stdout, err = run_cli([*argv, "--trials", "40", "--out", out], capsys)
+    assert code == 0, err
+    assert "36 scored" in stdout and "looks exhausted" not in stdout
+    said = "every one of the space's 36 distinct architectures has a trial: nothing is left"
+    assert said in err
+    with open(out / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sum(r["status"] != "reused" for r in rows) == 36 and len(rows) < 36 + 100
