@@ -69,12 +69,12 @@ def test_report_of_a_shared_folder_replaces_planted_links(study, tmp_path, capsy
     picture = victim(tmp_path, "picture")
     plant(study, "trials.csv", bashrc)
     plant(study, "history.png", picture)
-    plant(study, "importances.png", tmp_path / "nowhere" / "x.png")  # a dangling link: not created
+    plant(study, "best.cnn", tmp_path / "nowhere" / "x.cnn")  # a dangling link: not created
     code, _out, err = run_cli(["search-report", study], capsys)
     assert code == 0, err
     assert bashrc.read_text() == "precious\n" and picture.read_text() == "precious\n"
     assert not (tmp_path / "nowhere").exists()
-    for name in ("trials.csv", "history.png", "importances.png"):
+    for name in ("trials.csv", "history.png", "best.cnn"):
         assert not (study / name).is_symlink() and (study / name).stat().st_size > 0
     assert (
         f"note: `{study / 'trials.csv'}` was a link (to `{bashrc}`): cnnc replaced the link" in err
