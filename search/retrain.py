@@ -120,6 +120,18 @@ def keep(study, result: Retrained, path: Path) -> Path:
     return write_csv(result, path)
 
 
+def recalled(study, rows: list[report.Row]) -> Retrained | None:
+    """An earlier `--retrain-top`'s figures (`search-report`): its record of stand-alone
+    accuracies (`recorded`), τ computed again from them and the rows' supernet scores; None
+    without a record."""
+    earlier = recorded(study.user_attrs.get("retrained"))
+    by_number = {r.number: r for r in rows if r.values}
+    kept = [by_number[n] for n in earlier if n in by_number]
+    if not kept:
+        return None
+    return figures(kept, [earlier[r.number] for r in kept])
+
+
 def recorded(attribute) -> dict[int, float]:
     """{trial number: stand-alone accuracy (NaN: failed)} of a study's `retrained` attribute, an
     earlier run's; {} for anything but lists of trial numbers and accuracies in [0, 1] (a study

@@ -311,6 +311,11 @@ def test_numeric_option_out_of_range(command, flag, value, message, tmp_path, mo
             "--heartbeat must be at most 86,400 seconds (a day), but got 99,999,999,999",
         ),
         (SEARCH_NUMBERS, ["--workers", "0"], "--workers must be at least 1, but got 0"),
+        (
+            SEARCH_NUMBERS,
+            ["--workers", "100000"],
+            "--workers must be at most 8 (4 per CPU; this machine has 2), but got 100,000",
+        ),
         (TRAIN_NUMBERS, ["--weight-decay", "-1"], "--weight-decay must be 0 or more, but got -1"),
         (
             TRAIN_NUMBERS,
@@ -331,7 +336,10 @@ def test_numeric_option_out_of_range(command, flag, value, message, tmp_path, mo
         ),
     ],
 )
-def test_an_option_of_one_command_out_of_range(command, args, message, tmp_path, capsys):
+def test_an_option_of_one_command_out_of_range(
+    command, args, message, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     code, out, err = run_cli([*command, "--out", tmp_path / "run", *args], capsys)
     assert (code, out, err) == (2, "", f"cnnc {command[0]}: {message}\n")
 

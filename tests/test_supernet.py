@@ -564,6 +564,9 @@ def test_retraining_interrupted_keeps_the_members_done_and_a_resume_retrains_the
     figures, _ = retrain_top(study, space, retrain, 3, out, said.append)
     assert len(calls) == 2 and figures.numbers[0] == first and figures.standalone[0] == 0.6
     assert len(figures.standalone) == 3 and figures.tau is not None
+    # search-report says it again, τ computed from the record and the trials' scores
+    code, stdout, _ = run_cli(["search-report", out], capsys)
+    assert code == 0 and f"note: {figures.note()}" in stdout
     # a crafted attribute is no earlier run's
     for crafted in ({"trials": [first], "standalone": [7.0]}, {"trials": "x"}, [1], None):
         assert recorded(crafted) == {}

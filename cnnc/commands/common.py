@@ -170,14 +170,14 @@ def batch_size(value: int) -> None:
 THREADS_PER_CPU = 4  # past a few per CPU torch only slows; far past, its OpenMP runtime crashes
 
 
-def threads(value: int) -> None:
-    """`--threads N`: 1 … 4 per CPU of this machine."""
-    at_least("--threads", value, 1)
+def threads(value: int, flag: str = "--threads") -> None:
+    """`--threads N` (or `--workers N`, processes): 1 … 4 per CPU of this machine."""
+    at_least(flag, value, 1)
     cpus = os.cpu_count() or 1
     most = THREADS_PER_CPU * cpus
     if value > most:
         raise UsageError(
-            f"--threads must be at most {most:,} ({THREADS_PER_CPU} per CPU; this machine has "
+            f"{flag} must be at most {most:,} ({THREADS_PER_CPU} per CPU; this machine has "
             f"{cpus}), but got {value:,}"
         )
 

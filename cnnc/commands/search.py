@@ -270,8 +270,11 @@ MAX_HEARTBEAT = 86_400  # a day; far larger beats overflow the storage's clock a
 def _check_numbers(args) -> None:
     """The counts, rates and times: in range before any work (the trainers would fail each trial,
     crash, or train nothing)."""
-    for name in ("trials", "epochs", "workers", "heartbeat"):
+    for name in ("trials", "epochs", "heartbeat"):
         common.at_least(f"--{name}", getattr(args, name), 1)
+    common.threads(
+        args.workers, "--workers"
+    )  # each a process holding torch: a typo forks thousands
     if args.heartbeat > MAX_HEARTBEAT:
         raise common.UsageError(
             f"--heartbeat must be at most {MAX_HEARTBEAT:,} seconds (a day), but got "

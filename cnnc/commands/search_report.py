@@ -186,6 +186,7 @@ def report_study(
 ) -> int:
     from cnnc.dsl.diagnostics import printable
     from cnnc.search import latency, report, results
+    from cnnc.search.retrain import recalled
 
     recorded = attrs.get("settings") if isinstance(attrs.get("settings"), dict) else {}
     names = objective_names(attrs, count)
@@ -223,6 +224,9 @@ def report_study(
     check = latency.check(rows)  # from the rows' checked figures, not the study's own attribute
     if check is not None:
         notes.append(latency.check_note(check))
+    retrained = recalled(study, rows)  # a one-shot search's --retrain-top, recomputed
+    if retrained is not None:
+        notes.append(retrained.note())
     for path in [out / "trials.csv", *bests, *written]:
         print(f"wrote {printable(str(path))}")
     for note in notes:
