@@ -294,7 +294,7 @@ class Worker:
         """After a reused trial, this one's suggestions come from a random sampler (module
         docstring); a grid keeps its own order, and evolution its own proposals."""
         tuned = self.study.sampler
-        own = hasattr(tuned, "is_exhausted") or getattr(tuned, "proposes_alone", False)
+        own = self.gridded() or getattr(tuned, "proposes_alone", False)
         if self.repeats == 0 or own:
             yield
             return

@@ -50,7 +50,6 @@ from cnnc.search.evaluators.supernet import (
     build,
     fits_data,
     guarded,
-    keep_trained,
     score,
     scorer,
     weight_steps,
@@ -347,25 +346,21 @@ def darts_evaluator(settings: Settings, data: Dataset):
     )
     darts = Darts(space, net, classify(space, members))
     digest = kept.key(settings, data, space_fingerprint(space), "darts")
-    searched, why = (
-        kept.load(settings.out, darts, digest, Searched(0, 0.0), FILE)
-        if settings.keep_supernet
-        else (None, None)
+    searched, loaded, said = kept.load_or_train(
+        settings.out if settings.keep_supernet else None,
+        darts,
+        digest,
+        Searched(0, 0.0),
+        lambda: Searched(
+            search(darts, members, data, settings, device), time.perf_counter() - start
+        ),
+        device,
+        FILE,
     )
-    loaded = searched is not None
-    if loaded:
-        darts.to(device)
-    else:
-        steps = search(darts, members, data, settings, device)
-        searched = Searched(steps, time.perf_counter() - start)
     member = derive(darts, members, data, settings, device, keep)
-    text = note(darts, member, searched.steps, searched.seconds)
+    text = note(darts, member, searched.steps, searched.seconds) + said
     if loaded:
         text = text.replace("darts:", f"darts (kept in {FILE}):", 1) + "; not searched again"
-    elif settings.keep_supernet:
-        text += (f"; {why}, so not loaded" if why else "") + keep_trained(
-            settings.out, darts, digest, searched, FILE
-        )
 
     evaluate_member = scorer(net, data, settings, device)
     evaluate_member.derived = optuna_params(member)

@@ -4,7 +4,8 @@ trials with the weights that scored the old ones instead of training the superne
 Input: the study folder, a built `Supernet` and the `key` of what its training depends on. Output:
 `save` writes `supernet.safetensors` (the store's tensors; in its metadata the key and what training
 cost: its counts and seconds) through `safefs` (a temporary file and a rename: a planted link is replaced, never written
-through); `load` fills the supernet from it and returns that training, or says why it cannot.
+through); `load` fills the supernet from it and returns that training, or says why it cannot;
+`load_or_train` is the two evaluators' use of both (the supernet's and DARTS').
 
 Contract:
 - `key` is a digest of everything the trained weights depend on: the space's fingerprint, the
@@ -44,11 +45,46 @@ def key(settings, data, fingerprint: str, rule: str) -> str:
     h = hashlib.sha256()
     chosen = {name: getattr(settings, name) for name in KEYED}
     h.update(json.dumps([fingerprint, rule, chosen], sort_keys=True, default=str).encode())
+    h.update(training_digest(data))
+    return h.hexdigest()
+
+
+_HASHED: list[tuple[object, object, bytes]] = []  # (train_x, train_y, digest): the last data set
+
+
+def training_digest(data) -> bytes:
+    """sha256 of the training split's tensors (their dtypes, shapes and bytes), once per data set:
+    a search asks for its study's record and for its evaluator's file, and a CIFAR-sized split is
+    hundreds of MB to hash."""
+    for x, y, digest in _HASHED:
+        if x is data.train_x and y is data.train_y:
+            return digest
+    h = hashlib.sha256()
     for tensor in (data.train_x, data.train_y):
         tensor = tensor.detach().cpu().contiguous()
         h.update(repr((str(tensor.dtype), tuple(tensor.shape))).encode())
         h.update(memoryview(tensor.view(torch.uint8).reshape(-1).numpy()))
-    return h.hexdigest()
+    _HASHED[:] = [(data.train_x, data.train_y, h.digest())]
+    return _HASHED[0][2]
+
+
+def load_or_train(folder, module, digest: str, template, train, device, file: str = FILE):
+    """(the training, whether it was loaded, what the note adds): `load` into `module` (then
+    moved to `device`) when `folder` is given, else `train()`, then `save` into `folder` when
+    given. A file not loaded is said, and so is one that cannot be written (the search goes on:
+    its trials do not need it)."""
+    training, why = load(folder, module, digest, template, file) if folder else (None, None)
+    if training is not None:
+        module.to(device)
+        return training, True, ""
+    training = train()
+    said = f"; {why}, so not loaded" if why else ""
+    if folder:
+        try:
+            save(folder, module, digest, training, file)
+        except OSError as exc:
+            said += f"; not kept in {file} ({printable(exc.strerror or type(exc).__name__)})"
+    return training, False, said
 
 
 def save(folder: Path, net: torch.nn.Module, digest: str, training, file: str = FILE) -> None:

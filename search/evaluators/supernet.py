@@ -47,7 +47,7 @@ from torch import nn
 from cnnc.compiler import limits
 from cnnc.compiler.analysis.summary import summarize
 from cnnc.compiler.lower.supernet import NotCovered, Supernet, plan_slots, store_numel
-from cnnc.dsl.diagnostics import CnncError, error, printable
+from cnnc.dsl.diagnostics import CnncError, error
 from cnnc.search.driver import Outcome, Settings, space_for
 from cnnc.search.evaluators import kept
 from cnnc.search.evaluators.cover import architectures, covered, fresh, walked_whole
@@ -426,34 +426,24 @@ def supernet_evaluator(settings: Settings, data: Dataset, rule: str = RULE):
     draw = fresh(space, net, members, keep) if sampled and rule != "fair" else None
     digest = kept.key(settings, data, space_fingerprint(space), rule)
     ran = Training(0, 0, 0, sliced(net, members), 0.0, rule, sampled, draw is not None)
-    training, why = (
-        kept.load(settings.out, net, digest, ran) if settings.keep_supernet else (None, None)
+    training, loaded, said = kept.load_or_train(
+        settings.out if settings.keep_supernet else None,
+        net,
+        digest,
+        ran,
+        lambda: replace(train(net, members, data, settings, device, rule, draw), sampled=sampled),
+        device,
     )
-    if training is not None:
-        net.to(device)
-        note = training.text().replace("supernet:", f"supernet (kept in {kept.FILE}):", 1)
+    note = training.text() + said
+    if loaded:
+        note = note.replace("supernet:", f"supernet (kept in {kept.FILE}):", 1)
         note += "; not trained again"
-    else:
-        training = replace(train(net, members, data, settings, device, rule, draw), sampled=sampled)
-        note = training.text() + (f"; {why}, so not loaded" if why else "")
-        if settings.keep_supernet:
-            note += keep_trained(settings.out, net, digest, training)
     trained = members if rule == "architecture" else None
     evaluate_member = scorer(net, data, settings, device, trained)
     evaluate_member.retrain = train_evaluator(settings, data)
     evaluate_member.training = training
     evaluate_member.note = note
     return evaluate_member
-
-
-def keep_trained(folder, net: nn.Module, digest: str, training, file: str = kept.FILE) -> str:
-    """Keep the trained supernet in the study folder (`kept.save`); what the note adds when it
-    cannot be written (the search goes on: its trials do not need the file)."""
-    try:
-        kept.save(folder, net, digest, training, file)
-    except OSError as exc:
-        return f"; not kept in {file} ({printable(exc.strerror or type(exc).__name__)})"
-    return ""
 
 
 def member_recipe(settings: Settings):
